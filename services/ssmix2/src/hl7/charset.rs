@@ -1,0 +1,100 @@
+//! ISO-2022-JP (ASCII + JIS X 0208), the character set SS-MIX2 requires (MSH-18 `~ISO IR87`).
+
+use std::borrow::Cow;
+
+use encoding_rs::{DecoderResult, ISO_2022_JP};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::Hl7Error;
+
+/// Decodes ISO-2022-JP bytes, failing with the offset of the first malformed byte.
+pub fn decode_iso2022jp(bytes: &[u8]) -> Result<String, Hl7Error> {
+    if let Some(s) = ISO_2022_JP.decode_without_bom_handling_and_without_replacement(bytes) {
+        return Ok(s.into_owned());
+    }
+    // Slow path, only to find where it went wrong.
+    let mut decoder = ISO_2022_JP.new_decoder_without_bom_handling();
+    let mut out = String::with_capacity(bytes.len() * 2);
+    let mut read_total = 0;
+    loop {
+        let (result, read) =
+            decoder.decode_to_string_without_replacement(&bytes[read_total..], &mut out, true);
+        read_total += read;
+        match result {
+            DecoderResult::InputEmpty => return Ok(out),
+            DecoderResult::OutputFull => out.reserve(bytes.len()),
+            DecoderResult::Malformed(bad, _) => {
+                return Err(Hl7Error::NotIso2022Jp { offset: read_total.saturating_sub(bad as usize) });
+            }
+        }
+    }
+}
+
+/// Replaces each run of half-width katakana (U+FF61–U+FF9F) by its NFKC form, so that `ｶﾞ` becomes
+/// `ガ`; everything else, including full-width alphanumerics, is left exactly as it was.
+pub fn normalize_halfwidth_katakana(s: &str) -> Cow<'_, str> {
+    let is_hw = |c: char| ('\u{FF61}'..='\u{FF9F}').contains(&c);
+    if !s.chars().any(is_hw) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut run = String::new();
+    for c in s.chars() {
+        if is_hw(c) {
+            run.push(c);
+        } else {
+            out.extend(run.nfkc());
+            run.clear();
+            out.push(c);
+        }
+    }
+    out.extend(run.nfkc());
+    Cow::Owned(out)
+}
+
+/// Encodes text as ISO-2022-JP after normalising half-width katakana. A character outside JIS X 0208
+/// is an error naming it and its segment (counted from 1), never a silent replacement.
+pub fn encode_iso2022jp(text: &str) -> Result<Vec<u8>, Hl7Error> {
+    let text = normalize_halfwidth_katakana(text);
+    let mut encoder = ISO_2022_JP.new_encoder();
+    let mut out = Vec::with_capacity(text.len() + 16);
+    let mut rest: &str = &text;
+    loop {
+        let needed = encoder
+            .max_buffer_length_from_utf8_without_replacement(rest.len())
+            .unwrap_or(rest.len() * 8 + 16);
+        out.reserve(needed);
+        let (result, read) = encoder.encode_from_utf8_to_vec_without_replacement(rest, &mut out, true);
+        match result {
+            encoding_rs::EncoderResult::InputEmpty => return Ok(out),
+            encoding_rs::EncoderResult::OutputFull => rest = &rest[read..],
+            encoding_rs::EncoderResult::Unmappable(ch) => {
+                let consumed = text.len() - rest.len() + read;
+                let segment = text[..consumed].matches('\r').count() + 1;
+                return Err(Hl7Error::Unencodable { ch, code: ch as u32, segment });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halfwidth_katakana_becomes_fullwidth_but_fullwidth_digits_stay() {
+        assert_eq!(normalize_halfwidth_katakana("ｶﾞｰｾﾞ（５mg)"), "ガーゼ（５mg)");
+    }
+
+    #[test]
+    fn unencodable_character_is_named() {
+        let err = encode_iso2022jp("MSH|x\rPID|😀").unwrap_err();
+        assert_eq!(err, Hl7Error::Unencodable { ch: '😀', code: 0x1F600, segment: 2 });
+    }
+
+    #[test]
+    fn malformed_byte_offset_is_reported() {
+        let err = decode_iso2022jp(b"MSH|\x1b$B\x30\x21\xfb").unwrap_err();
+        assert!(matches!(err, Hl7Error::NotIso2022Jp { .. }));
+    }
+}
