@@ -11,6 +11,7 @@ pub mod condition;
 mod error;
 pub mod hl7;
 pub mod name;
+pub mod validate;
 
 pub use error::{Hl7Error, NameError};
 pub use name::file_name::DataKey;
