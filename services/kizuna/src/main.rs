@@ -1,0 +1,39 @@
+//! `kizuna`: the operator's one binary. Each subcommand lives in `cmd/<name>.rs` and only parses
+//! arguments and calls a library; the work is done in the service crates.
+
+mod cmd;
+mod logging;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "kizuna", version, about = "Kizuna regional health-information network: centre and tools")]
+struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true, env = "KIZUNA_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// SS-MIX2 tools: validate files and trees, generate synthetic corpora.
+    #[command(subcommand)]
+    Ssmix2(cmd::ssmix2::Ssmix2Command),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_json);
+    let result = match cli.command {
+        Command::Ssmix2(c) => cmd::ssmix2::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kizuna: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
