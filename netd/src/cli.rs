@@ -1,0 +1,259 @@
+//! The commands of the `netd` binary, each returning its process exit code. Errors are
+//! printed as one clear line on stderr.
+
+use std::path::Path;
+
+use crate::api::{self, Status};
+use crate::error::Error;
+use crate::kernel::Kernel;
+use crate::plan::{self, DesiredState};
+use crate::policy::{self, Policy};
+use crate::reconcile::{self, Context};
+use crate::site::SiteConfig;
+
+/// Logs go to stderr; `RUST_LOG` filters (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
+}
+
+fn report(e: &dyn std::fmt::Display) {
+    eprintln!("netd: {e}");
+}
+
+/// `netd check POLICY`: 0 valid, 1 invalid, 2 I/O error.
+pub fn check(path: &Path) -> u8 {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            report(&format!("{}: {e}", path.display()));
+            return 2;
+        }
+    };
+    match policy::parse(&text, path) {
+        Ok(p) => {
+            println!(
+                "{}: valid: mesh {}, {} segments, {} closed groups, {} sites",
+                path.display(),
+                p.policy().mesh,
+                p.policy().segments.len(),
+                p.policy().closed_groups.len(),
+                p.policy().sites.len()
+            );
+            0
+        }
+        Err(issues) => {
+            for i in &issues {
+                eprintln!("{i}");
+            }
+            eprintln!("{}: invalid ({} problems)", path.display(), issues.len());
+            1
+        }
+    }
+}
+
+/// `netd schema`.
+pub fn schema() -> u8 {
+    println!("{}", serde_json::to_string_pretty(&policy::document::policy_schema()).expect("json"));
+    0
+}
+
+/// Everything a kernel-facing command needs.
+pub struct Loaded {
+    pub config: SiteConfig,
+    pub desired: DesiredState,
+    pub ctx: Context,
+}
+
+/// Load site file and policy, and plan. Must run inside the runtime (mode probing).
+pub async fn load(config: &Path, kernel: &Kernel) -> Result<Loaded, Error> {
+    let cfg = SiteConfig::load(config)?;
+    let pol = policy::load(&cfg.policy)?;
+    let mode = kernel.resolve_mode(cfg.mode).await;
+    let desired = plan::plan(&pol, &cfg.site, mode, cfg.api_listen).map_err(|e| Error::UnknownSite { site: e.0 })?;
+    let ctx = Context {
+        key_dir: cfg.key_dir.clone(),
+        last_good: cfg.last_good_path(),
+        inject_fail_after: Context::inject_from_env(),
+    };
+    Ok(Loaded { config: cfg, desired, ctx })
+}
+
+async fn connect(config: &Path) -> Result<Kernel, Error> {
+    let cfg = SiteConfig::load(config)?;
+    Kernel::connect(cfg.wireguard).await
+}
+
+/// `netd plan`: 0 nothing to do, 2 changes pending, 1 error.
+pub fn plan(config: &Path) -> u8 {
+    runtime().block_on(async {
+        let res = async {
+            let k = connect(config).await?;
+            let l = load(config, &k).await?;
+            let changes = reconcile::pending(&k, &l.ctx, &l.desired).await?;
+            Ok::<_, Error>((l.desired.mode, changes))
+        }
+        .await;
+        match res {
+            Ok((mode, changes)) if changes.is_empty() => {
+                println!("mode {mode}: nothing to do");
+                0
+            }
+            Ok((mode, changes)) => {
+                println!("mode {mode}: {} changes pending", changes.len());
+                for c in &changes {
+                    println!("{c}");
+                }
+                2
+            }
+            Err(e) => {
+                report(&e);
+                1
+            }
+        }
+    })
+}
+
+/// `netd apply`: 0 applied (or nothing to do), 1 failed (rolled back).
+pub fn apply(config: &Path) -> u8 {
+    runtime().block_on(async {
+        let k = match connect(config).await {
+            Ok(k) => k,
+            Err(e) => {
+                report(&e);
+                return 1;
+            }
+        };
+        let l = match load(config, &k).await {
+            Ok(l) => l,
+            Err(e) => {
+                report(&e);
+                return 1;
+            }
+        };
+        match reconcile::apply(&k, &l.ctx, &l.desired).await {
+            Ok(o) => {
+                println!(
+                    "mode {}: applied {} kernel changes in {:.3} s",
+                    l.desired.mode,
+                    o.applied,
+                    o.elapsed.as_secs_f64()
+                );
+                0
+            }
+            Err(e) => {
+                report(&e);
+                if let Some(rb) = &e.rollback_error {
+                    report(&format!("rollback error: {rb}"));
+                }
+                1
+            }
+        }
+    })
+}
+
+/// Observe and describe: the status `netd status` prints and the API serves.
+pub async fn observe_status(k: &Kernel, l: &Loaded, base: Status) -> Result<Status, Error> {
+    let drift = reconcile::pending(k, &l.ctx, &l.desired).await?;
+    let ifaces = l.desired.wireguard.iter().map(|w| w.iface.clone()).collect();
+    let snap = reconcile::observe(k, &ifaces).await?;
+    Ok(Status {
+        site: l.config.site.to_string(),
+        mode: Some(l.desired.mode),
+        wireguard_backend: format!("{:?}", k.wireguard).to_lowercase(),
+        segments: api::describe(&l.desired, &snap),
+        drift: drift.iter().map(|c| c.to_string()).collect(),
+        ..base
+    })
+}
+
+/// `netd status [--json]`.
+pub fn status(config: &Path, json: bool) -> u8 {
+    runtime().block_on(async {
+        let res = async {
+            let k = connect(config).await?;
+            let l = load(config, &k).await?;
+            observe_status(&k, &l, Status::default()).await
+        }
+        .await;
+        match res {
+            Ok(st) => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&st).expect("json"));
+                } else {
+                    print!("{}", api::render_text(&st));
+                }
+                0
+            }
+            Err(e) => {
+                report(&e);
+                1
+            }
+        }
+    })
+}
+
+/// `netd run`.
+pub fn run(config: &Path) -> u8 {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    match rt.block_on(crate::daemon::run(config.to_path_buf())) {
+        Ok(()) => 0,
+        Err(e) => {
+            report(&e);
+            1
+        }
+    }
+}
+
+/// Segments `site` joins in a policy that need not be valid yet (its keys may be missing).
+fn joined_segments(policy: &Policy, site: &str) -> Vec<String> {
+    let Some(me) = policy.sites.iter().find(|s| s.name.as_str() == site) else { return Vec::new() };
+    let mut out: Vec<String> = policy
+        .segments
+        .iter()
+        .filter(|(n, s)| s.required || me.joins.contains(n))
+        .map(|(n, _)| n.to_string())
+        .collect();
+    out.extend(policy.closed_groups.iter().filter(|(_, g)| g.members.contains(&me.name)).map(|(n, _)| n.to_string()));
+    out
+}
+
+/// `netd keys [--segment S]...`: generate missing keys, print only public keys as YAML.
+pub fn keys(config: &Path, segments: &[String]) -> u8 {
+    let res = (|| {
+        let cfg = SiteConfig::load(config)?;
+        let segs: Vec<String> = if segments.is_empty() {
+            let text = std::fs::read_to_string(&cfg.policy).map_err(|source| Error::Io { path: cfg.policy.clone(), source })?;
+            let pol: Policy = serde_norway::from_str(&text).map_err(|e| {
+                Error::SiteConfig { path: cfg.policy.clone(), reason: format!("{e} (or name segments with --segment)") }
+            })?;
+            joined_segments(&pol, cfg.site.as_str())
+        } else {
+            segments.to_vec()
+        };
+        if segs.is_empty() {
+            return Err(Error::UnknownSite { site: cfg.site.to_string() });
+        }
+        let mut out = format!("site: {}\nkeys:\n", cfg.site);
+        for s in segs {
+            let seg: crate::policy::SegmentName = s.parse().map_err(|reason| Error::Key { segment: s.clone(), reason })?;
+            let key = crate::keys::load_or_generate(&cfg.key_dir, &seg)?;
+            out.push_str(&format!("  {seg}: {}\n", key.public()));
+        }
+        Ok::<_, Error>(out)
+    })();
+    match res {
+        Ok(out) => {
+            print!("{out}");
+            0
+        }
+        Err(e) => {
+            report(&e);
+            1
+        }
+    }
+}

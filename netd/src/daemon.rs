@@ -1,0 +1,113 @@
+//! `netd run`: reconcile when the policy file changes (notify), on a timer and on SIGHUP;
+//! serve the status API meanwhile. A rejected policy leaves the running state as it is.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use notify::{RecursiveMode, Watcher};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::api::{self, SharedStatus};
+use crate::cli;
+use crate::error::{Error, Result};
+use crate::kernel::Kernel;
+use crate::reconcile;
+use crate::site::SiteConfig;
+
+async fn pass(config: &std::path::Path, k: &Kernel, status: &SharedStatus) {
+    let start = Instant::now();
+    let base = status.read().await.clone();
+    let mut st = base.clone();
+    st.passes_total += 1;
+    st.last_pass_unix = SystemTime::now().duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs());
+    match cli::load(config, k).await {
+        Err(e) => {
+            if matches!(e, Error::Policy(_)) {
+                st.policy_rejected_total += 1;
+            }
+            tracing::error!(error = %e, "policy not loaded; keeping the running state");
+            st.pass_failures_total += 1;
+            st.last_pass_ok = Some(false);
+            st.last_error = Some(e.to_string());
+        }
+        Ok(l) => {
+            match reconcile::apply(k, &l.ctx, &l.desired).await {
+                Ok(o) => {
+                    st.kernel_changes_total += o.applied as u64;
+                    st.last_pass_ok = Some(true);
+                    st.last_error = None;
+                    if o.applied > 0 {
+                        tracing::info!(site = %l.config.site, changes = o.applied, "reconciled");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(site = %l.config.site, error = %e, "pass failed");
+                    st.pass_failures_total += 1;
+                    if e.rolled_back {
+                        st.rollbacks_total += 1;
+                    }
+                    st.last_pass_ok = Some(false);
+                    st.last_error = Some(e.to_string());
+                }
+            }
+            match cli::observe_status(k, &l, st.clone()).await {
+                Ok(s) => st = s,
+                Err(e) => tracing::warn!(error = %e, "status observation failed"),
+            }
+        }
+    }
+    st.last_apply_seconds = start.elapsed().as_secs_f64();
+    *status.write().await = st;
+}
+
+pub async fn run(config: PathBuf) -> Result<()> {
+    let cfg = SiteConfig::load(&config)?;
+    let k = Kernel::connect(cfg.wireguard).await?;
+    let status: SharedStatus = Default::default();
+    let listener = tokio::net::TcpListener::bind(cfg.api_listen)
+        .await
+        .map_err(|source| Error::Io { path: PathBuf::from(cfg.api_listen.to_string()), source })?;
+    tracing::info!(site = %cfg.site, api = %cfg.api_listen, "netd running");
+    let app = api::router(status.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "status API stopped");
+        }
+    });
+
+    // Policy file changes. Editors replace files, so watch the directory and match the name.
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let policy_name = cfg.policy.file_name().map(|n| n.to_os_string());
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| match ev {
+        Ok(ev) if ev.need_rescan() || ev.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == policy_name) => {
+            let _ = tx.send(());
+        }
+        Ok(_) => {}
+        Err(_) => {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| Error::kernel("notify", e))?;
+    let dir = cfg.policy.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(|e| Error::kernel("notify", e))?;
+
+    let mut hup = signal(SignalKind::hangup()).map_err(|source| Error::Io { path: "SIGHUP".into(), source })?;
+    let mut term = signal(SignalKind::terminate()).map_err(|source| Error::Io { path: "SIGTERM".into(), source })?;
+    let mut tick = tokio::time::interval(Duration::from_secs(cfg.reconcile_interval_secs.max(1)));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            Some(()) = rx.recv() => {
+                // Let a burst of file events settle, then reconcile once.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                while rx.try_recv().is_ok() {}
+                tracing::info!("policy file changed");
+            }
+            _ = hup.recv() => tracing::info!("SIGHUP: reloading"),
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+        pass(&config, &k, &status).await;
+    }
+}

@@ -1,0 +1,192 @@
+//! Table `inet kizuna` through the `nftables` crate (which runs `nft -j`). The table is
+//! replaced atomically: one transaction adds, deletes and re-creates it, so no packet ever
+//! sees a half-built ruleset.
+
+use nftables::helper::{self, NftablesError};
+use nftables::schema::Nftables;
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use crate::plan::{Firewall, ForwardRule};
+
+pub const FAMILY: &str = "inet";
+pub const TABLE: &str = "kizuna";
+
+fn matches(left: Value, right: Value) -> Value {
+    json!({ "match": { "op": "==", "left": left, "right": right } })
+}
+fn meta(key: &str) -> Value {
+    json!({ "meta": { "key": key } })
+}
+fn names(v: &[String]) -> Value {
+    if v.len() == 1 { json!(v[0]) } else { json!({ "set": v }) }
+}
+fn prefix(net: ipnet::Ipv4Net) -> Value {
+    json!({ "prefix": { "addr": net.network().to_string(), "len": net.prefix_len() } })
+}
+fn payload(proto: &str, field: &str) -> Value {
+    json!({ "payload": { "protocol": proto, "field": field } })
+}
+fn ct_state(states: &[&str]) -> Value {
+    json!({ "match": { "op": "in", "left": { "ct": { "key": "state" } }, "right": states } })
+}
+fn ports(v: &[u16]) -> Value {
+    if v.len() == 1 { json!(v[0]) } else { json!({ "set": v }) }
+}
+
+fn rule(chain: &str, expr: Vec<Value>, comment: Option<&str>) -> Value {
+    let mut r = json!({ "family": FAMILY, "table": TABLE, "chain": chain, "expr": expr });
+    if let Some(c) = comment {
+        r["comment"] = json!(c);
+    }
+    json!({ "add": { "rule": r } })
+}
+
+fn chain(name: &str, hook: &str, prio: i32, policy: &str) -> Value {
+    json!({ "add": { "chain": {
+        "family": FAMILY, "table": TABLE, "name": name,
+        "type": "filter", "hook": hook, "prio": prio, "policy": policy
+    } } })
+}
+
+fn forward_rule(r: &ForwardRule) -> Value {
+    let mut expr = vec![matches(meta("iifname"), names(&r.iifs)), matches(meta("oifname"), json!(r.oif))];
+    if r.established_only {
+        expr.push(ct_state(&["established", "related"]));
+    }
+    if let Some(s) = r.saddr {
+        expr.push(matches(payload("ip", "saddr"), prefix(s)));
+    }
+    if let Some(d) = r.daddr {
+        expr.push(matches(payload("ip", "daddr"), prefix(d)));
+    }
+    if let Some((proto, p)) = &r.service {
+        expr.push(matches(payload(proto.as_str(), "dport"), ports(p)));
+    }
+    expr.push(json!({ "accept": null }));
+    rule("forward", expr, Some(&format!("segment {}", r.segment)))
+}
+
+/// The nft JSON commands that replace table `kizuna` with `fw` (or delete it when empty).
+pub fn render(fw: &Firewall) -> Value {
+    let table = json!({ "table": { "family": FAMILY, "name": TABLE } });
+    let mut cmds = vec![json!({ "add": table.clone() }), json!({ "delete": table.clone() })];
+    if fw.is_empty() {
+        return json!({ "nftables": cmds });
+    }
+    cmds.push(json!({ "add": table }));
+    // Conntrack zones: a segment's devices share one zone, before conntrack (raw priority).
+    cmds.push(chain("zones", "prerouting", -300, "accept"));
+    if !fw.zones.is_empty() {
+        let map: Vec<Value> = fw.zones.iter().map(|(d, z)| json!([d, z])).collect();
+        cmds.push(rule(
+            "zones",
+            vec![json!({ "mangle": {
+                "key": { "ct": { "key": "zone" } },
+                "value": { "map": { "key": meta("iifname"), "data": { "set": map } } }
+            } })],
+            Some("per-segment conntrack zones"),
+        ));
+    }
+    // Forward: only what the policy allows; everything else (between segments) is dropped.
+    cmds.push(chain("forward", "forward", 0, "drop"));
+    cmds.push(rule("forward", vec![ct_state(&["invalid"]), json!({ "drop": null })], None));
+    for r in &fw.forward {
+        cmds.push(forward_rule(r));
+    }
+    // Input: loopback, replies, tunnel ports, the management API and ICMP errors only.
+    cmds.push(chain("input", "input", 0, "drop"));
+    cmds.push(rule("input", vec![matches(meta("iifname"), json!("lo")), json!({ "accept": null })], None));
+    cmds.push(rule("input", vec![ct_state(&["established", "related"]), json!({ "accept": null })], None));
+    cmds.push(rule("input", vec![ct_state(&["invalid"]), json!({ "drop": null })], None));
+    if !fw.tunnel_ports.is_empty() {
+        cmds.push(rule(
+            "input",
+            vec![matches(payload("udp", "dport"), ports(&fw.tunnel_ports)), json!({ "accept": null })],
+            Some("wireguard tunnels"),
+        ));
+    }
+    if let Some(api) = fw.api.filter(|a| !a.ip().is_loopback()) {
+        let mut expr = Vec::new();
+        if let std::net::IpAddr::V4(v4) = api.ip()
+            && !v4.is_unspecified()
+        {
+            expr.push(matches(payload("ip", "daddr"), json!(v4.to_string())));
+        }
+        expr.push(matches(payload("tcp", "dport"), json!(api.port())));
+        expr.push(json!({ "accept": null }));
+        cmds.push(rule("input", expr, Some("management api")));
+    }
+    cmds.push(rule(
+        "input",
+        vec![
+            matches(payload("icmp", "type"), json!({ "set": ["destination-unreachable", "time-exceeded", "parameter-problem"] })),
+            json!({ "accept": null }),
+        ],
+        None,
+    ));
+    cmds.push(rule(
+        "input",
+        vec![matches(meta("l4proto"), json!("ipv6-icmp")), json!({ "accept": null })],
+        None,
+    ));
+    json!({ "nftables": cmds })
+}
+
+/// Replace (or delete) the table in one `nft` transaction.
+pub fn apply(fw: &Firewall) -> Result<()> {
+    let doc = render(fw);
+    let parsed: Nftables = serde_json::from_value(doc).map_err(|e| Error::kernel("nftables", format!("ruleset does not fit the nft schema: {e}")))?;
+    helper::apply_ruleset(&parsed).map_err(|e| Error::kernel("nftables", e))
+}
+
+/// The table as nft lists it, without handles or counters, so that two listings of the same
+/// ruleset compare equal. None when the table does not exist.
+pub fn observe() -> Result<Option<Value>> {
+    let args = ["list", "table", FAMILY, TABLE];
+    match helper::get_current_ruleset_raw(helper::DEFAULT_NFT, args) {
+        Ok(raw) => {
+            let v: Value = serde_json::from_str(&raw).map_err(|e| Error::kernel("nftables", e))?;
+            Ok(Some(canonical(v)))
+        }
+        Err(NftablesError::NftFailed { stderr, .. }) if stderr.contains("No such file") => Ok(None),
+        Err(e) => Err(Error::kernel("nftables", e)),
+    }
+}
+
+fn canonical(v: Value) -> Value {
+    let mut out = Vec::new();
+    if let Some(items) = v.get("nftables").and_then(|n| n.as_array()) {
+        for item in items {
+            if item.get("metainfo").is_some() {
+                continue;
+            }
+            let mut item = item.clone();
+            strip(&mut item);
+            out.push(item);
+        }
+    }
+    Value::Array(out)
+}
+
+fn strip(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.remove("handle");
+            m.remove("counter");
+            for (_, x) in m.iter_mut() {
+                strip(x);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip),
+        _ => {}
+    }
+}
+
+/// Is the `nft` binary usable?
+pub fn available() -> bool {
+    std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

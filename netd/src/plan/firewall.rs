@@ -1,0 +1,138 @@
+//! The nftables policy of table `kizuna`, as data: per-segment forward rules (only what the
+//! policy allows), drop between segments, per-segment conntrack zones, and an input chain that
+//! admits only the tunnel ports and the management API. `kernel::nftables` renders it.
+
+use std::net::SocketAddr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Proto;
+
+/// A forward rule that accepts: packets entering on any of `iifs` and leaving on `oif`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardRule {
+    /// Segment the rule belongs to (kept as the rule's comment).
+    pub segment: String,
+    pub iifs: Vec<String>,
+    pub oif: String,
+    pub saddr: Option<Ipv4Net>,
+    pub daddr: Option<Ipv4Net>,
+    /// Only these destination ports (hub services).
+    pub service: Option<(Proto, Vec<u16>)>,
+    /// Only packets of connections already accepted (`ct state established,related`).
+    pub established_only: bool,
+}
+
+/// The whole ruleset. An empty `Firewall` means "no table `kizuna`".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Firewall {
+    /// Conntrack zone of every segment device (VRF, WireGuard, LAN).
+    pub zones: Vec<(String, u16)>,
+    /// WireGuard listen ports admitted on input.
+    pub tunnel_ports: Vec<u16>,
+    /// Management API admitted on input (tcp).
+    pub api: Option<SocketAddr>,
+    pub forward: Vec<ForwardRule>,
+}
+
+impl Firewall {
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty() && self.forward.is_empty() && self.tunnel_ports.is_empty()
+    }
+}
+
+/// What the planner knows about one segment when it derives the firewall.
+#[derive(Debug, Clone)]
+pub struct SegmentFirewall {
+    pub zone: u16,
+    pub port: u16,
+    /// All devices of the segment (LAN, WireGuard, VRF). In VRF mode the forward hook sees
+    /// the VRF device as the input interface, so input matching uses this whole set.
+    pub devices: Vec<String>,
+    pub lan: String,
+    pub wireguard: String,
+    pub own_subnet: Ipv4Net,
+    pub cidr: Ipv4Net,
+    pub centre_services: Vec<(Proto, u16)>,
+    pub centre_subnet: Option<Ipv4Net>,
+    pub is_centre: bool,
+}
+
+/// Derive the ruleset from the segments this site is in.
+pub fn plan_firewall(segments: &[SegmentFirewall], api: SocketAddr) -> Firewall {
+    if segments.is_empty() {
+        return Firewall::default();
+    }
+    let mut fw = Firewall { api: Some(api), ..Firewall::default() };
+    for s in segments {
+        let name = s.wireguard.trim_start_matches("kzw-").to_string();
+        for d in &s.devices {
+            fw.zones.push((d.clone(), s.zone));
+        }
+        fw.tunnel_ports.push(s.port);
+        // Replies and related packets, but only between this segment's own devices.
+        for oif in [&s.lan, &s.wireguard] {
+            fw.forward.push(ForwardRule {
+                segment: name.clone(),
+                iifs: s.devices.clone(),
+                oif: oif.clone(),
+                saddr: None,
+                daddr: None,
+                service: None,
+                established_only: true,
+            });
+        }
+        if s.centre_services.is_empty() {
+            // Members reach each other: our LAN <-> the rest of the segment.
+            fw.forward.push(ForwardRule {
+                segment: name.clone(),
+                iifs: s.devices.clone(),
+                oif: s.wireguard.clone(),
+                saddr: Some(s.own_subnet),
+                daddr: Some(s.cidr),
+                service: None,
+                established_only: false,
+            });
+            fw.forward.push(ForwardRule {
+                segment: name.clone(),
+                iifs: s.devices.clone(),
+                oif: s.lan.clone(),
+                saddr: Some(s.cidr),
+                daddr: Some(s.own_subnet),
+                service: None,
+                established_only: false,
+            });
+        } else if let Some(centre) = s.centre_subnet {
+            let mut by_proto: Vec<(Proto, Vec<u16>)> = Vec::new();
+            for (proto, port) in &s.centre_services {
+                match by_proto.iter_mut().find(|(p, _)| p == proto) {
+                    Some((_, ports)) => ports.push(*port),
+                    None => by_proto.push((*proto, vec![*port])),
+                }
+            }
+            for (proto, mut ports) in by_proto {
+                ports.sort_unstable();
+                ports.dedup();
+                let (oif, saddr) = if s.is_centre {
+                    // Sites' LANs in, to the centre's LAN services.
+                    (s.lan.clone(), s.cidr)
+                } else {
+                    // Our LAN out, to the centre's services only.
+                    (s.wireguard.clone(), s.own_subnet)
+                };
+                fw.forward.push(ForwardRule {
+                    segment: name.clone(),
+                    iifs: s.devices.clone(),
+                    oif,
+                    saddr: Some(saddr),
+                    daddr: Some(centre),
+                    service: Some((proto, ports)),
+                    established_only: false,
+                });
+            }
+        }
+    }
+    fw.tunnel_ports.sort_unstable();
+    fw
+}

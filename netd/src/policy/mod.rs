@@ -1,0 +1,112 @@
+//! The mesh policy: types, loading with positions, and validation.
+
+pub mod document;
+pub mod names;
+pub mod source;
+pub mod validate;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+pub use document::{Policy, Proto, SiteKind};
+pub use names::{LanInterface, PublicKey, SegmentName, SiteName};
+use source::SourceIndex;
+pub use validate::SegmentView;
+
+/// One reason a policy file is rejected, with its place in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyIssue {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted path of the node (`sites[3].number`); empty for syntax errors.
+    pub field: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for PolicyIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.reason)
+    }
+}
+
+/// A policy that passed every check, with its derived memberships.
+#[derive(Debug, Clone)]
+pub struct ValidPolicy {
+    policy: Policy,
+    members: BTreeMap<SegmentName, BTreeSet<SiteName>>,
+}
+
+impl ValidPolicy {
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+    /// Member sites of a segment or closed group.
+    pub fn members(&self, segment: &SegmentName) -> Option<&BTreeSet<SiteName>> {
+        self.members.get(segment)
+    }
+    pub fn segments(&self) -> Vec<SegmentView> {
+        SegmentView::all(&self.policy)
+    }
+    pub fn site(&self, name: &SiteName) -> Option<&document::Site> {
+        self.policy.sites.iter().find(|s| &s.name == name)
+    }
+    /// Validate an in-memory policy (problems carry paths but no file positions).
+    pub fn new(policy: Policy) -> Result<Self, Vec<validate::Problem>> {
+        let problems = validate::check(&policy);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let members = validate::memberships(&policy);
+        Ok(Self { policy, members })
+    }
+}
+
+/// Parse and validate policy text; `file` only labels the issues.
+pub fn parse(text: &str, file: &Path) -> Result<ValidPolicy, Vec<PolicyIssue>> {
+    let policy: Policy = serde_norway::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+        vec![PolicyIssue {
+            file: file.to_path_buf(),
+            line,
+            column,
+            field: String::new(),
+            reason: strip_location(&e.to_string()),
+        }]
+    })?;
+    ValidPolicy::new(policy).map_err(|problems| {
+        let index = SourceIndex::build(text);
+        problems
+            .into_iter()
+            .map(|p| {
+                let pos = index.locate(&p.path);
+                PolicyIssue {
+                    file: file.to_path_buf(),
+                    line: pos.line,
+                    column: pos.column,
+                    field: p.path.to_string(),
+                    reason: p.reason,
+                }
+            })
+            .collect()
+    })
+}
+
+/// serde_norway appends " at line L column C"; we print the position first instead.
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Read, parse and validate a policy file.
+pub fn load(path: &Path) -> Result<ValidPolicy, crate::error::Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| crate::error::Error::Io { path: path.to_path_buf(), source })?;
+    parse(&text, path).map_err(crate::error::Error::Policy)
+}

@@ -1,0 +1,160 @@
+//! Where each node of a policy document sits in its file.
+//!
+//! serde_norway reports line/column for syntax and type errors, but the semantic checks
+//! (overlapping CIDRs, duplicate numbers, ...) run on the typed policy after deserialising,
+//! when positions are gone. This index re-reads the same text with saphyr-parser's event
+//! stream (which carries markers) and maps each node path (`sites[3].number`) to its
+//! position, so every validation error can still name file:line:column.
+
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser};
+
+/// One step of a path into the document.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PathStep {
+    Key(String),
+    Index(usize),
+}
+
+/// A path such as `sites[3].keys.reference`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct NodePath(pub Vec<PathStep>);
+
+impl NodePath {
+    pub fn root() -> Self {
+        Self(Vec::new())
+    }
+    pub fn key(&self, k: &str) -> Self {
+        let mut v = self.0.clone();
+        v.push(PathStep::Key(k.to_string()));
+        Self(v)
+    }
+    pub fn index(&self, i: usize) -> Self {
+        let mut v = self.0.clone();
+        v.push(PathStep::Index(i));
+        Self(v)
+    }
+}
+
+impl std::fmt::Display for NodePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for step in &self.0 {
+            match step {
+                PathStep::Key(k) => {
+                    if !first {
+                        f.write_str(".")?;
+                    }
+                    f.write_str(k)?;
+                }
+                PathStep::Index(i) => write!(f, "[{i}]")?,
+            }
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Node path -> position of the node's value.
+#[derive(Debug, Default)]
+pub struct SourceIndex {
+    positions: HashMap<NodePath, Position>,
+}
+
+enum Frame {
+    Map { path: NodePath, pending_key: Option<String> },
+    Seq { path: NodePath, next: usize },
+}
+
+impl SourceIndex {
+    /// Index `text`. A text that does not parse yields an empty index (serde_norway reports the
+    /// syntax error itself).
+    pub fn build(text: &str) -> Self {
+        let mut positions = HashMap::new();
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut parser = Parser::new_from_str(text);
+        // Path of the node the next event starts, given the enclosing frame.
+        fn next_path(stack: &mut [Frame]) -> Option<NodePath> {
+            match stack.last_mut() {
+                None => Some(NodePath::root()),
+                Some(Frame::Map { path, pending_key }) => pending_key.take().map(|k| path.key(&k)),
+                Some(Frame::Seq { path, next }) => {
+                    let p = path.index(*next);
+                    *next += 1;
+                    Some(p)
+                }
+            }
+        }
+        while let Some(Ok((event, span))) = parser.next_event() {
+            let pos = Position { line: span.start.line(), column: span.start.col() + 1 };
+            match event {
+                Event::Scalar(value, ..) => {
+                    let is_key = matches!(stack.last(), Some(Frame::Map { pending_key: None, .. }));
+                    if is_key {
+                        if let Some(Frame::Map { pending_key, .. }) = stack.last_mut() {
+                            *pending_key = Some(value.to_string());
+                        }
+                    } else if let Some(p) = next_path(&mut stack) {
+                        positions.insert(p, pos);
+                    }
+                }
+                Event::Alias(_) => {
+                    let _ = next_path(&mut stack);
+                }
+                Event::MappingStart(..) => {
+                    let path = next_path(&mut stack).unwrap_or_default();
+                    positions.insert(path.clone(), pos);
+                    stack.push(Frame::Map { path, pending_key: None });
+                }
+                Event::SequenceStart(..) => {
+                    let path = next_path(&mut stack).unwrap_or_default();
+                    positions.insert(path.clone(), pos);
+                    stack.push(Frame::Seq { path, next: 0 });
+                }
+                Event::MappingEnd | Event::SequenceEnd => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+        }
+        Self { positions }
+    }
+
+    /// Position of `path`, or of its nearest indexed ancestor.
+    pub fn locate(&self, path: &NodePath) -> Position {
+        let mut steps = path.0.clone();
+        loop {
+            if let Some(p) = self.positions.get(&NodePath(steps.clone())) {
+                return *p;
+            }
+            if steps.pop().is_none() {
+                return Position { line: 1, column: 1 };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locates_nested_values() {
+        let text = "mesh: m\nsites:\n  - number: 1\n    name: a\n  - number: 2\n    keys:\n      reference: abc\n";
+        let idx = SourceIndex::build(text);
+        let p = idx.locate(&NodePath::root().key("sites").index(1).key("number"));
+        assert_eq!(p, Position { line: 5, column: 13 });
+        let p = idx.locate(&NodePath::root().key("sites").index(1).key("keys").key("reference"));
+        assert_eq!(p, Position { line: 7, column: 18 });
+        let p = idx.locate(&NodePath::root().key("mesh"));
+        assert_eq!(p, Position { line: 1, column: 7 });
+    }
+}
