@@ -13,6 +13,7 @@
 mod artefacts;
 mod channel;
 mod error;
+pub mod probe;
 mod underlay;
 mod vm;
 

@@ -87,7 +87,7 @@ impl Vm {
             .arg("-netdev")
             .arg(format!("tap,id=n0,ifname={tap},script=no,downscript=no"))
             .arg("-device")
-            .arg(format!("virtio-net-pci,netdev=n0,mac=52:54:00:4b:5a:{:02x}", index + 1))
+            .arg(format!("virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:4b:5a:{:02x}", index + 1))
             .stdin(Stdio::null())
             .stdout(qemu_out)
             .stderr(qemu_err);
