@@ -85,7 +85,10 @@ pub fn describe(desired: &DesiredState, snap: &Snapshot) -> Vec<SegmentStatus> {
                                 site: p.site.to_string(),
                                 public_key: p.public_key.to_string(),
                                 endpoint: p.endpoint.to_string(),
-                                last_handshake_unix: o.and_then(|o| o.last_handshake).and_then(unix).filter(|&t| t > 0),
+                                last_handshake_unix: o
+                                    .and_then(|o| o.last_handshake)
+                                    .and_then(unix)
+                                    .filter(|&t| t > 0),
                                 rx_bytes: o.map_or(0, |o| o.rx_bytes),
                                 tx_bytes: o.map_or(0, |o| o.tx_bytes),
                                 configured: o.is_some_and(|o| crate::kernel::wireguard::peer_matches(o, p)),
@@ -113,7 +116,9 @@ pub fn render_text(st: &Status) -> String {
     let mode = st.mode.map_or("unknown".to_string(), |m| m.to_string());
     let how = match st.mode {
         Some(Mode::Vrf) => "one VRF per segment",
-        Some(Mode::Table) => "no VRF in this kernel or chosen: one routing table per segment, selected by ip rule",
+        Some(Mode::Table) => {
+            "no VRF in this kernel or chosen: one routing table per segment, selected by ip rule"
+        }
         None => "",
     };
     let _ = writeln!(out, "site: {}\nmode: {mode} ({how})\nwireguard: {}", st.site, st.wireguard_backend);
@@ -166,10 +171,21 @@ pub fn render_metrics(st: &Status) -> String {
     counter("netd_rollbacks_total", "Rollbacks to the last good state.", st.rollbacks_total);
     counter("netd_kernel_changes_total", "Kernel changes applied.", st.kernel_changes_total);
     counter("netd_policy_rejected_total", "Policy loads rejected as invalid.", st.policy_rejected_total);
-    let _ = writeln!(o, "# HELP netd_apply_seconds Duration of the last reconcile pass.\n# TYPE netd_apply_seconds gauge\nnetd_apply_seconds {}", st.last_apply_seconds);
-    let _ = writeln!(o, "# HELP netd_drift_changes Changes the next pass would make.\n# TYPE netd_drift_changes gauge\nnetd_drift_changes {}", st.drift.len());
+    let _ = writeln!(
+        o,
+        "# HELP netd_apply_seconds Duration of the last reconcile pass.\n# TYPE netd_apply_seconds gauge\nnetd_apply_seconds {}",
+        st.last_apply_seconds
+    );
+    let _ = writeln!(
+        o,
+        "# HELP netd_drift_changes Changes the next pass would make.\n# TYPE netd_drift_changes gauge\nnetd_drift_changes {}",
+        st.drift.len()
+    );
     if let Some(m) = st.mode {
-        let _ = writeln!(o, "# HELP netd_mode Separation mode in use.\n# TYPE netd_mode gauge\nnetd_mode{{mode=\"{m}\"}} 1");
+        let _ = writeln!(
+            o,
+            "# HELP netd_mode Separation mode in use.\n# TYPE netd_mode gauge\nnetd_mode{{mode=\"{m}\"}} 1"
+        );
     }
     let _ = writeln!(o, "# HELP netd_peers Configured peers per segment.\n# TYPE netd_peers gauge");
     for s in &st.segments {
@@ -179,10 +195,19 @@ pub fn render_metrics(st: &Status) -> String {
     for s in &st.segments {
         for p in &s.peers {
             let labels = format!("segment=\"{}\",peer=\"{}\"", s.name, p.site);
-            by_metric.entry("netd_peer_rx_bytes_total").or_default().push(format!("{{{labels}}} {}", p.rx_bytes));
-            by_metric.entry("netd_peer_tx_bytes_total").or_default().push(format!("{{{labels}}} {}", p.tx_bytes));
+            by_metric
+                .entry("netd_peer_rx_bytes_total")
+                .or_default()
+                .push(format!("{{{labels}}} {}", p.rx_bytes));
+            by_metric
+                .entry("netd_peer_tx_bytes_total")
+                .or_default()
+                .push(format!("{{{labels}}} {}", p.tx_bytes));
             if let Some(t) = p.last_handshake_unix {
-                by_metric.entry("netd_peer_last_handshake_seconds").or_default().push(format!("{{{labels}}} {t}"));
+                by_metric
+                    .entry("netd_peer_last_handshake_seconds")
+                    .or_default()
+                    .push(format!("{{{labels}}} {t}"));
             }
         }
     }

@@ -74,7 +74,8 @@ pub async fn load(config: &Path, kernel: &Kernel) -> Result<Loaded, Error> {
     let cfg = SiteConfig::load(config)?;
     let pol = policy::load(&cfg.policy)?;
     let mode = kernel.resolve_mode(cfg.mode).await;
-    let desired = plan::plan(&pol, &cfg.site, mode, cfg.api_listen).map_err(|e| Error::UnknownSite { site: e.0 })?;
+    let desired =
+        plan::plan(&pol, &cfg.site, mode, cfg.api_listen).map_err(|e| Error::UnknownSite { site: e.0 })?;
     let ctx = Context {
         key_dir: cfg.key_dir.clone(),
         last_good: cfg.last_good_path(),
@@ -199,7 +200,11 @@ pub fn status(config: &Path, json: bool) -> u8 {
 
 /// `netd run`.
 pub fn run(config: &Path) -> u8 {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match rt.block_on(crate::daemon::run(config.to_path_buf())) {
         Ok(()) => 0,
         Err(e) => {
@@ -218,7 +223,9 @@ fn joined_segments(policy: &Policy, site: &str) -> Vec<String> {
         .filter(|(n, s)| s.required || me.joins.contains(n))
         .map(|(n, _)| n.to_string())
         .collect();
-    out.extend(policy.closed_groups.iter().filter(|(_, g)| g.members.contains(&me.name)).map(|(n, _)| n.to_string()));
+    out.extend(
+        policy.closed_groups.iter().filter(|(_, g)| g.members.contains(&me.name)).map(|(n, _)| n.to_string()),
+    );
     out
 }
 
@@ -227,9 +234,11 @@ pub fn keys(config: &Path, segments: &[String]) -> u8 {
     let res = (|| {
         let cfg = SiteConfig::load(config)?;
         let segs: Vec<String> = if segments.is_empty() {
-            let text = std::fs::read_to_string(&cfg.policy).map_err(|source| Error::Io { path: cfg.policy.clone(), source })?;
-            let pol: Policy = serde_norway::from_str(&text).map_err(|e| {
-                Error::SiteConfig { path: cfg.policy.clone(), reason: format!("{e} (or name segments with --segment)") }
+            let text = std::fs::read_to_string(&cfg.policy)
+                .map_err(|source| Error::Io { path: cfg.policy.clone(), source })?;
+            let pol: Policy = serde_norway::from_str(&text).map_err(|e| Error::SiteConfig {
+                path: cfg.policy.clone(),
+                reason: format!("{e} (or name segments with --segment)"),
             })?;
             joined_segments(&pol, cfg.site.as_str())
         } else {
@@ -240,7 +249,8 @@ pub fn keys(config: &Path, segments: &[String]) -> u8 {
         }
         let mut out = format!("site: {}\nkeys:\n", cfg.site);
         for s in segs {
-            let seg: crate::policy::SegmentName = s.parse().map_err(|reason| Error::Key { segment: s.clone(), reason })?;
+            let seg: crate::policy::SegmentName =
+                s.parse().map_err(|reason| Error::Key { segment: s.clone(), reason })?;
             let key = crate::keys::load_or_generate(&cfg.key_dir, &seg)?;
             out.push_str(&format!("  {seg}: {}\n", key.public()));
         }

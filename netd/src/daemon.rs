@@ -80,7 +80,10 @@ pub async fn run(config: PathBuf) -> Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let policy_name = cfg.policy.file_name().map(|n| n.to_os_string());
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| match ev {
-        Ok(ev) if ev.need_rescan() || ev.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == policy_name) => {
+        Ok(ev)
+            if ev.need_rescan()
+                || ev.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == policy_name) =>
+        {
             let _ = tx.send(());
         }
         Ok(_) => {}
@@ -92,8 +95,10 @@ pub async fn run(config: PathBuf) -> Result<()> {
     let dir = cfg.policy.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
     watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(|e| Error::kernel("notify", e))?;
 
-    let mut hup = signal(SignalKind::hangup()).map_err(|source| Error::Io { path: "SIGHUP".into(), source })?;
-    let mut term = signal(SignalKind::terminate()).map_err(|source| Error::Io { path: "SIGTERM".into(), source })?;
+    let mut hup =
+        signal(SignalKind::hangup()).map_err(|source| Error::Io { path: "SIGHUP".into(), source })?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|source| Error::Io { path: "SIGTERM".into(), source })?;
     let mut tick = tokio::time::interval(Duration::from_secs(cfg.reconcile_interval_secs.max(1)));
     loop {
         tokio::select! {

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 
 use crate::kernel::wireguard::{ObservedPeer, peer_matches};
-use crate::plan::{AddressSpec, DesiredState, Firewall, LinkKind, PeerSpec, RouteSpec, RouteTarget, RuleSpec};
+use crate::plan::{
+    AddressSpec, DesiredState, Firewall, LinkKind, PeerSpec, RouteSpec, RouteTarget, RuleSpec,
+};
 use crate::policy::{PublicKey, SegmentName};
 
 /// A link as seen, with indices resolved to names.
@@ -118,7 +120,9 @@ impl std::fmt::Display for Change {
             Change::DeleteLink { name, .. } => write!(f, "- link {name}"),
             Change::CreateVrf { name, table } => write!(f, "+ vrf {name} table {table}"),
             Change::CreateVlan { name, parent, id } => write!(f, "+ vlan {name} on {parent} id {id}"),
-            Change::ConfigureWireguard { iface, port, .. } => write!(f, "~ wireguard {iface}: key and listen port {port}"),
+            Change::ConfigureWireguard { iface, port, .. } => {
+                write!(f, "~ wireguard {iface}: key and listen port {port}")
+            }
             Change::SetLink { name, master } => match master {
                 Some(m) => write!(f, "~ link {name}: master {m}, up"),
                 None => write!(f, "~ link {name}: up"),
@@ -173,7 +177,11 @@ pub fn diff(
                     if let Some(l) = seen {
                         changes.push(Change::DeleteLink { name: spec.name.clone(), kind: l.kind.clone() });
                     }
-                    changes.push(Change::CreateVlan { name: spec.name.clone(), parent: parent.clone(), id: *id });
+                    changes.push(Change::CreateVlan {
+                        name: spec.name.clone(),
+                        parent: parent.clone(),
+                        id: *id,
+                    });
                     created = true;
                 }
             }
@@ -220,10 +228,13 @@ pub fn diff(
         if desired_links.contains(l.name.as_str()) {
             continue;
         }
-        let ours = l.name.starts_with("kzv-") || l.name.starts_with("kzw-") || owned_vlans.contains(l.name.as_str());
+        let ours =
+            l.name.starts_with("kzv-") || l.name.starts_with("kzw-") || owned_vlans.contains(l.name.as_str());
         if ours {
             changes.push(Change::DeleteLink { name: l.name.clone(), kind: l.kind.clone() });
-        } else if owned_lans.contains(l.name.as_str()) && l.master.as_deref().is_some_and(|m| m.starts_with("kzv-")) {
+        } else if owned_lans.contains(l.name.as_str())
+            && l.master.as_deref().is_some_and(|m| m.starts_with("kzv-"))
+        {
             changes.push(Change::ReleaseLink { name: l.name.clone() });
         }
     }
@@ -273,7 +284,10 @@ pub fn diff(
         if let Some(s) = snap.wireguard.get(&wg.iface) {
             for p in &s.peers {
                 if !want.contains(&p.public_key) {
-                    changes.push(Change::RemovePeer { iface: wg.iface.clone(), public_key: p.public_key.clone() });
+                    changes.push(Change::RemovePeer {
+                        iface: wg.iface.clone(),
+                        public_key: p.public_key.clone(),
+                    });
                 }
             }
         }
@@ -290,7 +304,8 @@ pub fn diff(
             changes.push(Change::DeleteFirewall);
         }
     } else {
-        let unchanged = fw_ref.is_some_and(|r| r.applied == &desired.firewall && snap.firewall.as_ref() == Some(r.readback));
+        let unchanged = fw_ref
+            .is_some_and(|r| r.applied == &desired.firewall && snap.firewall.as_ref() == Some(r.readback));
         if !unchanged {
             changes.push(Change::ReplaceFirewall);
         }

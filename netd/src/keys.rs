@@ -45,7 +45,11 @@ pub fn load_or_generate(dir: &Path, segment: &SegmentName) -> Result<PrivateKey>
             if mode & 0o077 != 0 {
                 return Err(Error::Key {
                     segment: segment.to_string(),
-                    reason: format!("{} is readable by others (mode {:o}); chmod 600 it", path.display(), mode & 0o777),
+                    reason: format!(
+                        "{} is readable by others (mode {:o}); chmod 600 it",
+                        path.display(),
+                        mode & 0o777
+                    ),
                 });
             }
             let key = Key::from_base64(text.trim()).map_err(|_| Error::Key {

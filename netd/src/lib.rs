@@ -6,15 +6,16 @@
 //! state), [`kernel`] (one module per kernel object, each observing and applying),
 //! [`reconcile`] (diff, apply, verify, rollback) and [`api`] (status and metrics).
 
+pub mod api;
+pub mod cli;
+pub mod daemon;
+pub mod diff;
 pub mod error;
 pub mod kernel;
 pub mod keys;
 pub mod plan;
 pub mod policy;
-pub mod site;
-pub mod diff;
 pub mod reconcile;
+pub mod site;
 pub mod state;
-pub mod api;
-pub mod cli;
-pub mod daemon;
+pub mod synthetic;

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "netd", version, about = "Kizuna site appliance daemon: policy -> VRF + WireGuard + nftables")]
+#[command(
+    name = "netd",
+    version,
+    about = "Kizuna site appliance daemon: policy -> VRF + WireGuard + nftables"
+)]
 struct Cli {
     /// Site file (YAML): which site this router is, key and state directories.
     #[arg(long, global = true, default_value = "/etc/netd/site.yaml")]

@@ -66,7 +66,9 @@ pub async fn observe(k: &Kernel, wg_ifaces: &BTreeSet<String>) -> Result<Snapsho
     let addresses = kernel::addresses::observe(&k.rt)
         .await?
         .into_iter()
-        .filter_map(|a| names.get(&a.index).map(|n| crate::plan::AddressSpec { iface: n.clone(), net: a.net }))
+        .filter_map(|a| {
+            names.get(&a.index).map(|n| crate::plan::AddressSpec { iface: n.clone(), net: a.net })
+        })
         .collect();
     let routes = kernel::routes::observe(&k.rt)
         .await?
@@ -261,11 +263,13 @@ impl Applier<'_> {
                 kernel::links::create_vlan(h, name, p, *id).await?;
             }
             Change::ConfigureWireguard { iface, segment, port } => {
-                let key = self
-                    .keys
-                    .get(segment)
-                    .ok_or_else(|| Error::Key { segment: segment.to_string(), reason: "no local key".into() })?;
-                if self.k.wireguard == wireguard_control::Backend::Kernel && self.index_of(iface).await.is_err() {
+                let key = self.keys.get(segment).ok_or_else(|| Error::Key {
+                    segment: segment.to_string(),
+                    reason: "no local key".into(),
+                })?;
+                if self.k.wireguard == wireguard_control::Backend::Kernel
+                    && self.index_of(iface).await.is_err()
+                {
                     kernel::links::create_wireguard(h, iface).await?;
                 }
                 kernel::wireguard::configure_device(iface, key, *port, self.k.wireguard)?;
@@ -349,7 +353,11 @@ async fn converge(
 
 /// One full pass towards `desired`. On failure, rolls back to the last good state (or to
 /// nothing, when there is none) and reports both.
-pub async fn apply(k: &Kernel, ctx: &Context, desired: &DesiredState) -> std::result::Result<Outcome, PassFailed> {
+pub async fn apply(
+    k: &Kernel,
+    ctx: &Context,
+    desired: &DesiredState,
+) -> std::result::Result<Outcome, PassFailed> {
     let start = Instant::now();
     let fail = |cause| PassFailed { cause, rolled_back: false, rollback_error: None };
     let last = state::load(&ctx.last_good).map_err(fail)?;

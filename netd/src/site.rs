@@ -96,8 +96,8 @@ reconcile_interval_secs: 30
 impl SiteConfig {
     /// Read a site file; the policy path is resolved against the file's directory.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         let mut cfg: SiteConfig = serde_norway::from_str(&text)
             .map_err(|e| Error::SiteConfig { path: path.to_path_buf(), reason: e.to_string() })?;
         if cfg.policy.is_relative()

@@ -32,7 +32,8 @@ pub fn save(path: &Path, state: &LastGood) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = path.with_extension("json.tmp");
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    let bytes = serde_json::to_vec_pretty(state).map_err(|e| Error::State { path: path.to_path_buf(), reason: e.to_string() })?;
+    let bytes = serde_json::to_vec_pretty(state)
+        .map_err(|e| Error::State { path: path.to_path_buf(), reason: e.to_string() })?;
     f.write_all(&bytes).map_err(io)?;
     f.sync_all().map_err(io)?;
     drop(f);

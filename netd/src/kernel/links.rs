@@ -114,11 +114,7 @@ pub async fn set_master_up(h: &Handle, index: u32, name: &str, master: Option<u3
         Some(m) => b.controller(m),
         None => b.nocontroller(),
     };
-    h.link()
-        .set(b.up().build())
-        .execute()
-        .await
-        .map_err(|e| Error::kernel(format!("set link {name}"), e))
+    h.link().set(b.up().build()).execute().await.map_err(|e| Error::kernel(format!("set link {name}"), e))
 }
 
 /// Release a link from its master without touching its up/down state.

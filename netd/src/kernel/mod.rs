@@ -62,6 +62,7 @@ pub fn kernel_has_module(module: &str) -> bool {
     let base = std::path::Path::new("/lib/modules").join(release.trim());
     let needle = format!("/{module}.ko");
     ["modules.dep", "modules.builtin"].iter().any(|f| {
-        std::fs::read_to_string(base.join(f)).is_ok_and(|t| t.lines().any(|l| l.split(':').next().is_some_and(|p| p.contains(&needle))))
+        std::fs::read_to_string(base.join(f))
+            .is_ok_and(|t| t.lines().any(|l| l.split(':').next().is_some_and(|p| p.contains(&needle))))
     })
 }

@@ -120,7 +120,10 @@ pub fn render(fw: &Firewall) -> Value {
     cmds.push(rule(
         "input",
         vec![
-            matches(payload("icmp", "type"), json!({ "set": ["destination-unreachable", "time-exceeded", "parameter-problem"] })),
+            matches(
+                payload("icmp", "type"),
+                json!({ "set": ["destination-unreachable", "time-exceeded", "parameter-problem"] }),
+            ),
             json!({ "accept": null }),
         ],
         None,
@@ -136,7 +139,8 @@ pub fn render(fw: &Firewall) -> Value {
 /// Replace (or delete) the table in one `nft` transaction.
 pub fn apply(fw: &Firewall) -> Result<()> {
     let doc = render(fw);
-    let parsed: Nftables = serde_json::from_value(doc).map_err(|e| Error::kernel("nftables", format!("ruleset does not fit the nft schema: {e}")))?;
+    let parsed: Nftables = serde_json::from_value(doc)
+        .map_err(|e| Error::kernel("nftables", format!("ruleset does not fit the nft schema: {e}")))?;
     helper::apply_ruleset(&parsed).map_err(|e| Error::kernel("nftables", e))
 }
 
@@ -185,8 +189,5 @@ fn strip(v: &mut Value) {
 
 /// Is the `nft` binary usable?
 pub fn available() -> bool {
-    std::process::Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    std::process::Command::new("nft").arg("--version").output().is_ok_and(|o| o.status.success())
 }

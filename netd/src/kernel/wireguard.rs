@@ -89,9 +89,8 @@ pub fn configure_device(iface: &str, key: &PrivateKey, port: u16, backend: Backe
 }
 
 fn peer_builder(p: &PeerSpec) -> PeerConfigBuilder {
-    let mut b = PeerConfigBuilder::new(&Key(p.public_key.bytes()))
-        .set_endpoint(p.endpoint)
-        .replace_allowed_ips();
+    let mut b =
+        PeerConfigBuilder::new(&Key(p.public_key.bytes())).set_endpoint(p.endpoint).replace_allowed_ips();
     b = if p.keepalive > 0 {
         b.set_persistent_keepalive_interval(p.keepalive)
     } else {
@@ -105,7 +104,12 @@ fn peer_builder(p: &PeerSpec) -> PeerConfigBuilder {
 
 /// Add or update `upserts` and remove `removes`, in one batch (one netlink/UAPI transaction
 /// instead of one call per peer).
-pub fn apply_peers(iface: &str, upserts: &[&PeerSpec], removes: &[&PublicKey], backend: Backend) -> Result<()> {
+pub fn apply_peers(
+    iface: &str,
+    upserts: &[&PeerSpec],
+    removes: &[&PublicKey],
+    backend: Backend,
+) -> Result<()> {
     if upserts.is_empty() && removes.is_empty() {
         return Ok(());
     }

@@ -37,8 +37,13 @@ pub const RULE_PRIORITY: u32 = 1500;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkKind {
-    Vrf { table: u32 },
-    Vlan { parent: String, id: u16 },
+    Vrf {
+        table: u32,
+    },
+    Vlan {
+        parent: String,
+        id: u16,
+    },
     Wireguard,
     /// An existing interface netd only enslaves and brings up.
     Existing,
@@ -164,7 +169,12 @@ pub struct UnknownSite(pub String);
 ///
 /// The routing table (and conntrack zone) of a segment is its WireGuard port: unique by
 /// policy validation and stable when other segments come and go.
-pub fn plan(policy: &ValidPolicy, site: &SiteName, mode: Mode, api: SocketAddr) -> Result<DesiredState, UnknownSite> {
+pub fn plan(
+    policy: &ValidPolicy,
+    site: &SiteName,
+    mode: Mode,
+    api: SocketAddr,
+) -> Result<DesiredState, UnknownSite> {
     let me = policy.site(site).ok_or_else(|| UnknownSite(site.to_string()))?;
     let keepalive = policy.policy().keepalive_secs;
     let centre = policy.policy().sites.iter().find(|s| s.kind == SiteKind::Centre);
@@ -179,7 +189,8 @@ pub fn plan(policy: &ValidPolicy, site: &SiteName, mode: Mode, api: SocketAddr) 
         let wg = wireguard_name(&seg.name);
         let vrf = (mode == Mode::Vrf).then(|| vrf_name(&seg.name));
         let lan = me.lan.get(&seg.name).expect("validated: member has a LAN").clone();
-        let subnet = addressing::site_subnet(seg.cidr, seg.site_prefix, me.number).expect("validated: number fits");
+        let subnet =
+            addressing::site_subnet(seg.cidr, seg.site_prefix, me.number).expect("validated: number fits");
         if let Some(v) = &vrf {
             st.links.push(LinkSpec { name: v.clone(), kind: LinkKind::Vrf { table }, master: None });
         }
@@ -202,8 +213,10 @@ pub fn plan(policy: &ValidPolicy, site: &SiteName, mode: Mode, api: SocketAddr) 
             st.rules.push(RuleSpec { priority: RULE_PRIORITY, iif: wg.clone(), table });
         }
         let mut peers = Vec::new();
-        for peer_site in policy.policy().sites.iter().filter(|s| members.contains(&s.name) && &s.name != site) {
-            let allowed = addressing::site_subnet(seg.cidr, seg.site_prefix, peer_site.number).expect("validated");
+        for peer_site in policy.policy().sites.iter().filter(|s| members.contains(&s.name) && &s.name != site)
+        {
+            let allowed =
+                addressing::site_subnet(seg.cidr, seg.site_prefix, peer_site.number).expect("validated");
             peers.push(PeerSpec {
                 site: peer_site.name.clone(),
                 public_key: peer_site.keys.get(&seg.name).expect("validated: member has a key").clone(),
@@ -252,3 +265,6 @@ pub fn plan(policy: &ValidPolicy, site: &SiteName, mode: Mode, api: SocketAddr) 
 pub fn api_needs_input_rule(api: SocketAddr) -> bool {
     !api.ip().is_loopback()
 }
+
+#[cfg(test)]
+mod tests;

@@ -40,9 +40,8 @@ pub struct Cidr(pub Ipv4Net);
 impl TryFrom<String> for Cidr {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        let net: Ipv4Net = s
-            .parse()
-            .map_err(|_| format!("invalid IPv4 CIDR {s:?}, expected e.g. 10.10.0.0/16"))?;
+        let net: Ipv4Net =
+            s.parse().map_err(|_| format!("invalid IPv4 CIDR {s:?}, expected e.g. 10.10.0.0/16"))?;
         if net.trunc() != net {
             return Err(format!("CIDR {s:?} has host bits set; did you mean {}?", net.trunc()));
         }

@@ -83,12 +83,20 @@ pub fn parse(text: &str, file: &Path) -> Result<ValidPolicy, Vec<PolicyIssue>> {
         problems
             .into_iter()
             .map(|p| {
-                let pos = index.locate(&p.path);
+                let mut pos = index.locate(&p.path);
+                let mut path = p.path;
+                if let Some(other) = p.other {
+                    let o = index.locate(&other);
+                    if (o.line, o.column) > (pos.line, pos.column) {
+                        pos = o;
+                        path = other;
+                    }
+                }
                 PolicyIssue {
                     file: file.to_path_buf(),
                     line: pos.line,
                     column: pos.column,
-                    field: p.path.to_string(),
+                    field: path.to_string(),
                     reason: p.reason,
                 }
             })

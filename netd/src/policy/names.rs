@@ -62,9 +62,7 @@ fn check_label(s: &str, max: usize, what: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "invalid {what} {s:?}: use 1-{max} characters a-z, 0-9 or '-', starting with a letter"
-        ))
+        Err(format!("invalid {what} {s:?}: use 1-{max} characters a-z, 0-9 or '-', starting with a letter"))
     }
 }
 
@@ -101,9 +99,7 @@ string_newtype!(
 );
 
 fn check_iface(s: &str) -> Result<(), String> {
-    if s.is_empty()
-        || s.len() > 15
-        || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    if s.is_empty() || s.len() > 15 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         return Err(format!("invalid interface name {s:?}: 1-15 characters A-Z a-z 0-9 _ -"));
     }
@@ -144,9 +140,7 @@ impl LanInterface {
 impl PublicKey {
     /// Raw key bytes.
     pub fn bytes(&self) -> [u8; 32] {
-        let v = base64::engine::general_purpose::STANDARD
-            .decode(&self.0)
-            .expect("checked at construction");
+        let v = base64::engine::general_purpose::STANDARD.decode(&self.0).expect("checked at construction");
         let mut out = [0u8; 32];
         out.copy_from_slice(&v);
         out

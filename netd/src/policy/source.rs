@@ -148,7 +148,8 @@ mod tests {
 
     #[test]
     fn locates_nested_values() {
-        let text = "mesh: m\nsites:\n  - number: 1\n    name: a\n  - number: 2\n    keys:\n      reference: abc\n";
+        let text =
+            "mesh: m\nsites:\n  - number: 1\n    name: a\n  - number: 2\n    keys:\n      reference: abc\n";
         let idx = SourceIndex::build(text);
         let p = idx.locate(&NodePath::root().key("sites").index(1).key("number"));
         assert_eq!(p, Position { line: 5, column: 13 });

@@ -14,6 +14,9 @@ use super::source::NodePath;
 pub struct Problem {
     pub path: NodePath,
     pub reason: String,
+    /// The other node of a clash (overlap, duplicate); the loader reports whichever of the
+    /// two comes later in the file, the way a reader meets the clash.
+    pub other: Option<NodePath>,
 }
 
 /// The parts of a segment or closed group the rest of netd needs, in one shape.
@@ -86,7 +89,11 @@ const MANDATORY: [&str; 2] = ["reference", "upload"];
 /// All semantic problems of `policy` (empty when it is valid).
 pub fn check(policy: &Policy) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let mut push = |path: NodePath, reason: String| problems.push(Problem { path, reason });
+    let mut clashes: Vec<Problem> = Vec::new();
+    let mut clash = |path: NodePath, other: NodePath, reason: String| {
+        clashes.push(Problem { path, reason, other: Some(other) })
+    };
+    let mut push = |path: NodePath, reason: String| problems.push(Problem { path, reason, other: None });
     let root = NodePath::root();
 
     for m in MANDATORY {
@@ -128,15 +135,23 @@ pub fn check(policy: &Policy) -> Vec<Problem> {
         }
         for other in &views[..i] {
             if other.cidr.contains(&v.cidr.network()) || v.cidr.contains(&other.cidr.network()) {
-                push(
+                clash(
                     v.path().key("cidr"),
-                    format!("CIDR {} of {:?} overlaps {} of {:?}", v.cidr, v.name.as_str(), other.cidr, other.name.as_str()),
+                    other.path().key("cidr"),
+                    format!(
+                        "CIDRs overlap: {} of {:?} and {} of {:?}",
+                        v.cidr,
+                        v.name.as_str(),
+                        other.cidr,
+                        other.name.as_str()
+                    ),
                 );
             }
         }
         if let Some(other) = ports.get(&v.port) {
-            push(
+            clash(
                 v.path().key("port"),
+                other.path().key("port"),
                 format!("duplicate port {} (also used by {:?})", v.port, other.name.as_str()),
             );
         } else {
@@ -159,7 +174,10 @@ pub fn check(policy: &Policy) -> Vec<Problem> {
             push(sp.key("number"), "site number 0 is reserved; numbers start at 1".into());
         }
         if let Some(other) = numbers.insert(site.number, &site.name) {
-            push(sp.key("number"), format!("duplicate site number {} (also site {:?})", site.number, other.as_str()));
+            push(
+                sp.key("number"),
+                format!("duplicate site number {} (also site {:?})", site.number, other.as_str()),
+            );
         }
         if names.insert(&site.name, i).is_some() {
             push(sp.key("name"), format!("duplicate site name {:?}", site.name.as_str()));
@@ -183,7 +201,11 @@ pub fn check(policy: &Policy) -> Vec<Problem> {
             if policy.closed_groups.contains_key(joined) {
                 push(
                     sp.key("joins").index(j),
-                    format!("{:?} is a closed group; list the site in closed_groups.{}.members instead", joined.as_str(), joined.as_str()),
+                    format!(
+                        "{:?} is a closed group; list the site in closed_groups.{}.members instead",
+                        joined.as_str(),
+                        joined.as_str()
+                    ),
                 );
             } else if !policy.segments.contains_key(joined) {
                 push(sp.key("joins").index(j), format!("unknown segment {:?}", joined.as_str()));
@@ -224,10 +246,24 @@ pub fn check(policy: &Policy) -> Vec<Problem> {
         for v in &joined {
             let what = if v.required { "mandatory segment" } else { "segment" };
             if !site.keys.contains_key(&v.name) {
-                push(sp.key("keys"), format!("site {:?} lacks a public key for {what} {:?}", site.name.as_str(), v.name.as_str()));
+                push(
+                    sp.key("keys"),
+                    format!(
+                        "site {:?} lacks a public key for {what} {:?}",
+                        site.name.as_str(),
+                        v.name.as_str()
+                    ),
+                );
             }
             if !site.lan.contains_key(&v.name) {
-                push(sp.key("lan"), format!("site {:?} lacks a LAN interface for {what} {:?}", site.name.as_str(), v.name.as_str()));
+                push(
+                    sp.key("lan"),
+                    format!(
+                        "site {:?} lacks a LAN interface for {what} {:?}",
+                        site.name.as_str(),
+                        v.name.as_str()
+                    ),
+                );
             }
             let slots = 1u64 << (v.site_prefix.saturating_sub(v.cidr.prefix_len())).min(32);
             if v.site_prefix >= v.cidr.prefix_len() && u64::from(site.number) >= slots {
@@ -235,12 +271,19 @@ pub fn check(policy: &Policy) -> Vec<Problem> {
                     sp.key("number"),
                     format!(
                         "site number {} does not fit segment {:?}: {} holds only {} /{} subnets (numbers 1-{})",
-                        site.number, v.name.as_str(), v.cidr, slots, v.site_prefix, slots - 1
+                        site.number,
+                        v.name.as_str(),
+                        v.cidr,
+                        slots,
+                        v.site_prefix,
+                        slots - 1
                     ),
                 );
             }
         }
-        for (field, map_keys) in [("keys", site.keys.keys().collect::<Vec<_>>()), ("lan", site.lan.keys().collect())] {
+        for (field, map_keys) in
+            [("keys", site.keys.keys().collect::<Vec<_>>()), ("lan", site.lan.keys().collect())]
+        {
             for seg in map_keys {
                 if !joined.iter().any(|v| &v.name == seg) {
                     push(
@@ -255,10 +298,15 @@ pub fn check(policy: &Policy) -> Vec<Problem> {
             if let Some(other) = lans.insert(lan.as_str(), seg) {
                 push(
                     sp.key("lan").key(seg.as_str()),
-                    format!("LAN interface {:?} is already used by segment {:?}", lan.as_str(), other.as_str()),
+                    format!(
+                        "LAN interface {:?} is already used by segment {:?}",
+                        lan.as_str(),
+                        other.as_str()
+                    ),
                 );
             }
         }
     }
+    problems.extend(clashes);
     problems
 }

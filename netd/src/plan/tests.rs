@@ -1,0 +1,172 @@
+//! Planner tests: addressing, closed groups, no overlaps, idempotence and scale.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::diff::{Change, FirewallReference, Snapshot, diff};
+use crate::policy::{PublicKey, SegmentName, ValidPolicy};
+use crate::synthetic;
+
+fn api() -> SocketAddr {
+    "127.0.0.1:9190".parse().unwrap()
+}
+
+fn keys_of(st: &DesiredState) -> BTreeMap<SegmentName, PublicKey> {
+    st.wireguard.iter().map(|w| (w.segment.clone(), w.public_key.clone())).collect()
+}
+
+fn valid(n: u16) -> ValidPolicy {
+    ValidPolicy::new(synthetic::policy(n)).expect("synthetic policy is valid")
+}
+
+#[test]
+fn every_member_peers_with_every_other_member_directly() {
+    let p = valid(30);
+    for n in 1..=30u16 {
+        let st = plan(&p, &synthetic::site_name(n), Mode::Vrf, api()).unwrap();
+        for wg in &st.wireguard {
+            let members = p.members(&wg.segment).unwrap();
+            assert_eq!(wg.peers.len(), members.len() - 1, "site {n} segment {}", wg.segment);
+            assert!(wg.peers.iter().all(|peer| members.contains(&peer.site) && peer.site != st.site));
+        }
+    }
+}
+
+#[test]
+fn closed_group_is_planned_only_on_its_members() {
+    let p = valid(30);
+    let members = p.members(&"radiology".parse().unwrap()).unwrap().clone();
+    assert_eq!(members.len(), 3);
+    for n in 1..=30u16 {
+        let name = synthetic::site_name(n);
+        let st = plan(&p, &name, Mode::Vrf, api()).unwrap();
+        let has = st.segments.iter().any(|s| s.name.as_str() == "radiology");
+        assert_eq!(has, members.contains(&name), "site {n}");
+    }
+}
+
+#[test]
+fn addresses_follow_cidr_and_site_number() {
+    let p = valid(12);
+    let st = plan(&p, &synthetic::site_name(7), Mode::Vrf, api()).unwrap();
+    let refseg = st.segments.iter().find(|s| s.name.as_str() == "reference").unwrap();
+    assert_eq!(refseg.subnet.to_string(), "10.64.7.0/24");
+    assert!(st.addresses.iter().any(|a| a.net.to_string() == "10.64.7.1/24" && a.iface == refseg.lan));
+    let wg = st.wireguard.iter().find(|w| w.segment.as_str() == "reference").unwrap();
+    let centre = wg.peers.iter().find(|p| p.site.as_str() == "centre").unwrap();
+    assert_eq!(centre.allowed_ips[0].to_string(), "10.64.1.0/24");
+    assert_eq!(centre.endpoint.to_string(), "198.18.0.1:51820");
+}
+
+#[test]
+fn table_mode_selects_segment_tables_by_rule_and_says_so() {
+    let p = valid(5);
+    let st = plan(&p, &synthetic::site_name(3), Mode::Table, api()).unwrap();
+    assert!(st.links.iter().all(|l| !matches!(l.kind, LinkKind::Vrf { .. })));
+    for s in &st.segments {
+        assert!(s.vrf.is_none());
+        assert!(st.rules.contains(&RuleSpec { priority: RULE_PRIORITY, iif: s.lan.clone(), table: s.table }));
+        assert!(st.rules.contains(&RuleSpec { priority: RULE_PRIORITY, iif: s.wireguard.clone(), table: s.table }));
+        // A miss in the segment table must not fall through to another segment's routes.
+        assert!(st.routes.iter().any(|r| r.table == s.table && r.target == RouteTarget::Unreachable));
+    }
+}
+
+#[test]
+fn firewall_allows_hub_segments_only_to_centre_services() {
+    let p = valid(5);
+    let st = plan(&p, &synthetic::site_name(3), Mode::Vrf, api()).unwrap();
+    let upload: Vec<_> = st.firewall.forward.iter().filter(|r| r.segment == "upload" && !r.established_only).collect();
+    assert_eq!(upload.len(), 1);
+    assert_eq!(upload[0].daddr.unwrap().to_string(), "10.68.1.0/24");
+    assert_eq!(upload[0].service, Some((crate::policy::Proto::Tcp, vec![8080])));
+    // No rule lets a segment's devices out through another segment's interfaces.
+    for r in &st.firewall.forward {
+        let seg = st.segments.iter().find(|s| s.name.as_str() == r.segment).unwrap();
+        assert!(r.oif == seg.lan || r.oif == seg.wireguard);
+        let own: BTreeSet<&str> = [seg.lan.as_str(), seg.wireguard.as_str()]
+            .into_iter()
+            .chain(seg.vrf.as_deref())
+            .collect();
+        assert!(r.iifs.iter().all(|i| own.contains(i.as_str())));
+    }
+}
+
+#[test]
+fn second_apply_of_the_same_policy_changes_nothing() {
+    let p = valid(40);
+    for mode in [Mode::Vrf, Mode::Table] {
+        let st = plan(&p, &synthetic::site_name(2), mode, api()).unwrap();
+        let readback = serde_json::json!(["listing"]);
+        let snap = Snapshot::assuming_applied(&st, readback.clone());
+        let fw_ref = FirewallReference { applied: &st.firewall, readback: &readback };
+        let changes = diff(&st, &[&st], &snap, &keys_of(&st), Some(fw_ref));
+        assert!(changes.is_empty(), "{mode}: {changes:?}");
+        let from_scratch = diff(&st, &[&st], &Snapshot::default(), &keys_of(&st), None);
+        assert!(from_scratch.iter().any(|c| matches!(c, Change::ReplaceFirewall)));
+    }
+}
+
+#[test]
+fn adding_one_site_to_400_changes_exactly_one_peer_per_joined_segment() {
+    let before = synthetic::policy(400);
+    let after_policy = synthetic::policy(401);
+    // Site 401 is not in the closed group (401 % 10 != 2), so it joins three segments.
+    let new_site = after_policy.sites.last().unwrap().clone();
+    let mut after_raw = before.clone();
+    after_raw.sites.push(new_site);
+    let before = ValidPolicy::new(before).unwrap();
+    let after = ValidPolicy::new(after_raw).unwrap();
+    for n in [1u16, 2, 57, 400] {
+        let site = synthetic::site_name(n);
+        let old = plan(&before, &site, Mode::Vrf, api()).unwrap();
+        let new = plan(&after, &site, Mode::Vrf, api()).unwrap();
+        let readback = serde_json::json!(["listing"]);
+        let snap = Snapshot::assuming_applied(&old, readback.clone());
+        let fw_ref = FirewallReference { applied: &old.firewall, readback: &readback };
+        let changes = diff(&new, &[&new, &old], &snap, &keys_of(&new), Some(fw_ref));
+        let peers: Vec<&String> = changes
+            .iter()
+            .map(|c| match c {
+                Change::SetPeer { iface, peer } => {
+                    assert_eq!(peer.site.as_str(), "site-401");
+                    iface
+                }
+                other => panic!("site {n}: unexpected change {other}"),
+            })
+            .collect();
+        assert_eq!(peers.len(), 3, "site {n}: {peers:?}");
+        let ifaces: BTreeSet<&String> = peers.into_iter().collect();
+        assert_eq!(ifaces.len(), 3, "one peer on each of reference, upload, conference");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn planned_subnets_never_overlap_and_peers_cover_all_members(sites in 3u16..120, pick in 0u16..1000) {
+        let p = valid(sites);
+        let n = 1 + pick % sites;
+        let st = plan(&p, &synthetic::site_name(n), Mode::Vrf, api()).unwrap();
+        for wg in &st.wireguard {
+            let seg = st.segments.iter().find(|s| s.wireguard == wg.iface).unwrap();
+            let mut nets: Vec<ipnet::Ipv4Net> = wg.peers.iter().flat_map(|p| p.allowed_ips.clone()).collect();
+            nets.push(seg.subnet);
+            for (i, a) in nets.iter().enumerate() {
+                for b in &nets[i + 1..] {
+                    prop_assert!(!a.contains(&b.network()) && !b.contains(&a.network()), "{a} overlaps {b}");
+                }
+            }
+            let keys: BTreeSet<_> = wg.peers.iter().map(|p| &p.public_key).collect();
+            prop_assert_eq!(keys.len(), wg.peers.len());
+        }
+        // Segment address spaces are disjoint too.
+        for (i, a) in st.segments.iter().enumerate() {
+            for b in &st.segments[i + 1..] {
+                prop_assert!(!a.subnet.contains(&b.subnet.network()));
+            }
+        }
+    }
+}
