@@ -4,6 +4,8 @@
 //!   flag as checked types; file names and storage paths that parse, print and round-trip exactly.
 //! - [`hl7`]: HL7 v2.5 messages in ISO-2022-JP, parsed into a lossless tree.
 //! - [`condition`]: the condition-flag semantics (update `_1`→`_2`, delete →`_0`) as a pure function.
+//! - [`validate`]: the NHO validator's six checks and Kizuna's own, with stable violation codes.
+//! - [`walk`]: validation of a whole storage root in constant memory on every core.
 //!
 //! Nothing here does I/O policy: callers decide where bytes come from and where they go.
 
@@ -12,6 +14,7 @@ mod error;
 pub mod hl7;
 pub mod name;
 pub mod validate;
+pub mod walk;
 
 pub use error::{Hl7Error, NameError};
 pub use name::file_name::DataKey;

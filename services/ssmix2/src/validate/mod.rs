@@ -1,5 +1,83 @@
 //! Validation of SS-MIX2 files and trees, with stable violation codes.
+//!
+//! A [`Validator`] is built once from the National Hospital Organization's tables
+//! ([`Validator::from_nho_tables`], or [`Validator::from_default_tables`] which finds them) and then
+//! checks files without allocating unless it finds something:
+//!
+//! - the six checks of the NHO validator: the path agrees with the file name ([`Code::PathMismatch`]),
+//!   the bytes decode as ISO-2022-JP ([`Code::NotIso2022Jp`]), the care date agrees with the date in
+//!   the name ([`Code::CareDateMismatch`]), required fields are present
+//!   ([`Code::RequiredFieldMissing`]), NM fields hold numbers ([`Code::NotNumeric`]) and segments come
+//!   in the order of the message type ([`Code::SegmentOrder`]);
+//! - beyond them: MSH-9 fits the data type, PID-3 names the patient of the path, MSH-18/20/21
+//!   declare ISO IR87, ISO 2022-1994 and the SS-MIX2 profile, and (over a folder, see
+//!   [`flag_history`]) the condition flags of each data key tell a possible history.
+//!
+//! Where our checks knowingly differ from the NHO validator, the difference is documented at the
+//! check and asserted in `tests/validate_samples.rs`.
 
 mod code;
+mod file;
+mod history;
+mod numeric;
+mod scan;
+mod tables;
+
+use std::path::PathBuf;
 
 pub use code::Code;
+pub use history::flag_history;
+pub use numeric::is_numeric;
+pub use scan::Scratch;
+pub use tables::{
+    CARE_DATE_FILE, DATATYPE_FILE, SEGMENT_FILE, SEGMENT_ORDER_FILE, TABLES_ENV, TABLES_RELATIVE, TableError,
+    find_table_dir,
+};
+
+/// One finding: what (a stable [`Code`]), where (file and, when it is about one place in the
+/// message, the segment/field path such as `PID-3`, `ORC[2]-9` or `TQ1-2.1`), and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Violation {
+    pub code: Code,
+    pub file: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.code)?;
+        if let Some(field) = &self.field {
+            write!(f, " at {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Checks SS-MIX2 files against the NHO tables and Kizuna's own rules. Cheap to share across
+/// threads (`&Validator` is `Sync`); build it once.
+#[derive(Debug)]
+pub struct Validator {
+    tables: tables::Tables,
+}
+
+impl Validator {
+    /// Loads the NHO tables from `dir` (the validator's `include/` folder). The error names the
+    /// file that could not be read or understood.
+    pub fn from_nho_tables(dir: &std::path::Path) -> Result<Self, TableError> {
+        Ok(Self { tables: tables::Tables::load(dir)? })
+    }
+
+    /// Loads the tables from the directory [`find_table_dir`] finds: `$KIZUNA_NHO_TABLES`, else
+    /// `../shared/external/nhoHQ-SSMIX2DataTestingTool/include` relative to the current directory or
+    /// to any ancestor of the running executable.
+    pub fn from_default_tables() -> Result<Self, TableError> {
+        Self::from_nho_tables(&find_table_dir()?)
+    }
+
+    /// The directory the tables came from.
+    pub fn table_dir(&self) -> &std::path::Path {
+        &self.tables.dir
+    }
+}
