@@ -252,6 +252,13 @@ impl Applier<'_> {
                 if kind.as_deref() == Some("tun") {
                     // A userspace WireGuard device: closing its UAPI socket ends it.
                     kernel::wireguard::delete_device(name, self.k.wireguard)?;
+                    // The implementation removes its TUN device once it notices; wait for it.
+                    for _ in 0..50 {
+                        if self.index_of(name).await.is_err() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                 } else {
                     let idx = self.index_of(name).await?;
                     kernel::links::delete(h, idx, name).await?;

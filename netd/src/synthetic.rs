@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use sha2::{Digest, Sha256};
 
-use crate::policy::document::{CentreService, Cidr, GroupSpec, Policy, SegmentSpec, Security, Site};
+use crate::policy::document::{CentreService, Cidr, GroupSpec, Policy, Security, SegmentSpec, Site};
 use crate::policy::{Proto, PublicKey, SegmentName, SiteKind, SiteName};
 
 fn seg(s: &str) -> SegmentName {
@@ -39,7 +39,10 @@ pub fn policy(sites: u16) -> Policy {
         centre_services: services,
     };
     let svc = |name: &str, port| CentreService { name: name.into(), proto: Proto::Tcp, port };
-    segments.insert(seg("reference"), spec("10.64.0.0/14", 51820, true, vec![svc("viewer", 443), svc("auth", 8443)]));
+    segments.insert(
+        seg("reference"),
+        spec("10.64.0.0/14", 51820, true, vec![svc("viewer", 443), svc("auth", 8443)]),
+    );
     segments.insert(seg("upload"), spec("10.68.0.0/14", 51821, true, vec![svc("store", 8080)]));
     segments.insert(seg("conference"), spec("10.72.0.0/14", 51822, false, vec![]));
     let group_members: Vec<SiteName> = (2..=sites).filter(|n| n % 10 == 2).map(site_name).collect();
@@ -78,5 +81,11 @@ pub fn policy(sites: u16) -> Policy {
             }
         })
         .collect();
-    Policy { mesh: "synthetic".parse().expect("literal"), keepalive_secs: 25, segments, closed_groups, sites: all_sites }
+    Policy {
+        mesh: "synthetic".parse().expect("literal"),
+        keepalive_secs: 25,
+        segments,
+        closed_groups,
+        sites: all_sites,
+    }
 }

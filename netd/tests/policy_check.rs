@@ -42,7 +42,12 @@ fn fixture_is_valid() {
 #[test]
 fn overlapping_cidrs_are_rejected_at_the_second_cidr() {
     let (text, (l, c)) = mutate("10.30.0.0/16", "10.20.128.0/17", 0);
-    assert_rejected_at(&text, l, c, "CIDRs overlap: 10.20.0.0/16 of \"upload\" and 10.20.128.0/17 of \"conference\"");
+    assert_rejected_at(
+        &text,
+        l,
+        c,
+        "CIDRs overlap: 10.20.0.0/16 of \"upload\" and 10.20.128.0/17 of \"conference\"",
+    );
 }
 
 #[test]
@@ -76,12 +81,21 @@ fn site_without_a_mandatory_segment_is_rejected() {
     // The clinic loses its upload LAN.
     let (text, (l, c)) = mutate("upload: eth2, ", "", 0);
     let _ = c;
-    assert_rejected_at(&text, l, line_col_of(&text, "{ reference: eth1", 0).1, "lacks a LAN interface for mandatory segment \"upload\"");
+    assert_rejected_at(
+        &text,
+        l,
+        line_col_of(&text, "{ reference: eth1", 0).1,
+        "lacks a LAN interface for mandatory segment \"upload\"",
+    );
 }
 
 #[test]
 fn missing_mandatory_segment_definition_is_rejected() {
-    let (text, (l, c)) = mutate("required: true\n    centre_services:\n      - { name: store", "required: false\n    centre_services:\n      - { name: store", 0);
+    let (text, (l, c)) = mutate(
+        "required: true\n    centre_services:\n      - { name: store",
+        "required: false\n    centre_services:\n      - { name: store",
+        0,
+    );
     assert_rejected_at(&text, l, c + "required: ".len(), "must have required: true");
 }
 
@@ -113,7 +127,10 @@ fn check_exit_codes_are_0_valid_1_invalid_2_io() {
     let out = netd().arg("check").arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("{}:", bad.display())) && stderr.contains("duplicate site number"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:", bad.display())) && stderr.contains("duplicate site number"),
+        "{stderr}"
+    );
     assert_eq!(netd().arg("check").arg(dir.path().join("missing.yaml")).status().unwrap().code(), Some(2));
 }
 

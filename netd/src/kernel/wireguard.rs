@@ -38,8 +38,104 @@ fn ifname(iface: &str) -> Result<InterfaceName> {
     iface.parse().map_err(|_| Error::kernel(format!("wireguard {iface}"), "invalid interface name"))
 }
 
+/// Directory of userspace UAPI sockets (the same one wireguard-control uses).
+fn uapi_socket(iface: &str) -> std::path::PathBuf {
+    let dir = if std::path::Path::new("/var/run/wireguard").exists() {
+        "/var/run/wireguard"
+    } else {
+        "/run/wireguard"
+    };
+    std::path::Path::new(dir).join(format!("{iface}.sock"))
+}
+
+fn hex_key(v: &str) -> Option<[u8; 32]> {
+    let b = hex::decode(v).ok()?;
+    b.try_into().ok()
+}
+
+/// Read a userspace device over its UAPI socket.
+///
+/// Hand-written because wireguard-control's UAPI parser does not understand boringtun's
+/// `own_public_key` line (boringtun never reports its private key), prints to stdout for
+/// every line it does not know, and so could not tell which key a boringtun device holds.
+fn observe_uapi(iface: &str) -> Result<Option<ObservedDevice>> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut sock = match std::os::unix::net::UnixStream::connect(uapi_socket(iface)) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(Error::kernel(format!("read wireguard {iface}"), e)),
+    };
+    let err = |e: std::io::Error| Error::kernel(format!("read wireguard {iface}"), e);
+    sock.write_all(b"get=1\n\n").map_err(err)?;
+    let mut dev =
+        ObservedDevice { iface: iface.to_string(), listen_port: None, public_key: None, peers: Vec::new() };
+    let mut hs_sec: u64 = 0;
+    let mut hs_nsec: u32 = 0;
+    let finish = |peer: &mut ObservedPeer, sec: u64, nsec: u32| {
+        if sec > 0 || nsec > 0 {
+            peer.last_handshake = Some(SystemTime::UNIX_EPOCH + std::time::Duration::new(sec, nsec));
+        }
+    };
+    for line in BufReader::new(sock).lines() {
+        let line = line.map_err(err)?;
+        if line.is_empty() {
+            break;
+        }
+        let Some((k, v)) = line.split_once('=') else { continue };
+        match k {
+            "private_key" => {
+                dev.public_key = hex_key(v).map(|b| PublicKey::from_bytes(&Key(b).get_public().0));
+            }
+            "own_public_key" => dev.public_key = hex_key(v).map(|b| PublicKey::from_bytes(&b)),
+            "listen_port" => dev.listen_port = v.parse().ok(),
+            "public_key" => {
+                if let Some(p) = dev.peers.last_mut() {
+                    finish(p, hs_sec, hs_nsec);
+                }
+                hs_sec = 0;
+                hs_nsec = 0;
+                if let Some(b) = hex_key(v) {
+                    dev.peers.push(ObservedPeer {
+                        public_key: PublicKey::from_bytes(&b),
+                        endpoint: None,
+                        allowed_ips: Vec::new(),
+                        keepalive: 0,
+                        last_handshake: None,
+                        rx_bytes: 0,
+                        tx_bytes: 0,
+                    });
+                }
+            }
+            _ => {
+                let Some(p) = dev.peers.last_mut() else { continue };
+                match k {
+                    "endpoint" => p.endpoint = v.parse().ok(),
+                    "allowed_ip" => p.allowed_ips.extend(v.parse::<Ipv4Net>().ok()),
+                    "persistent_keepalive_interval" => p.keepalive = v.parse().unwrap_or(0),
+                    "rx_bytes" => p.rx_bytes = v.parse().unwrap_or(0),
+                    "tx_bytes" => p.tx_bytes = v.parse().unwrap_or(0),
+                    "last_handshake_time_sec" => hs_sec = v.parse().unwrap_or(0),
+                    "last_handshake_time_nsec" => hs_nsec = v.parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if let Some(p) = dev.peers.last_mut() {
+        finish(p, hs_sec, hs_nsec);
+    }
+    Ok(Some(dev))
+}
+
 /// Read a device; None when it does not exist.
 pub fn observe(iface: &str, backend: Backend) -> Result<Option<ObservedDevice>> {
+    if backend == Backend::Userspace {
+        return observe_uapi(iface);
+    }
     let dev = match Device::get(&ifname(iface)?, backend) {
         Ok(d) => d,
         Err(e)
@@ -126,6 +222,14 @@ pub fn apply_peers(
 
 /// Delete a device (userspace: removes its UAPI socket, which stops the implementation).
 pub fn delete_device(iface: &str, backend: Backend) -> Result<()> {
+    if backend == Backend::Userspace {
+        return match std::fs::remove_file(uapi_socket(iface)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::kernel(format!("delete wireguard {iface}"), e))
+            }
+            _ => Ok(()),
+        };
+    }
     let name = ifname(iface)?;
     match Device::get(&name, backend) {
         Ok(d) => d.delete().map_err(|e| Error::kernel(format!("delete wireguard {iface}"), e)),

@@ -68,7 +68,11 @@ fn table_mode_selects_segment_tables_by_rule_and_says_so() {
     for s in &st.segments {
         assert!(s.vrf.is_none());
         assert!(st.rules.contains(&RuleSpec { priority: RULE_PRIORITY, iif: s.lan.clone(), table: s.table }));
-        assert!(st.rules.contains(&RuleSpec { priority: RULE_PRIORITY, iif: s.wireguard.clone(), table: s.table }));
+        assert!(st.rules.contains(&RuleSpec {
+            priority: RULE_PRIORITY,
+            iif: s.wireguard.clone(),
+            table: s.table
+        }));
         // A miss in the segment table must not fall through to another segment's routes.
         assert!(st.routes.iter().any(|r| r.table == s.table && r.target == RouteTarget::Unreachable));
     }
@@ -78,7 +82,8 @@ fn table_mode_selects_segment_tables_by_rule_and_says_so() {
 fn firewall_allows_hub_segments_only_to_centre_services() {
     let p = valid(5);
     let st = plan(&p, &synthetic::site_name(3), Mode::Vrf, api()).unwrap();
-    let upload: Vec<_> = st.firewall.forward.iter().filter(|r| r.segment == "upload" && !r.established_only).collect();
+    let upload: Vec<_> =
+        st.firewall.forward.iter().filter(|r| r.segment == "upload" && !r.established_only).collect();
     assert_eq!(upload.len(), 1);
     assert_eq!(upload[0].daddr.unwrap().to_string(), "10.68.1.0/24");
     assert_eq!(upload[0].service, Some((crate::policy::Proto::Tcp, vec![8080])));
@@ -86,10 +91,8 @@ fn firewall_allows_hub_segments_only_to_centre_services() {
     for r in &st.firewall.forward {
         let seg = st.segments.iter().find(|s| s.name.as_str() == r.segment).unwrap();
         assert!(r.oif == seg.lan || r.oif == seg.wireguard);
-        let own: BTreeSet<&str> = [seg.lan.as_str(), seg.wireguard.as_str()]
-            .into_iter()
-            .chain(seg.vrf.as_deref())
-            .collect();
+        let own: BTreeSet<&str> =
+            [seg.lan.as_str(), seg.wireguard.as_str()].into_iter().chain(seg.vrf.as_deref()).collect();
         assert!(r.iifs.iter().all(|i| own.contains(i.as_str())));
     }
 }
