@@ -1,0 +1,47 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the audit trail, with the context an operator needs.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("invalid audit event: field {field}: {reason}")]
+    InvalidEvent { field: String, reason: String },
+    #[error("DICOM audit XML, byte {position}: {reason}")]
+    Xml { position: u64, reason: String },
+    #[error("syslog frame: {0}")]
+    Syslog(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("time-stamp authority {url}: {reason}")]
+    TimeStamp { url: String, reason: String },
+    #[error("signing key {path}: {reason}")]
+    Key { path: PathBuf, reason: String },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("config {path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("audit sender: {0}")]
+    Send(String),
+    #[error("not permitted: {0}")]
+    Forbidden(String),
+}
+
+impl AuditError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        AuditError::Io { path: path.into(), source }
+    }
+    pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        AuditError::InvalidEvent { field: field.to_string(), reason: reason.into() }
+    }
+}
+
+pub type Result<T, E = AuditError> = std::result::Result<T, E>;

@@ -1,0 +1,7 @@
+//! Kizuna audit trail.
+
+pub mod error;
+pub mod event;
+
+pub use error::{AuditError, Result};
+pub use event::{AuditEvent, EventId, EventKind};
