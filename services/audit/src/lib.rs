@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod event;
+pub mod merkle;
 
 pub use error::{AuditError, Result};
 pub use event::{AuditEvent, EventId, EventKind};
