@@ -1,0 +1,396 @@
+//! Intake: watch the export folder, rescan it periodically, wait until files are complete, check
+//! them, and move each into the outbox or the quarantine.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::watch;
+
+use crate::agent::Shared;
+use crate::agent_log::Level;
+use crate::check::{Violation, check_file};
+use crate::error::is_disk_full;
+use crate::outbox::Admission;
+use crate::quarantine::Origin;
+use crate::settle::{Stamp, Tracker};
+
+/// Files handed to one blocking processing step (keeps the loop responsive on huge backlogs).
+const CHUNK: usize = 256;
+
+/// A running watcher and its events.
+pub(crate) struct Watch {
+    _watcher: RecommendedWatcher,
+    events: UnboundedReceiver<notify::Result<notify::Event>>,
+}
+
+/// Starts the recursive watcher unless disabled. If it cannot start (e.g. the inotify watch limit),
+/// the agent says so and relies on rescans.
+pub(crate) fn start_watcher(shared: &Shared) -> Result<Option<Watch>, crate::AgentError> {
+    if !shared.cfg.watch {
+        return Ok(None);
+    }
+    let (tx, events) = unbounded_channel();
+    let started = (|| {
+        let mut w = notify::recommended_watcher(move |ev| {
+            let _ = tx.send(ev);
+        })?;
+        w.watch(&shared.export_dir, RecursiveMode::Recursive)?;
+        Ok::<_, notify::Error>(w)
+    })();
+    match started {
+        Ok(w) => Ok(Some(Watch { _watcher: w, events })),
+        Err(e) => {
+            shared.record(
+                Level::Warn,
+                "watch_failed",
+                &format!("cannot watch {}: {e}; relying on rescans", shared.export_dir.display()),
+                serde_json::Value::Null,
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Temporary and hidden files that the EHR is still writing or that are not exports.
+pub fn is_ignored(rel: &Path) -> bool {
+    rel.components().any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+        || rel.file_name().is_some_and(|n| {
+            let n = n.to_string_lossy();
+            const SUFFIXES: [&str; 7] = [".tmp", ".part", ".partial", ".swp", "~", ".filepart", ".crdownload"];
+            SUFFIXES.iter().any(|s| n.ends_with(s))
+        })
+}
+
+fn stamp_of(meta: &std::fs::Metadata) -> Option<Stamp> {
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// Walks `dir` (not following symlinks) and returns its regular, not-ignored files.
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Option<Stamp>)>, errors: &mut Vec<String>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                errors.push(format!("{}: {e}", dir.display()));
+            }
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if is_ignored(path.strip_prefix(root).unwrap_or(&path)) {
+            continue;
+        }
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => walk(root, &path, out, errors),
+            Ok(t) if t.is_file() => out.push((path, entry.metadata().ok().as_ref().and_then(stamp_of))),
+            _ => {}
+        }
+    }
+}
+
+/// What to do with a file after trying to process it.
+enum Outcome {
+    Done,
+    RetryAfter(Duration),
+}
+
+struct Intake {
+    shared: Arc<Shared>,
+    tracker: Tracker,
+    reported_scan_errors: HashSet<String>,
+}
+
+/// The intake loop: runs until `stop` turns true.
+pub(crate) async fn run(shared: Arc<Shared>, watch: Option<Watch>, mut stop: watch::Receiver<bool>) {
+    let settle = shared.cfg.settle();
+    let mut me = Intake { tracker: Tracker::new(settle), shared, reported_scan_errors: HashSet::new() };
+    let tick_every = (settle / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
+    let mut tick = tokio::time::interval(tick_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rescan = tokio::time::interval(me.shared.cfg.rescan_interval());
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut events, _watcher) = match watch {
+        Some(w) => (Some(w.events), Some(w._watcher)),
+        None => (None, None),
+    };
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            ev = async { match events.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                match ev {
+                    Some(ev) => {
+                        let mut pending = vec![ev];
+                        if let Some(rx) = events.as_mut() {
+                            while let Ok(more) = rx.try_recv() {
+                                pending.push(more);
+                            }
+                        }
+                        for ev in pending {
+                            me.on_event(ev).await;
+                        }
+                    }
+                    None => events = None,
+                }
+            }
+            _ = rescan.tick() => {
+                let root = me.shared.export_dir.clone();
+                me.scan(root).await;
+            }
+            _ = tick.tick() => me.process_ready(&stop).await,
+        }
+    }
+}
+
+impl Intake {
+    async fn scan(&mut self, dir: PathBuf) {
+        let root = self.shared.export_dir.clone();
+        let (found, errors) = tokio::task::spawn_blocking(move || {
+            let (mut out, mut errors) = (Vec::new(), Vec::new());
+            walk(&root, &dir, &mut out, &mut errors);
+            (out, errors)
+        })
+        .await
+        .unwrap_or_default();
+        let now = Instant::now();
+        for (path, stamp) in found {
+            self.tracker.found(&path, stamp, now);
+        }
+        for e in errors {
+            if self.reported_scan_errors.insert(e.clone()) {
+                self.shared.record(Level::Warn, "scan_error", &format!("cannot read {e}"), serde_json::Value::Null);
+            }
+        }
+    }
+
+    async fn on_event(&mut self, ev: notify::Result<notify::Event>) {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                self.shared.record(
+                    Level::Warn,
+                    "watch_error",
+                    &format!("filesystem watcher: {e}; rescanning"),
+                    serde_json::Value::Null,
+                );
+                let root = self.shared.export_dir.clone();
+                return self.scan(root).await;
+            }
+        };
+        if ev.need_rescan() {
+            self.shared.record(
+                Level::Warn,
+                "watch_overflow",
+                "filesystem watcher lost events (queue overflow); rescanning the export folder",
+                serde_json::Value::Null,
+            );
+            self.tracker.overflowed();
+            let root = self.shared.export_dir.clone();
+            return self.scan(root).await;
+        }
+        let now = Instant::now();
+        let root = self.shared.export_dir.clone();
+        let relevant = |p: &Path| p.strip_prefix(&root).is_ok_and(|r| !r.as_os_str().is_empty() && !is_ignored(r));
+        match ev.kind {
+            EventKind::Create(CreateKind::Folder) => {
+                for p in ev.paths.iter().filter(|p| relevant(p)) {
+                    // Files may land in a new folder before its watch is added: look inside now.
+                    self.scan(p.clone()).await;
+                }
+            }
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_)) => {
+                for p in ev.paths.iter().filter(|p| relevant(p)) {
+                    if !p.is_dir() {
+                        self.tracker.written(p, now);
+                    }
+                }
+            }
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                for p in ev.paths.iter().filter(|p| relevant(p)) {
+                    self.tracker.closed(p, now);
+                }
+            }
+            EventKind::Modify(ModifyKind::Name(mode)) => {
+                let (from, to): (Vec<&PathBuf>, Vec<&PathBuf>) = match mode {
+                    RenameMode::From => (ev.paths.iter().collect(), vec![]),
+                    RenameMode::To => (vec![], ev.paths.iter().collect()),
+                    RenameMode::Both if ev.paths.len() == 2 => (vec![&ev.paths[0]], vec![&ev.paths[1]]),
+                    _ => (vec![], ev.paths.iter().collect()),
+                };
+                for p in from {
+                    self.tracker.removed(p);
+                }
+                for p in to.into_iter().filter(|p| relevant(p)) {
+                    if p.is_dir() {
+                        self.scan(p.clone()).await;
+                    } else {
+                        let stamp = std::fs::metadata(p).ok().as_ref().and_then(stamp_of);
+                        self.tracker.found(p, stamp, now);
+                    }
+                }
+            }
+            EventKind::Remove(_) => {
+                for p in &ev.paths {
+                    self.tracker.removed(p);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn process_ready(&mut self, stop: &watch::Receiver<bool>) {
+        let ready = self.tracker.ready(Instant::now(), SystemTime::now(), |p| {
+            std::fs::symlink_metadata(p).ok().filter(|m| m.is_file()).as_ref().and_then(stamp_of)
+        });
+        for chunk in ready.chunks(CHUNK) {
+            if *stop.borrow() {
+                return;
+            }
+            let shared = self.shared.clone();
+            let chunk = chunk.to_vec();
+            let outcomes = tokio::task::spawn_blocking(move || {
+                let mut disk_full_pause = None;
+                let mut queued = 0usize;
+                let mut scratch = ssmix2::validate::Scratch::default();
+                let out: Vec<(PathBuf, Outcome)> = chunk
+                    .into_iter()
+                    .map(|p| {
+                        // Once the disk is full, the rest of the chunk waits without trying.
+                        if let Some(d) = disk_full_pause {
+                            return (p, Outcome::RetryAfter(d));
+                        }
+                        let o = process_file(&shared, &mut scratch, &p, &mut queued);
+                        if let Outcome::RetryAfter(d) = o
+                            && shared.disk_full.load(std::sync::atomic::Ordering::SeqCst)
+                        {
+                            disk_full_pause = Some(d);
+                        }
+                        (p, o)
+                    })
+                    .collect();
+                if queued > 0 {
+                    shared.wake_uploader.notify_one();
+                }
+                out
+            })
+            .await
+            .unwrap_or_default();
+            let now = Instant::now();
+            for (p, o) in outcomes {
+                if let Outcome::RetryAfter(d) = o {
+                    self.tracker.defer(&p, now + d);
+                }
+            }
+        }
+    }
+}
+
+/// How long a file waits before another try when the state folder is full.
+fn disk_retry(shared: &Shared) -> Duration {
+    shared.cfg.rescan_interval().min(Duration::from_secs(5))
+}
+
+/// Checks one complete file and moves it to the outbox or the quarantine.
+fn process_file(shared: &Shared, scratch: &mut ssmix2::validate::Scratch, path: &Path, queued: &mut usize) -> Outcome {
+    let rel_path = path.strip_prefix(&shared.export_dir).unwrap_or(path);
+    let rel_utf8 = rel_path.to_str().map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"));
+    let rel_shown = rel_path.to_string_lossy().into_owned();
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Done,
+        Err(e) => {
+            shared.record(
+                Level::Error,
+                "read_failed",
+                &format!("cannot read {rel_shown}: {e}"),
+                json!({"file": rel_shown}),
+            );
+            return Outcome::RetryAfter(shared.cfg.rescan_interval());
+        }
+    };
+    let sha: [u8; 32] = Sha256::digest(&bytes).into();
+    let checked = match &rel_utf8 {
+        Some(rel) => check_file(&shared.validator, scratch, &shared.export_dir, rel, &bytes),
+        None => Err(vec![Violation {
+            code: ssmix2::validate::Code::BadFileName.as_str().into(),
+            field: None,
+            message: format!("path {rel_shown:?} is not valid UTF-8"),
+        }]),
+    };
+    match checked {
+        Ok(storage_path) => {
+            let sp = storage_path.to_string();
+            match shared.outbox.admit(path, storage_path, bytes.len() as u64, &sha) {
+                Ok(Admission::Queued) => {
+                    *queued += 1;
+                    shared.note_disk_ok();
+                    Outcome::Done
+                }
+                Ok(Admission::AlreadyQueued) => Outcome::Done,
+                Ok(Admission::Busy) => Outcome::RetryAfter(shared.cfg.rescan_interval()),
+                Err(e) if is_disk_full(&e) => {
+                    shared.note_disk_full(&format!("{rel_shown} into the outbox"), &e);
+                    Outcome::RetryAfter(disk_retry(shared))
+                }
+                Err(e) => {
+                    shared.record(
+                        Level::Error,
+                        "outbox_failed",
+                        &format!("cannot move {rel_shown} into the outbox: {e}"),
+                        json!({"file": rel_shown, "path": sp}),
+                    );
+                    Outcome::RetryAfter(shared.cfg.rescan_interval())
+                }
+            }
+        }
+        Err(violations) => {
+            let codes: Vec<&str> = violations.iter().map(|v| v.code.as_str()).collect();
+            match shared.quarantine.put(path, &rel_shown, Origin::Agent, &hex::encode(sha), &violations) {
+                Ok(_) => {
+                    shared.note_disk_ok();
+                    let detail: Vec<String> = violations.iter().map(|v| format!("{}: {}", v.code, v.message)).collect();
+                    shared.record(
+                        Level::Warn,
+                        "quarantined",
+                        &format!("{rel_shown} quarantined: {}", detail.join("; ")),
+                        json!({"file": rel_shown, "codes": codes}),
+                    );
+                    Outcome::Done
+                }
+                Err(e) if is_disk_full(&e) => {
+                    shared.note_disk_full(&format!("{rel_shown} into the quarantine"), &e);
+                    Outcome::RetryAfter(disk_retry(shared))
+                }
+                Err(e) => {
+                    shared.record(
+                        Level::Error,
+                        "quarantine_failed",
+                        &format!("cannot quarantine {rel_shown}: {e}"),
+                        json!({"file": rel_shown, "codes": codes}),
+                    );
+                    Outcome::RetryAfter(shared.cfg.rescan_interval())
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_and_hidden_files_are_ignored() {
+        for p in [".x", "a/.hidden/f", "f.tmp", "f.part", "f~", "d/f.swp"] {
+            assert!(is_ignored(Path::new(p)), "{p}");
+        }
+        assert!(!is_ignored(Path::new("999/901/9999013/-/ADT-00/9999013_-_ADT-00_1_20111220224447339_-_1")));
+    }
+}

@@ -1,0 +1,85 @@
+//! `kizuna-agent`: runs the upload agent alone (netd hosts the same library on appliances).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kizuna_agent::{Agent, Config, DEFAULT_CONFIG, OfflineStatus};
+
+#[derive(Parser)]
+#[command(name = "kizuna-agent", version, about = "Kizuna upload agent: ships SS-MIX2 exports to the store")]
+struct Cli {
+    /// Print the default configuration (with comments) and exit.
+    #[arg(long)]
+    print_default_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Watch the export folder and upload until SIGINT or SIGTERM.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print the state folder's status (outbox depth, quarantine, last upload, daily logs sent) as JSON.
+    Status {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kizuna-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if cli.print_default_config {
+        print!("{DEFAULT_CONFIG}");
+        return Ok(());
+    }
+    match cli.command {
+        None => anyhow::bail!("nothing to do: use `run --config FILE`, `status --config FILE` or --print-default-config"),
+        Some(Command::Status { config }) => {
+            let cfg = Config::load(&config)?;
+            let status = OfflineStatus::read(&cfg)?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
+            Ok(())
+        }
+        Some(Command::Run { config }) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let cfg = Config::load(&config)?;
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(async {
+                let agent = Agent::new(cfg)?;
+                agent.run(shutdown_signal()).await?;
+                Ok(())
+            })
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

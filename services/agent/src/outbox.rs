@@ -1,0 +1,196 @@
+//! The durable outbox: valid files wait here, one flat directory named by SS-MIX2 file name, until the
+//! store has acknowledged them. A file is in the export folder or the outbox (briefly both, after a
+//! cross-device copy), so a crash loses nothing; a restart re-reads the directory.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+use ssmix2::{FileName, StoragePath};
+
+use crate::durable;
+
+/// One file waiting for upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub path: StoragePath,
+    pub size: u64,
+}
+
+impl Entry {
+    pub fn name(&self) -> String {
+        self.path.name.to_string()
+    }
+}
+
+/// What became of a file offered to the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Moved in; it will be uploaded.
+    Queued,
+    /// The same bytes under the same name were already waiting; the export copy was removed.
+    AlreadyQueued,
+    /// Other bytes under the same name are still waiting; the file stays in the export folder until
+    /// they are gone (then the store decides).
+    Busy,
+}
+
+/// Upload order: by the message's creation timestamp from the file name, then by name.
+type Key = (String, String);
+
+fn key_of(name: &FileName) -> Key {
+    (name.timestamp.to_string(), name.to_string())
+}
+
+/// The outbox directory and an in-memory index of its files.
+pub struct Outbox {
+    dir: PathBuf,
+    queue: Mutex<BTreeMap<Key, Entry>>,
+}
+
+impl Outbox {
+    /// Opens (creating if needed) the outbox, removes temp files left by a crash and indexes what waits.
+    /// Files whose names do not parse are returned so the caller can quarantine them.
+    pub fn open(dir: &Path) -> io::Result<(Self, Vec<PathBuf>)> {
+        durable::create_dir_all_synced(dir)?;
+        durable::remove_temp_files(dir)?;
+        let mut queue = BTreeMap::new();
+        let mut strays = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            let parsed = entry.file_name().to_str().and_then(|n| FileName::parse(n).ok());
+            match parsed {
+                Some(name) if meta.is_file() => {
+                    queue.insert(key_of(&name), Entry { path: StoragePath::of(name), size: meta.len() });
+                }
+                _ => strays.push(entry.path()),
+            }
+        }
+        Ok((Self { dir: dir.to_owned(), queue: Mutex::new(queue) }, strays))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, Entry>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Where the outbox keeps `entry`.
+    pub fn file_of(&self, entry: &Entry) -> PathBuf {
+        self.dir.join(entry.name())
+    }
+
+    /// Moves `src` (already checked, content digest `sha256`) into the outbox durably.
+    pub fn admit(&self, src: &Path, path: StoragePath, size: u64, sha256: &[u8; 32]) -> io::Result<Admission> {
+        // The index lock is held across the check and the move so that `complete` cannot remove a
+        // same-named file in between.
+        let mut queue = self.lock();
+        let dest = self.dir.join(path.name.to_string());
+        match fs::read(&dest) {
+            Ok(existing) => {
+                if <[u8; 32]>::from(Sha256::digest(&existing)) == *sha256 {
+                    fs::remove_file(src)?;
+                    durable::sync_dir(src.parent().unwrap_or(Path::new(".")))?;
+                    return Ok(Admission::AlreadyQueued);
+                }
+                return Ok(Admission::Busy);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        durable::move_file(src, &dest)?;
+        queue.insert(key_of(&path.name), Entry { path, size });
+        Ok(Admission::Queued)
+    }
+
+    /// The next files to upload, oldest first, within the batch limits (one file always fits).
+    pub fn next_batch(&self, max_files: usize, max_bytes: u64) -> Vec<Entry> {
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        for entry in self.lock().values() {
+            if out.len() >= max_files || (!out.is_empty() && bytes + entry.size > max_bytes) {
+                break;
+            }
+            bytes += entry.size;
+            out.push(entry.clone());
+        }
+        out
+    }
+
+    /// Hands `entry`'s file to `move_out` (which must move it elsewhere), then forgets the entry.
+    pub fn take_out(&self, entry: &Entry, move_out: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
+        let mut queue = self.lock();
+        match move_out(&self.file_of(entry)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        queue.remove(&key_of(&entry.path.name));
+        Ok(())
+    }
+
+    /// Deletes acknowledged files, then syncs the directory once.
+    pub fn complete(&self, entries: &[Entry]) -> io::Result<()> {
+        let mut queue = self.lock();
+        for e in entries {
+            match fs::remove_file(self.file_of(e)) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+            queue.remove(&key_of(&e.path.name));
+        }
+        durable::sync_dir(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(ts: &str) -> StoragePath {
+        StoragePath::of(FileName::parse(&format!("9999013_-_ADT-00_999999999999999_{ts}_-_1")).unwrap())
+    }
+
+    #[test]
+    fn admits_orders_dedups_and_survives_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let export = d.path().join("export");
+        fs::create_dir(&export).unwrap();
+        let (outbox, strays) = Outbox::open(&d.path().join("outbox")).unwrap();
+        assert!(strays.is_empty());
+        let put = |ts: &str, body: &[u8]| {
+            let src = export.join(ts);
+            fs::write(&src, body).unwrap();
+            let sha: [u8; 32] = Sha256::digest(body).into();
+            (outbox.admit(&src, name(ts), body.len() as u64, &sha).unwrap(), src.exists())
+        };
+        assert_eq!(put("20111220224447339", b"b"), (Admission::Queued, false));
+        assert_eq!(put("20111220224447338", b"a"), (Admission::Queued, false));
+        assert_eq!(put("20111220224447338", b"a"), (Admission::AlreadyQueued, false));
+        assert_eq!(put("20111220224447338", b"other"), (Admission::Busy, true));
+        let batch = outbox.next_batch(10, 1);
+        assert_eq!(batch.len(), 1, "the byte limit stops after the first file");
+        assert!(batch[0].name().contains("20111220224447338"));
+        drop(outbox);
+        let (outbox, _) = Outbox::open(&d.path().join("outbox")).unwrap();
+        assert_eq!(outbox.len(), 2);
+        let all = outbox.next_batch(10, 100);
+        outbox.complete(&all).unwrap();
+        assert!(outbox.is_empty());
+        assert_eq!(fs::read_dir(outbox.dir()).unwrap().count(), 0);
+    }
+}

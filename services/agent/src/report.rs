@@ -1,0 +1,123 @@
+//! What the agent tells the store besides files: heartbeats and the daily summary of its log.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kizuna_wire::Heartbeat;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::agent::Shared;
+use crate::agent_log::{Level, local_now};
+use crate::daily::{SentDays, summarize, unsent_days};
+
+const LAST_UPLOAD_FILE: &str = "last-upload";
+
+/// The persisted time of the last acknowledged batch, if any.
+pub fn read_last_upload(cursor_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(cursor_dir.join(LAST_UPLOAD_FILE)).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// Records now as the last upload time (in memory, and on disk when there is room).
+pub(crate) fn write_last_upload(shared: &Shared) {
+    let (_, now) = local_now();
+    let _ = crate::durable::write_atomic(&shared.cfg.cursor_dir().join(LAST_UPLOAD_FILE), now.as_bytes());
+    *shared.last_upload.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+}
+
+/// Sends a heartbeat every `heartbeat_interval_secs` until `stop`.
+pub(crate) async fn run_heartbeats(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(shared.cfg.heartbeat_interval_secs));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let status = shared.status();
+        let hb = Heartbeat {
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            queue_depth: status.queue_depth,
+            quarantined: status.quarantined,
+            last_upload: status.last_upload,
+        };
+        match shared.store.send_heartbeat(&hb).await {
+            Ok(()) if failing => {
+                failing = false;
+                shared.record(Level::Info, "heartbeat_ok", "store reachable again", serde_json::Value::Null);
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                failing = true;
+                shared.record(Level::Warn, "heartbeat_failed", &format!("heartbeat failed: {e}"), serde_json::Value::Null);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Sends the summary of each past day's log that the store has not yet acknowledged, checking at
+/// start and then every `heartbeat_interval_secs`. A day is marked sent (durably) only after the
+/// store's success answer, so a crash in between sends it again rather than never.
+pub(crate) async fn run_daily_logs(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let cursor = shared.cfg.cursor_dir();
+    let mut sent = match SentDays::load(&cursor) {
+        Ok(s) => s,
+        Err(e) => {
+            shared.record(
+                Level::Error,
+                "daily_log_failed",
+                &format!("cannot read the record of sent daily logs in {}: {e}; daily logs are not sent", cursor.display()),
+                serde_json::Value::Null,
+            );
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(shared.cfg.heartbeat_interval_secs));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let (today, _) = local_now();
+        let days = unsent_days(&shared.cfg.log_dir(), &today, &sent).unwrap_or_default();
+        for day in days {
+            let path = shared.cfg.log_dir().join(format!("{day}.jsonl"));
+            let text = match std::fs::read(&path) {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(_) => continue,
+            };
+            let summary = summarize(&day, &text);
+            match shared.store.send_daily_log(&summary).await {
+                Ok(()) => {
+                    if let Err(e) = sent.mark(&day) {
+                        shared.record(
+                            Level::Error,
+                            "daily_log_failed",
+                            &format!("daily log for {day} was sent but cannot be recorded as sent: {e}"),
+                            serde_json::Value::Null,
+                        );
+                    }
+                    shared.record(
+                        Level::Info,
+                        "daily_log_sent",
+                        &format!("sent the summary of {day}"),
+                        json!({"date": day, "lines": summary.lines.len()}),
+                    );
+                }
+                Err(e) => {
+                    shared.record(
+                        Level::Warn,
+                        "daily_log_failed",
+                        &format!("cannot send the summary of {day}: {e}; will retry"),
+                        serde_json::Value::Null,
+                    );
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The uploader: sends the outbox to the store in batches, deletes what the store acknowledged,
+//! quarantines what it rejected, and retries everything else with backoff.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use kizuna_wire::{FileStatus, push_file, start_batch};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::agent::Shared;
+use crate::agent_log::Level;
+use crate::backoff::retry_delay;
+use crate::check::Violation;
+use crate::error::is_disk_full;
+use crate::outbox::Entry;
+use crate::quarantine::Origin;
+use crate::store_client::SendError;
+
+/// Runs until `stop` turns true.
+pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut failures: u32 = 0;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let batch = shared.outbox.next_batch(shared.cfg.batch_max_files, shared.cfg.batch_max_bytes);
+        if batch.is_empty() {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = shared.wake_uploader.notified() => {}
+                // Also look now and then, in case a wake-up raced with the emptiness check.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        }
+        let result = tokio::select! {
+            _ = stop.changed() => return,
+            r = upload_batch(&shared, batch) => r,
+        };
+        match result {
+            Ok(true) => failures = 0,
+            Ok(false) => {
+                // Some rejected file could not be quarantined: do not resend it in a tight loop.
+                failures += 1;
+                let delay = retry_delay(failures, Duration::from_millis(shared.cfg.retry_base_ms), Duration::from_millis(shared.cfg.retry_max_ms), &mut rand::rng());
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                let delay = retry_delay(
+                    failures,
+                    Duration::from_millis(shared.cfg.retry_base_ms),
+                    Duration::from_millis(shared.cfg.retry_max_ms),
+                    &mut rand::rng(),
+                );
+                let level = if e.needs_operator() { Level::Error } else { Level::Warn };
+                shared.record(
+                    level,
+                    "upload_failed",
+                    &format!("upload failed (attempt {failures}): {e}; retrying in {:.1} s", delay.as_secs_f64()),
+                    json!({"attempt": failures, "retry_in_ms": delay.as_millis() as u64}),
+                );
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Reads, sends and settles one batch. Only a failure to reach the store (or a non-protocol answer)
+/// is an error; everything it answered is settled here. Returns false when some file could not be
+/// settled (a rejected file that cannot be quarantined).
+async fn upload_batch(shared: &Arc<Shared>, batch: Vec<Entry>) -> Result<bool, SendError> {
+    let reader = shared.clone();
+    let (body, sent, missing) = tokio::task::spawn_blocking(move || {
+        let mut body = start_batch();
+        let mut sent = Vec::new();
+        let mut missing = Vec::new();
+        for e in batch {
+            match std::fs::read(reader.outbox.file_of(&e)) {
+                Ok(content) => {
+                    let sha: [u8; 32] = Sha256::digest(&content).into();
+                    push_file(&mut body, &e.path.to_string(), &sha, &content);
+                    sent.push(e);
+                }
+                Err(_) => missing.push(e),
+            }
+        }
+        (body, sent, missing)
+    })
+    .await
+    .map_err(|e| SendError::Protocol(e.to_string()))?;
+    // A file that vanished from the outbox (removed by hand) is forgotten.
+    if !missing.is_empty() {
+        let _ = shared.outbox.complete(&missing);
+    }
+    if sent.is_empty() {
+        return Ok(true);
+    }
+    let paths: Vec<String> = sent.iter().map(|e| e.path.to_string()).collect();
+    let bytes = body.len();
+    let report = shared.store.send_batch(body, &paths).await?;
+
+    let settler = shared.clone();
+    tokio::task::spawn_blocking(move || settle(&settler, sent, report.results, bytes))
+        .await
+        .map_err(|e| SendError::Protocol(e.to_string()))
+}
+
+fn settle(shared: &Shared, sent: Vec<Entry>, results: Vec<kizuna_wire::FileResult>, bytes: usize) -> bool {
+    let mut all_settled = true;
+    let mut acked = Vec::new();
+    let (mut stored, mut duplicate, mut rejected) = (0u64, 0u64, 0u64);
+    for (entry, r) in sent.into_iter().zip(results) {
+        match r.status {
+            FileStatus::Stored | FileStatus::Duplicate => {
+                if r.status == FileStatus::Stored { stored += 1 } else { duplicate += 1 }
+                acked.push(entry);
+            }
+            FileStatus::Rejected => {
+                rejected += 1;
+                let mut violations: Vec<Violation> = r
+                    .codes
+                    .iter()
+                    .map(|c| Violation {
+                        code: c.clone(),
+                        field: None,
+                        message: ssmix2::validate::Code::parse(c).map(|c| c.describe().to_owned()).unwrap_or_default(),
+                    })
+                    .collect();
+                if let Some(reason) = &r.reason {
+                    violations.push(Violation { code: "store-reason".into(), field: None, message: reason.clone() });
+                }
+                let rel = format!("rejected/{}", r.path);
+                let moved = shared
+                    .outbox
+                    .take_out(&entry, |src| shared.quarantine.put(src, &rel, Origin::Store, &r.sha256, &violations).map(drop));
+                let why = violations.iter().map(|v| format!("{}: {}", v.code, v.message)).collect::<Vec<_>>().join("; ");
+                match moved {
+                    Ok(()) => shared.record(
+                        Level::Warn,
+                        "rejected",
+                        &format!("store rejected {}: {why}", r.path),
+                        json!({"file": r.path, "codes": r.codes}),
+                    ),
+                    Err(e) => {
+                        all_settled = false;
+                        if is_disk_full(&e) {
+                            shared.note_disk_full("a rejected file into the quarantine", &e);
+                        } else {
+                            shared.record(
+                                Level::Error,
+                                "quarantine_failed",
+                                &format!("store rejected {} ({why}) and it cannot be quarantined: {e}", r.path),
+                                json!({"file": r.path}),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Err(e) = shared.outbox.complete(&acked) {
+        shared.record(
+            Level::Error,
+            "outbox_failed",
+            &format!("cannot delete acknowledged files from the outbox: {e}"),
+            serde_json::Value::Null,
+        );
+    }
+    let n = stored + duplicate;
+    shared.files_uploaded.fetch_add(n, Ordering::Relaxed);
+    if n > 0 {
+        crate::report::write_last_upload(shared);
+    }
+    shared.record(
+        Level::Info,
+        "uploaded",
+        &format!("batch acknowledged: {stored} stored, {duplicate} duplicate, {rejected} rejected ({bytes} bytes)"),
+        json!({"files": n, "stored": stored, "duplicate": duplicate, "rejected": rejected, "bytes": bytes}),
+    );
+    all_settled
+}
