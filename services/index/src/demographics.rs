@@ -1,0 +1,202 @@
+//! The demographics linkage compares, as SS-MIX2 messages carry them in PID:
+//! PID-5 (kanji name with type `L^I`, kana reading with `L^P`), PID-7 birth date, PID-8 sex,
+//! PID-11 address.
+
+use serde::{Deserialize, Serialize};
+use ssmix2::hl7::Message;
+
+use crate::IndexError;
+use crate::normalize::spacing::{collapse_spaces, is_space};
+
+/// A patient as one facility knows them: the facility and its local patient ID.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RecordKey {
+    pub facility: String,
+    pub local_id: String,
+}
+
+impl RecordKey {
+    /// A key whose parts are non-empty and free of control characters.
+    pub fn new(facility: &str, local_id: &str) -> Result<Self, IndexError> {
+        for (what, v) in [("facility", facility), ("local patient ID", local_id)] {
+            if v.trim().is_empty() {
+                return Err(IndexError::Invalid { what, value: v.to_owned(), reason: "is empty" });
+            }
+            if v.chars().any(char::is_control) {
+                return Err(IndexError::Invalid { what, value: v.to_owned(), reason: "contains a control character" });
+            }
+        }
+        Ok(Self { facility: facility.to_owned(), local_id: local_id.to_owned() })
+    }
+}
+
+impl std::fmt::Display for RecordKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.facility, self.local_id)
+    }
+}
+
+/// Administrative sex (HL7 table 0001).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Sex {
+    Male,
+    Female,
+    Other,
+}
+
+impl Sex {
+    /// `M`, `F`, `O`; `U`, `A`, `N` and empty give `None` (unknown takes no part in matching).
+    pub fn from_hl7(code: &str) -> Option<Self> {
+        match code.trim() {
+            "M" => Some(Self::Male),
+            "F" => Some(Self::Female),
+            "O" => Some(Self::Other),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Male => "M",
+            Self::Female => "F",
+            Self::Other => "O",
+        }
+    }
+}
+
+/// The demographics of one patient record, as written (normalization happens in the matcher).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Demographics {
+    pub family_kanji: String,
+    pub given_kanji: String,
+    pub family_kana: String,
+    pub given_kana: String,
+    /// `YYYYMMDD`, digits only (not checked against the calendar: typos give impossible dates too).
+    pub birth_date: Option<String>,
+    pub sex: Option<Sex>,
+    pub address: String,
+}
+
+/// `(family, given)` from the first two components, splitting a whole name written into the family
+/// component (`佐藤　太郎^`) at its first space.
+fn name_parts(family: &str, given: &str) -> (String, String) {
+    let (family, given) = (collapse_spaces(family), collapse_spaces(given));
+    if given.is_empty()
+        && let Some((f, g)) = family.split_once(is_space)
+    {
+        return (f.to_owned(), g.to_owned());
+    }
+    (family, given)
+}
+
+/// `YYYYMMDD` from a PID-7 value (`YYYYMMDD`, optionally followed by a time).
+pub fn parse_birth_date(value: &str) -> Option<String> {
+    let digits: String = value.trim().chars().take(8).collect();
+    (digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+}
+
+impl Demographics {
+    /// Reads PID-5, PID-7, PID-8 and PID-11 from a message; `source_name` (a file name) goes into
+    /// errors. A kanji name is the PID-5 repetition with representation `I`, the reading the one
+    /// with `P`; with no representation given, the first repetition counts as kanji.
+    pub fn from_message(msg: &Message, source_name: &str) -> Result<Self, IndexError> {
+        let pid = msg.segment("PID").ok_or_else(|| IndexError::NoPid { source_name: source_name.to_owned() })?;
+        let reps = pid.field(5).map_or(0, |f| f.0.len());
+        let mut d = Demographics::default();
+        let text = |path: String| msg.value(&path).map(|v| v.into_owned()).unwrap_or_default();
+        for n in 1..=reps {
+            let (family, given) = name_parts(&text(format!("PID-5[{n}].1")), &text(format!("PID-5[{n}].2")));
+            if family.is_empty() && given.is_empty() {
+                continue;
+            }
+            let repr = text(format!("PID-5[{n}].8"));
+            let slot = match repr.trim() {
+                "P" => (&mut d.family_kana, &mut d.given_kana),
+                "I" => (&mut d.family_kanji, &mut d.given_kanji),
+                _ if n == 1 => (&mut d.family_kanji, &mut d.given_kanji),
+                _ => continue,
+            };
+            if slot.0.is_empty() && slot.1.is_empty() {
+                *slot.0 = family;
+                *slot.1 = given;
+            }
+        }
+        let birth = text("PID-7".into());
+        if !birth.trim().is_empty() {
+            d.birth_date = Some(parse_birth_date(&birth).ok_or_else(|| IndexError::BadField {
+                source_name: source_name.to_owned(),
+                field: "PID-7",
+                value: birth.clone(),
+                reason: "is not a date YYYYMMDD",
+            })?);
+        }
+        d.sex = Sex::from_hl7(&text("PID-8".into()));
+        // PID-11: street (1), other designation (2), city (3), state (4), zip (5). Japanese systems
+        // put the whole address in one of 1 or 3; join what is there, prefecture first, so none is
+        // lost. The postcode is left out: the address comparison works on the written address.
+        let addr: Vec<String> = [4, 3, 1, 2]
+            .iter()
+            .map(|c| text(format!("PID-11.{c}")))
+            .filter(|s| !s.trim().is_empty())
+            .collect();
+        d.address = addr.join(" ");
+        Ok(d)
+    }
+
+    /// Decodes ISO-2022-JP bytes and reads them as [`Demographics::from_message`] does.
+    pub fn from_bytes(bytes: &[u8], source_name: &str) -> Result<Self, IndexError> {
+        let msg = Message::decode(bytes)
+            .map_err(|source| IndexError::Hl7 { source_name: source_name.to_owned(), source })?;
+        Self::from_message(&msg, source_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADT: &str = "MSH|^~\\&|HIS|F001|KIZUNA|CENTRE|20240401120000||ADT^A08|1|P|2.5||||||~ISO IR87||ISO 2022-1994\r\
+        PID|||0000012345^^^^PI||佐藤^太郎^^^^^L^I~サトウ^タロウ^^^^^L^P||19800131|M|||^^仙台市青葉区一番町1-2-3^^980-0811^JPN^H\r";
+
+    #[test]
+    fn pid_fields_are_read_by_representation() {
+        let msg = Message::parse(ADT).unwrap();
+        let d = Demographics::from_message(&msg, "adt.hl7").unwrap();
+        assert_eq!((d.family_kanji.as_str(), d.given_kanji.as_str()), ("佐藤", "太郎"));
+        assert_eq!((d.family_kana.as_str(), d.given_kana.as_str()), ("サトウ", "タロウ"));
+        assert_eq!(d.birth_date.as_deref(), Some("19800131"));
+        assert_eq!(d.sex, Some(Sex::Male));
+        assert_eq!(d.address, "仙台市青葉区一番町1-2-3");
+    }
+
+    #[test]
+    fn reading_first_and_whole_name_in_one_component() {
+        let text = ADT.replace("佐藤^太郎^^^^^L^I~サトウ^タロウ^^^^^L^P", "サトウ　タロウ^^^^^^L^P~佐藤　太郎^^^^^^L^I");
+        let d = Demographics::from_message(&Message::parse(&text).unwrap(), "x").unwrap();
+        assert_eq!((d.family_kanji.as_str(), d.given_kanji.as_str()), ("佐藤", "太郎"));
+        assert_eq!((d.family_kana.as_str(), d.given_kana.as_str()), ("サトウ", "タロウ"));
+    }
+
+    #[test]
+    fn a_bad_birth_date_names_the_file_and_field() {
+        let text = ADT.replace("19800131", "1980-01");
+        let err = Demographics::from_message(&Message::parse(&text).unwrap(), "adt.hl7").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("adt.hl7") && msg.contains("PID-7"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_sex_is_none() {
+        let text = ADT.replace("|M|", "|U|");
+        let d = Demographics::from_message(&Message::parse(&text).unwrap(), "x").unwrap();
+        assert_eq!(d.sex, None);
+    }
+
+    #[test]
+    fn record_keys_refuse_empty_parts() {
+        assert!(RecordKey::new("F001", "").is_err());
+        assert!(RecordKey::new("", "1").is_err());
+        assert!(RecordKey::new("F001", "12\n3").is_err());
+        assert_eq!(RecordKey::new("F001", "123").unwrap().to_string(), "F001/123");
+    }
+}

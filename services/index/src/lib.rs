@@ -1,0 +1,19 @@
+//! Patient linkage for Kizuna: one common health ID (健康共通 ID) per person, linked to the local
+//! patient ID each facility gave them.
+//!
+//! - [`normalize`]: Japanese names and addresses folded for matching (NFKC, kana forms, old kanji
+//!   forms, spacing, 丁目・番地・号);
+//! - [`demographics`]: the PID fields linkage uses, read from SS-MIX2 messages;
+//! - [`matcher`]: a Fellegi–Sunter scorer whose m and u probabilities are estimated without labels
+//!   (u from random pairs, m by EM on blocked pairs, as Splink does), with two thresholds;
+//! - [`registry`]: common health IDs, links, the review queue and the link history in the IndexDB.
+//!
+//! Everything but [`registry`] is pure: data in, data out.
+
+pub mod demographics;
+mod error;
+pub mod matcher;
+pub mod normalize;
+
+pub use demographics::{Demographics, RecordKey, Sex};
+pub use error::IndexError;
