@@ -1,0 +1,271 @@
+//! The agent against a real HTTP server implementing the store's side of `kizuna-wire`.
+
+mod common;
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_dropped_in_nested_folders_are_uploaded_and_leave_the_export_folder() {
+    let (store, addr) = start_store().await;
+    let site = Site::new(addr);
+    let agent = Running::start(site.cfg.clone());
+    let msg = sample_message();
+    let mut expected = Vec::new();
+    for i in 0..30 {
+        let name = file_name(i);
+        let rel = match i % 3 {
+            0 => name.clone(),
+            1 => format!("ward-{}/2011/12/{name}", i % 4),
+            _ => storage_path(&name),
+        };
+        site.drop_file(&rel, &msg);
+        expected.push(storage_path(&name));
+    }
+    assert!(wait_for(20, || store.stored_count() == 30).await, "stored {}", store.stored_count());
+    let files = store.files.lock().unwrap().clone();
+    assert_eq!(files.keys().cloned().collect::<Vec<_>>(), { expected.sort(); expected });
+    assert!(files.values().all(|c| *c == msg));
+    assert!(wait_for(5, || Site::files_below(&site.export()).is_empty()).await, "export folder not emptied");
+    assert!(wait_for(5, || agent.status.get().queue_depth == 0).await);
+    assert!(Site::files_below(&site.cfg.outbox_dir()).is_empty());
+    assert_eq!(agent.status.get().files_uploaded, 30);
+    assert!(agent.status.get().last_upload.is_some());
+    // Heartbeats arrive and say the queue is empty.
+    assert!(wait_for(5, || store.heartbeats.lock().unwrap().iter().any(|h| h.queue_depth == 0)).await);
+    let uploaded: u64 = site
+        .log_lines()
+        .iter()
+        .filter(|l| l["event"] == "uploaded")
+        .map(|l| l["files"].as_u64().unwrap())
+        .sum();
+    assert_eq!(uploaded, 30, "the agent's own log counts every acknowledged file");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partially_written_file_is_not_uploaded_before_it_is_complete() {
+    let (store, addr) = start_store().await;
+    let site = Site::new(addr);
+    let agent = Running::start(site.cfg.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let msg = sample_message();
+    let name = file_name(7);
+    let path = site.export().join(&name);
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&msg[..msg.len() / 2]).unwrap();
+    f.flush().unwrap();
+    // Held open for eight times settle_ms: still being written, so it must stay put.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(store.stored_count(), 0);
+    assert!(path.exists(), "a half-written file was taken from the export folder");
+    assert!(Site::files_below(&site.cfg.quarantine_dir()).is_empty(), "a half-written file was quarantined");
+    f.write_all(&msg[msg.len() / 2..]).unwrap();
+    drop(f);
+    assert!(wait_for(10, || store.stored_count() == 1).await);
+    assert_eq!(store.files.lock().unwrap()[&storage_path(&name)], msg);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_files_are_quarantined_with_a_reason_and_reported() {
+    let (store, addr) = start_store().await;
+    let site = Site::new(addr);
+    let agent = Running::start(site.cfg.clone());
+    let msg = sample_message();
+    site.drop_file("notes/readme.txt", b"hello");
+    site.drop_file(&format!("broken/{}", file_name(1)), b"MSH|^~\\&|\x1b$B\xff\xfe");
+    let misplaced = format!("999/902/9999013/-/ADT-00/{}", file_name(2));
+    site.drop_file(&misplaced, &msg);
+    site.drop_file(&file_name(3), &msg);
+    assert!(wait_for(20, || store.stored_count() == 1 && agent.status.get().quarantined == 3).await);
+    let q = site.cfg.quarantine_dir();
+    for (rel, code) in [
+        ("notes/readme.txt".to_owned(), "bad-file-name"),
+        (format!("broken/{}", file_name(1)), "not-iso-2022-jp"),
+        (misplaced.clone(), "path-mismatch"),
+    ] {
+        assert!(q.join(&rel).is_file(), "{rel} not in quarantine under its relative path");
+        let reason: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(q.join(format!("{rel}.reason.json"))).unwrap()).unwrap();
+        assert_eq!(reason["origin"], "agent");
+        let codes: Vec<&str> = reason["violations"].as_array().unwrap().iter().map(|v| v["code"].as_str().unwrap()).collect();
+        assert!(codes.contains(&code), "{rel}: {codes:?}");
+        assert!(!site.export().join(&rel).exists());
+    }
+    let warned: Vec<_> = site.log_lines().into_iter().filter(|l| l["event"] == "quarantined").collect();
+    assert_eq!(warned.len(), 3);
+    assert!(warned.iter().all(|l| l["level"] == "WARN"));
+    assert!(wait_for(5, || store.heartbeats.lock().unwrap().iter().any(|h| h.quarantined == 3)).await);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_rejection_moves_the_file_to_quarantine_with_the_stores_reasons() {
+    let (store, addr) = start_store().await;
+    *store.reject_containing.lock().unwrap() = Some(file_name(5));
+    let site = Site::new(addr);
+    let agent = Running::start(site.cfg.clone());
+    let msg = sample_message();
+    for i in 4..7 {
+        site.drop_file(&file_name(i), &msg);
+    }
+    assert!(wait_for(20, || store.stored_count() == 2 && agent.status.get().quarantined == 1).await);
+    let rel = format!("rejected/{}", storage_path(&file_name(5)));
+    let q = site.cfg.quarantine_dir();
+    assert!(q.join(&rel).is_file());
+    let reason: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(q.join(format!("{rel}.reason.json"))).unwrap()).unwrap();
+    assert_eq!(reason["origin"], "store");
+    assert_eq!(reason["violations"][0]["code"], "data-type-mismatch");
+    assert!(Site::files_below(&site.cfg.outbox_dir()).is_empty());
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_with_growing_delays() {
+    let (store, addr) = start_store().await;
+    store.fail_batches.store(4, Ordering::SeqCst);
+    let mut site = Site::new(addr);
+    site.cfg.retry_base_ms = 200;
+    site.cfg.retry_max_ms = 5000;
+    let agent = Running::start(site.cfg.clone());
+    let msg = sample_message();
+    for i in 0..10 {
+        site.drop_file(&file_name(i), &msg);
+    }
+    assert!(wait_for(30, || store.stored_count() == 10).await);
+    let attempts = store.attempts.lock().unwrap().clone();
+    assert!(attempts.len() >= 5, "{} attempts", attempts.len());
+    let gaps: Vec<f64> = attempts.windows(2).take(4).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    // Delays are drawn from [d/2, d] with d = 200, 400, 800, 1600 ms.
+    for (i, (gap, d)) in gaps.iter().zip([0.2, 0.4, 0.8, 1.6]).enumerate() {
+        assert!(*gap >= d / 2.0 - 0.02 && *gap <= d + 0.5, "retry {i}: waited {gap:.3} s for a delay of {d} s");
+    }
+    assert!(gaps[3] > gaps[0], "delays do not grow: {gaps:?}");
+    let failures = site.log_lines().into_iter().filter(|l| l["event"] == "upload_failed").count();
+    assert_eq!(failures, 4);
+    // Nothing was doubled: each file arrived once, in the batch that succeeded.
+    assert_eq!(store.receipts.lock().unwrap().len(), 10);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescan_alone_finds_files_when_the_watcher_is_off() {
+    let (store, addr) = start_store().await;
+    let mut site = Site::new(addr);
+    site.cfg.watch = false;
+    let agent = Running::start(site.cfg.clone());
+    let msg = sample_message();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..12 {
+        site.drop_file(&format!("late/{}/{}", i % 3, file_name(i)), &msg);
+    }
+    assert!(wait_for(15, || store.stored_count() == 12).await, "rescan missed files: {}", store.stored_count());
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bandwidth_limit_is_honoured() {
+    let (store, addr) = start_store().await;
+    let mut site = Site::new(addr);
+    let rate = 100_000u64;
+    site.cfg.bandwidth_limit_bytes_per_sec = Some(rate);
+    site.cfg.batch_max_files = 100;
+    let msg = sample_message();
+    let n = 400;
+    // Files wait in the export folder first so the whole run is one measured stream of batches.
+    for i in 0..n {
+        site.drop_file(&file_name(i), &msg);
+    }
+    let agent = Running::start(site.cfg.clone());
+    assert!(wait_for(60, || store.stored_count() == n as usize).await);
+    let batches = store.batches.lock().unwrap().clone();
+    let bytes: usize = batches.iter().map(|b| b.2).sum();
+    let first_byte_batch_start = batches.iter().map(|b| b.0).min().unwrap();
+    let last_end = batches.iter().map(|b| b.1).max().unwrap();
+    let took = (last_end - first_byte_batch_start).as_secs_f64();
+    let burst = rate as f64 / 10.0;
+    let ideal = (bytes as f64 - burst) / rate as f64;
+    let achieved = bytes as f64 / took;
+    eprintln!("bandwidth: {bytes} bytes in {took:.2} s = {achieved:.0} B/s (limit {rate}, ideal {ideal:.2} s)");
+    assert!(took >= ideal * 0.9, "too fast: {achieved:.0} B/s over a limit of {rate}");
+    assert!(took <= ideal * 1.25 + 0.5, "too slow: {achieved:.0} B/s under a limit of {rate}");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_log_is_sent_once_even_across_restarts() {
+    let (store, addr) = start_store().await;
+    store.fail_daily.store(1, Ordering::SeqCst);
+    let site = Site::new(addr);
+    // A previous day's log, as the agent wrote it then.
+    let log_dir = site.cfg.log_dir();
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let day = "2020-01-02";
+    let lines = [
+        r#"{"time":"2020-01-02T09:00:00.000+09:00","level":"INFO","event":"uploaded","message":"batch","files":7}"#,
+        r#"{"time":"2020-01-02T09:01:00.000+09:00","level":"WARN","event":"quarantined","message":"x quarantined: bad-file-name"}"#,
+        r#"{"time":"2020-01-02T09:02:00.000+09:00","level":"ERROR","event":"disk_full","message":"no space left"}"#,
+        r#"{"time":"2020-01-02T09:03:00.000+09:00","level":"WARN","event":"upload_failed","message":"503"}"#,
+    ];
+    std::fs::write(log_dir.join(format!("{day}.jsonl")), lines.join("\n") + "\n").unwrap();
+    let agent = Running::start(site.cfg.clone());
+    // The first attempt fails (503); the next check sends it.
+    assert!(wait_for(10, || !store.daily_logs.lock().unwrap().is_empty()).await);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    agent.stop().await;
+    {
+        let logs = store.daily_logs.lock().unwrap();
+        assert_eq!(logs.len(), 1, "sent more than once");
+        let s = &logs[0];
+        assert_eq!(s.date, day);
+        assert_eq!((s.files_uploaded, s.files_quarantined, s.upload_errors), (7, 1, 1));
+        assert_eq!(s.lines.iter().map(|l| l.level.as_str()).collect::<Vec<_>>(), ["WARN", "ERROR", "WARN"]);
+    }
+    // Today's log is never sent; a restart does not send the past day again.
+    let again = Running::start(site.cfg.clone());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    again.stop().await;
+    let logs = store.daily_logs.lock().unwrap();
+    assert_eq!(logs.len(), 1, "sent again after a restart");
+    let status = kizuna_agent::OfflineStatus::read(&site.cfg).unwrap();
+    assert_eq!(status.daily_logs_sent, [day]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_is_resumed_after_a_restart_without_loss() {
+    let (store, addr) = start_store().await;
+    store.down.store(true, Ordering::SeqCst);
+    let site = Site::new(addr);
+    let msg = sample_message();
+    let agent = Running::start(site.cfg.clone());
+    for i in 0..25 {
+        site.drop_file(&file_name(i), &msg);
+    }
+    assert!(wait_for(15, || agent.status.get().queue_depth == 25).await);
+    assert!(Site::files_below(&site.export()).is_empty());
+    agent.stop().await;
+    assert_eq!(Site::files_below(&site.cfg.outbox_dir()).len(), 25, "the outbox must hold every file");
+    store.down.store(false, Ordering::SeqCst);
+    let started = Instant::now();
+    let agent = Running::start(site.cfg.clone());
+    assert!(wait_for(20, || store.stored_count() == 25).await);
+    eprintln!("resumed 25 files in {:.2} s", started.elapsed().as_secs_f64());
+    assert!(wait_for(5, || Site::files_below(&site.cfg.outbox_dir()).is_empty()).await);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_file_readable_by_others_is_refused() {
+    let (_store, addr) = start_store().await;
+    let site = Site::new(addr);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&site.cfg.token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = kizuna_agent::Agent::new(site.cfg.clone()).err().expect("a 0644 token file must be refused").to_string();
+    assert!(err.contains(&site.cfg.token_file.display().to_string()) && err.contains("0644"), "{err}");
+    assert!(!err.contains(TOKEN), "the error leaks the token");
+}
