@@ -3,6 +3,13 @@
 pub mod error;
 pub mod event;
 pub mod merkle;
+pub mod checkpoint;
+pub mod db;
+pub mod durable;
+pub mod lab_tsa;
+pub mod log;
+pub mod tsa;
+pub mod verify;
 
 pub use error::{AuditError, Result};
 pub use event::{AuditEvent, EventId, EventKind};

@@ -1,0 +1,145 @@
+//! The audit database: SQLite (embedded default) or PostgreSQL through sqlx's `Any` driver, one set of
+//! queries, one migrations folder per backend with the same schema (the store's strategy).
+
+use crate::error::{AuditError, Result};
+use crate::event::AuditEvent;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor, Row};
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// An open, migrated audit database.
+#[derive(Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Db {
+    /// Connect (creating a SQLite file if needed) and run the migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(AuditError::Config {
+                path: "database_url".into(),
+                reason: format!("must start with sqlite: or postgres:, not {url:?}"),
+            });
+        };
+        let url = if backend == Backend::Sqlite && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_string()
+        };
+        let opts: AnyConnectOptions = url.parse()?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL: searches run beside the appender. synchronous=FULL: a committed
+                            // audit event must survive a power cut (the sender deletes its spool
+                            // copy once we answer).
+                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000;")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(opts)
+                    .await?
+            }
+            Backend::Postgres => AnyPoolOptions::new().max_connections(8).connect_with(opts).await?,
+        };
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Db { pool, backend })
+    }
+}
+
+/// The search columns of one event, derived from its body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedColumns {
+    pub event_id: String,
+    pub day: i64,
+    pub event_time: i64,
+    pub event_code: String,
+    pub event_type: Option<String>,
+    pub action: String,
+    pub outcome: i64,
+    pub user_id: Option<String>,
+    pub patient_id: Option<String>,
+    pub facility: Option<String>,
+    pub source_id: String,
+    pub break_glass: i64,
+}
+
+/// UTC yyyymmdd of a timestamp: the partition key.
+pub fn day_of(t: jiff::Timestamp) -> i64 {
+    let d = t.to_zoned(jiff::tz::TimeZone::UTC).date();
+    i64::from(d.year()) * 10000 + i64::from(d.month()) * 100 + i64::from(d.day())
+}
+
+impl IndexedColumns {
+    pub fn of(e: &AuditEvent) -> Self {
+        IndexedColumns {
+            event_id: e.id.to_string(),
+            day: day_of(e.event.date_time),
+            event_time: e.event.date_time.as_microsecond(),
+            event_code: e.event.id.code.clone(),
+            event_type: e.event.types.first().map(|c| c.code.clone()),
+            action: e.event.action.as_str().to_string(),
+            outcome: i64::from(e.event.outcome.code()),
+            user_id: e.requestor_id().map(Into::into),
+            patient_id: e.patient_id().map(Into::into),
+            facility: e.source.enterprise_site_id.clone(),
+            source_id: e.source.source_id.clone(),
+            break_glass: i64::from(e.is_break_glass()),
+        }
+    }
+
+    /// Read the derived columns of a row selected with [`STORED_COLUMNS`].
+    pub fn from_row(r: &sqlx::any::AnyRow) -> Result<Self> {
+        Ok(IndexedColumns {
+            event_id: r.try_get("event_id")?,
+            day: r.try_get("day")?,
+            event_time: r.try_get("event_time")?,
+            event_code: r.try_get("event_code")?,
+            event_type: r.try_get("event_type")?,
+            action: r.try_get("action")?,
+            outcome: r.try_get("outcome")?,
+            user_id: r.try_get("user_id")?,
+            patient_id: r.try_get("patient_id")?,
+            facility: r.try_get("facility")?,
+            source_id: r.try_get("source_id")?,
+            break_glass: r.try_get("break_glass")?,
+        })
+    }
+
+    /// Names of the columns that differ from `other` (for verify's findings).
+    pub fn differences(&self, other: &IndexedColumns) -> Vec<&'static str> {
+        let mut d = Vec::new();
+        macro_rules! cmp {
+            ($($f:ident),*) => { $( if self.$f != other.$f { d.push(stringify!($f)); } )* };
+        }
+        cmp!(event_id, day, event_time, event_code, event_type, action, outcome, user_id, patient_id, facility, source_id, break_glass);
+        d
+    }
+}
+
+/// The columns verify and search read.
+pub const STORED_COLUMNS: &str = "seq, event_id, day, event_time, received_at, event_code, event_type, action, outcome, \
+     user_id, patient_id, facility, source_id, break_glass, body";

@@ -1,0 +1,334 @@
+//! The append-only audit log: events in the database (one row per Merkle leaf), leaf hashes mirrored
+//! on disk (`leaves.bin`, 32 bytes per leaf, append-only), and signed, time-stamped checkpoints in both
+//! places (`audit_checkpoint` table and `checkpoints/<size>.json`).
+//!
+//! Write order: database commit, then disk append + fsync. So after a crash the disk can only lag
+//! the database; [`AuditLog::open`] appends the missing leaves. A disk mirror *longer* than the
+//! database means rows were deleted: open refuses, and `kizuna audit verify` names them.
+
+use crate::checkpoint::{Checkpoint, key_id};
+use crate::db::{Db, IndexedColumns};
+use crate::durable;
+use crate::error::{AuditError, Result};
+use crate::event::AuditEvent;
+use crate::merkle::{Hash, MerkleTree, leaf_hash};
+use crate::tsa;
+use ed25519_dalek::SigningKey;
+use sqlx::Row;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Where the log keeps things and how it signs.
+#[derive(Clone)]
+pub struct LogSettings {
+    pub database_url: String,
+    /// Holds `leaves.bin` and `checkpoints/`.
+    pub data_dir: PathBuf,
+    pub signing_key: SigningKey,
+    /// RFC 3161 TSA URL; `None` leaves checkpoints unstamped (verify reports them).
+    pub tsa_url: Option<String>,
+}
+
+/// What happened to one submitted event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Appended {
+    pub event_id: String,
+    pub seq: u64,
+    /// True when the id was already in the log (a retry): nothing new was written.
+    pub duplicate: bool,
+}
+
+/// The open log. One writer per database.
+pub struct AuditLog {
+    pub db: Db,
+    settings: LogSettings,
+    tree: MerkleTree,
+    last_checkpoint: u64,
+}
+
+/// Path of the disk mirror of leaf hashes.
+pub fn leaves_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("leaves.bin")
+}
+/// Directory of the disk copies of checkpoints.
+pub fn checkpoints_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("checkpoints")
+}
+
+/// Read the disk mirror of leaf hashes.
+pub fn read_disk_leaves(data_dir: &Path) -> Result<Vec<Hash>> {
+    let p = leaves_path(data_dir);
+    let mut bytes = Vec::new();
+    match std::fs::File::open(&p) {
+        Ok(mut f) => {
+            f.read_to_end(&mut bytes).map_err(|e| AuditError::io(&p, e))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(AuditError::io(&p, e)),
+    }
+    if bytes.len() % 32 != 0 {
+        return Err(AuditError::io(
+            &p,
+            std::io::Error::other(format!("length {} is not a multiple of 32 (torn or edited)", bytes.len())),
+        ));
+    }
+    Ok(bytes.chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect())
+}
+
+/// Read the disk copies of checkpoints, by tree size.
+pub fn read_disk_checkpoints(data_dir: &Path) -> Result<Vec<Checkpoint>> {
+    let dir = checkpoints_dir(data_dir);
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(AuditError::io(&dir, e)),
+    };
+    for ent in rd {
+        let ent = ent.map_err(|e| AuditError::io(&dir, e))?;
+        let p = ent.path();
+        if p.extension().is_some_and(|x| x == "json") {
+            let bytes = std::fs::read(&p).map_err(|e| AuditError::io(&p, e))?;
+            let cp: Checkpoint = serde_json::from_slice(&bytes)
+                .map_err(|e| AuditError::Config { path: p.clone(), reason: e.to_string() })?;
+            out.push(cp);
+        }
+    }
+    out.sort_by_key(|c| c.tree_size);
+    Ok(out)
+}
+
+/// Read all checkpoints from the database, by tree size.
+pub async fn read_db_checkpoints(db: &Db) -> Result<Vec<Checkpoint>> {
+    let rows = sqlx::query(
+        "SELECT tree_size, root_hash, created_at, key_id, signature, tst FROM audit_checkpoint ORDER BY tree_size",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let size: i64 = r.try_get("tree_size")?;
+            let root: Vec<u8> = r.try_get("root_hash")?;
+            let created: i64 = r.try_get("created_at")?;
+            Ok(Checkpoint {
+                tree_size: size as u64,
+                root: root.try_into().map_err(|_| AuditError::invalid("audit_checkpoint.root_hash", "not 32 bytes"))?,
+                created_at: jiff::Timestamp::from_microsecond(created)
+                    .map_err(|e| AuditError::invalid("audit_checkpoint.created_at", e.to_string()))?,
+                key_id: r.try_get("key_id")?,
+                signature: r.try_get("signature")?,
+                tst: r.try_get("tst")?,
+            })
+        })
+        .collect()
+}
+
+/// Columns per inserted row (see the INSERT below).
+const INSERT_COLS: usize = 15;
+/// Rows per INSERT statement: keeps the bind count well under SQLite's limit.
+const INSERT_CHUNK: usize = 500;
+
+impl AuditLog {
+    /// Open (creating) the log; rebuild the tree from the disk mirror, catching it up to the database.
+    pub async fn open(settings: LogSettings) -> Result<Self> {
+        durable::create_dir_all(&settings.data_dir)?;
+        durable::create_dir_all(&checkpoints_dir(&settings.data_dir))?;
+        let db = Db::open(&settings.database_url).await?;
+        let db_count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_event").fetch_one(&db.pool).await?.try_get("n")?;
+        let db_count = db_count as u64;
+        let mut disk = read_disk_leaves(&settings.data_dir)?;
+        if (disk.len() as u64) > db_count {
+            return Err(AuditError::Config {
+                path: leaves_path(&settings.data_dir),
+                reason: format!(
+                    "the disk mirror holds {} leaves but the database only {db_count} events: events were deleted \
+                     from the database; run `kizuna audit verify`",
+                    disk.len()
+                ),
+            });
+        }
+        if (disk.len() as u64) < db_count {
+            // Crash between database commit and disk append: catch the mirror up.
+            let rows = sqlx::query("SELECT seq, body FROM audit_event WHERE seq >= $1 ORDER BY seq")
+                .bind(disk.len() as i64)
+                .fetch_all(&db.pool)
+                .await?;
+            let mut add = Vec::new();
+            for r in rows {
+                let body: Vec<u8> = r.try_get("body")?;
+                let h = leaf_hash(&body);
+                add.extend_from_slice(&h);
+                disk.push(h);
+            }
+            durable::append_synced(&leaves_path(&settings.data_dir), &add)?;
+            tracing::warn!(added = add.len() / 32, "caught the disk leaf mirror up with the database");
+        }
+        let mut tree = MerkleTree::new();
+        for h in disk {
+            tree.push(h);
+        }
+        let last: Option<i64> = sqlx::query("SELECT MAX(tree_size) AS m FROM audit_checkpoint").fetch_one(&db.pool).await?.try_get("m")?;
+        Ok(AuditLog { db, settings, tree, last_checkpoint: last.unwrap_or(0) as u64 })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.tree.size()
+    }
+    pub fn tree(&self) -> &MerkleTree {
+        &self.tree
+    }
+    pub fn last_checkpoint_size(&self) -> u64 {
+        self.last_checkpoint
+    }
+    pub fn data_dir(&self) -> &Path {
+        &self.settings.data_dir
+    }
+    pub fn public_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.settings.signing_key.verifying_key()
+    }
+
+    /// Append events in order, skipping ids already logged (idempotent retries). One transaction.
+    pub async fn append(&mut self, events: &[AuditEvent]) -> Result<Vec<Appended>> {
+        // Which ids are already stored (retries) or repeated within this batch?
+        let mut known = std::collections::HashMap::<String, u64>::new();
+        for chunk in events.chunks(INSERT_CHUNK) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT event_id, seq FROM audit_event WHERE event_id IN ({})", placeholders.join(","));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for e in chunk {
+                q = q.bind(e.id.as_str());
+            }
+            for r in q.fetch_all(&self.db.pool).await? {
+                let seq: i64 = r.try_get("seq")?;
+                known.insert(r.try_get("event_id")?, seq as u64);
+            }
+        }
+        let received = jiff::Timestamp::now().as_microsecond();
+        let mut out = Vec::with_capacity(events.len());
+        let mut fresh: Vec<(u64, &AuditEvent, Vec<u8>)> = Vec::new();
+        let mut next = self.tree.size();
+        for e in events {
+            if let Some(seq) = known.get(e.id.as_str()) {
+                out.push(Appended { event_id: e.id.to_string(), seq: *seq, duplicate: true });
+                continue;
+            }
+            e.validate()?;
+            known.insert(e.id.to_string(), next);
+            fresh.push((next, e, e.canonical_bytes()));
+            out.push(Appended { event_id: e.id.to_string(), seq: next, duplicate: false });
+            next += 1;
+        }
+        if fresh.is_empty() {
+            return Ok(out);
+        }
+        let mut tx = self.db.pool.begin().await?;
+        for chunk in fresh.chunks(INSERT_CHUNK) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let p: Vec<String> = (1..=INSERT_COLS).map(|c| format!("${}", r * INSERT_COLS + c)).collect();
+                    format!("({})", p.join(","))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO audit_event (seq, event_id, day, event_time, received_at, event_code, event_type, action, \
+                 outcome, user_id, patient_id, facility, source_id, break_glass, body) VALUES {}",
+                rows.join(",")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (seq, e, body) in chunk {
+                let c = IndexedColumns::of(e);
+                q = q
+                    .bind(*seq as i64)
+                    .bind(c.event_id)
+                    .bind(c.day)
+                    .bind(c.event_time)
+                    .bind(received)
+                    .bind(c.event_code)
+                    .bind(c.event_type)
+                    .bind(c.action)
+                    .bind(c.outcome)
+                    .bind(c.user_id)
+                    .bind(c.patient_id)
+                    .bind(c.facility)
+                    .bind(c.source_id)
+                    .bind(c.break_glass)
+                    .bind(body.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        let mut disk = Vec::with_capacity(fresh.len() * 32);
+        for (_, _, body) in &fresh {
+            let h = leaf_hash(body);
+            disk.extend_from_slice(&h);
+            self.tree.push(h);
+        }
+        durable::append_synced(&leaves_path(&self.settings.data_dir), &disk)?;
+        Ok(out)
+    }
+
+    /// Sign the current tree head, time-stamp it, and store it in the database and on disk.
+    /// Also retries time stamps for earlier checkpoints that could not get one.
+    pub async fn checkpoint(&mut self) -> Result<Checkpoint> {
+        let size = self.tree.size();
+        let now = jiff::Timestamp::now().round(jiff::Unit::Microsecond).unwrap_or_else(|_| jiff::Timestamp::now());
+        let mut cp = Checkpoint::sign(&self.settings.signing_key, size, self.tree.root(), now);
+        if let Some(url) = &self.settings.tsa_url {
+            match stamp(url, &cp).await {
+                Ok(t) => cp.tst = Some(t),
+                Err(e) => tracing::warn!(error = %e, tree_size = size, "checkpoint left without a time stamp; will retry"),
+            }
+        }
+        sqlx::query(
+            "INSERT INTO audit_checkpoint (tree_size, root_hash, created_at, key_id, signature, tst) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (tree_size) DO NOTHING",
+        )
+        .bind(size as i64)
+        .bind(cp.root.to_vec())
+        .bind(cp.created_at.as_microsecond())
+        .bind(cp.key_id.clone())
+        .bind(cp.signature.clone())
+        .bind(cp.tst.clone())
+        .execute(&self.db.pool)
+        .await?;
+        write_disk_checkpoint(&self.settings.data_dir, &cp)?;
+        self.last_checkpoint = size;
+        self.restamp().await?;
+        Ok(cp)
+    }
+
+    /// Get time stamps for checkpoints stored without one (the TSA was down).
+    async fn restamp(&mut self) -> Result<()> {
+        let Some(url) = self.settings.tsa_url.clone() else { return Ok(()) };
+        for mut cp in read_db_checkpoints(&self.db).await?.into_iter().filter(|c| c.tst.is_none()) {
+            if cp.key_id != key_id(&self.settings.signing_key.verifying_key()) {
+                continue;
+            }
+            if let Ok(t) = stamp(&url, &cp).await {
+                sqlx::query("UPDATE audit_checkpoint SET tst = $1 WHERE tree_size = $2 AND tst IS NULL")
+                    .bind(t.clone())
+                    .bind(cp.tree_size as i64)
+                    .execute(&self.db.pool)
+                    .await?;
+                cp.tst = Some(t);
+                write_disk_checkpoint(&self.settings.data_dir, &cp)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn stamp(url: &str, cp: &Checkpoint) -> Result<Vec<u8>> {
+    let url = url.to_string();
+    let msg = cp.stamped_bytes();
+    tokio::task::spawn_blocking(move || tsa::request_token(&url, &msg))
+        .await
+        .map_err(|e| AuditError::TimeStamp { url: "?".into(), reason: e.to_string() })?
+}
+
+fn write_disk_checkpoint(data_dir: &Path, cp: &Checkpoint) -> Result<()> {
+    let p = checkpoints_dir(data_dir).join(format!("{:020}.json", cp.tree_size));
+    let mut bytes = serde_json::to_vec_pretty(cp).expect("checkpoint serializes");
+    bytes.push(b'\n');
+    durable::write_atomic(&p, &bytes)
+}

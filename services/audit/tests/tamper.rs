@@ -1,0 +1,274 @@
+//! The log detects events modified, deleted or reordered in the database or on disk, naming them;
+//! checkpoints carry real RFC 3161 tokens from `openssl ts` that both Rust and `openssl ts -verify` accept.
+
+use ed25519_dalek::SigningKey;
+use kizuna_audit::event::{ActiveParticipant, AuditSourceIdentification, ParticipantObject};
+use kizuna_audit::lab_tsa::LabTsa;
+use kizuna_audit::log::{AuditLog, LogSettings};
+use kizuna_audit::tsa::TsaTrust;
+use kizuna_audit::verify::{Finding, VerifyOptions, VerifyReport, verify};
+use kizuna_audit::{AuditEvent, EventId, EventKind};
+use std::path::Path;
+
+fn event(i: u64) -> AuditEvent {
+    let kind = if i % 5 == 0 { EventKind::Query } else { EventKind::PatientRecordRead };
+    let mut e = AuditEvent::new(kind, AuditSourceIdentification::new("viewer@centre", Some(&format!("F{:04}", i % 3))))
+        .with_id(EventId::try_from(format!("ev-{i:04}")).unwrap())
+        .at(jiff::Timestamp::from_second(1_790_000_000 + i as i64 * 60).unwrap())
+        .participant(ActiveParticipant::requestor(&format!("pw-user{}", i % 4)))
+        .object(ParticipantObject::patient(&format!("CHID-{:06}", i % 10)));
+    if kind == EventKind::Query {
+        e = e.object(ParticipantObject::query(&format!("name=sato&i={i}")));
+    }
+    e
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    _tsa: LabTsa,
+    db_url: String,
+    data_dir: std::path::PathBuf,
+    key: SigningKey,
+    tsa_ca: std::path::PathBuf,
+    tsa_cert: std::path::PathBuf,
+}
+
+/// A log of 50 events with checkpoints at 20 and 50, stamped by a real `openssl ts` TSA.
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let tsa = LabTsa::start(&dir.path().join("tsa")).await.unwrap();
+    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let db_url = format!("sqlite://{}", dir.path().join("audit.sqlite").display());
+    let data_dir = dir.path().join("data");
+    let mut log = AuditLog::open(LogSettings {
+        database_url: db_url.clone(),
+        data_dir: data_dir.clone(),
+        signing_key: key.clone(),
+        tsa_url: Some(tsa.url.clone()),
+    })
+    .await
+    .unwrap();
+    let first: Vec<_> = (0..20).map(event).collect();
+    log.append(&first).await.unwrap();
+    let cp = log.checkpoint().await.unwrap();
+    assert!(cp.tst.is_some(), "the TSA answered");
+    let rest: Vec<_> = (20..50).map(event).collect();
+    log.append(&rest).await.unwrap();
+    log.checkpoint().await.unwrap();
+    log.db.pool.close().await;
+    Fixture { tsa_ca: tsa.ca_cert.clone(), tsa_cert: tsa.tsa_cert.clone(), _tsa: tsa, _dir: dir, db_url, data_dir, key }
+}
+
+impl Fixture {
+    async fn verify(&self) -> VerifyReport {
+        verify(&VerifyOptions {
+            database_url: self.db_url.clone(),
+            data_dir: self.data_dir.clone(),
+            public_key: self.key.verifying_key(),
+            tsa_trust: Some(TsaTrust::from_pem_file(&self.tsa_ca).unwrap()),
+            max_inclusion_proofs: 1000,
+        })
+        .await
+        .unwrap()
+    }
+    async fn sql(&self, sql: &str) {
+        let db = kizuna_audit::db::Db::open(&self.db_url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&db.pool).await.unwrap();
+        db.pool.close().await;
+    }
+}
+
+fn messages(r: &VerifyReport) -> String {
+    r.findings.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+#[tokio::test]
+async fn untouched_log_verifies_with_proofs_and_time_stamps() {
+    let f = fixture().await;
+    let r = f.verify().await;
+    assert!(r.ok(), "{}", messages(&r));
+    assert_eq!(r.events, 50);
+    assert_eq!(r.checkpoints, 2);
+    assert_eq!(r.timestamps_verified, 2);
+    assert_eq!(r.consistency_proofs, 1);
+    assert_eq!(r.inclusion_proofs, 50);
+    assert_eq!(r.uncovered_events, 0);
+}
+
+#[tokio::test]
+async fn openssl_ts_verify_accepts_the_checkpoint_tokens() {
+    let f = fixture().await;
+    for cp in kizuna_audit::log::read_disk_checkpoints(&f.data_dir).unwrap() {
+        let d = f.data_dir.join(format!("cp-{}", cp.tree_size));
+        std::fs::write(d.with_extension("data"), cp.stamped_bytes()).unwrap();
+        std::fs::write(d.with_extension("tst"), cp.tst.as_ref().unwrap()).unwrap();
+        let ok = |data: &Path| {
+            std::process::Command::new("openssl")
+                .args(["ts", "-verify", "-token_in", "-in"])
+                .arg(d.with_extension("tst"))
+                .arg("-data")
+                .arg(data)
+                .arg("-CAfile")
+                .arg(&f.tsa_ca)
+                .arg("-untrusted")
+                .arg(&f.tsa_cert)
+                .output()
+                .unwrap()
+        };
+        let out = ok(&d.with_extension("data"));
+        assert!(out.status.success(), "openssl ts -verify: {}", String::from_utf8_lossy(&out.stderr));
+        // And openssl rejects the token for any other checkpoint text.
+        let mut other = cp.stamped_bytes();
+        other[30] ^= 1;
+        std::fs::write(d.with_extension("other"), other).unwrap();
+        assert!(!ok(&d.with_extension("other")).status.success());
+    }
+}
+
+#[tokio::test]
+async fn editing_an_event_body_in_the_database_is_detected_naming_it() {
+    let f = fixture().await;
+    f.sql("UPDATE audit_event SET body = CAST(replace(CAST(body AS TEXT), 'CHID-000007', 'CHID-000008') AS BLOB), \
+           patient_id = 'CHID-000008' WHERE seq = 7")
+        .await;
+    let r = f.verify().await;
+    assert!(!r.ok());
+    assert!(
+        r.findings.iter().any(|x| matches!(x, Finding::EventModified { seq: 7, event_id, .. } if event_id == "ev-0007")),
+        "{}",
+        messages(&r)
+    );
+    assert!(messages(&r).contains("event seq 7 (id ev-0007) was modified"), "{}", messages(&r));
+}
+
+#[tokio::test]
+async fn rewriting_a_search_column_is_detected_naming_the_event_and_column() {
+    let f = fixture().await;
+    f.sql("UPDATE audit_event SET user_id = 'pw-someone-else' WHERE seq = 3").await;
+    let r = f.verify().await;
+    assert_eq!(
+        r.findings,
+        vec![Finding::ColumnsTampered { seq: 3, event_id: "ev-0003".into(), columns: vec!["user_id".into()] }]
+    );
+}
+
+#[tokio::test]
+async fn deleting_an_event_row_is_detected_naming_its_sequence_number() {
+    let f = fixture().await;
+    f.sql("DELETE FROM audit_event WHERE seq = 12").await;
+    let r = f.verify().await;
+    assert!(r.findings.contains(&Finding::EventDeleted { seq: 12 }), "{}", messages(&r));
+}
+
+#[tokio::test]
+async fn deleting_the_newest_events_is_detected() {
+    let f = fixture().await;
+    f.sql("DELETE FROM audit_event WHERE seq >= 48").await;
+    let r = f.verify().await;
+    assert!(r.findings.contains(&Finding::EventDeleted { seq: 48 }), "{}", messages(&r));
+    assert!(r.findings.contains(&Finding::EventDeleted { seq: 49 }), "{}", messages(&r));
+    assert!(r.findings.contains(&Finding::CheckpointBeyondLog { tree_size: 50, log_size: 48 }), "{}", messages(&r));
+    // and the service refuses to start on such a database
+    let err = AuditLog::open(LogSettings {
+        database_url: f.db_url.clone(),
+        data_dir: f.data_dir.clone(),
+        signing_key: f.key.clone(),
+        tsa_url: None,
+    })
+    .await
+    .err()
+    .expect("open must refuse");
+    assert!(err.to_string().contains("deleted"), "{err}");
+}
+
+#[tokio::test]
+async fn reordering_events_is_detected_naming_both() {
+    let f = fixture().await;
+    f.sql("UPDATE audit_event SET seq = -1 WHERE seq = 5; UPDATE audit_event SET seq = 5 WHERE seq = 6; \
+           UPDATE audit_event SET seq = 6 WHERE seq = -1;")
+        .await;
+    let r = f.verify().await;
+    assert!(r.findings.contains(&Finding::EventReordered { seq: 5, event_id: "ev-0006".into(), original_seq: 6 }), "{}", messages(&r));
+    assert!(r.findings.contains(&Finding::EventReordered { seq: 6, event_id: "ev-0005".into(), original_seq: 5 }), "{}", messages(&r));
+}
+
+#[tokio::test]
+async fn editing_a_leaf_on_disk_is_detected_naming_the_event() {
+    let f = fixture().await;
+    let p = kizuna_audit::log::leaves_path(&f.data_dir);
+    let mut b = std::fs::read(&p).unwrap();
+    b[9 * 32 + 4] ^= 0x40;
+    std::fs::write(&p, b).unwrap();
+    let r = f.verify().await;
+    assert!(r.findings.contains(&Finding::DiskLeafModified { seq: 9, event_id: "ev-0009".into() }), "{}", messages(&r));
+}
+
+#[tokio::test]
+async fn a_consistent_rewrite_of_database_and_disk_breaks_the_signed_checkpoints() {
+    let f = fixture().await;
+    // The attacker edits event 25 and recomputes its leaf on disk too.
+    f.sql("UPDATE audit_event SET body = CAST(replace(CAST(body AS TEXT), 'pw-user1', 'pw-user2') AS BLOB), \
+           user_id = 'pw-user2' WHERE seq = 25")
+        .await;
+    let db = kizuna_audit::db::Db::open(&f.db_url).await.unwrap();
+    let body: Vec<u8> = sqlx::Row::get(&sqlx::query("SELECT body FROM audit_event WHERE seq = 25").fetch_one(&db.pool).await.unwrap(), "body");
+    db.pool.close().await;
+    let p = kizuna_audit::log::leaves_path(&f.data_dir);
+    let mut b = std::fs::read(&p).unwrap();
+    b[25 * 32..26 * 32].copy_from_slice(&kizuna_audit::merkle::leaf_hash(&body));
+    std::fs::write(&p, b).unwrap();
+    let r = f.verify().await;
+    assert!(
+        r.findings.contains(&Finding::CheckpointRootMismatch { tree_size: 50, which: "database", first_suspect_seq: 20 }),
+        "{}",
+        messages(&r)
+    );
+    assert!(messages(&r).contains("seq 20..49"), "{}", messages(&r));
+}
+
+#[tokio::test]
+async fn a_forged_checkpoint_is_rejected() {
+    let f = fixture().await;
+    f.sql("UPDATE audit_checkpoint SET root_hash = randomblob(32) WHERE tree_size = 20").await;
+    let r = f.verify().await;
+    assert!(r.findings.contains(&Finding::CheckpointSignatureInvalid { tree_size: 20 }), "{}", messages(&r));
+}
+
+#[tokio::test]
+async fn retried_events_are_stored_once() {
+    let f = fixture().await;
+    let mut log = AuditLog::open(LogSettings {
+        database_url: f.db_url.clone(),
+        data_dir: f.data_dir.clone(),
+        signing_key: f.key.clone(),
+        tsa_url: None,
+    })
+    .await
+    .unwrap();
+    let out = log.append(&[event(3), event(50), event(50)]).await.unwrap();
+    assert!(out[0].duplicate && out[0].seq == 3);
+    assert!(!out[1].duplicate && out[1].seq == 50);
+    assert!(out[2].duplicate && out[2].seq == 50);
+    assert_eq!(log.size(), 51);
+}
+
+#[tokio::test]
+async fn a_time_stamp_from_an_untrusted_tsa_is_rejected() {
+    let f = fixture().await;
+    let other = tempfile::tempdir().unwrap();
+    kizuna_audit::lab_tsa::make_tsa_files(other.path()).unwrap();
+    let r = verify(&VerifyOptions {
+        database_url: f.db_url.clone(),
+        data_dir: f.data_dir.clone(),
+        public_key: f.key.verifying_key(),
+        tsa_trust: Some(TsaTrust::from_pem_file(&other.path().join("ca.crt")).unwrap()),
+        max_inclusion_proofs: 10,
+    })
+    .await
+    .unwrap();
+    assert!(
+        r.findings.iter().any(|x| matches!(x, Finding::TimeStampInvalid { tree_size: 20, reason } if reason.contains("not a trusted TSA"))),
+        "{}",
+        messages(&r)
+    );
+}
