@@ -75,6 +75,14 @@ pub struct Demographics {
     pub birth_date: Option<String>,
     pub sex: Option<Sex>,
     pub address: String,
+    /// Telephone number, digits only.
+    pub phone: String,
+}
+
+/// The digits of a telephone number (`090-1234-5678` → `09012345678`).
+pub fn phone_digits(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.nfkc().filter(char::is_ascii_digit).collect()
 }
 
 /// `(family, given)` from the first two components, splitting a whole name written into the family
@@ -134,12 +142,19 @@ impl Demographics {
         // PID-11: street (1), other designation (2), city (3), state (4), zip (5). Japanese systems
         // put the whole address in one of 1 or 3; join what is there, prefecture first, so none is
         // lost. The postcode is left out: the address comparison works on the written address.
+        // Kizuna's generator and several vendors put the whole address in XAD-8 instead.
         let addr: Vec<String> = [4, 3, 1, 2]
             .iter()
             .map(|c| text(format!("PID-11.{c}")))
             .filter(|s| !s.trim().is_empty())
             .collect();
-        d.address = addr.join(" ");
+        d.address = if addr.is_empty() { text("PID-11.8".into()).trim().to_owned() } else { addr.join(" ") };
+        // PID-13: XTN-12 is the unformatted number, XTN-1 the formatted one.
+        let mut phone = text("PID-13.12".into());
+        if phone.trim().is_empty() {
+            phone = text("PID-13.1".into());
+        }
+        d.phone = phone_digits(&phone);
         Ok(d)
     }
 
@@ -167,6 +182,18 @@ mod tests {
         assert_eq!(d.birth_date.as_deref(), Some("19800131"));
         assert_eq!(d.sex, Some(Sex::Male));
         assert_eq!(d.address, "仙台市青葉区一番町1-2-3");
+        assert_eq!(d.phone, "");
+    }
+
+    #[test]
+    fn address_in_xad8_and_phone_in_xtn12_are_read() {
+        let text = ADT.replace(
+            "|||^^仙台市青葉区一番町1-2-3^^980-0811^JPN^H\r",
+            "|||^^^^980-0811^JPN^H^仙台市青葉区一番町1-2-3||^PRN^PH^^^^^^^^^090-1234-5678\r",
+        );
+        let d = Demographics::from_message(&Message::parse(&text).unwrap(), "x").unwrap();
+        assert_eq!(d.address, "仙台市青葉区一番町1-2-3");
+        assert_eq!(d.phone, "09012345678");
     }
 
     #[test]

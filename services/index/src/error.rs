@@ -7,6 +7,8 @@ use thiserror::Error;
 pub enum IndexError {
     #[error("{source_name}: not a readable HL7 message: {source}")]
     Hl7 { source_name: String, source: ssmix2::Hl7Error },
+    #[error("{path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
     #[error("{source_name}: no PID segment")]
     NoPid { source_name: String },
     #[error("{source_name}: {field} {value:?} {reason}")]

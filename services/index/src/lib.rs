@@ -6,6 +6,7 @@
 //! - [`demographics`]: the PID fields linkage uses, read from SS-MIX2 messages;
 //! - [`matcher`]: a Fellegi–Sunter scorer whose m and u probabilities are estimated without labels
 //!   (u from random pairs, m by EM on blocked pairs, as Splink does), with two thresholds;
+//! - [`source`]: demographics read from an SS-MIX2 storage root or NSIPS exports;
 //! - [`registry`]: common health IDs, links, the review queue and the link history in the IndexDB.
 //!
 //! Everything but [`registry`] is pure: data in, data out.
@@ -14,6 +15,9 @@ pub mod demographics;
 mod error;
 pub mod matcher;
 pub mod normalize;
+pub mod registry;
+pub mod source;
 
 pub use demographics::{Demographics, RecordKey, Sex};
 pub use error::IndexError;
+pub use registry::{CommonId, Registry};

@@ -16,16 +16,18 @@ pub enum Field {
     BirthDate,
     Sex,
     Address,
+    Phone,
 }
 
 impl Field {
-    pub const ALL: [Field; 5] = [Self::FamilyName, Self::GivenName, Self::BirthDate, Self::Sex, Self::Address];
-    pub const COUNT: usize = 5;
+    pub const ALL: [Field; 6] =
+        [Self::FamilyName, Self::GivenName, Self::BirthDate, Self::Sex, Self::Address, Self::Phone];
+    pub const COUNT: usize = 6;
 
     /// How many agreement levels the field has (level 0 is "disagree").
     pub fn levels(self) -> usize {
         match self {
-            Self::Sex => 2,
+            Self::Sex | Self::Phone => 2,
             _ => 4,
         }
     }
@@ -41,6 +43,7 @@ impl Field {
             Self::BirthDate => "birth_date",
             Self::Sex => "sex",
             Self::Address => "address",
+            Self::Phone => "phone",
         }
     }
 
@@ -53,7 +56,7 @@ impl Field {
             (Self::BirthDate, 3) => "exact",
             (Self::BirthDate, 2) => "one digit off, adjacent digits swapped, or month and day swapped",
             (Self::BirthDate, 1) => "two digits off, or same year and month, or same month and day",
-            (Self::Sex, 1) => "agree",
+            (Self::Sex | Self::Phone, 1) => "agree",
             (Self::Address, 3) => "same locality and numbers",
             (Self::Address, 2) => "same locality, numbers nearly agree",
             (Self::Address, 1) => "same or similar locality",
@@ -170,6 +173,8 @@ pub fn compare(a: &Prepared, b: &Prepared) -> ComparisonVector {
         _ => None,
     };
     v[Field::Address.index()] = address_level(&a.address, &b.address);
+    v[Field::Phone.index()] =
+        (!a.phone.is_empty() && !b.phone.is_empty()).then(|| u8::from(a.phone == b.phone));
     v
 }
 
@@ -187,6 +192,7 @@ mod tests {
             birth_date: Some(dob.into()),
             sex: Some(sex),
             address: addr.into(),
+            phone: String::new(),
         })
     }
 
@@ -194,7 +200,7 @@ mod tests {
     fn the_same_person_written_differently_agrees_fully() {
         let a = person("渡邊", "恭平", "ワタナベ", "キョウヘイ", "19750312", Sex::Male, "宮城県仙台市若林区荒井二丁目３番４号");
         let b = person("渡辺", "恭平", "ﾜﾀﾅﾍﾞ", "キヨウヘイ", "19750312", Sex::Male, "仙台市若林区荒井2-3-4");
-        assert_eq!(compare(&a, &b), [Some(3), Some(3), Some(3), Some(1), Some(3)]);
+        assert_eq!(compare(&a, &b), [Some(3), Some(3), Some(3), Some(1), Some(3), None]);
     }
 
     #[test]

@@ -152,7 +152,7 @@ mod tests {
     fn agreement_raises_and_disagreement_lowers_the_weight() {
         let m = model();
         assert!(m.is_well_formed());
-        let all = [Some(3), Some(3), Some(3), Some(1), Some(3)];
+        let all = [Some(3), Some(3), Some(3), Some(1), Some(3), Some(1)];
         let none = [Some(0); Field::COUNT];
         let missing = [None; Field::COUNT];
         assert!(m.weigh(&all) > 20.0);

@@ -17,6 +17,8 @@ pub struct Prepared {
     pub birth_date: Option<String>,
     pub sex: Option<Sex>,
     pub address: NormalizedAddress,
+    /// Digits only.
+    pub phone: String,
 }
 
 impl Prepared {
@@ -29,6 +31,7 @@ impl Prepared {
             birth_date: d.birth_date.clone(),
             sex: d.sex,
             address: normalize_address(&d.address),
+            phone: crate::demographics::phone_digits(&d.phone),
         }
     }
 
@@ -121,6 +124,7 @@ mod tests {
             birth_date: Some("19900101".into()),
             sex: Some(Sex::Male),
             address: "宮城県仙台市青葉区一番町一丁目２番３号".into(),
+            phone: String::new(),
         };
         let b = Demographics {
             family_kanji: "高橋".into(),
@@ -130,6 +134,7 @@ mod tests {
             birth_date: Some("19900110".into()),
             sex: Some(Sex::Male),
             address: "仙台市青葉区一番町1-2-3".into(),
+            phone: String::new(),
         };
         let (ka, kb) = (Prepared::new(&a).blocking_keys(), Prepared::new(&b).blocking_keys());
         let shared: Vec<_> = ka.iter().filter(|k| kb.contains(k)).collect();

@@ -1,0 +1,168 @@
+//! The registry against a real SQLite file: enrollment, auto-link, review queue, manual link and
+//! unlink, history, and the two look-ups the viewer uses.
+
+use kizuna_index::matcher::{Field, Matcher, Model, Thresholds, TrainingReport};
+use kizuna_index::registry::{Outcome, Registry};
+use kizuna_index::{CommonId, Demographics, RecordKey, Sex};
+
+fn matcher() -> Matcher {
+    let row = |levels: usize, top: f64| {
+        let mut r = vec![(1.0 - top) / (levels - 1) as f64; levels];
+        r[levels - 1] = top;
+        r
+    };
+    Matcher {
+        model: Model {
+            m: Field::ALL.iter().map(|f| row(f.levels(), 0.95)).collect(),
+            u: Field::ALL.iter().map(|f| row(f.levels(), 0.02)).collect(),
+            prior_log2_odds: -12.0,
+        },
+        thresholds: Thresholds { auto_link: 8.0, review: -2.0 },
+    }
+}
+
+fn report() -> TrainingReport {
+    TrainingReport { records: 0, u_pairs: 0, candidate_pairs: 0, sessions: Vec::new(), expected_matches: 0.0 }
+}
+
+fn person(family: &str, given: &str, fk: &str, gk: &str, dob: &str, addr: &str) -> Demographics {
+    Demographics {
+        family_kanji: family.into(),
+        given_kanji: given.into(),
+        family_kana: fk.into(),
+        given_kana: gk.into(),
+        birth_date: Some(dob.into()),
+        sex: Some(Sex::Female),
+        address: addr.into(),
+        phone: String::new(),
+    }
+}
+
+fn key(f: &str, p: &str) -> RecordKey {
+    RecordKey::new(f, p).unwrap()
+}
+
+async fn registry(dir: &tempfile::TempDir) -> Registry {
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("index.db").display());
+    let r = Registry::open(&url).await.unwrap();
+    r.install_matcher(&matcher(), &report()).await.unwrap();
+    r
+}
+
+#[tokio::test]
+async fn the_same_patient_at_two_facilities_shares_one_common_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(&dir).await;
+    let a = r.enroll(&key("H001", "0001"), &person("渡邊", "恵子", "ワタナベ", "ケイコ", "19600101", "仙台市青葉区一番町1-2-3")).await.unwrap();
+    assert!(matches!(a.outcome, Outcome::NewId { .. }));
+    let b = r
+        .enroll(&key("C002", "77"), &person("渡辺", "恵子", "ﾜﾀﾅﾍﾞ", "ケーコ", "19600101", "宮城県仙台市青葉区一番町一丁目２番３号"))
+        .await
+        .unwrap();
+    assert!(matches!(b.outcome, Outcome::AutoLinked { .. }), "{b:?}");
+    assert_eq!(a.common_id, b.common_id);
+    assert_eq!(r.resolve(&a.common_id).await.unwrap(), vec![key("C002", "77"), key("H001", "0001")]);
+    assert_eq!(r.find(&key("C002", "77")).await.unwrap(), Some(a.common_id.clone()));
+    assert_eq!(r.find(&key("C002", "78")).await.unwrap(), None);
+    // A different person gets their own ID.
+    let c = r.enroll(&key("C002", "78"), &person("千葉", "節子", "チバ", "セツコ", "19401010", "石巻市中央1-1")).await.unwrap();
+    assert_ne!(c.common_id, a.common_id);
+    // Enrolling again refreshes demographics and keeps the link.
+    let again = r.enroll(&key("C002", "77"), &person("渡辺", "恵子", "ワタナベ", "ケイコ", "19600101", "石巻市中央5-5")).await.unwrap();
+    assert_eq!(again.outcome, Outcome::Updated);
+    assert_eq!(again.common_id, a.common_id);
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_common_ids_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(&dir).await;
+    let err = r.resolve(&CommonId::random()).await.unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(CommonId::parse("KZ12345").is_err());
+}
+
+#[tokio::test]
+async fn a_doubtful_candidate_waits_for_review_and_the_decision_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(&dir).await;
+    let a = r.enroll(&key("H001", "1"), &person("佐藤", "裕子", "サトウ", "ユウコ", "19800102", "仙台市青葉区一番町1-2-3")).await.unwrap();
+    // Same name and birth date, but another address: between the thresholds.
+    let b = r.enroll(&key("H002", "5"), &person("佐藤", "裕子", "サトウ", "ユウコ", "19800102", "気仙沼市古町9-9")).await.unwrap();
+    let Outcome::NewId { review } = &b.outcome else { panic!("expected review, got {b:?}") };
+    assert_eq!(review.len(), 1);
+    assert_ne!(a.common_id, b.common_id);
+    let open = r.open_reviews(10).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].candidate_common_id, a.common_id);
+    assert_eq!(open[0].key, key("H002", "5"));
+    assert!(open[0].explanation.iter().any(|w| w.field == Field::Address && w.weight < 0.0));
+
+    assert!(r.accept_review(open[0].id, "  ", "same person").await.is_err(), "an admin must be named");
+    let linked = r.accept_review(open[0].id, "admin-suzuki", "phoned the patient: moved in 2023").await.unwrap();
+    assert_eq!(linked, a.common_id);
+    assert_eq!(r.find(&key("H002", "5")).await.unwrap(), Some(a.common_id.clone()));
+    assert!(r.open_reviews(10).await.unwrap().is_empty());
+    assert!(r.accept_review(open[0].id, "admin-suzuki", "again").await.is_err(), "decided items stay decided");
+
+    let h = r.history(&key("H002", "5")).await.unwrap();
+    let steps: Vec<(&str, &str, &str)> = h.iter().map(|e| (e.action.as_str(), e.method.as_str(), e.actor.as_str())).collect();
+    assert_eq!(steps, vec![("link", "new", "matcher"), ("unlink", "review", "admin-suzuki"), ("link", "review", "admin-suzuki")]);
+    assert_eq!(h[2].reason, "phoned the patient: moved in 2023");
+    assert_eq!(h[0].common_id, b.common_id);
+}
+
+#[tokio::test]
+async fn an_admin_can_unlink_and_relink_and_history_shows_who_when_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(&dir).await;
+    let d = person("高橋", "翔太", "タカハシ", "ショウタ", "20010505", "名取市増田1-1-1");
+    let a = r.enroll(&key("H001", "1"), &d).await.unwrap();
+    let b = r.enroll(&key("C003", "9"), &d).await.unwrap();
+    assert_eq!(a.common_id, b.common_id);
+
+    let own = r.unlink(&key("C003", "9"), "admin-sato", "twin brother, not the same person").await.unwrap();
+    assert_ne!(own, a.common_id);
+    assert_eq!(r.resolve(&a.common_id).await.unwrap(), vec![key("H001", "1")]);
+    assert_eq!(r.resolve(&own).await.unwrap(), vec![key("C003", "9")]);
+    assert!(r.unlink(&key("C003", "10"), "admin-sato", "x").await.is_err(), "not enrolled");
+    assert!(r.unlink(&key("C003", "9"), "admin-sato", "").await.is_err(), "a reason is required");
+
+    r.link(&key("C003", "9"), &a.common_id, "admin-sato", "mistake: same person after all").await.unwrap();
+    assert_eq!(r.resolve(&a.common_id).await.unwrap(), vec![key("C003", "9"), key("H001", "1")]);
+    assert!(r.resolve(&own).await.unwrap().is_empty(), "the split-off ID stays issued but empty");
+
+    let h = r.history(&key("C003", "9")).await.unwrap();
+    let steps: Vec<(&str, &str)> = h.iter().map(|e| (e.action.as_str(), e.method.as_str())).collect();
+    assert_eq!(
+        steps,
+        vec![("link", "auto"), ("unlink", "split"), ("link", "split"), ("unlink", "manual"), ("link", "manual")]
+    );
+    assert!(h[0].match_weight.is_some() && h[0].model_id.is_some());
+    assert!(h.iter().all(|e| !e.at.is_empty()));
+    assert_eq!(h[1].reason, "twin brother, not the same person");
+    let of_a = r.history_of(&a.common_id).await.unwrap();
+    assert_eq!(of_a.len(), 4, "{of_a:?}");
+}
+
+#[tokio::test]
+async fn the_same_facility_twice_is_never_auto_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(&dir).await;
+    let d = person("高橋", "翔太", "タカハシ", "ショウタ", "20010505", "名取市増田1-1-1");
+    let a = r.enroll(&key("H001", "1"), &d).await.unwrap();
+    let b = r.enroll(&key("H001", "2"), &d).await.unwrap();
+    assert_ne!(a.common_id, b.common_id);
+    assert!(matches!(b.outcome, Outcome::NewId { ref review } if review.len() == 1), "{b:?}");
+}
+
+#[tokio::test]
+async fn the_matcher_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(&dir).await;
+    let (id, m) = r.matcher().await.unwrap().unwrap();
+    drop(r);
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("index.db").display());
+    let again = Registry::open(&url).await.unwrap();
+    assert_eq!(again.matcher().await.unwrap(), Some((id, m)));
+}
