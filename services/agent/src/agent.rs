@@ -72,7 +72,12 @@ impl Shared {
     /// Notes a successful write into the state folder (ends a disk-full episode).
     pub fn note_disk_ok(&self) {
         if self.disk_full.swap(false, Ordering::SeqCst) {
-            self.record(Level::Info, "disk_space_back", "space is available again; resuming", serde_json::Value::Null);
+            self.record(
+                Level::Info,
+                "disk_space_back",
+                "space is available again; resuming",
+                serde_json::Value::Null,
+            );
         }
     }
 
@@ -128,7 +133,8 @@ impl Agent {
         for dir in [cfg.log_dir(), cfg.cursor_dir()] {
             crate::durable::create_dir_all_synced(&dir).map_err(|e| AgentError::io(&dir, e))?;
         }
-        let (outbox, strays) = Outbox::open(&cfg.outbox_dir()).map_err(|e| AgentError::io(&cfg.outbox_dir(), e))?;
+        let (outbox, strays) =
+            Outbox::open(&cfg.outbox_dir()).map_err(|e| AgentError::io(&cfg.outbox_dir(), e))?;
         let quarantine =
             Quarantine::open(&cfg.quarantine_dir()).map_err(|e| AgentError::io(&cfg.quarantine_dir(), e))?;
         let last_upload = report::read_last_upload(&cfg.cursor_dir());

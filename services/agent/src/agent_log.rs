@@ -88,7 +88,10 @@ impl AgentLog {
                 inner.dropped += 1;
             }
             if inner.backlog.len() == 1 {
-                tracing::error!("cannot write the agent log in {}: {e}; keeping lines in memory", self.dir.display());
+                tracing::error!(
+                    "cannot write the agent log in {}: {e}; keeping lines in memory",
+                    self.dir.display()
+                );
             }
         }
     }

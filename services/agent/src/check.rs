@@ -75,7 +75,10 @@ mod tests {
         let p = check_file(&v, &mut s, root, NAME, &msg).unwrap();
         assert_eq!(p.to_string(), format!("999/901/9999013/-/ADT-00/{NAME}"));
         assert_eq!(check_file(&v, &mut s, root, &format!("a/b/{NAME}"), &msg).unwrap(), p);
-        assert_eq!(check_file(&v, &mut s, root, &format!("999/901/9999013/-/ADT-00/{NAME}"), &msg).unwrap(), p);
+        assert_eq!(
+            check_file(&v, &mut s, root, &format!("999/901/9999013/-/ADT-00/{NAME}"), &msg).unwrap(),
+            p
+        );
     }
 
     #[test]
@@ -84,7 +87,8 @@ mod tests {
         let msg = sample();
         let bad = check_file(&v, &mut s, root, "notes.txt", &msg).unwrap_err();
         assert!(bad.iter().any(|v| v.code == "bad-file-name"), "{bad:?}");
-        let bad = check_file(&v, &mut s, root, &format!("999/902/9999013/-/ADT-00/{NAME}"), &msg).unwrap_err();
+        let bad =
+            check_file(&v, &mut s, root, &format!("999/902/9999013/-/ADT-00/{NAME}"), &msg).unwrap_err();
         assert!(bad.iter().any(|v| v.code == "path-mismatch"), "{bad:?}");
         let bad = check_file(&v, &mut s, root, NAME, b"MSH|^~\\&|\x1b$B\xff").unwrap_err();
         assert!(bad.iter().any(|v| v.code == "not-iso-2022-jp"), "{bad:?}");

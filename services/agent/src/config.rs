@@ -139,7 +139,10 @@ impl Config {
         if self.facility.is_empty()
             || !self.facility.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(format!("facility {:?} must be non-empty letters, digits, '-' or '_'", self.facility));
+            return Err(format!(
+                "facility {:?} must be non-empty letters, digits, '-' or '_'",
+                self.facility
+            ));
         }
         let positive = [
             ("batch_max_files", self.batch_max_files as u64),

@@ -64,7 +64,9 @@ impl SentDays {
         let path = cursor_dir.join("daily-log-sent.json");
         let sent = match std::fs::read(&path) {
             Ok(bytes) => {
-                serde_json::from_slice::<SentFile>(&bytes).map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?.sent
+                serde_json::from_slice::<SentFile>(&bytes)
+                    .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?
+                    .sent
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
             Err(e) => return Err(e),

@@ -63,7 +63,8 @@ pub fn is_ignored(rel: &Path) -> bool {
     rel.components().any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
         || rel.file_name().is_some_and(|n| {
             let n = n.to_string_lossy();
-            const SUFFIXES: [&str; 7] = [".tmp", ".part", ".partial", ".swp", "~", ".filepart", ".crdownload"];
+            const SUFFIXES: [&str; 7] =
+                [".tmp", ".part", ".partial", ".swp", "~", ".filepart", ".crdownload"];
             SUFFIXES.iter().any(|s| n.ends_with(s))
         })
 }
@@ -165,7 +166,12 @@ impl Intake {
         }
         for e in errors {
             if self.reported_scan_errors.insert(e.clone()) {
-                self.shared.record(Level::Warn, "scan_error", &format!("cannot read {e}"), serde_json::Value::Null);
+                self.shared.record(
+                    Level::Warn,
+                    "scan_error",
+                    &format!("cannot read {e}"),
+                    serde_json::Value::Null,
+                );
             }
         }
     }
@@ -197,7 +203,8 @@ impl Intake {
         }
         let now = Instant::now();
         let root = self.shared.export_dir.clone();
-        let relevant = |p: &Path| p.strip_prefix(&root).is_ok_and(|r| !r.as_os_str().is_empty() && !is_ignored(r));
+        let relevant =
+            |p: &Path| p.strip_prefix(&root).is_ok_and(|r| !r.as_os_str().is_empty() && !is_ignored(r));
         match ev.kind {
             EventKind::Create(CreateKind::Folder) => {
                 for p in ev.paths.iter().filter(|p| relevant(p)) {
@@ -298,7 +305,12 @@ fn disk_retry(shared: &Shared) -> Duration {
 }
 
 /// Checks one complete file and moves it to the outbox or the quarantine.
-fn process_file(shared: &Shared, scratch: &mut ssmix2::validate::Scratch, path: &Path, queued: &mut usize) -> Outcome {
+fn process_file(
+    shared: &Shared,
+    scratch: &mut ssmix2::validate::Scratch,
+    path: &Path,
+    queued: &mut usize,
+) -> Outcome {
     let rel_path = path.strip_prefix(&shared.export_dir).unwrap_or(path);
     let rel_utf8 = rel_path.to_str().map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"));
     let rel_shown = rel_path.to_string_lossy().into_owned();
@@ -355,7 +367,8 @@ fn process_file(shared: &Shared, scratch: &mut ssmix2::validate::Scratch, path: 
             match shared.quarantine.put(path, &rel_shown, Origin::Agent, &hex::encode(sha), &violations) {
                 Ok(_) => {
                     shared.note_disk_ok();
-                    let detail: Vec<String> = violations.iter().map(|v| format!("{}: {}", v.code, v.message)).collect();
+                    let detail: Vec<String> =
+                        violations.iter().map(|v| format!("{}: {}", v.code, v.message)).collect();
                     shared.record(
                         Level::Warn,
                         "quarantined",

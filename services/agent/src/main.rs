@@ -48,7 +48,9 @@ fn real_main() -> anyhow::Result<()> {
         return Ok(());
     }
     match cli.command {
-        None => anyhow::bail!("nothing to do: use `run --config FILE`, `status --config FILE` or --print-default-config"),
+        None => anyhow::bail!(
+            "nothing to do: use `run --config FILE`, `status --config FILE` or --print-default-config"
+        ),
         Some(Command::Status { config }) => {
             let cfg = Config::load(&config)?;
             let status = OfflineStatus::read(&cfg)?;

@@ -95,7 +95,13 @@ impl Outbox {
     }
 
     /// Moves `src` (already checked, content digest `sha256`) into the outbox durably.
-    pub fn admit(&self, src: &Path, path: StoragePath, size: u64, sha256: &[u8; 32]) -> io::Result<Admission> {
+    pub fn admit(
+        &self,
+        src: &Path,
+        path: StoragePath,
+        size: u64,
+        sha256: &[u8; 32],
+    ) -> io::Result<Admission> {
         // The index lock is held across the check and the move so that `complete` cannot remove a
         // same-named file in between.
         let mut queue = self.lock();

@@ -56,7 +56,14 @@ impl Quarantine {
 
     /// Moves `src` to `quarantine/<rel>` (a free name is chosen if that is taken) with its reason file
     /// written first. Returns where the file went.
-    pub fn put(&self, src: &Path, rel: &str, origin: Origin, sha256: &str, violations: &[Violation]) -> io::Result<PathBuf> {
+    pub fn put(
+        &self,
+        src: &Path,
+        rel: &str,
+        origin: Origin,
+        sha256: &str,
+        violations: &[Violation],
+    ) -> io::Result<PathBuf> {
         let rel = sanitize(rel);
         let mut dest = self.dir.join(&rel);
         let mut n = 1;

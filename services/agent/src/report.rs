@@ -16,7 +16,10 @@ const LAST_UPLOAD_FILE: &str = "last-upload";
 
 /// The persisted time of the last acknowledged batch, if any.
 pub fn read_last_upload(cursor_dir: &Path) -> Option<String> {
-    std::fs::read_to_string(cursor_dir.join(LAST_UPLOAD_FILE)).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+    std::fs::read_to_string(cursor_dir.join(LAST_UPLOAD_FILE))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 /// Records now as the last upload time (in memory, and on disk when there is room).
@@ -51,7 +54,12 @@ pub(crate) async fn run_heartbeats(shared: Arc<Shared>, mut stop: watch::Receive
             Ok(()) => {}
             Err(e) if !failing => {
                 failing = true;
-                shared.record(Level::Warn, "heartbeat_failed", &format!("heartbeat failed: {e}"), serde_json::Value::Null);
+                shared.record(
+                    Level::Warn,
+                    "heartbeat_failed",
+                    &format!("heartbeat failed: {e}"),
+                    serde_json::Value::Null,
+                );
             }
             Err(_) => {}
         }
@@ -69,7 +77,10 @@ pub(crate) async fn run_daily_logs(shared: Arc<Shared>, mut stop: watch::Receive
             shared.record(
                 Level::Error,
                 "daily_log_failed",
-                &format!("cannot read the record of sent daily logs in {}: {e}; daily logs are not sent", cursor.display()),
+                &format!(
+                    "cannot read the record of sent daily logs in {}: {e}; daily logs are not sent",
+                    cursor.display()
+                ),
                 serde_json::Value::Null,
             );
             return;

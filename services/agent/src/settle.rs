@@ -100,7 +100,12 @@ impl Tracker {
 
     /// Files that are complete now; they stop being tracked. `stat` gives a file's current stamp, or
     /// `None` when it is gone.
-    pub fn ready(&mut self, now: Instant, wall: SystemTime, stat: impl Fn(&Path) -> Option<Stamp>) -> Vec<PathBuf> {
+    pub fn ready(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        stat: impl Fn(&Path) -> Option<Stamp>,
+    ) -> Vec<PathBuf> {
         let mut out = Vec::new();
         let mut gone = Vec::new();
         for (path, c) in self.files.iter_mut() {
@@ -112,7 +117,8 @@ impl Tracker {
             }
             if !c.closed && c.stamp.is_some() && now.duration_since(c.since) < self.settle {
                 // A stable stamp cannot be confirmed before `settle` has passed; skip the stat.
-                let mtime_old = c.stamp.is_some_and(|(_, m)| wall.duration_since(m).is_ok_and(|age| age >= self.settle));
+                let mtime_old =
+                    c.stamp.is_some_and(|(_, m)| wall.duration_since(m).is_ok_and(|age| age >= self.settle));
                 if !mtime_old {
                     continue;
                 }
@@ -189,7 +195,10 @@ mod tests {
         t.written(p, t0);
         t.found(p, Some((3, w0)), t0);
         let stat = |_: &Path| Some((3, w0));
-        assert!(t.ready(t0 + SETTLE * 10, w0 + SETTLE * 10, stat).is_empty(), "open for writing: not complete");
+        assert!(
+            t.ready(t0 + SETTLE * 10, w0 + SETTLE * 10, stat).is_empty(),
+            "open for writing: not complete"
+        );
         t.closed(p, t0 + SETTLE * 10);
         assert_eq!(t.ready(t0 + SETTLE * 10, w0 + SETTLE * 10, stat), [p]);
     }

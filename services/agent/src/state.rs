@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
+use crate::AgentError;
 use crate::config::Config;
 use crate::daily::SentDays;
-use crate::AgentError;
 
 /// What the state folder says: files waiting, quarantined, last upload, daily logs sent.
 #[derive(Debug, Clone, Serialize)]
@@ -28,7 +28,8 @@ impl OfflineStatus {
             Err(e) => return Err(AgentError::io(&outbox, e)),
         };
         let quarantine = cfg.quarantine_dir();
-        let quarantined = crate::quarantine::count_files(&quarantine).map_err(|e| AgentError::io(&quarantine, e))?;
+        let quarantined =
+            crate::quarantine::count_files(&quarantine).map_err(|e| AgentError::io(&quarantine, e))?;
         let cursor = cfg.cursor_dir();
         let sent = SentDays::load(&cursor).map_err(|e| AgentError::io(&cursor, e))?;
         Ok(Self {

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use kizuna_wire::{BATCH_CONTENT_TYPE, BatchReport, DailyLog, Heartbeat};
 
+use crate::AgentError;
 use crate::bandwidth::TokenBucket;
 use crate::config::Config;
-use crate::AgentError;
 
 /// Size of the body pieces handed to the connection (and drawn from the bandwidth bucket).
 pub const CHUNK: usize = 16 * 1024;
@@ -31,7 +31,9 @@ impl Token {
         let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            return Err(bad(format!("mode is {mode:04o}; it must not be readable by group or others (chmod 600)")));
+            return Err(bad(format!(
+                "mode is {mode:04o}; it must not be readable by group or others (chmod 600)"
+            )));
         }
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let token = text.trim();
@@ -83,8 +85,10 @@ impl StoreClient {
         }
         if let Some(ca) = &cfg.store_ca_file {
             let pem = std::fs::read(ca).map_err(|e| AgentError::io(ca, e))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| AgentError::Config { file: ca.clone(), message: format!("not a PEM certificate: {e}") })?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| AgentError::Config {
+                file: ca.clone(),
+                message: format!("not a PEM certificate: {e}"),
+            })?;
             builder = builder.add_root_certificate(cert);
         }
         let client = builder.build().map_err(|e| AgentError::Http(e.to_string()))?;
@@ -108,7 +112,11 @@ impl StoreClient {
         let req = self.client.post(url).header(reqwest::header::CONTENT_TYPE, BATCH_CONTENT_TYPE).body(body);
         let report: BatchReport = self.send_json(req).await?;
         if report.results.len() != paths.len() {
-            return Err(SendError::Protocol(format!("{} results for {} files", report.results.len(), paths.len())));
+            return Err(SendError::Protocol(format!(
+                "{} results for {} files",
+                report.results.len(),
+                paths.len()
+            )));
         }
         for (r, p) in report.results.iter().zip(paths) {
             if &r.path != p {
@@ -128,8 +136,12 @@ impl StoreClient {
         self.send_json::<serde_json::Value>(req).await.map(drop)
     }
 
-    async fn send_json<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, SendError> {
-        let resp = req.bearer_auth(&self.token.0).send().await.map_err(|e| SendError::Network(error_chain(&e)))?;
+    async fn send_json<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, SendError> {
+        let resp =
+            req.bearer_auth(&self.token.0).send().await.map_err(|e| SendError::Network(error_chain(&e)))?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| SendError::Network(error_chain(&e)))?;
         if !status.is_success() {

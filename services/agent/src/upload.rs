@@ -45,7 +45,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             Ok(false) => {
                 // Some rejected file could not be quarantined: do not resend it in a tight loop.
                 failures += 1;
-                let delay = retry_delay(failures, Duration::from_millis(shared.cfg.retry_base_ms), Duration::from_millis(shared.cfg.retry_max_ms), &mut rand::rng());
+                let delay = retry_delay(
+                    failures,
+                    Duration::from_millis(shared.cfg.retry_base_ms),
+                    Duration::from_millis(shared.cfg.retry_max_ms),
+                    &mut rand::rng(),
+                );
                 tokio::select! {
                     _ = stop.changed() => return,
                     _ = tokio::time::sleep(delay) => {}
@@ -63,7 +68,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 shared.record(
                     level,
                     "upload_failed",
-                    &format!("upload failed (attempt {failures}): {e}; retrying in {:.1} s", delay.as_secs_f64()),
+                    &format!(
+                        "upload failed (attempt {failures}): {e}; retrying in {:.1} s",
+                        delay.as_secs_f64()
+                    ),
                     json!({"attempt": failures, "retry_in_ms": delay.as_millis() as u64}),
                 );
                 tokio::select! {
@@ -122,7 +130,11 @@ fn settle(shared: &Shared, sent: Vec<Entry>, results: Vec<kizuna_wire::FileResul
     for (entry, r) in sent.into_iter().zip(results) {
         match r.status {
             FileStatus::Stored | FileStatus::Duplicate => {
-                if r.status == FileStatus::Stored { stored += 1 } else { duplicate += 1 }
+                if r.status == FileStatus::Stored {
+                    stored += 1
+                } else {
+                    duplicate += 1
+                }
                 acked.push(entry);
             }
             FileStatus::Rejected => {
@@ -133,17 +145,27 @@ fn settle(shared: &Shared, sent: Vec<Entry>, results: Vec<kizuna_wire::FileResul
                     .map(|c| Violation {
                         code: c.clone(),
                         field: None,
-                        message: ssmix2::validate::Code::parse(c).map(|c| c.describe().to_owned()).unwrap_or_default(),
+                        message: ssmix2::validate::Code::parse(c)
+                            .map(|c| c.describe().to_owned())
+                            .unwrap_or_default(),
                     })
                     .collect();
                 if let Some(reason) = &r.reason {
-                    violations.push(Violation { code: "store-reason".into(), field: None, message: reason.clone() });
+                    violations.push(Violation {
+                        code: "store-reason".into(),
+                        field: None,
+                        message: reason.clone(),
+                    });
                 }
                 let rel = format!("rejected/{}", r.path);
-                let moved = shared
-                    .outbox
-                    .take_out(&entry, |src| shared.quarantine.put(src, &rel, Origin::Store, &r.sha256, &violations).map(drop));
-                let why = violations.iter().map(|v| format!("{}: {}", v.code, v.message)).collect::<Vec<_>>().join("; ");
+                let moved = shared.outbox.take_out(&entry, |src| {
+                    shared.quarantine.put(src, &rel, Origin::Store, &r.sha256, &violations).map(drop)
+                });
+                let why = violations
+                    .iter()
+                    .map(|v| format!("{}: {}", v.code, v.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 match moved {
                     Ok(()) => shared.record(
                         Level::Warn,
@@ -159,7 +181,10 @@ fn settle(shared: &Shared, sent: Vec<Entry>, results: Vec<kizuna_wire::FileResul
                             shared.record(
                                 Level::Error,
                                 "quarantine_failed",
-                                &format!("store rejected {} ({why}) and it cannot be quarantined: {e}", r.path),
+                                &format!(
+                                    "store rejected {} ({why}) and it cannot be quarantined: {e}",
+                                    r.path
+                                ),
                                 json!({"file": r.path}),
                             );
                         }
@@ -184,7 +209,9 @@ fn settle(shared: &Shared, sent: Vec<Entry>, results: Vec<kizuna_wire::FileResul
     shared.record(
         Level::Info,
         "uploaded",
-        &format!("batch acknowledged: {stored} stored, {duplicate} duplicate, {rejected} rejected ({bytes} bytes)"),
+        &format!(
+            "batch acknowledged: {stored} stored, {duplicate} duplicate, {rejected} rejected ({bytes} bytes)"
+        ),
         json!({"files": n, "stored": stored, "duplicate": duplicate, "rejected": rejected, "bytes": bytes}),
     );
     all_settled

@@ -12,7 +12,9 @@ use common::*;
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -63,7 +65,11 @@ async fn full_state_disk_keeps_files_in_export_and_resumes_when_space_returns() 
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let left = Site::files_below(&site.export());
     let queued = Site::files_below(&site.cfg.outbox_dir());
-    eprintln!("disk full: {} files queued in the outbox, {} kept in the export folder", queued.len(), left.len());
+    eprintln!(
+        "disk full: {} files queued in the outbox, {} kept in the export folder",
+        queued.len(),
+        left.len()
+    );
     assert!(!left.is_empty() && !queued.is_empty());
     assert_eq!(left.len() + queued.len(), n as usize, "a file was lost or doubled");
     for f in &left {
@@ -80,6 +86,9 @@ async fn full_state_disk_keeps_files_in_export_and_resumes_when_space_returns() 
     assert!(store.files.lock().unwrap().values().all(|c| *c == msg));
     agent.stop().await;
     let log = site.log_lines();
-    assert!(log.iter().any(|l| l["event"] == "disk_full" && l["level"] == "ERROR"), "the error is not in the agent's log");
+    assert!(
+        log.iter().any(|l| l["event"] == "disk_full" && l["level"] == "ERROR"),
+        "the error is not in the agent's log"
+    );
     assert!(log.iter().any(|l| l["event"] == "disk_space_back"));
 }

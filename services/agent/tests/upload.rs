@@ -27,7 +27,10 @@ async fn files_dropped_in_nested_folders_are_uploaded_and_leave_the_export_folde
     }
     assert!(wait_for(20, || store.stored_count() == 30).await, "stored {}", store.stored_count());
     let files = store.files.lock().unwrap().clone();
-    assert_eq!(files.keys().cloned().collect::<Vec<_>>(), { expected.sort(); expected });
+    assert_eq!(files.keys().cloned().collect::<Vec<_>>(), {
+        expected.sort();
+        expected
+    });
     assert!(files.values().all(|c| *c == msg));
     assert!(wait_for(5, || Site::files_below(&site.export()).is_empty()).await, "export folder not emptied");
     assert!(wait_for(5, || agent.status.get().queue_depth == 0).await);
@@ -92,7 +95,8 @@ async fn invalid_files_are_quarantined_with_a_reason_and_reported() {
         let reason: serde_json::Value =
             serde_json::from_slice(&std::fs::read(q.join(format!("{rel}.reason.json"))).unwrap()).unwrap();
         assert_eq!(reason["origin"], "agent");
-        let codes: Vec<&str> = reason["violations"].as_array().unwrap().iter().map(|v| v["code"].as_str().unwrap()).collect();
+        let codes: Vec<&str> =
+            reason["violations"].as_array().unwrap().iter().map(|v| v["code"].as_str().unwrap()).collect();
         assert!(codes.contains(&code), "{rel}: {codes:?}");
         assert!(!site.export().join(&rel).exists());
     }
@@ -143,7 +147,10 @@ async fn server_errors_are_retried_with_growing_delays() {
     let gaps: Vec<f64> = attempts.windows(2).take(4).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
     // Delays are drawn from [d/2, d] with d = 200, 400, 800, 1600 ms.
     for (i, (gap, d)) in gaps.iter().zip([0.2, 0.4, 0.8, 1.6]).enumerate() {
-        assert!(*gap >= d / 2.0 - 0.02 && *gap <= d + 0.5, "retry {i}: waited {gap:.3} s for a delay of {d} s");
+        assert!(
+            *gap >= d / 2.0 - 0.02 && *gap <= d + 0.5,
+            "retry {i}: waited {gap:.3} s for a delay of {d} s"
+        );
     }
     assert!(gaps[3] > gaps[0], "delays do not grow: {gaps:?}");
     let failures = site.log_lines().into_iter().filter(|l| l["event"] == "upload_failed").count();
@@ -164,7 +171,11 @@ async fn rescan_alone_finds_files_when_the_watcher_is_off() {
     for i in 0..12 {
         site.drop_file(&format!("late/{}/{}", i % 3, file_name(i)), &msg);
     }
-    assert!(wait_for(15, || store.stored_count() == 12).await, "rescan missed files: {}", store.stored_count());
+    assert!(
+        wait_for(15, || store.stored_count() == 12).await,
+        "rescan missed files: {}",
+        store.stored_count()
+    );
     agent.stop().await;
 }
 
@@ -191,7 +202,9 @@ async fn bandwidth_limit_is_honoured() {
     let burst = rate as f64 / 10.0;
     let ideal = (bytes as f64 - burst) / rate as f64;
     let achieved = bytes as f64 / took;
-    eprintln!("bandwidth: {bytes} bytes in {took:.2} s = {achieved:.0} B/s (limit {rate}, ideal {ideal:.2} s)");
+    eprintln!(
+        "bandwidth: {bytes} bytes in {took:.2} s = {achieved:.0} B/s (limit {rate}, ideal {ideal:.2} s)"
+    );
     assert!(took >= ideal * 0.9, "too fast: {achieved:.0} B/s over a limit of {rate}");
     assert!(took <= ideal * 1.25 + 0.5, "too slow: {achieved:.0} B/s under a limit of {rate}");
     agent.stop().await;
@@ -265,7 +278,10 @@ async fn token_file_readable_by_others_is_refused() {
     let site = Site::new(addr);
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&site.cfg.token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let err = kizuna_agent::Agent::new(site.cfg.clone()).err().expect("a 0644 token file must be refused").to_string();
+    let err = kizuna_agent::Agent::new(site.cfg.clone())
+        .err()
+        .expect("a 0644 token file must be refused")
+        .to_string();
     assert!(err.contains(&site.cfg.token_file.display().to_string()) && err.contains("0644"), "{err}");
     assert!(!err.contains(TOKEN), "the error leaks the token");
 }

@@ -94,11 +94,19 @@ async fn batch(
         s.receipts.lock().unwrap().push(f.path.clone());
         let sha256 = f.sha256_hex();
         let (status, codes, reason) = if reject.as_deref().is_some_and(|r| f.path.contains(r)) {
-            (FileStatus::Rejected, vec!["data-type-mismatch".to_owned()], Some("test store refuses this file".to_owned()))
+            (
+                FileStatus::Rejected,
+                vec!["data-type-mismatch".to_owned()],
+                Some("test store refuses this file".to_owned()),
+            )
         } else {
             match stored.get(&f.path) {
                 Some(c) if *c == f.content => (FileStatus::Duplicate, vec![], None),
-                Some(_) => (FileStatus::Rejected, vec![], Some("different content under an existing name".to_owned())),
+                Some(_) => (
+                    FileStatus::Rejected,
+                    vec![],
+                    Some("different content under an existing name".to_owned()),
+                ),
                 None => {
                     stored.insert(f.path.clone(), f.content);
                     (FileStatus::Stored, vec![], None)
@@ -110,7 +118,11 @@ async fn batch(
     axum::Json(BatchReport { results }).into_response()
 }
 
-async fn heartbeat(State(s): State<Arc<StoreState>>, headers: HeaderMap, axum::Json(hb): axum::Json<Heartbeat>) -> Response {
+async fn heartbeat(
+    State(s): State<Arc<StoreState>>,
+    headers: HeaderMap,
+    axum::Json(hb): axum::Json<Heartbeat>,
+) -> Response {
     if !authorized(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -118,7 +130,11 @@ async fn heartbeat(State(s): State<Arc<StoreState>>, headers: HeaderMap, axum::J
     axum::Json(serde_json::json!({"ok": true})).into_response()
 }
 
-async fn daily_log(State(s): State<Arc<StoreState>>, headers: HeaderMap, axum::Json(log): axum::Json<DailyLog>) -> Response {
+async fn daily_log(
+    State(s): State<Arc<StoreState>>,
+    headers: HeaderMap,
+    axum::Json(log): axum::Json<DailyLog>,
+) -> Response {
     if !authorized(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
