@@ -3,6 +3,11 @@
 pub mod error;
 pub mod event;
 pub mod merkle;
+pub mod pseudonym;
+pub mod search;
+pub mod sender;
+pub mod syslog;
+pub mod appender;
 pub mod checkpoint;
 pub mod db;
 pub mod durable;
