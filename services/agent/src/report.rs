@@ -88,6 +88,8 @@ pub(crate) async fn run_daily_logs(shared: Arc<Shared>, mut stop: watch::Receive
     };
     let mut tick = tokio::time::interval(Duration::from_secs(shared.cfg.heartbeat_interval_secs));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Days whose failure was already logged (one WARN per day and outage, not one per retry).
+    let mut failure_logged = std::collections::BTreeSet::new();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -120,6 +122,9 @@ pub(crate) async fn run_daily_logs(shared: Arc<Shared>, mut stop: watch::Receive
                     );
                 }
                 Err(e) => {
+                    if !failure_logged.insert(day.clone()) {
+                        break;
+                    }
                     shared.record(
                         Level::Warn,
                         "daily_log_failed",

@@ -22,11 +22,13 @@ use crate::store_client::SendError;
 /// Runs until `stop` turns true.
 pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut failures: u32 = 0;
+    // Lowered when the store answers 413 (batch too large), back to the config after a success.
+    let mut max_files = shared.cfg.batch_max_files;
     loop {
         if *stop.borrow() {
             return;
         }
-        let batch = shared.outbox.next_batch(shared.cfg.batch_max_files, shared.cfg.batch_max_bytes);
+        let batch = shared.outbox.next_batch(max_files, shared.cfg.batch_max_bytes);
         if batch.is_empty() {
             tokio::select! {
                 _ = stop.changed() => return,
@@ -36,12 +38,31 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
             continue;
         }
+        let first = batch[0].clone();
+        let sent = batch.len();
         let result = tokio::select! {
             _ = stop.changed() => return,
             r = upload_batch(&shared, batch) => r,
         };
         match result {
-            Ok(true) => failures = 0,
+            Err(SendError::Status { status: 413, body }) => {
+                if sent > 1 {
+                    max_files = sent / 2;
+                    shared.record(
+                        Level::Warn,
+                        "batch_too_large",
+                        &format!("store refused a batch of {sent} files as too large ({body}); sending {max_files} at a time"),
+                        serde_json::Value::Null,
+                    );
+                } else {
+                    quarantine_too_large(&shared, &first, &body);
+                }
+                continue;
+            }
+            Ok(true) => {
+                failures = 0;
+                max_files = shared.cfg.batch_max_files;
+            }
             Ok(false) => {
                 // Some rejected file could not be quarantined: do not resend it in a tight loop.
                 failures += 1;
@@ -121,6 +142,33 @@ async fn upload_batch(shared: &Arc<Shared>, batch: Vec<Entry>) -> Result<bool, S
     tokio::task::spawn_blocking(move || settle(&settler, sent, report.results, bytes))
         .await
         .map_err(|e| SendError::Protocol(e.to_string()))
+}
+
+/// A single file the store refuses as too large can never be delivered: quarantine it.
+fn quarantine_too_large(shared: &Shared, entry: &Entry, body: &str) {
+    let v = [Violation {
+        code: "too-large".into(),
+        field: None,
+        message: format!("store refused the file as too large: {body}"),
+    }];
+    let rel = format!("rejected/{}", entry.path);
+    match shared
+        .outbox
+        .take_out(entry, |src| shared.quarantine.put(src, &rel, Origin::Store, "", &v).map(drop))
+    {
+        Ok(()) => shared.record(
+            Level::Warn,
+            "rejected",
+            &format!("store refused {} as too large ({} bytes)", entry.path, entry.size),
+            json!({"file": entry.path.to_string(), "codes": ["too-large"]}),
+        ),
+        Err(e) => shared.record(
+            Level::Error,
+            "quarantine_failed",
+            &format!("store refused {} as too large and it cannot be quarantined: {e}", entry.path),
+            serde_json::Value::Null,
+        ),
+    }
 }
 
 fn settle(shared: &Shared, sent: Vec<Entry>, results: Vec<kizuna_wire::FileResult>, bytes: usize) -> bool {

@@ -285,3 +285,20 @@ async fn token_file_readable_by_others_is_refused() {
     assert!(err.contains(&site.cfg.token_file.display().to_string()) && err.contains("0644"), "{err}");
     assert!(!err.contains(TOKEN), "the error leaks the token");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_refused_as_too_large_are_split() {
+    let (store, addr) = start_store().await;
+    store.max_batch_files.store(7, Ordering::SeqCst);
+    let site = Site::new(addr);
+    let msg = sample_message();
+    for i in 0..40 {
+        site.drop_file(&file_name(i), &msg);
+    }
+    let agent = Running::start(site.cfg.clone());
+    assert!(wait_for(20, || store.stored_count() == 40).await, "stored {}", store.stored_count());
+    assert!(store.batches.lock().unwrap().len() >= 40 / 7);
+    assert!(site.log_lines().iter().any(|l| l["event"] == "batch_too_large"));
+    assert_eq!(agent.status.get().quarantined, 0);
+    agent.stop().await;
+}

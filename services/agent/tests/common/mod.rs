@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,8 @@ pub struct StoreState {
     pub down: AtomicBool,
     /// Wait this long before answering a batch.
     pub delay_ms: AtomicU64,
+    /// Answer 413 to batches of more files than this (0: no limit).
+    pub max_batch_files: AtomicUsize,
     /// Reject files whose path contains this.
     pub reject_containing: Mutex<Option<String>>,
     pub heartbeats: Mutex<Vec<Heartbeat>>,
@@ -86,6 +88,11 @@ async fn batch(
         Ok(f) => f,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
+    let limit = s.max_batch_files.load(Ordering::SeqCst);
+    if limit > 0 && files.len() > limit {
+        return (StatusCode::PAYLOAD_TOO_LARGE, format!("{} files is more than {limit}", files.len()))
+            .into_response();
+    }
     s.batches.lock().unwrap().push((start, end, bytes.len()));
     let reject = s.reject_containing.lock().unwrap().clone();
     let mut stored = s.files.lock().unwrap();
