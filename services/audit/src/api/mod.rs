@@ -1,0 +1,103 @@
+//! The audit service's HTTP API, split by audience: `intake` for the services that emit events,
+//! `auditor` for search, counts, CSV and the web UI, `fhir` for IHE ITI-81 style AuditEvent search.
+
+pub mod auditor;
+pub mod fhir;
+pub mod filter;
+pub mod intake;
+pub mod ui;
+
+use crate::appender::Appender;
+use crate::db::Db;
+use crate::event::{ActiveParticipant, AuditEvent, AuditSourceIdentification, EventKind, ParticipantObject};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    pub appender: Appender,
+    /// Read pool for searches (the appender owns the writer).
+    pub db: Db,
+    pub intake_token: Option<String>,
+    pub auditor_token: Option<String>,
+    /// This service's AuditSourceID, used for the events it records about auditors' own searches.
+    pub source_id: String,
+}
+
+/// The router with every route.
+pub fn router(state: ApiState) -> axum::Router {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/events", post(intake::post_events).get(auditor::get_events))
+        .route("/v1/pseudonyms", post(intake::post_pseudonyms))
+        .route("/v1/pseudonyms/{id}", get(auditor::get_pseudonym))
+        .route("/v1/counts", get(auditor::get_counts))
+        .route("/v1/export.csv", get(auditor::get_csv))
+        .route("/fhir/AuditEvent", get(fhir::search))
+        .route("/fhir/AuditEvent/{id}", get(fhir::read))
+        .route("/ui", get(ui::page))
+        .with_state(state)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Constant-time comparison of tokens.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An error answer with a plain-text body.
+pub(crate) fn fail(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, msg.into()).into_response()
+}
+
+impl ApiState {
+    pub(crate) fn check_intake(&self, headers: &HeaderMap) -> Result<(), Response> {
+        match &self.intake_token {
+            None => Ok(()),
+            Some(t) if bearer(headers).is_some_and(|b| same(b, t)) => Ok(()),
+            Some(_) => Err(fail(StatusCode::UNAUTHORIZED, "intake requires the service bearer token")),
+        }
+    }
+
+    /// The auditor role: bearer token, or the `kizuna_audit` cookie, or `token=` in the query
+    /// (which the UI turns into the cookie).
+    pub(crate) fn check_auditor(&self, headers: &HeaderMap, query_token: Option<&str>) -> Result<crate::pseudonym::Auditor, Response> {
+        match &self.auditor_token {
+            None => Ok(crate::pseudonym::Auditor::authenticated("auditor")),
+            Some(t) => {
+                let ok = bearer(headers).is_some_and(|b| same(b, t))
+                    || cookie(headers, "kizuna_audit").is_some_and(|c| same(c, t))
+                    || query_token.is_some_and(|q| same(q, t));
+                if ok {
+                    Ok(crate::pseudonym::Auditor::authenticated("auditor"))
+                } else {
+                    Err(fail(StatusCode::UNAUTHORIZED, "the auditor role is required"))
+                }
+            }
+        }
+    }
+
+    /// Searching the audit trail is itself access to personal data: record it (DICOM 110112 Query).
+    pub(crate) async fn record_auditor_query(&self, auditor: &crate::pseudonym::Auditor, query: &str) {
+        let ev = AuditEvent::new(EventKind::Query, AuditSourceIdentification::new(&self.source_id, None))
+            .participant(ActiveParticipant::requestor(&auditor.name))
+            .object(ParticipantObject::query(query));
+        if let Err(e) = self.appender.submit(vec![ev]).await {
+            tracing::error!(error = %e, "could not record the auditor's query");
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Wiring of the audit service: open the log, start the writer, bind HTTP, syslog/TLS and syslog/UDP.
+
+use crate::api::{ApiState, router};
+use crate::appender::{Appender, CheckpointPolicy};
+use crate::checkpoint::load_signing_key;
+use crate::config::{AuditConfig, read_token};
+use crate::db::Db;
+use crate::error::{AuditError, Result};
+use crate::log::{AuditLog, LogSettings};
+use crate::syslog;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A running audit service.
+pub struct RunningServer {
+    pub http_addr: SocketAddr,
+    pub syslog_tls_addr: Option<SocketAddr>,
+    pub syslog_udp_addr: Option<SocketAddr>,
+    pub appender: Appender,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    writer: Option<tokio::task::JoinHandle<AuditLog>>,
+}
+
+impl RunningServer {
+    /// Stop listening, let the writer finish (with a final checkpoint), close the database.
+    pub async fn shutdown(mut self) -> Result<()> {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        drop(self.appender);
+        if let Some(w) = self.writer.take() {
+            let log = w.await.map_err(|e| AuditError::Send(format!("writer task: {e}")))?;
+            log.db.pool.close().await;
+        }
+        Ok(())
+    }
+}
+
+async fn bind_tcp(addr: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| AuditError::io(addr, e))
+}
+
+/// Start every configured listener.
+pub async fn start(cfg: &AuditConfig) -> Result<RunningServer> {
+    let key = load_signing_key(&cfg.signing_key_file)?;
+    let url = cfg.database_url();
+    let log = AuditLog::open(LogSettings { database_url: url.clone(), data_dir: cfg.data_dir.clone(), signing_key: key, tsa_url: cfg.tsa_url.clone() }).await?;
+    tracing::info!(events = log.size(), data_dir = %cfg.data_dir.display(), "audit log open");
+    let (appender, writer) = Appender::spawn(
+        log,
+        CheckpointPolicy { every_events: cfg.checkpoint_every_events, interval: Duration::from_secs(cfg.checkpoint_interval_secs) },
+    );
+    let read_db = Db::open(&url).await?;
+    let intake_token = cfg.intake_token_file.as_deref().map(read_token).transpose()?;
+    let auditor_token = cfg.auditor_token_file.as_deref().map(read_token).transpose()?;
+    if auditor_token.is_none() {
+        tracing::warn!("auditor_token_file is not set: the auditor API is open to anyone who can reach {}", cfg.http_listen);
+    }
+    let state = ApiState { appender: appender.clone(), db: read_db, intake_token, auditor_token, source_id: "kizuna-audit".into() };
+    let mut tasks = Vec::new();
+    let http = bind_tcp(&cfg.http_listen).await?;
+    let http_addr = http.local_addr().map_err(|e| AuditError::io(&cfg.http_listen, e))?;
+    let app = router(state);
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(http, app).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    }));
+    let mut syslog_tls_addr = None;
+    if let Some(addr) = &cfg.syslog_tls_listen {
+        let acceptor = syslog::tls_acceptor(
+            cfg.syslog_tls_cert_file.as_deref().expect("checked by config"),
+            cfg.syslog_tls_key_file.as_deref().expect("checked by config"),
+            cfg.syslog_tls_client_ca_file.as_deref(),
+        )?;
+        let l = bind_tcp(addr).await?;
+        syslog_tls_addr = Some(l.local_addr().map_err(|e| AuditError::io(addr, e))?);
+        tasks.push(tokio::spawn(syslog::serve_tls(l, acceptor, appender.clone())));
+    }
+    let mut syslog_udp_addr = None;
+    if let Some(addr) = &cfg.syslog_udp_listen {
+        let s = tokio::net::UdpSocket::bind(addr).await.map_err(|e| AuditError::io(addr, e))?;
+        syslog_udp_addr = Some(s.local_addr().map_err(|e| AuditError::io(addr, e))?);
+        tasks.push(tokio::spawn(syslog::serve_udp(s, appender.clone())));
+    }
+    tracing::info!(%http_addr, ?syslog_tls_addr, ?syslog_udp_addr, "audit service listening");
+    Ok(RunningServer { http_addr, syslog_tls_addr, syslog_udp_addr, appender, tasks, writer: Some(writer) })
+}
