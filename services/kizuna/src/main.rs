@@ -21,6 +21,11 @@ enum Command {
     /// SS-MIX2 tools: validate files and trees, generate synthetic corpora.
     #[command(subcommand)]
     Ssmix2(cmd::ssmix2::Ssmix2Command),
+    /// Run the centre's store: upload API, SS-MIX2 tree, IndexDB, change journal.
+    Serve(cmd::serve::ServeArgs),
+    /// Sites that may upload: add, list, rotate tokens, enable/disable.
+    #[command(subcommand)]
+    Site(cmd::site::SiteCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -28,6 +33,8 @@ fn main() -> std::process::ExitCode {
     logging::init(cli.log_json);
     let result = match cli.command {
         Command::Ssmix2(c) => cmd::ssmix2::run(c),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Site(c) => cmd::site::run(c),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,113 @@
+//! `kizuna site …`: the sites that may upload to the store (tokens, facilities, source networks).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use kizuna_store::{Db, FacilityId, sites};
+
+#[derive(Subcommand)]
+pub enum SiteCommand {
+    /// Add a site; prints its new upload token once (only its hash is kept).
+    Add {
+        /// Site name (letters, digits, '-', '_', '.').
+        name: String,
+        /// A facility ID the site uploads for (repeat for several).
+        #[arg(long = "facility", required = true)]
+        facilities: Vec<String>,
+        /// A source network (CIDR) on the upload segment the site connects from (repeat for
+        /// several). Default: loopback only.
+        #[arg(long = "allow")]
+        allow: Vec<ipnet::IpNet>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// List sites, their facilities and allowed networks.
+    List {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a site a new token; the old one stops working at once. Prints the new token once.
+    RotateToken {
+        name: String,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Refuse a site's uploads (403) until enabled again.
+    Disable {
+        name: String,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Accept a disabled site's uploads again.
+    Enable {
+        name: String,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+async fn open(config: Option<&std::path::Path>) -> anyhow::Result<Db> {
+    let c = super::serve::load_config(config)?;
+    let url = c.effective_database_url();
+    Db::open(&url)
+        .await
+        .with_context(|| format!("opening the IndexDB {}", url.split('@').next_back().unwrap_or("")))
+}
+
+pub fn run(cmd: SiteCommand) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        match cmd {
+            SiteCommand::Add { name, facilities, allow, config } => {
+                let facilities =
+                    facilities.iter().map(|f| FacilityId::new(f)).collect::<Result<Vec<_>, _>>()?;
+                let db = open(config.as_deref()).await?;
+                let token = sites::add_site(&db, &name, &facilities, &allow).await?;
+                if allow.is_empty() {
+                    eprintln!("site {name}: no --allow given, so it may upload from loopback only");
+                }
+                eprintln!("site {name} added; its token (shown only now, keep it in a 0600 file):");
+                println!("{token}");
+            }
+            SiteCommand::List { config, json } => {
+                let db = open(config.as_deref()).await?;
+                let list = sites::list_sites(&db).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                } else {
+                    println!("{:<20} {:<8} {:<30} ALLOWED FROM", "SITE", "ENABLED", "FACILITIES");
+                    for s in list {
+                        let allow: Vec<String> = s.allow.iter().map(|n| n.to_string()).collect();
+                        println!(
+                            "{:<20} {:<8} {:<30} {}",
+                            s.name,
+                            s.enabled,
+                            s.facilities.join(","),
+                            allow.join(",")
+                        );
+                    }
+                }
+            }
+            SiteCommand::RotateToken { name, config } => {
+                let db = open(config.as_deref()).await?;
+                let token = sites::rotate_token(&db, &name).await?;
+                eprintln!("site {name}: new token (the old one no longer works):");
+                println!("{token}");
+            }
+            SiteCommand::Disable { name, config } => {
+                sites::set_enabled(&open(config.as_deref()).await?, &name, false).await?;
+                eprintln!("site {name} disabled");
+            }
+            SiteCommand::Enable { name, config } => {
+                sites::set_enabled(&open(config.as_deref()).await?, &name, true).await?;
+                eprintln!("site {name} enabled");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,111 @@
+//! What the agents tell the store besides files: heartbeats and the daily summary of their own log.
+//! Kept per site for the monitoring (admin screen, alert rules).
+
+use kizuna_wire::{DailyLog, Heartbeat};
+
+use crate::StoreError;
+use crate::db::Db;
+
+/// Most log lines kept from one daily report.
+pub const MAX_LOG_LINES: usize = 10_000;
+
+/// Why a report was refused: the field and the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadReport(pub String);
+
+/// Checks a daily log before it is stored.
+pub fn check_daily_log(log: &DailyLog) -> Result<(), BadReport> {
+    if log.date.len() != 10 || log.date.parse::<jiff::civil::Date>().is_err() {
+        return Err(BadReport(format!("date {:?} is not YYYY-MM-DD", log.date.escape_default().to_string())));
+    }
+    if log.lines.len() > MAX_LOG_LINES {
+        return Err(BadReport(format!(
+            "{} lines is more than the limit of {MAX_LOG_LINES}",
+            log.lines.len()
+        )));
+    }
+    for (i, l) in log.lines.iter().enumerate() {
+        if !matches!(l.level.as_str(), "ERROR" | "WARN" | "INFO") {
+            return Err(BadReport(format!("lines[{i}].level {:?} is not ERROR, WARN or INFO", l.level)));
+        }
+    }
+    Ok(())
+}
+
+/// Stores a heartbeat and updates the site's status.
+pub async fn record_heartbeat(db: &Db, site: &str, hb: &Heartbeat, peer: &str) -> Result<(), StoreError> {
+    let t = jiff::Timestamp::now().to_string();
+    let _w = db.write_guard().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO heartbeats (site, received_at, agent_version, queue_depth, quarantined, agent_last_upload) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(site)
+    .bind(&t)
+    .bind(&hb.agent_version)
+    .bind(hb.queue_depth as i64)
+    .bind(hb.quarantined as i64)
+    .bind(hb.last_upload.clone())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO site_status (site, last_heartbeat_at, agent_version, queue_depth, quarantined, agent_last_upload, last_peer) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (site) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, \
+         agent_version = excluded.agent_version, queue_depth = excluded.queue_depth, quarantined = excluded.quarantined, \
+         agent_last_upload = excluded.agent_last_upload, last_peer = excluded.last_peer",
+    )
+    .bind(site)
+    .bind(&t)
+    .bind(&hb.agent_version)
+    .bind(hb.queue_depth as i64)
+    .bind(hb.quarantined as i64)
+    .bind(hb.last_upload.clone())
+    .bind(peer)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Stores a daily log report; a second report for the same day replaces the first.
+pub async fn record_daily_log(db: &Db, site: &str, log: &DailyLog) -> Result<(), StoreError> {
+    let t = jiff::Timestamp::now().to_string();
+    let _w = db.write_guard().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO daily_logs (site, day, files_uploaded, files_quarantined, upload_errors, truncated, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (site, day) DO UPDATE SET files_uploaded = excluded.files_uploaded, \
+         files_quarantined = excluded.files_quarantined, upload_errors = excluded.upload_errors, \
+         truncated = excluded.truncated, received_at = excluded.received_at",
+    )
+    .bind(site)
+    .bind(&log.date)
+    .bind(log.files_uploaded as i64)
+    .bind(log.files_quarantined as i64)
+    .bind(log.upload_errors as i64)
+    .bind(i64::from(log.truncated))
+    .bind(&t)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM daily_log_lines WHERE site = $1 AND day = $2")
+        .bind(site)
+        .bind(&log.date)
+        .execute(&mut *tx)
+        .await?;
+    for (i, l) in log.lines.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO daily_log_lines (site, day, line_no, time, level, message) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(site)
+        .bind(&log.date)
+        .bind(i as i64 + 1)
+        .bind(&l.time)
+        .bind(&l.level)
+        .bind(&l.message)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

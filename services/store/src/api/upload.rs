@@ -1,0 +1,68 @@
+//! `POST /api/v1/facilities/{facility}/batches`: one batch of files (framing in `kizuna-wire`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use kizuna_wire::{BATCH_CONTENT_TYPE, BatchReport, WireError, decode_batch};
+
+use super::ApiError;
+use super::auth::{refuse, require_site};
+use crate::{FacilityId, Store};
+
+const ENDPOINT: &str = "batches";
+
+pub async fn batch(
+    State(store): State<Arc<Store>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(facility): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BatchReport>, ApiError> {
+    let site = require_site(&store, ENDPOINT, &headers, peer, Some(&facility)).await?;
+    let facility = FacilityId::new(&facility)
+        .map_err(|e| refuse(&store, ENDPOINT, StatusCode::BAD_REQUEST, "bad_facility", e.to_string()))?;
+    if let Some(why) = store.degraded() {
+        return Err(refuse(&store, ENDPOINT, StatusCode::SERVICE_UNAVAILABLE, "store_degraded", why));
+    }
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ctype != BATCH_CONTENT_TYPE {
+        return Err(refuse(
+            &store,
+            ENDPOINT,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "bad_content_type",
+            format!("Content-Type must be {BATCH_CONTENT_TYPE}, not {ctype:?}"),
+        ));
+    }
+    let limits = &store.config.limits;
+    let too_large = |what: String| refuse(&store, ENDPOINT, StatusCode::PAYLOAD_TOO_LARGE, "too_large", what);
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|l| *l > limits.max_body_bytes) {
+        return Err(too_large(format!(
+            "body of {len} bytes is more than the limit of {}",
+            limits.max_body_bytes
+        )));
+    }
+    let bytes = axum::body::to_bytes(body, limits.max_body_bytes as usize)
+        .await
+        .map_err(|_| too_large(format!("body is more than the limit of {} bytes", limits.max_body_bytes)))?;
+    let files = decode_batch(&bytes, limits.max_file_bytes).map_err(|e| match e {
+        WireError::FileTooLarge { .. } => too_large(e.to_string()),
+        _ => refuse(&store, ENDPOINT, StatusCode::BAD_REQUEST, "bad_batch", e.to_string()),
+    })?;
+    drop(bytes);
+    if files.len() > limits.max_batch_files {
+        return Err(too_large(format!(
+            "{} files is more than the limit of {} per batch",
+            files.len(),
+            limits.max_batch_files
+        )));
+    }
+    let report = crate::ingest::ingest_batch(&store, &site.name, &facility, files).await?;
+    Ok(Json(report))
+}

@@ -1,0 +1,185 @@
+//! The store's configuration file (YAML). Every key has a default, so an empty file (or none) runs
+//! the centre on embedded defaults: SQLite and local folders under `./kizuna-data`, on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// The whole configuration. See the crate README for every key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the upload API listens on.
+    pub listen: SocketAddr,
+    /// Holds `tree/`, `staging/`, `journal/` and (by default) `index.sqlite`.
+    pub data_dir: PathBuf,
+    /// `sqlite://FILE` or `postgres://…`; empty means `sqlite://<data_dir>/index.sqlite`.
+    pub database_url: String,
+    /// SSMIXIDX VolumeLabel written in every index row.
+    pub volume_label: String,
+    /// Folder holding the NHO validator's tables; empty means search for them (see `ssmix2`).
+    pub nho_tables: String,
+    pub limits: Limits,
+    pub commit: Commit,
+}
+
+/// Size limits on what a site may send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body (a whole batch), in bytes.
+    pub max_body_bytes: u64,
+    /// Largest single file in a batch, in bytes.
+    pub max_file_bytes: u64,
+    /// Most files in one batch.
+    pub max_batch_files: usize,
+}
+
+/// Durability and group commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Commit {
+    /// How long the journal writer waits for more entries before one fsync (0 = no wait; batches
+    /// that arrive while an fsync runs are grouped anyway).
+    pub group_window_ms: u64,
+    /// A journal segment is closed and a new one started past this size.
+    pub journal_segment_bytes: u64,
+    /// How staged files are made durable: `fsync` (each file, in parallel) or `syncfs` (one
+    /// `syncfs(2)` of the data filesystem per batch; faster, flushes the whole filesystem).
+    pub sync: SyncMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    Fsync,
+    Syncfs,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8440".parse().expect("literal address"),
+            data_dir: PathBuf::from("./kizuna-data"),
+            database_url: String::new(),
+            volume_label: "KIZUNA".into(),
+            nho_tables: String::new(),
+            limits: Limits::default(),
+            commit: Commit::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_body_bytes: 64 << 20, max_file_bytes: 8 << 20, max_batch_files: 5000 }
+    }
+}
+
+impl Default for Commit {
+    fn default() -> Self {
+        Self { group_window_ms: 0, journal_segment_bytes: 64 << 20, sync: SyncMode::Fsync }
+    }
+}
+
+impl Config {
+    /// Reads a YAML file; an error names the file and the key.
+    pub fn load(path: &Path) -> Result<Self, StoreError> {
+        let text = std::fs::read_to_string(path).map_err(|e| StoreError::io(path, e))?;
+        Self::parse(&text).map_err(|e| StoreError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses YAML text; an empty document gives the defaults.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_norway::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The default configuration as commented YAML, for `--print-default-config`.
+    pub fn default_yaml() -> String {
+        DEFAULT_YAML.to_owned()
+    }
+
+    pub fn tree_dir(&self) -> PathBuf {
+        self.data_dir.join("tree")
+    }
+
+    pub fn staging_dir(&self) -> PathBuf {
+        self.data_dir.join("staging")
+    }
+
+    pub fn journal_dir(&self) -> PathBuf {
+        self.data_dir.join("journal")
+    }
+
+    /// The database URL in force (the SQLite default filled in).
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("index.sqlite").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    pub fn group_window(&self) -> Duration {
+        Duration::from_millis(self.commit.group_window_ms)
+    }
+}
+
+/// Kept in sync with `Default` by the test `default_yaml_is_the_default`.
+const DEFAULT_YAML: &str = r#"# kizuna store configuration (every key optional; these are the defaults)
+# Address the upload API (and /metrics, /healthz) listens on.
+listen: 127.0.0.1:8440
+# Holds tree/<facility>/... (the SS-MIX2 trees), staging/, journal/ and index.sqlite.
+data_dir: ./kizuna-data
+# IndexDB: sqlite://FILE or postgres://user:pass@host/db; empty = sqlite://<data_dir>/index.sqlite
+database_url: ''
+# SSMIXIDX VolumeLabel recorded in every index row.
+volume_label: KIZUNA
+# Folder with the NHO validator tables (HL7_SEGMENT.json ...); empty = $KIZUNA_NHO_TABLES or search.
+nho_tables: ''
+limits:
+  # Largest request body (one batch), bytes. Larger requests get 413 and nothing is written.
+  max_body_bytes: 67108864
+  # Largest single file in a batch, bytes.
+  max_file_bytes: 8388608
+  # Most files in one batch.
+  max_batch_files: 5000
+commit:
+  # Journal group commit: wait this long for more entries before one fsync (0 = only group what
+  # arrives while an fsync runs).
+  group_window_ms: 0
+  # Start a new journal segment past this size, bytes.
+  journal_segment_bytes: 67108864
+  # How staged files are made durable before the commit: fsync (each file) or syncfs (whole fs).
+  sync: fsync
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_yaml_is_the_default() {
+        assert_eq!(Config::parse(DEFAULT_YAML).unwrap(), Config::default());
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let e = Config::parse("listen: 127.0.0.1:1\nlimitz: {}\n").unwrap_err();
+        assert!(e.contains("limitz"), "{e}");
+    }
+
+    #[test]
+    fn sqlite_default_lives_in_the_data_dir() {
+        let c = Config { data_dir: "/srv/k".into(), ..Config::default() };
+        assert_eq!(c.effective_database_url(), "sqlite:///srv/k/index.sqlite?mode=rwc");
+    }
+}

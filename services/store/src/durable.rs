@@ -1,0 +1,70 @@
+//! The few filesystem moves that make writes crash-safe: fsync of files and directories, directory
+//! creation whose new entries are made durable, and atomic replacement of small files.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::StoreError;
+
+/// Makes the entries of directory `dir` (creations, renames, removals) durable.
+pub fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
+}
+
+/// Creates `dir` and any missing parents, and returns the parents whose entries changed (to be
+/// fsynced before anything below them is relied on), topmost first.
+pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.is_dir() {
+        missing.push(at.to_owned());
+        match at.parent() {
+            Some(p) => at = p,
+            None => break,
+        }
+    }
+    let mut changed = Vec::new();
+    for d in missing.iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            // Another writer made it in between: fine, it is there.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::io(d, e)),
+        }
+        if let Some(p) = d.parent() {
+            changed.push(p.to_owned());
+        }
+    }
+    Ok(changed)
+}
+
+/// Creates `dir` (and parents) and makes the creation durable.
+pub fn create_dirs_synced(dir: &Path) -> Result<(), StoreError> {
+    for p in create_dirs(dir)? {
+        fsync_dir(&p)?;
+    }
+    Ok(())
+}
+
+/// Replaces the small file `path` atomically: temp file, fsync (when `sync`), rename, fsync dir.
+pub fn replace_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| StoreError::io(&tmp, e))?;
+    if sync {
+        f.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
+    if sync && let Some(dir) = path.parent() {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Flushes the whole filesystem holding `path` (`syncfs(2)`): one call makes every file and
+/// directory entry written so far durable.
+pub fn syncfs(path: &Path) -> Result<(), StoreError> {
+    let f = File::open(path).map_err(|e| StoreError::io(path, e))?;
+    rustix::fs::syncfs(&f).map_err(|e| StoreError::io(path, e.into()))
+}

@@ -1,0 +1,199 @@
+//! The centre's store (`kizuna-store`): receives SS-MIX2 uploads from the sites' agents, checks
+//! every file again, applies the condition-flag semantics, writes the SS-MIX2 tree crash-safely,
+//! records each file in the IndexDB (SQLite or PostgreSQL) and in the change journal that the
+//! backup follows. See README.md for the API, the configuration keys and the journal format.
+//!
+//! - [`config`]: the YAML configuration.
+//! - [`sites`]: site registry and per-request authentication (token, source address, facility).
+//! - [`ingest`]: one batch end to end; [`apply`] carries committed entries out on the tree.
+//! - [`journal`]: the change journal (commit record, backup feed); [`recover`]: start-up replay.
+//! - [`index`] and [`extract`]: the IndexDB rows and the viewer's search rows.
+//! - [`api`]: the HTTP endpoints.
+
+pub mod agent_reports;
+pub mod api;
+pub mod apply;
+pub mod config;
+pub mod db;
+mod durable;
+mod error;
+pub mod extract;
+mod facility;
+pub mod index;
+pub mod ingest;
+pub mod journal;
+mod locks;
+pub mod metrics;
+pub mod recover;
+pub mod sites;
+pub mod tree;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+pub use config::Config;
+pub use db::Db;
+pub use error::StoreError;
+pub use facility::FacilityId;
+use ssmix2::validate::Validator;
+
+/// The running store: everything a request handler needs.
+pub struct Store {
+    pub config: Config,
+    pub db: Db,
+    pub tree: Arc<tree::Tree>,
+    pub journal: journal::Journal,
+    pub validator: Validator,
+    pub metrics: metrics::Metrics,
+    locks: Arc<locks::FolderLocks>,
+    applied: Mutex<Applied>,
+    degraded: Mutex<Option<String>>,
+}
+
+/// The applied watermark: every journal entry up to `watermark` is in the tree and the index.
+/// Batches finish out of order; `done` holds finished entries above the watermark.
+struct Applied {
+    watermark: u64,
+    done: BTreeSet<u64>,
+}
+
+impl Store {
+    /// Opens the data folder and the IndexDB, runs recovery, and returns a store ready to serve.
+    pub async fn open(config: Config) -> Result<Arc<Self>, StoreError> {
+        let tree = Arc::new(tree::Tree::open(&config.tree_dir(), &config.staging_dir())?);
+        let (journal, last_seq) = journal::Journal::open(
+            &config.journal_dir(),
+            config.commit.journal_segment_bytes,
+            config.group_window(),
+        )?;
+        let db = Db::open(&config.effective_database_url()).await?;
+        let validator = if config.nho_tables.is_empty() {
+            Validator::from_default_tables()?
+        } else {
+            Validator::from_nho_tables(std::path::Path::new(&config.nho_tables))?
+        };
+        let rec = recover::recover(&tree, &config.journal_dir(), &db, &config.volume_label).await?;
+        if rec.applied < last_seq {
+            return Err(StoreError::Recovery(format!(
+                "journal ends at {last_seq} but replay stopped at {}: a segment is damaged",
+                rec.applied
+            )));
+        }
+        let metrics = metrics::Metrics::default();
+        metrics.journal_seq.set(last_seq as i64);
+        metrics.applied_seq.set(rec.applied as i64);
+        let store = Arc::new(Self {
+            config,
+            db,
+            tree,
+            journal,
+            validator,
+            metrics,
+            locks: Arc::default(),
+            applied: Mutex::new(Applied { watermark: rec.applied, done: BTreeSet::new() }),
+            degraded: Mutex::new(None),
+        });
+        store.write_applied_file(rec.applied);
+        Ok(store)
+    }
+
+    /// The current applied watermark.
+    pub fn applied_watermark(&self) -> u64 {
+        self.applied.lock().expect("applied").watermark
+    }
+
+    /// Notes entries as applied to tree and index and advances the watermark over finished runs.
+    fn mark_applied(&self, seqs: impl IntoIterator<Item = u64>) {
+        let mut a = self.applied.lock().expect("applied");
+        a.done.extend(seqs);
+        let before = a.watermark;
+        loop {
+            let next = a.watermark + 1;
+            if !a.done.remove(&next) {
+                break;
+            }
+            a.watermark = next;
+        }
+        if a.watermark != before {
+            self.metrics.applied_seq.set(a.watermark as i64);
+            // Written under the lock so that concurrent batches never race on the temp file.
+            self.write_applied_file(a.watermark);
+        }
+    }
+
+    /// The journal's `applied` file, for readers such as the backup. Not fsynced: after a crash,
+    /// recovery rewrites it.
+    fn write_applied_file(&self, seq: u64) {
+        let path = self.config.journal_dir().join(journal::APPLIED_FILE);
+        if let Err(e) = durable::replace_file(&path, format!("{seq}\n").as_bytes(), false) {
+            tracing::warn!(%e, "could not update the applied watermark file");
+        }
+    }
+
+    /// Marks the store unhealthy (shown on /healthz) after a failure it cannot fix while running.
+    fn set_degraded(&self, why: String) {
+        tracing::error!("{why}");
+        *self.degraded.lock().expect("degraded") = Some(why);
+    }
+
+    /// Why the store is unhealthy, if it is.
+    pub fn degraded(&self) -> Option<String> {
+        self.degraded.lock().expect("degraded").clone()
+    }
+
+    /// Persists the watermark (on shutdown, so the next start replays nothing).
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        let w = self.applied_watermark();
+        let _g = self.db.write_guard().await;
+        let mut tx = self.db.pool.begin().await?;
+        index::set_applied(&mut tx, w).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Serves the store on `listener` until `shutdown` resolves, then checkpoints.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    store: Arc<Store>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StoreError> {
+    let addr = listener.local_addr().map_err(|e| StoreError::io(std::path::Path::new("listener"), e))?;
+    tracing::info!(%addr, data_dir = %store.config.data_dir.display(), "store listening");
+    let app = api::router(store.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| StoreError::io(std::path::Path::new("listener"), e))?;
+    store.checkpoint().await
+}
+
+/// Opens the store and serves it on the configured address until Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), StoreError> {
+    let listen = config.listen;
+    let store = Store::open(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| StoreError::io(std::path::Path::new(&listen.to_string()), e))?;
+    serve_on(listener, store, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,117 @@
+//! Start-up recovery: finish every journal entry that a crash left half-applied, in the tree and in
+//! the index, then remove staged files that were never committed. Replaying is idempotent, so a
+//! crash during recovery is recovered the same way.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ssmix2::hl7::Message;
+use ssmix2::{FileName, StoragePath};
+
+use crate::apply::{Mode, apply_to_tree, sync_dirs};
+use crate::db::Db;
+use crate::extract::extract;
+use crate::index::{self, StoredFile, version_key};
+use crate::journal::{Change, Entry, JournalReader};
+use crate::tree::{Tree, hash_file};
+use crate::{FacilityId, StoreError};
+
+/// What recovery did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Journal entries replayed (beyond the index's watermark).
+    pub replayed: u64,
+    /// Staged files removed (uploads that never reached the journal).
+    pub staged_removed: usize,
+    /// The watermark after recovery: every entry up to it is in the tree and the index.
+    pub applied: u64,
+}
+
+/// Replays the journal after the index's watermark into the tree and the index.
+pub async fn recover(
+    tree: &Arc<Tree>,
+    journal_dir: &std::path::Path,
+    db: &Db,
+    volume_label: &str,
+) -> Result<Recovered, StoreError> {
+    let mut applied = index::applied(db).await?;
+    let mut reader = JournalReader::new(journal_dir, applied + 1);
+    let mut replayed = 0u64;
+    loop {
+        let entries = reader.poll(256)?;
+        let Some(last) = entries.last().map(|e| e.seq) else { break };
+        let (t, es) = (tree.clone(), entries.clone());
+        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            let mut dirs = BTreeSet::new();
+            for e in &es {
+                apply_to_tree(&t, e, Mode::Replay, &mut dirs)?;
+            }
+            sync_dirs(&dirs)
+        })
+        .await
+        .map_err(|e| StoreError::Recovery(format!("replay task failed: {e}")))??;
+        let _w = db.write_guard().await;
+        let mut tx = db.pool.begin().await?;
+        for e in &entries {
+            let stored = stored_file_for(tree, db, e).await?;
+            index::apply_entry(&mut tx, volume_label, e, stored.as_ref()).await?;
+        }
+        index::set_applied(&mut tx, last).await?;
+        tx.commit().await?;
+        replayed += entries.len() as u64;
+        applied = last;
+    }
+    let t = tree.clone();
+    let staged_removed = tokio::task::spawn_blocking(move || t.clean_staging())
+        .await
+        .map_err(|e| StoreError::Recovery(format!("staging cleanup failed: {e}")))??;
+    if replayed > 0 || staged_removed > 0 {
+        tracing::warn!(replayed, staged_removed, applied, "recovered after an unclean stop");
+    }
+    Ok(Recovered { replayed, staged_removed, applied })
+}
+
+/// The index data for an entry's write, read back from the tree; `None` when the index has it.
+async fn stored_file_for(tree: &Tree, db: &Db, e: &Entry) -> Result<Option<StoredFile>, StoreError> {
+    let Some((path, superseded)) = e.changes.iter().find_map(|c| match c {
+        Change::Write { path, .. } => {
+            Some((path.clone(), e.changes.iter().any(|c| matches!(c, Change::Rename { .. }))))
+        }
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let fac = FacilityId::new(&e.facility)?;
+    let sp = StoragePath::parse(&path)
+        .map_err(|err| StoreError::Recovery(format!("entry {}: {path}: {err}", e.seq)))?;
+    if index::has_version(db, fac.as_str(), &sp.name).await? {
+        return Ok(None);
+    }
+    // The file may have been renamed since by a later entry: find it by its version.
+    let key = version_key(&sp.name);
+    let dir = tree.dir_of(&fac, &sp);
+    let found: Option<FileName> = tree.list(&dir)?.into_iter().find(|n| version_key(n) == key);
+    let Some(found) = found else {
+        tracing::error!(seq = e.seq, %path, "journal entry's file is missing from the tree; not indexed");
+        return Ok(None);
+    };
+    let file = tree.path_of(&fac, &StoragePath::of(found));
+    let bytes = std::fs::read(&file).map_err(|err| StoreError::io(&file, err))?;
+    let (sha256, size) = hash_file(&file)?;
+    let extracted = match Message::decode(&bytes) {
+        Ok(m) => extract(&m, &sp.name),
+        Err(err) => {
+            tracing::error!(file = %file.display(), %err, "stored file no longer parses; indexed without search rows");
+            Default::default()
+        }
+    };
+    Ok(Some(StoredFile {
+        processing_type: index::processing_type(&sp.name, superseded),
+        facility: fac,
+        path: sp,
+        sha256,
+        size,
+        site: e.site.clone(),
+        extracted,
+    }))
+}
