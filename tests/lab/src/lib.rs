@@ -67,6 +67,9 @@ impl Lab {
         }
         let lab = Lab { vms, underlay, log_dir, _sockets: sockets, boot_time: Duration::ZERO };
         for vm in &lab.vms {
+            vm.connect(BOOT_TIMEOUT)?;
+        }
+        for vm in &lab.vms {
             vm.wait_ready(BOOT_TIMEOUT)?;
         }
         Ok(Lab { boot_time: started.elapsed(), ..lab })

@@ -62,7 +62,10 @@ impl Vm {
             .map_err(|e| LabError::io(format!("creating {}", qemu_log.display()), e))?;
         let qemu_err =
             qemu_out.try_clone().map_err(|e| LabError::io("duplicating the qemu log handle", e))?;
-        let append = format!("console=ttyS0 quiet panic=-1 lab.name={} lab.ip={}", spec.name, spec.underlay);
+        let append = format!(
+            "console=ttyS0 quiet panic=-1 no_timer_check lab.name={} lab.ip={}",
+            spec.name, spec.underlay
+        );
         let mut cmd = Command::new("setpriv");
         // If the test process dies without dropping the lab, the kernel kills QEMU anyway.
         cmd.args(["--pdeathsig", "KILL", "ip", "netns", "exec", netns])
@@ -124,11 +127,14 @@ impl Vm {
         *lock(&self.boot_time)
     }
 
-    /// Waits until the guest has booted and answers on its command channel.
-    pub fn wait_ready(&self, timeout: Duration) -> Result<Duration> {
-        let deadline = self.started + timeout;
+    /// Connects to QEMU's end of the command channel (QEMU creates the socket a moment after it starts).
+    /// Connecting early matters: while no host is connected, the guest agent's reads end at once.
+    pub fn connect(&self, timeout: Duration) -> Result<()> {
         let mut guard = lock(&self.channel);
-        // QEMU creates the socket a moment after it starts.
+        if guard.is_some() {
+            return Ok(());
+        }
+        let deadline = self.started + timeout;
         let stream = loop {
             self.check_alive()?;
             match UnixStream::connect(&self.socket) {
@@ -137,28 +143,49 @@ impl Vm {
                 Err(_) => return Err(self.timeout("QEMU's command socket", timeout)),
             }
         };
-        let mut channel = Channel::new(stream)
+        let channel = Channel::new(stream)
             .map_err(|e| LabError::io(format!("{}: cloning the channel socket", self.name()), e))?;
-        // The request waits in the socket until the guest's agent opens the port.
-        let id = channel
-            .send("echo ready", Duration::from_secs(30))
-            .map_err(|f| self.channel_error(f, timeout))?;
-        loop {
-            self.check_alive()?;
-            let step = (Instant::now() + Duration::from_millis(500)).min(deadline);
-            match channel.receive(id, step) {
-                Ok(out) if out.stdout.trim() == "ready" => break,
-                Ok(out) => {
-                    return Err(LabError::Protocol {
-                        vm: self.name().to_string(),
-                        detail: format!("readiness probe answered {out:?}"),
-                    });
+        *guard = Some(channel);
+        Ok(())
+    }
+
+    /// Waits until the guest has booted and answers on its command channel.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<Duration> {
+        if let Some(boot) = self.boot_time() {
+            return Ok(boot);
+        }
+        self.connect(timeout)?;
+        let deadline = self.started + timeout;
+        let mut guard = lock(&self.channel);
+        let channel = guard.as_mut().expect("connected above");
+        // A probe waits in the socket until the agent opens its port. Probes are repeated, so that one
+        // lost while the agent (re)started cannot stall the boot; replies to older probes are skipped.
+        'probe: loop {
+            let id = channel
+                .send("echo ready", Duration::from_secs(30))
+                .map_err(|f| self.channel_error(f, timeout))?;
+            let resend = Instant::now() + Duration::from_secs(5);
+            loop {
+                self.check_alive()?;
+                let step = (Instant::now() + Duration::from_millis(500)).min(deadline);
+                match channel.receive(id, step) {
+                    Ok(out) if out.stdout.trim() == "ready" => break 'probe,
+                    Ok(out) => {
+                        return Err(LabError::Protocol {
+                            vm: self.name().to_string(),
+                            detail: format!("readiness probe answered {out:?}"),
+                        });
+                    }
+                    Err(ChannelFailure::TimedOut) if Instant::now() >= deadline => {
+                        return Err(self.timeout("the guest agent's first answer", timeout));
+                    }
+                    Err(ChannelFailure::TimedOut) if Instant::now() >= resend => continue 'probe,
+                    Err(ChannelFailure::TimedOut) => continue,
+                    Err(f) => return Err(self.channel_error(f, timeout)),
                 }
-                Err(ChannelFailure::TimedOut) if Instant::now() < deadline => continue,
-                Err(f) => return Err(self.channel_error(f, timeout)),
             }
         }
-        *guard = Some(channel);
+        drop(guard);
         let boot = self.started.elapsed();
         *lock(&self.boot_time) = Some(boot);
         Ok(boot)
@@ -172,10 +199,15 @@ impl Vm {
     /// Like [`Vm::run`], but the guest kills the script after `timeout` (exit code 137).
     pub fn run_with_timeout(&self, script: &str, timeout: Duration) -> Result<Output> {
         let mut guard = lock(&self.channel);
-        let channel = guard.as_mut().ok_or_else(|| LabError::Protocol {
-            vm: self.name().to_string(),
-            detail: "not ready yet: call wait_ready first".into(),
-        })?;
+        let channel = match guard.as_mut() {
+            Some(channel) if self.boot_time().is_some() => channel,
+            _ => {
+                return Err(LabError::Protocol {
+                    vm: self.name().to_string(),
+                    detail: "not ready yet: call wait_ready first".into(),
+                });
+            }
+        };
         // The guest enforces `timeout`; the host allows a margin for an emulated guest's slowness.
         let deadline = Instant::now() + timeout + Duration::from_secs(15);
         match channel.request(script, timeout, deadline) {
