@@ -1,0 +1,279 @@
+//! The store over real HTTP: storing, duplicates, conflicts, rejections with codes, the
+//! condition-flag semantics on disk and in the index, and the index agreeing with the tree.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Backend, Harness, assert_index_matches_tree, batch_files, corpus, count, index_rows, sha};
+use kizuna_wire::{BatchFile, FileStatus};
+use ssmix2::{ConditionFlag, FileName, StoragePath};
+
+both_backends!(
+    corpus_is_stored_and_index_agrees_with_tree,
+    resending_gives_duplicates_and_writes_nothing,
+    different_content_under_a_stored_name_is_a_conflict,
+    update_renames_current_to_superseded,
+    delete_marks_every_version_deleted,
+    invalid_files_are_rejected_with_their_codes,
+);
+
+/// The first current (`_1`) file of a data type that has only one version, from a corpus facility.
+fn a_current_file(files: &BTreeMap<String, Vec<u8>>, data_type: &str) -> (StoragePath, Vec<u8>) {
+    let mut by_key: BTreeMap<String, usize> = BTreeMap::new();
+    for p in files.keys() {
+        let sp = StoragePath::parse(p).unwrap();
+        *by_key.entry(common_key(&sp.name)).or_default() += 1;
+    }
+    files
+        .iter()
+        .map(|(p, c)| (StoragePath::parse(p).unwrap(), c))
+        .find(|(sp, _)| {
+            sp.name.flag == ConditionFlag::Current
+                && sp.name.data_type.code() == data_type
+                && by_key[&common_key(&sp.name)] == 1
+        })
+        .map(|(sp, c)| (sp, c.clone()))
+        .expect("corpus has such a file")
+}
+
+fn common_key(n: &FileName) -> String {
+    let k = n.key();
+    format!("{}_{}_{}_{}", k.patient, k.care_date, k.data_type, k.order_no)
+}
+
+/// The same name with a later timestamp and the given flag.
+fn later_version(sp: &StoragePath, minutes: u32, flag: ConditionFlag) -> StoragePath {
+    let s = sp.name.to_string();
+    let parts: Vec<&str> = s.split('_').collect();
+    // Move the timestamp's hour forward within the same day (keeps it a real time).
+    let ts = parts[4];
+    let hour: u32 = ts[8..10].parse().unwrap();
+    let new_ts = format!("{}{:02}{}", &ts[..8], (hour + minutes / 60 + 1).min(23), &ts[10..]);
+    let name =
+        format!("{}_{}_{}_{}_{}_{}_{}", parts[0], parts[1], parts[2], parts[3], new_ts, parts[5], flag);
+    StoragePath::of(name.parse().unwrap())
+}
+
+async fn corpus_is_stored_and_index_agrees_with_tree(backend: &Backend) {
+    let c = corpus(11, 2, 12, 0);
+    let h = Harness::start(backend, |_| {}).await;
+    let ids: Vec<&str> = c.facilities.keys().map(|s| s.as_str()).collect();
+    let token = h.add_site("site-a", &ids, &[]).await;
+    let mut total = 0;
+    for (fac, files) in &c.facilities {
+        let all = batch_files(files);
+        for chunk in all.chunks(97) {
+            let report = h.upload(&token, fac, chunk).await;
+            assert_eq!(report.results.len(), chunk.len());
+            for (r, f) in report.results.iter().zip(chunk) {
+                assert_eq!(r.path, f.path);
+                assert_eq!(r.status, FileStatus::Stored, "{}: {:?} {:?}", r.path, r.codes, r.reason);
+            }
+        }
+        total += files.len();
+        // The stored tree is exactly the corpus, byte for byte.
+        let stored = common::read_tree(&h.tree().join(fac));
+        assert_eq!(stored.len(), files.len());
+        assert!(stored == *files, "tree of {fac} differs from the corpus");
+        assert_index_matches_tree(&h, fac).await;
+    }
+    assert!(total > 100, "corpus too small to mean anything: {total}");
+    // One journal entry per stored file, all applied.
+    assert_eq!(h.store.journal.last_seq(), total as u64);
+    assert_eq!(h.store.applied_watermark(), total as u64);
+    // The search tables are filled.
+    assert!(count(&h.store, "SELECT COUNT(*) FROM drugs").await > 0);
+    assert!(count(&h.store, "SELECT COUNT(*) FROM labs").await > 0);
+    assert!(count(&h.store, "SELECT COUNT(*) FROM encounters").await > 0);
+    assert_eq!(count(&h.store, "SELECT COUNT(*) FROM records").await, total as i64);
+    // Nothing left in staging.
+    assert!(common::all_files(&h.config.staging_dir()).is_empty());
+    // Counters and metrics saw it.
+    assert_eq!(
+        count(&h.store, "SELECT SUM(stored) FROM site_daily WHERE site = 'site-a'").await,
+        total as i64
+    );
+    let (status, metrics) = h.get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(&format!("kizuna_upload_files_total{{site=\"site-a\",status=\"stored\"}} {total}")),
+        "{metrics}"
+    );
+    let (status, health) = h.get("/healthz").await;
+    assert_eq!(status, 200, "{health}");
+    assert!(health.contains("\"status\":\"ok\""));
+    h.stop().await;
+}
+
+async fn resending_gives_duplicates_and_writes_nothing(backend: &Backend) {
+    let c = corpus(12, 1, 4, 0);
+    let (fac, files) = c.facilities.iter().next().unwrap();
+    let h = Harness::start(backend, |_| {}).await;
+    let token = h.add_site("s", &[fac], &[]).await;
+    let batch = batch_files(files);
+    h.upload(&token, fac, &batch).await;
+    let seq = h.store.journal.last_seq();
+    let report = h.upload(&token, fac, &batch).await;
+    assert!(report.results.iter().all(|r| r.status == FileStatus::Duplicate), "{report:?}");
+    assert_eq!(h.store.journal.last_seq(), seq, "a duplicate must not be journaled");
+    assert_eq!(common::read_tree(&h.tree().join(fac)), *files);
+    // The same file twice in one batch: stored once, then duplicate.
+    let (sp, bytes) = a_current_file(files, "OMP-01");
+    let newer = later_version(&sp, 60, ConditionFlag::Current);
+    let f = BatchFile::new(newer.to_string(), bytes);
+    let report = h.upload(&token, fac, &[f.clone(), f]).await;
+    assert_eq!(report.results[0].status, FileStatus::Stored);
+    assert_eq!(report.results[1].status, FileStatus::Duplicate);
+    assert_index_matches_tree(&h, fac).await;
+    h.stop().await;
+}
+
+async fn different_content_under_a_stored_name_is_a_conflict(backend: &Backend) {
+    let c = corpus(13, 1, 4, 0);
+    let (fac, files) = c.facilities.iter().next().unwrap();
+    let h = Harness::start(backend, |_| {}).await;
+    let token = h.add_site("s", &[fac], &[]).await;
+    let (sp, bytes) = a_current_file(files, "OMP-01");
+    h.upload(&token, fac, &[BatchFile::new(sp.to_string(), bytes.clone())]).await;
+    // Same name, other (still valid) content: MSH-10, the message control ID, changed.
+    let text = ssmix2::hl7::decode_iso2022jp(&bytes).unwrap();
+    let (msh, rest) = text.split_once('\r').unwrap();
+    let mut parts: Vec<&str> = msh.split('|').collect();
+    parts[9] = "OTHERID";
+    let other = ssmix2::hl7::encode_iso2022jp(&format!("{}\r{rest}", parts.join("|"))).unwrap();
+    assert_ne!(sha(&other), sha(&bytes));
+    let report = h.upload(&token, fac, &[BatchFile::new(sp.to_string(), other)]).await;
+    let r = &report.results[0];
+    assert_eq!(r.status, FileStatus::Rejected);
+    assert_eq!(r.codes, vec!["content-conflict".to_string()]);
+    assert!(r.reason.as_deref().unwrap().contains("different content"), "{r:?}");
+    // The stored file is untouched.
+    assert_eq!(std::fs::read(h.tree().join(fac).join(sp.relative())).unwrap(), bytes);
+    assert_eq!(count(&h.store, "SELECT COUNT(*) FROM rejections WHERE codes = 'content-conflict'").await, 1);
+    h.stop().await;
+}
+
+async fn update_renames_current_to_superseded(backend: &Backend) {
+    let c = corpus(14, 1, 4, 0);
+    let (fac, files) = c.facilities.iter().next().unwrap();
+    let h = Harness::start(backend, |_| {}).await;
+    let token = h.add_site("s", &[fac], &[]).await;
+    let (v1, bytes) = a_current_file(files, "OMP-01");
+    let v2 = later_version(&v1, 60, ConditionFlag::Current);
+    let report = h
+        .upload(
+            &token,
+            fac,
+            &[BatchFile::new(v1.to_string(), bytes.clone()), BatchFile::new(v2.to_string(), bytes.clone())],
+        )
+        .await;
+    assert!(report.results.iter().all(|r| r.status == FileStatus::Stored), "{report:?}");
+    let root = h.tree().join(fac);
+    let v1_as_2 = StoragePath::of(v1.name.with_flag(ConditionFlag::Superseded));
+    assert!(!root.join(v1.relative()).exists(), "old _1 must be gone");
+    assert!(root.join(v1_as_2.relative()).exists(), "old version must now be _2");
+    assert!(root.join(v2.relative()).exists(), "new version is _1");
+    let rows = index_rows(&h.store, fac).await;
+    assert_eq!(rows[&v1_as_2.to_string()].1, "2");
+    assert_eq!(rows[&v2.to_string()].1, "1");
+    assert!(!rows.contains_key(&v1.to_string()));
+    // A late arrival older than the current version is stored as _2 directly.
+    let v0 = StoragePath::of(
+        format!("{}", v1.name)
+            .replace(
+                &v1.name.timestamp.to_string(),
+                &format!("{}000000000", &v1.name.timestamp.to_string()[..8]),
+            )
+            .parse()
+            .unwrap(),
+    );
+    let report = h.upload(&token, fac, &[BatchFile::new(v0.to_string(), bytes.clone())]).await;
+    assert_eq!(report.results[0].status, FileStatus::Stored);
+    assert!(root.join(StoragePath::of(v0.name.with_flag(ConditionFlag::Superseded)).relative()).exists());
+    assert_index_matches_tree(&h, fac).await;
+    h.stop().await;
+}
+
+async fn delete_marks_every_version_deleted(backend: &Backend) {
+    let c = corpus(15, 1, 4, 0);
+    let (fac, files) = c.facilities.iter().next().unwrap();
+    let h = Harness::start(backend, |_| {}).await;
+    let token = h.add_site("s", &[fac], &[]).await;
+    let (v1, bytes) = a_current_file(files, "OMP-01");
+    let v2 = later_version(&v1, 60, ConditionFlag::Current);
+    let del = later_version(&v1, 180, ConditionFlag::Deleted);
+    h.upload(
+        &token,
+        fac,
+        &[BatchFile::new(v1.to_string(), bytes.clone()), BatchFile::new(v2.to_string(), bytes.clone())],
+    )
+    .await;
+    let report = h.upload(&token, fac, &[BatchFile::new(del.to_string(), bytes.clone())]).await;
+    assert_eq!(report.results[0].status, FileStatus::Stored, "{report:?}");
+    let root = h.tree().join(fac);
+    let dir = root.join(v1.dir());
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(v1.name.order_no.as_str()))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.iter().all(|n| n.ends_with("_0")), "every version deleted: {names:?}");
+    let rows = index_rows(&h.store, fac).await;
+    for n in &names {
+        assert_eq!(rows[&format!("{}/{n}", v1.dir().display())].1, "0");
+    }
+    assert_eq!(
+        count(&h.store, "SELECT COUNT(*) FROM records WHERE processing_type = 'DEL'").await,
+        1,
+        "the delete message is recorded as DEL"
+    );
+    // The journal holds the renames and the write as one entry.
+    let entries = kizuna_store::journal::JournalReader::new(&h.config.journal_dir(), 1).poll(100).unwrap();
+    let last = entries.last().unwrap();
+    assert_eq!(last.changes.len(), 3, "{last:?}");
+    assert_index_matches_tree(&h, fac).await;
+    h.stop().await;
+}
+
+async fn invalid_files_are_rejected_with_their_codes(backend: &Backend) {
+    let c = corpus(16, 1, 6, 13);
+    let (fac, _) = c.facilities.iter().next().unwrap();
+    let csv = std::fs::read_to_string(c.dir.path().join("bad-files.csv")).unwrap();
+    let h = Harness::start(backend, |_| {}).await;
+    let token = h.add_site("s", &[fac], &[]).await;
+    let mut expected = Vec::new();
+    let mut batch = Vec::new();
+    for line in csv.lines().skip(1) {
+        let mut parts = line.splitn(3, ',');
+        let (path, code) = (parts.next().unwrap(), parts.next().unwrap());
+        // Two current versions of one key are not an error at the store: the later one supersedes.
+        if code == "flag-history" {
+            continue;
+        }
+        let bytes = std::fs::read(c.dir.path().join(path)).unwrap();
+        batch.push(BatchFile::new(path.strip_prefix("bad/").unwrap().to_owned(), bytes));
+        expected.push(code.to_owned());
+    }
+    assert!(expected.len() >= 10, "{csv}");
+    let report = h.upload(&token, fac, &batch).await;
+    for (r, code) in report.results.iter().zip(&expected) {
+        assert_eq!(r.status, FileStatus::Rejected, "{}: expected {code}", r.path);
+        assert!(r.codes.contains(code), "{}: expected {code}, got {:?}", r.path, r.codes);
+        assert!(!r.reason.as_deref().unwrap_or("").is_empty());
+    }
+    // Nothing written, everything recorded for the admin screen.
+    assert!(common::all_files(&h.tree()).is_empty());
+    assert_eq!(h.store.journal.last_seq(), 0);
+    assert_eq!(count(&h.store, "SELECT COUNT(*) FROM rejections").await, expected.len() as i64);
+    let by_code = count(&h.store, "SELECT SUM(files) FROM site_reject_codes WHERE site = 's'").await;
+    assert!(by_code >= expected.len() as i64);
+    let (_, metrics) = h.get("/metrics").await;
+    assert!(
+        metrics.contains("kizuna_upload_rejects_total{site=\"s\",code=\"not-iso-2022-jp\"}"),
+        "{metrics}"
+    );
+    h.stop().await;
+}
