@@ -1,0 +1,98 @@
+//! Heartbeats and daily log reports are kept per site; health and metrics endpoints answer.
+
+mod common;
+
+use common::{Backend, Harness, count};
+use kizuna_wire::{DailyLog, Heartbeat, LogLine};
+
+both_backends!(heartbeats_and_daily_logs_are_persisted_per_site);
+
+async fn heartbeats_and_daily_logs_are_persisted_per_site(backend: &Backend) {
+    use sqlx::Row;
+    let h = Harness::start(backend, |_| {}).await;
+    let token = h.add_site("clinic-1", &["0411000017"], &[]).await;
+    let hb = Heartbeat { agent_version: "0.1.0".into(), queue_depth: 42, quarantined: 3, last_upload: None };
+    let r = h
+        .client
+        .post(format!("{}/api/v1/heartbeat", h.base))
+        .bearer_auth(&token)
+        .json(&hb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let row = sqlx::query("SELECT agent_version, queue_depth, quarantined, last_heartbeat_at FROM site_status WHERE site = 'clinic-1'")
+        .fetch_one(&h.store.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>("agent_version"), "0.1.0");
+    assert_eq!(row.get::<i64, _>("queue_depth"), 42);
+    assert_eq!(row.get::<i64, _>("quarantined"), 3);
+    assert_eq!(count(&h.store, "SELECT COUNT(*) FROM heartbeats").await, 1);
+
+    let log = DailyLog {
+        date: "2026-11-24".into(),
+        files_uploaded: 1200,
+        files_quarantined: 2,
+        upload_errors: 1,
+        lines: vec![
+            LogLine {
+                time: "2026-11-24T03:00:00Z".into(),
+                level: "ERROR".into(),
+                message: "upload failed: timeout".into(),
+            },
+            LogLine {
+                time: "2026-11-24T04:00:00Z".into(),
+                level: "WARN".into(),
+                message: "quarantined x_1: path-mismatch".into(),
+            },
+        ],
+        truncated: false,
+    };
+    for _ in 0..2 {
+        // Sending the same day twice replaces it.
+        let r = h
+            .client
+            .post(format!("{}/api/v1/daily-log", h.base))
+            .bearer_auth(&token)
+            .json(&log)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    assert_eq!(count(&h.store, "SELECT COUNT(*) FROM daily_logs").await, 1);
+    assert_eq!(count(&h.store, "SELECT COUNT(*) FROM daily_log_lines WHERE level = 'ERROR'").await, 1);
+    assert_eq!(count(&h.store, "SELECT SUM(files_uploaded) FROM daily_logs").await, 1200);
+
+    // Bad reports get a clear 400 naming the field; wrong tokens 401.
+    let bad = DailyLog { date: "24/11/2026".into(), ..log.clone() };
+    let r = h
+        .client
+        .post(format!("{}/api/v1/daily-log", h.base))
+        .bearer_auth(&token)
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("date"));
+    let r = h
+        .client
+        .post(format!("{}/api/v1/heartbeat", h.base))
+        .bearer_auth("nope")
+        .json(&hb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    let (status, body) = h.get("/healthz").await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "ok");
+    let (_, metrics) = h.get("/metrics").await;
+    assert!(metrics.contains("kizuna_agent_heartbeats_total{site=\"clinic-1\"} 1"), "{metrics}");
+    assert!(metrics.contains("kizuna_agent_daily_logs_total{site=\"clinic-1\"} 2"), "{metrics}");
+    h.stop().await;
+}
