@@ -50,6 +50,20 @@ enum Event {
 pub fn validate_tree(
     root: &Path,
     validator: &Validator,
+    sink: impl FnMut(Violation),
+) -> Result<TreeStats, WalkError> {
+    run(root, Some(validator), sink)
+}
+
+/// Walks and reads every file below `root` exactly as [`validate_tree`] does, on the same threads,
+/// without validating: the baseline that validation throughput is measured against.
+pub fn read_tree(root: &Path) -> Result<TreeStats, WalkError> {
+    run(root, None, |_| {})
+}
+
+fn run(
+    root: &Path,
+    validator: Option<&Validator>,
     mut sink: impl FnMut(Violation),
 ) -> Result<TreeStats, WalkError> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -66,7 +80,7 @@ pub fn validate_tree(
             let event_tx = event_tx.clone();
             let stop = &stop;
             s.spawn(move || {
-                if let Err(e) = walk(root, &job_tx, &event_tx, stop) {
+                if let Err(e) = walk(root, validator, &job_tx, &event_tx, stop) {
                     let _ = event_tx.send(Event::Failed(e));
                 }
             });
@@ -89,9 +103,11 @@ pub fn validate_tree(
                     }
                     n += 1;
                     total += buf.len() as u64;
-                    validator.check(Some(root), &path, &buf, &mut scratch, &mut |v| {
-                        let _ = event_tx.send(Event::Violation(v));
-                    });
+                    if let Some(validator) = validator {
+                        validator.check(Some(root), &path, &buf, &mut scratch, &mut |v| {
+                            let _ = event_tx.send(Event::Violation(v));
+                        });
+                    }
                 }
                 files.fetch_add(n, Ordering::Relaxed);
                 bytes.fetch_add(total, Ordering::Relaxed);
@@ -137,6 +153,7 @@ fn open(dir: PathBuf) -> Result<Level, WalkError> {
 /// check when a folder is finished. Symbolic links to directories are not followed.
 fn walk(
     root: &Path,
+    validator: Option<&Validator>,
     jobs: &Sender<PathBuf>,
     events: &Sender<Event>,
     stop: &AtomicBool,
@@ -156,7 +173,9 @@ fn walk(
                 if ty.is_dir() {
                     stack.push(open(path)?);
                 } else if is_file {
-                    if let Some(name) = entry.file_name().to_str().and_then(|n| FileName::parse(n).ok()) {
+                    if validator.is_some()
+                        && let Some(name) = entry.file_name().to_str().and_then(|n| FileName::parse(n).ok())
+                    {
                         level.names.push(name);
                     }
                     if jobs.send(path).is_err() {
@@ -166,7 +185,7 @@ fn walk(
             }
             None => {
                 let done = stack.pop().expect("non-empty");
-                if done.names.len() > 1 {
+                if validator.is_some() && done.names.len() > 1 {
                     for v in flag_history(&done.dir, &done.names) {
                         let _ = events.send(Event::Violation(v));
                     }

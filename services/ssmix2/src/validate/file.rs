@@ -67,7 +67,8 @@ impl Validator {
                 None
             }
         };
-        if let (Some(root), Some(_)) = (root, &name)
+        if let (Some(root), Some(name)) = (root, &name)
+            && !path_agrees_quickly(root, file, name)
             && let Err(e) = StoragePath::from_root(root, file)
         {
             emit(Code::PathMismatch, None, e.to_string());
@@ -255,6 +256,24 @@ impl Validator {
             );
         }
     }
+}
+
+/// The common case of the path check without allocating: `root/PID[0:3]/PID[3:6]/PID/date/type/NAME`
+/// for an ID of six or more characters. `false` sends the caller to [`StoragePath::from_root`],
+/// which decides (and explains) every other case, including the padding of short IDs.
+fn path_agrees_quickly(root: &Path, file: &Path, name: &FileName) -> bool {
+    let pid = name.patient.as_str();
+    let (Some(a), Some(b)) = (pid.get(0..3), pid.get(3..6)) else { return false };
+    let Ok(rel) = file.strip_prefix(root) else { return false };
+    let date = name.care_date.date_str().unwrap_or("-");
+    let mut parts = rel.components();
+    for want in [a, b, pid, date, name.data_type.code()] {
+        match parts.next() {
+            Some(std::path::Component::Normal(got)) if got == want => {}
+            _ => return false,
+        }
+    }
+    matches!(parts.next(), Some(std::path::Component::Normal(_))) && parts.next().is_none()
 }
 
 /// PID-3: one of its repetitions must carry the patient ID of the file name (component 1).

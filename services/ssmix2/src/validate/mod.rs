@@ -19,6 +19,7 @@
 mod code;
 mod file;
 mod history;
+mod iso2022jp;
 mod numeric;
 mod scan;
 mod tables;

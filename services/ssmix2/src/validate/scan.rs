@@ -5,8 +5,6 @@
 //! is the right shape for editing and exact re-encoding but costs hundreds of allocations per file.
 //! The checks only read a few fields, so they scan the text in place, reusing buffers across files.
 
-use encoding_rs::{DecoderResult, ISO_2022_JP};
-
 /// Buffers reused from file to file by one worker, so that validating a file allocates nothing
 /// unless it finds a violation.
 #[derive(Debug, Default)]
@@ -19,19 +17,7 @@ pub struct Scratch {
 
 /// Decodes ISO-2022-JP into `out` (cleared first); on failure, the offset of the first bad byte.
 pub(crate) fn decode_into(bytes: &[u8], out: &mut String) -> Result<(), usize> {
-    out.clear();
-    let mut decoder = ISO_2022_JP.new_decoder_without_bom_handling();
-    out.reserve(decoder.max_utf8_buffer_length_without_replacement(bytes.len()).unwrap_or(bytes.len() * 3));
-    let mut read_total = 0;
-    loop {
-        let (result, read) = decoder.decode_to_string_without_replacement(&bytes[read_total..], out, true);
-        read_total += read;
-        match result {
-            DecoderResult::InputEmpty => return Ok(()),
-            DecoderResult::OutputFull => out.reserve(bytes.len() - read_total + 16),
-            DecoderResult::Malformed(bad, _) => return Err(read_total.saturating_sub(bad as usize)),
-        }
-    }
+    super::iso2022jp::decode_into(bytes, out)
 }
 
 /// The separators declared in MSH-1 and MSH-2 (ASCII, as SS-MIX2 requires `|^~\&`).
@@ -64,11 +50,33 @@ impl Seps {
     }
 }
 
-/// The message's segments: non-empty lines, with the trailing 0x1C and blanks removed.
-pub(crate) fn lines(text: &str) -> impl Iterator<Item = &str> {
-    text.trim_end_matches(|c: char| c.is_whitespace() || c == '\u{1c}')
-        .split(['\r', '\n'])
-        .filter(|l| !l.is_empty())
+/// The message's segments: non-empty lines (ended by CR, LF or both), with the trailing 0x1C and
+/// blanks removed.
+pub(crate) fn lines(text: &str) -> Lines<'_> {
+    Lines { rest: text.trim_end_matches(|c: char| c.is_whitespace() || c == '\u{1c}') }
+}
+
+/// The iterator of [`lines`].
+pub(crate) struct Lines<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        while !self.rest.is_empty() {
+            let (line, rest) = match memchr::memchr2(b'\r', b'\n', self.rest.as_bytes()) {
+                Some(p) => (&self.rest[..p], &self.rest[p + 1..]),
+                None => (self.rest, ""),
+            };
+            self.rest = rest;
+            if !line.is_empty() {
+                return Some(line);
+            }
+        }
+        None
+    }
 }
 
 /// One segment split into fields.
@@ -84,6 +92,7 @@ impl<'t, 'b> Segment<'t, 'b> {
     pub fn split(line: &'t str, seps: &Seps, buf: &'b mut Vec<(usize, usize)>) -> Self {
         buf.clear();
         let mut start = 0;
+        // A plain loop: fields are short, so memchr's per-match setup costs more than it saves.
         for (i, b) in line.bytes().enumerate() {
             if b == seps.field {
                 buf.push((start, i));
@@ -119,7 +128,16 @@ pub(crate) fn parts(value: &str, sep: u8) -> impl Iterator<Item = &str> {
 
 /// The `n`th (from 1) part of `value` split on `sep`, `""` when absent.
 pub(crate) fn nth_part(value: &str, sep: u8, n: usize) -> &str {
-    value.split(sep as char).nth(n.saturating_sub(1)).unwrap_or("")
+    let mut start = 0;
+    let mut k = 1;
+    for p in memchr::memchr_iter(sep, value.as_bytes()) {
+        if k == n {
+            return &value[start..p];
+        }
+        k += 1;
+        start = p + 1;
+    }
+    if k == n { &value[start..] } else { "" }
 }
 
 /// A key for counting segment occurrences without allocating: the ID's bytes packed with its length.
