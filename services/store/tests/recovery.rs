@@ -1,0 +1,112 @@
+//! Restart after a crash: committed journal entries that never reached the tree or the index are
+//! finished, a torn journal tail is cut off, staged files that were never committed are removed,
+//! and replaying entries that are already applied changes nothing.
+
+mod common;
+
+use std::io::Write;
+
+use common::{Backend, Harness, all_files, assert_index_matches_tree, batch_files, corpus, count, sha};
+use kizuna_store::journal::{Change, Draft, Journal, list_segments};
+use kizuna_wire::FileStatus;
+use ssmix2::{ConditionFlag, StoragePath};
+
+both_backends!(restart_finishes_committed_entries_and_cleans_up);
+
+async fn restart_finishes_committed_entries_and_cleans_up(backend: &Backend) {
+    let c = corpus(31, 1, 5, 0);
+    let (fac, files) = c.facilities.iter().next().unwrap();
+    let h = Harness::start(backend, |_| {}).await;
+    let token = h.add_site("s", &[fac], &[]).await;
+    let report = h.upload(&token, fac, &batch_files(files)).await;
+    assert!(report.results.iter().all(|r| r.status == FileStatus::Stored));
+    let stored = files.len() as u64;
+    let (dir, config) = h.stop().await;
+
+    // A crash after the journal commit of an update, before any of it reached the tree or index:
+    // the entry and its staged file exist, nothing else does.
+    let (v1_path, bytes) = files
+        .iter()
+        .find(|(p, _)| p.contains("/OMP-01/") && p.ends_with("_1"))
+        .map(|(p, b)| (StoragePath::parse(p).unwrap(), b.clone()))
+        .unwrap();
+    let ts = v1_path.name.timestamp.to_string();
+    let v2_name = v1_path.name.to_string().replace(&ts, &format!("{}235959999", &ts[..8]));
+    let v2 = StoragePath::parse(&format!("{}/{v2_name}", v1_path.dir().display())).unwrap();
+    let v1_as_2 = StoragePath::of(v1_path.name.with_flag(ConditionFlag::Superseded));
+    let stage = "abc123-1.stage";
+    std::fs::write(config.staging_dir().join(stage), &bytes).unwrap();
+    {
+        let (j, last) = Journal::open(&config.journal_dir(), 1 << 20, std::time::Duration::ZERO).unwrap();
+        assert_eq!(last, stored);
+        j.append(vec![Draft {
+            facility: fac.clone(),
+            site: "s".into(),
+            changes: vec![
+                Change::Rename {
+                    from: v1_path.to_string(),
+                    to: v1_as_2.to_string(),
+                    sha256: sha(&bytes),
+                    size: bytes.len() as u64,
+                },
+                Change::Write {
+                    path: v2.to_string(),
+                    sha256: sha(&bytes),
+                    size: bytes.len() as u64,
+                    stage: stage.into(),
+                },
+            ],
+        }])
+        .await
+        .unwrap();
+    }
+    // A torn frame after it (a crash in the middle of the next append) and a staged file that never
+    // reached the journal.
+    let (_, seg) = list_segments(&config.journal_dir()).unwrap().pop().unwrap();
+    let len_before_tear = std::fs::metadata(&seg).unwrap().len();
+    std::fs::OpenOptions::new().append(true).open(&seg).unwrap().write_all(&[0, 0, 1, 0, 9, 9]).unwrap();
+    std::fs::write(config.staging_dir().join("dead-beef.stage"), b"never committed").unwrap();
+
+    // First restart: recovery finishes the entry and cleans up.
+    let h = Harness::start_with(dir, config).await;
+    check(&h, fac, &v1_as_2, &v2, &bytes, stored + 1, &seg, len_before_tear).await;
+    let (dir, config) = h.stop().await;
+
+    // Replaying everything again (watermark forced back to 0) must change nothing.
+    let db = kizuna_store::Db::open(&config.effective_database_url()).await.unwrap();
+    sqlx::query("UPDATE store_state SET value = 0 WHERE key = 'applied_seq'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    db.pool.close().await;
+    let h = Harness::start_with(dir, config).await;
+    check(&h, fac, &v1_as_2, &v2, &bytes, stored + 1, &seg, len_before_tear).await;
+    h.stop().await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn check(
+    h: &Harness,
+    fac: &str,
+    v1_as_2: &StoragePath,
+    v2: &StoragePath,
+    bytes: &[u8],
+    entries: u64,
+    seg: &std::path::Path,
+    len_before_tear: u64,
+) {
+    let root = h.tree().join(fac);
+    assert_eq!(std::fs::read(root.join(v2.relative())).unwrap(), bytes, "the committed write is in place");
+    assert!(root.join(v1_as_2.relative()).exists(), "the committed rename is done");
+    assert!(all_files(&h.config.staging_dir()).is_empty(), "staging is clean");
+    assert_eq!(std::fs::metadata(seg).unwrap().len(), len_before_tear, "the torn tail is cut off");
+    assert_eq!(h.store.journal.last_seq(), entries);
+    assert_eq!(h.store.applied_watermark(), entries);
+    assert_eq!(
+        count(&h.store, "SELECT COUNT(*) FROM records").await,
+        entries as i64,
+        "no row doubled by replay"
+    );
+    assert_index_matches_tree(h, fac).await;
+    assert_eq!(kizuna_store::journal::read_applied(&h.config.journal_dir()), entries);
+}
