@@ -64,13 +64,18 @@ pub fn make_tsa_files(dir: &Path) -> Result<()> {
 impl LabTsa {
     /// Create the certificates in `dir` and serve on 127.0.0.1 (ephemeral port).
     pub async fn start(dir: &Path) -> Result<Self> {
+        Self::start_on(dir, "127.0.0.1:0").await
+    }
+
+    /// Like [`LabTsa::start`], on a given address (for demos whose config names the TSA URL).
+    pub async fn start_on(dir: &Path, listen: &str) -> Result<Self> {
         let dir = dir.to_path_buf();
         let d = dir.clone();
         tokio::task::spawn_blocking(move || make_tsa_files(&d))
             .await
             .map_err(|e| AuditError::TimeStamp { url: "lab".into(), reason: e.to_string() })??;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| AuditError::io("127.0.0.1:0", e))?;
-        let addr = listener.local_addr().map_err(|e| AuditError::io("127.0.0.1:0", e))?;
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| AuditError::io(listen, e))?;
+        let addr = listener.local_addr().map_err(|e| AuditError::io(listen, e))?;
         // openssl updates the serial file: one reply at a time.
         let lock = Arc::new(tokio::sync::Mutex::new(dir.clone()));
         let app = axum::Router::new().route(

@@ -1,0 +1,191 @@
+//! Benchmarks of the audit log (see README "Benchmarks"):
+//!
+//! ```text
+//! cargo run --release -p kizuna-audit --bin kizuna-audit-bench -- append --events 200000 --batch 2000
+//! cargo run --release -p kizuna-audit --bin kizuna-audit-bench -- search --events 1000000 --dir /tmp/audit-bench
+//! ```
+//! `append` measures events/s through the real write path (database transaction, Merkle tree,
+//! fsynced disk mirror). `search` fills a log (reused between runs) and measures query latency.
+
+use clap::{Parser, Subcommand};
+use kizuna_audit::event::{ActiveParticipant, AuditSourceIdentification, ParticipantObject};
+use kizuna_audit::log::{AuditLog, LogSettings};
+use kizuna_audit::search::{SearchFilter, search};
+use kizuna_audit::{AuditEvent, EventId, EventKind};
+use rand::{Rng, SeedableRng};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Append throughput with the tree maintained.
+    Append {
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        #[arg(long, default_value_t = 2000)]
+        batch: usize,
+        /// Directory for the log (default: a temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Search latency over a log of `events` events (filled on first run, reused after).
+    Search {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 400)]
+        queries: usize,
+    },
+}
+
+const PATIENTS: u64 = 100_000;
+const USERS: u64 = 5_000;
+const FACILITIES: u64 = 500;
+/// Events are spread over this many days.
+const DAYS: i64 = 90;
+const T0: i64 = 1_788_000_000;
+
+fn synthetic(i: u64, rng: &mut rand_chacha::ChaCha8Rng) -> AuditEvent {
+    let kind = match rng.random_range(0..20) {
+        0 => EventKind::Login,
+        1 => EventKind::Logout,
+        2..=5 => EventKind::Query,
+        6 => EventKind::Export,
+        _ => EventKind::PatientRecordRead,
+    };
+    let t = T0 + (i as i64 * DAYS * 86_400) / 10_000_000 + rng.random_range(0..60);
+    let mut e = AuditEvent::new(kind, AuditSourceIdentification::new("viewer@centre", Some(&format!("F{:04}", rng.random_range(0..FACILITIES)))))
+        .with_id(EventId::try_from(format!("bench-{i}")).expect("valid id"))
+        .at(jiff::Timestamp::from_second(t).expect("valid time"))
+        .participant(ActiveParticipant::requestor(&format!("pw-{:05}", rng.random_range(0..USERS))).with_ip("10.20.1.5"))
+        .participant(ActiveParticipant::application("kizuna-viewer"));
+    if !matches!(kind, EventKind::Login | EventKind::Logout) {
+        e = e.object(ParticipantObject::patient(&format!("CHID-{:07}", rng.random_range(0..PATIENTS))));
+    }
+    if kind == EventKind::Query {
+        e = e.object(ParticipantObject::query("name=sato&birth=1950"));
+    }
+    e
+}
+
+async fn open(dir: &std::path::Path) -> AuditLog {
+    let key_path = dir.join("bench.key");
+    if !key_path.exists() {
+        std::fs::create_dir_all(dir).expect("bench dir");
+        kizuna_audit::checkpoint::generate_key(&key_path).expect("key");
+    }
+    AuditLog::open(LogSettings {
+        database_url: format!("sqlite://{}", dir.join("audit.sqlite").display()),
+        data_dir: dir.join("data"),
+        signing_key: kizuna_audit::checkpoint::load_signing_key(&key_path).expect("key"),
+        tsa_url: None,
+    })
+    .await
+    .expect("open log")
+}
+
+async fn fill(log: &mut AuditLog, upto: u64, batch: usize) -> (u64, f64) {
+    let start_size = log.size();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(start_size);
+    let t = Instant::now();
+    let mut last_report = Instant::now();
+    let mut i = start_size;
+    while i < upto {
+        let n = (batch as u64).min(upto - i);
+        let events: Vec<AuditEvent> = (i..i + n).map(|k| synthetic(k, &mut rng)).collect();
+        log.append(&events).await.expect("append");
+        i += n;
+        if last_report.elapsed().as_secs() >= 10 {
+            eprintln!("  {i} events, {:.0} events/s", (i - start_size) as f64 / t.elapsed().as_secs_f64());
+            last_report = Instant::now();
+        }
+    }
+    (i - start_size, t.elapsed().as_secs_f64())
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 * p).ceil() as usize).saturating_sub(1).min(v.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Append { events, batch, dir } => {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
+            let mut log = open(&dir).await;
+            let base = log.size();
+            let (n, secs) = fill(&mut log, base + events, batch).await;
+            let t = Instant::now();
+            let cp = log.checkpoint().await.expect("checkpoint");
+            println!(
+                "append: {n} events in {secs:.2} s = {:.0} events/s (batch {batch}, SQLite synchronous=FULL, leaves fsynced per batch); \
+                 checkpoint of tree size {} signed in {:.1} ms",
+                n as f64 / secs,
+                cp.tree_size,
+                t.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        Cmd::Search { events, dir, queries } => {
+            let mut log = open(&dir).await;
+            if log.size() < events {
+                eprintln!("filling the log to {events} events (once; reused by later runs)");
+                let (n, secs) = fill(&mut log, events, 5000).await;
+                eprintln!("filled {n} events in {secs:.0} s ({:.0} events/s)", n as f64 / secs);
+                log.checkpoint().await.expect("checkpoint");
+            }
+            let db = log.db.clone();
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+            let span_end = T0 + (events as i64 * DAYS * 86_400) / 10_000_000;
+            let mut lat: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+            for q in 0..queries {
+                let day0 = rng.random_range(T0..span_end.max(T0 + 1));
+                let ts = |s: i64| jiff::Timestamp::from_second(s).expect("time");
+                let (name, f) = match q % 4 {
+                    0 => ("patient", SearchFilter { patient: Some(format!("CHID-{:07}", rng.random_range(0..PATIENTS))), ..Default::default() }),
+                    1 => (
+                        "user+7days",
+                        SearchFilter {
+                            user: Some(format!("pw-{:05}", rng.random_range(0..USERS))),
+                            from: Some(ts(day0)),
+                            to: Some(ts(day0 + 7 * 86_400)),
+                            ..Default::default()
+                        },
+                    ),
+                    2 => (
+                        "facility+1day",
+                        SearchFilter {
+                            facility: Some(format!("F{:04}", rng.random_range(0..FACILITIES))),
+                            from: Some(ts(day0)),
+                            to: Some(ts(day0 + 86_400)),
+                            ..Default::default()
+                        },
+                    ),
+                    _ => (
+                        "login+patient-failures+1day",
+                        SearchFilter { event_type: Some("110122".into()), from: Some(ts(day0)), to: Some(ts(day0 + 86_400)), ..Default::default() },
+                    ),
+                };
+                let t = Instant::now();
+                let rows = search(&db, &f).await.expect("search");
+                std::hint::black_box(rows);
+                lat.entry(name).or_default().push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            let mut all: Vec<f64> = lat.values().flatten().copied().collect();
+            println!("search over {} events, {queries} queries (LIMIT 100, newest first):", log.size());
+            for (name, v) in lat.iter_mut() {
+                println!("  {name:32} p50 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms", pct(v, 0.5), pct(v, 0.99), pct(v, 1.0));
+            }
+            println!("  {:32} p50 {:7.2} ms  p99 {:7.2} ms", "all", pct(&mut all, 0.5), pct(&mut all, 0.99));
+        }
+    }
+}
