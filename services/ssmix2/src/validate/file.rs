@@ -139,7 +139,7 @@ impl Validator {
                 order.push_str(seg.id);
                 last_id = seg.id;
             }
-            if let Some(seg_rules) = self.tables.segments.get(seg.id) {
+            if let Some(seg_rules) = self.tables.segment(seg.id) {
                 for &n in &seg_rules.required[dt_index] {
                     let n = usize::from(n);
                     if seps.is_empty(seg.field(n)) {
@@ -151,8 +151,17 @@ impl Validator {
                         emit(Code::RequiredFieldMissing, Some(at), message);
                     }
                 }
-                for &(n, spot) in &seg_rules.numeric {
-                    check_numeric(&seg, occ, usize::from(n), spot, &seps, &mut emit);
+                for (n, spots) in &seg_rules.numeric {
+                    let n = usize::from(*n);
+                    if n > seg.len() {
+                        break;
+                    }
+                    let value = seg.field(n);
+                    if !value.is_empty() {
+                        for &spot in spots {
+                            check_numeric(&seg, occ, n, value, spot, &seps, &mut emit);
+                        }
+                    }
                 }
             }
             if let Some((care_seg, care_field)) = care_rule
@@ -303,14 +312,11 @@ fn check_numeric(
     seg: &Segment<'_, '_>,
     occ: u32,
     n: usize,
+    value: &str,
     spot: NumericSpot,
     seps: &Seps,
     emit: &mut impl FnMut(Code, Option<String>, String),
 ) {
-    let value = seg.field(n);
-    if value.is_empty() {
-        return;
-    }
     if spot == NumericSpot::ObservationValue && seg.field(2) != "NM" {
         return;
     }

@@ -105,6 +105,11 @@ impl<'t, 'b> Segment<'t, 'b> {
         Self { line, id, is_msh: id == "MSH", ranges: buf }
     }
 
+    /// The number of the last field present (0 for a bare segment ID).
+    pub fn len(&self) -> usize {
+        if self.is_msh && self.ranges.len() > 1 { self.ranges.len() } else { self.ranges.len() - 1 }
+    }
+
     /// Field `n` in HL7 numbering, `""` when absent. For MSH, field 1 is the separator itself and
     /// field 2 the encoding characters.
     pub fn field(&self, n: usize) -> &'t str {

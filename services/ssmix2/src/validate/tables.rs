@@ -11,6 +11,7 @@ use regex::Regex;
 use serde::Deserialize;
 use thiserror::Error;
 
+use super::scan;
 use crate::DataType;
 
 /// The four table files, by the names the NHO validator gives them.
@@ -62,8 +63,8 @@ pub(crate) struct SegmentRules {
     /// Required field numbers, indexed by [`data_type_index`]; the last entry is for a data type the
     /// table does not name (its `*` rule).
     pub required: Vec<Vec<u16>>,
-    /// Fields or parts of fields that must be numeric.
-    pub numeric: Vec<(u16, NumericSpot)>,
+    /// Fields or parts of fields that must be numeric, grouped by field number in ascending order.
+    pub numeric: Vec<(u16, Vec<NumericSpot>)>,
     /// The English field names, `names[n]` for field `n`, for messages.
     pub names: Vec<String>,
 }
@@ -82,7 +83,8 @@ pub(crate) struct MessageRules {
 /// The compiled tables.
 #[derive(Debug)]
 pub struct Tables {
-    pub(crate) segments: HashMap<String, SegmentRules>,
+    /// Sorted by [`scan::id_key`] for a lookup without hashing.
+    segments: Vec<(u64, String, SegmentRules)>,
     pub(crate) messages: Vec<MessageRules>,
     /// Where they were loaded from, for messages.
     pub dir: PathBuf,
@@ -151,7 +153,7 @@ impl Tables {
 
         let seg_file = dir.join(SEGMENT_FILE);
         let shape = |what: String| TableError::Shape { file: seg_file.clone(), what };
-        let mut segments = HashMap::new();
+        let mut segments = Vec::new();
         for (id, fields) in &seg_defs {
             let mut rules = SegmentRules {
                 required: vec![Vec::new(); DataType::ALL.len() + 1],
@@ -173,10 +175,15 @@ impl Tables {
                         list.push(n16);
                     }
                 }
-                numeric_spots(id, n16, &def.ty, &types, &mut rules.numeric).map_err(shape)?;
+                let mut spots = Vec::new();
+                numeric_spots(id, n16, &def.ty, &types, &mut spots).map_err(shape)?;
+                if !spots.is_empty() {
+                    rules.numeric.push((n16, spots));
+                }
             }
-            segments.insert(id.clone(), rules);
+            segments.push((scan::id_key(id), id.clone(), rules));
         }
+        segments.sort_by_key(|(k, _, _)| *k);
 
         let order_file = dir.join(SEGMENT_ORDER_FILE);
         let care_file = dir.join(CARE_DATE_FILE);
@@ -224,6 +231,14 @@ impl Tables {
         Ok(Self { segments, messages, dir: dir.to_owned() })
     }
 
+    /// The rules for a segment ID.
+    pub(crate) fn segment(&self, id: &str) -> Option<&SegmentRules> {
+        let key = scan::id_key(id);
+        let i = self.segments.binary_search_by_key(&key, |(k, _, _)| *k).ok()?;
+        let (_, name, rules) = &self.segments[i];
+        (name == id).then_some(rules)
+    }
+
     /// The rules for a message type, looked up without allocating.
     pub(crate) fn message(&self, code: &str, trigger: &str) -> Option<&MessageRules> {
         self.messages.iter().find(|m| {
@@ -242,11 +257,11 @@ fn numeric_spots(
     field: u16,
     ty: &str,
     types: &HashMap<String, TypeDef>,
-    out: &mut Vec<(u16, NumericSpot)>,
+    out: &mut Vec<NumericSpot>,
 ) -> Result<(), String> {
     if ty == "*" {
         if seg == "OBX" && field == 5 {
-            out.push((field, NumericSpot::ObservationValue));
+            out.push(NumericSpot::ObservationValue);
         }
         return Ok(());
     }
@@ -254,7 +269,7 @@ fn numeric_spots(
     match types.get(ty).ok_or_else(|| unknown(ty))? {
         TypeDef::Basic(kind) => {
             if kind == "num" {
-                out.push((field, NumericSpot::Field));
+                out.push(NumericSpot::Field);
             }
         }
         TypeDef::Composite(comps) => {
@@ -263,7 +278,7 @@ fn numeric_spots(
                 match types.get(&comp.ty).ok_or_else(|| unknown(&comp.ty))? {
                     TypeDef::Basic(kind) => {
                         if kind == "num" {
-                            out.push((field, NumericSpot::Component(c)));
+                            out.push(NumericSpot::Component(c));
                         }
                     }
                     TypeDef::Composite(subs) => {
@@ -271,7 +286,7 @@ fn numeric_spots(
                             if let Some(TypeDef::Basic(kind)) = types.get(&sub.ty)
                                 && kind == "num"
                             {
-                                out.push((field, NumericSpot::Subcomponent(c, si as u16 + 1)));
+                                out.push(NumericSpot::Subcomponent(c, si as u16 + 1));
                             }
                         }
                     }
