@@ -5,6 +5,7 @@ use kizuna_wire::{DailyLog, Heartbeat};
 
 use crate::StoreError;
 use crate::db::Db;
+use crate::index::db_text;
 
 /// Most log lines kept from one daily report.
 pub const MAX_LOG_LINES: usize = 10_000;
@@ -43,10 +44,10 @@ pub async fn record_heartbeat(db: &Db, site: &str, hb: &Heartbeat, peer: &str) -
     )
     .bind(site)
     .bind(&t)
-    .bind(&hb.agent_version)
+    .bind(db_text(&hb.agent_version).into_owned())
     .bind(hb.queue_depth as i64)
     .bind(hb.quarantined as i64)
-    .bind(hb.last_upload.clone())
+    .bind(hb.last_upload.as_deref().map(|t| db_text(t).into_owned()))
     .execute(&mut *tx)
     .await?;
     sqlx::query(
@@ -57,10 +58,10 @@ pub async fn record_heartbeat(db: &Db, site: &str, hb: &Heartbeat, peer: &str) -
     )
     .bind(site)
     .bind(&t)
-    .bind(&hb.agent_version)
+    .bind(db_text(&hb.agent_version).into_owned())
     .bind(hb.queue_depth as i64)
     .bind(hb.quarantined as i64)
-    .bind(hb.last_upload.clone())
+    .bind(hb.last_upload.as_deref().map(|t| db_text(t).into_owned()))
     .bind(peer)
     .execute(&mut *tx)
     .await?;
@@ -100,9 +101,9 @@ pub async fn record_daily_log(db: &Db, site: &str, log: &DailyLog) -> Result<(),
         .bind(site)
         .bind(&log.date)
         .bind(i as i64 + 1)
-        .bind(&l.time)
+        .bind(db_text(&l.time).into_owned())
         .bind(&l.level)
-        .bind(&l.message)
+        .bind(db_text(&l.message).into_owned())
         .execute(&mut *tx)
         .await?;
     }

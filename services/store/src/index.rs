@@ -49,6 +49,16 @@ pub struct Tally {
     pub rejections: Vec<Rejection>,
 }
 
+/// Text as the database can hold it: PostgreSQL refuses NUL in text, so NUL (which can only come
+/// from a hostile or broken sender) is written as `\0`.
+pub fn db_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\\0"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// The file name without its condition flag: the same for every version a rename makes.
 pub fn version_key(name: &FileName) -> String {
     let s = name.to_string();
@@ -291,10 +301,10 @@ pub async fn record_tally(
         )
         .bind(site)
         .bind(&r.facility)
-        .bind(&r.path)
+        .bind(db_text(&r.path).into_owned())
         .bind(&r.sha256)
         .bind(r.codes.join(","))
-        .bind(&r.reason)
+        .bind(db_text(&r.reason).into_owned())
         .bind(&t)
         .execute(&mut **tx)
         .await?;

@@ -63,7 +63,7 @@ async fn heartbeats_and_daily_logs_are_persisted_per_site(backend: &Backend) {
     }
     assert_eq!(count(&h.store, "SELECT COUNT(*) FROM daily_logs").await, 1);
     assert_eq!(count(&h.store, "SELECT COUNT(*) FROM daily_log_lines WHERE level = 'ERROR'").await, 1);
-    assert_eq!(count(&h.store, "SELECT SUM(files_uploaded) FROM daily_logs").await, 1200);
+    assert_eq!(count(&h.store, "SELECT CAST(SUM(files_uploaded) AS BIGINT) FROM daily_logs").await, 1200);
 
     // Bad reports get a clear 400 naming the field; wrong tokens 401.
     let bad = DailyLog { date: "24/11/2026".into(), ..log.clone() };

@@ -91,7 +91,7 @@ async fn corpus_is_stored_and_index_agrees_with_tree(backend: &Backend) {
     assert!(common::all_files(&h.config.staging_dir()).is_empty());
     // Counters and metrics saw it.
     assert_eq!(
-        count(&h.store, "SELECT SUM(stored) FROM site_daily WHERE site = 'site-a'").await,
+        count(&h.store, "SELECT CAST(SUM(stored) AS BIGINT) FROM site_daily WHERE site = 'site-a'").await,
         total as i64
     );
     let (status, metrics) = h.get("/metrics").await;
@@ -268,7 +268,8 @@ async fn invalid_files_are_rejected_with_their_codes(backend: &Backend) {
     assert!(common::all_files(&h.tree()).is_empty());
     assert_eq!(h.store.journal.last_seq(), 0);
     assert_eq!(count(&h.store, "SELECT COUNT(*) FROM rejections").await, expected.len() as i64);
-    let by_code = count(&h.store, "SELECT SUM(files) FROM site_reject_codes WHERE site = 's'").await;
+    let by_code =
+        count(&h.store, "SELECT CAST(SUM(files) AS BIGINT) FROM site_reject_codes WHERE site = 's'").await;
     assert!(by_code >= expected.len() as i64);
     let (_, metrics) = h.get("/metrics").await;
     assert!(
