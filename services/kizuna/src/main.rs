@@ -26,6 +26,9 @@ enum Command {
     /// Sites that may upload: add, list, rotate tokens, enable/disable.
     #[command(subcommand)]
     Site(cmd::site::SiteCommand),
+    /// Audit trail: run the service, verify the tamper-evident log, search it.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -35,6 +38,7 @@ fn main() -> std::process::ExitCode {
         Command::Ssmix2(c) => cmd::ssmix2::run(c),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Site(c) => cmd::site::run(c),
+        Command::Audit(c) => cmd::audit::run(c),
     };
     match result {
         Ok(code) => code,

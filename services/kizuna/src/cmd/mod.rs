@@ -1,5 +1,6 @@
 //! One module per top-level subcommand.
 
+pub mod audit;
 pub mod serve;
 pub mod site;
 pub mod ssmix2;
