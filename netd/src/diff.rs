@@ -191,13 +191,23 @@ pub fn diff(
                 if let Some(wg) = wg {
                     let key_ok = state.is_some_and(|s| s.public_key.as_ref() == local_keys.get(&wg.segment));
                     let port_ok = state.is_some_and(|s| s.listen_port == Some(wg.port));
+                    // boringtun deadlocks when a running device changes its listen port, so a
+                    // userspace device (a TUN link) is recreated instead.
+                    if let Some(l) = seen
+                        && !port_ok
+                        && state.is_some()
+                        && l.kind.as_deref() == Some("tun")
+                    {
+                        changes.push(Change::DeleteLink { name: spec.name.clone(), kind: l.kind.clone() });
+                        created = true;
+                    }
                     if !key_ok || !port_ok {
                         changes.push(Change::ConfigureWireguard {
                             iface: spec.name.clone(),
                             segment: wg.segment.clone(),
                             port: wg.port,
                         });
-                        created = seen.is_none();
+                        created = created || seen.is_none();
                     }
                 }
             }

@@ -22,7 +22,7 @@ fn mutate(from: &str, to: &str, nth: usize) -> (String, (usize, usize)) {
 }
 
 fn issues(text: &str) -> Vec<netd::policy::PolicyIssue> {
-    netd::policy::parse(text, Path::new("policy.yaml")).err().expect("policy must be rejected")
+    netd::policy::parse(text, Path::new("policy.yaml")).expect_err("policy must be rejected")
 }
 
 fn assert_rejected_at(text: &str, line: usize, column: usize, reason_part: &str) {

@@ -2,7 +2,7 @@
 //! rule at priority [`crate::plan::RULE_PRIORITY`].
 
 use futures::TryStreamExt;
-use netlink_packet_route::rule::{RuleAttribute, RuleMessage};
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::{Handle, IpVersion};
 
 use crate::error::{Error, Result};
@@ -44,6 +44,7 @@ pub async fn add(h: &Handle, r: &RuleSpec) -> Result<()> {
         .input_interface(r.iif.clone())
         .table_id(r.table)
         .priority(r.priority)
+        .action(RuleAction::ToTable)
         .execute()
         .await
         .map_err(|e| Error::kernel(format!("add rule iif {} table {}", r.iif, r.table), e))

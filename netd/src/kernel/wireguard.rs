@@ -70,14 +70,21 @@ fn observe_uapi(iface: &str) -> Result<Option<ObservedDevice>> {
         Err(e) => return Err(Error::kernel(format!("read wireguard {iface}"), e)),
     };
     let err = |e: std::io::Error| Error::kernel(format!("read wireguard {iface}"), e);
+    // A wedged implementation must not hang netd.
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5))).map_err(err)?;
+    sock.set_write_timeout(Some(std::time::Duration::from_secs(5))).map_err(err)?;
     sock.write_all(b"get=1\n\n").map_err(err)?;
     let mut dev =
         ObservedDevice { iface: iface.to_string(), listen_port: None, public_key: None, peers: Vec::new() };
     let mut hs_sec: u64 = 0;
     let mut hs_nsec: u32 = 0;
     let finish = |peer: &mut ObservedPeer, sec: u64, nsec: u32| {
-        if sec > 0 || nsec > 0 {
+        // The UAPI says seconds since the epoch; boringtun 0.7 reports seconds since the
+        // handshake instead. No real handshake predates 2001, so small values are ages.
+        if sec >= 1_000_000_000 {
             peer.last_handshake = Some(SystemTime::UNIX_EPOCH + std::time::Duration::new(sec, nsec));
+        } else if sec > 0 || nsec > 0 {
+            peer.last_handshake = SystemTime::now().checked_sub(std::time::Duration::new(sec, nsec));
         }
     };
     for line in BufReader::new(sock).lines() {
