@@ -33,7 +33,10 @@ const MAX_BATCH: usize = 5000;
 
 impl Appender {
     /// Start the writer task. It ends (after a final checkpoint) when every handle is dropped.
-    pub fn spawn(mut log: AuditLog, policy: CheckpointPolicy) -> (Appender, tokio::task::JoinHandle<AuditLog>) {
+    pub fn spawn(
+        mut log: AuditLog,
+        policy: CheckpointPolicy,
+    ) -> (Appender, tokio::task::JoinHandle<AuditLog>) {
         let (tx, mut rx) = mpsc::channel::<Job>(1024);
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(policy.interval);
@@ -85,14 +88,20 @@ impl Appender {
             e.validate()?;
         }
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Job::Append(events, tx)).await.map_err(|_| AuditError::Send("audit writer stopped".into()))?;
+        self.tx
+            .send(Job::Append(events, tx))
+            .await
+            .map_err(|_| AuditError::Send("audit writer stopped".into()))?;
         rx.await.map_err(|_| AuditError::Send("audit writer stopped".into()))?.map_err(AuditError::Send)
     }
 
     /// Write a checkpoint now.
     pub async fn checkpoint(&self) -> Result<Checkpoint> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Job::Checkpoint(tx)).await.map_err(|_| AuditError::Send("audit writer stopped".into()))?;
+        self.tx
+            .send(Job::Checkpoint(tx))
+            .await
+            .map_err(|_| AuditError::Send("audit writer stopped".into()))?;
         rx.await.map_err(|_| AuditError::Send("audit writer stopped".into()))?.map_err(AuditError::Send)
     }
 }

@@ -92,9 +92,10 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
     let text = std::fs::read_to_string(path).map_err(|e| AuditError::io(path, e))?;
     let bytes = hex::decode(text.trim())
         .map_err(|e| AuditError::Key { path: path.into(), reason: format!("not hex: {e}") })?;
-    let seed: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| AuditError::Key { path: path.into(), reason: "expected 32 bytes (64 hex digits)".into() })?;
+    let seed: [u8; 32] = bytes.try_into().map_err(|_| AuditError::Key {
+        path: path.into(),
+        reason: "expected 32 bytes (64 hex digits)".into(),
+    })?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
@@ -137,7 +138,9 @@ mod opt_hex_vec {
         }
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-        Option::<String>::deserialize(d)?.map(|s| hex::decode(s).map_err(serde::de::Error::custom)).transpose()
+        Option::<String>::deserialize(d)?
+            .map(|s| hex::decode(s).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 

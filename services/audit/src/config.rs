@@ -96,14 +96,19 @@ impl AuditConfig {
                 None => e.to_string(),
             },
         })?;
-        if cfg.syslog_tls_listen.is_some() && (cfg.syslog_tls_cert_file.is_none() || cfg.syslog_tls_key_file.is_none()) {
+        if cfg.syslog_tls_listen.is_some()
+            && (cfg.syslog_tls_cert_file.is_none() || cfg.syslog_tls_key_file.is_none())
+        {
             return Err(AuditError::Config {
                 path: path.into(),
                 reason: "syslog_tls_listen needs syslog_tls_cert_file and syslog_tls_key_file".into(),
             });
         }
         if cfg.checkpoint_every_events == 0 || cfg.checkpoint_interval_secs == 0 {
-            return Err(AuditError::Config { path: path.into(), reason: "checkpoint_every_events and checkpoint_interval_secs must be > 0".into() });
+            return Err(AuditError::Config {
+                path: path.into(),
+                reason: "checkpoint_every_events and checkpoint_interval_secs must be > 0".into(),
+            });
         }
         Ok(cfg)
     }
@@ -139,9 +144,12 @@ mod tests {
 
     #[test]
     fn unknown_key_is_rejected_with_its_line() {
-        let err = AuditConfig::parse("data_dir: /x\nsigning_key_file: /k\ntsa_urll: http://x\n", Path::new("audit.yaml"))
-            .unwrap_err()
-            .to_string();
+        let err = AuditConfig::parse(
+            "data_dir: /x\nsigning_key_file: /k\ntsa_urll: http://x\n",
+            Path::new("audit.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("audit.yaml") && err.contains("line 3") && err.contains("tsa_urll"), "{err}");
     }
 }

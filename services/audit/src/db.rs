@@ -135,7 +135,20 @@ impl IndexedColumns {
         macro_rules! cmp {
             ($($f:ident),*) => { $( if self.$f != other.$f { d.push(stringify!($f)); } )* };
         }
-        cmp!(event_id, day, event_time, event_code, event_type, action, outcome, user_id, patient_id, facility, source_id, break_glass);
+        cmp!(
+            event_id,
+            day,
+            event_time,
+            event_code,
+            event_type,
+            action,
+            outcome,
+            user_id,
+            patient_id,
+            facility,
+            source_id,
+            break_glass
+        );
         d
     }
 }

@@ -36,6 +36,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Append `bytes` to `path` (creating it) and fsync.
 pub fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new().create(true).append(true).open(path).map_err(|e| AuditError::io(path, e))?;
+    let mut f =
+        OpenOptions::new().create(true).append(true).open(path).map_err(|e| AuditError::io(path, e))?;
     f.write_all(bytes).and_then(|_| f.sync_data()).map_err(|e| AuditError::io(path, e))
 }

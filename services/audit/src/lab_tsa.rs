@@ -47,9 +47,59 @@ pub fn make_tsa_files(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
     let ext = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\nextendedKeyUsage=critical,timeStamping\n";
     std::fs::write(dir.join("tsa.ext"), ext).map_err(|e| AuditError::io(dir.join("tsa.ext"), e))?;
-    run(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "30", "-subj", "/CN=Kizuna Lab TSA CA"])?;
-    run(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tsa.key", "-out", "tsa.csr", "-subj", "/CN=Kizuna Lab TSA"])?;
-    run(dir, &["x509", "-req", "-in", "tsa.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "tsa.crt", "-days", "30", "-extfile", "tsa.ext"])?;
+    run(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Kizuna Lab TSA CA",
+        ],
+    )?;
+    run(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "tsa.key",
+            "-out",
+            "tsa.csr",
+            "-subj",
+            "/CN=Kizuna Lab TSA",
+        ],
+    )?;
+    run(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "tsa.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "tsa.crt",
+            "-days",
+            "30",
+            "-extfile",
+            "tsa.ext",
+        ],
+    )?;
     let cfg = format!(
         "[ tsa ]\ndefault_tsa = lab\n[ lab ]\ndir = {d}\nserial = $dir/tsaserial\ncrypto_device = builtin\nsigner_cert = $dir/tsa.crt\n\
          certs = $dir/ca.crt\nsigner_key = $dir/tsa.key\nsigner_digest = sha256\ndefault_policy = 1.3.6.1.4.1.99999.3161.1\n\
@@ -88,7 +138,13 @@ impl LabTsa {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(LabTsa { url: format!("http://{addr}/"), ca_cert: dir.join("ca.crt"), tsa_cert: dir.join("tsa.crt"), dir, task })
+        Ok(LabTsa {
+            url: format!("http://{addr}/"),
+            ca_cert: dir.join("ca.crt"),
+            tsa_cert: dir.join("tsa.crt"),
+            dir,
+            task,
+        })
     }
 
     /// Directory holding the keys, certificates and config.
@@ -97,8 +153,13 @@ impl LabTsa {
     }
 }
 
-async fn reply(lock: Arc<tokio::sync::Mutex<PathBuf>>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
-    if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some("application/timestamp-query") {
+async fn reply(
+    lock: Arc<tokio::sync::Mutex<PathBuf>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some("application/timestamp-query")
+    {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected application/timestamp-query").into_response();
     }
     let dir = lock.lock().await;
@@ -109,7 +170,19 @@ async fn reply(lock: Arc<tokio::sync::Mutex<PathBuf>>, headers: HeaderMap, body:
         let r = d.join(format!("r-{n}.tsr"));
         std::fs::write(&q, &body).map_err(|e| AuditError::io(&q, e))?;
         let cfg = d.join("tsa.cnf");
-        let out = run(&d, &["ts", "-reply", "-config", &cfg.to_string_lossy(), "-queryfile", &q.to_string_lossy(), "-out", &r.to_string_lossy()]);
+        let out = run(
+            &d,
+            &[
+                "ts",
+                "-reply",
+                "-config",
+                &cfg.to_string_lossy(),
+                "-queryfile",
+                &q.to_string_lossy(),
+                "-out",
+                &r.to_string_lossy(),
+            ],
+        );
         let _ = std::fs::remove_file(&q);
         out?;
         let bytes = std::fs::read(&r).map_err(|e| AuditError::io(&r, e))?;

@@ -1,21 +1,24 @@
-//! Kizuna audit trail.
+//! Kizuna audit trail: JAHIS 13-009 / DICOM PS3.15 A.5 audit events from every centre service,
+//! collected over HTTP and IHE ITI-20 syslog (RFC 5424 over TLS/UDP), kept in an append-only log with
+//! an RFC 6962 Merkle tree whose checkpoints are signed (ed25519) and time-stamped (RFC 3161), and
+//! searchable by auditors (JSON, CSV, FHIR ITI-81, web UI). See README.md.
 
-pub mod error;
-pub mod event;
-pub mod merkle;
-pub mod pseudonym;
-pub mod search;
-pub mod sender;
-pub mod server;
-pub mod syslog;
 pub mod api;
 pub mod appender;
 pub mod checkpoint;
 pub mod config;
 pub mod db;
 pub mod durable;
+pub mod error;
+pub mod event;
 pub mod lab_tsa;
 pub mod log;
+pub mod merkle;
+pub mod pseudonym;
+pub mod search;
+pub mod sender;
+pub mod server;
+pub mod syslog;
 pub mod tsa;
 pub mod verify;
 

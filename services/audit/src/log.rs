@@ -112,7 +112,9 @@ pub async fn read_db_checkpoints(db: &Db) -> Result<Vec<Checkpoint>> {
             let created: i64 = r.try_get("created_at")?;
             Ok(Checkpoint {
                 tree_size: size as u64,
-                root: root.try_into().map_err(|_| AuditError::invalid("audit_checkpoint.root_hash", "not 32 bytes"))?,
+                root: root
+                    .try_into()
+                    .map_err(|_| AuditError::invalid("audit_checkpoint.root_hash", "not 32 bytes"))?,
                 created_at: jiff::Timestamp::from_microsecond(created)
                     .map_err(|e| AuditError::invalid("audit_checkpoint.created_at", e.to_string()))?,
                 key_id: r.try_get("key_id")?,
@@ -134,7 +136,8 @@ impl AuditLog {
         durable::create_dir_all(&settings.data_dir)?;
         durable::create_dir_all(&checkpoints_dir(&settings.data_dir))?;
         let db = Db::open(&settings.database_url).await?;
-        let db_count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_event").fetch_one(&db.pool).await?.try_get("n")?;
+        let db_count: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM audit_event").fetch_one(&db.pool).await?.try_get("n")?;
         let db_count = db_count as u64;
         let mut disk = read_disk_leaves(&settings.data_dir)?;
         if (disk.len() as u64) > db_count {
@@ -167,7 +170,10 @@ impl AuditLog {
         for h in disk {
             tree.push(h);
         }
-        let last: Option<i64> = sqlx::query("SELECT MAX(tree_size) AS m FROM audit_checkpoint").fetch_one(&db.pool).await?.try_get("m")?;
+        let last: Option<i64> = sqlx::query("SELECT MAX(tree_size) AS m FROM audit_checkpoint")
+            .fetch_one(&db.pool)
+            .await?
+            .try_get("m")?;
         Ok(AuditLog { db, settings, tree, last_checkpoint: last.unwrap_or(0) as u64 })
     }
 
@@ -193,7 +199,10 @@ impl AuditLog {
         let mut known = std::collections::HashMap::<String, u64>::new();
         for chunk in events.chunks(INSERT_CHUNK) {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!("SELECT event_id, seq FROM audit_event WHERE event_id IN ({})", placeholders.join(","));
+            let sql = format!(
+                "SELECT event_id, seq FROM audit_event WHERE event_id IN ({})",
+                placeholders.join(",")
+            );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for e in chunk {
                 q = q.bind(e.id.as_str());
@@ -225,7 +234,8 @@ impl AuditLog {
         for chunk in fresh.chunks(INSERT_CHUNK) {
             let rows: Vec<String> = (0..chunk.len())
                 .map(|r| {
-                    let p: Vec<String> = (1..=INSERT_COLS).map(|c| format!("${}", r * INSERT_COLS + c)).collect();
+                    let p: Vec<String> =
+                        (1..=INSERT_COLS).map(|c| format!("${}", r * INSERT_COLS + c)).collect();
                     format!("({})", p.join(","))
                 })
                 .collect();
@@ -271,12 +281,15 @@ impl AuditLog {
     /// Also retries time stamps for earlier checkpoints that could not get one.
     pub async fn checkpoint(&mut self) -> Result<Checkpoint> {
         let size = self.tree.size();
-        let now = jiff::Timestamp::now().round(jiff::Unit::Microsecond).unwrap_or_else(|_| jiff::Timestamp::now());
+        let now =
+            jiff::Timestamp::now().round(jiff::Unit::Microsecond).unwrap_or_else(|_| jiff::Timestamp::now());
         let mut cp = Checkpoint::sign(&self.settings.signing_key, size, self.tree.root(), now);
         if let Some(url) = &self.settings.tsa_url {
             match stamp(url, &cp).await {
                 Ok(t) => cp.tst = Some(t),
-                Err(e) => tracing::warn!(error = %e, tree_size = size, "checkpoint left without a time stamp; will retry"),
+                Err(e) => {
+                    tracing::warn!(error = %e, tree_size = size, "checkpoint left without a time stamp; will retry")
+                }
             }
         }
         sqlx::query(

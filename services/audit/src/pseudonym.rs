@@ -57,10 +57,12 @@ pub async fn register(db: &Db, mappings: &[PseudonymMapping]) -> Result<()> {
 
 /// Resolve a pairwise id for an auditor.
 pub async fn resolve(db: &Db, _auditor: &Auditor, pairwise_id: &str) -> Result<Option<PseudonymMapping>> {
-    let row = sqlx::query("SELECT pairwise_id, sector, subject_id, display_name FROM audit_pseudonym WHERE pairwise_id = $1")
-        .bind(pairwise_id.to_string())
-        .fetch_optional(&db.pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT pairwise_id, sector, subject_id, display_name FROM audit_pseudonym WHERE pairwise_id = $1",
+    )
+    .bind(pairwise_id.to_string())
+    .fetch_optional(&db.pool)
+    .await?;
     row.map(|r| {
         Ok(PseudonymMapping {
             pairwise_id: r.try_get("pairwise_id")?,

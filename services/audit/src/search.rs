@@ -144,7 +144,8 @@ pub async fn search(db: &Db, f: &SearchFilter) -> Result<Vec<EventRow>> {
             Ok(EventRow {
                 seq: r.try_get("seq")?,
                 event_id: r.try_get("event_id")?,
-                event_time: jiff::Timestamp::from_microsecond(t).map_err(|e| AuditError::invalid("event_time", e.to_string()))?,
+                event_time: jiff::Timestamp::from_microsecond(t)
+                    .map_err(|e| AuditError::invalid("event_time", e.to_string()))?,
                 event_code: r.try_get("event_code")?,
                 event_type: r.try_get("event_type")?,
                 action: r.try_get("action")?,
@@ -170,9 +171,13 @@ pub async fn search_bodies(db: &Db, f: &SearchFilter) -> Result<(Vec<Vec<u8>>, i
         f.offset.unwrap_or(0)
     );
     let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), where_clause(f).1).fetch_all(&db.pool).await?;
-    let bodies = rows.iter().map(|r| r.try_get::<Vec<u8>, _>("body")).collect::<std::result::Result<Vec<_>, _>>()?;
+    let bodies =
+        rows.iter().map(|r| r.try_get::<Vec<u8>, _>("body")).collect::<std::result::Result<Vec<_>, _>>()?;
     let count_sql = format!("SELECT COUNT(*) AS n FROM audit_event e {w}");
-    let total: i64 = bind_all(sqlx::query(sqlx::AssertSqlSafe(count_sql)), binds).fetch_one(&db.pool).await?.try_get("n")?;
+    let total: i64 = bind_all(sqlx::query(sqlx::AssertSqlSafe(count_sql)), binds)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get("n")?;
     Ok((bodies, total))
 }
 
@@ -194,12 +199,18 @@ pub async fn count(db: &Db, f: &SearchFilter, by: CountBy) -> Result<Vec<(String
         CountBy::Patient => ("COALESCE(e.patient_id, '')", "n DESC, k"),
     };
     let limit = f.limit.unwrap_or(100).clamp(1, 10_000);
-    let sql = format!("SELECT {key} AS k, COUNT(*) AS n FROM audit_event e {w} GROUP BY k ORDER BY {order} LIMIT {limit}");
+    let sql = format!(
+        "SELECT {key} AS k, COUNT(*) AS n FROM audit_event e {w} GROUP BY k ORDER BY {order} LIMIT {limit}"
+    );
     let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds).fetch_all(&db.pool).await?;
     rows.iter()
         .map(|r| {
             let k: String = r.try_get("k")?;
-            let k = if by == CountBy::Day && k.len() == 8 { format!("{}-{}-{}", &k[..4], &k[4..6], &k[6..]) } else { k };
+            let k = if by == CountBy::Day && k.len() == 8 {
+                format!("{}-{}-{}", &k[..4], &k[4..6], &k[6..])
+            } else {
+                k
+            };
             Ok((k, r.try_get("n")?))
         })
         .collect()
@@ -210,8 +221,20 @@ pub fn to_csv(rows: &[EventRow]) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let e = |err: csv::Error| AuditError::Send(format!("csv: {err}"));
     w.write_record([
-        "seq", "event_id", "event_time", "event_code", "event_type", "action", "outcome", "user_id", "user_subject",
-        "user_display", "patient_id", "facility", "source_id", "break_glass",
+        "seq",
+        "event_id",
+        "event_time",
+        "event_code",
+        "event_type",
+        "action",
+        "outcome",
+        "user_id",
+        "user_subject",
+        "user_display",
+        "patient_id",
+        "facility",
+        "source_id",
+        "break_glass",
     ])
     .map_err(e)?;
     for r in rows {

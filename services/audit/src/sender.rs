@@ -40,7 +40,10 @@ impl AuditSender {
             spool,
             url: url.to_string(),
             token: None,
-            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|e| AuditError::Send(e.to_string()))?,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| AuditError::Send(e.to_string()))?,
             counter: Arc::new(AtomicU64::new(0)),
             wake: Arc::new(tokio::sync::Notify::new()),
         })
@@ -125,7 +128,8 @@ impl AuditSender {
             loop {
                 match me.flush().await {
                     Ok(_) => {
-                        let _ = tokio::time::timeout(retry.max(Duration::from_secs(30)), me.wake.notified()).await;
+                        let _ = tokio::time::timeout(retry.max(Duration::from_secs(30)), me.wake.notified())
+                            .await;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "audit delivery failed; events stay spooled");

@@ -47,19 +47,37 @@ async fn bind_tcp(addr: &str) -> Result<tokio::net::TcpListener> {
 pub async fn start(cfg: &AuditConfig) -> Result<RunningServer> {
     let key = load_signing_key(&cfg.signing_key_file)?;
     let url = cfg.database_url();
-    let log = AuditLog::open(LogSettings { database_url: url.clone(), data_dir: cfg.data_dir.clone(), signing_key: key, tsa_url: cfg.tsa_url.clone() }).await?;
+    let log = AuditLog::open(LogSettings {
+        database_url: url.clone(),
+        data_dir: cfg.data_dir.clone(),
+        signing_key: key,
+        tsa_url: cfg.tsa_url.clone(),
+    })
+    .await?;
     tracing::info!(events = log.size(), data_dir = %cfg.data_dir.display(), "audit log open");
     let (appender, writer) = Appender::spawn(
         log,
-        CheckpointPolicy { every_events: cfg.checkpoint_every_events, interval: Duration::from_secs(cfg.checkpoint_interval_secs) },
+        CheckpointPolicy {
+            every_events: cfg.checkpoint_every_events,
+            interval: Duration::from_secs(cfg.checkpoint_interval_secs),
+        },
     );
     let read_db = Db::open(&url).await?;
     let intake_token = cfg.intake_token_file.as_deref().map(read_token).transpose()?;
     let auditor_token = cfg.auditor_token_file.as_deref().map(read_token).transpose()?;
     if auditor_token.is_none() {
-        tracing::warn!("auditor_token_file is not set: the auditor API is open to anyone who can reach {}", cfg.http_listen);
+        tracing::warn!(
+            "auditor_token_file is not set: the auditor API is open to anyone who can reach {}",
+            cfg.http_listen
+        );
     }
-    let state = ApiState { appender: appender.clone(), db: read_db, intake_token, auditor_token, source_id: "kizuna-audit".into() };
+    let state = ApiState {
+        appender: appender.clone(),
+        db: read_db,
+        intake_token,
+        auditor_token,
+        source_id: "kizuna-audit".into(),
+    };
     let mut tasks = Vec::new();
     let http = bind_tcp(&cfg.http_listen).await?;
     let http_addr = http.local_addr().map_err(|e| AuditError::io(&cfg.http_listen, e))?;

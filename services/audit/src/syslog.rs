@@ -20,7 +20,8 @@ pub struct SyslogMessage<'a> {
 }
 
 fn field<'a>(rest: &mut &'a [u8], name: &str) -> Result<&'a str> {
-    let end = rest.iter().position(|b| *b == b' ').ok_or_else(|| AuditError::Syslog(format!("missing {name}")))?;
+    let end =
+        rest.iter().position(|b| *b == b' ').ok_or_else(|| AuditError::Syslog(format!("missing {name}")))?;
     let f = std::str::from_utf8(&rest[..end]).map_err(|_| AuditError::Syslog(format!("{name} not UTF-8")))?;
     *rest = &rest[end + 1..];
     Ok(f)
@@ -32,7 +33,11 @@ pub fn parse_rfc5424(frame: &[u8]) -> Result<SyslogMessage<'_>> {
     if frame.first() != Some(&b'<') {
         return Err(AuditError::Syslog("does not start with <PRI>".into()));
     }
-    let close = frame.iter().position(|b| *b == b'>').filter(|p| *p <= 4).ok_or_else(|| AuditError::Syslog("bad PRI".into()))?;
+    let close = frame
+        .iter()
+        .position(|b| *b == b'>')
+        .filter(|p| *p <= 4)
+        .ok_or_else(|| AuditError::Syslog("bad PRI".into()))?;
     let pri: u8 = std::str::from_utf8(&frame[1..close])
         .ok()
         .and_then(|s| s.parse().ok())
@@ -99,12 +104,18 @@ pub async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result
     if n == 0 {
         return Ok(None);
     }
-    let digits = len_buf.strip_suffix(b" ").ok_or_else(|| AuditError::Syslog("stream ended inside MSG-LEN".into()))?;
+    let digits =
+        len_buf.strip_suffix(b" ").ok_or_else(|| AuditError::Syslog("stream ended inside MSG-LEN".into()))?;
     let len: usize = std::str::from_utf8(digits)
         .ok()
         .filter(|s| !s.is_empty() && s.len() <= 7 && s.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| AuditError::Syslog(format!("bad MSG-LEN {:?} (octet-counting framing expected)", String::from_utf8_lossy(digits))))?;
+        .ok_or_else(|| {
+            AuditError::Syslog(format!(
+                "bad MSG-LEN {:?} (octet-counting framing expected)",
+                String::from_utf8_lossy(digits)
+            ))
+        })?;
     if len > MAX_FRAME {
         return Err(AuditError::Syslog(format!("frame of {len} bytes exceeds {MAX_FRAME}")));
     }
@@ -136,7 +147,8 @@ pub fn tls_acceptor(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result
         .map_err(|e| AuditError::Tls(format!("{}: {e}", cert.display())))?
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| AuditError::Tls(format!("{}: {e}", cert.display())))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| AuditError::Tls(format!("{}: {e}", key.display())))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| AuditError::Tls(format!("{}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -144,12 +156,17 @@ pub fn tls_acceptor(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result
     let builder = match client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(ca).map_err(|e| AuditError::Tls(format!("{}: {e}", ca.display())))? {
-                roots.add(c.map_err(|e| AuditError::Tls(format!("{}: {e}", ca.display())))?).map_err(|e| AuditError::Tls(e.to_string()))?;
+            for c in CertificateDer::pem_file_iter(ca)
+                .map_err(|e| AuditError::Tls(format!("{}: {e}", ca.display())))?
+            {
+                roots
+                    .add(c.map_err(|e| AuditError::Tls(format!("{}: {e}", ca.display())))?)
+                    .map_err(|e| AuditError::Tls(e.to_string()))?;
             }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| AuditError::Tls(e.to_string()))?;
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| AuditError::Tls(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
@@ -159,7 +176,11 @@ pub fn tls_acceptor(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result
 }
 
 /// Accept RFC 5425 connections forever.
-pub async fn serve_tls(listener: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor, appender: Appender) {
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    appender: Appender,
+) {
     loop {
         let Ok((tcp, peer)) = listener.accept().await else { continue };
         let acceptor = acceptor.clone();

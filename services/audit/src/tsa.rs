@@ -13,7 +13,8 @@ use x509_certificate::{CapturedX509Certificate, DigestAlgorithm};
 /// Returns the DER TimeStampToken.
 pub fn request_token(url: &str, message: &[u8]) -> Result<Vec<u8>> {
     let err = |reason: String| AuditError::TimeStamp { url: url.into(), reason };
-    let resp = time_stamp_message_http(url, message, DigestAlgorithm::Sha256).map_err(|e| err(e.to_string()))?;
+    let resp =
+        time_stamp_message_http(url, message, DigestAlgorithm::Sha256).map_err(|e| err(e.to_string()))?;
     if !resp.is_success() {
         return Err(err(format!("TSA refused: status {:?}", resp.status.status)));
     }
@@ -40,8 +41,10 @@ impl TsaTrust {
     /// Load PEM certificates (one or more) from `path`.
     pub fn from_pem_file(path: &Path) -> Result<Self> {
         let pem = std::fs::read(path).map_err(|e| AuditError::io(path, e))?;
-        let certs = CapturedX509Certificate::from_pem_multiple(&pem)
-            .map_err(|e| AuditError::Config { path: path.into(), reason: format!("not PEM certificates: {e}") })?;
+        let certs = CapturedX509Certificate::from_pem_multiple(&pem).map_err(|e| AuditError::Config {
+            path: path.into(),
+            reason: format!("not PEM certificates: {e}"),
+        })?;
         if certs.is_empty() {
             return Err(AuditError::Config { path: path.into(), reason: "no certificate in file".into() });
         }
@@ -49,13 +52,18 @@ impl TsaTrust {
     }
     fn trusts(&self, signer: &CapturedX509Certificate) -> bool {
         self.certs.iter().any(|t| {
-            t.constructed_data() == signer.constructed_data() || signer.verify_signed_by_certificate(t).is_ok()
+            t.constructed_data() == signer.constructed_data()
+                || signer.verify_signed_by_certificate(t).is_ok()
         })
     }
 }
 
 /// Verify `token` time-stamps `message`; returns the TSA's genTime.
-pub fn verify_token(token: &[u8], message: &[u8], trust: &TsaTrust) -> std::result::Result<jiff::Timestamp, String> {
+pub fn verify_token(
+    token: &[u8],
+    message: &[u8],
+    trust: &TsaTrust,
+) -> std::result::Result<jiff::Timestamp, String> {
     let sd = SignedData::parse_ber(token).map_err(|e| format!("token is not CMS SignedData: {e}"))?;
     let mut signers = sd.signers().peekable();
     if signers.peek().is_none() {
@@ -64,7 +72,8 @@ pub fn verify_token(token: &[u8], message: &[u8], trust: &TsaTrust) -> std::resu
     for signer in signers {
         signer.verify_signature_with_signed_data(&sd).map_err(|e| format!("CMS signature: {e}"))?;
         signer.verify_message_digest_with_signed_data(&sd).map_err(|e| format!("CMS message digest: {e}"))?;
-        let (issuer, serial) = signer.certificate_issuer_and_serial().ok_or("signer not identified by issuer and serial")?;
+        let (issuer, serial) =
+            signer.certificate_issuer_and_serial().ok_or("signer not identified by issuer and serial")?;
         let cert = sd
             .certificates()
             .find(|c| c.issuer_name() == issuer && c.serial_number_asn1() == serial)
@@ -87,6 +96,11 @@ pub fn verify_token(token: &[u8], message: &[u8], trust: &TsaTrust) -> std::resu
 fn parse_generalized_time(s: &str) -> std::result::Result<jiff::Timestamp, String> {
     let digits = s.get(..14).ok_or_else(|| format!("genTime {s:?} too short"))?;
     let n = |a: usize, b: usize| digits[a..b].parse::<i16>().map_err(|_| format!("genTime {s:?}"));
-    let dt = jiff::civil::date(n(0, 4)?, n(4, 6)? as i8, n(6, 8)? as i8).at(n(8, 10)? as i8, n(10, 12)? as i8, n(12, 14)? as i8, 0);
+    let dt = jiff::civil::date(n(0, 4)?, n(4, 6)? as i8, n(6, 8)? as i8).at(
+        n(8, 10)? as i8,
+        n(10, 12)? as i8,
+        n(12, 14)? as i8,
+        0,
+    );
     dt.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()).map_err(|e| format!("genTime {s:?}: {e}"))
 }

@@ -31,57 +31,126 @@ pub struct VerifyOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finding {
     /// The row's body no longer hashes to the leaf recorded on disk and matches no other leaf.
-    EventModified { seq: u64, event_id: String, detail: String },
+    EventModified {
+        seq: u64,
+        event_id: String,
+        detail: String,
+    },
     /// A search column no longer matches the signed body (e.g. patient_id rewritten).
-    ColumnsTampered { seq: u64, event_id: String, columns: Vec<String> },
+    ColumnsTampered {
+        seq: u64,
+        event_id: String,
+        columns: Vec<String>,
+    },
     /// The event recorded at `seq` is missing from the database.
-    EventDeleted { seq: u64 },
+    EventDeleted {
+        seq: u64,
+    },
     /// The event at `seq` was recorded at `original_seq`.
-    EventReordered { seq: u64, event_id: String, original_seq: u64 },
+    EventReordered {
+        seq: u64,
+        event_id: String,
+        original_seq: u64,
+    },
     /// The disk mirror's leaf for `seq` was changed (the database still reproduces the checkpoint).
-    DiskLeafModified { seq: u64, event_id: String },
+    DiskLeafModified {
+        seq: u64,
+        event_id: String,
+    },
     /// The disk mirror lacks the leaf for `seq` (truncated).
-    DiskLeafMissing { seq: u64, event_id: String },
+    DiskLeafMissing {
+        seq: u64,
+        event_id: String,
+    },
     /// The database and the disk mirror agree but not with the signed checkpoint: both were edited.
-    CheckpointRootMismatch { tree_size: u64, which: &'static str, first_suspect_seq: u64 },
-    CheckpointSignatureInvalid { tree_size: u64 },
-    TimeStampInvalid { tree_size: u64, reason: String },
-    TimeStampMissing { tree_size: u64 },
+    CheckpointRootMismatch {
+        tree_size: u64,
+        which: &'static str,
+        first_suspect_seq: u64,
+    },
+    CheckpointSignatureInvalid {
+        tree_size: u64,
+    },
+    TimeStampInvalid {
+        tree_size: u64,
+        reason: String,
+    },
+    TimeStampMissing {
+        tree_size: u64,
+    },
     /// A checkpoint exists in one place only, or differs between the database and disk.
-    CheckpointCopiesDiffer { tree_size: u64, detail: String },
-    CheckpointBeyondLog { tree_size: u64, log_size: u64 },
-    ConsistencyFailed { from: u64, to: u64 },
-    InclusionFailed { seq: u64, event_id: String, tree_size: u64 },
+    CheckpointCopiesDiffer {
+        tree_size: u64,
+        detail: String,
+    },
+    CheckpointBeyondLog {
+        tree_size: u64,
+        log_size: u64,
+    },
+    ConsistencyFailed {
+        from: u64,
+        to: u64,
+    },
+    InclusionFailed {
+        seq: u64,
+        event_id: String,
+        tree_size: u64,
+    },
 }
 
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Finding::EventModified { seq, event_id, detail } => write!(f, "event seq {seq} (id {event_id}) was modified: {detail}"),
+            Finding::EventModified { seq, event_id, detail } => {
+                write!(f, "event seq {seq} (id {event_id}) was modified: {detail}")
+            }
             Finding::ColumnsTampered { seq, event_id, columns } => {
-                write!(f, "event seq {seq} (id {event_id}) was modified: column(s) {} differ from the signed event", columns.join(", "))
+                write!(
+                    f,
+                    "event seq {seq} (id {event_id}) was modified: column(s) {} differ from the signed event",
+                    columns.join(", ")
+                )
             }
             Finding::EventDeleted { seq } => write!(f, "event seq {seq} was deleted from the database"),
             Finding::EventReordered { seq, event_id, original_seq } => {
-                write!(f, "event seq {seq} (id {event_id}) was reordered: it was recorded at seq {original_seq}")
+                write!(
+                    f,
+                    "event seq {seq} (id {event_id}) was reordered: it was recorded at seq {original_seq}"
+                )
             }
             Finding::DiskLeafModified { seq, event_id } => {
                 write!(f, "event seq {seq} (id {event_id}): its leaf in the disk mirror was modified")
             }
-            Finding::DiskLeafMissing { seq, event_id } => write!(f, "event seq {seq} (id {event_id}) has no leaf in the disk mirror (truncated)"),
+            Finding::DiskLeafMissing { seq, event_id } => {
+                write!(f, "event seq {seq} (id {event_id}) has no leaf in the disk mirror (truncated)")
+            }
             Finding::CheckpointRootMismatch { tree_size, which, first_suspect_seq } => write!(
                 f,
                 "checkpoint {tree_size}: the {which} does not reproduce the signed root; an event in seq {first_suspect_seq}..{} was changed",
                 tree_size.saturating_sub(1)
             ),
-            Finding::CheckpointSignatureInvalid { tree_size } => write!(f, "checkpoint {tree_size}: ed25519 signature invalid"),
-            Finding::TimeStampInvalid { tree_size, reason } => write!(f, "checkpoint {tree_size}: RFC 3161 time stamp invalid: {reason}"),
-            Finding::TimeStampMissing { tree_size } => write!(f, "checkpoint {tree_size}: no RFC 3161 time stamp"),
-            Finding::CheckpointCopiesDiffer { tree_size, detail } => write!(f, "checkpoint {tree_size}: {detail}"),
-            Finding::CheckpointBeyondLog { tree_size, log_size } => {
-                write!(f, "checkpoint {tree_size} covers more events than the log holds ({log_size}): events seq {log_size}..{} were deleted", tree_size - 1)
+            Finding::CheckpointSignatureInvalid { tree_size } => {
+                write!(f, "checkpoint {tree_size}: ed25519 signature invalid")
             }
-            Finding::ConsistencyFailed { from, to } => write!(f, "checkpoints {from} -> {to}: consistency proof fails (history rewritten)"),
+            Finding::TimeStampInvalid { tree_size, reason } => {
+                write!(f, "checkpoint {tree_size}: RFC 3161 time stamp invalid: {reason}")
+            }
+            Finding::TimeStampMissing { tree_size } => {
+                write!(f, "checkpoint {tree_size}: no RFC 3161 time stamp")
+            }
+            Finding::CheckpointCopiesDiffer { tree_size, detail } => {
+                write!(f, "checkpoint {tree_size}: {detail}")
+            }
+            Finding::CheckpointBeyondLog { tree_size, log_size } => {
+                write!(
+                    f,
+                    "checkpoint {tree_size} covers more events than the log holds ({log_size}): events seq {log_size}..{} were deleted",
+                    tree_size - 1
+                )
+            }
+            Finding::ConsistencyFailed { from, to } => {
+                write!(f, "checkpoints {from} -> {to}: consistency proof fails (history rewritten)")
+            }
             Finding::InclusionFailed { seq, event_id, tree_size } => {
                 write!(f, "event seq {seq} (id {event_id}): inclusion proof in checkpoint {tree_size} fails")
             }
@@ -139,10 +208,18 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
                 let derived = IndexedColumns::of(&ev);
                 let diff = derived.differences(&stored);
                 if !diff.is_empty() {
-                    rep.findings.push(Finding::ColumnsTampered { seq, event_id: event_id.clone(), columns: diff.iter().map(|s| s.to_string()).collect() });
+                    rep.findings.push(Finding::ColumnsTampered {
+                        seq,
+                        event_id: event_id.clone(),
+                        columns: diff.iter().map(|s| s.to_string()).collect(),
+                    });
                 }
             }
-            Err(e) => rep.findings.push(Finding::EventModified { seq, event_id: event_id.clone(), detail: format!("body is no longer a valid event: {e}") }),
+            Err(e) => rep.findings.push(Finding::EventModified {
+                seq,
+                event_id: event_id.clone(),
+                detail: format!("body is no longer a valid event: {e}"),
+            }),
         }
         match disk.get(seq as usize) {
             Some(d) if *d == leaf => {}
@@ -169,17 +246,24 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
     let mut all: std::collections::BTreeMap<u64, Checkpoint> = std::collections::BTreeMap::new();
     for cp in &db_cps {
         match disk_cps.iter().find(|d| d.tree_size == cp.tree_size) {
-            None => rep.findings.push(Finding::CheckpointCopiesDiffer { tree_size: cp.tree_size, detail: "missing from the disk copy".into() }),
-            Some(d) if !same_checkpoint(d, cp) => {
-                rep.findings.push(Finding::CheckpointCopiesDiffer { tree_size: cp.tree_size, detail: "database and disk copies differ".into() })
-            }
+            None => rep.findings.push(Finding::CheckpointCopiesDiffer {
+                tree_size: cp.tree_size,
+                detail: "missing from the disk copy".into(),
+            }),
+            Some(d) if !same_checkpoint(d, cp) => rep.findings.push(Finding::CheckpointCopiesDiffer {
+                tree_size: cp.tree_size,
+                detail: "database and disk copies differ".into(),
+            }),
             _ => {}
         }
         all.insert(cp.tree_size, cp.clone());
     }
     for d in &disk_cps {
         if !all.contains_key(&d.tree_size) {
-            rep.findings.push(Finding::CheckpointCopiesDiffer { tree_size: d.tree_size, detail: "missing from the database (deleted?)".into() });
+            rep.findings.push(Finding::CheckpointCopiesDiffer {
+                tree_size: d.tree_size,
+                detail: "missing from the database (deleted?)".into(),
+            });
             all.insert(d.tree_size, d.clone());
         }
     }
@@ -194,7 +278,10 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         }
         match (&cp.tst, &opts.tsa_trust) {
             (None, _) => rep.findings.push(Finding::TimeStampMissing { tree_size: n }),
-            (Some(_), None) => rep.findings.push(Finding::TimeStampInvalid { tree_size: n, reason: "no trusted TSA certificate configured".into() }),
+            (Some(_), None) => rep.findings.push(Finding::TimeStampInvalid {
+                tree_size: n,
+                reason: "no trusted TSA certificate configured".into(),
+            }),
             (Some(t), Some(trust)) => match tsa::verify_token(t, &cp.stamped_bytes(), trust) {
                 Ok(_) => rep.timestamps_verified += 1,
                 Err(reason) => rep.findings.push(Finding::TimeStampInvalid { tree_size: n, reason }),
@@ -205,10 +292,15 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
             match tree.root_at(n) {
                 None => {
                     if which == "database" {
-                        rep.findings.push(Finding::CheckpointBeyondLog { tree_size: n, log_size: tree.size() })
+                        rep.findings
+                            .push(Finding::CheckpointBeyondLog { tree_size: n, log_size: tree.size() })
                     }
                 }
-                Some(root) if root != cp.root => rep.findings.push(Finding::CheckpointRootMismatch { tree_size: n, which, first_suspect_seq: suspect }),
+                Some(root) if root != cp.root => rep.findings.push(Finding::CheckpointRootMismatch {
+                    tree_size: n,
+                    which,
+                    first_suspect_seq: suspect,
+                }),
                 Some(_) => {}
             }
         }
@@ -233,7 +325,9 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         let idx: HashMap<Hash, u64> = disk.iter().enumerate().map(|(i, h)| (*h, i as u64)).collect();
         for (seq, event_id, leaf) in mismatches {
             let covering = all.values().find(|c| c.tree_size > seq);
-            let disk_side = covering.is_some_and(|c| db_tree.root_at(c.tree_size) == Some(c.root) && disk_tree.root_at(c.tree_size) != Some(c.root));
+            let disk_side = covering.is_some_and(|c| {
+                db_tree.root_at(c.tree_size) == Some(c.root) && disk_tree.root_at(c.tree_size) != Some(c.root)
+            });
             if disk_side {
                 rep.findings.push(Finding::DiskLeafModified { seq, event_id });
             } else if let Some(orig) = idx.get(&leaf).filter(|o| **o != seq) {
@@ -256,7 +350,11 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
             let proof = db_tree.inclusion_proof(i, n).expect("index within tree");
             rep.inclusion_proofs += 1;
             if !verify_inclusion(i, n, db_tree.leaf(i).expect("leaf"), &proof, &cp.root) {
-                rep.findings.push(Finding::InclusionFailed { seq: i, event_id: ids[i as usize].clone(), tree_size: n });
+                rep.findings.push(Finding::InclusionFailed {
+                    seq: i,
+                    event_id: ids[i as usize].clone(),
+                    tree_size: n,
+                });
             }
             i += step;
         }

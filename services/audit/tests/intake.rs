@@ -143,10 +143,22 @@ async fn syslog_over_udp_is_accepted() {
 async fn malformed_events_are_refused_naming_the_problem() {
     let svc = service(None, true).await;
     let c = reqwest::Client::new();
-    let r = c.post(format!("{}/v1/events", svc.http())).header("content-type", "application/json").body("{\"id\": \"x\"}").send().await.unwrap();
+    let r = c
+        .post(format!("{}/v1/events", svc.http()))
+        .header("content-type", "application/json")
+        .body("{\"id\": \"x\"}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     assert!(r.text().await.unwrap().contains("line 1"));
-    let r = c.post(format!("{}/v1/events", svc.http())).header("content-type", "application/xml").body("<Foo/>").send().await.unwrap();
+    let r = c
+        .post(format!("{}/v1/events", svc.http()))
+        .header("content-type", "application/xml")
+        .body("<Foo/>")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     assert!(r.text().await.unwrap().contains("<Foo>"));
 }

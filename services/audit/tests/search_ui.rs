@@ -15,12 +15,16 @@ async fn seed(base: &str) {
     ]);
     let r = c.post(format!("{base}/v1/pseudonyms")).json(&maps).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 204);
-    let login = AuditEvent::new(EventKind::Login, AuditSourceIdentification::new("auth@centre", Some("F0401")))
-        .participant(ActiveParticipant::requestor("pw-doc1-auth"));
-    let bg = AuditEvent::new(EventKind::PatientRecordRead, AuditSourceIdentification::new("viewer@centre", Some("F0777")))
-        .participant(ActiveParticipant::requestor("pw-nurse9"))
-        .object(ParticipantObject::patient("CHID-000123"))
-        .break_glass();
+    let login =
+        AuditEvent::new(EventKind::Login, AuditSourceIdentification::new("auth@centre", Some("F0401")))
+            .participant(ActiveParticipant::requestor("pw-doc1-auth"));
+    let bg = AuditEvent::new(
+        EventKind::PatientRecordRead,
+        AuditSourceIdentification::new("viewer@centre", Some("F0777")),
+    )
+    .participant(ActiveParticipant::requestor("pw-nurse9"))
+    .object(ParticipantObject::patient("CHID-000123"))
+    .break_glass();
     let events = vec![
         login,
         view(1, "pw-doc1", "CHID-000123"),
@@ -69,7 +73,10 @@ async fn auditor_finds_who_viewed_a_patient_in_json_csv_and_fhir() {
     assert_eq!(lines.len(), 4);
     assert!(csv.contains("sato.taro@hospital-a"));
 
-    let (s, bundle) = get(&format!("{base}/fhir/AuditEvent?patient=urn:kizuna:common-health-id|CHID-000123&date=ge2020-01-01&type=110110")).await;
+    let (s, bundle) = get(&format!(
+        "{base}/fhir/AuditEvent?patient=urn:kizuna:common-health-id|CHID-000123&date=ge2020-01-01&type=110110"
+    ))
+    .await;
     assert_eq!(s, 200, "{bundle}");
     let b: serde_json::Value = serde_json::from_str(&bundle).unwrap();
     assert_eq!(b["resourceType"], "Bundle");

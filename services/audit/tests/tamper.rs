@@ -12,11 +12,14 @@ use std::path::Path;
 
 fn event(i: u64) -> AuditEvent {
     let kind = if i % 5 == 0 { EventKind::Query } else { EventKind::PatientRecordRead };
-    let mut e = AuditEvent::new(kind, AuditSourceIdentification::new("viewer@centre", Some(&format!("F{:04}", i % 3))))
-        .with_id(EventId::try_from(format!("ev-{i:04}")).unwrap())
-        .at(jiff::Timestamp::from_second(1_790_000_000 + i as i64 * 60).unwrap())
-        .participant(ActiveParticipant::requestor(&format!("pw-user{}", i % 4)))
-        .object(ParticipantObject::patient(&format!("CHID-{:06}", i % 10)));
+    let mut e = AuditEvent::new(
+        kind,
+        AuditSourceIdentification::new("viewer@centre", Some(&format!("F{:04}", i % 3))),
+    )
+    .with_id(EventId::try_from(format!("ev-{i:04}")).unwrap())
+    .at(jiff::Timestamp::from_second(1_790_000_000 + i as i64 * 60).unwrap())
+    .participant(ActiveParticipant::requestor(&format!("pw-user{}", i % 4)))
+    .object(ParticipantObject::patient(&format!("CHID-{:06}", i % 10)));
     if kind == EventKind::Query {
         e = e.object(ParticipantObject::query(&format!("name=sato&i={i}")));
     }
@@ -56,7 +59,15 @@ async fn fixture() -> Fixture {
     log.append(&rest).await.unwrap();
     log.checkpoint().await.unwrap();
     log.db.pool.close().await;
-    Fixture { tsa_ca: tsa.ca_cert.clone(), tsa_cert: tsa.tsa_cert.clone(), _tsa: tsa, _dir: dir, db_url, data_dir, key }
+    Fixture {
+        tsa_ca: tsa.ca_cert.clone(),
+        tsa_cert: tsa.tsa_cert.clone(),
+        _tsa: tsa,
+        _dir: dir,
+        db_url,
+        data_dir,
+        key,
+    }
 }
 
 impl Fixture {
@@ -134,7 +145,9 @@ async fn editing_an_event_body_in_the_database_is_detected_naming_it() {
     let r = f.verify().await;
     assert!(!r.ok());
     assert!(
-        r.findings.iter().any(|x| matches!(x, Finding::EventModified { seq: 7, event_id, .. } if event_id == "ev-0007")),
+        r.findings
+            .iter()
+            .any(|x| matches!(x, Finding::EventModified { seq: 7, event_id, .. } if event_id == "ev-0007")),
         "{}",
         messages(&r)
     );
@@ -148,7 +161,11 @@ async fn rewriting_a_search_column_is_detected_naming_the_event_and_column() {
     let r = f.verify().await;
     assert_eq!(
         r.findings,
-        vec![Finding::ColumnsTampered { seq: 3, event_id: "ev-0003".into(), columns: vec!["user_id".into()] }]
+        vec![Finding::ColumnsTampered {
+            seq: 3,
+            event_id: "ev-0003".into(),
+            columns: vec!["user_id".into()]
+        }]
     );
 }
 
@@ -167,7 +184,11 @@ async fn deleting_the_newest_events_is_detected() {
     let r = f.verify().await;
     assert!(r.findings.contains(&Finding::EventDeleted { seq: 48 }), "{}", messages(&r));
     assert!(r.findings.contains(&Finding::EventDeleted { seq: 49 }), "{}", messages(&r));
-    assert!(r.findings.contains(&Finding::CheckpointBeyondLog { tree_size: 50, log_size: 48 }), "{}", messages(&r));
+    assert!(
+        r.findings.contains(&Finding::CheckpointBeyondLog { tree_size: 50, log_size: 48 }),
+        "{}",
+        messages(&r)
+    );
     // and the service refuses to start on such a database
     let err = AuditLog::open(LogSettings {
         database_url: f.db_url.clone(),
@@ -184,12 +205,22 @@ async fn deleting_the_newest_events_is_detected() {
 #[tokio::test]
 async fn reordering_events_is_detected_naming_both() {
     let f = fixture().await;
-    f.sql("UPDATE audit_event SET seq = -1 WHERE seq = 5; UPDATE audit_event SET seq = 5 WHERE seq = 6; \
-           UPDATE audit_event SET seq = 6 WHERE seq = -1;")
-        .await;
+    f.sql(
+        "UPDATE audit_event SET seq = -1 WHERE seq = 5; UPDATE audit_event SET seq = 5 WHERE seq = 6; \
+           UPDATE audit_event SET seq = 6 WHERE seq = -1;",
+    )
+    .await;
     let r = f.verify().await;
-    assert!(r.findings.contains(&Finding::EventReordered { seq: 5, event_id: "ev-0006".into(), original_seq: 6 }), "{}", messages(&r));
-    assert!(r.findings.contains(&Finding::EventReordered { seq: 6, event_id: "ev-0005".into(), original_seq: 5 }), "{}", messages(&r));
+    assert!(
+        r.findings.contains(&Finding::EventReordered { seq: 5, event_id: "ev-0006".into(), original_seq: 6 }),
+        "{}",
+        messages(&r)
+    );
+    assert!(
+        r.findings.contains(&Finding::EventReordered { seq: 6, event_id: "ev-0005".into(), original_seq: 5 }),
+        "{}",
+        messages(&r)
+    );
 }
 
 #[tokio::test]
@@ -200,18 +231,27 @@ async fn editing_a_leaf_on_disk_is_detected_naming_the_event() {
     b[9 * 32 + 4] ^= 0x40;
     std::fs::write(&p, b).unwrap();
     let r = f.verify().await;
-    assert!(r.findings.contains(&Finding::DiskLeafModified { seq: 9, event_id: "ev-0009".into() }), "{}", messages(&r));
+    assert!(
+        r.findings.contains(&Finding::DiskLeafModified { seq: 9, event_id: "ev-0009".into() }),
+        "{}",
+        messages(&r)
+    );
 }
 
 #[tokio::test]
 async fn a_consistent_rewrite_of_database_and_disk_breaks_the_signed_checkpoints() {
     let f = fixture().await;
     // The attacker edits event 25 and recomputes its leaf on disk too.
-    f.sql("UPDATE audit_event SET body = CAST(replace(CAST(body AS TEXT), 'pw-user1', 'pw-user2') AS BLOB), \
-           user_id = 'pw-user2' WHERE seq = 25")
-        .await;
+    f.sql(
+        "UPDATE audit_event SET body = CAST(replace(CAST(body AS TEXT), 'pw-user1', 'pw-user2') AS BLOB), \
+           user_id = 'pw-user2' WHERE seq = 25",
+    )
+    .await;
     let db = kizuna_audit::db::Db::open(&f.db_url).await.unwrap();
-    let body: Vec<u8> = sqlx::Row::get(&sqlx::query("SELECT body FROM audit_event WHERE seq = 25").fetch_one(&db.pool).await.unwrap(), "body");
+    let body: Vec<u8> = sqlx::Row::get(
+        &sqlx::query("SELECT body FROM audit_event WHERE seq = 25").fetch_one(&db.pool).await.unwrap(),
+        "body",
+    );
     db.pool.close().await;
     let p = kizuna_audit::log::leaves_path(&f.data_dir);
     let mut b = std::fs::read(&p).unwrap();
@@ -219,7 +259,11 @@ async fn a_consistent_rewrite_of_database_and_disk_breaks_the_signed_checkpoints
     std::fs::write(&p, b).unwrap();
     let r = f.verify().await;
     assert!(
-        r.findings.contains(&Finding::CheckpointRootMismatch { tree_size: 50, which: "database", first_suspect_seq: 20 }),
+        r.findings.contains(&Finding::CheckpointRootMismatch {
+            tree_size: 50,
+            which: "database",
+            first_suspect_seq: 20
+        }),
         "{}",
         messages(&r)
     );

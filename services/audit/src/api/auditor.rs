@@ -14,7 +14,12 @@ fn token(pairs: &[(String, String)]) -> Option<&str> {
 }
 
 fn describe(pairs: &[(String, String)]) -> String {
-    pairs.iter().filter(|(k, v)| k != "token" && !v.is_empty()).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    pairs
+        .iter()
+        .filter(|(k, v)| k != "token" && !v.is_empty())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// GET /v1/events?user=&patient=&facility=&event_type=&from=&to=&outcome=&limit=
@@ -44,7 +49,9 @@ pub async fn get_counts(State(st): State<ApiState>, headers: HeaderMap, Query(pa
         Some("day") | None => CountBy::Day,
         Some("user") => CountBy::User,
         Some("patient") => CountBy::Patient,
-        Some(other) => return fail(StatusCode::BAD_REQUEST, format!("by={other:?}: expected day, user or patient")),
+        Some(other) => {
+            return fail(StatusCode::BAD_REQUEST, format!("by={other:?}: expected day, user or patient"));
+        }
     };
     let f = match filter::from_pairs(&pairs) {
         Ok(f) => f,
@@ -52,7 +59,10 @@ pub async fn get_counts(State(st): State<ApiState>, headers: HeaderMap, Query(pa
     };
     st.record_auditor_query(&auditor, &describe(&pairs)).await;
     match search::count(&st.db, &f, by).await {
-        Ok(rows) => axum::Json(rows.into_iter().map(|(k, n)| serde_json::json!({"key": k, "count": n})).collect::<Vec<_>>()).into_response(),
+        Ok(rows) => axum::Json(
+            rows.into_iter().map(|(k, n)| serde_json::json!({"key": k, "count": n})).collect::<Vec<_>>(),
+        )
+        .into_response(),
         Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -71,7 +81,10 @@ pub async fn get_csv(State(st): State<ApiState>, headers: HeaderMap, Query(pairs
     st.record_auditor_query(&auditor, &format!("export.csv?{}", describe(&pairs))).await;
     match search::search(&st.db, &f).await.and_then(|rows| search::to_csv(&rows)) {
         Ok(csv) => (
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\"")],
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\""),
+            ],
             csv,
         )
             .into_response(),
@@ -80,7 +93,12 @@ pub async fn get_csv(State(st): State<ApiState>, headers: HeaderMap, Query(pairs
 }
 
 /// GET /v1/pseudonyms/{pairwise_id}: who is behind a pairwise id (auditors only).
-pub async fn get_pseudonym(State(st): State<ApiState>, headers: HeaderMap, Path(id): Path<String>, Query(pairs): Pairs) -> Response {
+pub async fn get_pseudonym(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(pairs): Pairs,
+) -> Response {
     let auditor = match st.check_auditor(&headers, token(&pairs)) {
         Ok(a) => a,
         Err(r) => return r,

@@ -36,7 +36,12 @@ pub fn parse(pairs: &[(String, String)]) -> Result<SearchFilter, String> {
     for (k, v) in pairs {
         match k.as_str() {
             "date" => {
-                let (prefix, value) = if v.len() > 2 && v.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic) { v.split_at(2) } else { ("eq", v.as_str()) };
+                let (prefix, value) = if v.len() > 2 && v.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic)
+                {
+                    v.split_at(2)
+                } else {
+                    ("eq", v.as_str())
+                };
                 let lower = filter::parse_time("date", value)?;
                 let upper = filter::parse_upper("date", value)?;
                 match prefix {
@@ -52,9 +57,15 @@ pub fn parse(pairs: &[(String, String)]) -> Result<SearchFilter, String> {
                 }
             }
             "agent" | "agent.identifier" | "user" | "agent-name" => f.user = Some(token_value(v).into()),
-            "patient" | "patient.identifier" | "entity" | "entity.identifier" | "entity-id" => f.patient = Some(token_value(v).into()),
+            "patient" | "patient.identifier" | "entity" | "entity.identifier" | "entity-id" => {
+                f.patient = Some(token_value(v).into())
+            }
             "type" | "subtype" => f.event_type = Some(token_value(v).into()),
-            "outcome" => f.outcome = Some(token_value(v).parse().map_err(|_| format!("outcome={v:?}: expected 0, 4, 8 or 12"))?),
+            "outcome" => {
+                f.outcome = Some(
+                    token_value(v).parse().map_err(|_| format!("outcome={v:?}: expected 0, 4, 8 or 12"))?,
+                )
+            }
             "site" => f.facility = Some(v.clone()),
             "_count" => f.limit = Some(v.parse().map_err(|_| format!("_count={v:?}: expected a number"))?),
             "_offset" => f.offset = Some(v.parse().map_err(|_| format!("_offset={v:?}: expected a number"))?),
@@ -66,7 +77,11 @@ pub fn parse(pairs: &[(String, String)]) -> Result<SearchFilter, String> {
 }
 
 /// GET /fhir/AuditEvent
-pub async fn search(State(st): State<ApiState>, headers: HeaderMap, Query(pairs): Query<Vec<(String, String)>>) -> Response {
+pub async fn search(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
     let tok = pairs.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str());
     let auditor = match st.check_auditor(&headers, tok) {
         Ok(a) => a,
@@ -76,13 +91,19 @@ pub async fn search(State(st): State<ApiState>, headers: HeaderMap, Query(pairs)
         Ok(f) => f,
         Err(e) => return outcome(StatusCode::BAD_REQUEST, &e),
     };
-    let q = pairs.iter().filter(|(k, _)| k != "token").map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let q = pairs
+        .iter()
+        .filter(|(k, _)| k != "token")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
     st.record_auditor_query(&auditor, &format!("AuditEvent?{q}")).await;
     let (bodies, total) = match search::search_bodies(&st.db, &f).await {
         Ok(x) => x,
         Err(e) => return outcome(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
-    let base = format!("http://{}/fhir", headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost"));
+    let base =
+        format!("http://{}/fhir", headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost"));
     let entries: Vec<Value> = bodies
         .iter()
         .filter_map(|b| AuditEvent::from_json(b).ok())
@@ -98,14 +119,22 @@ pub async fn search(State(st): State<ApiState>, headers: HeaderMap, Query(pairs)
 }
 
 /// GET /fhir/AuditEvent/{id}
-pub async fn read(State(st): State<ApiState>, headers: HeaderMap, Path(id): Path<String>, Query(pairs): Query<Vec<(String, String)>>) -> Response {
+pub async fn read(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
     let tok = pairs.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str());
     let auditor = match st.check_auditor(&headers, tok) {
         Ok(a) => a,
         Err(_) => return outcome(StatusCode::UNAUTHORIZED, "the auditor role is required"),
     };
     st.record_auditor_query(&auditor, &format!("AuditEvent/{id}")).await;
-    let row = sqlx::query("SELECT body FROM audit_event WHERE event_id = $1").bind(id.clone()).fetch_optional(&st.db.pool).await;
+    let row = sqlx::query("SELECT body FROM audit_event WHERE event_id = $1")
+        .bind(id.clone())
+        .fetch_optional(&st.db.pool)
+        .await;
     match row {
         Ok(Some(r)) => {
             let body: Vec<u8> = sqlx::Row::get(&r, "body");

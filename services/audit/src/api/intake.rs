@@ -28,7 +28,12 @@ pub async fn post_events(State(st): State<ApiState>, headers: HeaderMap, body: B
         };
         match parsed {
             Ok(v) => v,
-            Err(e) => return fail(StatusCode::BAD_REQUEST, format!("JSON line {} column {}: {e}", e.line(), e.column())),
+            Err(e) => {
+                return fail(
+                    StatusCode::BAD_REQUEST,
+                    format!("JSON line {} column {}: {e}", e.line(), e.column()),
+                );
+            }
         }
     };
     for (i, e) in events.iter().enumerate() {
@@ -49,7 +54,12 @@ pub async fn post_pseudonyms(State(st): State<ApiState>, headers: HeaderMap, bod
     }
     let maps: Vec<PseudonymMapping> = match serde_json::from_slice(&body) {
         Ok(m) => m,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, format!("JSON line {} column {}: {e}", e.line(), e.column())),
+        Err(e) => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                format!("JSON line {} column {}: {e}", e.line(), e.column()),
+            );
+        }
     };
     match pseudonym::register(&st.db, &maps).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

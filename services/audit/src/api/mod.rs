@@ -75,7 +75,11 @@ impl ApiState {
 
     /// The auditor role: bearer token, or the `kizuna_audit` cookie, or `token=` in the query
     /// (which the UI turns into the cookie).
-    pub(crate) fn check_auditor(&self, headers: &HeaderMap, query_token: Option<&str>) -> Result<crate::pseudonym::Auditor, Response> {
+    pub(crate) fn check_auditor(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+    ) -> Result<crate::pseudonym::Auditor, Response> {
         match &self.auditor_token {
             None => Ok(crate::pseudonym::Auditor::authenticated("auditor")),
             Some(t) => {

@@ -10,14 +10,31 @@ use axum::response::{Html, IntoResponse, Response};
 
 /// HTML-escape text and attribute values. Five replacements do not justify a templating crate.
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// Percent-encode a query component (RFC 3986 unreserved characters pass through).
+fn pct(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn query_string(pairs: &[(String, String)]) -> String {
     pairs
         .iter()
         .filter(|(k, v)| k != "token" && !v.is_empty())
-        .map(|(k, v)| format!("{}={}", esc(k), esc(&v.replace('%', "%25").replace('&', "%26").replace('+', "%2B").replace(' ', "+"))))
+        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
         .collect::<Vec<_>>()
         .join("&amp;")
 }
@@ -74,7 +91,10 @@ fn rows_table(rows: &[EventRow]) -> String {
 fn counts_table(id: &str, title: &str, rows: &[(String, i64)]) -> String {
     let mut s = format!("<table id=\"{id}\" class=\"counts\"><caption>{}</caption><tbody>", esc(title));
     for (k, n) in rows {
-        s.push_str(&format!("<tr><td>{}</td><td>{n}</td></tr>", esc(if k.is_empty() { "(none)" } else { k })));
+        s.push_str(&format!(
+            "<tr><td>{}</td><td>{n}</td></tr>",
+            esc(if k.is_empty() { "(none)" } else { k })
+        ));
     }
     s.push_str("</tbody></table>");
     s
@@ -85,7 +105,11 @@ fn field(pairs: &[(String, String)], name: &str) -> String {
 }
 
 /// GET /ui
-pub async fn page(State(st): State<ApiState>, headers: HeaderMap, Query(pairs): Query<Vec<(String, String)>>) -> Response {
+pub async fn page(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
     let tok = pairs.iter().find(|(k, _)| k == "token").map(|(_, v)| v.to_string());
     let auditor = match st.check_auditor(&headers, tok.as_deref()) {
         Ok(a) => a,
@@ -93,12 +117,27 @@ pub async fn page(State(st): State<ApiState>, headers: HeaderMap, Query(pairs): 
     };
     let f = match filter::from_pairs(&pairs) {
         Ok(f) => f,
-        Err(e) => return (StatusCode::BAD_REQUEST, Html(format!("<p class=\"error\">{}</p>", esc(&e)))).into_response(),
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, Html(format!("<p class=\"error\">{}</p>", esc(&e))))
+                .into_response();
+        }
     };
     let searched = pairs.iter().any(|(k, v)| k != "token" && !v.is_empty());
     let mut body = String::new();
     if searched {
-        st.record_auditor_query(&auditor, &format!("ui?{}", pairs.iter().filter(|(k, _)| k != "token").map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"))).await;
+        st.record_auditor_query(
+            &auditor,
+            &format!(
+                "ui?{}",
+                pairs
+                    .iter()
+                    .filter(|(k, _)| k != "token")
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            ),
+        )
+        .await;
         let res = async {
             Ok::<_, crate::error::AuditError>((
                 search::search(&st.db, &f).await?,
@@ -125,11 +164,22 @@ pub async fn page(State(st): State<ApiState>, headers: HeaderMap, Query(pairs): 
             Err(e) => body.push_str(&format!("<p class=\"error\">{}</p>", esc(&e.to_string()))),
         }
     }
-    let types = [("", "any"), ("110110", "Patient record"), ("110112", "Query"), ("110114", "User authentication"), ("110122", "Login"), ("110123", "Logout"), ("110106", "Export"), ("110127", "Emergency override")];
+    let types = [
+        ("", "any"),
+        ("110110", "Patient record"),
+        ("110112", "Query"),
+        ("110114", "User authentication"),
+        ("110122", "Login"),
+        ("110123", "Logout"),
+        ("110106", "Export"),
+        ("110127", "Emergency override"),
+    ];
     let chosen = field(&pairs, "event_type");
     let options: String = types
         .iter()
-        .map(|(c, l)| format!("<option value=\"{c}\"{}>{l}</option>", if *c == chosen { " selected" } else { "" }))
+        .map(|(c, l)| {
+            format!("<option value=\"{c}\"{}>{l}</option>", if *c == chosen { " selected" } else { "" })
+        })
         .collect();
     let html = format!(
         r#"<!doctype html>

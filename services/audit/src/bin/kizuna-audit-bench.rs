@@ -61,11 +61,19 @@ fn synthetic(i: u64, rng: &mut rand_chacha::ChaCha8Rng) -> AuditEvent {
         _ => EventKind::PatientRecordRead,
     };
     let t = T0 + (i as i64 * DAYS * 86_400) / 10_000_000 + rng.random_range(0..60);
-    let mut e = AuditEvent::new(kind, AuditSourceIdentification::new("viewer@centre", Some(&format!("F{:04}", rng.random_range(0..FACILITIES)))))
-        .with_id(EventId::try_from(format!("bench-{i}")).expect("valid id"))
-        .at(jiff::Timestamp::from_second(t).expect("valid time"))
-        .participant(ActiveParticipant::requestor(&format!("pw-{:05}", rng.random_range(0..USERS))).with_ip("10.20.1.5"))
-        .participant(ActiveParticipant::application("kizuna-viewer"));
+    let mut e = AuditEvent::new(
+        kind,
+        AuditSourceIdentification::new(
+            "viewer@centre",
+            Some(&format!("F{:04}", rng.random_range(0..FACILITIES))),
+        ),
+    )
+    .with_id(EventId::try_from(format!("bench-{i}")).expect("valid id"))
+    .at(jiff::Timestamp::from_second(t).expect("valid time"))
+    .participant(
+        ActiveParticipant::requestor(&format!("pw-{:05}", rng.random_range(0..USERS))).with_ip("10.20.1.5"),
+    )
+    .participant(ActiveParticipant::application("kizuna-viewer"));
     if !matches!(kind, EventKind::Login | EventKind::Logout) {
         e = e.object(ParticipantObject::patient(&format!("CHID-{:07}", rng.random_range(0..PATIENTS))));
     }
@@ -151,7 +159,13 @@ async fn main() {
                 let day0 = rng.random_range(T0..span_end.max(T0 + 1));
                 let ts = |s: i64| jiff::Timestamp::from_second(s).expect("time");
                 let (name, f) = match q % 4 {
-                    0 => ("patient", SearchFilter { patient: Some(format!("CHID-{:07}", rng.random_range(0..PATIENTS))), ..Default::default() }),
+                    0 => (
+                        "patient",
+                        SearchFilter {
+                            patient: Some(format!("CHID-{:07}", rng.random_range(0..PATIENTS))),
+                            ..Default::default()
+                        },
+                    ),
                     1 => (
                         "user+7days",
                         SearchFilter {
@@ -172,7 +186,12 @@ async fn main() {
                     ),
                     _ => (
                         "login+patient-failures+1day",
-                        SearchFilter { event_type: Some("110122".into()), from: Some(ts(day0)), to: Some(ts(day0 + 86_400)), ..Default::default() },
+                        SearchFilter {
+                            event_type: Some("110122".into()),
+                            from: Some(ts(day0)),
+                            to: Some(ts(day0 + 86_400)),
+                            ..Default::default()
+                        },
                     ),
                 };
                 let t = Instant::now();
@@ -183,7 +202,12 @@ async fn main() {
             let mut all: Vec<f64> = lat.values().flatten().copied().collect();
             println!("search over {} events, {queries} queries (LIMIT 100, newest first):", log.size());
             for (name, v) in lat.iter_mut() {
-                println!("  {name:32} p50 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms", pct(v, 0.5), pct(v, 0.99), pct(v, 1.0));
+                println!(
+                    "  {name:32} p50 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms",
+                    pct(v, 0.5),
+                    pct(v, 0.99),
+                    pct(v, 1.0)
+                );
             }
             println!("  {:32} p50 {:7.2} ms  p99 {:7.2} ms", "all", pct(&mut all, 0.5), pct(&mut all, 0.99));
         }

@@ -4,8 +4,8 @@
 //! retransmitted identical message dedups in the log.
 
 use super::{
-    ActiveParticipant, AuditEvent, AuditSourceIdentification, Code, EventAction, EventId, EventIdentification,
-    EventOutcome, NetworkAccessPoint, ParticipantObject,
+    ActiveParticipant, AuditEvent, AuditSourceIdentification, Code, EventAction, EventId,
+    EventIdentification, EventOutcome, NetworkAccessPoint, ParticipantObject,
 };
 use crate::error::{AuditError, Result};
 use base64::Engine;
@@ -161,7 +161,8 @@ impl Attrs {
         self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
     }
     fn req(&self, elem: &str, k: &str, pos: u64) -> Result<&str> {
-        self.get(k).ok_or_else(|| AuditError::Xml { position: pos, reason: format!("<{elem}> lacks attribute {k}") })
+        self.get(k)
+            .ok_or_else(|| AuditError::Xml { position: pos, reason: format!("<{elem}> lacks attribute {k}") })
     }
     fn code(&self, elem: &str, pos: u64) -> Result<Code> {
         // Older messages (RFC 3881, DICOM before 2008) use `code` instead of `csd-code`.
@@ -186,12 +187,14 @@ fn unb64(s: &str, what: &str, pos: u64) -> Result<String> {
     let bytes = B64
         .decode(clean.as_bytes())
         .map_err(|e| AuditError::Xml { position: pos, reason: format!("{what}: bad base64: {e}") })?;
-    String::from_utf8(bytes).map_err(|_| AuditError::Xml { position: pos, reason: format!("{what}: not UTF-8") })
+    String::from_utf8(bytes)
+        .map_err(|_| AuditError::Xml { position: pos, reason: format!("{what}: not UTF-8") })
 }
 
 /// Parse a DICOM audit message. The event id is derived from the bytes (see module docs).
 pub fn from_xml(xml: &[u8]) -> Result<AuditEvent> {
-    let text = std::str::from_utf8(xml).map_err(|e| AuditError::Xml { position: e.valid_up_to() as u64, reason: "not UTF-8".into() })?;
+    let text = std::str::from_utf8(xml)
+        .map_err(|e| AuditError::Xml { position: e.valid_up_to() as u64, reason: "not UTF-8".into() })?;
     let text = text.trim_start_matches('\u{feff}');
     let mut r = Reader::from_str(text);
     r.config_mut().trim_text(true);
@@ -224,7 +227,11 @@ pub fn from_xml(xml: &[u8]) -> Result<AuditEvent> {
                             position: pos,
                             reason: format!("EventDateTime={dt:?}: {e}"),
                         })?,
-                        outcome: EventOutcome::try_from(num::<u8>(a.req(&name, "EventOutcomeIndicator", pos)?, "EventOutcomeIndicator", pos)?)?,
+                        outcome: EventOutcome::try_from(num::<u8>(
+                            a.req(&name, "EventOutcomeIndicator", pos)?,
+                            "EventOutcomeIndicator",
+                            pos,
+                        )?)?,
                         types: vec![],
                         purpose_of_use: vec![],
                     });
@@ -242,7 +249,10 @@ pub fn from_xml(xml: &[u8]) -> Result<AuditEvent> {
                     let nap = match (a.get("NetworkAccessPointID"), a.get("NetworkAccessPointTypeCode")) {
                         (Some(id), t) => Some(NetworkAccessPoint {
                             id: id.into(),
-                            type_code: t.map(|t| num(t, "NetworkAccessPointTypeCode", pos)).transpose()?.unwrap_or(2),
+                            type_code: t
+                                .map(|t| num(t, "NetworkAccessPointTypeCode", pos))
+                                .transpose()?
+                                .unwrap_or(2),
                         }),
                         _ => None,
                     };
@@ -256,7 +266,11 @@ pub fn from_xml(xml: &[u8]) -> Result<AuditEvent> {
                     });
                 }
                 (Some("ActiveParticipant"), "RoleIDCode") => {
-                    participants.last_mut().expect("inside ActiveParticipant").roles.push(a.code(&name, pos)?);
+                    participants
+                        .last_mut()
+                        .expect("inside ActiveParticipant")
+                        .roles
+                        .push(a.code(&name, pos)?);
                 }
                 (Some("AuditMessage"), "AuditSourceIdentification") => {
                     source = Some(AuditSourceIdentification {
@@ -267,13 +281,25 @@ pub fn from_xml(xml: &[u8]) -> Result<AuditEvent> {
                 }
                 (Some("AuditSourceIdentification"), "AuditSourceTypeCode") => {
                     let c = a.code(&name, pos)?;
-                    source.as_mut().expect("inside AuditSourceIdentification").type_codes.push(num(&c.code, "AuditSourceTypeCode", pos)?);
+                    source.as_mut().expect("inside AuditSourceIdentification").type_codes.push(num(
+                        &c.code,
+                        "AuditSourceTypeCode",
+                        pos,
+                    )?);
                 }
                 (Some("AuditMessage"), "ParticipantObjectIdentification") => {
                     objects.push(ParticipantObject {
                         id: a.req(&name, "ParticipantObjectID", pos)?.into(),
-                        type_code: a.get("ParticipantObjectTypeCode").map(|v| num(v, "ParticipantObjectTypeCode", pos)).transpose()?.unwrap_or(4),
-                        role: a.get("ParticipantObjectTypeCodeRole").map(|v| num(v, "ParticipantObjectTypeCodeRole", pos)).transpose()?.unwrap_or(0),
+                        type_code: a
+                            .get("ParticipantObjectTypeCode")
+                            .map(|v| num(v, "ParticipantObjectTypeCode", pos))
+                            .transpose()?
+                            .unwrap_or(4),
+                        role: a
+                            .get("ParticipantObjectTypeCodeRole")
+                            .map(|v| num(v, "ParticipantObjectTypeCodeRole", pos))
+                            .transpose()?
+                            .unwrap_or(0),
                         id_type: Code::new("", "", ""),
                         name: None,
                         query: None,
@@ -286,13 +312,19 @@ pub fn from_xml(xml: &[u8]) -> Result<AuditEvent> {
                         "ParticipantObjectIDTypeCode" => o.id_type = a.code(child, pos)?,
                         "ParticipantObjectDetail" => {
                             let v = a.get("value").unwrap_or("");
-                            o.details.push((a.req(child, "type", pos)?.into(), unb64(v, "ParticipantObjectDetail", pos)?));
+                            o.details.push((
+                                a.req(child, "type", pos)?.into(),
+                                unb64(v, "ParticipantObjectDetail", pos)?,
+                            ));
                         }
                         _ => {}
                     }
                 }
                 _ if !saw_root => {
-                    return Err(AuditError::Xml { position: pos, reason: format!("root element is <{name}>, expected <AuditMessage>") });
+                    return Err(AuditError::Xml {
+                        position: pos,
+                        reason: format!("root element is <{name}>, expected <AuditMessage>"),
+                    });
                 }
                 _ => {}
             }
@@ -304,12 +336,16 @@ pub fn from_xml(xml: &[u8]) -> Result<AuditEvent> {
         match ev {
             Event::Text(t) => {
                 let s = t.decode().map_err(|e| AuditError::Xml { position: pos, reason: e.to_string() })?;
-                let s = quick_xml::escape::unescape(&s).map_err(|e| AuditError::Xml { position: pos, reason: e.to_string() })?;
+                let s = quick_xml::escape::unescape(&s)
+                    .map_err(|e| AuditError::Xml { position: pos, reason: e.to_string() })?;
                 match stack.last().map(String::as_str) {
                     Some("ParticipantObjectQuery") => {
-                        objects.last_mut().expect("query inside object").query = Some(unb64(&s, "ParticipantObjectQuery", pos)?)
+                        objects.last_mut().expect("query inside object").query =
+                            Some(unb64(&s, "ParticipantObjectQuery", pos)?)
                     }
-                    Some("ParticipantObjectName") => objects.last_mut().expect("name inside object").name = Some(s.into_owned()),
+                    Some("ParticipantObjectName") => {
+                        objects.last_mut().expect("name inside object").name = Some(s.into_owned())
+                    }
                     _ => {}
                 }
             }
@@ -323,11 +359,13 @@ pub fn from_xml(xml: &[u8]) -> Result<AuditEvent> {
     if !saw_root {
         return Err(AuditError::Xml { position: 0, reason: "no <AuditMessage> element".into() });
     }
-    let event = event.ok_or_else(|| AuditError::Xml { position: 0, reason: "no <EventIdentification>".into() })?;
+    let event =
+        event.ok_or_else(|| AuditError::Xml { position: 0, reason: "no <EventIdentification>".into() })?;
     if event.id.code.is_empty() {
         return Err(AuditError::Xml { position: 0, reason: "<EventIdentification> has no <EventID>".into() });
     }
-    let source = source.ok_or_else(|| AuditError::Xml { position: 0, reason: "no <AuditSourceIdentification>".into() })?;
+    let source = source
+        .ok_or_else(|| AuditError::Xml { position: 0, reason: "no <AuditSourceIdentification>".into() })?;
     let ev = AuditEvent { id: EventId::from_content(xml), event, participants, source, objects };
     ev.validate()?;
     Ok(ev)
@@ -380,7 +418,10 @@ mod tests {
 
     #[test]
     fn xml_without_event_identification_is_rejected() {
-        let err = from_xml(b"<AuditMessage><ActiveParticipant UserID=\"u\" UserIsRequestor=\"true\"/></AuditMessage>").unwrap_err();
+        let err = from_xml(
+            b"<AuditMessage><ActiveParticipant UserID=\"u\" UserIsRequestor=\"true\"/></AuditMessage>",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("EventIdentification"), "{err}");
     }
 

@@ -67,7 +67,11 @@ pub fn to_fhir(ev: &AuditEvent) -> Value {
     }
     if !ev.source.type_codes.is_empty() {
         source["type"] = Value::Array(
-            ev.source.type_codes.iter().map(|t| json!({"system": SOURCE_TYPE_SYSTEM, "code": t.to_string()})).collect(),
+            ev.source
+                .type_codes
+                .iter()
+                .map(|t| json!({"system": SOURCE_TYPE_SYSTEM, "code": t.to_string()}))
+                .collect(),
         );
     }
     r["source"] = source;

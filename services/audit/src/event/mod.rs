@@ -38,7 +38,11 @@ impl TryFrom<String> for EventId {
         let ok = !s.is_empty()
             && s.len() <= 64
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
-        if ok { Ok(EventId(s)) } else { Err(AuditError::invalid("id", format!("{s:?} is not 1..=64 of [A-Za-z0-9._:-]"))) }
+        if ok {
+            Ok(EventId(s))
+        } else {
+            Err(AuditError::invalid("id", format!("{s:?} is not 1..=64 of [A-Za-z0-9._:-]")))
+        }
     }
 }
 impl From<EventId> for String {
@@ -112,7 +116,9 @@ impl TryFrom<u8> for EventOutcome {
             4 => EventOutcome::MinorFailure,
             8 => EventOutcome::SeriousFailure,
             12 => EventOutcome::MajorFailure,
-            _ => return Err(AuditError::invalid("EventOutcomeIndicator", format!("{v} is not 0, 4, 8 or 12"))),
+            _ => {
+                return Err(AuditError::invalid("EventOutcomeIndicator", format!("{v} is not 0, 4, 8 or 12")));
+            }
         })
     }
 }
@@ -321,7 +327,9 @@ impl AuditEvent {
             event: EventIdentification {
                 id,
                 action,
-                date_time: jiff::Timestamp::now().round(jiff::Unit::Microsecond).unwrap_or_else(|_| jiff::Timestamp::now()),
+                date_time: jiff::Timestamp::now()
+                    .round(jiff::Unit::Microsecond)
+                    .unwrap_or_else(|_| jiff::Timestamp::now()),
                 outcome: EventOutcome::Success,
                 types,
                 purpose_of_use: Vec::new(),
@@ -381,7 +389,10 @@ impl AuditEvent {
         }
         for (i, o) in self.objects.iter().enumerate() {
             if o.id.trim().is_empty() {
-                return Err(AuditError::invalid(&format!("ParticipantObjectIdentification[{i}].ParticipantObjectID"), "empty"));
+                return Err(AuditError::invalid(
+                    &format!("ParticipantObjectIdentification[{i}].ParticipantObjectID"),
+                    "empty",
+                ));
             }
         }
         if self.event.id.code.is_empty() {
@@ -392,7 +403,11 @@ impl AuditEvent {
 
     /// The requesting user's (pairwise) id: the first requestor, else the first participant.
     pub fn requestor_id(&self) -> Option<&str> {
-        self.participants.iter().find(|p| p.requestor).or(self.participants.first()).map(|p| p.user_id.as_str())
+        self.participants
+            .iter()
+            .find(|p| p.requestor)
+            .or(self.participants.first())
+            .map(|p| p.user_id.as_str())
     }
     /// The first patient object's common health ID.
     pub fn patient_id(&self) -> Option<&str> {
@@ -404,8 +419,9 @@ impl AuditEvent {
     }
     /// Parse from JSON and validate.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let e: AuditEvent = serde_json::from_slice(bytes)
-            .map_err(|err| AuditError::invalid(&format!("JSON line {} column {}", err.line(), err.column()), err.to_string()))?;
+        let e: AuditEvent = serde_json::from_slice(bytes).map_err(|err| {
+            AuditError::invalid(&format!("JSON line {} column {}", err.line(), err.column()), err.to_string())
+        })?;
         e.validate()?;
         Ok(e)
     }
@@ -417,14 +433,17 @@ pub(crate) mod sample {
 
     /// A fixed event used by the serialization tests.
     pub fn patient_read() -> AuditEvent {
-        AuditEvent::new(EventKind::PatientRecordRead, AuditSourceIdentification::new("viewer@centre", Some("F0401")))
-            .with_id(EventId::try_from("e-0001".to_string()).unwrap())
-            .at("2026-11-25T09:30:00Z".parse().unwrap())
-            .participant(ActiveParticipant::requestor("pw-7f3a9c").with_name("Dr. Sato").with_ip("10.20.1.5"))
-            .participant(ActiveParticipant::application("kizuna-viewer"))
-            .object(ParticipantObject::patient("CHID-000123"))
-            .object(ParticipantObject::query("name=佐藤&birth=1950-01-02"))
-            .break_glass()
+        AuditEvent::new(
+            EventKind::PatientRecordRead,
+            AuditSourceIdentification::new("viewer@centre", Some("F0401")),
+        )
+        .with_id(EventId::try_from("e-0001".to_string()).unwrap())
+        .at("2026-11-25T09:30:00Z".parse().unwrap())
+        .participant(ActiveParticipant::requestor("pw-7f3a9c").with_name("Dr. Sato").with_ip("10.20.1.5"))
+        .participant(ActiveParticipant::application("kizuna-viewer"))
+        .object(ParticipantObject::patient("CHID-000123"))
+        .object(ParticipantObject::query("name=佐藤&birth=1950-01-02"))
+        .break_glass()
     }
 }
 
@@ -456,7 +475,10 @@ mod tests {
 
     #[test]
     fn emergency_override_carries_break_glass() {
-        let e = AuditEvent::new(EventKind::EmergencyOverrideStarted, AuditSourceIdentification::new("viewer", None));
+        let e = AuditEvent::new(
+            EventKind::EmergencyOverrideStarted,
+            AuditSourceIdentification::new("viewer", None),
+        );
         assert!(e.is_break_glass());
         assert_eq!(e.event.id.code, "110113");
         assert_eq!(e.event.types[0].code, "110127");

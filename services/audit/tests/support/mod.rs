@@ -10,19 +10,79 @@ use kizuna_audit::{AuditEvent, EventId, EventKind};
 use std::path::{Path, PathBuf};
 
 pub fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+    let out =
+        std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, for RFC 5425 mutual TLS.
 pub fn make_tls(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("server.ext"), "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n").unwrap();
-    std::fs::write(dir.join("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
-    openssl(dir, &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "30", "-subj", "/CN=Kizuna test syslog CA"]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+        .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Kizuna test syslog CA",
+        ],
+    );
     for who in ["server", "client"] {
-        openssl(dir, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", &format!("{who}.key"), "-out", &format!("{who}.csr"), "-subj", &format!("/CN=kizuna-{who}")]);
-        openssl(dir, &["x509", "-req", "-in", &format!("{who}.csr"), "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", &format!("{who}.crt"), "-days", "30", "-extfile", &format!("{who}.ext")]);
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
+                "-subj",
+                &format!("/CN=kizuna-{who}"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{who}.crt"),
+                "-days",
+                "30",
+                "-extfile",
+                &format!("{who}.ext"),
+            ],
+        );
     }
 }
 
@@ -70,10 +130,13 @@ pub async fn service(http_listen: Option<String>, start: bool) -> Service {
 
 /// A clinician viewing (or searching) a patient's record through the viewer.
 pub fn view(i: u64, user: &str, patient: &str) -> AuditEvent {
-    AuditEvent::new(EventKind::PatientRecordRead, AuditSourceIdentification::new("viewer@centre", Some("F0401")))
-        .with_id(EventId::try_from(format!("view-{user}-{i}")).unwrap())
-        .participant(ActiveParticipant::requestor(user).with_ip("10.20.1.5"))
-        .object(ParticipantObject::patient(patient))
+    AuditEvent::new(
+        EventKind::PatientRecordRead,
+        AuditSourceIdentification::new("viewer@centre", Some("F0401")),
+    )
+    .with_id(EventId::try_from(format!("view-{user}-{i}")).unwrap())
+    .participant(ActiveParticipant::requestor(user).with_ip("10.20.1.5"))
+    .object(ParticipantObject::patient(patient))
 }
 
 pub const AUDITOR: &str = "auditor-secret-token";
