@@ -20,8 +20,16 @@ command -v apt-cache >/dev/null || die "apt-cache not found (this needs a Debian
 command -v depmod >/dev/null || die "depmod not found: install the Debian package 'kmod'"
 
 # The meta package depends on exactly one versioned image package, e.g. linux-image-6.1.0-48-cloud-amd64.
-pkg="$(apt-cache show --no-all-versions "$meta" 2>/dev/null \
-  | sed -n 's/^Depends: .*\(linux-image-[0-9][^ ,]*-cloud-amd64\).*/\1/p' | head -n1)"
+resolve() {
+  apt-cache show --no-all-versions "$meta" 2>/dev/null \
+    | sed -n 's/^Depends: .*\(linux-image-[0-9][^ ,]*-cloud-amd64\).*/\1/p' | head -n1
+}
+pkg="$(resolve)"
+if [[ -z "$pkg" && $(id -u) == 0 ]]; then
+  # A fresh machine may not have package lists yet.
+  apt-get update -q >&2 || true
+  pkg="$(resolve)"
+fi
 [[ -n "$pkg" ]] || die "cannot resolve $meta to a versioned linux-image package (run apt-get update?)"
 ver="$(apt-cache show --no-all-versions "$pkg" | sed -n 's/^Version: //p' | head -n1)"
 [[ -n "$ver" ]] || die "no candidate version for $pkg"

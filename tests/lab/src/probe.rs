@@ -17,6 +17,8 @@ use crate::vm::Vm;
 pub enum Target {
     /// ICMP echo to an address.
     Ping(String),
+    /// ICMP echo to an address, sent bound to a device (for example a VRF, from the router itself).
+    PingVia(String, String),
     /// A TCP connection to an address and port whose listener answers with its banner.
     Tcp(String, u16),
 }
@@ -45,6 +47,7 @@ impl Probe {
             if self.from.is_empty() { String::new() } else { format!("ip netns exec {} ", self.from) };
         let once = match &self.target {
             Target::Ping(addr) => format!("{prefix}ping -c 1 -W 2 {addr} >/dev/null 2>&1"),
+            Target::PingVia(addr, dev) => format!("{prefix}ping -c 1 -W 2 -I {dev} {addr} >/dev/null 2>&1"),
             Target::Tcp(addr, port) => format!(
                 "{prefix}nc -w 2 {addr} {port} </dev/null 2>/dev/null | grep -q '^{}$'",
                 banner(*port)
@@ -64,6 +67,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Ping(addr) => write!(f, "ping {addr}"),
+            Target::PingVia(addr, dev) => write!(f, "ping {addr} via {dev}"),
             Target::Tcp(addr, port) => write!(f, "tcp {addr}:{port}"),
         }
     }

@@ -100,8 +100,10 @@ fn site_file(r: &Router) -> String {
     )
 }
 
-/// The LAN side of a router: per segment a veth whose far end sits in a namespace, the LAN host.
-/// It also turns on IPv4 forwarding, as a router image's sysctl settings would: netd leaves it alone.
+/// The LAN side of a router: per segment a veth whose far end sits in a namespace, the LAN host,
+/// checked alive (so that a probe blocked later is blocked by policy, not by a dead host) and left
+/// without an address for netd to configure. It also turns on IPv4 forwarding, as a router image's
+/// sysctl settings would: netd leaves it alone.
 fn lan_script(r: &Router) -> String {
     let mut s = String::from("set -e\nsysctl -qw net.ipv4.ip_forward=1\n");
     for seg in segments_of(r) {
@@ -109,7 +111,9 @@ fn lan_script(r: &Router) -> String {
         s.push_str(&format!(
             "ip netns add {h}\nip link add {lan} type veth peer name eth0 netns {h}\nip link set {lan} up\n\
              ip -n {h} link set lo up\nip -n {h} addr add 10.{o}.{n}.2/24 dev eth0\nip -n {h} link set eth0 up\n\
-             ip -n {h} route add default via 10.{o}.{n}.1\n",
+             ip -n {h} route add default via 10.{o}.{n}.1\n\
+             ip addr add 10.{o}.{n}.1/24 dev {lan}\nping -c 1 -W 5 10.{o}.{n}.2 >/dev/null\n\
+             ip addr del 10.{o}.{n}.1/24 dev {lan}\n",
             lan = seg.lan,
             o = seg.octet,
             n = r.number
