@@ -190,7 +190,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #![proptest_config(ProptestConfig::with_cases(1500))]
         #[test]
         fn random_bytes_decode_as_encoding_rs_decodes_them(bytes in iso2022jp_like()) {
             prop_assert_eq!(ours(&bytes), reference(&bytes));
