@@ -5,6 +5,7 @@
 //! result, a misordered segment, a visit stored as an admission, a patient ID without its leading
 //! zeros, wrong MSH-18/20/21, a `.hl7` extension, an empty file, two current versions of one key.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use jiff::civil::Date;
@@ -147,11 +148,16 @@ pub fn generate(
     let regs: Vec<&Enrolled> = enrolled.iter().filter(|e| e.reg.facility == 0).collect();
     let span = days_between(cfg.from, cfg.to).max(0);
     let mut listed = Vec::new();
+    // (patient, day): each bad file gets a key of its own, so no two make a flag history by accident.
+    let mut used: BTreeSet<(String, Date)> = BTreeSet::new();
     for i in 0..cfg.bad {
         let (code, what) = KINDS[i as usize % KINDS.len()];
         let en = regs[i as usize % regs.len()];
         let mut rng = crate::rng::stream(cfg.seed, &["bad", &i.to_string()]);
-        let day = add_days(cfg.from, rng.random_range(0..=span));
+        let mut day = add_days(cfg.from, rng.random_range(0..=span));
+        while !used.insert((en.reg.patient_id.clone(), day)) {
+            day = add_days(day, 1);
+        }
         let at =
             Moment::at(day, rng.random_range(9..16), rng.random_range(0..60), rng.random_range(0..60), 0);
         let order_no = format!("{}{:07}", ymd(day), 9_000_000 + i);
@@ -201,7 +207,9 @@ pub fn generate(
             Code::BadEncodingDeclaration => text = set_field(&text, "MSH", 20, "2.3"),
             Code::BadProfile => text = set_field(&text, "MSH", 21, ""),
             Code::FlagHistory => {
-                // A second current version of the same key, one minute later, without the rename.
+                // A second current version of the same key, one minute later, without the rename:
+                // the older file is the one whose flag is wrong (it should have become _2), so it is
+                // the one listed; the newer file is not bad by itself.
                 let mut again = event.clone();
                 again.versions[0].sent = again.versions[0].sent.plus_ms(60_000);
                 let second = history::sent_name(&patient, &again, 0)?;
@@ -217,7 +225,6 @@ pub fn generate(
                     msg.encode().map_err(|source| SynthError::Hl7 { file: second.to_string(), source })?;
                 let rel = format!("bad/{}", StoragePath::of(second).relative().to_string_lossy());
                 place(out_root, &rel, &b)?;
-                listed.push(BadFile { path: rel, code, what });
             }
             Code::BadFileName => {
                 rel_override =

@@ -380,12 +380,12 @@ impl Builder<'_> {
                 Body::Meal { at, meal: (meal + 1) % 5 },
             );
         }
-        let transfer_day = (los > 4 && self.rng.random_bool(0.15))
+        let transfer_day = (los > 4 && self.rng.random_bool(0.3))
             .then(|| add_days(admit, self.rng.random_range(1..los - 1)));
-        let leave_day = (los > 8 && self.rng.random_bool(0.08))
+        let leave_day = (los > 7 && self.rng.random_bool(0.35))
             .then(|| add_days(admit, self.rng.random_range(3..los - 3)));
         let change_day =
-            (los > 3 && self.rng.random_bool(0.1)).then(|| add_days(admit, self.rng.random_range(1..los)));
+            (los > 3 && self.rng.random_bool(0.2)).then(|| add_days(admit, self.rng.random_range(1..los)));
         let drug_mix: Vec<usize> = if cause == 21 { vec![2, 3] } else { vec![0, 1] };
         let oral: Vec<usize> =
             chronic.iter().flat_map(|&c| CONDITIONS[c].drugs.iter().copied()).take(2).collect();
@@ -396,7 +396,7 @@ impl Builder<'_> {
             }
             if Some(d) == transfer_day {
                 let from = enc.bed.unwrap_or(bed0);
-                if self.rng.random_bool(0.4) {
+                if self.rng.random_bool(0.5) {
                     let sent = self.moment(add_days(d, -1), 10, 17);
                     self.push(
                         DataType::Adt41,
@@ -504,11 +504,11 @@ impl Builder<'_> {
                 let conds: Vec<usize> = std::iter::once(cause).chain(chronic.iter().copied()).collect();
                 self.lab(d, &enc, at, &conds, severity);
             }
-            if i == 1 {
-                if let Some(&p) = CONDITIONS[cause].procedures.choose(&mut self.rng) {
-                    let at = self.moment(d, 9, 14);
-                    self.exam(d, &enc, at, p);
-                }
+            if i == 1
+                && let Some(&p) = CONDITIONS[cause].procedures.choose(&mut self.rng)
+            {
+                let at = self.moment(d, 9, 14);
+                self.exam(d, &enc, at, p);
             }
         }
         if discharge > self.to {
@@ -604,7 +604,9 @@ pub fn events(seed: u64, person: &Person, facility: &Facility, reg: &Registratio
     }
 
     // Outpatient days: a chronic cadence, plus acute episodes.
-    let mut visits: Vec<(Date, Vec<usize>, Vec<usize>, u32, bool)> = Vec::new();
+    // (day, conditions, drugs, days prescribed, first visit for these conditions)
+    type PlannedVisit = (Date, Vec<usize>, Vec<usize>, u32, bool);
+    let mut visits: Vec<PlannedVisit> = Vec::new();
     if !chronic.is_empty() {
         let interval = [14, 28, 28, 28, 42, 56][b.rng.random_range(0..6)];
         let mut d = since;

@@ -12,7 +12,7 @@ fn insurance(ctx: &Ctx, age: i16) -> (&'static str, &'static str, String) {
     let seed: u32 = ctx.patient_id.bytes().map(u32::from).sum();
     if age >= 75 {
         ("39", "後期高齢者医療", format!("3904{:04}", 10 + seed % 40))
-    } else if seed % 3 == 0 {
+    } else if seed.is_multiple_of(3) {
         ("67", "国民健康保険", format!("04{:04}", 100 + seed % 300))
     } else if seed % 3 == 1 {
         ("01", "全国健康保険協会管掌健康保険", "01040016".to_owned())
@@ -28,7 +28,7 @@ pub(super) fn render(ctx: &Ctx, e: &Event, v: usize, control: &str) -> Vec<Seg> 
     match &e.body {
         Body::PatientInfo { height_mm, weight_hg, blood } => {
             let r = ctx.recorded;
-            let age = (on.year() - r.birth.year()) as i16;
+            let age = on.year() - r.birth.year();
             let (plan, plan_name, insurer) = insurance(ctx, age);
             let p = pid(ctx, on, true).f(33, sent.secs14());
             let mut segs = vec![msh(ctx, "ADT^A08^ADT_A01", sent, control), evn(sent, None), p];

@@ -28,11 +28,12 @@ pub fn config(seed: u64) -> GenConfig {
     GenConfig {
         seed,
         facilities: 6,
-        patients: 400,
+        patients: 150,
         from: CivilDate::constant(2024, 1, 1),
         to: CivilDate::constant(2024, 12, 31),
         bad: 28,
         pharmacies: 2,
+        sync: false,
     }
 }
 
