@@ -18,7 +18,7 @@ use crate::FileName;
 use crate::validate::{Scratch, Validator, Violation, flag_history};
 
 /// How much was validated.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TreeStats {
     pub files: u64,
     pub bytes: u64,

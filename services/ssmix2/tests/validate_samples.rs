@@ -276,4 +276,5 @@ fn findings_serialize_as_json_with_stable_codes() {
     assert!(json["file"].as_str().unwrap().ends_with(v.file.file_name().unwrap().to_str().unwrap()));
     assert_eq!(json["field"], v.field.clone().unwrap());
     assert_eq!(json["message"], v.message);
+    assert_eq!(serde_json::from_value::<Violation>(json).unwrap(), v);
 }

@@ -53,11 +53,11 @@ pub use tables::{
 
 /// One finding: what (a stable [`Code`]), where (file and, when it is about one place in the
 /// message, the segment/field path such as `PID-3`, `ORC[2]-9` or `TQ1-2.1`), and a sentence for people.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Violation {
     pub code: Code,
     pub file: PathBuf,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     pub message: String,
 }
