@@ -9,7 +9,11 @@ use std::process::Command;
 
 fn kizuna(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_kizuna")).args(args).output().expect("kizuna runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -44,10 +48,17 @@ async fn verify_passes_then_names_the_event_edited_in_the_database() {
         .unwrap();
         let events: Vec<AuditEvent> = (0..12)
             .map(|i| {
-                AuditEvent::new(EventKind::PatientRecordRead, AuditSourceIdentification::new("viewer@centre", Some("F0401")))
-                    .with_id(EventId::try_from(format!("demo-{i}")).unwrap())
-                    .participant(ActiveParticipant::requestor(&format!("pw-doc{}", i % 3)))
-                    .object(ParticipantObject::patient(if i % 2 == 0 { "CHID-000042" } else { "CHID-000043" }))
+                AuditEvent::new(
+                    EventKind::PatientRecordRead,
+                    AuditSourceIdentification::new("viewer@centre", Some("F0401")),
+                )
+                .with_id(EventId::try_from(format!("demo-{i}")).unwrap())
+                .participant(ActiveParticipant::requestor(&format!("pw-doc{}", i % 3)))
+                .object(ParticipantObject::patient(if i % 2 == 0 {
+                    "CHID-000042"
+                } else {
+                    "CHID-000043"
+                }))
             })
             .collect();
         log.append(&events[..6]).await.unwrap();
@@ -60,7 +71,8 @@ async fn verify_passes_then_names_the_event_edited_in_the_database() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("OK: the audit log is intact") && out.contains("time stamps verified: 2"), "{out}");
 
-    let (code, csv, err) = kizuna(&["audit", "search", "-c", cfg.to_str().unwrap(), "--patient", "CHID-000042"]);
+    let (code, csv, err) =
+        kizuna(&["audit", "search", "-c", cfg.to_str().unwrap(), "--patient", "CHID-000042"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(csv.lines().count(), 7, "header + 6 views: {csv}");
     assert!(csv.contains("pw-doc0") && csv.contains("pw-doc2"), "{csv}");

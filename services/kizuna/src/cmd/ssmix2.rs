@@ -26,6 +26,36 @@ pub enum Ssmix2Command {
         #[arg(long, env = "KIZUNA_NHO_TABLES")]
         tables: Option<PathBuf>,
     },
+    /// Generate a deterministic synthetic corpus: the same arguments give byte-identical output.
+    Gen {
+        /// Output folder (must not exist or be empty).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Hospitals and clinics (every third, from the first, is a hospital).
+        #[arg(long, default_value_t = 3)]
+        facilities: u32,
+        /// Distinct people; each is registered at one to five facilities.
+        #[arg(long, default_value_t = 100)]
+        patients: u32,
+        /// Pharmacies exporting NSIPS dispensing files.
+        #[arg(long, default_value_t = 0)]
+        pharmacies: u32,
+        /// First day of care (YYYY-MM-DD).
+        #[arg(long, default_value = "2024-04-01")]
+        from: String,
+        /// Last day of care (YYYY-MM-DD).
+        #[arg(long, default_value = "2024-09-30")]
+        to: String,
+        /// Known-bad files to add under `bad/`, each listed in `bad-files.csv` with the code it raises.
+        #[arg(long, default_value_t = 0)]
+        bad: u32,
+        /// Skip the final filesystem flush (faster; files still appear atomically).
+        #[arg(long)]
+        no_sync: bool,
+    },
     /// Parse a file name and print its parts (a quick check of a single name).
     Name {
         /// A standardized-storage file name or relative path.
@@ -36,6 +66,30 @@ pub enum Ssmix2Command {
 pub fn run(cmd: Ssmix2Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Ssmix2Command::Validate { paths, json, tables } => validate(&paths, json, tables.as_deref()),
+        Ssmix2Command::Gen { out, seed, facilities, patients, pharmacies, from, to, bad, no_sync } => {
+            let date = |s: &str, what: &str| -> anyhow::Result<synth::CivilDate> {
+                s.parse().with_context(|| format!("--{what} {s:?} is not a date (YYYY-MM-DD)"))
+            };
+            let mut cfg =
+                synth::GenConfig::new(seed, facilities, patients, date(&from, "from")?, date(&to, "to")?);
+            cfg.bad = bad;
+            cfg.pharmacies = pharmacies;
+            cfg.sync = !no_sync;
+            let summary = generate(&cfg, &out)?;
+            println!(
+                "{} persons, {} registrations, {} files ({} bytes) in {} facilities; flags {:?}; {} bad files; {} NSIPS files",
+                summary.persons,
+                summary.registrations,
+                summary.files,
+                summary.bytes,
+                summary.facilities.len(),
+                summary.by_flag,
+                summary.bad_files,
+                summary.nsips_files
+            );
+            println!("manifest: {}", out.join("manifest.json").display());
+            Ok(ExitCode::SUCCESS)
+        }
         Ssmix2Command::Name { name } => {
             let parsed = if name.contains('/') {
                 ssmix2::StoragePath::parse(&name).map(|p| p.name)
@@ -120,4 +174,32 @@ fn validate(paths: &[PathBuf], json: bool, tables: Option<&Path>) -> anyhow::Res
         )?;
     }
     Ok(if total.violations == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Runs the generator with a progress bar on a terminal (plain log lines otherwise).
+pub fn generate(cfg: &synth::GenConfig, out: &Path) -> anyhow::Result<synth::GenSummary> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} generating [{bar:30}] {pos}/{len} registrations, {msg}",
+        )
+        .expect("valid template"),
+    );
+    let report = |p: synth::Progress| {
+        bar.set_length(p.registrations_total);
+        bar.set_position(p.registrations_done);
+        bar.set_message(format!("{} files", p.files_written));
+        if bar.is_hidden() && p.registrations_done % 4096 == 0 {
+            tracing::info!(
+                done = p.registrations_done,
+                total = p.registrations_total,
+                files = p.files_written,
+                "generating"
+            );
+        }
+    };
+    let summary =
+        synth::generate(cfg, out, &report).with_context(|| format!("generating into {}", out.display()))?;
+    bar.finish_and_clear();
+    Ok(summary)
 }
