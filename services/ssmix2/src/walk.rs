@@ -139,7 +139,9 @@ fn run(
 struct Level {
     dir: PathBuf,
     entries: std::fs::ReadDir,
-    names: Vec<FileName>,
+    /// Names are parsed only when the folder holds more than one file, the only case where the
+    /// flag-history check has anything to compare.
+    names: Vec<std::ffi::OsString>,
 }
 
 fn open(dir: PathBuf) -> Result<Level, WalkError> {
@@ -173,10 +175,8 @@ fn walk(
                 if ty.is_dir() {
                     stack.push(open(path)?);
                 } else if is_file {
-                    if validator.is_some()
-                        && let Some(name) = entry.file_name().to_str().and_then(|n| FileName::parse(n).ok())
-                    {
-                        level.names.push(name);
+                    if validator.is_some() {
+                        level.names.push(entry.file_name());
                     }
                     if jobs.send(path).is_err() {
                         return Ok(());
@@ -185,8 +185,10 @@ fn walk(
             }
             None => {
                 let done = stack.pop().expect("non-empty");
-                if validator.is_some() && done.names.len() > 1 {
-                    for v in flag_history(&done.dir, &done.names) {
+                if done.names.len() > 1 {
+                    let names: Vec<FileName> =
+                        done.names.iter().filter_map(|n| FileName::parse(n.to_str()?).ok()).collect();
+                    for v in flag_history(&done.dir, &names) {
                         let _ = events.send(Event::Violation(v));
                     }
                 }

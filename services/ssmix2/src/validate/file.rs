@@ -273,16 +273,16 @@ impl Validator {
 fn path_agrees_quickly(root: &Path, file: &Path, name: &FileName) -> bool {
     let pid = name.patient.as_str();
     let (Some(a), Some(b)) = (pid.get(0..3), pid.get(3..6)) else { return false };
-    let Ok(rel) = file.strip_prefix(root) else { return false };
+    let (Some(root), Some(file)) = (root.to_str(), file.to_str()) else { return false };
+    let Some(rel) = file.strip_prefix(root) else { return false };
+    let mut parts = rel.trim_start_matches('/').split('/');
     let date = name.care_date.date_str().unwrap_or("-");
-    let mut parts = rel.components();
     for want in [a, b, pid, date, name.data_type.code()] {
-        match parts.next() {
-            Some(std::path::Component::Normal(got)) if got == want => {}
-            _ => return false,
+        if parts.next() != Some(want) {
+            return false;
         }
     }
-    matches!(parts.next(), Some(std::path::Component::Normal(_))) && parts.next().is_none()
+    parts.next().is_some_and(|n| !n.is_empty()) && parts.next().is_none()
 }
 
 /// PID-3: one of its repetitions must carry the patient ID of the file name (component 1).
