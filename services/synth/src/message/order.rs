@@ -11,6 +11,11 @@ fn hot(code: &str, name: &str) -> String {
     format!("{code}^{name}^HOT9")
 }
 
+/// A drug as RXE-2/RXA-5 name it: HOT9 first (as the samples do), the YJ code as the alternate.
+fn drug_code(d: &crate::catalog::Drug) -> String {
+    format!("{}^{}^HOT9^{}^{}^YJ", d.hot9, d.name, d.yj, d.name)
+}
+
 fn rxa(
     ctx: &Ctx,
     start: Moment,
@@ -59,7 +64,7 @@ pub(super) fn render(ctx: &Ctx, e: &Event, v: usize, control: &str) -> Vec<Seg> 
                 segs.push(orc(ctx, enc, ctl, order_no, &(i + 1).to_string(), *at));
                 segs.push(
                     Seg::new("RXE")
-                        .f(2, hot(d.hot9, d.name))
+                        .f(2, drug_code(d))
                         .f(3, item.per_dose.to_string())
                         .f(5, unit.clone())
                         .f(10, (per_day * item.days).to_string())
@@ -87,7 +92,7 @@ pub(super) fn render(ctx: &Ctx, e: &Event, v: usize, control: &str) -> Vec<Seg> 
             for (ti, t) in times.iter().enumerate() {
                 for (di, &drug) in drugs.iter().enumerate() {
                     let d = &DRUGS[drug];
-                    segs.push(rxa(ctx, *t, *t, hot(d.hot9, d.name), d.per_dose, d.unit, ti + di));
+                    segs.push(rxa(ctx, *t, *t, drug_code(d), d.per_dose, d.unit, ti + di));
                 }
             }
             segs.push(Seg::new("RXR").f(1, "PO^口^HL70162"));
