@@ -91,6 +91,10 @@ fn bytes_outside_iso_2022_jp_are_reported_and_nothing_else() {
 fn content_without_msh_is_not_hl7() {
     let v = check_text(&format!("{OMP01_DIR}/{OMP01_NAME}"), "PID|1||9999013\r");
     assert_eq!(found(&v), [(Code::NotHl7, None)]);
+    // The message must start with it, as the HL7 parser requires.
+    let v = check_text(&format!("{OMP01_DIR}/{OMP01_NAME}"), &format!("\r{}", omp01()));
+    assert_eq!(found(&v), [(Code::NotHl7, None)]);
+    assert_eq!(found(&check_text(&format!("{OMP01_DIR}/{OMP01_NAME}"), "")), [(Code::NotHl7, None)]);
 }
 
 #[test]

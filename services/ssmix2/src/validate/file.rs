@@ -75,8 +75,7 @@ impl Validator {
         }
         // Like the NHO validator, take the date and data type from the name's parts even when some
         // other part is malformed.
-        let mut name_parts = name_str.unwrap_or("").split('_');
-        let _patient = name_parts.next();
+        let mut name_parts = name_str.unwrap_or("").split('_').skip(1);
         let name_date = name_parts.next();
         let data_type = name_parts.next().and_then(|d| DataType::parse(d).ok());
 
@@ -88,7 +87,7 @@ impl Validator {
         }
         let mut lines = scan::lines(text);
         let first = lines.next().unwrap_or("");
-        let Some(seps) = Seps::from_msh(first) else {
+        let Some(seps) = Seps::from_msh(first).filter(|_| text.starts_with("MSH")) else {
             emit(
                 Code::NotHl7,
                 None,
