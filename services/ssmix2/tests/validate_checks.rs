@@ -261,3 +261,35 @@ fn without_a_root_the_path_is_not_checked() {
     validator().check(None, &file, &bytes, &mut Scratch::default(), &mut |v| out.push(v));
     assert_eq!(found(&out), []);
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Message-shaped text: an MSH, then lines of fields with separators, digits and kanji.
+    fn messageish() -> impl Strategy<Value = String> {
+        let line = "[A-Z]{3}(\\|[0-9A-Z^~&\\\\患者.+-]{0,12}){0,30}";
+        (prop::collection::vec(line, 0..12), "[|#][\\^~\\\\&]{0,5}").prop_map(|(lines, head)| {
+            let mut s = format!("MSH{head}|HIS||||20110701||RDE^O11|1|P|2.5");
+            for l in lines {
+                s.push('\r');
+                s.push_str(&l);
+            }
+            s
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_are_judged_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            check_bytes(&format!("{OMP01_DIR}/{OMP01_NAME}"), &bytes);
+        }
+
+        #[test]
+        fn arbitrary_messages_are_judged_without_panicking(text in messageish()) {
+            let v = check_text(&format!("{OMP01_DIR}/{OMP01_NAME}"), &text);
+            prop_assert!(v.iter().all(|v| !v.message.is_empty()));
+        }
+    }
+}
