@@ -92,6 +92,45 @@ pub fn move_file(src: &Path, dest: &Path) -> io::Result<()> {
     sync_dir(src_dir)
 }
 
+/// How [`place_file`] got a file to its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// Renamed: the source is gone.
+    Renamed,
+    /// Copied across filesystems (content fsynced): the source is still there to unlink.
+    Copied,
+}
+
+/// The first half of a grouped move: renames `src` to `dest`, or across filesystems copies it to a
+/// temp file beside `dest`, fsyncs and renames it into place. Directory fsyncs and the unlink of a
+/// copied source are left to the caller, so a group of files shares them; the caller must fsync
+/// `dest`'s directory before unlinking any copied source.
+pub fn place_file(src: &Path, dest: &Path) -> io::Result<Placed> {
+    match fs::rename(src, dest) {
+        Ok(()) => return Ok(Placed::Renamed),
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {}
+        Err(e) => return Err(e),
+    }
+    let tmp = temp_beside(dest);
+    let copied = (|| {
+        let mut from = File::open(src)?;
+        let mut to = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        io::copy(&mut from, &mut to)?;
+        if let Ok(meta) = from.metadata()
+            && let Ok(mtime) = meta.modified()
+        {
+            let _ = to.set_modified(mtime);
+        }
+        to.sync_all()?;
+        fs::rename(&tmp, dest)
+    })();
+    if let Err(e) = copied {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(Placed::Copied)
+}
+
 /// Removes leftover temp files (from a crash mid-write) directly inside `dir`.
 pub fn remove_temp_files(dir: &Path) -> io::Result<usize> {
     let mut n = 0;

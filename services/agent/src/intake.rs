@@ -17,7 +17,7 @@ use crate::agent::Shared;
 use crate::agent_log::Level;
 use crate::check::{Violation, check_file};
 use crate::error::is_disk_full;
-use crate::outbox::Admission;
+use crate::outbox::{Admission, Offer};
 use crate::quarantine::Origin;
 use crate::settle::{Stamp, Tracker};
 
@@ -262,33 +262,8 @@ impl Intake {
             }
             let shared = self.shared.clone();
             let chunk = chunk.to_vec();
-            let outcomes = tokio::task::spawn_blocking(move || {
-                let mut disk_full_pause = None;
-                let mut queued = 0usize;
-                let mut scratch = ssmix2::validate::Scratch::default();
-                let out: Vec<(PathBuf, Outcome)> = chunk
-                    .into_iter()
-                    .map(|p| {
-                        // Once the disk is full, the rest of the chunk waits without trying.
-                        if let Some(d) = disk_full_pause {
-                            return (p, Outcome::RetryAfter(d));
-                        }
-                        let o = process_file(&shared, &mut scratch, &p, &mut queued);
-                        if let Outcome::RetryAfter(d) = o
-                            && shared.disk_full.load(std::sync::atomic::Ordering::SeqCst)
-                        {
-                            disk_full_pause = Some(d);
-                        }
-                        (p, o)
-                    })
-                    .collect();
-                if queued > 0 {
-                    shared.wake_uploader.notify_one();
-                }
-                out
-            })
-            .await
-            .unwrap_or_default();
+            let outcomes =
+                tokio::task::spawn_blocking(move || process_chunk(&shared, chunk)).await.unwrap_or_default();
             let now = Instant::now();
             for (p, o) in outcomes {
                 if let Outcome::RetryAfter(d) = o {
@@ -304,19 +279,70 @@ fn disk_retry(shared: &Shared) -> Duration {
     shared.cfg.rescan_interval().min(Duration::from_secs(5))
 }
 
-/// Checks one complete file and moves it to the outbox or the quarantine.
-fn process_file(
-    shared: &Shared,
-    scratch: &mut ssmix2::validate::Scratch,
-    path: &Path,
-    queued: &mut usize,
-) -> Outcome {
+/// Checks a group of complete files, quarantines the invalid ones and moves the valid ones into
+/// the outbox together (sharing directory fsyncs). Returns what to do with each file.
+fn process_chunk(shared: &Shared, chunk: Vec<PathBuf>) -> Vec<(PathBuf, Outcome)> {
+    let mut scratch = ssmix2::validate::Scratch::default();
+    let mut out = Vec::with_capacity(chunk.len());
+    let mut offers = Vec::new();
+    let mut offered = Vec::new();
+    for p in chunk {
+        match check_one(shared, &mut scratch, &p) {
+            Step::Finished(o) => out.push((p, o)),
+            Step::Offer(offer, rel_shown) => {
+                offers.push(offer);
+                offered.push((p, rel_shown));
+            }
+        }
+    }
+    let answers = shared.outbox.admit_many(offers);
+    let mut queued = 0usize;
+    for ((p, rel_shown), answer) in offered.into_iter().zip(answers) {
+        let o = match answer {
+            Ok(Admission::Queued) => {
+                queued += 1;
+                Outcome::Done
+            }
+            Ok(Admission::AlreadyQueued) => Outcome::Done,
+            Ok(Admission::Busy) => Outcome::RetryAfter(shared.cfg.rescan_interval()),
+            Err(e) if is_disk_full(&e) => {
+                shared.note_disk_full(&format!("{rel_shown} into the outbox"), &e);
+                Outcome::RetryAfter(disk_retry(shared))
+            }
+            Err(e) => {
+                shared.record(
+                    Level::Error,
+                    "outbox_failed",
+                    &format!("cannot move {rel_shown} into the outbox: {e}"),
+                    json!({"file": rel_shown}),
+                );
+                Outcome::RetryAfter(shared.cfg.rescan_interval())
+            }
+        };
+        out.push((p, o));
+    }
+    if queued > 0 {
+        shared.note_disk_ok();
+        shared.wake_uploader.notify_one();
+    }
+    out
+}
+
+/// The result of checking one file: finished (quarantined, gone, or to retry), or a valid file to
+/// offer to the outbox.
+enum Step {
+    Finished(Outcome),
+    Offer(Offer, String),
+}
+
+/// Reads and checks one complete file; quarantines it when invalid.
+fn check_one(shared: &Shared, scratch: &mut ssmix2::validate::Scratch, path: &Path) -> Step {
     let rel_path = path.strip_prefix(&shared.export_dir).unwrap_or(path);
     let rel_utf8 = rel_path.to_str().map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"));
     let rel_shown = rel_path.to_string_lossy().into_owned();
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Done,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Step::Finished(Outcome::Done),
         Err(e) => {
             shared.record(
                 Level::Error,
@@ -324,7 +350,7 @@ fn process_file(
                 &format!("cannot read {rel_shown}: {e}"),
                 json!({"file": rel_shown}),
             );
-            return Outcome::RetryAfter(shared.cfg.rescan_interval());
+            return Step::Finished(Outcome::RetryAfter(shared.cfg.rescan_interval()));
         }
     };
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
@@ -336,63 +362,44 @@ fn process_file(
             message: format!("path {rel_shown:?} is not valid UTF-8"),
         }]),
     };
-    match checked {
+    let violations = match checked {
         Ok(storage_path) => {
-            let sp = storage_path.to_string();
-            match shared.outbox.admit(path, storage_path, bytes.len() as u64, &sha) {
-                Ok(Admission::Queued) => {
-                    *queued += 1;
-                    shared.note_disk_ok();
-                    Outcome::Done
-                }
-                Ok(Admission::AlreadyQueued) => Outcome::Done,
-                Ok(Admission::Busy) => Outcome::RetryAfter(shared.cfg.rescan_interval()),
-                Err(e) if is_disk_full(&e) => {
-                    shared.note_disk_full(&format!("{rel_shown} into the outbox"), &e);
-                    Outcome::RetryAfter(disk_retry(shared))
-                }
-                Err(e) => {
-                    shared.record(
-                        Level::Error,
-                        "outbox_failed",
-                        &format!("cannot move {rel_shown} into the outbox: {e}"),
-                        json!({"file": rel_shown, "path": sp}),
-                    );
-                    Outcome::RetryAfter(shared.cfg.rescan_interval())
-                }
-            }
+            let offer =
+                Offer { src: path.to_owned(), path: storage_path, size: bytes.len() as u64, sha256: sha };
+            return Step::Offer(offer, rel_shown);
         }
-        Err(violations) => {
-            let codes: Vec<&str> = violations.iter().map(|v| v.code.as_str()).collect();
-            match shared.quarantine.put(path, &rel_shown, Origin::Agent, &hex::encode(sha), &violations) {
-                Ok(_) => {
-                    shared.note_disk_ok();
-                    let detail: Vec<String> =
-                        violations.iter().map(|v| format!("{}: {}", v.code, v.message)).collect();
-                    shared.record(
-                        Level::Warn,
-                        "quarantined",
-                        &format!("{rel_shown} quarantined: {}", detail.join("; ")),
-                        json!({"file": rel_shown, "codes": codes}),
-                    );
-                    Outcome::Done
-                }
-                Err(e) if is_disk_full(&e) => {
-                    shared.note_disk_full(&format!("{rel_shown} into the quarantine"), &e);
-                    Outcome::RetryAfter(disk_retry(shared))
-                }
-                Err(e) => {
-                    shared.record(
-                        Level::Error,
-                        "quarantine_failed",
-                        &format!("cannot quarantine {rel_shown}: {e}"),
-                        json!({"file": rel_shown, "codes": codes}),
-                    );
-                    Outcome::RetryAfter(shared.cfg.rescan_interval())
-                }
+        Err(v) => v,
+    };
+    let codes: Vec<&str> = violations.iter().map(|v| v.code.as_str()).collect();
+    Step::Finished(
+        match shared.quarantine.put(path, &rel_shown, Origin::Agent, &hex::encode(sha), &violations) {
+            Ok(_) => {
+                shared.note_disk_ok();
+                let detail: Vec<String> =
+                    violations.iter().map(|v| format!("{}: {}", v.code, v.message)).collect();
+                shared.record(
+                    Level::Warn,
+                    "quarantined",
+                    &format!("{rel_shown} quarantined: {}", detail.join("; ")),
+                    json!({"file": rel_shown, "codes": codes}),
+                );
+                Outcome::Done
             }
-        }
-    }
+            Err(e) if is_disk_full(&e) => {
+                shared.note_disk_full(&format!("{rel_shown} into the quarantine"), &e);
+                Outcome::RetryAfter(disk_retry(shared))
+            }
+            Err(e) => {
+                shared.record(
+                    Level::Error,
+                    "quarantine_failed",
+                    &format!("cannot quarantine {rel_shown}: {e}"),
+                    json!({"file": rel_shown, "codes": codes}),
+                );
+                Outcome::RetryAfter(shared.cfg.rescan_interval())
+            }
+        },
+    )
 }
 
 #[cfg(test)]

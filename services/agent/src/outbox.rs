@@ -2,7 +2,7 @@
 //! store has acknowledged them. A file is in the export folder or the outbox (briefly both, after a
 //! cross-device copy), so a crash loses nothing; a restart re-reads the directory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,15 @@ pub enum Admission {
     /// Other bytes under the same name are still waiting; the file stays in the export folder until
     /// they are gone (then the store decides).
     Busy,
+}
+
+/// A checked file offered to the outbox.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub src: PathBuf,
+    pub path: StoragePath,
+    pub size: u64,
+    pub sha256: [u8; 32],
 }
 
 /// Upload order: by the message's creation timestamp from the file name, then by name.
@@ -102,25 +111,82 @@ impl Outbox {
         size: u64,
         sha256: &[u8; 32],
     ) -> io::Result<Admission> {
-        // The index lock is held across the check and the move so that `complete` cannot remove a
+        let mut out = self.admit_many(vec![Offer { src: src.to_owned(), path, size, sha256: *sha256 }]);
+        out.pop().expect("one answer per offer")
+    }
+
+    /// Moves a group of checked files into the outbox, sharing the directory fsyncs: every file is
+    /// renamed (or copied and fsynced) into place, the outbox directory is fsynced once, and only then
+    /// are copied sources unlinked and the source directories fsynced. One answer per offer, in order.
+    pub fn admit_many(&self, offers: Vec<Offer>) -> Vec<io::Result<Admission>> {
+        // The index lock is held across checks and moves so that `complete` cannot remove a
         // same-named file in between.
         let mut queue = self.lock();
-        let dest = self.dir.join(path.name.to_string());
-        match fs::read(&dest) {
-            Ok(existing) => {
-                if <[u8; 32]>::from(Sha256::digest(&existing)) == *sha256 {
-                    fs::remove_file(src)?;
-                    durable::sync_dir(src.parent().unwrap_or(Path::new(".")))?;
-                    return Ok(Admission::AlreadyQueued);
-                }
-                return Ok(Admission::Busy);
+        let mut answers: Vec<io::Result<Admission>> = Vec::with_capacity(offers.len());
+        let mut src_dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut copied: Vec<(usize, PathBuf)> = Vec::new();
+        let mut placed: Vec<(usize, Entry)> = Vec::new();
+        // After one "disk full", the rest of the group is not tried.
+        let mut full: Option<io::ErrorKind> = None;
+        for (i, offer) in offers.into_iter().enumerate() {
+            if let Some(kind) = full {
+                answers.push(Err(io::Error::new(kind, "no space left in the outbox")));
+                continue;
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            let dest = self.dir.join(offer.path.name.to_string());
+            let src_dir = offer.src.parent().unwrap_or(Path::new(".")).to_owned();
+            let answer = match fs::read(&dest) {
+                Ok(existing) if <[u8; 32]>::from(Sha256::digest(&existing)) == offer.sha256 => {
+                    fs::remove_file(&offer.src).map(|()| {
+                        src_dirs.insert(src_dir);
+                        Admission::AlreadyQueued
+                    })
+                }
+                Ok(_) => Ok(Admission::Busy),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => match durable::place_file(&offer.src, &dest)
+                {
+                    Ok(how) => {
+                        if how == durable::Placed::Copied {
+                            copied.push((i, offer.src.clone()));
+                        }
+                        src_dirs.insert(src_dir);
+                        placed.push((i, Entry { path: offer.path, size: offer.size }));
+                        Ok(Admission::Queued)
+                    }
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &answer
+                && crate::error::is_disk_full(e)
+            {
+                full = Some(e.kind());
+            }
+            answers.push(answer);
         }
-        durable::move_file(src, &dest)?;
-        queue.insert(key_of(&path.name), Entry { path, size });
-        Ok(Admission::Queued)
+        if !placed.is_empty()
+            && let Err(e) = durable::sync_dir(&self.dir)
+        {
+            // The files are in the outbox but not known durable: keep the sources (a copy may then
+            // exist twice, which the store's deduplication absorbs) and index what is there.
+            for (i, entry) in placed {
+                queue.insert(key_of(&entry.path.name), entry);
+                answers[i] = Err(io::Error::new(e.kind(), format!("fsync of the outbox: {e}")));
+            }
+            return answers;
+        }
+        for (i, src) in copied {
+            if let Err(e) = fs::remove_file(&src) {
+                answers[i] = Err(e);
+            }
+        }
+        for dir in src_dirs {
+            let _ = durable::sync_dir(&dir);
+        }
+        for (_, entry) in placed {
+            queue.insert(key_of(&entry.path.name), entry);
+        }
+        answers
     }
 
     /// The next files to upload, oldest first, within the batch limits (one file always fits).
