@@ -197,11 +197,14 @@ fn netd(vm: &Vm, args: &str) -> kizuna_lab::Output {
 }
 
 fn assert_no_mismatches(lab: &Lab, probes: &BTreeMap<&str, Vec<Probe>>, retry: Duration) {
-    let mut failures = Vec::new();
-    for (name, list) in probes {
-        let vm = lab.vm(name).unwrap();
-        failures.extend(run_probes(vm, list, retry).expect("running probes"));
-    }
+    let failures: Vec<_> = lab
+        .on_each(|vm| match probes.get(vm.name()) {
+            Some(list) => run_probes(vm, list, retry).expect("running probes"),
+            None => Vec::new(),
+        })
+        .into_iter()
+        .flatten()
+        .collect();
     assert!(
         failures.is_empty(),
         "{} probe(s) disagree with the policy (logs in {}):\n{}",
@@ -246,27 +249,33 @@ fn netd_builds_isolated_segment_meshes_and_keeps_them() {
     let lab = Lab::start("netd", &artefacts, specs).expect("booting the routers");
     eprintln!("netd lab: 4 routers booted in {:.1} s", lab.boot_time().as_secs_f64());
 
-    // Each router generates its keys; only public keys come back.
-    let mut keys: BTreeMap<&str, Keys> = BTreeMap::new();
-    for r in &ROUTERS {
-        let vm = lab.vm(r.name).unwrap();
-        vm.write_file(SITE_FILE, &site_file(r)).unwrap();
-        vm.run_ok(&lan_script(r)).unwrap_or_else(|e| panic!("{e}"));
-        let segs: String = segments_of(r).iter().map(|s| format!(" --segment {}", s.name)).collect();
-        let out = netd(vm, &format!("keys{segs}"));
-        assert!(out.success(), "{}: netd keys failed: {}", r.name, out.stderr);
-        let printed: KeysOutput = serde_norway::from_str(&out.stdout).unwrap_or_else(|e| {
-            panic!("{}: netd keys printed no `site:` and `keys:` YAML ({e}):\n{}", r.name, out.stdout)
-        });
-        assert_eq!(printed.site, r.name, "netd keys names the wrong site");
-        let printed = printed.keys;
-        for seg in segments_of(r) {
-            assert!(printed.contains_key(seg.name), "{}: no {} key in {printed:?}", r.name, seg.name);
-        }
-        let private = vm.run_ok("cat /var/lib/netd/keys/*").unwrap();
-        assert!(printed.values().all(|k| !private.contains(k.as_str())), "netd keys printed a private key");
-        keys.insert(r.name, printed);
-    }
+    // Each router generates its keys; only public keys come back. (All routers at once, here and
+    // below: each emulated guest keeps one host core busy.)
+    let keys: BTreeMap<&str, Keys> = lab
+        .on_each(|vm| {
+            let r = router(vm.name());
+            vm.write_file(SITE_FILE, &site_file(r)).unwrap();
+            vm.run_ok(&lan_script(r)).unwrap_or_else(|e| panic!("{e}"));
+            let segs: String = segments_of(r).iter().map(|s| format!(" --segment {}", s.name)).collect();
+            let out = netd(vm, &format!("keys{segs}"));
+            assert!(out.success(), "{}: netd keys failed: {}", r.name, out.stderr);
+            let printed: KeysOutput = serde_norway::from_str(&out.stdout).unwrap_or_else(|e| {
+                panic!("{}: netd keys printed no `site:` and `keys:` YAML ({e}):\n{}", r.name, out.stdout)
+            });
+            assert_eq!(printed.site, r.name, "netd keys names the wrong site");
+            let printed = printed.keys;
+            for seg in segments_of(r) {
+                assert!(printed.contains_key(seg.name), "{}: no {} key in {printed:?}", r.name, seg.name);
+            }
+            let private = vm.run_ok("cat /var/lib/netd/keys/*").unwrap();
+            assert!(
+                printed.values().all(|k| !private.contains(k.as_str())),
+                "netd keys printed a private key"
+            );
+            (r.name, printed)
+        })
+        .into_iter()
+        .collect();
     let policy = policy_yaml(&keys, RADIOLOGY.port, None);
 
     // The centre's LAN services, and listeners that no policy allows.
@@ -286,28 +295,16 @@ fn netd_builds_isolated_segment_meshes_and_keeps_them() {
         .unwrap();
 
     // One policy everywhere; netd checks and applies it, and a second plan finds nothing to do.
-    for r in &ROUTERS {
-        let vm = lab.vm(r.name).unwrap();
+    lab.on_each(|vm| {
+        let name = vm.name();
         vm.write_file(POLICY, &policy).unwrap();
         let check = vm.run(&format!("netd check {POLICY}")).unwrap();
-        assert!(
-            check.success(),
-            "{}: netd check rejected the policy:\n{}{}",
-            r.name,
-            check.stdout,
-            check.stderr
-        );
+        assert!(check.success(), "{name}: netd check rejected the policy:\n{}{}", check.stdout, check.stderr);
         let apply = netd(vm, "apply");
-        assert!(apply.success(), "{}: netd apply failed:\n{}{}", r.name, apply.stdout, apply.stderr);
-    }
-    for r in &ROUTERS {
-        let plan = netd(lab.vm(r.name).unwrap(), "plan");
-        assert_eq!(
-            plan.code, 0,
-            "{}: plan after apply is not empty:\n{}{}",
-            r.name, plan.stdout, plan.stderr
-        );
-    }
+        assert!(apply.success(), "{name}: netd apply failed:\n{}{}", apply.stdout, apply.stderr);
+        let plan = netd(vm, "plan");
+        assert_eq!(plan.code, 0, "{name}: plan after apply is not empty:\n{}{}", plan.stdout, plan.stderr);
+    });
     let applied = total.elapsed();
 
     // (a)-(d) with real packets.
@@ -496,12 +493,10 @@ fn netd_builds_isolated_segment_meshes_and_keeps_them() {
     assert_eq!(netd(a, "plan").code, 0, "plan not empty after rollback and policy restore");
 
     // The daemons take over.
-    for r in &ROUTERS {
-        lab.vm(r.name)
+    lab.on_each(|vm| {
+        vm.run_ok(&format!("setsid netd --config {SITE_FILE} run </dev/null >/var/log/netd.log 2>&1 &"))
             .unwrap()
-            .run_ok(&format!("setsid netd --config {SITE_FILE} run </dev/null >/var/log/netd.log 2>&1 &"))
-            .unwrap();
-    }
+    });
 
     // (e) a peer deleted by hand comes back on the next pass.
     a.run_ok(&format!("wg set kzw-conference peer {b_key} remove")).unwrap();
