@@ -23,7 +23,11 @@ impl RecordKey {
                 return Err(IndexError::Invalid { what, value: v.to_owned(), reason: "is empty" });
             }
             if v.chars().any(char::is_control) {
-                return Err(IndexError::Invalid { what, value: v.to_owned(), reason: "contains a control character" });
+                return Err(IndexError::Invalid {
+                    what,
+                    value: v.to_owned(),
+                    reason: "contains a control character",
+                });
             }
         }
         Ok(Self { facility: facility.to_owned(), local_id: local_id.to_owned() })
@@ -108,7 +112,8 @@ impl Demographics {
     /// errors. A kanji name is the PID-5 repetition with representation `I`, the reading the one
     /// with `P`; with no representation given, the first repetition counts as kanji.
     pub fn from_message(msg: &Message, source_name: &str) -> Result<Self, IndexError> {
-        let pid = msg.segment("PID").ok_or_else(|| IndexError::NoPid { source_name: source_name.to_owned() })?;
+        let pid =
+            msg.segment("PID").ok_or_else(|| IndexError::NoPid { source_name: source_name.to_owned() })?;
         let reps = pid.field(5).map_or(0, |f| f.0.len());
         let mut d = Demographics::default();
         let text = |path: String| msg.value(&path).map(|v| v.into_owned()).unwrap_or_default();
@@ -198,7 +203,10 @@ mod tests {
 
     #[test]
     fn reading_first_and_whole_name_in_one_component() {
-        let text = ADT.replace("佐藤^太郎^^^^^L^I~サトウ^タロウ^^^^^L^P", "サトウ　タロウ^^^^^^L^P~佐藤　太郎^^^^^^L^I");
+        let text = ADT.replace(
+            "佐藤^太郎^^^^^L^I~サトウ^タロウ^^^^^L^P",
+            "サトウ　タロウ^^^^^^L^P~佐藤　太郎^^^^^^L^I",
+        );
         let d = Demographics::from_message(&Message::parse(&text).unwrap(), "x").unwrap();
         assert_eq!((d.family_kanji.as_str(), d.given_kanji.as_str()), ("佐藤", "太郎"));
         assert_eq!((d.family_kana.as_str(), d.given_kana.as_str()), ("サトウ", "タロウ"));

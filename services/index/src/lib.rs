@@ -7,6 +7,7 @@
 //! - [`matcher`]: a Fellegi–Sunter scorer whose m and u probabilities are estimated without labels
 //!   (u from random pairs, m by EM on blocked pairs, as Splink does), with two thresholds;
 //! - [`source`]: demographics read from an SS-MIX2 storage root or NSIPS exports;
+//! - [`quality`]: pairwise precision and recall against a ground truth;
 //! - [`registry`]: common health IDs, links, the review queue and the link history in the IndexDB.
 //!
 //! Everything but [`registry`] is pure: data in, data out.
@@ -15,6 +16,7 @@ pub mod demographics;
 mod error;
 pub mod matcher;
 pub mod normalize;
+pub mod quality;
 pub mod registry;
 pub mod source;
 

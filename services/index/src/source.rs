@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use ssmix2::{ConditionFlag, StoragePath};
 
-use crate::demographics::{Demographics, RecordKey, Sex, parse_birth_date, phone_digits};
 use crate::IndexError;
+use crate::demographics::{Demographics, RecordKey, Sex, parse_birth_date, phone_digits};
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
     move |source| IndexError::Io { path: path.to_owned(), source }

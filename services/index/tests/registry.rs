@@ -53,10 +53,19 @@ async fn registry(dir: &tempfile::TempDir) -> Registry {
 async fn the_same_patient_at_two_facilities_shares_one_common_id() {
     let dir = tempfile::tempdir().unwrap();
     let r = registry(&dir).await;
-    let a = r.enroll(&key("H001", "0001"), &person("渡邊", "恵子", "ワタナベ", "ケイコ", "19600101", "仙台市青葉区一番町1-2-3")).await.unwrap();
+    let a = r
+        .enroll(
+            &key("H001", "0001"),
+            &person("渡邊", "恵子", "ワタナベ", "ケイコ", "19600101", "仙台市青葉区一番町1-2-3"),
+        )
+        .await
+        .unwrap();
     assert!(matches!(a.outcome, Outcome::NewId { .. }));
     let b = r
-        .enroll(&key("C002", "77"), &person("渡辺", "恵子", "ﾜﾀﾅﾍﾞ", "ケーコ", "19600101", "宮城県仙台市青葉区一番町一丁目２番３号"))
+        .enroll(
+            &key("C002", "77"),
+            &person("渡辺", "恵子", "ﾜﾀﾅﾍﾞ", "ケーコ", "19600101", "宮城県仙台市青葉区一番町一丁目２番３号"),
+        )
         .await
         .unwrap();
     assert!(matches!(b.outcome, Outcome::AutoLinked { .. }), "{b:?}");
@@ -65,10 +74,19 @@ async fn the_same_patient_at_two_facilities_shares_one_common_id() {
     assert_eq!(r.find(&key("C002", "77")).await.unwrap(), Some(a.common_id.clone()));
     assert_eq!(r.find(&key("C002", "78")).await.unwrap(), None);
     // A different person gets their own ID.
-    let c = r.enroll(&key("C002", "78"), &person("千葉", "節子", "チバ", "セツコ", "19401010", "石巻市中央1-1")).await.unwrap();
+    let c = r
+        .enroll(&key("C002", "78"), &person("千葉", "節子", "チバ", "セツコ", "19401010", "石巻市中央1-1"))
+        .await
+        .unwrap();
     assert_ne!(c.common_id, a.common_id);
     // Enrolling again refreshes demographics and keeps the link.
-    let again = r.enroll(&key("C002", "77"), &person("渡辺", "恵子", "ワタナベ", "ケイコ", "19600101", "石巻市中央5-5")).await.unwrap();
+    let again = r
+        .enroll(
+            &key("C002", "77"),
+            &person("渡辺", "恵子", "ワタナベ", "ケイコ", "19600101", "石巻市中央5-5"),
+        )
+        .await
+        .unwrap();
     assert_eq!(again.outcome, Outcome::Updated);
     assert_eq!(again.common_id, a.common_id);
 }
@@ -86,9 +104,18 @@ async fn unknown_and_malformed_common_ids_are_refused() {
 async fn a_doubtful_candidate_waits_for_review_and_the_decision_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let r = registry(&dir).await;
-    let a = r.enroll(&key("H001", "1"), &person("佐藤", "裕子", "サトウ", "ユウコ", "19800102", "仙台市青葉区一番町1-2-3")).await.unwrap();
+    let a = r
+        .enroll(
+            &key("H001", "1"),
+            &person("佐藤", "裕子", "サトウ", "ユウコ", "19800102", "仙台市青葉区一番町1-2-3"),
+        )
+        .await
+        .unwrap();
     // Same name and birth date, but another address: between the thresholds.
-    let b = r.enroll(&key("H002", "5"), &person("佐藤", "裕子", "サトウ", "ユウコ", "19800102", "気仙沼市古町9-9")).await.unwrap();
+    let b = r
+        .enroll(&key("H002", "5"), &person("佐藤", "裕子", "サトウ", "ユウコ", "19800102", "気仙沼市古町9-9"))
+        .await
+        .unwrap();
     let Outcome::NewId { review } = &b.outcome else { panic!("expected review, got {b:?}") };
     assert_eq!(review.len(), 1);
     assert_ne!(a.common_id, b.common_id);
@@ -99,15 +126,27 @@ async fn a_doubtful_candidate_waits_for_review_and_the_decision_is_kept() {
     assert!(open[0].explanation.iter().any(|w| w.field == Field::Address && w.weight < 0.0));
 
     assert!(r.accept_review(open[0].id, "  ", "same person").await.is_err(), "an admin must be named");
-    let linked = r.accept_review(open[0].id, "admin-suzuki", "phoned the patient: moved in 2023").await.unwrap();
+    let linked =
+        r.accept_review(open[0].id, "admin-suzuki", "phoned the patient: moved in 2023").await.unwrap();
     assert_eq!(linked, a.common_id);
     assert_eq!(r.find(&key("H002", "5")).await.unwrap(), Some(a.common_id.clone()));
     assert!(r.open_reviews(10).await.unwrap().is_empty());
-    assert!(r.accept_review(open[0].id, "admin-suzuki", "again").await.is_err(), "decided items stay decided");
+    assert!(
+        r.accept_review(open[0].id, "admin-suzuki", "again").await.is_err(),
+        "decided items stay decided"
+    );
 
     let h = r.history(&key("H002", "5")).await.unwrap();
-    let steps: Vec<(&str, &str, &str)> = h.iter().map(|e| (e.action.as_str(), e.method.as_str(), e.actor.as_str())).collect();
-    assert_eq!(steps, vec![("link", "new", "matcher"), ("unlink", "review", "admin-suzuki"), ("link", "review", "admin-suzuki")]);
+    let steps: Vec<(&str, &str, &str)> =
+        h.iter().map(|e| (e.action.as_str(), e.method.as_str(), e.actor.as_str())).collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("link", "new", "matcher"),
+            ("unlink", "review", "admin-suzuki"),
+            ("link", "review", "admin-suzuki")
+        ]
+    );
     assert_eq!(h[2].reason, "phoned the patient: moved in 2023");
     assert_eq!(h[0].common_id, b.common_id);
 }
@@ -136,7 +175,13 @@ async fn an_admin_can_unlink_and_relink_and_history_shows_who_when_why() {
     let steps: Vec<(&str, &str)> = h.iter().map(|e| (e.action.as_str(), e.method.as_str())).collect();
     assert_eq!(
         steps,
-        vec![("link", "auto"), ("unlink", "split"), ("link", "split"), ("unlink", "manual"), ("link", "manual")]
+        vec![
+            ("link", "auto"),
+            ("unlink", "split"),
+            ("link", "split"),
+            ("unlink", "manual"),
+            ("link", "manual")
+        ]
     );
     assert!(h[0].match_weight.is_some() && h[0].model_id.is_some());
     assert!(h.iter().all(|e| !e.at.is_empty()));

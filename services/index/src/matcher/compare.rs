@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use strsim::{damerau_levenshtein, jaro_winkler};
 
 use super::prepare::Prepared;
-use crate::normalize::{NormalizedAddress, voiceless_key};
+use crate::normalize::NormalizedAddress;
 
 /// The fields the matcher compares. Family and given names are compared apart (a family shares the
 /// one and not the other); each combines its kanji and its reading.
@@ -90,7 +90,8 @@ fn kanji_closeness(a: &str, b: &str) -> Option<Closeness> {
 }
 
 /// Readings: equal, one voicing slip or one edit apart (names of three kana or more), else far.
-fn kana_closeness(a: &str, b: &str) -> Option<Closeness> {
+/// `ka` and `kb` are the readings' voiceless keys.
+fn kana_closeness(a: &str, b: &str, ka: &str, kb: &str) -> Option<Closeness> {
     if a.is_empty() || b.is_empty() {
         return None;
     }
@@ -98,8 +99,7 @@ fn kana_closeness(a: &str, b: &str) -> Option<Closeness> {
         return Some(Closeness::Exact);
     }
     let shorter = a.chars().count().min(b.chars().count());
-    let near = (shorter >= 2 && voiceless_key(a) == voiceless_key(b))
-        || (shorter >= 3 && damerau_levenshtein(a, b) <= 1);
+    let near = (shorter >= 2 && ka == kb) || (shorter >= 3 && damerau_levenshtein(a, b) <= 1);
     Some(if near { Closeness::Near } else { Closeness::Far })
 }
 
@@ -123,7 +123,8 @@ fn birth_level(a: &str, b: &str) -> u8 {
     if a == b {
         return 3;
     }
-    let swapped = a.len() == 8 && b.len() == 8 && a[..4] == b[..4] && a[4..6] == b[6..8] && a[6..8] == b[4..6];
+    let swapped =
+        a.len() == 8 && b.len() == 8 && a[..4] == b[..4] && a[4..6] == b[6..8] && a[6..8] == b[4..6];
     let d = damerau_levenshtein(a, b);
     if d <= 1 || swapped {
         2
@@ -134,7 +135,8 @@ fn birth_level(a: &str, b: &str) -> u8 {
     }
 }
 
-fn address_level(a: &NormalizedAddress, b: &NormalizedAddress) -> Option<u8> {
+/// `ca` and `cb` are the addresses' canonical forms.
+fn address_level(a: &NormalizedAddress, b: &NormalizedAddress, ca: &str, cb: &str) -> Option<u8> {
     if a.locality.is_empty() && a.numbers.is_empty() || b.locality.is_empty() && b.numbers.is_empty() {
         return None;
     }
@@ -146,7 +148,7 @@ fn address_level(a: &NormalizedAddress, b: &NormalizedAddress) -> Option<u8> {
     let prefix = !short.numbers.is_empty() && long.numbers.starts_with(&short.numbers);
     let one_off = a.numbers.len() == b.numbers.len()
         && a.numbers.iter().zip(&b.numbers).filter(|(x, y)| x != y).count() == 1;
-    if same_locality && (prefix || one_off) || damerau_levenshtein(&a.canonical(), &b.canonical()) <= 1 {
+    if same_locality && (prefix || one_off) || damerau_levenshtein(ca, cb) <= 1 {
         return Some(2);
     }
     if same_locality || jaro_winkler(&a.locality, &b.locality) >= 0.9 {
@@ -160,10 +162,12 @@ pub fn compare(a: &Prepared, b: &Prepared) -> ComparisonVector {
     let mut v: ComparisonVector = [None; Field::COUNT];
     v[Field::FamilyName.index()] = name_level(
         kanji_closeness(&a.family_kanji, &b.family_kanji),
-        kana_closeness(&a.family_kana, &b.family_kana),
+        kana_closeness(&a.family_kana, &b.family_kana, &a.family_kana_key, &b.family_kana_key),
     );
-    v[Field::GivenName.index()] =
-        name_level(kanji_closeness(&a.given_kanji, &b.given_kanji), kana_closeness(&a.given_kana, &b.given_kana));
+    v[Field::GivenName.index()] = name_level(
+        kanji_closeness(&a.given_kanji, &b.given_kanji),
+        kana_closeness(&a.given_kana, &b.given_kana, &a.given_kana_key, &b.given_kana_key),
+    );
     v[Field::BirthDate.index()] = match (&a.birth_date, &b.birth_date) {
         (Some(x), Some(y)) => Some(birth_level(x, y)),
         _ => None,
@@ -172,7 +176,8 @@ pub fn compare(a: &Prepared, b: &Prepared) -> ComparisonVector {
         (Some(x), Some(y)) => Some(u8::from(x == y)),
         _ => None,
     };
-    v[Field::Address.index()] = address_level(&a.address, &b.address);
+    v[Field::Address.index()] =
+        address_level(&a.address, &b.address, &a.address_canonical, &b.address_canonical);
     v[Field::Phone.index()] =
         (!a.phone.is_empty() && !b.phone.is_empty()).then(|| u8::from(a.phone == b.phone));
     v
@@ -198,7 +203,15 @@ mod tests {
 
     #[test]
     fn the_same_person_written_differently_agrees_fully() {
-        let a = person("渡邊", "恭平", "ワタナベ", "キョウヘイ", "19750312", Sex::Male, "宮城県仙台市若林区荒井二丁目３番４号");
+        let a = person(
+            "渡邊",
+            "恭平",
+            "ワタナベ",
+            "キョウヘイ",
+            "19750312",
+            Sex::Male,
+            "宮城県仙台市若林区荒井二丁目３番４号",
+        );
         let b = person("渡辺", "恭平", "ﾜﾀﾅﾍﾞ", "キヨウヘイ", "19750312", Sex::Male, "仙台市若林区荒井2-3-4");
         assert_eq!(compare(&a, &b), [Some(3), Some(3), Some(3), Some(1), Some(3), None]);
     }
@@ -221,7 +234,11 @@ mod tests {
         let b = person("千葉", "清", "チバ", "キヨシ", "19420808", Sex::Male, "気仙沼市古町1-1-1");
         let v = compare(&a, &b);
         assert_eq!(v[Field::FamilyName.index()], Some(3));
-        assert_eq!(v[Field::GivenName.index()], Some(0), "one-character names one edit apart are different names");
+        assert_eq!(
+            v[Field::GivenName.index()],
+            Some(0),
+            "one-character names one edit apart are different names"
+        );
         assert_eq!(v[Field::BirthDate.index()], Some(0));
         assert_eq!(v[Field::Address.index()], Some(3));
     }

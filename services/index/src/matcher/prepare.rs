@@ -19,10 +19,15 @@ pub struct Prepared {
     pub address: NormalizedAddress,
     /// Digits only.
     pub phone: String,
+    /// [`voiceless_key`] of the readings and the address's canonical form, computed once.
+    pub family_kana_key: String,
+    pub given_kana_key: String,
+    pub address_canonical: String,
 }
 
 impl Prepared {
     pub fn new(d: &Demographics) -> Self {
+        let address = normalize_address(&d.address);
         Self {
             family_kanji: fold_kanji_name(&d.family_kanji),
             given_kanji: fold_kanji_name(&d.given_kanji),
@@ -30,8 +35,11 @@ impl Prepared {
             given_kana: fold_kana(&d.given_kana),
             birth_date: d.birth_date.clone(),
             sex: d.sex,
-            address: normalize_address(&d.address),
+            address_canonical: address.canonical(),
+            address,
             phone: crate::demographics::phone_digits(&d.phone),
+            family_kana_key: voiceless_key(&d.family_kana),
+            given_kana_key: voiceless_key(&d.given_kana),
         }
     }
 
@@ -46,19 +54,24 @@ impl Prepared {
             keys.push(format!(
                 "{}:{}|{}",
                 BlockingRule::KanaName.tag(),
-                voiceless_key(&self.family_kana),
-                voiceless_key(&self.given_kana)
+                self.family_kana_key,
+                self.given_kana_key
             ));
         }
         if !self.family_kanji.is_empty() && !self.given_kanji.is_empty() {
-            keys.push(format!("{}:{}|{}", BlockingRule::KanjiName.tag(), self.family_kanji, self.given_kanji));
+            keys.push(format!(
+                "{}:{}|{}",
+                BlockingRule::KanjiName.tag(),
+                self.family_kanji,
+                self.given_kanji
+            ));
         }
         if !self.address.numbers.is_empty() && !self.given_kana.is_empty() {
             keys.push(format!(
                 "{}:{}|{}",
                 BlockingRule::AddressGiven.tag(),
-                self.address.canonical(),
-                voiceless_key(&self.given_kana)
+                self.address_canonical,
+                self.given_kana_key
             ));
         }
         keys

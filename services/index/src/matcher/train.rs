@@ -33,7 +33,7 @@ pub struct TrainingConfig {
 
 impl Default for TrainingConfig {
     fn default() -> Self {
-        Self { u_sample_pairs: 2_000_000, seed: 1, max_iterations: 200, tolerance: 1e-7, max_block: 2_000 }
+        Self { u_sample_pairs: 1_000_000, seed: 1, max_iterations: 200, tolerance: 1e-7, max_block: 2_000 }
     }
 }
 
@@ -219,12 +219,16 @@ pub fn train(records: &[Prepared], cfg: &TrainingConfig) -> Result<(Model, Train
     let mut m = Vec::new();
     for f in Field::ALL {
         if m_n[f.index()] == 0 {
-            return Err(IndexError::Training(format!("no blocking rule yielded pairs to estimate m for {}", f.name())));
+            return Err(IndexError::Training(format!(
+                "no blocking rule yielded pairs to estimate m for {}",
+                f.name()
+            )));
         }
         m.push(m_sum[f.index()].iter().map(|s| s / m_n[f.index()] as f64).collect::<Vec<_>>());
     }
-    let (lambda, n_dob) = dob_session
-        .ok_or_else(|| IndexError::Training("too few pairs share a birth date to estimate the prior".into()))?;
+    let (lambda, n_dob) = dob_session.ok_or_else(|| {
+        IndexError::Training("too few pairs share a birth date to estimate the prior".into())
+    })?;
     let dob_exact = m[Field::BirthDate.index()][3];
     let expected_matches = lambda * n_dob as f64 / dob_exact;
     let n = records.len() as f64;

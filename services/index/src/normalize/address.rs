@@ -12,11 +12,53 @@ use super::spacing::{is_space, strip_spaces};
 
 /// The 47 prefectures with their suffix, as addresses begin.
 const PREFECTURES: &[&str] = &[
-    "北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県",
-    "埼玉県", "千葉県", "東京都", "神奈川県", "新潟県", "富山県", "石川県", "福井県", "山梨県", "長野県",
-    "岐阜県", "静岡県", "愛知県", "三重県", "滋賀県", "京都府", "大阪府", "兵庫県", "奈良県", "和歌山県",
-    "鳥取県", "島根県", "岡山県", "広島県", "山口県", "徳島県", "香川県", "愛媛県", "高知県", "福岡県",
-    "佐賀県", "長崎県", "熊本県", "大分県", "宮崎県", "鹿児島県", "沖縄県",
+    "北海道",
+    "青森県",
+    "岩手県",
+    "宮城県",
+    "秋田県",
+    "山形県",
+    "福島県",
+    "茨城県",
+    "栃木県",
+    "群馬県",
+    "埼玉県",
+    "千葉県",
+    "東京都",
+    "神奈川県",
+    "新潟県",
+    "富山県",
+    "石川県",
+    "福井県",
+    "山梨県",
+    "長野県",
+    "岐阜県",
+    "静岡県",
+    "愛知県",
+    "三重県",
+    "滋賀県",
+    "京都府",
+    "大阪府",
+    "兵庫県",
+    "奈良県",
+    "和歌山県",
+    "鳥取県",
+    "島根県",
+    "岡山県",
+    "広島県",
+    "山口県",
+    "徳島県",
+    "香川県",
+    "愛媛県",
+    "高知県",
+    "福岡県",
+    "佐賀県",
+    "長崎県",
+    "熊本県",
+    "大分県",
+    "宮崎県",
+    "鹿児島県",
+    "沖縄県",
 ];
 
 /// An address as the matcher compares it.
@@ -48,8 +90,17 @@ impl NormalizedAddress {
 fn is_hyphen(c: char) -> bool {
     matches!(
         c,
-        '-' | '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' | '\u{2014}' | '\u{2015}' | '\u{2212}'
-            | '\u{30FC}' | '\u{FF0D}' | '\u{FE63}' | '\u{2043}'
+        '-' | '\u{2010}'
+            | '\u{2011}'
+            | '\u{2012}'
+            | '\u{2013}'
+            | '\u{2014}'
+            | '\u{2015}'
+            | '\u{2212}'
+            | '\u{30FC}'
+            | '\u{FF0D}'
+            | '\u{FE63}'
+            | '\u{2043}'
     )
 }
 
@@ -152,7 +203,11 @@ pub fn normalize_address(raw: &str) -> NormalizedAddress {
     }
     let chars: Vec<char> = s.chars().collect();
     let Some(start) = numbers_start(&chars) else {
-        return NormalizedAddress { locality: normalize_locality(&s), numbers: Vec::new(), building: String::new() };
+        return NormalizedAddress {
+            locality: normalize_locality(&s),
+            numbers: Vec::new(),
+            building: String::new(),
+        };
     };
     let locality = normalize_locality(&chars[..start].iter().collect::<String>());
     let mut numbers = Vec::new();
@@ -236,7 +291,9 @@ mod tests {
 
     #[test]
     fn kanji_numbers_parse() {
-        for (s, n) in [("一", 1), ("十", 10), ("十二", 12), ("二十", 20), ("二十三", 23), ("百五", 105), ("二〇", 20)] {
+        for (s, n) in
+            [("一", 1), ("十", 10), ("十二", 12), ("二十", 20), ("二十三", 23), ("百五", 105), ("二〇", 20)]
+        {
             assert_eq!(parse_kanji_number(s), Some(n), "{s}");
         }
         assert_eq!(parse_kanji_number(""), None);

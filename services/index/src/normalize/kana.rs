@@ -26,8 +26,17 @@ const SMALL_TO_LARGE: &[(char, char)] = &[
 ];
 
 /// Kana that sound alike in modern Japanese and are folded to the common spelling.
-const SAME_SOUND: &[(char, char)] =
-    &[('ヂ', 'ジ'), ('ヅ', 'ズ'), ('ヲ', 'オ'), ('ヰ', 'イ'), ('ヱ', 'エ'), ('ヷ', 'バ'), ('ヸ', 'ビ'), ('ヹ', 'ベ'), ('ヺ', 'ボ')];
+const SAME_SOUND: &[(char, char)] = &[
+    ('ヂ', 'ジ'),
+    ('ヅ', 'ズ'),
+    ('ヲ', 'オ'),
+    ('ヰ', 'イ'),
+    ('ヱ', 'エ'),
+    ('ヷ', 'バ'),
+    ('ヸ', 'ビ'),
+    ('ヹ', 'ベ'),
+    ('ヺ', 'ボ'),
+];
 
 /// Katakana for a hiragana character (the two blocks are 0x60 apart); other characters unchanged.
 pub fn to_katakana(c: char) -> char {
@@ -116,9 +125,7 @@ pub fn voiceless_key(s: &str) -> String {
 /// opposed to kanji or Latin text put in the kana field by mistake.
 pub fn is_reading(s: &str) -> bool {
     !s.trim().is_empty()
-        && s.nfkc().all(|c| {
-            matches!(c, '\u{3041}'..='\u{309F}' | '\u{30A0}'..='\u{30FF}' | ' ' | '\u{3000}')
-        })
+        && s.nfkc().all(|c| matches!(c, '\u{3041}'..='\u{309F}' | '\u{30A0}'..='\u{30FF}' | ' ' | '\u{3000}'))
 }
 
 #[cfg(test)]

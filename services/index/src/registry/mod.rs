@@ -108,18 +108,23 @@ impl Registry {
     }
 
     /// Stores a trained matcher; it is used from now on. Returns its id.
-    pub async fn install_matcher(&self, matcher: &Matcher, report: &TrainingReport) -> Result<i64, IndexError> {
+    pub async fn install_matcher(
+        &self,
+        matcher: &Matcher,
+        report: &TrainingReport,
+    ) -> Result<i64, IndexError> {
         if !matcher.model.is_well_formed() {
             return Err(IndexError::Training("the model's probabilities are not distributions".into()));
         }
         let _g = self.db.write_guard().await;
-        let row = sqlx::query("INSERT INTO models (trained_at, matcher, report) VALUES ($1, $2, $3) RETURNING id")
-            .bind(now())
-            .bind(serde_json::to_string(matcher)?)
-            .bind(serde_json::to_string(report)?)
-            .fetch_one(&self.db.pool)
-            .await
-            .map_err(IndexError::db("storing the matcher"))?;
+        let row =
+            sqlx::query("INSERT INTO models (trained_at, matcher, report) VALUES ($1, $2, $3) RETURNING id")
+                .bind(now())
+                .bind(serde_json::to_string(matcher)?)
+                .bind(serde_json::to_string(report)?)
+                .fetch_one(&self.db.pool)
+                .await
+                .map_err(IndexError::db("storing the matcher"))?;
         row.try_get::<i64, _>(0).map_err(IndexError::db("reading the matcher id"))
     }
 
@@ -187,13 +192,34 @@ impl Registry {
 
         let enrollment = if let Some(s) = &choice.link {
             let reason = format!("matched {} at weight {:.1}", s.via, s.match_weight);
-            set_link(&mut tx, key, &s.common_id, "auto", MATCHER_ACTOR, &reason, Some(s.match_weight), model_id)
-                .await?;
-            Enrollment { common_id: s.common_id.clone(), outcome: Outcome::AutoLinked { match_weight: s.match_weight } }
+            set_link(
+                &mut tx,
+                key,
+                &s.common_id,
+                "auto",
+                MATCHER_ACTOR,
+                &reason,
+                Some(s.match_weight),
+                model_id,
+            )
+            .await?;
+            Enrollment {
+                common_id: s.common_id.clone(),
+                outcome: Outcome::AutoLinked { match_weight: s.match_weight },
+            }
         } else {
             let id = issue(&mut tx, MATCHER_ACTOR).await?;
-            set_link(&mut tx, key, &id, "new", MATCHER_ACTOR, "no candidate above the auto-link threshold", None, model_id)
-                .await?;
+            set_link(
+                &mut tx,
+                key,
+                &id,
+                "new",
+                MATCHER_ACTOR,
+                "no candidate above the auto-link threshold",
+                None,
+                model_id,
+            )
+            .await?;
             Enrollment { common_id: id, outcome: Outcome::NewId { review: Vec::new() } }
         };
         let mut review_ids = Vec::new();
@@ -219,7 +245,9 @@ impl Registry {
         }
         tx.commit().await.map_err(IndexError::db("committing an enrollment"))?;
         let enrollment = match enrollment.outcome {
-            Outcome::NewId { .. } => Enrollment { outcome: Outcome::NewId { review: review_ids }, ..enrollment },
+            Outcome::NewId { .. } => {
+                Enrollment { outcome: Outcome::NewId { review: review_ids }, ..enrollment }
+            }
             _ => enrollment,
         };
         tracing::debug!(patient = %key, common_id = %enrollment.common_id, outcome = ?enrollment.outcome, "enrolled");
@@ -257,22 +285,31 @@ impl Registry {
 
     /// Every current link, as (facility, local ID, common ID): for exports and quality measurement.
     pub async fn all_links(&self) -> Result<Vec<(RecordKey, CommonId)>, IndexError> {
-        let rows = sqlx::query("SELECT facility_id, patient_id, common_id FROM links ORDER BY facility_id, patient_id")
-            .fetch_all(&self.db.pool)
-            .await
-            .map_err(IndexError::db("listing links"))?;
+        let rows = sqlx::query(
+            "SELECT facility_id, patient_id, common_id FROM links ORDER BY facility_id, patient_id",
+        )
+        .fetch_all(&self.db.pool)
+        .await
+        .map_err(IndexError::db("listing links"))?;
         rows.iter().map(|r| Ok((record_key(r, 0)?, common_id_at(r, 2)?))).collect()
     }
 
     /// An admin links a patient to a common health ID (moving them from the one they had).
-    pub async fn link(&self, key: &RecordKey, to: &CommonId, admin: &str, reason: &str) -> Result<(), IndexError> {
+    pub async fn link(
+        &self,
+        key: &RecordKey,
+        to: &CommonId,
+        admin: &str,
+        reason: &str,
+    ) -> Result<(), IndexError> {
         check_actor(admin, reason)?;
         let _g = self.db.write_guard().await;
         let mut tx = self.db.pool.begin().await.map_err(IndexError::db("starting a manual link"))?;
         require_common_id(&mut tx, to).await?;
-        let from = find_in(&mut tx, key)
-            .await?
-            .ok_or_else(|| IndexError::NotEnrolled { facility: key.facility.clone(), local_id: key.local_id.clone() })?;
+        let from = find_in(&mut tx, key).await?.ok_or_else(|| IndexError::NotEnrolled {
+            facility: key.facility.clone(),
+            local_id: key.local_id.clone(),
+        })?;
         if from == *to {
             return Ok(());
         }
@@ -287,9 +324,10 @@ impl Registry {
         check_actor(admin, reason)?;
         let _g = self.db.write_guard().await;
         let mut tx = self.db.pool.begin().await.map_err(IndexError::db("starting an unlink"))?;
-        let from = find_in(&mut tx, key)
-            .await?
-            .ok_or_else(|| IndexError::NotEnrolled { facility: key.facility.clone(), local_id: key.local_id.clone() })?;
+        let from = find_in(&mut tx, key).await?.ok_or_else(|| IndexError::NotEnrolled {
+            facility: key.facility.clone(),
+            local_id: key.local_id.clone(),
+        })?;
         record_event(&mut tx, key, "unlink", &from, "split", admin, reason, None, None).await?;
         let id = issue(&mut tx, admin).await?;
         set_link(&mut tx, key, &id, "split", admin, reason, None, None).await?;
@@ -321,7 +359,13 @@ impl Registry {
         self.decide_review(id, admin, reason, false).await
     }
 
-    async fn decide_review(&self, id: i64, admin: &str, reason: &str, accept: bool) -> Result<CommonId, IndexError> {
+    async fn decide_review(
+        &self,
+        id: i64,
+        admin: &str,
+        reason: &str,
+        accept: bool,
+    ) -> Result<CommonId, IndexError> {
         check_actor(admin, reason)?;
         let _g = self.db.write_guard().await;
         let mut tx = self.db.pool.begin().await.map_err(IndexError::db("starting a review decision"))?;
