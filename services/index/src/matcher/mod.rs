@@ -22,7 +22,20 @@ impl Matcher {
     /// Scores a pair and decides what to do with it.
     pub fn decide(&self, a: &Prepared, b: &Prepared) -> (Score, Decision) {
         let s = self.model.score(a, b);
-        let d = self.thresholds.decide(s.match_weight);
+        let d = self.decision(&s);
         (s, d)
+    }
+
+    /// The thresholds' decision, except that a pair whose given names disagree outright (kanji and
+    /// reading both far apart) is never linked without review, however well the rest agrees: that
+    /// is the mark of twins and of siblings sharing a household (same family name, address,
+    /// telephone, and for twins the birth date), whose agreeing fields are not independent evidence.
+    pub fn decision(&self, s: &Score) -> Decision {
+        let d = self.thresholds.decide(s.match_weight);
+        if d == Decision::Link && s.vector[Field::GivenName.index()] == Some(0) {
+            Decision::Review
+        } else {
+            d
+        }
     }
 }

@@ -22,6 +22,8 @@ pub struct Suggestion {
     pub via: RecordKey,
     pub match_weight: f64,
     pub explanation: Vec<FieldWeight>,
+    /// The matcher's decision for this ID's best patient.
+    pub decision: Decision,
 }
 
 /// The matcher's choice for a new patient.
@@ -38,7 +40,8 @@ pub struct Choice {
 const MAX_REVIEW: usize = 3;
 
 /// Scores `new` against every candidate and groups by common health ID (an ID's score is its best
-/// patient's). The best ID is linked when it clears the upper threshold, unless it already holds
+/// patient's). The best ID is linked when the matcher decides [`Decision::Link`] (see
+/// [`Matcher::decision`]), unless it already holds
 /// another patient of the same facility — a facility gives one person one local ID, so that
 /// case goes to review. IDs in the band between the thresholds go to review.
 pub fn choose(matcher: &Matcher, new_key: &RecordKey, new: &Prepared, candidates: &[Candidate]) -> Choice {
@@ -61,6 +64,7 @@ pub fn choose(matcher: &Matcher, new_key: &RecordKey, new: &Prepared, candidates
                     via: c.key.clone(),
                     match_weight: score.match_weight,
                     explanation: matcher.model.explain(&score.vector),
+                    decision: matcher.decision(&score),
                 },
             );
         }
@@ -71,7 +75,7 @@ pub fn choose(matcher: &Matcher, new_key: &RecordKey, new: &Prepared, candidates
     let mut review = Vec::new();
     for (i, s) in ranked.into_iter().enumerate() {
         let taken = facility_taken.get(&s.common_id).copied().unwrap_or(false);
-        match matcher.thresholds.decide(s.match_weight) {
+        match s.decision {
             Decision::Link if i == 0 && !taken => link = Some(s),
             Decision::Link | Decision::Review => review.push(s),
             Decision::Distinct => {}
@@ -127,8 +131,7 @@ mod tests {
         let c = vec![Candidate { key: key("F1", "1"), common_id: id.clone(), prepared: taro("19800101") }];
         let choice = choose(&m, &key("F2", "9"), &taro("19800101"), &c);
         assert_eq!(choice.link.map(|s| s.common_id), Some(id.clone()));
-        let mut other = taro("19551212");
-        other.address = crate::normalize::normalize_address("石巻市中央9-9");
+        let other = taro("19551212");
         let choice = choose(&m, &key("F2", "9"), &other, &c);
         assert!(choice.link.is_none());
         assert_eq!(choice.review.len(), 1, "{choice:?}");
@@ -142,5 +145,20 @@ mod tests {
         let choice = choose(&m, &key("F1", "2"), &taro("19800101"), &c);
         assert!(choice.link.is_none());
         assert_eq!(choice.review[0].common_id, id);
+    }
+
+    #[test]
+    fn twins_go_to_review_however_much_else_agrees() {
+        let m = Matcher { thresholds: Thresholds { auto_link: 4.0, review: -2.0 }, ..matcher() };
+        let id = CommonId::random();
+        let mut sister = taro("19800101");
+        sister.given_kanji = "花子".into();
+        sister.given_kana = "ハナコ".into();
+        sister.given_kana_key = crate::normalize::voiceless_key("ハナコ");
+        let c = vec![Candidate { key: key("F1", "1"), common_id: id.clone(), prepared: taro("19800101") }];
+        let choice = choose(&m, &key("F2", "1"), &sister, &c);
+        assert!(m.model.score(&sister, &c[0].prepared).match_weight >= m.thresholds.auto_link);
+        assert!(choice.link.is_none(), "{choice:?}");
+        assert_eq!(choice.review.len(), 1);
     }
 }
