@@ -42,7 +42,9 @@ async fn status_reports_the_waiting_outbox() {
         site.drop_file(&file_name(i), &msg);
     }
     site.drop_file("bad-name", &msg);
-    assert!(wait_for(10, || agent.status.get().queue_depth == 6 && agent.status.get().quarantined == 1).await);
+    assert!(
+        wait_for(10, || agent.status.get().queue_depth == 6 && agent.status.get().quarantined == 1).await
+    );
     agent.stop().await;
     let config = site.write_config();
     let out = agent_cmd().args(["status", "--config"]).arg(&config).output().unwrap();

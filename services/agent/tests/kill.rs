@@ -49,9 +49,20 @@ async fn sigkill_at_random_points_loses_nothing() {
         site.drop_file(&file_name(i), &msg);
     }
     let done = wait_for(60, || store.stored_count() == n as usize).await;
+    // The last agent finishes acknowledging (deleting from its outbox) before it is stopped.
+    let drained = wait_for(20, || {
+        Site::files_below(&site.cfg.outbox_dir()).is_empty() && Site::files_below(&site.export()).is_empty()
+    })
+    .await;
     let _ = child.kill();
     let _ = child.wait();
     assert!(done, "stored {} of {n}", store.stored_count());
+    assert!(
+        drained,
+        "files left: export {:?}, outbox {:?}",
+        Site::files_below(&site.export()),
+        Site::files_below(&site.cfg.outbox_dir())
+    );
     let files = store.files.lock().unwrap();
     for i in 0..n {
         assert_eq!(files.get(&storage_path(&file_name(i))), Some(&msg), "file {i}");

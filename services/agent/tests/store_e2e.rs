@@ -21,7 +21,10 @@ fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(p.strip_prefix(root).unwrap().to_str().unwrap().to_owned(), std::fs::read(&p).unwrap());
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_str().unwrap().to_owned(),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -72,7 +75,8 @@ async fn corpus_goes_through_the_agent_into_the_real_store() {
     std::fs::write(export.join("README.txt"), b"not SS-MIX2").unwrap();
 
     let (store, base, stop_store) = start_store(dir.path()).await;
-    let token = sites::add_site(&store.db, "site-a", &[FacilityId::new(&facility).unwrap()], &[]).await.unwrap();
+    let token =
+        sites::add_site(&store.db, "site-a", &[FacilityId::new(&facility).unwrap()], &[]).await.unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, &token).unwrap();
     use std::os::unix::fs::PermissionsExt;

@@ -35,16 +35,20 @@ async fn files_dropped_in_nested_folders_are_uploaded_and_leave_the_export_folde
     assert!(wait_for(5, || Site::files_below(&site.export()).is_empty()).await, "export folder not emptied");
     assert!(wait_for(5, || agent.status.get().queue_depth == 0).await);
     assert!(Site::files_below(&site.cfg.outbox_dir()).is_empty());
-    assert_eq!(agent.status.get().files_uploaded, 30);
+    // The counters and the log line follow the outbox deletion of the last batch.
+    assert!(wait_for(5, || agent.status.get().files_uploaded == 30).await);
     assert!(agent.status.get().last_upload.is_some());
     // Heartbeats arrive and say the queue is empty.
     assert!(wait_for(5, || store.heartbeats.lock().unwrap().iter().any(|h| h.queue_depth == 0)).await);
-    let uploaded: u64 = site
-        .log_lines()
-        .iter()
-        .filter(|l| l["event"] == "uploaded")
-        .map(|l| l["files"].as_u64().unwrap())
-        .sum();
+    let logged = || -> u64 {
+        site.log_lines()
+            .iter()
+            .filter(|l| l["event"] == "uploaded")
+            .map(|l| l["files"].as_u64().unwrap())
+            .sum()
+    };
+    assert!(wait_for(5, || logged() == 30).await);
+    let uploaded = logged();
     assert_eq!(uploaded, 30, "the agent's own log counts every acknowledged file");
     agent.stop().await;
 }
@@ -100,8 +104,11 @@ async fn invalid_files_are_quarantined_with_a_reason_and_reported() {
         assert!(codes.contains(&code), "{rel}: {codes:?}");
         assert!(!site.export().join(&rel).exists());
     }
-    let warned: Vec<_> = site.log_lines().into_iter().filter(|l| l["event"] == "quarantined").collect();
-    assert_eq!(warned.len(), 3);
+    let warned = || -> Vec<serde_json::Value> {
+        site.log_lines().into_iter().filter(|l| l["event"] == "quarantined").collect()
+    };
+    assert!(wait_for(5, || warned().len() == 3).await, "{:?}", warned());
+    let warned = warned();
     assert!(warned.iter().all(|l| l["level"] == "WARN"));
     assert!(wait_for(5, || store.heartbeats.lock().unwrap().iter().any(|h| h.quarantined == 3)).await);
     agent.stop().await;
@@ -125,7 +132,7 @@ async fn store_rejection_moves_the_file_to_quarantine_with_the_stores_reasons() 
         serde_json::from_slice(&std::fs::read(q.join(format!("{rel}.reason.json"))).unwrap()).unwrap();
     assert_eq!(reason["origin"], "store");
     assert_eq!(reason["violations"][0]["code"], "data-type-mismatch");
-    assert!(Site::files_below(&site.cfg.outbox_dir()).is_empty());
+    assert!(wait_for(5, || Site::files_below(&site.cfg.outbox_dir()).is_empty()).await);
     agent.stop().await;
 }
 
