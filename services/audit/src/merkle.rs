@@ -68,7 +68,7 @@ impl MerkleTree {
         }
         self.levels[0].push(leaf);
         let mut k = 0;
-        while self.levels[k].len() % 2 == 0 {
+        while self.levels[k].len().is_multiple_of(2) {
             let l = &self.levels[k];
             let h = node_hash(&l[l.len() - 2], &l[l.len() - 1]);
             if self.levels.len() == k + 1 {
@@ -81,7 +81,7 @@ impl MerkleTree {
 
     /// MTH of leaves [start, start+size). Requires size ≥ 1 and start+size ≤ self.size().
     fn subtree(&self, start: u64, size: u64) -> Hash {
-        if size.is_power_of_two() && start % size == 0 {
+        if size.is_power_of_two() && start.is_multiple_of(size) {
             let k = size.trailing_zeros() as usize;
             return self.levels[k][(start >> k) as usize];
         }

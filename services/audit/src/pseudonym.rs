@@ -21,15 +21,15 @@ pub struct PseudonymMapping {
 
 /// Proof that the caller holds the auditor role; only the auditor-facing API constructs one
 /// (after checking the auditor token), so resolution cannot be called from elsewhere by accident.
+#[non_exhaustive]
 pub struct Auditor {
     pub name: String,
-    _private: (),
 }
 
 impl Auditor {
     /// Granted by the API layer after authenticating the caller as an auditor.
     pub fn authenticated(name: &str) -> Self {
-        Auditor { name: name.to_string(), _private: () }
+        Auditor { name: name.to_string() }
     }
 }
 

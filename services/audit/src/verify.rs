@@ -259,12 +259,12 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         all.insert(cp.tree_size, cp.clone());
     }
     for d in &disk_cps {
-        if !all.contains_key(&d.tree_size) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = all.entry(d.tree_size) {
             rep.findings.push(Finding::CheckpointCopiesDiffer {
                 tree_size: d.tree_size,
                 detail: "missing from the database (deleted?)".into(),
             });
-            all.insert(d.tree_size, d.clone());
+            slot.insert(d.clone());
         }
     }
     rep.checkpoints = all.len() as u64;

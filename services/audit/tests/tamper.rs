@@ -11,7 +11,7 @@ use kizuna_audit::{AuditEvent, EventId, EventKind};
 use std::path::Path;
 
 fn event(i: u64) -> AuditEvent {
-    let kind = if i % 5 == 0 { EventKind::Query } else { EventKind::PatientRecordRead };
+    let kind = if i.is_multiple_of(5) { EventKind::Query } else { EventKind::PatientRecordRead };
     let mut e = AuditEvent::new(
         kind,
         AuditSourceIdentification::new("viewer@centre", Some(&format!("F{:04}", i % 3))),

@@ -64,6 +64,8 @@ pub(crate) fn fail(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, msg.into()).into_response()
 }
 
+// The rejection is the HTTP response itself, returned once per request: its size does not matter.
+#[allow(clippy::result_large_err)]
 impl ApiState {
     pub(crate) fn check_intake(&self, headers: &HeaderMap) -> Result<(), Response> {
         match &self.intake_token {

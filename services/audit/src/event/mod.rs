@@ -117,7 +117,10 @@ impl TryFrom<u8> for EventOutcome {
             8 => EventOutcome::SeriousFailure,
             12 => EventOutcome::MajorFailure,
             _ => {
-                return Err(AuditError::invalid("EventOutcomeIndicator", format!("{v} is not 0, 4, 8 or 12")));
+                return Err(AuditError::invalid(
+                    "EventOutcomeIndicator",
+                    format!("{v} is not 0, 4, 8 or 12"),
+                ));
             }
         })
     }
