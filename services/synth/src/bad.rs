@@ -141,7 +141,6 @@ pub fn generate(
     cfg: &GenConfig,
     out_root: &Path,
     facilities: &[Facility],
-    _persons: &[crate::people::Person],
     enrolled: &[Enrolled],
 ) -> Result<Vec<BadFile>, SynthError> {
     let fac = &facilities[0];

@@ -208,7 +208,7 @@ pub fn generate(
     }
 
     if cfg.bad > 0 {
-        let listed = bad::generate(cfg, out_root, &facilities, &persons, &enrolled)?;
+        let listed = bad::generate(cfg, out_root, &facilities, &enrolled)?;
         summary.bad_files = listed.len() as u64;
     }
     if !pharmacy_enrolled.is_empty() {

@@ -11,7 +11,7 @@ use jiff::civil::Date;
 use rand::Rng;
 use rand::seq::IndexedRandom;
 
-use crate::calendar::{Moment, add_days, days_between, ymd};
+use crate::calendar::{Moment, add_days, ymd};
 use crate::catalog::{CONDITIONS, DRUGS};
 use crate::enroll::Enrolled;
 use crate::facility::{Facility, FacilityKind};
@@ -185,7 +185,6 @@ pub fn generate(
     enrolled: &[Enrolled],
     pharmacy_enrolled: &[Enrolled],
 ) -> Result<Vec<(usize, u64)>, SynthError> {
-    let span = days_between(cfg.from, cfg.to).max(0);
     let mut out = Vec::new();
     for pharmacy in facilities.iter().filter(|f| f.kind == FacilityKind::Pharmacy) {
         let mut rng = crate::rng::stream(cfg.seed, &["nsips", &pharmacy.id]);
@@ -246,7 +245,6 @@ pub fn generate(
             write::atomic(&dir.join(name), &bytes)?;
             files += 1;
         }
-        let _ = span;
         out.push((pharmacy.index, files));
     }
     Ok(out)

@@ -10,19 +10,19 @@ pub(super) fn render(ctx: &Ctx, e: &Event, v: usize, control: &str) -> Vec<Seg> 
     let delete = version.action == Action::Delete;
     let sent = version.sent;
     let on = sent.date;
-    let (ty, occurred) = match &e.body {
-        Body::Visit { at } => ("ADT^A04^ADT_A01", *at),
-        Body::Admit { at } if delete => ("ADT^A11^ADT_A09", *at),
-        Body::Admit { at } => ("ADT^A01^ADT_A01", *at),
-        Body::PlannedAdmit { expected } if delete => ("ADT^A27^ADT_A21", *expected),
-        Body::PlannedAdmit { expected } => ("ADT^A14^ADT_A05", *expected),
-        Body::Transfer { at, .. } => ("ADT^A02^ADT_A02", *at),
-        Body::PlannedTransfer { expected } => ("ADT^A15^ADT_A15", *expected),
-        Body::Leave { at } => ("ADT^A21^ADT_A21", *at),
-        Body::Return { at } => ("ADT^A22^ADT_A21", *at),
-        Body::PlannedDischarge { expected } => ("ADT^A16^ADT_A16", *expected),
-        Body::Discharge { at, .. } => ("ADT^A03^ADT_A03", *at),
-        Body::DoctorChange { at } => ("ADT^A54^ADT_A54", *at),
+    let ty = match &e.body {
+        Body::Visit { .. } => "ADT^A04^ADT_A01",
+        Body::Admit { .. } if delete => "ADT^A11^ADT_A09",
+        Body::Admit { .. } => "ADT^A01^ADT_A01",
+        Body::PlannedAdmit { .. } if delete => "ADT^A27^ADT_A21",
+        Body::PlannedAdmit { .. } => "ADT^A14^ADT_A05",
+        Body::Transfer { .. } => "ADT^A02^ADT_A02",
+        Body::PlannedTransfer { .. } => "ADT^A15^ADT_A15",
+        Body::Leave { .. } => "ADT^A21^ADT_A21",
+        Body::Return { .. } => "ADT^A22^ADT_A21",
+        Body::PlannedDischarge { .. } => "ADT^A16^ADT_A16",
+        Body::Discharge { .. } => "ADT^A03^ADT_A03",
+        Body::DoctorChange { .. } => "ADT^A54^ADT_A54",
         other => unreachable!("not an ADT body: {other:?}"),
     };
     let doctor = ctx.facility.doctors[e.encounter.doctor % ctx.facility.doctors.len()].xcn();
@@ -51,7 +51,6 @@ pub(super) fn render(ctx: &Ctx, e: &Event, v: usize, control: &str) -> Vec<Seg> 
         Body::DoctorChange { .. } => evn_occurred = None,
         _ => {}
     }
-    let _ = occurred;
     segs.push(evn(sent, evn_occurred));
     segs.push(pid(ctx, on, false));
     segs.push(pv1);
