@@ -84,11 +84,14 @@ pub fn evaluate<C: Ord + Clone>(assigned: &[(RecordKey, C)], truth: &GroundTruth
     }
 }
 
-/// Record pairs split wrongly: `(false links, missed links)`, each pair with both records' variants.
+/// A pair of records.
+pub type RecordPair = (RecordKey, RecordKey);
+
+/// Record pairs split wrongly: `(false links, missed links)`.
 pub fn errors<C: Ord + Clone + std::hash::Hash>(
     assigned: &[(RecordKey, C)],
     truth: &GroundTruth,
-) -> (Vec<(RecordKey, RecordKey)>, Vec<(RecordKey, RecordKey)>) {
+) -> (Vec<RecordPair>, Vec<RecordPair>) {
     let mut by_cluster: HashMap<C, Vec<&RecordKey>> = HashMap::new();
     let mut by_person: BTreeMap<&str, Vec<&RecordKey>> = BTreeMap::new();
     let cluster_of: HashMap<&RecordKey, &C> = assigned.iter().map(|(k, c)| (k, c)).collect();
