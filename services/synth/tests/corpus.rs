@@ -21,8 +21,10 @@ fn same_seed_gives_byte_identical_output_and_another_seed_differs() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let c = tempfile::tempdir().unwrap();
-    let sa = synth::generate(&small(7), a.path(), &|_| {}).unwrap();
-    let sb = synth::generate(&small(7), b.path(), &|_| {}).unwrap();
+    // One thread and three threads: scheduling must not show in the output.
+    let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+    let sa = pool(1).install(|| synth::generate(&small(7), a.path(), &|_| {})).unwrap();
+    let sb = pool(3).install(|| synth::generate(&small(7), b.path(), &|_| {})).unwrap();
     synth::generate(&small(8), c.path(), &|_| {}).unwrap();
     assert_eq!(sa, sb);
     assert!(sa.files > 100, "{sa:?}");

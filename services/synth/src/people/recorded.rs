@@ -213,8 +213,18 @@ pub fn record(
 
     let style = habits.address_style;
     tags.push(style.tag());
-    let write =
-        |a: &super::Address| (a.postcode(), a.render(style, habits.with_prefecture, habits.with_building));
+    // A clerk's slip in the 番地 (one off), now and then.
+    let banchi_slip = rng.random_bool(0.01);
+    if banchi_slip {
+        tags.push("typo-address");
+    }
+    let write = |a: &super::Address| {
+        let mut a = a.clone();
+        if banchi_slip {
+            a.banchi = if a.banchi > 1 { a.banchi - 1 } else { a.banchi + 1 };
+        }
+        (a.postcode(), a.render(style, habits.with_prefecture, habits.with_building))
+    };
     let mut addresses = Vec::new();
     match &p.moved {
         Some((when, new)) if *when <= since => {
