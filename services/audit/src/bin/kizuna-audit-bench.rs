@@ -185,7 +185,7 @@ async fn main() {
                         },
                     ),
                     _ => (
-                        "login+patient-failures+1day",
+                        "event_type=login+1day",
                         SearchFilter {
                             event_type: Some("110122".into()),
                             from: Some(ts(day0)),
