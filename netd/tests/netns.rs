@@ -160,3 +160,104 @@ fn injected_failure_rolls_back_to_the_last_good_state() {
     let (code, out) = m.apply(site);
     assert_eq!(code, 0, "{out}");
 }
+
+/// GET `path` from the router's status API (127.0.0.1:9190 inside its namespace).
+fn http_get(m: &Mesh, site: &mesh::Site, path: &str) -> Option<String> {
+    let out = mesh::run(
+        mesh::in_ns(
+            &site.router,
+            &["sh", "-c", &format!("printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | nc -N -w 2 127.0.0.1 9190")],
+        )
+        .stderr(std::process::Stdio::null()),
+    );
+    let _ = m;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn daemon_serves_status_repairs_drift_and_follows_policy_changes() {
+    if !mesh::require_root() {
+        return;
+    }
+    let m = Mesh::new("d", 2);
+    m.write_policy("");
+    let (code, out) = m.apply(&m.sites[0]);
+    assert_eq!(code, 0, "{out}");
+    let site = &m.sites[1];
+    let mut daemon = m
+        .netd(site, &["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = |m: &Mesh| -> Option<serde_json::Value> {
+        http_get(m, site, "/status").and_then(|b| serde_json::from_str(&b).ok())
+    };
+    wait_for("first pass", 60, || status(&m).is_some_and(|v| v["last_pass_ok"] == true));
+    assert!(m.pings(site.host("conference"), &host_ip("conference", 1), 10));
+    let metrics = http_get(&m, site, "/metrics").unwrap();
+    for needle in [
+        "netd_passes_total",
+        "netd_mode{mode=\"table\"} 1",
+        "netd_peers{segment=\"conference\"} 1",
+        "netd_apply_seconds",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from /metrics:\n{metrics}");
+    }
+
+    // Drift repaired on the timer (reconcile_interval_secs: 2).
+    let policy = std::fs::read_to_string(m.policy_path()).unwrap();
+    let centre_conf = policy
+        .split("name: centre")
+        .nth(1)
+        .and_then(|t| t.split("conference: ").nth(1))
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    mesh::ok(&mut m.router_cmd(
+        site,
+        std::path::Path::new("wg"),
+        &["set", "kzw-conference", "peer", &centre_conf, "remove"],
+    ));
+    wait_for("drift repair", 30, || {
+        let dump = mesh::run(&mut m.router_cmd(
+            site,
+            std::path::Path::new("wg"),
+            &["show", "kzw-conference", "peers"],
+        ));
+        String::from_utf8_lossy(&dump.stdout).contains(&centre_conf)
+    });
+
+    // A policy change is picked up through notify; a bad one is rejected and counted.
+    // (Changing an existing peer is not exercised here: boringtun 0.7 wedges on such
+    // updates; the kernel backend in the QEMU lab covers it.)
+    let more = policy.replace(
+        "{ name: viewer, proto: tcp, port: 443 }",
+        "{ name: viewer, proto: tcp, port: 443 }, { name: auth, proto: tcp, port: 8443 }",
+    );
+    assert_ne!(more, policy);
+    std::fs::write(m.policy_path(), &more).unwrap();
+    wait_for("new centre service in table kizuna", 30, || {
+        let nft =
+            mesh::run(&mut mesh::in_ns(&site.router, &["nft", "list", "chain", "inet", "kizuna", "forward"]));
+        String::from_utf8_lossy(&nft.stdout).contains("tcp dport { 443, 8443 }")
+    });
+    std::fs::write(m.policy_path(), policy.replacen("number: 2", "number: 1", 1)).unwrap();
+    wait_for("rejection", 30, || status(&m).is_some_and(|v| v["policy_rejected_total"].as_u64() > Some(0)));
+    assert!(m.pings(site.host("conference"), &host_ip("conference", 1), 10), "running state kept");
+
+    let _ = mesh::run(std::process::Command::new("kill").arg(daemon.id().to_string()));
+    let _ = daemon.wait();
+}

@@ -1,1 +1,330 @@
-fn main() {}
+//! netd-bench: apply a synthetic N-site, four-segment policy from scratch, then a one-site
+//! change, then nothing, with netd's reconciler; then load the same peers onto separate
+//! WireGuard devices with `wg syncconf` and report the ratios.
+//!
+//! It changes the kernel of the network namespace it runs in: run it in a fresh one
+//! (`ip netns add bench && ip netns exec bench netd-bench`) or in a lab guest.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use netd::kernel::Kernel;
+use netd::plan::{DesiredState, WireguardSpec};
+use netd::policy::{Policy, ValidPolicy};
+use netd::reconcile::{self, Context};
+use netd::site::{ModeChoice, WireguardChoice};
+use netd::synthetic;
+
+#[derive(Parser)]
+#[command(about = "Benchmark netd's apply against wg syncconf")]
+struct Args {
+    /// Sites in the policy (the one-site change adds one more).
+    #[arg(long, default_value_t = 400)]
+    sites: u16,
+    /// This router's site number (2 is in all four segments).
+    #[arg(long, default_value_t = 2)]
+    site: u16,
+    #[arg(long, value_enum, default_value = "auto")]
+    mode: ModeArg,
+    #[arg(long, value_enum, default_value = "auto")]
+    wireguard: WgArg,
+    /// Scratch directory for keys, state and wg config files (default: a temp dir).
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Print the results as one JSON object too.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Auto,
+    Vrf,
+    Table,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum WgArg {
+    Auto,
+    Kernel,
+    Userspace,
+}
+
+/// The synthetic policy with this router's keys replaced by the local keys.
+fn policy_with_local_keys(sites: u16, me: u16, key_dir: &Path) -> anyhow::Result<Policy> {
+    let mut p = synthetic::policy(sites);
+    let site = p.sites.iter_mut().find(|s| s.number == me).context("site number not in the policy")?;
+    for (seg, key) in site.keys.iter_mut() {
+        *key = netd::keys::load_or_generate(key_dir, seg)?.public();
+    }
+    Ok(p)
+}
+
+fn add_site(mut p: Policy, sites: u16) -> Policy {
+    let extra = synthetic::policy(sites + 1).sites.pop().expect("one more site");
+    p.sites.push(extra);
+    p
+}
+
+/// LAN interfaces of the synthetic policy (`lan0`..`lan3`), as veth pairs.
+fn ensure_lans() -> anyhow::Result<()> {
+    for i in 0..4 {
+        let name = format!("lan{i}");
+        let exists = Command::new("ip").args(["link", "show", &name]).output()?.status.success();
+        if !exists {
+            let st = Command::new("ip")
+                .args(["link", "add", &name, "type", "veth", "peer", "name", &format!("lanp{i}")])
+                .status()?;
+            if !st.success() {
+                bail!("ip link add {name} failed");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn timed_apply(k: &Kernel, ctx: &Context, desired: &DesiredState) -> anyhow::Result<(Duration, usize)> {
+    let start = Instant::now();
+    let out = reconcile::apply(k, ctx, desired).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((start.elapsed(), out.applied))
+}
+
+/// A `wg syncconf` file holding the same peers as `wg` for device `dev`.
+fn wg_conf(wg: &WireguardSpec, private_key: &str) -> String {
+    let mut s = format!("[Interface]\nPrivateKey = {private_key}\nListenPort = {}\n", wg.port + 1000);
+    for p in &wg.peers {
+        let allowed: Vec<String> = p.allowed_ips.iter().map(|n| n.to_string()).collect();
+        let _ = write!(
+            s,
+            "\n[Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = {}\nPersistentKeepalive = {}\n",
+            p.public_key,
+            p.endpoint,
+            allowed.join(","),
+            p.keepalive
+        );
+    }
+    s
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Create the baseline devices `wgb0..` (kernel link or userspace implementation).
+fn create_wg_devices(n: usize, backend: wireguard_control::Backend) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for i in 0..n {
+        let name = format!("wgb{i}");
+        match backend {
+            wireguard_control::Backend::Kernel => {
+                let _ = Command::new("ip").args(["link", "del", &name]).output();
+                let st = Command::new("ip").args(["link", "add", &name, "type", "wireguard"]).status()?;
+                if !st.success() {
+                    bail!("ip link add {name} type wireguard failed");
+                }
+            }
+            _ => {
+                let imp =
+                    std::env::var("WG_USERSPACE_IMPLEMENTATION").unwrap_or_else(|_| "wireguard-go".into());
+                let st = Command::new(&imp).arg(&name).status().with_context(|| format!("start {imp}"))?;
+                if !st.success() {
+                    bail!("{imp} {name} failed");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+fn syncconf_all(devs: &[String], confs: &[PathBuf]) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    for (d, c) in devs.iter().zip(confs) {
+        // `timeout`: a wedged userspace device must not hang the benchmark.
+        let out = Command::new("timeout")
+            .arg("60")
+            .arg("wg")
+            .arg("syncconf")
+            .arg(d)
+            .arg(c)
+            .output()
+            .context("run wg")?;
+        if !out.status.success() {
+            bail!("wg syncconf {d}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    Ok(start.elapsed())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    netd::cli::init_tracing();
+    let args = Args::parse();
+    let tmp = tempfile::TempDir::new()?;
+    let work = args.workdir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&work)?;
+    let wg_choice = match args.wireguard {
+        WgArg::Auto => WireguardChoice::Auto,
+        WgArg::Kernel => WireguardChoice::Kernel,
+        WgArg::Userspace => WireguardChoice::Userspace,
+    };
+    let k = Kernel::connect(wg_choice).await?;
+    let mode = k
+        .resolve_mode(match args.mode {
+            ModeArg::Auto => ModeChoice::Auto,
+            ModeArg::Vrf => ModeChoice::Vrf,
+            ModeArg::Table => ModeChoice::Table,
+        })
+        .await;
+    ensure_lans()?;
+    let key_dir = work.join("keys");
+    let ctx = Context {
+        key_dir: key_dir.clone(),
+        last_good: work.join("state/last-good.json"),
+        inject_fail_after: None,
+    };
+    let _ = std::fs::remove_file(&ctx.last_good);
+    let api = "127.0.0.1:9190".parse()?;
+    let me = synthetic::site_name(args.site);
+
+    let base = policy_with_local_keys(args.sites, args.site, &key_dir)?;
+    let grown = add_site(base.clone(), args.sites);
+    let plan_start = Instant::now();
+    let base_v = ValidPolicy::new(base).map_err(|e| anyhow::anyhow!("synthetic policy invalid: {e:?}"))?;
+    let desired = netd::plan::plan(&base_v, &me, mode, api)?;
+    let plan_time = plan_start.elapsed();
+    let grown_v = ValidPolicy::new(grown).map_err(|e| anyhow::anyhow!("grown policy invalid: {e:?}"))?;
+    let desired_grown = netd::plan::plan(&grown_v, &me, mode, api)?;
+    let peers: usize = desired.wireguard.iter().map(|w| w.peers.len()).sum();
+
+    // netd: from scratch, the one-site change, and nothing to do.
+    let (netd_scratch, ch_scratch) = timed_apply(&k, &ctx, &desired).await?;
+    let (netd_one, ch_one) = timed_apply(&k, &ctx, &desired_grown).await?;
+    let (netd_noop, ch_noop) = timed_apply(&k, &ctx, &desired_grown).await?;
+    // Clean up netd's objects before the baseline.
+    let empty = DesiredState::empty(desired.site.clone(), mode);
+    timed_apply(&k, &ctx, &empty).await?;
+
+    // Baseline: the same peers on fresh devices with wg syncconf.
+    let setup_start = Instant::now();
+    let devs = create_wg_devices(desired.wireguard.len(), k.wireguard)?;
+    let mut confs = Vec::new();
+    let mut confs_grown = Vec::new();
+    for (i, (w, wg)) in desired.wireguard.iter().zip(&desired_grown.wireguard).enumerate() {
+        let private = wireguard_control::Key::generate_private();
+        let key = private.to_base64();
+        // Key and port are set before timing (untimed device setup): boringtun wedges when a
+        // running device changes its listen port in the same request that adds peers.
+        wireguard_control::DeviceUpdate::new()
+            .set_private_key(private)
+            .set_listen_port(w.port + 1000)
+            .apply(&devs[i].parse().map_err(|_| anyhow::anyhow!("bad name"))?, k.wireguard)?;
+        let a = work.join(format!("wgb{i}.conf"));
+        let b = work.join(format!("wgb{i}-grown.conf"));
+        write_private(&a, &wg_conf(w, &key))?;
+        write_private(&b, &wg_conf(wg, &key))?;
+        confs.push(a);
+        confs_grown.push(b);
+    }
+    let wg_setup = setup_start.elapsed();
+    // Each baseline step may fail (boringtun 0.7 resets the UAPI connection on a second
+    // syncconf of a device with peers); failures are reported, not hidden.
+    let wg_scratch = syncconf_all(&devs, &confs);
+    let wg_one =
+        if wg_scratch.is_ok() { syncconf_all(&devs, &confs_grown) } else { Err(anyhow::anyhow!("skipped")) };
+    let wg_noop =
+        if wg_one.is_ok() { syncconf_all(&devs, &confs_grown) } else { Err(anyhow::anyhow!("skipped")) };
+    for d in &devs {
+        match k.wireguard {
+            wireguard_control::Backend::Kernel => {
+                let _ = Command::new("ip").args(["link", "del", d]).status();
+            }
+            _ => {
+                let _ = netd::kernel::wireguard::delete_device(d, k.wireguard);
+            }
+        }
+    }
+
+    let backend = format!("{:?}", k.wireguard).to_lowercase();
+    let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "netd-bench: {} sites, site {} ({} segments, {peers} peers), mode {mode}, wireguard {backend}",
+        args.sites,
+        args.site,
+        desired.wireguard.len()
+    );
+    let _ = writeln!(r, "plan (pure)            {:>9.1} ms", ms(plan_time));
+    let _ = writeln!(r, "                         netd apply           wg syncconf        ratio netd/wg");
+    for (what, n, c, w) in [
+        ("from scratch", netd_scratch, ch_scratch, &wg_scratch),
+        ("one-site change", netd_one, ch_one, &wg_one),
+        ("nothing to do", netd_noop, ch_noop, &wg_noop),
+    ] {
+        match w {
+            Ok(w) => {
+                let _ = writeln!(
+                    r,
+                    "{what:<22} {:>9.1} ms ({c:>5} changes) {:>9.1} ms       {:>6.2}",
+                    ms(n),
+                    ms(*w),
+                    ms(n) / ms(*w)
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(r, "{what:<22} {:>9.1} ms ({c:>5} changes) wg syncconf failed: {e}", ms(n));
+            }
+        }
+    }
+    let with_setup = wg_scratch.as_ref().ok().map(|w| *w + wg_setup);
+    if let Some(w) = with_setup {
+        let _ = writeln!(
+            r,
+            "from scratch incl. device creation (wg: {:.1} ms setup + syncconf = {:.1} ms)   ratio {:.2}",
+            ms(wg_setup),
+            ms(w),
+            ms(netd_scratch) / ms(w)
+        );
+    }
+    print!("{r}");
+    if args.json {
+        let mut v = BTreeMap::new();
+        v.insert("sites", serde_json::json!(args.sites));
+        v.insert("peers", serde_json::json!(peers));
+        v.insert("mode", serde_json::json!(mode.to_string()));
+        v.insert("wireguard", serde_json::json!(backend));
+        v.insert("netd_scratch_ms", serde_json::json!(ms(netd_scratch)));
+        v.insert("netd_one_site_ms", serde_json::json!(ms(netd_one)));
+        v.insert("netd_noop_ms", serde_json::json!(ms(netd_noop)));
+        v.insert("netd_scratch_changes", serde_json::json!(ch_scratch));
+        v.insert("netd_one_site_changes", serde_json::json!(ch_one));
+        v.insert("netd_noop_changes", serde_json::json!(ch_noop));
+        let opt = |w: &anyhow::Result<Duration>| w.as_ref().ok().map(|d| ms(*d));
+        v.insert("wg_scratch_ms", serde_json::json!(opt(&wg_scratch)));
+        v.insert("wg_one_site_ms", serde_json::json!(opt(&wg_one)));
+        v.insert("wg_noop_ms", serde_json::json!(opt(&wg_noop)));
+        v.insert("ratio_scratch", serde_json::json!(opt(&wg_scratch).map(|w| ms(netd_scratch) / w)));
+        v.insert("wg_device_setup_ms", serde_json::json!(ms(wg_setup)));
+        v.insert("ratio_scratch_incl_setup", serde_json::json!(with_setup.map(|w| ms(netd_scratch) / ms(w))));
+        v.insert("ratio_one_site", serde_json::json!(opt(&wg_one).map(|w| ms(netd_one) / w)));
+        println!("{}", serde_json::to_string(&v)?);
+    }
+    if ch_noop != 0 {
+        bail!("second apply made {ch_noop} changes");
+    }
+    Ok(())
+}

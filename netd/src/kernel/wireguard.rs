@@ -217,6 +217,17 @@ pub fn apply_peers(
         return Ok(());
     }
     let mut update = DeviceUpdate::new();
+    if backend == Backend::Userspace {
+        // boringtun 0.7 wedges when a request modifies a peer it already has, so a userspace
+        // peer is replaced: removed, then added again in the same request.
+        // Removing a peer it does not have is an error to boringtun, so ask first.
+        let existing: std::collections::HashSet<PublicKey> = observe_uapi(iface)?
+            .map(|d| d.peers.into_iter().map(|p| p.public_key).collect())
+            .unwrap_or_default();
+        for p in upserts.iter().filter(|p| existing.contains(&p.public_key)) {
+            update = update.remove_peer_by_key(&Key(p.public_key.bytes()));
+        }
+    }
     let builders: Vec<PeerConfigBuilder> = upserts.iter().map(|p| peer_builder(p)).collect();
     update = update.add_peers(&builders);
     for k in removes {
