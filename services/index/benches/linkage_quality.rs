@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use kizuna_index::Registry;
-use kizuna_index::matcher::{Thresholds, TrainingConfig};
+use kizuna_index::matcher::{Field, Thresholds, TrainingConfig};
 use kizuna_index::quality::{errors, run};
 
 fn arg(n: usize, default: u64) -> u64 {
@@ -49,6 +49,14 @@ async fn main() {
     let (r, truth) =
         run(dir.path(), &registry, Thresholds::default(), &TrainingConfig::default()).await.expect("run");
     println!("{}", serde_json::to_string_pretty(&r).expect("json"));
+    if let Some((_, m)) = registry.matcher().await.expect("matcher") {
+        println!("prior log2-odds {:.2}; field weights log2(m/u) by level 0..:", m.model.prior_log2_odds);
+        for f in Field::ALL {
+            let w: Vec<String> =
+                (0..f.levels()).map(|l| format!("{:+.2}", m.model.field_weight(f, l as u8))).collect();
+            println!("  {:<12} {}", f.name(), w.join("  "));
+        }
+    }
     let links = registry.all_links().await.expect("links");
     let (false_links, missed) = errors(&links, &truth);
     let tags = |k: &kizuna_index::RecordKey| truth.variants.get(k).map(|v| v.join(";")).unwrap_or_default();
