@@ -39,9 +39,10 @@ pub fn boringtun() -> PathBuf {
             .arg("sh")
             .arg("-c")
             .arg(format!(
-                "test -x {bin} || cargo install --locked boringtun-cli --version 0.7.1 --root {root}",
+                "test -x {bin} || {cargo} install --locked boringtun-cli --version 0.7.1 --root {root}",
                 bin = bin.display(),
-                root = root.display()
+                root = root.display(),
+                cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
             ))
             .env("CARGO_TARGET_DIR", root.join("build"))
             .status()
