@@ -82,7 +82,7 @@ pub struct SearchArgs {
     limit: u32,
 }
 
-fn load(path: &PathBuf) -> anyhow::Result<AuditConfig> {
+fn load(path: &std::path::Path) -> anyhow::Result<AuditConfig> {
     AuditConfig::load(path).with_context(|| format!("reading configuration {}", path.display()))
 }
 
