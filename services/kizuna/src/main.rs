@@ -18,6 +18,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the demo: a centre on embedded defaults, a synthetic corpus and one upload agent per
+    /// facility, with progress and final counts.
+    Demo(cmd::demo::DemoArgs),
     /// SS-MIX2 tools: validate files and trees, generate synthetic corpora.
     #[command(subcommand)]
     Ssmix2(cmd::ssmix2::Ssmix2Command),
@@ -35,6 +38,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_json);
     let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(a),
         Command::Ssmix2(c) => cmd::ssmix2::run(c),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Site(c) => cmd::site::run(c),

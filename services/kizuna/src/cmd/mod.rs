@@ -1,6 +1,7 @@
 //! One module per top-level subcommand.
 
 pub mod audit;
+pub mod demo;
 pub mod serve;
 pub mod site;
 pub mod ssmix2;
