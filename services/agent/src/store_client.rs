@@ -14,7 +14,7 @@ use crate::config::Config;
 pub const CHUNK: usize = 16 * 1024;
 
 /// The site's bearer token. Its `Debug` never shows the secret.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Token(String);
 
 impl std::fmt::Debug for Token {
@@ -70,7 +70,9 @@ pub struct StoreClient {
     client: reqwest::Client,
     base: String,
     facility: String,
-    token: Token,
+    /// The token in use; re-read from `token_file` when the store answers 401 (token rotation).
+    token: std::sync::RwLock<Token>,
+    token_file: std::path::PathBuf,
     bucket: Option<Arc<TokenBucket>>,
 }
 
@@ -97,7 +99,8 @@ impl StoreClient {
             client,
             base: cfg.store_url.trim_end_matches('/').to_owned(),
             facility: cfg.facility.clone(),
-            token,
+            token: std::sync::RwLock::new(token),
+            token_file: cfg.token_file.clone(),
             bucket,
         })
     }
@@ -140,10 +143,16 @@ impl StoreClient {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<T, SendError> {
-        let resp =
-            req.bearer_auth(&self.token.0).send().await.map_err(|e| SendError::Network(error_chain(&e)))?;
+        let resp = req
+            .bearer_auth(self.current_token().0)
+            .send()
+            .await
+            .map_err(|e| SendError::Network(error_chain(&e)))?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| SendError::Network(error_chain(&e)))?;
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            self.reload_token();
+        }
         if !status.is_success() {
             let body: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
             return Err(SendError::Status { status: status.as_u16(), body });
@@ -152,6 +161,26 @@ impl StoreClient {
             return serde_json::from_slice(b"null").map_err(|e| SendError::Protocol(e.to_string()));
         }
         serde_json::from_slice(&bytes).map_err(|e| SendError::Protocol(e.to_string()))
+    }
+}
+
+impl StoreClient {
+    fn current_token(&self) -> Token {
+        self.token.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// After a 401, picks up a rotated token from the token file (the next retry uses it).
+    fn reload_token(&self) {
+        match Token::read(&self.token_file) {
+            Ok(t) => {
+                let mut cur = self.token.write().unwrap_or_else(|p| p.into_inner());
+                if *cur != t {
+                    tracing::info!(file = %self.token_file.display(), "token file changed; using the new token");
+                    *cur = t;
+                }
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
     }
 }
 

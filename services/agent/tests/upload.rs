@@ -309,3 +309,33 @@ async fn batches_refused_as_too_large_are_split() {
     assert_eq!(agent.status.get().quarantined, 0);
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_token_is_picked_up_from_the_token_file() {
+    let (store, addr) = start_store().await;
+    let site = Site::new(addr);
+    let agent = Running::start(site.cfg.clone());
+    let msg = sample_message();
+    site.drop_file(&file_name(1), &msg);
+    assert!(wait_for(10, || store.stored_count() == 1).await);
+    // The centre rotates the site's token: uploads are refused until the file holds the new one.
+    *store.rotated_token.lock().unwrap() = Some("rotated-token-42".into());
+    site.drop_file(&file_name(2), &msg);
+    assert!(
+        wait_for(10, || site
+            .log_lines()
+            .iter()
+            .any(|l| l["event"] == "upload_failed" && l["level"] == "ERROR"))
+        .await
+    );
+    assert_eq!(store.stored_count(), 1);
+    let tmp = site.dir.path().join("token.new");
+    std::fs::write(&tmp, "rotated-token-42\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&tmp, &site.cfg.token_file).unwrap();
+    assert!(wait_for(10, || store.stored_count() == 2).await, "the new token was not used");
+    let logged = site.log_lines().iter().map(|l| l.to_string()).collect::<String>();
+    assert!(!logged.contains("rotated-token-42") && !logged.contains(TOKEN), "a token reached the log");
+    agent.stop().await;
+}

@@ -45,6 +45,8 @@ pub struct StoreState {
     pub reject_containing: Mutex<Option<String>>,
     pub heartbeats: Mutex<Vec<Heartbeat>>,
     pub daily_logs: Mutex<Vec<DailyLog>>,
+    /// The token the store accepts instead of [`TOKEN`] (after a rotation).
+    pub rotated_token: Mutex<Option<String>>,
     /// Answer the next N daily-log requests with 503.
     pub fail_daily: AtomicU32,
 }
@@ -55,8 +57,9 @@ impl StoreState {
     }
 }
 
-fn authorized(h: &HeaderMap) -> bool {
-    h.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"))
+fn authorized(s: &StoreState, h: &HeaderMap) -> bool {
+    let token = s.rotated_token.lock().unwrap().clone().unwrap_or_else(|| TOKEN.to_owned());
+    h.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {token}"))
 }
 
 async fn batch(
@@ -67,7 +70,7 @@ async fn batch(
 ) -> Response {
     let start = Instant::now();
     s.attempts.lock().unwrap().push(start);
-    if !authorized(&headers) || facility != FACILITY {
+    if !authorized(&s, &headers) || facility != FACILITY {
         return (StatusCode::UNAUTHORIZED, "wrong token or facility").into_response();
     }
     let bytes = match axum::body::to_bytes(body, 256 << 20).await {
@@ -130,7 +133,7 @@ async fn heartbeat(
     headers: HeaderMap,
     axum::Json(hb): axum::Json<Heartbeat>,
 ) -> Response {
-    if !authorized(&headers) {
+    if !authorized(&s, &headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     s.heartbeats.lock().unwrap().push(hb);
@@ -142,7 +145,7 @@ async fn daily_log(
     headers: HeaderMap,
     axum::Json(log): axum::Json<DailyLog>,
 ) -> Response {
-    if !authorized(&headers) {
+    if !authorized(&s, &headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     if s.fail_daily.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
