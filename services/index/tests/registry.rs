@@ -1,9 +1,10 @@
-//! The registry against a real SQLite file: enrollment, auto-link, review queue, manual link and
+//! The registry against a real SQLite file and a real PostgreSQL database: enrollment, auto-link, review queue, manual link and
 //! unlink, history, and the two look-ups the viewer uses.
 
 use kizuna_index::matcher::{Field, Matcher, Model, Thresholds, TrainingReport};
 use kizuna_index::registry::{Outcome, Registry};
 use kizuna_index::{CommonId, Demographics, RecordKey, Sex};
+use sqlx::{Connection, Executor};
 
 fn matcher() -> Matcher {
     let row = |levels: usize, top: f64| {
@@ -42,17 +43,76 @@ fn key(f: &str, p: &str) -> RecordKey {
     RecordKey::new(f, p).unwrap()
 }
 
-async fn registry(dir: &tempfile::TempDir) -> Registry {
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("index.db").display());
-    let r = Registry::open(&url).await.unwrap();
+/// A fresh database: a SQLite file in a tempdir, or a new database on the PostgreSQL server of
+/// `KIZUNA_TEST_POSTGRES_URL` (tests/pg-setup.sh starts one; tests/run-all exports it).
+struct Fresh {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn fresh(postgres: bool) -> Option<Fresh> {
+    if !postgres {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("index.db").display());
+        return Some(Fresh { url, _dir: Some(dir) });
+    }
+    let server = match std::env::var("KIZUNA_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh (tests/run-all does)"
+            )
+        }
+        _ => {
+            eprintln!("skipping: KIZUNA_TEST_POSTGRES_URL is not set (tests/pg-setup.sh prints one)");
+            return None;
+        }
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("kizuna_index_test_{:016x}", rand::random::<u64>());
+    let mut conn = sqlx::AnyConnection::connect(&server).await.expect("connect to KIZUNA_TEST_POSTGRES_URL");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+    conn.close().await.ok();
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+    Some(Fresh { url: format!("{base}/{name}"), _dir: None })
+}
+
+async fn registry(url: &str) -> Registry {
+    let r = Registry::open(url).await.unwrap();
     r.install_matcher(&matcher(), &report()).await.unwrap();
     r
 }
 
-#[tokio::test]
-async fn the_same_patient_at_two_facilities_shares_one_common_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = registry(&dir).await;
+/// Runs one scenario on SQLite and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let db = super::fresh(false).await.unwrap();
+                super::$name(&db.url).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(db) = super::fresh(true).await {
+                    super::$name(&db.url).await;
+                }
+            }
+        }
+    )+};
+}
+
+on_both_backends!(
+    the_same_patient_at_two_facilities_shares_one_common_id,
+    unknown_and_malformed_common_ids_are_refused,
+    a_doubtful_candidate_waits_for_review_and_the_decision_is_kept,
+    an_admin_can_unlink_and_relink_and_history_shows_who_when_why,
+    the_same_facility_twice_is_never_auto_linked,
+    the_matcher_survives_a_reopen,
+);
+
+async fn the_same_patient_at_two_facilities_shares_one_common_id(url: &str) {
+    let r = registry(url).await;
     let a = r
         .enroll(
             &key("H001", "0001"),
@@ -91,19 +151,15 @@ async fn the_same_patient_at_two_facilities_shares_one_common_id() {
     assert_eq!(again.common_id, a.common_id);
 }
 
-#[tokio::test]
-async fn unknown_and_malformed_common_ids_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = registry(&dir).await;
+async fn unknown_and_malformed_common_ids_are_refused(url: &str) {
+    let r = registry(url).await;
     let err = r.resolve(&CommonId::random()).await.unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
     assert!(CommonId::parse("KZ12345").is_err());
 }
 
-#[tokio::test]
-async fn a_doubtful_candidate_waits_for_review_and_the_decision_is_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = registry(&dir).await;
+async fn a_doubtful_candidate_waits_for_review_and_the_decision_is_kept(url: &str) {
+    let r = registry(url).await;
     let a = r
         .enroll(
             &key("H001", "1"),
@@ -151,10 +207,8 @@ async fn a_doubtful_candidate_waits_for_review_and_the_decision_is_kept() {
     assert_eq!(h[0].common_id, b.common_id);
 }
 
-#[tokio::test]
-async fn an_admin_can_unlink_and_relink_and_history_shows_who_when_why() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = registry(&dir).await;
+async fn an_admin_can_unlink_and_relink_and_history_shows_who_when_why(url: &str) {
+    let r = registry(url).await;
     let d = person("高橋", "翔太", "タカハシ", "ショウタ", "20010505", "名取市増田1-1-1");
     let a = r.enroll(&key("H001", "1"), &d).await.unwrap();
     let b = r.enroll(&key("C003", "9"), &d).await.unwrap();
@@ -190,10 +244,8 @@ async fn an_admin_can_unlink_and_relink_and_history_shows_who_when_why() {
     assert_eq!(of_a.len(), 4, "{of_a:?}");
 }
 
-#[tokio::test]
-async fn the_same_facility_twice_is_never_auto_linked() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = registry(&dir).await;
+async fn the_same_facility_twice_is_never_auto_linked(url: &str) {
+    let r = registry(url).await;
     let d = person("高橋", "翔太", "タカハシ", "ショウタ", "20010505", "名取市増田1-1-1");
     let a = r.enroll(&key("H001", "1"), &d).await.unwrap();
     let b = r.enroll(&key("H001", "2"), &d).await.unwrap();
@@ -201,13 +253,10 @@ async fn the_same_facility_twice_is_never_auto_linked() {
     assert!(matches!(b.outcome, Outcome::NewId { ref review } if review.len() == 1), "{b:?}");
 }
 
-#[tokio::test]
-async fn the_matcher_survives_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = registry(&dir).await;
+async fn the_matcher_survives_a_reopen(url: &str) {
+    let r = registry(url).await;
     let (id, m) = r.matcher().await.unwrap().unwrap();
     drop(r);
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("index.db").display());
-    let again = Registry::open(&url).await.unwrap();
+    let again = Registry::open(url).await.unwrap();
     assert_eq!(again.matcher().await.unwrap(), Some((id, m)));
 }

@@ -581,23 +581,35 @@ async fn record_event(
     match_weight: Option<f64>,
     model_id: Option<i64>,
 ) -> Result<(), IndexError> {
-    sqlx::query(
+    // NULLs are written as literals, not bound: through the Any driver a bound NULL fixes the
+    // statement's parameter type on PostgreSQL, and a later non-NULL value of another type in the
+    // cached statement is refused ("incorrect binary data format").
+    let weight = if match_weight.is_some() { "$9" } else { "NULL" };
+    let model = match (match_weight.is_some(), model_id.is_some()) {
+        (_, false) => "NULL",
+        (true, true) => "$10",
+        (false, true) => "$9",
+    };
+    let sql = format!(
         "INSERT INTO link_events (at, facility_id, patient_id, action, common_id, method, actor, reason, match_weight, model_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(now())
-    .bind(&key.facility)
-    .bind(&key.local_id)
-    .bind(action)
-    .bind(common_id.as_str())
-    .bind(method)
-    .bind(actor)
-    .bind(reason)
-    .bind(match_weight)
-    .bind(model_id)
-    .execute(&mut **tx)
-    .await
-    .map_err(IndexError::db("recording link history"))?;
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {weight}, {model})"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now())
+        .bind(&key.facility)
+        .bind(&key.local_id)
+        .bind(action)
+        .bind(common_id.as_str())
+        .bind(method)
+        .bind(actor)
+        .bind(reason);
+    if let Some(w) = match_weight {
+        q = q.bind(w);
+    }
+    if let Some(m) = model_id {
+        q = q.bind(m);
+    }
+    q.execute(&mut **tx).await.map_err(IndexError::db("recording link history"))?;
     Ok(())
 }
 
