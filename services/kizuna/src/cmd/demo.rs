@@ -72,8 +72,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
 
     // 2. The centre.
-    let mut config = kizuna_store::Config::default();
-    config.data_dir = data.join("centre");
+    let config = kizuna_store::Config { data_dir: data.join("centre"), ..Default::default() };
     let store = Store::open(config).await.context("opening the store")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -147,7 +146,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         if started.elapsed() > Duration::from_secs(args.timeout_secs) {
             bail!("uploads did not finish within {} s", args.timeout_secs);
         }
-        if bars[0].is_hidden() && started.elapsed().as_secs() % 5 == 0 {
+        if bars[0].is_hidden() && started.elapsed().as_secs().is_multiple_of(5) {
             tracing::info!("uploading");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -189,7 +189,7 @@ pub fn generate(cfg: &synth::GenConfig, out: &Path) -> anyhow::Result<synth::Gen
         bar.set_length(p.registrations_total);
         bar.set_position(p.registrations_done);
         bar.set_message(format!("{} files", p.files_written));
-        if bar.is_hidden() && p.registrations_done % 4096 == 0 {
+        if bar.is_hidden() && p.registrations_done.is_multiple_of(4096) {
             tracing::info!(
                 done = p.registrations_done,
                 total = p.registrations_total,
