@@ -44,6 +44,8 @@ pub struct Snapshot {
     pub wireguard: BTreeMap<String, WireguardState>,
     /// Table `kizuna`, canonical listing.
     pub firewall: Option<serde_json::Value>,
+    /// `net.ipv4.ip_forward` is 1.
+    pub ip_forward: bool,
 }
 
 /// One kernel change.
@@ -52,20 +54,47 @@ pub struct Snapshot {
 pub enum Change {
     DeleteRule(RuleSpec),
     DeleteRoute(RouteSpec),
-    RemovePeer { iface: String, public_key: PublicKey },
+    RemovePeer {
+        iface: String,
+        public_key: PublicKey,
+    },
     DeleteAddress(AddressSpec),
-    ReleaseLink { name: String },
-    DeleteLink { name: String, kind: Option<String> },
-    CreateVrf { name: String, table: u32 },
-    CreateVlan { name: String, parent: String, id: u16 },
-    ConfigureWireguard { iface: String, segment: SegmentName, port: u16 },
-    SetLink { name: String, master: Option<String> },
+    ReleaseLink {
+        name: String,
+    },
+    DeleteLink {
+        name: String,
+        kind: Option<String>,
+    },
+    CreateVrf {
+        name: String,
+        table: u32,
+    },
+    CreateVlan {
+        name: String,
+        parent: String,
+        id: u16,
+    },
+    ConfigureWireguard {
+        iface: String,
+        segment: SegmentName,
+        port: u16,
+    },
+    SetLink {
+        name: String,
+        master: Option<String>,
+    },
     AddAddress(AddressSpec),
     AddRoute(RouteSpec),
     AddRule(RuleSpec),
-    SetPeer { iface: String, peer: Box<PeerSpec> },
+    SetPeer {
+        iface: String,
+        peer: Box<PeerSpec>,
+    },
     ReplaceFirewall,
     DeleteFirewall,
+    /// Switch on `net.ipv4.ip_forward`.
+    EnableForwarding,
 }
 
 impl Change {
@@ -87,6 +116,8 @@ impl Change {
             Change::AddRule(_) => 12,
             Change::SetPeer { .. } => 13,
             Change::ReplaceFirewall | Change::DeleteFirewall => 14,
+            // Last: nothing is forwarded before the firewall is in place.
+            Change::EnableForwarding => 15,
         }
     }
 }
@@ -129,6 +160,7 @@ impl std::fmt::Display for Change {
             },
             Change::ReplaceFirewall => write!(f, "~ nftables table inet kizuna: replace"),
             Change::DeleteFirewall => write!(f, "- nftables table inet kizuna"),
+            Change::EnableForwarding => write!(f, "~ sysctl net.ipv4.ip_forward=1"),
         }
     }
 }
@@ -321,6 +353,10 @@ pub fn diff(
         }
     }
 
+    if desired.forwarding && !snap.ip_forward {
+        changes.push(Change::EnableForwarding);
+    }
+
     changes.sort_by_key(Change::phase);
     changes
 }
@@ -385,6 +421,7 @@ impl Snapshot {
             rules: desired.rules.clone(),
             wireguard,
             firewall: (!desired.firewall.is_empty()).then_some(readback),
+            ip_forward: desired.forwarding,
         }
     }
 }

@@ -95,7 +95,8 @@ pub async fn observe(k: &Kernel, wg_ifaces: &BTreeSet<String>) -> Result<Snapsho
         }
     }
     let firewall = kernel::nftables::observe()?;
-    Ok(Snapshot { links, addresses, routes, rules, wireguard, firewall })
+    let ip_forward = kernel::forwarding::observe()?;
+    Ok(Snapshot { links, addresses, routes, rules, wireguard, firewall, ip_forward })
 }
 
 /// Load (or generate) the private keys of every segment in `desired`, and check each matches
@@ -292,6 +293,7 @@ impl Applier<'_> {
             Change::SetPeer { .. } | Change::RemovePeer { .. } => unreachable!("batched in apply_all"),
             Change::ReplaceFirewall => kernel::nftables::apply(&desired.firewall)?,
             Change::DeleteFirewall => kernel::nftables::apply(&crate::plan::Firewall::default())?,
+            Change::EnableForwarding => kernel::forwarding::enable()?,
         }
         Ok(())
     }

@@ -14,9 +14,13 @@ fn mesh_applies_idempotently_isolates_segments_and_repairs_drift() {
     let m = Mesh::new("a", 3);
     m.write_policy("");
     for s in &m.sites {
+        // A fresh namespace starts with forwarding off; netd must switch it on.
+        let fwd = || mesh::ok(&mut mesh::in_ns(&s.router, &["sysctl", "-n", "net.ipv4.ip_forward"]));
+        assert_eq!(fwd().trim(), "0", "{}: forwarding on before netd ran", s.name);
         let (code, out) = m.apply(s);
         assert_eq!(code, 0, "{}: {out}", s.name);
         assert!(Mesh::applied_changes(&out) > 0, "{out}");
+        assert_eq!(fwd().trim(), "1", "{}: netd left forwarding off", s.name);
     }
     // Idempotence: a second apply makes zero kernel changes and plan has nothing to do.
     for s in &m.sites {

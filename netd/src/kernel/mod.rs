@@ -1,6 +1,7 @@
 //! The kernel side: one module per kernel object, each able to observe and apply.
 
 pub mod addresses;
+pub mod forwarding;
 pub mod links;
 pub mod nftables;
 pub mod routes;

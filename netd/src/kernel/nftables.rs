@@ -88,6 +88,21 @@ pub fn render(fw: &Firewall) -> Value {
             Some("per-segment conntrack zones"),
         ));
     }
+    // Locally generated packets (e.g. an upload agent on the router bound to a segment's VRF)
+    // get the zone of the device they leave by, so that their replies, zoned at prerouting,
+    // match their connection instead of being dropped by the input chain.
+    cmds.push(chain("outzones", "output", -300, "accept"));
+    if !fw.zones.is_empty() {
+        let map: Vec<Value> = fw.zones.iter().map(|(d, z)| json!([d, z])).collect();
+        cmds.push(rule(
+            "outzones",
+            vec![json!({ "mangle": {
+                "key": { "ct": { "key": "zone" } },
+                "value": { "map": { "key": meta("oifname"), "data": { "set": map } } }
+            } })],
+            Some("per-segment conntrack zones, locally generated"),
+        ));
+    }
     // Forward: only what the policy allows; everything else (between segments) is dropped.
     cmds.push(chain("forward", "forward", 0, "drop"));
     cmds.push(rule("forward", vec![ct_state(&["invalid"]), json!({ "drop": null })], None));

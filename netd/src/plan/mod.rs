@@ -132,6 +132,10 @@ pub struct DesiredState {
     pub rules: Vec<RuleSpec>,
     pub wireguard: Vec<WireguardSpec>,
     pub firewall: Firewall,
+    /// IPv4 forwarding must be on (a router with segments). False means netd leaves it alone:
+    /// other services of the host may rely on it, so netd never switches it off.
+    #[serde(default)]
+    pub forwarding: bool,
 }
 
 impl DesiredState {
@@ -148,6 +152,7 @@ impl DesiredState {
             rules: Vec::new(),
             wireguard: Vec::new(),
             firewall: Firewall::default(),
+            forwarding: false,
         }
     }
 }
@@ -258,6 +263,7 @@ pub fn plan(
         });
     }
     st.firewall = firewall::plan_firewall(&fw_segments, api);
+    st.forwarding = !st.segments.is_empty();
     Ok(st)
 }
 

@@ -98,6 +98,67 @@ fn firewall_allows_hub_segments_only_to_centre_services() {
 }
 
 #[test]
+fn output_chain_zones_locally_generated_packets_by_outgoing_interface() {
+    let p = valid(5);
+    for mode in [Mode::Vrf, Mode::Table] {
+        let st = plan(&p, &synthetic::site_name(3), mode, api()).unwrap();
+        let doc = crate::kernel::nftables::render(&st.firewall);
+        let cmds = doc["nftables"].as_array().unwrap();
+        let chain = cmds
+            .iter()
+            .filter_map(|c| c["add"].get("chain"))
+            .find(|c| c["hook"] == "output")
+            .unwrap_or_else(|| panic!("{mode}: no output chain in {doc}"));
+        assert_eq!(chain["prio"], -300, "{mode}: zones must be set before conntrack (raw priority)");
+        let name = chain["name"].as_str().unwrap();
+        let rules: Vec<&serde_json::Value> =
+            cmds.iter().filter_map(|c| c["add"].get("rule")).filter(|r| r["chain"] == name).collect();
+        assert_eq!(rules.len(), 1, "{mode}");
+        let mangle = &rules[0]["expr"][0]["mangle"];
+        assert_eq!(mangle["key"]["ct"]["key"], "zone");
+        assert_eq!(mangle["value"]["map"]["key"]["meta"]["key"], "oifname");
+        let map: BTreeMap<String, u64> = mangle["value"]["map"]["data"]["set"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e[0].as_str().unwrap().to_string(), e[1].as_u64().unwrap()))
+            .collect();
+        // Every device of every segment leaves in that segment's zone (its WireGuard port).
+        let ports: BTreeMap<&str, u16> = st.wireguard.iter().map(|w| (w.iface.as_str(), w.port)).collect();
+        for seg in &st.segments {
+            let zone = u64::from(ports[seg.wireguard.as_str()]);
+            for dev in [Some(&seg.lan), Some(&seg.wireguard), seg.vrf.as_ref()].into_iter().flatten() {
+                assert_eq!(map.get(dev.as_str()), Some(&zone), "{mode}: device {dev}");
+            }
+        }
+        let devices = st.segments.iter().map(|s| 2 + usize::from(s.vrf.is_some())).sum::<usize>();
+        assert_eq!(map.len(), devices, "{mode}: {map:?}");
+    }
+}
+
+#[test]
+fn a_router_with_segments_wants_forwarding_and_an_empty_state_leaves_it_alone() {
+    let p = valid(5);
+    let st = plan(&p, &synthetic::site_name(2), Mode::Vrf, api()).unwrap();
+    assert!(st.forwarding);
+    let readback = serde_json::json!(["listing"]);
+    let mut snap = Snapshot::assuming_applied(&st, readback.clone());
+    let fw_ref = FirewallReference { applied: &st.firewall, readback: &readback };
+    snap.ip_forward = false;
+    let changes = diff(&st, &[&st], &snap, &keys_of(&st), Some(fw_ref));
+    assert_eq!(changes, vec![Change::EnableForwarding]);
+    // Applied after the firewall, so nothing is forwarded unfiltered.
+    let scratch = diff(&st, &[&st], &Snapshot::default(), &keys_of(&st), None);
+    assert_eq!(scratch.last(), Some(&Change::EnableForwarding));
+    // Rolling back to nothing never switches forwarding off.
+    let empty = DesiredState::empty(st.site.clone(), Mode::Vrf);
+    snap.ip_forward = true;
+    let back = diff(&empty, &[&st], &snap, &BTreeMap::new(), Some(fw_ref));
+    assert!(!back.iter().any(|c| matches!(c, Change::EnableForwarding)));
+    assert!(!empty.forwarding);
+}
+
+#[test]
 fn second_apply_of_the_same_policy_changes_nothing() {
     let p = valid(40);
     for mode in [Mode::Vrf, Mode::Table] {

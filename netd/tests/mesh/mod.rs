@@ -147,7 +147,6 @@ impl Mesh {
             let name = if n == 1 { "centre".to_string() } else { format!("site-{n}") };
             let router = format!("{prefix}r{n}");
             mesh.add_ns(&router);
-            ok(&mut in_ns(&router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
             // Underlay: 192.0.2.N/24 on the router, all routers on one bridge.
             ip(&[
                 "link",

@@ -102,10 +102,9 @@ fn site_file(r: &Router) -> String {
 
 /// The LAN side of a router: per segment a veth whose far end sits in a namespace, the LAN host,
 /// checked alive (so that a probe blocked later is blocked by policy, not by a dead host) and left
-/// without an address for netd to configure. It also turns on IPv4 forwarding, as a router image's
-/// sysctl settings would: netd leaves it alone.
+/// without an address for netd to configure. IPv4 forwarding stays off: netd must switch it on.
 fn lan_script(r: &Router) -> String {
-    let mut s = String::from("set -e\nsysctl -qw net.ipv4.ip_forward=1\n");
+    let mut s = String::from("set -e\n");
     for seg in segments_of(r) {
         let h = seg.host;
         s.push_str(&format!(
