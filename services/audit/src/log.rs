@@ -130,7 +130,7 @@ const INSERT_COLS: usize = 15;
 /// Rows per INSERT statement. Small on purpose: sqlx-sqlite resolves each `$n` placeholder with a
 /// linear scan (`sqlite3_bind_parameter_name`), so binding cost grows with the square of the
 /// parameter count; 500-row statements spent 77% of append time there.
-const INSERT_CHUNK: usize = 16;
+const INSERT_CHUNK: usize = 4;
 /// Ids per duplicate-check SELECT (same reason).
 const LOOKUP_CHUNK: usize = 64;
 
