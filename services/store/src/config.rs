@@ -48,8 +48,8 @@ pub struct Commit {
     pub group_window_ms: u64,
     /// A journal segment is closed and a new one started past this size.
     pub journal_segment_bytes: u64,
-    /// How staged files are made durable: `fsync` (each file, in parallel) or `syncfs` (one
-    /// `syncfs(2)` of the data filesystem per batch; faster, flushes the whole filesystem).
+    /// How staged files and changed directories are made durable: `syncfs` (one `syncfs(2)` of the
+    /// data filesystem per step of a batch; the default) or `fsync` (each file and directory).
     pub sync: SyncMode,
 }
 
@@ -82,7 +82,7 @@ impl Default for Limits {
 
 impl Default for Commit {
     fn default() -> Self {
-        Self { group_window_ms: 0, journal_segment_bytes: 64 << 20, sync: SyncMode::Fsync }
+        Self { group_window_ms: 0, journal_segment_bytes: 64 << 20, sync: SyncMode::Syncfs }
     }
 }
 
@@ -157,8 +157,10 @@ commit:
   group_window_ms: 0
   # Start a new journal segment past this size, bytes.
   journal_segment_bytes: 67108864
-  # How staged files are made durable before the commit: fsync (each file) or syncfs (whole fs).
-  sync: fsync
+  # How new files and directory entries are made durable before the answer: syncfs (one syncfs(2)
+  # of the data filesystem per batch step: fastest when the store owns the filesystem) or fsync
+  # (each staged file and each changed directory, in parallel).
+  sync: syncfs
 "#;
 
 #[cfg(test)]

@@ -157,7 +157,8 @@ async fn different_content_under_a_stored_name_is_a_conflict(backend: &Backend) 
 async fn update_renames_current_to_superseded(backend: &Backend) {
     let c = corpus(14, 1, 4, 0);
     let (fac, files) = c.facilities.iter().next().unwrap();
-    let h = Harness::start(backend, |_| {}).await;
+    // This case also covers the per-file fsync mode (the others run the default, syncfs).
+    let h = Harness::start(backend, |c| c.commit.sync = kizuna_store::config::SyncMode::Fsync).await;
     let token = h.add_site("s", &[fac], &[]).await;
     let (v1, bytes) = a_current_file(files, "OMP-01");
     let v2 = later_version(&v1, 60, ConditionFlag::Current);
