@@ -1,0 +1,186 @@
+use ssmix2::hl7::{Delimiters, Message, escape};
+use ssmix2::{
+    CareDate, ConditionFlag, DataType, Department, FileName, OrderNo, PatientId, StoragePath, Timestamp,
+};
+
+use crate::NsipsError;
+use crate::record::{Dispensing, Drug, NsipsFile, Rp, Sex};
+
+/// MSH-18, MSH-20 and MSH-21 as SS-MIX2 requires them (the same as the synthetic generator's).
+const CHARSET: &str = "~ISO IR87";
+const CHARSET_HANDLING: &str = "ISO 2022-1994";
+const PROFILE: &str = "SS-MIX2_1.20^SS-MIX2^1.2.392.200250.2.1.100.1.2.120^ISO";
+
+/// Converts every dispensing of `file` into one SS-MIX2 prescription message (OMP-01, RDE^O11), to be
+/// stored under the standardized-storage root of the pharmacy `pharmacy_facility_id`.
+///
+/// The pharmacy is the facility (MSH-4); the prescribing institution and doctor go in ORC-21 and
+/// ORC-12. The care date (file name and ORC-9) is the dispensing date; the order number is the
+/// prescription number; the file timestamp is the header's send time. Each Rp becomes ORC, RXE
+/// (HOT9 and YJ code, dose per intake, total, daily dose), TQ1 (JAMI usage code, days) and RXR.
+///
+/// `pharmacy_facility_id` must be the 10-digit institution code whose last seven digits are the
+/// header's pharmacy code, so a file cannot be filed under another pharmacy by mistake.
+pub fn to_ssmix2(
+    file: &NsipsFile,
+    pharmacy_facility_id: &str,
+) -> Result<Vec<(StoragePath, Vec<u8>)>, NsipsError> {
+    let whole = |message: String| NsipsError::Convert { file: file.origin.clone(), line: 1, message };
+    if pharmacy_facility_id.len() != 10 || !pharmacy_facility_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(whole(format!(
+            "facility ID {pharmacy_facility_id:?} is not a 10-digit institution code"
+        )));
+    }
+    if pharmacy_facility_id[3..] != file.header.pharmacy_code {
+        return Err(whole(format!(
+            "facility ID {pharmacy_facility_id} does not end in the header's pharmacy code {}",
+            file.header.pharmacy_code
+        )));
+    }
+    let mut out: Vec<(StoragePath, Vec<u8>)> = Vec::with_capacity(file.dispensings.len());
+    for d in &file.dispensings {
+        let err = |message: String| NsipsError::Convert { file: file.origin.clone(), line: d.line, message };
+        let path = storage_path(file, d).map_err(|e| err(e.to_string()))?;
+        if out.iter().any(|(p, _)| p.name.key() == path.name.key()) {
+            return Err(err(format!(
+                "prescription {} appears twice for one patient and day",
+                d.prescription.prescription_no
+            )));
+        }
+        let text = message_text(file, d, pharmacy_facility_id).map_err(err)?;
+        let bytes = Message::parse(&text).and_then(|m| m.encode()).map_err(|e| err(e.to_string()))?;
+        out.push((path, bytes));
+    }
+    Ok(out)
+}
+
+fn storage_path(file: &NsipsFile, d: &Dispensing) -> Result<StoragePath, ssmix2::NameError> {
+    Ok(StoragePath::of(FileName {
+        patient: PatientId::new(&d.patient.patient_no)?,
+        care_date: CareDate::parse(&d.prescription.dispensed_on)?,
+        data_type: DataType::Omp01,
+        order_no: OrderNo::new(&d.prescription.prescription_no)?,
+        timestamp: Timestamp::parse(&format!("{}000", file.header.sent_at))?,
+        department: Department::none(),
+        flag: ConditionFlag::Current,
+    }))
+}
+
+/// HL7-escapes free text taken from the NSIPS file.
+fn esc(s: &str) -> String {
+    escape(s, &Delimiters::default()).into_owned()
+}
+
+/// `family　given` (ideographic space) as XPN components `family^given`.
+fn xpn(name: &str) -> String {
+    match name.split_once('　') {
+        Some((family, given)) => format!("{}^{}", esc(family), esc(given)),
+        None => esc(name),
+    }
+}
+
+/// Writes `x` with at most three decimals and no trailing zeros.
+fn decimal(x: f64) -> String {
+    let s = format!("{x:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// The MR9P code of a unit name (empty when unknown: then only the name is sent), and the escaped name.
+fn unit(name: &str) -> (&'static str, String) {
+    let code = match name {
+        "錠" => "TAB",
+        "カプセル" => "CAP",
+        "グラム" | "g" | "ｇ" => "G",
+        "枚" => "MAI",
+        "ミリリットル" | "mL" | "ｍＬ" => "ML",
+        _ => "",
+    };
+    (code, esc(name))
+}
+
+/// The route from the JAMI usage code's first character (1 oral, 2 external): the NSIPS layout
+/// carries no route, and RXR-1 is required.
+fn route(rp: &Rp) -> Result<&'static str, String> {
+    match rp.usage_code.as_bytes().first() {
+        Some(b'1') => Ok("PO^口^HL70162"),
+        Some(b'2') => Ok("TP^皮膚^HL70162"),
+        _ => Err(format!("Rp {}: no route known for usage code {}", rp.rp_no, rp.usage_code)),
+    }
+}
+
+fn message_text(file: &NsipsFile, d: &Dispensing, facility: &str) -> Result<String, String> {
+    let h = &file.header;
+    let p = &d.patient;
+    let rx = &d.prescription;
+    if d.drugs.is_empty() {
+        return Err("the dispensing has no drug (record 4)".to_owned());
+    }
+    let sex = match p.sex {
+        Sex::Male => "M",
+        Sex::Female => "F",
+    };
+    let order_no = &rx.prescription_no;
+    let mut segs = vec![
+        format!(
+            "MSH|^~\\&|NSIPS|{facility}|SSMIX2GW|KIZUNA|{}||RDE^O11^RDE_O11|{order_no}|P|2.5||||||{CHARSET}||{CHARSET_HANDLING}|{PROFILE}",
+            h.sent_at
+        ),
+        format!(
+            "PID|0001||{}^^^^PI||{}^^^^^L^I~{}^^^^^L^P||{}|{sex}|||^^^^{}^JPN^H^{}||^PRN^PH^^^^^^^^^{}",
+            p.patient_no,
+            xpn(&p.name_kanji),
+            xpn(&p.name_kana),
+            p.birth_date,
+            esc(&p.postcode),
+            esc(&p.address),
+            esc(&p.phone)
+        ),
+        "PV1|0001|O".to_owned(),
+    ];
+    let (doctor, institution) = (xpn(&rx.doctor), esc(&rx.institution_name));
+    for (i, drug) in d.drugs.iter().enumerate() {
+        let rp =
+            d.rps.iter().find(|r| r.rp_no == drug.rp_no).ok_or_else(|| {
+                format!("drug {} names Rp {} which has no record 3", drug.yj_code, drug.rp_no)
+            })?;
+        segs.push(format!(
+            "ORC|NW|{order_no}||{}|||||{}000000||^{doctor}|||^{}^99XY1||||{institution}^^^^^^^^^{}|^^^^{}^JPN^^{}|^^^^^^^^^^^{}|||||O^外来患者オーダ^HL70482",
+            i + 1,
+            rx.dispensed_on,
+            esc(&rx.department),
+            rx.institution_code,
+            esc(&h.postcode),
+            esc(&h.address),
+            esc(&h.phone),
+        ));
+        segs.push(rxe(drug, rp, order_no, i));
+        segs.push(format!(
+            "TQ1|1||{}&{}&JAMISDP01|||{}^d|{}0000",
+            rp.usage_code,
+            esc(&rp.usage),
+            rp.days,
+            rx.dispensed_on
+        ));
+        segs.push(format!("RXR|{}", route(rp)?));
+    }
+    let mut text = segs.join("\r");
+    text.push('\r');
+    Ok(text)
+}
+
+fn rxe(drug: &Drug, rp: &Rp, order_no: &str, i: usize) -> String {
+    // The amount was checked at parse time to be digits with at most one point.
+    let per_day: f64 = drug.amount_per_day.parse().unwrap_or(0.0);
+    let per_dose = per_day / f64::from(rp.times_per_day);
+    let (code, u) = unit(&drug.unit);
+    let name = esc(&drug.drug_name);
+    format!(
+        "RXE||{}^{name}^HOT9^{}^{name}^YJ|{}||{code}^{u}^MR9P|||||{}|{code}^{u}^MR9P||||{order_no}{:02}||||{}^{code}&{u}&MR9P||OHP^外来処方^MR9P~OHO^院外処方^MR9P",
+        drug.hot_code,
+        drug.yj_code,
+        decimal(per_dose),
+        decimal(per_day * f64::from(rp.days)),
+        i + 1,
+        drug.amount_per_day,
+    )
+}

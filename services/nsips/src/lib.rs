@@ -1,0 +1,20 @@
+//! NSIPS pharmacy dispensing exports: parsing ([`parse`]) and conversion to SS-MIX2 prescription
+//! messages ([`to_ssmix2`]).
+//!
+//! The NSIPS specification is confidential to its member vendors; the public outline is a
+//! comma-separated file with a `VERnnnnnn` header line and record types 1–8, in CP932 or UTF-8, with
+//! CRLF or LF line ends. The fields inside each record follow the layout `synth::nsips::LAYOUT`
+//! documents (see `services/synth/README.md`), which is the only layout this crate reads.
+
+mod convert;
+mod error;
+mod parse;
+mod record;
+
+pub use convert::to_ssmix2;
+pub use error::NsipsError;
+pub use parse::parse;
+pub use record::{
+    Dispensing, DispensingDetail, DispensingRecord, Drug, Encoding, Fee, Header, Note, NsipsFile, Patient,
+    Prescription, Rp, Sex,
+};

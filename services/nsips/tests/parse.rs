@@ -1,0 +1,99 @@
+//! Parsing: encodings, line ends, typed records, and errors that name file, line and field.
+
+use std::path::Path;
+
+use kizuna_nsips::{Encoding, NsipsError, Sex, parse};
+
+const GOOD: &[&str] = &[
+    "VER010603,20240105190000,T01,04,4,1234567,みやぎ薬局,980-0001,仙台市青葉区一丁目1-1,022-000-0000",
+    "1,00012345,佐藤　花子,サトウ　ハナコ,2,19500312,980-0002,仙台市青葉区二丁目2-2,022-111-1111,06040001",
+    "2,2024010500001,20240104,0410000017,仙台中央病院,内科,鈴木　一郎,20240105",
+    "3,1,1013044400000000,内服・経口・１日３回朝昼夕食後,28,3",
+    "4,1,1,3969007F1063,612345678,107851901,メトホルミン塩酸塩錠２５０ｍｇ,6,錠",
+    "5,2024010500001,20240105,高橋　薬子,120",
+    "6,2024010500001,1,37",
+    "7,00001,調剤基本料１,45",
+    "8,20240105,お薬手帳に記載済み",
+];
+
+fn text(lines: &[&str], eol: &str) -> String {
+    lines.iter().map(|l| format!("{l}{eol}")).collect()
+}
+
+fn err(lines: &[&str]) -> String {
+    let e: NsipsError = parse(text(lines, "\n").as_bytes(), Path::new("x.csv")).unwrap_err();
+    e.to_string()
+}
+
+#[test]
+fn cp932_crlf_and_utf8_lf_give_the_same_records() {
+    let utf8 = parse(text(GOOD, "\n").as_bytes(), Path::new("a.csv")).unwrap();
+    let crlf = text(GOOD, "\r\n");
+    let (sjis, _, bad) = encoding_rs::SHIFT_JIS.encode(&crlf);
+    assert!(!bad);
+    let cp932 = parse(&sjis, Path::new("a.csv")).unwrap();
+    assert_eq!((utf8.encoding, utf8.crlf), (Encoding::Utf8, false));
+    assert_eq!((cp932.encoding, cp932.crlf), (Encoding::Cp932, true));
+    assert_eq!(utf8.header, cp932.header);
+    assert_eq!(utf8.dispensings, cp932.dispensings);
+    let d = &utf8.dispensings[0];
+    assert_eq!(utf8.header.pharmacy_code, "1234567");
+    assert_eq!(d.line, 2);
+    assert_eq!(d.patient.patient_no, "00012345");
+    assert_eq!(d.patient.sex, Sex::Female);
+    assert_eq!(d.prescription.dispensed_on, "20240105");
+    assert_eq!(d.rps[0].days, 28);
+    assert_eq!(d.drugs[0].yj_code, "3969007F1063");
+    assert_eq!(d.drugs[0].amount_per_day, "6");
+    assert_eq!((d.records.len(), d.details.len(), d.fees.len(), d.notes.len()), (1, 1, 1, 1));
+}
+
+#[test]
+fn a_truncated_record_names_file_and_line() {
+    let mut lines = GOOD.to_vec();
+    lines[4] = "4,1,1,3969007F1063,612345678";
+    let e = err(&lines);
+    assert!(e.starts_with("x.csv:5: record 4 is truncated"), "{e}");
+}
+
+#[test]
+fn an_unknown_record_type_names_file_and_line() {
+    let mut lines = GOOD.to_vec();
+    lines.insert(3, "9,1,2,3");
+    let e = err(&lines);
+    assert!(e.starts_with("x.csv:4: unknown record type \"9\""), "{e}");
+}
+
+#[test]
+fn a_bad_date_names_file_line_and_field() {
+    let mut lines = GOOD.to_vec();
+    lines[2] = "2,2024010500001,20240230,0410000017,仙台中央病院,内科,鈴木　一郎,20240105";
+    let e = err(&lines);
+    assert_eq!(e, "x.csv:3: record 2 field 2 (issued on): \"20240230\" is not a date YYYYMMDD");
+}
+
+#[test]
+fn a_bad_yj_code_names_the_field() {
+    let mut lines = GOOD.to_vec();
+    lines[4] = "4,1,1,3969007F106,612345678,107851901,メトホルミン,6,錠";
+    let e = err(&lines);
+    assert!(e.starts_with("x.csv:5: record 4 field 3 (YJ code): "), "{e}");
+}
+
+#[test]
+fn structural_faults_are_refused() {
+    // No header.
+    assert!(err(&GOOD[1..]).starts_with("x.csv:1: record header field 0 (version)"), "{}", err(&GOOD[1..]));
+    // A drug before its patient.
+    let e = err(&[GOOD[0], GOOD[4]]);
+    assert!(e.starts_with("x.csv:2: record 4 before any record 1"), "{e}");
+    // A dispensing without its prescription record.
+    let e = err(&[GOOD[0], GOOD[1], GOOD[3]]);
+    assert!(e.starts_with("x.csv:2: the dispensing has no record 2"), "{e}");
+    // A drug whose Rp was never declared.
+    let e = err(&[GOOD[0], GOOD[1], GOOD[2], GOOD[4]]);
+    assert!(e.starts_with("x.csv:4: record 4 field 1 (Rp number)"), "{e}");
+    // Bytes that are neither UTF-8 nor CP932.
+    let e = parse(&[0x56, 0x45, 0x52, 0xff, 0xff], Path::new("x.csv")).unwrap_err().to_string();
+    assert!(e.starts_with("x.csv: the file is neither UTF-8 nor CP932"), "{e}");
+}
