@@ -16,4 +16,7 @@ pub enum NsipsError {
     /// The dispensing starting at `line` could not be written as an SS-MIX2 message.
     #[error("{}:{line}: cannot convert to SS-MIX2: {message}", file.display())]
     Convert { file: PathBuf, line: usize, message: String },
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
 }

@@ -10,6 +10,7 @@ mod convert;
 mod error;
 mod parse;
 mod record;
+mod write;
 
 pub use convert::to_ssmix2;
 pub use error::NsipsError;
@@ -18,3 +19,4 @@ pub use record::{
     Dispensing, DispensingDetail, DispensingRecord, Drug, Encoding, Fee, Header, Note, NsipsFile, Patient,
     Prescription, Rp, Sex,
 };
+pub use write::write_files;

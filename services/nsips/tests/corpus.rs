@@ -118,3 +118,24 @@ fn a_facility_id_that_is_not_the_headers_pharmacy_is_refused() {
     let err = to_ssmix2(&f, "0447654321").unwrap_err().to_string();
     assert!(err.starts_with("p.csv:1:") && err.contains("1234567"), "{err}");
 }
+
+#[test]
+fn written_files_land_at_their_storage_paths_and_rewrites_are_refused() {
+    let text = "VER010603,20240105190000,T01,04,4,1234567,ｶ薬局,980-0001,仙台市,022-000-0000\n\
+        1,00012345,佐藤　花子,サトウ　ハナコ,2,19500312,980-0002,仙台市,022-111-1111,06040001\n\
+        2,2024010500001,20240104,0410000017,仙台中央病院,内科,鈴木　一郎,20240105\n\
+        3,1,1011040000000000,内服・経口・１日１回朝食後,28,1\n\
+        4,1,1,2171022F2020,612345678,116523801,アムロジピン錠５ｍｇ,1,錠\n";
+    let f = parse(text.as_bytes(), Path::new("p.csv")).unwrap();
+    let out = to_ssmix2(&f, "0441234567").unwrap();
+    let root = tempfile::tempdir().unwrap();
+    assert_eq!(kizuna_nsips::write_files(root.path(), &out).unwrap(), 1);
+    let path = root.path().join(out[0].0.relative());
+    assert_eq!(std::fs::read(&path).unwrap(), out[0].1);
+    assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temporary file left");
+    // Same bytes again: nothing to do. Other bytes under the same name: refused.
+    assert_eq!(kizuna_nsips::write_files(root.path(), &out).unwrap(), 0);
+    let changed = vec![(out[0].0.clone(), b"other".to_vec())];
+    let err = kizuna_nsips::write_files(root.path(), &changed).unwrap_err().to_string();
+    assert!(err.contains("never rewritten"), "{err}");
+}
