@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kizuna_lab::probe::{Probe, Target, listen_script, run_probes};
+use kizuna_lab::probe::{Probe, Target, banner, listen_script, run_probes};
 use kizuna_lab::{Artefacts, Lab, Vm, VmSpec, lab_available};
 
 const SITE_FILE: &str = "/etc/netd/site.yaml";
@@ -418,6 +418,45 @@ fn netd_builds_isolated_segment_meshes_and_keeps_them() {
         }
     }
     assert_no_mismatches(&lab, &probes, Duration::from_secs(40));
+
+    // (e) The router's own traffic inside a segment (an upload agent on the appliance): a process
+    // bound to the upload VRF reaches the centre's store and gets its replies (netd zones
+    // locally generated packets by output interface), but still only the store's port.
+    let store_host = host(&UPLOAD, "centre");
+    lab.on_each(|vm| {
+        if !SITES.contains(&vm.name()) {
+            return;
+        }
+        let vrf_nc = |port: u16| {
+            // `ip vrf exec` mounts cgroup2 under /var/run when it is not mounted yet.
+            let cmd = format!(
+                "mkdir -p /var/run && ip vrf exec kzv-{} nc -w 2 {store_host} {port} </dev/null 2>&1",
+                UPLOAD.name
+            );
+            vm.run(&cmd).unwrap()
+        };
+        let mut last = String::new();
+        let reached = (0..10).any(|_| {
+            let out = vrf_nc(STORE);
+            let ok = out.stdout.lines().any(|l| l == banner(STORE));
+            if !ok {
+                last = format!("exit {:?}: {}{}", out.code, out.stdout, out.stderr);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            ok
+        });
+        assert!(
+            reached,
+            "{}: a process bound to kzv-upload got no answer from the centre store: {last}",
+            vm.name()
+        );
+        let out = vrf_nc(VIEWER);
+        assert!(
+            !out.stdout.lines().any(|l| l == banner(VIEWER)),
+            "{}: a process bound to kzv-upload reached the centre's port {VIEWER}",
+            vm.name()
+        );
+    });
     let probed = total.elapsed();
 
     // (a) directly: two router hops (TTL 64 -> 62), the peer's endpoint is the other site's underlay
