@@ -196,29 +196,35 @@ async fn insert_record(
         .await?;
     }
     for (i, l) in x.labs.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO labs (record_id, facility_id, patient_id, order_date, item_no, code, name, coding_system, value_type, \
-             value, value_num, units, reference_range, abnormal_flags, result_status, observed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(id)
-        .bind(fac)
-        .bind(pid)
-        .bind(&date)
-        .bind(i as i64 + 1)
-        .bind(&l.code)
-        .bind(&l.name)
-        .bind(&l.coding_system)
-        .bind(&l.value_type)
-        .bind(&l.value)
-        .bind(l.value_num)
-        .bind(&l.units)
-        .bind(&l.reference_range)
-        .bind(&l.abnormal_flags)
-        .bind(&l.result_status)
-        .bind(&l.observed_at)
-        .execute(&mut **tx)
-        .await?;
+        // A NULL bound through the Any driver can make PostgreSQL prepare the statement with a type
+        // that a later f64 does not fit; so a missing number is written as a literal NULL instead.
+        const WITH_NUM: &str = "INSERT INTO labs (record_id, facility_id, patient_id, order_date, item_no, code, name, \
+             coding_system, value_type, value, units, reference_range, abnormal_flags, result_status, observed_at, value_num) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+        const WITHOUT_NUM: &str = "INSERT INTO labs (record_id, facility_id, patient_id, order_date, item_no, code, name, \
+             coding_system, value_type, value, units, reference_range, abnormal_flags, result_status, observed_at, value_num) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL)";
+        let q = sqlx::query(if l.value_num.is_some() { WITH_NUM } else { WITHOUT_NUM })
+            .bind(id)
+            .bind(fac)
+            .bind(pid)
+            .bind(&date)
+            .bind(i as i64 + 1)
+            .bind(&l.code)
+            .bind(&l.name)
+            .bind(&l.coding_system)
+            .bind(&l.value_type)
+            .bind(&l.value)
+            .bind(&l.units)
+            .bind(&l.reference_range)
+            .bind(&l.abnormal_flags)
+            .bind(&l.result_status)
+            .bind(&l.observed_at);
+        let q = match l.value_num {
+            Some(v) => q.bind(v),
+            None => q,
+        };
+        q.execute(&mut **tx).await?;
     }
     for (i, d) in x.diagnoses.iter().enumerate() {
         sqlx::query(

@@ -52,7 +52,7 @@ pub struct Harness {
 }
 
 /// Makes a fresh database on the PostgreSQL server and returns its URL.
-async fn fresh_pg_database(server: &str) -> String {
+pub async fn fresh_pg_database(server: &str) -> String {
     sqlx::any::install_default_drivers();
     let name = format!("kizuna_test_{}", hex::encode(rand::random::<[u8; 6]>()));
     let mut conn = sqlx::AnyConnection::connect(server).await.expect("connect to KIZUNA_TEST_POSTGRES_URL");
