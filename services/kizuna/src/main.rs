@@ -32,6 +32,9 @@ enum Command {
     /// Audit trail: run the service, verify the tamper-evident log, search it.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// NSIPS pharmacy exports: convert to SS-MIX2 prescription files.
+    #[command(subcommand)]
+    Nsips(cmd::nsips::NsipsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Site(c) => cmd::site::run(c),
         Command::Audit(c) => cmd::audit::run(c),
+        Command::Nsips(c) => cmd::nsips::run(c),
     };
     match result {
         Ok(code) => code,

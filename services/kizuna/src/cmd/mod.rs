@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod demo;
+pub mod nsips;
 pub mod serve;
 pub mod site;
 pub mod ssmix2;
