@@ -18,6 +18,7 @@ const PROFILE: &str = "SS-MIX2_1.20^SS-MIX2^1.2.392.200250.2.1.100.1.2.120^ISO";
 /// ORC-12. The care date (file name and ORC-9) is the dispensing date; the order number is the
 /// prescription number; the file timestamp is the header's send time. Each Rp becomes ORC, RXE
 /// (HOT9 and YJ code, dose per intake, total, daily dose), TQ1 (JAMI usage code, days) and RXR.
+/// A dispensing without any drug (record 4), only fees, is no prescription and yields no message.
 ///
 /// `pharmacy_facility_id` must be the 10-digit institution code whose last seven digits are the
 /// header's pharmacy code, so a file cannot be filed under another pharmacy by mistake.
@@ -38,7 +39,7 @@ pub fn to_ssmix2(
         )));
     }
     let mut out: Vec<(StoragePath, Vec<u8>)> = Vec::with_capacity(file.dispensings.len());
-    for d in &file.dispensings {
+    for d in file.dispensings.iter().filter(|d| !d.drugs.is_empty()) {
         let err = |message: String| NsipsError::Convert { file: file.origin.clone(), line: d.line, message };
         let path = storage_path(file, d).map_err(|e| err(e.to_string()))?;
         if out.iter().any(|(p, _)| p.name.key() == path.name.key()) {
@@ -112,9 +113,6 @@ fn message_text(file: &NsipsFile, d: &Dispensing, facility: &str) -> Result<Stri
     let h = &file.header;
     let p = &d.patient;
     let rx = &d.prescription;
-    if d.drugs.is_empty() {
-        return Err("the dispensing has no drug (record 4)".to_owned());
-    }
     let sex = match p.sex {
         Sex::Male => "M",
         Sex::Female => "F",

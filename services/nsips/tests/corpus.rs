@@ -139,3 +139,15 @@ fn written_files_land_at_their_storage_paths_and_rewrites_are_refused() {
     let err = kizuna_nsips::write_files(root.path(), &changed).unwrap_err().to_string();
     assert!(err.contains("never rewritten"), "{err}");
 }
+
+#[test]
+fn a_dispensing_without_drugs_yields_no_message() {
+    let text = "VER010603,20240105190000,T01,04,4,1234567,ｶ薬局,980-0001,仙台市,022-000-0000\n\
+        1,00012345,佐藤　花子,サトウ　ハナコ,2,19500312,980-0002,仙台市,022-111-1111,06040001\n\
+        2,2024010500001,20240105,0410000017,仙台中央病院,内科,鈴木　一郎,20240105\n\
+        5,2024010500001,20240105,高橋　薬子,45\n\
+        7,00001,調剤基本料１,45\n";
+    let f = parse(text.as_bytes(), Path::new("p.csv")).unwrap();
+    assert_eq!(f.dispensings.len(), 1);
+    assert!(to_ssmix2(&f, "0441234567").unwrap().is_empty());
+}

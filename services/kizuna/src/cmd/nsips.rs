@@ -28,17 +28,19 @@ pub fn run(c: NsipsCommand) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("reading {}", in_dir.display()))?;
     inputs.retain(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")));
     inputs.sort();
-    let (mut dispensings, mut written) = (0, 0);
+    // Dispensings without any drug (fees only) yield no prescription message.
+    let (mut dispensings, mut messages, mut written) = (0, 0, 0);
     for path in &inputs {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let file = kizuna_nsips::parse(&bytes, path)?;
         let files = kizuna_nsips::to_ssmix2(&file, &facility)?;
-        dispensings += files.len();
+        dispensings += file.dispensings.len();
+        messages += files.len();
         written += kizuna_nsips::write_files(&out_root, &files)?;
         tracing::debug!(file = %path.display(), dispensings = files.len(), "converted");
     }
     println!(
-        "{} NSIPS files, {dispensings} dispensings, {written} SS-MIX2 files written under {}",
+        "{} NSIPS files, {dispensings} dispensings, {messages} with drugs, {written} SS-MIX2 files written under {}",
         inputs.len(),
         out_root.display()
     );
