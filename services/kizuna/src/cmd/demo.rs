@@ -43,7 +43,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let corpus = data.join("demo/corpus");
 
     // 1. A synthetic corpus, validated.
-    println!("1/4 generating a corpus of {} people at three facilities …", args.patients);
+    println!("1/4 generating a corpus of {} people at three facilities and one pharmacy …", args.patients);
     let mut cfg = synth::GenConfig::new(
         args.seed,
         3,
@@ -52,10 +52,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "2024-06-30".parse().expect("date"),
     );
     cfg.sync = false;
+    cfg.pharmacies = 1;
     let summary = tokio::task::block_in_place(|| super::ssmix2::generate(&cfg, &corpus))?;
     let validator = Validator::from_default_tables().context("loading the NHO validation tables")?;
     let mut violations = 0u64;
-    for f in &summary.facilities {
+    for f in summary.facilities.iter().filter(|f| f.kind != "pharmacy") {
         let root = synth::facility_root(&corpus, &f.id);
         tokio::task::block_in_place(|| {
             validate_tree(&root, &validator, |v| {
@@ -65,10 +66,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         })?;
     }
     println!(
-        "    {} files in {} facilities, {} violations",
+        "    {} SS-MIX2 files at {} facilities, {} violations; {} NSIPS files at the pharmacy",
         summary.files,
-        summary.facilities.len(),
-        violations
+        summary.facilities.len() - 1,
+        violations,
+        summary.nsips_files
     );
 
     // 2. The centre.
@@ -97,8 +99,19 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let token_file = site_dir.join("agent.token");
         write_secret(&token_file, &token)?;
         let export = site_dir.join("export");
-        let copied =
-            tokio::task::block_in_place(|| copy_tree(&synth::facility_root(&corpus, &f.id), &export))?;
+        let copied = if f.kind == "pharmacy" {
+            // The pharmacy's dispensing system exports NSIPS; the appliance converts it to SS-MIX2.
+            let n = tokio::task::block_in_place(|| {
+                super::nsips::convert_dir(&f.id, &corpus.join("nsips").join(&f.id), &export)
+            })?;
+            println!(
+                "    pharmacy {}: {} NSIPS files -> {} SS-MIX2 prescriptions",
+                f.id, n.inputs, n.written
+            );
+            n.written as u64
+        } else {
+            tokio::task::block_in_place(|| copy_tree(&synth::facility_root(&corpus, &f.id), &export))?
+        };
         let text = format!(
             "export_dir: {}\nstate_dir: {}\nstore_url: {url}\nfacility: \"{}\"\ntoken_file: {}\nsettle_ms: 200\nrescan_interval_secs: 5\nheartbeat_interval_secs: 10\n",
             export.display(),
