@@ -45,6 +45,8 @@ pub(crate) async fn run_heartbeats(shared: Arc<Shared>, mut stop: watch::Receive
             queue_depth: status.queue_depth,
             quarantined: status.quarantined,
             last_upload: status.last_upload,
+            quarantine: None,
+            rerequests_done: Vec::new(),
         };
         match shared.store.send_heartbeat(&hb).await {
             Ok(()) if failing => {

@@ -65,7 +65,48 @@ pub async fn record_heartbeat(db: &Db, site: &str, hb: &Heartbeat, peer: &str) -
     .bind(peer)
     .execute(&mut *tx)
     .await?;
+    if let Some(files) = &hb.quarantine {
+        // The agent lists its newest quarantined files each time: the list replaces the last one.
+        sqlx::query("DELETE FROM agent_quarantine WHERE site = $1").bind(site).execute(&mut *tx).await?;
+        let mut seen = std::collections::BTreeSet::new();
+        for f in files.iter().take(kizuna_wire::MAX_QUARANTINE_REPORT) {
+            if !seen.insert(f.file.as_str()) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO agent_quarantine (site, file, origin, sha256, codes, reason, quarantined_at, reported_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(site)
+            .bind(db_text(&f.file).into_owned())
+            .bind(if f.origin == "store" { "store" } else { "agent" })
+            .bind(db_text(&f.sha256).into_owned())
+            .bind(db_text(&f.codes.join(",")).into_owned())
+            .bind(db_text(&f.reason).into_owned())
+            .bind(db_text(&f.time).into_owned())
+            .bind(&t)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Checks a heartbeat's free-form parts before it is stored.
+pub fn check_heartbeat(hb: &Heartbeat) -> Result<(), BadReport> {
+    if let Some(q) = &hb.quarantine
+        && q.len() > kizuna_wire::MAX_QUARANTINE_REPORT
+    {
+        return Err(BadReport(format!(
+            "quarantine lists {} files, more than the limit of {}",
+            q.len(),
+            kizuna_wire::MAX_QUARANTINE_REPORT
+        )));
+    }
+    if hb.rerequests_done.len() > 10_000 {
+        return Err(BadReport("rerequests_done holds more than 10000 outcomes".into()));
+    }
     Ok(())
 }
 

@@ -25,6 +25,7 @@ pub mod journal;
 mod locks;
 pub mod metrics;
 pub mod recover;
+pub mod rerequests;
 pub mod sites;
 pub mod tree;
 

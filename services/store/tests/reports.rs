@@ -11,7 +11,14 @@ async fn heartbeats_and_daily_logs_are_persisted_per_site(backend: &Backend) {
     use sqlx::Row;
     let h = Harness::start(backend, |_| {}).await;
     let token = h.add_site("clinic-1", &["0411000017"], &[]).await;
-    let hb = Heartbeat { agent_version: "0.1.0".into(), queue_depth: 42, quarantined: 3, last_upload: None };
+    let hb = Heartbeat {
+        agent_version: "0.1.0".into(),
+        queue_depth: 42,
+        quarantined: 3,
+        last_upload: None,
+        quarantine: None,
+        rerequests_done: vec![],
+    };
     let r = h
         .client
         .post(format!("{}/api/v1/heartbeat", h.base))
@@ -95,4 +102,75 @@ async fn heartbeats_and_daily_logs_are_persisted_per_site(backend: &Backend) {
     assert!(metrics.contains("kizuna_agent_heartbeats_total{site=\"clinic-1\"} 1"), "{metrics}");
     assert!(metrics.contains("kizuna_agent_daily_logs_total{site=\"clinic-1\"} 2"), "{metrics}");
     h.stop().await;
+}
+
+both_backends!(quarantine_list_and_rerequests_travel_with_heartbeats);
+
+/// The agent's quarantine list replaces the last one; a re-request is answered in every heartbeat
+/// until the agent reports its outcome, which is kept.
+async fn quarantine_list_and_rerequests_travel_with_heartbeats(backend: &Backend) {
+    use kizuna_wire::{HeartbeatAnswer, QuarantinedFile, RerequestOutcome};
+    let h = Harness::start(backend, |_| {}).await;
+    let token = h.add_site("clinic-1", &["0411000017"], &[]).await;
+    let q = |file: &str| QuarantinedFile {
+        file: file.into(),
+        origin: "agent".into(),
+        sha256: "ab".into(),
+        codes: vec!["bad-file-name".into()],
+        reason: "bad-file-name: not an SS-MIX2 name".into(),
+        time: "2026-11-25T10:00:00+09:00".into(),
+    };
+    let beat = |quarantine: Option<Vec<QuarantinedFile>>, done: Vec<RerequestOutcome>| {
+        let hb = Heartbeat {
+            agent_version: "0.1.0".into(),
+            queue_depth: 0,
+            quarantined: 2,
+            last_upload: None,
+            quarantine,
+            rerequests_done: done,
+        };
+        let (client, base, token) = (h.client.clone(), h.base.clone(), token.clone());
+        async move {
+            let r = client
+                .post(format!("{base}/api/v1/heartbeat"))
+                .bearer_auth(&token)
+                .json(&hb)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<HeartbeatAnswer>().await.unwrap()
+        }
+    };
+    let a = beat(Some(vec![q("notes.txt"), q("a/b_1")]), vec![]).await;
+    assert!(a.ok && a.rerequests.is_empty());
+    assert_eq!(count(&h.store, "SELECT COUNT(*) FROM agent_quarantine WHERE site = 'clinic-1'").await, 2);
+    // An older agent (no list) leaves it; a new list replaces it.
+    beat(None, vec![]).await;
+    assert_eq!(count(&h.store, "SELECT COUNT(*) FROM agent_quarantine").await, 2);
+    beat(Some(vec![q("notes.txt")]), vec![]).await;
+    assert_eq!(count(&h.store, "SELECT COUNT(*) FROM agent_quarantine").await, 1);
+
+    let id =
+        kizuna_store::rerequests::request(&h.store.db, "clinic-1", "notes.txt", "ab", "admin").await.unwrap();
+    // Asking twice while pending gives the same request.
+    assert_eq!(
+        kizuna_store::rerequests::request(&h.store.db, "clinic-1", "notes.txt", "ab", "admin").await.unwrap(),
+        id
+    );
+    assert!(kizuna_store::rerequests::request(&h.store.db, "nope", "x", "", "admin").await.is_err());
+    for _ in 0..2 {
+        let a = beat(None, vec![]).await;
+        assert_eq!(a.rerequests.len(), 1);
+        assert_eq!(a.rerequests[0].file, "notes.txt");
+        assert_eq!(a.rerequests[0].id, id);
+    }
+    let done = RerequestOutcome { id, outcome: "released".into(), message: "moved to export".into() };
+    let a = beat(Some(vec![]), vec![done]).await;
+    assert!(a.rerequests.is_empty());
+    let rows = kizuna_store::rerequests::list(&h.store.db, "clinic-1", 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].state, "released");
+    assert!(rows[0].done_at.is_some());
+    assert_eq!(count(&h.store, "SELECT COUNT(*) FROM agent_quarantine").await, 0);
 }

@@ -158,6 +158,61 @@ pub struct Heartbeat {
     /// RFC 3339 time of the agent's last successful upload, if any.
     #[serde(default)]
     pub last_upload: Option<String>,
+    /// The newest files in the agent's quarantine (at most [`MAX_QUARANTINE_REPORT`]), newest first.
+    /// `None` (an older agent) leaves the store's last copy as it is; `Some` replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<Vec<QuarantinedFile>>,
+    /// What became of re-requests the store sent in earlier heartbeat answers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rerequests_done: Vec<RerequestOutcome>,
+}
+
+/// Most quarantined files listed in one heartbeat.
+pub const MAX_QUARANTINE_REPORT: usize = 200;
+
+/// One file in the agent's quarantine, as its reason file describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantinedFile {
+    /// Path below the agent's quarantine folder (`rejected/…` for the store's refusals).
+    pub file: String,
+    /// `agent` (the agent's own check refused it) or `store` (the store rejected it).
+    pub origin: String,
+    /// sha256 of the content when it was quarantined (hex; may be empty).
+    pub sha256: String,
+    /// Violation codes (`ssmix2::validate::Code` strings, `too-large`, `store-reason`).
+    pub codes: Vec<String>,
+    /// The violations' messages, joined.
+    pub reason: String,
+    /// RFC 3339 time it was quarantined.
+    pub time: String,
+}
+
+/// The store's answer to a heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatAnswer {
+    pub ok: bool,
+    /// Quarantined files an operator asked to have checked and sent again.
+    #[serde(default)]
+    pub rerequests: Vec<Rerequest>,
+}
+
+/// An operator's request to release one quarantined file for re-validation and upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rerequest {
+    pub id: i64,
+    /// Path below the agent's quarantine folder, as reported in [`QuarantinedFile::file`].
+    pub file: String,
+}
+
+/// What the agent did with a [`Rerequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RerequestOutcome {
+    pub id: i64,
+    /// `released` (moved back into the export folder for checking and upload), `missing` (not in
+    /// the quarantine any more) or `failed` (see `message`).
+    pub outcome: String,
+    #[serde(default)]
+    pub message: String,
 }
 
 /// One line of the agent's own log, as reported in the daily summary.

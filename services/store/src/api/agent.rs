@@ -7,12 +7,12 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
-use kizuna_wire::{DailyLog, Heartbeat};
+use kizuna_wire::{DailyLog, Heartbeat, HeartbeatAnswer};
 
 use super::ApiError;
 use super::auth::{refuse, require_site};
 use crate::Store;
-use crate::agent_reports::{check_daily_log, record_daily_log, record_heartbeat};
+use crate::agent_reports::{check_daily_log, check_heartbeat, record_daily_log, record_heartbeat};
 use crate::metrics::SiteLabel;
 
 /// Reports are small; anything larger than this is refused.
@@ -41,12 +41,16 @@ pub async fn heartbeat(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<HeartbeatAnswer>, ApiError> {
     let site = require_site(&store, "heartbeat", &headers, peer, None).await?;
     let hb: Heartbeat = read_json(&store, "heartbeat", body).await?;
+    check_heartbeat(&hb)
+        .map_err(|e| refuse(&store, "heartbeat", StatusCode::BAD_REQUEST, "bad_report", e.0))?;
     record_heartbeat(&store.db, &site.name, &hb, &peer.ip().to_string()).await?;
+    crate::rerequests::record_outcomes(&store.db, &site.name, &hb.rerequests_done).await?;
+    let rerequests = crate::rerequests::pending(&store.db, &site.name).await?;
     store.metrics.heartbeats.get_or_create(&SiteLabel { site: site.name }).inc();
-    Ok(Json(serde_json::json!({ "ok": true })))
+    Ok(Json(HeartbeatAnswer { ok: true, rerequests }))
 }
 
 pub async fn daily_log(
