@@ -61,6 +61,12 @@ pub struct Status {
     pub kernel_changes_total: u64,
     pub policy_rejected_total: u64,
     pub last_apply_seconds: f64,
+    /// Version of the registry view in use (enrolled sites only).
+    pub view_version: Option<u64>,
+    /// Views from the registry refused (bad signature, replay, invalid policy).
+    pub views_rejected_total: u64,
+    /// Last problem reaching or believing the registry; None while it answers.
+    pub registry_error: Option<String>,
 }
 
 fn unix(t: SystemTime) -> Option<u64> {
@@ -171,6 +177,13 @@ pub fn render_metrics(st: &Status) -> String {
     counter("netd_rollbacks_total", "Rollbacks to the last good state.", st.rollbacks_total);
     counter("netd_kernel_changes_total", "Kernel changes applied.", st.kernel_changes_total);
     counter("netd_policy_rejected_total", "Policy loads rejected as invalid.", st.policy_rejected_total);
+    counter("netd_views_rejected_total", "Registry views refused.", st.views_rejected_total);
+    if let Some(v) = st.view_version {
+        let _ = writeln!(
+            o,
+            "# HELP netd_view_version Registry view version in use.\n# TYPE netd_view_version gauge\nnetd_view_version {v}"
+        );
+    }
     let _ = writeln!(
         o,
         "# HELP netd_apply_seconds Duration of the last reconcile pass.\n# TYPE netd_apply_seconds gauge\nnetd_apply_seconds {}",

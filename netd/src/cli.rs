@@ -70,6 +70,8 @@ pub fn schema() -> u8 {
 /// Everything a kernel-facing command needs.
 pub struct Loaded {
     pub config: SiteConfig,
+    /// Registry view version the policy came from (enrolled sites).
+    pub view_version: Option<u64>,
     pub desired: DesiredState,
     pub ctx: Context,
 }
@@ -77,7 +79,12 @@ pub struct Loaded {
 /// Load site file and policy, and plan. Must run inside the runtime (mode probing).
 pub async fn load(config: &Path, kernel: &Kernel) -> Result<Loaded, Error> {
     let cfg = SiteConfig::load(config)?;
-    let pol = policy::load(&cfg.policy)?;
+    let (view_version, pol) = match crate::registry::enrollment::view_policy(&cfg)
+        .map_err(|e| Error::Registry(e.to_string()))?
+    {
+        Some((version, p)) => (Some(version), p),
+        None => (None, policy::load(&cfg.policy)?),
+    };
     let mode = kernel.resolve_mode(cfg.mode).await;
     let desired =
         plan::plan(&pol, &cfg.site, mode, cfg.api_listen).map_err(|e| Error::UnknownSite { site: e.0 })?;
@@ -86,7 +93,7 @@ pub async fn load(config: &Path, kernel: &Kernel) -> Result<Loaded, Error> {
         last_good: cfg.last_good_path(),
         inject_fail_after: Context::inject_from_env(),
     };
-    Ok(Loaded { config: cfg, desired, ctx })
+    Ok(Loaded { config: cfg, view_version, desired, ctx })
 }
 
 async fn connect(config: &Path) -> Result<Kernel, Error> {
@@ -173,6 +180,7 @@ pub async fn observe_status(k: &Kernel, l: &Loaded, base: Status) -> Result<Stat
         wireguard_backend: format!("{:?}", k.wireguard).to_lowercase(),
         segments: api::describe(&l.desired, &snap),
         drift: drift.iter().map(|c| c.to_string()).collect(),
+        view_version: l.view_version,
         ..base
     })
 }
@@ -264,6 +272,25 @@ pub fn keys(config: &Path, segments: &[String]) -> u8 {
     match res {
         Ok(out) => {
             print!("{out}");
+            0
+        }
+        Err(e) => {
+            report(&e);
+            1
+        }
+    }
+}
+
+/// `netd enroll TOKEN`: 0 enrolled, 1 refused or failed.
+pub fn enroll(config: &Path, token: &str) -> u8 {
+    match runtime().block_on(crate::registry::enroll::enroll(config, token)) {
+        Ok(e) => {
+            println!("enrolled as site {} (segments: {})", e.site, e.segments.join(", "));
+            match (e.view_version, e.view_pending) {
+                (Some(v), _) => println!("verified view version {v} stored; start `netd run`"),
+                (None, Some(why)) => println!("no view yet ({why}); `netd run` will wait for it"),
+                (None, None) => {}
+            }
             0
         }
         Err(e) => {

@@ -51,6 +51,7 @@ async fn pass(config: &std::path::Path, k: &Kernel, status: &SharedStatus) {
                     st.last_error = Some(e.to_string());
                 }
             }
+            st.view_version = l.view_version;
             match cli::observe_status(k, &l, st.clone()).await {
                 Ok(s) => st = s,
                 Err(e) => tracing::warn!(error = %e, "status observation failed"),
@@ -58,7 +59,11 @@ async fn pass(config: &std::path::Path, k: &Kernel, status: &SharedStatus) {
         }
     }
     st.last_apply_seconds = start.elapsed().as_secs_f64();
-    *status.write().await = st;
+    let mut shared = status.write().await;
+    // The registry watcher updates these meanwhile; keep its values.
+    st.views_rejected_total = shared.views_rejected_total;
+    st.registry_error = shared.registry_error.clone();
+    *shared = st;
 }
 
 pub async fn run(config: PathBuf) -> Result<()> {
@@ -78,6 +83,12 @@ pub async fn run(config: PathBuf) -> Result<()> {
 
     // Policy file changes. Editors replace files, so watch the directory and match the name.
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    // Enrolled with a registry: its verified views wake the loop like a policy file change.
+    let enrollment = crate::registry::enrollment::Enrollment::load(&cfg.enrollment_path())
+        .map_err(|e| Error::Registry(e.to_string()))?;
+    if let Some(enrollment) = enrollment {
+        tokio::spawn(crate::registry::watch::run(cfg.clone(), enrollment, tx.clone(), status.clone()));
+    }
     let policy_name = cfg.policy.file_name().map(|n| n.to_os_string());
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| match ev {
         Ok(ev)

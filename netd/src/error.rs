@@ -22,6 +22,8 @@ pub enum Error {
     Verify(String),
     #[error("injected failure after {0} kernel changes (NETD_INJECT_FAIL_AFTER)")]
     Injected(usize),
+    #[error("registry: {0}")]
+    Registry(String),
     #[error("state file {path}: {reason}")]
     State { path: PathBuf, reason: String },
 }

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod plan;
 pub mod policy;
 pub mod reconcile;
+pub mod registry;
 pub mod site;
 pub mod state;
 pub mod synthetic;

@@ -46,6 +46,9 @@ enum Command {
         #[arg(long = "segment")]
         segments: Vec<String>,
     },
+    /// Enroll this router with the centre registry using a one-time token from
+    /// `kizuna site provision`; writes the site file if it is missing.
+    Enroll { token: String },
 }
 
 fn main() -> ExitCode {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Status { json } => netd::cli::status(&cli.config, json),
         Command::Run => netd::cli::run(&cli.config),
         Command::Keys { segments } => netd::cli::keys(&cli.config, &segments),
+        Command::Enroll { token } => netd::cli::enroll(&cli.config, &token),
     };
     ExitCode::from(code)
 }

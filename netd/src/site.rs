@@ -34,7 +34,9 @@ pub enum WireguardChoice {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteConfig {
-    /// Path of the policy file (relative paths are relative to the site file).
+    /// Path of the policy file (relative paths are relative to the site file). Unused once the
+    /// site is enrolled with a registry: the verified view replaces it.
+    #[serde(default = "default_policy")]
     pub policy: PathBuf,
     /// This router's site name in the policy.
     pub site: SiteName,
@@ -53,6 +55,9 @@ pub struct SiteConfig {
     pub reconcile_interval_secs: u64,
 }
 
+fn default_policy() -> PathBuf {
+    "/etc/netd/policy.yaml".into()
+}
 fn default_key_dir() -> PathBuf {
     "/var/lib/netd/keys".into()
 }
@@ -110,6 +115,17 @@ impl SiteConfig {
 
     pub fn last_good_path(&self) -> PathBuf {
         self.state_dir.join("last-good.json")
+    }
+
+    /// Enrollment with a centre registry (`netd enroll`); its presence switches the policy
+    /// source from the `policy` file to the registry's signed view.
+    pub fn enrollment_path(&self) -> PathBuf {
+        self.state_dir.join("enrollment.json")
+    }
+
+    /// The last verified view received from the registry.
+    pub fn view_path(&self) -> PathBuf {
+        self.state_dir.join("view.json")
     }
 }
 

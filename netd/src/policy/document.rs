@@ -158,6 +158,8 @@ pub struct Site {
     /// Underlay address peers send WireGuard packets to (port comes from the segment).
     pub endpoint: IpAddr,
     /// WireGuard public key of this site for each segment it joins (`netd keys` prints them).
+    /// Omitted in a policy held by the centre registry, which fills it from enrollment.
+    #[serde(default)]
     pub keys: BTreeMap<SegmentName, PublicKey>,
     /// LAN interface (or `parent.vlan`) of each segment it joins.
     pub lan: BTreeMap<SegmentName, LanInterface>,

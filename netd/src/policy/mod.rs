@@ -68,7 +68,18 @@ impl ValidPolicy {
 
 /// Parse and validate policy text; `file` only labels the issues.
 pub fn parse(text: &str, file: &Path) -> Result<ValidPolicy, Vec<PolicyIssue>> {
-    let policy: Policy = serde_norway::from_str(text).map_err(|e| {
+    parse_with(text, file, |_| Vec::new())
+}
+
+/// Like [`parse`], but `prepare` may adjust the parsed document before validation and report
+/// problems of its own (the centre registry fills in enrolled keys this way). All problems
+/// get file positions the same way.
+pub fn parse_with(
+    text: &str,
+    file: &Path,
+    prepare: impl FnOnce(&mut Policy) -> Vec<validate::Problem>,
+) -> Result<ValidPolicy, Vec<PolicyIssue>> {
+    let mut policy: Policy = serde_norway::from_str(text).map_err(|e| {
         let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
         vec![PolicyIssue {
             file: file.to_path_buf(),
@@ -78,7 +89,15 @@ pub fn parse(text: &str, file: &Path) -> Result<ValidPolicy, Vec<PolicyIssue>> {
             reason: strip_location(&e.to_string()),
         }]
     })?;
-    ValidPolicy::new(policy).map_err(|problems| {
+    let extra = prepare(&mut policy);
+    let checked = if extra.is_empty() {
+        ValidPolicy::new(policy)
+    } else {
+        let mut all = extra;
+        all.extend(validate::check(&policy));
+        Err(all)
+    };
+    checked.map_err(|problems| {
         let index = SourceIndex::build(text);
         problems
             .into_iter()

@@ -1,0 +1,106 @@
+//! `netd enroll TOKEN`: first boot of a site router. Generates the site's WireGuard keys on
+//! the appliance (mode 0600, never printed or logged), reaches the registry over TLS pinned
+//! to the centre's key, registers the public keys, keeps the credential (mode 0600) and
+//! fetches the first signed view.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::client::Client;
+use super::enrollment::{Enrollment, save_view, write_file};
+use super::protocol::{EnrollRequest, PreviewRequest};
+use super::token::EnrollToken;
+use super::view::check_freshness;
+use super::{RegistryError, unix_now};
+use crate::site::{DEFAULT_CONFIG, SiteConfig};
+
+/// What `netd enroll` did.
+#[derive(Debug)]
+pub struct Enrolled {
+    pub site: String,
+    pub segments: Vec<String>,
+    /// Version of the first view, when the registry could already give one.
+    pub view_version: Option<u64>,
+    /// Why there is no view yet (for example: the centre has not enrolled).
+    pub view_pending: Option<String>,
+}
+
+/// The site file for `site`, or a new one written from the defaults when `config` is missing.
+fn site_config(config: &Path, site: &str) -> Result<SiteConfig, RegistryError> {
+    if !config.exists() {
+        let text = DEFAULT_CONFIG.replace("site: my-site", &format!("site: {site}"));
+        write_file(config, text.as_bytes(), 0o644)?;
+        tracing::info!(path = %config.display(), "wrote a site file");
+    }
+    let cfg = SiteConfig::load(config)?;
+    if cfg.site.as_str() != site {
+        return Err(RegistryError::Token(format!(
+            "the token enrolls site {site:?}, but {} says this router is {:?}",
+            config.display(),
+            cfg.site.as_str()
+        )));
+    }
+    Ok(cfg)
+}
+
+pub async fn enroll(config: &Path, token_text: &str) -> Result<Enrolled, RegistryError> {
+    let token = EnrollToken::decode(token_text)?;
+    let cfg = site_config(config, &token.site)?;
+    if let Some(e) = Enrollment::load(&cfg.enrollment_path())? {
+        return Err(RegistryError::Token(format!(
+            "this router is already enrolled as site {:?} with {}; remove {} to enroll again",
+            e.site,
+            e.registry_url,
+            cfg.enrollment_path().display()
+        )));
+    }
+    if token.expires_unix <= unix_now() {
+        return Err(RegistryError::Token(format!(
+            "the token for site {:?} expired at {} (UNIX time); ask the centre for a new one (`kizuna site provision {}`)",
+            token.site, token.expires_unix, token.site
+        )));
+    }
+    let client = Client::new(&token.url, &token.pin)?;
+    let preview =
+        client.preview(&PreviewRequest { site: token.site.clone(), secret: token.secret.clone() }).await?;
+    let mut keys = BTreeMap::new();
+    for seg in &preview.segments {
+        let key = crate::keys::load_or_generate(&cfg.key_dir, seg)?;
+        keys.insert(seg.clone(), key.public());
+    }
+    let resp = client
+        .enroll(&EnrollRequest { site: token.site.clone(), secret: token.secret.clone(), keys })
+        .await?;
+    if resp.signing_key != preview.signing_key {
+        return Err(RegistryError::View("the registry changed its signing key during enrollment".into()));
+    }
+    let enrollment = Enrollment {
+        site: resp.site.clone(),
+        registry_url: token.url.clone(),
+        pin: token.pin.clone(),
+        signing_key: resp.signing_key.clone(),
+        credential: resp.credential.clone(),
+        enrolled_unix: unix_now(),
+    };
+    enrollment.save(&cfg.enrollment_path())?;
+    tracing::info!(site = %enrollment.site, registry = %enrollment.registry_url, "enrolled");
+    let mut out = Enrolled {
+        site: enrollment.site.clone(),
+        segments: preview.segments.iter().map(|s| s.to_string()).collect(),
+        view_version: None,
+        view_pending: None,
+    };
+    match client.view(&enrollment.credential, None, None, Duration::ZERO).await {
+        Ok(Some(signed)) => {
+            let payload = signed.verify(&enrollment.verifying_key()?).map_err(RegistryError::View)?;
+            check_freshness(&payload, &signed, &enrollment.site, None).map_err(RegistryError::View)?;
+            payload.valid_policy().map_err(RegistryError::View)?;
+            save_view(&cfg.view_path(), &signed)?;
+            out.view_version = Some(payload.version);
+        }
+        Ok(None) => out.view_pending = Some("the registry has no view for this site yet".into()),
+        Err(e) => out.view_pending = Some(e.to_string()),
+    }
+    Ok(out)
+}

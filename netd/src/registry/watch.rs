@@ -1,0 +1,102 @@
+//! Following the registry: long-poll the site's view, verify it (signature, site, version,
+//! netd's policy checks), persist it, register keys the view says are missing, and wake the
+//! daemon's reconcile loop. When the registry is unreachable netd keeps running on the last
+//! verified view and retries with backoff.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::client::Client;
+use super::enrollment::{Enrollment, load_view, save_view};
+use super::protocol::KeysRequest;
+use super::view::{Freshness, check_freshness};
+use super::RegistryError;
+use crate::api::SharedStatus;
+use crate::site::SiteConfig;
+
+/// How long one long-poll may wait on the registry.
+pub const LONG_POLL: Duration = Duration::from_secs(55);
+
+/// What one poll brought.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Polled {
+    /// Nothing new before the wait ran out.
+    Nothing,
+    /// A newer verified view is now stored.
+    Stored { version: u64 },
+}
+
+/// Fetch once (waiting up to `wait`), verify and store. A view that fails any check is
+/// refused with an error and the stored view stays.
+pub async fn poll_once(
+    cfg: &SiteConfig,
+    enrollment: &Enrollment,
+    client: &Client,
+    wait: Duration,
+) -> Result<Polled, RegistryError> {
+    let held = load_view(&cfg.view_path(), enrollment)?;
+    let after = held.as_ref().map(|(p, _)| p.version);
+    let have = held.as_ref().map(|(p, _)| p.content_hash.clone());
+    let Some(signed) = client.view(&enrollment.credential, after, have.as_deref(), wait).await? else {
+        return Ok(Polled::Nothing);
+    };
+    let payload = signed.verify(&enrollment.verifying_key()?).map_err(RegistryError::View)?;
+    match check_freshness(&payload, &signed, &enrollment.site, held.as_ref().map(|(p, s)| (p, s)))
+        .map_err(RegistryError::View)?
+    {
+        Freshness::Same => return Ok(Polled::Nothing),
+        Freshness::Newer => {}
+    }
+    payload.valid_policy().map_err(RegistryError::View)?;
+    save_view(&cfg.view_path(), &signed)?;
+    if !payload.missing_keys.is_empty() {
+        let mut keys = BTreeMap::new();
+        for seg in &payload.missing_keys {
+            keys.insert(seg.clone(), crate::keys::load_or_generate(&cfg.key_dir, seg)?.public());
+        }
+        let r = client.register_keys(&enrollment.credential, &KeysRequest { keys }).await?;
+        tracing::info!(segments = ?payload.missing_keys, version = r.version, "registered keys for new segments");
+    }
+    Ok(Polled::Stored { version: payload.version })
+}
+
+/// The daemon's watch task: runs until the process ends.
+pub async fn run(cfg: SiteConfig, enrollment: Enrollment, wake: mpsc::UnboundedSender<()>, status: SharedStatus) {
+    let client = match Client::new(&enrollment.registry_url, &enrollment.pin) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot follow the registry; keeping the last verified view");
+            return;
+        }
+    };
+    tracing::info!(site = %enrollment.site, registry = %enrollment.registry_url, "following the registry");
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match poll_once(&cfg, &enrollment, &client, LONG_POLL).await {
+            Ok(Polled::Nothing) => {
+                status.write().await.registry_error = None;
+                backoff = Duration::from_secs(1);
+            }
+            Ok(Polled::Stored { version }) => {
+                tracing::info!(version, "new verified view from the registry");
+                status.write().await.registry_error = None;
+                backoff = Duration::from_secs(1);
+                let _ = wake.send(());
+            }
+            Err(e) => {
+                {
+                    let mut st = status.write().await;
+                    if matches!(e, RegistryError::View(_)) {
+                        st.views_rejected_total += 1;
+                    }
+                    st.registry_error = Some(e.to_string());
+                }
+                tracing::warn!(error = %e, retry_secs = backoff.as_secs(), "registry: keeping the last verified view");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}

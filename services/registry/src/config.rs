@@ -1,0 +1,104 @@
+//! The registry's configuration file (YAML). Every key is documented in [`DEFAULT_CONFIG`].
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{RegistryError, Result};
+
+/// The default configuration (`kizuna registry serve --print-default-config`).
+pub const DEFAULT_CONFIG: &str = r#"# kizuna registry configuration
+# Directory of the registry's keys (generated on first use, mode 0600): signing.key (ed25519,
+# signs every site's view), tls.key and tls.crt (the TLS key sites pin).
+data_dir: /var/lib/kizuna/registry
+# sqlite://FILE or postgres://user:pass@host/db; empty = sqlite://<data_dir>/registry.sqlite
+database_url: ""
+# Site API (TLS) on the underlay: enrollment, signed views, key registration.
+listen: 0.0.0.0:9443
+# URL sites use to reach `listen`, written into enrollment tokens (the centre's underlay address).
+public_url: https://192.0.2.1:9443
+# Lifetime of an enrollment token from `kizuna site provision`, in seconds (default one day).
+token_ttl_secs: 86400
+# Longest a site's long-poll is held before answering "nothing new", in seconds.
+long_poll_max_secs: 60
+# How often the server looks for changes made by `kizuna policy` / `kizuna site` commands (which
+# write the database directly), in milliseconds.
+change_poll_ms: 500
+"#;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub database_url: String,
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_public_url")]
+    pub public_url: String,
+    #[serde(default = "default_ttl")]
+    pub token_ttl_secs: u64,
+    #[serde(default = "default_long_poll")]
+    pub long_poll_max_secs: u64,
+    #[serde(default = "default_change_poll")]
+    pub change_poll_ms: u64,
+}
+
+fn default_data_dir() -> PathBuf {
+    "/var/lib/kizuna/registry".into()
+}
+fn default_listen() -> String {
+    "0.0.0.0:9443".into()
+}
+fn default_public_url() -> String {
+    "https://192.0.2.1:9443".into()
+}
+fn default_ttl() -> u64 {
+    86400
+}
+fn default_long_poll() -> u64 {
+    60
+}
+fn default_change_poll() -> u64 {
+    500
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        serde_norway::from_str(DEFAULT_CONFIG).expect("default config parses")
+    }
+}
+
+impl RegistryConfig {
+    /// Read a configuration file; errors name the file (and serde_norway's line and column).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| RegistryError::io(path, e))?;
+        serde_norway::from_str(&text)
+            .map_err(|e| RegistryError::Config { path: path.to_path_buf(), reason: e.to_string() })
+    }
+
+    /// The database URL, defaulting to a SQLite file in `data_dir`.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("registry.sqlite").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_has_documented_values_and_unknown_keys_are_refused() {
+        let c = RegistryConfig::default();
+        assert_eq!(c.listen, "0.0.0.0:9443");
+        assert_eq!(c.token_ttl_secs, 86400);
+        assert!(c.effective_database_url().ends_with("/var/lib/kizuna/registry/registry.sqlite"));
+        let err = serde_norway::from_str::<RegistryConfig>("listn: 1\n").unwrap_err().to_string();
+        assert!(err.contains("listn"), "{err}");
+    }
+}

@@ -1,0 +1,341 @@
+//! The site API: axum over TLS (rustls, TLS 1.3, the centre's self-signed key that tokens pin).
+//!
+//! - `POST /v1/enroll/preview` and `POST /v1/enroll`: token-authenticated enrollment.
+//! - `GET /v1/view?after=V&have=HASH&wait=S`: the site's signed view, long-polled: answered at
+//!   once when the site's view differs from `have` at a version above `after`, else when it
+//!   changes, else `204` after `wait` seconds (at most `long_poll_max_secs`).
+//! - `POST /v1/keys`: register new or rotated public keys.
+//! - `GET /v1/health`.
+//!
+//! `kizuna policy` and `kizuna site` write the database directly; the server notices their
+//! changes by polling the version every `change_poll_ms` and wakes every waiting site.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::{IncomingStream, Listener};
+use axum::{Json, Router};
+use netd::policy::Policy;
+use netd::registry::protocol::*;
+use netd::registry::unix_now;
+use netd::registry::view::{FORMAT, SignedView, ViewPayload};
+use serde::Deserialize;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio_rustls::server::TlsStream;
+
+use crate::config::RegistryConfig;
+use crate::db::Db;
+use crate::error::{RegistryError, Result};
+use crate::keys::CentreKeys;
+use crate::views::{self, EnrolledKeys};
+use crate::{policies, sites};
+
+/// Everything a view is computed from, at one version.
+struct Snapshot {
+    generation: u64,
+    policy: Option<(u64, Policy)>,
+    enrolled: EnrolledKeys,
+}
+
+struct Inner {
+    db: Db,
+    keys: CentreKeys,
+    long_poll_max: Duration,
+    generation: watch::Sender<u64>,
+    cache: Mutex<Option<Arc<Snapshot>>>,
+}
+
+type Shared = Arc<Inner>;
+
+impl Inner {
+    fn notify(&self, generation: u64) {
+        self.generation.send_if_modified(|g| {
+            if generation > *g {
+                *g = generation;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// The state at the newest known version (cached per version). The version is read
+    /// before the data, so a view never claims a version newer than its content.
+    async fn snapshot(&self) -> Result<Arc<Snapshot>> {
+        let known = *self.generation.borrow();
+        let mut cache = self.cache.lock().await;
+        if let Some(s) = cache.as_ref().filter(|s| s.generation >= known) {
+            return Ok(s.clone());
+        }
+        let generation = self.db.generation().await?;
+        let snap = Arc::new(Snapshot {
+            generation,
+            policy: policies::active(&self.db).await?,
+            enrolled: sites::enrolled_keys(&self.db).await?,
+        });
+        *cache = Some(snap.clone());
+        drop(cache);
+        self.notify(generation);
+        Ok(snap)
+    }
+}
+
+/// An error answer: status and `{"error": "..."}`.
+struct ApiError(RegistryError);
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
+            RegistryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            RegistryError::Forbidden(_) => StatusCode::FORBIDDEN,
+            RegistryError::Gone(_) => StatusCode::GONE,
+            RegistryError::Conflict(_) | RegistryError::Policy(_) => StatusCode::CONFLICT,
+            RegistryError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self.0, "site API request failed");
+        }
+        (status, Json(ErrorBody { error: self.0.to_string() })).into_response()
+    }
+}
+
+/// The peer address of a TLS connection (axum's `ConnectInfo`).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TlsListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// A listener yielding finished TLS handshakes; each handshake runs in its own task so a slow
+/// client cannot hold up the others.
+pub struct TlsListener {
+    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    fn new(tcp: TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> std::io::Result<Self> {
+        let local = tcp.local_addr()?;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self { rx, local })
+    }
+}
+
+impl Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(x) => x,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| RegistryError::Unauthorized("missing site credential (Authorization: Bearer)".into()))
+}
+
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+async fn preview(State(r): State<Shared>, Json(req): Json<PreviewRequest>) -> Result<Json<PreviewResponse>, ApiError> {
+    let segments = sites::preview(&r.db, &req.site, &req.secret).await?;
+    Ok(Json(PreviewResponse { site: req.site, segments, signing_key: r.keys.signing_public() }))
+}
+
+async fn enroll(
+    State(r): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    Json(req): Json<EnrollRequest>,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    let (credential, version) = sites::enroll(&r.db, &req.site, &req.secret, &req.keys).await?;
+    r.notify(version);
+    let name = req.site.parse().map_err(RegistryError::BadRequest)?;
+    sites::observe(&r.db, &name, &peer.0.ip().to_string()).await?;
+    tracing::info!(site = %req.site, from = %peer.0.ip(), version, "site enrolled");
+    Ok(Json(EnrollResponse { site: req.site, credential, signing_key: r.keys.signing_public(), version }))
+}
+
+async fn register_keys(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    Json(req): Json<KeysRequest>,
+) -> Result<Json<KeysResponse>, ApiError> {
+    let site = sites::authenticate(&r.db, bearer(&headers)?).await?;
+    let version = sites::register_keys(&r.db, &site, &req.keys).await?;
+    r.notify(version);
+    tracing::info!(site = %site, segments = ?req.keys.keys().collect::<Vec<_>>(), version, "keys registered");
+    Ok(Json(KeysResponse { version }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ViewQuery {
+    after: Option<u64>,
+    have: Option<String>,
+    #[serde(default)]
+    wait: u64,
+}
+
+async fn view(
+    State(r): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    Query(q): Query<ViewQuery>,
+) -> Result<Response, ApiError> {
+    let site = sites::authenticate(&r.db, bearer(&headers)?).await?;
+    sites::observe(&r.db, &site, &peer.0.ip().to_string()).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait).min(r.long_poll_max);
+    let mut changes = r.generation.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let snap = r.snapshot().await?;
+        if q.after.is_none_or(|a| snap.generation > a) {
+            let (_, policy) = snap
+                .policy
+                .as_ref()
+                .ok_or_else(|| RegistryError::Conflict("the registry holds no policy yet".into()))?;
+            let (view, missing) = views::build(policy, &snap.enrolled, &site).map_err(|e| match e {
+                views::ViewError::NotInPolicy(_) => RegistryError::NotFound(e.to_string()),
+                views::ViewError::NotEnrolled(_) => RegistryError::Forbidden(e.to_string()),
+                _ => RegistryError::Conflict(e.to_string()),
+            })?;
+            let content_hash = ViewPayload::hash_content(&view, &missing);
+            if q.have.as_deref() != Some(content_hash.as_str()) {
+                let payload = ViewPayload {
+                    format: FORMAT.into(),
+                    site: site.to_string(),
+                    version: snap.generation,
+                    issued_unix: unix_now(),
+                    content_hash,
+                    missing_keys: missing,
+                    policy: view,
+                };
+                let signed: SignedView = SignedView::sign(&r.keys.signing, &payload);
+                return Ok(Json(signed).into_response());
+            }
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) => return Err(RegistryError::Conflict("registry shutting down".into()).into()),
+            Err(_) => return Ok(StatusCode::NO_CONTENT.into_response()),
+        }
+    }
+}
+
+/// A running registry site API.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub pin: String,
+    task: tokio::task::JoinHandle<()>,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stop serving (tests: "the registry is down").
+    pub fn stop(self) {
+        self.task.abort();
+        self.poller.abort();
+    }
+
+    /// Serve until the task ends.
+    pub async fn wait(self) {
+        let _ = self.task.await;
+        self.poller.abort();
+    }
+}
+
+/// Bind `cfg.listen` and serve the site API in the background.
+pub async fn start(cfg: &RegistryConfig, db: Db) -> Result<Running> {
+    let keys = CentreKeys::load_or_generate(&cfg.data_dir)?;
+    let acceptor = keys.tls_acceptor()?;
+    let pin = keys.pin.clone();
+    let tcp = TcpListener::bind(&cfg.listen).await.map_err(|e| RegistryError::io(cfg.listen.as_ref(), e))?;
+    let listener = TlsListener::new(tcp, acceptor).map_err(|e| RegistryError::io(cfg.listen.as_ref(), e))?;
+    let addr = listener.local;
+    let generation = db.generation().await?;
+    let inner = Arc::new(Inner {
+        db: db.clone(),
+        keys,
+        long_poll_max: Duration::from_secs(cfg.long_poll_max_secs),
+        generation: watch::Sender::new(generation),
+        cache: Mutex::new(None),
+    });
+    let poll_every = Duration::from_millis(cfg.change_poll_ms.max(50));
+    let poller = {
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(poll_every).await;
+                match inner.db.generation().await {
+                    Ok(g) => inner.notify(g),
+                    Err(e) => tracing::warn!(error = %e, "reading the registry version failed"),
+                }
+            }
+        })
+    };
+    let app = Router::new()
+        .route(PATH_HEALTH, get(health))
+        .route(PATH_PREVIEW, post(preview))
+        .route(PATH_ENROLL, post(enroll))
+        .route(PATH_VIEW, get(view))
+        .route(PATH_KEYS, post(register_keys))
+        .with_state(inner);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<PeerAddr>()).await {
+            tracing::error!(error = %e, "registry site API stopped");
+        }
+    });
+    tracing::info!(%addr, pin = %pin, generation, "registry serving");
+    Ok(Running { addr, pin, task, poller })
+}
