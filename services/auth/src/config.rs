@@ -1,0 +1,202 @@
+//! The auth service's configuration file (YAML). Every key is documented in [`DEFAULT_CONFIG`].
+
+use crate::error::{AuthError, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The default configuration, with every key explained (`kizuna auth print-default-config`).
+pub const DEFAULT_CONFIG: &str = r#"# kizuna auth service (OpenID Connect provider) configuration
+# Directory for the SQLite database (when database_url is empty) and the audit spool.
+data_dir: /var/lib/kizuna/auth
+# sqlite://FILE or postgres://user:pass@host/db; empty = sqlite://<data_dir>/auth.sqlite
+database_url: ""
+# The centre's ed25519 key that signs ID tokens (64 hex digits, mode 0600); create it with
+# `kizuna auth keygen --out FILE` (same format as the audit checkpoint key).
+signing_key_file: /etc/kizuna/auth-signing.key
+# Secret salt of the pairwise subject ids (64 hex digits, mode 0600); created with the signing key.
+# Changing it changes every user's subject id at every service.
+pairwise_salt_file: /etc/kizuna/auth-pairwise.salt
+# HTTP listener (put a TLS-terminating proxy in front of it in production).
+http_listen: 127.0.0.1:7470
+# The issuer URL relying parties see (https://... in production); empty = http://<http_listen>.
+issuer: ""
+# Cookies carry the Secure flag (and the __Host- prefix); null = when the issuer is https.
+secure_cookies: null
+# Lifetimes in seconds: authorization codes, access tokens and ID tokens, browser sessions, logins
+# in progress.
+code_lifetime_secs: 60
+token_lifetime_secs: 300
+session_lifetime_secs: 28800
+login_flow_lifetime_secs: 600
+# Consecutive failed passwords or TOTP codes that lock an account, and for how long (seconds).
+lockout_threshold: 5
+lockout_secs: 900
+# TOTP codes from this many 30-second steps before or after now are accepted (clock skew).
+totp_skew_steps: 1
+# The audit service's base URL (e.g. http://127.0.0.1:7460): login/logout events and pairwise-id
+# registration; null = no audit (events are only logged).
+audit_url: null
+# File holding the audit intake bearer token; null = none.
+audit_token_file: null
+"#;
+
+/// Parsed configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub database_url: String,
+    pub signing_key_file: PathBuf,
+    pub pairwise_salt_file: PathBuf,
+    #[serde(default = "default_http")]
+    pub http_listen: String,
+    #[serde(default)]
+    pub issuer: String,
+    #[serde(default)]
+    pub secure_cookies: Option<bool>,
+    #[serde(default = "default_code_lifetime")]
+    pub code_lifetime_secs: i64,
+    #[serde(default = "default_token_lifetime")]
+    pub token_lifetime_secs: i64,
+    #[serde(default = "default_session_lifetime")]
+    pub session_lifetime_secs: i64,
+    #[serde(default = "default_flow_lifetime")]
+    pub login_flow_lifetime_secs: i64,
+    #[serde(default = "default_lockout_threshold")]
+    pub lockout_threshold: i64,
+    #[serde(default = "default_lockout_secs")]
+    pub lockout_secs: i64,
+    #[serde(default = "default_skew")]
+    pub totp_skew_steps: u8,
+    #[serde(default)]
+    pub audit_url: Option<String>,
+    #[serde(default)]
+    pub audit_token_file: Option<PathBuf>,
+}
+
+fn default_http() -> String {
+    "127.0.0.1:7470".into()
+}
+fn default_code_lifetime() -> i64 {
+    60
+}
+fn default_token_lifetime() -> i64 {
+    300
+}
+fn default_session_lifetime() -> i64 {
+    28800
+}
+fn default_flow_lifetime() -> i64 {
+    600
+}
+fn default_lockout_threshold() -> i64 {
+    5
+}
+fn default_lockout_secs() -> i64 {
+    900
+}
+fn default_skew() -> u8 {
+    1
+}
+
+impl AuthConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| AuthError::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let cfg: AuthConfig = serde_norway::from_str(text).map_err(|e| AuthError::Config {
+            path: path.into(),
+            reason: match e.location() {
+                Some(l) => format!("line {} column {}: {e}", l.line(), l.column()),
+                None => e.to_string(),
+            },
+        })?;
+        let bad = |reason: String| AuthError::Config { path: path.into(), reason };
+        for (name, v) in [
+            ("code_lifetime_secs", cfg.code_lifetime_secs),
+            ("token_lifetime_secs", cfg.token_lifetime_secs),
+            ("session_lifetime_secs", cfg.session_lifetime_secs),
+            ("login_flow_lifetime_secs", cfg.login_flow_lifetime_secs),
+            ("lockout_threshold", cfg.lockout_threshold),
+            ("lockout_secs", cfg.lockout_secs),
+        ] {
+            if v <= 0 {
+                return Err(bad(format!("{name} must be positive, not {v}")));
+            }
+        }
+        if !cfg.issuer.is_empty() {
+            let u = url::Url::parse(&cfg.issuer).map_err(|e| bad(format!("issuer {:?}: {e}", cfg.issuer)))?;
+            if !matches!(u.scheme(), "http" | "https") || u.query().is_some() || u.fragment().is_some() {
+                return Err(bad(format!("issuer {:?}: must be an http(s) URL without query or fragment", cfg.issuer)));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// A configuration for tests and local demos: everything under `data_dir` (SQLite, keys created
+    /// if missing), listening on an ephemeral loopback port.
+    pub fn local(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| AuthError::io(data_dir, e))?;
+        let signing_key_file = data_dir.join("signing.key");
+        let pairwise_salt_file = data_dir.join("pairwise.salt");
+        for f in [&signing_key_file, &pairwise_salt_file] {
+            if !f.exists() {
+                crate::keys::generate_secret_file(f)?;
+            }
+        }
+        let mut cfg = Self::parse(DEFAULT_CONFIG, Path::new("<default>"))?;
+        cfg.data_dir = data_dir.to_path_buf();
+        cfg.signing_key_file = signing_key_file;
+        cfg.pairwise_salt_file = pairwise_salt_file;
+        cfg.http_listen = "127.0.0.1:0".into();
+        Ok(cfg)
+    }
+
+    pub fn database_url(&self) -> String {
+        if self.database_url.trim().is_empty() {
+            format!("sqlite://{}", self.data_dir.join("auth.sqlite").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+}
+
+/// Read a one-line secret (token) file. Never logged.
+pub fn read_token(path: &Path) -> Result<String> {
+    let t = std::fs::read_to_string(path).map_err(|e| AuthError::io(path, e))?.trim().to_string();
+    if t.is_empty() {
+        return Err(AuthError::Config { path: path.into(), reason: "token file is empty".into() });
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_parses_with_documented_values() {
+        let c = AuthConfig::parse(DEFAULT_CONFIG, Path::new("d.yaml")).unwrap();
+        assert_eq!(c.http_listen, "127.0.0.1:7470");
+        assert_eq!(c.lockout_threshold, 5);
+        assert_eq!(c.code_lifetime_secs, 60);
+        assert!(c.audit_url.is_none());
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_line() {
+        let text = format!("{DEFAULT_CONFIG}lockout_treshold: 3\n");
+        let e = AuthConfig::parse(&text, Path::new("auth.yaml")).unwrap_err().to_string();
+        assert!(e.contains("auth.yaml") && e.contains("lockout_treshold") && e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn negative_lifetime_is_refused() {
+        let text = DEFAULT_CONFIG.replace("code_lifetime_secs: 60", "code_lifetime_secs: -1");
+        let e = AuthConfig::parse(&text, Path::new("a.yaml")).unwrap_err().to_string();
+        assert!(e.contains("code_lifetime_secs"), "{e}");
+    }
+}

@@ -1,0 +1,176 @@
+//! Authorization codes and access tokens. A code is single use, bound to its client, redirect URI
+//! and PKCE challenge; redeeming it twice revokes every token issued from it (RFC 6749 §4.1.2,
+//! RFC 9700 §4.5). Only SHA-256 hashes of codes and tokens are stored.
+
+use crate::db::{Db, now};
+use crate::error::Result;
+use crate::pkce;
+use crate::secret_token::{new_token, token_hash};
+use sqlx::Row;
+
+/// What a code remembers from the authorization request and the login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeGrant {
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub auth_time: i64,
+    pub amr: String,
+}
+
+/// Why a code was not exchanged (all are `invalid_grant` to the client; the reason is logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedeemError {
+    Unknown,
+    Expired,
+    /// The code was redeemed before: tokens issued from it have now been revoked.
+    Replayed { revoked_tokens: u64 },
+    WrongClient,
+    WrongRedirectUri,
+    PkceMismatch,
+}
+
+impl RedeemError {
+    pub fn description(&self) -> String {
+        match self {
+            RedeemError::Unknown => "unknown authorization code".into(),
+            RedeemError::Expired => "authorization code expired".into(),
+            RedeemError::Replayed { .. } => {
+                "authorization code was already used; tokens issued from it are revoked".into()
+            }
+            RedeemError::WrongClient => "authorization code was issued to another client".into(),
+            RedeemError::WrongRedirectUri => "redirect_uri does not match the authorization request".into(),
+            RedeemError::PkceMismatch => "code_verifier does not match the code_challenge".into(),
+        }
+    }
+}
+
+/// A successful exchange.
+#[derive(Debug, Clone)]
+pub struct Redeemed {
+    pub grant: CodeGrant,
+    pub access_token: String,
+    pub expires_in: i64,
+}
+
+/// Store a new code for `g`; returns the code.
+pub async fn issue_code(db: &Db, g: &CodeGrant, lifetime_secs: i64) -> Result<String> {
+    let code = new_token();
+    sqlx::query(
+        "INSERT INTO auth_code (code_hash, client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(token_hash(&code))
+    .bind(&g.client_id)
+    .bind(&g.user_id)
+    .bind(&g.redirect_uri)
+    .bind(&g.scope)
+    .bind(g.nonce.as_deref())
+    .bind(&g.code_challenge)
+    .bind(g.auth_time)
+    .bind(&g.amr)
+    .bind(now() + lifetime_secs)
+    .execute(&db.pool)
+    .await?;
+    Ok(code)
+}
+
+/// Exchange `code` for an access token, checking client, redirect URI and PKCE verifier.
+pub async fn redeem(
+    db: &Db,
+    code: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    code_verifier: &str,
+    token_lifetime_secs: i64,
+) -> Result<std::result::Result<Redeemed, RedeemError>> {
+    let hash = token_hash(code);
+    let mut tx = db.pool.begin().await?;
+    let row = sqlx::query(
+        "SELECT client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, expires_at, used_at \
+         FROM auth_code WHERE code_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(r) = row else { return Ok(Err(RedeemError::Unknown)) };
+    let g = CodeGrant {
+        client_id: r.try_get("client_id")?,
+        user_id: r.try_get("user_id")?,
+        redirect_uri: r.try_get("redirect_uri")?,
+        scope: r.try_get("scope")?,
+        nonce: r.try_get("nonce")?,
+        code_challenge: r.try_get("code_challenge")?,
+        auth_time: r.try_get("auth_time")?,
+        amr: r.try_get("amr")?,
+    };
+    let t = now();
+    if r.try_get::<Option<i64>, _>("used_at")?.is_some() {
+        let revoked = sqlx::query("UPDATE auth_token SET revoked = 1 WHERE code_hash = $1 AND revoked = 0")
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        return Ok(Err(RedeemError::Replayed { revoked_tokens: revoked }));
+    }
+    if r.try_get::<i64, _>("expires_at")? < t {
+        return Ok(Err(RedeemError::Expired));
+    }
+    if g.client_id != client_id {
+        return Ok(Err(RedeemError::WrongClient));
+    }
+    if g.redirect_uri != redirect_uri {
+        return Ok(Err(RedeemError::WrongRedirectUri));
+    }
+    if !pkce::verify(code_verifier, &g.code_challenge) {
+        return Ok(Err(RedeemError::PkceMismatch));
+    }
+    // Claim the code; a concurrent redemption that got here first makes this a replay.
+    let claimed = sqlx::query("UPDATE auth_code SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL")
+        .bind(t)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if claimed != 1 {
+        return Ok(Err(RedeemError::Replayed { revoked_tokens: 0 }));
+    }
+    let access_token = new_token();
+    sqlx::query(
+        "INSERT INTO auth_token (token_hash, code_hash, client_id, user_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(token_hash(&access_token))
+    .bind(&hash)
+    .bind(&g.client_id)
+    .bind(&g.user_id)
+    .bind(&g.scope)
+    .bind(t + token_lifetime_secs)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(Redeemed { grant: g, access_token, expires_in: token_lifetime_secs }))
+}
+
+/// A valid (unexpired, unrevoked) access token's holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+}
+
+pub async fn lookup_token(db: &Db, access_token: &str) -> Result<Option<TokenInfo>> {
+    let r = sqlx::query(
+        "SELECT client_id, user_id, scope FROM auth_token WHERE token_hash = $1 AND revoked = 0 AND expires_at >= $2",
+    )
+    .bind(token_hash(access_token))
+    .bind(now())
+    .fetch_optional(&db.pool)
+    .await?;
+    r.map(|r| Ok(TokenInfo { client_id: r.try_get("client_id")?, user_id: r.try_get("user_id")?, scope: r.try_get("scope")? }))
+        .transpose()
+}
