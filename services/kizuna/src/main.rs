@@ -32,6 +32,9 @@ enum Command {
     /// Audit trail: run the service, verify the tamper-evident log, search it.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Backup: replicate the centre to replicas, verify them, promote one.
+    #[command(subcommand)]
+    Backup(cmd::backup::BackupCommand),
     /// NSIPS pharmacy exports: convert to SS-MIX2 prescription files.
     #[command(subcommand)]
     Nsips(cmd::nsips::NsipsCommand),
@@ -46,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Site(c) => cmd::site::run(c),
         Command::Audit(c) => cmd::audit::run(c),
+        Command::Backup(c) => cmd::backup::run(c),
         Command::Nsips(c) => cmd::nsips::run(c),
     };
     match result {

@@ -1,0 +1,96 @@
+//! The primary's HTTP client for one replica.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::BackupError;
+use crate::batch::{Ack, CONTENT_TYPE};
+use crate::config::{ReplicaTarget, read_token};
+use crate::merkle::Summary;
+use crate::replica::digests::{Check, DigestRequest};
+
+/// How a batch was answered.
+#[derive(Debug)]
+pub enum Sent {
+    /// Durable on the replica.
+    Acked(Ack),
+    /// The replica holds something else than the batch assumed: resend from its position.
+    Gap(Ack),
+}
+
+/// A replica as the primary sees it.
+pub struct ReplicaClient {
+    pub name: String,
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl ReplicaClient {
+    pub fn new(target: &ReplicaTarget, timeout: Duration) -> Result<Self, BackupError> {
+        let token = read_token(&target.token_file)?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| BackupError::replica(&target.name, e))?;
+        Ok(Self { name: target.name.clone(), base: target.url.trim_end_matches('/').to_owned(), token, http })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> BackupError {
+        BackupError::replica(&self.name, e)
+    }
+
+    /// What the replica holds durably.
+    pub async fn state(&self) -> Result<Ack, BackupError> {
+        let r = self.http.get(format!("{}/api/v1/state", self.base)).bearer_auth(&self.token).send().await.map_err(|e| self.err(e))?;
+        if !r.status().is_success() {
+            let status = r.status();
+            return Err(self.err(format!("state: HTTP {status}: {}", r.text().await.unwrap_or_default())));
+        }
+        r.json().await.map_err(|e| self.err(e))
+    }
+
+    /// Sends one encoded batch.
+    pub async fn send(&self, body: Vec<u8>) -> Result<Sent, BackupError> {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/batches", self.base))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.err(e))?;
+        let status = r.status();
+        if status.is_success() {
+            return Ok(Sent::Acked(r.json().await.map_err(|e| self.err(e))?));
+        }
+        let text = r.text().await.unwrap_or_default();
+        if status == StatusCode::CONFLICT
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+            && v["error"] == "gap"
+        {
+            return Ok(Sent::Gap(serde_json::from_value(v).map_err(|e| self.err(e))?));
+        }
+        Err(self.err(format!("batch: HTTP {status}: {text}")))
+    }
+
+    /// The replica's summary of one directory.
+    pub async fn digests(&self, prefix: &str, check: Check) -> Result<Summary, BackupError> {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/digests", self.base))
+            .bearer_auth(&self.token)
+            .json(&DigestRequest { prefix: prefix.to_owned(), check })
+            .send()
+            .await
+            .map_err(|e| self.err(e))?;
+        if !r.status().is_success() {
+            let status = r.status();
+            return Err(self.err(format!("digests {prefix:?}: HTTP {status}: {}", r.text().await.unwrap_or_default())));
+        }
+        r.json().await.map_err(|e| self.err(e))
+    }
+}

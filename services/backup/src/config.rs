@@ -1,0 +1,236 @@
+//! The backup's YAML configuration: one file, a `replica` section for `kizuna backup serve` and
+//! `promote`, a `follow` section for `kizuna backup follow` and `verify`. Every key is optional.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::BackupError;
+use crate::replica::digests::Check;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub replica: ReplicaConfig,
+    pub follow: FollowConfig,
+}
+
+/// `kizuna backup serve` (on each replica).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicaConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub token_file: PathBuf,
+    pub max_batch_bytes: u64,
+}
+
+/// `kizuna backup follow` (on the primary, beside the store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FollowConfig {
+    pub store_data_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub metrics_listen: SocketAddr,
+    pub replicas: Vec<ReplicaTarget>,
+    pub batch_max_entries: usize,
+    pub batch_max_bytes: usize,
+    pub poll_interval_ms: u64,
+    pub retry_min_ms: u64,
+    pub retry_max_ms: u64,
+    pub request_timeout_s: u64,
+    pub watch: WatchConfig,
+    pub verify: VerifyConfig,
+}
+
+/// One replica the primary ships to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaTarget {
+    pub name: String,
+    pub url: String,
+    pub token_file: PathBuf,
+}
+
+/// Watching the tree for files others write into it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    pub enabled: bool,
+    pub queue: usize,
+    pub settle_ms: u64,
+    pub rescan_max_dirs: usize,
+}
+
+/// The scheduled verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyConfig {
+    pub interval_s: u64,
+    pub check: Check,
+    pub repair: bool,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8450".parse().expect("literal"),
+            data_dir: "./kizuna-replica".into(),
+            token_file: PathBuf::new(),
+            max_batch_bytes: 256 << 20,
+        }
+    }
+}
+
+impl Default for FollowConfig {
+    fn default() -> Self {
+        Self {
+            store_data_dir: "./kizuna-data".into(),
+            state_dir: "./kizuna-backup".into(),
+            metrics_listen: "127.0.0.1:8451".parse().expect("literal"),
+            replicas: Vec::new(),
+            batch_max_entries: 2000,
+            batch_max_bytes: 32 << 20,
+            poll_interval_ms: 20,
+            retry_min_ms: 200,
+            retry_max_ms: 30_000,
+            request_timeout_s: 120,
+            watch: WatchConfig::default(),
+            verify: VerifyConfig::default(),
+        }
+    }
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self { enabled: true, queue: 65_536, settle_ms: 1000, rescan_max_dirs: 256 }
+    }
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        Self { interval_s: 86_400, check: Check::Stat, repair: false }
+    }
+}
+
+impl Config {
+    /// Reads a YAML file; an error names the file and the key.
+    pub fn load(path: &Path) -> Result<Self, BackupError> {
+        let text = std::fs::read_to_string(path).map_err(|e| BackupError::io(path, e))?;
+        Self::parse(&text).map_err(|e| BackupError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses YAML text; an empty document gives the defaults.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_norway::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The default configuration as commented YAML, for `--print-default-config`.
+    pub fn default_yaml() -> &'static str {
+        DEFAULT_YAML
+    }
+}
+
+impl FollowConfig {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(1))
+    }
+    pub fn journal_dir(&self) -> PathBuf {
+        self.store_data_dir.join("journal")
+    }
+    pub fn tree_dir(&self) -> PathBuf {
+        self.store_data_dir.join("tree")
+    }
+    pub fn manifest_path(&self) -> PathBuf {
+        self.state_dir.join("manifest.sqlite")
+    }
+}
+
+/// Reads a secret token from a file (whitespace trimmed); refuses files others can read.
+pub fn read_token(path: &Path) -> Result<String, BackupError> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.as_os_str().is_empty() {
+        return Err(BackupError::Config("token_file is not set".into()));
+    }
+    let meta = std::fs::metadata(path).map_err(|e| BackupError::io(path, e))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(BackupError::Config(format!("{}: token file must not be readable by others (chmod 600)", path.display())));
+    }
+    let t = std::fs::read_to_string(path).map_err(|e| BackupError::io(path, e))?.trim().to_owned();
+    if t.len() < 16 {
+        return Err(BackupError::Config(format!("{}: token shorter than 16 characters", path.display())));
+    }
+    Ok(t)
+}
+
+/// Kept in sync with `Default` by the test `default_yaml_is_the_default`.
+const DEFAULT_YAML: &str = r#"# kizuna backup configuration (every key optional; these are the defaults)
+replica:                      # kizuna backup serve / promote (on a replica)
+  # Address the replica's API (batches, digests, /metrics, /healthz) listens on.
+  listen: 127.0.0.1:8450
+  # Holds tree/, journal/, staging/ (laid out like the store's) and backup/manifest.sqlite.
+  data_dir: ./kizuna-replica
+  # File (mode 0600) holding the bearer token the primary must present. Required.
+  token_file: ''
+  # Largest batch accepted, bytes after decompression.
+  max_batch_bytes: 268435456
+follow:                       # kizuna backup follow / verify (on the primary, beside the store)
+  # The store's data_dir (its journal/ and tree/ are read, never written).
+  store_data_dir: ./kizuna-data
+  # The follower's own state: manifest.sqlite (the primary's recorded digests) and cursors/.
+  state_dir: ./kizuna-backup
+  # Address of /metrics and /healthz.
+  metrics_listen: 127.0.0.1:8451
+  # Replicas to ship to, all at once, each with its own cursor:
+  #   - {name: dc2, url: 'http://10.0.0.2:8450', token_file: /etc/kizuna/dc2.token}
+  replicas: []
+  # A batch holds at most this many journal entries and this many bytes of file content.
+  batch_max_entries: 2000
+  batch_max_bytes: 33554432
+  # How often the journal's applied watermark is checked when there is nothing to ship, ms.
+  poll_interval_ms: 20
+  # Retry after a failed batch: exponential backoff between these bounds, ms.
+  retry_min_ms: 200
+  retry_max_ms: 30000
+  # One request's time limit, s.
+  request_timeout_s: 120
+  watch:
+    # Watch the tree (notify) for files written by others than the store.
+    enabled: true
+    # Events queued between the watcher and the follower; past it, the affected folders are
+    # rescanned instead (a bounded rescan, never a loss).
+    queue: 65536
+    # A changed file is looked at once it has been quiet this long, ms.
+    settle_ms: 1000
+    # Folders remembered for a rescan after an overflow; past it, their parents are rescanned.
+    rescan_max_dirs: 256
+  verify:
+    # Verify every replica this often, s (0 = never); the result is logged and on /metrics.
+    interval_s: 86400
+    # How closely replicas check their files: recorded, stat or content.
+    check: stat
+    # Repair differences found by the scheduled verification.
+    repair: false
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_yaml_is_the_default() {
+        assert_eq!(Config::parse(DEFAULT_YAML).unwrap(), Config::default());
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let e = Config::parse("follow:\n  replicaz: []\n").unwrap_err();
+        assert!(e.contains("replicaz"), "{e}");
+    }
+}

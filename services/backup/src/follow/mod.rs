@@ -1,0 +1,155 @@
+//! The follower (`kizuna backup follow`), beside the store on the primary: keeps the primary's
+//! manifest up to the store's applied watermark, ships to every replica at once (one task and one
+//! cursor each), watches the tree for files others write, verifies on a schedule, and serves
+//! `/metrics` and `/healthz`.
+
+pub mod cursor;
+pub mod metrics;
+pub mod ship;
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::sync::watch as signal;
+
+use crate::BackupError;
+use crate::client::ReplicaClient;
+use crate::config::FollowConfig;
+use crate::primary::Primary;
+use crate::verify::{Options, verify};
+use metrics::Metrics;
+use ship::{LatencySink, Shipper};
+
+/// A running follower's handles.
+pub struct Follower {
+    pub primary: Arc<Primary>,
+    pub metrics: Arc<Metrics>,
+    pub config: FollowConfig,
+    /// Commit-to-acknowledgement latencies, when asked for (benchmarks, tests).
+    pub latencies: Option<LatencySink>,
+}
+
+impl Follower {
+    pub async fn open(config: FollowConfig) -> Result<Self, BackupError> {
+        if config.replicas.is_empty() {
+            return Err(BackupError::Config("follow.replicas is empty: nothing to ship to".into()));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for r in &config.replicas {
+            if r.name.is_empty() || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || !names.insert(&r.name) {
+                return Err(BackupError::Config(format!("follow.replicas: name {:?} must be unique, letters, digits, '-' or '_'", r.name)));
+            }
+        }
+        let primary = Arc::new(Primary::open(&config).await?);
+        Ok(Self { primary, metrics: Arc::new(Metrics::default()), config, latencies: None })
+    }
+
+    /// Runs until `stop` turns true; the metrics server is served on `metrics_listener` if given.
+    pub async fn run(self, metrics_listener: Option<tokio::net::TcpListener>, stop: signal::Receiver<bool>) -> Result<(), BackupError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        // The manifest, kept up to the watermark.
+        {
+            let (p, mut stop, every) = (self.primary.clone(), stop.clone(), self.config.poll_interval().max(Duration::from_millis(200)));
+            tasks.spawn(async move {
+                loop {
+                    if let Err(e) = p.catch_up().await {
+                        tracing::warn!(error = %e, "manifest catch-up failed");
+                    }
+                    tokio::select! { _ = tokio::time::sleep(every) => {}, _ = stop.changed() => {} }
+                    if *stop.borrow() {
+                        return Ok(());
+                    }
+                }
+            });
+        }
+        let timeout = Duration::from_secs(self.config.request_timeout_s.max(1));
+        for target in &self.config.replicas {
+            let pause = Arc::new(tokio::sync::Mutex::new(()));
+            let shipper = Shipper {
+                client: ReplicaClient::new(target, timeout)?,
+                primary: self.primary.clone(),
+                config: self.config.clone(),
+                metrics: self.metrics.clone(),
+                latencies: self.latencies.clone(),
+                pause: pause.clone(),
+            };
+            tasks.spawn(shipper.run(stop.clone()));
+            if self.config.verify.interval_s > 0 {
+                let client = ReplicaClient::new(target, timeout)?;
+                let (p, m, v, mut stop) = (self.primary.clone(), self.metrics.clone(), self.config.verify.clone(), stop.clone());
+                tasks.spawn(async move {
+                    loop {
+                        tokio::select! { _ = tokio::time::sleep(Duration::from_secs(v.interval_s)) => {}, _ = stop.changed() => {} }
+                        if *stop.borrow() {
+                            return Ok(());
+                        }
+                        // Repairs must not interleave with shipping to the same replica.
+                        let _paused = if v.repair { Some(pause.lock().await) } else { None };
+                        run_verify(&p, &client, &m, Options { check: v.check, repair: v.repair, ..Options::default() }).await;
+                    }
+                });
+            }
+        }
+        if self.config.watch.enabled {
+            tasks.spawn(watch::run(self.primary.clone(), self.config.watch.clone(), self.metrics.clone(), stop.clone()));
+        }
+        if let Some(l) = metrics_listener {
+            let app = Router::new()
+                .route("/metrics", get(|State(m): State<Arc<Metrics>>| async move {
+                    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode())
+                }))
+                .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})).into_response() }))
+                .with_state(self.metrics.clone());
+            let mut stop = stop.clone();
+            tasks.spawn(async move {
+                axum::serve(l, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await
+                    .map_err(|e| BackupError::io(std::path::Path::new("metrics listener"), e))
+            });
+        }
+        let mut first_error = None;
+        while let Some(r) = tasks.join_next().await {
+            let r = r.map_err(|e| BackupError::Config(format!("follower task failed: {e}"))).and_then(|r| r);
+            if let Err(e) = r {
+                tracing::error!(error = %e, "follower task stopped");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Runs one verification, logs it and sets the metrics.
+pub async fn run_verify(primary: &Arc<Primary>, client: &ReplicaClient, m: &Metrics, opts: Options) -> Option<crate::verify::Report> {
+    let label = Metrics::label(&client.name);
+    let started = std::time::Instant::now();
+    let r = verify(primary, client, opts).await;
+    m.verify_timestamp.get_or_create(&label).set(jiff::Timestamp::now().as_second());
+    m.verify_seconds.get_or_create(&label).set(started.elapsed().as_secs_f64());
+    match r {
+        Ok(report) => {
+            m.verify_result.get_or_create(&label).set(if report.clean() { 1 } else { 0 });
+            m.verify_differences.get_or_create(&label).set(report.differences as i64);
+            if report.clean() {
+                tracing::info!(replica = %client.name, files = report.files, seconds = report.seconds, "verification clean");
+            } else {
+                tracing::warn!(replica = %client.name, differences = report.differences, repaired = report.repaired_files,
+                    first = ?report.findings.first(), "verification found differences");
+            }
+            Some(report)
+        }
+        Err(e) => {
+            m.verify_result.get_or_create(&label).set(-1);
+            tracing::error!(replica = %client.name, error = %e, "verification failed");
+            None
+        }
+    }
+}

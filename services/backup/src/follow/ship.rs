@@ -1,0 +1,181 @@
+//! Shipping to one replica: journal entries up to the store's applied watermark, then changes
+//! others made to the tree, in batches; the cursor moves only on the replica's acknowledgement.
+//! Any failure (network, replica down, replica restored from an older state) leads to a retry
+//! with exponential backoff that first asks the replica where it stands.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kizuna_store::journal::{Change, Entry, JournalReader};
+use tokio::sync::watch;
+
+use crate::BackupError;
+use crate::batch::{Ack, Builder, Put, Remove};
+use crate::client::{ReplicaClient, Sent};
+use crate::config::FollowConfig;
+use crate::follow::cursor::Cursor;
+use crate::follow::metrics::Metrics;
+use crate::paths::TreePath;
+use crate::primary::{Primary, read_content};
+
+/// Per-entry replication latencies (commit to acknowledgement), for benchmarks and tests.
+pub type LatencySink = Arc<std::sync::Mutex<Vec<f64>>>;
+
+pub struct Shipper {
+    pub client: ReplicaClient,
+    pub primary: Arc<Primary>,
+    pub config: FollowConfig,
+    pub metrics: Arc<Metrics>,
+    pub latencies: Option<LatencySink>,
+    /// Held while a batch is in flight; verification with repair takes it to pause shipping.
+    pub pause: Arc<tokio::sync::Mutex<()>>,
+}
+
+fn entry_age(e: &Entry) -> f64 {
+    e.time
+        .parse::<jiff::Timestamp>()
+        .map(|t| (jiff::Timestamp::now().as_microsecond() - t.as_microsecond()) as f64 / 1e6)
+        .unwrap_or(0.0)
+}
+
+impl Shipper {
+    /// Ships until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) -> Result<(), BackupError> {
+        let name = self.client.name.clone();
+        let label = Metrics::label(&name);
+        let mut cursor = Cursor::load(&self.config.state_dir, &name)?;
+        let mut reader = JournalReader::new(&self.primary.journal_dir, cursor.ack.applied_seq + 1);
+        let mut pending: VecDeque<Entry> = VecDeque::new();
+        let mut synced = false;
+        let mut backoff = Duration::from_millis(self.config.retry_min_ms.max(1));
+        let tree = self.primary.tree.clone();
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let step = async {
+                if !synced {
+                    let ack = self.client.state().await?;
+                    if ack != cursor.ack {
+                        tracing::info!(replica = %name, from = cursor.ack.applied_seq, to = ack.applied_seq, "resuming from the replica's position");
+                    }
+                    cursor.store(ack)?;
+                    reader = JournalReader::new(&self.primary.journal_dir, ack.applied_seq + 1);
+                    pending.clear();
+                    synced = true;
+                }
+                let applied = self.primary.applied();
+                if pending.len() < self.config.batch_max_entries {
+                    let more = reader.poll(self.config.batch_max_entries - pending.len())?;
+                    pending.extend(more);
+                }
+                let lag = applied.saturating_sub(cursor.ack.applied_seq);
+                self.metrics.lag_entries.get_or_create(&label).set(lag as i64);
+                let oldest = pending.front().filter(|e| e.seq <= applied).map(entry_age).unwrap_or(0.0);
+                self.metrics.lag_seconds.get_or_create(&label).set(if lag > 0 { oldest } else { 0.0 });
+                // Build a batch: entries up to the watermark, then foreign changes.
+                let _paused = self.pause.lock().await;
+                let mut b = Builder::default();
+                let mut taken = 0usize;
+                let t = tree.clone();
+                let mut reads = Vec::new();
+                for e in pending.iter().take_while(|e| e.seq <= applied) {
+                    if taken > 0 && b.blob_bytes() >= self.config.batch_max_bytes {
+                        break;
+                    }
+                    for c in &e.changes {
+                        if let Change::Write { path, sha256, .. } = c {
+                            reads.push((TreePath::of_entry(&e.facility, path)?, sha256.clone()));
+                        }
+                    }
+                    b.header.entries.push(e.clone());
+                    taken += 1;
+                }
+                let foreign = self.primary.foreign_since(cursor.ack.foreign_applied, 1000).await?;
+                let (b, reads_done) = tokio::task::spawn_blocking(move || {
+                    let mut b = b;
+                    for (p, sha) in &reads {
+                        match read_content(&t, p, sha) {
+                            Some(bytes) => b.add_blob(sha, &bytes),
+                            None => tracing::warn!(path = %p, "file of a journal entry is gone from the primary; shipped without content"),
+                        }
+                    }
+                    for f in &foreign {
+                        match &f.sha256 {
+                            Some(sha) => match TreePath::parse(&f.path).ok().and_then(|p| read_content(&t, &p, sha)) {
+                                Some(bytes) => {
+                                    b.add_blob(sha, &bytes);
+                                    b.header.puts.push(Put { path: f.path.clone(), sha256: sha.clone(), size: f.size });
+                                }
+                                // Changed or removed since: a later log row carries that.
+                                None => {}
+                            },
+                            None => b.header.removes.push(Remove { path: f.path.clone(), tree: false }),
+                        }
+                    }
+                    b.header.foreign_upto = foreign.last().map(|f| f.id).unwrap_or(0);
+                    (b, reads.len())
+                })
+                .await
+                .map_err(|e| BackupError::replica(&name, format!("reading files: {e}")))?;
+                let _ = reads_done;
+                if b.header.entries.is_empty() && b.header.foreign_upto == 0 {
+                    return Ok::<bool, BackupError>(false);
+                }
+                let body = b.encode();
+                let bytes = body.len() as u64;
+                match self.client.send(body).await? {
+                    Sent::Acked(ack) => {
+                        let now_entries: Vec<Entry> = pending.iter().take_while(|e| e.seq <= ack.applied_seq).cloned().collect();
+                        let shipped = now_entries.len() as u64;
+                        for e in &now_entries {
+                            let age = entry_age(e);
+                            self.metrics.replication_seconds.get_or_create(&label).observe(age);
+                            if let Some(sink) = &self.latencies {
+                                sink.lock().expect("latencies").push(age);
+                            }
+                        }
+                        pending.retain(|e| e.seq > ack.applied_seq);
+                        cursor.store(Ack { applied_seq: ack.applied_seq, foreign_applied: ack.foreign_applied.max(cursor.ack.foreign_applied) })?;
+                        self.metrics.acked_seq.get_or_create(&label).set(ack.applied_seq as i64);
+                        self.metrics.shipped_entries.get_or_create(&label).inc_by(shipped);
+                        self.metrics.shipped_bytes.get_or_create(&label).inc_by(bytes);
+                        let lag = self.primary.applied().saturating_sub(ack.applied_seq);
+                        self.metrics.lag_entries.get_or_create(&label).set(lag as i64);
+                        if lag == 0 {
+                            self.metrics.lag_seconds.get_or_create(&label).set(0.0);
+                        }
+                        Ok(true)
+                    }
+                    Sent::Gap(ack) => {
+                        tracing::warn!(replica = %name, replica_at = ack.applied_seq, "replica is elsewhere than the cursor; resyncing");
+                        synced = false;
+                        Ok(true)
+                    }
+                }
+            };
+            let started = Instant::now();
+            match step.await {
+                Ok(true) => backoff = Duration::from_millis(self.config.retry_min_ms.max(1)),
+                Ok(false) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.config.poll_interval()) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                Err(e) => {
+                    self.metrics.ship_errors.get_or_create(&label).inc();
+                    tracing::warn!(replica = %name, error = %e, retry_in_ms = backoff.as_millis() as u64, after_ms = started.elapsed().as_millis() as u64, "shipping failed");
+                    synced = false;
+                    let jitter = Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 4 + 1));
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff + jitter) => {}
+                        _ = stop.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_millis(self.config.retry_max_ms.max(1)));
+                }
+            }
+        }
+    }
+}

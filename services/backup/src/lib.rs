@@ -1,0 +1,27 @@
+//! Kizuna's backup: real-time replication of the centre's SS-MIX2 tree and change journal to
+//! remote replicas, verification by a Merkle tree of per-directory digests, and promotion of a
+//! replica to a working centre. See README.md.
+//!
+//! - [`replica`] and [`serve`]: the replica side (`kizuna backup serve`).
+//! - [`follow`]: the primary side (`kizuna backup follow`): journal tailing, shipping, watching.
+//! - [`verify`]: Merkle comparison and repair; [`merkle`] is the pure digest computation.
+//! - [`manifest`]: recorded sha256 of every file, streamed in depth-first order.
+//! - [`promote`]: a replica to a centre.
+
+pub mod batch;
+pub mod config;
+mod durable;
+mod error;
+pub mod manifest;
+pub mod merkle;
+pub mod paths;
+pub mod replica;
+pub mod serve;
+
+pub use config::Config;
+pub use error::BackupError;
+pub mod client;
+pub mod follow;
+pub mod primary;
+pub mod promote;
+pub mod verify;

@@ -1,0 +1,43 @@
+//! Promotion: a replica's data folder becomes a centre's. The replica already holds the tree and
+//! the store's journal (with the primary's numbers and times); the store's own start-up recovery
+//! then rebuilds the IndexDB from them (every entry above the empty index's watermark is replayed:
+//! the tree steps are found done, the index rows are built from the files), exactly as the
+//! primary's index was built. Afterwards `kizuna serve` with `data_dir` set to the folder runs it.
+
+use std::path::Path;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::BackupError;
+use crate::durable::replace_file;
+use crate::replica::PROMOTED_FILE;
+
+/// What promotion did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Promoted {
+    /// The last journal entry of the promoted centre.
+    pub applied_seq: u64,
+    /// Rows in the rebuilt index.
+    pub records: u64,
+    pub database_url: String,
+}
+
+/// Promotes the replica in `data_dir`; `database_url` empty = SQLite in the folder. Stop
+/// `kizuna backup serve` first: from now on the folder refuses batches.
+pub async fn promote(data_dir: &Path, database_url: &str) -> Result<Promoted, BackupError> {
+    if !data_dir.join("backup/manifest.sqlite").exists() {
+        return Err(BackupError::Config(format!("{}: not a backup replica (no backup/manifest.sqlite)", data_dir.display())));
+    }
+    replace_file(&data_dir.join(PROMOTED_FILE), jiff::Timestamp::now().to_string().as_bytes())?;
+    let config = kizuna_store::Config {
+        data_dir: data_dir.to_owned(),
+        database_url: database_url.to_owned(),
+        ..kizuna_store::Config::default()
+    };
+    let url = config.effective_database_url();
+    let store = kizuna_store::Store::open(config).await?;
+    store.checkpoint().await?;
+    let records: i64 = sqlx::query("SELECT count(*) AS n FROM records").fetch_one(&store.db.pool).await.map_err(kizuna_store::StoreError::from)?.try_get("n").map_err(kizuna_store::StoreError::from)?;
+    Ok(Promoted { applied_seq: store.applied_watermark(), records: records as u64, database_url: url })
+}

@@ -1,0 +1,186 @@
+//! The replica's HTTP API (`kizuna backup serve`). Every `/api/` request carries
+//! `Authorization: Bearer <token>`; refusals are JSON `{"error": kind, "message": sentence}`.
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `POST /api/v1/batches` | a batch (`batch.rs`) | `Ack` once durable; 409 `gap` (with the `Ack`) or `promoted` |
+//! | `GET /api/v1/state` | | `Ack` |
+//! | `POST /api/v1/digests` | `DigestRequest` | `Summary` of one directory |
+//! | `GET /metrics`, `GET /healthz` | | Prometheus text; `{"status":"ok",…}` |
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use sha2::{Digest, Sha256};
+
+use crate::BackupError;
+use crate::batch::Batch;
+use crate::config::ReplicaConfig;
+use crate::replica::Replica;
+use crate::replica::digests::{DigestRequest, summarise};
+
+struct App {
+    replica: Arc<Replica>,
+    token_sha: [u8; 32],
+    max_batch_bytes: u64,
+    registry: Registry,
+    applied: Gauge,
+    batches: Counter,
+    bytes: Counter,
+    refused: Counter,
+}
+
+fn refuse(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+    (status, Json(serde_json::json!({"error": kind, "message": message.to_string()}))).into_response()
+}
+
+impl App {
+    fn authorised(&self, headers: &HeaderMap) -> Result<(), Response> {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compared as hashes: equal-length, and the token itself is never compared byte by byte.
+        if Sha256::digest(given.as_bytes()).as_slice() == self.token_sha {
+            Ok(())
+        } else {
+            self.refused.inc();
+            Err(refuse(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token"))
+        }
+    }
+}
+
+fn error_response(e: BackupError) -> Response {
+    match e {
+        BackupError::BadBatch(_) | BackupError::BadPath { .. } => refuse(StatusCode::BAD_REQUEST, "bad_batch", e),
+        BackupError::Promoted => refuse(StatusCode::CONFLICT, "promoted", e),
+        other => {
+            tracing::error!(%other, "batch failed");
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, "replica_error", other)
+        }
+    }
+}
+
+async fn batches(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = app.authorised(&headers) {
+        return r;
+    }
+    let max = app.max_batch_bytes;
+    let size = body.len() as u64;
+    let decoded = match tokio::task::spawn_blocking(move || Batch::decode(&body, max)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return error_response(e),
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "replica_error", e),
+    };
+    match app.replica.apply(decoded).await {
+        Ok(ack) => {
+            app.applied.set(ack.applied_seq as i64);
+            app.batches.inc();
+            app.bytes.inc_by(size);
+            Json(ack).into_response()
+        }
+        Err(BackupError::Gap { seq, applied }) => {
+            let ack = app.replica.ack().await.unwrap_or_default();
+            (
+                StatusCode::CONFLICT,
+                Json(serde_json::json!({"error": "gap", "message": format!("entry {seq} does not follow {applied}"),
+                    "applied_seq": ack.applied_seq, "foreign_applied": ack.foreign_applied})),
+            )
+                .into_response()
+        }
+        Err(e) => error_response(e),
+    }
+}
+
+async fn state(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(r) = app.authorised(&headers) {
+        return r;
+    }
+    match app.replica.ack().await {
+        Ok(a) => Json(a).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn digests(State(app): State<Arc<App>>, headers: HeaderMap, Json(req): Json<DigestRequest>) -> Response {
+    if let Err(r) = app.authorised(&headers) {
+        return r;
+    }
+    let tree = app.replica.tree();
+    match summarise(&app.replica.manifest, Some(&tree), &req.prefix, req.check).await {
+        Ok(s) => Json(s).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &app.registry).is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response()
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    match app.replica.ack().await {
+        Ok(a) => Json(serde_json::json!({"status": "ok", "applied_seq": a.applied_seq, "promoted": app.replica.promoted()}))
+            .into_response(),
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, "replica_error", e),
+    }
+}
+
+/// The replica's router.
+pub async fn router(config: &ReplicaConfig) -> Result<Router, BackupError> {
+    let token = crate::config::read_token(&config.token_file)?;
+    let replica = Replica::open(&config.data_dir).await?;
+    let mut registry = Registry::default();
+    let (applied, batches_total, bytes, refused) = (Gauge::default(), Counter::default(), Counter::default(), Counter::default());
+    registry.register("kizuna_backup_replica_applied_seq", "Highest journal entry durably applied here", applied.clone());
+    registry.register("kizuna_backup_replica_batches", "Batches applied", batches_total.clone());
+    registry.register("kizuna_backup_replica_received_bytes", "Compressed batch bytes received", bytes.clone());
+    registry.register("kizuna_backup_replica_refused_requests", "Requests refused for a bad token", refused.clone());
+    applied.set(replica.ack().await?.applied_seq as i64);
+    let app = Arc::new(App {
+        replica,
+        token_sha: Sha256::digest(token.as_bytes()).into(),
+        max_batch_bytes: config.max_batch_bytes,
+        registry,
+        applied,
+        batches: batches_total,
+        bytes,
+        refused,
+    });
+    Ok(Router::new()
+        .route("/api/v1/batches", post(batches))
+        .route("/api/v1/state", get(state))
+        .route("/api/v1/digests", post(digests))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .layer(DefaultBodyLimit::max(config.max_batch_bytes as usize))
+        .with_state(app))
+}
+
+/// Serves the replica on `listener` until `shutdown` resolves.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    config: &ReplicaConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), BackupError> {
+    let app = router(config).await?;
+    let addr: SocketAddr = listener.local_addr().map_err(|e| BackupError::io(std::path::Path::new("listener"), e))?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "backup replica listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| BackupError::io(std::path::Path::new("listener"), e))
+}

@@ -1,0 +1,199 @@
+//! `kizuna backup`: replicate the centre to replicas, verify them, promote one. The work is in
+//! `kizuna-backup`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use kizuna_backup::Config;
+use kizuna_backup::client::ReplicaClient;
+use kizuna_backup::follow::{Follower, metrics::Metrics, run_verify};
+use kizuna_backup::primary::Primary;
+use kizuna_backup::replica::digests::Check;
+use kizuna_backup::verify::Options;
+
+#[derive(Subcommand)]
+pub enum BackupCommand {
+    /// On a replica: receive batches from the primary and apply them durably (`replica:` section).
+    Serve(ConfigArg),
+    /// On the primary, beside the store: ship the journal and the tree to every replica, watch the
+    /// tree for files others write, verify on a schedule (`follow:` section).
+    Follow(ConfigArg),
+    /// Compare the primary with its replicas by Merkle digests; exit 0 = identical, 1 = differences.
+    Verify(VerifyArgs),
+    /// Turn a replica's data folder into a centre's (stop `backup serve` first); then run
+    /// `kizuna serve` with `data_dir` set to it.
+    Promote(PromoteArgs),
+    /// Write a new random bearer token to a file (mode 0600), for `token_file`.
+    Token {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub struct ConfigArg {
+    /// The backup's YAML configuration; without it, the defaults.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Print the default configuration, with every key explained, and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CheckArg {
+    Recorded,
+    Stat,
+    Content,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Only this replica (default: all in follow.replicas).
+    #[arg(long)]
+    replica: Option<String>,
+    /// Fix the differences: send the primary's files, remove what only the replica has. Run it
+    /// with `backup follow` stopped, or let follow's scheduled verification repair.
+    #[arg(long)]
+    repair: bool,
+    /// How closely replicas check their files against their records.
+    #[arg(long, value_enum, default_value = "stat")]
+    check: CheckArg,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct PromoteArgs {
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The promoted centre's IndexDB (sqlite://FILE or postgres://…); default SQLite in the folder.
+    #[arg(long, default_value = "")]
+    database_url: String,
+}
+
+fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Config::load(p).with_context(|| format!("reading configuration {}", p.display())),
+        None => Ok(Config::default()),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+    tracing::info!("shutting down");
+}
+
+pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BackupCommand::Serve(a) | BackupCommand::Follow(a) if a.print_default_config => {
+            print!("{}", Config::default_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Serve(a) => {
+            let config = load(a.config.as_deref())?.replica;
+            runtime()?.block_on(async {
+                let l = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+                kizuna_backup::serve::serve_on(l, &config, shutdown_signal()).await.context("backup replica")
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Follow(a) => {
+            let config = load(a.config.as_deref())?.follow;
+            runtime()?.block_on(async {
+                let l = tokio::net::TcpListener::bind(config.metrics_listen)
+                    .await
+                    .with_context(|| format!("listening on {}", config.metrics_listen))?;
+                let follower = Follower::open(config).await.context("backup follower")?;
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    let _ = tx.send(true);
+                });
+                follower.run(Some(l), rx).await.context("backup follower")
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Verify(a) => {
+            let config = load(Some(&a.config))?.follow;
+            let check = match a.check {
+                CheckArg::Recorded => Check::Recorded,
+                CheckArg::Stat => Check::Stat,
+                CheckArg::Content => Check::Content,
+            };
+            let targets: Vec<_> = config.replicas.iter().filter(|r| a.replica.as_ref().is_none_or(|n| *n == r.name)).cloned().collect();
+            if targets.is_empty() {
+                bail!("no replica to verify (follow.replicas, --replica)");
+            }
+            let clean = runtime()?.block_on(async {
+                let primary = std::sync::Arc::new(Primary::open(&config).await?);
+                let metrics = Metrics::default();
+                let mut clean = true;
+                for t in &targets {
+                    let client = ReplicaClient::new(t, Duration::from_secs(config.request_timeout_s.max(1)))?;
+                    let Some(report) = run_verify(&primary, &client, &metrics, Options { check, repair: a.repair, ..Options::default() }).await else {
+                        bail!("verification of {} failed (see the log)", t.name);
+                    };
+                    if a.json {
+                        println!("{}", serde_json::to_string(&report)?);
+                    } else {
+                        println!(
+                            "{}: {} files, {} differences, {} repaired, {} removed, {:.2} s (primary at entry {}, replica at {})",
+                            report.replica, report.files, report.differences, report.repaired_files, report.removed, report.seconds,
+                            report.primary_seq, report.replica_seq
+                        );
+                        for f in &report.findings {
+                            println!("  {}{}: primary {} / replica {}", f.path, if f.dir { "/" } else { "" },
+                                f.primary.as_deref().unwrap_or("-"), f.replica.as_deref().unwrap_or("-"));
+                        }
+                    }
+                    clean &= report.clean() || (a.repair && report.unrepairable == 0);
+                }
+                anyhow::Ok(clean)
+            })?;
+            Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        BackupCommand::Promote(a) => {
+            let config = load(a.config.as_deref())?.replica;
+            let p = runtime()?.block_on(kizuna_backup::promote::promote(&config.data_dir, &a.database_url)).context("promote")?;
+            println!(
+                "promoted {}: journal up to entry {}, {} records indexed in {}\nnow run: kizuna serve --config FILE  (with data_dir: {}{})",
+                config.data_dir.display(), p.applied_seq, p.records, p.database_url, config.data_dir.display(),
+                if a.database_url.is_empty() { String::new() } else { format!(", database_url: {}", a.database_url) }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Token { out } => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let token = hex::encode(rand_bytes());
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&out)
+                .with_context(|| format!("creating {}", out.display()))?;
+            writeln!(f, "{token}").and_then(|_| f.sync_all()).with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote a new token to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .expect("/dev/urandom is readable");
+    b
+}
