@@ -27,12 +27,19 @@ pub fn cert_pin(cert: &CertificateDer<'_>) -> Result<String, String> {
     Ok(spki_pin(ee.subject_public_key_info().as_ref()))
 }
 
-/// Why a server was refused: its key is not the pinned one.
-#[derive(Debug, thiserror::Error)]
+/// Why a server was refused: its key is not the pinned one. rustls prints certificate errors
+/// with `Debug`, so `Debug` shows the same sentence as `Display`.
+#[derive(thiserror::Error)]
 #[error("the registry's TLS key is {got}, but the enrollment pins {want}: wrong address or not our centre")]
 pub struct PinMismatch {
     pub got: String,
     pub want: String,
+}
+
+impl std::fmt::Debug for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Accepts only the server key whose pin is `pin`.

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::client::Client;
 use super::enrollment::{Enrollment, load_view, save_view};
 use super::protocol::KeysRequest;
-use super::view::{Freshness, check_freshness};
+use super::view::{Freshness, SignedView, check_freshness};
 use super::RegistryError;
 use crate::api::SharedStatus;
 use crate::site::SiteConfig;
@@ -42,6 +42,19 @@ pub async fn poll_once(
     let Some(signed) = client.view(&enrollment.credential, after, have.as_deref(), wait).await? else {
         return Ok(Polled::Nothing);
     };
+    accept(cfg, enrollment, client, signed).await
+}
+
+/// The checks every view passes before it is stored: signature under the enrolled centre key,
+/// this site, a version above the held one, netd's policy checks. Keys the view reports
+/// missing are generated and registered.
+pub async fn accept(
+    cfg: &SiteConfig,
+    enrollment: &Enrollment,
+    client: &Client,
+    signed: SignedView,
+) -> Result<Polled, RegistryError> {
+    let held = load_view(&cfg.view_path(), enrollment)?;
     let payload = signed.verify(&enrollment.verifying_key()?).map_err(RegistryError::View)?;
     match check_freshness(&payload, &signed, &enrollment.site, held.as_ref().map(|(p, s)| (p, s)))
         .map_err(RegistryError::View)?

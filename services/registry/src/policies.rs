@@ -53,7 +53,7 @@ pub async fn active(db: &Db) -> Result<Option<(u64, Policy)>> {
 
 /// The body of version `n`.
 pub async fn body(db: &Db, n: u64) -> Result<String> {
-    let row = sqlx::query("SELECT body FROM policies WHERE version = ?")
+    let row = sqlx::query("SELECT body FROM policies WHERE version = $1")
         .bind(n as i64)
         .fetch_optional(&db.pool)
         .await?
@@ -101,7 +101,7 @@ pub async fn apply(db: &Db, text: &str, file: &Path, note: &str, dry_run: bool) 
         .fetch_one(&mut *tx)
         .await?
         .try_get("next")?;
-    sqlx::query("INSERT INTO policies (version, body, sha256, created_unix, source, note) VALUES (?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO policies (version, body, sha256, created_unix, source, note) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(next)
         .bind(text)
         .bind(hex::encode(Sha256::digest(text.as_bytes())))
@@ -110,28 +110,28 @@ pub async fn apply(db: &Db, text: &str, file: &Path, note: &str, dry_run: bool) 
         .bind(note)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE registry_state SET active_policy = ? WHERE id = 1").bind(next).execute(&mut *tx).await?;
+    sqlx::query("UPDATE registry_state SET active_policy = $1 WHERE id = 1").bind(next).execute(&mut *tx).await?;
     // Release sites that left the policy, and keys of segments a site no longer joins.
     let rows = sqlx::query("SELECT name FROM sites WHERE status <> 'removed'").fetch_all(&mut *tx).await?;
     let mut released = Vec::new();
     for r in rows {
         let name: String = r.try_get("name")?;
         let Some(site) = new.sites.iter().find(|s| s.name.as_str() == name) else {
-            sqlx::query("UPDATE sites SET status = 'removed', credential_sha256 = NULL WHERE name = ?")
+            sqlx::query("UPDATE sites SET status = 'removed', credential_sha256 = NULL WHERE name = $1")
                 .bind(&name)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM site_keys WHERE site = ?").bind(&name).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM tokens WHERE site = ?").bind(&name).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM site_keys WHERE site = $1").bind(&name).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM tokens WHERE site = $1").bind(&name).execute(&mut *tx).await?;
             released.push(name);
             continue;
         };
         let segs = policy_check::site_segments(&new, &site.name);
-        let keyed = sqlx::query("SELECT segment FROM site_keys WHERE site = ?").bind(&name).fetch_all(&mut *tx).await?;
+        let keyed = sqlx::query("SELECT segment FROM site_keys WHERE site = $1").bind(&name).fetch_all(&mut *tx).await?;
         for k in keyed {
             let seg: String = k.try_get("segment")?;
             if !segs.iter().any(|s| s.as_str() == seg) {
-                sqlx::query("DELETE FROM site_keys WHERE site = ? AND segment = ?")
+                sqlx::query("DELETE FROM site_keys WHERE site = $1 AND segment = $2")
                     .bind(&name)
                     .bind(&seg)
                     .execute(&mut *tx)

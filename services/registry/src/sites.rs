@@ -61,12 +61,12 @@ pub async fn provision(db: &Db, site: &str, ttl_secs: u64, url: &str, pin: &str)
     let now = unix_now();
     let secret = new_secret();
     let mut tx = db.pool.begin().await?;
-    sqlx::query("DELETE FROM tokens WHERE site = ? AND used_unix IS NULL").bind(site).execute(&mut *tx).await?;
-    let exists = sqlx::query("SELECT status FROM sites WHERE name = ?").bind(site).fetch_optional(&mut *tx).await?;
+    sqlx::query("DELETE FROM tokens WHERE site = $1 AND used_unix IS NULL").bind(site).execute(&mut *tx).await?;
+    let exists = sqlx::query("SELECT status FROM sites WHERE name = $1").bind(site).fetch_optional(&mut *tx).await?;
     if exists.is_none() {
-        sqlx::query("INSERT INTO sites (name, status) VALUES (?, 'provisioned')").bind(site).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO sites (name, status) VALUES ($1, 'provisioned')").bind(site).execute(&mut *tx).await?;
     }
-    sqlx::query("INSERT INTO tokens (secret_sha256, site, created_unix, expires_unix) VALUES (?, ?, ?, ?)")
+    sqlx::query("INSERT INTO tokens (secret_sha256, site, created_unix, expires_unix) VALUES ($1, $2, $3, $4)")
         .bind(hash(&secret))
         .bind(site)
         .bind(now as i64)
@@ -79,7 +79,7 @@ pub async fn provision(db: &Db, site: &str, ttl_secs: u64, url: &str, pin: &str)
 
 /// Check a token without using it up. Errors say plainly why it is refused.
 async fn check_token(conn: &mut sqlx::AnyConnection, site: &str, secret: &str, now: u64) -> Result<()> {
-    let row = sqlx::query("SELECT site, expires_unix, used_unix FROM tokens WHERE secret_sha256 = ?")
+    let row = sqlx::query("SELECT site, expires_unix, used_unix FROM tokens WHERE secret_sha256 = $1")
         .bind(hash(secret))
         .fetch_optional(&mut *conn)
         .await?
@@ -126,7 +126,7 @@ async fn check_keys_unique(
         if !seen.insert(key) {
             return Err(RegistryError::Conflict(format!("the key for segment {seg} is used for another segment too")));
         }
-        let other = sqlx::query("SELECT site, segment FROM site_keys WHERE public_key = ?")
+        let other = sqlx::query("SELECT site, segment FROM site_keys WHERE public_key = $1")
             .bind(key.as_str())
             .fetch_optional(&mut *conn)
             .await?;
@@ -166,7 +166,7 @@ pub async fn enroll(
     let mut tx = db.pool.begin().await?;
     let version = bump(&mut tx).await?;
     check_token(&mut *tx, site, secret, now).await?;
-    let used = sqlx::query("UPDATE tokens SET used_unix = ? WHERE secret_sha256 = ? AND used_unix IS NULL")
+    let used = sqlx::query("UPDATE tokens SET used_unix = $1 WHERE secret_sha256 = $2 AND used_unix IS NULL")
         .bind(now as i64)
         .bind(hash(secret))
         .execute(&mut *tx)
@@ -174,10 +174,10 @@ pub async fn enroll(
     if used.rows_affected() != 1 {
         return Err(RegistryError::Gone(format!("the enrollment token for site {site:?} was already used")));
     }
-    sqlx::query("DELETE FROM site_keys WHERE site = ?").bind(site).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM site_keys WHERE site = $1").bind(site).execute(&mut *tx).await?;
     check_keys_unique(&mut *tx, site, keys).await?;
     for (seg, key) in keys {
-        sqlx::query("INSERT INTO site_keys (site, segment, public_key, registered_unix) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO site_keys (site, segment, public_key, registered_unix) VALUES ($1, $2, $3, $4)")
             .bind(site)
             .bind(seg.as_str())
             .bind(key.as_str())
@@ -186,7 +186,7 @@ pub async fn enroll(
             .await?;
     }
     sqlx::query(
-        "UPDATE sites SET status = 'enrolled', credential_sha256 = ?, enrolled_unix = ?, revoked_unix = NULL WHERE name = ?",
+        "UPDATE sites SET status = 'enrolled', credential_sha256 = $1, enrolled_unix = $2, revoked_unix = NULL WHERE name = $3",
     )
     .bind(hash(&credential))
     .bind(now as i64)
@@ -199,7 +199,7 @@ pub async fn enroll(
 
 /// The enrolled site a bearer credential belongs to.
 pub async fn authenticate(db: &Db, credential: &str) -> Result<SiteName> {
-    let row = sqlx::query("SELECT name, status, revoked_unix FROM sites WHERE credential_sha256 = ?")
+    let row = sqlx::query("SELECT name, status, revoked_unix FROM sites WHERE credential_sha256 = $1")
         .bind(hash(credential))
         .fetch_optional(&db.pool)
         .await?
@@ -220,7 +220,7 @@ pub async fn authenticate(db: &Db, credential: &str) -> Result<SiteName> {
 pub async fn observe(db: &Db, site: &SiteName, endpoint: &str) -> Result<()> {
     let now = unix_now() as i64;
     sqlx::query(
-        "UPDATE sites SET observed_endpoint = ?, last_seen_unix = ? WHERE name = ? AND (observed_endpoint IS NULL OR observed_endpoint <> ? OR last_seen_unix < ?)",
+        "UPDATE sites SET observed_endpoint = $1, last_seen_unix = $2 WHERE name = $3 AND (observed_endpoint IS NULL OR observed_endpoint <> $4 OR last_seen_unix < $5)",
     )
     .bind(endpoint)
     .bind(now)
@@ -244,12 +244,12 @@ pub async fn register_keys(db: &Db, site: &SiteName, keys: &BTreeMap<SegmentName
     let version = bump(&mut tx).await?;
     check_keys_unique(&mut *tx, site.as_str(), keys).await?;
     for (seg, key) in keys {
-        sqlx::query("DELETE FROM site_keys WHERE site = ? AND segment = ?")
+        sqlx::query("DELETE FROM site_keys WHERE site = $1 AND segment = $2")
             .bind(site.as_str())
             .bind(seg.as_str())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO site_keys (site, segment, public_key, registered_unix) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO site_keys (site, segment, public_key, registered_unix) VALUES ($1, $2, $3, $4)")
             .bind(site.as_str())
             .bind(seg.as_str())
             .bind(key.as_str())
@@ -266,7 +266,7 @@ pub async fn register_keys(db: &Db, site: &SiteName, keys: &BTreeMap<SegmentName
 pub async fn revoke(db: &Db, site: &str) -> Result<u64> {
     let mut tx = db.pool.begin().await?;
     let version = bump(&mut tx).await?;
-    let done = sqlx::query("UPDATE sites SET status = 'revoked', revoked_unix = ? WHERE name = ?")
+    let done = sqlx::query("UPDATE sites SET status = 'revoked', revoked_unix = $1 WHERE name = $2")
         .bind(unix_now() as i64)
         .bind(site)
         .execute(&mut *tx)
@@ -274,8 +274,8 @@ pub async fn revoke(db: &Db, site: &str) -> Result<u64> {
     if done.rows_affected() == 0 {
         return Err(RegistryError::NotFound(format!("the registry knows no site {site:?}")));
     }
-    sqlx::query("DELETE FROM site_keys WHERE site = ?").bind(site).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM tokens WHERE site = ?").bind(site).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM site_keys WHERE site = $1").bind(site).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM tokens WHERE site = $1").bind(site).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(version)
 }
