@@ -1,0 +1,180 @@
+//! Alert incidents: one per (rule, site) episode, kept in the IndexDB's `alert_incidents` table.
+//! A finding with no open incident opens one and mails it; while it stays open nothing more is
+//! sent; when the finding is gone the incident closes and one recovery mail goes out. The mail
+//! times are stored, so a restart never sends either mail twice, and a mail that failed is retried
+//! at the next check.
+
+use std::collections::BTreeMap;
+
+use kizuna_store::Db;
+use sqlx::Row;
+
+use crate::MonitorError;
+use crate::config::Config;
+use crate::health::{Finding, Rule, findings};
+use crate::mail::{Mailer, Outgoing};
+use crate::status;
+
+/// What one check did (for logs and tests).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    pub opened: Vec<(String, String)>,
+    pub closed: Vec<(String, String)>,
+    pub mails_sent: usize,
+    pub mail_errors: Vec<String>,
+}
+
+/// The site name used for centre-wide incidents (replication lag).
+pub const CENTRE: &str = "(centre)";
+
+struct Open {
+    id: i64,
+    mailed: bool,
+}
+
+/// Evaluates every rule at `now`, updates the incidents and sends the mail that is due.
+pub async fn check(
+    db: &Db,
+    cfg: &Config,
+    mailer: &Mailer,
+    now: jiff::Timestamp,
+) -> Result<CheckReport, MonitorError> {
+    let mut active: BTreeMap<(String, Rule), Finding> = BTreeMap::new();
+    for facts in status::all_sites(db).await? {
+        for f in findings(&facts, cfg, now) {
+            if let Some(rule) = f.rule {
+                active.insert((facts.site.name.clone(), rule), f);
+            }
+        }
+    }
+    if let Some(f) = crate::lag::finding(cfg).await {
+        active.insert((CENTRE.to_owned(), Rule::ReplicationLag), f);
+    }
+
+    let t = now.to_string();
+    let mut report = CheckReport::default();
+    let mut open: BTreeMap<(String, Rule), Open> = BTreeMap::new();
+    for r in sqlx::query("SELECT id, rule, site, opened_mail_at FROM alert_incidents WHERE closed_at IS NULL")
+        .fetch_all(&db.pool)
+        .await?
+    {
+        let rule: String = r.try_get("rule")?;
+        let Some(rule) = Rule::parse(&rule) else { continue };
+        let mailed = r.try_get::<Option<String>, _>("opened_mail_at")?.is_some();
+        open.insert((r.try_get("site")?, rule), Open { id: r.try_get("id")?, mailed });
+    }
+
+    // New and still-unmailed incidents.
+    for ((site, rule), f) in &active {
+        let id = match open.get(&(site.clone(), *rule)) {
+            Some(o) if o.mailed => continue,
+            Some(o) => o.id,
+            None => {
+                let _w = db.write_guard().await;
+                let row = sqlx::query(
+                    "INSERT INTO alert_incidents (rule, site, opened_at, summary) VALUES ($1, $2, $3, $4) RETURNING id",
+                )
+                .bind(rule.as_str())
+                .bind(site)
+                .bind(&t)
+                .bind(&f.summary)
+                .fetch_one(&db.pool)
+                .await?;
+                report.opened.push((site.clone(), rule.as_str().to_owned()));
+                tracing::warn!(site, rule = rule.as_str(), "{}", f.summary);
+                row.try_get("id")?
+            }
+        };
+        let mail = Outgoing::alert(cfg, site, *rule, f);
+        match mailer.send(&mail).await {
+            Ok(true) => {
+                mark(db, "UPDATE alert_incidents SET opened_mail_at = $1 WHERE id = $2", &t, id).await?;
+                report.mails_sent += 1;
+            }
+            Ok(false) => {
+                mark(db, "UPDATE alert_incidents SET opened_mail_at = $1 WHERE id = $2", "", id).await?
+            }
+            Err(e) => report.mail_errors.push(e.to_string()),
+        }
+    }
+
+    // Incidents whose finding is gone: close them and send the recovery mail.
+    for ((site, rule), o) in &open {
+        if active.contains_key(&(site.clone(), *rule)) {
+            continue;
+        }
+        mark(db, "UPDATE alert_incidents SET closed_at = $1 WHERE id = $2 AND closed_at IS NULL", &t, o.id)
+            .await?;
+        report.closed.push((site.clone(), rule.as_str().to_owned()));
+        tracing::info!(site, rule = rule.as_str(), "recovered");
+    }
+    // Recovery mail still owed (also after a failed send or a restart), only for incidents whose
+    // opening was mailed.
+    for r in sqlx::query(
+        "SELECT id, rule, site, opened_at, summary, opened_mail_at FROM alert_incidents \
+         WHERE closed_at IS NOT NULL AND closed_mail_at IS NULL",
+    )
+    .fetch_all(&db.pool)
+    .await?
+    {
+        let id: i64 = r.try_get("id")?;
+        let opened_mail: Option<String> = r.try_get("opened_mail_at")?;
+        if opened_mail.as_deref().is_none_or(str::is_empty) {
+            mark(db, "UPDATE alert_incidents SET closed_mail_at = $1 WHERE id = $2", "", id).await?;
+            continue;
+        }
+        let Some(rule) = Rule::parse(&r.try_get::<String, _>("rule")?) else { continue };
+        let site: String = r.try_get("site")?;
+        let opened_at: String = r.try_get("opened_at")?;
+        let summary: String = r.try_get("summary")?;
+        let mail = Outgoing::recovery(cfg, &site, rule, &summary, &opened_at, now);
+        match mailer.send(&mail).await {
+            Ok(_) => {
+                mark(db, "UPDATE alert_incidents SET closed_mail_at = $1 WHERE id = $2", &t, id).await?;
+                report.mails_sent += 1;
+            }
+            Err(e) => report.mail_errors.push(e.to_string()),
+        }
+    }
+    Ok(report)
+}
+
+async fn mark(db: &Db, sql: &'static str, t: &str, id: i64) -> Result<(), MonitorError> {
+    let _w = db.write_guard().await;
+    sqlx::query(sql).bind(t).bind(id).execute(&db.pool).await?;
+    Ok(())
+}
+
+/// An incident as the admin screen lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incident {
+    pub rule: String,
+    pub site: String,
+    pub opened_at: String,
+    pub summary: String,
+    pub closed_at: Option<String>,
+}
+
+/// The newest incidents (open first), at most `limit`; of one site when `site` is given.
+pub async fn incidents(db: &Db, site: Option<&str>, limit: i64) -> Result<Vec<Incident>, MonitorError> {
+    let rows = sqlx::query(
+        "SELECT rule, site, opened_at, summary, closed_at FROM alert_incidents WHERE ($1 = '' OR site = $1) \
+         ORDER BY (CASE WHEN closed_at IS NULL THEN 0 ELSE 1 END), id DESC LIMIT $2",
+    )
+    .bind(site.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Incident {
+                rule: r.try_get("rule")?,
+                site: r.try_get("site")?,
+                opened_at: r.try_get("opened_at")?,
+                summary: r.try_get("summary")?,
+                closed_at: r.try_get("closed_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(Into::into)
+}

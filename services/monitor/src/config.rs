@@ -1,0 +1,320 @@
+//! The monitor's configuration file (YAML, `kizuna admin serve --config F`). Every key has a default;
+//! unknown keys are refused by name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::MonitorError;
+
+/// The whole configuration. See the crate README for every key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the admin screen. Loopback only unless `allow_non_loopback` is set.
+    pub listen: SocketAddr,
+    /// Allows a non-loopback `listen` (a management network); there is no login yet.
+    pub allow_non_loopback: bool,
+    /// The store's YAML config, for its IndexDB and data folder; empty = the store's defaults.
+    pub store_config: PathBuf,
+    /// Base URL put in alert mail links; empty = `http://<listen>`.
+    pub public_url: String,
+    /// Seconds between two evaluations of the alert rules.
+    pub check_interval_secs: u64,
+    pub health: Health,
+    pub rules: Rules,
+    pub mail: Mail,
+}
+
+/// Thresholds of the per-site health shown on the admin screen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Health {
+    /// An outbox this deep is a warning.
+    pub queue_warning: u64,
+}
+
+/// The alert rules. A rule with `enabled: false` neither alerts nor colours the admin screen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rules {
+    pub agent_errors: AgentErrors,
+    pub rejects: Rejects,
+    pub dead_man: DeadMan,
+    pub replication_lag: ReplicationLag,
+}
+
+/// Fires when the newest daily log of a site's agent holds ERROR lines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentErrors {
+    pub enabled: bool,
+    /// Only daily logs of the last this many days count (older ones are history).
+    pub max_age_days: u32,
+}
+
+/// Fires when at least `threshold` files of a site were rejected (by the store, or quarantined by
+/// its agent) within the last `window_hours`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rejects {
+    pub enabled: bool,
+    pub threshold: u64,
+    pub window_hours: u64,
+}
+
+/// Fires when an enabled site has sent neither an upload nor a heartbeat for `hours`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeadMan {
+    pub enabled: bool,
+    pub hours: f64,
+}
+
+/// Fires when a replication lag gauge passes `max`. The gauge is read from a Prometheus text
+/// endpoint (the backup service's `/metrics`): `metrics_url` and `metric` (the sample name,
+/// optionally with labels, e.g. `kizuna_backup_lag_entries{replica="dr"}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationLag {
+    pub enabled: bool,
+    pub metrics_url: String,
+    pub metric: String,
+    pub max: f64,
+}
+
+/// Where alert mail goes. No recipients = no mail (the rules still show on the admin screen).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mail {
+    /// SMTP relay (plain SMTP, e.g. the centre's own MTA on localhost).
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub from: String,
+    /// Every alert and recovery mail goes to all of these.
+    pub to: Vec<String>,
+    /// Most sample file names (or log lines) quoted in one mail.
+    pub samples: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8441".parse().expect("literal address"),
+            allow_non_loopback: false,
+            store_config: PathBuf::new(),
+            public_url: String::new(),
+            check_interval_secs: 60,
+            health: Health::default(),
+            rules: Rules::default(),
+            mail: Mail::default(),
+        }
+    }
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self { queue_warning: 1000 }
+    }
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            agent_errors: AgentErrors { enabled: true, max_age_days: 2 },
+            rejects: Rejects { enabled: true, threshold: 1, window_hours: 24 },
+            dead_man: DeadMan { enabled: true, hours: 6.0 },
+            replication_lag: ReplicationLag {
+                enabled: false,
+                metrics_url: String::new(),
+                metric: String::new(),
+                max: 10_000.0,
+            },
+        }
+    }
+}
+
+impl Default for AgentErrors {
+    fn default() -> Self {
+        Rules::default().agent_errors
+    }
+}
+
+impl Default for Rejects {
+    fn default() -> Self {
+        Rules::default().rejects
+    }
+}
+
+impl Default for DeadMan {
+    fn default() -> Self {
+        Rules::default().dead_man
+    }
+}
+
+impl Default for ReplicationLag {
+    fn default() -> Self {
+        Rules::default().replication_lag
+    }
+}
+
+impl Default for Mail {
+    fn default() -> Self {
+        Self {
+            smtp_host: "localhost".into(),
+            smtp_port: 25,
+            from: "kizuna-monitor@localhost".into(),
+            to: Vec::new(),
+            samples: 10,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a YAML file; an error names the file and the key.
+    pub fn load(path: &Path) -> Result<Self, MonitorError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| MonitorError::Config(format!("{}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| MonitorError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses YAML text (an empty document gives the defaults) and checks it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let c: Self = if text.trim().is_empty() {
+            Self::default()
+        } else {
+            serde_norway::from_str(text).map_err(|e| e.to_string())?
+        };
+        c.check()?;
+        Ok(c)
+    }
+
+    /// Refuses what would be unsafe or cannot work, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.listen.ip().is_loopback() && !self.allow_non_loopback {
+            return Err(format!(
+                "listen: {} is not a loopback address; the admin screen has no login yet, so it serves \
+                 loopback only unless allow_non_loopback: true (a management network) is set",
+                self.listen
+            ));
+        }
+        if self.check_interval_secs == 0 {
+            return Err("check_interval_secs: must be at least 1".into());
+        }
+        let l = &self.rules.replication_lag;
+        if l.enabled && (l.metrics_url.is_empty() || l.metric.is_empty()) {
+            return Err("rules.replication_lag: enabled needs metrics_url and metric".into());
+        }
+        if self.rules.dead_man.hours <= 0.0 {
+            return Err("rules.dead_man.hours: must be more than 0".into());
+        }
+        for (i, to) in self.mail.to.iter().enumerate() {
+            to.parse::<lettre::message::Mailbox>().map_err(|e| format!("mail.to[{i}]: {to:?}: {e}"))?;
+        }
+        self.mail.from.parse::<lettre::message::Mailbox>().map_err(|e| format!("mail.from: {e}"))?;
+        Ok(())
+    }
+
+    /// The store's configuration this monitor reads from.
+    pub fn store(&self) -> Result<kizuna_store::Config, MonitorError> {
+        if self.store_config.as_os_str().is_empty() {
+            Ok(kizuna_store::Config::default())
+        } else {
+            kizuna_store::Config::load(&self.store_config).map_err(|e| MonitorError::Config(e.to_string()))
+        }
+    }
+
+    /// The base of links in mail.
+    pub fn base_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
+    /// The default configuration as commented YAML, for `--print-default-config`.
+    pub fn default_yaml() -> &'static str {
+        DEFAULT_YAML
+    }
+}
+
+/// Kept in sync with `Default` by the test `default_yaml_is_the_default`.
+const DEFAULT_YAML: &str = r#"# kizuna admin (monitoring) configuration (every key optional; these are the defaults)
+# Address of the admin screen. It has no login yet: a non-loopback address is refused unless
+# allow_non_loopback is true (then bind it to a management network only).
+listen: 127.0.0.1:8441
+allow_non_loopback: false
+# The store's config file (for its IndexDB and data folder); empty = the store's defaults.
+store_config: ''
+# Base URL used in alert mail links; empty = http://<listen>.
+public_url: ''
+# Seconds between two evaluations of the alert rules.
+check_interval_secs: 60
+health:
+  # An agent outbox this deep shows the site as warning.
+  queue_warning: 1000
+rules:
+  # The newest daily log of a site's agent holds ERROR lines (logs older than max_age_days ignored).
+  agent_errors:
+    enabled: true
+    max_age_days: 2
+  # At least `threshold` files rejected by the store or quarantined by the agent in `window_hours`.
+  rejects:
+    enabled: true
+    threshold: 1
+    window_hours: 24
+  # Dead-man: an enabled site sent no upload and no heartbeat for `hours`.
+  dead_man:
+    enabled: true
+    hours: 6.0
+  # Replication lag: the gauge `metric` read from the Prometheus endpoint `metrics_url` (the backup
+  # service's /metrics) is above `max`.
+  replication_lag:
+    enabled: false
+    metrics_url: ''
+    metric: ''
+    max: 10000.0
+mail:
+  # Plain SMTP relay (e.g. the centre's MTA on localhost). No recipients = no mail.
+  smtp_host: localhost
+  smtp_port: 25
+  from: kizuna-monitor@localhost
+  to: []
+  # Most sample file names or log lines quoted in one mail.
+  samples: 10
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_yaml_is_the_default() {
+        assert_eq!(Config::parse(DEFAULT_YAML).unwrap(), Config::default());
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let e = Config::parse("rules:\n  rejectz: {}\n").unwrap_err();
+        assert!(e.contains("rejectz"), "{e}");
+    }
+
+    #[test]
+    fn non_loopback_needs_explicit_consent() {
+        let e = Config::parse("listen: 0.0.0.0:8441\n").unwrap_err();
+        assert!(e.contains("listen") && e.contains("allow_non_loopback"), "{e}");
+        let c = Config::parse("listen: 10.0.0.5:8441\nallow_non_loopback: true\n").unwrap();
+        assert_eq!(c.listen.port(), 8441);
+    }
+
+    #[test]
+    fn bad_recipients_and_lag_rule_are_named() {
+        let e = Config::parse("mail:\n  to: ['not an address']\n").unwrap_err();
+        assert!(e.contains("mail.to[0]"), "{e}");
+        let e = Config::parse("rules:\n  replication_lag:\n    enabled: true\n").unwrap_err();
+        assert!(e.contains("replication_lag"), "{e}");
+    }
+}
