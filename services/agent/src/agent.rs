@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     pub disk_full: AtomicBool,
     pub last_upload: Mutex<Option<String>>,
     pub last_error: Mutex<Option<String>>,
+    /// Outcomes of re-requests not yet reported to the store (sent with the next heartbeat).
+    pub rerequests_done: Mutex<Vec<kizuna_wire::RerequestOutcome>>,
 }
 
 impl Shared {
@@ -150,6 +152,7 @@ impl Agent {
             disk_full: AtomicBool::new(false),
             last_upload: Mutex::new(last_upload),
             last_error: Mutex::new(None),
+            rerequests_done: Mutex::new(Vec::new()),
             cfg,
         });
         for stray in strays {

@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::check::Violation;
 use crate::durable;
@@ -54,6 +54,59 @@ impl Quarantine {
         &self.dir
     }
 
+    /// The newest `max` quarantined files, newest first, as their reason files describe them
+    /// (for the heartbeat, so the centre's admin screen can show and re-request them).
+    pub fn list_newest(&self, max: usize) -> io::Result<Vec<kizuna_wire::QuarantinedFile>> {
+        let mut out = Vec::new();
+        list_reasons(&self.dir, &self.dir, &mut out)?;
+        out.sort_by_key(|(t, f): &(Option<jiff::Timestamp>, kizuna_wire::QuarantinedFile)| {
+            (std::cmp::Reverse(*t), f.file.clone())
+        });
+        Ok(out.into_iter().take(max).map(|(_, f)| f).collect())
+    }
+
+    /// Moves the quarantined `file` (a path below the quarantine folder) back into `export_dir`,
+    /// where the agent checks it again and, if it now passes, uploads it. Files the store rejected
+    /// (`rejected/<storage path>`) go back under their storage path; a `.N` suffix that quarantine
+    /// added to keep two copies apart is dropped.
+    pub fn release(&self, file: &str, export_dir: &Path) -> Released {
+        let clean = sanitize(file);
+        if clean != file || file.ends_with(REASON_SUFFIX) {
+            return Released::Failed(format!("{file:?} is not a path inside the quarantine"));
+        }
+        let src = self.dir.join(file);
+        if !src.is_file() {
+            return Released::Missing;
+        }
+        let mut rel = file.strip_prefix("rejected/").unwrap_or(file).to_owned();
+        if let Some((stem, n)) = rel.rsplit_once('.')
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+        {
+            rel = stem.to_owned();
+        }
+        let dest = export_dir.join(&rel);
+        if dest.exists() {
+            return Released::Failed(format!("{} already exists in the export folder", rel));
+        }
+        let moved = dest
+            .parent()
+            .map_or(Ok(()), durable::create_dir_all_synced)
+            .and_then(|()| durable::move_file(&src, &dest));
+        match moved {
+            Ok(()) => {
+                let reason = PathBuf::from(format!("{}{REASON_SUFFIX}", src.display()));
+                let _ = fs::remove_file(&reason);
+                if let Some(p) = reason.parent() {
+                    let _ = durable::sync_dir(p);
+                }
+                self.count.fetch_sub(1, Ordering::Relaxed);
+                Released::Moved(rel)
+            }
+            Err(e) => Released::Failed(format!("cannot move {file} to {}: {e}", dest.display())),
+        }
+    }
+
     /// Moves `src` to `quarantine/<rel>` (a free name is chosen if that is taken) with its reason file
     /// written first. Returns where the file went.
     pub fn put(
@@ -83,6 +136,75 @@ impl Quarantine {
         self.count.fetch_add(1, Ordering::Relaxed);
         Ok(dest)
     }
+}
+
+/// What [`Quarantine::release`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Released {
+    /// Moved back to this path below the export folder.
+    Moved(String),
+    /// Not in the quarantine (released before, or removed by hand).
+    Missing,
+    Failed(String),
+}
+
+/// A reason file as written by [`Quarantine::put`].
+#[derive(Deserialize)]
+struct ReasonOnDisk {
+    origin: String,
+    #[serde(default)]
+    sha256: String,
+    #[serde(default)]
+    time: String,
+    #[serde(default)]
+    violations: Vec<Violation>,
+}
+
+fn list_reasons(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(Option<jiff::Timestamp>, kizuna_wire::QuarantinedFile)>,
+) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            list_reasons(root, &path, out)?;
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(file_name) = name.strip_suffix(REASON_SUFFIX) else { continue };
+        let file = path.with_file_name(file_name);
+        if !file.is_file() {
+            continue;
+        }
+        let Ok(r) = fs::read(&path)
+            .map_err(drop)
+            .and_then(|b| serde_json::from_slice::<ReasonOnDisk>(&b).map_err(drop))
+        else {
+            continue;
+        };
+        let rel = file.strip_prefix(root).unwrap_or(&file).to_string_lossy().into_owned();
+        let reason =
+            r.violations.iter().map(|v| format!("{}: {}", v.code, v.message)).collect::<Vec<_>>().join("; ");
+        out.push((
+            r.time.parse().ok(),
+            kizuna_wire::QuarantinedFile {
+                file: rel,
+                origin: r.origin,
+                sha256: r.sha256,
+                codes: r.violations.iter().map(|v| v.code.clone()).filter(|c| c != "store-reason").collect(),
+                reason: reason.chars().take(2000).collect(),
+                time: r.time,
+            },
+        ));
+    }
+    Ok(())
 }
 
 /// Keeps a relative path inside the quarantine: drops empty, `.` and `..` components.

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::agent::Shared;
 use crate::agent_log::{Level, local_now};
 use crate::daily::{SentDays, summarize, unsent_days};
+use crate::quarantine::Released;
 
 const LAST_UPLOAD_FILE: &str = "last-upload";
 
@@ -40,20 +41,44 @@ pub(crate) async fn run_heartbeats(shared: Arc<Shared>, mut stop: watch::Receive
             _ = tick.tick() => {}
         }
         let status = shared.status();
+        let lister = shared.clone();
+        let quarantine = tokio::task::spawn_blocking(move || {
+            lister.quarantine.list_newest(kizuna_wire::MAX_QUARANTINE_REPORT)
+        })
+        .await
+        .ok()
+        .and_then(Result::ok);
+        let done = shared.rerequests_done.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let hb = Heartbeat {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             queue_depth: status.queue_depth,
             quarantined: status.quarantined,
             last_upload: status.last_upload,
-            quarantine: None,
-            rerequests_done: Vec::new(),
+            quarantine,
+            rerequests_done: done.clone(),
         };
         match shared.store.send_heartbeat(&hb).await {
-            Ok(()) if failing => {
-                failing = false;
-                shared.record(Level::Info, "heartbeat_ok", "store reachable again", serde_json::Value::Null);
+            Ok(answer) => {
+                if failing {
+                    failing = false;
+                    shared.record(
+                        Level::Info,
+                        "heartbeat_ok",
+                        "store reachable again",
+                        serde_json::Value::Null,
+                    );
+                }
+                // The store has the reported outcomes now.
+                shared
+                    .rerequests_done
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|o| !done.contains(o));
+                if !answer.rerequests.is_empty() {
+                    let worker = shared.clone();
+                    let _ = tokio::task::spawn_blocking(move || release(&worker, answer.rerequests)).await;
+                }
             }
-            Ok(()) => {}
             Err(e) if !failing => {
                 failing = true;
                 shared.record(
@@ -66,6 +91,48 @@ pub(crate) async fn run_heartbeats(shared: Arc<Shared>, mut stop: watch::Receive
             Err(_) => {}
         }
     }
+}
+
+/// Carries out the operators' re-requests: each quarantined file goes back into the export folder,
+/// where intake checks it again and uploads it if it now passes. The outcome goes to the store
+/// with the next heartbeat.
+fn release(shared: &Shared, requests: Vec<kizuna_wire::Rerequest>) {
+    for r in requests {
+        let already =
+            shared.rerequests_done.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|o| o.id == r.id);
+        if already {
+            continue;
+        }
+        let (outcome, message) = match shared.quarantine.release(&r.file, &shared.export_dir) {
+            Released::Moved(rel) => {
+                shared.record(
+                    Level::Info,
+                    "rerequested",
+                    &format!("the centre re-requested {}: moved back to the export folder as {rel} to be checked and sent again", r.file),
+                    json!({"file": r.file, "id": r.id}),
+                );
+                ("released", format!("moved back to the export folder as {rel}"))
+            }
+            Released::Missing => {
+                ("missing", "not in the quarantine (released before or removed by hand)".to_owned())
+            }
+            Released::Failed(why) => {
+                shared.record(
+                    Level::Warn,
+                    "rerequest_failed",
+                    &format!("the centre re-requested {}: {why}", r.file),
+                    json!({"file": r.file, "id": r.id}),
+                );
+                ("failed", why)
+            }
+        };
+        shared
+            .rerequests_done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(kizuna_wire::RerequestOutcome { id: r.id, outcome: outcome.into(), message });
+    }
+    shared.wake_uploader.notify_one();
 }
 
 /// Sends the summary of each past day's log that the store has not yet acknowledged, checking at

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kizuna_wire::{BATCH_CONTENT_TYPE, BatchReport, DailyLog, Heartbeat};
+use kizuna_wire::{BATCH_CONTENT_TYPE, BatchReport, DailyLog, Heartbeat, HeartbeatAnswer};
 
 use crate::AgentError;
 use crate::bandwidth::TokenBucket;
@@ -129,9 +129,11 @@ impl StoreClient {
         Ok(report)
     }
 
-    pub async fn send_heartbeat(&self, hb: &Heartbeat) -> Result<(), SendError> {
+    /// Sends a heartbeat; the answer carries the operators' re-requests (an older store's
+    /// `{"ok":true}` reads as none).
+    pub async fn send_heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatAnswer, SendError> {
         let req = self.client.post(format!("{}/api/v1/heartbeat", self.base)).json(hb);
-        self.send_json::<serde_json::Value>(req).await.map(drop)
+        self.send_json::<HeartbeatAnswer>(req).await
     }
 
     pub async fn send_daily_log(&self, log: &DailyLog) -> Result<(), SendError> {

@@ -38,6 +38,12 @@ enum Command {
     /// NSIPS pharmacy exports: convert to SS-MIX2 prescription files.
     #[command(subcommand)]
     Nsips(cmd::nsips::NsipsCommand),
+    /// The mesh registry: serve signed per-site views, list enrolled sites, show its keys.
+    #[command(subcommand)]
+    Registry(cmd::registry::RegistryCommand),
+    /// The mesh policy held by the registry: apply (check, diff, activate), rollback, list, show.
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +57,8 @@ fn main() -> std::process::ExitCode {
         Command::Audit(c) => cmd::audit::run(c),
         Command::Backup(c) => cmd::backup::run(c),
         Command::Nsips(c) => cmd::nsips::run(c),
+        Command::Registry(c) => cmd::registry::run(c),
+        Command::Policy(c) => cmd::policy::run(c),
     };
     match result {
         Ok(code) => code,

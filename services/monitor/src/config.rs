@@ -127,9 +127,9 @@ impl Default for Rules {
             dead_man: DeadMan { enabled: true, hours: 6.0 },
             replication_lag: ReplicationLag {
                 enabled: false,
-                metrics_url: String::new(),
-                metric: String::new(),
-                max: 10_000.0,
+                metrics_url: "http://127.0.0.1:8451/metrics".into(),
+                metric: "kizuna_backup_lag_seconds".into(),
+                max: 300.0,
             },
         }
     }
@@ -270,12 +270,13 @@ rules:
     enabled: true
     hours: 6.0
   # Replication lag: the gauge `metric` read from the Prometheus endpoint `metrics_url` (the backup
-  # service's /metrics) is above `max`.
+  # follower's metrics_listen) is above `max`. A bare metric name takes the worst replica; add
+  # labels (kizuna_backup_lag_seconds{replica="dr"}) for one. An unreadable gauge also alerts.
   replication_lag:
     enabled: false
-    metrics_url: ''
-    metric: ''
-    max: 10000.0
+    metrics_url: http://127.0.0.1:8451/metrics
+    metric: kizuna_backup_lag_seconds
+    max: 300.0
 mail:
   # Plain SMTP relay (e.g. the centre's MTA on localhost). No recipients = no mail.
   smtp_host: localhost
@@ -314,7 +315,7 @@ mod tests {
     fn bad_recipients_and_lag_rule_are_named() {
         let e = Config::parse("mail:\n  to: ['not an address']\n").unwrap_err();
         assert!(e.contains("mail.to[0]"), "{e}");
-        let e = Config::parse("rules:\n  replication_lag:\n    enabled: true\n").unwrap_err();
+        let e = Config::parse("rules:\n  replication_lag:\n    enabled: true\n    metric: ''\n").unwrap_err();
         assert!(e.contains("replication_lag"), "{e}");
     }
 }

@@ -5,21 +5,25 @@
 use crate::config::Config;
 use crate::health::{Finding, Health, Rule};
 
-/// The value of `metric` in Prometheus/OpenMetrics text: the first sample line whose name (with its
-/// labels, when `metric` has them) is exactly `metric`.
+/// The value of `metric` in Prometheus/OpenMetrics text. With labels (`name{replica="dr"}`) the
+/// sample must match exactly; a bare name takes the largest value over all its label sets (the
+/// worst replica).
 pub fn sample(text: &str, metric: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (name, rest) = if metric.contains('{') {
-            let end = l.find('}')? + 1;
-            (&l[..end], &l[end..])
-        } else {
-            l.split_once(' ')?
+    let values = text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| {
+        let space = l.find(' ')?;
+        let end = match l.find('{') {
+            Some(b) if b < space => l[b..].find('}')? + b + 1,
+            _ => space,
         };
-        if name != metric {
+        let (series, rest) = l.split_at(end);
+        let name = series.split('{').next().unwrap_or(series);
+        let hit = if metric.contains('{') { series == metric } else { name == metric };
+        if !hit {
             return None;
         }
-        rest.split_whitespace().next()?.parse().ok()
-    })
+        rest.split_whitespace().next()?.parse::<f64>().ok()
+    });
+    values.fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
 }
 
 /// Reads the gauge: `Ok(value)` or `Err(why not)`.
@@ -59,7 +63,7 @@ mod tests {
         let text = "# TYPE kizuna_backup_lag_entries gauge\nkizuna_backup_lag_entries{replica=\"a\"} 12\nkizuna_backup_lag_entries{replica=\"b\"} 7.5\nother 1\n";
         assert_eq!(sample(text, "kizuna_backup_lag_entries{replica=\"b\"}"), Some(7.5));
         assert_eq!(sample(text, "other"), Some(1.0));
-        assert_eq!(sample(text, "kizuna_backup_lag_entries"), None);
+        assert_eq!(sample(text, "kizuna_backup_lag_entries"), Some(12.0));
         assert_eq!(sample(text, "missing"), None);
     }
 }

@@ -49,6 +49,11 @@ pub enum SiteCommand {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Mesh registry: print a one-time, expiring enrollment token for a site router
+    /// (`netd enroll TOKEN`); `--config` is the registry's configuration.
+    Provision(super::registry::ProvisionArgs),
+    /// Mesh registry: remove a site from every view and release its keys.
+    Revoke(super::registry::RevokeArgs),
 }
 
 async fn open(config: Option<&std::path::Path>) -> anyhow::Result<Db> {
@@ -60,6 +65,11 @@ async fn open(config: Option<&std::path::Path>) -> anyhow::Result<Db> {
 }
 
 pub fn run(cmd: SiteCommand) -> anyhow::Result<ExitCode> {
+    let cmd = match cmd {
+        SiteCommand::Provision(a) => return super::registry::provision(a),
+        SiteCommand::Revoke(a) => return super::registry::revoke(a),
+        other => other,
+    };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         match cmd {
