@@ -54,7 +54,9 @@ impl Db {
                             // copy once we answer). A 256 MiB page cache keeps the six search
                             // indexes' hot pages in memory; SQLite's 2 MiB default made appends
                             // index-bound.
-                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824;")
+                            // wal_autocheckpoint = 0: the log's own checkpointer copies the WAL
+                            // back off the appender's path (see `log::WalCheckpointer`).
+                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824; PRAGMA wal_autocheckpoint = 0;")
                                 .await?;
                             Ok(())
                         })

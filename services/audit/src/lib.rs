@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod db;
 pub mod durable;
+pub mod emitter;
 pub mod error;
 pub mod event;
 pub mod lab_tsa;

@@ -94,7 +94,16 @@ fn where_clause(f: &SearchFilter) -> (String, Vec<Bind>) {
         push("e.facility = ?", vec![Bind::Text(x.into())]);
     }
     if let Some(t) = empty(&f.event_type) {
-        push("(e.event_code = ? OR e.event_type = ?)", vec![Bind::Text(t.into()), Bind::Text(t.into())]);
+        // A DICOM CID 400 EventID is never an EventTypeCode and a CID 401/403 type code never an
+        // EventID: matching only the column it can be in keeps the filter one index range.
+        match dicom_code_kind(t) {
+            CodeKind::EventId => push("e.event_code = ?", vec![Bind::Text(t.into())]),
+            CodeKind::EventType => push("e.event_type = ?", vec![Bind::Text(t.into())]),
+            CodeKind::Other => push(
+                "(e.event_code = ? OR e.event_type = ?)",
+                vec![Bind::Text(t.into()), Bind::Text(t.into())],
+            ),
+        }
     }
     if let Some(t) = f.from {
         push("e.event_time >= ?", vec![Bind::Int(t.as_microsecond())]);
@@ -110,6 +119,24 @@ fn where_clause(f: &SearchFilter) -> (String, Vec<Bind>) {
     }
     let w = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
     (w, binds)
+}
+
+/// Which column a DICOM audit code can be in.
+#[derive(Debug, PartialEq, Eq)]
+enum CodeKind {
+    EventId,
+    EventType,
+    Other,
+}
+
+/// DICOM PS3.16: CID 400 "Audit Event ID" codes are 110100..=110114; CID 401 "Audit Event Type
+/// Code" and CID 403 "Security Alert Type Code" are 110120..=110142.
+fn dicom_code_kind(code: &str) -> CodeKind {
+    match code.parse::<u32>() {
+        Ok(110100..=110114) => CodeKind::EventId,
+        Ok(110120..=110142) => CodeKind::EventType,
+        _ => CodeKind::Other,
+    }
 }
 
 fn bind_all<'q>(
@@ -193,8 +220,10 @@ pub enum CountBy {
 /// Event counts grouped by day (yyyy-mm-dd), user or patient; largest groups (or latest days) first.
 pub async fn count(db: &Db, f: &SearchFilter, by: CountBy) -> Result<Vec<(String, i64)>> {
     let (w, binds) = where_clause(f);
+    // Days are counted from event_time (UTC days since the epoch), which every index holds, so a
+    // filtered count never reads the rows themselves.
     let (key, order) = match by {
-        CountBy::Day => ("CAST(e.day AS TEXT)", "k DESC"),
+        CountBy::Day => ("e.event_time / 86400000000", "k DESC"),
         CountBy::User => ("COALESCE(e.user_id, '')", "n DESC, k"),
         CountBy::Patient => ("COALESCE(e.patient_id, '')", "n DESC, k"),
     };
@@ -205,11 +234,15 @@ pub async fn count(db: &Db, f: &SearchFilter, by: CountBy) -> Result<Vec<(String
     let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds).fetch_all(&db.pool).await?;
     rows.iter()
         .map(|r| {
-            let k: String = r.try_get("k")?;
-            let k = if by == CountBy::Day && k.len() == 8 {
-                format!("{}-{}-{}", &k[..4], &k[4..6], &k[6..])
+            let k = if by == CountBy::Day {
+                let days: i64 = r.try_get("k")?;
+                jiff::Timestamp::from_second(days * 86_400)
+                    .map_err(|e| AuditError::invalid("event_time", e.to_string()))?
+                    .to_zoned(jiff::tz::TimeZone::UTC)
+                    .date()
+                    .to_string()
             } else {
-                k
+                r.try_get("k")?
             };
             Ok((k, r.try_get("n")?))
         })
@@ -258,4 +291,21 @@ pub fn to_csv(rows: &[EventRow]) -> Result<String> {
     }
     let bytes = w.into_inner().map_err(|err| AuditError::Send(format!("csv: {err}")))?;
     Ok(String::from_utf8(bytes).expect("csv of UTF-8 strings"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_type_filter_uses_the_column_the_code_belongs_to() {
+        assert_eq!(dicom_code_kind("110110"), CodeKind::EventId);
+        assert_eq!(dicom_code_kind("110122"), CodeKind::EventType);
+        assert_eq!(dicom_code_kind("110126"), CodeKind::EventType);
+        assert_eq!(dicom_code_kind("IHE0001"), CodeKind::Other);
+        let f = |t: &str| where_clause(&SearchFilter { event_type: Some(t.into()), ..Default::default() }).0;
+        assert_eq!(f("110114"), "WHERE e.event_code = $1");
+        assert_eq!(f("110123"), "WHERE e.event_type = $1");
+        assert_eq!(f("X1"), "WHERE (e.event_code = $1 OR e.event_type = $2)");
+    }
 }

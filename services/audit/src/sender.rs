@@ -93,7 +93,11 @@ impl AuditSender {
             let batch = &files[..files.len().min(DELIVERY_BATCH)];
             let mut events = Vec::with_capacity(batch.len());
             for p in batch {
-                let bytes = std::fs::read(p).map_err(|e| AuditError::io(p, e))?;
+                let bytes = match std::fs::read(p) {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(AuditError::io(p, e)),
+                };
                 match AuditEvent::from_json(&bytes) {
                     Ok(e) => events.push(e),
                     Err(err) => {
@@ -102,6 +106,9 @@ impl AuditSender {
                         let _ = std::fs::rename(p, p.with_extension("bad"));
                     }
                 }
+            }
+            if events.is_empty() {
+                continue; // every file of this batch was delivered by someone else or set aside
             }
             let mut req = self.client.post(&self.url).json(&events);
             if let Some(t) = &self.token {
@@ -114,7 +121,12 @@ impl AuditSender {
                 return Err(AuditError::Send(format!("{}: HTTP {status}: {body}", self.url)));
             }
             for p in batch {
-                std::fs::remove_file(p).map_err(|e| AuditError::io(p, e))?;
+                match std::fs::remove_file(p) {
+                    // Another process sharing the spool (a CLI flushing) delivered it too: the
+                    // service dedups by id, so it is stored once either way.
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(AuditError::io(p, e)),
+                    _ => {}
+                }
             }
             durable::sync_dir(&self.spool)?;
             delivered += batch.len();

@@ -107,3 +107,36 @@ pub async fn start(cfg: &AuditConfig) -> Result<RunningServer> {
     tracing::info!(%http_addr, ?syslog_tls_addr, ?syslog_udp_addr, "audit service listening");
     Ok(RunningServer { http_addr, syslog_tls_addr, syslog_udp_addr, appender, tasks, writer: Some(writer) })
 }
+
+/// A self-contained configuration under `dir` for demos and other crates' tests: SQLite and the
+/// leaf mirror in `dir/data`, a signing key `dir/signing.key` made on first use, HTTP on
+/// `http_listen`, no intake or auditor token (loopback only), checkpoints every second, time stamps
+/// from `tsa` (a [`crate::lab_tsa::LabTsa`]) when given.
+pub fn local_config(
+    dir: &std::path::Path,
+    http_listen: &str,
+    tsa: Option<&crate::lab_tsa::LabTsa>,
+) -> Result<AuditConfig> {
+    crate::durable::create_dir_all(dir)?;
+    let key = dir.join("signing.key");
+    if !key.exists() {
+        crate::checkpoint::generate_key(&key)?;
+    }
+    Ok(AuditConfig {
+        data_dir: dir.join("data"),
+        database_url: String::new(),
+        signing_key_file: key,
+        tsa_url: tsa.map(|t| t.url.clone()),
+        tsa_ca_file: tsa.map(|t| t.ca_cert.clone()),
+        http_listen: http_listen.into(),
+        syslog_tls_listen: None,
+        syslog_tls_cert_file: None,
+        syslog_tls_key_file: None,
+        syslog_tls_client_ca_file: None,
+        syslog_udp_listen: None,
+        checkpoint_every_events: 10_000,
+        checkpoint_interval_secs: 1,
+        intake_token_file: None,
+        auditor_token_file: None,
+    })
+}

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p kizuna-audit --bin kizuna-audit-bench -- append --events 200000 --batch 2000
 //! cargo run --release -p kizuna-audit --bin kizuna-audit-bench -- search --events 1000000 --dir /tmp/audit-bench
+//! cargo run --release -p kizuna-audit --bin kizuna-audit-bench -- search --events 10000000 --bulk --dir /tmp/audit-bench10m
 //! ```
 //! `append` measures events/s through the real write path (database transaction, Merkle tree,
 //! fsynced disk mirror). `search` fills a log (reused between runs) and measures query latency.
@@ -10,7 +11,7 @@
 use clap::{Parser, Subcommand};
 use kizuna_audit::event::{ActiveParticipant, AuditSourceIdentification, ParticipantObject};
 use kizuna_audit::log::{AuditLog, LogSettings};
-use kizuna_audit::search::{SearchFilter, search};
+use kizuna_audit::search::{CountBy, SearchFilter, count, search};
 use kizuna_audit::{AuditEvent, EventId, EventKind};
 use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
@@ -42,6 +43,11 @@ enum Cmd {
         dir: PathBuf,
         #[arg(long, default_value_t = 400)]
         queries: usize,
+        /// Fill fast: the same `AuditLog::append` (same rows, same Merkle leaves, same leaf
+        /// mirror) in 50,000-event transactions, with SQLite `synchronous=OFF` and the six search
+        /// indexes dropped during the fill and built once at the end.
+        #[arg(long)]
+        bulk: bool,
     },
 }
 
@@ -118,6 +124,44 @@ async fn fill(log: &mut AuditLog, upto: u64, batch: usize) -> (u64, f64) {
     (i - start_size, t.elapsed().as_secs_f64())
 }
 
+/// The six search indexes (migrations 0001 + 0002), dropped during a bulk fill and rebuilt after.
+const SEARCH_INDEXES: &[(&str, &str)] = &[
+    ("audit_event_time", "event_time"),
+    ("audit_event_user", "user_id, event_time"),
+    ("audit_event_patient", "patient_id, event_time"),
+    ("audit_event_facility", "facility, event_time"),
+    ("audit_event_code", "event_code, event_time"),
+    ("audit_event_type", "event_type, event_time"),
+];
+
+/// Fill through the real `AuditLog::append` with durability relaxed and index builds deferred.
+async fn bulk_fill(log: &mut AuditLog, upto: u64) -> (u64, f64) {
+    use sqlx::Executor;
+    let pool = log.db.pool.clone();
+    // Every pooled connection gets the setting (a pool of 4: hold all four while setting it).
+    let mut conns = Vec::new();
+    for _ in 0..4 {
+        let mut c = pool.acquire().await.expect("connection");
+        c.execute("PRAGMA synchronous = OFF").await.expect("pragma");
+        conns.push(c);
+    }
+    drop(conns);
+    for (name, _) in SEARCH_INDEXES {
+        pool.execute(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}"))).await.expect("drop index");
+    }
+    let t = Instant::now();
+    let (n, secs) = fill(log, upto, 50_000).await;
+    eprintln!("  appended {n} events in {secs:.0} s; building the search indexes …");
+    for (name, cols) in SEARCH_INDEXES {
+        let ti = Instant::now();
+        pool.execute(sqlx::AssertSqlSafe(format!("CREATE INDEX {name} ON audit_event ({cols})")))
+            .await
+            .expect("create index");
+        eprintln!("  {name}: {:.0} s", ti.elapsed().as_secs_f64());
+    }
+    (n, t.elapsed().as_secs_f64())
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() as f64 * p).ceil() as usize).saturating_sub(1).min(v.len() - 1)]
@@ -143,11 +187,15 @@ async fn main() {
                 t.elapsed().as_secs_f64() * 1000.0
             );
         }
-        Cmd::Search { events, dir, queries } => {
+        Cmd::Search { events, dir, queries, bulk } => {
             let mut log = open(&dir).await;
             if log.size() < events {
                 eprintln!("filling the log to {events} events (once; reused by later runs)");
-                let (n, secs) = fill(&mut log, events, 5000).await;
+                let (n, secs) = if bulk {
+                    bulk_fill(&mut log, events).await
+                } else {
+                    fill(&mut log, events, 5000).await
+                };
                 eprintln!("filled {n} events in {secs:.0} s ({:.0} events/s)", n as f64 / secs);
                 log.checkpoint().await.expect("checkpoint");
             }
@@ -158,49 +206,55 @@ async fn main() {
             for q in 0..queries {
                 let day0 = rng.random_range(T0..span_end.max(T0 + 1));
                 let ts = |s: i64| jiff::Timestamp::from_second(s).expect("time");
-                let (name, f) = match q % 4 {
-                    0 => (
-                        "patient",
-                        SearchFilter {
-                            patient: Some(format!("CHID-{:07}", rng.random_range(0..PATIENTS))),
-                            ..Default::default()
-                        },
-                    ),
+                let user = format!("pw-{:05}", rng.random_range(0..USERS));
+                let facility = format!("F{:04}", rng.random_range(0..FACILITIES));
+                let patient = format!("CHID-{:07}", rng.random_range(0..PATIENTS));
+                let (name, f, count_by) = match q % 7 {
+                    0 => ("patient (who viewed)", SearchFilter { patient: Some(patient), ..Default::default() }, None),
                     1 => (
-                        "user+7days",
-                        SearchFilter {
-                            user: Some(format!("pw-{:05}", rng.random_range(0..USERS))),
-                            from: Some(ts(day0)),
-                            to: Some(ts(day0 + 7 * 86_400)),
-                            ..Default::default()
-                        },
+                        "user + 7 days",
+                        SearchFilter { user: Some(user), from: Some(ts(day0)), to: Some(ts(day0 + 7 * 86_400)), ..Default::default() },
+                        None,
                     ),
                     2 => (
-                        "facility+1day",
-                        SearchFilter {
-                            facility: Some(format!("F{:04}", rng.random_range(0..FACILITIES))),
-                            from: Some(ts(day0)),
-                            to: Some(ts(day0 + 86_400)),
-                            ..Default::default()
-                        },
+                        "facility + 1 day",
+                        SearchFilter { facility: Some(facility), from: Some(ts(day0)), to: Some(ts(day0 + 86_400)), ..Default::default() },
+                        None,
+                    ),
+                    3 => (
+                        "login (110122) + 1 day",
+                        SearchFilter { event_type: Some("110122".into()), from: Some(ts(day0)), to: Some(ts(day0 + 86_400)), ..Default::default() },
+                        None,
+                    ),
+                    4 => (
+                        "count/day: facility, 30 days",
+                        SearchFilter { facility: Some(facility), from: Some(ts(day0)), to: Some(ts(day0 + 30 * 86_400)), ..Default::default() },
+                        Some(CountBy::Day),
+                    ),
+                    5 => (
+                        "count/day: user, 30 days",
+                        SearchFilter { user: Some(user), from: Some(ts(day0)), to: Some(ts(day0 + 30 * 86_400)), ..Default::default() },
+                        Some(CountBy::Day),
                     ),
                     _ => (
-                        "event_type=login+1day",
-                        SearchFilter {
-                            event_type: Some("110122".into()),
-                            from: Some(ts(day0)),
-                            to: Some(ts(day0 + 86_400)),
-                            ..Default::default()
-                        },
+                        "count/user: patient",
+                        SearchFilter { patient: Some(patient), ..Default::default() },
+                        Some(CountBy::User),
                     ),
                 };
                 let t = Instant::now();
-                let rows = search(&db, &f).await.expect("search");
-                std::hint::black_box(rows);
+                match count_by {
+                    None => {
+                        std::hint::black_box(search(&db, &f).await.expect("search"));
+                    }
+                    Some(by) => {
+                        std::hint::black_box(count(&db, &f, by).await.expect("count"));
+                    }
+                }
                 lat.entry(name).or_default().push(t.elapsed().as_secs_f64() * 1000.0);
             }
             let mut all: Vec<f64> = lat.values().flatten().copied().collect();
-            println!("search over {} events, {queries} queries (LIMIT 100, newest first):", log.size());
+            println!("search over {} events, {queries} queries (searches LIMIT 100 newest first; counts grouped):", log.size());
             for (name, v) in lat.iter_mut() {
                 println!(
                     "  {name:32} p50 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms",

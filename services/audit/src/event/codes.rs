@@ -93,6 +93,14 @@ pub fn logout() -> Code {
 pub fn emergency_override_started() -> Code {
     dcm("110127", "Emergency Override Started")
 }
+/// 110126 Node Authentication: a system (e.g. a site's upload agent) failed or passed authentication.
+pub fn node_authentication() -> Code {
+    dcm("110126", "Node Authentication")
+}
+/// 110129 Security Configuration: who may do what was changed (sites, tokens, allowed addresses).
+pub fn security_configuration() -> Code {
+    dcm("110129", "Security Configuration")
+}
 /// 110138 Emergency Override Stopped.
 pub fn emergency_override_stopped() -> Code {
     dcm("110138", "Emergency Override Stopped")
@@ -130,6 +138,10 @@ pub fn id_type_patient_number() -> Code {
 /// RFC 3881 ID type 10: Search Criteria (the object of a Query event).
 pub fn id_type_search_criteria() -> Code {
     Code::new("10", "RFC-3881", "Search Criteria")
+}
+/// RFC 3881 ID type 11: User Identifier (a site, an account).
+pub fn id_type_user_identifier() -> Code {
+    Code::new("11", "RFC-3881", "User Identifier")
 }
 /// RFC 3881 ID type 12: URI (e.g. an exported document).
 pub fn id_type_uri() -> Code {

@@ -7,6 +7,7 @@
 pub mod codes;
 pub mod dicom_xml;
 pub mod fhir;
+pub mod presets;
 
 use crate::error::{AuditError, Result};
 pub use codes::Code;
