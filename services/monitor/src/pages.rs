@@ -135,9 +135,10 @@ pub fn daily_chart(daily: &[DayCount], today: jiff::civil::Date, days: i32) -> M
         (0..days).rev().filter_map(|i| today.checked_sub(jiff::Span::new().days(i)).ok()).collect();
     let find = |d: &jiff::civil::Date| daily.iter().find(|c| c.day == d.to_string());
     let max = dates.iter().filter_map(find).map(|c| c.stored + c.rejected).max().unwrap_or(0).max(1);
+    // SVG elements are closed explicitly (`{}`): inside <svg> an HTML parser nests an unclosed <rect>.
     let scale = |n: i64| (n as f64) * f64::from(h - pad) / max as f64;
     html! {
-        svg id="daily-chart" xmlns="http://www.w3.org/2000/svg" width=(w) height=(h + 20) role="img"
+        svg id="daily-chart" xmlns="http://www.w3.org/2000/svg" width=(w + 24) height=(h + 20) role="img"
             aria-label="files per day" {
             text x="2" y="12" font-size="11" { "max " (max) " files/day" }
             @for (i, d) in dates.iter().enumerate() {
@@ -149,8 +150,8 @@ pub fn daily_chart(daily: &[DayCount], today: jiff::civil::Date, days: i32) -> M
                 @let hr = scale(rejected);
                 g class="day" data-day=(d) data-stored=(stored) data-rejected=(rejected) {
                     title { (d) ": " (stored) " stored, " (rejected) " rejected" }
-                    rect class="stored" x=(x) y=(format!("{:.1}", f64::from(h) - hs)) width="20" height=(format!("{hs:.1}")) fill="#4a4";
-                    rect class="rejected" x=(x) y=(format!("{:.1}", f64::from(h) - hs - hr)) width="20" height=(format!("{hr:.1}")) fill="#d33";
+                    rect class="stored" x=(x) y=(format!("{:.1}", f64::from(h) - hs)) width="20" height=(format!("{hs:.1}")) fill="#4a4" {}
+                    rect class="rejected" x=(x) y=(format!("{:.1}", f64::from(h) - hs - hr)) width="20" height=(format!("{hr:.1}")) fill="#d33" {}
                     @if i % 7 == (days as usize - 1) % 7 {
                         text x=(x) y=(h + 14) font-size="10" { (d.strftime("%m-%d")) }
                     }
