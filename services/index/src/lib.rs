@@ -8,11 +8,14 @@
 //!   (u from random pairs, m by EM on blocked pairs, as Splink does), with two thresholds;
 //! - [`source`]: demographics read from an SS-MIX2 storage root or NSIPS exports;
 //! - [`quality`]: pairwise precision and recall against a ground truth;
-//! - [`registry`]: common health IDs, links, the review queue and the link history in the IndexDB.
+//! - [`registry`]: common health IDs, links, the review queue and the link history in the IndexDB;
+//! - [`disclosure`]: consent policies and the rule deciding who sees which facility's records
+//!   (stored with break-glass grants by [`registry::consent`]).
 //!
 //! Everything but [`registry`] is pure: data in, data out.
 
 pub mod demographics;
+pub mod disclosure;
 mod error;
 pub mod matcher;
 pub mod normalize;
@@ -21,5 +24,6 @@ pub mod registry;
 pub mod source;
 
 pub use demographics::{Demographics, RecordKey, Sex};
+pub use disclosure::{Access, ConsentPolicy, FacilityCode};
 pub use error::IndexError;
 pub use registry::{CommonId, Registry};

@@ -5,6 +5,7 @@
 //! common ID).
 
 pub mod common_id;
+pub mod consent;
 pub mod db;
 pub mod decide;
 
@@ -13,6 +14,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 pub use common_id::CommonId;
+pub use consent::{BreakGlass, ConsentEvent, ConsentRecord, Disclosure};
 pub use db::{Backend, Db};
 pub use decide::{Candidate, Choice, Suggestion, choose};
 

@@ -1,0 +1,287 @@
+//! Consent records and break-glass grants in the database: the current consent per common health
+//! ID, its append-only history, and time-limited emergency grants. The rule itself is the pure
+//! [`crate::disclosure::decide`].
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{CommonId, Registry, check_actor, get, now, require_common_id};
+use crate::IndexError;
+use crate::disclosure::{Access, ConsentPolicy, FacilityCode, decide};
+
+/// A patient's current consent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    pub common_id: CommonId,
+    pub policy: ConsentPolicy,
+    pub recorded_at: String,
+    pub recorded_by: String,
+    pub reason: String,
+}
+
+/// One change of a patient's consent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsentEvent {
+    pub id: i64,
+    pub at: String,
+    pub common_id: CommonId,
+    pub policy: ConsentPolicy,
+    pub actor: String,
+    pub reason: String,
+}
+
+/// An emergency access grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakGlass {
+    pub id: i64,
+    pub at: String,
+    pub common_id: CommonId,
+    pub facility: String,
+    pub user: String,
+    pub reason: String,
+    /// Seconds since the Unix epoch after which the grant no longer applies.
+    pub expires_unix: i64,
+}
+
+/// What a user of one facility may see of one patient: the consent, and their active grant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Disclosure {
+    pub viewer_facility: String,
+    pub consent: Option<ConsentRecord>,
+    pub break_glass: Option<BreakGlass>,
+}
+
+impl Disclosure {
+    /// Whether (and why) records held by `holder` are shown.
+    pub fn access(&self, holder: &str) -> Access {
+        decide(
+            self.consent.as_ref().map(|c| &c.policy),
+            &self.viewer_facility,
+            holder,
+            self.break_glass.is_some(),
+        )
+    }
+}
+
+fn unix_now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+fn policy_at(r: &AnyRow, name: usize, list: usize) -> Result<ConsentPolicy, IndexError> {
+    let facilities: Vec<String> = serde_json::from_str(&get::<String>(r, list)?)?;
+    ConsentPolicy::from_parts(&get::<String>(r, name)?, &facilities)
+}
+
+fn break_glass_row(r: &AnyRow) -> Result<BreakGlass, IndexError> {
+    Ok(BreakGlass {
+        id: get(r, 0)?,
+        at: get(r, 1)?,
+        common_id: CommonId::parse(&get::<String>(r, 2)?)?,
+        facility: get(r, 3)?,
+        user: get(r, 4)?,
+        reason: get(r, 5)?,
+        expires_unix: get(r, 6)?,
+    })
+}
+
+impl Registry {
+    /// Records a patient's consent (replacing the current one) and appends it to the history.
+    pub async fn set_consent(
+        &self,
+        common_id: &CommonId,
+        policy: &ConsentPolicy,
+        actor: &str,
+        reason: &str,
+    ) -> Result<ConsentRecord, IndexError> {
+        check_actor(actor, reason)?;
+        let _g = self.db.write_guard().await;
+        let mut tx = self.db.pool.begin().await.map_err(IndexError::db("starting a consent change"))?;
+        require_common_id(&mut tx, common_id).await?;
+        let at = now();
+        let facilities = serde_json::to_string(&policy.facilities())?;
+        sqlx::query("DELETE FROM consents WHERE common_id = $1")
+            .bind(common_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(IndexError::db("replacing a consent"))?;
+        sqlx::query(
+            "INSERT INTO consents (common_id, policy, facilities, recorded_at, recorded_by, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(common_id.as_str())
+        .bind(policy.name())
+        .bind(&facilities)
+        .bind(&at)
+        .bind(actor)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(IndexError::db("storing a consent"))?;
+        sqlx::query(
+            "INSERT INTO consent_events (at, common_id, policy, facilities, actor, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&at)
+        .bind(common_id.as_str())
+        .bind(policy.name())
+        .bind(&facilities)
+        .bind(actor)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(IndexError::db("recording a consent change"))?;
+        tx.commit().await.map_err(IndexError::db("committing a consent change"))?;
+        tracing::info!(common_id = %common_id, policy = %policy, actor, "consent recorded");
+        Ok(ConsentRecord {
+            common_id: common_id.clone(),
+            policy: policy.clone(),
+            recorded_at: at,
+            recorded_by: actor.to_owned(),
+            reason: reason.to_owned(),
+        })
+    }
+
+    /// A patient's current consent (`None`: none recorded, nothing is shared).
+    pub async fn consent(&self, common_id: &CommonId) -> Result<Option<ConsentRecord>, IndexError> {
+        let row = sqlx::query(
+            "SELECT policy, facilities, recorded_at, recorded_by, reason FROM consents WHERE common_id = $1",
+        )
+        .bind(common_id.as_str())
+        .fetch_optional(&self.db.pool)
+        .await
+        .map_err(IndexError::db("reading a consent"))?;
+        row.map(|r| {
+            Ok(ConsentRecord {
+                common_id: common_id.clone(),
+                policy: policy_at(&r, 0, 1)?,
+                recorded_at: get(&r, 2)?,
+                recorded_by: get(&r, 3)?,
+                reason: get(&r, 4)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Every consent change of a patient, oldest first.
+    pub async fn consent_history(&self, common_id: &CommonId) -> Result<Vec<ConsentEvent>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT id, at, policy, facilities, actor, reason FROM consent_events WHERE common_id = $1 ORDER BY id",
+        )
+        .bind(common_id.as_str())
+        .fetch_all(&self.db.pool)
+        .await
+        .map_err(IndexError::db("reading consent history"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConsentEvent {
+                    id: get(r, 0)?,
+                    at: get(r, 1)?,
+                    common_id: common_id.clone(),
+                    policy: policy_at(r, 2, 3)?,
+                    actor: get(r, 4)?,
+                    reason: get(r, 5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Opens emergency access for `user` of `facility` to a patient for `minutes`. The reason is
+    /// mandatory; the grant is kept for the audit.
+    pub async fn break_glass(
+        &self,
+        common_id: &CommonId,
+        facility: &str,
+        user: &str,
+        reason: &str,
+        minutes: u32,
+    ) -> Result<BreakGlass, IndexError> {
+        check_actor(user, reason)?;
+        let facility = FacilityCode::parse(facility)?;
+        if minutes == 0 {
+            return Err(IndexError::Invalid {
+                what: "break-glass duration",
+                value: "0".into(),
+                reason: "must be at least one minute",
+            });
+        }
+        let _g = self.db.write_guard().await;
+        let mut tx = self.db.pool.begin().await.map_err(IndexError::db("starting a break-glass grant"))?;
+        require_common_id(&mut tx, common_id).await?;
+        let row = sqlx::query(
+            "INSERT INTO break_glass (at, common_id, facility_id, user_id, reason, expires_unix) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(now())
+        .bind(common_id.as_str())
+        .bind(facility.as_str())
+        .bind(user)
+        .bind(reason)
+        .bind(unix_now() + i64::from(minutes) * 60)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(IndexError::db("storing a break-glass grant"))?;
+        let id: i64 = row.try_get(0).map_err(IndexError::db("reading a break-glass id"))?;
+        tx.commit().await.map_err(IndexError::db("committing a break-glass grant"))?;
+        tracing::warn!(common_id = %common_id, facility = %facility, user, reason, "break-glass access opened");
+        self.break_glass_by_id(id).await
+    }
+
+    async fn break_glass_by_id(&self, id: i64) -> Result<BreakGlass, IndexError> {
+        let row = sqlx::query(
+            "SELECT id, at, common_id, facility_id, user_id, reason, expires_unix FROM break_glass WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.db.pool)
+        .await
+        .map_err(IndexError::db("reading a break-glass grant"))?;
+        break_glass_row(&row)
+    }
+
+    /// The newest unexpired break-glass grant of `user` at `facility` for a patient.
+    pub async fn active_break_glass(
+        &self,
+        common_id: &CommonId,
+        facility: &str,
+        user: &str,
+    ) -> Result<Option<BreakGlass>, IndexError> {
+        let row = sqlx::query(
+            "SELECT id, at, common_id, facility_id, user_id, reason, expires_unix FROM break_glass \
+             WHERE common_id = $1 AND facility_id = $2 AND user_id = $3 AND expires_unix > $4 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(common_id.as_str())
+        .bind(facility)
+        .bind(user)
+        .bind(unix_now())
+        .fetch_optional(&self.db.pool)
+        .await
+        .map_err(IndexError::db("reading break-glass grants"))?;
+        row.as_ref().map(break_glass_row).transpose()
+    }
+
+    /// Every break-glass grant for a patient, oldest first (for the audit).
+    pub async fn break_glass_history(&self, common_id: &CommonId) -> Result<Vec<BreakGlass>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT id, at, common_id, facility_id, user_id, reason, expires_unix FROM break_glass \
+             WHERE common_id = $1 ORDER BY id",
+        )
+        .bind(common_id.as_str())
+        .fetch_all(&self.db.pool)
+        .await
+        .map_err(IndexError::db("reading break-glass grants"))?;
+        rows.iter().map(break_glass_row).collect()
+    }
+
+    /// What a user (`user` of `facility`) may see of a patient right now.
+    pub async fn disclosure(
+        &self,
+        common_id: &CommonId,
+        facility: &str,
+        user: &str,
+    ) -> Result<Disclosure, IndexError> {
+        Ok(Disclosure {
+            viewer_facility: facility.to_owned(),
+            consent: self.consent(common_id).await?,
+            break_glass: self.active_break_glass(common_id, facility, user).await?,
+        })
+    }
+}

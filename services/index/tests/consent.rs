@@ -1,0 +1,144 @@
+//! Disclosure control against a real SQLite file and a real PostgreSQL database: consent records and
+//! their history, the rule applied per holding facility, and break-glass grants.
+
+use kizuna_index::registry::Registry;
+use kizuna_index::{Access, CommonId, ConsentPolicy, Demographics, FacilityCode, RecordKey, Sex};
+use sqlx::{Connection, Executor};
+
+struct Fresh {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh database: SQLite in a tempdir, or a new database on `KIZUNA_TEST_POSTGRES_URL`.
+async fn fresh(postgres: bool) -> Option<Fresh> {
+    if !postgres {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("index.db").display());
+        return Some(Fresh { url, _dir: Some(dir) });
+    }
+    let server = match std::env::var("KIZUNA_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh")
+        }
+        _ => {
+            eprintln!("skipping: KIZUNA_TEST_POSTGRES_URL is not set (tests/pg-setup.sh prints one)");
+            return None;
+        }
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("kizuna_consent_test_{:016x}", rand::random::<u64>());
+    let mut conn = sqlx::AnyConnection::connect(&server).await.expect("connect to KIZUNA_TEST_POSTGRES_URL");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+    conn.close().await.ok();
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+    Some(Fresh { url: format!("{base}/{name}"), _dir: None })
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let db = super::fresh(false).await.unwrap();
+                super::$name(&db.url).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(db) = super::fresh(true).await {
+                    super::$name(&db.url).await;
+                }
+            }
+        }
+    )+};
+}
+
+on_both_backends!(
+    consent_is_replaced_and_its_history_kept,
+    a_user_sees_other_facilities_only_as_consent_allows,
+    break_glass_needs_a_reason_opens_access_and_is_kept,
+);
+
+/// One enrolled patient (no matcher: a new common ID).
+async fn patient(reg: &Registry) -> CommonId {
+    let d = Demographics {
+        family_kanji: "佐藤".into(),
+        given_kanji: "花子".into(),
+        family_kana: "サトウ".into(),
+        given_kana: "ハナコ".into(),
+        birth_date: Some("19600102".into()),
+        sex: Some(Sex::Female),
+        address: "宮城県仙台市青葉区一番町1-1".into(),
+        phone: String::new(),
+    };
+    reg.enroll(&RecordKey::new("0411000017", "P1").unwrap(), &d).await.unwrap().common_id
+}
+
+fn listed(fs: &[&str]) -> ConsentPolicy {
+    ConsentPolicy::Listed(fs.iter().map(|f| FacilityCode::parse(f).unwrap()).collect())
+}
+
+async fn consent_is_replaced_and_its_history_kept(url: &str) {
+    let reg = Registry::open(url).await.unwrap();
+    let id = patient(&reg).await;
+    assert_eq!(reg.consent(&id).await.unwrap(), None, "no consent until one is recorded");
+    reg.set_consent(&id, &ConsentPolicy::All, "clerk-1", "signed form 2026-11-01").await.unwrap();
+    let l = listed(&["0411000025", "0411000033"]);
+    reg.set_consent(&id, &l, "clerk-2", "patient narrowed consent").await.unwrap();
+    let now = reg.consent(&id).await.unwrap().unwrap();
+    assert_eq!(now.policy, l);
+    assert_eq!(now.recorded_by, "clerk-2");
+    reg.set_consent(&id, &ConsentPolicy::OptOut, "clerk-1", "opt-out letter").await.unwrap();
+    let h = reg.consent_history(&id).await.unwrap();
+    let seen: Vec<_> = h.iter().map(|e| (e.policy.clone(), e.actor.as_str(), e.reason.as_str())).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (ConsentPolicy::All, "clerk-1", "signed form 2026-11-01"),
+            (l, "clerk-2", "patient narrowed consent"),
+            (ConsentPolicy::OptOut, "clerk-1", "opt-out letter"),
+        ]
+    );
+    // No reason, no change; an unknown ID is refused.
+    assert!(reg.set_consent(&id, &ConsentPolicy::All, "clerk-1", " ").await.is_err());
+    assert_eq!(reg.consent(&id).await.unwrap().unwrap().policy, ConsentPolicy::OptOut);
+    let unknown = CommonId::random();
+    assert!(reg.set_consent(&unknown, &ConsentPolicy::All, "clerk-1", "x").await.is_err());
+}
+
+async fn a_user_sees_other_facilities_only_as_consent_allows(url: &str) {
+    let reg = Registry::open(url).await.unwrap();
+    let id = patient(&reg).await;
+    let d = reg.disclosure(&id, "0411000025", "doc-b").await.unwrap();
+    assert_eq!(d.access("0411000017"), Access::Denied, "no consent: nothing from other facilities");
+    assert_eq!(d.access("0411000025"), Access::OwnFacility);
+    reg.set_consent(&id, &listed(&["0411000025"]), "clerk", "form").await.unwrap();
+    let d = reg.disclosure(&id, "0411000025", "doc-b").await.unwrap();
+    assert_eq!(d.access("0411000017"), Access::Consent);
+    let other = reg.disclosure(&id, "0411000033", "doc-c").await.unwrap();
+    assert_eq!(other.access("0411000017"), Access::Denied, "an unlisted facility sees nothing");
+    reg.set_consent(&id, &ConsentPolicy::OptOut, "clerk", "opt out").await.unwrap();
+    let d = reg.disclosure(&id, "0411000025", "doc-b").await.unwrap();
+    assert_eq!(d.access("0411000017"), Access::Denied, "opt-out withdraws the earlier consent");
+}
+
+async fn break_glass_needs_a_reason_opens_access_and_is_kept(url: &str) {
+    let reg = Registry::open(url).await.unwrap();
+    let id = patient(&reg).await;
+    reg.set_consent(&id, &ConsentPolicy::OptOut, "clerk", "opt out").await.unwrap();
+    assert!(reg.break_glass(&id, "0411000033", "doc-c", "", 30).await.is_err(), "a reason is mandatory");
+    assert!(reg.break_glass(&id, "0411000033", "doc-c", "unconscious", 0).await.is_err());
+    assert!(reg.break_glass(&id, "04-bad", "doc-c", "unconscious", 30).await.is_err());
+    let g = reg.break_glass(&id, "0411000033", "doc-c", "unconscious in ER", 30).await.unwrap();
+    assert_eq!(g.reason, "unconscious in ER");
+    let d = reg.disclosure(&id, "0411000033", "doc-c").await.unwrap();
+    assert_eq!(d.access("0411000017"), Access::BreakGlass);
+    assert_eq!(d.break_glass.as_ref().map(|b| b.id), Some(g.id));
+    // The grant is personal: a colleague at the same facility is still refused.
+    let colleague = reg.disclosure(&id, "0411000033", "nurse-c").await.unwrap();
+    assert_eq!(colleague.access("0411000017"), Access::Denied);
+    let h = reg.break_glass_history(&id).await.unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].user, "doc-c");
+}
