@@ -38,6 +38,12 @@ enum Command {
     /// NSIPS pharmacy exports: convert to SS-MIX2 prescription files.
     #[command(subcommand)]
     Nsips(cmd::nsips::NsipsCommand),
+    /// Patient consent to share records with other facilities (disclosure control).
+    #[command(subcommand)]
+    Consent(cmd::consent::ConsentCommand),
+    /// The clinicians' viewer: time series, calendar and original messages behind OIDC login.
+    #[command(subcommand)]
+    Viewer(cmd::viewer::ViewerCommand),
     /// The mesh registry: serve signed per-site views, list enrolled sites, show its keys.
     #[command(subcommand)]
     Registry(cmd::registry::RegistryCommand),
@@ -57,6 +63,8 @@ fn main() -> std::process::ExitCode {
         Command::Audit(c) => cmd::audit::run(c),
         Command::Backup(c) => cmd::backup::run(c),
         Command::Nsips(c) => cmd::nsips::run(c),
+        Command::Consent(c) => cmd::consent::run(c),
+        Command::Viewer(c) => cmd::viewer::run(c),
         Command::Registry(c) => cmd::registry::run(c),
         Command::Policy(c) => cmd::policy::run(c),
     };

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod consent;
 pub mod demo;
 pub mod nsips;
 pub mod policy;
@@ -9,3 +10,4 @@ pub mod registry;
 pub mod serve;
 pub mod site;
 pub mod ssmix2;
+pub mod viewer;

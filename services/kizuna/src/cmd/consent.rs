@@ -1,0 +1,113 @@
+//! `kizuna consent …`: a patient's consent to share their records with other facilities
+//! (disclosure control), kept with its history in the linkage database of `kizuna-index`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use kizuna_index::{CommonId, ConsentPolicy, FacilityCode, Registry};
+
+/// The linkage database the viewer reads too (its `index_database_url`).
+pub const DEFAULT_INDEX_URL: &str = "sqlite://./kizuna-data/linkage.sqlite?mode=rwc";
+
+#[derive(Args)]
+pub struct IndexDb {
+    /// The linkage database: `sqlite://FILE?mode=rwc` or `postgres://user@host/db`.
+    #[arg(long, env = "KIZUNA_INDEX_DATABASE_URL", default_value = DEFAULT_INDEX_URL)]
+    pub index_url: String,
+}
+
+#[derive(Subcommand)]
+pub enum ConsentCommand {
+    /// Record a patient's consent (replaces the current one; the old one stays in the history).
+    Set {
+        /// The patient's common health ID (KZ + 12 digits).
+        common_id: String,
+        /// Every facility of the network may see the patient's records.
+        #[arg(long, conflicts_with_all = ["facility", "opt_out"])]
+        all: bool,
+        /// Only this facility may see them (repeat for several).
+        #[arg(long, conflicts_with = "opt_out")]
+        facility: Vec<String>,
+        /// The patient opts out: no facility sees another's records.
+        #[arg(long)]
+        opt_out: bool,
+        /// Who records the consent.
+        #[arg(long)]
+        actor: String,
+        /// Why (e.g. the signed form's reference).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        db: IndexDb,
+    },
+    /// Show a patient's consent, its history and break-glass grants.
+    Show {
+        common_id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: IndexDb,
+    },
+}
+
+pub fn run(cmd: ConsentCommand) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        match cmd {
+            ConsentCommand::Set { common_id, all, facility, opt_out, actor, reason, db } => {
+                let id = CommonId::parse(&common_id)?;
+                let policy = if all {
+                    ConsentPolicy::All
+                } else if opt_out {
+                    ConsentPolicy::OptOut
+                } else if !facility.is_empty() {
+                    ConsentPolicy::Listed(
+                        facility.iter().map(|f| FacilityCode::parse(f)).collect::<Result<_, _>>()?,
+                    )
+                } else {
+                    bail!("say what the patient consented to: --all, --facility F (repeatable) or --opt-out");
+                };
+                let reg = open(&db.index_url).await?;
+                let rec = reg.set_consent(&id, &policy, &actor, &reason).await?;
+                println!("{}: {} (recorded by {} at {})", rec.common_id, rec.policy, rec.recorded_by, rec.recorded_at);
+            }
+            ConsentCommand::Show { common_id, json, db } => {
+                let id = CommonId::parse(&common_id)?;
+                let reg = open(&db.index_url).await?;
+                reg.resolve(&id).await?;
+                let current = reg.consent(&id).await?;
+                let history = reg.consent_history(&id).await?;
+                let grants = reg.break_glass_history(&id).await?;
+                if json {
+                    let v = serde_json::json!({
+                        "common_id": id, "consent": current, "history": history, "break_glass": grants
+                    });
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                } else {
+                    match &current {
+                        Some(c) => println!("{id}: {} (recorded by {} at {}: {})", c.policy, c.recorded_by, c.recorded_at, c.reason),
+                        None => println!("{id}: no consent recorded (nothing shared beyond the holding facility)"),
+                    }
+                    for e in &history {
+                        println!("  {}  {:<32} {}  {}", e.at, e.policy.to_string(), e.actor, e.reason);
+                    }
+                    for g in &grants {
+                        println!(
+                            "  BREAK-GLASS {}  facility {} user {}  {}  (until unix {})",
+                            g.at, g.facility, g.user, g.reason, g.expires_unix
+                        );
+                    }
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn open(url: &str) -> anyhow::Result<Registry> {
+    Registry::open(url)
+        .await
+        .with_context(|| format!("opening the linkage database {}", url.split('@').next_back().unwrap_or("")))
+}

@@ -1,0 +1,116 @@
+//! Audit events of the viewer: every search, every patient view, every original message opened,
+//! logins and break-glass grants. With an audit service configured each event is spooled through
+//! `kizuna_audit::sender::AuditSender` (durable before the page is answered); without one it is
+//! written to the log (tracing target `kizuna_viewer::audit`).
+
+use std::time::Duration;
+
+use kizuna_audit::event::{ActiveParticipant, AuditSourceIdentification, EventOutcome, ParticipantObject};
+use kizuna_audit::sender::AuditSender;
+use kizuna_audit::{AuditEvent, EventKind};
+
+use crate::access::User;
+use crate::config::Config;
+use crate::ViewerError;
+
+/// The audit source ID of the viewer.
+pub const SOURCE_ID: &str = "kizuna-viewer";
+
+/// Where the viewer's audit events go.
+#[derive(Clone)]
+pub struct Audit {
+    sender: Option<AuditSender>,
+}
+
+impl Audit {
+    /// Only logs events.
+    pub fn log_only() -> Self {
+        Self { sender: None }
+    }
+
+    /// Spools through `sender` (its delivery is the caller's to run).
+    pub fn with_sender(sender: AuditSender) -> Self {
+        Self { sender: Some(sender) }
+    }
+
+    /// From the `audit:` config; starts background delivery when a URL is set.
+    pub fn from_config(c: &Config) -> Result<Self, ViewerError> {
+        if c.audit.url.trim().is_empty() {
+            return Ok(Self::log_only());
+        }
+        let mut sender = AuditSender::new(c.audit_spool_dir(), &c.audit.url)?;
+        if !c.audit.token_file.as_os_str().is_empty() {
+            let t = std::fs::read_to_string(&c.audit.token_file)
+                .map_err(|e| ViewerError::io(&c.audit.token_file, e))?;
+            sender = sender.with_token(t.trim());
+        }
+        sender.spawn_delivery(Duration::from_secs(5));
+        Ok(Self::with_sender(sender))
+    }
+
+    fn emit(&self, event: AuditEvent) -> Result<(), ViewerError> {
+        match &self.sender {
+            Some(s) => s.send(&event)?,
+            None => tracing::info!(
+                target: "kizuna_viewer::audit",
+                event = %String::from_utf8_lossy(&event.canonical_bytes()),
+                "audit event"
+            ),
+        }
+        Ok(())
+    }
+
+    fn base(kind: EventKind, user: &User, ip: &str) -> AuditEvent {
+        AuditEvent::new(kind, AuditSourceIdentification::new(SOURCE_ID, Some(&user.facility)))
+            .participant(ActiveParticipant::requestor(&user.subject).with_ip(ip).with_name(&user.name))
+    }
+
+    /// A patient search (by common ID or local ID); `found` is the common ID it led to.
+    pub fn search(&self, user: &User, ip: &str, query: &str, found: Option<&str>) -> Result<(), ViewerError> {
+        let mut e = Self::base(EventKind::Query, user, ip).object(ParticipantObject::query(query));
+        if let Some(p) = found {
+            e = e.object(ParticipantObject::patient(p));
+        } else {
+            e = e.outcome(EventOutcome::MinorFailure);
+        }
+        self.emit(e)
+    }
+
+    /// A patient's records were shown (`what`: `timeline`, `calendar`, `message <id>`).
+    pub fn patient_read(
+        &self,
+        user: &User,
+        ip: &str,
+        common_id: &str,
+        what: &str,
+        break_glass: bool,
+    ) -> Result<(), ViewerError> {
+        let mut e = Self::base(EventKind::PatientRecordRead, user, ip)
+            .object(ParticipantObject::patient(common_id))
+            .object(ParticipantObject::query(what));
+        if break_glass {
+            e = e.break_glass();
+        }
+        self.emit(e)
+    }
+
+    /// A break-glass grant was opened, with its reason.
+    pub fn break_glass(&self, user: &User, ip: &str, common_id: &str, reason: &str) -> Result<(), ViewerError> {
+        self.emit(
+            Self::base(EventKind::EmergencyOverrideStarted, user, ip)
+                .object(ParticipantObject::patient(common_id))
+                .object(ParticipantObject::query(&format!("reason: {reason}"))),
+        )
+    }
+
+    /// A login to the viewer (after the provider's ID token was verified) or a refused one.
+    pub fn login(&self, user: &User, ip: &str, ok: bool) -> Result<(), ViewerError> {
+        let e = Self::base(EventKind::Login, user, ip);
+        self.emit(if ok { e } else { e.outcome(EventOutcome::SeriousFailure) })
+    }
+
+    /// A logout.
+    pub fn logout(&self, user: &User, ip: &str) -> Result<(), ViewerError> {
+        self.emit(Self::base(EventKind::Logout, user, ip))
+    }
+}

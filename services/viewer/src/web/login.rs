@@ -1,0 +1,126 @@
+//! Login and logout: the OpenID Connect redirect, the callback, and logout with a CSRF token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::{problem, session};
+use crate::Viewer;
+
+#[derive(Deserialize)]
+pub struct StartQuery {
+    return_to: Option<String>,
+}
+
+/// Only paths on the viewer itself are valid targets after login (no open redirect).
+fn safe_return(p: Option<&str>) -> String {
+    match p {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+fn with_cookie(mut r: Response, cookie: String) -> Response {
+    if let Ok(v) = cookie.parse() {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+pub async fn start(State(v): State<Arc<Viewer>>, headers: HeaderMap, Query(q): Query<StartQuery>) -> Response {
+    let rp = match v.relying_party().await {
+        Ok(rp) => rp,
+        Err(e) => {
+            tracing::warn!(error = %e, "the OpenID Connect provider is not reachable");
+            return problem(StatusCode::SERVICE_UNAVAILABLE, None, &format!("Login is not available: {e}"));
+        }
+    };
+    let (url, pending) = rp.start(&safe_return(q.return_to.as_deref()));
+    let id = match session(&v, &headers) {
+        Some((id, _)) => id,
+        None => v.sessions.create(),
+    };
+    v.sessions.update(&id, |s| s.pending = Some(pending));
+    with_cookie(Redirect::to(&url).into_response(), v.sessions.cookie(&id, v.config.secure_cookies))
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+pub async fn callback(
+    State(v): State<Arc<Viewer>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    if let Some(e) = q.error {
+        let d = q.error_description.unwrap_or_default();
+        return problem(StatusCode::UNAUTHORIZED, None, &format!("The provider refused the login: {e} {d}"));
+    }
+    let Some((id, s)) = session(&v, &headers) else {
+        return problem(StatusCode::BAD_REQUEST, None, "No login was started in this browser (cookie missing or expired).");
+    };
+    let Some(pending) = s.pending else {
+        return problem(StatusCode::BAD_REQUEST, None, "No login is in progress in this session.");
+    };
+    // One use only: a replayed callback finds nothing pending.
+    v.sessions.update(&id, |s| s.pending = None);
+    let (Some(code), Some(state)) = (q.code, q.state) else {
+        return problem(StatusCode::BAD_REQUEST, None, "The callback lacks code or state.");
+    };
+    let rp = match v.relying_party().await {
+        Ok(rp) => rp,
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, None, &format!("Login is not available: {e}")),
+    };
+    let user = match rp.finish(&pending, &code, &state).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(error = %e, "login refused");
+            return problem(StatusCode::UNAUTHORIZED, None, &format!("Login failed: {e}"));
+        }
+    };
+    if let Err(e) = v.audit.login(&user, &addr.ip().to_string(), true) {
+        tracing::error!(error = %e, "could not record a login");
+        return problem(StatusCode::INTERNAL_SERVER_ERROR, None, "The login could not be recorded for audit.");
+    }
+    tracing::info!(subject = %user.subject, facility = %user.facility, role = user.role.as_str(), "logged in");
+    let new_id = v.sessions.log_in(&id, user);
+    with_cookie(Redirect::to(&pending.return_to).into_response(), v.sessions.cookie(&new_id, v.config.secure_cookies))
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    csrf: String,
+}
+
+pub async fn logout(
+    State(v): State<Arc<Viewer>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LogoutForm>,
+) -> Response {
+    if let Some((id, s)) = session(&v, &headers) {
+        if s.csrf != f.csrf {
+            return problem(StatusCode::FORBIDDEN, s.user.as_ref(), "CSRF check failed.");
+        }
+        if let Some(u) = &s.user {
+            let _ = v.audit.logout(u, &addr.ip().to_string());
+        }
+        v.sessions.remove(&id);
+    }
+    let expired = format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0", crate::session::COOKIE);
+    with_cookie(
+        (StatusCode::OK, super::html::page("Logged out", None, None, maud::html! { p { "Logged out. " a href="/" { "Log in again" } } }))
+            .into_response(),
+        expired,
+    )
+}

@@ -1,0 +1,291 @@
+//! The clinical pages: search, time series, calendar, original message, break glass. Each one
+//! checks the session, applies disclosure control and emits its audit event before answering.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use kizuna_index::{CommonId, IndexError, RecordKey};
+
+use super::{LoggedIn, html, ip, logged_in, problem};
+use crate::access::{PatientAccess, User, patient_access};
+use crate::timeline::{self, Entry, Filter};
+use crate::{Viewer, ViewerError, calendar, message};
+
+type Pairs = Query<Vec<(String, String)>>;
+
+fn filter_of(q: &[(String, String)]) -> Filter {
+    let mut f = Filter::default();
+    for (k, v) in q {
+        match k.as_str() {
+            "kind" if !v.is_empty() => {
+                f.kinds.insert(v.clone());
+            }
+            "facility" if !v.is_empty() => {
+                f.facilities.insert(v.clone());
+            }
+            _ => {}
+        }
+    }
+    f
+}
+
+fn param<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn internal(user: Option<&User>, e: ViewerError) -> Response {
+    tracing::error!(error = %e, "viewer request failed");
+    problem(StatusCode::INTERNAL_SERVER_ERROR, user, "The viewer could not answer; the error was logged.")
+}
+
+/// Audit failures refuse the page: an access that cannot be recorded is not granted.
+fn audited(r: Result<(), ViewerError>, user: &User) -> Result<(), Response> {
+    r.map_err(|e| internal(Some(user), e))
+}
+
+pub async fn home(State(v): State<Arc<Viewer>>, headers: HeaderMap) -> Response {
+    let me = match logged_in(&v, &headers, "/") {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    html::page("Search", Some(&me.user), Some(&me.csrf), html::search_form(&me.user, None)).into_response()
+}
+
+pub async fn search(
+    State(v): State<Arc<Viewer>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Pairs,
+) -> Response {
+    let me = match logged_in(&v, &headers, "/") {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let text = param(&q, "q").unwrap_or("").trim().to_owned();
+    let by = param(&q, "by").unwrap_or("common");
+    let (query, found) = match by {
+        "local" => {
+            let query = format!("local patient ID {text:?} at facility {}", me.user.facility);
+            let found = match RecordKey::new(&me.user.facility, &text) {
+                Ok(key) => v.registry.find(&key).await,
+                Err(e) => Err(e),
+            };
+            (query, found)
+        }
+        _ => {
+            let query = format!("common health ID {text:?}");
+            let found = match CommonId::parse(&text) {
+                Ok(id) => match v.registry.resolve(&id).await {
+                    Ok(_) => Ok(Some(id)),
+                    Err(IndexError::UnknownCommonId(_)) => Ok(None),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            (query, found)
+        }
+    };
+    let ip = ip(&addr);
+    match found {
+        Ok(Some(id)) => {
+            if let Err(r) = audited(v.audit.search(&me.user, &ip, &query, Some(id.as_str())), &me.user) {
+                return r;
+            }
+            Redirect::to(&format!("/patients/{id}")).into_response()
+        }
+        Ok(None) | Err(IndexError::Invalid { .. }) => {
+            if let Err(r) = audited(v.audit.search(&me.user, &ip, &query, None), &me.user) {
+                return r;
+            }
+            let msg = match &found {
+                Err(e) => e.to_string(),
+                _ => format!("No patient found for {query}."),
+            };
+            (
+                StatusCode::NOT_FOUND,
+                html::page("Search", Some(&me.user), Some(&me.csrf), html::search_form(&me.user, Some(&msg))),
+            )
+                .into_response()
+        }
+        Err(e) => internal(Some(&me.user), e.into()),
+    }
+}
+
+/// The patient as the user may see them, with every shown record (unfiltered).
+async fn load_patient(
+    v: &Viewer,
+    me: &LoggedIn,
+    id: &str,
+) -> Result<(PatientAccess, Vec<Entry>), Response> {
+    let cid = CommonId::parse(id).map_err(|e| problem(StatusCode::NOT_FOUND, Some(&me.user), &e.to_string()))?;
+    let access = match patient_access(&v.registry, &me.user, &cid).await {
+        Ok(a) => a,
+        Err(ViewerError::Index(IndexError::UnknownCommonId(_))) => {
+            return Err(problem(StatusCode::NOT_FOUND, Some(&me.user), &format!("No patient {cid}.")));
+        }
+        Err(e) => return Err(internal(Some(&me.user), e)),
+    };
+    let entries = timeline::load(&v.store.pool, &access.keys()).await.map_err(|e| internal(Some(&me.user), e))?;
+    Ok((access, entries))
+}
+
+pub async fn timeline(
+    State(v): State<Arc<Viewer>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Pairs,
+) -> Response {
+    let me = match logged_in(&v, &headers, &format!("/patients/{id}")) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let (access, all) = match load_patient(&v, &me, &id).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let filter = filter_of(&q);
+    let shown: Vec<Entry> = all.iter().filter(|e| filter.keeps(e)).cloned().collect();
+    let what = format!("time series: {} records from {} facilities", shown.len(), access.shown.len());
+    let audit = v.audit.patient_read(&me.user, &ip(&addr), &id, &what, access.uses_break_glass());
+    if let Err(r) = audited(audit, &me.user) {
+        return r;
+    }
+    let body = html::timeline(&access, &me.user, &me.csrf, &v.config.facility_names, &all, &shown, &filter);
+    html::page(&format!("Patient {id}"), Some(&me.user), Some(&me.csrf), body).into_response()
+}
+
+pub async fn calendar(
+    State(v): State<Arc<Viewer>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Pairs,
+) -> Response {
+    let me = match logged_in(&v, &headers, &format!("/patients/{id}/calendar")) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let (access, all) = match load_patient(&v, &me, &id).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let filter = filter_of(&q);
+    let shown: Vec<Entry> = all.into_iter().filter(|e| filter.keeps(e)).collect();
+    let ym = match param(&q, "month") {
+        Some(m) => match calendar::parse_month(m) {
+            Some(ym) => Some(ym),
+            None => return problem(StatusCode::BAD_REQUEST, Some(&me.user), &format!("month {m:?} is not YYYY-MM")),
+        },
+        None => calendar::newest_month(&shown),
+    };
+    let month = ym.map(|(y, m)| calendar::month(&shown, y, m));
+    let what = match &month {
+        Some(m) => format!("calendar {:04}-{:02}", m.year, m.month),
+        None => "calendar (no records)".to_owned(),
+    };
+    let audit = v.audit.patient_read(&me.user, &ip(&addr), &id, &what, access.uses_break_glass());
+    if let Err(r) = audited(audit, &me.user) {
+        return r;
+    }
+    let body = html::calendar(&access, &me.user, &me.csrf, &v.config.facility_names, month.as_ref(), &filter);
+    html::page(&format!("Patient {id}: calendar"), Some(&me.user), Some(&me.csrf), body).into_response()
+}
+
+pub async fn original(
+    State(v): State<Arc<Viewer>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((id, record)): Path<(String, i64)>,
+) -> Response {
+    let me = match logged_in(&v, &headers, &format!("/patients/{id}/records/{record}")) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let cid = match CommonId::parse(&id) {
+        Ok(c) => c,
+        Err(e) => return problem(StatusCode::NOT_FOUND, Some(&me.user), &e.to_string()),
+    };
+    let access = match patient_access(&v.registry, &me.user, &cid).await {
+        Ok(a) => a,
+        Err(ViewerError::Index(IndexError::UnknownCommonId(_))) => {
+            return problem(StatusCode::NOT_FOUND, Some(&me.user), &format!("No patient {cid}."));
+        }
+        Err(e) => return internal(Some(&me.user), e),
+    };
+    let file = match timeline::file_of(&v.store.pool, record).await {
+        Ok(f) => f,
+        Err(e) => return internal(Some(&me.user), e),
+    };
+    // The record must belong to one of the patient's keys the user may see; anything else is
+    // answered exactly like a record that does not exist.
+    let Some((facility, patient, _, name)) =
+        file.filter(|(f, p, _, _)| access.keys().iter().any(|(kf, kp)| kf == f && kp == p))
+    else {
+        return problem(StatusCode::NOT_FOUND, Some(&me.user), "No such record for this patient.");
+    };
+    let what = format!("original message: record {record} of facility {facility} patient {patient}");
+    let bg = access.shown.iter().any(|(k, a)| k.facility == facility && *a == kizuna_index::Access::BreakGlass);
+    if let Err(r) = audited(v.audit.patient_read(&me.user, &ip(&addr), &id, &what, bg), &me.user) {
+        return r;
+    }
+    let tree = v.config.tree_dir();
+    let fac = facility.clone();
+    let m = match tokio::task::spawn_blocking(move || message::read(&tree, &facility, &name)).await {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => return internal(Some(&me.user), e),
+        Err(e) => return internal(Some(&me.user), ViewerError::BadRequest(e.to_string())),
+    };
+    html::page("Original message", Some(&me.user), Some(&me.csrf), html::original(&id, &fac, record, &m)).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct BreakGlassForm {
+    csrf: String,
+    reason: String,
+}
+
+pub async fn break_glass(
+    State(v): State<Arc<Viewer>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<BreakGlassForm>,
+) -> Response {
+    let me = match logged_in(&v, &headers, &format!("/patients/{id}")) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    if f.csrf != me.csrf {
+        return problem(StatusCode::FORBIDDEN, Some(&me.user), "The form was not sent from this session (CSRF check failed).");
+    }
+    if !me.user.role.may_break_glass() {
+        return problem(StatusCode::FORBIDDEN, Some(&me.user), "Your role may not use emergency access.");
+    }
+    let reason = f.reason.trim();
+    if reason.is_empty() {
+        return problem(StatusCode::BAD_REQUEST, Some(&me.user), "Emergency access needs a reason.");
+    }
+    let cid = match CommonId::parse(&id) {
+        Ok(c) => c,
+        Err(e) => return problem(StatusCode::NOT_FOUND, Some(&me.user), &e.to_string()),
+    };
+    // The audit event is spooled before access is granted.
+    if let Err(r) = audited(v.audit.break_glass(&me.user, &ip(&addr), &id, reason), &me.user) {
+        return r;
+    }
+    match v
+        .registry
+        .break_glass(&cid, &me.user.facility, &me.user.subject, reason, v.config.break_glass_minutes)
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/patients/{id}")).into_response(),
+        Err(IndexError::UnknownCommonId(_)) => problem(StatusCode::NOT_FOUND, Some(&me.user), &format!("No patient {cid}.")),
+        Err(e) => internal(Some(&me.user), e.into()),
+    }
+}
