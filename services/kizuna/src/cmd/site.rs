@@ -73,6 +73,7 @@ pub fn run(cmd: SiteCommand) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         match cmd {
+            SiteCommand::Provision(_) | SiteCommand::Revoke(_) => unreachable!("handled before the runtime"),
             SiteCommand::Add { name, facilities, allow, config } => {
                 let facilities =
                     facilities.iter().map(|f| FacilityId::new(f)).collect::<Result<Vec<_>, _>>()?;
