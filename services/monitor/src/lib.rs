@@ -45,6 +45,26 @@ impl Monitor {
         Ok(Arc::new(Self { cfg, db, mailer }))
     }
 
+    /// A monitor over an IndexDB the caller already has open (e.g. the demo's in-process store).
+    pub fn with_db(cfg: Config, db: Db) -> Result<Arc<Self>, MonitorError> {
+        cfg.check().map_err(MonitorError::Config)?;
+        let mailer = mail::Mailer::new(&cfg)?;
+        Ok(Arc::new(Self { cfg, db, mailer }))
+    }
+
+    /// Every site with its findings, now (what the overview shows).
+    pub async fn sites_now(&self) -> Result<Vec<(status::SiteFacts, Vec<health::Finding>)>, MonitorError> {
+        let now = jiff::Timestamp::now();
+        Ok(status::all_sites(&self.db)
+            .await?
+            .into_iter()
+            .map(|f| {
+                let fs = health::findings(&f, &self.cfg, now);
+                (f, fs)
+            })
+            .collect())
+    }
+
     /// Evaluates the alert rules once, now.
     pub async fn check_now(&self) -> Result<alerts::CheckReport, MonitorError> {
         alerts::check(&self.db, &self.cfg, &self.mailer, jiff::Timestamp::now()).await
