@@ -15,7 +15,9 @@ use crate::kernel::Kernel;
 use crate::reconcile;
 use crate::site::SiteConfig;
 
-async fn pass(config: &std::path::Path, k: &Kernel, status: &SharedStatus) {
+/// One pass. `scope`: full on the timer (and at startup: the timer's first tick is immediate),
+/// delta on a policy change or SIGHUP (only what the change touches is observed and verified).
+async fn pass(config: &std::path::Path, k: &Kernel, status: &SharedStatus, scope: reconcile::Scope) {
     let start = Instant::now();
     let base = status.read().await.clone();
     let mut st = base.clone();
@@ -32,14 +34,15 @@ async fn pass(config: &std::path::Path, k: &Kernel, status: &SharedStatus) {
             st.last_error = Some(e.to_string());
         }
         Ok(l) => {
-            match reconcile::apply(k, &l.ctx, &l.desired).await {
+            match reconcile::apply_scoped(k, &l.ctx, &l.desired, scope).await {
                 Ok(o) => {
                     st.kernel_changes_total += o.applied as u64;
                     st.last_pass_ok = Some(true);
                     st.last_error = None;
                     if o.applied > 0 {
-                        tracing::info!(site = %l.config.site, changes = o.applied, "reconciled");
+                        tracing::info!(site = %l.config.site, changes = o.applied, scope = ?o.scope, "reconciled");
                     }
+                    tracing::debug!(scope = ?o.scope, phases = %o.phases, "pass phases");
                 }
                 Err(e) => {
                     tracing::error!(site = %l.config.site, error = %e, "pass failed");
@@ -112,18 +115,22 @@ pub async fn run(config: PathBuf) -> Result<()> {
         signal(SignalKind::terminate()).map_err(|source| Error::Io { path: "SIGTERM".into(), source })?;
     let mut tick = tokio::time::interval(Duration::from_secs(cfg.reconcile_interval_secs.max(1)));
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
+        let scope = tokio::select! {
+            _ = tick.tick() => reconcile::Scope::Full,
             Some(()) = rx.recv() => {
                 // Let a burst of file events settle, then reconcile once.
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 while rx.try_recv().is_ok() {}
                 tracing::info!("policy file changed");
+                reconcile::Scope::Delta
             }
-            _ = hup.recv() => tracing::info!("SIGHUP: reloading"),
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading");
+                reconcile::Scope::Delta
+            }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
             _ = tokio::signal::ctrl_c() => return Ok(()),
-        }
-        pass(&config, &k, &status).await;
+        };
+        pass(&config, &k, &status, scope).await;
     }
 }

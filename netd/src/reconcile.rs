@@ -1,5 +1,16 @@
 //! One reconcile pass: observe the kernel, diff against the desired state, apply only the
 //! difference, verify by observing again, and roll back to the last good state on failure.
+//!
+//! A pass has a [`Scope`]. A full pass observes and verifies everything netd owns (startup, the
+//! periodic reconcile, `netd apply`, every rollback). A delta pass (`netd run` on a policy change)
+//! starts from the last good state, which a verified pass wrote, and observes and verifies only
+//! what the change from that state to the desired one touches: the WireGuard devices whose peers
+//! change, and the firewall when it changes. Any other change (a link, an address, a route, a
+//! rule, a device's key or port), or a touched device that does not look as expected, turns it
+//! into a full pass.
+
+mod applier;
+mod phases;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -9,9 +20,11 @@ use crate::diff::{Change, FirewallReference, LinkState, Snapshot, WireguardState
 use crate::error::{Error, Result};
 use crate::kernel::{self, Kernel};
 use crate::keys::{self, PrivateKey};
-use crate::plan::{DesiredState, PeerSpec, RouteTarget};
+use crate::plan::{DesiredState, RouteTarget};
 use crate::policy::{PublicKey, SegmentName};
 use crate::state::{self, LastGood};
+use applier::Applier;
+pub use phases::Phases;
 
 /// Where keys and the last good state live, and the failure-injection budget.
 pub struct Context {
@@ -28,6 +41,17 @@ impl Context {
     }
 }
 
+/// How much of the kernel a pass observes and verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Everything netd owns.
+    #[default]
+    Full,
+    /// Only what differs between the last good state and the desired state.
+    Delta,
+}
+
 /// What a pass did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
@@ -36,6 +60,10 @@ pub struct Outcome {
     /// Kernel changes applied.
     pub applied: usize,
     pub elapsed: Duration,
+    /// The scope the pass ran with (a delta pass may have become a full one).
+    pub scope: Scope,
+    /// Where the time went.
+    pub phases: Phases,
 }
 
 /// Why a pass failed, and whether the rollback restored the last good state.
@@ -47,56 +75,100 @@ pub struct PassFailed {
     pub rollback_error: Option<Error>,
 }
 
+/// What one observation reads from the kernel; everything else is taken from a base snapshot.
+#[derive(Debug, Clone)]
+struct Focus {
+    /// Links, addresses, routes and rules (rtnetlink dumps); also every `kzw-*` device.
+    netlink: bool,
+    /// WireGuard devices to read.
+    wireguard: BTreeSet<String>,
+    /// Table `kizuna` (one `nft` run).
+    firewall: bool,
+}
+
+impl Focus {
+    fn full(wireguard: BTreeSet<String>) -> Self {
+        Focus { netlink: true, wireguard, firewall: true }
+    }
+}
+
 /// Observe what netd cares about: all links, addresses, netd routes and rules, the WireGuard
 /// devices in `wg_ifaces` or named `kzw-*`, and table `kizuna`.
 pub async fn observe(k: &Kernel, wg_ifaces: &BTreeSet<String>) -> Result<Snapshot> {
-    let raw_links = kernel::links::observe(&k.rt).await?;
-    let names: HashMap<u32, String> = raw_links.iter().map(|l| (l.index, l.name.clone())).collect();
-    let links: Vec<LinkState> = raw_links
-        .iter()
-        .map(|l| LinkState {
-            name: l.name.clone(),
-            kind: l.kind.clone(),
-            vrf_table: l.vrf_table,
-            vlan: l.vlan.and_then(|(p, id)| names.get(&p).map(|n| (n.clone(), id))),
-            master: l.master.and_then(|m| names.get(&m).cloned()),
-            up: l.up,
-        })
-        .collect();
-    let addresses = kernel::addresses::observe(&k.rt)
-        .await?
-        .into_iter()
-        .filter_map(|a| {
-            names.get(&a.index).map(|n| crate::plan::AddressSpec { iface: n.clone(), net: a.net })
-        })
-        .collect();
-    let routes = kernel::routes::observe(&k.rt)
-        .await?
-        .into_iter()
-        .map(|r| crate::plan::RouteSpec {
-            table: r.table,
-            dst: r.dst,
-            target: match (r.unreachable, r.oif.and_then(|i| names.get(&i))) {
-                (false, Some(n)) => RouteTarget::Dev(n.clone()),
-                _ => RouteTarget::Unreachable,
-            },
-        })
-        .collect();
-    let rules = kernel::rules::observe(&k.rt).await?.into_iter().map(|r| r.spec).collect();
-    let mut wg_names: BTreeSet<String> = wg_ifaces.clone();
-    wg_names.extend(links.iter().filter(|l| l.name.starts_with("kzw-")).map(|l| l.name.clone()));
-    let mut wireguard = BTreeMap::new();
+    observe_into(k, &Focus::full(wg_ifaces.clone()), Snapshot::default(), &mut Phases::default()).await
+}
+
+/// Read what `focus` names into `snap` (IPv4 forwarding is always read: one small file).
+async fn observe_into(
+    k: &Kernel,
+    focus: &Focus,
+    mut snap: Snapshot,
+    phases: &mut Phases,
+) -> Result<Snapshot> {
+    let mut t = Instant::now();
+    let mut wg_names = focus.wireguard.clone();
+    if focus.netlink {
+        let raw_links = kernel::links::observe(&k.rt).await?;
+        let names: HashMap<u32, String> = raw_links.iter().map(|l| (l.index, l.name.clone())).collect();
+        snap.links = raw_links
+            .iter()
+            .map(|l| LinkState {
+                name: l.name.clone(),
+                kind: l.kind.clone(),
+                vrf_table: l.vrf_table,
+                vlan: l.vlan.and_then(|(p, id)| names.get(&p).map(|n| (n.clone(), id))),
+                master: l.master.and_then(|m| names.get(&m).cloned()),
+                up: l.up,
+            })
+            .collect();
+        t = phases.lap("observe/links", t);
+        snap.addresses = kernel::addresses::observe(&k.rt)
+            .await?
+            .into_iter()
+            .filter_map(|a| {
+                names.get(&a.index).map(|n| crate::plan::AddressSpec { iface: n.clone(), net: a.net })
+            })
+            .collect();
+        t = phases.lap("observe/addresses", t);
+        snap.routes = kernel::routes::observe(&k.rt)
+            .await?
+            .into_iter()
+            .map(|r| crate::plan::RouteSpec {
+                table: r.table,
+                dst: r.dst,
+                target: match (r.unreachable, r.oif.and_then(|i| names.get(&i))) {
+                    (false, Some(n)) => RouteTarget::Dev(n.clone()),
+                    _ => RouteTarget::Unreachable,
+                },
+            })
+            .collect();
+        t = phases.lap("observe/routes", t);
+        snap.rules = kernel::rules::observe(&k.rt).await?.into_iter().map(|r| r.spec).collect();
+        t = phases.lap("observe/rules", t);
+        wg_names.extend(snap.links.iter().filter(|l| l.name.starts_with("kzw-")).map(|l| l.name.clone()));
+        snap.wireguard.clear();
+    }
     for iface in wg_names {
-        if let Some(d) = kernel::wireguard::observe(&iface, k.wireguard)? {
-            wireguard.insert(
-                iface,
-                WireguardState { listen_port: d.listen_port, public_key: d.public_key, peers: d.peers },
-            );
+        match kernel::wireguard::observe(&iface, k.wireguard)? {
+            Some(d) => {
+                snap.wireguard.insert(
+                    iface,
+                    WireguardState { listen_port: d.listen_port, public_key: d.public_key, peers: d.peers },
+                );
+            }
+            None => {
+                snap.wireguard.remove(&iface);
+            }
         }
     }
-    let firewall = kernel::nftables::observe()?;
-    let ip_forward = kernel::forwarding::observe()?;
-    Ok(Snapshot { links, addresses, routes, rules, wireguard, firewall, ip_forward })
+    t = phases.lap("observe/wireguard", t);
+    if focus.firewall {
+        snap.firewall = kernel::nftables::observe()?;
+        t = phases.lap("observe/nftables", t);
+    }
+    snap.ip_forward = kernel::forwarding::observe()?;
+    phases.lap("observe/forwarding", t);
+    Ok(snap)
 }
 
 /// Load (or generate) the private keys of every segment in `desired`, and check each matches
@@ -130,175 +202,6 @@ fn wg_ifaces(states: &[&DesiredState]) -> BTreeSet<String> {
     states.iter().flat_map(|s| s.wireguard.iter().map(|w| w.iface.clone())).collect()
 }
 
-/// Counts kernel changes and enforces the injected-failure budget.
-struct Applier<'a> {
-    k: &'a Kernel,
-    keys: &'a BTreeMap<SegmentName, PrivateKey>,
-    budget: Option<usize>,
-    applied: usize,
-}
-
-impl Applier<'_> {
-    /// How many of `n` changes may still be applied before the injected failure.
-    fn allow(&self, n: usize) -> usize {
-        match self.budget {
-            Some(b) => n.min(b.saturating_sub(self.applied)),
-            None => n,
-        }
-    }
-
-    fn check_budget(&self) -> Result<()> {
-        match self.budget {
-            Some(b) if self.applied >= b => Err(Error::Injected(self.applied)),
-            _ => Ok(()),
-        }
-    }
-
-    async fn index_of(&self, name: &str) -> Result<u32> {
-        kernel::links::observe(&self.k.rt)
-            .await?
-            .into_iter()
-            .find(|l| l.name == name)
-            .map(|l| l.index)
-            .ok_or_else(|| Error::kernel(format!("link {name}"), "does not exist"))
-    }
-
-    async fn apply_all(&mut self, changes: &[Change], desired: &DesiredState) -> Result<()> {
-        let mut i = 0;
-        while i < changes.len() {
-            self.check_budget()?;
-            // Peers of one device go in one batch.
-            if let Change::SetPeer { iface, .. } | Change::RemovePeer { iface, .. } = &changes[i] {
-                let mut j = i;
-                while j < changes.len()
-                    && matches!(&changes[j], Change::SetPeer { iface: f, .. } | Change::RemovePeer { iface: f, .. } if f == iface)
-                {
-                    j += 1;
-                }
-                let n = self.allow(j - i);
-                let batch = &changes[i..i + n];
-                let ups: Vec<&PeerSpec> = batch
-                    .iter()
-                    .filter_map(|c| match c {
-                        Change::SetPeer { peer, .. } => Some(peer.as_ref()),
-                        _ => None,
-                    })
-                    .collect();
-                let rms: Vec<&PublicKey> = batch
-                    .iter()
-                    .filter_map(|c| match c {
-                        Change::RemovePeer { public_key, .. } => Some(public_key),
-                        _ => None,
-                    })
-                    .collect();
-                kernel::wireguard::apply_peers(iface, &ups, &rms, self.k.wireguard)?;
-                self.applied += n;
-                i += n;
-                continue;
-            }
-            self.apply_one(&changes[i], desired).await?;
-            self.applied += 1;
-            i += 1;
-        }
-        Ok(())
-    }
-
-    async fn apply_one(&self, change: &Change, desired: &DesiredState) -> Result<()> {
-        tracing::debug!(change = %change, "applying");
-        let h = &self.k.rt;
-        match change {
-            Change::DeleteRule(spec) => {
-                for r in kernel::rules::observe(h).await? {
-                    if &r.spec == spec {
-                        kernel::rules::delete(h, &r).await?;
-                    }
-                }
-            }
-            Change::AddRule(spec) => kernel::rules::add(h, spec).await?,
-            Change::DeleteRoute(spec) => {
-                let idx = match &spec.target {
-                    RouteTarget::Dev(d) => self.index_of(d).await.ok(),
-                    RouteTarget::Unreachable => None,
-                };
-                for r in kernel::routes::observe(h).await? {
-                    if r.table == spec.table && r.dst == spec.dst && r.oif == idx {
-                        kernel::routes::delete(h, &r).await?;
-                    }
-                }
-            }
-            Change::AddRoute(spec) => {
-                let oif = match &spec.target {
-                    RouteTarget::Dev(d) => Some(self.index_of(d).await?),
-                    RouteTarget::Unreachable => None,
-                };
-                kernel::routes::add(h, spec.table, spec.dst, oif).await?;
-            }
-            Change::DeleteAddress(a) => {
-                let idx = self.index_of(&a.iface).await?;
-                for o in kernel::addresses::observe(h).await? {
-                    if o.index == idx && o.net == a.net {
-                        kernel::addresses::delete(h, &o, &a.iface).await?;
-                    }
-                }
-            }
-            Change::AddAddress(a) => {
-                let idx = self.index_of(&a.iface).await?;
-                kernel::addresses::add(h, idx, &a.iface, a.net).await?;
-            }
-            Change::ReleaseLink { name } => {
-                let idx = self.index_of(name).await?;
-                kernel::links::release(h, idx, name).await?;
-            }
-            Change::DeleteLink { name, kind } => {
-                if kind.as_deref() == Some("tun") {
-                    // A userspace WireGuard device: closing its UAPI socket ends it.
-                    kernel::wireguard::delete_device(name, self.k.wireguard)?;
-                    // The implementation removes its TUN device once it notices; wait for it.
-                    for _ in 0..50 {
-                        if self.index_of(name).await.is_err() {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                } else {
-                    let idx = self.index_of(name).await?;
-                    kernel::links::delete(h, idx, name).await?;
-                }
-            }
-            Change::CreateVrf { name, table } => kernel::links::create_vrf(h, name, *table).await?,
-            Change::CreateVlan { name, parent, id } => {
-                let p = self.index_of(parent).await?;
-                kernel::links::create_vlan(h, name, p, *id).await?;
-            }
-            Change::ConfigureWireguard { iface, segment, port } => {
-                let key = self.keys.get(segment).ok_or_else(|| Error::Key {
-                    segment: segment.to_string(),
-                    reason: "no local key".into(),
-                })?;
-                if self.k.wireguard == wireguard_control::Backend::Kernel
-                    && self.index_of(iface).await.is_err()
-                {
-                    kernel::links::create_wireguard(h, iface).await?;
-                }
-                kernel::wireguard::configure_device(iface, key, *port, self.k.wireguard)?;
-            }
-            Change::SetLink { name, master } => {
-                let idx = self.index_of(name).await?;
-                let m = match master {
-                    Some(m) => Some(self.index_of(m).await?),
-                    None => None,
-                };
-                kernel::links::set_master_up(h, idx, name, m).await?;
-            }
-            Change::SetPeer { .. } | Change::RemovePeer { .. } => unreachable!("batched in apply_all"),
-            Change::ReplaceFirewall => kernel::nftables::apply(&desired.firewall)?,
-            Change::DeleteFirewall => kernel::nftables::apply(&crate::plan::Firewall::default())?,
-            Change::EnableForwarding => kernel::forwarding::enable()?,
-        }
-        Ok(())
-    }
-}
-
 /// Count of rules `fw` renders into, to verify the table nft lists back.
 fn rendered_rule_count(fw: &crate::plan::Firewall) -> usize {
     let doc = kernel::nftables::render(fw);
@@ -324,7 +227,69 @@ pub async fn pending(k: &Kernel, ctx: &Context, desired: &DesiredState) -> Resul
     Ok(diff(desired, &owned, &snap, &public_keys(&keys), fw_ref))
 }
 
-/// Bring the kernel to `target`, verify, and return the new last-good record.
+/// Changes a delta pass may make: peers, the firewall, forwarding. Anything else needs a full pass.
+fn delta_change(c: &Change) -> bool {
+    matches!(
+        c,
+        Change::SetPeer { .. }
+            | Change::RemovePeer { .. }
+            | Change::ReplaceFirewall
+            | Change::DeleteFirewall
+            | Change::EnableForwarding
+    )
+}
+
+fn touches_firewall(changes: &[Change]) -> bool {
+    changes.iter().any(|c| matches!(c, Change::ReplaceFirewall | Change::DeleteFirewall))
+}
+
+fn peer_ifaces(changes: &[Change]) -> BTreeSet<String> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::SetPeer { iface, .. } | Change::RemovePeer { iface, .. } => Some(iface.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Where a pass starts: a full observation, or (delta) the last good state as applied, with the
+/// devices the change touches read from the kernel.
+struct Start {
+    snap: Snapshot,
+    /// What to observe again to verify: None = everything.
+    verify: Option<Focus>,
+}
+
+/// The delta pass's starting point, or None when the change needs a full pass.
+async fn delta_start(
+    k: &Kernel,
+    target: &DesiredState,
+    owned: &[&DesiredState],
+    last: &LastGood,
+    pubs: &BTreeMap<SegmentName, PublicKey>,
+    fw_ref: Option<FirewallReference<'_>>,
+    phases: &mut Phases,
+) -> Result<Option<Start>> {
+    if last.desired.site != target.site || last.desired.mode != target.mode {
+        return Ok(None);
+    }
+    let t = Instant::now();
+    let assumed =
+        Snapshot::assuming_applied(&last.desired, last.firewall_readback.clone().unwrap_or_default());
+    let expected = diff(target, owned, &assumed, pubs, fw_ref);
+    phases.lap("delta/plan", t);
+    if !expected.iter().all(delta_change) {
+        return Ok(None);
+    }
+    let focus = Focus { netlink: false, wireguard: peer_ifaces(&expected), firewall: false };
+    let snap = observe_into(k, &focus, assumed, phases).await?;
+    Ok(Some(Start { snap, verify: Some(focus) }))
+}
+
+/// Bring the kernel to `target` from `start`, verify, and return the new last-good record.
+/// `Ok(None)`: a delta start met a change it cannot make (nothing was applied).
+#[allow(clippy::too_many_arguments)]
 async fn converge(
     k: &Kernel,
     target: &DesiredState,
@@ -333,16 +298,27 @@ async fn converge(
     fw_ref: Option<FirewallReference<'_>>,
     budget: Option<usize>,
     applied: &mut usize,
-) -> Result<(Vec<Change>, LastGood)> {
+    start: Start,
+    phases: &mut Phases,
+) -> Result<Option<(Vec<Change>, LastGood)>> {
     let pubs = public_keys(keys);
-    let snap = observe(k, &wg_ifaces(owned)).await?;
-    let changes = diff(target, owned, &snap, &pubs, fw_ref);
-    let mut applier = Applier { k, keys, budget, applied: 0 };
+    let t = Instant::now();
+    let changes = diff(target, owned, &start.snap, &pubs, fw_ref);
+    phases.lap("diff", t);
+    let verify = match start.verify {
+        None => Focus::full(wg_ifaces(owned)),
+        Some(_) if !changes.iter().all(delta_change) => return Ok(None),
+        Some(f) => Focus { firewall: touches_firewall(&changes), ..f },
+    };
+    let mut applier = Applier::new(k, keys, budget);
     let res = applier.apply_all(&changes, target).await;
     *applied += applier.applied;
+    phases.0.extend(applier.phases.totals());
     res?;
     // Verify: the kernel now matches, with the firewall checked against nft's own listing.
-    let after = observe(k, &wg_ifaces(owned)).await?;
+    let base = if verify.netlink { Snapshot::default() } else { start.snap };
+    let after = observe_into(k, &verify, base, phases).await?;
+    let t = Instant::now();
     let readback = after.firewall.clone();
     if !target.firewall.is_empty() {
         let want = rendered_rule_count(&target.firewall);
@@ -353,11 +329,32 @@ async fn converge(
     }
     let reference = readback.as_ref().map(|r| FirewallReference { applied: &target.firewall, readback: r });
     let left = diff(target, owned, &after, &pubs, reference);
+    phases.lap("verify/diff", t);
     if !left.is_empty() {
         let list: Vec<String> = left.iter().take(5).map(|c| c.to_string()).collect();
         return Err(Error::Verify(format!("{} changes still pending: {}", left.len(), list.join("; "))));
     }
-    Ok((changes, LastGood { desired: target.clone(), firewall_readback: readback }))
+    Ok(Some((changes, LastGood { desired: target.clone(), firewall_readback: readback })))
+}
+
+/// Observe everything netd owns, then converge.
+#[allow(clippy::too_many_arguments)]
+async fn full_converge(
+    k: &Kernel,
+    target: &DesiredState,
+    owned: &[&DesiredState],
+    keys: &BTreeMap<SegmentName, PrivateKey>,
+    fw_ref: Option<FirewallReference<'_>>,
+    budget: Option<usize>,
+    applied: &mut usize,
+    phases: &mut Phases,
+) -> Result<Option<(Vec<Change>, LastGood)>> {
+    // A firewall that will be replaced anyway (no record of it, or a new plan) need not be listed
+    // first: the replacement is one atomic transaction whether or not the table exists.
+    let replace_fw = !target.firewall.is_empty() && !fw_ref.is_some_and(|r| r.applied == &target.firewall);
+    let focus = Focus { firewall: !replace_fw, ..Focus::full(wg_ifaces(owned)) };
+    let snap = observe_into(k, &focus, Snapshot::default(), phases).await?;
+    converge(k, target, owned, keys, fw_ref, budget, applied, Start { snap, verify: None }, phases).await
 }
 
 /// One full pass towards `desired`. On failure, rolls back to the last good state (or to
@@ -367,10 +364,23 @@ pub async fn apply(
     ctx: &Context,
     desired: &DesiredState,
 ) -> std::result::Result<Outcome, PassFailed> {
+    apply_scoped(k, ctx, desired, Scope::Full).await
+}
+
+/// One pass towards `desired` with `scope` (a delta pass without a last good state, or whose
+/// change is more than peers and the firewall, runs as a full pass). Rollbacks are full passes.
+pub async fn apply_scoped(
+    k: &Kernel,
+    ctx: &Context,
+    desired: &DesiredState,
+    scope: Scope,
+) -> std::result::Result<Outcome, PassFailed> {
     let start = Instant::now();
+    let mut phases = Phases::default();
     let fail = |cause| PassFailed { cause, rolled_back: false, rollback_error: None };
     let last = state::load(&ctx.last_good).map_err(fail)?;
     let keys = local_keys(&ctx.key_dir, desired).map_err(fail)?;
+    let pubs = public_keys(&keys);
     let mut owned: Vec<&DesiredState> = vec![desired];
     if let Some(l) = &last {
         owned.push(&l.desired);
@@ -378,20 +388,48 @@ pub async fn apply(
     let fw_ref = last.as_ref().and_then(|l| {
         l.firewall_readback.as_ref().map(|r| FirewallReference { applied: &l.desired.firewall, readback: r })
     });
+    phases.lap("load", start);
     let mut applied = 0;
-    match converge(k, desired, &owned, &keys, fw_ref, ctx.inject_fail_after, &mut applied).await {
+    let budget = ctx.inject_fail_after;
+    let mut ran = Scope::Full;
+    let mut result = None;
+    if scope == Scope::Delta
+        && let Some(l) = &last
+    {
+        result = match delta_start(k, desired, &owned, l, &pubs, fw_ref, &mut phases).await {
+            Ok(Some(s)) => {
+                ran = Scope::Delta;
+                converge(k, desired, &owned, &keys, fw_ref, budget, &mut applied, s, &mut phases)
+                    .await
+                    .transpose()
+            }
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        };
+    }
+    if result.is_none() {
+        ran = Scope::Full;
+        result = full_converge(k, desired, &owned, &keys, fw_ref, budget, &mut applied, &mut phases)
+            .await
+            .transpose();
+    }
+    match result.expect("a full pass always converges or fails") {
         Ok((changes, record)) => {
             if !changes.is_empty() || last.is_none() {
-                state::save(&ctx.last_good, &record).map_err(fail)?;
+                let t = Instant::now();
+                state::save(&ctx.last_good, record).map_err(fail)?;
+                phases.lap("save", t);
             }
-            Ok(Outcome { changes, applied, elapsed: start.elapsed() })
+            tracing::debug!(scope = ?ran, applied, %phases, "pass done");
+            Ok(Outcome { changes, applied, elapsed: start.elapsed(), scope: ran, phases })
         }
         Err(cause) => {
             tracing::error!(error = %cause, applied, "apply failed; rolling back");
             let empty = DesiredState::empty(desired.site.clone(), desired.mode);
             let target = last.as_ref().map_or(&empty, |l| &l.desired);
             let mut rb = 0;
-            let rollback = converge(k, target, &owned, &keys, None, None, &mut rb).await;
+            let rollback =
+                full_converge(k, target, &owned, &keys, None, None, &mut rb, &mut Phases::default()).await;
             match rollback {
                 Ok(_) => {
                     tracing::warn!(changes = rb, "rolled back to the last good state");

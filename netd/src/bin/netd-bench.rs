@@ -17,7 +17,7 @@ use clap::Parser;
 use netd::kernel::Kernel;
 use netd::plan::{DesiredState, WireguardSpec};
 use netd::policy::{Policy, ValidPolicy};
-use netd::reconcile::{self, Context};
+use netd::reconcile::{self, Context, Phases, Scope};
 use netd::site::{ModeChoice, WireguardChoice};
 use netd::synthetic;
 
@@ -40,6 +40,10 @@ struct Args {
     /// Print the results as one JSON object too.
     #[arg(long)]
     json: bool,
+    /// Bring the baseline's devices up before loading peers (as `wg-quick up` does, and as
+    /// netd's devices are): the kernel then starts a handshake with every peer it is given.
+    #[arg(long)]
+    baseline_up: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -89,10 +93,23 @@ fn ensure_lans() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn timed_apply(k: &Kernel, ctx: &Context, desired: &DesiredState) -> anyhow::Result<(Duration, usize)> {
+/// One timed netd pass: wall time, kernel changes, and the pass's own account of its phases.
+struct Step {
+    time: Duration,
+    changes: usize,
+    scope: Scope,
+    phases: Phases,
+}
+
+async fn timed_apply(
+    k: &Kernel,
+    ctx: &Context,
+    desired: &DesiredState,
+    scope: Scope,
+) -> anyhow::Result<Step> {
     let start = Instant::now();
-    let out = reconcile::apply(k, ctx, desired).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((start.elapsed(), out.applied))
+    let out = reconcile::apply_scoped(k, ctx, desired, scope).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Step { time: start.elapsed(), changes: out.applied, scope: out.scope, phases: out.phases })
 }
 
 /// A `wg syncconf` file holding the same peers as `wg` for device `dev`.
@@ -120,7 +137,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// Create the baseline devices `wgb0..` (kernel link or userspace implementation).
-fn create_wg_devices(n: usize, backend: wireguard_control::Backend) -> anyhow::Result<Vec<String>> {
+fn create_wg_devices(n: usize, backend: wireguard_control::Backend, up: bool) -> anyhow::Result<Vec<String>> {
     let mut names = Vec::new();
     for i in 0..n {
         let name = format!("wgb{i}");
@@ -130,6 +147,9 @@ fn create_wg_devices(n: usize, backend: wireguard_control::Backend) -> anyhow::R
                 let st = Command::new("ip").args(["link", "add", &name, "type", "wireguard"]).status()?;
                 if !st.success() {
                     bail!("ip link add {name} type wireguard failed");
+                }
+                if up && !Command::new("ip").args(["link", "set", &name, "up"]).status()?.success() {
+                    bail!("ip link set {name} up failed");
                 }
             }
             _ => {
@@ -211,17 +231,21 @@ async fn main() -> anyhow::Result<()> {
     let desired_grown = netd::plan::plan(&grown_v, &me, mode, api)?;
     let peers: usize = desired.wireguard.iter().map(|w| w.peers.len()).sum();
 
-    // netd: from scratch, the one-site change, and nothing to do.
-    let (netd_scratch, ch_scratch) = timed_apply(&k, &ctx, &desired).await?;
-    let (netd_one, ch_one) = timed_apply(&k, &ctx, &desired_grown).await?;
-    let (netd_noop, ch_noop) = timed_apply(&k, &ctx, &desired_grown).await?;
+    // netd: from scratch; the one-site change as `netd run` makes it on a policy change (delta
+    // pass); nothing to do as the periodic reconcile sees it (full pass); and the one-site change
+    // again as a full pass (`netd apply`), after going back to the base policy untimed.
+    let scratch = timed_apply(&k, &ctx, &desired, Scope::Full).await?;
+    let one = timed_apply(&k, &ctx, &desired_grown, Scope::Delta).await?;
+    let noop = timed_apply(&k, &ctx, &desired_grown, Scope::Full).await?;
+    timed_apply(&k, &ctx, &desired, Scope::Delta).await?;
+    let one_full = timed_apply(&k, &ctx, &desired_grown, Scope::Full).await?;
     // Clean up netd's objects before the baseline.
     let empty = DesiredState::empty(desired.site.clone(), mode);
-    timed_apply(&k, &ctx, &empty).await?;
+    timed_apply(&k, &ctx, &empty, Scope::Full).await?;
 
     // Baseline: the same peers on fresh devices with wg syncconf.
     let setup_start = Instant::now();
-    let devs = create_wg_devices(desired.wireguard.len(), k.wireguard)?;
+    let devs = create_wg_devices(desired.wireguard.len(), k.wireguard, args.baseline_up)?;
     let mut confs = Vec::new();
     let mut confs_grown = Vec::new();
     for (i, (w, wg)) in desired.wireguard.iter().zip(&desired_grown.wireguard).enumerate() {
@@ -263,30 +287,44 @@ async fn main() -> anyhow::Result<()> {
     let mut r = String::new();
     let _ = writeln!(
         r,
-        "netd-bench: {} sites, site {} ({} segments, {peers} peers), mode {mode}, wireguard {backend}",
+        "netd-bench: {} sites, site {} ({} segments, {peers} peers), mode {mode}, wireguard {backend}, \
+         baseline devices {}",
         args.sites,
         args.site,
-        desired.wireguard.len()
+        desired.wireguard.len(),
+        if args.baseline_up { "up" } else { "down" }
     );
-    let _ = writeln!(r, "plan (pure)            {:>9.1} ms", ms(plan_time));
-    let _ = writeln!(r, "                         netd apply           wg syncconf        ratio netd/wg");
-    for (what, n, c, w) in [
-        ("from scratch", netd_scratch, ch_scratch, &wg_scratch),
-        ("one-site change", netd_one, ch_one, &wg_one),
-        ("nothing to do", netd_noop, ch_noop, &wg_noop),
-    ] {
+    let _ = writeln!(r, "plan (pure)                   {:>9.1} ms", ms(plan_time));
+    let _ = writeln!(
+        r,
+        "                                netd apply                  wg syncconf   ratio netd/wg"
+    );
+    let rows = [
+        ("from scratch", &scratch, &wg_scratch),
+        ("one-site change", &one, &wg_one),
+        ("nothing to do", &noop, &wg_noop),
+        ("one-site change, full pass", &one_full, &wg_one),
+    ];
+    for (what, n, w) in rows {
+        let scope = format!("{:?}", n.scope).to_lowercase();
         match w {
             Ok(w) => {
                 let _ = writeln!(
                     r,
-                    "{what:<22} {:>9.1} ms ({c:>5} changes) {:>9.1} ms       {:>6.2}",
-                    ms(n),
+                    "{what:<26} {:>9.1} ms ({:>5} changes, {scope:<5}) {:>9.1} ms   {:>6.2}",
+                    ms(n.time),
+                    n.changes,
                     ms(*w),
-                    ms(n) / ms(*w)
+                    ms(n.time) / ms(*w)
                 );
             }
             Err(e) => {
-                let _ = writeln!(r, "{what:<22} {:>9.1} ms ({c:>5} changes) wg syncconf failed: {e}", ms(n));
+                let _ = writeln!(
+                    r,
+                    "{what:<26} {:>9.1} ms ({:>5} changes, {scope:<5}) wg syncconf failed: {e}",
+                    ms(n.time),
+                    n.changes
+                );
             }
         }
     }
@@ -297,34 +335,53 @@ async fn main() -> anyhow::Result<()> {
             "from scratch incl. device creation (wg: {:.1} ms setup + syncconf = {:.1} ms)   ratio {:.2}",
             ms(wg_setup),
             ms(w),
-            ms(netd_scratch) / ms(w)
+            ms(scratch.time) / ms(w)
         );
+    }
+    let _ = writeln!(r, "netd phases (ms):");
+    for (what, n, _) in rows {
+        let parts: Vec<String> =
+            n.phases.totals().iter().map(|(p, d)| format!("{p} {:.1}", ms(*d))).collect();
+        let _ = writeln!(r, "  {what}: {}", parts.join(", "));
     }
     print!("{r}");
     if args.json {
+        let opt = |w: &anyhow::Result<Duration>| w.as_ref().ok().map(|d| ms(*d));
         let mut v = BTreeMap::new();
         v.insert("sites", serde_json::json!(args.sites));
         v.insert("peers", serde_json::json!(peers));
         v.insert("mode", serde_json::json!(mode.to_string()));
         v.insert("wireguard", serde_json::json!(backend));
-        v.insert("netd_scratch_ms", serde_json::json!(ms(netd_scratch)));
-        v.insert("netd_one_site_ms", serde_json::json!(ms(netd_one)));
-        v.insert("netd_noop_ms", serde_json::json!(ms(netd_noop)));
-        v.insert("netd_scratch_changes", serde_json::json!(ch_scratch));
-        v.insert("netd_one_site_changes", serde_json::json!(ch_one));
-        v.insert("netd_noop_changes", serde_json::json!(ch_noop));
-        let opt = |w: &anyhow::Result<Duration>| w.as_ref().ok().map(|d| ms(*d));
+        v.insert("baseline_devices_up", serde_json::json!(args.baseline_up));
+        v.insert("netd_scratch_ms", serde_json::json!(ms(scratch.time)));
+        v.insert("netd_one_site_ms", serde_json::json!(ms(one.time)));
+        v.insert("netd_one_site_scope", serde_json::json!(one.scope));
+        v.insert("netd_one_site_full_ms", serde_json::json!(ms(one_full.time)));
+        v.insert("netd_noop_ms", serde_json::json!(ms(noop.time)));
+        v.insert("netd_scratch_changes", serde_json::json!(scratch.changes));
+        v.insert("netd_one_site_changes", serde_json::json!(one.changes));
+        v.insert("netd_one_site_full_changes", serde_json::json!(one_full.changes));
+        v.insert("netd_noop_changes", serde_json::json!(noop.changes));
         v.insert("wg_scratch_ms", serde_json::json!(opt(&wg_scratch)));
         v.insert("wg_one_site_ms", serde_json::json!(opt(&wg_one)));
         v.insert("wg_noop_ms", serde_json::json!(opt(&wg_noop)));
-        v.insert("ratio_scratch", serde_json::json!(opt(&wg_scratch).map(|w| ms(netd_scratch) / w)));
         v.insert("wg_device_setup_ms", serde_json::json!(ms(wg_setup)));
-        v.insert("ratio_scratch_incl_setup", serde_json::json!(with_setup.map(|w| ms(netd_scratch) / ms(w))));
-        v.insert("ratio_one_site", serde_json::json!(opt(&wg_one).map(|w| ms(netd_one) / w)));
+        v.insert("ratio_scratch", serde_json::json!(opt(&wg_scratch).map(|w| ms(scratch.time) / w)));
+        v.insert("ratio_scratch_incl_setup", serde_json::json!(with_setup.map(|w| ms(scratch.time) / ms(w))));
+        v.insert("ratio_one_site", serde_json::json!(opt(&wg_one).map(|w| ms(one.time) / w)));
+        v.insert("ratio_one_site_full", serde_json::json!(opt(&wg_one).map(|w| ms(one_full.time) / w)));
+        v.insert("ratio_noop", serde_json::json!(opt(&wg_noop).map(|w| ms(noop.time) / w)));
         println!("{}", serde_json::to_string(&v)?);
     }
-    if ch_noop != 0 {
-        bail!("second apply made {ch_noop} changes");
+    if noop.changes != 0 {
+        bail!("a second apply made {} changes", noop.changes);
+    }
+    if one.changes != one_full.changes {
+        bail!(
+            "the one-site change made {} changes as a delta pass, {} as a full pass",
+            one.changes,
+            one_full.changes
+        );
     }
     Ok(())
 }

@@ -23,11 +23,15 @@ pub struct VmSpec {
     /// The static underlay address on eth0, with its prefix length, e.g. `10.255.0.11/24`.
     pub underlay: String,
     pub memory_mb: u32,
+    /// `-icount shift=N,sleep=off`: the guest clock counts emulated instructions (2^N ns each)
+    /// instead of following the host's, so timings measured inside the guest do not depend on
+    /// how busy the host is (benchmarks). None: the guest clock is the host's.
+    pub icount_shift: Option<u8>,
 }
 
 impl VmSpec {
     pub fn new(name: &str, underlay: &str) -> Self {
-        VmSpec { name: name.to_string(), underlay: underlay.to_string(), memory_mb: 256 }
+        VmSpec { name: name.to_string(), underlay: underlay.to_string(), memory_mb: 256, icount_shift: None }
     }
 }
 
@@ -94,6 +98,9 @@ impl Vm {
             .stdin(Stdio::null())
             .stdout(qemu_out)
             .stderr(qemu_err);
+        if let Some(n) = spec.icount_shift {
+            cmd.arg("-icount").arg(format!("shift={n},sleep=off"));
+        }
         let started = Instant::now();
         let qemu = cmd.spawn().map_err(|e| LabError::io("starting qemu-system-x86_64 under setpriv", e))?;
         Ok(Vm {
