@@ -11,7 +11,7 @@ use kizuna_wire::{BATCH_CONTENT_TYPE, BatchReport, WireError, decode_batch};
 
 use super::ApiError;
 use super::auth::{refuse, require_site};
-use crate::{FacilityId, Store};
+use crate::{FacilityId, Store, StoreError};
 
 const ENDPOINT: &str = "batches";
 
@@ -63,6 +63,12 @@ pub async fn batch(
             limits.max_batch_files
         )));
     }
-    let report = crate::ingest::ingest_batch(&store, &site.name, &facility, files).await?;
+    // The batch runs in its own task so that it always finishes: when a client goes away (an agent
+    // killed mid-request), hyper drops this handler's future, which would stop the batch at its
+    // next await, between the journal commit and the tree, and release its folder locks; a resend
+    // would then be journaled and written a second time.
+    let task =
+        tokio::spawn(async move { crate::ingest::ingest_batch(&store, &site.name, &facility, files).await });
+    let report = task.await.map_err(|e| StoreError::Recovery(format!("batch task failed: {e}")))??;
     Ok(Json(report))
 }
