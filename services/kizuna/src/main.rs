@@ -32,6 +32,9 @@ enum Command {
     /// Audit trail: run the service, verify the tamper-evident log, search it.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Single sign-on: run the OpenID Connect provider, manage users and clients.
+    #[command(subcommand)]
+    Auth(cmd::auth::AuthCommand),
     /// Backup: replicate the centre to replicas, verify them, promote one.
     #[command(subcommand)]
     Backup(cmd::backup::BackupCommand),
@@ -61,6 +64,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Site(c) => cmd::site::run(c),
         Command::Audit(c) => cmd::audit::run(c),
+        Command::Auth(c) => cmd::auth::run(c),
         Command::Backup(c) => cmd::backup::run(c),
         Command::Nsips(c) => cmd::nsips::run(c),
         Command::Consent(c) => cmd::consent::run(c),

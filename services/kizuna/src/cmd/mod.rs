@@ -1,6 +1,7 @@
 //! One module per top-level subcommand.
 
 pub mod audit;
+pub mod auth;
 pub mod backup;
 pub mod consent;
 pub mod demo;
