@@ -29,6 +29,10 @@ enum Command {
     /// Sites that may upload: add, list, rotate tokens, enable/disable.
     #[command(subcommand)]
     Site(cmd::site::SiteCommand),
+    /// Upload monitoring: the admin screen (per-site health, rejects, re-requests, receiver
+    /// settings) and alert mail.
+    #[command(subcommand)]
+    Admin(cmd::admin::AdminCommand),
     /// Audit trail: run the service, verify the tamper-evident log, search it.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -63,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Ssmix2(c) => cmd::ssmix2::run(c),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Site(c) => cmd::site::run(c),
+        Command::Admin(c) => cmd::admin::run(c),
         Command::Audit(c) => cmd::audit::run(c),
         Command::Auth(c) => cmd::auth::run(c),
         Command::Backup(c) => cmd::backup::run(c),

@@ -3,6 +3,8 @@
 //! facilities, validates it, runs one upload agent per facility against the centre, shows their
 //! progress, and checks the result: every file stored once, the tree valid, the index in step.
 
+mod monitoring;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -53,6 +55,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     cfg.sync = false;
     cfg.pharmacies = 1;
+    cfg.bad = monitoring::BAD_FILES;
     let summary = tokio::task::block_in_place(|| super::ssmix2::generate(&cfg, &corpus))?;
     let validator = Validator::from_default_tables().context("loading the NHO validation tables")?;
     let mut violations = 0u64;
@@ -128,6 +131,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }));
         agents.push((f.id.clone(), f.name.clone(), copied, status, task));
     }
+    let bad_site = monitoring::start_bad_site(&store, &url, &data, &corpus, stop_rx.clone()).await?;
     println!("3/4 {} agents uploading …", agents.len());
 
     // 4. Progress until every file is acknowledged.
@@ -169,6 +173,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let secs = started.elapsed().as_secs_f64();
 
+    monitoring::wait_for_bad_site(&bad_site, &store).await?;
     let _ = stop_tx.send(true);
     for (id, .., task) in agents.iter_mut().map(|a| (&a.0, &mut a.4)) {
         task.await?.with_context(|| format!("agent of {id}"))?;
@@ -197,6 +202,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
         ok &= tree.files == *n && indexed as u64 == *n && bad == 0 && s.quarantined == 0;
     }
+    ok &= monitoring::show(&store, &data, bad_site).await?;
     if ok {
         println!("every file is stored once, the tree validates clean and the index agrees with it");
         println!(

@@ -1,5 +1,6 @@
 //! One module per top-level subcommand.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod backup;

@@ -1,0 +1,70 @@
+//! `kizuna admin`: the upload-monitoring admin screen and alert mail (`kizuna-monitor`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use kizuna_monitor::{Config, Monitor};
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Serve the admin screen (loopback by default) and check the alert rules every minute.
+    Serve(AdminArgs),
+    /// Check the alert rules once now, send the mail that is due, and print what happened.
+    Check(AdminArgs),
+}
+
+#[derive(Args)]
+pub struct AdminArgs {
+    /// YAML configuration file; without it, the defaults (127.0.0.1:8441, the store's defaults).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Print the default configuration, with every key explained, and exit.
+    #[arg(long)]
+    pub print_default_config: bool,
+}
+
+fn load(args: &AdminArgs) -> anyhow::Result<Config> {
+    match &args.config {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::default()),
+    }
+}
+
+pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
+    let (args, serve) = match &cmd {
+        AdminCommand::Serve(a) => (a, true),
+        AdminCommand::Check(a) => (a, false),
+    };
+    if args.print_default_config {
+        print!("{}", Config::default_yaml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = load(args)?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let m = Monitor::open(config).await?;
+        if serve {
+            println!("admin screen: http://{}/", m.cfg.listen);
+            kizuna_monitor::serve(m, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        } else {
+            let r = m.check_now().await?;
+            for (site, rule) in &r.opened {
+                println!("opened  {site} {rule}");
+            }
+            for (site, rule) in &r.closed {
+                println!("closed  {site} {rule}");
+            }
+            println!("{} mails sent", r.mails_sent);
+            for e in &r.mail_errors {
+                eprintln!("mail not sent: {e}");
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
