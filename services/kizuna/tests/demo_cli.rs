@@ -17,6 +17,11 @@ fn demo_uploads_three_facilities_and_a_pharmacy_and_checks_the_counts() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("every file is stored once, the tree validates clean"), "{stdout}");
+    // The demo's site with known-bad files shows as error on the admin screen; its URL is printed.
+    assert!(stdout.lines().any(|l| l.split_whitespace().take(2).eq(["site-demo-bad", "error"])), "{stdout}");
+    assert!(stdout.contains("file-name violation"), "{stdout}");
+    assert!(stdout.contains("kizuna admin serve --config"), "{stdout}");
+    assert!(stdout.contains("http://127.0.0.1:8441/sites/site-demo-bad"), "{stdout}");
     // Four facility rows (three SS-MIX2 exporters and the NSIPS pharmacy), each sent = in tree = indexed.
     let rows: Vec<Vec<&str>> = stdout
         .lines()
