@@ -44,7 +44,13 @@ impl ReplicaClient {
 
     /// What the replica holds durably.
     pub async fn state(&self) -> Result<Ack, BackupError> {
-        let r = self.http.get(format!("{}/api/v1/state", self.base)).bearer_auth(&self.token).send().await.map_err(|e| self.err(e))?;
+        let r = self
+            .http
+            .get(format!("{}/api/v1/state", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| self.err(e))?;
         if !r.status().is_success() {
             let status = r.status();
             return Err(self.err(format!("state: HTTP {status}: {}", r.text().await.unwrap_or_default())));
@@ -89,7 +95,8 @@ impl ReplicaClient {
             .map_err(|e| self.err(e))?;
         if !r.status().is_success() {
             let status = r.status();
-            return Err(self.err(format!("digests {prefix:?}: HTTP {status}: {}", r.text().await.unwrap_or_default())));
+            return Err(self
+                .err(format!("digests {prefix:?}: HTTP {status}: {}", r.text().await.unwrap_or_default())));
         }
         r.json().await.map_err(|e| self.err(e))
     }

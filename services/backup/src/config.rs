@@ -159,7 +159,10 @@ pub fn read_token(path: &Path) -> Result<String, BackupError> {
     }
     let meta = std::fs::metadata(path).map_err(|e| BackupError::io(path, e))?;
     if meta.permissions().mode() & 0o077 != 0 {
-        return Err(BackupError::Config(format!("{}: token file must not be readable by others (chmod 600)", path.display())));
+        return Err(BackupError::Config(format!(
+            "{}: token file must not be readable by others (chmod 600)",
+            path.display()
+        )));
     }
     let t = std::fs::read_to_string(path).map_err(|e| BackupError::io(path, e))?.trim().to_owned();
     if t.len() < 16 {

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::str::FromStr;
 
 use futures::TryStreamExt;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::BackupError;
@@ -40,7 +42,7 @@ pub struct Manifest {
     pub pool: SqlitePool,
 }
 
-const SCHEMA: &[&'static str] = &[
+const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS files (dkey TEXT NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL, \
      size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, origin INTEGER NOT NULL, PRIMARY KEY (dkey, name)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
@@ -72,18 +74,23 @@ impl Manifest {
 
     /// A state value (0 when unset).
     pub async fn state(&self, key: &str) -> Result<u64, BackupError> {
-        let row = sqlx::query("SELECT value FROM state WHERE key = ?1").bind(key).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT value FROM state WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| r.get::<i64, _>(0) as u64).unwrap_or(0))
     }
 
     /// The recorded file at `path`.
     pub async fn get(&self, path: &TreePath) -> Result<Option<Recorded>, BackupError> {
         let (dkey, name) = path.key();
-        let row = sqlx::query("SELECT name, sha256, size, mtime_ns, origin FROM files WHERE dkey = ?1 AND name = ?2")
-            .bind(dkey)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT name, sha256, size, mtime_ns, origin FROM files WHERE dkey = ?1 AND name = ?2",
+        )
+        .bind(dkey)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| recorded(&r)))
     }
 
@@ -100,10 +107,14 @@ impl Manifest {
     where
         F: FnMut(&str, Vec<Recorded>) -> Result<(), BackupError>,
     {
-        let own = sqlx::query("SELECT dkey, name, sha256, size, mtime_ns, origin FROM files WHERE dkey = ?1 ORDER BY name")
-            .bind(prefix);
+        let own = sqlx::query(
+            "SELECT dkey, name, sha256, size, mtime_ns, origin FROM files WHERE dkey = ?1 ORDER BY name",
+        )
+        .bind(prefix);
         let below = if prefix.is_empty() {
-            sqlx::query("SELECT dkey, name, sha256, size, mtime_ns, origin FROM files WHERE dkey > '' ORDER BY dkey, name")
+            sqlx::query(
+                "SELECT dkey, name, sha256, size, mtime_ns, origin FROM files WHERE dkey > '' ORDER BY dkey, name",
+            )
         } else {
             sqlx::query(
                 "SELECT dkey, name, sha256, size, mtime_ns, origin FROM files WHERE dkey >= ?1 AND dkey < ?2 ORDER BY dkey, name",
@@ -177,7 +188,11 @@ pub async fn upsert(
 /// Forgets a file.
 pub async fn remove(tx: &mut Transaction<'static, Sqlite>, path: &TreePath) -> Result<(), BackupError> {
     let (dkey, name) = path.key();
-    sqlx::query("DELETE FROM files WHERE dkey = ?1 AND name = ?2").bind(dkey).bind(name).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM files WHERE dkey = ?1 AND name = ?2")
+        .bind(dkey)
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -193,7 +208,11 @@ pub async fn remove_tree(tx: &mut Transaction<'static, Sqlite>, dkey: &str) -> R
 }
 
 /// Sets a state value.
-pub async fn set_state(tx: &mut Transaction<'static, Sqlite>, key: &str, value: u64) -> Result<(), BackupError> {
+pub async fn set_state(
+    tx: &mut Transaction<'static, Sqlite>,
+    key: &str,
+    value: u64,
+) -> Result<(), BackupError> {
     sqlx::query("INSERT INTO state (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
         .bind(key)
         .bind(value as i64)

@@ -46,7 +46,12 @@ pub struct Summariser {
 impl Summariser {
     /// `prefix` is the directory key of the directory summarised ('' = the tree root).
     pub fn new(prefix: &str) -> Self {
-        Self { prefix: prefix.to_owned(), stack: vec![(String::new(), Sha256::new())], children: Vec::new(), files: 0 }
+        Self {
+            prefix: prefix.to_owned(),
+            stack: vec![(String::new(), Sha256::new())],
+            children: Vec::new(),
+            files: 0,
+        }
     }
 
     /// Adds the files (sorted by name, with their digests) of the directory `dkey`, which must be
@@ -191,7 +196,11 @@ mod tests {
         let leaf_b = summarise("F1/000/002/a", &changed[2..3]);
         assert_eq!(
             compare(&leaf_a.children, &leaf_b.children),
-            vec![Difference::File { name: "x_1".into(), primary: Some("dd".into()), replica: Some("XX".into()) }]
+            vec![Difference::File {
+                name: "x_1".into(),
+                primary: Some("dd".into()),
+                replica: Some("XX".into())
+            }]
         );
         // A missing directory shows as one side only.
         let fewer = summarise("", &TREE[..3]);

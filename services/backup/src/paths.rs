@@ -20,7 +20,10 @@ pub struct TreePath(String);
 impl TreePath {
     /// Checks `s`: non-empty `/`-separated components, none empty, `.` or `..`, no control characters.
     pub fn parse(s: &str) -> Result<Self, BackupError> {
-        let bad = |reason: &str| BackupError::BadPath { path: s.escape_default().to_string(), reason: reason.into() };
+        let bad = |reason: &str| BackupError::BadPath {
+            path: s.escape_default().to_string(),
+            reason: reason.into(),
+        };
         if s.is_empty() {
             return Err(bad("empty"));
         }
@@ -59,7 +62,11 @@ impl TreePath {
 
     /// Rebuilds a path from a manifest key.
     pub fn from_key(dkey: &str, name: &str) -> Self {
-        if dkey.is_empty() { Self(name.to_owned()) } else { Self(format!("{}/{name}", dkey.replace(DKEY_SEP, "/"))) }
+        if dkey.is_empty() {
+            Self(name.to_owned())
+        } else {
+            Self(format!("{}/{name}", dkey.replace(DKEY_SEP, "/")))
+        }
     }
 }
 

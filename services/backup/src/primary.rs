@@ -68,13 +68,31 @@ impl Primary {
                 for c in &e.changes {
                     match c {
                         Change::Write { path, sha256, size, .. } => {
-                            manifest::upsert(&mut tx, &TreePath::of_entry(&e.facility, path)?, sha256, *size, 0, Origin::Journal).await?
+                            manifest::upsert(
+                                &mut tx,
+                                &TreePath::of_entry(&e.facility, path)?,
+                                sha256,
+                                *size,
+                                0,
+                                Origin::Journal,
+                            )
+                            .await?
                         }
                         Change::Rename { from, to, sha256, size } => {
                             manifest::remove(&mut tx, &TreePath::of_entry(&e.facility, from)?).await?;
-                            manifest::upsert(&mut tx, &TreePath::of_entry(&e.facility, to)?, sha256, *size, 0, Origin::Journal).await?
+                            manifest::upsert(
+                                &mut tx,
+                                &TreePath::of_entry(&e.facility, to)?,
+                                sha256,
+                                *size,
+                                0,
+                                Origin::Journal,
+                            )
+                            .await?
                         }
-                        Change::Delete { path, .. } => manifest::remove(&mut tx, &TreePath::of_entry(&e.facility, path)?).await?,
+                        Change::Delete { path, .. } => {
+                            manifest::remove(&mut tx, &TreePath::of_entry(&e.facility, path)?).await?
+                        }
                     }
                 }
             }
@@ -87,7 +105,11 @@ impl Primary {
 
     /// Records a change others made to the tree (content now `sha256`, or removed) and logs it for
     /// the replicas.
-    pub async fn record_foreign(&self, path: &TreePath, content: Option<(&str, u64)>) -> Result<(), BackupError> {
+    pub async fn record_foreign(
+        &self,
+        path: &TreePath,
+        content: Option<(&str, u64)>,
+    ) -> Result<(), BackupError> {
         let mut tx = self.manifest.pool.begin().await?;
         match content {
             Some((sha, size)) => manifest::upsert(&mut tx, path, sha, size, 0, Origin::Foreign).await?,
@@ -105,11 +127,12 @@ impl Primary {
 
     /// Foreign changes after `after`, oldest first.
     pub async fn foreign_since(&self, after: u64, limit: usize) -> Result<Vec<ForeignChange>, BackupError> {
-        let rows = sqlx::query("SELECT id, path, sha256, size FROM foreign_log WHERE id > ?1 ORDER BY id LIMIT ?2")
-            .bind(after as i64)
-            .bind(limit as i64)
-            .fetch_all(&self.manifest.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, path, sha256, size FROM foreign_log WHERE id > ?1 ORDER BY id LIMIT ?2")
+                .bind(after as i64)
+                .bind(limit as i64)
+                .fetch_all(&self.manifest.pool)
+                .await?;
         Ok(rows
             .iter()
             .map(|r| ForeignChange {
@@ -123,7 +146,9 @@ impl Primary {
 
     /// The last foreign change logged.
     pub async fn foreign_last(&self) -> Result<u64, BackupError> {
-        let r = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM foreign_log").fetch_one(&self.manifest.pool).await?;
+        let r = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM foreign_log")
+            .fetch_one(&self.manifest.pool)
+            .await?;
         Ok(r.get::<i64, _>(0) as u64)
     }
 }

@@ -27,7 +27,10 @@ pub struct Promoted {
 /// `kizuna backup serve` first: from now on the folder refuses batches.
 pub async fn promote(data_dir: &Path, database_url: &str) -> Result<Promoted, BackupError> {
     if !data_dir.join("backup/manifest.sqlite").exists() {
-        return Err(BackupError::Config(format!("{}: not a backup replica (no backup/manifest.sqlite)", data_dir.display())));
+        return Err(BackupError::Config(format!(
+            "{}: not a backup replica (no backup/manifest.sqlite)",
+            data_dir.display()
+        )));
     }
     replace_file(&data_dir.join(PROMOTED_FILE), jiff::Timestamp::now().to_string().as_bytes())?;
     let config = kizuna_store::Config {
@@ -38,6 +41,11 @@ pub async fn promote(data_dir: &Path, database_url: &str) -> Result<Promoted, Ba
     let url = config.effective_database_url();
     let store = kizuna_store::Store::open(config).await?;
     store.checkpoint().await?;
-    let records: i64 = sqlx::query("SELECT count(*) AS n FROM records").fetch_one(&store.db.pool).await.map_err(kizuna_store::StoreError::from)?.try_get("n").map_err(kizuna_store::StoreError::from)?;
+    let records: i64 = sqlx::query("SELECT count(*) AS n FROM records")
+        .fetch_one(&store.db.pool)
+        .await
+        .map_err(kizuna_store::StoreError::from)?
+        .try_get("n")
+        .map_err(kizuna_store::StoreError::from)?;
     Ok(Promoted { applied_seq: store.applied_watermark(), records: records as u64, database_url: url })
 }

@@ -44,6 +44,7 @@ fn refuse(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Re
 }
 
 impl App {
+    #[allow(clippy::result_large_err)] // the refusal is returned as is, once per request
     fn authorised(&self, headers: &HeaderMap) -> Result<(), Response> {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -62,7 +63,9 @@ impl App {
 
 fn error_response(e: BackupError) -> Response {
     match e {
-        BackupError::BadBatch(_) | BackupError::BadPath { .. } => refuse(StatusCode::BAD_REQUEST, "bad_batch", e),
+        BackupError::BadBatch(_) | BackupError::BadPath { .. } => {
+            refuse(StatusCode::BAD_REQUEST, "bad_batch", e)
+        }
         BackupError::Promoted => refuse(StatusCode::CONFLICT, "promoted", e),
         other => {
             tracing::error!(%other, "batch failed");
@@ -112,7 +115,11 @@ async fn state(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn digests(State(app): State<Arc<App>>, headers: HeaderMap, Json(req): Json<DigestRequest>) -> Response {
+async fn digests(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Json(req): Json<DigestRequest>,
+) -> Response {
     if let Err(r) = app.authorised(&headers) {
         return r;
     }
@@ -128,7 +135,8 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     if prometheus_client::encoding::text::encode(&mut out, &app.registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response()
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out)
+        .into_response()
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {
@@ -144,11 +152,24 @@ pub async fn router(config: &ReplicaConfig) -> Result<Router, BackupError> {
     let token = crate::config::read_token(&config.token_file)?;
     let replica = Replica::open(&config.data_dir).await?;
     let mut registry = Registry::default();
-    let (applied, batches_total, bytes, refused) = (Gauge::default(), Counter::default(), Counter::default(), Counter::default());
-    registry.register("kizuna_backup_replica_applied_seq", "Highest journal entry durably applied here", applied.clone());
+    let (applied, batches_total, bytes, refused) =
+        (Gauge::default(), Counter::default(), Counter::default(), Counter::default());
+    registry.register(
+        "kizuna_backup_replica_applied_seq",
+        "Highest journal entry durably applied here",
+        applied.clone(),
+    );
     registry.register("kizuna_backup_replica_batches", "Batches applied", batches_total.clone());
-    registry.register("kizuna_backup_replica_received_bytes", "Compressed batch bytes received", bytes.clone());
-    registry.register("kizuna_backup_replica_refused_requests", "Requests refused for a bad token", refused.clone());
+    registry.register(
+        "kizuna_backup_replica_received_bytes",
+        "Compressed batch bytes received",
+        bytes.clone(),
+    );
+    registry.register(
+        "kizuna_backup_replica_refused_requests",
+        "Requests refused for a bad token",
+        refused.clone(),
+    );
     applied.set(replica.ack().await?.applied_seq as i64);
     let app = Arc::new(App {
         replica,
@@ -177,7 +198,8 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), BackupError> {
     let app = router(config).await?;
-    let addr: SocketAddr = listener.local_addr().map_err(|e| BackupError::io(std::path::Path::new("listener"), e))?;
+    let addr: SocketAddr =
+        listener.local_addr().map_err(|e| BackupError::io(std::path::Path::new("listener"), e))?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "backup replica listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

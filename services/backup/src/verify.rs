@@ -77,7 +77,11 @@ fn join(prefix: &str, name: &str) -> String {
 }
 
 /// Compares the primary with one replica (and repairs when asked).
-pub async fn verify(primary: &Arc<Primary>, client: &ReplicaClient, opts: Options) -> Result<Report, BackupError> {
+pub async fn verify(
+    primary: &Arc<Primary>,
+    client: &ReplicaClient,
+    opts: Options,
+) -> Result<Report, BackupError> {
     let started = Instant::now();
     let primary_seq = primary.catch_up().await?;
     let replica_seq = client.state().await?.applied_seq;
@@ -85,8 +89,10 @@ pub async fn verify(primary: &Arc<Primary>, client: &ReplicaClient, opts: Option
     let mut repair = Repair { builder: Builder::default(), files: 0 };
     let mut stack = vec![String::new()];
     while let Some(prefix) = stack.pop() {
-        let (local, remote) =
-            tokio::join!(summarise(&primary.manifest, None, &prefix, Check::Recorded), client.digests(&prefix, opts.check));
+        let (local, remote) = tokio::join!(
+            summarise(&primary.manifest, None, &prefix, Check::Recorded),
+            client.digests(&prefix, opts.check)
+        );
         let (local, remote) = (local?, remote?);
         report.requests += 1;
         if prefix.is_empty() {
@@ -100,7 +106,16 @@ pub async fn verify(primary: &Arc<Primary>, client: &ReplicaClient, opts: Option
                 Difference::Dir { name, primary: true, replica: true } => stack.push(join(&prefix, &name)),
                 Difference::Dir { name, primary: p, replica: r } => {
                     let path = join(&prefix, &name);
-                    note(&mut report, &opts, Finding { path: path.clone(), dir: true, primary: p.then(|| "present".into()), replica: r.then(|| "present".into()) });
+                    note(
+                        &mut report,
+                        &opts,
+                        Finding {
+                            path: path.clone(),
+                            dir: true,
+                            primary: p.then(|| "present".into()),
+                            replica: r.then(|| "present".into()),
+                        },
+                    );
                     if opts.repair {
                         if p {
                             // Everything below is missing on the replica.
@@ -108,7 +123,10 @@ pub async fn verify(primary: &Arc<Primary>, client: &ReplicaClient, opts: Option
                             primary
                                 .manifest
                                 .walk(&dkey_of_dir(&path), |dkey, rows| {
-                                    files.extend(rows.into_iter().map(|r| (TreePath::from_key(dkey, &r.name), r.sha256, r.size)));
+                                    files.extend(
+                                        rows.into_iter()
+                                            .map(|r| (TreePath::from_key(dkey, &r.name), r.sha256, r.size)),
+                                    );
                                     Ok(())
                                 })
                                 .await?;
@@ -123,7 +141,11 @@ pub async fn verify(primary: &Arc<Primary>, client: &ReplicaClient, opts: Option
                 }
                 Difference::File { name, primary: p, replica: r } => {
                     let path = join(&prefix, &name);
-                    note(&mut report, &opts, Finding { path: path.clone(), dir: false, primary: p.clone(), replica: r });
+                    note(
+                        &mut report,
+                        &opts,
+                        Finding { path: path.clone(), dir: false, primary: p.clone(), replica: r },
+                    );
                     if opts.repair {
                         match p {
                             Some(sha) => {

@@ -13,7 +13,12 @@ use rand::Rng;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replica_converges_exactly_after_kills_of_either_side_and_network_cuts() {
     let (_corpus, batches, total) = corpus_batches(23, 2, 14, 20);
-    let facilities: Vec<String> = batches.iter().map(|(f, _)| f.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let facilities: Vec<String> = batches
+        .iter()
+        .map(|(f, _)| f.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let centre = std::sync::Arc::new(Centre::start(&facilities).await);
     let work = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -68,18 +73,27 @@ async fn replica_converges_exactly_after_kills_of_either_side_and_network_cuts()
     uploader.await.unwrap();
     assert!(faults.iter().all(|n| *n >= 2), "every kind of fault happened: {faults:?}");
     let applied = centre.applied();
-    wait_until(90, "replica converges after the faults", || async { replica_applied(&via_proxy).await == Some(applied) }).await;
+    wait_until(90, "replica converges after the faults", || async {
+        replica_applied(&via_proxy).await == Some(applied)
+    })
+    .await;
 
     let primary_tree = tree_digests(&centre.tree());
     assert_eq!(primary_tree.len(), total, "the store took the whole corpus");
     assert_eq!(tree_digests(&rcfg.data_dir.join("tree")), primary_tree, "replica tree differs after faults");
-    assert_eq!(journal_entries(&rcfg.data_dir.join("journal")), journal_entries(&centre.config.journal_dir()), "replica journal differs");
+    assert_eq!(
+        journal_entries(&rcfg.data_dir.join("journal")),
+        journal_entries(&centre.config.journal_dir()),
+        "replica journal differs"
+    );
     // No temp file left behind in the replica's staging.
-    let left: Vec<_> = std::fs::read_dir(rcfg.data_dir.join("staging")).unwrap().flatten().map(|e| e.file_name()).collect();
+    let left: Vec<_> =
+        std::fs::read_dir(rcfg.data_dir.join("staging")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "staging not empty: {left:?}");
     // The persisted cursor caught up too.
     wait_until(10, "cursor file persisted", || async {
-        std::fs::read_to_string(work.path().join("state/cursors/r")).is_ok_and(|s| s.split_whitespace().next() == Some(&applied.to_string()))
+        std::fs::read_to_string(work.path().join("state/cursors/r"))
+            .is_ok_and(|s| s.split_whitespace().next() == Some(&applied.to_string()))
     })
     .await;
 

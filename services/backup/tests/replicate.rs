@@ -12,9 +12,21 @@ use kizuna_backup::primary::Primary;
 use kizuna_backup::replica::digests::Check;
 use kizuna_backup::verify::{Options, verify};
 
-async fn replicated() -> (Centre, tempfile::TempDir, ReplicaServer, ReplicaServer, kizuna_backup::config::FollowConfig, FollowerTask) {
+async fn replicated() -> (
+    Centre,
+    tempfile::TempDir,
+    ReplicaServer,
+    ReplicaServer,
+    kizuna_backup::config::FollowConfig,
+    FollowerTask,
+) {
     let (_corpus, batches, _total) = corpus_batches(11, 2, 10, 30);
-    let facilities: Vec<String> = batches.iter().map(|(f, _)| f.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let facilities: Vec<String> = batches
+        .iter()
+        .map(|(f, _)| f.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let centre = Centre::start(&facilities).await;
     let work = tempfile::tempdir().unwrap();
     // Half the corpus is there before the follower starts, half arrives while it runs.
@@ -24,14 +36,16 @@ async fn replicated() -> (Centre, tempfile::TempDir, ReplicaServer, ReplicaServe
     }
     let r1 = ReplicaServer::start(&work.path().join("r1")).await;
     let r2 = ReplicaServer::start(&work.path().join("r2")).await;
-    let config = follow_config(&centre, &work.path().join("state"), &[("r1", r1.url.clone()), ("r2", r2.url.clone())]);
+    let config =
+        follow_config(&centre, &work.path().join("state"), &[("r1", r1.url.clone()), ("r2", r2.url.clone())]);
     let follower = FollowerTask::start(config.clone()).await;
     for (f, b) in &batches[half..] {
         centre.upload(f, b).await;
     }
     let applied = centre.applied();
     for r in [&r1, &r2] {
-        wait_until(60, "replica catches up", || async { replica_applied(&r.url).await == Some(applied) }).await;
+        wait_until(60, "replica catches up", || async { replica_applied(&r.url).await == Some(applied) })
+            .await;
     }
     (centre, work, r1, r2, config, follower)
 }
@@ -44,7 +58,11 @@ async fn two_replicas_converge_verify_clean_and_promote_to_a_working_centre() {
     let primary_journal = journal_entries(&centre.config.journal_dir());
     for r in [&r1, &r2] {
         assert_eq!(tree_digests(&r.tree()), primary_tree, "replica tree differs");
-        assert_eq!(journal_entries(&r.config.data_dir.join("journal")), primary_journal, "replica journal differs");
+        assert_eq!(
+            journal_entries(&r.config.data_dir.join("journal")),
+            primary_journal,
+            "replica journal differs"
+        );
     }
     // Lag is on /metrics and is zero once caught up.
     let m = reqwest::get(&follower.metrics_url).await.unwrap().text().await.unwrap();
@@ -54,8 +72,13 @@ async fn two_replicas_converge_verify_clean_and_promote_to_a_working_centre() {
 
     let primary = std::sync::Arc::new(Primary::open(&config).await.unwrap());
     for (name, r) in [("r1", &r1), ("r2", &r2)] {
-        let client = ReplicaClient::new(&config.replicas.iter().find(|t| t.name == name).unwrap().clone(), Duration::from_secs(30)).unwrap();
-        let report = verify(&primary, &client, Options { check: Check::Content, ..Options::default() }).await.unwrap();
+        let client = ReplicaClient::new(
+            &config.replicas.iter().find(|t| t.name == name).unwrap().clone(),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        let report =
+            verify(&primary, &client, Options { check: Check::Content, ..Options::default() }).await.unwrap();
         assert!(report.clean(), "{name}: {report:?}");
         assert_eq!(report.files as usize, primary_tree.len());
         assert_eq!(report.requests, 1, "an unchanged pair needs one summary");
@@ -69,22 +92,47 @@ async fn two_replicas_converge_verify_clean_and_promote_to_a_working_centre() {
     assert_eq!(promoted.applied_seq, centre.applied());
     let primary_index = index_rows(&centre.store.db.pool).await;
     assert_eq!(promoted.records as usize, primary_index.len());
-    let facilities: Vec<String> = primary_tree.keys().map(|p| p.split('/').next().unwrap().to_owned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    let cfg = kizuna_store::Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: data.clone(), nho_tables: nho_tables(), ..kizuna_store::Config::default() };
+    let facilities: Vec<String> = primary_tree
+        .keys()
+        .map(|p| p.split('/').next().unwrap().to_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let cfg = kizuna_store::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.clone(),
+        nho_tables: nho_tables(),
+        ..kizuna_store::Config::default()
+    };
     let new_centre = Centre::start_in(tempfile::tempdir().unwrap(), cfg, &facilities).await;
-    assert_eq!(index_rows(&new_centre.store.db.pool).await, primary_index, "promoted index differs from the primary's");
+    assert_eq!(
+        index_rows(&new_centre.store.db.pool).await,
+        primary_index,
+        "promoted index differs from the primary's"
+    );
     // A patient query on the promoted index answers as on the primary.
     let q = "SELECT file_name FROM records WHERE facility_id = $1 AND patient_id = $2 ORDER BY order_date DESC, transaction_datetime DESC";
     let (fac, pid): (String, String) = {
         use sqlx::Row;
-        let r = sqlx::query("SELECT facility_id, patient_id FROM records ORDER BY id LIMIT 1").fetch_one(&centre.store.db.pool).await.unwrap();
+        let r = sqlx::query("SELECT facility_id, patient_id FROM records ORDER BY id LIMIT 1")
+            .fetch_one(&centre.store.db.pool)
+            .await
+            .unwrap();
         (r.get(0), r.get(1))
     };
     let names = |pool: sqlx::AnyPool| {
         let (fac, pid) = (fac.clone(), pid.clone());
         async move {
             use sqlx::Row;
-            sqlx::query(q).bind(fac).bind(pid).fetch_all(&pool).await.unwrap().iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>()
+            sqlx::query(q)
+                .bind(fac)
+                .bind(pid)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>(0))
+                .collect::<Vec<_>>()
         }
     };
     let on_primary = names(centre.store.db.pool.clone()).await;
@@ -93,7 +141,14 @@ async fn two_replicas_converge_verify_clean_and_promote_to_a_working_centre() {
     // The promoted centre takes a new upload (a new version of an existing file is detected as a duplicate).
     let (_c, more, _) = corpus_batches(99, 1, 2, 50);
     let (f, b) = &more[0];
-    let new_site = kizuna_store::sites::add_site(&new_centre.store.db, "late", &[kizuna_store::FacilityId::new(f).unwrap()], &[]).await.unwrap();
+    let new_site = kizuna_store::sites::add_site(
+        &new_centre.store.db,
+        "late",
+        &[kizuna_store::FacilityId::new(f).unwrap()],
+        &[],
+    )
+    .await
+    .unwrap();
     let r = reqwest::Client::new()
         .post(format!("{}/api/v1/facilities/{f}/batches", new_centre.base))
         .bearer_auth(&new_site)
@@ -126,9 +181,13 @@ async fn a_corrupted_replica_is_found_by_verify_and_fixed_by_repair() {
     std::fs::write(stray_dir.join("stray.txt"), b"not from the primary").unwrap();
 
     let primary = std::sync::Arc::new(Primary::open(&config).await.unwrap());
-    let client = |n: &str| ReplicaClient::new(config.replicas.iter().find(|t| t.name == n).unwrap(), Duration::from_secs(30)).unwrap();
+    let client = |n: &str| {
+        ReplicaClient::new(config.replicas.iter().find(|t| t.name == n).unwrap(), Duration::from_secs(30))
+            .unwrap()
+    };
     let report = verify(&primary, &client("r1"), Options::default()).await.unwrap();
-    let mut found: Vec<(String, Option<String>)> = report.findings.iter().map(|f| (f.path.clone(), f.replica.clone())).collect();
+    let mut found: Vec<(String, Option<String>)> =
+        report.findings.iter().map(|f| (f.path.clone(), f.replica.clone())).collect();
     found.sort();
     let stray = format!("{}/stray.txt", flipped.rsplit_once('/').unwrap().0);
     let mut want = vec![
@@ -142,10 +201,13 @@ async fn a_corrupted_replica_is_found_by_verify_and_fixed_by_repair() {
     assert!(verify(&primary, &client("r2"), Options::default()).await.unwrap().clean());
     assert!(report.requests < 30, "descended into {} directories", report.requests);
 
-    let fixed = verify(&primary, &client("r1"), Options { repair: true, ..Options::default() }).await.unwrap();
+    let fixed =
+        verify(&primary, &client("r1"), Options { repair: true, ..Options::default() }).await.unwrap();
     assert_eq!(fixed.repaired_files, 2);
     assert_eq!(fixed.removed, 1);
-    let after = verify(&primary, &client("r1"), Options { check: Check::Content, ..Options::default() }).await.unwrap();
+    let after = verify(&primary, &client("r1"), Options { check: Check::Content, ..Options::default() })
+        .await
+        .unwrap();
     assert!(after.clean(), "{after:?}");
     assert_eq!(tree_digests(&r1.tree()), tree_digests(&centre.tree()));
     r1.stop().await;

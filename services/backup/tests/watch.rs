@@ -15,7 +15,7 @@ use kizuna_backup::verify::{Options, verify};
 async fn a_tiny_watch_queue_overflows_and_no_file_is_lost() {
     let (_corpus, batches, _) = corpus_batches(5, 1, 6, 25);
     let fac = batches[0].0.clone();
-    let centre = Centre::start(&[fac.clone()]).await;
+    let centre = Centre::start(std::slice::from_ref(&fac)).await;
     let work = tempfile::tempdir().unwrap();
     let replica = ReplicaServer::start(&work.path().join("r")).await;
     let mut config = follow_config(&centre, &work.path().join("state"), &[("r", replica.url.clone())]);
@@ -33,7 +33,8 @@ async fn a_tiny_watch_queue_overflows_and_no_file_is_lost() {
             for i in 0..300 {
                 let d = extra.join(format!("batch-{:02}", i % 30));
                 std::fs::create_dir_all(&d).unwrap();
-                std::fs::write(d.join(format!("doc-{i:04}.pdf")), format!("document {i}").repeat(20)).unwrap();
+                std::fs::write(d.join(format!("doc-{i:04}.pdf")), format!("document {i}").repeat(20))
+                    .unwrap();
             }
         })
     };
@@ -49,10 +50,15 @@ async fn a_tiny_watch_queue_overflows_and_no_file_is_lost() {
 
     // Changes and removals by others are followed too.
     for i in 0..10 {
-        std::fs::remove_file(extra.join(format!("batch-{:02}", i % 30)).join(format!("doc-{i:04}.pdf"))).unwrap();
+        std::fs::remove_file(extra.join(format!("batch-{:02}", i % 30)).join(format!("doc-{i:04}.pdf")))
+            .unwrap();
     }
     for i in 100..105 {
-        std::fs::write(extra.join(format!("batch-{:02}", i % 30)).join(format!("doc-{i:04}.pdf")), b"rewritten").unwrap();
+        std::fs::write(
+            extra.join(format!("batch-{:02}", i % 30)).join(format!("doc-{i:04}.pdf")),
+            b"rewritten",
+        )
+        .unwrap();
     }
     wait_until(60, "replica follows removals and rewrites", same).await;
     follower.stop().await;

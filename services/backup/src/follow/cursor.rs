@@ -25,7 +25,12 @@ impl Cursor {
                 let mut it = s.split_whitespace().map(str::parse::<u64>);
                 match (it.next(), it.next()) {
                     (Some(Ok(a)), Some(Ok(f))) => Ack { applied_seq: a, foreign_applied: f },
-                    _ => return Err(BackupError::Config(format!("{}: not a cursor ('SEQ FOREIGN')", path.display()))),
+                    _ => {
+                        return Err(BackupError::Config(format!(
+                            "{}: not a cursor ('SEQ FOREIGN')",
+                            path.display()
+                        )));
+                    }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ack::default(),

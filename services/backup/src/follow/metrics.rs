@@ -49,7 +49,9 @@ impl Default for Metrics {
             shipped_entries: Family::default(),
             shipped_bytes: Family::default(),
             ship_errors: Family::default(),
-            replication_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 14))),
+            replication_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            }),
             verify_result: Family::default(),
             verify_differences: Family::default(),
             verify_timestamp: Family::default(),
@@ -58,20 +60,76 @@ impl Default for Metrics {
             rescans: Counter::default(),
             watch_overflows: Counter::default(),
         };
-        r.register("kizuna_backup_lag_entries", "Journal entries applied on the primary and not yet acknowledged by the replica", m.lag_entries.clone());
-        r.register("kizuna_backup_lag_seconds", "Age of the oldest entry the replica has not acknowledged", m.lag_seconds.clone());
-        r.register("kizuna_backup_acked_seq", "Highest journal entry the replica acknowledged", m.acked_seq.clone());
-        r.register("kizuna_backup_shipped_entries", "Journal entries acknowledged by the replica", m.shipped_entries.clone());
-        r.register("kizuna_backup_shipped_bytes", "Compressed batch bytes acknowledged by the replica", m.shipped_bytes.clone());
-        r.register("kizuna_backup_ship_errors", "Batches that failed (retried with backoff)", m.ship_errors.clone());
-        r.register("kizuna_backup_replication_seconds", "Time from the store's commit to the replica's acknowledgement", m.replication_seconds.clone());
-        r.register("kizuna_backup_verify_last_result", "Last verification: 1 clean, 0 differences, -1 failed", m.verify_result.clone());
-        r.register("kizuna_backup_verify_last_differences", "Differences the last verification found", m.verify_differences.clone());
-        r.register("kizuna_backup_verify_last_timestamp_seconds", "When the last verification ended (Unix time)", m.verify_timestamp.clone());
-        r.register("kizuna_backup_verify_last_duration_seconds", "How long the last verification took", m.verify_seconds.clone());
-        r.register("kizuna_backup_foreign_changes", "Changes by others than the store seen in the tree", m.foreign_changes.clone());
-        r.register("kizuna_backup_rescans", "Folders rescanned after a watcher overflow or a new folder", m.rescans.clone());
-        r.register("kizuna_backup_watch_overflows", "Watcher events that did not fit the queue", m.watch_overflows.clone());
+        r.register(
+            "kizuna_backup_lag_entries",
+            "Journal entries applied on the primary and not yet acknowledged by the replica",
+            m.lag_entries.clone(),
+        );
+        r.register(
+            "kizuna_backup_lag_seconds",
+            "Age of the oldest entry the replica has not acknowledged",
+            m.lag_seconds.clone(),
+        );
+        r.register(
+            "kizuna_backup_acked_seq",
+            "Highest journal entry the replica acknowledged",
+            m.acked_seq.clone(),
+        );
+        r.register(
+            "kizuna_backup_shipped_entries",
+            "Journal entries acknowledged by the replica",
+            m.shipped_entries.clone(),
+        );
+        r.register(
+            "kizuna_backup_shipped_bytes",
+            "Compressed batch bytes acknowledged by the replica",
+            m.shipped_bytes.clone(),
+        );
+        r.register(
+            "kizuna_backup_ship_errors",
+            "Batches that failed (retried with backoff)",
+            m.ship_errors.clone(),
+        );
+        r.register(
+            "kizuna_backup_replication_seconds",
+            "Time from the store's commit to the replica's acknowledgement",
+            m.replication_seconds.clone(),
+        );
+        r.register(
+            "kizuna_backup_verify_last_result",
+            "Last verification: 1 clean, 0 differences, -1 failed",
+            m.verify_result.clone(),
+        );
+        r.register(
+            "kizuna_backup_verify_last_differences",
+            "Differences the last verification found",
+            m.verify_differences.clone(),
+        );
+        r.register(
+            "kizuna_backup_verify_last_timestamp_seconds",
+            "When the last verification ended (Unix time)",
+            m.verify_timestamp.clone(),
+        );
+        r.register(
+            "kizuna_backup_verify_last_duration_seconds",
+            "How long the last verification took",
+            m.verify_seconds.clone(),
+        );
+        r.register(
+            "kizuna_backup_foreign_changes",
+            "Changes by others than the store seen in the tree",
+            m.foreign_changes.clone(),
+        );
+        r.register(
+            "kizuna_backup_rescans",
+            "Folders rescanned after a watcher overflow or a new folder",
+            m.rescans.clone(),
+        );
+        r.register(
+            "kizuna_backup_watch_overflows",
+            "Watcher events that did not fit the queue",
+            m.watch_overflows.clone(),
+        );
         Self { registry: r, ..m }
     }
 }

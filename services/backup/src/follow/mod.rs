@@ -41,8 +41,14 @@ impl Follower {
         }
         let mut names = std::collections::BTreeSet::new();
         for r in &config.replicas {
-            if r.name.is_empty() || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || !names.insert(&r.name) {
-                return Err(BackupError::Config(format!("follow.replicas: name {:?} must be unique, letters, digits, '-' or '_'", r.name)));
+            if r.name.is_empty()
+                || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                || !names.insert(&r.name)
+            {
+                return Err(BackupError::Config(format!(
+                    "follow.replicas: name {:?} must be unique, letters, digits, '-' or '_'",
+                    r.name
+                )));
             }
         }
         let primary = Arc::new(Primary::open(&config).await?);
@@ -50,11 +56,19 @@ impl Follower {
     }
 
     /// Runs until `stop` turns true; the metrics server is served on `metrics_listener` if given.
-    pub async fn run(self, metrics_listener: Option<tokio::net::TcpListener>, stop: signal::Receiver<bool>) -> Result<(), BackupError> {
+    pub async fn run(
+        self,
+        metrics_listener: Option<tokio::net::TcpListener>,
+        stop: signal::Receiver<bool>,
+    ) -> Result<(), BackupError> {
         let mut tasks = tokio::task::JoinSet::new();
         // The manifest, kept up to the watermark.
         {
-            let (p, mut stop, every) = (self.primary.clone(), stop.clone(), self.config.poll_interval().max(Duration::from_millis(200)));
+            let (p, mut stop, every) = (
+                self.primary.clone(),
+                stop.clone(),
+                self.config.poll_interval().max(Duration::from_millis(200)),
+            );
             tasks.spawn(async move {
                 loop {
                     if let Err(e) = p.catch_up().await {
@@ -81,7 +95,8 @@ impl Follower {
             tasks.spawn(shipper.run(stop.clone()));
             if self.config.verify.interval_s > 0 {
                 let client = ReplicaClient::new(target, timeout)?;
-                let (p, m, v, mut stop) = (self.primary.clone(), self.metrics.clone(), self.config.verify.clone(), stop.clone());
+                let (p, m, v, mut stop) =
+                    (self.primary.clone(), self.metrics.clone(), self.config.verify.clone(), stop.clone());
                 tasks.spawn(async move {
                     loop {
                         tokio::select! { _ = tokio::time::sleep(Duration::from_secs(v.interval_s)) => {}, _ = stop.changed() => {} }
@@ -96,14 +111,31 @@ impl Follower {
             }
         }
         if self.config.watch.enabled {
-            tasks.spawn(watch::run(self.primary.clone(), self.config.watch.clone(), self.metrics.clone(), stop.clone()));
+            tasks.spawn(watch::run(
+                self.primary.clone(),
+                self.config.watch.clone(),
+                self.metrics.clone(),
+                stop.clone(),
+            ));
         }
         if let Some(l) = metrics_listener {
             let app = Router::new()
-                .route("/metrics", get(|State(m): State<Arc<Metrics>>| async move {
-                    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode())
-                }))
-                .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})).into_response() }))
+                .route(
+                    "/metrics",
+                    get(|State(m): State<Arc<Metrics>>| async move {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            m.encode(),
+                        )
+                    }),
+                )
+                .route(
+                    "/healthz",
+                    get(|| async { axum::Json(serde_json::json!({"status": "ok"})).into_response() }),
+                )
                 .with_state(self.metrics.clone());
             let mut stop = stop.clone();
             tasks.spawn(async move {
@@ -128,7 +160,12 @@ impl Follower {
 }
 
 /// Runs one verification, logs it and sets the metrics.
-pub async fn run_verify(primary: &Arc<Primary>, client: &ReplicaClient, m: &Metrics, opts: Options) -> Option<crate::verify::Report> {
+pub async fn run_verify(
+    primary: &Arc<Primary>,
+    client: &ReplicaClient,
+    m: &Metrics,
+    opts: Options,
+) -> Option<crate::verify::Report> {
     let label = Metrics::label(&client.name);
     let started = std::time::Instant::now();
     let r = verify(primary, client, opts).await;

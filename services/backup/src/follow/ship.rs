@@ -77,23 +77,23 @@ impl Shipper {
                 // Build a batch: entries up to the watermark, then foreign changes.
                 let _paused = self.pause.lock().await;
                 let mut b = Builder::default();
-                let mut taken = 0usize;
+                let mut content_bytes = 0u64;
                 let t = tree.clone();
                 let mut reads = Vec::new();
                 for e in pending.iter().take_while(|e| e.seq <= applied) {
-                    if taken > 0 && b.blob_bytes() >= self.config.batch_max_bytes {
+                    if !b.header.entries.is_empty() && content_bytes >= self.config.batch_max_bytes as u64 {
                         break;
                     }
                     for c in &e.changes {
-                        if let Change::Write { path, sha256, .. } = c {
+                        if let Change::Write { path, sha256, size, .. } = c {
                             reads.push((TreePath::of_entry(&e.facility, path)?, sha256.clone()));
+                            content_bytes += size;
                         }
                     }
                     b.header.entries.push(e.clone());
-                    taken += 1;
                 }
                 let foreign = self.primary.foreign_since(cursor.ack.foreign_applied, 1000).await?;
-                let (b, reads_done) = tokio::task::spawn_blocking(move || {
+                let b = tokio::task::spawn_blocking(move || {
                     let mut b = b;
                     for (p, sha) in &reads {
                         match read_content(&t, p, sha) {
@@ -103,23 +103,21 @@ impl Shipper {
                     }
                     for f in &foreign {
                         match &f.sha256 {
-                            Some(sha) => match TreePath::parse(&f.path).ok().and_then(|p| read_content(&t, &p, sha)) {
-                                Some(bytes) => {
+                            // Changed or removed since when unreadable: a later log row carries that.
+                            Some(sha) => {
+                                if let Some(bytes) = TreePath::parse(&f.path).ok().and_then(|p| read_content(&t, &p, sha)) {
                                     b.add_blob(sha, &bytes);
                                     b.header.puts.push(Put { path: f.path.clone(), sha256: sha.clone(), size: f.size });
                                 }
-                                // Changed or removed since: a later log row carries that.
-                                None => {}
-                            },
+                            }
                             None => b.header.removes.push(Remove { path: f.path.clone(), tree: false }),
                         }
                     }
                     b.header.foreign_upto = foreign.last().map(|f| f.id).unwrap_or(0);
-                    (b, reads.len())
+                    b
                 })
                 .await
                 .map_err(|e| BackupError::replica(&name, format!("reading files: {e}")))?;
-                let _ = reads_done;
                 if b.header.entries.is_empty() && b.header.foreign_upto == 0 {
                     return Ok::<bool, BackupError>(false);
                 }
@@ -127,7 +125,8 @@ impl Shipper {
                 let bytes = body.len() as u64;
                 match self.client.send(body).await? {
                     Sent::Acked(ack) => {
-                        let now_entries: Vec<Entry> = pending.iter().take_while(|e| e.seq <= ack.applied_seq).cloned().collect();
+                        let now_entries: Vec<Entry> =
+                            pending.iter().take_while(|e| e.seq <= ack.applied_seq).cloned().collect();
                         let shipped = now_entries.len() as u64;
                         for e in &now_entries {
                             let age = entry_age(e);
@@ -137,7 +136,10 @@ impl Shipper {
                             }
                         }
                         pending.retain(|e| e.seq > ack.applied_seq);
-                        cursor.store(Ack { applied_seq: ack.applied_seq, foreign_applied: ack.foreign_applied.max(cursor.ack.foreign_applied) })?;
+                        cursor.store(Ack {
+                            applied_seq: ack.applied_seq,
+                            foreign_applied: ack.foreign_applied.max(cursor.ack.foreign_applied),
+                        })?;
                         self.metrics.acked_seq.get_or_create(&label).set(ack.applied_seq as i64);
                         self.metrics.shipped_entries.get_or_create(&label).inc_by(shipped);
                         self.metrics.shipped_bytes.get_or_create(&label).inc_by(bytes);
@@ -168,7 +170,8 @@ impl Shipper {
                     self.metrics.ship_errors.get_or_create(&label).inc();
                     tracing::warn!(replica = %name, error = %e, retry_in_ms = backoff.as_millis() as u64, after_ms = started.elapsed().as_millis() as u64, "shipping failed");
                     synced = false;
-                    let jitter = Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 4 + 1));
+                    let jitter =
+                        Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 4 + 1));
                     tokio::select! {
                         _ = tokio::time::sleep(backoff + jitter) => {}
                         _ = stop.changed() => {}

@@ -105,7 +105,8 @@ pub async fn run(
             dirty.insert(p, Instant::now());
         }
         let now = Instant::now();
-        let mut ready: Vec<PathBuf> = dirty.iter().filter(|(_, t)| now.duration_since(**t) >= settle).map(|(p, _)| p.clone()).collect();
+        let mut ready: Vec<PathBuf> =
+            dirty.iter().filter(|(_, t)| now.duration_since(**t) >= settle).map(|(p, _)| p.clone()).collect();
         let applied = primary.applied();
         ready.extend(waiting.iter().filter(|(_, s)| **s <= applied).map(|(p, _)| p.clone()));
         for p in ready {

@@ -43,7 +43,10 @@ pub fn apply_files(
         for change in &entry.changes {
             match change {
                 Change::Rename { from, to, sha256, size } => {
-                    let (from, to) = (TreePath::of_entry(&entry.facility, from)?, TreePath::of_entry(&entry.facility, to)?);
+                    let (from, to) = (
+                        TreePath::of_entry(&entry.facility, from)?,
+                        TreePath::of_entry(&entry.facility, to)?,
+                    );
                     let (src, dst) = (from.under(tree), to.under(tree));
                     if src.exists() {
                         if dst.exists() {
@@ -55,7 +58,13 @@ pub fn apply_files(
                     }
                     ops.push(Op::Remove(from));
                     if let Ok(meta) = std::fs::symlink_metadata(&dst) {
-                        ops.push(Op::Upsert { path: to, sha256: sha256.clone(), size: *size, mtime_ns: mtime_ns(&meta), origin: Origin::Journal });
+                        ops.push(Op::Upsert {
+                            path: to,
+                            sha256: sha256.clone(),
+                            size: *size,
+                            mtime_ns: mtime_ns(&meta),
+                            origin: Origin::Journal,
+                        });
                     }
                 }
                 Change::Write { path, sha256, size, .. } => {
@@ -72,7 +81,13 @@ pub fn apply_files(
                         dirs.extend(write_file(staging, &dst, bytes)?);
                     }
                     let meta = std::fs::symlink_metadata(&dst).map_err(|e| BackupError::io(&dst, e))?;
-                    ops.push(Op::Upsert { path: p, sha256: sha256.clone(), size: *size, mtime_ns: mtime_ns(&meta), origin: Origin::Journal });
+                    ops.push(Op::Upsert {
+                        path: p,
+                        sha256: sha256.clone(),
+                        size: *size,
+                        mtime_ns: mtime_ns(&meta),
+                        origin: Origin::Journal,
+                    });
                 }
                 Change::Delete { path, .. } => {
                     let p = TreePath::of_entry(&entry.facility, path)?;
@@ -93,7 +108,13 @@ pub fn apply_files(
             dirs.extend(write_file(staging, &dst, bytes)?);
         }
         let meta = std::fs::symlink_metadata(&dst).map_err(|e| BackupError::io(&dst, e))?;
-        ops.push(Op::Upsert { path: p, sha256: put.sha256.clone(), size: put.size, mtime_ns: mtime_ns(&meta), origin: Origin::Foreign });
+        ops.push(Op::Upsert {
+            path: p,
+            sha256: put.sha256.clone(),
+            size: put.size,
+            mtime_ns: mtime_ns(&meta),
+            origin: Origin::Foreign,
+        });
     }
     for r in &batch.header.removes {
         let p = TreePath::parse(&r.path)?;

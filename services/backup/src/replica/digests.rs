@@ -37,7 +37,12 @@ pub struct DigestRequest {
 }
 
 /// Summarises the directory `prefix` of `manifest`, checking files under `tree` (None = no disk).
-pub async fn summarise(manifest: &Manifest, tree: Option<&Path>, prefix: &str, check: Check) -> Result<Summary, BackupError> {
+pub async fn summarise(
+    manifest: &Manifest,
+    tree: Option<&Path>,
+    prefix: &str,
+    check: Check,
+) -> Result<Summary, BackupError> {
     let dkey = dkey_of_dir(prefix);
     let mut s = Summariser::new(&dkey);
     manifest
@@ -56,7 +61,12 @@ pub async fn summarise(manifest: &Manifest, tree: Option<&Path>, prefix: &str, c
 }
 
 /// Each recorded file of one folder with the digest the disk supports, plus unrecorded files.
-fn check_dir(tree: &Path, dkey: &str, files: Vec<Recorded>, check: Check) -> Result<Vec<(String, String)>, BackupError> {
+fn check_dir(
+    tree: &Path,
+    dkey: &str,
+    files: Vec<Recorded>,
+    check: Check,
+) -> Result<Vec<(String, String)>, BackupError> {
     let dir = tree.join(dir_of_dkey(dkey));
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for f in files {

@@ -91,7 +91,12 @@ impl ReplicaJournal {
 
 fn create_segment(dir: &Path, first: u64) -> Result<(File, u64), BackupError> {
     let path = dir.join(segment_name(first));
-    let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&path).map_err(|e| BackupError::io(&path, e))?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| BackupError::io(&path, e))?;
     f.write_all(MAGIC).map_err(|e| BackupError::io(&path, e))?;
     f.sync_all().map_err(|e| BackupError::io(&path, e))?;
     crate::durable::fsync_dir(dir)?;

@@ -99,7 +99,9 @@ impl Replica {
                     manifest::upsert(&mut tx, path, sha256, *size, *mtime_ns, *origin).await?
                 }
                 apply::Op::Remove(p) => manifest::remove(&mut tx, p).await?,
-                apply::Op::RemoveTree(p) => manifest::remove_tree(&mut tx, &crate::paths::dkey_of_dir(p.as_str())).await?,
+                apply::Op::RemoveTree(p) => {
+                    manifest::remove_tree(&mut tx, &crate::paths::dkey_of_dir(p.as_str())).await?
+                }
             }
         }
         manifest::set_state(&mut tx, "applied_seq", last).await?;

@@ -23,11 +23,17 @@ pub fn sha(bytes: &[u8]) -> String {
 
 /// The validator tables from the shared folder beside the repository.
 pub fn nho_tables() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/external/nhoHQ-SSMIX2DataTestingTool/include").to_owned()
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/external/nhoHQ-SSMIX2DataTestingTool/include")
+        .to_owned()
 }
 
 /// A synthetic corpus as (facility, batch of files).
-pub fn corpus_batches(seed: u64, facilities: u32, patients: u32, per_batch: usize) -> (tempfile::TempDir, Vec<(String, Vec<BatchFile>)>, usize) {
+pub fn corpus_batches(
+    seed: u64,
+    facilities: u32,
+    patients: u32,
+    per_batch: usize,
+) -> (tempfile::TempDir, Vec<(String, Vec<BatchFile>)>, usize) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = synth::GenConfig {
         seed,
@@ -67,7 +73,10 @@ pub fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
             if e.file_type().unwrap().is_dir() {
                 stack.push(p);
             } else {
-                out.insert(p.strip_prefix(root).unwrap().to_str().unwrap().to_owned(), std::fs::read(&p).unwrap());
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_str().unwrap().to_owned(),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -107,7 +116,11 @@ impl Centre {
     pub async fn start_in(dir: tempfile::TempDir, config: StoreConfig, facilities: &[String]) -> Self {
         let store = Store::open(config.clone()).await.expect("open store");
         let ids: Vec<FacilityId> = facilities.iter().map(|f| FacilityId::new(f).unwrap()).collect();
-        let token = if ids.is_empty() { String::new() } else { sites::add_site(&store.db, "clinic", &ids, &[]).await.expect("add site") };
+        let token = if ids.is_empty() {
+            String::new()
+        } else {
+            sites::add_site(&store.db, "clinic", &ids, &[]).await.expect("add site")
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -119,7 +132,16 @@ impl Centre {
             .await
             .expect("serve");
         });
-        Self { dir, config, store, base: format!("http://{addr}"), token, client: reqwest::Client::new(), shutdown: Some(tx), task: Some(task) }
+        Self {
+            dir,
+            config,
+            store,
+            base: format!("http://{addr}"),
+            token,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub async fn stop(mut self) {
@@ -194,7 +216,10 @@ pub fn follow_config(centre: &Centre, state: &Path, replicas: &[(&str, String)])
         store_data_dir: centre.config.data_dir.clone(),
         state_dir: state.to_owned(),
         metrics_listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-        replicas: replicas.iter().map(|(n, u)| ReplicaTarget { name: (*n).into(), url: u.clone(), token_file: token.clone() }).collect(),
+        replicas: replicas
+            .iter()
+            .map(|(n, u)| ReplicaTarget { name: (*n).into(), url: u.clone(), token_file: token.clone() })
+            .collect(),
         retry_min_ms: 50,
         retry_max_ms: 1000,
         request_timeout_s: 10,
@@ -272,20 +297,35 @@ pub fn spawn_process(cmd: &str, config_path: &Path) -> Child {
         .env("RUST_LOG", "info")
         .env("KIZUNA_NHO_TABLES", nho_tables())
         .stdout(Stdio::null())
-        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(config_path.with_extension("log")).unwrap())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(config_path.with_extension("log"))
+                .unwrap(),
+        )
         .spawn()
         .expect("start kizuna-backup")
 }
 
 /// Writes a backup configuration file with these sections.
 pub fn write_config(path: &Path, replica: Option<&ReplicaConfig>, follow: Option<&FollowConfig>) {
-    let c = kizuna_backup::Config { replica: replica.cloned().unwrap_or_default(), follow: follow.cloned().unwrap_or_default() };
+    let c = kizuna_backup::Config {
+        replica: replica.cloned().unwrap_or_default(),
+        follow: follow.cloned().unwrap_or_default(),
+    };
     std::fs::write(path, serde_norway::to_string(&c).unwrap()).unwrap();
 }
 
 /// The replica's acknowledged journal position, asked over HTTP (None while unreachable).
 pub async fn replica_applied(url: &str) -> Option<u64> {
-    let r = reqwest::Client::new().get(format!("{url}/api/v1/state")).bearer_auth(TOKEN).timeout(Duration::from_secs(2)).send().await.ok()?;
+    let r = reqwest::Client::new()
+        .get(format!("{url}/api/v1/state"))
+        .bearer_auth(TOKEN)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
     let v: serde_json::Value = r.json().await.ok()?;
     v["applied_seq"].as_u64()
 }
@@ -370,10 +410,22 @@ pub async fn index_rows(pool: &sqlx::AnyPool) -> Vec<String> {
         .map(|r| {
             format!(
                 "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
-                r.get::<String, _>(0), r.get::<String, _>(1), r.get::<String, _>(2), r.get::<String, _>(3),
-                r.get::<String, _>(4), r.get::<String, _>(5), r.get::<String, _>(6), r.get::<i64, _>(7),
-                r.get::<String, _>(8), r.get::<String, _>(9), r.get::<String, _>(10), r.get::<String, _>(11),
-                r.get::<i64, _>(12), r.get::<i64, _>(13), r.get::<i64, _>(14), r.get::<i64, _>(15)
+                r.get::<String, _>(0),
+                r.get::<String, _>(1),
+                r.get::<String, _>(2),
+                r.get::<String, _>(3),
+                r.get::<String, _>(4),
+                r.get::<String, _>(5),
+                r.get::<String, _>(6),
+                r.get::<i64, _>(7),
+                r.get::<String, _>(8),
+                r.get::<String, _>(9),
+                r.get::<String, _>(10),
+                r.get::<String, _>(11),
+                r.get::<i64, _>(12),
+                r.get::<i64, _>(13),
+                r.get::<i64, _>(14),
+                r.get::<i64, _>(15)
             )
         })
         .collect()
