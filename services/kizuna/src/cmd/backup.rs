@@ -107,7 +107,9 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
         BackupCommand::Serve(a) => {
             let config = load(a.config.as_deref())?.replica;
             runtime()?.block_on(async {
-                let l = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+                let l = tokio::net::TcpListener::bind(config.listen)
+                    .await
+                    .with_context(|| format!("listening on {}", config.listen))?;
                 kizuna_backup::serve::serve_on(l, &config, shutdown_signal()).await.context("backup replica")
             })?;
             Ok(ExitCode::SUCCESS)
@@ -135,7 +137,12 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
                 CheckArg::Stat => Check::Stat,
                 CheckArg::Content => Check::Content,
             };
-            let targets: Vec<_> = config.replicas.iter().filter(|r| a.replica.as_ref().is_none_or(|n| *n == r.name)).cloned().collect();
+            let targets: Vec<_> = config
+                .replicas
+                .iter()
+                .filter(|r| a.replica.as_ref().is_none_or(|n| *n == r.name))
+                .cloned()
+                .collect();
             if targets.is_empty() {
                 bail!("no replica to verify (follow.replicas, --replica)");
             }
@@ -169,11 +176,21 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
         }
         BackupCommand::Promote(a) => {
             let config = load(a.config.as_deref())?.replica;
-            let p = runtime()?.block_on(kizuna_backup::promote::promote(&config.data_dir, &a.database_url)).context("promote")?;
+            let p = runtime()?
+                .block_on(kizuna_backup::promote::promote(&config.data_dir, &a.database_url))
+                .context("promote")?;
             println!(
                 "promoted {}: journal up to entry {}, {} records indexed in {}\nnow run: kizuna serve --config FILE  (with data_dir: {}{})",
-                config.data_dir.display(), p.applied_seq, p.records, p.database_url, config.data_dir.display(),
-                if a.database_url.is_empty() { String::new() } else { format!(", database_url: {}", a.database_url) }
+                config.data_dir.display(),
+                p.applied_seq,
+                p.records,
+                p.database_url,
+                config.data_dir.display(),
+                if a.database_url.is_empty() {
+                    String::new()
+                } else {
+                    format!(", database_url: {}", a.database_url)
+                }
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -181,9 +198,15 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
             let token = hex::encode(rand_bytes());
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&out)
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&out)
                 .with_context(|| format!("creating {}", out.display()))?;
-            writeln!(f, "{token}").and_then(|_| f.sync_all()).with_context(|| format!("writing {}", out.display()))?;
+            writeln!(f, "{token}")
+                .and_then(|_| f.sync_all())
+                .with_context(|| format!("writing {}", out.display()))?;
             println!("wrote a new token to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
