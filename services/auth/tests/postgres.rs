@@ -1,0 +1,58 @@
+//! The same provider on PostgreSQL (`KIZUNA_TEST_POSTGRES_URL`, started by tests/pg-setup.sh): the
+//! code flow, code replay revoking tokens, and lockout, through the PostgreSQL migrations.
+
+mod support;
+
+use sqlx::{Connection, Executor};
+use support::*;
+
+/// A new database on the test server, or None (skip) when no server is configured outside CI.
+async fn fresh_database() -> Option<String> {
+    let server = match std::env::var("KIZUNA_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh (tests/run-all does)")
+        }
+        _ => {
+            eprintln!("skipping: KIZUNA_TEST_POSTGRES_URL is not set (tests/pg-setup.sh prints one)");
+            return None;
+        }
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("kizuna_auth_test_{:016x}", rand::random::<u64>());
+    let mut conn = sqlx::AnyConnection::connect(&server).await.expect("connect to KIZUNA_TEST_POSTGRES_URL");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+    conn.close().await.ok();
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+    Some(format!("{base}/{name}"))
+}
+
+#[tokio::test]
+async fn code_flow_replay_and_lockout_on_postgres() {
+    let Some(url) = fresh_database().await else { return };
+    let p = provider_with(|c| c.database_url = url).await;
+    let secret = clinician(&p, "pg-user", "F0401").await;
+    let mut b = Browser::new();
+    let (verifier, challenge) = pkce_pair();
+    let page = login(&mut b, p.issuer(), &authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[]), "pg-user", &secret).await;
+    let code = page.location_param("code").unwrap();
+    let (s, tok) = exchange(&p, &code, VIEWER_CB, &verifier).await;
+    assert_eq!(s, 200, "{tok}");
+    let at = tok["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&p, at).await.0, 200);
+    let (s, _) = exchange(&p, &code, VIEWER_CB, &verifier).await;
+    assert_eq!(s, 400);
+    assert_eq!(userinfo(&p, at).await.0, 401, "replay revokes the token");
+    // Lockout.
+    clinician(&p, "pg-locked", "F0401").await;
+    let mut b = Browser::new();
+    let page = b.get(&authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[])).await;
+    let csrf = page.csrf();
+    for _ in 0..5 {
+        b.post(&format!("{}/login", p.issuer()), &[("csrf", &csrf), ("username", "pg-locked"), ("password", "wrong wrong wrong")]).await;
+    }
+    let page = b.post(&format!("{}/login", p.issuer()), &[("csrf", &csrf), ("username", "pg-locked"), ("password", PASSWORD)]).await;
+    assert_eq!(page.status, 401);
+    assert!(page.body.contains(kizuna_auth::api::login::REFUSED));
+    p.server.shutdown().await;
+}
