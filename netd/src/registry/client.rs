@@ -69,7 +69,8 @@ impl Client {
         body: &B,
         bearer: Option<&str>,
     ) -> Result<T, RegistryError> {
-        let mut req = self.http.post(format!("{}{path}", self.base)).json(body).timeout(Duration::from_secs(30));
+        let mut req =
+            self.http.post(format!("{}{path}", self.base)).json(body).timeout(Duration::from_secs(30));
         if let Some(b) = bearer {
             req = req.bearer_auth(b);
         }
@@ -85,7 +86,11 @@ impl Client {
         self.post(PATH_ENROLL, req, None).await
     }
 
-    pub async fn register_keys(&self, credential: &str, req: &KeysRequest) -> Result<KeysResponse, RegistryError> {
+    pub async fn register_keys(
+        &self,
+        credential: &str,
+        req: &KeysRequest,
+    ) -> Result<KeysResponse, RegistryError> {
         self.post(PATH_KEYS, req, Some(credential)).await
     }
 

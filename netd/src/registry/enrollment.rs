@@ -83,7 +83,10 @@ impl Enrollment {
 }
 
 /// The persisted view, verified again under the enrollment's key; `None` when there is none.
-pub fn load_view(path: &Path, enrollment: &Enrollment) -> Result<Option<(ViewPayload, SignedView)>, RegistryError> {
+pub fn load_view(
+    path: &Path,
+    enrollment: &Enrollment,
+) -> Result<Option<(ViewPayload, SignedView)>, RegistryError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -113,9 +116,8 @@ pub fn view_policy(cfg: &SiteConfig) -> Result<Option<(u64, ValidPolicy)>, Regis
             format!("enrolled as site {:?}, but the site file says {:?}", enrollment.site, cfg.site.as_str()),
         ));
     }
-    let (payload, _) = load_view(&cfg.view_path(), &enrollment)?.ok_or_else(|| {
-        file_err(&cfg.view_path(), "enrolled, but no verified view from the registry yet")
-    })?;
+    let (payload, _) = load_view(&cfg.view_path(), &enrollment)?
+        .ok_or_else(|| file_err(&cfg.view_path(), "enrolled, but no verified view from the registry yet"))?;
     let policy = payload.valid_policy().map_err(RegistryError::View)?;
     Ok(Some((payload.version, policy)))
 }

@@ -34,7 +34,9 @@ impl EnrollToken {
     pub fn decode(text: &str) -> Result<Self, RegistryError> {
         let text = text.trim();
         let body = text.strip_prefix(PREFIX).ok_or_else(|| {
-            RegistryError::Token(format!("does not start with {PREFIX:?}; copy the whole line `kizuna site provision` printed"))
+            RegistryError::Token(format!(
+                "does not start with {PREFIX:?}; copy the whole line `kizuna site provision` printed"
+            ))
         })?;
         let json = URL_SAFE_NO_PAD
             .decode(body)

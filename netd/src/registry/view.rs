@@ -189,7 +189,11 @@ mod tests {
         let mut p4b = p4.clone();
         p4b.issued_unix = 2;
         let s4b = SignedView::sign(&key, &p4b);
-        assert!(check_freshness(&p4b, &s4b, "kita-hospital", Some((&p4, &s4))).unwrap_err().contains("same version"));
+        assert!(
+            check_freshness(&p4b, &s4b, "kita-hospital", Some((&p4, &s4)))
+                .unwrap_err()
+                .contains("same version")
+        );
         assert!(check_freshness(&p4, &s4, "minami-hospital", None).unwrap_err().contains("this is site"));
     }
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::RegistryError;
 use super::client::Client;
 use super::enrollment::{Enrollment, load_view, save_view};
 use super::protocol::KeysRequest;
 use super::view::{Freshness, SignedView, check_freshness};
-use super::RegistryError;
 use crate::api::SharedStatus;
 use crate::site::SiteConfig;
 
@@ -76,7 +76,12 @@ pub async fn accept(
 }
 
 /// The daemon's watch task: runs until the process ends.
-pub async fn run(cfg: SiteConfig, enrollment: Enrollment, wake: mpsc::UnboundedSender<()>, status: SharedStatus) {
+pub async fn run(
+    cfg: SiteConfig,
+    enrollment: Enrollment,
+    wake: mpsc::UnboundedSender<()>,
+    status: SharedStatus,
+) {
     let client = match Client::new(&enrollment.registry_url, &enrollment.pin) {
         Ok(c) => c,
         Err(e) => {

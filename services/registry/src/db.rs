@@ -82,7 +82,8 @@ impl Db {
 
     /// The current version.
     pub async fn generation(&self) -> Result<u64> {
-        let row = sqlx::query("SELECT generation FROM registry_state WHERE id = 1").fetch_one(&self.pool).await?;
+        let row =
+            sqlx::query("SELECT generation FROM registry_state WHERE id = 1").fetch_one(&self.pool).await?;
         Ok(row.try_get::<i64, _>("generation")? as u64)
     }
 }
@@ -90,7 +91,9 @@ impl Db {
 /// Increment the version inside `tx` and return the new value. Call it first in a write
 /// transaction: it takes the write lock before anything is read.
 pub async fn bump(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<u64> {
-    sqlx::query("UPDATE registry_state SET generation = generation + 1 WHERE id = 1").execute(&mut **tx).await?;
+    sqlx::query("UPDATE registry_state SET generation = generation + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
     let row = sqlx::query("SELECT generation FROM registry_state WHERE id = 1").fetch_one(&mut **tx).await?;
     Ok(row.try_get::<i64, _>("generation")? as u64)
 }

@@ -66,9 +66,10 @@ pub async fn list(db: &Db) -> Result<Vec<PolicyVersion>> {
         .fetch_one(&db.pool)
         .await?
         .try_get::<Option<i64>, _>("active_policy")?;
-    let rows = sqlx::query("SELECT version, sha256, created_unix, source, note FROM policies ORDER BY version")
-        .fetch_all(&db.pool)
-        .await?;
+    let rows =
+        sqlx::query("SELECT version, sha256, created_unix, source, note FROM policies ORDER BY version")
+            .fetch_all(&db.pool)
+            .await?;
     rows.iter()
         .map(|r| {
             let version: i64 = r.try_get("version")?;
@@ -110,7 +111,10 @@ pub async fn apply(db: &Db, text: &str, file: &Path, note: &str, dry_run: bool) 
         .bind(note)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE registry_state SET active_policy = $1 WHERE id = 1").bind(next).execute(&mut *tx).await?;
+    sqlx::query("UPDATE registry_state SET active_policy = $1 WHERE id = 1")
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
     // Release sites that left the policy, and keys of segments a site no longer joins.
     let rows = sqlx::query("SELECT name FROM sites WHERE status <> 'removed'").fetch_all(&mut *tx).await?;
     let mut released = Vec::new();
@@ -127,7 +131,10 @@ pub async fn apply(db: &Db, text: &str, file: &Path, note: &str, dry_run: bool) 
             continue;
         };
         let segs = policy_check::site_segments(&new, &site.name);
-        let keyed = sqlx::query("SELECT segment FROM site_keys WHERE site = $1").bind(&name).fetch_all(&mut *tx).await?;
+        let keyed = sqlx::query("SELECT segment FROM site_keys WHERE site = $1")
+            .bind(&name)
+            .fetch_all(&mut *tx)
+            .await?;
         for k in keyed {
             let seg: String = k.try_get("segment")?;
             if !segs.iter().any(|s| s.as_str() == seg) {
@@ -146,5 +153,6 @@ pub async fn apply(db: &Db, text: &str, file: &Path, note: &str, dry_run: bool) 
 /// Return to version `n`: its body becomes a new version.
 pub async fn rollback(db: &Db, n: u64) -> Result<Applied> {
     let text = body(db, n).await?;
-    apply(db, &text, Path::new(&format!("policy version {n}")), &format!("rollback to version {n}"), false).await
+    apply(db, &text, Path::new(&format!("policy version {n}")), &format!("rollback to version {n}"), false)
+        .await
 }

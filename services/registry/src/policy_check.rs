@@ -24,8 +24,9 @@ pub fn check(text: &str, file: &Path) -> Result<Policy, Vec<String>> {
             if !site.keys.is_empty() {
                 problems.push(Problem {
                     path: NodePath::root().key("sites").index(i).key("keys"),
-                    reason: "keys come from enrollment (`netd enroll`); remove them from the registry's policy"
-                        .into(),
+                    reason:
+                        "keys come from enrollment (`netd enroll`); remove them from the registry's policy"
+                            .into(),
                     other: None,
                 });
             }

@@ -194,7 +194,10 @@ async fn health() -> &'static str {
     "ok\n"
 }
 
-async fn preview(State(r): State<Shared>, Json(req): Json<PreviewRequest>) -> Result<Json<PreviewResponse>, ApiError> {
+async fn preview(
+    State(r): State<Shared>,
+    Json(req): Json<PreviewRequest>,
+) -> Result<Json<PreviewResponse>, ApiError> {
     let segments = sites::preview(&r.db, &req.site, &req.secret).await?;
     Ok(Json(PreviewResponse { site: req.site, segments, signing_key: r.keys.signing_public() }))
 }

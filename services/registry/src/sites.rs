@@ -43,9 +43,9 @@ fn opt_u64(r: &sqlx::any::AnyRow, c: &str) -> Result<Option<u64>> {
 }
 
 async fn site_in_active_policy(db: &Db, site: &str) -> Result<(netd::policy::Policy, SiteName)> {
-    let (_, policy) = policies::active(db)
-        .await?
-        .ok_or_else(|| RegistryError::Conflict("no policy yet: run `kizuna policy apply FILE` first".into()))?;
+    let (_, policy) = policies::active(db).await?.ok_or_else(|| {
+        RegistryError::Conflict("no policy yet: run `kizuna policy apply FILE` first".into())
+    })?;
     let name: SiteName = site.parse().map_err(RegistryError::BadRequest)?;
     if !policy.sites.iter().any(|s| s.name == name) {
         return Err(RegistryError::NotFound(format!(
@@ -61,20 +61,35 @@ pub async fn provision(db: &Db, site: &str, ttl_secs: u64, url: &str, pin: &str)
     let now = unix_now();
     let secret = new_secret();
     let mut tx = db.pool.begin().await?;
-    sqlx::query("DELETE FROM tokens WHERE site = $1 AND used_unix IS NULL").bind(site).execute(&mut *tx).await?;
-    let exists = sqlx::query("SELECT status FROM sites WHERE name = $1").bind(site).fetch_optional(&mut *tx).await?;
-    if exists.is_none() {
-        sqlx::query("INSERT INTO sites (name, status) VALUES ($1, 'provisioned')").bind(site).execute(&mut *tx).await?;
-    }
-    sqlx::query("INSERT INTO tokens (secret_sha256, site, created_unix, expires_unix) VALUES ($1, $2, $3, $4)")
-        .bind(hash(&secret))
+    sqlx::query("DELETE FROM tokens WHERE site = $1 AND used_unix IS NULL")
         .bind(site)
-        .bind(now as i64)
-        .bind((now + ttl_secs) as i64)
         .execute(&mut *tx)
         .await?;
+    let exists =
+        sqlx::query("SELECT status FROM sites WHERE name = $1").bind(site).fetch_optional(&mut *tx).await?;
+    if exists.is_none() {
+        sqlx::query("INSERT INTO sites (name, status) VALUES ($1, 'provisioned')")
+            .bind(site)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO tokens (secret_sha256, site, created_unix, expires_unix) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(hash(&secret))
+    .bind(site)
+    .bind(now as i64)
+    .bind((now + ttl_secs) as i64)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(EnrollToken { url: url.to_string(), pin: pin.to_string(), site: site.to_string(), expires_unix: now + ttl_secs, secret })
+    Ok(EnrollToken {
+        url: url.to_string(),
+        pin: pin.to_string(),
+        site: site.to_string(),
+        expires_unix: now + ttl_secs,
+        secret,
+    })
 }
 
 /// Check a token without using it up. Errors say plainly why it is refused.
@@ -90,7 +105,9 @@ async fn check_token(conn: &mut sqlx::AnyConnection, site: &str, secret: &str, n
         })?;
     let bound: String = row.try_get("site")?;
     if bound != site {
-        return Err(RegistryError::Unauthorized(format!("this token is bound to site {bound:?}, not {site:?}")));
+        return Err(RegistryError::Unauthorized(format!(
+            "this token is bound to site {bound:?}, not {site:?}"
+        )));
     }
     if let Some(used) = opt_u64(&row, "used_unix")? {
         return Err(RegistryError::Gone(format!(
@@ -109,7 +126,7 @@ async fn check_token(conn: &mut sqlx::AnyConnection, site: &str, secret: &str, n
 /// The segments the token's site must register keys for (token not used up).
 pub async fn preview(db: &Db, site: &str, secret: &str) -> Result<Vec<SegmentName>> {
     let mut conn = db.pool.acquire().await?;
-    check_token(&mut *conn, site, secret, unix_now()).await?;
+    check_token(&mut conn, site, secret, unix_now()).await?;
     drop(conn);
     let (policy, name) = site_in_active_policy(db, site).await?;
     Ok(site_segments(&policy, &name))
@@ -124,7 +141,9 @@ async fn check_keys_unique(
     let mut seen = std::collections::BTreeSet::new();
     for (seg, key) in keys {
         if !seen.insert(key) {
-            return Err(RegistryError::Conflict(format!("the key for segment {seg} is used for another segment too")));
+            return Err(RegistryError::Conflict(format!(
+                "the key for segment {seg} is used for another segment too"
+            )));
         }
         let other = sqlx::query("SELECT site, segment FROM site_keys WHERE public_key = $1")
             .bind(key.as_str())
@@ -151,10 +170,8 @@ pub async fn enroll(
 ) -> Result<(String, u64)> {
     let (policy, name) = site_in_active_policy(db, site).await?;
     let segments = site_segments(&policy, &name);
-    let missing: Vec<&str> =
-        segments.iter().filter(|s| !keys.contains_key(*s)).map(|s| s.as_str()).collect();
-    let extra: Vec<&str> =
-        keys.keys().filter(|s| !segments.contains(s)).map(|s| s.as_str()).collect();
+    let missing: Vec<&str> = segments.iter().filter(|s| !keys.contains_key(*s)).map(|s| s.as_str()).collect();
+    let extra: Vec<&str> = keys.keys().filter(|s| !segments.contains(s)).map(|s| s.as_str()).collect();
     if !missing.is_empty() || !extra.is_empty() {
         return Err(RegistryError::BadRequest(format!(
             "site {site:?} needs keys for exactly {:?}; missing {missing:?}, not a member of {extra:?}",
@@ -165,7 +182,7 @@ pub async fn enroll(
     let credential = new_secret();
     let mut tx = db.pool.begin().await?;
     let version = bump(&mut tx).await?;
-    check_token(&mut *tx, site, secret, now).await?;
+    check_token(&mut tx, site, secret, now).await?;
     let used = sqlx::query("UPDATE tokens SET used_unix = $1 WHERE secret_sha256 = $2 AND used_unix IS NULL")
         .bind(now as i64)
         .bind(hash(secret))
@@ -175,15 +192,17 @@ pub async fn enroll(
         return Err(RegistryError::Gone(format!("the enrollment token for site {site:?} was already used")));
     }
     sqlx::query("DELETE FROM site_keys WHERE site = $1").bind(site).execute(&mut *tx).await?;
-    check_keys_unique(&mut *tx, site, keys).await?;
+    check_keys_unique(&mut tx, site, keys).await?;
     for (seg, key) in keys {
-        sqlx::query("INSERT INTO site_keys (site, segment, public_key, registered_unix) VALUES ($1, $2, $3, $4)")
-            .bind(site)
-            .bind(seg.as_str())
-            .bind(key.as_str())
-            .bind(now as i64)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO site_keys (site, segment, public_key, registered_unix) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(site)
+        .bind(seg.as_str())
+        .bind(key.as_str())
+        .bind(now as i64)
+        .execute(&mut *tx)
+        .await?;
     }
     sqlx::query(
         "UPDATE sites SET status = 'enrolled', credential_sha256 = $1, enrolled_unix = $2, revoked_unix = NULL WHERE name = $3",
@@ -203,7 +222,9 @@ pub async fn authenticate(db: &Db, credential: &str) -> Result<SiteName> {
         .bind(hash(credential))
         .fetch_optional(&db.pool)
         .await?
-        .ok_or_else(|| RegistryError::Unauthorized("unknown site credential (enroll again with a new token)".into()))?;
+        .ok_or_else(|| {
+            RegistryError::Unauthorized("unknown site credential (enroll again with a new token)".into())
+        })?;
     let name: String = row.try_get("name")?;
     let status: String = row.try_get("status")?;
     match status.as_str() {
@@ -242,20 +263,22 @@ pub async fn register_keys(db: &Db, site: &SiteName, keys: &BTreeMap<SegmentName
     let now = unix_now() as i64;
     let mut tx = db.pool.begin().await?;
     let version = bump(&mut tx).await?;
-    check_keys_unique(&mut *tx, site.as_str(), keys).await?;
+    check_keys_unique(&mut tx, site.as_str(), keys).await?;
     for (seg, key) in keys {
         sqlx::query("DELETE FROM site_keys WHERE site = $1 AND segment = $2")
             .bind(site.as_str())
             .bind(seg.as_str())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO site_keys (site, segment, public_key, registered_unix) VALUES ($1, $2, $3, $4)")
-            .bind(site.as_str())
-            .bind(seg.as_str())
-            .bind(key.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO site_keys (site, segment, public_key, registered_unix) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(site.as_str())
+        .bind(seg.as_str())
+        .bind(key.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(version)
@@ -315,7 +338,9 @@ async fn enrolled_keys_all(db: &Db) -> Result<EnrolledKeys> {
         let (site, seg, key): (String, String, String) =
             (r.try_get("site")?, r.try_get("segment")?, r.try_get("public_key")?);
         let bad = |e: String| RegistryError::Conflict(format!("stored key of {site}/{seg}: {e}"));
-        out.entry(site.parse().map_err(bad)?).or_default().insert(seg.parse().map_err(bad)?, key.parse().map_err(bad)?);
+        out.entry(site.parse().map_err(bad)?)
+            .or_default()
+            .insert(seg.parse().map_err(bad)?, key.parse().map_err(bad)?);
     }
     Ok(out)
 }

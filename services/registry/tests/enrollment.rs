@@ -38,12 +38,14 @@ struct Centre {
 impl Centre {
     async fn start(database_url: Option<String>) -> Centre {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = RegistryConfig::default();
-        cfg.data_dir = dir.path().join("registry");
-        cfg.database_url = database_url.unwrap_or_default();
-        cfg.listen = "127.0.0.1:0".into();
-        cfg.change_poll_ms = 100;
-        cfg.long_poll_max_secs = 30;
+        let mut cfg = RegistryConfig {
+            data_dir: dir.path().join("registry"),
+            database_url: database_url.unwrap_or_default(),
+            listen: "127.0.0.1:0".into(),
+            change_poll_ms: 100,
+            long_poll_max_secs: 30,
+            ..Default::default()
+        };
         let db = Db::open(&cfg.effective_database_url()).await.unwrap();
         policies::apply(&db, &policy_text(|_| {}), Path::new("policy.yaml"), "first", false).await.unwrap();
         let running = server::start(&cfg, db.clone()).await.unwrap();
@@ -290,8 +292,7 @@ async fn tampered_foreign_and_replayed_views_are_refused() {
     let other = Centre::start(None).await;
     let o = enroll_all(&other, &["centre", "kita-hospital"]).await;
     let oe = o[1].enrollment();
-    let foreign =
-        o[1].client().view(&oe.credential, None, None, Duration::ZERO).await.unwrap().unwrap();
+    let foreign = o[1].client().view(&oe.credential, None, None, Duration::ZERO).await.unwrap().unwrap();
     let err = watch::accept(&kita.cfg, &e, &client, foreign).await.unwrap_err().to_string();
     assert!(err.contains("signature does not verify"), "{err}");
     // Another site's genuine view.
@@ -340,7 +341,8 @@ async fn long_poll_delivers_a_policy_change_within_seconds() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let text = policy_text(|p| p.keepalive_secs = 15);
     let start = Instant::now();
-    let applied = policies::apply(&c.db, &text, Path::new("policy.yaml"), "keepalive 15", false).await.unwrap();
+    let applied =
+        policies::apply(&c.db, &text, Path::new("policy.yaml"), "keepalive 15", false).await.unwrap();
     assert_eq!(applied.diff, ["~ keepalive_secs: 25 -> 15"]);
     let mut worst = Duration::ZERO;
     for w in waits {
@@ -393,7 +395,8 @@ async fn revocation_removes_the_site_from_every_other_view() {
     for site in &s {
         assert_eq!(site.peers().len(), 3, "{}", site.cfg.site);
     }
-    let higashi_keys = sites::list(&c.db).await.unwrap().into_iter().find(|x| x.name == "higashi-clinic").unwrap().keys;
+    let higashi_keys =
+        sites::list(&c.db).await.unwrap().into_iter().find(|x| x.name == "higashi-clinic").unwrap().keys;
     sites::revoke(&c.db, "higashi-clinic").await.unwrap();
     for site in &s[..3] {
         assert!(matches!(site.poll(Duration::from_secs(5)).await.unwrap(), Polled::Stored { .. }));
@@ -423,7 +426,9 @@ async fn with_the_registry_down_sites_keep_their_view_and_catch_up_later() {
     let (v, p) = s[1].view();
     assert_eq!((v, &p), (v0, &p0));
     // A change while the registry process is down, then it returns on the same address.
-    policies::apply(&c.db, &policy_text(|p| p.keepalive_secs = 10), Path::new("p.yaml"), "", false).await.unwrap();
+    policies::apply(&c.db, &policy_text(|p| p.keepalive_secs = 10), Path::new("p.yaml"), "", false)
+        .await
+        .unwrap();
     c.restart().await;
     assert!(matches!(s[1].poll(Duration::from_secs(5)).await.unwrap(), Polled::Stored { .. }));
     let (v1, p1) = s[1].view();
@@ -441,7 +446,8 @@ async fn policy_apply_checks_shows_the_diff_and_rollback_returns_to_a_version() 
     assert!(err.contains("new.yaml:") && err.contains("duplicate port 51820"), "{err}");
     // Keys belong to enrollment.
     let with_keys = std::fs::read_to_string(FIXTURE).unwrap();
-    let err = policies::apply(&c.db, &with_keys, Path::new("k.yaml"), "", false).await.unwrap_err().to_string();
+    let err =
+        policies::apply(&c.db, &with_keys, Path::new("k.yaml"), "", false).await.unwrap_err().to_string();
     assert!(err.contains("keys come from enrollment"), "{err}");
     // A dry run shows the diff and changes nothing.
     let v2 = policy_text(|p| p.keepalive_secs = 20);
@@ -455,7 +461,10 @@ async fn policy_apply_checks_shows_the_diff_and_rollback_returns_to_a_version() 
     let r = policies::rollback(&c.db, 1).await.unwrap();
     assert_eq!((r.version, r.diff), (Some(3), vec!["~ keepalive_secs: 20 -> 25".to_string()]));
     let list = policies::list(&c.db).await.unwrap();
-    assert_eq!(list.iter().map(|v| (v.version, v.active)).collect::<Vec<_>>(), [(1, false), (2, false), (3, true)]);
+    assert_eq!(
+        list.iter().map(|v| (v.version, v.active)).collect::<Vec<_>>(),
+        [(1, false), (2, false), (3, true)]
+    );
     assert!(policies::rollback(&c.db, 9).await.unwrap_err().to_string().contains("no policy version 9"));
     // A site removed from the policy is released.
     let s = enroll_all(&c, &["centre", "kita-hospital", "higashi-clinic"]).await;

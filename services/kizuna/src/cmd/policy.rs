@@ -60,7 +60,8 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
         match cmd {
             PolicyCommand::Apply { file, dry_run, note, config } => {
                 let cfg = load_config(&config)?;
-                let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+                let text =
+                    std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
                 let db = open(&cfg).await?;
                 match policies::apply(&db, &text, &file, &note, dry_run).await {
                     Ok(a) => {
@@ -76,7 +77,11 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                         for l in &lines {
                             eprintln!("{l}");
                         }
-                        eprintln!("{}: invalid ({} problems); nothing activated", file.display(), lines.len());
+                        eprintln!(
+                            "{}: invalid ({} problems); nothing activated",
+                            file.display(),
+                            lines.len()
+                        );
                         Ok(ExitCode::from(1))
                     }
                     Err(e) => Err(e.into()),
@@ -95,7 +100,9 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             PolicyCommand::List(config) => {
                 let db = open(&load_config(&config)?).await?;
                 for v in policies::list(&db).await? {
-                    let when = jiff::Timestamp::from_second(v.created_unix as i64).map(|t| t.to_string()).unwrap_or_default();
+                    let when = jiff::Timestamp::from_second(v.created_unix as i64)
+                        .map(|t| t.to_string())
+                        .unwrap_or_default();
                     println!(
                         "{}{:>4}  {}  {}  {}  {}",
                         if v.active { "*" } else { " " },

@@ -69,9 +69,9 @@ pub fn load_config(arg: &ConfigArg) -> anyhow::Result<RegistryConfig> {
 
 pub async fn open(cfg: &RegistryConfig) -> anyhow::Result<Db> {
     let url = cfg.effective_database_url();
-    Db::open(&url)
-        .await
-        .with_context(|| format!("opening the registry database {}", url.split('@').next_back().unwrap_or("")))
+    Db::open(&url).await.with_context(|| {
+        format!("opening the registry database {}", url.split('@').next_back().unwrap_or(""))
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -117,7 +117,10 @@ pub fn run(cmd: RegistryCommand) -> anyhow::Result<ExitCode> {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&list)?);
                 } else {
-                    println!("{:<24} {:<12} {:<16} {:<26} segments", "site", "status", "endpoint", "last seen");
+                    println!(
+                        "{:<24} {:<12} {:<16} {:<26} segments",
+                        "site", "status", "endpoint", "last seen"
+                    );
                     for s in list {
                         println!(
                             "{:<24} {:<12} {:<16} {:<26} {}",
@@ -160,7 +163,10 @@ pub fn revoke(a: RevokeArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let db = open(&cfg).await?;
         let version = sites::revoke(&db, &a.name).await?;
-        println!("site {} revoked: removed from every view at version {version}; its keys are released", a.name);
+        println!(
+            "site {} revoked: removed from every view at version {version}; its keys are released",
+            a.name
+        );
         Ok(ExitCode::SUCCESS)
     })
 }
