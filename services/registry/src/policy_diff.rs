@@ -44,7 +44,9 @@ fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<String>)
 /// The changes from `old` (None: no policy yet) to `new`.
 pub fn diff(old: Option<&Policy>, new: &Policy) -> Vec<String> {
     let mut out = Vec::new();
-    walk("", old.map(normalise).as_ref(), Some(&normalise(new)), &mut out);
+    // No policy yet: every top-level key is new.
+    let old = old.map(normalise).unwrap_or_else(|| Value::Object(Default::default()));
+    walk("", Some(&old), Some(&normalise(new)), &mut out);
     out
 }
 
