@@ -95,7 +95,10 @@ impl AuditHook {
         }
         let resp = req.send().await.map_err(|e| AuthError::invalid("audit_url", e.to_string()))?;
         if !resp.status().is_success() {
-            return Err(AuthError::invalid("audit_url", format!("POST /v1/pseudonyms answered {}", resp.status())));
+            return Err(AuthError::invalid(
+                "audit_url",
+                format!("POST /v1/pseudonyms answered {}", resp.status()),
+            ));
         }
         let subjects: Vec<String> = pending.into_iter().map(|p| p.subject).collect();
         pairwise::mark_registered(db, &subjects).await?;
@@ -115,7 +118,9 @@ impl AuditHook {
         let ip = peer.ip().to_string();
         let ev = match outcome {
             LoginOutcome::Success { user } => AuditEvent::new(EventKind::Login, source(Some(&user.facility)))
-                .participant(ActiveParticipant::requestor(&user.id).with_name(&user.display_name).with_ip(&ip)),
+                .participant(
+                    ActiveParticipant::requestor(&user.id).with_name(&user.display_name).with_ip(&ip),
+                ),
             LoginOutcome::Refused { username, user_id, locked } => {
                 let who = user_id.map(str::to_string).unwrap_or_else(|| format!("unknown-user:{username}"));
                 let name = if locked { format!("{username} (locked)") } else { username.to_string() };
@@ -136,8 +141,11 @@ impl AuditHook {
 
     pub fn logout(&self, user: &User, peer: &SocketAddr) {
         self.emit(
-            AuditEvent::new(EventKind::Logout, source(Some(&user.facility)))
-                .participant(ActiveParticipant::requestor(&user.id).with_name(&user.display_name).with_ip(&peer.ip().to_string())),
+            AuditEvent::new(EventKind::Logout, source(Some(&user.facility))).participant(
+                ActiveParticipant::requestor(&user.id)
+                    .with_name(&user.display_name)
+                    .with_ip(&peer.ip().to_string()),
+            ),
         );
     }
 }

@@ -130,7 +130,10 @@ impl AuthConfig {
         if !cfg.issuer.is_empty() {
             let u = url::Url::parse(&cfg.issuer).map_err(|e| bad(format!("issuer {:?}: {e}", cfg.issuer)))?;
             if !matches!(u.scheme(), "http" | "https") || u.query().is_some() || u.fragment().is_some() {
-                return Err(bad(format!("issuer {:?}: must be an http(s) URL without query or fragment", cfg.issuer)));
+                return Err(bad(format!(
+                    "issuer {:?}: must be an http(s) URL without query or fragment",
+                    cfg.issuer
+                )));
             }
         }
         Ok(cfg)

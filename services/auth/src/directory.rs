@@ -79,9 +79,14 @@ pub struct ClientCredentials {
 pub enum PasswordCheck {
     Ok(User),
     /// Wrong password or unknown user (indistinguishable to the caller's user).
-    Refused { user_id: Option<String>, now_locked: bool },
+    Refused {
+        user_id: Option<String>,
+        now_locked: bool,
+    },
     /// The account is locked or disabled; the password was not checked.
-    Locked { user_id: String },
+    Locked {
+        user_id: String,
+    },
 }
 
 /// Result of checking a TOTP code.
@@ -99,8 +104,7 @@ pub struct Lockout {
     pub lock_secs: i64,
 }
 
-const USER_COLUMNS: &str =
-    "id, username, display_name, facility, roles, totp_secret, locked_until, disabled, password_hash, totp_last_step";
+const USER_COLUMNS: &str = "id, username, display_name, facility, roles, totp_secret, locked_until, disabled, password_hash, totp_last_step";
 
 fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User> {
     let roles: String = r.try_get("roles")?;
@@ -118,7 +122,10 @@ fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User> {
 
 fn check_name(field: &str, v: &str) -> Result<()> {
     if v.is_empty() || v.len() > 128 || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(AuthError::invalid(field, format!("{v:?}: 1-128 characters, no spaces or control characters")));
+        return Err(AuthError::invalid(
+            field,
+            format!("{v:?}: 1-128 characters, no spaces or control characters"),
+        ));
     }
     Ok(())
 }
@@ -194,30 +201,37 @@ impl Directory {
     }
 
     pub async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM auth_user WHERE username = $1")))
-            .bind(username)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM auth_user WHERE username = $1"
+        )))
+        .bind(username)
+        .fetch_optional(&self.db.pool)
+        .await?;
         r.as_ref().map(user_from_row).transpose()
     }
 
     pub async fn user(&self, id: &str) -> Result<Option<User>> {
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM auth_user WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let r =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM auth_user WHERE id = $1")))
+                .bind(id)
+                .fetch_optional(&self.db.pool)
+                .await?;
         r.as_ref().map(user_from_row).transpose()
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM auth_user ORDER BY facility, username")))
-            .fetch_all(&self.db.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM auth_user ORDER BY facility, username"
+        )))
+        .fetch_all(&self.db.pool)
+        .await?;
         rows.iter().map(user_from_row).collect()
     }
 
     async fn require_user(&self, username: &str) -> Result<User> {
-        self.user_by_username(username).await?.ok_or_else(|| AuthError::NotFound(format!("user {username:?}")))
+        self.user_by_username(username)
+            .await?
+            .ok_or_else(|| AuthError::NotFound(format!("user {username:?}")))
     }
 
     /// Give the user a new TOTP secret (replacing any) and return it (base32) for their app.
@@ -297,11 +311,18 @@ impl Directory {
     }
 
     /// Check a username and password, applying the lockout policy.
-    pub async fn check_password(&self, username: &str, password: &str, policy: Lockout) -> Result<PasswordCheck> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM auth_user WHERE username = $1")))
-            .bind(username)
-            .fetch_optional(&self.db.pool)
-            .await?;
+    pub async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        policy: Lockout,
+    ) -> Result<PasswordCheck> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM auth_user WHERE username = $1"
+        )))
+        .bind(username)
+        .fetch_optional(&self.db.pool)
+        .await?;
         let (user, hash) = match &row {
             Some(r) => (Some(user_from_row(r)?), Some(r.try_get::<String, _>("password_hash")?)),
             None => (None, None),
@@ -326,11 +347,18 @@ impl Directory {
     }
 
     /// Check a TOTP code for a user who passed the password step, applying lockout and single use.
-    pub async fn check_totp(&self, user_id: &str, code: &str, skew: u8, policy: Lockout) -> Result<TotpCheck> {
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM auth_user WHERE id = $1")))
-            .bind(user_id)
-            .fetch_one(&self.db.pool)
-            .await?;
+    pub async fn check_totp(
+        &self,
+        user_id: &str,
+        code: &str,
+        skew: u8,
+        policy: Lockout,
+    ) -> Result<TotpCheck> {
+        let r =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM auth_user WHERE id = $1")))
+                .bind(user_id)
+                .fetch_one(&self.db.pool)
+                .await?;
         let u = user_from_row(&r)?;
         if u.disabled || u.locked_until > now() {
             return Ok(TotpCheck::Locked);
@@ -343,12 +371,14 @@ impl Directory {
         match step {
             Some(step) => {
                 // Claim the step atomically: two logins racing with one code cannot both pass.
-                let claimed = sqlx::query("UPDATE auth_user SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1")
-                    .bind(step as i64)
-                    .bind(user_id)
-                    .execute(&self.db.pool)
-                    .await?
-                    .rows_affected();
+                let claimed = sqlx::query(
+                    "UPDATE auth_user SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1",
+                )
+                .bind(step as i64)
+                .bind(user_id)
+                .execute(&self.db.pool)
+                .await?
+                .rows_affected();
                 if claimed == 1 {
                     return Ok(TotpCheck::Ok);
                 }
@@ -381,14 +411,20 @@ impl Directory {
             .try_get(0)?;
         if locked > t {
             // A new lock starts a new count.
-            sqlx::query("UPDATE auth_user SET failed_attempts = 0 WHERE id = $1").bind(user_id).execute(&self.db.pool).await?;
+            sqlx::query("UPDATE auth_user SET failed_attempts = 0 WHERE id = $1")
+                .bind(user_id)
+                .execute(&self.db.pool)
+                .await?;
         }
         Ok(locked > t)
     }
 
     /// A complete login resets the failure count.
     pub(crate) async fn record_success(&self, user_id: &str) -> Result<()> {
-        sqlx::query("UPDATE auth_user SET failed_attempts = 0 WHERE id = $1").bind(user_id).execute(&self.db.pool).await?;
+        sqlx::query("UPDATE auth_user SET failed_attempts = 0 WHERE id = $1")
+            .bind(user_id)
+            .execute(&self.db.pool)
+            .await?;
         Ok(())
     }
 
@@ -406,7 +442,11 @@ impl Directory {
         for (i, u) in c.post_logout_redirect_uris.iter().enumerate() {
             check_redirect_uri(&format!("post_logout_redirect_uris[{i}]"), u)?;
         }
-        let sector = if c.sector.trim().is_empty() { first_host.unwrap_or_default() } else { c.sector.trim().to_string() };
+        let sector = if c.sector.trim().is_empty() {
+            first_host.unwrap_or_default()
+        } else {
+            c.sector.trim().to_string()
+        };
         check_name("sector", &sector)?;
         let secret = c.confidential.then(new_token);
         let res = sqlx::query(

@@ -27,7 +27,9 @@ pub enum RedeemError {
     Unknown,
     Expired,
     /// The code was redeemed before: tokens issued from it have now been revoked.
-    Replayed { revoked_tokens: u64 },
+    Replayed {
+        revoked_tokens: u64,
+    },
     WrongClient,
     WrongRedirectUri,
     PkceMismatch,
@@ -171,6 +173,12 @@ pub async fn lookup_token(db: &Db, access_token: &str) -> Result<Option<TokenInf
     .bind(now())
     .fetch_optional(&db.pool)
     .await?;
-    r.map(|r| Ok(TokenInfo { client_id: r.try_get("client_id")?, user_id: r.try_get("user_id")?, scope: r.try_get("scope")? }))
-        .transpose()
+    r.map(|r| {
+        Ok(TokenInfo {
+            client_id: r.try_get("client_id")?,
+            user_id: r.try_get("user_id")?,
+            scope: r.try_get("scope")?,
+        })
+    })
+    .transpose()
 }

@@ -67,7 +67,10 @@ pub async fn unregistered(db: &Db) -> Result<Vec<Unregistered>> {
 pub async fn mark_registered(db: &Db, subjects: &[String]) -> Result<()> {
     let mut tx = db.pool.begin().await?;
     for s in subjects {
-        sqlx::query("UPDATE auth_pairwise SET registered = 1 WHERE subject = $1").bind(s).execute(&mut *tx).await?;
+        sqlx::query("UPDATE auth_pairwise SET registered = 1 WHERE subject = $1")
+            .bind(s)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(())

@@ -13,9 +13,15 @@ pub const MIN_PASSWORD_LEN: usize = 10;
 /// Hash a new password.
 pub fn hash_password(password: &str) -> Result<String> {
     if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(AuthError::invalid("password", format!("must be at least {MIN_PASSWORD_LEN} characters")));
+        return Err(AuthError::invalid(
+            "password",
+            format!("must be at least {MIN_PASSWORD_LEN} characters"),
+        ));
     }
-    Ok(Argon2::default().hash_password(password.as_bytes()).map_err(|e| AuthError::Password(e.to_string()))?.to_string())
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes())
+        .map_err(|e| AuthError::Password(e.to_string()))?
+        .to_string())
 }
 
 /// A hash of a random password, verified against when the user does not exist, so that an unknown

@@ -28,13 +28,17 @@ impl Role {
 
     pub fn parse(s: &str) -> Result<Self> {
         Role::ALL.into_iter().find(|r| r.as_str() == s.trim()).ok_or_else(|| {
-            AuthError::invalid("role", format!("{s:?} is not one of physician, nurse, pharmacist, admin, auditor"))
+            AuthError::invalid(
+                "role",
+                format!("{s:?} is not one of physician, nurse, pharmacist, admin, auditor"),
+            )
         })
     }
 
     /// Parse a comma-separated list (as stored and as given on the command line); at least one role.
     pub fn parse_list(s: &str) -> Result<Vec<Role>> {
-        let mut v = s.split(',').filter(|p| !p.trim().is_empty()).map(Role::parse).collect::<Result<Vec<_>>>()?;
+        let mut v =
+            s.split(',').filter(|p| !p.trim().is_empty()).map(Role::parse).collect::<Result<Vec<_>>>()?;
         v.sort();
         v.dedup();
         if v.is_empty() {

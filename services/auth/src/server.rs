@@ -29,10 +29,15 @@ impl Server {
         let signer = TokenSigner::new(&load_secret(&cfg.signing_key_file)?);
         let salt = load_secret(&cfg.pairwise_salt_file)?;
         let directory = Directory::open(&cfg.database_url()).await?;
-        let listener =
-            tokio::net::TcpListener::bind(&cfg.http_listen).await.map_err(|e| AuthError::io(&cfg.http_listen, e))?;
+        let listener = tokio::net::TcpListener::bind(&cfg.http_listen)
+            .await
+            .map_err(|e| AuthError::io(&cfg.http_listen, e))?;
         let addr = listener.local_addr().map_err(|e| AuthError::io(&cfg.http_listen, e))?;
-        let issuer = if cfg.issuer.is_empty() { format!("http://{addr}") } else { cfg.issuer.trim_end_matches('/').to_string() };
+        let issuer = if cfg.issuer.is_empty() {
+            format!("http://{addr}")
+        } else {
+            cfg.issuer.trim_end_matches('/').to_string()
+        };
         let secure_cookies = cfg.secure_cookies.unwrap_or(issuer.starts_with("https://"));
         let mut tasks = Vec::new();
         let audit = match &cfg.audit_url {
@@ -43,7 +48,9 @@ impl Server {
                 Some(hook)
             }
             None => {
-                tracing::warn!("audit_url is not set: logins are only logged, pairwise ids are not registered");
+                tracing::warn!(
+                    "audit_url is not set: logins are only logged, pairwise ids are not registered"
+                );
                 None
             }
         };

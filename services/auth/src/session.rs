@@ -72,14 +72,16 @@ pub async fn create_flow(db: &Db, request: &AuthRequest, lifetime_secs: i64) -> 
     };
     // Expired flows are swept whenever a new one starts.
     sqlx::query("DELETE FROM auth_flow WHERE expires_at < $1").bind(now()).execute(&db.pool).await?;
-    sqlx::query("INSERT INTO auth_flow (id_hash, csrf, request, stage, expires_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&flow.id_hash)
-        .bind(&flow.csrf)
-        .bind(serde_json::to_string(request).unwrap_or_default())
-        .bind(Stage::Password.as_str())
-        .bind(now() + lifetime_secs)
-        .execute(&db.pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO auth_flow (id_hash, csrf, request, stage, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&flow.id_hash)
+    .bind(&flow.csrf)
+    .bind(serde_json::to_string(request).unwrap_or_default())
+    .bind(Stage::Password.as_str())
+    .bind(now() + lifetime_secs)
+    .execute(&db.pool)
+    .await?;
     Ok((id, flow))
 }
 
@@ -97,7 +99,8 @@ pub async fn flow(db: &Db, cookie: &str) -> Result<Option<Flow>> {
     Ok(Some(Flow {
         id_hash: r.try_get("id_hash")?,
         csrf: r.try_get("csrf")?,
-        request: serde_json::from_str(&req).map_err(|e| AuthError::invalid("auth_flow.request", e.to_string()))?,
+        request: serde_json::from_str(&req)
+            .map_err(|e| AuthError::invalid("auth_flow.request", e.to_string()))?,
         stage: Stage::parse(&r.try_get::<String, _>("stage")?)?,
         user_id: r.try_get("user_id")?,
         enroll_secret: r.try_get("enroll_secret")?,
@@ -105,7 +108,13 @@ pub async fn flow(db: &Db, cookie: &str) -> Result<Option<Flow>> {
 }
 
 /// Move a flow to its next stage.
-pub async fn advance_flow(db: &Db, f: &Flow, stage: Stage, user_id: &str, enroll_secret: Option<&str>) -> Result<()> {
+pub async fn advance_flow(
+    db: &Db,
+    f: &Flow,
+    stage: Stage,
+    user_id: &str,
+    enroll_secret: Option<&str>,
+) -> Result<()> {
     sqlx::query("UPDATE auth_flow SET stage = $1, user_id = $2, enroll_secret = $3 WHERE id_hash = $4")
         .bind(stage.as_str())
         .bind(user_id)
@@ -132,7 +141,12 @@ pub struct Session {
 }
 
 /// Start a session after a complete login; returns the cookie value.
-pub async fn create_session(db: &Db, user_id: &str, amr: &str, lifetime_secs: i64) -> Result<(String, Session)> {
+pub async fn create_session(
+    db: &Db,
+    user_id: &str,
+    amr: &str,
+    lifetime_secs: i64,
+) -> Result<(String, Session)> {
     let id = new_token();
     let s = Session {
         id_hash: token_hash(&id),
@@ -176,6 +190,10 @@ pub async fn session(db: &Db, cookie: &str) -> Result<Option<Session>> {
 }
 
 pub async fn end_session(db: &Db, s: &Session) -> Result<()> {
-    sqlx::query("UPDATE auth_session SET ended_at = $1 WHERE id_hash = $2").bind(now()).bind(&s.id_hash).execute(&db.pool).await?;
+    sqlx::query("UPDATE auth_session SET ended_at = $1 WHERE id_hash = $2")
+        .bind(now())
+        .bind(&s.id_hash)
+        .execute(&db.pool)
+        .await?;
     Ok(())
 }

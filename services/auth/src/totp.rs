@@ -8,7 +8,8 @@ use totp_rs::{Algorithm, Secret, Totp};
 pub const STEP_SECS: u64 = 30;
 
 fn totp(secret_base32: &str, skew: u16) -> Result<Totp> {
-    let bytes = Secret::try_from_base32(secret_base32).map_err(|e| AuthError::Totp(format!("secret: {e}")))?;
+    let bytes =
+        Secret::try_from_base32(secret_base32).map_err(|e| AuthError::Totp(format!("secret: {e}")))?;
     totp_rs::Builder::new()
         .with_algorithm(Algorithm::SHA1)
         .with_digits(6)
@@ -26,7 +27,8 @@ pub fn new_secret() -> String {
 
 /// The `otpauth://` URI an authenticator app imports (as a QR code or pasted).
 pub fn provisioning_uri(secret_base32: &str, issuer: &str, account: &str) -> Result<String> {
-    let bytes = Secret::try_from_base32(secret_base32).map_err(|e| AuthError::Totp(format!("secret: {e}")))?;
+    let bytes =
+        Secret::try_from_base32(secret_base32).map_err(|e| AuthError::Totp(format!("secret: {e}")))?;
     totp_rs::Builder::new()
         .with_secret(bytes)
         .with_issuer(Some(issuer))
@@ -48,7 +50,13 @@ pub fn code_now(secret_base32: &str) -> Result<String> {
 
 /// The step `code` belongs to if it is valid at `unix_secs` within `skew` steps and newer than
 /// `last_step` (a code is accepted once); `None` otherwise.
-pub fn accept(secret_base32: &str, code: &str, unix_secs: u64, skew: u8, last_step: u64) -> Result<Option<u64>> {
+pub fn accept(
+    secret_base32: &str,
+    code: &str,
+    unix_secs: u64,
+    skew: u8,
+    last_step: u64,
+) -> Result<Option<u64>> {
     let code = code.trim();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(None);

@@ -62,7 +62,12 @@ async fn logins_and_logouts_are_audited_and_pairwise_ids_resolve_for_auditors() 
     // One wrong password first.
     let page = b.get(&authorize).await;
     let csrf = page.csrf();
-    let page = b.post(&format!("{}/login", p.issuer()), &[("csrf", &csrf), ("username", "mori"), ("password", "not the password")]).await;
+    let page = b
+        .post(
+            &format!("{}/login", p.issuer()),
+            &[("csrf", &csrf), ("username", "mori"), ("password", "not the password")],
+        )
+        .await;
     assert_eq!(page.status, 401);
     let page = login(&mut b, p.issuer(), &authorize, "mori", &secret).await;
     let (_, tok) = exchange(&p, &page.location_param("code").unwrap(), VIEWER_CB, &verifier).await;
@@ -70,7 +75,9 @@ async fn logins_and_logouts_are_audited_and_pairwise_ids_resolve_for_auditors() 
     let sub = {
         use base64::Engine;
         let c: serde_json::Value = serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id_token.split('.').nth(1).unwrap()).unwrap(),
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(id_token.split('.').nth(1).unwrap())
+                .unwrap(),
         )
         .unwrap();
         c["sub"].as_str().unwrap().to_string()

@@ -7,13 +7,16 @@ use support::*;
 
 fn claims_of(id_token: &str) -> serde_json::Value {
     let payload = id_token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
+        .unwrap()
 }
 
 /// Log `user` in at the viewer and return (code, verifier).
 async fn code_for(p: &Provider, b: &mut Browser, user: &str, secret: &str) -> (String, String) {
     let (verifier, challenge) = pkce_pair();
-    let page = login(b, p.issuer(), &authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[]), user, secret).await;
+    let page =
+        login(b, p.issuer(), &authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[]), user, secret)
+            .await;
     assert!(page.location.as_deref().unwrap().starts_with(VIEWER_CB), "{:?}", page.location);
     (page.location_param("code").unwrap(), verifier)
 }
@@ -24,7 +27,14 @@ async fn code_flow_with_pkce_password_and_totp_yields_signed_pairwise_id_token()
     let secret = clinician(&p, "sato", "F0401").await;
     let mut b = Browser::new();
     let (verifier, challenge) = pkce_pair();
-    let page = login(&mut b, p.issuer(), &authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[]), "sato", &secret).await;
+    let page = login(
+        &mut b,
+        p.issuer(),
+        &authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[]),
+        "sato",
+        &secret,
+    )
+    .await;
     assert_eq!(page.location_param("state").as_deref(), Some("st-123"));
     assert_eq!(page.location_param("iss").as_deref(), Some(p.issuer()));
     let code = page.location_param("code").unwrap();
@@ -44,13 +54,17 @@ async fn code_flow_with_pkce_password_and_totp_yields_signed_pairwise_id_token()
     assert_ne!(sub, user.id, "the viewer must not see the internal user id");
     assert!(!sub.contains("sato"));
     // The ID token verifies against the published JWKS.
-    let jwks: serde_json::Value = reqwest::get(format!("{}/jwks.json", p.issuer())).await.unwrap().json().await.unwrap();
-    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwks["keys"][0]["x"].as_str().unwrap()).unwrap();
+    let jwks: serde_json::Value =
+        reqwest::get(format!("{}/jwks.json", p.issuer())).await.unwrap().json().await.unwrap();
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jwks["keys"][0]["x"].as_str().unwrap())
+        .unwrap();
     let key = ed25519_dalek::VerifyingKey::from_bytes(&x.try_into().unwrap()).unwrap();
     let t = tok["id_token"].as_str().unwrap();
     let (input, sig) = t.rsplit_once('.').unwrap();
     let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig).unwrap();
-    key.verify_strict(input.as_bytes(), &ed25519_dalek::Signature::from_bytes(&sig.try_into().unwrap())).unwrap();
+    key.verify_strict(input.as_bytes(), &ed25519_dalek::Signature::from_bytes(&sig.try_into().unwrap()))
+        .unwrap();
     // Userinfo answers with the same pairwise subject.
     let (s, info) = userinfo(&p, tok["access_token"].as_str().unwrap()).await;
     assert_eq!(s, 200, "{info}");
@@ -187,7 +201,12 @@ async fn redirect_uri_tampering_is_refused_without_redirecting() {
     let r = reqwest::Client::new()
         .post(format!("{}/token", p.issuer()))
         .basic_auth("viewer", Some("not-the-secret"))
-        .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", VIEWER_CB), ("code_verifier", verifier.as_str())])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", VIEWER_CB),
+            ("code_verifier", verifier.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -220,7 +239,12 @@ async fn expired_and_reused_totp_codes_are_refused() {
     let (_, challenge) = pkce_pair();
     let page = b.get(&authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[])).await;
     let csrf = page.csrf();
-    let page = b.post(&format!("{}/login", p.issuer()), &[("csrf", &csrf), ("username", "kobayashi"), ("password", PASSWORD)]).await;
+    let page = b
+        .post(
+            &format!("{}/login", p.issuer()),
+            &[("csrf", &csrf), ("username", "kobayashi"), ("password", PASSWORD)],
+        )
+        .await;
     assert_eq!(page.status, 200);
     let now = jiff::Timestamp::now().as_second() as u64;
     // A code from three steps (90 s) ago is outside the one-step skew.
@@ -238,7 +262,11 @@ async fn expired_and_reused_totp_codes_are_refused() {
     let mut b2 = Browser::new();
     let page = b2.get(&authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[])).await;
     let csrf2 = page.csrf();
-    b2.post(&format!("{}/login", p.issuer()), &[("csrf", &csrf2), ("username", "kobayashi"), ("password", PASSWORD)]).await;
+    b2.post(
+        &format!("{}/login", p.issuer()),
+        &[("csrf", &csrf2), ("username", "kobayashi"), ("password", PASSWORD)],
+    )
+    .await;
     let page = b2.post(&format!("{}/login/totp", p.issuer()), &[("csrf", &csrf2), ("code", &current)]).await;
     assert_eq!(page.status, 401, "a used TOTP code must not be accepted again");
 }
@@ -253,21 +281,41 @@ async fn repeated_failures_lock_the_account_until_unlocked() {
     let csrf = page.csrf();
     for i in 0..5 {
         let page = b
-            .post(&format!("{}/login", p.issuer()), &[("csrf", &csrf), ("username", "yamamoto"), ("password", &format!("wrong password {i}"))])
+            .post(
+                &format!("{}/login", p.issuer()),
+                &[("csrf", &csrf), ("username", "yamamoto"), ("password", &format!("wrong password {i}"))],
+            )
             .await;
         assert_eq!(page.status, 401);
     }
     // Now even the right password is refused, with the same message as a wrong one.
-    let page = b.post(&format!("{}/login", p.issuer()), &[("csrf", &csrf), ("username", "yamamoto"), ("password", PASSWORD)]).await;
+    let page = b
+        .post(
+            &format!("{}/login", p.issuer()),
+            &[("csrf", &csrf), ("username", "yamamoto"), ("password", PASSWORD)],
+        )
+        .await;
     assert_eq!(page.status, 401);
     assert!(page.body.contains(kizuna_auth::api::login::REFUSED));
     let u = p.server.directory().user_by_username("yamamoto").await.unwrap().unwrap();
     assert!(u.locked_until > jiff::Timestamp::now().as_second() + 800);
     // An unknown user gets the same answer (no username enumeration).
-    let page = b.post(&format!("{}/login", p.issuer()), &[("csrf", &csrf), ("username", "nobody"), ("password", PASSWORD)]).await;
+    let page = b
+        .post(
+            &format!("{}/login", p.issuer()),
+            &[("csrf", &csrf), ("username", "nobody"), ("password", PASSWORD)],
+        )
+        .await;
     assert!(page.body.contains(kizuna_auth::api::login::REFUSED));
     p.server.directory().unlock("yamamoto").await.unwrap();
-    let page = login(&mut b, p.issuer(), &authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[]), "yamamoto", &secret).await;
+    let page = login(
+        &mut b,
+        p.issuer(),
+        &authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[]),
+        "yamamoto",
+        &secret,
+    )
+    .await;
     assert!(page.location_param("code").is_some());
 }
 
@@ -279,9 +327,14 @@ async fn wrong_totp_codes_also_lock_the_account() {
     let (_, challenge) = pkce_pair();
     let page = b.get(&authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[])).await;
     let csrf = page.csrf();
-    b.post(&format!("{}/login", p.issuer()), &[("csrf", &csrf), ("username", "nakamura"), ("password", PASSWORD)]).await;
+    b.post(
+        &format!("{}/login", p.issuer()),
+        &[("csrf", &csrf), ("username", "nakamura"), ("password", PASSWORD)],
+    )
+    .await;
     for _ in 0..2 {
-        let page = b.post(&format!("{}/login/totp", p.issuer()), &[("csrf", &csrf), ("code", "000000")]).await;
+        let page =
+            b.post(&format!("{}/login/totp", p.issuer()), &[("csrf", &csrf), ("code", "000000")]).await;
         assert_eq!(page.status, 401);
         assert!(page.body.contains("Wrong or expired code"));
     }
@@ -298,11 +351,21 @@ async fn forms_without_the_csrf_token_or_flow_cookie_are_refused() {
     let mut b = Browser::new();
     let (_, challenge) = pkce_pair();
     b.get(&authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[])).await;
-    let page = b.post(&format!("{}/login", p.issuer()), &[("csrf", "forged"), ("username", "kato"), ("password", PASSWORD)]).await;
+    let page = b
+        .post(
+            &format!("{}/login", p.issuer()),
+            &[("csrf", "forged"), ("username", "kato"), ("password", PASSWORD)],
+        )
+        .await;
     assert_eq!(page.status, 403);
     // A cross-site form post carries no flow cookie (SameSite=Lax): refused too.
     let mut attacker = Browser::new();
-    let page = attacker.post(&format!("{}/login", p.issuer()), &[("csrf", "x"), ("username", "kato"), ("password", PASSWORD)]).await;
+    let page = attacker
+        .post(
+            &format!("{}/login", p.issuer()),
+            &[("csrf", "x"), ("username", "kato"), ("password", PASSWORD)],
+        )
+        .await;
     assert_eq!(page.status, 400);
 }
 
@@ -324,7 +387,12 @@ async fn first_login_enrolls_totp_and_later_logins_require_it() {
     let (verifier, challenge) = pkce_pair();
     let page = b.get(&authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[])).await;
     let csrf = page.csrf();
-    let page = b.post(&format!("{}/login", p.issuer()), &[("csrf", &csrf), ("username", "kimura"), ("password", PASSWORD)]).await;
+    let page = b
+        .post(
+            &format!("{}/login", p.issuer()),
+            &[("csrf", &csrf), ("username", "kimura"), ("password", PASSWORD)],
+        )
+        .await;
     assert!(page.body.contains(r#"action="/login/enroll""#), "{}", page.body);
     let i = page.body.find(r#"id="totp-secret">"#).unwrap() + r#"id="totp-secret">"#.len();
     let secret = page.body[i..i + page.body[i..].find('<').unwrap()].to_string();
@@ -360,14 +428,23 @@ async fn logout_ends_the_session_and_returns_to_a_registered_uri() {
     let page = b
         .post(
             &format!("{}/logout", p.issuer()),
-            &[("csrf", "wrong"), ("client_id", "viewer"), ("post_logout_redirect_uri", "http://127.0.0.1:9/viewer/bye")],
+            &[
+                ("csrf", "wrong"),
+                ("client_id", "viewer"),
+                ("post_logout_redirect_uri", "http://127.0.0.1:9/viewer/bye"),
+            ],
         )
         .await;
     assert_eq!(page.status, 403, "logout needs the CSRF token");
     let page = b
         .post(
             &format!("{}/logout", p.issuer()),
-            &[("csrf", &csrf), ("client_id", "viewer"), ("post_logout_redirect_uri", "http://127.0.0.1:9/viewer/bye"), ("state", "bye1")],
+            &[
+                ("csrf", &csrf),
+                ("client_id", "viewer"),
+                ("post_logout_redirect_uri", "http://127.0.0.1:9/viewer/bye"),
+                ("state", "bye1"),
+            ],
         )
         .await;
     assert_eq!(page.status, 303);
@@ -377,7 +454,8 @@ async fn logout_ends_the_session_and_returns_to_a_registered_uri() {
     let page = b.get(&authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[])).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains(r#"action="/login""#));
-    let page = b.get(&authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[("prompt", "none")])).await;
+    let page =
+        b.get(&authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[("prompt", "none")])).await;
     assert_eq!(page.location_param("error").as_deref(), Some("login_required"));
 }
 
@@ -390,14 +468,21 @@ async fn secure_cookies_behind_tls_carry_secure_and_the_host_prefix() {
     assert_eq!(page.status, 200);
     let c = &b.set_cookies[0];
     assert!(c.starts_with("__Host-kizuna_auth_flow="), "{c}");
-    assert!(c.contains("Secure") && c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Path=/"), "{c}");
+    assert!(
+        c.contains("Secure") && c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Path=/"),
+        "{c}"
+    );
 }
 
 #[tokio::test]
 async fn discovery_advertises_only_what_is_implemented() {
     let p = provider().await;
-    let d: serde_json::Value =
-        reqwest::get(format!("{}/.well-known/openid-configuration", p.issuer())).await.unwrap().json().await.unwrap();
+    let d: serde_json::Value = reqwest::get(format!("{}/.well-known/openid-configuration", p.issuer()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(d["issuer"], p.issuer());
     assert_eq!(d["code_challenge_methods_supported"], serde_json::json!(["S256"]));
     assert_eq!(d["subject_types_supported"], serde_json::json!(["pairwise"]));

@@ -6,8 +6,8 @@ mod support;
 
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreProviderMetadata};
 use openidconnect::{
-    AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, RedirectUrl, Scope, TokenResponse, UserInfoClaims,
+    AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse, UserInfoClaims,
 };
 use serde::{Deserialize, Serialize};
 use support::*;
@@ -28,9 +28,15 @@ async fn openidconnect_crate_as_relying_party_verifies_the_eddsa_id_token() {
         .redirect(openidconnect::reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(p.issuer().to_string()).unwrap(), &http).await.unwrap();
-    let client = CoreClient::from_provider_metadata(meta, ClientId::new("viewer".into()), Some(ClientSecret::new(p.viewer_secret.clone())))
-        .set_redirect_uri(RedirectUrl::new(VIEWER_CB.into()).unwrap());
+    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(p.issuer().to_string()).unwrap(), &http)
+        .await
+        .unwrap();
+    let client = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new("viewer".into()),
+        Some(ClientSecret::new(p.viewer_secret.clone())),
+    )
+    .set_redirect_uri(RedirectUrl::new(VIEWER_CB.into()).unwrap());
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (auth_url, csrf, nonce) = client
         .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
@@ -50,7 +56,9 @@ async fn openidconnect_crate_as_relying_party_verifies_the_eddsa_id_token() {
         .await
         .unwrap();
     let id_token = token.id_token().expect("an ID token");
-    let claims = id_token.claims(&client.id_token_verifier(), &nonce).expect("signature, issuer, audience, nonce verify");
+    let claims = id_token
+        .claims(&client.id_token_verifier(), &nonce)
+        .expect("signature, issuer, audience, nonce verify");
     assert_eq!(claims.issuer().as_str(), p.issuer());
     assert_eq!(claims.name().and_then(|n| n.get(None)).map(|n| n.as_str()), Some("Dr. hayashi"));
     let sub = claims.subject().as_str().to_string();
@@ -59,7 +67,8 @@ async fn openidconnect_crate_as_relying_party_verifies_the_eddsa_id_token() {
     let mut tampered = raw.clone();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
-    let forged: openidconnect::core::CoreIdToken = serde_json::from_value(serde_json::Value::String(tampered)).unwrap();
+    let forged: openidconnect::core::CoreIdToken =
+        serde_json::from_value(serde_json::Value::String(tampered)).unwrap();
     assert!(forged.claims(&client.id_token_verifier(), &nonce).is_err());
     // A different nonce (a replayed ID token) is rejected.
     assert!(id_token.claims(&client.id_token_verifier(), &Nonce::new("other".into())).is_err());

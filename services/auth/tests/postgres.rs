@@ -11,7 +11,9 @@ async fn fresh_database() -> Option<String> {
     let server = match std::env::var("KIZUNA_TEST_POSTGRES_URL") {
         Ok(u) if !u.is_empty() => u,
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh (tests/run-all does)")
+            panic!(
+                "CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh (tests/run-all does)"
+            )
         }
         _ => {
             eprintln!("skipping: KIZUNA_TEST_POSTGRES_URL is not set (tests/pg-setup.sh prints one)");
@@ -34,7 +36,14 @@ async fn code_flow_replay_and_lockout_on_postgres() {
     let secret = clinician(&p, "pg-user", "F0401").await;
     let mut b = Browser::new();
     let (verifier, challenge) = pkce_pair();
-    let page = login(&mut b, p.issuer(), &authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[]), "pg-user", &secret).await;
+    let page = login(
+        &mut b,
+        p.issuer(),
+        &authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[]),
+        "pg-user",
+        &secret,
+    )
+    .await;
     let code = page.location_param("code").unwrap();
     let (s, tok) = exchange(&p, &code, VIEWER_CB, &verifier).await;
     assert_eq!(s, 200, "{tok}");
@@ -49,9 +58,18 @@ async fn code_flow_replay_and_lockout_on_postgres() {
     let page = b.get(&authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[])).await;
     let csrf = page.csrf();
     for _ in 0..5 {
-        b.post(&format!("{}/login", p.issuer()), &[("csrf", &csrf), ("username", "pg-locked"), ("password", "wrong wrong wrong")]).await;
+        b.post(
+            &format!("{}/login", p.issuer()),
+            &[("csrf", &csrf), ("username", "pg-locked"), ("password", "wrong wrong wrong")],
+        )
+        .await;
     }
-    let page = b.post(&format!("{}/login", p.issuer()), &[("csrf", &csrf), ("username", "pg-locked"), ("password", PASSWORD)]).await;
+    let page = b
+        .post(
+            &format!("{}/login", p.issuer()),
+            &[("csrf", &csrf), ("username", "pg-locked"), ("password", PASSWORD)],
+        )
+        .await;
     assert_eq!(page.status, 401);
     assert!(page.body.contains(kizuna_auth::api::login::REFUSED));
     p.server.shutdown().await;

@@ -13,7 +13,13 @@ use axum_extra::extract::cookie::CookieJar;
 use std::collections::HashMap;
 
 /// Redirect back to the client with an OAuth error (only after the redirect URI was verified).
-pub fn error_redirect(st: &AppState, redirect_uri: &str, state: Option<&str>, error: &str, description: &str) -> Response {
+pub fn error_redirect(
+    st: &AppState,
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> Response {
     let mut u = match url::Url::parse(redirect_uri) {
         Ok(u) => u,
         Err(_) => return pages::error(StatusCode::BAD_REQUEST, "Invalid request", "invalid redirect_uri"),
@@ -38,7 +44,13 @@ fn internal(e: impl std::fmt::Display) -> Response {
 pub async fn issue_and_redirect(st: &AppState, req: &AuthRequest, s: &Session) -> Response {
     let client = match st.dir.client(&req.client_id).await {
         Ok(Some(c)) => c,
-        Ok(None) => return pages::error(StatusCode::BAD_REQUEST, "Unknown client", "The application is no longer registered."),
+        Ok(None) => {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                "Unknown client",
+                "The application is no longer registered.",
+            );
+        }
         Err(e) => return internal(e),
     };
     let subject = pairwise::pairwise_subject(&st.salt, &client.sector, &s.user_id);
@@ -81,7 +93,11 @@ pub async fn issue_and_redirect(st: &AppState, req: &AuthRequest, s: &Session) -
 }
 
 /// GET /authorize
-pub async fn authorize(State(st): State<AppState>, jar: CookieJar, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn authorize(
+    State(st): State<AppState>,
+    jar: CookieJar,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let get = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
     // Until the client and its redirect URI are verified, errors are shown here, never redirected
     // (an open redirector would hand codes or errors to an attacker's URL).
@@ -97,7 +113,11 @@ pub async fn authorize(State(st): State<AppState>, jar: CookieJar, Query(q): Que
         return pages::error(StatusCode::BAD_REQUEST, "Invalid request", "redirect_uri is missing.");
     };
     if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
-        tracing::warn!(client_id, redirect_uri, "authorization request with an unregistered redirect_uri refused");
+        tracing::warn!(
+            client_id,
+            redirect_uri,
+            "authorization request with an unregistered redirect_uri refused"
+        );
         return pages::error(
             StatusCode::BAD_REQUEST,
             "Invalid request",
@@ -119,7 +139,10 @@ pub async fn authorize(State(st): State<AppState>, jar: CookieJar, Query(q): Que
     match get("code_challenge_method") {
         Some("S256") => {}
         Some(other) => {
-            return fail("invalid_request", &format!("code_challenge_method {other} is not supported; use S256"));
+            return fail(
+                "invalid_request",
+                &format!("code_challenge_method {other} is not supported; use S256"),
+            );
         }
         None => return fail("invalid_request", "PKCE is required: code_challenge_method=S256"),
     }
@@ -152,9 +175,11 @@ pub async fn authorize(State(st): State<AppState>, jar: CookieJar, Query(q): Que
     if prompt.contains(&"none") {
         return fail("login_required", "no session");
     }
-    let (cookie, flow) = match session::create_flow(st.dir.db(), &req, st.cfg.login_flow_lifetime_secs).await {
+    let (cookie, flow) = match session::create_flow(st.dir.db(), &req, st.cfg.login_flow_lifetime_secs).await
+    {
         Ok(f) => f,
         Err(e) => return internal(e),
     };
-    (jar.add(st.cookie(FLOW_COOKIE, cookie)), pages::login(StatusCode::OK, &client.name, &flow.csrf, None)).into_response()
+    (jar.add(st.cookie(FLOW_COOKIE, cookie)), pages::login(StatusCode::OK, &client.name, &flow.csrf, None))
+        .into_response()
 }

@@ -62,7 +62,11 @@ async fn checked_flow(st: &AppState, jar: &CookieJar, csrf: &str) -> Result<Flow
     };
     if !constant_time_eq(flow.csrf.as_bytes(), csrf.as_bytes()) {
         tracing::warn!("login form with a wrong CSRF token refused");
-        return Err(pages::error(StatusCode::FORBIDDEN, "Forbidden", "The form's security token is invalid."));
+        return Err(pages::error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "The form's security token is invalid.",
+        ));
     }
     Ok(flow)
 }
@@ -91,7 +95,10 @@ pub async fn password(
         PasswordCheck::Ok(u) => u,
         PasswordCheck::Refused { user_id, now_locked } => {
             if let Some(a) = &st.audit {
-                a.login(LoginOutcome::Refused { username, user_id: user_id.as_deref(), locked: now_locked }, &peer);
+                a.login(
+                    LoginOutcome::Refused { username, user_id: user_id.as_deref(), locked: now_locked },
+                    &peer,
+                );
             }
             tracing::info!(username, now_locked, "password refused");
             let name = client_name(&st, &flow.request.client_id).await;
@@ -128,10 +135,11 @@ async fn complete(st: &AppState, jar: CookieJar, flow: &Flow, user_id: &str, pee
     if let Err(e) = st.dir.record_success(user_id).await {
         return internal(e);
     }
-    let (cookie, s) = match session::create_session(st.dir.db(), user_id, "pwd otp", st.cfg.session_lifetime_secs).await {
-        Ok(x) => x,
-        Err(e) => return internal(e),
-    };
+    let (cookie, s) =
+        match session::create_session(st.dir.db(), user_id, "pwd otp", st.cfg.session_lifetime_secs).await {
+            Ok(x) => x,
+            Err(e) => return internal(e),
+        };
     if let Err(e) = session::delete_flow(st.dir.db(), flow).await {
         return internal(e);
     }
@@ -192,11 +200,13 @@ pub async fn enroll(
         Ok(fl) => fl,
         Err(r) => return r,
     };
-    let (Stage::Enroll, Some(user_id), Some(secret)) = (flow.stage, flow.user_id.clone(), flow.enroll_secret.clone())
+    let (Stage::Enroll, Some(user_id), Some(secret)) =
+        (flow.stage, flow.user_id.clone(), flow.enroll_secret.clone())
     else {
         return pages::error(StatusCode::BAD_REQUEST, "Out of order", "Enter your password first.");
     };
-    let step = match totp::accept(&secret, &f.code, crate::db::now().max(0) as u64, st.cfg.totp_skew_steps, 0) {
+    let step = match totp::accept(&secret, &f.code, crate::db::now().max(0) as u64, st.cfg.totp_skew_steps, 0)
+    {
         Ok(s) => s,
         Err(e) => return internal(e),
     };

@@ -89,7 +89,11 @@ pub async fn logout(
         }
         if let Err(e) = session::end_session(st.dir.db(), &s).await {
             tracing::error!(error = %e, "logout");
-            return pages::error(StatusCode::INTERNAL_SERVER_ERROR, "Server error", "Logout failed; try again.");
+            return pages::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Server error",
+                "Logout failed; try again.",
+            );
         }
         if let Some(a) = &st.audit
             && let Ok(Some(u)) = st.dir.user(&s.user_id).await

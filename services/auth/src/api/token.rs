@@ -31,7 +31,8 @@ pub struct TokenForm {
 
 /// An RFC 6749 §5.2 error response.
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    let mut r = (status, axum::Json(json!({"error": error, "error_description": description}))).into_response();
+    let mut r =
+        (status, axum::Json(json!({"error": error, "error_description": description}))).into_response();
     if status == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"kizuna\""));
     }
@@ -49,7 +50,9 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let b64 = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))?;
     let raw = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?).ok()?;
     let (id, secret) = raw.split_once(':')?;
-    let dec = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    let dec = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned())
+    };
     Some((dec(id)?, dec(secret)?))
 }
 
@@ -87,10 +90,18 @@ pub async fn token(State(st): State<AppState>, headers: HeaderMap, Form(f): Form
         Err(r) => return r,
     };
     if f.grant_type != "authorization_code" {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "only authorization_code is supported");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only authorization_code is supported",
+        );
     }
     if f.code.is_empty() || f.redirect_uri.is_empty() || f.code_verifier.is_empty() {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "code, redirect_uri and code_verifier are required");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "code, redirect_uri and code_verifier are required",
+        );
     }
     let redeemed = match redeem(
         st.dir.db(),
@@ -106,9 +117,17 @@ pub async fn token(State(st): State<AppState>, headers: HeaderMap, Form(f): Form
         Ok(Err(e)) => {
             match &e {
                 RedeemError::Replayed { revoked_tokens } => {
-                    tracing::warn!(client_id = client.client_id, revoked_tokens, "authorization code replayed; tokens revoked")
+                    tracing::warn!(
+                        client_id = client.client_id,
+                        revoked_tokens,
+                        "authorization code replayed; tokens revoked"
+                    )
                 }
-                other => tracing::warn!(client_id = client.client_id, reason = other.description(), "code exchange refused"),
+                other => tracing::warn!(
+                    client_id = client.client_id,
+                    reason = other.description(),
+                    "code exchange refused"
+                ),
             }
             return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", &e.description());
         }

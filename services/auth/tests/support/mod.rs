@@ -102,7 +102,10 @@ pub struct Page {
 impl Page {
     /// The value of the hidden `csrf` field.
     pub fn csrf(&self) -> String {
-        let i = self.body.find(r#"name="csrf" value=""#).unwrap_or_else(|| panic!("no csrf field in {}", self.body));
+        let i = self
+            .body
+            .find(r#"name="csrf" value=""#)
+            .unwrap_or_else(|| panic!("no csrf field in {}", self.body));
         let rest = &self.body[i + r#"name="csrf" value=""#.len()..];
         rest[..rest.find('"').unwrap()].to_string()
     }
@@ -163,7 +166,13 @@ impl Browser {
 }
 
 /// An authorization request URL for `client_id`.
-pub fn authorize_url(issuer: &str, client_id: &str, redirect_uri: &str, challenge: &str, extra: &[(&str, &str)]) -> String {
+pub fn authorize_url(
+    issuer: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    challenge: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let mut u = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
     {
         let mut q = u.query_pairs_mut();
@@ -183,11 +192,19 @@ pub fn authorize_url(issuer: &str, client_id: &str, redirect_uri: &str, challeng
 }
 
 /// Log in through the forms (password, then the current TOTP code); returns the final redirect.
-pub async fn login(b: &mut Browser, issuer: &str, authorize: &str, username: &str, totp_secret: &str) -> Page {
+pub async fn login(
+    b: &mut Browser,
+    issuer: &str,
+    authorize: &str,
+    username: &str,
+    totp_secret: &str,
+) -> Page {
     let page = b.get(authorize).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let csrf = page.csrf();
-    let page = b.post(&format!("{issuer}/login"), &[("csrf", &csrf), ("username", username), ("password", PASSWORD)]).await;
+    let page = b
+        .post(&format!("{issuer}/login"), &[("csrf", &csrf), ("username", username), ("password", PASSWORD)])
+        .await;
     assert_eq!(page.status, 200, "password step: {}", page.body);
     assert!(page.body.contains(r#"action="/login/totp""#), "{}", page.body);
     let code = kizuna_auth::totp::code_now(totp_secret).unwrap();
@@ -197,11 +214,21 @@ pub async fn login(b: &mut Browser, issuer: &str, authorize: &str, username: &st
 }
 
 /// Exchange a code at the token endpoint as the `viewer` client (client_secret_basic).
-pub async fn exchange(p: &Provider, code: &str, redirect_uri: &str, verifier: &str) -> (u16, serde_json::Value) {
+pub async fn exchange(
+    p: &Provider,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+) -> (u16, serde_json::Value) {
     let r = reqwest::Client::new()
         .post(format!("{}/token", p.issuer()))
         .basic_auth("viewer", Some(&p.viewer_secret))
-        .form(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri), ("code_verifier", verifier)])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+        ])
         .send()
         .await
         .unwrap();
@@ -209,6 +236,11 @@ pub async fn exchange(p: &Provider, code: &str, redirect_uri: &str, verifier: &s
 }
 
 pub async fn userinfo(p: &Provider, access_token: &str) -> (u16, String) {
-    let r = reqwest::Client::new().get(format!("{}/userinfo", p.issuer())).bearer_auth(access_token).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(format!("{}/userinfo", p.issuer()))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }

@@ -147,7 +147,12 @@ fn load(path: &Path) -> anyhow::Result<AuthConfig> {
 
 fn read_password(p: &PasswordArgs) -> anyhow::Result<String> {
     let line = if let Some(f) = &p.password_file {
-        std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?.lines().next().unwrap_or_default().to_string()
+        std::fs::read_to_string(f)
+            .with_context(|| format!("reading {}", f.display()))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
     } else if p.password_stdin {
         let mut l = String::new();
         std::io::stdin().lock().read_line(&mut l).context("reading the password from stdin")?;
@@ -160,7 +165,8 @@ fn read_password(p: &PasswordArgs) -> anyhow::Result<String> {
 
 async fn directory(cfg: &AuthConfig) -> anyhow::Result<Directory> {
     if cfg.database_url.trim().is_empty() {
-        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     }
     Ok(Directory::open(&cfg.database_url()).await?)
 }
