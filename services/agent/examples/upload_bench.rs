@@ -1,0 +1,213 @@
+//! End-to-end upload benchmark: a synthetic SS-MIX2 corpus (100,000 files by default) waits in the
+//! facilities' export folders; one upload agent per facility checks, queues and uploads it over HTTP
+//! on 127.0.0.1 to the store, which checks it again and writes it durably into the tree, the change
+//! journal and the IndexDB (SQLite). The clock runs from the agents' start until every agent's last
+//! file is acknowledged (each acknowledgement comes after the store's fsyncs). In the same run the
+//! same tree is copied with `cp -a` followed by `sync`, the baseline.
+//!
+//! ```sh
+//! cargo run --release -p kizuna-agent --example upload_bench -- [--patients 1600] [--facilities 10] [--dir /tmp]
+//! ```
+//! Everything is written below a fresh folder in `--dir` (default `$TMPDIR`) and deleted at the end.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use clap::Parser;
+use kizuna_store::{FacilityId, Store, sites};
+
+#[derive(Parser)]
+struct Args {
+    /// People in the synthetic population (1,600 over one year with 10 facilities ≈ 100,000 files).
+    #[arg(long, default_value_t = 1600)]
+    patients: u32,
+    #[arg(long, default_value_t = 10)]
+    facilities: u32,
+    /// Days of records, from 2024-01-01.
+    #[arg(long, default_value_t = 366)]
+    days: i32,
+    /// Parent of the scratch folder (same filesystem for the copy and the store).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Files per upload batch (the agent's `batch_max_files`).
+    #[arg(long, default_value_t = 200)]
+    batch: usize,
+    /// Keep the scratch folder.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let work = tempfile::Builder::new().prefix("kizuna-upload-bench-").tempdir_in(&parent)?;
+    let result = bench(&args, work.path()).await;
+    if args.keep {
+        println!("kept {}", work.keep().display());
+    }
+    result
+}
+
+async fn bench(args: &Args, work: &Path) -> anyhow::Result<()> {
+    // 1. The corpus, flushed so that neither measurement pays for the generator's writes.
+    let corpus = work.join("corpus");
+    let from = synth::CivilDate::new(2024, 1, 1)?;
+    let mut to = from;
+    for _ in 1..args.days {
+        to = to.tomorrow()?;
+    }
+    let mut cfg = synth::GenConfig::new(11, args.facilities, args.patients, from, to);
+    cfg.sync = false;
+    let t = Instant::now();
+    let summary = tokio::task::block_in_place(|| synth::generate(&cfg, &corpus, &|_| {}))?;
+    sync()?;
+    let files = summary.files;
+    println!(
+        "corpus: {files} files, {:.1} MB, {} facilities ({:.1} s)",
+        summary.bytes as f64 / 1e6,
+        summary.facilities.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let roots: Vec<(String, PathBuf)> =
+        summary.facilities.iter().map(|f| (f.id.clone(), synth::facility_root(&corpus, &f.id))).collect();
+
+    // 2. Baseline: cp -a of the facility trees, then sync.
+    let copy = work.join("copy");
+    std::fs::create_dir(&copy)?;
+    let t = Instant::now();
+    let mut cp = Command::new("cp");
+    cp.arg("-a").args(roots.iter().map(|(_, r)| r)).arg(&copy);
+    ensure!(cp.status().context("running cp")?.success(), "cp -a failed");
+    sync()?;
+    let cp_secs = t.elapsed().as_secs_f64();
+    std::fs::remove_dir_all(&copy)?;
+    sync()?;
+
+    // 3. The centre on embedded defaults (SQLite, syncfs), and one agent per facility.
+    let config = kizuna_store::Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: work.join("centre"),
+        ..Default::default()
+    };
+    let store = Store::open(config).await.context("opening the store")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(kizuna_store::serve_on(listener, store.clone(), async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }))
+    };
+    let mut agents = Vec::new();
+    for (id, root) in &roots {
+        let site = work.join("sites").join(id);
+        std::fs::create_dir_all(&site)?;
+        let token = sites::add_site(&store.db, &format!("site-{id}"), &[FacilityId::new(id)?], &[]).await?;
+        let token_file = site.join("token");
+        std::fs::write(&token_file, token)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600))?;
+        let yaml = format!(
+            "export_dir: {}\nstate_dir: {}\nstore_url: {url}\nfacility: \"{id}\"\ntoken_file: {}\nbatch_max_files: {}\n",
+            root.display(),
+            site.join("state").display(),
+            token_file.display(),
+            args.batch,
+        );
+        agents.push(kizuna_agent::Config::parse(&yaml, &site.join("agent.yaml"))?);
+    }
+
+    // 4. The clock runs from the agents' start to the last acknowledgement.
+    let t = Instant::now();
+    let mut running = Vec::new();
+    for cfg in agents {
+        let agent = kizuna_agent::Agent::new(cfg)?;
+        let status = agent.status();
+        let mut rx = stop_rx.clone();
+        let task = tokio::spawn(agent.run(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+        running.push((status, task));
+    }
+    let statuses: Vec<_> = running.iter().map(|(s, _)| s.clone()).collect();
+    let mut last_report = Instant::now();
+    loop {
+        let (mut uploaded, mut queued, mut quarantined) = (0, 0, 0);
+        for s in &statuses {
+            let s = s.get();
+            uploaded += s.files_uploaded;
+            queued += s.queue_depth;
+            quarantined += s.quarantined;
+        }
+        ensure!(quarantined == 0, "{quarantined} files quarantined");
+        if uploaded >= files && queued == 0 {
+            break;
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            eprintln!(
+                "  {uploaded}/{files} acknowledged, {queued} queued, {:.0} s",
+                t.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        if t.elapsed() > Duration::from_secs(3600) {
+            bail!("not done after an hour");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let kizuna_secs = t.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    for (_, task) in running {
+        task.await??;
+    }
+    server.await??;
+
+    // 5. Everything is there: one index row per file, as many files in the tree.
+    let indexed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM records").fetch_one(&store.db.pool).await?;
+    let in_tree = count_files(&store.config.tree_dir())?;
+    ensure!(
+        indexed as u64 == files && in_tree == files,
+        "indexed {indexed}, in tree {in_tree}, corpus {files}"
+    );
+    let store = Arc::into_inner(store);
+    if let Some(s) = store {
+        s.db.pool.close().await;
+    }
+
+    let cp_rate = files as f64 / cp_secs;
+    let k_rate = files as f64 / kizuna_secs;
+    println!("{:<44} {:>9} {:>9} {:>10}", "", "files", "seconds", "files/s");
+    println!("{:<44} {:>9} {:>9.1} {:>10.0}", "cp -a + sync", files, cp_secs, cp_rate);
+    println!(
+        "{:<44} {:>9} {:>9.1} {:>10.0}",
+        "agents -> store -> tree + index (SQLite)", files, kizuna_secs, k_rate
+    );
+    println!("ratio kizuna / cp: {:.2} (target >= 0.5)", k_rate / cp_rate);
+    Ok(())
+}
+
+fn sync() -> anyhow::Result<()> {
+    ensure!(Command::new("sync").status().context("running sync")?.success(), "sync failed");
+    Ok(())
+}
+
+fn count_files(root: &Path) -> anyhow::Result<u64> {
+    let mut n = 0;
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                stack.push(e.path());
+            } else {
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
