@@ -28,7 +28,12 @@ pub struct SenderConfig {
 
 impl Default for SenderConfig {
     fn default() -> Self {
-        SenderConfig { url: String::new(), spool_dir: PathBuf::new(), token_file: PathBuf::new(), retry_secs: 5 }
+        SenderConfig {
+            url: String::new(),
+            spool_dir: PathBuf::new(),
+            token_file: PathBuf::new(),
+            retry_secs: 5,
+        }
     }
 }
 
@@ -103,7 +108,9 @@ impl AuditEmitter {
                 let s = s.clone();
                 let res = tokio::task::spawn_blocking(move || s.send(&event).map_err(|e| (e, event))).await;
                 match res {
-                    Ok(Ok(())) => tracing::debug!(code = %summary.0, user = ?summary.1, "audit event spooled"),
+                    Ok(Ok(())) => {
+                        tracing::debug!(code = %summary.0, user = ?summary.1, "audit event spooled")
+                    }
                     Ok(Err((e, event))) => {
                         tracing::error!(error = %e, "audit event could not be spooled");
                         log_event(&event);
@@ -135,7 +142,8 @@ mod tests {
 
     #[test]
     fn config_defaults_and_unknown_keys() {
-        let c: SenderConfig = serde_norway::from_str("url: http://127.0.0.1:7460/v1/events\nspool_dir: /s\n").unwrap();
+        let c: SenderConfig =
+            serde_norway::from_str("url: http://127.0.0.1:7460/v1/events\nspool_dir: /s\n").unwrap();
         assert_eq!(c.retry_secs, 5);
         assert!(c.token_file.as_os_str().is_empty());
         let err = serde_norway::from_str::<SenderConfig>("urll: x\n").unwrap_err().to_string();
@@ -144,10 +152,11 @@ mod tests {
 
     #[test]
     fn url_without_spool_dir_is_refused() {
-        let err = AuditEmitter::from_config_no_delivery(&SenderConfig::new("http://127.0.0.1:1/v1/events", ""))
-            .err()
-            .unwrap()
-            .to_string();
+        let err =
+            AuditEmitter::from_config_no_delivery(&SenderConfig::new("http://127.0.0.1:1/v1/events", ""))
+                .err()
+                .unwrap()
+                .to_string();
         assert!(err.contains("audit.spool_dir"), "{err}");
     }
 }

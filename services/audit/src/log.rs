@@ -325,7 +325,11 @@ impl AuditLog {
         let mut tx = self.db.pool.begin().await?;
         let full_sql = insert_sql(self.db.backend, INSERT_CHUNK);
         for chunk in fresh.chunks(INSERT_CHUNK) {
-            let sql = if chunk.len() == INSERT_CHUNK { full_sql.clone() } else { insert_sql(self.db.backend, chunk.len()) };
+            let sql = if chunk.len() == INSERT_CHUNK {
+                full_sql.clone()
+            } else {
+                insert_sql(self.db.backend, chunk.len())
+            };
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (seq, e) in chunk {
                 let body = e.canonical_bytes();

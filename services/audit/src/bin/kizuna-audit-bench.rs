@@ -191,11 +191,8 @@ async fn main() {
             let mut log = open(&dir).await;
             if log.size() < events {
                 eprintln!("filling the log to {events} events (once; reused by later runs)");
-                let (n, secs) = if bulk {
-                    bulk_fill(&mut log, events).await
-                } else {
-                    fill(&mut log, events, 5000).await
-                };
+                let (n, secs) =
+                    if bulk { bulk_fill(&mut log, events).await } else { fill(&mut log, events, 5000).await };
                 eprintln!("filled {n} events in {secs:.0} s ({:.0} events/s)", n as f64 / secs);
                 log.checkpoint().await.expect("checkpoint");
             }
@@ -210,30 +207,59 @@ async fn main() {
                 let facility = format!("F{:04}", rng.random_range(0..FACILITIES));
                 let patient = format!("CHID-{:07}", rng.random_range(0..PATIENTS));
                 let (name, f, count_by) = match q % 7 {
-                    0 => ("patient (who viewed)", SearchFilter { patient: Some(patient), ..Default::default() }, None),
+                    0 => (
+                        "patient (who viewed)",
+                        SearchFilter { patient: Some(patient), ..Default::default() },
+                        None,
+                    ),
                     1 => (
                         "user + 7 days",
-                        SearchFilter { user: Some(user), from: Some(ts(day0)), to: Some(ts(day0 + 7 * 86_400)), ..Default::default() },
+                        SearchFilter {
+                            user: Some(user),
+                            from: Some(ts(day0)),
+                            to: Some(ts(day0 + 7 * 86_400)),
+                            ..Default::default()
+                        },
                         None,
                     ),
                     2 => (
                         "facility + 1 day",
-                        SearchFilter { facility: Some(facility), from: Some(ts(day0)), to: Some(ts(day0 + 86_400)), ..Default::default() },
+                        SearchFilter {
+                            facility: Some(facility),
+                            from: Some(ts(day0)),
+                            to: Some(ts(day0 + 86_400)),
+                            ..Default::default()
+                        },
                         None,
                     ),
                     3 => (
                         "login (110122) + 1 day",
-                        SearchFilter { event_type: Some("110122".into()), from: Some(ts(day0)), to: Some(ts(day0 + 86_400)), ..Default::default() },
+                        SearchFilter {
+                            event_type: Some("110122".into()),
+                            from: Some(ts(day0)),
+                            to: Some(ts(day0 + 86_400)),
+                            ..Default::default()
+                        },
                         None,
                     ),
                     4 => (
                         "count/day: facility, 30 days",
-                        SearchFilter { facility: Some(facility), from: Some(ts(day0)), to: Some(ts(day0 + 30 * 86_400)), ..Default::default() },
+                        SearchFilter {
+                            facility: Some(facility),
+                            from: Some(ts(day0)),
+                            to: Some(ts(day0 + 30 * 86_400)),
+                            ..Default::default()
+                        },
                         Some(CountBy::Day),
                     ),
                     5 => (
                         "count/day: user, 30 days",
-                        SearchFilter { user: Some(user), from: Some(ts(day0)), to: Some(ts(day0 + 30 * 86_400)), ..Default::default() },
+                        SearchFilter {
+                            user: Some(user),
+                            from: Some(ts(day0)),
+                            to: Some(ts(day0 + 30 * 86_400)),
+                            ..Default::default()
+                        },
                         Some(CountBy::Day),
                     ),
                     _ => (
@@ -254,7 +280,10 @@ async fn main() {
                 lat.entry(name).or_default().push(t.elapsed().as_secs_f64() * 1000.0);
             }
             let mut all: Vec<f64> = lat.values().flatten().copied().collect();
-            println!("search over {} events, {queries} queries (searches LIMIT 100 newest first; counts grouped):", log.size());
+            println!(
+                "search over {} events, {queries} queries (searches LIMIT 100 newest first; counts grouped):",
+                log.size()
+            );
             for (name, v) in lat.iter_mut() {
                 println!(
                     "  {name:32} p50 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms",

@@ -140,7 +140,11 @@ mod tests {
 
     #[test]
     fn auth_failure_is_a_security_alert_without_break_glass() {
-        let e = AuditEvent::node_auth_failure(&Source::new("store@centre").ip("127.0.0.1"), "unknown", "bad token");
+        let e = AuditEvent::node_auth_failure(
+            &Source::new("store@centre").ip("127.0.0.1"),
+            "unknown",
+            "bad token",
+        );
         e.validate().unwrap();
         assert_eq!(e.event.id.code, "110113");
         assert_eq!(e.event.types[0].code, "110126");
