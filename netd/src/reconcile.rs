@@ -440,3 +440,48 @@ pub async fn apply_scoped(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Mode, plan};
+    use crate::policy::ValidPolicy;
+    use crate::synthetic;
+
+    fn desired(p: crate::policy::Policy) -> DesiredState {
+        let v = ValidPolicy::new(p).expect("valid");
+        plan(&v, &synthetic::site_name(2), Mode::Vrf, "127.0.0.1:9190".parse().unwrap()).unwrap()
+    }
+
+    fn expected(old: &DesiredState, new: &DesiredState) -> Vec<Change> {
+        let readback = serde_json::json!(["listing"]);
+        let snap = Snapshot::assuming_applied(old, readback.clone());
+        let keys = new.wireguard.iter().map(|w| (w.segment.clone(), w.public_key.clone())).collect();
+        diff(
+            new,
+            &[new, old],
+            &snap,
+            &keys,
+            Some(FirewallReference { applied: &old.firewall, readback: &readback }),
+        )
+    }
+
+    #[test]
+    fn a_new_site_is_a_delta_on_three_devices_and_a_new_port_needs_a_full_pass() {
+        let base = synthetic::policy(40);
+        let mut grown = base.clone();
+        grown.sites.push(synthetic::policy(41).sites.pop().unwrap());
+        let (old, new) = (desired(base.clone()), desired(grown));
+        let changes = expected(&old, &new);
+        assert!(changes.iter().all(delta_change), "{changes:?}");
+        assert_eq!(peer_ifaces(&changes).len(), 3);
+        assert!(!touches_firewall(&changes));
+
+        // A segment moved to another port changes its device, table and firewall: full pass.
+        let mut moved = base;
+        moved.segments.get_mut(&"conference".parse().unwrap()).unwrap().port = 51900;
+        let changes = expected(&old, &desired(moved));
+        assert!(!changes.iter().all(delta_change), "{changes:?}");
+        assert!(touches_firewall(&changes));
+    }
+}
