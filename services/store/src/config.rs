@@ -25,6 +25,8 @@ pub struct Config {
     pub nho_tables: String,
     pub limits: Limits,
     pub commit: Commit,
+    /// Where the store's audit events go (site authentication failures, site changes).
+    pub audit: kizuna_audit::emitter::SenderConfig,
 }
 
 /// Size limits on what a site may send.
@@ -70,6 +72,7 @@ impl Default for Config {
             nho_tables: String::new(),
             limits: Limits::default(),
             commit: Commit::default(),
+            audit: kizuna_audit::emitter::SenderConfig::default(),
         }
     }
 }
@@ -161,6 +164,16 @@ commit:
   # of the data filesystem per batch step: fastest when the store owns the filesystem) or fsync
   # (each staged file and each changed directory, in parallel).
   sync: syncfs
+audit:
+  # The audit service's event intake (kizuna audit serve), e.g. http://127.0.0.1:7460/v1/events.
+  # Empty = audit events (site authentication failures, site changes) are only written to the log.
+  url: ''
+  # Where events wait, crash-safely, until the audit service has them (needed with url).
+  spool_dir: ''
+  # File holding the audit service's intake token; empty = none.
+  token_file: ''
+  # Seconds between delivery retries while the audit service is unreachable.
+  retry_secs: 5
 "#;
 
 #[cfg(test)]

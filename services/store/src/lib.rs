@@ -47,6 +47,8 @@ pub struct Store {
     pub journal: journal::Journal,
     pub validator: Validator,
     pub metrics: metrics::Metrics,
+    /// Audit events (see the `audit:` config key).
+    pub audit: kizuna_audit::emitter::AuditEmitter,
     locks: Arc<locks::FolderLocks>,
     applied: Mutex<Applied>,
     degraded: Mutex<Option<String>>,
@@ -81,6 +83,8 @@ impl Store {
                 rec.applied
             )));
         }
+        let audit = kizuna_audit::emitter::AuditEmitter::from_config(&config.audit)
+            .map_err(|e| StoreError::Config(format!("audit: {e}")))?;
         let metrics = metrics::Metrics::default();
         metrics.journal_seq.set(last_seq as i64);
         metrics.applied_seq.set(rec.applied as i64);
@@ -91,6 +95,7 @@ impl Store {
             journal,
             validator,
             metrics,
+            audit,
             locks: Arc::default(),
             applied: Mutex::new(Applied { watermark: rec.applied, done: BTreeSet::new() }),
             degraded: Mutex::new(None),

@@ -28,6 +28,8 @@ pub struct Denied {
     pub status: u16,
     pub error: &'static str,
     pub message: String,
+    /// The site the token named, when it named one (for the audit event).
+    pub site: Option<String>,
 }
 
 /// A site that passed authentication.
@@ -213,7 +215,10 @@ pub async fn authenticate(
     peer: IpAddr,
     facility: Option<&str>,
 ) -> Result<Result<AuthedSite, Denied>, StoreError> {
-    let deny = |status, error, message: String| Ok(Err(Denied { status, error, message }));
+    let deny = |status, error, message: String| Ok(Err(Denied { status, error, message, site: None }));
+    let deny_site = |status, error, message: String, site: &str| {
+        Ok(Err(Denied { status, error, message, site: Some(site.into()) }))
+    };
     let Some(token) = token else {
         return deny(401, "unauthorized", "missing 'Authorization: Bearer <site token>' header".into());
     };
@@ -226,7 +231,7 @@ pub async fn authenticate(
     };
     let name: String = row.try_get("name")?;
     if row.try_get::<i64, _>("enabled")? == 0 {
-        return deny(403, "site_disabled", format!("site {name} is disabled"));
+        return deny_site(403, "site_disabled", format!("site {name} is disabled"), &name);
     }
     let allow = parse_cidrs(&name, &row.try_get::<String, _>("allow_cidrs")?)?;
     // An IPv4 peer may arrive as an IPv4-mapped IPv6 address on a dual-stack socket.
@@ -235,7 +240,12 @@ pub async fn authenticate(
         v4 => v4,
     };
     if !allow.iter().any(|n| n.contains(&peer)) {
-        return deny(403, "address_not_allowed", format!("site {name} may not upload from {peer}"));
+        return deny_site(
+            403,
+            "address_not_allowed",
+            format!("site {name} may not upload from {peer}"),
+            &name,
+        );
     }
     if let Some(f) = facility {
         let owner = sqlx::query("SELECT site FROM site_facilities WHERE facility_id = $1")
@@ -247,10 +257,11 @@ pub async fn authenticate(
             None => false,
         };
         if !owned {
-            return deny(
+            return deny_site(
                 403,
                 "facility_not_allowed",
                 format!("site {name} may not upload for facility {}", f.escape_default()),
+                &name,
             );
         }
     }

@@ -9,6 +9,11 @@ use super::ApiError;
 use crate::Store;
 use crate::metrics::Endpoint;
 use crate::sites::{AuthedSite, authenticate};
+use kizuna_audit::AuditEvent;
+use kizuna_audit::event::presets::Source;
+
+/// AuditSourceID of the store's audit events.
+pub const AUDIT_SOURCE: &str = "kizuna-store";
 
 /// The bearer token of a request, if it has one.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -29,6 +34,19 @@ pub async fn require_site(
         Ok(site) => Ok(site),
         Err(d) => {
             tracing::warn!(%peer, endpoint, reason = %d.message, "request refused");
+            let mut src = Source::new(AUDIT_SOURCE).ip(&peer.ip().to_string());
+            if let Some(f) = facility {
+                src = src.facility(f);
+            }
+            let reason = format!("{} {}: {} ({})", d.status, d.error, d.message, endpoint);
+            store
+                .audit
+                .emit(AuditEvent::node_auth_failure(
+                    &src,
+                    d.site.as_deref().unwrap_or("unknown-site"),
+                    &reason,
+                ))
+                .await;
             let status = StatusCode::from_u16(d.status).unwrap_or(StatusCode::FORBIDDEN);
             Err(refuse(store, endpoint, status, d.error, d.message))
         }
