@@ -44,10 +44,10 @@ async fn generate(pool: &sqlx::AnyPool, records: u64) {
         let to = (from + step).min(records);
         // i -> facility i % 20, local patient (i / 20) % 50000, kind i % 5; dates over 2014-2024.
         let sql = format!(
-            "INSERT INTO records (id, volume_label, facility_id, patient_id, order_date, data_kind, order_no, processing_type, \
+            "WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {to}) \
+             INSERT INTO records (id, volume_label, facility_id, patient_id, order_date, data_kind, order_no, processing_type, \
              enter_org_cd, transaction_datetime, out_rel_directory, file_name, update_datetime, version_key, condition_flag, \
              sha256, size, received_at, site, message_type, journal_seq) \
-             WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {to}) \
              SELECT i + 1, 'KIZUNA', '04110' || printf('%05d', i % {FACILITIES}), printf('P%09d', (i / {FACILITIES}) % {PATIENTS_PER_FACILITY}), \
              strftime('%Y%m%d', '2014-01-01', '+' || ((i * 7919) % 3650) || ' days'), \
              CASE i % 5 WHEN 0 THEN 'OMP-01' WHEN 1 THEN 'OML-11' WHEN 2 THEN 'PPR-01' WHEN 3 THEN 'ADT-22' ELSE 'OMG-11' END, \
@@ -74,7 +74,6 @@ async fn generate(pool: &sqlx::AnyPool, records: u64) {
         from = to;
         eprintln!("  {to} records ({:.0} s)", started.elapsed().as_secs_f64());
     }
-    conn.execute("ANALYZE").await.unwrap();
 }
 
 fn person(n: u64) -> Demographics {
