@@ -4,6 +4,7 @@
 //! The viewer calls [`Registry::resolve`] (common ID → local IDs) and [`Registry::find`] (local ID →
 //! common ID).
 
+mod audit;
 pub mod common_id;
 pub mod consent;
 pub mod db;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+pub use audit::AUDIT_SOURCE;
 pub use common_id::CommonId;
 pub use consent::{BreakGlass, ConsentEvent, ConsentRecord, Disclosure};
 pub use db::{Backend, Db};
@@ -81,6 +83,7 @@ pub struct ReviewItem {
 #[derive(Clone)]
 pub struct Registry {
     db: Db,
+    audit: kizuna_audit::emitter::AuditEmitter,
 }
 
 fn now() -> String {
@@ -102,7 +105,14 @@ type Tx<'a> = Transaction<'a, Any>;
 impl Registry {
     /// Opens (and migrates) the database at `url`.
     pub async fn open(url: &str) -> Result<Self, IndexError> {
-        Ok(Self { db: Db::open(url).await? })
+        Ok(Self { db: Db::open(url).await?, audit: Default::default() })
+    }
+
+    /// Send audit events (link decisions, [`resolve_as`](Self::resolve_as) lookups) through
+    /// `emitter`; without it they are written to the log.
+    pub fn with_audit(mut self, emitter: kizuna_audit::emitter::AuditEmitter) -> Self {
+        self.audit = emitter;
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -252,6 +262,10 @@ impl Registry {
             }
             _ => enrollment,
         };
+        if let (Outcome::AutoLinked { .. }, Some(s)) = (&enrollment.outcome, &choice.link) {
+            let reason = format!("matched {} at weight {:.1}", s.via, s.match_weight);
+            self.audit.emit(audit::link_event(key, &enrollment.common_id, "auto", MATCHER_ACTOR, &reason)).await;
+        }
         tracing::debug!(patient = %key, common_id = %enrollment.common_id, outcome = ?enrollment.outcome, "enrolled");
         Ok(enrollment)
     }
@@ -317,7 +331,9 @@ impl Registry {
         }
         record_event(&mut tx, key, "unlink", &from, "manual", admin, reason, None, None).await?;
         set_link(&mut tx, key, to, "manual", admin, reason, None, None).await?;
-        tx.commit().await.map_err(IndexError::db("committing a manual link"))
+        tx.commit().await.map_err(IndexError::db("committing a manual link"))?;
+        self.audit.emit(audit::link_event(key, to, "manual", admin, reason)).await;
+        Ok(())
     }
 
     /// An admin unlinks a patient from their common health ID; the patient gets a new ID of their
@@ -334,6 +350,7 @@ impl Registry {
         let id = issue(&mut tx, admin).await?;
         set_link(&mut tx, key, &id, "split", admin, reason, None, None).await?;
         tx.commit().await.map_err(IndexError::db("committing an unlink"))?;
+        self.audit.emit(audit::link_event(key, &from, "split", admin, reason)).await;
         Ok(id)
     }
 
@@ -415,6 +432,8 @@ impl Registry {
         .await
         .map_err(IndexError::db("closing a review item"))?;
         tx.commit().await.map_err(IndexError::db("committing a review decision"))?;
+        let method = if accept { "review-accepted" } else { "review-rejected" };
+        self.audit.emit(audit::link_event(&item.key, &result, method, admin, reason)).await;
         Ok(result)
     }
 
