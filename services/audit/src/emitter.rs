@@ -106,12 +106,15 @@ impl AuditEmitter {
             None => log_event(&event),
             Some(s) => {
                 let s = s.clone();
-                let res = tokio::task::spawn_blocking(move || s.send(&event).map_err(|e| (e, event))).await;
+                let res =
+                    tokio::task::spawn_blocking(move || s.send(&event).map_err(|e| Box::new((e, event))))
+                        .await;
                 match res {
                     Ok(Ok(())) => {
                         tracing::debug!(code = %summary.0, user = ?summary.1, "audit event spooled")
                     }
-                    Ok(Err((e, event))) => {
+                    Ok(Err(failed)) => {
+                        let (e, event) = *failed;
                         tracing::error!(error = %e, "audit event could not be spooled");
                         log_event(&event);
                     }

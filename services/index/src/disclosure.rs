@@ -36,9 +36,9 @@ impl ConsentPolicy {
         match name {
             "all" => Ok(Self::All),
             "opt_out" => Ok(Self::OptOut),
-            "listed" => Ok(Self::Listed(
-                facilities.iter().map(|f| FacilityCode::parse(f)).collect::<Result<_, _>>()?,
-            )),
+            "listed" => {
+                Ok(Self::Listed(facilities.iter().map(|f| FacilityCode::parse(f)).collect::<Result<_, _>>()?))
+            }
             other => Err(IndexError::Invalid {
                 what: "consent policy",
                 value: other.to_owned(),

@@ -1,5 +1,6 @@
 //! The README's run command: `kizuna demo` brings up a centre, uploads three facilities and a
-//! pharmacy through real agents, and checks that the centre holds exactly what was sent.
+//! pharmacy through real agents, and checks that the centre holds exactly what was sent; its
+//! audit service then answers who looked a patient up, and the log verifies.
 
 use std::process::Command;
 
@@ -34,6 +35,34 @@ fn demo_uploads_three_facilities_and_a_pharmacy_and_checks_the_counts() {
         assert_eq!(r[1], r[5], "sent vs indexed: {r:?}");
         assert_ne!(r[1], "0", "{r:?}");
     }
+    // After the demo an auditor finds who looked the patient up, and the log verifies.
+    let patient = stdout
+        .lines()
+        .find_map(|l| l.split("who looked at patient ").nth(1))
+        .and_then(|rest| rest.strip_suffix(':'))
+        .unwrap_or_else(|| panic!("no audit answer in:\n{stdout}"))
+        .to_string();
+    assert!(stdout.contains("audit log verified:") && !stdout.contains("FAIL"), "{stdout}");
+    let audit_cfg = data.join("audit/audit.yaml");
+    let search = Command::new(env!("CARGO_BIN_EXE_kizuna"))
+        .args(["audit", "search", "-c"])
+        .arg(&audit_cfg)
+        .args(["--patient", &patient])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&search.stdout);
+    assert!(search.status.success(), "{csv}{}", String::from_utf8_lossy(&search.stderr));
+    assert!(
+        csv.lines().any(|l| l.contains("pw-demo-dr-yamada") && l.contains("110112") && l.contains(&patient)),
+        "the clinician's lookup of {patient} is in the audit log:\n{csv}"
+    );
+    let verify = Command::new(env!("CARGO_BIN_EXE_kizuna"))
+        .args(["audit", "verify", "-c"])
+        .arg(&audit_cfg)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+
     // A second run into the same folder is refused rather than mixing two demos.
     let again =
         Command::new(env!("CARGO_BIN_EXE_kizuna")).args(["demo", "--data-dir"]).arg(&data).output().unwrap();

@@ -58,15 +58,27 @@ async fn generate(pool: &sqlx::AnyPool, records: u64) {
         );
         conn.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
         for (table, sql) in [
-            ("drugs", "INSERT INTO drugs (record_id, facility_id, patient_id, order_date, item_no, source, code, name, coding_system, dose, dose_unit, days, route, given_at) \
-                       SELECT id, facility_id, patient_id, order_date, 1, 'RXE', '620000001', 'ロキソニン錠60mg', 'HOT', '3', '錠', '7', 'PO', '' FROM records WHERE id > {from} AND id <= {to} AND data_kind = 'OMP-01'"),
-            ("labs", "INSERT INTO labs (record_id, facility_id, patient_id, order_date, item_no, code, name, coding_system, value_type, value, value_num, units, reference_range, abnormal_flags, result_status, observed_at) \
+            (
+                "drugs",
+                "INSERT INTO drugs (record_id, facility_id, patient_id, order_date, item_no, source, code, name, coding_system, dose, dose_unit, days, route, given_at) \
+                       SELECT id, facility_id, patient_id, order_date, 1, 'RXE', '620000001', 'ロキソニン錠60mg', 'HOT', '3', '錠', '7', 'PO', '' FROM records WHERE id > {from} AND id <= {to} AND data_kind = 'OMP-01'",
+            ),
+            (
+                "labs",
+                "INSERT INTO labs (record_id, facility_id, patient_id, order_date, item_no, code, name, coding_system, value_type, value, value_num, units, reference_range, abnormal_flags, result_status, observed_at) \
                       SELECT id, facility_id, patient_id, order_date, k, CASE k WHEN 1 THEN '3D010' ELSE '3C015' END, CASE k WHEN 1 THEN 'HbA1c' ELSE 'Cre' END, 'JLAC10', 'NM', '6.1', 6.1, '%', '4.6-6.2', 'N', 'F', order_date || '0900' \
-                      FROM records, (SELECT 1 AS k UNION ALL SELECT 2) WHERE id > {from} AND id <= {to} AND data_kind = 'OML-11'"),
-            ("diagnoses", "INSERT INTO diagnoses (record_id, facility_id, patient_id, item_no, source, code, name, coding_system, icd10, onset_date, status) \
-                           SELECT id, facility_id, patient_id, 1, 'PRB', '8830052', '2型糖尿病', 'MEDIS', 'E11', order_date, 'active' FROM records WHERE id > {from} AND id <= {to} AND data_kind = 'PPR-01'"),
-            ("encounters", "INSERT INTO encounters (record_id, facility_id, patient_id, event, trigger_event, event_time, patient_class, ward) \
-                            SELECT id, facility_id, patient_id, 'admission', 'A01', order_date || '1000', 'I', '5W' FROM records WHERE id > {from} AND id <= {to} AND data_kind = 'ADT-22'"),
+                      FROM records, (SELECT 1 AS k UNION ALL SELECT 2) WHERE id > {from} AND id <= {to} AND data_kind = 'OML-11'",
+            ),
+            (
+                "diagnoses",
+                "INSERT INTO diagnoses (record_id, facility_id, patient_id, item_no, source, code, name, coding_system, icd10, onset_date, status) \
+                           SELECT id, facility_id, patient_id, 1, 'PRB', '8830052', '2型糖尿病', 'MEDIS', 'E11', order_date, 'active' FROM records WHERE id > {from} AND id <= {to} AND data_kind = 'PPR-01'",
+            ),
+            (
+                "encounters",
+                "INSERT INTO encounters (record_id, facility_id, patient_id, event, trigger_event, event_time, patient_class, ward) \
+                            SELECT id, facility_id, patient_id, 'admission', 'A01', order_date || '1000', 'I', '5W' FROM records WHERE id > {from} AND id <= {to} AND data_kind = 'ADT-22'",
+            ),
         ] {
             let sql = sql.replace("{from}", &from.to_string()).replace("{to}", &to.to_string());
             conn.execute(sqlx::AssertSqlSafe(sql)).await.unwrap_or_else(|e| panic!("{table}: {e}"));
@@ -98,7 +110,8 @@ async fn main() {
     let dir = tempfile::tempdir_in(&base).expect("scratch folder");
     eprintln!("scratch IndexDB in {}", dir.path().display());
 
-    let mut config = Config { store_data_dir: dir.path().to_owned(), secure_cookies: false, ..Default::default() };
+    let mut config =
+        Config { store_data_dir: dir.path().to_owned(), secure_cookies: false, ..Default::default() };
     config.index_database_url = format!("sqlite://{}?mode=rwc", dir.path().join("linkage.sqlite").display());
     let t = Instant::now();
     {
@@ -137,7 +150,12 @@ async fn main() {
     reg.db().pool.close().await;
 
     let viewer = Viewer::open(config, Audit::log_only()).await.unwrap();
-    let user = User { subject: "pw-bench".into(), name: "bench".into(), facility: viewer_facility, role: Role::Physician };
+    let user = User {
+        subject: "pw-bench".into(),
+        name: "bench".into(),
+        facility: viewer_facility,
+        role: Role::Physician,
+    };
     let sid = viewer.sessions.log_in(&viewer.sessions.create(), user);
     let pool = viewer.store.pool.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -157,7 +175,8 @@ async fn main() {
     let mut rows = 0usize;
     for (round, cid) in ids.iter().enumerate() {
         let t = Instant::now();
-        let r = http.get(format!("http://{addr}/patients/{cid}")).header("cookie", &cookie).send().await.unwrap();
+        let r =
+            http.get(format!("http://{addr}/patients/{cid}")).header("cookie", &cookie).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200);
         let body = r.text().await.unwrap();
         let elapsed = t.elapsed();
@@ -185,7 +204,10 @@ async fn main() {
         unindexed.push(t.elapsed().as_secs_f64() * 1000.0);
     }
 
-    println!("IndexDB: {records} records (+ search rows), {:.1} GB, generated in {gen_secs:.0} s", db_bytes as f64 / 1e9);
+    println!(
+        "IndexDB: {records} records (+ search rows), {:.1} GB, generated in {gen_secs:.0} s",
+        db_bytes as f64 / 1e9
+    );
     println!(
         "time series page over HTTP, {} patients x 3 facilities ({:.1} records each): p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
         times.len(),

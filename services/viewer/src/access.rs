@@ -105,5 +105,11 @@ pub async fn patient_access(
             withheld = true;
         }
     }
-    Ok(PatientAccess { common_id: common_id.clone(), shown, withheld, consent: d.consent, break_glass: d.break_glass })
+    Ok(PatientAccess {
+        common_id: common_id.clone(),
+        shown,
+        withheld,
+        consent: d.consent,
+        break_glass: d.break_glass,
+    })
 }

@@ -9,9 +9,9 @@ use kizuna_audit::event::{ActiveParticipant, AuditSourceIdentification, EventOut
 use kizuna_audit::sender::AuditSender;
 use kizuna_audit::{AuditEvent, EventKind};
 
+use crate::ViewerError;
 use crate::access::User;
 use crate::config::Config;
-use crate::ViewerError;
 
 /// The audit source ID of the viewer.
 pub const SOURCE_ID: &str = "kizuna-viewer";
@@ -95,7 +95,13 @@ impl Audit {
     }
 
     /// A break-glass grant was opened, with its reason.
-    pub fn break_glass(&self, user: &User, ip: &str, common_id: &str, reason: &str) -> Result<(), ViewerError> {
+    pub fn break_glass(
+        &self,
+        user: &User,
+        ip: &str,
+        common_id: &str,
+        reason: &str,
+    ) -> Result<(), ViewerError> {
         self.emit(
             Self::base(EventKind::EmergencyOverrideStarted, user, ip)
                 .object(ParticipantObject::patient(common_id))

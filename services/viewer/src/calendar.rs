@@ -78,10 +78,7 @@ pub fn month(entries: &[Entry], year: i16, month: i8) -> Month {
     while !cells.len().is_multiple_of(7) {
         cells.push(None);
     }
-    let weeks = cells
-        .chunks(7)
-        .map(|w| std::array::from_fn(|i| w[i].clone()))
-        .collect();
+    let weeks = cells.chunks(7).map(|w| std::array::from_fn(|i| w[i].clone())).collect();
     Month { year, month, weeks, months_with_data: months.into_iter().collect() }
 }
 

@@ -47,7 +47,14 @@ impl Viewer {
         let store = kizuna_store::Db::open(&config.effective_store_database_url()).await?;
         let registry = kizuna_index::Registry::open(&config.index_database_url).await?;
         let sessions = session::Sessions::new(Duration::from_secs(config.session_minutes * 60));
-        Ok(Arc::new(Self { config, store, registry, audit, sessions, relying_party: tokio::sync::OnceCell::new() }))
+        Ok(Arc::new(Self {
+            config,
+            store,
+            registry,
+            audit,
+            sessions,
+            relying_party: tokio::sync::OnceCell::new(),
+        }))
     }
 
     /// The provider, discovered once (retried on the next login if it failed).

@@ -6,8 +6,8 @@
 use openidconnect::core::{CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType};
 use openidconnect::{
     AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    Scope, TokenResponse,
+    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse,
 };
 
 use crate::ViewerError;
@@ -15,8 +15,14 @@ use crate::access::{Role, User};
 use crate::config::Config;
 use crate::session::PendingLogin;
 
-type Client =
-    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
 
 /// The discovered provider and the viewer's registration at it.
 pub struct RelyingParty {
@@ -37,7 +43,8 @@ impl RelyingParty {
             .timeout(std::time::Duration::from_secs(15))
             .build()
             .map_err(|e| login_err("building the HTTP client")(e.to_string()))?;
-        let issuer = IssuerUrl::new(c.oidc.issuer.clone()).map_err(|e| login_err("oidc.issuer")(e.to_string()))?;
+        let issuer =
+            IssuerUrl::new(c.oidc.issuer.clone()).map_err(|e| login_err("oidc.issuer")(e.to_string()))?;
         let meta = CoreProviderMetadata::discover_async(issuer, &http)
             .await
             .map_err(|e| login_err("discovery")(error_chain(&e)))?;
@@ -50,8 +57,9 @@ impl RelyingParty {
         };
         let redirect =
             RedirectUrl::new(c.redirect_uri()).map_err(|e| login_err("public_url")(e.to_string()))?;
-        let client = CoreClient::from_provider_metadata(meta, ClientId::new(c.oidc.client_id.clone()), secret)
-            .set_redirect_uri(redirect);
+        let client =
+            CoreClient::from_provider_metadata(meta, ClientId::new(c.oidc.client_id.clone()), secret)
+                .set_redirect_uri(redirect);
         Ok(Self { client, http })
     }
 
@@ -60,7 +68,11 @@ impl RelyingParty {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = self
             .client
-            .authorize_url(AuthenticationFlow::<CoreResponseType>::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+            .authorize_url(
+                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
             .add_scope(Scope::new("profile".into()))
             .set_pkce_challenge(challenge)
             .url();
@@ -87,7 +99,8 @@ impl RelyingParty {
             .request_async(&self.http)
             .await
             .map_err(|e| login_err("redeeming the code")(error_chain(&e)))?;
-        let id_token = token.id_token().ok_or_else(|| ViewerError::Login("no ID token in the answer".into()))?;
+        let id_token =
+            token.id_token().ok_or_else(|| ViewerError::Login("no ID token in the answer".into()))?;
         let verifier = self.client.id_token_verifier().set_allowed_algs([
             CoreJwsSigningAlgorithm::EdDsa,
             CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
@@ -126,7 +139,8 @@ pub fn user_from_claims(subject: &str, claims: &serde_json::Value) -> Result<Use
         .find(|r| r.may_view_patients())
         .or(roles.first().copied())
         .ok_or_else(|| ViewerError::Login("the ID token has no role the viewer knows".into()))?;
-    let name = claims["name"].as_str().or(claims["preferred_username"].as_str()).unwrap_or(subject).to_owned();
+    let name =
+        claims["name"].as_str().or(claims["preferred_username"].as_str()).unwrap_or(subject).to_owned();
     Ok(User { subject: subject.to_owned(), name, facility, role })
 }
 
@@ -162,8 +176,13 @@ mod tests {
     fn facility_and_a_clinical_role_come_from_the_claims() {
         let c = serde_json::json!({"facility": "0411000017", "roles": ["admin", "physician"], "name": "佐藤 太郎"});
         let u = user_from_claims("pw-1", &c).unwrap();
-        assert_eq!((u.facility.as_str(), u.role, u.name.as_str()), ("0411000017", Role::Physician, "佐藤 太郎"));
+        assert_eq!(
+            (u.facility.as_str(), u.role, u.name.as_str()),
+            ("0411000017", Role::Physician, "佐藤 太郎")
+        );
         assert!(user_from_claims("pw-1", &serde_json::json!({"roles": ["nurse"]})).is_err());
-        assert!(user_from_claims("pw-1", &serde_json::json!({"facility": "F", "roles": ["janitor"]})).is_err());
+        assert!(
+            user_from_claims("pw-1", &serde_json::json!({"facility": "F", "roles": ["janitor"]})).is_err()
+        );
     }
 }

@@ -56,7 +56,12 @@ impl Sessions {
     /// A new, empty session; returns its ID.
     pub fn create(&self) -> String {
         let id = random_token();
-        let s = Session { user: None, pending: None, csrf: random_token(), expires: Instant::now() + self.lifetime };
+        let s = Session {
+            user: None,
+            pending: None,
+            csrf: random_token(),
+            expires: Instant::now() + self.lifetime,
+        };
         let mut m = self.map.lock().expect("sessions");
         let now = Instant::now();
         m.retain(|_, s| s.expires > now);
@@ -89,7 +94,12 @@ impl Sessions {
         let id = random_token();
         m.insert(
             id.clone(),
-            Session { user: Some(user), pending: None, csrf: random_token(), expires: Instant::now() + self.lifetime },
+            Session {
+                user: Some(user),
+                pending: None,
+                csrf: random_token(),
+                expires: Instant::now() + self.lifetime,
+            },
         );
         id
     }

@@ -122,7 +122,10 @@ pub fn sort_newest_first(entries: &mut [Entry]) {
     });
 }
 
-fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(r: &'r AnyRow, i: usize) -> Result<T, ViewerError> {
+fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
+    r: &'r AnyRow,
+    i: usize,
+) -> Result<T, ViewerError> {
     r.try_get(i).map_err(ViewerError::db("reading a row"))
 }
 
@@ -198,8 +201,10 @@ async fn load_one(pool: &sqlx::AnyPool, facility: &str, patient: &str) -> Result
             });
         }
     }
-    for r in q("SELECT record_id, code, name, value, units, reference_range, abnormal_flags, observed_at FROM labs \
-                WHERE facility_id = $1 AND patient_id = $2 ORDER BY record_id, item_no")
+    for r in q(
+        "SELECT record_id, code, name, value, units, reference_range, abnormal_flags, observed_at FROM labs \
+                WHERE facility_id = $1 AND patient_id = $2 ORDER BY record_id, item_no",
+    )
     .fetch_all(pool)
     .await
     .map_err(ViewerError::db("reading labs"))?

@@ -29,7 +29,12 @@ async fn set_consent(c: &Centre, p: &ConsentPolicy) {
 
 /// The spooled events, oldest first.
 fn spooled(sender: &AuditSender) -> Vec<AuditEvent> {
-    sender.pending().unwrap().iter().map(|p| AuditEvent::from_json(&std::fs::read(p).unwrap()).unwrap()).collect()
+    sender
+        .pending()
+        .unwrap()
+        .iter()
+        .map(|p| AuditEvent::from_json(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -109,7 +114,10 @@ async fn each_facility_sees_what_the_consent_allows_and_searches_and_views_are_a
     assert!(views.iter().any(|e| e.requestor_id() == Some("pw-out")), "the refused view is audited too");
     let queries: Vec<_> = events.iter().filter(|e| e.event.id.code == "110112").collect();
     assert_eq!(queries.len(), 3, "every search is audited");
-    assert!(queries.iter().any(|e| e.event.outcome == EventOutcome::MinorFailure), "a search that found nothing");
+    assert!(
+        queries.iter().any(|e| e.event.outcome == EventOutcome::MinorFailure),
+        "a search that found nothing"
+    );
     assert!(!views.iter().any(|e| e.is_break_glass()));
 }
 

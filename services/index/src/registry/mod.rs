@@ -264,7 +264,9 @@ impl Registry {
         };
         if let (Outcome::AutoLinked { .. }, Some(s)) = (&enrollment.outcome, &choice.link) {
             let reason = format!("matched {} at weight {:.1}", s.via, s.match_weight);
-            self.audit.emit(audit::link_event(key, &enrollment.common_id, "auto", MATCHER_ACTOR, &reason)).await;
+            self.audit
+                .emit(audit::link_event(key, &enrollment.common_id, "auto", MATCHER_ACTOR, &reason))
+                .await;
         }
         tracing::debug!(patient = %key, common_id = %enrollment.common_id, outcome = ?enrollment.outcome, "enrolled");
         Ok(enrollment)

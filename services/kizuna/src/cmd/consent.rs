@@ -71,7 +71,10 @@ pub fn run(cmd: ConsentCommand) -> anyhow::Result<ExitCode> {
                 };
                 let reg = open(&db.index_url).await?;
                 let rec = reg.set_consent(&id, &policy, &actor, &reason).await?;
-                println!("{}: {} (recorded by {} at {})", rec.common_id, rec.policy, rec.recorded_by, rec.recorded_at);
+                println!(
+                    "{}: {} (recorded by {} at {})",
+                    rec.common_id, rec.policy, rec.recorded_by, rec.recorded_at
+                );
             }
             ConsentCommand::Show { common_id, json, db } => {
                 let id = CommonId::parse(&common_id)?;
@@ -87,8 +90,13 @@ pub fn run(cmd: ConsentCommand) -> anyhow::Result<ExitCode> {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 } else {
                     match &current {
-                        Some(c) => println!("{id}: {} (recorded by {} at {}: {})", c.policy, c.recorded_by, c.recorded_at, c.reason),
-                        None => println!("{id}: no consent recorded (nothing shared beyond the holding facility)"),
+                        Some(c) => println!(
+                            "{id}: {} (recorded by {} at {}: {})",
+                            c.policy, c.recorded_by, c.recorded_at, c.reason
+                        ),
+                        None => {
+                            println!("{id}: no consent recorded (nothing shared beyond the holding facility)")
+                        }
                     }
                     for e in &history {
                         println!("  {}  {:<32} {}  {}", e.at, e.policy.to_string(), e.actor, e.reason);

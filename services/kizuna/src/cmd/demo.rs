@@ -3,7 +3,9 @@
 //! facilities, validates it, runs one upload agent per facility against the centre, shows their
 //! progress, and checks the result: every file stored once, the tree valid, the index in step.
 
+mod audit_trail;
 mod monitoring;
+mod viewer;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,8 +78,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         summary.nsips_files
     );
 
-    // 2. The centre.
-    let config = kizuna_store::Config { data_dir: data.join("centre"), ..Default::default() };
+    // 2. The centre, with its audit service.
+    let audit = audit_trail::start(&data.join("audit")).await?;
+    let store_spool = data.join("centre/audit-spool");
+    let config = kizuna_store::Config {
+        data_dir: data.join("centre"),
+        audit: audit.sender_config(&store_spool),
+        ..Default::default()
+    };
     let store = Store::open(config).await.context("opening the store")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -98,6 +106,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let token = sites::add_site(&store.db, &format!("site-{}", f.id), &[FacilityId::new(&f.id)?], &[])
             .await
             .with_context(|| format!("adding the site of facility {}", f.id))?;
+        audit_trail::site_added(&store.audit, &format!("site-{}", f.id), &f.id).await;
         std::fs::create_dir_all(&site_dir)?;
         let token_file = site_dir.join("agent.token");
         write_secret(&token_file, &token)?;
@@ -205,13 +214,34 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     ok &= monitoring::show(&store, &data, bad_site).await?;
     if ok {
         println!("every file is stored once, the tree validates clean and the index agrees with it");
+    }
+
+    // The patient index links the patients; a clinician looks one up; an auditor sees who did.
+    println!("then: patient index and audit trail ({})", data.join("audit").display());
+    let index_spool = data.join("centre/index-audit-spool");
+    let emitter = kizuna_audit::emitter::AuditEmitter::from_config(&audit.sender_config(&index_spool))?;
+    let facilities: Vec<String> = agents.iter().map(|a| a.0.clone()).collect();
+    let index_url = format!("sqlite://{}?mode=rwc", data.join("linkage.sqlite").display());
+    let (patient, _) =
+        audit_trail::link_and_look_up(&store.config.tree_dir(), &facilities, &index_url, emitter).await?;
+    let audit_ok =
+        audit_trail::finish(audit, &[store_spool.as_path(), index_spool.as_path()], &patient).await?;
+    if ok && audit_ok {
         println!(
             "the centre's data stays in {}; run it again with: kizuna serve",
             data.join("centre").display()
         );
+        // Last: single sign-on and the viewer on this data (kept running when interactive).
+        let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+        viewer::serve(&data, &store.config.data_dir, &index_url, &facilities, &patient, interactive).await?;
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("MISMATCH: the centre does not hold exactly what the facilities sent");
+        if !ok {
+            println!("MISMATCH: the centre does not hold exactly what the facilities sent");
+        }
+        if !audit_ok {
+            println!("AUDIT: the log does not verify or does not show the lookup");
+        }
         Ok(ExitCode::from(1))
     }
 }

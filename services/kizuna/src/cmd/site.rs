@@ -64,6 +64,26 @@ async fn open(config: Option<&std::path::Path>) -> anyhow::Result<Db> {
         .with_context(|| format!("opening the IndexDB {}", url.split('@').next_back().unwrap_or("")))
 }
 
+/// Records a site change as a Security Configuration audit event (the store's `audit:` key) and
+/// tries to deliver it before the command exits; if the audit service is unreachable, the event
+/// stays in the spool, which the running store delivers.
+async fn audit_change(config: Option<&std::path::Path>, site: &str, change: &str) -> anyhow::Result<()> {
+    use kizuna_audit::{AuditEvent, event::presets::Source};
+    let c = super::serve::load_config(config)?;
+    let emitter = kizuna_audit::emitter::AuditEmitter::from_config_no_delivery(&c.audit)
+        .context("the store configuration's audit key")?;
+    let admin = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .map(|u| format!("os:{u}"))
+        .unwrap_or_else(|_| "os:unknown".into());
+    let src = Source::new("kizuna-site-admin");
+    emitter.emit(AuditEvent::security_change(&src, &admin, site, change)).await;
+    if let Err(e) = emitter.flush().await {
+        tracing::warn!(error = %e, "audit event left in the spool for the store to deliver");
+    }
+    Ok(())
+}
+
 pub fn run(cmd: SiteCommand) -> anyhow::Result<ExitCode> {
     let cmd = match cmd {
         SiteCommand::Provision(a) => return super::registry::provision(a),
@@ -79,6 +99,9 @@ pub fn run(cmd: SiteCommand) -> anyhow::Result<ExitCode> {
                     facilities.iter().map(|f| FacilityId::new(f)).collect::<Result<Vec<_>, _>>()?;
                 let db = open(config.as_deref()).await?;
                 let token = sites::add_site(&db, &name, &facilities, &allow).await?;
+                let fac: Vec<&str> = facilities.iter().map(|f| f.as_str()).collect();
+                audit_change(config.as_deref(), &name, &format!("site added: facilities {}", fac.join(",")))
+                    .await?;
                 if allow.is_empty() {
                     eprintln!("site {name}: no --allow given, so it may upload from loopback only");
                 }
@@ -107,15 +130,18 @@ pub fn run(cmd: SiteCommand) -> anyhow::Result<ExitCode> {
             SiteCommand::RotateToken { name, config } => {
                 let db = open(config.as_deref()).await?;
                 let token = sites::rotate_token(&db, &name).await?;
+                audit_change(config.as_deref(), &name, "token rotated").await?;
                 eprintln!("site {name}: new token (the old one no longer works):");
                 println!("{token}");
             }
             SiteCommand::Disable { name, config } => {
                 sites::set_enabled(&open(config.as_deref()).await?, &name, false).await?;
+                audit_change(config.as_deref(), &name, "site disabled").await?;
                 eprintln!("site {name} disabled");
             }
             SiteCommand::Enable { name, config } => {
                 sites::set_enabled(&open(config.as_deref()).await?, &name, true).await?;
+                audit_change(config.as_deref(), &name, "site enabled").await?;
                 eprintln!("site {name} enabled");
             }
         }

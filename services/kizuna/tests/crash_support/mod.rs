@@ -66,7 +66,7 @@ fn sent_names(final_paths: &[&String]) -> Vec<(String, String)> {
     }
     let mut out = Vec::new();
     for ((dir, _), mut versions) in by_key {
-        versions.sort_by(|a, b| a.0.timestamp.cmp(&b.0.timestamp));
+        versions.sort_by_key(|a| a.0.timestamp);
         let delete =
             versions.iter().filter(|(f, _)| f.flag == ConditionFlag::Deleted).map(|(f, _)| f.timestamp).max();
         let sends: Vec<FileName> =
@@ -87,7 +87,7 @@ fn sent_names(final_paths: &[&String]) -> Vec<(String, String)> {
                 }
             }
         }
-        listing.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+        listing.sort_by_key(|a| a.timestamp);
         let expected: Vec<&FileName> = versions.iter().map(|(f, _)| f).collect();
         assert_eq!(
             listing.iter().collect::<Vec<_>>(),

@@ -155,7 +155,13 @@ fn access_class(a: Access) -> &'static str {
     }
 }
 
-fn filters(cid: &str, path: &str, all: &[Entry], filter: &Filter, names: &BTreeMap<String, String>) -> Markup {
+fn filters(
+    cid: &str,
+    path: &str,
+    all: &[Entry],
+    filter: &Filter,
+    names: &BTreeMap<String, String>,
+) -> Markup {
     let kinds: BTreeSet<(&str, &str)> = all.iter().map(|e| (e.data_kind.as_str(), e.meaning())).collect();
     let facilities: BTreeSet<&str> = all.iter().map(|e| e.facility.as_str()).collect();
     html! {

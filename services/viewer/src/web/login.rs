@@ -31,7 +31,11 @@ fn with_cookie(mut r: Response, cookie: String) -> Response {
     r
 }
 
-pub async fn start(State(v): State<Arc<Viewer>>, headers: HeaderMap, Query(q): Query<StartQuery>) -> Response {
+pub async fn start(
+    State(v): State<Arc<Viewer>>,
+    headers: HeaderMap,
+    Query(q): Query<StartQuery>,
+) -> Response {
     let rp = match v.relying_party().await {
         Ok(rp) => rp,
         Err(e) => {
@@ -67,7 +71,11 @@ pub async fn callback(
         return problem(StatusCode::UNAUTHORIZED, None, &format!("The provider refused the login: {e} {d}"));
     }
     let Some((id, s)) = session(&v, &headers) else {
-        return problem(StatusCode::BAD_REQUEST, None, "No login was started in this browser (cookie missing or expired).");
+        return problem(
+            StatusCode::BAD_REQUEST,
+            None,
+            "No login was started in this browser (cookie missing or expired).",
+        );
     };
     let Some(pending) = s.pending else {
         return problem(StatusCode::BAD_REQUEST, None, "No login is in progress in this session.");
@@ -79,7 +87,9 @@ pub async fn callback(
     };
     let rp = match v.relying_party().await {
         Ok(rp) => rp,
-        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, None, &format!("Login is not available: {e}")),
+        Err(e) => {
+            return problem(StatusCode::SERVICE_UNAVAILABLE, None, &format!("Login is not available: {e}"));
+        }
     };
     let user = match rp.finish(&pending, &code, &state).await {
         Ok(u) => u,
@@ -90,11 +100,18 @@ pub async fn callback(
     };
     if let Err(e) = v.audit.login(&user, &addr.ip().to_string(), true) {
         tracing::error!(error = %e, "could not record a login");
-        return problem(StatusCode::INTERNAL_SERVER_ERROR, None, "The login could not be recorded for audit.");
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "The login could not be recorded for audit.",
+        );
     }
     tracing::info!(subject = %user.subject, facility = %user.facility, role = user.role.as_str(), "logged in");
     let new_id = v.sessions.log_in(&id, user);
-    with_cookie(Redirect::to(&pending.return_to).into_response(), v.sessions.cookie(&new_id, v.config.secure_cookies))
+    with_cookie(
+        Redirect::to(&pending.return_to).into_response(),
+        v.sessions.cookie(&new_id, v.config.secure_cookies),
+    )
 }
 
 #[derive(Deserialize)]
@@ -119,7 +136,15 @@ pub async fn logout(
     }
     let expired = format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0", crate::session::COOKIE);
     with_cookie(
-        (StatusCode::OK, super::html::page("Logged out", None, None, maud::html! { p { "Logged out. " a href="/" { "Log in again" } } }))
+        (
+            StatusCode::OK,
+            super::html::page(
+                "Logged out",
+                None,
+                None,
+                maud::html! { p { "Logged out. " a href="/" { "Log in again" } } },
+            ),
+        )
             .into_response(),
         expired,
     )

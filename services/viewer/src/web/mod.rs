@@ -48,7 +48,11 @@ pub fn router(v: Arc<Viewer>) -> Router {
 
 /// The session of a request, by its cookie.
 fn session(v: &Viewer, headers: &HeaderMap) -> Option<(String, Session)> {
-    let cookie = headers.get_all(header::COOKIE).iter().filter_map(|h| h.to_str().ok()).find_map(from_cookie_header)?;
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .find_map(from_cookie_header)?;
     let s = v.sessions.get(cookie)?;
     Some((cookie.to_owned(), s))
 }

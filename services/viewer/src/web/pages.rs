@@ -117,12 +117,9 @@ pub async fn search(
 }
 
 /// The patient as the user may see them, with every shown record (unfiltered).
-async fn load_patient(
-    v: &Viewer,
-    me: &LoggedIn,
-    id: &str,
-) -> Result<(PatientAccess, Vec<Entry>), Response> {
-    let cid = CommonId::parse(id).map_err(|e| problem(StatusCode::NOT_FOUND, Some(&me.user), &e.to_string()))?;
+async fn load_patient(v: &Viewer, me: &LoggedIn, id: &str) -> Result<(PatientAccess, Vec<Entry>), Response> {
+    let cid =
+        CommonId::parse(id).map_err(|e| problem(StatusCode::NOT_FOUND, Some(&me.user), &e.to_string()))?;
     let access = match patient_access(&v.registry, &me.user, &cid).await {
         Ok(a) => a,
         Err(ViewerError::Index(IndexError::UnknownCommonId(_))) => {
@@ -130,7 +127,8 @@ async fn load_patient(
         }
         Err(e) => return Err(internal(Some(&me.user), e)),
     };
-    let entries = timeline::load(&v.store.pool, &access.keys()).await.map_err(|e| internal(Some(&me.user), e))?;
+    let entries =
+        timeline::load(&v.store.pool, &access.keys()).await.map_err(|e| internal(Some(&me.user), e))?;
     Ok((access, entries))
 }
 
@@ -180,7 +178,13 @@ pub async fn calendar(
     let ym = match param(&q, "month") {
         Some(m) => match calendar::parse_month(m) {
             Some(ym) => Some(ym),
-            None => return problem(StatusCode::BAD_REQUEST, Some(&me.user), &format!("month {m:?} is not YYYY-MM")),
+            None => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    Some(&me.user),
+                    &format!("month {m:?} is not YYYY-MM"),
+                );
+            }
         },
         None => calendar::newest_month(&shown),
     };
@@ -230,7 +234,8 @@ pub async fn original(
         return problem(StatusCode::NOT_FOUND, Some(&me.user), "No such record for this patient.");
     };
     let what = format!("original message: record {record} of facility {facility} patient {patient}");
-    let bg = access.shown.iter().any(|(k, a)| k.facility == facility && *a == kizuna_index::Access::BreakGlass);
+    let bg =
+        access.shown.iter().any(|(k, a)| k.facility == facility && *a == kizuna_index::Access::BreakGlass);
     if let Err(r) = audited(v.audit.patient_read(&me.user, &ip(&addr), &id, &what, bg), &me.user) {
         return r;
     }
@@ -241,7 +246,8 @@ pub async fn original(
         Ok(Err(e)) => return internal(Some(&me.user), e),
         Err(e) => return internal(Some(&me.user), ViewerError::BadRequest(e.to_string())),
     };
-    html::page("Original message", Some(&me.user), Some(&me.csrf), html::original(&id, &fac, record, &m)).into_response()
+    html::page("Original message", Some(&me.user), Some(&me.csrf), html::original(&id, &fac, record, &m))
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -262,7 +268,11 @@ pub async fn break_glass(
         Err(r) => return r,
     };
     if f.csrf != me.csrf {
-        return problem(StatusCode::FORBIDDEN, Some(&me.user), "The form was not sent from this session (CSRF check failed).");
+        return problem(
+            StatusCode::FORBIDDEN,
+            Some(&me.user),
+            "The form was not sent from this session (CSRF check failed).",
+        );
     }
     if !me.user.role.may_break_glass() {
         return problem(StatusCode::FORBIDDEN, Some(&me.user), "Your role may not use emergency access.");
@@ -285,7 +295,9 @@ pub async fn break_glass(
         .await
     {
         Ok(_) => Redirect::to(&format!("/patients/{id}")).into_response(),
-        Err(IndexError::UnknownCommonId(_)) => problem(StatusCode::NOT_FOUND, Some(&me.user), &format!("No patient {cid}.")),
+        Err(IndexError::UnknownCommonId(_)) => {
+            problem(StatusCode::NOT_FOUND, Some(&me.user), &format!("No patient {cid}."))
+        }
         Err(e) => internal(Some(&me.user), e.into()),
     }
 }

@@ -40,7 +40,9 @@ fn http_get(port: u16, path: &str) -> String {
         let text = String::from_utf8_lossy(&out);
         if let Some((head, body)) = text.split_once("\r\n\r\n") {
             let len = head.lines().find_map(|l| {
-                l.to_ascii_lowercase().strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok())
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .and_then(|v| v.trim().parse::<usize>().ok())
             });
             if len.is_some_and(|n| body.len() >= n) {
                 break;
@@ -88,7 +90,9 @@ impl Chromium {
         let ws_url = loop {
             let list: Value = serde_json::from_str(&http_get(port, "/json/list")).unwrap_or(Value::Null);
             if let Some(u) = list.as_array().and_then(|a| {
-                a.iter().find(|t| t["type"] == "page").and_then(|t| t["webSocketDebuggerUrl"].as_str().map(str::to_owned))
+                a.iter()
+                    .find(|t| t["type"] == "page")
+                    .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(str::to_owned))
             }) {
                 break u;
             }
@@ -107,7 +111,9 @@ impl Chromium {
     pub fn call(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
-        self.ws.send(Message::text(json!({"id": id, "method": method, "params": params}).to_string())).unwrap();
+        self.ws
+            .send(Message::text(json!({"id": id, "method": method, "params": params}).to_string()))
+            .unwrap();
         loop {
             let m = self.ws.read().unwrap();
             let Message::Text(t) = m else { continue };

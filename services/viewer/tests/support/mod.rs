@@ -108,7 +108,9 @@ pub async fn centre() -> Centre {
         }
         linked.push((cid.unwrap(), keys.clone()));
     }
-    linked.sort_by_key(|(_, k)| std::cmp::Reverse(k.iter().map(|k| &k.facility).collect::<std::collections::BTreeSet<_>>().len()));
+    linked.sort_by_key(|(_, k)| {
+        std::cmp::Reverse(k.iter().map(|k| &k.facility).collect::<std::collections::BTreeSet<_>>().len())
+    });
     let (patient, patient_keys) = linked[0].clone();
     assert_eq!(
         patient_keys.iter().map(|k| &k.facility).collect::<std::collections::BTreeSet<_>>().len(),
@@ -161,7 +163,8 @@ impl Running {
 
     pub async fn post(&self, cookie: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
         let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        let r = c.post(format!("{}{path}", self.base)).header("cookie", cookie).form(form).send().await.unwrap();
+        let r =
+            c.post(format!("{}{path}", self.base)).header("cookie", cookie).form(form).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
 

@@ -60,7 +60,10 @@ pub async fn wait_for_bad_site(bad: &BadSite, store: &Store) -> anyhow::Result<(
             .bind(SITE)
             .fetch_one(&store.db.pool)
             .await?;
-        if s.files_uploaded + s.quarantined >= bad.files && s.queue_depth == 0 && listed as u64 >= s.quarantined {
+        if s.files_uploaded + s.quarantined >= bad.files
+            && s.queue_depth == 0
+            && listed as u64 >= s.quarantined
+        {
             return Ok(());
         }
         if started.elapsed() > Duration::from_secs(120) {

@@ -32,7 +32,8 @@ pub async fn serve(
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let auth = Server::start(AuthConfig::local(&data.join("sso"))?).await.context("starting single sign-on")?;
+    let auth =
+        Server::start(AuthConfig::local(&data.join("sso"))?).await.context("starting single sign-on")?;
     let creds = auth
         .directory()
         .add_client(&NewClient {
@@ -45,9 +46,14 @@ pub async fn serve(
         })
         .await?;
     let secret_file = data.join("sso/viewer-client-secret");
-    super::write_secret(&secret_file, creds.client_secret.as_deref().context("a confidential client has a secret")?)?;
+    super::write_secret(
+        &secret_file,
+        creds.client_secret.as_deref().context("a confidential client has a secret")?,
+    )?;
     let mut users = Vec::new();
-    for (username, name, facility) in [("doctor", "Dr. Sato (demo)", home), ("nurse", "Nurse Abe (demo)", other)] {
+    for (username, name, facility) in
+        [("doctor", "Dr. Sato (demo)", home), ("nurse", "Nurse Abe (demo)", other)]
+    {
         auth.directory()
             .add_user(&NewUser {
                 username: username.into(),
@@ -88,7 +94,9 @@ pub async fn serve(
         "  search common health ID {patient}: its consent lets facility {home} (doctor) see every facility's records;"
     );
     println!("  the nurse at {other} sees only her own facility's records of this patient");
-    println!("  (a TOTP code works once; an authenticator app or `oathtool --totp -b SECRET` gives the next one)");
+    println!(
+        "  (a TOTP code works once; an authenticator app or `oathtool --totp -b SECRET` gives the next one)"
+    );
     if keep_serving {
         println!("serving until Ctrl-C");
         let _ = tokio::signal::ctrl_c().await;
