@@ -79,12 +79,11 @@ pub struct Loaded {
 /// Load site file and policy, and plan. Must run inside the runtime (mode probing).
 pub async fn load(config: &Path, kernel: &Kernel) -> Result<Loaded, Error> {
     let cfg = SiteConfig::load(config)?;
-    let (view_version, pol) = match crate::registry::enrollment::view_policy(&cfg)
-        .map_err(|e| Error::Registry(e.to_string()))?
-    {
-        Some((version, p)) => (Some(version), p),
-        None => (None, policy::load(&cfg.policy)?),
-    };
+    let (view_version, pol) =
+        match crate::registry::enrollment::view_policy(&cfg).map_err(|e| Error::Registry(e.to_string()))? {
+            Some((version, p)) => (Some(version), p),
+            None => (None, policy::load(&cfg.policy)?),
+        };
     let mode = kernel.resolve_mode(cfg.mode).await;
     let desired =
         plan::plan(&pol, &cfg.site, mode, cfg.api_listen).map_err(|e| Error::UnknownSite { site: e.0 })?;
