@@ -92,7 +92,11 @@ async fn corpus_goes_through_the_agent_into_the_real_store() {
     let agent = Running::start(cfg.clone());
     let n = corpus.len() as u64;
     assert!(
-        wait_for(120, || agent.status.get().files_uploaded == n && agent.status.get().queue_depth == 0).await,
+        wait_for(120, || {
+            let s = agent.status.get();
+            s.files_uploaded == n && s.queue_depth == 0 && s.quarantined == 1
+        })
+        .await,
         "uploaded {} of {n}",
         agent.status.get().files_uploaded
     );

@@ -14,6 +14,8 @@ use super::auth::{refuse, require_site};
 use crate::{FacilityId, Store, StoreError};
 
 const ENDPOINT: &str = "batches";
+/// Oversized bodies up to this size are drained before the 413 is sent (see `batch`).
+const LINGER_MAX_BYTES: u64 = 64 << 20;
 
 pub async fn batch(
     State(store): State<Arc<Store>>,
@@ -43,6 +45,12 @@ pub async fn batch(
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if let Some(len) = declared.filter(|l| *l > limits.max_body_bytes) {
+        // A moderately oversized body is read and discarded first (a lingering close, as nginx
+        // does): closing while the client still sends resets the connection, and it would never
+        // see the 413 and its reason.
+        if len <= LINGER_MAX_BYTES {
+            let _ = axum::body::to_bytes(body, len as usize).await;
+        }
         return Err(too_large(format!(
             "body of {len} bytes is more than the limit of {}",
             limits.max_body_bytes
