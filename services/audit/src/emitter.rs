@@ -133,6 +133,34 @@ impl AuditEmitter {
     }
 }
 
+/// The operating-system account running a command, as an audit user ID (`os:NAME`;
+/// `SUDO_USER` first, so `sudo kizuna …` names the person rather than root).
+pub fn os_user() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .map(|u| format!("os:{u}"))
+        .unwrap_or_else(|_| "os:unknown".into())
+}
+
+/// Record an administrator's Security Configuration change from a short-lived command: spool
+/// it, then try to deliver it before the command exits. What cannot be delivered stays in the
+/// spool, which the long-running service sharing `cfg.spool_dir` delivers later. Only a bad
+/// `audit:` key is an error; the administrator is [`os_user`].
+pub async fn record_admin_change(
+    cfg: &SenderConfig,
+    source_id: &str,
+    subject: &str,
+    change: &str,
+) -> Result<()> {
+    use crate::event::presets::Source;
+    let emitter = AuditEmitter::from_config_no_delivery(cfg)?;
+    emitter.emit(AuditEvent::security_change(&Source::new(source_id), &os_user(), subject, change)).await;
+    if let Err(e) = emitter.flush().await {
+        tracing::warn!(error = %e, "audit event left in the spool for the running service to deliver");
+    }
+    Ok(())
+}
+
 /// Write the whole event to the service's log.
 fn log_event(event: &AuditEvent) {
     let json = String::from_utf8(event.canonical_bytes()).expect("JSON is UTF-8");

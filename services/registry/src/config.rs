@@ -24,6 +24,16 @@ long_poll_max_secs: 60
 # How often the server looks for changes made by `kizuna policy` / `kizuna site` commands (which
 # write the database directly), in milliseconds.
 change_poll_ms: 500
+# Audit events: a site enrolled, keys registered or rotated, a refused token or credential, and
+# the `kizuna policy` / `kizuna site provision|revoke` changes. Keys: url (the audit service's
+# intake, e.g. http://127.0.0.1:7460/v1/events; empty = events go to this service's log only),
+# spool_dir (where events wait while the audit service is down; needed with url), token_file
+# (the intake bearer token), retry_secs.
+audit:
+  url: ""
+  spool_dir: /var/lib/kizuna/registry/audit-spool
+  token_file: ""
+  retry_secs: 5
 "#;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +53,9 @@ pub struct RegistryConfig {
     pub long_poll_max_secs: u64,
     #[serde(default = "default_change_poll")]
     pub change_poll_ms: u64,
+    /// Where the registry's audit events go (see [`kizuna_audit::emitter::SenderConfig`]).
+    #[serde(default)]
+    pub audit: kizuna_audit::emitter::SenderConfig,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -100,5 +113,8 @@ mod tests {
         assert!(c.effective_database_url().ends_with("/var/lib/kizuna/registry/registry.sqlite"));
         let err = serde_norway::from_str::<RegistryConfig>("listn: 1\n").unwrap_err().to_string();
         assert!(err.contains("listn"), "{err}");
+        assert!(c.audit.url.is_empty(), "audit events only logged until an intake is configured");
+        let err = serde_norway::from_str::<RegistryConfig>("audit:\n  ulr: x\n").unwrap_err().to_string();
+        assert!(err.contains("ulr"), "{err}");
     }
 }

@@ -34,6 +34,8 @@ pub enum RegistryError {
     BadRequest(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("audit: {0}")]
+    Audit(#[from] kizuna_audit::AuditError),
 }
 
 impl RegistryError {

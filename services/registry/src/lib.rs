@@ -3,6 +3,7 @@
 //! serves each site its view of the mesh signed with the centre's ed25519 key, over TLS that
 //! sites pin at enrollment. See README.md.
 
+pub mod audit;
 pub mod config;
 pub mod db;
 pub mod error;

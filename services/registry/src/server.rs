@@ -9,10 +9,16 @@
 //!
 //! `kizuna policy` and `kizuna site` write the database directly; the server notices their
 //! changes by polling the version every `change_poll_ms` and wakes every waiting site.
+//!
+//! Enrollments and key registrations are audited as security configuration changes, refused
+//! tokens and credentials as node authentication failures (at most one event per address and
+//! reason every [`REFUSAL_REPORT_EVERY`], so a revoked site that keeps polling is reported, not
+//! flooded).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Query, State};
@@ -21,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::{IncomingStream, Listener};
 use axum::{Json, Router};
+use kizuna_audit::emitter::AuditEmitter;
 use netd::policy::Policy;
 use netd::registry::protocol::*;
 use netd::registry::unix_now;
@@ -30,6 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio_rustls::server::TlsStream;
 
+use crate::audit;
 use crate::config::RegistryConfig;
 use crate::db::Db;
 use crate::error::{RegistryError, Result};
@@ -47,6 +55,9 @@ struct Snapshot {
 struct Inner {
     db: Db,
     keys: CentreKeys,
+    audit: AuditEmitter,
+    /// When each (address, reason) refusal was last reported to the audit service.
+    refusals: std::sync::Mutex<HashMap<(String, String), Instant>>,
     long_poll_max: Duration,
     generation: watch::Sender<u64>,
     cache: Mutex<Option<Arc<Snapshot>>>,
@@ -54,7 +65,30 @@ struct Inner {
 
 type Shared = Arc<Inner>;
 
+/// Refusals from one address for one reason are reported at most this often.
+pub const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(600);
+
 impl Inner {
+    /// Audit a refused token or credential (rate-limited per address and reason), then hand the
+    /// error back for the answer.
+    async fn refused(&self, claimed: Option<&str>, peer: &PeerAddr, e: RegistryError) -> RegistryError {
+        if matches!(e, RegistryError::Unauthorized(_) | RegistryError::Forbidden(_) | RegistryError::Gone(_))
+        {
+            let ip = peer.0.ip().to_string();
+            let reason = e.to_string();
+            let report = {
+                let mut seen = self.refusals.lock().expect("refusal map");
+                let now = Instant::now();
+                seen.retain(|_, t| now.duration_since(*t) < REFUSAL_REPORT_EVERY);
+                seen.insert((ip.clone(), reason.clone()), now).is_none()
+            };
+            if report {
+                self.audit.emit(audit::refused(claimed, &ip, &reason)).await;
+            }
+        }
+        e
+    }
+
     fn notify(&self, generation: u64) {
         self.generation.send_if_modified(|g| {
             if generation > *g {
@@ -190,15 +224,24 @@ fn bearer(headers: &HeaderMap) -> Result<&str> {
         .ok_or_else(|| RegistryError::Unauthorized("missing site credential (Authorization: Bearer)".into()))
 }
 
+/// The site behind the request's bearer credential.
+async fn authenticated(db: &Db, headers: &HeaderMap) -> Result<netd::policy::SiteName> {
+    sites::authenticate(db, bearer(headers)?).await
+}
+
 async fn health() -> &'static str {
     "ok\n"
 }
 
 async fn preview(
     State(r): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
     Json(req): Json<PreviewRequest>,
 ) -> Result<Json<PreviewResponse>, ApiError> {
-    let segments = sites::preview(&r.db, &req.site, &req.secret).await?;
+    let segments = match sites::preview(&r.db, &req.site, &req.secret).await {
+        Ok(s) => s,
+        Err(e) => return Err(r.refused(Some(&req.site), &peer, e).await.into()),
+    };
     Ok(Json(PreviewResponse { site: req.site, segments, signing_key: r.keys.signing_public() }))
 }
 
@@ -207,23 +250,47 @@ async fn enroll(
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
     Json(req): Json<EnrollRequest>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
-    let (credential, version) = sites::enroll(&r.db, &req.site, &req.secret, &req.keys).await?;
+    let (credential, version) = match sites::enroll(&r.db, &req.site, &req.secret, &req.keys).await {
+        Ok(x) => x,
+        Err(e) => return Err(r.refused(Some(&req.site), &peer, e).await.into()),
+    };
     r.notify(version);
     let name = req.site.parse().map_err(RegistryError::BadRequest)?;
-    sites::observe(&r.db, &name, &peer.0.ip().to_string()).await?;
-    tracing::info!(site = %req.site, from = %peer.0.ip(), version, "site enrolled");
+    let ip = peer.0.ip().to_string();
+    sites::observe(&r.db, &name, &ip).await?;
+    tracing::info!(site = %req.site, from = %ip, version, "site enrolled");
+    let segments = req.keys.keys().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+    r.audit
+        .emit(audit::site_change(
+            &req.site,
+            &ip,
+            &format!("site enrolled at version {version}: keys for {segments}"),
+        ))
+        .await;
     Ok(Json(EnrollResponse { site: req.site, credential, signing_key: r.keys.signing_public(), version }))
 }
 
 async fn register_keys(
     State(r): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
     Json(req): Json<KeysRequest>,
 ) -> Result<Json<KeysResponse>, ApiError> {
-    let site = sites::authenticate(&r.db, bearer(&headers)?).await?;
+    let site = match authenticated(&r.db, &headers).await {
+        Ok(s) => s,
+        Err(e) => return Err(r.refused(None, &peer, e).await.into()),
+    };
     let version = sites::register_keys(&r.db, &site, &req.keys).await?;
     r.notify(version);
     tracing::info!(site = %site, segments = ?req.keys.keys().collect::<Vec<_>>(), version, "keys registered");
+    let segments = req.keys.keys().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+    r.audit
+        .emit(audit::site_change(
+            site.as_str(),
+            &peer.0.ip().to_string(),
+            &format!("keys registered at version {version}: {segments}"),
+        ))
+        .await;
     Ok(Json(KeysResponse { version }))
 }
 
@@ -241,7 +308,10 @@ async fn view(
     headers: HeaderMap,
     Query(q): Query<ViewQuery>,
 ) -> Result<Response, ApiError> {
-    let site = sites::authenticate(&r.db, bearer(&headers)?).await?;
+    let site = match authenticated(&r.db, &headers).await {
+        Ok(s) => s,
+        Err(e) => return Err(r.refused(None, &peer, e).await.into()),
+    };
     sites::observe(&r.db, &site, &peer.0.ip().to_string()).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait).min(r.long_poll_max);
     let mut changes = r.generation.subscribe();
@@ -312,9 +382,12 @@ pub async fn start(cfg: &RegistryConfig, db: Db) -> Result<Running> {
     let listener = TlsListener::new(tcp, acceptor).map_err(|e| RegistryError::io(cfg.listen.as_ref(), e))?;
     let addr = listener.local;
     let generation = db.generation().await?;
+    let audit = AuditEmitter::from_config(&cfg.audit)?;
     let inner = Arc::new(Inner {
         db: db.clone(),
         keys,
+        audit,
+        refusals: std::sync::Mutex::new(HashMap::new()),
         long_poll_max: Duration::from_secs(cfg.long_poll_max_secs),
         generation: watch::Sender::new(generation),
         cache: Mutex::new(None),

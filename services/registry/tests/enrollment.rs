@@ -37,6 +37,10 @@ struct Centre {
 
 impl Centre {
     async fn start(database_url: Option<String>) -> Centre {
+        Self::start_with(database_url, Default::default()).await
+    }
+
+    async fn start_with(database_url: Option<String>, audit: kizuna_audit::emitter::SenderConfig) -> Centre {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = RegistryConfig {
             data_dir: dir.path().join("registry"),
@@ -44,6 +48,7 @@ impl Centre {
             listen: "127.0.0.1:0".into(),
             change_poll_ms: 100,
             long_poll_max_secs: 30,
+            audit,
             ..Default::default()
         };
         let db = Db::open(&cfg.effective_database_url()).await.unwrap();
@@ -475,4 +480,64 @@ async fn policy_apply_checks_shows_the_diff_and_rollback_returns_to_a_version() 
     assert_eq!(s[1].peers(), ["centre"]);
     let err = s[2].poll(Duration::ZERO).await.unwrap_err().to_string();
     assert!(err.contains("unknown site credential"), "{err}");
+}
+
+/// The audit events of `query` on a real audit service, once at least `n` have arrived.
+async fn audit_events(base: &str, query: &str, n: usize) -> Vec<serde_json::Value> {
+    for _ in 0..150 {
+        let v: Vec<serde_json::Value> =
+            reqwest::get(format!("{base}/v1/events?{query}")).await.unwrap().json().await.unwrap();
+        if v.len() >= n {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{query}: fewer than {n} audit events arrived");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_key_changes_and_refusals_are_audited() {
+    let adir = tempfile::tempdir().unwrap();
+    let acfg = kizuna_audit::server::local_config(&adir.path().join("audit"), "127.0.0.1:0", None).unwrap();
+    let audit = kizuna_audit::server::start(&acfg).await.unwrap();
+    let base = format!("http://{}", audit.http_addr);
+    let sender =
+        kizuna_audit::emitter::SenderConfig::new(&format!("{base}/v1/events"), adir.path().join("spool"));
+    let c = Centre::start_with(None, sender).await;
+
+    let token = c.token("kita-hospital", 3600).await;
+    let kita = Site::new("kita-hospital");
+    kita.enroll(&token).await.unwrap();
+    let ev = audit_events(&base, "user=site:kita-hospital&event_type=110129", 1).await;
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["source_id"], "registry@centre");
+    assert_eq!(ev[0]["outcome"], 0);
+
+    // The used token, twice from the same address: one Node Authentication failure, not two.
+    for _ in 0..2 {
+        Site::new("kita-hospital").enroll(&token).await.unwrap_err();
+    }
+    let refused = audit_events(&base, "event_type=110126", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused_again = audit_events(&base, "event_type=110126", 1).await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused_again.len(), 1, "a repeated refusal is rate-limited: {refused_again:?}");
+    assert_eq!(refused[0]["user_id"], "site:kita-hospital");
+    assert_eq!(refused[0]["outcome"], 4);
+
+    // A rotated key registered over the site API.
+    let seg: netd::policy::SegmentName = "reference".parse().unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let new_key = netd::keys::load_or_generate(fresh.path(), &seg).unwrap().public();
+    let req = netd::registry::protocol::KeysRequest { keys: [(seg, new_key)].into_iter().collect() };
+    kita.client().register_keys(&kita.enrollment().credential, &req).await.unwrap();
+    let ev = audit_events(&base, "user=site:kita-hospital&event_type=110129", 2).await;
+    assert_eq!(ev.len(), 2, "{ev:?}");
+
+    // A stolen-looking credential is refused and reported without a site name.
+    let bogus = kita.client().register_keys("not-a-credential", &req).await.unwrap_err().to_string();
+    assert!(bogus.contains("unknown site credential"), "{bogus}");
+    let ev = audit_events(&base, "user=unknown&event_type=110126", 1).await;
+    assert_eq!(ev[0]["outcome"], 4);
+    audit.shutdown().await.unwrap();
 }

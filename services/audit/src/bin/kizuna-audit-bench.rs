@@ -6,7 +6,11 @@
 //! cargo run --release -p kizuna-audit --bin kizuna-audit-bench -- search --events 10000000 --bulk --dir /tmp/audit-bench10m
 //! ```
 //! `append` measures events/s through the real write path (database transaction, Merkle tree,
-//! fsynced disk mirror). `search` fills a log (reused between runs) and measures query latency.
+//! fsynced disk mirror) and, in the same run, a baseline: the same events' JSON bodies inserted
+//! into a plain one-table SQLite database (no indexes, no tree) with the same batch and
+//! durability; it reports the ratio. `search` fills a log (reused between runs), measures query
+//! latency, and as its baseline times the "who viewed" query with the indexes switched off
+//! (`NOT INDEXED`, a full scan of the same table).
 
 use clap::{Parser, Subcommand};
 use kizuna_audit::event::{ActiveParticipant, AuditSourceIdentification, ParticipantObject};
@@ -162,6 +166,38 @@ async fn bulk_fill(log: &mut AuditLog, upto: u64) -> (u64, f64) {
     (n, t.elapsed().as_secs_f64())
 }
 
+/// Baseline for `append`: the same events (same generator, same seed) as JSON bodies in a plain
+/// SQLite table (`seq INTEGER PRIMARY KEY, body BLOB`), WAL with `synchronous=FULL`, one
+/// transaction per batch, 100 rows per INSERT: what SQLite alone costs to keep these bytes.
+async fn baseline_append(dir: &std::path::Path, events: u64, batch: usize) -> f64 {
+    use sqlx::{Connection, Executor};
+    let url = format!("sqlite://{}?mode=rwc", dir.join("baseline.sqlite").display());
+    let mut c = sqlx::AnyConnection::connect(&url).await.expect("baseline db");
+    c.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; CREATE TABLE plain (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        .await
+        .expect("baseline schema");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let t = Instant::now();
+    let mut i = 0u64;
+    while i < events {
+        let n = (batch as u64).min(events - i);
+        let bodies: Vec<Vec<u8>> =
+            (i..i + n).map(|k| serde_json::to_vec(&synthetic(k, &mut rng)).expect("json")).collect();
+        let mut tx = c.begin().await.expect("begin");
+        for chunk in bodies.chunks(100) {
+            let sql = format!("INSERT INTO plain (body) VALUES {}", vec!["(?)"; chunk.len()].join(","));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in chunk {
+                q = q.bind(b.clone());
+            }
+            q.execute(&mut *tx).await.expect("baseline insert");
+        }
+        tx.commit().await.expect("commit");
+        i += n;
+    }
+    events as f64 / t.elapsed().as_secs_f64()
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() as f64 * p).ceil() as usize).saturating_sub(1).min(v.len() - 1)]
@@ -179,12 +215,18 @@ async fn main() {
             let (n, secs) = fill(&mut log, base + events, batch).await;
             let t = Instant::now();
             let cp = log.checkpoint().await.expect("checkpoint");
+            let rate = n as f64 / secs;
             println!(
-                "append: {n} events in {secs:.2} s = {:.0} events/s (batch {batch}, SQLite synchronous=FULL, leaves fsynced per batch); \
+                "append: {n} events in {secs:.2} s = {rate:.0} events/s (batch {batch}, SQLite synchronous=FULL, leaves fsynced per batch); \
                  checkpoint of tree size {} signed in {:.1} ms",
-                n as f64 / secs,
                 cp.tree_size,
                 t.elapsed().as_secs_f64() * 1000.0
+            );
+            let base = baseline_append(tmp.path(), n, batch).await;
+            println!(
+                "baseline: the same {n} events as JSON in a plain SQLite table (same batch, synchronous=FULL): {base:.0} events/s; \
+                 audit log / baseline = {:.2}",
+                rate / base
             );
         }
         Cmd::Search { events, dir, queries, bulk } => {
@@ -293,6 +335,24 @@ async fn main() {
                 );
             }
             println!("  {:32} p50 {:7.2} ms  p99 {:7.2} ms", "all", pct(&mut all, 0.5), pct(&mut all, 0.99));
+            // Baseline: the same "who viewed" query once, with the indexes switched off.
+            use sqlx::Row;
+            let t = Instant::now();
+            let row = sqlx::query(
+                "SELECT count(*) AS n FROM (SELECT seq FROM audit_event NOT INDEXED WHERE patient_id = ? \
+                 ORDER BY event_time DESC, seq DESC LIMIT 100)",
+            )
+            .bind("CHID-0000042")
+            .fetch_one(&db.pool)
+            .await
+            .expect("baseline query");
+            let scan_ms = t.elapsed().as_secs_f64() * 1000.0;
+            let n: i64 = row.get("n");
+            let p99_patient = lat.get_mut("patient (who viewed)").map(|v| pct(v, 0.99)).unwrap_or(f64::NAN);
+            println!(
+                "baseline: \"who viewed\" with NOT INDEXED (full scan, {n} rows): {scan_ms:.0} ms; indexed p99 / scan = {:.5}",
+                p99_patient / scan_ms
+            );
         }
     }
 }

@@ -54,6 +54,18 @@ fn print_applied(a: &policies::Applied) {
     }
 }
 
+/// ", sites released: a, b" when the change released sites, for the audit event.
+fn released_text(a: &policies::Applied) -> String {
+    if a.released.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", sites released: {}",
+            a.released.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",")
+        )
+    }
+}
+
 pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
@@ -67,7 +79,18 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                     Ok(a) => {
                         print_applied(&a);
                         match a.version {
-                            Some(v) => println!("activated policy version {v}"),
+                            Some(v) => {
+                                println!("activated policy version {v}");
+                                let change = format!(
+                                    "policy version {v} activated from {} ({} changes{}): {note}",
+                                    file.display(),
+                                    a.diff.len(),
+                                    released_text(&a)
+                                );
+                                kizuna_registry::audit::admin_change(&cfg.audit, "policy", &change)
+                                    .await
+                                    .context("the registry configuration's audit key")?;
+                            }
                             None if dry_run => println!("dry run: nothing activated"),
                             None => println!("unchanged: version {} stays active", a.previous.unwrap_or(0)),
                         }
@@ -88,11 +111,22 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             PolicyCommand::Rollback { version, config } => {
-                let db = open(&load_config(&config)?).await?;
+                let cfg = load_config(&config)?;
+                let db = open(&cfg).await?;
                 let a = policies::rollback(&db, version).await?;
                 print_applied(&a);
                 match a.version {
-                    Some(v) => println!("activated policy version {v} (the body of version {version})"),
+                    Some(v) => {
+                        println!("activated policy version {v} (the body of version {version})");
+                        let change = format!(
+                            "policy rolled back: version {v} activated with the body of version {version} ({} changes{})",
+                            a.diff.len(),
+                            released_text(&a)
+                        );
+                        kizuna_registry::audit::admin_change(&cfg.audit, "policy", &change)
+                            .await
+                            .context("the registry configuration's audit key")?;
+                    }
                     None => println!("version {version} is already what is active"),
                 }
                 Ok(ExitCode::SUCCESS)

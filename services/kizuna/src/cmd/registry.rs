@@ -153,6 +153,10 @@ pub fn provision(a: ProvisionArgs) -> anyhow::Result<ExitCode> {
             cfg.public_url
         );
         println!("{}", token.encode());
+        let change = format!("enrollment token issued, expires {}", unix_to_text(Some(token.expires_unix)));
+        kizuna_registry::audit::admin_change(&cfg.audit, &a.name, &change)
+            .await
+            .context("the registry configuration's audit key")?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -163,6 +167,13 @@ pub fn revoke(a: RevokeArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let db = open(&cfg).await?;
         let version = sites::revoke(&db, &a.name).await?;
+        kizuna_registry::audit::admin_change(
+            &cfg.audit,
+            &a.name,
+            &format!("site revoked at version {version}: removed from every view, keys released"),
+        )
+        .await
+        .context("the registry configuration's audit key")?;
         println!(
             "site {} revoked: removed from every view at version {version}; its keys are released",
             a.name

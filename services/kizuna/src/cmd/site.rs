@@ -64,24 +64,13 @@ async fn open(config: Option<&std::path::Path>) -> anyhow::Result<Db> {
         .with_context(|| format!("opening the IndexDB {}", url.split('@').next_back().unwrap_or("")))
 }
 
-/// Records a site change as a Security Configuration audit event (the store's `audit:` key) and
-/// tries to deliver it before the command exits; if the audit service is unreachable, the event
-/// stays in the spool, which the running store delivers.
+/// Records a site change as a Security Configuration audit event (the store's `audit:` key); if
+/// the audit service is unreachable, the event stays in the spool, which the running store delivers.
 async fn audit_change(config: Option<&std::path::Path>, site: &str, change: &str) -> anyhow::Result<()> {
-    use kizuna_audit::{AuditEvent, event::presets::Source};
     let c = super::serve::load_config(config)?;
-    let emitter = kizuna_audit::emitter::AuditEmitter::from_config_no_delivery(&c.audit)
-        .context("the store configuration's audit key")?;
-    let admin = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .map(|u| format!("os:{u}"))
-        .unwrap_or_else(|_| "os:unknown".into());
-    let src = Source::new("kizuna-site-admin");
-    emitter.emit(AuditEvent::security_change(&src, &admin, site, change)).await;
-    if let Err(e) = emitter.flush().await {
-        tracing::warn!(error = %e, "audit event left in the spool for the store to deliver");
-    }
-    Ok(())
+    kizuna_audit::emitter::record_admin_change(&c.audit, "kizuna-site-admin", site, change)
+        .await
+        .context("the store configuration's audit key")
 }
 
 pub fn run(cmd: SiteCommand) -> anyhow::Result<ExitCode> {
