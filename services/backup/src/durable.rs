@@ -1,4 +1,6 @@
-//! Crash-safe writes on the replica: temp file, fsync, rename, fsync of the directory.
+//! Crash-safe writes on the replica: temp file, fsync, rename, fsync of the directory; and the
+//! batched form used when a batch holds many files: temp files written without fsync, one
+//! `syncfs(2)` for all of them, then the renames, then one more `syncfs` for the directory entries.
 
 use std::fs::File;
 use std::io::Write;
@@ -14,12 +16,42 @@ pub fn fsync_dir(dir: &Path) -> Result<(), BackupError> {
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Flushes the whole filesystem holding `path` (`syncfs(2)`): every file and directory entry
+/// written before the call is durable when it returns, in one call instead of one per file.
+pub fn syncfs(path: &Path) -> Result<(), BackupError> {
+    let f = File::open(path).map_err(|e| BackupError::io(path, e))?;
+    rustix::fs::syncfs(&f).map_err(|e| BackupError::io(path, std::io::Error::from(e)))
+}
+
+/// A fresh temp file name in `staging`.
+fn temp_name(staging: &Path) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    staging.join(format!("{:x}-{n:x}.backup-tmp", std::process::id()))
+}
+
+/// Writes `bytes` to a new temp file in `staging` without syncing it; the caller makes it
+/// durable (with [`syncfs`]) before renaming it anywhere.
+pub fn stage_unsynced(staging: &Path, bytes: &[u8]) -> Result<PathBuf, BackupError> {
+    let tmp = temp_name(staging);
+    let mut f = File::create(&tmp).map_err(|e| BackupError::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| BackupError::io(&tmp, e))?;
+    Ok(tmp)
+}
+
+/// Renames the durable temp file `tmp` to `dst`, creating missing parents; returns the
+/// directories whose entries changed.
+pub fn place(tmp: &Path, dst: &Path) -> Result<Vec<PathBuf>, BackupError> {
+    let mut changed = create_dirs(dst.parent().expect("a file path has a parent"))?;
+    std::fs::rename(tmp, dst).map_err(|e| BackupError::io(dst, e))?;
+    changed.push(dst.parent().expect("parent").to_owned());
+    Ok(changed)
+}
+
 /// Writes `bytes` to `dst` atomically: a temp file in `staging` (same filesystem) is written and
 /// fsynced, then renamed over `dst`. Creates missing parents; returns the directories whose entries
 /// changed (the caller fsyncs them before acknowledging).
 pub fn write_file(staging: &Path, dst: &Path, bytes: &[u8]) -> Result<Vec<PathBuf>, BackupError> {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = staging.join(format!("{:x}-{n:x}.backup-tmp", std::process::id()));
+    let tmp = temp_name(staging);
     let mut f = File::create(&tmp).map_err(|e| BackupError::io(&tmp, e))?;
     f.write_all(bytes).and_then(|_| f.sync_data()).map_err(|e| BackupError::io(&tmp, e))?;
     drop(f);
