@@ -108,7 +108,8 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), MonitorError> {
     let addr = listener.local_addr().map_err(|e| MonitorError::Io { what: "listener".into(), source: e })?;
-    if !addr.ip().is_loopback() && !(m.cfg.allow_non_loopback && m.cfg.login_required()) {
+    let may_leave_loopback = m.cfg.allow_non_loopback && m.cfg.login_required();
+    if !addr.ip().is_loopback() && !may_leave_loopback {
         return Err(MonitorError::Config(format!(
             "refusing to serve the admin screen on {addr}: not loopback, and non-loopback needs both \
              oidc.issuer (a login) and allow_non_loopback: true"
