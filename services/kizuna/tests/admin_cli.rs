@@ -5,13 +5,12 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn kizuna(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kizuna")).args(args).output().expect("kizuna runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// Runs `kizuna admin serve ARGS` to its end: exit code, standard output, standard error.
+fn admin_serve(args: &[&str]) -> (i32, String, String) {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_kizuna")).args(["admin", "serve"]).args(args).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }
 
 /// One plain HTTP/1.0 GET on loopback: the status code, or `None` while nothing listens.
@@ -26,7 +25,7 @@ fn get_status(port: u16, path: &str) -> Option<u16> {
 
 #[test]
 fn admin_serve_without_login_stays_on_loopback_and_says_so() {
-    let (code, default, _) = kizuna(&["admin", "serve", "--print-default-config"]);
+    let (code, default, _) = admin_serve(&["--print-default-config"]);
     assert_eq!(code, 0);
     for key in ["\noidc:\n", "  issuer: ''", "  client_id: kizuna-admin", "\naudit:\n", "  spool_dir: ''"] {
         assert!(default.contains(key), "{key:?} missing from\n{default}");
@@ -43,7 +42,7 @@ fn admin_serve_without_login_stays_on_loopback_and_says_so() {
         format!("store_config: {}\nlisten: 0.0.0.0:8441\nallow_non_loopback: true\n", store_yaml.display()),
     )
     .unwrap();
-    let (code, _, err) = kizuna(&["admin", "serve", "--config", &path]);
+    let (code, _, err) = admin_serve(&["--config", &path]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("admin.yaml") && err.contains("oidc.issuer"), "{err}");
 

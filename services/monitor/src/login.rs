@@ -11,13 +11,22 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::extract::{ConnectInfo, Form, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
 
 use crate::access::{Operator, client_ip, not_an_admin, session_of};
 use crate::{Monitor, audit, csrf, pages, server};
+
+/// The login routes (not behind the gate).
+pub fn routes() -> Router<Arc<Monitor>> {
+    Router::new()
+        .route("/auth/callback", get(callback))
+        .route("/login", get(start))
+        .route("/logout", post(logout))
+}
 
 /// Adds a `Set-Cookie` header to an answer.
 fn set_cookie(mut r: Response, value: &str) -> Response {

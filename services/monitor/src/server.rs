@@ -33,13 +33,7 @@ pub fn router(m: Arc<Monitor>) -> Router {
         .route("/sites/{site}/enabled", post(set_enabled))
         .route("/sites/{site}/rotate-token", post(rotate_token))
         .route_layer(axum::middleware::from_fn_with_state(m.clone(), access::gate));
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/login", get(login::start))
-        .route("/auth/callback", get(login::callback))
-        .route("/logout", post(login::logout))
-        .merge(gated)
-        .with_state(m)
+    Router::new().route("/healthz", get(|| async { "ok" })).merge(login::routes()).merge(gated).with_state(m)
 }
 
 /// An HTML answer that makes sure the browser holds a CSRF cookie; returns the token in use.

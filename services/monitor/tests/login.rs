@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use kizuna_auth::{AuthConfig, NewClient, NewUser, Role, Server};
@@ -119,17 +119,20 @@ async fn enabled(store: &kizuna_store::Store) -> bool {
     sites.into_iter().find(|x| x.name == SITE).unwrap().enabled
 }
 
-/// The audit service's events for `query`, once at least `n` have arrived.
-async fn audit_events(base: &str, query: &str, n: usize) -> Vec<serde_json::Value> {
-    for _ in 0..150 {
-        let v: Vec<serde_json::Value> =
-            reqwest::get(format!("{base}/v1/events?{query}")).await.unwrap().json().await.unwrap();
-        if v.len() >= n {
-            return v;
+/// What the audit service's search (`/v1/events?QUERY`) finds, once it finds at least `n` events
+/// (the admin screen spools them and delivers in the background).
+async fn audit_events(audit: &str, query: &str, n: usize) -> Vec<serde_json::Value> {
+    let url = format!("{audit}/v1/events?{query}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = reqwest::get(&url).await.unwrap();
+        let found: Vec<serde_json::Value> = answer.json().await.unwrap();
+        if found.len() >= n || Instant::now() > deadline {
+            assert!(found.len() >= n, "{query}: {} audit events, not {n}: {found:?}", found.len());
+            break found;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("{query}: fewer than {n} audit events arrived");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,10 +192,7 @@ async fn only_admins_log_in_by_single_sign_on_and_their_views_and_actions_are_au
         dir.path().join("audit-spool"),
     );
     let m = Monitor::open(cfg).await.unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(kizuna_monitor::serve_on(listener, Arc::clone(&m), async {
-        let _ = stop_rx.await;
-    }));
+    let screen = serve_monitor(listener, Arc::clone(&m));
     let page = format!("/sites/{SITE}");
 
     // Health checks need no login; pages and actions do.
@@ -259,8 +259,7 @@ async fn only_admins_log_in_by_single_sign_on_and_their_views_and_actions_are_au
     assert_eq!(a.status, 303, "{}", a.body);
     audit_events(&audit_base, &format!("user={subject}&event_type=110123"), 1).await;
 
-    let _ = stop_tx.send(());
-    task.await.unwrap().unwrap();
+    screen.stop().await;
     auth.shutdown().await;
     audit.shutdown().await.unwrap();
     s.stop().await;
