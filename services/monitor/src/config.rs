@@ -14,7 +14,7 @@ use crate::MonitorError;
 pub struct Config {
     /// Address of the admin screen. Loopback only unless `allow_non_loopback` is set.
     pub listen: SocketAddr,
-    /// Allows a non-loopback `listen` (a management network); there is no login yet.
+    /// Allows a non-loopback `listen` (a management network); only with `oidc.issuer` set.
     pub allow_non_loopback: bool,
     /// The store's YAML config, for its IndexDB and data folder; empty = the store's defaults.
     pub store_config: PathBuf,
@@ -25,6 +25,24 @@ pub struct Config {
     pub health: Health,
     pub rules: Rules,
     pub mail: Mail,
+    pub oidc: Oidc,
+    /// Where the admin screen's audit events go (see [`kizuna_audit::emitter::SenderConfig`]).
+    pub audit: kizuna_audit::emitter::SenderConfig,
+}
+
+/// Login through the centre's single sign-on (`kizuna-auth`). An empty `issuer` = no login
+/// (loopback only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Oidc {
+    /// The provider's issuer URL, e.g. `https://sso.centre.example`; empty = no login.
+    pub issuer: String,
+    /// The admin screen's client ID at the provider.
+    pub client_id: String,
+    /// File holding the client secret (confidential client); empty = a public client.
+    pub client_secret_file: PathBuf,
+    /// How long a login lasts.
+    pub session_minutes: u64,
 }
 
 /// Thresholds of the per-site health shown on the admin screen.
@@ -109,6 +127,19 @@ impl Default for Config {
             health: Health::default(),
             rules: Rules::default(),
             mail: Mail::default(),
+            oidc: Oidc::default(),
+            audit: kizuna_audit::emitter::SenderConfig::default(),
+        }
+    }
+}
+
+impl Default for Oidc {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            client_id: "kizuna-admin".into(),
+            client_secret_file: PathBuf::new(),
+            session_minutes: 480,
         }
     }
 }
@@ -192,12 +223,38 @@ impl Config {
 
     /// Refuses what would be unsafe or cannot work, naming the key.
     pub fn check(&self) -> Result<(), String> {
-        if !self.listen.ip().is_loopback() && !self.allow_non_loopback {
+        if !self.listen.ip().is_loopback() && !self.login_required() {
             return Err(format!(
-                "listen: {} is not a loopback address; the admin screen has no login yet, so it serves \
-                 loopback only unless allow_non_loopback: true (a management network) is set",
+                "listen: {} is not a loopback address; without oidc.issuer the admin screen has no login, \
+                 so it serves loopback only",
                 self.listen
             ));
+        }
+        if !self.listen.ip().is_loopback() && !self.allow_non_loopback {
+            return Err(format!(
+                "listen: {} is not a loopback address; set allow_non_loopback: true to serve the admin \
+                 screen (behind its login) on a management network",
+                self.listen
+            ));
+        }
+        if self.login_required() {
+            let o = &self.oidc;
+            if !(o.issuer.starts_with("https://") || o.issuer.starts_with("http://")) {
+                return Err(format!("oidc.issuer: {:?} must start with https:// or http://", o.issuer));
+            }
+            if o.client_id.trim().is_empty() {
+                return Err("oidc.client_id: must not be empty".into());
+            }
+            if o.session_minutes == 0 {
+                return Err("oidc.session_minutes: must be at least 1".into());
+            }
+            if self.public_url.is_empty() && self.listen.ip().is_unspecified() {
+                return Err(format!(
+                    "public_url: needed with oidc.issuer when listen is {} (the login's redirect URI is \
+                     <public_url>/auth/callback)",
+                    self.listen
+                ));
+            }
         }
         if self.check_interval_secs == 0 {
             return Err("check_interval_secs: must be at least 1".into());
@@ -225,7 +282,22 @@ impl Config {
         }
     }
 
-    /// The base of links in mail.
+    /// Whether every page (but `/healthz`) needs a logged-in admin: `oidc.issuer` is set.
+    pub fn login_required(&self) -> bool {
+        !self.oidc.issuer.trim().is_empty()
+    }
+
+    /// The redirect URI registered at the provider: `<public_url>/auth/callback`.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/auth/callback", self.base_url())
+    }
+
+    /// Session cookies are `Secure` when browsers reach the screen over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.base_url().starts_with("https://")
+    }
+
+    /// The base of links in mail and of the login's redirect URI.
     pub fn base_url(&self) -> String {
         if self.public_url.is_empty() {
             format!("http://{}", self.listen)
@@ -242,13 +314,14 @@ impl Config {
 
 /// Kept in sync with `Default` by the test `default_yaml_is_the_default`.
 const DEFAULT_YAML: &str = r#"# kizuna admin (monitoring) configuration (every key optional; these are the defaults)
-# Address of the admin screen. It has no login yet: a non-loopback address is refused unless
-# allow_non_loopback is true (then bind it to a management network only).
+# Address of the admin screen. Without a login (oidc.issuer empty) it serves loopback only; with
+# one, a non-loopback address (a management network) also needs allow_non_loopback: true.
 listen: 127.0.0.1:8441
 allow_non_loopback: false
 # The store's config file (for its IndexDB and data folder); empty = the store's defaults.
 store_config: ''
-# Base URL used in alert mail links; empty = http://<listen>.
+# Base URL browsers reach the screen at, used in alert mail links and for the login's redirect URI
+# (<public_url>/auth/callback); empty = http://<listen>. Session cookies are Secure with https://.
 public_url: ''
 # Seconds between two evaluations of the alert rules.
 check_interval_secs: 60
@@ -285,6 +358,27 @@ mail:
   to: []
   # Most sample file names or log lines quoted in one mail.
   samples: 10
+# Login through the centre's single sign-on (kizuna auth serve). With an issuer set, every page but
+# /healthz needs a logged-in user whose ID token has the admin role (others get 403). Register the
+# screen at the provider with redirect URI <public_url>/auth/callback (kizuna auth client add).
+# Empty issuer = no login: the screen then serves loopback only and says so at startup.
+oidc:
+  issuer: ''
+  client_id: kizuna-admin
+  # File holding the client secret (a confidential client); empty = a public client.
+  client_secret_file: ''
+  # How long a login lasts, in minutes.
+  session_minutes: 480
+# Audit events: logins and logouts, each site page viewed (a query naming the site) and each
+# action (re-request, enable/disable, token rotation: a security configuration change), source
+# admin@centre. Keys: url (the audit service's intake, e.g. http://127.0.0.1:7460/v1/events; empty
+# = events go to this service's log only), spool_dir (where events wait while the audit service
+# is down; needed with url), token_file (the intake bearer token), retry_secs.
+audit:
+  url: ''
+  spool_dir: ''
+  token_file: ''
+  retry_secs: 5
 "#;
 
 #[cfg(test)]
@@ -304,11 +398,32 @@ mod tests {
     }
 
     #[test]
-    fn non_loopback_needs_explicit_consent() {
+    fn non_loopback_needs_a_login_and_explicit_consent() {
         let e = Config::parse("listen: 0.0.0.0:8441\n").unwrap_err();
-        assert!(e.contains("listen") && e.contains("allow_non_loopback"), "{e}");
-        let c = Config::parse("listen: 10.0.0.5:8441\nallow_non_loopback: true\n").unwrap();
-        assert_eq!(c.listen.port(), 8441);
+        assert!(e.contains("listen") && e.contains("oidc.issuer"), "{e}");
+        let e = Config::parse("listen: 10.0.0.5:8441\nallow_non_loopback: true\n").unwrap_err();
+        assert!(e.contains("oidc.issuer") && e.contains("loopback only"), "without a login: {e}");
+        let sso = "oidc:\n  issuer: https://sso.centre.example\n";
+        let e = Config::parse(&format!("listen: 10.0.0.5:8441\n{sso}")).unwrap_err();
+        assert!(e.contains("allow_non_loopback"), "{e}");
+        let c = Config::parse(&format!("listen: 10.0.0.5:8441\nallow_non_loopback: true\n{sso}")).unwrap();
+        assert_eq!((c.listen.port(), c.login_required()), (8441, true));
+        assert_eq!(c.redirect_uri(), "http://10.0.0.5:8441/auth/callback");
+        let e = Config::parse(&format!("listen: 0.0.0.0:8441\nallow_non_loopback: true\n{sso}")).unwrap_err();
+        assert!(e.contains("public_url"), "{e}");
+    }
+
+    #[test]
+    fn oidc_and_audit_keys_are_checked_by_name() {
+        let e = Config::parse("oidc:\n  issuer: sso.example\n").unwrap_err();
+        assert!(e.contains("oidc.issuer"), "{e}");
+        let e = Config::parse("oidc:\n  isuer: x\n").unwrap_err();
+        assert!(e.contains("isuer"), "{e}");
+        let e = Config::parse("audit:\n  ulr: x\n").unwrap_err();
+        assert!(e.contains("ulr"), "{e}");
+        let c = Config::parse("public_url: https://admin.centre.example/\n").unwrap();
+        assert!(c.secure_cookies() && !Config::default().secure_cookies());
+        assert_eq!(c.redirect_uri(), "https://admin.centre.example/auth/callback");
     }
 
     #[test]

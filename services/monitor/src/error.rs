@@ -11,6 +11,10 @@ pub enum MonitorError {
     Store(#[from] kizuna_store::StoreError),
     #[error("mail: {0}")]
     Mail(String),
+    #[error("audit: {0}")]
+    Audit(#[from] kizuna_audit::AuditError),
+    #[error(transparent)]
+    Login(#[from] kizuna_oidc_rp::RpError),
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
 }

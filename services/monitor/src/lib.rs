@@ -1,19 +1,25 @@
 //! Upload monitoring (`kizuna-monitor`, run by `kizuna admin serve`): per-site reception status from
 //! the store's IndexDB (uploads, heartbeats, the agents' daily logs and quarantine), the admin
 //! screen (server-rendered HTML on a loopback or management address), re-requests of quarantined
-//! files, receiver settings, and alert rules mailed over SMTP. See README.md.
+//! files, receiver settings, and alert rules mailed over SMTP. With `oidc.issuer` set the screen is
+//! behind the centre's single sign-on (admins only); every login, site page and action is audited.
+//! See README.md.
 //!
 //! - [`config`]: the YAML configuration; [`status`]: what the IndexDB says about each site;
 //! - [`health`]: findings and health (the screen's colours and the alert rules share them);
 //! - [`alerts`]: persisted, de-duplicated incidents; [`mail`]: SMTP; [`lag`]: the replication gauge;
-//! - [`server`], [`pages`], [`csrf`]: the admin screen; [`reasons`]: readable violation codes.
+//! - [`server`], [`pages`], [`csrf`]: the admin screen; [`reasons`]: readable violation codes;
+//! - [`access`] and [`login`]: who may use the screen, single sign-on; [`audit`]: its audit events.
 
+pub mod access;
 pub mod alerts;
+pub mod audit;
 pub mod config;
 pub mod csrf;
 mod error;
 pub mod health;
 pub mod lag;
+pub mod login;
 pub mod mail;
 pub mod pages;
 pub mod reasons;
@@ -21,18 +27,24 @@ pub mod server;
 pub mod status;
 pub mod time;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::Config;
 pub use error::MonitorError;
+use kizuna_audit::emitter::AuditEmitter;
 use kizuna_store::Db;
 
-/// The running monitor: its configuration, the store's IndexDB and the mailer.
+/// The running monitor: its configuration, the store's IndexDB, the mailer, the login sessions
+/// and where its audit events go.
 pub struct Monitor {
     pub cfg: Config,
     pub db: Db,
     pub mailer: mail::Mailer,
+    pub sessions: access::Sessions,
+    pub audit: AuditEmitter,
+    relying_party: tokio::sync::OnceCell<kizuna_oidc_rp::RelyingParty>,
 }
 
 impl Monitor {
@@ -41,15 +53,32 @@ impl Monitor {
         cfg.check().map_err(MonitorError::Config)?;
         let store = cfg.store()?;
         let db = Db::open(&store.effective_database_url()).await?;
-        let mailer = mail::Mailer::new(&cfg)?;
-        Ok(Arc::new(Self { cfg, db, mailer }))
+        Self::with_db(cfg, db)
     }
 
     /// A monitor over an IndexDB the caller already has open (e.g. the demo's in-process store).
+    /// With `audit.url` set it starts delivering audit events, so it needs a Tokio runtime.
     pub fn with_db(cfg: Config, db: Db) -> Result<Arc<Self>, MonitorError> {
         cfg.check().map_err(MonitorError::Config)?;
         let mailer = mail::Mailer::new(&cfg)?;
-        Ok(Arc::new(Self { cfg, db, mailer }))
+        let audit = AuditEmitter::from_config(&cfg.audit)?;
+        let sessions = access::sessions(Duration::from_secs(cfg.oidc.session_minutes * 60));
+        Ok(Arc::new(Self { cfg, db, mailer, sessions, audit, relying_party: tokio::sync::OnceCell::new() }))
+    }
+
+    /// The single sign-on provider, discovered at the first login (retried at the next one if
+    /// it failed), so the screen may start before the provider does.
+    pub async fn relying_party(&self) -> Result<&kizuna_oidc_rp::RelyingParty, MonitorError> {
+        if !self.cfg.login_required() {
+            return Err(MonitorError::Config("oidc.issuer is not configured".into()));
+        }
+        let reg = kizuna_oidc_rp::Registration {
+            issuer: self.cfg.oidc.issuer.clone(),
+            client_id: self.cfg.oidc.client_id.clone(),
+            client_secret_file: self.cfg.oidc.client_secret_file.clone(),
+            redirect_uri: self.cfg.redirect_uri(),
+        };
+        Ok(self.relying_party.get_or_try_init(|| kizuna_oidc_rp::RelyingParty::discover(&reg)).await?)
     }
 
     /// Every site with its findings, now (what the overview shows).
@@ -79,12 +108,22 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), MonitorError> {
     let addr = listener.local_addr().map_err(|e| MonitorError::Io { what: "listener".into(), source: e })?;
-    if !addr.ip().is_loopback() && !m.cfg.allow_non_loopback {
+    let may_leave_loopback = m.cfg.allow_non_loopback && m.cfg.login_required();
+    if !addr.ip().is_loopback() && !may_leave_loopback {
         return Err(MonitorError::Config(format!(
-            "refusing to serve the admin screen on {addr}: not loopback and allow_non_loopback is false"
+            "refusing to serve the admin screen on {addr}: not loopback, and non-loopback needs both \
+             oidc.issuer (a login) and allow_non_loopback: true"
         )));
     }
-    tracing::info!(%addr, "admin screen listening");
+    if m.cfg.login_required() {
+        tracing::info!(%addr, issuer = %m.cfg.oidc.issuer, "admin screen listening; admins log in by single sign-on");
+    } else {
+        tracing::warn!(
+            %addr,
+            "admin screen listening WITHOUT login (oidc.issuer is empty): loopback only, anyone on this \
+             host can use it"
+        );
+    }
     let checker = {
         let m = m.clone();
         tokio::spawn(async move {
@@ -103,7 +142,8 @@ pub async fn serve_on(
             }
         })
     };
-    let r = axum::serve(listener, server::router(m)).with_graceful_shutdown(shutdown).await;
+    let app = server::router(m).into_make_service_with_connect_info::<SocketAddr>();
+    let r = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     checker.abort();
     r.map_err(|e| MonitorError::Io { what: addr.to_string(), source: e })
 }

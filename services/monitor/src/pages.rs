@@ -29,7 +29,14 @@ th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:to
 .health-error{background:#f99}.health-silent{background:#bbb}code{font-size:13px}form.inline{display:inline}\
 .token{font-family:monospace;background:#ffd;padding:.5em;border:1px solid #cc9}.muted{color:#777}";
 
-fn page(title: &str, body: Markup) -> Markup {
+/// The logged-in user shown in the page header, with the CSRF token of the logout form.
+#[derive(Debug, Clone, Copy)]
+pub struct Who<'a> {
+    pub name: &'a str,
+    pub csrf: &'a str,
+}
+
+fn page(title: &str, who: Option<Who>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -39,7 +46,13 @@ fn page(title: &str, body: Markup) -> Markup {
                 style { (PreEscaped(STYLE)) }
             }
             body {
-                p.muted { a href="/" { "Kizuna admin" } " · upload monitoring" }
+                p.muted {
+                    a href="/" { "Kizuna admin" } " · upload monitoring"
+                    @if let Some(w) = who {
+                        " · logged in as " b id="user" { (w.name) } " "
+                        form.inline method="post" action="/logout" { (csrf_field(w.csrf)) button type="submit" { "Log out" } }
+                    }
+                }
                 (body)
             }
         }
@@ -74,9 +87,15 @@ fn code_list(codes: &[String]) -> Markup {
 }
 
 /// The overview: one row per site with its health.
-pub fn overview(sites: &[(SiteFacts, Vec<Finding>)], incidents: &[Incident], now: jiff::Timestamp) -> Markup {
+pub fn overview(
+    sites: &[(SiteFacts, Vec<Finding>)],
+    incidents: &[Incident],
+    now: jiff::Timestamp,
+    who: Option<Who>,
+) -> Markup {
     page(
         "Sites",
+        who,
         html! {
             h1 { "Sites" }
             table id="sites" {
@@ -168,6 +187,8 @@ pub struct SitePage<'a> {
     pub rerequests: &'a [RerequestRow],
     pub incidents: &'a [Incident],
     pub csrf: &'a str,
+    /// The logged-in user's name (none without login).
+    pub user: Option<&'a str>,
     pub now: jiff::Timestamp,
     /// A message after a form was handled.
     pub notice: Option<String>,
@@ -181,6 +202,7 @@ pub fn site(p: &SitePage) -> Markup {
     let h = health_of(p.findings);
     page(
         name,
+        p.user.map(|name| Who { name, csrf: p.csrf }),
         html! {
             h1 { "Site " (name) " " (health_badge(h)) }
             @if let Some(n) = &p.notice { p.token id="notice" { (n) } }
@@ -305,5 +327,25 @@ pub fn site(p: &SitePage) -> Markup {
 
 /// A page with one message (errors, refusals).
 pub fn message(title: &str, text: &str) -> Markup {
-    page(title, html! { h1 { (title) } p id="message" { (text) } p { a href="/" { "Back to the sites" } } })
+    page(
+        title,
+        None,
+        html! { h1 { (title) } p id="message" { (text) } p { a href="/" { "Back to the sites" } } },
+    )
+}
+
+/// The answer to a logged-in user without the admin role.
+pub fn not_an_admin(name: &str, roles: &[String], csrf: &str) -> Markup {
+    let roles = if roles.is_empty() { "no role".to_owned() } else { roles.join(", ") };
+    page(
+        "Admins only",
+        Some(Who { name, csrf }),
+        html! {
+            h1 { "Admins only" }
+            p id="message" {
+                "You are logged in as " b { (name) } " (" (roles) "), but the admin screen is for users with the "
+                b { "admin" } " role of the centre's single sign-on. Ask the centre's administrator if you need it."
+            }
+        },
+    )
 }

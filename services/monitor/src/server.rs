@@ -8,32 +8,36 @@
 //! | POST | `/sites/{site}/enabled` | `enabled` (`1`/`0`), `csrf` |
 //! | POST | `/sites/{site}/rotate-token` | `csrf`: a new token, shown once |
 //! | GET | `/healthz` | `ok` |
+//!
+//! Plus the login routes of [`crate::login`]. Every route but `/healthz` and those passes the
+//! [`access::gate`]; site pages viewed and actions done are audited ([`crate::audit`]).
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use maud::Markup;
 
-use crate::{Monitor, alerts, csrf, health, pages, status};
+use crate::access::{self, Visitor};
+use crate::{Monitor, alerts, audit, csrf, health, login, pages, status};
 
 /// The router.
 pub fn router(m: Arc<Monitor>) -> Router {
-    Router::new()
+    let gated = Router::new()
         .route("/", get(overview))
-        .route("/healthz", get(|| async { "ok" }))
         .route("/sites/{site}", get(site_page))
         .route("/sites/{site}/rerequest", post(rerequest))
         .route("/sites/{site}/enabled", post(set_enabled))
         .route("/sites/{site}/rotate-token", post(rotate_token))
-        .with_state(m)
+        .route_layer(axum::middleware::from_fn_with_state(m.clone(), access::gate));
+    Router::new().route("/healthz", get(|| async { "ok" })).merge(login::routes()).merge(gated).with_state(m)
 }
 
 /// An HTML answer that makes sure the browser holds a CSRF cookie; returns the token in use.
-fn with_csrf(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+pub(crate) fn with_csrf(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
     match csrf::cookie_token(headers) {
         Some(t) => (t, None),
         None => {
@@ -44,7 +48,7 @@ fn with_csrf(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
     }
 }
 
-fn html(status: StatusCode, cookie: Option<HeaderValue>, body: Markup) -> Response {
+pub(crate) fn html(status: StatusCode, cookie: Option<HeaderValue>, body: Markup) -> Response {
     let mut r = (status, [(header::CACHE_CONTROL, "no-store")], body).into_response();
     if let Some(c) = cookie {
         r.headers_mut().insert(header::SET_COOKIE, c);
@@ -58,9 +62,13 @@ fn failure(e: impl std::fmt::Display) -> Response {
     html(StatusCode::INTERNAL_SERVER_ERROR, None, pages::message("Error", &e.to_string()))
 }
 
-async fn overview(State(m): State<Arc<Monitor>>, headers: HeaderMap) -> Response {
+async fn overview(
+    State(m): State<Arc<Monitor>>,
+    Extension(v): Extension<Visitor>,
+    headers: HeaderMap,
+) -> Response {
     let now = jiff::Timestamp::now();
-    let (_, cookie) = with_csrf(&headers);
+    let (token, cookie) = with_csrf(&headers);
     let facts = match status::all_sites(&m.db).await {
         Ok(f) => f,
         Err(e) => return failure(e),
@@ -76,10 +84,18 @@ async fn overview(State(m): State<Arc<Monitor>>, headers: HeaderMap) -> Response
         Ok(i) => i,
         Err(e) => return failure(e),
     };
-    html(StatusCode::OK, cookie, pages::overview(&rows, &incidents, now))
+    let who = v.name.as_deref().map(|name| pages::Who { name, csrf: &token });
+    html(StatusCode::OK, cookie, pages::overview(&rows, &incidents, now, who))
 }
 
-async fn render_site(m: &Monitor, site: &str, headers: &HeaderMap, notice: Option<String>) -> Response {
+/// The site's page; a plain view (`notice` none) is audited as a query by `v`.
+async fn render_site(
+    m: &Monitor,
+    v: &Visitor,
+    site: &str,
+    headers: &HeaderMap,
+    notice: Option<String>,
+) -> Response {
     let now = jiff::Timestamp::now();
     let (token, cookie) = with_csrf(headers);
     let facts = match status::one_site(&m.db, site).await {
@@ -102,20 +118,29 @@ async fn render_site(m: &Monitor, site: &str, headers: &HeaderMap, notice: Optio
         Ok(i) => i,
         Err(e) => return failure(e),
     };
+    if notice.is_none() {
+        m.audit.emit(audit::site_page(&v.actor, site)).await;
+    }
     let page = pages::SitePage {
         facts: &facts,
         findings: &findings,
         rerequests: &rerequests,
         incidents: &incidents,
         csrf: &token,
+        user: v.name.as_deref(),
         now,
         notice,
     };
     html(StatusCode::OK, cookie, pages::site(&page))
 }
 
-async fn site_page(State(m): State<Arc<Monitor>>, Path(site): Path<String>, headers: HeaderMap) -> Response {
-    render_site(&m, &site, &headers, None).await
+async fn site_page(
+    State(m): State<Arc<Monitor>>,
+    Extension(v): Extension<Visitor>,
+    Path(site): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    render_site(&m, &v, &site, &headers, None).await
 }
 
 fn refused(why: &str) -> Response {
@@ -132,6 +157,7 @@ struct RerequestForm {
 
 async fn rerequest(
     State(m): State<Arc<Monitor>>,
+    Extension(v): Extension<Visitor>,
     Path(site): Path<String>,
     headers: HeaderMap,
     Form(f): Form<RerequestForm>,
@@ -146,14 +172,21 @@ async fn rerequest(
             pages::message("Bad request", "file: 1 to 1024 characters"),
         );
     }
-    match kizuna_store::rerequests::request(&m.db, &site, &f.file, &f.sha256, "admin screen").await {
+    let by = match &v.name {
+        Some(name) => format!("admin screen ({name})"),
+        None => "admin screen".to_owned(),
+    };
+    match kizuna_store::rerequests::request(&m.db, &site, &f.file, &f.sha256, &by).await {
         Ok(id) => {
             tracing::info!(site, file = f.file, id, "re-request recorded");
+            m.audit
+                .emit(audit::site_change(&v.actor, &site, &format!("re-request of file {}", f.file)))
+                .await;
             let n = format!(
                 "Re-request {id} recorded for {}: the agent picks it up with its next heartbeat.",
                 f.file
             );
-            render_site(&m, &site, &headers, Some(n)).await
+            render_site(&m, &v, &site, &headers, Some(n)).await
         }
         Err(e) => failure(e),
     }
@@ -167,6 +200,7 @@ struct EnabledForm {
 
 async fn set_enabled(
     State(m): State<Arc<Monitor>>,
+    Extension(v): Extension<Visitor>,
     Path(site): Path<String>,
     headers: HeaderMap,
     Form(f): Form<EnabledForm>,
@@ -182,8 +216,10 @@ async fn set_enabled(
     match kizuna_store::sites::set_enabled(&m.db, &site, on).await {
         Ok(()) => {
             tracing::info!(site, enabled = on, "site enabled state changed from the admin screen");
+            let change = if on { "site enabled" } else { "site disabled" };
+            m.audit.emit(audit::site_change(&v.actor, &site, change)).await;
             let n = if on { "Site enabled." } else { "Site disabled: its uploads are refused from now on." };
-            render_site(&m, &site, &headers, Some(n.into())).await
+            render_site(&m, &v, &site, &headers, Some(n.into())).await
         }
         Err(e) => failure(e),
     }
@@ -196,6 +232,7 @@ struct CsrfForm {
 
 async fn rotate_token(
     State(m): State<Arc<Monitor>>,
+    Extension(v): Extension<Visitor>,
     Path(site): Path<String>,
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
@@ -206,8 +243,9 @@ async fn rotate_token(
     match kizuna_store::sites::rotate_token(&m.db, &site).await {
         Ok(token) => {
             tracing::info!(site, "token rotated from the admin screen");
+            m.audit.emit(audit::site_change(&v.actor, &site, "upload token rotated")).await;
             let n = format!("New token (shown once; the old one no longer works): {token}");
-            render_site(&m, &site, &headers, Some(n)).await
+            render_site(&m, &v, &site, &headers, Some(n)).await
         }
         Err(e) => failure(e),
     }

@@ -79,10 +79,7 @@ async fn headless_chromium_shows_the_site_in_error_with_its_violations() {
     let m = Monitor::open(monitor_config(&s.store_config, None)).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(kizuna_monitor::serve_on(listener, Arc::clone(&m), async {
-        let _ = stop_rx.await;
-    }));
+    let screen = serve_monitor(listener, Arc::clone(&m));
 
     let profile = tempfile::tempdir().unwrap();
     let out = run_chromium(&browser, profile.path(), &format!("{base}/"), &["--dump-dom".into()]).await;
@@ -123,7 +120,6 @@ async fn headless_chromium_shows_the_site_in_error_with_its_violations() {
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "screenshot at {}", shot.display());
     eprintln!("screenshot: {}", shot.display());
 
-    let _ = stop_tx.send(());
-    task.await.unwrap().unwrap();
+    screen.stop().await;
     s.stop().await;
 }

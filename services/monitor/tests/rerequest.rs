@@ -90,10 +90,7 @@ async fn a_fixed_quarantined_file_is_rerequested_from_the_admin_screen_and_store
     let m = Monitor::open(monitor_config(&s.store_config, None)).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let (mstop_tx, mstop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mtask = tokio::spawn(kizuna_monitor::serve_on(listener, Arc::clone(&m), async {
-        let _ = mstop_rx.await;
-    }));
+    let screen = serve_monitor(listener, Arc::clone(&m));
     let mut admin =
         Admin { base, client: reqwest::Client::new(), cookie: String::new(), csrf: String::new() };
 
@@ -213,7 +210,6 @@ async fn a_fixed_quarantined_file_is_rerequested_from_the_admin_screen_and_store
 
     let _ = stop_tx.send(true);
     agent_task.await.unwrap().unwrap();
-    let _ = mstop_tx.send(());
-    mtask.await.unwrap().unwrap();
+    screen.stop().await;
     s.stop().await;
 }

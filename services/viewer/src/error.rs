@@ -23,6 +23,8 @@ pub enum ViewerError {
     BadRequest(String),
     #[error("login: {0}")]
     Login(String),
+    #[error(transparent)]
+    Oidc(#[from] kizuna_oidc_rp::RpError),
 }
 
 impl ViewerError {

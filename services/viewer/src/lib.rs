@@ -7,7 +7,7 @@
 //! - [`timeline`]: a patient's records from the store's IndexDB; [`calendar`]: the month grid;
 //! - [`message`]: the original SS-MIX2 message from the store's tree;
 //! - [`audit`]: an audit event for every search, view and login;
-//! - [`session`] and [`oidc`]: browser sessions and the relying party;
+//! - [`session`] and [`oidc`]: browser sessions and the relying party (both from `kizuna-oidc-rp`);
 //! - [`web`]: the routes and pages.
 
 pub mod access;
@@ -37,7 +37,7 @@ pub struct Viewer {
     pub registry: kizuna_index::Registry,
     pub audit: audit::Audit,
     pub sessions: session::Sessions,
-    relying_party: tokio::sync::OnceCell<oidc::RelyingParty>,
+    relying_party: tokio::sync::OnceCell<kizuna_oidc_rp::RelyingParty>,
 }
 
 impl Viewer {
@@ -46,7 +46,7 @@ impl Viewer {
     pub async fn open(config: Config, audit: audit::Audit) -> Result<Arc<Self>, ViewerError> {
         let store = kizuna_store::Db::open(&config.effective_store_database_url()).await?;
         let registry = kizuna_index::Registry::open(&config.index_database_url).await?;
-        let sessions = session::Sessions::new(Duration::from_secs(config.session_minutes * 60));
+        let sessions = session::sessions(Duration::from_secs(config.session_minutes * 60));
         Ok(Arc::new(Self {
             config,
             store,
@@ -58,11 +58,12 @@ impl Viewer {
     }
 
     /// The provider, discovered once (retried on the next login if it failed).
-    pub async fn relying_party(&self) -> Result<&oidc::RelyingParty, ViewerError> {
+    pub async fn relying_party(&self) -> Result<&kizuna_oidc_rp::RelyingParty, ViewerError> {
         if self.config.oidc.issuer.is_empty() {
             return Err(ViewerError::Login("oidc.issuer is not configured".into()));
         }
-        self.relying_party.get_or_try_init(|| oidc::RelyingParty::discover(&self.config)).await
+        let reg = oidc::registration(&self.config);
+        Ok(self.relying_party.get_or_try_init(|| kizuna_oidc_rp::RelyingParty::discover(&reg)).await?)
     }
 }
 

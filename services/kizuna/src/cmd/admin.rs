@@ -1,4 +1,6 @@
-//! `kizuna admin`: the upload-monitoring admin screen and alert mail (`kizuna-monitor`).
+//! `kizuna admin`: the upload-monitoring admin screen and alert mail (`kizuna-monitor`). With
+//! `oidc.issuer` set the screen is for admins of the centre's single sign-on only; without it,
+//! loopback only.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +11,8 @@ use kizuna_monitor::{Config, Monitor};
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
-    /// Serve the admin screen (loopback by default) and check the alert rules every minute.
+    /// Serve the admin screen (loopback by default; admins log in by single sign-on when
+    /// oidc.issuer is set) and check the alert rules every minute.
     Serve(AdminArgs),
     /// Check the alert rules once now, send the mail that is due, and print what happened.
     Check(AdminArgs),
@@ -46,7 +49,19 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         let m = Monitor::open(config).await?;
         if serve {
-            println!("admin screen: http://{}/", m.cfg.listen);
+            if m.cfg.login_required() {
+                println!(
+                    "admin screen: {}/  (admins log in at {}; redirect URI {})",
+                    m.cfg.base_url(),
+                    m.cfg.oidc.issuer,
+                    m.cfg.redirect_uri()
+                );
+            } else {
+                println!(
+                    "admin screen: http://{}/  (no login: oidc.issuer is empty, loopback only)",
+                    m.cfg.listen
+                );
+            }
             kizuna_monitor::serve(m, async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -70,6 +70,29 @@ pub async fn start_store(dir: &Path) -> RunningStore {
     RunningStore { store, base, store_config, stop: Some(tx), task: Some(task) }
 }
 
+/// The admin screen, served by `kizuna_monitor::serve_on` until [`RunningMonitor::stop`].
+pub struct RunningMonitor {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), kizuna_monitor::MonitorError>>,
+}
+
+/// Serves `m` on `listener` in the background.
+pub fn serve_monitor(listener: tokio::net::TcpListener, m: Arc<kizuna_monitor::Monitor>) -> RunningMonitor {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(kizuna_monitor::serve_on(listener, m, async {
+        let _ = stopped.await;
+    }));
+    RunningMonitor { stop, task }
+}
+
+impl RunningMonitor {
+    /// Stops the server and checks that it ended without error.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 /// Adds a site for `facility` and returns its token.
 pub async fn add_site(store: &Store, name: &str, facility: &str) -> String {
     sites::add_site(&store.db, name, &[FacilityId::new(facility).unwrap()], &[]).await.unwrap()

@@ -9,19 +9,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{problem, session};
-use crate::Viewer;
+use crate::oidc::user_from_login;
+use crate::{Viewer, ViewerError};
 
 #[derive(Deserialize)]
 pub struct StartQuery {
     return_to: Option<String>,
-}
-
-/// Only paths on the viewer itself are valid targets after login (no open redirect).
-fn safe_return(p: Option<&str>) -> String {
-    match p {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
-        _ => "/".to_owned(),
-    }
 }
 
 fn with_cookie(mut r: Response, cookie: String) -> Response {
@@ -43,7 +36,7 @@ pub async fn start(
             return problem(StatusCode::SERVICE_UNAVAILABLE, None, &format!("Login is not available: {e}"));
         }
     };
-    let (url, pending) = rp.start(&safe_return(q.return_to.as_deref()));
+    let (url, pending) = rp.start(&kizuna_oidc_rp::safe_return_path(q.return_to.as_deref()));
     let id = match session(&v, &headers) {
         Some((id, _)) => id,
         None => v.sessions.create(),
@@ -91,7 +84,12 @@ pub async fn callback(
             return problem(StatusCode::SERVICE_UNAVAILABLE, None, &format!("Login is not available: {e}"));
         }
     };
-    let user = match rp.finish(&pending, &code, &state).await {
+    let user = match rp
+        .finish(&pending, &code, &state)
+        .await
+        .map_err(ViewerError::from)
+        .and_then(|l| user_from_login(&l))
+    {
         Ok(u) => u,
         Err(e) => {
             tracing::warn!(error = %e, "login refused");
@@ -134,7 +132,7 @@ pub async fn logout(
         }
         v.sessions.remove(&id);
     }
-    let expired = format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0", crate::session::COOKIE);
+    let expired = v.sessions.expired_cookie();
     with_cookie(
         (
             StatusCode::OK,

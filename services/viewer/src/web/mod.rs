@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 
 use crate::Viewer;
 use crate::access::User;
-use crate::session::{Session, from_cookie_header};
+use crate::session::Session;
 
 /// The router of the viewer.
 pub fn router(v: Arc<Viewer>) -> Router {
@@ -48,13 +48,7 @@ pub fn router(v: Arc<Viewer>) -> Router {
 
 /// The session of a request, by its cookie.
 fn session(v: &Viewer, headers: &HeaderMap) -> Option<(String, Session)> {
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|h| h.to_str().ok())
-        .find_map(from_cookie_header)?;
-    let s = v.sessions.get(cookie)?;
-    Some((cookie.to_owned(), s))
+    v.sessions.from_cookie_headers(headers.get_all(header::COOKIE).iter().filter_map(|h| h.to_str().ok()))
 }
 
 /// A logged-in user with the session's CSRF token, or the response sending them to log in.

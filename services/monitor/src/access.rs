@@ -1,0 +1,144 @@
+//! Who may use the admin screen. With `oidc.issuer` set, every page but `/healthz` and the login
+//! routes needs a session (cookie `kizuna_admin`) of a user whose verified ID token has the
+//! `admin` role; anyone else logged in gets 403, anyone not logged in is sent to `/login`.
+//! Without an issuer there is no login and the screen serves loopback only (see
+//! `Config::check`); its users are then recorded as [`LOOPBACK_USER`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::{Monitor, pages, server};
+
+/// The admin screen's session cookie.
+pub const COOKIE: &str = "kizuna_admin";
+/// The role the screen requires (the `roles` claim of `kizuna-auth`'s ID tokens).
+pub const ADMIN_ROLE: &str = "admin";
+/// The audit user of requests when the screen runs without login (loopback only).
+pub const LOOPBACK_USER: &str = "loopback";
+
+/// A user who logged in: the provider's pairwise subject for this screen, a display name and
+/// the roles of the ID token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operator {
+    pub subject: String,
+    pub name: String,
+    pub roles: Vec<String>,
+}
+
+impl Operator {
+    /// From verified ID token claims: `roles` (a list) and/or `role` (a string); the name from
+    /// `name`, else `preferred_username`, else the subject.
+    pub fn from_claims(subject: &str, claims: &serde_json::Value) -> Self {
+        let mut roles: Vec<String> = claims["roles"]
+            .as_array()
+            .map(|l| l.iter().filter_map(|r| r.as_str()).map(str::to_owned).collect())
+            .unwrap_or_default();
+        if let Some(r) = claims["role"].as_str() {
+            roles.push(r.to_owned());
+        }
+        let name = claims["name"].as_str().or(claims["preferred_username"].as_str()).unwrap_or(subject);
+        Self { subject: subject.to_owned(), name: name.to_owned(), roles }
+    }
+
+    /// Whether the token gave the admin role.
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == ADMIN_ROLE)
+    }
+}
+
+/// The screen's login sessions.
+pub type Sessions = kizuna_oidc_rp::Sessions<Operator>;
+
+/// Sessions living `lifetime` under [`COOKIE`].
+pub fn sessions(lifetime: Duration) -> Sessions {
+    Sessions::new(COOKIE, lifetime)
+}
+
+/// Who makes a request, as the audit trail names them.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The pairwise subject, or [`LOOPBACK_USER`].
+    pub user: String,
+    /// The client's address.
+    pub ip: Option<String>,
+}
+
+/// What the gate hands the page handlers: the actor, and the logged-in name (none without login).
+#[derive(Debug, Clone)]
+pub struct Visitor {
+    pub actor: Actor,
+    pub name: Option<String>,
+}
+
+/// The session of a request, by its cookie.
+pub fn session_of(
+    m: &Monitor,
+    headers: &axum::http::HeaderMap,
+) -> Option<(String, kizuna_oidc_rp::Session<Operator>)> {
+    m.sessions.from_cookie_headers(headers.get_all(header::COOKIE).iter().filter_map(|h| h.to_str().ok()))
+}
+
+/// The client's address, when the server was started with connection info.
+pub fn client_ip(req_ext: &axum::http::Extensions) -> Option<String> {
+    req_ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())
+}
+
+/// The page for a logged-in user without the admin role.
+pub fn not_an_admin(op: &Operator, headers: &axum::http::HeaderMap) -> Response {
+    let (token, cookie) = server::with_csrf(headers);
+    server::html(StatusCode::FORBIDDEN, cookie, pages::not_an_admin(&op.name, &op.roles, &token))
+}
+
+/// Middleware in front of every page: lets admins (or, without login, everyone on loopback)
+/// through with a [`Visitor`], sends others to login or answers 403.
+pub async fn gate(State(m): State<Arc<Monitor>>, mut req: Request, next: Next) -> Response {
+    let ip = client_ip(req.extensions());
+    if !m.cfg.login_required() {
+        let actor = Actor { user: LOOPBACK_USER.into(), ip };
+        req.extensions_mut().insert(Visitor { actor, name: None });
+        return next.run(req).await;
+    }
+    match session_of(&m, req.headers()).and_then(|(_, s)| s.user) {
+        Some(op) if op.is_admin() => {
+            let actor = Actor { user: op.subject, ip };
+            req.extensions_mut().insert(Visitor { actor, name: Some(op.name) });
+            next.run(req).await
+        }
+        Some(op) => not_an_admin(&op, req.headers()),
+        None if req.method() == Method::GET || req.method() == Method::HEAD => {
+            let here = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let q: String =
+                url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", here).finish();
+            Redirect::to(&format!("/login?{q}")).into_response()
+        }
+        None => server::html(
+            StatusCode::UNAUTHORIZED,
+            None,
+            pages::message("Log in first", "Your login has ended: log in again and repeat the action."),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_admin_role_counts() {
+        let a =
+            Operator::from_claims("pw-1", &serde_json::json!({"roles": ["auditor", "admin"], "name": "Ito"}));
+        assert!(a.is_admin());
+        assert_eq!(a.name, "Ito");
+        let d = Operator::from_claims("pw-2", &serde_json::json!({"roles": ["physician"]}));
+        assert!(!d.is_admin());
+        assert_eq!(d.name, "pw-2");
+        assert!(Operator::from_claims("pw-3", &serde_json::json!({"role": "admin"})).is_admin());
+        assert!(!Operator::from_claims("pw-4", &serde_json::json!({"roles": "admin"})).is_admin());
+    }
+}

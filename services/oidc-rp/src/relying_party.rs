@@ -1,0 +1,181 @@
+//! The relying party: authorization code flow with PKCE (S256), state and nonce; the ID token is
+//! verified by `openidconnect` (signature against the provider's JWKS, issuer, audience, expiry,
+//! nonce). What the screen makes of the claims (roles, facility) is up to the screen.
+
+use std::path::PathBuf;
+
+use openidconnect::core::{CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType};
+use openidconnect::{
+    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse,
+};
+
+use crate::RpError;
+use crate::session::PendingLogin;
+
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// A screen's registration at the provider.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The provider's issuer URL (its discovery document is `<issuer>/.well-known/openid-configuration`).
+    pub issuer: String,
+    pub client_id: String,
+    /// File holding the client secret; empty = a public client.
+    pub client_secret_file: PathBuf,
+    /// Where the provider sends the browser back (`<public_url>/auth/callback`).
+    pub redirect_uri: String,
+}
+
+/// A finished login: the provider's (pairwise) subject and every claim of the verified ID token.
+#[derive(Debug, Clone)]
+pub struct VerifiedLogin {
+    pub subject: String,
+    pub claims: serde_json::Value,
+}
+
+/// The discovered provider and the screen's registration at it.
+pub struct RelyingParty {
+    client: Client,
+    http: openidconnect::reqwest::Client,
+}
+
+fn login_err(what: &str) -> impl FnOnce(String) -> RpError + '_ {
+    move |e| RpError::Login(format!("{what}: {e}"))
+}
+
+impl RelyingParty {
+    /// Fetches the provider's discovery document and JWKS.
+    pub async fn discover(reg: &Registration) -> Result<Self, RpError> {
+        let http = openidconnect::reqwest::ClientBuilder::new()
+            // The token endpoint must answer directly; following redirects invites SSRF.
+            .redirect(openidconnect::reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(15))
+            .build()
+            .map_err(|e| login_err("building the HTTP client")(e.to_string()))?;
+        let issuer =
+            IssuerUrl::new(reg.issuer.clone()).map_err(|e| login_err("oidc.issuer")(e.to_string()))?;
+        let meta = CoreProviderMetadata::discover_async(issuer, &http)
+            .await
+            .map_err(|e| login_err("discovery")(error_chain(&e)))?;
+        let secret = if reg.client_secret_file.as_os_str().is_empty() {
+            None
+        } else {
+            let s = std::fs::read_to_string(&reg.client_secret_file)
+                .map_err(|source| RpError::Io { path: reg.client_secret_file.clone(), source })?;
+            Some(ClientSecret::new(s.trim().to_owned()))
+        };
+        let redirect = RedirectUrl::new(reg.redirect_uri.clone())
+            .map_err(|e| login_err("redirect URI (public_url)")(e.to_string()))?;
+        let client = CoreClient::from_provider_metadata(meta, ClientId::new(reg.client_id.clone()), secret)
+            .set_redirect_uri(redirect);
+        Ok(Self { client, http })
+    }
+
+    /// Starts a login: the provider URL to send the browser to, and what the callback must check.
+    pub fn start(&self, return_to: &str) -> (String, PendingLogin) {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state, nonce) = self
+            .client
+            .authorize_url(
+                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scope(Scope::new("profile".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+        let pending = PendingLogin {
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+            return_to: return_to.to_owned(),
+        };
+        (url.to_string(), pending)
+    }
+
+    /// Finishes a login: checks `state`, redeems `code` with the PKCE verifier and verifies the
+    /// ID token.
+    pub async fn finish(
+        &self,
+        pending: &PendingLogin,
+        code: &str,
+        state: &str,
+    ) -> Result<VerifiedLogin, RpError> {
+        if !constant_time_eq(state.as_bytes(), pending.state.as_bytes()) {
+            return Err(RpError::Login("the state does not match this browser's login".into()));
+        }
+        let token = self
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| login_err("token endpoint")(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| login_err("redeeming the code")(error_chain(&e)))?;
+        let id_token = token.id_token().ok_or_else(|| RpError::Login("no ID token in the answer".into()))?;
+        let verifier = self.client.id_token_verifier().set_allowed_algs([
+            CoreJwsSigningAlgorithm::EdDsa,
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        ]);
+        let claims = id_token
+            .claims(&verifier, &Nonce::new(pending.nonce.clone()))
+            .map_err(|e| login_err("ID token")(e.to_string()))?;
+        let subject = claims.subject().as_str().to_owned();
+        // The provider's own claims (facility, roles) are read from the payload of the same
+        // compact token whose signature, issuer, audience, expiry and nonce were just verified;
+        // declaring them as `AdditionalClaims` would need a custom client type for two fields.
+        let claims = payload(&id_token.to_string())?;
+        Ok(VerifiedLogin { subject, claims })
+    }
+}
+
+fn payload(jwt: &str) -> Result<serde_json::Value, RpError> {
+    use base64::Engine;
+    let part = jwt.split('.').nth(1).ok_or_else(|| RpError::Login("malformed ID token".into()))?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .map_err(|e| RpError::Login(format!("ID token payload: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| RpError::Login(format!("ID token payload: {e}")))
+}
+
+/// Equality whose time does not depend on where the inputs differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payload_of_a_compact_token_is_read_and_garbage_refused() {
+        use base64::Engine;
+        let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let jwt = format!("{}.{}.sig", enc(r#"{"alg":"EdDSA"}"#), enc(r#"{"roles":["admin"]}"#));
+        assert_eq!(payload(&jwt).unwrap()["roles"][0], "admin");
+        assert!(payload("no-dots").is_err());
+        assert!(payload("a.!!!.c").is_err());
+        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
+    }
+}

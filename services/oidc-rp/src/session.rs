@@ -1,0 +1,186 @@
+//! Browser sessions: a random 256-bit ID in an `HttpOnly`, `SameSite=Lax` cookie (`Secure` unless
+//! the screen is served over plain HTTP) naming a server-side record: the pending login (PKCE
+//! verifier, nonce, state) and, once logged in, the user and a CSRF token for the forms that
+//! change something. Kept in memory: a restart logs everyone out, which is acceptable for single
+//! sign-on (the provider's own session logs them straight back in).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+
+/// A login in progress: what the callback must check.
+#[derive(Debug, Clone)]
+pub struct PendingLogin {
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    /// Where to go after login (a path on the screen itself).
+    pub return_to: String,
+}
+
+/// One browser session; `U` is what the screen knows of its logged-in user.
+#[derive(Debug, Clone)]
+pub struct Session<U> {
+    pub user: Option<U>,
+    pub pending: Option<PendingLogin>,
+    /// Must accompany every state-changing form.
+    pub csrf: String,
+    expires: Instant,
+}
+
+/// All sessions of one screen, under its own cookie name.
+pub struct Sessions<U: Clone> {
+    map: Mutex<HashMap<String, Session<U>>>,
+    lifetime: Duration,
+    cookie_name: &'static str,
+}
+
+/// A random token, hex (256 bits).
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// The path to go to after login: only paths on the screen itself (no open redirect).
+pub fn safe_return_path(p: Option<&str>) -> String {
+    match p {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+impl<U: Clone> Sessions<U> {
+    /// Sessions living `lifetime`, their ID in the cookie `cookie_name`.
+    pub fn new(cookie_name: &'static str, lifetime: Duration) -> Self {
+        Self { map: Mutex::new(HashMap::new()), lifetime, cookie_name }
+    }
+
+    /// The session cookie's name.
+    pub fn cookie_name(&self) -> &'static str {
+        self.cookie_name
+    }
+
+    fn fresh(&self, user: Option<U>) -> Session<U> {
+        Session { user, pending: None, csrf: random_token(), expires: Instant::now() + self.lifetime }
+    }
+
+    /// A new, empty session; returns its ID.
+    pub fn create(&self) -> String {
+        let id = random_token();
+        let s = self.fresh(None);
+        let mut m = self.map.lock().expect("sessions");
+        let now = Instant::now();
+        m.retain(|_, s| s.expires > now);
+        m.insert(id.clone(), s);
+        id
+    }
+
+    /// The session `id`, if it exists and has not expired.
+    pub fn get(&self, id: &str) -> Option<Session<U>> {
+        let m = self.map.lock().expect("sessions");
+        m.get(id).filter(|s| s.expires > Instant::now()).cloned()
+    }
+
+    /// Changes session `id` (if alive).
+    pub fn update(&self, id: &str, f: impl FnOnce(&mut Session<U>)) -> bool {
+        let mut m = self.map.lock().expect("sessions");
+        match m.get_mut(id).filter(|s| s.expires > Instant::now()) {
+            Some(s) => {
+                f(s);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Logs a user in: the session gets a fresh ID (no fixation) and a fresh CSRF token.
+    pub fn log_in(&self, old_id: &str, user: U) -> String {
+        let mut m = self.map.lock().expect("sessions");
+        m.remove(old_id);
+        let id = random_token();
+        m.insert(id.clone(), self.fresh(Some(user)));
+        id
+    }
+
+    /// Ends a session.
+    pub fn remove(&self, id: &str) {
+        self.map.lock().expect("sessions").remove(id);
+    }
+
+    /// The `Set-Cookie` value setting session `id`.
+    pub fn cookie(&self, id: &str, secure: bool) -> String {
+        format!(
+            "{}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+            self.cookie_name,
+            self.lifetime.as_secs(),
+            if secure { "; Secure" } else { "" }
+        )
+    }
+
+    /// The `Set-Cookie` value deleting the session cookie (logout).
+    pub fn expired_cookie(&self) -> String {
+        format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0", self.cookie_name)
+    }
+
+    /// The session ID in one `Cookie` header, if any.
+    pub fn id_in_cookie_header<'h>(&self, header: &'h str) -> Option<&'h str> {
+        header.split(';').map(str::trim).find_map(|kv| kv.strip_prefix(self.cookie_name)?.strip_prefix('='))
+    }
+
+    /// The live session named by any of a request's `Cookie` headers, with its ID.
+    pub fn from_cookie_headers<'h>(
+        &self,
+        headers: impl IntoIterator<Item = &'h str>,
+    ) -> Option<(String, Session<U>)> {
+        let id = headers.into_iter().find_map(|h| self.id_in_cookie_header(h))?;
+        Some((id.to_owned(), self.get(id)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_rotates_the_session_id_and_logout_forgets_it() {
+        let s: Sessions<String> = Sessions::new("kizuna_test", Duration::from_secs(60));
+        let id = s.create();
+        assert!(s.get(&id).unwrap().user.is_none());
+        let csrf_before = s.get(&id).unwrap().csrf;
+        let new = s.log_in(&id, "pw-1".to_owned());
+        assert_ne!(new, id);
+        assert!(s.get(&id).is_none(), "the pre-login ID is dead");
+        let after = s.get(&new).unwrap();
+        assert_eq!(after.user.as_deref(), Some("pw-1"));
+        assert_ne!(after.csrf, csrf_before, "a fresh CSRF token at login");
+        let header = format!("a=b; kizuna_test={new}; c=d");
+        assert_eq!(s.from_cookie_headers([header.as_str()]).unwrap().0, new);
+        assert!(s.from_cookie_headers(["kizuna_testx=1; other=2"]).is_none());
+        s.remove(&new);
+        assert!(s.get(&new).is_none());
+        assert!(s.cookie("x", true).contains("HttpOnly") && s.cookie("x", true).contains("Secure"));
+        assert!(!s.cookie("x", false).contains("Secure"));
+        assert!(s.expired_cookie().starts_with("kizuna_test=;") && s.expired_cookie().contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn sessions_expire() {
+        let s: Sessions<u8> = Sessions::new("c", Duration::from_millis(1));
+        let id = s.create();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(s.get(&id).is_none());
+        assert!(!s.update(&id, |_| {}));
+    }
+
+    #[test]
+    fn only_local_paths_are_return_targets() {
+        assert_eq!(safe_return_path(Some("/sites/a?x=1")), "/sites/a?x=1");
+        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", ""] {
+            assert_eq!(safe_return_path(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(safe_return_path(None), "/");
+    }
+}
