@@ -7,6 +7,7 @@
 //! $B verify-vs-rsync /tmp/kzb          # (a) time and peak memory: verify vs rsync -a --dry-run --delete
 //! $B gen-manifests /tmp/kzb10m 10000000 # (b) 10M recorded digests on each side (no files)
 //! $B verify-recorded /tmp/kzb10m       # (b) peak memory of verify at 10M
+//! $B verify-only /tmp/kzb             # verify alone (stat check), for profiling
 //! $B lag 30 1200                       # (c) replication lag p50/p99 under 1,200 files/s for 30 s
 //! ```
 //!
@@ -30,6 +31,7 @@ fn main() -> anyhow::Result<()> {
         "verify-vs-rsync" => verify_vs_rsync(Path::new(&a(1))),
         "gen-manifests" => gen_manifests(Path::new(&a(1)), a(2).parse()?),
         "verify-recorded" => verify_recorded(Path::new(&a(1))),
+        "verify-only" => verify_only(Path::new(&a(1))),
         "verify-child" => verify_child(Path::new(&a(1)), &a(2)),
         "lag" => lag(a(1).parse()?, a(2).parse()?),
         _ => {
@@ -295,6 +297,21 @@ fn verify_vs_rsync(root: &Path) -> anyhow::Result<()> {
         "ratio: {:.1}x faster, memory {:.1}% of rsync's",
         rsync_s / secs,
         100.0 * (kib + server_kib) as f64 / rsync_kib.max(1) as f64
+    );
+    Ok(())
+}
+
+/// Verify (stat check) without the rsync pass, for profiling.
+fn verify_only(root: &Path) -> anyhow::Result<()> {
+    let (mut server, config) = start_replica(root)?;
+    let (secs, kib, line) = run_verify(&config, "stat")?;
+    let server_kib = peak_kib(server.id());
+    server.kill()?;
+    server.wait()?;
+    println!(
+        "verify (stat check): {secs:.1} s, peak {} MiB + {} MiB ({line})",
+        kib / 1024,
+        server_kib / 1024
     );
     Ok(())
 }
