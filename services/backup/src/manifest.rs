@@ -169,7 +169,6 @@ impl Manifest {
                 _ => break,
             }
         }
-        drop(group);
         sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{CACHE_KIB}")))
             .execute(&mut *conn)
             .await?;
