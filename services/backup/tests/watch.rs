@@ -13,6 +13,7 @@ use kizuna_backup::verify::{Options, verify};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tiny_watch_queue_overflows_and_no_file_is_lost() {
+    let _ = tracing_subscriber::fmt().with_env_filter("kizuna_backup=info").with_test_writer().try_init();
     let (_corpus, batches, _) = corpus_batches(5, 1, 6, 25);
     let fac = batches[0].0.clone();
     let centre = Centre::start(std::slice::from_ref(&fac)).await;
@@ -60,7 +61,7 @@ async fn a_tiny_watch_queue_overflows_and_no_file_is_lost() {
         )
         .unwrap();
     }
-    wait_until(60, "replica follows removals and rewrites", same).await;
+    wait_same_trees(60, "replica follows removals and rewrites", &centre.tree(), &replica.tree()).await;
     follower.stop().await;
     let primary = std::sync::Arc::new(Primary::open(&config).await.unwrap());
     let client = ReplicaClient::new(&config.replicas[0], Duration::from_secs(30)).unwrap();

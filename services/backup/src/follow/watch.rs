@@ -31,6 +31,8 @@ impl RescanSet {
     /// Remembers `dir` (below `root`); past `max` folders, every folder is replaced by its parent
     /// (never above `root`) until the set fits.
     pub fn add(&mut self, root: &Path, dir: PathBuf, max: usize) {
+        // Never above the root: a rescan outside the tree would skip the check for removed files.
+        let dir = if dir.starts_with(root) { dir } else { root.to_owned() };
         if self.dirs.iter().any(|d| dir.starts_with(d)) {
             return;
         }
@@ -86,7 +88,8 @@ pub async fn run(
         for p in event.paths {
             if let Err(crossbeam_channel::TrySendError::Full(p)) = tx.try_send(p) {
                 m.watch_overflows.inc();
-                let dir = p.parent().unwrap_or(&r).to_owned();
+                // The folder of the event's path (the root itself for the root).
+                let dir = if p == r { r.clone() } else { p.parent().unwrap_or(&r).to_owned() };
                 o.lock().expect("rescan set").add(&r, dir, max);
             }
         }
@@ -299,5 +302,10 @@ mod tests {
             assert!(dirs.iter().any(|c| d.starts_with(c)), "{d:?} not covered by {dirs:?}");
         }
         assert!(!dirs.contains(&PathBuf::from("/")), "never above the root");
+        // An event on the root itself, or a path outside it, rescans the root, not its parent.
+        let mut s = RescanSet::default();
+        s.add(&root, PathBuf::from("/"), 3);
+        s.add(&root, PathBuf::from("/t/F/1"), 3);
+        assert_eq!(s.take(), BTreeSet::from([root.clone()]));
     }
 }

@@ -443,3 +443,36 @@ pub fn journal_entries(dir: &Path) -> Vec<String> {
         out.extend(got.iter().map(|e| serde_json::to_string(e).unwrap()));
     }
 }
+
+/// Waits until the trees under `a` and `b` hold the same files with the same contents; on
+/// timeout, panics naming the paths that differ.
+pub async fn wait_same_trees(secs: u64, what: &str, a: &std::path::Path, b: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (da, db) = (tree_digests(a), tree_digests(b));
+        if da == db {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let mut diff: Vec<String> = Vec::new();
+            for (p, d) in &da {
+                if db.get(p) != Some(d) {
+                    diff.push(format!(
+                        "{p}: {} vs {:?}",
+                        &d[..8.min(d.len())],
+                        db.get(p).map(|x| &x[..8.min(x.len())])
+                    ));
+                }
+            }
+            for p in db.keys().filter(|p| !da.contains_key(*p)) {
+                diff.push(format!("{p}: only in {}", b.display()));
+            }
+            panic!(
+                "timed out after {secs} s waiting for: {what}; {} paths differ: {:?}",
+                diff.len(),
+                &diff[..diff.len().min(20)]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
