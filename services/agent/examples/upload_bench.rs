@@ -8,7 +8,8 @@
 //! ```sh
 //! cargo run --release -p kizuna-agent --example upload_bench -- [--patients 1600] [--facilities 10] [--dir /tmp]
 //! ```
-//! Everything is written below a fresh folder in `--dir` (default `$TMPDIR`) and deleted at the end.
+//! With `RUST_LOG=kizuna_store::ingest=info` the store logs each batch's phase timings (check,
+//! stage, journal, apply, index) to stderr. Everything is written below a fresh folder in `--dir` (default `$TMPDIR`) and deleted at the end.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,6 +44,13 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // RUST_LOG (e.g. `kizuna_store::ingest=info`) shows the store's per-batch phase timings.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let work = tempfile::Builder::new().prefix("kizuna-upload-bench-").tempdir_in(&parent)?;
     let result = bench(&args, work.path()).await;
