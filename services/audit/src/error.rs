@@ -33,6 +33,8 @@ pub enum AuditError {
     Send(String),
     #[error("not permitted: {0}")]
     Forbidden(String),
+    #[error("audit search {url}: {reason}")]
+    Search { url: String, reason: String },
 }
 
 impl AuditError {

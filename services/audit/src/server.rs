@@ -108,6 +108,28 @@ pub async fn start(cfg: &AuditConfig) -> Result<RunningServer> {
     Ok(RunningServer { http_addr, syslog_tls_addr, syslog_udp_addr, appender, tasks, writer: Some(writer) })
 }
 
+/// Polls the auditor search API at `base` (`http://host:port`, no auditor token) until at least
+/// `n` events match `query` (a `/v1/events` query string such as `patient=KZ…&event_type=110110`),
+/// for up to 15 s; for other crates' tests and demos, whose events arrive through the spool.
+pub async fn events_when(base: &str, query: &str, n: usize) -> Result<Vec<serde_json::Value>> {
+    let url = format!("{base}/v1/events?{query}");
+    let fail = |reason: String| AuditError::Search { url: url.clone(), reason };
+    let mut last = 0;
+    for _ in 0..150 {
+        let r = reqwest::get(&url).await.map_err(|e| fail(e.to_string()))?;
+        if !r.status().is_success() {
+            return Err(fail(format!("HTTP {}", r.status())));
+        }
+        let v: Vec<serde_json::Value> = r.json().await.map_err(|e| fail(e.to_string()))?;
+        if v.len() >= n {
+            return Ok(v);
+        }
+        last = v.len();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(fail(format!("{last} of the {n} events expected arrived within 15 s")))
+}
+
 /// A self-contained configuration under `dir` for demos and other crates' tests: SQLite and the
 /// leaf mirror in `dir/data`, a signing key `dir/signing.key` made on first use, HTTP on
 /// `http_listen`, no intake or auditor token (loopback only), checkpoints every second, time stamps

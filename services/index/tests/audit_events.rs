@@ -3,9 +3,9 @@
 //! admin, and a viewer's lookup through `resolve_as` is a Query about the patient by that user.
 
 use kizuna_audit::emitter::{AuditEmitter, SenderConfig};
+use kizuna_audit::server::events_when;
 use kizuna_index::registry::Registry;
 use kizuna_index::{Demographics, RecordKey, Sex};
-use std::time::Duration;
 
 fn person(family: &str, given: &str, dob: &str) -> Demographics {
     Demographics {
@@ -18,18 +18,6 @@ fn person(family: &str, given: &str, dob: &str) -> Demographics {
         address: String::new(),
         phone: String::new(),
     }
-}
-
-async fn wait_for(base: &str, query: &str, n: usize) -> Vec<serde_json::Value> {
-    for _ in 0..150 {
-        let v: Vec<serde_json::Value> =
-            reqwest::get(format!("{base}/v1/events?{query}")).await.unwrap().json().await.unwrap();
-        if v.len() >= n {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{query}: fewer than {n} audit events arrived");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,7 +38,7 @@ async fn link_decisions_and_lookups_arrive_at_the_audit_service() {
     let ida = reg.enroll(&a, &person("佐藤", "花子", "1950-01-02")).await.unwrap().common_id;
     reg.enroll(&b, &person("佐藤", "花子", "1950-01-02")).await.unwrap();
     reg.link(&b, &ida, "admin-tanaka", "same person: confirmed by phone").await.unwrap();
-    let ev = wait_for(&base, &format!("patient={ida}"), 1).await;
+    let ev = events_when(&base, &format!("patient={ida}"), 1).await.unwrap();
     assert_eq!(ev.len(), 1, "{ev:?}");
     assert_eq!(ev[0]["event_code"], "110110");
     assert_eq!(ev[0]["action"], "U");
@@ -61,13 +49,13 @@ async fn link_decisions_and_lookups_arrive_at_the_audit_service() {
     // A clinician's lookup: who looked at this patient.
     let keys = reg.resolve_as(&ida, "pw-dr-suzuki", Some("0411000017")).await.unwrap();
     assert_eq!(keys, vec![a.clone(), b.clone()]);
-    let ev = wait_for(&base, &format!("patient={ida}&event_type=110112"), 1).await;
+    let ev = events_when(&base, &format!("patient={ida}&event_type=110112"), 1).await.unwrap();
     assert_eq!(ev[0]["user_id"], "pw-dr-suzuki");
     assert_eq!(ev[0]["outcome"], 0);
 
     // Unlinking is recorded with the ID the record leaves.
     reg.unlink(&b, "admin-tanaka", "linked by mistake").await.unwrap();
-    let ev = wait_for(&base, &format!("patient={ida}&event_type=110110"), 2).await;
+    let ev = events_when(&base, &format!("patient={ida}&event_type=110110"), 2).await.unwrap();
     assert_eq!(ev.len(), 2, "{ev:?}");
     server.shutdown().await.unwrap();
 }

@@ -3,7 +3,6 @@
 //! here on loopback), naming the operating-system account that ran them.
 
 use std::process::Command;
-use std::time::Duration;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../netd/tests/fixtures/valid.yaml");
 
@@ -29,18 +28,6 @@ fn policy_without_keys() -> String {
         site.as_mapping_mut().unwrap().remove("keys");
     }
     serde_norway::to_string(&v).unwrap()
-}
-
-async fn events(base: &str, query: &str, n: usize) -> Vec<serde_json::Value> {
-    for _ in 0..100 {
-        let v: Vec<serde_json::Value> =
-            reqwest::get(format!("{base}/v1/events?{query}")).await.unwrap().json().await.unwrap();
-        if v.len() >= n {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{query}: fewer than {n} audit events arrived");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +64,8 @@ async fn policy_and_site_commands_are_audited_with_the_admin_account() {
     // A dry run changes nothing and records nothing.
     run(&["policy", "apply", "--dry-run", v2.to_str().unwrap(), "--config", c]);
 
-    let ev = events(&base, "user=os:netadmin-sato&event_type=110129", 5).await;
+    let ev =
+        kizuna_audit::server::events_when(&base, "user=os:netadmin-sato&event_type=110129", 5).await.unwrap();
     assert_eq!(ev.len(), 5, "{ev:?}");
     assert!(ev.iter().all(|e| e["source_id"] == "kizuna-registry-admin"), "{ev:?}");
     // What changed is in each event's object detail (FHIR AuditEvent entity.detail).

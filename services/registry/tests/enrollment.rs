@@ -482,19 +482,6 @@ async fn policy_apply_checks_shows_the_diff_and_rollback_returns_to_a_version() 
     assert!(err.contains("unknown site credential"), "{err}");
 }
 
-/// The audit events of `query` on a real audit service, once at least `n` have arrived.
-async fn audit_events(base: &str, query: &str, n: usize) -> Vec<serde_json::Value> {
-    for _ in 0..150 {
-        let v: Vec<serde_json::Value> =
-            reqwest::get(format!("{base}/v1/events?{query}")).await.unwrap().json().await.unwrap();
-        if v.len() >= n {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{query}: fewer than {n} audit events arrived");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrollment_key_changes_and_refusals_are_audited() {
     let adir = tempfile::tempdir().unwrap();
@@ -508,7 +495,9 @@ async fn enrollment_key_changes_and_refusals_are_audited() {
     let token = c.token("kita-hospital", 3600).await;
     let kita = Site::new("kita-hospital");
     kita.enroll(&token).await.unwrap();
-    let ev = audit_events(&base, "user=site:kita-hospital&event_type=110129", 1).await;
+    let ev = kizuna_audit::server::events_when(&base, "user=site:kita-hospital&event_type=110129", 1)
+        .await
+        .unwrap();
     assert_eq!(ev.len(), 1, "{ev:?}");
     assert_eq!(ev[0]["source_id"], "registry@centre");
     assert_eq!(ev[0]["outcome"], 0);
@@ -517,9 +506,9 @@ async fn enrollment_key_changes_and_refusals_are_audited() {
     for _ in 0..2 {
         Site::new("kita-hospital").enroll(&token).await.unwrap_err();
     }
-    let refused = audit_events(&base, "event_type=110126", 1).await;
+    let refused = kizuna_audit::server::events_when(&base, "event_type=110126", 1).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let refused_again = audit_events(&base, "event_type=110126", 1).await;
+    let refused_again = kizuna_audit::server::events_when(&base, "event_type=110126", 1).await.unwrap();
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused_again.len(), 1, "a repeated refusal is rate-limited: {refused_again:?}");
     assert_eq!(refused[0]["user_id"], "site:kita-hospital");
@@ -531,13 +520,15 @@ async fn enrollment_key_changes_and_refusals_are_audited() {
     let new_key = netd::keys::load_or_generate(fresh.path(), &seg).unwrap().public();
     let req = netd::registry::protocol::KeysRequest { keys: [(seg, new_key)].into_iter().collect() };
     kita.client().register_keys(&kita.enrollment().credential, &req).await.unwrap();
-    let ev = audit_events(&base, "user=site:kita-hospital&event_type=110129", 2).await;
+    let ev = kizuna_audit::server::events_when(&base, "user=site:kita-hospital&event_type=110129", 2)
+        .await
+        .unwrap();
     assert_eq!(ev.len(), 2, "{ev:?}");
 
     // A stolen-looking credential is refused and reported without a site name.
     let bogus = kita.client().register_keys("not-a-credential", &req).await.unwrap_err().to_string();
     assert!(bogus.contains("unknown site credential"), "{bogus}");
-    let ev = audit_events(&base, "user=unknown&event_type=110126", 1).await;
+    let ev = kizuna_audit::server::events_when(&base, "user=unknown&event_type=110126", 1).await.unwrap();
     assert_eq!(ev[0]["outcome"], 4);
     audit.shutdown().await.unwrap();
 }

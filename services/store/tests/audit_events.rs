@@ -21,20 +21,6 @@ fn spooled(dir: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Polls the audit service's search API until `n` events match.
-async fn wait_for(base: &str, query: &str, n: usize) -> Vec<serde_json::Value> {
-    for _ in 0..150 {
-        let r = reqwest::get(format!("{base}/v1/events?{query}")).await.unwrap();
-        assert_eq!(r.status().as_u16(), 200);
-        let v: Vec<serde_json::Value> = r.json().await.unwrap();
-        if v.len() >= n {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{query}: fewer than {n} audit events arrived");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_uploads_become_security_alerts_even_while_the_audit_service_is_down() {
     let c = corpus(31, 2, 3, 0);
@@ -70,7 +56,7 @@ async fn refused_uploads_become_security_alerts_even_while_the_audit_service_is_
     .unwrap();
     let server = kizuna_audit::server::start(&cfg).await.unwrap();
     let base = format!("http://{}", server.http_addr);
-    let events = wait_for(&base, "event_type=110126", 2).await;
+    let events = kizuna_audit::server::events_when(&base, "event_type=110126", 2).await.unwrap();
     assert_eq!(events.len(), 2, "{events:?}");
     for e in &events {
         assert_eq!(e["event_code"], "110113", "{e}");
@@ -97,7 +83,7 @@ async fn refused_uploads_become_security_alerts_even_while_the_audit_service_is_
     // A second refusal while the service is up arrives too (live delivery, not only the retry).
     let (status, _) = h.post_raw("kzn_other-wrong-token", fa, Vec::new()).await;
     assert_eq!(status, 401);
-    wait_for(&base, "event_type=110126", 3).await;
+    kizuna_audit::server::events_when(&base, "event_type=110126", 3).await.unwrap();
     h.stop().await;
     server.shutdown().await.unwrap();
 }
