@@ -30,8 +30,8 @@ fn main() -> anyhow::Result<()> {
         "gen-trees" => gen_trees(Path::new(&a(1)), a(2).parse()?),
         "verify-vs-rsync" => verify_vs_rsync(Path::new(&a(1))),
         "gen-manifests" => gen_manifests(Path::new(&a(1)), a(2).parse()?),
-        "verify-recorded" => verify_recorded(Path::new(&a(1))),
-        "verify-only" => verify_only(Path::new(&a(1))),
+        "verify-recorded" => verify_alone(Path::new(&a(1)), "recorded"),
+        "verify-only" => verify_alone(Path::new(&a(1)), "stat"),
         "verify-child" => verify_child(Path::new(&a(1)), &a(2)),
         "lag" => lag(a(1).parse()?, a(2).parse()?),
         _ => {
@@ -301,29 +301,16 @@ fn verify_vs_rsync(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Verify (stat check) without the rsync pass, for profiling.
-fn verify_only(root: &Path) -> anyhow::Result<()> {
+/// Verify alone against a replica server started here, with `check` (`stat` or `recorded`):
+/// `verify-only` (stat, for profiling without the rsync pass) and `verify-recorded` ((b), 10 M).
+fn verify_alone(root: &Path, check: &str) -> anyhow::Result<()> {
     let (mut server, config) = start_replica(root)?;
-    let (secs, kib, line) = run_verify(&config, "stat")?;
+    let (secs, kib, line) = run_verify(&config, check)?;
     let server_kib = peak_kib(server.id());
     server.kill()?;
     server.wait()?;
     println!(
-        "verify (stat check): {secs:.1} s, peak {} MiB + {} MiB ({line})",
-        kib / 1024,
-        server_kib / 1024
-    );
-    Ok(())
-}
-
-fn verify_recorded(root: &Path) -> anyhow::Result<()> {
-    let (mut server, config) = start_replica(root)?;
-    let (secs, kib, line) = run_verify(&config, "recorded")?;
-    let server_kib = peak_kib(server.id());
-    server.kill()?;
-    server.wait()?;
-    println!(
-        "verify of recorded digests: {secs:.1} s, peak {} MiB primary side + {} MiB replica side ({line})",
+        "verify ({check} check): {secs:.1} s, peak {} MiB primary side + {} MiB replica side ({line})",
         kib / 1024,
         server_kib / 1024
     );
