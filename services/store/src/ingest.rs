@@ -219,16 +219,20 @@ pub async fn ingest_batch(
             reason: None,
         });
     }
-    {
+    // Time waiting for the single writer, inserting, and committing (the batch log line).
+    let (index_wait, index_commit) = {
         let _w = store.db.write_guard().await;
+        let waited = started.elapsed() - t_applied;
         let mut tx = store.db.pool.begin().await?;
         for (e, o) in entries.iter().zip(&ops) {
             index::apply_entry(&mut tx, &store.config.volume_label, e, Some(&o.stored)).await?;
         }
         index::record_tally(&mut tx, site, &tally).await?;
         index::set_applied(&mut tx, store.applied_watermark()).await?;
+        let before_commit = started.elapsed();
         tx.commit().await?;
-    }
+        (waited, started.elapsed() - before_commit)
+    };
     store.mark_applied(entries.iter().map(|e| e.seq));
 
     // 6. Metrics and the answer, in the order sent.
@@ -253,7 +257,8 @@ pub async fn ingest_batch(
         rejected = tally.rejected, ms = started.elapsed().as_millis() as u64,
         check_ms = t_checked.as_millis() as u64, stage_ms = (t_staged - t_checked).as_millis() as u64,
         journal_ms = (t_committed - t_staged).as_millis() as u64, apply_ms = (t_applied - t_committed).as_millis() as u64,
-        index_ms = (started.elapsed() - t_applied).as_millis() as u64, "batch");
+        index_ms = (started.elapsed() - t_applied).as_millis() as u64, index_wait_ms = index_wait.as_millis() as u64,
+        index_commit_ms = index_commit.as_millis() as u64, "batch");
     let results = results.into_iter().map(|r| r.expect("every file has a result")).collect::<Vec<_>>();
     Ok(BatchReport { results })
 }
