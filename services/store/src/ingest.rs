@@ -224,9 +224,9 @@ pub async fn ingest_batch(
         let _w = store.db.write_guard().await;
         let waited = started.elapsed() - t_applied;
         let mut tx = store.db.pool.begin().await?;
-        for (e, o) in entries.iter().zip(&ops) {
-            index::apply_entry(&mut tx, &store.config.volume_label, e, Some(&o.stored)).await?;
-        }
+        let items: Vec<_> = entries.iter().zip(&ops).map(|(e, o)| (e, &o.stored)).collect();
+        crate::index_rows::apply_entries(&mut tx, store.db.backend, &store.config.volume_label, &items)
+            .await?;
         index::record_tally(&mut tx, site, &tally).await?;
         index::set_applied(&mut tx, store.applied_watermark()).await?;
         let before_commit = started.elapsed();

@@ -20,6 +20,7 @@ mod error;
 pub mod extract;
 mod facility;
 pub mod index;
+mod index_rows;
 pub mod ingest;
 pub mod journal;
 mod locks;

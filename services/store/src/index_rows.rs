@@ -1,0 +1,270 @@
+//! The ingest path's index writes in multi-row statements: a run of journal entries that each
+//! write one new file becomes one `INSERT … RETURNING` per chunk of records and one `INSERT` per
+//! chunk of each search table, instead of one statement per record and per search row. Each
+//! statement is a hand-off to the database driver's thread; a profile of the upload benchmark
+//! showed those hand-offs, not SQLite's own work, filling the single writer's time.
+//!
+//! Same result as [`crate::index::apply_entry`] entry by entry: entries with other changes
+//! (renames, deletes) are applied one by one, in order, between runs; a run never holds two files
+//! with the same version key, so `ON CONFLICT DO NOTHING` decides each one as it would alone.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::any::{Any, AnyRow};
+use sqlx::{Row, Transaction};
+
+use crate::StoreError;
+use crate::db::Backend;
+use crate::index::{StoredFile, apply_entry, version_key};
+use crate::journal::{Change, Entry};
+
+/// Bound values per statement, well under SQLite's and PostgreSQL's limits.
+const MAX_PARAMS: usize = 900;
+
+/// One value of a row; `Null` is written as a literal (a NULL bound through the Any driver can
+/// make PostgreSQL prepare a statement with a type a later value does not fit).
+enum Val<'a> {
+    Text(&'a str),
+    Owned(String),
+    Int(i64),
+    Real(f64),
+    Null,
+}
+
+/// Applies `items` (each a journal entry and what the index needs about the file it writes) in
+/// order, batching runs of entries that only write one file.
+pub async fn apply_entries(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    volume_label: &str,
+    items: &[(&Entry, &StoredFile)],
+) -> Result<(), StoreError> {
+    let mut run: Vec<(&Entry, &StoredFile)> = Vec::new();
+    let mut keys: HashSet<(String, String)> = HashSet::new();
+    for &(e, s) in items {
+        let writes_it =
+            matches!(e.changes.as_slice(), [Change::Write { path, .. }] if *path == s.path.to_string());
+        if !writes_it {
+            insert_run(tx, backend, volume_label, &run).await?;
+            run.clear();
+            keys.clear();
+            apply_entry(tx, volume_label, e, Some(s)).await?;
+            continue;
+        }
+        if !keys.insert((s.facility.as_str().to_owned(), version_key(&s.path.name))) {
+            insert_run(tx, backend, volume_label, &run).await?;
+            run.clear();
+            keys.clear();
+            keys.insert((s.facility.as_str().to_owned(), version_key(&s.path.name)));
+        }
+        run.push((e, s));
+    }
+    insert_run(tx, backend, volume_label, &run).await
+}
+
+/// The records of a run, then the search rows of those that were new.
+async fn insert_run(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    volume_label: &str,
+    run: &[(&Entry, &StoredFile)],
+) -> Result<(), StoreError> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let records: Vec<Vec<Val>> = run
+        .iter()
+        .map(|(e, s)| {
+            let n = &s.path.name;
+            vec![
+                Val::Text(volume_label),
+                Val::Text(s.facility.as_str()),
+                Val::Text(n.patient.as_str()),
+                Val::Owned(n.care_date.to_string()),
+                Val::Text(n.data_type.code()),
+                Val::Text(n.order_no.as_str()),
+                Val::Text(s.processing_type),
+                Val::Owned(n.department.to_string()),
+                Val::Text(n.timestamp.as_str()),
+                Val::Owned(s.path.dir().to_string_lossy().into_owned()),
+                Val::Owned(n.to_string()),
+                Val::Text(&e.time),
+                Val::Owned(version_key(n)),
+                Val::Owned(n.flag.to_string()),
+                Val::Text(&s.sha256),
+                Val::Int(s.size as i64),
+                Val::Text(&e.time),
+                Val::Text(&s.site),
+                Val::Text(&s.extracted.message_type),
+                Val::Int(e.seq as i64),
+            ]
+        })
+        .collect();
+    let returned = insert_rows(
+        tx,
+        backend,
+        "records (volume_label, facility_id, patient_id, order_date, data_kind, order_no, processing_type, \
+         enter_org_cd, transaction_datetime, out_rel_directory, file_name, update_datetime, version_key, condition_flag, \
+         sha256, size, received_at, site, message_type, journal_seq)",
+        "ON CONFLICT (facility_id, version_key) DO NOTHING RETURNING id, facility_id, version_key",
+        records,
+    )
+    .await?;
+    let mut ids: HashMap<(String, String), i64> = HashMap::new();
+    for r in &returned {
+        ids.insert((r.try_get("facility_id")?, r.try_get("version_key")?), r.try_get("id")?);
+    }
+    let (mut drugs, mut labs, mut diagnoses, mut encounters) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (_, s) in run {
+        let n = &s.path.name;
+        let Some(&id) = ids.get(&(s.facility.as_str().to_owned(), version_key(n))) else { continue };
+        let (fac, pid, date) = (s.facility.as_str(), n.patient.as_str(), n.care_date.to_string());
+        let x = &s.extracted;
+        for (i, d) in x.drugs.iter().enumerate() {
+            drugs.push(vec![
+                Val::Int(id),
+                Val::Text(fac),
+                Val::Text(pid),
+                Val::Owned(date.clone()),
+                Val::Int(i as i64 + 1),
+                Val::Text(d.source),
+                Val::Text(&d.code),
+                Val::Text(&d.name),
+                Val::Text(&d.coding_system),
+                Val::Text(&d.dose),
+                Val::Text(&d.dose_unit),
+                Val::Text(&d.days),
+                Val::Text(&d.route),
+                Val::Text(&d.given_at),
+            ]);
+        }
+        for (i, l) in x.labs.iter().enumerate() {
+            labs.push(vec![
+                Val::Int(id),
+                Val::Text(fac),
+                Val::Text(pid),
+                Val::Owned(date.clone()),
+                Val::Int(i as i64 + 1),
+                Val::Text(&l.code),
+                Val::Text(&l.name),
+                Val::Text(&l.coding_system),
+                Val::Text(&l.value_type),
+                Val::Text(&l.value),
+                Val::Text(&l.units),
+                Val::Text(&l.reference_range),
+                Val::Text(&l.abnormal_flags),
+                Val::Text(&l.result_status),
+                Val::Text(&l.observed_at),
+                l.value_num.map(Val::Real).unwrap_or(Val::Null),
+            ]);
+        }
+        for (i, d) in x.diagnoses.iter().enumerate() {
+            diagnoses.push(vec![
+                Val::Int(id),
+                Val::Text(fac),
+                Val::Text(pid),
+                Val::Int(i as i64 + 1),
+                Val::Text(d.source),
+                Val::Text(&d.code),
+                Val::Text(&d.name),
+                Val::Text(&d.coding_system),
+                Val::Text(&d.icd10),
+                Val::Text(&d.onset_date),
+                Val::Text(&d.status),
+            ]);
+        }
+        for e in &x.encounters {
+            encounters.push(vec![
+                Val::Int(id),
+                Val::Text(fac),
+                Val::Text(pid),
+                Val::Text(e.event),
+                Val::Text(&e.trigger_event),
+                Val::Text(&e.event_time),
+                Val::Text(&e.patient_class),
+                Val::Text(&e.ward),
+            ]);
+        }
+    }
+    for (head, rows) in [
+        (
+            "drugs (record_id, facility_id, patient_id, order_date, item_no, source, code, name, coding_system, \
+             dose, dose_unit, days, route, given_at)",
+            drugs,
+        ),
+        (
+            "labs (record_id, facility_id, patient_id, order_date, item_no, code, name, coding_system, value_type, \
+             value, units, reference_range, abnormal_flags, result_status, observed_at, value_num)",
+            labs,
+        ),
+        (
+            "diagnoses (record_id, facility_id, patient_id, item_no, source, code, name, coding_system, icd10, \
+             onset_date, status)",
+            diagnoses,
+        ),
+        (
+            "encounters (record_id, facility_id, patient_id, event, trigger_event, event_time, patient_class, ward)",
+            encounters,
+        ),
+    ] {
+        insert_rows(tx, backend, head, "", rows).await?;
+    }
+    Ok(())
+}
+
+/// `INSERT INTO head VALUES (…), (…) tail` over `rows`, in chunks of at most [`MAX_PARAMS`]
+/// bound values; returns what the statements return. SQLite gets anonymous `?` placeholders
+/// (numbered ones are resolved by name, one scan per value), PostgreSQL `$n`.
+async fn insert_rows(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    head: &str,
+    tail: &str,
+    rows: Vec<Vec<Val<'_>>>,
+) -> Result<Vec<AnyRow>, StoreError> {
+    let mut out = Vec::new();
+    let Some(width) = rows.first().map(Vec::len) else { return Ok(out) };
+    let per_chunk = (MAX_PARAMS / width).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Val>> = rows.by_ref().take(per_chunk).collect();
+        let mut sql = format!("INSERT INTO {head} VALUES ");
+        let mut n = 0;
+        for (i, row) in chunk.iter().enumerate() {
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for (j, v) in row.iter().enumerate() {
+                if j > 0 {
+                    sql.push_str(", ");
+                }
+                match (v, backend) {
+                    (Val::Null, _) => sql.push_str("NULL"),
+                    (_, Backend::Sqlite) => sql.push('?'),
+                    (_, Backend::Postgres) => {
+                        n += 1;
+                        sql.push_str(&format!("${n}"));
+                    }
+                }
+            }
+            sql.push(')');
+        }
+        if !tail.is_empty() {
+            sql.push(' ');
+            sql.push_str(tail);
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            for v in row {
+                q = match v {
+                    Val::Text(t) => q.bind(t.to_owned()),
+                    Val::Owned(t) => q.bind(t),
+                    Val::Int(i) => q.bind(i),
+                    Val::Real(r) => q.bind(r),
+                    Val::Null => q,
+                };
+            }
+        }
+        out.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(out)
+}
