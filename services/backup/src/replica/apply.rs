@@ -46,6 +46,26 @@ pub fn apply_files(
     applied: u64,
 ) -> Result<Vec<Op>, BackupError> {
     let mut staged = stage_contents(tree, staging, batch, applied)?;
+    let result = apply_staged(tree, staging, journal, batch, applied, &mut staged);
+    // Content staged but not placed: not needed after all (the path changed again later in the
+    // batch), or left by a failure; a batch that keeps failing (a full disk) must not pile up
+    // temp files with every retry.
+    for tmp in staged.into_values() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    result
+}
+
+/// The ordered pass of [`apply_files`] over content already staged; takes each staged file it
+/// places out of `staged`.
+fn apply_staged(
+    tree: &Path,
+    staging: &Path,
+    journal: &mut ReplicaJournal,
+    batch: &Batch,
+    applied: u64,
+    staged: &mut HashMap<(PathBuf, String), PathBuf>,
+) -> Result<Vec<Op>, BackupError> {
     let mut ops = Vec::new();
     let mut dirs = BTreeSet::new();
     for entry in batch.header.entries.iter().filter(|e| e.seq > applied) {
@@ -146,10 +166,6 @@ pub fn apply_files(
             remove_file(&at, &mut dirs)?;
             ops.push(Op::Remove(p));
         }
-    }
-    // Content staged but not needed after all (the path changed again later in the batch).
-    for tmp in staged.into_values() {
-        let _ = std::fs::remove_file(tmp);
     }
     if dirs.len() > FSYNC_DIRS_MAX {
         syncfs(tree)?;
@@ -325,5 +341,27 @@ mod tests {
         assert_eq!(std::fs::read(tree.join("F1/p/2/z")).unwrap(), a);
         assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
         assert!(ops.iter().any(|o| matches!(o, Op::Upsert { path, .. } if path.as_str() == "F1/p/1/x")));
+    }
+
+    /// A batch that fails part way (here a file stands where a folder must go) leaves no staged
+    /// temp file behind, so retries against a persistent fault do not fill the disk.
+    #[test]
+    fn a_failed_batch_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, staging) = (dir.path().join("tree"), dir.path().join("staging"));
+        std::fs::create_dir_all(tree.join("F1")).unwrap();
+        std::fs::create_dir_all(&staging).unwrap();
+        std::fs::write(tree.join("F1/p"), b"a file, not a folder").unwrap();
+        let mut journal = ReplicaJournal::open(&dir.path().join("journal")).unwrap();
+        let (a, b) = (b"first content".as_slice(), b"second content".as_slice());
+        let mut builder = Builder::default();
+        builder.add_blob(&sha(a), a);
+        builder.add_blob(&sha(b), b);
+        builder.header.entries = vec![entry(1, vec![write("q/ok", a)]), entry(2, vec![write("p/1/x", b)])];
+        let batch = Batch::decode(&builder.encode(), 1 << 20).unwrap();
+        for _ in 0..3 {
+            assert!(apply_files(&tree, &staging, &mut journal, &batch, 0).is_err());
+            assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0, "no temp file left behind");
+        }
     }
 }
