@@ -8,7 +8,7 @@ use sqlx::any::Any;
 use sqlx::{Row, Transaction};
 use ssmix2::{ConditionFlag, FileName, StoragePath};
 
-use crate::db::Db;
+use crate::db::{Backend, Db};
 use crate::extract::Extracted;
 use crate::journal::{Change, Entry};
 use crate::{FacilityId, StoreError};
@@ -78,6 +78,7 @@ fn flag_of(name: &str) -> String {
 /// Returns true when a new record row was inserted.
 pub async fn apply_entry(
     tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     volume_label: &str,
     entry: &Entry,
     stored: Option<&StoredFile>,
@@ -106,7 +107,8 @@ pub async fn apply_entry(
                         entry.seq, s.path
                     )));
                 }
-                inserted |= insert_record(tx, volume_label, entry, s).await?;
+                inserted |=
+                    crate::index_rows::insert_run(tx, backend, volume_label, &[(entry, s)]).await? > 0;
             }
             Change::Delete { path, .. } => {
                 let name = file_part(path);
@@ -131,137 +133,6 @@ pub async fn apply_entry(
         }
     }
     Ok(inserted)
-}
-
-async fn insert_record(
-    tx: &mut Transaction<'static, Any>,
-    volume_label: &str,
-    entry: &Entry,
-    s: &StoredFile,
-) -> Result<bool, StoreError> {
-    let n = &s.path.name;
-    let row = sqlx::query(
-        "INSERT INTO records (volume_label, facility_id, patient_id, order_date, data_kind, order_no, processing_type, \
-         enter_org_cd, transaction_datetime, out_rel_directory, file_name, update_datetime, version_key, condition_flag, \
-         sha256, size, received_at, site, message_type, journal_seq) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
-         ON CONFLICT (facility_id, version_key) DO NOTHING RETURNING id",
-    )
-    .bind(volume_label)
-    .bind(s.facility.as_str())
-    .bind(n.patient.as_str())
-    .bind(n.care_date.to_string())
-    .bind(n.data_type.code())
-    .bind(n.order_no.as_str())
-    .bind(s.processing_type)
-    .bind(n.department.to_string())
-    .bind(n.timestamp.as_str())
-    .bind(s.path.dir().to_string_lossy().into_owned())
-    .bind(n.to_string())
-    .bind(&entry.time)
-    .bind(version_key(n))
-    .bind(n.flag.to_string())
-    .bind(&s.sha256)
-    .bind(s.size as i64)
-    .bind(&entry.time)
-    .bind(&s.site)
-    .bind(&s.extracted.message_type)
-    .bind(entry.seq as i64)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(row) = row else { return Ok(false) };
-    let id: i64 = row.try_get("id")?;
-    let (fac, pid, date) = (s.facility.as_str(), n.patient.as_str(), n.care_date.to_string());
-    let x = &s.extracted;
-    for (i, d) in x.drugs.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO drugs (record_id, facility_id, patient_id, order_date, item_no, source, code, name, coding_system, \
-             dose, dose_unit, days, route, given_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(id)
-        .bind(fac)
-        .bind(pid)
-        .bind(&date)
-        .bind(i as i64 + 1)
-        .bind(d.source)
-        .bind(&d.code)
-        .bind(&d.name)
-        .bind(&d.coding_system)
-        .bind(&d.dose)
-        .bind(&d.dose_unit)
-        .bind(&d.days)
-        .bind(&d.route)
-        .bind(&d.given_at)
-        .execute(&mut **tx)
-        .await?;
-    }
-    for (i, l) in x.labs.iter().enumerate() {
-        // A NULL bound through the Any driver can make PostgreSQL prepare the statement with a type
-        // that a later f64 does not fit; so a missing number is written as a literal NULL instead.
-        const WITH_NUM: &str = "INSERT INTO labs (record_id, facility_id, patient_id, order_date, item_no, code, name, \
-             coding_system, value_type, value, units, reference_range, abnormal_flags, result_status, observed_at, value_num) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
-        const WITHOUT_NUM: &str = "INSERT INTO labs (record_id, facility_id, patient_id, order_date, item_no, code, name, \
-             coding_system, value_type, value, units, reference_range, abnormal_flags, result_status, observed_at, value_num) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL)";
-        let q = sqlx::query(if l.value_num.is_some() { WITH_NUM } else { WITHOUT_NUM })
-            .bind(id)
-            .bind(fac)
-            .bind(pid)
-            .bind(&date)
-            .bind(i as i64 + 1)
-            .bind(&l.code)
-            .bind(&l.name)
-            .bind(&l.coding_system)
-            .bind(&l.value_type)
-            .bind(&l.value)
-            .bind(&l.units)
-            .bind(&l.reference_range)
-            .bind(&l.abnormal_flags)
-            .bind(&l.result_status)
-            .bind(&l.observed_at);
-        let q = match l.value_num {
-            Some(v) => q.bind(v),
-            None => q,
-        };
-        q.execute(&mut **tx).await?;
-    }
-    for (i, d) in x.diagnoses.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO diagnoses (record_id, facility_id, patient_id, item_no, source, code, name, coding_system, icd10, \
-             onset_date, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(id)
-        .bind(fac)
-        .bind(pid)
-        .bind(i as i64 + 1)
-        .bind(d.source)
-        .bind(&d.code)
-        .bind(&d.name)
-        .bind(&d.coding_system)
-        .bind(&d.icd10)
-        .bind(&d.onset_date)
-        .bind(&d.status)
-        .execute(&mut **tx)
-        .await?;
-    }
-    for e in &x.encounters {
-        sqlx::query(
-            "INSERT INTO encounters (record_id, facility_id, patient_id, event, trigger_event, event_time, patient_class, ward) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(id)
-        .bind(fac)
-        .bind(pid)
-        .bind(e.event)
-        .bind(&e.trigger_event)
-        .bind(&e.event_time)
-        .bind(&e.patient_class)
-        .bind(&e.ward)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(true)
 }
 
 /// Records a batch's counters, rejections and the site's last activity inside `tx`.

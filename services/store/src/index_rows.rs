@@ -4,9 +4,10 @@
 //! statement is a hand-off to the database driver's thread; a profile of the upload benchmark
 //! showed those hand-offs, not SQLite's own work, filling the single writer's time.
 //!
-//! Same result as [`crate::index::apply_entry`] entry by entry: entries with other changes
-//! (renames, deletes) are applied one by one, in order, between runs; a run never holds two files
-//! with the same version key, so `ON CONFLICT DO NOTHING` decides each one as it would alone.
+//! Same result as [`crate::index::apply_entry`] entry by entry (which writes its one record
+//! through [`insert_run`] too): entries with other changes (renames, deletes) are applied one by
+//! one, in order, between runs; a run never holds two files with the same version key, so
+//! `ON CONFLICT DO NOTHING` decides each one as it would alone.
 
 use std::collections::{HashMap, HashSet};
 
@@ -48,29 +49,31 @@ pub async fn apply_entries(
             insert_run(tx, backend, volume_label, &run).await?;
             run.clear();
             keys.clear();
-            apply_entry(tx, volume_label, e, Some(s)).await?;
+            apply_entry(tx, backend, volume_label, e, Some(s)).await?;
             continue;
         }
-        if !keys.insert((s.facility.as_str().to_owned(), version_key(&s.path.name))) {
+        let key = (s.facility.as_str().to_owned(), version_key(&s.path.name));
+        if keys.contains(&key) {
             insert_run(tx, backend, volume_label, &run).await?;
             run.clear();
             keys.clear();
-            keys.insert((s.facility.as_str().to_owned(), version_key(&s.path.name)));
         }
+        keys.insert(key);
         run.push((e, s));
     }
-    insert_run(tx, backend, volume_label, &run).await
+    insert_run(tx, backend, volume_label, &run).await.map(|_| ())
 }
 
-/// The records of a run, then the search rows of those that were new.
-async fn insert_run(
+/// The records of a run (entries each writing the file described beside it), then the search
+/// rows of those that were new; returns how many records were new.
+pub(crate) async fn insert_run(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     volume_label: &str,
     run: &[(&Entry, &StoredFile)],
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     if run.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let records: Vec<Vec<Val>> = run
         .iter()
@@ -210,7 +213,7 @@ async fn insert_run(
     ] {
         insert_rows(tx, backend, head, "", rows).await?;
     }
-    Ok(())
+    Ok(ids.len())
 }
 
 /// `INSERT INTO head VALUES (…), (…) tail` over `rows`, in chunks of at most [`MAX_PARAMS`]

@@ -54,7 +54,7 @@ pub async fn recover(
         let mut tx = db.pool.begin().await?;
         for e in &entries {
             let stored = stored_file_for(tree, db, e).await?;
-            index::apply_entry(&mut tx, volume_label, e, stored.as_ref()).await?;
+            index::apply_entry(&mut tx, db.backend, volume_label, e, stored.as_ref()).await?;
         }
         index::set_applied(&mut tx, last).await?;
         tx.commit().await?;

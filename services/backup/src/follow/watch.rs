@@ -88,8 +88,8 @@ pub async fn run(
         for p in event.paths {
             if let Err(crossbeam_channel::TrySendError::Full(p)) = tx.try_send(p) {
                 m.watch_overflows.inc();
-                // The folder of the event's path (the root itself for the root).
-                let dir = if p == r { r.clone() } else { p.parent().unwrap_or(&r).to_owned() };
+                // The folder of the event's path (`add` keeps it within the root).
+                let dir = p.parent().unwrap_or(&r).to_owned();
                 o.lock().expect("rescan set").add(&r, dir, max);
             }
         }
