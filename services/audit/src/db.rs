@@ -1,77 +1,22 @@
 //! The audit database: SQLite (embedded default) or PostgreSQL through sqlx's `Any` driver, one set of
 //! queries, one migrations folder per backend with the same schema (the store's strategy).
 
-use crate::error::{AuditError, Result};
+use crate::error::Result;
 use crate::event::AuditEvent;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::Row;
 
-/// Which database a URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use kizuna_db::Backend;
 
-/// An open, migrated audit database.
-#[derive(Clone)]
-pub struct Db {
-    pub pool: AnyPool,
-    pub backend: Backend,
-}
-
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-impl Db {
-    /// Connect (creating a SQLite file if needed) and run the migrations.
-    pub async fn open(url: &str) -> Result<Self> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
-        } else {
-            return Err(AuditError::Config {
-                path: "database_url".into(),
-                reason: format!("must start with sqlite: or postgres:, not {url:?}"),
-            });
-        };
-        let url = if backend == Backend::Sqlite && !url.contains("mode=") {
-            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
-        } else {
-            url.to_string()
-        };
-        let opts: AnyConnectOptions = url.parse()?;
-        let pool = match backend {
-            Backend::Sqlite => {
-                AnyPoolOptions::new()
-                    .max_connections(4)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            // WAL: searches run beside the appender. synchronous=FULL: a committed
-                            // audit event must survive a power cut (the sender deletes its spool
-                            // copy once we answer). A 256 MiB page cache keeps the six search
-                            // indexes' hot pages in memory; SQLite's 2 MiB default made appends
-                            // index-bound.
-                            // wal_autocheckpoint = 0: the log's own checkpointer copies the WAL
-                            // back off the appender's path (see `log::WalCheckpointer`).
-                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824; PRAGMA wal_autocheckpoint = 0;")
-                                .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_with(opts)
-                    .await?
-            }
-            Backend::Postgres => AnyPoolOptions::new().max_connections(8).connect_with(opts).await?,
-        };
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
-        }
-        Ok(Db { pool, backend })
-    }
+kizuna_db::service_db! {
+    /// An open, migrated audit database; opening and write transactions are `kizuna_db`'s.
+    error: crate::error::AuditError,
+    // WAL: searches run beside the appender. synchronous=FULL: a committed audit event
+    // must survive a power cut (the sender deletes its spool copy once we answer). A 256 MiB
+    // page cache keeps the six search indexes' hot pages in memory; SQLite's 2 MiB default
+    // made appends index-bound. wal_autocheckpoint = 0: the log's own checkpointer copies
+    // the WAL back off the appender's path (see `log::WalCheckpointer`).
+    sqlite: "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824; PRAGMA wal_autocheckpoint = 0;",
+    postgres: "",
 }
 
 /// The search columns of one event, derived from its body.

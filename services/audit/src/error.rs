@@ -15,6 +15,8 @@ pub enum AuditError {
     Database(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Open(#[from] kizuna_db::DbError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

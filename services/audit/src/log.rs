@@ -322,7 +322,7 @@ impl AuditLog {
         // Leaf hashes are computed while the rows are built, so each body is encoded once and then
         // moved into its statement.
         let mut leaves = Vec::with_capacity(fresh.len());
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let full_sql = insert_sql(self.db.backend, INSERT_CHUNK);
         for chunk in fresh.chunks(INSERT_CHUNK) {
             let sql = if chunk.len() == INSERT_CHUNK {

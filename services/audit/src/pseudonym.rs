@@ -36,7 +36,7 @@ impl Auditor {
 /// Register (or update) mappings; called by the auth service through the intake API.
 pub async fn register(db: &Db, mappings: &[PseudonymMapping]) -> Result<()> {
     let now = jiff::Timestamp::now().as_microsecond();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for m in mappings {
         sqlx::query(
             "INSERT INTO audit_pseudonym (pairwise_id, sector, subject_id, display_name, registered_at) VALUES ($1, $2, $3, $4, $5) \

@@ -9,6 +9,8 @@ pub enum AuthError {
     Database(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Open(#[from] kizuna_db::DbError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -90,7 +90,7 @@ pub async fn redeem(
     token_lifetime_secs: i64,
 ) -> Result<std::result::Result<Redeemed, RedeemError>> {
     let hash = token_hash(code);
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let row = sqlx::query(
         "SELECT client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, expires_at, used_at \
          FROM auth_code WHERE code_hash = $1",

@@ -65,7 +65,7 @@ pub async fn unregistered(db: &Db) -> Result<Vec<Unregistered>> {
 }
 
 pub async fn mark_registered(db: &Db, subjects: &[String]) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for s in subjects {
         sqlx::query("UPDATE auth_pairwise SET registered = 1 WHERE subject = $1")
             .bind(s)

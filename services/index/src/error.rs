@@ -27,6 +27,8 @@ pub enum IndexError {
     Db { context: &'static str, source: sqlx::Error },
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Open(#[from] kizuna_db::DbError),
     #[error("stored matcher model is unreadable: {0}")]
     Model(#[from] serde_json::Error),
 }

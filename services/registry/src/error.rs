@@ -12,6 +12,8 @@ pub enum RegistryError {
     Db(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Open(#[from] kizuna_db::DbError),
     /// A policy that fails validation: one line per problem, `file:line:column: field: reason`.
     #[error("{}", .0.join("\n"))]
     Policy(Vec<String>),

@@ -96,7 +96,7 @@ pub async fn apply(db: &Db, text: &str, file: &Path, note: &str, dry_run: bool) 
         return Ok(Applied { version: None, previous, diff, released: Vec::new() });
     }
     let now = netd::registry::unix_now() as i64;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     bump(&mut tx).await?;
     let next: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 AS next FROM policies")
         .fetch_one(&mut *tx)

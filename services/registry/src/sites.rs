@@ -60,7 +60,7 @@ pub async fn provision(db: &Db, site: &str, ttl_secs: u64, url: &str, pin: &str)
     site_in_active_policy(db, site).await?;
     let now = unix_now();
     let secret = new_secret();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query("DELETE FROM tokens WHERE site = $1 AND used_unix IS NULL")
         .bind(site)
         .execute(&mut *tx)
@@ -180,7 +180,7 @@ pub async fn enroll(
     }
     let now = unix_now();
     let credential = new_secret();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let version = bump(&mut tx).await?;
     check_token(&mut tx, site, secret, now).await?;
     let used = sqlx::query("UPDATE tokens SET used_unix = $1 WHERE secret_sha256 = $2 AND used_unix IS NULL")
@@ -261,7 +261,7 @@ pub async fn register_keys(db: &Db, site: &SiteName, keys: &BTreeMap<SegmentName
         return Err(RegistryError::BadRequest(format!("site {site} is not a member of segment {bad}")));
     }
     let now = unix_now() as i64;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let version = bump(&mut tx).await?;
     check_keys_unique(&mut tx, site.as_str(), keys).await?;
     for (seg, key) in keys {
@@ -287,7 +287,7 @@ pub async fn register_keys(db: &Db, site: &SiteName, keys: &BTreeMap<SegmentName
 /// Cut a site off: out of every view at the next version, its keys and tokens deleted, its
 /// credential refused. Returns the new version.
 pub async fn revoke(db: &Db, site: &str) -> Result<u64> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let version = bump(&mut tx).await?;
     let done = sqlx::query("UPDATE sites SET status = 'revoked', revoked_unix = $1 WHERE name = $2")
         .bind(unix_now() as i64)

@@ -37,7 +37,7 @@ pub fn check_daily_log(log: &DailyLog) -> Result<(), BadReport> {
 pub async fn record_heartbeat(db: &Db, site: &str, hb: &Heartbeat, peer: &str) -> Result<(), StoreError> {
     let t = jiff::Timestamp::now().to_string();
     let _w = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO heartbeats (site, received_at, agent_version, queue_depth, quarantined, agent_last_upload) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -114,7 +114,7 @@ pub fn check_heartbeat(hb: &Heartbeat) -> Result<(), BadReport> {
 pub async fn record_daily_log(db: &Db, site: &str, log: &DailyLog) -> Result<(), StoreError> {
     let t = jiff::Timestamp::now().to_string();
     let _w = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO daily_logs (site, day, files_uploaded, files_quarantined, upload_errors, truncated, received_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (site, day) DO UPDATE SET files_uploaded = excluded.files_uploaded, \

@@ -15,6 +15,8 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Open(#[from] kizuna_db::DbError),
     #[error("journal {path}: {reason}")]
     Journal { path: PathBuf, reason: String },
     #[error("site {site:?}: {reason}")]

@@ -223,7 +223,7 @@ pub async fn ingest_batch(
     let (index_wait, index_commit) = {
         let _w = store.db.write_guard().await;
         let waited = started.elapsed() - t_applied;
-        let mut tx = store.db.pool.begin().await?;
+        let mut tx = store.db.begin_write().await?;
         let items: Vec<_> = entries.iter().zip(&ops).map(|(e, o)| (e, &o.stored)).collect();
         crate::index_rows::apply_entries(&mut tx, store.db.backend, &store.config.volume_label, &items)
             .await?;

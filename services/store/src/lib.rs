@@ -153,7 +153,7 @@ impl Store {
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         let w = self.applied_watermark();
         let _g = self.db.write_guard().await;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         index::set_applied(&mut tx, w).await?;
         tx.commit().await?;
         Ok(())

@@ -51,7 +51,7 @@ pub async fn recover(
         .await
         .map_err(|e| StoreError::Recovery(format!("replay task failed: {e}")))??;
         let _w = db.write_guard().await;
-        let mut tx = db.pool.begin().await?;
+        let mut tx = db.begin_write().await?;
         for e in &entries {
             let stored = stored_file_for(tree, db, e).await?;
             index::apply_entry(&mut tx, db.backend, volume_label, e, stored.as_ref()).await?;

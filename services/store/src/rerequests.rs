@@ -28,7 +28,7 @@ pub struct RerequestRow {
 /// request for the same file is reused. Returns the request's id.
 pub async fn request(db: &Db, site: &str, file: &str, sha256: &str, by: &str) -> Result<i64, StoreError> {
     let _w = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let known =
         sqlx::query("SELECT name FROM sites WHERE name = $1").bind(site).fetch_optional(&mut *tx).await?;
     if known.is_none() {
@@ -76,7 +76,7 @@ pub async fn record_outcomes(db: &Db, site: &str, outcomes: &[RerequestOutcome])
     }
     let t = jiff::Timestamp::now().to_string();
     let _w = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for o in outcomes {
         if !matches!(o.outcome.as_str(), "released" | "missing" | "failed") {
             continue;

@@ -104,7 +104,7 @@ pub async fn add_site(
     let allow = if allow.is_empty() { default_allow() } else { allow.to_vec() };
     let token = new_token();
     let _w = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let exists =
         sqlx::query("SELECT name FROM sites WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?;
     if exists.is_some() {

@@ -96,7 +96,7 @@ impl Registry {
     ) -> Result<ConsentRecord, IndexError> {
         check_actor(actor, reason)?;
         let _g = self.db.write_guard().await;
-        let mut tx = self.db.pool.begin().await.map_err(IndexError::db("starting a consent change"))?;
+        let mut tx = self.db.begin_write().await.map_err(IndexError::db("starting a consent change"))?;
         require_common_id(&mut tx, common_id).await?;
         let at = now();
         let facilities = serde_json::to_string(&policy.facilities())?;
@@ -205,7 +205,7 @@ impl Registry {
             });
         }
         let _g = self.db.write_guard().await;
-        let mut tx = self.db.pool.begin().await.map_err(IndexError::db("starting a break-glass grant"))?;
+        let mut tx = self.db.begin_write().await.map_err(IndexError::db("starting a break-glass grant"))?;
         require_common_id(&mut tx, common_id).await?;
         let row = sqlx::query(
             "INSERT INTO break_glass (at, common_id, facility_id, user_id, reason, expires_unix) \

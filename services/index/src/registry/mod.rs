@@ -162,7 +162,7 @@ impl Registry {
         let prepared = Prepared::new(d);
         let keys = prepared.blocking_keys();
         let _g = self.db.write_guard().await;
-        let mut tx = self.db.pool.begin().await.map_err(IndexError::db("starting an enrollment"))?;
+        let mut tx = self.db.begin_write().await.map_err(IndexError::db("starting an enrollment"))?;
         let at = now();
         let demographics = serde_json::to_string(d)?;
         if let Some(existing) = find_in(&mut tx, key).await? {
@@ -322,7 +322,7 @@ impl Registry {
     ) -> Result<(), IndexError> {
         check_actor(admin, reason)?;
         let _g = self.db.write_guard().await;
-        let mut tx = self.db.pool.begin().await.map_err(IndexError::db("starting a manual link"))?;
+        let mut tx = self.db.begin_write().await.map_err(IndexError::db("starting a manual link"))?;
         require_common_id(&mut tx, to).await?;
         let from = find_in(&mut tx, key).await?.ok_or_else(|| IndexError::NotEnrolled {
             facility: key.facility.clone(),
@@ -343,7 +343,7 @@ impl Registry {
     pub async fn unlink(&self, key: &RecordKey, admin: &str, reason: &str) -> Result<CommonId, IndexError> {
         check_actor(admin, reason)?;
         let _g = self.db.write_guard().await;
-        let mut tx = self.db.pool.begin().await.map_err(IndexError::db("starting an unlink"))?;
+        let mut tx = self.db.begin_write().await.map_err(IndexError::db("starting an unlink"))?;
         let from = find_in(&mut tx, key).await?.ok_or_else(|| IndexError::NotEnrolled {
             facility: key.facility.clone(),
             local_id: key.local_id.clone(),
@@ -389,7 +389,7 @@ impl Registry {
     ) -> Result<CommonId, IndexError> {
         check_actor(admin, reason)?;
         let _g = self.db.write_guard().await;
-        let mut tx = self.db.pool.begin().await.map_err(IndexError::db("starting a review decision"))?;
+        let mut tx = self.db.begin_write().await.map_err(IndexError::db("starting a review decision"))?;
         let row = sqlx::query(
             "SELECT id, created_at, facility_id, patient_id, candidate_common_id, candidate_facility_id, \
              candidate_patient_id, match_weight, explanation, model_id, status \

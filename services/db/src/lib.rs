@@ -1,0 +1,193 @@
+//! One way for every centre service to open its database: SQLite (the embedded default) or
+//! PostgreSQL through sqlx's `Any` driver, so that one set of queries serves both. Each service
+//! keeps its own migrations folder per backend and its own connection tuning; this crate holds what
+//! they share.
+//!
+//! Write transactions go through [`Db::begin_write`]. On SQLite a plain `BEGIN` is deferred: it
+//! reads from a snapshot and asks for the write lock only at its first write, and when another
+//! connection has committed in between, SQLite cannot upgrade the stale snapshot and fails at once
+//! with `SQLITE_BUSY_SNAPSHOT` ("database is locked", code 517) — the busy timeout does not help.
+//! `BEGIN IMMEDIATE` takes the write lock first, waiting out the busy timeout, so a transaction that
+//! reads and then writes never fails that way.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+/// Why a database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database_url must start with sqlite: or postgres:, not {scheme:?}")]
+    Scheme { scheme: String },
+    #[error("creating the database directory {path}: {source}")]
+    Directory { path: PathBuf, source: std::io::Error },
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend of `url`, by its scheme.
+    pub fn of_url(url: &str) -> Result<Self, DbError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(DbError::Scheme { scheme: url.split(':').next().unwrap_or("").to_owned() })
+        }
+    }
+}
+
+/// A service's connection tuning: statements run on every new connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// For SQLite, e.g. `PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 30000; …`.
+    pub sqlite: &'static str,
+    /// For PostgreSQL, e.g. `SET synchronous_commit = off`; empty for none.
+    pub postgres: &'static str,
+}
+
+/// A service's migrations, one folder per backend with the same schema.
+#[derive(Clone, Copy)]
+pub struct Migrations {
+    pub sqlite: &'static Migrator,
+    pub postgres: &'static Migrator,
+}
+
+/// An open, migrated database.
+#[derive(Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    /// SQLite allows one writer; this process's writers queue here rather than in SQLite's
+    /// busy-wait loop.
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Db {
+    /// Connect (creating a SQLite file and its directory if needed) and run the migrations.
+    pub async fn open(url: &str, tuning: Tuning, migrations: Migrations) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let url = match backend {
+            Backend::Sqlite => {
+                if let Some(dir) = sqlite_file(url).as_deref().and_then(Path::parent) {
+                    create_dirs_synced(dir)?;
+                }
+                if url.contains("mode=") {
+                    url.to_owned()
+                } else {
+                    format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+                }
+            }
+            Backend::Postgres => url.to_owned(),
+        };
+        let opts: AnyConnectOptions = url.parse()?;
+        let setup = match backend {
+            Backend::Sqlite => tuning.sqlite,
+            Backend::Postgres => tuning.postgres,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if !setup.is_empty() {
+                        conn.execute(setup).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await?;
+        match backend {
+            Backend::Sqlite => migrations.sqlite.run(&pool).await?,
+            Backend::Postgres => migrations.postgres.run(&pool).await?,
+        }
+        Ok(Db { pool, backend, write_lock: Arc::new(tokio::sync::Mutex::new(())) })
+    }
+
+    /// Begin a transaction that will write: `BEGIN IMMEDIATE` on SQLite (see the crate doc),
+    /// a plain `BEGIN` on PostgreSQL.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// Serialises this process's write transactions on SQLite (no guard on PostgreSQL).
+    pub async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_lock.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+}
+
+/// The file a `sqlite:` URL names, if any (not for `:memory:`).
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| path.into())
+}
+
+/// `mkdir -p` that also syncs each parent whose entry it added, so the new directory survives a
+/// power cut.
+fn create_dirs_synced(dir: &Path) -> Result<(), DbError> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs_synced(parent)?;
+    }
+    let err = |source| DbError::Directory { path: dir.to_owned(), source };
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(err(e)),
+    }
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(parent).and_then(|f| f.sync_all()).map_err(err)
+}
+
+/// Defines a service's `Db`: a newtype over [`Db`] (reached through `Deref`) whose `open(url)`
+/// runs the calling crate's `migrations/sqlite` or `migrations/postgres` with the given tuning and
+/// returns the crate's own error type (which must implement `From<DbError>`).
+#[macro_export]
+macro_rules! service_db {
+    ($(#[$doc:meta])* error: $err:ty, sqlite: $sqlite:expr, postgres: $postgres:expr $(,)?) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct Db($crate::Db);
+
+        impl ::std::ops::Deref for Db {
+            type Target = $crate::Db;
+            fn deref(&self) -> &$crate::Db {
+                &self.0
+            }
+        }
+
+        impl Db {
+            /// Connect (creating a SQLite file and its directories if needed) and run the migrations.
+            pub async fn open(url: &str) -> ::std::result::Result<Self, $err> {
+                static SQLITE: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/sqlite");
+                static POSTGRES: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/postgres");
+                let tuning = $crate::Tuning { sqlite: $sqlite, postgres: $postgres };
+                let migrations = $crate::Migrations { sqlite: &SQLITE, postgres: &POSTGRES };
+                Ok(Db($crate::Db::open(url, tuning, migrations).await?))
+            }
+        }
+    };
+}
