@@ -134,6 +134,8 @@ impl Agent {
         }
         for dir in [cfg.log_dir(), cfg.cursor_dir()] {
             crate::durable::create_dir_all_synced(&dir).map_err(|e| AgentError::io(&dir, e))?;
+            // A crash in the middle of a cursor write leaves its temp file behind.
+            crate::durable::remove_temp_files(&dir).map_err(|e| AgentError::io(&dir, e))?;
         }
         let (outbox, strays) =
             Outbox::open(&cfg.outbox_dir()).map_err(|e| AgentError::io(&cfg.outbox_dir(), e))?;

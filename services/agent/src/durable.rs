@@ -147,6 +147,18 @@ pub fn remove_temp_files(dir: &Path) -> io::Result<usize> {
     Ok(n)
 }
 
+/// [`remove_temp_files`] in `dir` and every folder below it.
+pub fn remove_temp_files_below(dir: &Path) -> io::Result<usize> {
+    let mut n = remove_temp_files(dir)?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            n += remove_temp_files_below(&entry.path())?;
+        }
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +177,9 @@ mod tests {
         assert_eq!(fs::read(sub.join("b")).unwrap(), b"world");
         fs::write(sub.join(format!("{TEMP_PREFIX}1-c")), b"junk").unwrap();
         assert_eq!(remove_temp_files(&sub).unwrap(), 1);
+        fs::write(sub.join(format!("{TEMP_PREFIX}2-d")), b"junk").unwrap();
+        fs::write(d.path().join(format!("{TEMP_PREFIX}3-e")), b"junk").unwrap();
+        assert_eq!(remove_temp_files_below(d.path()).unwrap(), 2, "found in the folder and below it");
         let mut names: Vec<_> = fs::read_dir(&sub).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
         assert_eq!(names, ["a", "b"]);

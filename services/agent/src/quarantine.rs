@@ -43,6 +43,8 @@ impl Quarantine {
     /// Opens (creating if needed) the folder and counts what is already there.
     pub fn open(dir: &Path) -> io::Result<Self> {
         durable::create_dir_all_synced(dir)?;
+        // A crash while a reason file was written leaves its temp file behind.
+        durable::remove_temp_files_below(dir)?;
         Ok(Self { dir: dir.to_owned(), count: AtomicU64::new(count_files(dir)?) })
     }
 

@@ -339,3 +339,19 @@ async fn a_rotated_token_is_picked_up_from_the_token_file() {
     assert!(!logged.contains("rotated-token-42") && !logged.contains(TOKEN), "a token reached the log");
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temp_files_of_a_crash_are_removed_at_start() {
+    let (_store, addr) = start_store().await;
+    let site = Site::new(addr);
+    // What a SIGKILL between a temp file's creation and its rename leaves behind.
+    let cursor = site.cfg.cursor_dir().join(".kizuna-tmp-4242-last-upload");
+    let reason = site.cfg.quarantine_dir().join("sub/.kizuna-tmp-4242-x.reason.json");
+    for f in [&cursor, &reason] {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, b"half written").unwrap();
+    }
+    let _agent = kizuna_agent::Agent::new(site.cfg.clone()).unwrap();
+    assert!(!cursor.exists(), "cursor temp file left");
+    assert!(!reason.exists(), "quarantine temp file left");
+}
