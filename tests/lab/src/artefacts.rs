@@ -22,7 +22,7 @@ pub fn cache_dir() -> PathBuf {
 pub enum GuestInit {
     /// The lab's busybox image: `guest/rc` reads `lab.name=` and `lab.ip=`.
     Busybox,
-    /// A Kizuna image: systemd reads `systemd.hostname=`, systemd-network-generator reads `ip=`.
+    /// A Kizuna image: systemd reads `systemd.hostname=`, the image's generator `kizuna.underlay=`.
     Systemd,
 }
 

@@ -66,7 +66,7 @@ impl Vm {
             .map_err(|e| LabError::io(format!("creating {}", qemu_log.display()), e))?;
         let qemu_err =
             qemu_out.try_clone().map_err(|e| LabError::io("duplicating the qemu log handle", e))?;
-        let append = kernel_command_line(&spec, artefacts.init)?;
+        let append = kernel_command_line(&spec, artefacts.init);
         let mut cmd = Command::new("setpriv");
         // If the test process dies without dropping the lab, the kernel kills QEMU anyway.
         cmd.args(["--pdeathsig", "KILL", "ip", "netns", "exec", netns])
@@ -310,26 +310,17 @@ impl Drop for Vm {
 }
 
 /// The kernel command line: console, and the guest's name and static underlay address in the form
-/// its init reads (the lab's `guest/rc`, or systemd and systemd-network-generator in an image).
-fn kernel_command_line(spec: &VmSpec, init: GuestInit) -> Result<String> {
+/// its init reads (the lab's `guest/rc`, or systemd and the image's `kizuna-underlay-generator`).
+fn kernel_command_line(spec: &VmSpec, init: GuestInit) -> String {
     let base = "console=ttyS0 quiet panic=-1 no_timer_check";
-    Ok(match init {
+    match init {
         GuestInit::Busybox => format!("{base} lab.name={} lab.ip={}", spec.name, spec.underlay),
-        GuestInit::Systemd => {
-            let (addr, len) = spec.underlay.split_once('/').unwrap_or((&spec.underlay, "24"));
-            let mask = len
-                .parse::<u32>()
-                .ok()
-                .filter(|l| *l <= 32)
-                .map(|l| std::net::Ipv4Addr::from(u32::MAX.checked_shl(32 - l).unwrap_or(0)))
-                .ok_or_else(|| LabError::Protocol {
-                    vm: spec.name.clone(),
-                    detail: format!("underlay {} has no prefix length 0..=32", spec.underlay),
-                })?;
-            // net.ifnames=0 keeps the name eth0 that ip= names; the address needs no gateway.
-            format!("{base} systemd.hostname={} net.ifnames=0 ip={addr}::0.0.0.0:{mask}::eth0:off", spec.name)
-        }
-    })
+        // net.ifnames=0 keeps the name eth0 that kizuna.underlay= names.
+        GuestInit::Systemd => format!(
+            "{base} systemd.hostname={} net.ifnames=0 kizuna.underlay=eth0:{}",
+            spec.name, spec.underlay
+        ),
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -54,6 +54,13 @@ fn assert_started_by_systemd(vm: &Vm, unit: &str, comm: &str, user: &str) {
     assert_eq!(out.trim(), format!("{comm} 1 {user}"), "{}: {unit}'s main process", vm.name());
 }
 
+/// netd's state and last log lines, for failure messages.
+fn netd_diagnosis(vm: &Vm) -> String {
+    vm.run("systemctl status --no-pager netd 2>&1 | head -5; wg show 2>&1; netd status 2>&1; journalctl -u netd --no-pager 2>&1 | tail -40")
+        .map(|o| o.stdout)
+        .unwrap_or_else(|e| e.to_string())
+}
+
 fn policy() -> String {
     // Two routers; each LAN is a VLAN on eth0 that netd creates (ids differ per router, so the
     // LANs do not share the lab bridge).
@@ -222,20 +229,25 @@ fn centre_and_site_images_boot_their_services_and_enroll() {
     });
     for vm in [centre, site] {
         assert_started_by_systemd(vm, "netd", "netd", "root");
-        vm.run_ok(&retry("nft list table inet kizuna >/dev/null 2>&1", 60))
-            .unwrap_or_else(|e| panic!("{}: netd loaded no nftables table kizuna: {e}", vm.name()));
+        vm.run_ok_with_timeout(
+            &retry("nft list table inet kizuna >/dev/null 2>&1", 90),
+            Duration::from_secs(120),
+        )
+        .unwrap_or_else(|e| {
+            panic!("{}: netd loaded no nftables table kizuna: {e}\n{}", vm.name(), netd_diagnosis(vm))
+        });
     }
     // WireGuard between the two routers, over the underlay.
-    let handshake = site
-        .run_ok(&retry(
-            "wg show kzw-upload latest-handshakes 2>/dev/null | awk '$2 > 0 {f=1} END {exit !f}'",
-            90,
-        ))
-        .map(|_| ());
+    let handshake = site.run_ok_with_timeout(
+        &retry("wg show kzw-upload latest-handshakes 2>/dev/null | awk '$2 > 0 {f=1} END {exit !f}'", 90),
+        Duration::from_secs(120),
+    );
     if let Err(e) = handshake {
-        let diag =
-            site.run("wg show; netd status; journalctl -u netd --no-pager | tail -30").map(|o| o.stdout);
-        panic!("site-a: no WireGuard handshake with the centre on kzw-upload: {e}\n{diag:?}");
+        panic!(
+            "site-a: no WireGuard handshake with the centre on kzw-upload: {e}\nsite-a:\n{}\ncentre:\n{}",
+            netd_diagnosis(site),
+            netd_diagnosis(centre)
+        );
     }
     let status = site.run_ok("netd status").unwrap();
     eprintln!(
