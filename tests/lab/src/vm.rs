@@ -27,11 +27,19 @@ pub struct VmSpec {
     /// instead of following the host's, so timings measured inside the guest do not depend on
     /// how busy the host is (benchmarks). None: the guest clock is the host's.
     pub icount_shift: Option<u8>,
+    /// Appended to the kernel command line (e.g. a systemd credential for an image).
+    pub kernel_args: Vec<String>,
 }
 
 impl VmSpec {
     pub fn new(name: &str, underlay: &str) -> Self {
-        VmSpec { name: name.to_string(), underlay: underlay.to_string(), memory_mb: 256, icount_shift: None }
+        VmSpec {
+            name: name.to_string(),
+            underlay: underlay.to_string(),
+            memory_mb: 256,
+            icount_shift: None,
+            kernel_args: Vec::new(),
+        }
     }
 }
 
@@ -313,14 +321,15 @@ impl Drop for Vm {
 /// its init reads (the lab's `guest/rc`, or systemd and the image's `kizuna-underlay-generator`).
 fn kernel_command_line(spec: &VmSpec, init: GuestInit) -> String {
     let base = "console=ttyS0 quiet panic=-1 no_timer_check";
-    match init {
+    let line = match init {
         GuestInit::Busybox => format!("{base} lab.name={} lab.ip={}", spec.name, spec.underlay),
         // net.ifnames=0 keeps the name eth0 that kizuna.underlay= names.
         GuestInit::Systemd => format!(
             "{base} systemd.hostname={} net.ifnames=0 kizuna.underlay=eth0:{}",
             spec.name, spec.underlay
         ),
-    }
+    };
+    spec.kernel_args.iter().fold(line, |line, arg| format!("{line} {arg}"))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

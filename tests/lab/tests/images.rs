@@ -112,10 +112,32 @@ fn centre_and_site_images_boot_their_services_and_enroll() {
     }
     eprintln!("images: built or found in the cache in {:.1} s", built.as_secs_f64());
 
+    // Root's SSH key for the centre, handed over as the systemd credential ssh.authorized_keys.root
+    // on the kernel command line, as the Vagrantfile does.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("id_ed25519");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "lab", "-f"])
+        .arg(&key)
+        .status()
+        .expect("running ssh-keygen (Debian package openssh-client)");
+    assert!(keygen.success(), "ssh-keygen failed");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let public: Vec<&str> = public.split_whitespace().take(2).collect();
+    let credential = format!("\"systemd.set_credential=ssh.authorized_keys.root:{}\"", public.join(" "));
+    let private = std::fs::read_to_string(&key).unwrap();
+
     let lab = Lab::start_with(
         "images",
         vec![
-            (VmSpec { memory_mb: 1024, ..VmSpec::new("centre", &format!("{CENTRE_IP}/24")) }, centre_image),
+            (
+                VmSpec {
+                    memory_mb: 1024,
+                    kernel_args: vec![credential],
+                    ..VmSpec::new("centre", &format!("{CENTRE_IP}/24"))
+                },
+                centre_image,
+            ),
             (VmSpec { memory_mb: 768, ..VmSpec::new("site-a", &format!("{SITE_IP}/24")) }, site_image),
         ],
     )
@@ -204,6 +226,22 @@ fn centre_and_site_images_boot_their_services_and_enroll() {
     assert!(!store.trim().is_empty());
     site.run_ok(&format!("curl -sfk --max-time 5 https://{CENTRE_IP}:9443/v1/health >/dev/null"))
         .expect("the site reaches the centre's registry over the underlay");
+
+    // SSH from the site to the centre's root, with the key from the credential; host key checked
+    // against the one the centre generated at its first boot.
+    let centre_hostkey = centre.run_ok("cat /etc/ssh/ssh_host_ed25519_key.pub").unwrap();
+    site.write_file("/root/.ssh/id_ed25519", &private).unwrap();
+    site.write_file(
+        "/root/.ssh/known_hosts",
+        &format!("{CENTRE_IP} {}\n", centre_hostkey.split_whitespace().take(2).collect::<Vec<_>>().join(" ")),
+    )
+    .unwrap();
+    let over_ssh = site
+        .run_ok(&format!(
+            "chmod 600 /root/.ssh/id_ed25519; ssh -o BatchMode=yes -o ConnectTimeout=20 root@{CENTRE_IP} cat /etc/kizuna-image"
+        ))
+        .expect("ssh from the site to root@centre with the key from the kernel command line's credential");
+    assert_eq!(over_ssh.trim(), "centre");
 
     // Provisioning as provisioning/README.md describes it.
     let enroll_started = Instant::now();
