@@ -167,7 +167,10 @@ fn centre_and_site_images_boot_their_services_and_enroll() {
             (*at - started).as_secs_f64() - built.as_secs_f64()
         );
     }
-    let analyze = lab.on_each(|vm| vm.run_ok("systemd-analyze time | head -1").unwrap_or_default());
+    let analyze = lab.on_each(|vm| {
+        vm.run_ok("systemd-analyze time | head -1; systemd-analyze blame --no-pager | head -5")
+            .unwrap_or_default()
+    });
     for (vm, line) in lab.vms().iter().zip(analyze) {
         eprintln!("images: {}: {}", vm.name(), line.trim());
     }
