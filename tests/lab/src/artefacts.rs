@@ -1,4 +1,5 @@
-//! The kernel and initramfs the guests boot, made by `kernel.sh` and `initramfs.sh` beside this crate.
+//! The kernel and initramfs the guests boot: the lab's own busybox image (`kernel.sh` and
+//! `initramfs.sh` beside this crate) or Kizuna's site and centre images (`images/build`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,6 +17,15 @@ pub fn cache_dir() -> PathBuf {
     std::env::var_os("KIZUNA_LAB_CACHE").map(PathBuf::from).unwrap_or_else(|| lab_dir().join(".cache"))
 }
 
+/// What runs as PID 1, which decides how the guest learns its name and underlay address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestInit {
+    /// The lab's busybox image: `guest/rc` reads `lab.name=` and `lab.ip=`.
+    Busybox,
+    /// A Kizuna image: systemd reads `systemd.hostname=`, the image's generator `kizuna.underlay=`.
+    Systemd,
+}
+
 /// A bootable kernel and initramfs.
 #[derive(Debug, Clone)]
 pub struct Artefacts {
@@ -25,6 +35,7 @@ pub struct Artefacts {
     pub kernel_release: String,
     /// How long fetching (or finding the cached) kernel and building the initramfs took.
     pub build_time: Duration,
+    pub init: GuestInit,
 }
 
 impl Artefacts {
@@ -49,6 +60,40 @@ impl Artefacts {
             initrd,
             kernel_release,
             build_time: started.elapsed(),
+            init: GuestInit::Busybox,
+        })
+    }
+
+    /// Kizuna's `site` or `centre` image, built (or found in its cache) by `images/build --lab`:
+    /// the artefact a user deploys plus the lab's command channel, a test hook (see images/README.md).
+    /// The binaries come from `KIZUNA_IMAGE_BIN_DIR` (`tests/lab/run` sets it).
+    pub fn image(role: &str) -> Result<Self> {
+        let started = Instant::now();
+        let script = lab_dir().join("../../images/build");
+        let out = Command::new(&script)
+            .args(["--lab", role])
+            .env("KIZUNA_LAB_CACHE", cache_dir())
+            .output()
+            .map_err(|e| LabError::io(format!("running {}", script.display()), e))?;
+        if !out.status.success() {
+            return Err(LabError::Setup {
+                step: format!("{} --lab {role}", script.display()),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        let dir =
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim());
+        let kernel_release = std::fs::read_to_string(dir.join("kver"))
+            .map_err(|e| LabError::io(format!("reading {}/kver", dir.display()), e))?
+            .trim()
+            .to_string();
+        Ok(Artefacts {
+            kernel: dir.join("vmlinuz"),
+            initrd: dir.join("initrd.img"),
+            kernel_release,
+            build_time: started.elapsed(),
+            init: GuestInit::Systemd,
         })
     }
 }

@@ -20,7 +20,7 @@ mod vm;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use artefacts::{Artefacts, cache_dir, lab_dir};
+pub use artefacts::{Artefacts, GuestInit, cache_dir, lab_dir};
 pub use channel::Output;
 pub use error::{LabError, Result};
 pub use underlay::NETNS_PREFIX;
@@ -44,6 +44,11 @@ impl Lab {
     /// Boots every guest in `specs` on one underlay bridge and waits until all answer.
     /// Console logs go to `.cache/runs/<name>/`, replacing the previous run's.
     pub fn start(name: &str, artefacts: &Artefacts, specs: Vec<VmSpec>) -> Result<Lab> {
+        Lab::start_with(name, specs.into_iter().map(|spec| (spec, artefacts.clone())).collect())
+    }
+
+    /// Like [`Lab::start`], each guest booting its own artefacts (e.g. a centre and a site image).
+    pub fn start_with(name: &str, guests: Vec<(VmSpec, Artefacts)>) -> Result<Lab> {
         remove_stale_namespaces();
         let started = Instant::now();
         let log_dir = cache_dir().join("runs").join(name);
@@ -59,11 +64,11 @@ impl Lab {
             .tempdir()
             .map_err(|e| LabError::io("creating the socket directory", e))?;
         let underlay = Underlay::create()?;
-        let mut vms = Vec::with_capacity(specs.len());
-        for (index, spec) in specs.into_iter().enumerate() {
+        let mut vms = Vec::with_capacity(guests.len());
+        for (index, (spec, artefacts)) in guests.into_iter().enumerate() {
             let tap = format!("tap{index}");
             underlay.add_tap(&tap)?;
-            vms.push(Vm::spawn(spec, index, artefacts, underlay.netns(), &tap, sockets.path(), &log_dir)?);
+            vms.push(Vm::spawn(spec, index, &artefacts, underlay.netns(), &tap, sockets.path(), &log_dir)?);
         }
         let lab = Lab { vms, underlay, log_dir, _sockets: sockets, boot_time: Duration::ZERO };
         for vm in &lab.vms {

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::artefacts::Artefacts;
+use crate::artefacts::{Artefacts, GuestInit};
 use crate::channel::{Channel, ChannelFailure, Output};
 use crate::error::{LabError, Result};
 
@@ -27,11 +27,19 @@ pub struct VmSpec {
     /// instead of following the host's, so timings measured inside the guest do not depend on
     /// how busy the host is (benchmarks). None: the guest clock is the host's.
     pub icount_shift: Option<u8>,
+    /// Appended to the kernel command line (e.g. a systemd credential for an image).
+    pub kernel_args: Vec<String>,
 }
 
 impl VmSpec {
     pub fn new(name: &str, underlay: &str) -> Self {
-        VmSpec { name: name.to_string(), underlay: underlay.to_string(), memory_mb: 256, icount_shift: None }
+        VmSpec {
+            name: name.to_string(),
+            underlay: underlay.to_string(),
+            memory_mb: 256,
+            icount_shift: None,
+            kernel_args: Vec::new(),
+        }
     }
 }
 
@@ -66,10 +74,7 @@ impl Vm {
             .map_err(|e| LabError::io(format!("creating {}", qemu_log.display()), e))?;
         let qemu_err =
             qemu_out.try_clone().map_err(|e| LabError::io("duplicating the qemu log handle", e))?;
-        let append = format!(
-            "console=ttyS0 quiet panic=-1 no_timer_check lab.name={} lab.ip={}",
-            spec.name, spec.underlay
-        );
+        let append = kernel_command_line(&spec, artefacts.init);
         let mut cmd = Command::new("setpriv");
         // If the test process dies without dropping the lab, the kernel kills QEMU anyway.
         cmd.args(["--pdeathsig", "KILL", "ip", "netns", "exec", netns])
@@ -310,6 +315,21 @@ impl Drop for Vm {
         let _ = qemu.kill();
         let _ = qemu.wait();
     }
+}
+
+/// The kernel command line: console, and the guest's name and static underlay address in the form
+/// its init reads (the lab's `guest/rc`, or systemd and the image's `kizuna-underlay-generator`).
+fn kernel_command_line(spec: &VmSpec, init: GuestInit) -> String {
+    let base = "console=ttyS0 quiet panic=-1 no_timer_check";
+    let line = match init {
+        GuestInit::Busybox => format!("{base} lab.name={} lab.ip={}", spec.name, spec.underlay),
+        // net.ifnames=0 keeps the name eth0 that kizuna.underlay= names.
+        GuestInit::Systemd => format!(
+            "{base} systemd.hostname={} net.ifnames=0 kizuna.underlay=eth0:{}",
+            spec.name, spec.underlay
+        ),
+    };
+    spec.kernel_args.iter().fold(line, |line, arg| format!("{line} {arg}"))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

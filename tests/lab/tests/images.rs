@@ -1,0 +1,365 @@
+//! Kizuna's own images, booted as a user deploys them: one centre and one site from `images/build`
+//! (Debian packages, the cloud kernel, systemd as PID 1; built with the lab's command channel as
+//! the only addition). Asserts what an operator relies on after power-on: every unit came up
+//! (`systemctl is-system-running` says `running`), the centre's services answer on their ports as
+//! the unprivileged user `kizuna`, the modules for VRF, WireGuard and nftables are loaded, the site
+//! reaches the centre's store and registry over the underlay, and the provisioning procedure of
+//! `provisioning/README.md` works as written: policy at the registry, `kizuna site provision`,
+//! `netd enroll` on each router, `systemctl start netd`; netd then runs under systemd, loads its
+//! nftables table and completes a WireGuard handshake between site and centre.
+
+use std::time::{Duration, Instant};
+
+use kizuna_lab::{Artefacts, Lab, Vm, VmSpec, lab_available};
+
+const CENTRE_IP: &str = "10.255.0.10";
+const SITE_IP: &str = "10.255.0.11";
+
+/// Centre units enabled in the image, each with the URL its health check answers on.
+const CENTRE_SERVICES: &[(&str, &str)] = &[
+    ("kizuna-store", "http://127.0.0.1:8440/healthz"),
+    ("kizuna-registry", "https://127.0.0.1:9443/v1/health"),
+    ("kizuna-audit", "http://127.0.0.1:7460/healthz"),
+    ("kizuna-auth", "http://127.0.0.1:7470/healthz"),
+    ("kizuna-admin", "http://127.0.0.1:8441/healthz"),
+];
+
+/// Shell that retries `cmd` once a second for at most `secs` seconds; exit 1 when it never succeeded.
+fn retry(cmd: &str, secs: u32) -> String {
+    format!("i=0; while [ $i -lt {secs} ]; do {cmd} && exit 0; sleep 1; i=$((i+1)); done; exit 1")
+}
+
+/// Waits until systemd finished booting; returns its state (`running`, or `degraded` with the
+/// failed units appended).
+fn system_state(vm: &Vm) -> String {
+    let out = vm
+        .run_with_timeout("systemctl is-system-running --wait", Duration::from_secs(240))
+        .expect("systemctl is-system-running");
+    let state = out.stdout.trim().to_string();
+    if state == "running" {
+        return state;
+    }
+    let failed = vm.run("systemctl --failed --no-legend; journalctl -b -p warning --no-pager | tail -40");
+    format!("{state}\n{}", failed.map(|o| o.stdout).unwrap_or_default())
+}
+
+/// Asserts that `unit` is active and its main process is a direct child of PID 1 (systemd) named
+/// `comm`, running as `user`.
+fn assert_started_by_systemd(vm: &Vm, unit: &str, comm: &str, user: &str) {
+    let script = format!(
+        "set -e; systemctl is-active --quiet {unit}; pid=$(systemctl show -p MainPID --value {unit}); \
+         echo \"$(cat /proc/$pid/comm) $(ps -o ppid= -p $pid | tr -d ' ') $(ps -o user= -p $pid)\""
+    );
+    let out = vm.run_ok(&script).unwrap_or_else(|e| panic!("{}: {unit} is not running: {e}", vm.name()));
+    assert_eq!(out.trim(), format!("{comm} 1 {user}"), "{}: {unit}'s main process", vm.name());
+}
+
+/// netd's state and last log lines, for failure messages.
+fn netd_diagnosis(vm: &Vm) -> String {
+    vm.run("systemctl status --no-pager netd 2>&1 | head -5; wg show 2>&1; netd status 2>&1; journalctl -u netd --no-pager 2>&1 | tail -40")
+        .map(|o| o.stdout)
+        .unwrap_or_else(|e| e.to_string())
+}
+
+fn policy() -> String {
+    // Two routers; each LAN is a VLAN on eth0 that netd creates (ids differ per router, so the
+    // LANs do not share the lab bridge).
+    format!(
+        "mesh: images-lab\nkeepalive_secs: 5\nsegments:\n\
+         \x20 reference:\n    cidr: 10.10.0.0/16\n    port: 51801\n    security: high\n    required: true\n\
+         \x20 upload:\n    cidr: 10.20.0.0/16\n    port: 51802\n    security: high\n    required: true\n\
+         \x20   centre_services:\n      - {{ name: store, proto: tcp, port: 8440 }}\n\
+         sites:\n\
+         \x20 - number: 1\n    name: centre\n    kind: centre\n    endpoint: {CENTRE_IP}\n\
+         \x20   lan: {{ reference: eth0.11, upload: eth0.12 }}\n\
+         \x20 - number: 2\n    name: site-a\n    kind: hospital\n    endpoint: {SITE_IP}\n\
+         \x20   lan: {{ reference: eth0.21, upload: eth0.22 }}\n"
+    )
+}
+
+/// `kizuna site provision NAME` on the centre, as the services' user; returns the `kz1.` token.
+fn provision(centre: &Vm, site: &str) -> String {
+    let out = centre
+        .run_ok(&format!("runuser -u kizuna -- /usr/local/bin/kizuna site provision {site}"))
+        .unwrap_or_else(|e| panic!("kizuna site provision {site}: {e}"));
+    out.split_whitespace()
+        .find(|w| w.starts_with("kz1."))
+        .unwrap_or_else(|| panic!("no kz1. token in the output of kizuna site provision {site}:\n{out}"))
+        .to_string()
+}
+
+#[test]
+#[ignore = "QEMU lab: needs root and qemu; run tests/lab/run"]
+fn centre_and_site_images_boot_their_services_and_enroll() {
+    if !lab_available() {
+        return;
+    }
+    if let Ok(why) = std::env::var("KIZUNA_LAB_IMAGES_BUILD_FAILED") {
+        panic!("the images' binaries did not build: {why}");
+    }
+    let started = Instant::now();
+    let centre_image = Artefacts::image("centre").expect("building the centre image");
+    let site_image = Artefacts::image("site").expect("building the site image");
+    let built = started.elapsed();
+    for (role, image) in [("centre", &centre_image), ("site", &site_image)] {
+        let size = std::fs::metadata(&image.initrd).map(|m| m.len()).unwrap_or(0);
+        eprintln!(
+            "images: {role} image {} ({:.1} MB), kernel {}",
+            image.initrd.display(),
+            size as f64 / 1e6,
+            image.kernel_release
+        );
+    }
+    eprintln!("images: built or found in the cache in {:.1} s", built.as_secs_f64());
+
+    // Root's SSH key for the centre, handed over as the systemd credential ssh.authorized_keys.root
+    // on the kernel command line, as the Vagrantfile does.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("id_ed25519");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "lab", "-f"])
+        .arg(&key)
+        .status()
+        .expect("running ssh-keygen (Debian package openssh-client)");
+    assert!(keygen.success(), "ssh-keygen failed");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let public: Vec<&str> = public.split_whitespace().take(2).collect();
+    let credential = format!("\"systemd.set_credential=ssh.authorized_keys.root:{}\"", public.join(" "));
+    let private = std::fs::read_to_string(&key).unwrap();
+
+    let lab = Lab::start_with(
+        "images",
+        vec![
+            (
+                VmSpec {
+                    memory_mb: 1024,
+                    kernel_args: vec![credential],
+                    ..VmSpec::new("centre", &format!("{CENTRE_IP}/24"))
+                },
+                centre_image,
+            ),
+            (VmSpec { memory_mb: 768, ..VmSpec::new("site-a", &format!("{SITE_IP}/24")) }, site_image),
+        ],
+    )
+    .expect("booting the centre and the site");
+    let centre = lab.vm("centre").unwrap();
+    let site = lab.vm("site-a").unwrap();
+    eprintln!(
+        "images: command channel answering after {:.1} s (centre {:.1} s, site {:.1} s)",
+        lab.boot_time().as_secs_f64(),
+        centre.boot_time().unwrap().as_secs_f64(),
+        site.boot_time().unwrap().as_secs_f64()
+    );
+
+    // Every unit of the boot transaction came up: nothing failed.
+    let states = lab.on_each(|vm| (system_state(vm), Instant::now()));
+    for (vm, (state, at)) in lab.vms().iter().zip(&states) {
+        assert_eq!(
+            state,
+            "running",
+            "{}: systemd's state after boot (console log: {})",
+            vm.name(),
+            vm.console_log().display()
+        );
+        eprintln!(
+            "images: {} reached `running` {:.1} s after QEMU started",
+            vm.name(),
+            (*at - started).as_secs_f64() - built.as_secs_f64()
+        );
+    }
+    let analyze = lab.on_each(|vm| {
+        vm.run_ok("systemd-analyze time | head -1; systemd-analyze blame --no-pager | head -5")
+            .unwrap_or_default()
+    });
+    for (vm, line) in lab.vms().iter().zip(analyze) {
+        eprintln!("images: {}: {}", vm.name(), line.trim());
+    }
+
+    // Both images: the name and underlay address from the kernel command line, the modules netd
+    // needs loaded at boot (modules-load.d), nftables usable, sshd up with a key of its own.
+    for (vm, ip) in [(centre, CENTRE_IP), (site, SITE_IP)] {
+        let facts = vm
+            .run_ok(&format!(
+                "set -e; hostname; ip -4 -o addr show dev eth0 | grep -c ' {ip}/24 '; \
+                 for m in vrf wireguard nf_tables 8021q; do test -d /sys/module/$m && echo $m; done; \
+                 nft list tables >/dev/null && echo nft-ok; systemctl is-active ssh; \
+                 test -s /etc/ssh/ssh_host_ed25519_key && echo hostkey; cat /etc/kizuna-image"
+            ))
+            .unwrap_or_else(|e| panic!("{}: {e}", vm.name()));
+        let role = if vm.name() == "centre" { "centre" } else { "site" };
+        assert_eq!(
+            facts.split_whitespace().collect::<Vec<_>>(),
+            [vm.name(), "1", "vrf", "wireguard", "nf_tables", "8021q", "nft-ok", "active", "hostkey", role],
+            "{}: hostname, underlay address, modules, nftables, sshd",
+            vm.name()
+        );
+    }
+    let keys = lab.on_each(|vm| vm.run_ok("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub").unwrap());
+    assert_ne!(keys[0], keys[1], "the two images must not share an SSH host key");
+
+    // The centre's services: started by systemd as user kizuna, answering on their ports.
+    for (unit, url) in CENTRE_SERVICES {
+        assert_started_by_systemd(centre, unit, "kizuna", "kizuna");
+        let body = centre
+            .run_ok(&retry(&format!("curl -sfk --max-time 5 {url}"), 30))
+            .unwrap_or_else(|e| panic!("centre: {unit} does not answer on {url}: {e}"));
+        assert!(!body.trim().is_empty(), "centre: {unit} answered {url} with nothing");
+    }
+    // The viewer and the backup follower wait for their configuration (OIDC client, replicas).
+    let waiting = centre
+        .run_ok("systemctl show -p ConditionResult --value kizuna-viewer kizuna-backup-follow")
+        .unwrap();
+    assert_eq!(
+        waiting.split_whitespace().collect::<Vec<_>>(),
+        ["no", "no"],
+        "viewer and backup wait for their config"
+    );
+    // The site's agent waits for /etc/kizuna/agent.yaml; netd (both images) for enrollment.
+    let site_waiting = site.run_ok("systemctl show -p ConditionResult --value kizuna-agent netd").unwrap();
+    assert_eq!(
+        site_waiting.split_whitespace().collect::<Vec<_>>(),
+        ["no", "no"],
+        "agent and netd wait for config"
+    );
+
+    // The site reaches the centre over the underlay: the store's upload API and the registry (TLS).
+    let store = site
+        .run_ok(&retry(&format!("curl -sf --max-time 5 http://{CENTRE_IP}:8440/healthz"), 20))
+        .expect("the site reaches the centre's store over the underlay");
+    assert!(!store.trim().is_empty());
+    site.run_ok(&format!("curl -sfk --max-time 5 https://{CENTRE_IP}:9443/v1/health >/dev/null"))
+        .expect("the site reaches the centre's registry over the underlay");
+
+    // SSH from the site to the centre's root, with the key from the credential; host key checked
+    // against the one the centre generated at its first boot.
+    let centre_hostkey = centre.run_ok("cat /etc/ssh/ssh_host_ed25519_key.pub").unwrap();
+    site.write_file("/root/.ssh/id_ed25519", &private).unwrap();
+    site.write_file(
+        "/root/.ssh/known_hosts",
+        &format!("{CENTRE_IP} {}\n", centre_hostkey.split_whitespace().take(2).collect::<Vec<_>>().join(" ")),
+    )
+    .unwrap();
+    let over_ssh = site
+        .run_ok(&format!(
+            "chmod 600 /root/.ssh/id_ed25519; ssh -o BatchMode=yes -o ConnectTimeout=20 root@{CENTRE_IP} cat /etc/kizuna-image"
+        ))
+        .expect("ssh from the site to root@centre with the key from the kernel command line's credential");
+    assert_eq!(over_ssh.trim(), "centre");
+
+    // The upload agent as deployed: a site token from the store, the agent's config, `systemctl
+    // start kizuna-agent`; a synthetic SS-MIX2 export (made on the centre by `kizuna ssmix2 gen`)
+    // dropped into /srv/kizuna/export arrives in the store's tree byte for byte. Over the underlay:
+    // through the mesh the store on the centre's own router is closed by netd's input chain.
+    let upload_started = Instant::now();
+    let facility = centre
+        .run_ok("set -e; cd /tmp; kizuna ssmix2 gen --out /tmp/corpus --seed 7 --facilities 1 --patients 2 >/dev/null; ls /tmp/corpus | grep -E '^[0-9]+$'")
+        .expect("kizuna ssmix2 gen on the centre")
+        .trim()
+        .to_string();
+    let corpus_sums = centre
+        .run_ok(&format!("cd /tmp/corpus/{facility} && find . -type f | LC_ALL=C sort | xargs sha256sum"))
+        .unwrap();
+    let files = corpus_sums.lines().count();
+    assert!(files >= 10, "the generated corpus has only {files} files");
+    let tarball = centre.run_ok(&format!("tar -C /tmp/corpus -cz {facility} | base64 -w0")).unwrap();
+    let added = centre
+        .run_ok(&format!(
+            "runuser -u kizuna -- kizuna site add -c /etc/kizuna/store.yaml site-a --facility {facility} --allow {SITE_IP}/32 2>/dev/null"
+        ))
+        .expect("kizuna site add");
+    let token = added
+        .split_whitespace()
+        .find(|w| w.starts_with("kzn_"))
+        .unwrap_or_else(|| panic!("no kzn_ token in the output of kizuna site add:\n{added}"))
+        .to_string();
+    site.write_file("/etc/kizuna/agent.token", &format!("{token}\n")).unwrap();
+    site.write_file(
+        "/etc/kizuna/agent.yaml",
+        &format!(
+            "export_dir: /srv/kizuna/export\nstate_dir: /var/lib/kizuna/agent\nstore_url: http://{CENTRE_IP}:8440\n\
+             facility: \"{facility}\"\ntoken_file: /etc/kizuna/agent.token\nnho_tables_dir: /usr/share/kizuna/nho-tables\n\
+             rescan_interval_secs: 5\nsettle_ms: 500\n"
+        ),
+    )
+    .unwrap();
+    site.write_file("/tmp/export.tgz.b64", &tarball).unwrap();
+    site.run_ok(
+        "set -e; chown kizuna:kizuna /etc/kizuna/agent.token; chmod 600 /etc/kizuna/agent.token; \
+         systemctl start kizuna-agent; base64 -d /tmp/export.tgz.b64 | tar -C /tmp -xz; \
+         chown -R kizuna:kizuna /tmp/[0-9]*; mv /tmp/[0-9]* /srv/kizuna/export/",
+    )
+    .expect("starting the agent and dropping the export");
+    assert_started_by_systemd(site, "kizuna-agent", "kizuna-agent", "kizuna");
+    let stored = centre.run_ok_with_timeout(
+        &retry(
+            &format!("test \"$(find /var/lib/kizuna/store/tree/{facility} -type f 2>/dev/null | wc -l)\" -ge {files}"),
+            120,
+        ),
+        Duration::from_secs(150),
+    );
+    if let Err(e) = stored {
+        let diag = site.run("journalctl -u kizuna-agent --no-pager | tail -30; find /srv/kizuna/export /var/lib/kizuna/agent | head -30");
+        panic!("the store did not receive the site's {files} files: {e}\n{diag:?}");
+    }
+    let tree_sums = centre
+        .run_ok(&format!(
+            "cd /var/lib/kizuna/store/tree/{facility} && find . -type f | LC_ALL=C sort | xargs sha256sum"
+        ))
+        .unwrap();
+    assert_eq!(tree_sums, corpus_sums, "the store's tree differs from the site's export");
+    eprintln!(
+        "images: {files} files from the site's export in the centre's store in {:.1} s",
+        upload_started.elapsed().as_secs_f64()
+    );
+
+    // Provisioning as provisioning/README.md describes it.
+    let enroll_started = Instant::now();
+    centre
+        .run_ok(&format!(
+            "set -e; sed -i 's|^public_url: .*|public_url: https://{CENTRE_IP}:9443|' /etc/kizuna/registry.yaml; \
+             systemctl restart kizuna-registry"
+        ))
+        .expect("setting the registry's public URL");
+    centre.run_ok(&retry("curl -sfk --max-time 5 https://127.0.0.1:9443/v1/health >/dev/null", 30)).unwrap();
+    centre.write_file("/etc/kizuna/mesh.yaml", &policy()).unwrap();
+    centre
+        .run_ok("runuser -u kizuna -- /usr/local/bin/kizuna policy apply /etc/kizuna/mesh.yaml")
+        .expect("kizuna policy apply");
+    let centre_token = provision(centre, "centre");
+    let site_token = provision(centre, "site-a");
+    // The centre's own router first (it carries the upload segment's centre service), then the site.
+    centre.run_ok(&format!("netd enroll {centre_token}")).expect("netd enroll on the centre");
+    site.run_ok(&format!("netd enroll {site_token}")).expect("netd enroll on site-a, over the underlay");
+    lab.on_each(|vm| {
+        vm.run_ok("systemctl start netd")
+            .unwrap_or_else(|e| panic!("{}: systemctl start netd: {e}", vm.name()))
+    });
+    for vm in [centre, site] {
+        assert_started_by_systemd(vm, "netd", "netd", "root");
+        vm.run_ok_with_timeout(
+            &retry("nft list table inet kizuna >/dev/null 2>&1", 90),
+            Duration::from_secs(120),
+        )
+        .unwrap_or_else(|e| {
+            panic!("{}: netd loaded no nftables table kizuna: {e}\n{}", vm.name(), netd_diagnosis(vm))
+        });
+    }
+    // WireGuard between the two routers, over the underlay.
+    let handshake = site.run_ok_with_timeout(
+        &retry("wg show kzw-upload latest-handshakes 2>/dev/null | awk '$2 > 0 {f=1} END {exit !f}'", 90),
+        Duration::from_secs(120),
+    );
+    if let Err(e) = handshake {
+        panic!(
+            "site-a: no WireGuard handshake with the centre on kzw-upload: {e}\nsite-a:\n{}\ncentre:\n{}",
+            netd_diagnosis(site),
+            netd_diagnosis(centre)
+        );
+    }
+    let status = site.run_ok("netd status").unwrap();
+    eprintln!(
+        "images: policy, provisioning, enrollment and a WireGuard handshake in {:.1} s\n{status}",
+        enroll_started.elapsed().as_secs_f64()
+    );
+    eprintln!("images: total {:.1} s", started.elapsed().as_secs_f64());
+}
