@@ -172,10 +172,12 @@ async fn observe_into(
 }
 
 /// Load (or generate) the private keys of every segment in `desired`, and check each matches
-/// the public key the policy lists for this site.
+/// the public key the policy lists for this site. A rotated key waiting in `key_dir` becomes the
+/// key in use here, once the policy lists it.
 pub fn local_keys(key_dir: &Path, desired: &DesiredState) -> Result<BTreeMap<SegmentName, PrivateKey>> {
     let mut out = BTreeMap::new();
     for wg in &desired.wireguard {
+        keys::promote_if_listed(key_dir, &wg.segment, &wg.public_key)?;
         let key = keys::load_or_generate(key_dir, &wg.segment)?;
         if key.public() != wg.public_key {
             return Err(Error::Key {
