@@ -19,6 +19,9 @@ const REGISTRY_CONFIG: &str = "/etc/kizuna/registry.yaml";
 const REGISTRY_POLICY: &str = "/etc/kizuna/policy.yaml";
 const CENTRE_IP: &str = "10.255.0.11";
 const RECONCILE_SECS: u64 = 10;
+/// Guest memory: the kernel holds the 145 MB image (debug-built `kizuna` and `netd`) twice while it
+/// unpacks it; with less, the unpacking stops short and later files (such as /usr/sbin/ip) are missing.
+const MEMORY_MB: u32 = 640;
 /// Interval of the pings that watch the rotation, in seconds.
 const PING_INTERVAL: f64 = 0.2;
 /// WireGuard's REKEY_TIMEOUT: an unanswered handshake initiation is retried after 5 s.
@@ -293,16 +296,23 @@ fn sites_enroll_rotate_get_revoked_refuse_forged_views_and_outlive_the_centre() 
     let artefacts =
         Artefacts::build("registry", &[netd_bin.as_path(), kizuna_bin.as_path(), openssl().as_path()])
             .expect("building the guest image");
-    let mut specs = vec![VmSpec { memory_mb: 448, ..VmSpec::new("centre", &format!("{CENTRE_IP}/24")) }];
+    let mut specs =
+        vec![VmSpec { memory_mb: MEMORY_MB, ..VmSpec::new("centre", &format!("{CENTRE_IP}/24")) }];
     specs.extend(
-        SITES.iter().map(|s| VmSpec { memory_mb: 448, ..VmSpec::new(s.name, &format!("{}/24", s.underlay)) }),
+        SITES
+            .iter()
+            .map(|s| VmSpec { memory_mb: MEMORY_MB, ..VmSpec::new(s.name, &format!("{}/24", s.underlay)) }),
     );
     let lab = Lab::start("registry", &artefacts, specs).expect("booting the guests");
     eprintln!("registry lab: 4 guests booted in {:.1} s", lab.boot_time().as_secs_f64());
     let centre = lab.vm("centre").unwrap();
     let (a, b, c) = (lab.vm("site-a").unwrap(), lab.vm("site-b").unwrap(), lab.vm("site-c").unwrap());
 
-    // The centre: policy version 1, then the registry serving.
+    // The centre: policy version 1, then the registry serving. Its database lives on a tmpfs of
+    // its own: the root file system holds the (large, debug-built) image and little else.
+    centre
+        .run_ok("mkdir -p /var/lib/kizuna && mount -t tmpfs -o size=64m,mode=0700 kizuna /var/lib/kizuna")
+        .unwrap();
     centre.write_file(REGISTRY_CONFIG, &registry_config()).unwrap();
     centre.write_file(REGISTRY_POLICY, &registry_policy(10)).unwrap();
     kizuna(centre, &format!("policy apply {REGISTRY_POLICY}"));
@@ -349,7 +359,7 @@ fn sites_enroll_rotate_get_revoked_refuse_forged_views_and_outlive_the_centre() 
     let old_key = a.run_ok("wg show kzw-conference public-key").unwrap().trim().to_string();
     for vm in [b, c] {
         vm.run_ok(&format!(
-            "setsid ip netns exec h-conf ping -i {PING_INTERVAL} -c 2000 {} </dev/null >/tmp/rotation-ping.log 2>&1 &",
+            "setsid /usr/sbin/ip netns exec h-conf ping -i {PING_INTERVAL} -c 2000 {} </dev/null >/tmp/rotation-ping.log 2>&1 &",
             conf_host("site-a")
         ))
         .unwrap();
