@@ -156,7 +156,6 @@ fn netd_log(vm: &Vm) -> String {
 /// What the daemon's status API reports (the fields this test reads).
 #[derive(Debug, Default, serde::Deserialize)]
 struct Status {
-    passes_total: u64,
     view_version: Option<u64>,
     views_rejected_total: u64,
     registry_error: Option<String>,
@@ -406,12 +405,14 @@ fn sites_enroll_rotate_get_revoked_refuse_forged_views_and_outlive_the_centre() 
     a.run_ok("test ! -e /var/lib/netd/keys/conference.key.next")
         .expect("the waiting key became the key in use");
     assert_eq!(a.run_ok("stat -c %a /var/lib/netd/keys/conference.key").unwrap().trim(), "600");
-    // Peers and site-a switch at the same registry version, so the outage is at most the spread of
-    // their passes plus one handshake retry (REKEY_TIMEOUT); 3 s cover the spread in emulated guests.
+    // Peers and site-a switch at the same registry version, and site-a starts a handshake with
+    // every peer when it switches, so the outage is the spread of their passes plus one handshake:
+    // well under WireGuard's handshake retry (REKEY_TIMEOUT, 5 s). Without that handshake start,
+    // a peer that switched first waits for its retry: 7 s measured here.
     for (name, longest, _, sent) in &outages {
         assert!(*sent > 50, "{name}: the ping ran for only {sent} requests");
         assert!(
-            *longest <= HANDSHAKE_SECS + 3.0,
+            *longest < HANDSHAKE_SECS,
             "{name}: {longest:.1} s without answers while site-a rotated its key (more than one handshake)"
         );
     }
