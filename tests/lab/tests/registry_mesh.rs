@@ -18,7 +18,8 @@ const SITE_FILE: &str = "/etc/netd/site.yaml";
 const REGISTRY_CONFIG: &str = "/etc/kizuna/registry.yaml";
 const REGISTRY_POLICY: &str = "/etc/kizuna/policy.yaml";
 const CENTRE_IP: &str = "10.255.0.11";
-const RECONCILE_SECS: u64 = 10;
+/// netd's default reconcile interval; a revocation must take effect within one.
+const RECONCILE_SECS: u64 = 30;
 /// Guest memory: the kernel holds the 145 MB image (debug-built `kizuna` and `netd`) twice while it
 /// unpacks it; with less, the unpacking stops short and later files (such as /usr/sbin/ip) are missing.
 const MEMORY_MB: u32 = 640;
