@@ -301,56 +301,55 @@ pub fn enroll(config: &Path, token: &str) -> u8 {
 
 /// `netd rotate SEGMENT...|--all`: 0 registered (enrolled) or printed (policy file), 1 failed.
 pub fn rotate(config: &Path, segments: &[String], all: bool) -> u8 {
+    use crate::policy::SegmentName;
+    use crate::registry::{self, enrollment::Enrollment};
+    let text = |e: &dyn std::fmt::Display| e.to_string();
     let res = runtime().block_on(async {
-        let cfg = SiteConfig::load(config)?;
-        let enrollment = crate::registry::enrollment::Enrollment::load(&cfg.enrollment_path())?;
+        let cfg = SiteConfig::load(config).map_err(|e| text(&e))?;
+        let enrollment = Enrollment::load(&cfg.enrollment_path()).map_err(|e| text(&e))?;
         // The segments this site has keys for: its view's, or the policy file's.
-        let (listed, enrolled) = match &enrollment {
-            Some(e) => (crate::registry::rotate::listed_keys(&cfg, e)?.into_keys().collect::<Vec<_>>(), true),
+        let (listed, source): (Vec<SegmentName>, &str) = match &enrollment {
+            Some(e) => (
+                registry::rotate::listed_keys(&cfg, e).map_err(|e| text(&e))?.into_keys().collect(),
+                "the registry's view",
+            ),
             None => {
-                let text = std::fs::read_to_string(&cfg.policy)
-                    .map_err(|source| Error::Io { path: cfg.policy.clone(), source })?;
-                let pol: Policy = serde_norway::from_str(&text)
-                    .map_err(|e| Error::SiteConfig { path: cfg.policy.clone(), reason: e.to_string() })?;
-                let segs = joined_segments(&pol, cfg.site.as_str())
-                    .iter()
-                    .filter_map(|s| s.parse().ok())
-                    .collect::<Vec<crate::policy::SegmentName>>();
-                (segs, false)
+                let body = std::fs::read_to_string(&cfg.policy)
+                    .map_err(|e| format!("{}: {e}", cfg.policy.display()))?;
+                let pol: Policy =
+                    serde_norway::from_str(&body).map_err(|e| format!("{}: {e}", cfg.policy.display()))?;
+                let segs = joined_segments(&pol, cfg.site.as_str()).iter().filter_map(|s| s.parse().ok()).collect();
+                (segs, "the policy")
             }
         };
-        let chosen: Vec<crate::policy::SegmentName> = if all {
-            listed.clone()
-        } else {
-            let mut out = Vec::new();
-            for s in segments {
-                let seg: crate::policy::SegmentName =
-                    s.parse().map_err(|reason| Error::Key { segment: s.clone(), reason })?;
-                if !listed.contains(&seg) {
-                    let source = if enrolled { "the registry's view" } else { "the policy" };
-                    return Err(crate::registry::RegistryError::Token(format!(
-                        "site {} has no key in segment {seg} in {source} (its segments: {})",
+        let mut chosen = Vec::new();
+        for s in segments {
+            match s.parse::<SegmentName>() {
+                Ok(seg) if listed.contains(&seg) => chosen.push(seg),
+                _ => {
+                    return Err(format!(
+                        "site {} has no key in segment {s} in {source} (its segments: {})",
                         cfg.site,
                         listed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                    )));
+                    ));
                 }
-                out.push(seg);
             }
-            out
-        };
+        }
+        if all {
+            chosen = listed.clone();
+        }
         if chosen.is_empty() {
-            return Err(Error::UnknownSite { site: cfg.site.to_string() }.into());
+            return Err(format!("site {} has no segments in {source}", cfg.site));
         }
         let mut out = format!("site: {}\nkeys:\n", cfg.site);
         match &enrollment {
             Some(e) => {
-                let client = crate::registry::client::Client::new(&e.registry_url, &e.pin)?;
-                let published = crate::registry::rotate::publish(&cfg, e, &client, &chosen).await;
-                let (version, keys) = published.map_err(|err| {
-                    crate::registry::RegistryError::Token(format!(
+                let client = registry::client::Client::new(&e.registry_url, &e.pin).map_err(|e| text(&e))?;
+                let (version, keys) = registry::rotate::publish(&cfg, e, &client, &chosen).await.map_err(|err| {
+                    format!(
                         "{err}; the new keys wait in {} and `netd run` registers them once the registry answers",
                         cfg.key_dir.display()
-                    ))
+                    )
                 })?;
                 for (seg, key) in keys {
                     out.push_str(&format!("  {seg}: {key}\n"));
@@ -361,14 +360,15 @@ pub fn rotate(config: &Path, segments: &[String], all: bool) -> u8 {
             }
             None => {
                 for seg in &chosen {
-                    out.push_str(&format!("  {seg}: {}\n", crate::keys::begin_rotation(&cfg.key_dir, seg)?.public()));
+                    let key = crate::keys::begin_rotation(&cfg.key_dir, seg).map_err(|e| text(&e))?;
+                    out.push_str(&format!("  {seg}: {}\n", key.public()));
                 }
                 eprintln!(
                     "netd: put these keys into the policy; netd switches each segment to its new key when the policy lists it"
                 );
             }
         }
-        Ok::<_, crate::registry::RegistryError>(out)
+        Ok::<_, String>(out)
     });
     match res {
         Ok(out) => {
