@@ -298,3 +298,86 @@ pub fn enroll(config: &Path, token: &str) -> u8 {
         }
     }
 }
+
+/// `netd rotate SEGMENT...|--all`: 0 registered (enrolled) or printed (policy file), 1 failed.
+pub fn rotate(config: &Path, segments: &[String], all: bool) -> u8 {
+    use crate::policy::SegmentName;
+    use crate::registry::{self, enrollment::Enrollment};
+    let text = |e: &dyn std::fmt::Display| e.to_string();
+    let res = runtime().block_on(async {
+        let cfg = SiteConfig::load(config).map_err(|e| text(&e))?;
+        let enrollment = Enrollment::load(&cfg.enrollment_path()).map_err(|e| text(&e))?;
+        // The segments this site has keys for: its view's, or the policy file's.
+        let (listed, source): (Vec<SegmentName>, &str) = match &enrollment {
+            Some(e) => (
+                registry::rotate::listed_keys(&cfg, e).map_err(|e| text(&e))?.into_keys().collect(),
+                "the registry's view",
+            ),
+            None => {
+                let body = std::fs::read_to_string(&cfg.policy)
+                    .map_err(|e| format!("{}: {e}", cfg.policy.display()))?;
+                let pol: Policy =
+                    serde_norway::from_str(&body).map_err(|e| format!("{}: {e}", cfg.policy.display()))?;
+                let segs = joined_segments(&pol, cfg.site.as_str()).iter().filter_map(|s| s.parse().ok()).collect();
+                (segs, "the policy")
+            }
+        };
+        let mut chosen = Vec::new();
+        for s in segments {
+            match s.parse::<SegmentName>() {
+                Ok(seg) if listed.contains(&seg) => chosen.push(seg),
+                _ => {
+                    return Err(format!(
+                        "site {} has no key in segment {s} in {source} (its segments: {})",
+                        cfg.site,
+                        listed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+        }
+        if all {
+            chosen = listed.clone();
+        }
+        if chosen.is_empty() {
+            return Err(format!("site {} has no segments in {source}", cfg.site));
+        }
+        let mut out = format!("site: {}\nkeys:\n", cfg.site);
+        match &enrollment {
+            Some(e) => {
+                let client = registry::client::Client::new(&e.registry_url, &e.pin).map_err(|e| text(&e))?;
+                let (version, keys) = registry::rotate::publish(&cfg, e, &client, &chosen).await.map_err(|err| {
+                    format!(
+                        "{err}; the new keys wait in {} and `netd run` registers them once the registry answers",
+                        cfg.key_dir.display()
+                    )
+                })?;
+                for (seg, key) in keys {
+                    out.push_str(&format!("  {seg}: {key}\n"));
+                }
+                eprintln!(
+                    "netd: registered at registry version {version}; `netd run` switches each segment to its new key when the registry's view lists it"
+                );
+            }
+            None => {
+                for seg in &chosen {
+                    let key = crate::keys::begin_rotation(&cfg.key_dir, seg).map_err(|e| text(&e))?;
+                    out.push_str(&format!("  {seg}: {}\n", key.public()));
+                }
+                eprintln!(
+                    "netd: put these keys into the policy; netd switches each segment to its new key when the policy lists it"
+                );
+            }
+        }
+        Ok::<_, String>(out)
+    });
+    match res {
+        Ok(out) => {
+            print!("{out}");
+            0
+        }
+        Err(e) => {
+            report(&e);
+            1
+        }
+    }
+}

@@ -1,9 +1,15 @@
 //! Per-segment WireGuard private keys on disk: generated on first use with mode 0600, read
 //! back later, never printed or logged (only public keys leave this module).
+//!
+//! Rotation keeps two files per segment: `<segment>.key`, the key in use, and
+//! `<segment>.key.next`, a new key waiting until the policy (the registry's view, or the
+//! policy file) lists its public key. Only then does [`promote_if_listed`] move it in place
+//! (one rename), so the site always holds the key its peers know, whenever it crashes.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use wireguard_control::Key;
 
@@ -32,52 +38,119 @@ fn key_path(dir: &Path, segment: &SegmentName) -> PathBuf {
     dir.join(format!("{segment}.key"))
 }
 
+/// Where a rotated key waits until the policy lists it.
+pub fn pending_path(dir: &Path, segment: &SegmentName) -> PathBuf {
+    dir.join(format!("{segment}.key.next"))
+}
+
+fn io(p: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let p = p.to_path_buf();
+    move |source| Error::Io { path: p, source }
+}
+
+/// Read a key file, refusing one others can read. `Ok(None)` when it does not exist.
+fn read_key(path: &Path, segment: &SegmentName) -> Result<Option<PrivateKey>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::Io { path: path.to_path_buf(), source: e }),
+    };
+    let mode = std::fs::metadata(path).map_err(io(path))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::Key {
+            segment: segment.to_string(),
+            reason: format!(
+                "{} is readable by others (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            ),
+        });
+    }
+    let key = Key::from_base64(text.trim()).map_err(|_| Error::Key {
+        segment: segment.to_string(),
+        reason: format!("{} does not hold a base64 WireGuard key", path.display()),
+    })?;
+    Ok(Some(PrivateKey(key)))
+}
+
+/// Generate a key into `path`, crash-safe: temp file (0600), fsync, rename, fsync the directory.
+fn generate_into(dir: &Path, path: &Path) -> Result<PrivateKey> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    let key = Key::generate_private();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(key.to_base64().as_bytes()).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    sync_dir(dir)?;
+    Ok(PrivateKey(key))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
 /// Load the segment's private key, generating it (crash-safe, mode 0600) if missing.
 pub fn load_or_generate(dir: &Path, segment: &SegmentName) -> Result<PrivateKey> {
     let path = key_path(dir, segment);
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| Error::Io { path: p, source }
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let mode = std::fs::metadata(&path).map_err(io(&path))?.permissions().mode();
-            if mode & 0o077 != 0 {
-                return Err(Error::Key {
-                    segment: segment.to_string(),
-                    reason: format!(
-                        "{} is readable by others (mode {:o}); chmod 600 it",
-                        path.display(),
-                        mode & 0o777
-                    ),
-                });
-            }
-            let key = Key::from_base64(text.trim()).map_err(|_| Error::Key {
-                segment: segment.to_string(),
-                reason: format!("{} does not hold a base64 WireGuard key", path.display()),
-            })?;
-            Ok(PrivateKey(key))
+    if let Some(k) = read_key(&path, segment)? {
+        return Ok(k);
+    }
+    let key = generate_into(dir, &path)?;
+    tracing::info!(segment = %segment, "generated a new WireGuard keypair");
+    Ok(key)
+}
+
+/// The key waiting to replace the segment's key, if a rotation is under way.
+pub fn pending(dir: &Path, segment: &SegmentName) -> Result<Option<PrivateKey>> {
+    read_key(&pending_path(dir, segment), segment)
+}
+
+/// Start a rotation: the waiting key (generated now, crash-safe, unless one already waits, so a
+/// retried rotation publishes the same key). The key in use is not touched.
+pub fn begin_rotation(dir: &Path, segment: &SegmentName) -> Result<PrivateKey> {
+    if let Some(k) = pending(dir, segment)? {
+        return Ok(k);
+    }
+    let key = generate_into(dir, &pending_path(dir, segment))?;
+    tracing::info!(segment = %segment, public_key = %key.public(), "generated the next WireGuard keypair");
+    Ok(key)
+}
+
+/// When the policy lists `listed` for this site's segment and that is the waiting key, make it
+/// the key in use (one atomic rename; the old private key is gone with it). Returns whether it
+/// did. A waiting key the policy does not list yet stays waiting.
+pub fn promote_if_listed(dir: &Path, segment: &SegmentName, listed: &PublicKey) -> Result<bool> {
+    let Some(next) = pending(dir, segment)? else { return Ok(false) };
+    if &next.public() != listed {
+        return Ok(false);
+    }
+    let current = key_path(dir, segment);
+    std::fs::rename(pending_path(dir, segment), &current).map_err(io(&current))?;
+    sync_dir(dir)?;
+    tracing::info!(segment = %segment, public_key = %listed, "the policy lists the rotated key: switched to it");
+    Ok(true)
+}
+
+/// How long the segment's key has been in use (by its file's modification time: a rotation
+/// renames the new file in place, so the time is when that key was generated).
+pub fn age(dir: &Path, segment: &SegmentName, now: SystemTime) -> Result<Option<Duration>> {
+    let path = key_path(dir, segment);
+    match std::fs::metadata(&path) {
+        Ok(m) => {
+            let modified = m.modified().map_err(io(&path))?;
+            Ok(Some(now.duration_since(modified).unwrap_or_default()))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
-            let key = Key::generate_private();
-            let tmp = dir.join(format!(".{segment}.key.tmp"));
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io(&tmp))?;
-            f.write_all(key.to_base64().as_bytes()).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-            drop(f);
-            std::fs::rename(&tmp, &path).map_err(io(&path))?;
-            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
-            tracing::info!(segment = %segment, "generated a new WireGuard keypair");
-            Ok(PrivateKey(key))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Io { path, source: e }),
     }
 }
@@ -86,15 +159,53 @@ pub fn load_or_generate(dir: &Path, segment: &SegmentName) -> Result<PrivateKey>
 mod tests {
     use super::*;
 
+    fn seg() -> SegmentName {
+        "reference".parse().unwrap()
+    }
+
     #[test]
     fn generated_key_is_private_and_stable() {
         let dir = tempfile::tempdir().unwrap();
-        let seg: SegmentName = "reference".parse().unwrap();
-        let a = load_or_generate(dir.path(), &seg).unwrap();
+        let a = load_or_generate(dir.path(), &seg()).unwrap();
         let mode = std::fs::metadata(dir.path().join("reference.key")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let b = load_or_generate(dir.path(), &seg).unwrap();
+        let b = load_or_generate(dir.path(), &seg()).unwrap();
         assert_eq!(a.public(), b.public());
         assert!(!format!("{a:?}").contains(&a.wireguard_key().to_base64()));
+    }
+
+    #[test]
+    fn a_rotated_key_waits_until_listed_and_only_then_replaces_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = load_or_generate(dir.path(), &seg()).unwrap();
+        let next = begin_rotation(dir.path(), &seg()).unwrap();
+        assert_ne!(old.public(), next.public());
+        let mode = std::fs::metadata(pending_path(dir.path(), &seg())).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A retried rotation (say after a crash before publishing) reuses the waiting key.
+        assert_eq!(begin_rotation(dir.path(), &seg()).unwrap().public(), next.public());
+        // The policy still lists the old key: the old key stays in use, the new one waits.
+        assert!(!promote_if_listed(dir.path(), &seg(), &old.public()).unwrap());
+        assert_eq!(load_or_generate(dir.path(), &seg()).unwrap().public(), old.public());
+        assert!(pending(dir.path(), &seg()).unwrap().is_some());
+        // Some other key listed: nothing moves either.
+        assert!(!promote_if_listed(dir.path(), &seg(), &PublicKey::from_bytes(&[7; 32])).unwrap());
+        // Listed: it becomes the key in use, and nothing waits any more.
+        assert!(promote_if_listed(dir.path(), &seg(), &next.public()).unwrap());
+        assert_eq!(load_or_generate(dir.path(), &seg()).unwrap().public(), next.public());
+        assert!(pending(dir.path(), &seg()).unwrap().is_none());
+        assert!(!promote_if_listed(dir.path(), &seg(), &next.public()).unwrap());
+    }
+
+    #[test]
+    fn age_follows_the_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        assert_eq!(age(dir.path(), &seg(), now).unwrap(), None);
+        load_or_generate(dir.path(), &seg()).unwrap();
+        let f = std::fs::File::options().write(true).open(dir.path().join("reference.key")).unwrap();
+        f.set_modified(now - Duration::from_secs(86_400 * 10)).unwrap();
+        let a = age(dir.path(), &seg(), now).unwrap().unwrap();
+        assert_eq!(a.as_secs(), 86_400 * 10);
     }
 }

@@ -49,6 +49,17 @@ enum Command {
     /// Enroll this router with the centre registry using a one-time token from
     /// `kizuna site provision`; writes the site file if it is missing.
     Enroll { token: String },
+    /// Rotate segment keys: generate new keys beside the ones in use and register them with
+    /// the registry; `netd run` switches each when the registry's view lists it. Not enrolled:
+    /// print the new public keys for the policy file.
+    Rotate {
+        /// Segments to rotate.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        segments: Vec<String>,
+        /// Rotate every segment of this site.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -71,6 +82,7 @@ fn main() -> ExitCode {
         Command::Run => netd::cli::run(&cli.config),
         Command::Keys { segments } => netd::cli::keys(&cli.config, &segments),
         Command::Enroll { token } => netd::cli::enroll(&cli.config, &token),
+        Command::Rotate { segments, all } => netd::cli::rotate(&cli.config, &segments, all),
     };
     ExitCode::from(code)
 }

@@ -5,9 +5,9 @@
 //! periodic reconcile, `netd apply`, every rollback). A delta pass (`netd run` on a policy change)
 //! starts from the last good state, which a verified pass wrote, and observes and verifies only
 //! what the change from that state to the desired one touches: the WireGuard devices whose peers
-//! change, and the firewall when it changes. Any other change (a link, an address, a route, a
-//! rule, a device's key or port), or a touched device that does not look as expected, turns it
-//! into a full pass.
+//! or private key change, and the firewall when it changes. Any other change (a link, an address,
+//! a route, a rule, a device's port), or a touched device that is missing or has another port,
+//! turns it into a full pass.
 
 mod applier;
 mod phases;
@@ -172,10 +172,12 @@ async fn observe_into(
 }
 
 /// Load (or generate) the private keys of every segment in `desired`, and check each matches
-/// the public key the policy lists for this site.
+/// the public key the policy lists for this site. A rotated key waiting in `key_dir` becomes the
+/// key in use here, once the policy lists it.
 pub fn local_keys(key_dir: &Path, desired: &DesiredState) -> Result<BTreeMap<SegmentName, PrivateKey>> {
     let mut out = BTreeMap::new();
     for wg in &desired.wireguard {
+        keys::promote_if_listed(key_dir, &wg.segment, &wg.public_key)?;
         let key = keys::load_or_generate(key_dir, &wg.segment)?;
         if key.public() != wg.public_key {
             return Err(Error::Key {
@@ -227,27 +229,38 @@ pub async fn pending(k: &Kernel, ctx: &Context, desired: &DesiredState) -> Resul
     Ok(diff(desired, &owned, &snap, &public_keys(&keys), fw_ref))
 }
 
-/// Changes a delta pass may make: peers, the firewall, forwarding. Anything else needs a full pass.
-fn delta_change(c: &Change) -> bool {
-    matches!(
-        c,
-        Change::SetPeer { .. }
-            | Change::RemovePeer { .. }
-            | Change::ReplaceFirewall
-            | Change::DeleteFirewall
-            | Change::EnableForwarding
-    )
+/// Changes a delta pass may make, judged against the snapshot they came from: peers, the
+/// firewall, forwarding, and a new private key on a device that exists with its planned port (a
+/// key rotation: the rotating site then switches as fast as its peers do). Anything else (a
+/// device to create, a new port) needs a full pass.
+fn delta_change(c: &Change, snap: &Snapshot) -> bool {
+    match c {
+        Change::ConfigureWireguard { iface, port, .. } => {
+            snap.wireguard.get(iface).is_some_and(|w| w.listen_port == Some(*port) && w.public_key.is_some())
+        }
+        _ => matches!(
+            c,
+            Change::SetPeer { .. }
+                | Change::RemovePeer { .. }
+                | Change::ReplaceFirewall
+                | Change::DeleteFirewall
+                | Change::EnableForwarding
+        ),
+    }
 }
 
 fn touches_firewall(changes: &[Change]) -> bool {
     changes.iter().any(|c| matches!(c, Change::ReplaceFirewall | Change::DeleteFirewall))
 }
 
-fn peer_ifaces(changes: &[Change]) -> BTreeSet<String> {
+/// WireGuard devices whose peers or key the changes touch.
+fn device_ifaces(changes: &[Change]) -> BTreeSet<String> {
     changes
         .iter()
         .filter_map(|c| match c {
-            Change::SetPeer { iface, .. } | Change::RemovePeer { iface, .. } => Some(iface.clone()),
+            Change::SetPeer { iface, .. }
+            | Change::RemovePeer { iface, .. }
+            | Change::ConfigureWireguard { iface, .. } => Some(iface.clone()),
             _ => None,
         })
         .collect()
@@ -279,10 +292,10 @@ async fn delta_start(
         Snapshot::assuming_applied(&last.desired, last.firewall_readback.clone().unwrap_or_default());
     let expected = diff(target, owned, &assumed, pubs, fw_ref);
     phases.lap("delta/plan", t);
-    if !expected.iter().all(delta_change) {
+    if !expected.iter().all(|c| delta_change(c, &assumed)) {
         return Ok(None);
     }
-    let focus = Focus { netlink: false, wireguard: peer_ifaces(&expected), firewall: false };
+    let focus = Focus { netlink: false, wireguard: device_ifaces(&expected), firewall: false };
     let snap = observe_into(k, &focus, assumed, phases).await?;
     Ok(Some(Start { snap, verify: Some(focus) }))
 }
@@ -307,7 +320,7 @@ async fn converge(
     phases.lap("diff", t);
     let verify = match start.verify {
         None => Focus::full(wg_ifaces(owned)),
-        Some(_) if !changes.iter().all(delta_change) => return Ok(None),
+        Some(_) if !changes.iter().all(|c| delta_change(c, &start.snap)) => return Ok(None),
         Some(f) => Focus { firewall: touches_firewall(&changes), ..f },
     };
     let mut applier = Applier::new(k, keys, budget);
@@ -473,15 +486,41 @@ mod tests {
         grown.sites.push(synthetic::policy(41).sites.pop().unwrap());
         let (old, new) = (desired(base.clone()), desired(grown));
         let changes = expected(&old, &new);
-        assert!(changes.iter().all(delta_change), "{changes:?}");
-        assert_eq!(peer_ifaces(&changes).len(), 3);
+        let assumed = Snapshot::assuming_applied(&old, serde_json::json!(["listing"]));
+        assert!(changes.iter().all(|c| delta_change(c, &assumed)), "{changes:?}");
+        assert_eq!(device_ifaces(&changes).len(), 3);
         assert!(!touches_firewall(&changes));
 
         // A segment moved to another port changes its device, table and firewall: full pass.
         let mut moved = base;
         moved.segments.get_mut(&"conference".parse().unwrap()).unwrap().port = 51900;
         let changes = expected(&old, &desired(moved));
-        assert!(!changes.iter().all(delta_change), "{changes:?}");
+        assert!(!changes.iter().all(|c| delta_change(c, &assumed)), "{changes:?}");
         assert!(touches_firewall(&changes));
+    }
+
+    #[test]
+    fn a_rotated_key_is_a_delta_on_its_device_but_a_missing_device_is_not() {
+        let base = synthetic::policy(40);
+        let old = desired(base.clone());
+        let mut rotated = base;
+        let me = rotated.sites.iter_mut().find(|s| s.name == synthetic::site_name(2)).unwrap();
+        let (segment, key) = me.keys.iter_mut().next().unwrap();
+        let segment = segment.clone();
+        *key = PublicKey::from_bytes(&[42; 32]);
+        let new = desired(rotated);
+        let changes = expected(&old, &new);
+        let iface = new.wireguard.iter().find(|w| w.segment == segment).unwrap().iface.clone();
+        assert!(
+            matches!(changes.as_slice(), [Change::ConfigureWireguard { iface: i, .. }] if *i == iface),
+            "{changes:?}"
+        );
+        let assumed = Snapshot::assuming_applied(&old, serde_json::json!(["listing"]));
+        assert!(changes.iter().all(|c| delta_change(c, &assumed)));
+        assert_eq!(device_ifaces(&changes), BTreeSet::from([iface.clone()]));
+        // Observed without that device (deleted by hand): creating it needs a full pass.
+        let mut gone = assumed;
+        gone.wireguard.remove(&iface);
+        assert!(!changes.iter().all(|c| delta_change(c, &gone)));
     }
 }

@@ -53,6 +53,9 @@ pub struct SiteConfig {
     pub wireguard: WireguardChoice,
     #[serde(default = "default_interval")]
     pub reconcile_interval_secs: u64,
+    /// Enrolled sites: rotate each segment's key when it is this many days old (0: never).
+    #[serde(default = "default_rotation_days")]
+    pub key_rotation_days: u32,
 }
 
 fn default_policy() -> PathBuf {
@@ -76,6 +79,9 @@ fn default_wireguard() -> WireguardChoice {
 fn default_interval() -> u64 {
     30
 }
+fn default_rotation_days() -> u32 {
+    90
+}
 
 /// The default site file, as `netd --print-default-config` prints it.
 pub const DEFAULT_CONFIG: &str = "\
@@ -96,6 +102,9 @@ mode: auto
 wireguard: auto
 # Seconds between reconcile passes of `netd run`.
 reconcile_interval_secs: 30
+# Enrolled sites: rotate a segment's WireGuard key once it is this many days old (0: never).
+# `netd rotate` rotates on command.
+key_rotation_days: 90
 ";
 
 impl SiteConfig {
@@ -140,5 +149,6 @@ mod tests {
         assert_eq!(cfg.state_dir, default_state_dir());
         assert_eq!(cfg.mode, ModeChoice::Auto);
         assert_eq!(cfg.reconcile_interval_secs, 30);
+        assert_eq!(cfg.key_rotation_days, default_rotation_days());
     }
 }

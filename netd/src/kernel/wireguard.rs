@@ -183,12 +183,48 @@ pub fn observe(iface: &str, backend: Backend) -> Result<Option<ObservedDevice>> 
 }
 
 /// Create the device if needed and set its private key and listen port.
+///
+/// When a kernel device that already has peers gets a new private key (a rotation), the kernel
+/// expires every session, and the device would start a new handshake only when it has traffic of
+/// its own to send; peers that switched to the new key first would meanwhile wait for their
+/// handshake retry (REKEY_TIMEOUT, 5 s). So each peer with a persistent keepalive gets it set to 0
+/// and back, which makes the kernel send a keepalive at once and with it a handshake initiation.
+/// Not on userspace devices: boringtun wedges when an existing peer is modified.
 pub fn configure_device(iface: &str, key: &PrivateKey, port: u16, backend: Backend) -> Result<()> {
+    let rekeyed = match backend {
+        Backend::Kernel => observe(iface, backend)?
+            .filter(|d| d.public_key.as_ref() != Some(&key.public()) && d.public_key.is_some()),
+        _ => None,
+    };
     DeviceUpdate::new()
         .set_private_key(key.wireguard_key())
         .set_listen_port(port)
         .apply(&ifname(iface)?, backend)
-        .map_err(|e| Error::kernel(format!("configure wireguard {iface}"), e))
+        .map_err(|e| Error::kernel(format!("configure wireguard {iface}"), e))?;
+    if let Some(dev) = rekeyed {
+        let kick: Vec<(&PublicKey, u16)> =
+            dev.peers.iter().filter(|p| p.keepalive > 0).map(|p| (&p.public_key, p.keepalive)).collect();
+        if !kick.is_empty() {
+            let off: Vec<PeerConfigBuilder> = kick
+                .iter()
+                .map(|(k, _)| PeerConfigBuilder::new(&Key(k.bytes())).unset_persistent_keepalive())
+                .collect();
+            let on: Vec<PeerConfigBuilder> = kick
+                .iter()
+                .map(|(k, secs)| {
+                    PeerConfigBuilder::new(&Key(k.bytes())).set_persistent_keepalive_interval(*secs)
+                })
+                .collect();
+            for builders in [off, on] {
+                DeviceUpdate::new()
+                    .add_peers(&builders)
+                    .apply(&ifname(iface)?, backend)
+                    .map_err(|e| Error::kernel(format!("start handshakes on wireguard {iface}"), e))?;
+            }
+            tracing::info!(iface, peers = kick.len(), "new private key: handshakes started with every peer");
+        }
+    }
+    Ok(())
 }
 
 fn peer_builder(p: &PeerSpec) -> PeerConfigBuilder {

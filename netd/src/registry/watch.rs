@@ -1,10 +1,10 @@
 //! Following the registry: long-poll the site's view, verify it (signature, site, version,
-//! netd's policy checks), persist it, register keys the view says are missing, and wake the
-//! daemon's reconcile loop. When the registry is unreachable netd keeps running on the last
-//! verified view and retries with backoff.
+//! netd's policy checks), persist it, register keys the view says are missing, wake the
+//! daemon's reconcile loop, and run the key rotation schedule. When the registry is unreachable
+//! netd keeps running on the last verified view and retries with backoff.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
@@ -93,15 +93,19 @@ pub async fn run(
     let mut backoff = Duration::from_secs(1);
     loop {
         match poll_once(&cfg, &enrollment, &client, LONG_POLL).await {
-            Ok(Polled::Nothing) => {
+            Ok(polled) => {
+                if let Polled::Stored { version } = polled {
+                    tracing::info!(version, "new verified view from the registry");
+                    let _ = wake.send(());
+                }
                 status.write().await.registry_error = None;
                 backoff = Duration::from_secs(1);
-            }
-            Ok(Polled::Stored { version }) => {
-                tracing::info!(version, "new verified view from the registry");
-                status.write().await.registry_error = None;
-                backoff = Duration::from_secs(1);
-                let _ = wake.send(());
+                // The registry answers: publish keys the rotation schedule wants, and waiting
+                // keys it has not confirmed yet.
+                if let Err(e) = super::rotate::scheduled(&cfg, &enrollment, &client, SystemTime::now()).await
+                {
+                    tracing::warn!(error = %e, "key rotation: trying again after the next answer");
+                }
             }
             Err(e) => {
                 {

@@ -2,144 +2,18 @@
 //! and netd's real client code (`netd::registry`), each site in its own temporary state.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kizuna_registry::server::{self, Running};
-use kizuna_registry::{Db, RegistryConfig, policies, sites};
-use netd::policy::Policy;
+use kizuna_registry::{policies, sites};
 use netd::registry::RegistryError as ClientError;
 use netd::registry::client::Client;
-use netd::registry::enrollment::{Enrollment, view_policy};
-use netd::registry::token::EnrollToken;
+use netd::registry::enrollment::view_policy;
 use netd::registry::view::SignedView;
 use netd::registry::watch::{self, Polled};
-use netd::site::SiteConfig;
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../netd/tests/fixtures/valid.yaml");
-
-/// The netd fixture policy without keys (the registry's form), optionally edited.
-fn policy_text(edit: impl FnOnce(&mut Policy)) -> String {
-    let mut p: Policy = serde_norway::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
-    for s in &mut p.sites {
-        s.keys.clear();
-    }
-    edit(&mut p);
-    serde_norway::to_string(&p).unwrap()
-}
-
-struct Centre {
-    dir: tempfile::TempDir,
-    cfg: RegistryConfig,
-    db: Db,
-    running: Option<Running>,
-}
-
-impl Centre {
-    async fn start(database_url: Option<String>) -> Centre {
-        Self::start_with(database_url, Default::default()).await
-    }
-
-    async fn start_with(database_url: Option<String>, audit: kizuna_audit::emitter::SenderConfig) -> Centre {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = RegistryConfig {
-            data_dir: dir.path().join("registry"),
-            database_url: database_url.unwrap_or_default(),
-            listen: "127.0.0.1:0".into(),
-            change_poll_ms: 100,
-            long_poll_max_secs: 30,
-            audit,
-            ..Default::default()
-        };
-        let db = Db::open(&cfg.effective_database_url()).await.unwrap();
-        policies::apply(&db, &policy_text(|_| {}), Path::new("policy.yaml"), "first", false).await.unwrap();
-        let running = server::start(&cfg, db.clone()).await.unwrap();
-        cfg.listen = running.addr.to_string();
-        cfg.public_url = format!("https://{}", running.addr);
-        Centre { dir, cfg, db, running: Some(running) }
-    }
-
-    fn pin(&self) -> String {
-        self.running.as_ref().unwrap().pin.clone()
-    }
-
-    async fn token(&self, site: &str, ttl: u64) -> EnrollToken {
-        sites::provision(&self.db, site, ttl, &self.cfg.public_url, &self.pin()).await.unwrap()
-    }
-
-    fn stop(&mut self) {
-        self.running.take().unwrap().stop();
-    }
-
-    async fn restart(&mut self) {
-        let running = server::start(&self.cfg, self.db.clone()).await.unwrap();
-        self.running = Some(running);
-    }
-}
-
-/// One site router's state directory and site file.
-struct Site {
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-    cfg: SiteConfig,
-}
-
-impl Site {
-    fn new(name: &str) -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("site.yaml");
-        let text = format!(
-            "site: {name}\nkey_dir: {}\nstate_dir: {}\n",
-            dir.path().join("keys").display(),
-            dir.path().join("state").display()
-        );
-        std::fs::write(&config, text).unwrap();
-        let cfg = SiteConfig::load(&config).unwrap();
-        Site { _dir: dir, config, cfg }
-    }
-
-    async fn enroll(&self, token: &EnrollToken) -> Result<netd::registry::enroll::Enrolled, ClientError> {
-        netd::registry::enroll::enroll(&self.config, &token.encode()).await
-    }
-
-    fn enrollment(&self) -> Enrollment {
-        Enrollment::load(&self.cfg.enrollment_path()).unwrap().expect("enrolled")
-    }
-
-    fn client(&self) -> Client {
-        let e = self.enrollment();
-        Client::new(&e.registry_url, &e.pin).unwrap()
-    }
-
-    async fn poll(&self, wait: Duration) -> Result<Polled, ClientError> {
-        watch::poll_once(&self.cfg, &self.enrollment(), &self.client(), wait).await
-    }
-
-    /// Version and policy of the stored, verified view.
-    fn view(&self) -> (u64, Policy) {
-        let (v, p) = view_policy(&self.cfg).unwrap().expect("enrolled");
-        (v, p.policy().clone())
-    }
-
-    fn peers(&self) -> Vec<String> {
-        let (_, p) = self.view();
-        p.sites.iter().map(|s| s.name.to_string()).filter(|n| n != self.cfg.site.as_str()).collect()
-    }
-}
-
-async fn enroll_all(c: &Centre, names: &[&str]) -> Vec<Site> {
-    let mut out = Vec::new();
-    for n in names {
-        let s = Site::new(n);
-        s.enroll(&c.token(n, 3600).await).await.unwrap();
-        out.push(s);
-    }
-    // Bring every earlier site up to date.
-    for s in &out {
-        while s.poll(Duration::ZERO).await.unwrap() != Polled::Nothing {}
-    }
-    out
-}
+mod support;
+use support::*;
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
