@@ -84,6 +84,7 @@ pub fn policy(sites: u16) -> Policy {
     Policy {
         mesh: "synthetic".parse().expect("literal"),
         keepalive_secs: 25,
+        number_reuse_after_days: 30,
         segments,
         closed_groups,
         sites: all_sites,

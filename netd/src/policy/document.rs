@@ -18,6 +18,12 @@ pub struct Policy {
     /// WireGuard persistent keepalive towards every peer, in seconds (0 = off).
     #[serde(default = "default_keepalive")]
     pub keepalive_secs: u16,
+    /// Days a number freed by a site that left the policy stays unused before the centre
+    /// registry lets another site take it (0 = at once). Addresses derive from numbers, so the
+    /// wait keeps an old holder's addresses from meaning a new site in logs and audit trails
+    /// of that time. netd alone, without the registry's history, cannot check it.
+    #[serde(default = "default_number_reuse")]
+    pub number_reuse_after_days: u32,
     /// Segments every site (or each site that opts in) joins. `reference` and `upload` are
     /// mandatory and must be `required: true`.
     pub segments: BTreeMap<SegmentName, SegmentSpec>,
@@ -30,6 +36,10 @@ pub struct Policy {
 
 fn default_keepalive() -> u16 {
     25
+}
+
+fn default_number_reuse() -> u32 {
+    30
 }
 
 /// An IPv4 network in CIDR notation.
@@ -151,7 +161,8 @@ pub enum SiteKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Site {
-    /// Stable number; addresses derive from it, so never reuse or change it.
+    /// Stable number; addresses derive from it, so never change it. Once the site leaves the
+    /// policy, its number may go to a new site after `number_reuse_after_days`.
     pub number: u16,
     pub name: SiteName,
     pub kind: SiteKind,

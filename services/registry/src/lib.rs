@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod keys;
+pub mod number_reuse;
 pub mod policies;
 pub mod policy_check;
 pub mod policy_diff;

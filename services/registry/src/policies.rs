@@ -10,6 +10,7 @@ use sqlx::Row;
 
 use crate::db::{Db, bump};
 use crate::error::{RegistryError, Result};
+use crate::number_reuse;
 use crate::policy_check;
 use crate::policy_diff;
 
@@ -51,6 +52,21 @@ pub async fn active(db: &Db) -> Result<Option<(u64, Policy)>> {
     Ok(Some((version as u64, policy)))
 }
 
+/// Every stored version, oldest first.
+async fn history(db: &Db) -> Result<Vec<number_reuse::Stored>> {
+    let rows = sqlx::query("SELECT version, body, created_unix FROM policies ORDER BY version")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let version: i64 = r.try_get("version")?;
+            let policy = serde_norway::from_str(&r.try_get::<String, _>("body")?)
+                .map_err(|e| RegistryError::Policy(vec![format!("stored policy version {version}: {e}")]))?;
+            Ok(number_reuse::Stored { created_unix: r.try_get("created_unix")?, policy })
+        })
+        .collect()
+}
+
 /// The body of version `n`.
 pub async fn body(db: &Db, n: u64) -> Result<String> {
     let row = sqlx::query("SELECT body FROM policies WHERE version = $1")
@@ -89,13 +105,17 @@ pub async fn list(db: &Db) -> Result<Vec<PolicyVersion>> {
 /// `dry_run`. An unchanged policy activates nothing.
 pub async fn apply(db: &Db, text: &str, file: &Path, note: &str, dry_run: bool) -> Result<Applied> {
     let new = policy_check::check(text, file).map_err(RegistryError::Policy)?;
+    let now = netd::registry::unix_now() as i64;
+    let reused = number_reuse::check(&history(db).await?, &new, now, file);
+    if !reused.is_empty() {
+        return Err(RegistryError::Policy(reused));
+    }
     let current = active(db).await?;
     let diff = policy_diff::diff(current.as_ref().map(|(_, p)| p), &new);
     let previous = current.as_ref().map(|(v, _)| *v);
     if dry_run || (diff.is_empty() && current.is_some()) {
         return Ok(Applied { version: None, previous, diff, released: Vec::new() });
     }
-    let now = netd::registry::unix_now() as i64;
     let mut tx = db.begin_write().await?;
     bump(&mut tx).await?;
     let next: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 AS next FROM policies")

@@ -406,3 +406,48 @@ async fn enrollment_key_changes_and_refusals_are_audited() {
     assert_eq!(ev[0]["outcome"], 4);
     audit.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_site_s_number_goes_to_a_new_site_only_as_the_policy_allows() {
+    let c = Centre::start(None).await;
+    let s = enroll_all(&c, &["centre", "kita-hospital", "minami-hospital", "higashi-clinic"]).await;
+    let higashi_keys: Vec<String> = sites::list(&c.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.name == "higashi-clinic")
+        .unwrap()
+        .keys
+        .into_values()
+        .collect();
+    let nishi_at_4 = |days: u32| {
+        policy_text(|p| {
+            p.number_reuse_after_days = days;
+            p.sites.iter_mut().find(|x| x.number == 4).unwrap().name = "nishi-pharmacy".parse().unwrap();
+        })
+    };
+    // Giving number 4 to another site in the same step frees it only now: refused, and nothing changes.
+    let before = policies::list(&c.db).await.unwrap().len();
+    let err = policies::apply(&c.db, &nishi_at_4(30), Path::new("p.yaml"), "", false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("p.yaml: sites.nishi-pharmacy.number: 4 was higashi-clinic's until"), "{err}");
+    assert!(err.contains("number_reuse_after_days: 30"), "{err}");
+    assert_eq!(policies::list(&c.db).await.unwrap().len(), before, "a refused policy is not stored");
+    // A policy that allows it at once: higashi is released, nishi takes its number and addresses.
+    let a = policies::apply(&c.db, &nishi_at_4(0), Path::new("p.yaml"), "", false).await.unwrap();
+    assert_eq!(a.released, ["higashi-clinic"]);
+    let err = s[3].poll(Duration::ZERO).await.unwrap_err().to_string();
+    assert!(err.contains("401") || err.contains("403"), "the removed site is refused: {err}");
+    let nishi = Site::new("nishi-pharmacy");
+    nishi.enroll(&c.token("nishi-pharmacy", 3600).await).await.unwrap();
+    for site in &s[..3] {
+        while site.poll(Duration::ZERO).await.unwrap() != Polled::Nothing {}
+        let (_, p) = site.view();
+        let four = p.sites.iter().find(|x| x.number == 4).expect("number 4 in the view");
+        assert_eq!(four.name.as_str(), "nishi-pharmacy", "{}", site.cfg.site);
+        assert!(four.keys.values().all(|k| !higashi_keys.contains(&k.to_string())), "old keys gone");
+        assert!(p.sites.iter().all(|x| x.name.as_str() != "higashi-clinic"));
+    }
+}
