@@ -85,8 +85,11 @@ pub async fn load(config: &Path, kernel: &Kernel) -> Result<Loaded, Error> {
             None => (None, policy::load(&cfg.policy)?),
         };
     let mode = kernel.resolve_mode(cfg.mode).await;
-    let desired =
+    let mut desired =
         plan::plan(&pol, &cfg.site, mode, cfg.api_listen).map_err(|e| Error::UnknownSite { site: e.0 })?;
+    if !desired.firewall.is_empty() {
+        desired.firewall.admit_underlay = cfg.admit_underlay.iter().map(|s| (s.proto, s.port)).collect();
+    }
     let ctx = Context {
         key_dir: cfg.key_dir.clone(),
         last_good: cfg.last_good_path(),

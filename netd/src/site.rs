@@ -56,6 +56,19 @@ pub struct SiteConfig {
     /// Enrolled sites: rotate each segment's key when it is this many days old (0: never).
     #[serde(default = "default_rotation_days")]
     pub key_rotation_days: u32,
+    /// Services on this router itself that the underlay may reach, such as the centre's
+    /// registry (tcp 9443) or ssh (tcp 22). The input chain admits nothing else besides the
+    /// tunnels and the API, and packets from segment devices never match these.
+    #[serde(default)]
+    pub admit_underlay: Vec<LocalService>,
+}
+
+/// A port on the router itself (`{proto: tcp, port: 9443}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalService {
+    pub proto: crate::policy::Proto,
+    pub port: u16,
 }
 
 fn default_policy() -> PathBuf {
@@ -105,6 +118,9 @@ reconcile_interval_secs: 30
 # Enrolled sites: rotate a segment's WireGuard key once it is this many days old (0: never).
 # `netd rotate` rotates on command.
 key_rotation_days: 90
+# Services on this router that the underlay may reach (none by default), e.g. on a centre:
+# admit_underlay: [{ proto: tcp, port: 9443 }, { proto: tcp, port: 22 }]
+admit_underlay: []
 ";
 
 impl SiteConfig {

@@ -4,7 +4,7 @@
 
 mod mesh;
 
-use mesh::{Mesh, host_ip};
+use mesh::{Mesh, gateway_ip, host_ip};
 
 #[test]
 fn mesh_applies_idempotently_isolates_segments_and_repairs_drift() {
@@ -269,4 +269,49 @@ fn daemon_serves_status_repairs_drift_and_follows_policy_changes() {
 
     let _ = mesh::run(std::process::Command::new("kill").arg(daemon.id().to_string()));
     let _ = daemon.wait();
+}
+
+#[test]
+fn admitted_underlay_services_are_reachable_from_the_underlay_only() {
+    if !mesh::require_root() {
+        return;
+    }
+    let m = Mesh::new("u", 2);
+    let (c, s2) = (&m.sites[0], &m.sites[1]);
+    // The centre's registry port on the router itself, admitted from the underlay.
+    let site_file = c.config();
+    let text = std::fs::read_to_string(&site_file).unwrap();
+    std::fs::write(&site_file, format!("{text}admit_underlay: [{{ proto: tcp, port: 9443 }}]\n")).unwrap();
+    m.write_policy("");
+    for s in &m.sites {
+        let (code, out) = m.apply(s);
+        assert_eq!(code, 0, "{}: {out}", s.name);
+    }
+    m.listen(&c.router, 9443);
+    m.listen(&c.router, 9444);
+    assert!(m.connects(&s2.router, "192.0.2.1", 9443, 5), "underlay -> centre router:9443 (admitted)");
+    assert!(!m.connects(&s2.router, "192.0.2.1", 9444, 1), "underlay reached centre router:9444");
+    // The rule itself leaves out every segment device (routing alone would also keep segment
+    // traffic from the router's own sockets; the rule does not rely on it).
+    let input = mesh::ok(&mut mesh::in_ns(&c.router, &["nft", "list", "chain", "inet", "kizuna", "input"]));
+    let rule =
+        input.lines().find(|l| l.contains("dport 9443")).unwrap_or_else(|| panic!("no 9443 rule: {input}"));
+    assert!(
+        rule.contains("iifname != {") && rule.contains("kzw-conference") && rule.contains("lan"),
+        "{rule}"
+    );
+    // Through a segment, the same port on the centre router stays closed.
+    assert!(m.pings(s2.host("conference"), &host_ip("conference", 1), 10), "the mesh is up");
+    assert!(
+        !m.connects(s2.host("conference"), &gateway_ip("conference", 1), 9443, 1),
+        "a segment reached the centre router's admitted port"
+    );
+    // Without the key, the port is closed to the underlay too.
+    std::fs::write(&site_file, &text).unwrap();
+    let (code, out) = m.apply(c);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !m.connects(&s2.router, "192.0.2.1", 9443, 1),
+        "port still open after admit_underlay was removed"
+    );
 }

@@ -132,6 +132,22 @@ pub fn render(fw: &Firewall) -> Value {
         expr.push(json!({ "accept": null }));
         cmds.push(rule("input", expr, Some("management api")));
     }
+    if !fw.admit_underlay.is_empty() {
+        let mut segment_devices: Vec<String> = fw.zones.iter().map(|(d, _)| d.clone()).collect();
+        segment_devices.sort();
+        segment_devices.dedup();
+        for (proto, port) in &fw.admit_underlay {
+            cmds.push(rule(
+                "input",
+                vec![
+                    json!({ "match": { "op": "!=", "left": meta("iifname"), "right": { "set": segment_devices } } }),
+                    matches(payload(proto.as_str(), "dport"), json!(port)),
+                    json!({ "accept": null }),
+                ],
+                Some("admit_underlay"),
+            ));
+        }
+    }
     cmds.push(rule(
         "input",
         vec![

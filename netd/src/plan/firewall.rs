@@ -33,6 +33,10 @@ pub struct Firewall {
     pub tunnel_ports: Vec<u16>,
     /// Management API admitted on input (tcp).
     pub api: Option<SocketAddr>,
+    /// Local services admitted on input from anything but segment devices (the site file's
+    /// `admit_underlay`).
+    #[serde(default)]
+    pub admit_underlay: Vec<(Proto, u16)>,
     pub forward: Vec<ForwardRule>,
 }
 

@@ -329,6 +329,11 @@ fn centre_and_site_images_boot_their_services_and_enroll() {
     let site_token = provision(centre, "site-a");
     // The centre's own router first (it carries the upload segment's centre service), then the site.
     centre.run_ok(&format!("netd enroll {centre_token}")).expect("netd enroll on the centre");
+    // The registry and SSH run on the centre's router itself: its site file admits them from the
+    // underlay (images/README.md), or netd's input chain would close them.
+    centre
+        .run_ok("printf 'admit_underlay: [{ proto: tcp, port: 9443 }, { proto: tcp, port: 22 }]\\n' >> /etc/netd/site.yaml")
+        .expect("admitting the registry and ssh on the centre");
     site.run_ok(&format!("netd enroll {site_token}")).expect("netd enroll on site-a, over the underlay");
     lab.on_each(|vm| {
         vm.run_ok("systemctl start netd")
@@ -356,6 +361,15 @@ fn centre_and_site_images_boot_their_services_and_enroll() {
             netd_diagnosis(centre)
         );
     }
+    // With netd's ruleset loaded on the centre, the sites still reach its registry and SSH.
+    site.run_ok(&format!("curl -sfk --max-time 10 https://{CENTRE_IP}:9443/v1/health >/dev/null"))
+        .unwrap_or_else(|e| panic!("site-a: the registry is closed once netd runs on the centre: {e}"));
+    let over_ssh = site
+        .run_ok(&format!("ssh -o BatchMode=yes -o ConnectTimeout=20 root@{CENTRE_IP} cat /etc/kizuna-image"))
+        .unwrap_or_else(|e| panic!("site-a: ssh to the centre is closed once netd runs there: {e}"));
+    assert_eq!(over_ssh.trim(), "centre");
+    let closed = site.run(&format!("curl -s --max-time 5 http://{CENTRE_IP}:8440/ >/dev/null"));
+    assert_ne!(closed.map(|o| o.code).unwrap_or(0), 0, "the store's port is open on the centre's underlay");
     let status = site.run_ok("netd status").unwrap();
     eprintln!(
         "images: policy, provisioning, enrollment and a WireGuard handshake in {:.1} s\n{status}",
