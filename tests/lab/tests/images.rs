@@ -332,7 +332,10 @@ fn centre_and_site_images_boot_their_services_and_enroll() {
     // The registry and SSH run on the centre's router itself: its site file admits them from the
     // underlay (images/README.md), or netd's input chain would close them.
     centre
-        .run_ok("printf 'admit_underlay: [{ proto: tcp, port: 9443 }, { proto: tcp, port: 22 }]\\n' >> /etc/netd/site.yaml")
+        .run_ok(
+            "set -e; grep -q '^admit_underlay: \\[\\]$' /etc/netd/site.yaml; \
+             sed -i 's/^admit_underlay: .*/admit_underlay: [{ proto: tcp, port: 9443 }, { proto: tcp, port: 22 }]/' /etc/netd/site.yaml",
+        )
         .expect("admitting the registry and ssh on the centre");
     site.run_ok(&format!("netd enroll {site_token}")).expect("netd enroll on site-a, over the underlay");
     lab.on_each(|vm| {
