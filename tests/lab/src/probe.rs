@@ -140,3 +140,27 @@ pub fn run_probes(vm: &Vm, probes: &[Probe], retry: Duration) -> Result<Vec<Mism
     }
     Ok(mismatches)
 }
+
+/// Runs every guest's probes at once (`probes` by guest name) and panics listing each one that
+/// disagrees with what it expects, naming the lab's log folder.
+pub fn assert_probes(
+    lab: &crate::Lab,
+    probes: &std::collections::BTreeMap<&str, Vec<Probe>>,
+    retry: Duration,
+) {
+    let failures: Vec<_> = lab
+        .on_each(|vm| match probes.get(vm.name()) {
+            Some(list) => run_probes(vm, list, retry).expect("running probes"),
+            None => Vec::new(),
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} probe(s) disagree (logs in {}):\n{}",
+        failures.len(),
+        lab.log_dir().display(),
+        failures.iter().map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n")
+    );
+}

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kizuna_lab::probe::{Probe, Target, banner, listen_script, run_probes};
+use kizuna_lab::probe::{Probe, Target, assert_probes, banner, listen_script};
 use kizuna_lab::{Artefacts, Lab, Vm, VmSpec, lab_available};
 
 const SITE_FILE: &str = "/etc/netd/site.yaml";
@@ -193,24 +193,6 @@ fn assert_state_unchanged(vm: &Vm, before: &str, what: &str) {
 fn netd(vm: &Vm, args: &str) -> kizuna_lab::Output {
     vm.run_with_timeout(&format!("netd --config {SITE_FILE} {args}"), Duration::from_secs(120))
         .expect("running netd")
-}
-
-fn assert_no_mismatches(lab: &Lab, probes: &BTreeMap<&str, Vec<Probe>>, retry: Duration) {
-    let failures: Vec<_> = lab
-        .on_each(|vm| match probes.get(vm.name()) {
-            Some(list) => run_probes(vm, list, retry).expect("running probes"),
-            None => Vec::new(),
-        })
-        .into_iter()
-        .flatten()
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} probe(s) disagree with the policy (logs in {}):\n{}",
-        failures.len(),
-        lab.log_dir().display(),
-        failures.iter().map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n")
-    );
 }
 
 /// Sum of bytes received and sent on a WireGuard interface.
@@ -417,7 +399,7 @@ fn netd_builds_isolated_segment_meshes_and_keeps_them() {
             ));
         }
     }
-    assert_no_mismatches(&lab, &probes, Duration::from_secs(40));
+    assert_probes(&lab, &probes, Duration::from_secs(40));
 
     // (e) The router's own traffic inside a segment (an upload agent on the appliance): a process
     // bound to the upload VRF reaches the centre's store and gets its replies (netd zones
@@ -567,7 +549,7 @@ fn netd_builds_isolated_segment_meshes_and_keeps_them() {
             "(e) repaired peer carries traffic",
         )],
     );
-    assert_no_mismatches(&lab, &conference_again, Duration::from_secs(30));
+    assert_probes(&lab, &conference_again, Duration::from_secs(30));
 
     // (f) a bad policy (a WireGuard port used twice) is rejected with its location, and nothing changes,
     // whether given to `netd check`, to `netd apply`, or dropped on the running daemon.
@@ -594,7 +576,7 @@ fn netd_builds_isolated_segment_meshes_and_keeps_them() {
         "the daemon died on a bad policy:\n{}",
         a.run("tail -30 /var/log/netd.log").unwrap().stdout
     );
-    assert_no_mismatches(&lab, &conference_again, Duration::from_secs(30));
+    assert_probes(&lab, &conference_again, Duration::from_secs(30));
     a.write_file(POLICY, &policy).unwrap();
 
     let status = netd(a, "status");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use kizuna_lab::probe::{Probe, Target, run_probes};
+use kizuna_lab::probe::{Probe, Target, assert_probes};
 use kizuna_lab::{Artefacts, Lab, Vm, VmSpec, lab_available};
 
 const SITE_FILE: &str = "/etc/netd/site.yaml";
@@ -183,24 +183,6 @@ fn wait_until(vm: &Vm, condition: &str, limit: Duration, what: &str) {
         )
         .unwrap();
     assert!(out.success(), "{}: {what} not within {secs} s; netd log:\n{}", vm.name(), netd_log(vm));
-}
-
-fn assert_probes(lab: &Lab, probes: &BTreeMap<&str, Vec<Probe>>, retry: Duration) {
-    let failures: Vec<_> = lab
-        .on_each(|vm| match probes.get(vm.name()) {
-            Some(list) => run_probes(vm, list, retry).expect("running probes"),
-            None => Vec::new(),
-        })
-        .into_iter()
-        .flatten()
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} probe(s) disagree (logs in {}):\n{}",
-        failures.len(),
-        lab.log_dir().display(),
-        failures.iter().map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n")
-    );
 }
 
 fn conference_probes(
