@@ -6,8 +6,7 @@
 //! policy file) lists its public key. Only then does [`promote_if_listed`] move it in place
 //! (one rename), so the site always holds the key its peers know, whenever it crashes.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -78,20 +77,8 @@ fn generate_into(dir: &Path, path: &Path) -> Result<PrivateKey> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
     let key = Key::generate_private();
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(key.to_base64().as_bytes()).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    sync_dir(dir)?;
+    crate::durable::write_file(path, key.to_base64().as_bytes(), 0o600)
+        .map_err(|(p, source)| Error::Io { path: p, source })?;
     Ok(PrivateKey(key))
 }
 

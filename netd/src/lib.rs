@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod daemon;
 pub mod diff;
+pub mod durable;
 pub mod error;
 pub mod kernel;
 pub mod keys;

@@ -3,8 +3,6 @@
 //! `view.json` (the last verified view, re-verified every time it is read). Both are written
 //! crash-safe: temp file, fsync, rename, fsync directory.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -43,25 +41,9 @@ fn file_err(path: &Path, reason: impl std::fmt::Display) -> RegistryError {
     RegistryError::File { path: path.to_path_buf(), reason: reason.to_string() }
 }
 
-/// Write `bytes` to `path` with `mode`, crash-safe.
+/// Write `bytes` to `path` with `mode`, crash-safe ([`crate::durable::write_file`]).
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), RegistryError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(|e| file_err(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| file_err(&tmp, e))?;
-    f.sync_all().map_err(|e| file_err(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| file_err(dir, e))?;
-    Ok(())
+    crate::durable::write_file(path, bytes, mode).map_err(|(p, e)| file_err(&p, e))
 }
 
 impl Enrollment {
