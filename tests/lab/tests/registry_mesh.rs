@@ -432,11 +432,16 @@ fn sites_enroll_rotate_get_revoked_refuse_forged_views_and_outlive_the_centre() 
     // every peer when it switches, so the outage is the spread of their passes plus one handshake:
     // well under WireGuard's handshake retry (REKEY_TIMEOUT, 5 s). Without that handshake start,
     // a peer that switched first waits for its retry: 7 s measured here.
+    // The routers' passes land seconds apart in emulated guests (7 s once in CI), so the bound is
+    // one handshake after the spread of the switches, not one handshake alone.
+    let switched: Vec<f64> = switch_times.iter().copied().filter(|t| *t > 0.0).collect();
+    let spread =
+        switched.iter().copied().fold(f64::MIN, f64::max) - switched.iter().copied().fold(f64::MAX, f64::min);
     for (name, longest, _, sent) in &outages {
         assert!(*sent > 50, "{name}: the ping ran for only {sent} requests");
         assert!(
-            *longest < HANDSHAKE_SECS,
-            "{name}: {longest:.1} s without answers while site-a rotated its key (more than one handshake); \
+            *longest < HANDSHAKE_SECS + spread.max(0.0),
+            "{name}: {longest:.1} s without answers while site-a rotated its key (more than one handshake after the {spread:.1} s spread of the switches); \
              routers on the new key {switch_times:?} s after netd rotate\n{late}{wg_debug}"
         );
     }
