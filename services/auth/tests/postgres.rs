@@ -3,30 +3,11 @@
 
 mod support;
 
-use sqlx::{Connection, Executor};
 use support::*;
 
 /// A new database on the test server, or None (skip) when no server is configured outside CI.
 async fn fresh_database() -> Option<String> {
-    let server = match std::env::var("KIZUNA_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!(
-                "CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh (tests/run-all does)"
-            )
-        }
-        _ => {
-            eprintln!("skipping: KIZUNA_TEST_POSTGRES_URL is not set (tests/pg-setup.sh prints one)");
-            return None;
-        }
-    };
-    sqlx::any::install_default_drivers();
-    let name = format!("kizuna_auth_test_{:016x}", rand::random::<u64>());
-    let mut conn = sqlx::AnyConnection::connect(&server).await.expect("connect to KIZUNA_TEST_POSTGRES_URL");
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
-    conn.close().await.ok();
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-    Some(format!("{base}/{name}"))
+    kizuna_db::fresh_test_postgres("kizuna_auth_test").await
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! stale snapshot when it begins deferred, and never when it begins through `begin_write`.
 
 use kizuna_db::{Backend, Db, DbError, Migrations, Tuning};
-use sqlx::{Connection, Executor, Row};
+use sqlx::Row;
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./tests/migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./tests/migrations/postgres");
@@ -59,31 +59,13 @@ async fn read_then_write_transactions_survive_a_concurrent_commit_on_sqlite() {
 
 #[tokio::test]
 async fn write_transactions_work_on_postgres() {
-    let server = match std::env::var("KIZUNA_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!(
-                "CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh (tests/run-all does)"
-            )
-        }
-        _ => {
-            return eprintln!("skipping: KIZUNA_TEST_POSTGRES_URL is not set (tests/pg-setup.sh prints one)");
-        }
-    };
-    sqlx::any::install_default_drivers();
-    // A database of its own, so reruns and other tests do not share the counter.
-    let name = format!("kizuna_db_test_{:016x}", std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos() as u64);
-    let mut admin = sqlx::AnyConnection::connect(&server).await.expect("connect to KIZUNA_TEST_POSTGRES_URL");
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-    let db = Db::open(&format!("{base}/{name}"), TUNING, MIGRATIONS).await.unwrap();
+    let Some(url) = kizuna_db::fresh_test_postgres("kizuna_db_test").await else { return };
+    let db = Db::open(&url, TUNING, MIGRATIONS).await.unwrap();
     assert_eq!(db.backend, Backend::Postgres);
     let mut tx = db.begin_write().await.unwrap();
     sqlx::query("UPDATE counter SET n = n + 1 WHERE id = 1").execute(&mut *tx).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(counter(&db).await, 1);
-    db.pool.close().await;
-    admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}"))).await.unwrap();
 }
 
 #[tokio::test]

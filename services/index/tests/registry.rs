@@ -4,7 +4,6 @@
 use kizuna_index::matcher::{Field, Matcher, Model, Thresholds, TrainingReport};
 use kizuna_index::registry::{Outcome, Registry};
 use kizuna_index::{CommonId, Demographics, RecordKey, Sex};
-use sqlx::{Connection, Executor};
 
 fn matcher() -> Matcher {
     let row = |levels: usize, top: f64| {
@@ -56,25 +55,8 @@ async fn fresh(postgres: bool) -> Option<Fresh> {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("index.db").display());
         return Some(Fresh { url, _dir: Some(dir) });
     }
-    let server = match std::env::var("KIZUNA_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!(
-                "CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh (tests/run-all does)"
-            )
-        }
-        _ => {
-            eprintln!("skipping: KIZUNA_TEST_POSTGRES_URL is not set (tests/pg-setup.sh prints one)");
-            return None;
-        }
-    };
-    sqlx::any::install_default_drivers();
-    let name = format!("kizuna_index_test_{:016x}", rand::random::<u64>());
-    let mut conn = sqlx::AnyConnection::connect(&server).await.expect("connect to KIZUNA_TEST_POSTGRES_URL");
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
-    conn.close().await.ok();
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-    Some(Fresh { url: format!("{base}/{name}"), _dir: None })
+    let url = kizuna_db::fresh_test_postgres("kizuna_index_test").await?;
+    Some(Fresh { url, _dir: None })
 }
 
 async fn registry(url: &str) -> Registry {
