@@ -102,11 +102,12 @@ pub enum Placed {
 }
 
 /// The first half of a grouped move: renames `src` to `dest`, or across filesystems copies it to a
-/// temp file beside `dest`, fsyncs and renames it into place. Directory fsyncs and the unlink of a
-/// copied source are left to the caller, so a group of files shares them; the caller must fsync
-/// `dest`'s directory before unlinking any copied source.
+/// temp file beside `dest`, fsyncs and renames it into place. It never replaces an existing
+/// `dest`: that is an `AlreadyExists` error and `src` is left alone. Directory fsyncs and the
+/// unlink of a copied source are left to the caller, so a group of files shares them; the caller
+/// must fsync `dest`'s directory before unlinking any copied source.
 pub fn place_file(src: &Path, dest: &Path) -> io::Result<Placed> {
-    match fs::rename(src, dest) {
+    match rename_noreplace(src, dest) {
         Ok(()) => return Ok(Placed::Renamed),
         Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {}
         Err(e) => return Err(e),
@@ -122,13 +123,33 @@ pub fn place_file(src: &Path, dest: &Path) -> io::Result<Placed> {
             let _ = to.set_modified(mtime);
         }
         to.sync_all()?;
-        fs::rename(&tmp, dest)
+        rename_noreplace(&tmp, dest)
     })();
     if let Err(e) = copied {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
     Ok(Placed::Copied)
+}
+
+/// `rename` that fails with `AlreadyExists` instead of replacing `dest` (`renameat2` with
+/// `RENAME_NOREPLACE`, one atomic step). On a filesystem without that flag it checks first, which
+/// is enough here because the outbox's lock serialises every writer of `dest`'s directory.
+fn rename_noreplace(src: &Path, dest: &Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, src, CWD, dest, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::INVAL) => {
+            if fs::symlink_metadata(dest).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", dest.display()),
+                ));
+            }
+            fs::rename(src, dest)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Removes leftover temp files (from a crash mid-write) directly inside `dir`.
@@ -183,5 +204,23 @@ mod tests {
         let mut names: Vec<_> = fs::read_dir(&sub).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
         assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn place_file_never_replaces_what_is_there() {
+        let d = tempfile::tempdir().unwrap();
+        let (src, dest) = (d.path().join("src"), d.path().join("dest"));
+        fs::write(&src, b"new").unwrap();
+        fs::write(&dest, b"waiting").unwrap();
+        let err = place_file(&src, &dest).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            (fs::read(&src).unwrap(), fs::read(&dest).unwrap()),
+            (b"new".to_vec(), b"waiting".to_vec())
+        );
+        fs::remove_file(&dest).unwrap();
+        assert_eq!(place_file(&src, &dest).unwrap(), Placed::Renamed);
+        assert!(!src.exists());
+        assert_eq!(fs::read(&dest).unwrap(), b"new");
     }
 }

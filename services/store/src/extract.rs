@@ -1,7 +1,8 @@
-//! What the index keeps of one message, computed from the parsed file name and HL7 tree: the
-//! SSMIXIDX fields and the rows of the viewer's search tables. Pure: no I/O.
+//! What the index keeps of one message, computed from the parsed file name and the message text
+//! (read through `ssmix2::hl7::MessageView`, which copies nothing it does not return): the SSMIXIDX
+//! fields and the rows of the viewer's search tables. Pure: no I/O.
 
-use ssmix2::hl7::{Message, Segment};
+use ssmix2::hl7::{MessageView, SegmentView};
 use ssmix2::{DataType, FileName};
 
 /// A drug prescribed (RXE) or administered (RXA).
@@ -68,32 +69,36 @@ pub struct Extracted {
 }
 
 /// Component `c` (1-based) of the first repetition of field `n`, unescaped; empty when absent.
-fn comp(msg: &Message, seg: &Segment, n: usize, c: usize) -> String {
-    seg.field(n)
-        .and_then(|f| f.0.first())
-        .and_then(|r| r.0.get(c - 1))
-        .and_then(|k| k.0.first())
-        .map(|v| v.text(&msg.delimiters).into_owned())
-        .unwrap_or_default()
+fn comp(seg: &SegmentView, n: usize, c: usize) -> String {
+    seg.component(n, c).into_owned()
+}
+
+/// `MSH-9.1^MSH-9.2`, or empty when MSH-9 lacks either part.
+fn message_type(msg: &MessageView) -> String {
+    let Some(msh) = msg.segment("MSH") else { return String::new() };
+    let d = msg.delimiters;
+    let first_rep = msh.field(9).and_then(|f| f.split(d.repetition).next()).unwrap_or("");
+    if !first_rep.contains(d.component) {
+        return String::new();
+    }
+    format!("{}^{}", msh.component(9, 1), msh.component(9, 2))
 }
 
 /// Extracts the message type and search rows.
-pub fn extract(msg: &Message, name: &FileName) -> Extracted {
-    let mut out = Extracted {
-        message_type: msg.message_type().map(|m| m.key()).unwrap_or_default(),
-        ..Extracted::default()
-    };
+pub fn extract(msg: &MessageView, name: &FileName) -> Extracted {
+    let mut out = Extracted { message_type: message_type(msg), ..Extracted::default() };
     let mut current_drug: Option<usize> = None;
-    for seg in &msg.segments {
+    for seg in msg.segments() {
+        let seg = &seg;
         match seg.id() {
             "RXE" => {
                 out.drugs.push(Drug {
                     source: "RXE",
-                    code: comp(msg, seg, 2, 1),
-                    name: comp(msg, seg, 2, 2),
-                    coding_system: comp(msg, seg, 2, 3),
-                    dose: comp(msg, seg, 3, 1),
-                    dose_unit: comp(msg, seg, 5, 1),
+                    code: comp(seg, 2, 1),
+                    name: comp(seg, 2, 2),
+                    coding_system: comp(seg, 2, 3),
+                    dose: comp(seg, 3, 1),
+                    dose_unit: comp(seg, 5, 1),
                     ..Drug::default()
                 });
                 current_drug = Some(out.drugs.len() - 1);
@@ -101,12 +106,12 @@ pub fn extract(msg: &Message, name: &FileName) -> Extracted {
             "RXA" => {
                 out.drugs.push(Drug {
                     source: "RXA",
-                    code: comp(msg, seg, 5, 1),
-                    name: comp(msg, seg, 5, 2),
-                    coding_system: comp(msg, seg, 5, 3),
-                    dose: comp(msg, seg, 6, 1),
-                    dose_unit: comp(msg, seg, 7, 1),
-                    given_at: comp(msg, seg, 3, 1),
+                    code: comp(seg, 5, 1),
+                    name: comp(seg, 5, 2),
+                    coding_system: comp(seg, 5, 3),
+                    dose: comp(seg, 6, 1),
+                    dose_unit: comp(seg, 7, 1),
+                    given_at: comp(seg, 3, 1),
                     ..Drug::default()
                 });
                 current_drug = Some(out.drugs.len() - 1);
@@ -114,8 +119,8 @@ pub fn extract(msg: &Message, name: &FileName) -> Extracted {
             // TQ1-6 service duration, e.g. `5^d`: the prescription's days.
             "TQ1" => {
                 if let Some(d) = current_drug.and_then(|i| out.drugs.get_mut(i)) {
-                    let unit = comp(msg, seg, 6, 2);
-                    let amount = comp(msg, seg, 6, 1);
+                    let unit = comp(seg, 6, 2);
+                    let amount = comp(seg, 6, 1);
                     if !amount.is_empty() && (unit.eq_ignore_ascii_case("d") || unit.is_empty()) {
                         d.days = amount;
                     }
@@ -125,67 +130,66 @@ pub fn extract(msg: &Message, name: &FileName) -> Extracted {
                 if let Some(d) = current_drug.and_then(|i| out.drugs.get_mut(i))
                     && d.route.is_empty()
                 {
-                    d.route = comp(msg, seg, 1, 1);
+                    d.route = comp(seg, 1, 1);
                 }
             }
             "ORC" => current_drug = None,
             "OBX" => {
-                let value = comp(msg, seg, 5, 1);
-                let value_type = comp(msg, seg, 2, 1);
+                let value = comp(seg, 5, 1);
+                let value_type = comp(seg, 2, 1);
                 let value_num = if value_type == "NM" {
                     value.trim().parse::<f64>().ok().filter(|v| v.is_finite())
                 } else {
                     None
                 };
                 out.labs.push(Lab {
-                    code: comp(msg, seg, 3, 1),
-                    name: comp(msg, seg, 3, 2),
-                    coding_system: comp(msg, seg, 3, 3),
+                    code: comp(seg, 3, 1),
+                    name: comp(seg, 3, 2),
+                    coding_system: comp(seg, 3, 3),
                     value_type,
                     value,
                     value_num,
-                    units: comp(msg, seg, 6, 1),
-                    reference_range: comp(msg, seg, 7, 1),
-                    abnormal_flags: comp(msg, seg, 8, 1),
-                    result_status: comp(msg, seg, 11, 1),
-                    observed_at: comp(msg, seg, 14, 1),
+                    units: comp(seg, 6, 1),
+                    reference_range: comp(seg, 7, 1),
+                    abnormal_flags: comp(seg, 8, 1),
+                    result_status: comp(seg, 11, 1),
+                    observed_at: comp(seg, 14, 1),
                 });
             }
             "PRB" => {
                 // PRB-10 carries the ICD-10 code in SS-MIX2 (component 3 = `I10`).
-                let icd10 =
-                    if comp(msg, seg, 10, 3) == "I10" { comp(msg, seg, 10, 1) } else { String::new() };
+                let icd10 = if comp(seg, 10, 3) == "I10" { comp(seg, 10, 1) } else { String::new() };
                 out.diagnoses.push(Diagnosis {
                     source: "PRB",
-                    code: comp(msg, seg, 3, 1),
-                    name: comp(msg, seg, 3, 2),
-                    coding_system: comp(msg, seg, 3, 3),
+                    code: comp(seg, 3, 1),
+                    name: comp(seg, 3, 2),
+                    coding_system: comp(seg, 3, 3),
                     icd10,
-                    onset_date: comp(msg, seg, 16, 1),
-                    status: comp(msg, seg, 14, 1),
+                    onset_date: comp(seg, 16, 1),
+                    status: comp(seg, 14, 1),
                 });
             }
             "DG1" => {
-                let system = comp(msg, seg, 3, 3);
-                let code = comp(msg, seg, 3, 1);
+                let system = comp(seg, 3, 3);
+                let code = comp(seg, 3, 1);
                 out.diagnoses.push(Diagnosis {
                     source: "DG1",
                     icd10: if system == "I10" { code.clone() } else { String::new() },
                     code,
-                    name: comp(msg, seg, 3, 2),
+                    name: comp(seg, 3, 2),
                     coding_system: system,
-                    onset_date: comp(msg, seg, 5, 1),
-                    status: comp(msg, seg, 6, 1),
+                    onset_date: comp(seg, 5, 1),
+                    status: comp(seg, 6, 1),
                 });
             }
             _ => {}
         }
     }
     if let Some(event) = encounter_event(name.data_type) {
-        let trigger = msg.value("MSH-9.2").map(|s| s.into_owned()).unwrap_or_default();
+        let trigger = msg.segment("MSH").map(|s| comp(&s, 9, 2)).unwrap_or_default();
         let pv1 = msg.segment("PV1");
-        let field = |n: usize, c: usize| pv1.map(|s| comp(msg, s, n, c)).unwrap_or_default();
-        let evn_time = msg.segment("EVN").map(|s| comp(msg, s, 2, 1)).unwrap_or_default();
+        let field = |n: usize, c: usize| pv1.map(|s| comp(&s, n, c)).unwrap_or_default();
+        let evn_time = msg.segment("EVN").map(|s| comp(&s, 2, 1)).unwrap_or_default();
         let event_time = match name.data_type {
             DataType::Adt22 | DataType::Adt21 => field(44, 1),
             DataType::Adt52 | DataType::Adt51 => field(45, 1),
@@ -222,14 +226,14 @@ fn encounter_event(dt: DataType) -> Option<&'static str> {
 mod tests {
     use super::*;
 
-    fn sample(rel: &str) -> (Message, FileName) {
+    fn sample(rel: &str) -> (String, FileName) {
         let root = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../../shared/external/nhoHQ-SSMIX2DataTestingTool/sampleData/"
         );
         let bytes = std::fs::read(format!("{root}{rel}")).unwrap();
         let name: FileName = rel.rsplit('/').next().unwrap().parse().unwrap();
-        (Message::decode(&bytes).unwrap(), name)
+        (ssmix2::hl7::decode_iso2022jp(&bytes).unwrap(), name)
     }
 
     #[test]
@@ -237,7 +241,7 @@ mod tests {
         let (m, n) = sample(
             "999/901/9999013/20110701/OMP-01/9999013_20110701_OMP-01_000000011000185_20110701224603984_01_1",
         );
-        let x = extract(&m, &n);
+        let x = extract(&MessageView::parse(&m).unwrap(), &n);
         assert_eq!(x.message_type, "RDE^O11");
         assert_eq!(x.drugs.len(), 3);
         let d = &x.drugs[2];
@@ -256,7 +260,7 @@ mod tests {
         let (m, n) = sample(
             "999/901/9999013/20111220/OML-11/9999013_20111220_OML-11_000000011000354_20111220103059000_01_1",
         );
-        let x = extract(&m, &n);
+        let x = extract(&MessageView::parse(&m).unwrap(), &n);
         assert_eq!(x.labs.len(), 3);
         let l = &x.labs[1];
         assert_eq!((l.code.as_str(), l.name.as_str()), ("3A010000002327101", "総蛋白"));
@@ -268,14 +272,14 @@ mod tests {
     fn diagnoses_and_admissions_are_found() {
         let (m, n) =
             sample("999/901/9999013/-/PPR-01/9999013_-_PPR-01_999999999999999_20111209163030000_01_1");
-        let x = extract(&m, &n);
+        let x = extract(&MessageView::parse(&m).unwrap(), &n);
         assert_eq!(x.diagnoses.len(), 1);
         assert_eq!((x.diagnoses[0].code.as_str(), x.diagnoses[0].icd10.as_str()), ("20054174", "K297"));
         assert_eq!(x.diagnoses[0].onset_date, "20110831");
         let (m, n) = sample(
             "999/901/9999013/20111120/ADT-22/9999013_20111120_ADT-22_999999999999999_20111220224447339_01_1",
         );
-        let x = extract(&m, &n);
+        let x = extract(&MessageView::parse(&m).unwrap(), &n);
         assert_eq!(x.encounters.len(), 1);
         assert_eq!(
             (x.encounters[0].event, x.encounters[0].event_time.as_str()),

@@ -22,8 +22,8 @@ use crate::journal::{Change, Entry};
 /// Bound values per statement, well under SQLite's and PostgreSQL's limits.
 const MAX_PARAMS: usize = 900;
 
-/// One value of a row; `Null` is written as a literal (a NULL bound through the Any driver can
-/// make PostgreSQL prepare a statement with a type a later value does not fit).
+/// One value of a row; for PostgreSQL `Null` is written as a literal (a NULL bound through the Any
+/// driver can make PostgreSQL prepare a statement with a type a later value does not fit).
 enum Val<'a> {
     Text(&'a str),
     Owned(String),
@@ -241,8 +241,10 @@ async fn insert_rows(
                     sql.push_str(", ");
                 }
                 match (v, backend) {
-                    (Val::Null, _) => sql.push_str("NULL"),
+                    // SQLite takes a bound NULL, so every full chunk has the same text and its
+                    // prepared statement is reused from the connection's cache.
                     (_, Backend::Sqlite) => sql.push('?'),
+                    (Val::Null, Backend::Postgres) => sql.push_str("NULL"),
                     (_, Backend::Postgres) => {
                         n += 1;
                         sql.push_str(&format!("${n}"));
@@ -263,6 +265,7 @@ async fn insert_rows(
                     Val::Owned(t) => q.bind(t),
                     Val::Int(i) => q.bind(i),
                     Val::Real(r) => q.bind(r),
+                    Val::Null if backend == Backend::Sqlite => q.bind(None::<f64>),
                     Val::Null => q,
                 };
             }

@@ -16,7 +16,7 @@ use std::time::Instant;
 use kizuna_wire::{BatchFile, BatchReport, FileResult, FileStatus};
 use rayon::prelude::*;
 use ssmix2::condition::{Step, Transition, plan};
-use ssmix2::hl7::Message;
+use ssmix2::hl7::MessageView;
 use ssmix2::validate::{Code, Scratch};
 use ssmix2::{FileName, NameError, StoragePath};
 
@@ -85,13 +85,18 @@ fn check_file(store: &Store, facility: &FacilityId, index: usize, f: BatchFile) 
     // The validator sees the file where it will live, below a root named for the facility.
     let root = Path::new(facility.as_str());
     let mut violations = Vec::new();
-    SCRATCH.with(|s| {
+    // The validator decodes the file into its scratch text; a valid file is read from there.
+    let parsed = SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         store
             .validator
             .check(Some(root), &root.join(path.relative()), &f.content, &mut s, &mut |v| violations.push(v));
+        if !violations.is_empty() {
+            return None;
+        }
+        Some(MessageView::parse(s.decoded()).map(|m| extract(&m, &path.name)))
     });
-    if !violations.is_empty() {
+    let Some(parsed) = parsed else {
         let mut codes: Vec<String> = violations.iter().map(|v| v.code.as_str().to_owned()).collect();
         codes.sort();
         codes.dedup();
@@ -107,14 +112,13 @@ fn check_file(store: &Store, facility: &FacilityId, index: usize, f: BatchFile) 
             reason.push(format!("and {} more", violations.len() - MAX_REASONS));
         }
         return Err(rejected(&f, codes, reason.join("; ")));
-    }
-    let msg = match Message::decode(&f.content) {
-        Ok(m) => m,
+    };
+    let extracted = match parsed {
+        Ok(x) => x,
         Err(e) => {
             return Err(rejected(&f, vec![UNPARSEABLE.into()], format!("the message cannot be parsed: {e}")));
         }
     };
-    let extracted = extract(&msg, &path.name);
     Ok(Ready { index, sha256: f.sha256_hex(), sent_path: f.path, path, bytes: f.content, extracted })
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ssmix2::hl7::Message;
+use ssmix2::hl7::MessageView;
 use ssmix2::{FileName, StoragePath};
 
 use crate::apply::{Mode, apply_to_tree, sync_dirs};
@@ -98,7 +98,8 @@ async fn stored_file_for(tree: &Tree, db: &Db, e: &Entry) -> Result<Option<Store
     let file = tree.path_of(&fac, &StoragePath::of(found));
     let bytes = std::fs::read(&file).map_err(|err| StoreError::io(&file, err))?;
     let (sha256, size) = hash_file(&file)?;
-    let extracted = match Message::decode(&bytes) {
+    let text = ssmix2::hl7::decode_iso2022jp(&bytes);
+    let extracted = match text.as_deref().map_err(Clone::clone).and_then(MessageView::parse) {
         Ok(m) => extract(&m, &sp.name),
         Err(err) => {
             tracing::error!(file = %file.display(), %err, "stored file no longer parses; indexed without search rows");

@@ -12,8 +12,10 @@ mod charset;
 mod escape;
 mod message;
 mod path;
+mod view;
 
 pub use charset::{decode_iso2022jp, encode_iso2022jp, normalize_halfwidth_katakana};
 pub use escape::{escape, unescape};
 pub use message::{Component, Delimiters, Field, Message, Repetition, Segment, Value};
 pub use path::FieldPath;
+pub use view::{MessageView, SegmentView};

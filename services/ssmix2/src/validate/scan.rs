@@ -15,6 +15,15 @@ pub struct Scratch {
     pub(crate) occurrences: Vec<(u64, u32)>,
 }
 
+impl Scratch {
+    /// The text of the file [`Validator::check`](super::Validator::check) last decoded, so that a
+    /// caller can read the message without decoding it again. Meaningful only after a check that
+    /// reported no violations (a file that does not decode leaves part of it here).
+    pub fn decoded(&self) -> &str {
+        &self.text
+    }
+}
+
 /// Decodes ISO-2022-JP into `out` (cleared first); on failure, the offset of the first bad byte.
 pub(crate) fn decode_into(bytes: &[u8], out: &mut String) -> Result<(), usize> {
     super::iso2022jp::decode_into(bytes, out)
