@@ -82,10 +82,33 @@ async fn corpus_is_stored_and_index_agrees_with_tree(backend: &Backend) {
     // One journal entry per stored file, all applied.
     assert_eq!(h.store.journal.last_seq(), total as u64);
     assert_eq!(h.store.applied_watermark(), total as u64);
-    // The search tables are filled.
-    assert!(count(&h.store, "SELECT COUNT(*) FROM drugs").await > 0);
-    assert!(count(&h.store, "SELECT COUNT(*) FROM labs").await > 0);
-    assert!(count(&h.store, "SELECT COUNT(*) FROM encounters").await > 0);
+    // The search tables hold exactly the rows extracted from each file, each row tied to its
+    // file's record (same facility and patient).
+    let (mut want, mut numbers) = ([0i64; 4], 0i64);
+    for files in c.facilities.values() {
+        for (rel, bytes) in files {
+            let name: FileName = rel.rsplit('/').next().unwrap().parse().unwrap();
+            let text = ssmix2::hl7::decode_iso2022jp(bytes).unwrap();
+            let x = kizuna_store::extract::extract(&ssmix2::hl7::MessageView::parse(&text).unwrap(), &name);
+            numbers += x.labs.iter().filter(|l| l.value_num.is_some()).count() as i64;
+            for (w, n) in
+                want.iter_mut().zip([x.drugs.len(), x.labs.len(), x.diagnoses.len(), x.encounters.len()])
+            {
+                *w += n as i64;
+            }
+        }
+    }
+    assert!(want[0] > 0 && want[1] > 0 && want[3] > 0, "corpus without drugs, labs or encounters: {want:?}");
+    for (table, want) in ["drugs", "labs", "diagnoses", "encounters"].into_iter().zip(want) {
+        assert_eq!(count(&h.store, &format!("SELECT COUNT(*) FROM {table}")).await, want, "{table}");
+        let tied = format!(
+            "SELECT COUNT(*) FROM {table} t JOIN records r ON r.id = t.record_id \
+             AND r.facility_id = t.facility_id AND r.patient_id = t.patient_id"
+        );
+        assert_eq!(count(&h.store, &tied).await, want, "{table} rows tied to their records");
+    }
+    assert!(numbers > 0, "corpus without numeric results");
+    assert_eq!(count(&h.store, "SELECT COUNT(*) FROM labs WHERE value_num IS NOT NULL").await, numbers);
     assert_eq!(count(&h.store, "SELECT COUNT(*) FROM records").await, total as i64);
     // Nothing left in staging.
     assert!(common::all_files(&h.config.staging_dir()).is_empty());

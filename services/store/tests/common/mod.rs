@@ -268,9 +268,9 @@ pub async fn assert_index_matches_tree(h: &Harness, facility: &str) {
     assert_eq!(rows, from_tree, "index and tree of {facility} differ");
 }
 
-pub async fn count(store: &Store, sql: &'static str) -> i64 {
+pub async fn count(store: &Store, sql: &str) -> i64 {
     use sqlx::Row;
-    sqlx::query(sql).fetch_one(&store.db.pool).await.unwrap().get::<i64, _>(0)
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&store.db.pool).await.unwrap().get::<i64, _>(0)
 }
 
 /// Runs a test case against SQLite and, when configured, PostgreSQL.
