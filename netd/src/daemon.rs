@@ -69,6 +69,15 @@ async fn pass(config: &std::path::Path, k: &Kernel, status: &SharedStatus, scope
     *shared = st;
 }
 
+/// Sleeps until UNIX time `at` (never returns for `None`). `now` is the time `at` was read at.
+async fn until_unix(at: Option<u64>, now: f64) {
+    match at {
+        // A few milliseconds late rather than early: the pass must see the switch time passed.
+        Some(t) => tokio::time::sleep(Duration::from_secs_f64((t as f64 - now).max(0.0) + 0.005)).await,
+        None => std::future::pending().await,
+    }
+}
+
 pub async fn run(config: PathBuf) -> Result<()> {
     let cfg = SiteConfig::load(&config)?;
     let k = Kernel::connect(cfg.wireguard).await?;
@@ -115,8 +124,21 @@ pub async fn run(config: PathBuf) -> Result<()> {
         signal(SignalKind::terminate()).map_err(|source| Error::Io { path: "SIGTERM".into(), source })?;
     let mut tick = tokio::time::interval(Duration::from_secs(cfg.reconcile_interval_secs.max(1)));
     loop {
+        // A rotated key in the stored view: a pass at its switch time, when every router switches.
+        let now = crate::registry::enrollment::unix_now_f64();
+        let switch = match crate::registry::enrollment::next_key_switch(&cfg, now) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the stored view's key switches");
+                None
+            }
+        };
         let scope = tokio::select! {
             _ = tick.tick() => reconcile::Scope::Full,
+            _ = until_unix(switch, now) => {
+                tracing::info!(switch_unix = switch, "key switch time: switching to the rotated keys");
+                reconcile::Scope::Delta
+            }
             Some(()) = rx.recv() => {
                 // Let a burst of file events settle, then reconcile once.
                 tokio::time::sleep(Duration::from_millis(200)).await;

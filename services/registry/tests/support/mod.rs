@@ -43,6 +43,14 @@ impl Centre {
         database_url: Option<String>,
         audit: kizuna_audit::emitter::SenderConfig,
     ) -> Centre {
+        Self::start_configured(database_url, |c| c.audit = audit).await
+    }
+
+    /// A registry with its configuration edited by `edit` (before it starts).
+    pub async fn start_configured(
+        database_url: Option<String>,
+        edit: impl FnOnce(&mut RegistryConfig),
+    ) -> Centre {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = RegistryConfig {
             data_dir: dir.path().join("registry"),
@@ -50,9 +58,9 @@ impl Centre {
             listen: "127.0.0.1:0".into(),
             change_poll_ms: 100,
             long_poll_max_secs: 30,
-            audit,
             ..Default::default()
         };
+        edit(&mut cfg);
         let db = Db::open(&cfg.effective_database_url()).await.unwrap();
         policies::apply(&db, &policy_text(|_| {}), Path::new("policy.yaml"), "first", false).await.unwrap();
         let running = server::start(&cfg, db.clone()).await.unwrap();
@@ -121,6 +129,11 @@ impl Site {
     pub fn view(&self) -> (u64, Policy) {
         let (v, p) = view_policy(&self.cfg).unwrap().expect("enrolled");
         (v, p.policy().clone())
+    }
+
+    /// The stored view's payload as signed (keys as listed, with their switch times).
+    pub fn payload(&self) -> netd::registry::view::ViewPayload {
+        netd::registry::enrollment::load_view(&self.cfg.view_path(), &self.enrollment()).unwrap().unwrap().0
     }
 
     pub fn peers(&self) -> Vec<String> {
