@@ -123,10 +123,13 @@ pub async fn run(config: PathBuf) -> Result<()> {
     let mut term =
         signal(SignalKind::terminate()).map_err(|source| Error::Io { path: "SIGTERM".into(), source })?;
     let mut tick = tokio::time::interval(Duration::from_secs(cfg.reconcile_interval_secs.max(1)));
+    // When the last pass started: a key switch after it still needs a pass, even one that came
+    // while that pass ran.
+    let mut last_pass = crate::registry::enrollment::unix_now_f64();
     loop {
         // A rotated key in the stored view: a pass at its switch time, when every router switches.
         let now = crate::registry::enrollment::unix_now_f64();
-        let switch = match crate::registry::enrollment::next_key_switch(&cfg, now) {
+        let switch = match crate::registry::enrollment::next_key_switch(&cfg, last_pass) {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the stored view's key switches");
@@ -153,6 +156,7 @@ pub async fn run(config: PathBuf) -> Result<()> {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
+        last_pass = crate::registry::enrollment::unix_now_f64();
         pass(&config, &k, &status, scope).await;
     }
 }
