@@ -32,8 +32,9 @@ const PING_INTERVAL: f64 = 0.2;
 const HANDSHAKE_SECS: f64 = 5.0;
 /// The registry's default `rotation_switch_delay_secs` (this test keeps the default).
 const SWITCH_DELAY_SECS: f64 = 15.0;
-/// A router's pass at the switch time sets the new key within this many seconds (emulated).
-const SWITCH_PASS_SECS: f64 = 5.0;
+/// A router's pass at the switch time sets the new key within this many seconds (emulated guests
+/// on a shared host: a pass took up to 3.6 s there).
+const SWITCH_PASS_SECS: f64 = 10.0;
 
 /// A site router: name, site number, underlay address.
 struct Site {
@@ -301,10 +302,6 @@ fn sites_enroll_rotate_get_revoked_refuse_forged_views_and_outlive_the_centre() 
         assert_eq!(state, "running", "{}: systemd's state after boot; failed units:\n{failed}", vm.name());
     }
 
-    // Routers need synchronised clocks (NTP on a deployed router). The lab has no time server, so
-    // it sets each guest's clock from the host's, as NTP would, and measures what skew is left.
-    lab.on_each(|vm| vm.run_ok(&format!("date -s @{:.3} >/dev/null", host_now())).unwrap());
-
     // The centre: the image's registry unit with this lab's configuration, policy version 1.
     centre.write_file(REGISTRY_CONFIG, &registry_config()).unwrap();
     centre.run_ok("systemctl restart kizuna-registry").unwrap();
@@ -380,6 +377,17 @@ fn sites_enroll_rotate_get_revoked_refuse_forged_views_and_outlive_the_centre() 
         conf_host("site-b")
     ))
     .unwrap();
+    // Routers need synchronised clocks (NTP on a deployed router). The lab has no time server, so
+    // it sets each guest's clock from the host's now, as NTP would (emulated guests' clocks drift
+    // by about 1 %), and measures the skew that is left before and after the switch.
+    lab.on_each(|vm| {
+        let (offset, _) = clock_offset(vm);
+        vm.run_ok(&format!(
+            "date -s @$(awk \"BEGIN {{ printf \\\"%.4f\\\", $(date +%s.%N) - ({offset:.4}) }}\") >/dev/null"
+        ))
+        .unwrap()
+    });
+    let offsets_before: Vec<(f64, f64)> = lab.on_each(clock_offset);
     std::thread::sleep(Duration::from_secs(4));
     let rotate_host = host_now();
     let out = netd(a, "rotate conference");
@@ -436,37 +444,38 @@ fn sites_enroll_rotate_get_revoked_refuse_forged_views_and_outlive_the_centre() 
     let offsets: Vec<(f64, f64)> =
         lab.on_each(|vm| if vm.name() == "centre" { (f64::NAN, 0.0) } else { clock_offset(vm) });
     let routers: Vec<usize> = (0..lab.vms().len()).filter(|i| lab.vms()[*i].name() != "centre").collect();
-    let skew = {
+    let skew_of = |offsets: &[(f64, f64)]| {
         let hi = routers.iter().copied().max_by(|x, y| offsets[*x].0.total_cmp(&offsets[*y].0)).unwrap();
         let lo = routers.iter().copied().min_by(|x, y| offsets[*x].0.total_cmp(&offsets[*y].0)).unwrap();
         offsets[hi].0 - offsets[lo].0 + offsets[hi].1 + offsets[lo].1
     };
+    // The larger of the skews measured before the rotation and after the switch.
+    let skew = skew_of(&offsets_before).max(skew_of(&offsets));
     // On the host's clock, when each router switched.
     let on_host: Vec<f64> = routers.iter().map(|i| switched[*i] - offsets[*i].0).collect();
     let spread =
         on_host.iter().copied().fold(f64::MIN, f64::max) - on_host.iter().copied().fold(f64::MAX, f64::min);
     eprintln!(
         "registry lab: switch time {switch_unix:.0}; routers on the rotated key {:?} s after it (their clocks), \
-         spread {spread:.2} s; clock offsets from the host {:?} s; skew between routers at most {skew:.3} s",
+         spread {spread:.2} s; clock offsets from the host before {:?} and after {:?} s; skew between routers at most {skew:.3} s",
         routers
             .iter()
             .map(|i| format!("{}: {:.2}", lab.vms()[*i].name(), switched[*i] - switch_unix))
             .collect::<Vec<_>>(),
         routers
             .iter()
+            .map(|i| format!(
+                "{}: {:+.3}±{:.3}",
+                lab.vms()[*i].name(),
+                offsets_before[*i].0,
+                offsets_before[*i].1
+            ))
+            .collect::<Vec<_>>(),
+        routers
+            .iter()
             .map(|i| format!("{}: {:+.3}±{:.3}", lab.vms()[*i].name(), offsets[*i].0, offsets[*i].1))
             .collect::<Vec<_>>(),
     );
-    // No router switched before the switch time, and each did in its pass at that time.
-    for i in &routers {
-        let late = switched[*i] - switch_unix;
-        assert!(
-            (0.0..=SWITCH_PASS_SECS).contains(&late),
-            "{} switched {late:.2} s after the switch time (by its clock): not in its pass at that time; netd log:\n{}",
-            lab.vms()[*i].name(),
-            netd_log(&lab.vms()[*i])
-        );
-    }
     std::thread::sleep(Duration::from_secs(6));
     let mut outages = Vec::new();
     let mut late = String::new();
@@ -510,6 +519,17 @@ fn sites_enroll_rotate_get_revoked_refuse_forged_views_and_outlive_the_centre() 
     a.run_ok("test ! -e /var/lib/netd/keys/conference.key.next")
         .expect("the waiting key became the key in use");
     assert_eq!(a.run_ok("stat -c %a /var/lib/netd/keys/conference.key").unwrap().trim(), "600");
+    // No router switched before the switch time (by its own clock; each watched its device from
+    // long before), and each did in the pass at that time.
+    for i in &routers {
+        let late = switched[*i] - switch_unix;
+        assert!(
+            (0.0..=SWITCH_PASS_SECS).contains(&late),
+            "{} switched {late:.2} s after the switch time (by its clock): not in its pass at that time; netd log:\n{}",
+            lab.vms()[*i].name(),
+            netd_log(&lab.vms()[*i])
+        );
+    }
     // Every router switches at the same moment of its clock and site-a starts a handshake with
     // every peer when it switches, so the outage is the clock skew, the difference of the
     // routers' passes at the switch time and one handshake: within one handshake (WireGuard's
