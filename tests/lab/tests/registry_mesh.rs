@@ -380,13 +380,17 @@ fn sites_enroll_rotate_get_revoked_refuse_forged_views_and_outlive_the_centre() 
     // Routers need synchronised clocks (NTP on a deployed router). The lab has no time server, so
     // it sets each guest's clock from the host's now, as NTP would (emulated guests' clocks drift
     // by about 1 %), and measures the skew that is left before and after the switch.
-    lab.on_each(|vm| {
-        let (offset, _) = clock_offset(vm);
-        vm.run_ok(&format!(
-            "date -s @$(awk \"BEGIN {{ printf \\\"%.4f\\\", $(date +%s.%N) - ({offset:.4}) }}\") >/dev/null"
-        ))
-        .unwrap()
-    });
+    // Two rounds: each setting loses the moments between reading the guest's clock and setting
+    // it, which the second round's measurement sees and corrects.
+    for _ in 0..2 {
+        lab.on_each(|vm| {
+            let (offset, _) = clock_offset(vm);
+            vm.run_ok(&format!(
+                "date -s @$(awk \"BEGIN {{ printf \\\"%.4f\\\", $(date +%s.%N) - ({offset:.4}) }}\") >/dev/null"
+            ))
+            .unwrap()
+        });
+    }
     let offsets_before: Vec<(f64, f64)> = lab.on_each(clock_offset);
     std::thread::sleep(Duration::from_secs(4));
     let rotate_host = host_now();
@@ -451,6 +455,15 @@ fn sites_enroll_rotate_get_revoked_refuse_forged_views_and_outlive_the_centre() 
     };
     // The larger of the skews measured before the rotation and after the switch.
     let skew = skew_of(&offsets_before).max(skew_of(&offsets));
+    // When each router's netd started and ended its pass at the switch time (its journal).
+    for i in &routers {
+        let vm = &lab.vms()[*i];
+        let passes = vm
+            .run("journalctl -u netd --no-pager -o short-unix | grep -e 'key switch time' -e 'reconciled' | tail -3")
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        eprintln!("registry lab: {} around the switch time:\n{passes}", vm.name());
+    }
     // On the host's clock, when each router switched.
     let on_host: Vec<f64> = routers.iter().map(|i| switched[*i] - offsets[*i].0).collect();
     let spread =
