@@ -69,11 +69,14 @@ async fn pass(config: &std::path::Path, k: &Kernel, status: &SharedStatus, scope
     *shared = st;
 }
 
-/// Sleeps until UNIX time `at` (never returns for `None`). `now` is the time `at` was read at.
-async fn until_unix(at: Option<u64>, now: f64) {
+/// Sleeps until UNIX time `at` (never returns for `None`), reading the clock when first polled.
+async fn until_unix(at: Option<u64>) {
     match at {
         // A few milliseconds late rather than early: the pass must see the switch time passed.
-        Some(t) => tokio::time::sleep(Duration::from_secs_f64((t as f64 - now).max(0.0) + 0.005)).await,
+        Some(t) => {
+            let now = crate::registry::enrollment::unix_now_f64();
+            tokio::time::sleep(Duration::from_secs_f64((t as f64 - now).max(0.0) + 0.005)).await
+        }
         None => std::future::pending().await,
     }
 }
@@ -128,7 +131,6 @@ pub async fn run(config: PathBuf) -> Result<()> {
     let mut last_pass = crate::registry::enrollment::unix_now_f64();
     loop {
         // A rotated key in the stored view: a pass at its switch time, when every router switches.
-        let now = crate::registry::enrollment::unix_now_f64();
         let switch = match crate::registry::enrollment::next_key_switch(&cfg, last_pass) {
             Ok(t) => t,
             Err(e) => {
@@ -138,7 +140,7 @@ pub async fn run(config: PathBuf) -> Result<()> {
         };
         let scope = tokio::select! {
             _ = tick.tick() => reconcile::Scope::Full,
-            _ = until_unix(switch, now) => {
+            _ = until_unix(switch) => {
                 tracing::info!(switch_unix = switch, "key switch time: switching to the rotated keys");
                 reconcile::Scope::Delta
             }
