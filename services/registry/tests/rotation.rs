@@ -166,7 +166,17 @@ async fn a_router_that_learns_of_a_rotation_after_its_switch_time_switches_at_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_rotation_before_the_switch_keeps_the_key_in_use_as_the_one_replaced() {
-    let c = Centre::start(None).await;
+    second_rotation_before_the_switch(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_rotation_before_the_switch_postgres() {
+    let Some(url) = postgres_database().await else { return };
+    second_rotation_before_the_switch(Some(url)).await;
+}
+
+async fn second_rotation_before_the_switch(database_url: Option<String>) {
+    let c = Centre::start(database_url).await;
     let s = enroll_all(&c, &["centre", "kita-hospital"]).await;
     let (kita, upload) = (&s[1], seg("upload"));
     let name: netd::policy::SiteName = "kita-hospital".parse().unwrap();
