@@ -348,7 +348,7 @@ pub fn rotate(config: &Path, segments: &[String], all: bool) -> u8 {
         match &enrollment {
             Some(e) => {
                 let client = registry::client::Client::new(&e.registry_url, &e.pin).map_err(|e| text(&e))?;
-                let (version, keys) = registry::rotate::publish(&cfg, e, &client, &chosen).await.map_err(|err| {
+                let (version, keys, switch) = registry::rotate::publish(&cfg, e, &client, &chosen).await.map_err(|err| {
                     format!(
                         "{err}; the new keys wait in {} and `netd run` registers them once the registry answers",
                         cfg.key_dir.display()
@@ -357,8 +357,12 @@ pub fn rotate(config: &Path, segments: &[String], all: bool) -> u8 {
                 for (seg, key) in keys {
                     out.push_str(&format!("  {seg}: {key}\n"));
                 }
+                let when = match switch {
+                    Some(t) => format!("at UNIX time {t} (the registry's switch time)"),
+                    None => "once the registry's view lists them".to_string(),
+                };
                 eprintln!(
-                    "netd: registered at registry version {version}; `netd run` switches each segment to its new key when the registry's view lists it"
+                    "netd: registered at registry version {version}; every router switches to the new keys {when}"
                 );
             }
             None => {

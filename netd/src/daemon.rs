@@ -69,6 +69,18 @@ async fn pass(config: &std::path::Path, k: &Kernel, status: &SharedStatus, scope
     *shared = st;
 }
 
+/// Sleeps until UNIX time `at` (never returns for `None`), reading the clock when first polled.
+async fn until_unix(at: Option<u64>) {
+    match at {
+        // A few milliseconds late rather than early: the pass must see the switch time passed.
+        Some(t) => {
+            let now = crate::registry::enrollment::unix_now_f64();
+            tokio::time::sleep(Duration::from_secs_f64((t as f64 - now).max(0.0) + 0.005)).await
+        }
+        None => std::future::pending().await,
+    }
+}
+
 pub async fn run(config: PathBuf) -> Result<()> {
     let cfg = SiteConfig::load(&config)?;
     let k = Kernel::connect(cfg.wireguard).await?;
@@ -114,9 +126,24 @@ pub async fn run(config: PathBuf) -> Result<()> {
     let mut term =
         signal(SignalKind::terminate()).map_err(|source| Error::Io { path: "SIGTERM".into(), source })?;
     let mut tick = tokio::time::interval(Duration::from_secs(cfg.reconcile_interval_secs.max(1)));
+    // When the last pass started: a key switch after it still needs a pass, even one that came
+    // while that pass ran.
+    let mut last_pass = crate::registry::enrollment::unix_now_f64();
     loop {
+        // A rotated key in the stored view: a pass at its switch time, when every router switches.
+        let switch = match crate::registry::enrollment::next_key_switch(&cfg, last_pass) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the stored view's key switches");
+                None
+            }
+        };
         let scope = tokio::select! {
             _ = tick.tick() => reconcile::Scope::Full,
+            _ = until_unix(switch) => {
+                tracing::info!(switch_unix = switch, "key switch time: switching to the rotated keys");
+                reconcile::Scope::Delta
+            }
             Some(()) = rx.recv() => {
                 // Let a burst of file events settle, then reconcile once.
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -131,6 +158,7 @@ pub async fn run(config: PathBuf) -> Result<()> {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
+        last_pass = crate::registry::enrollment::unix_now_f64();
         pass(&config, &k, &status, scope).await;
     }
 }

@@ -195,4 +195,46 @@ mod tests {
         let a = age(dir.path(), &seg(), now).unwrap().unwrap();
         assert_eq!(a.as_secs(), 86_400 * 10);
     }
+
+    #[test]
+    fn a_waiting_key_listed_with_a_switch_time_becomes_the_key_in_use_at_that_time_and_not_before() {
+        use crate::registry::view::{FORMAT, KeySwitch, ViewPayload};
+        let dir = tempfile::tempdir().unwrap();
+        let old = load_or_generate(dir.path(), &seg()).unwrap();
+        let next = begin_rotation(dir.path(), &seg()).unwrap();
+        // The registry's view lists the waiting key, replacing the key in use at UNIX time 1000.
+        let mut policy: crate::policy::Policy =
+            serde_norway::from_str(include_str!("../tests/fixtures/valid.yaml")).unwrap();
+        let me = policy.sites.iter_mut().find(|s| s.name.as_str() == "kita-hospital").unwrap();
+        me.keys.insert(seg(), next.public());
+        let view = ViewPayload {
+            format: FORMAT.into(),
+            site: "kita-hospital".into(),
+            version: 1,
+            issued_unix: 990,
+            content_hash: ViewPayload::hash_content(&policy, &[]),
+            missing_keys: vec![],
+            policy,
+            key_switches: vec![KeySwitch {
+                site: "kita-hospital".into(),
+                segment: seg(),
+                previous: old.public(),
+                switch_unix: 1000,
+            }],
+        };
+        let listed_at = |t: f64| {
+            view.policy_at(t).sites.iter().find(|s| s.name.as_str() == "kita-hospital").unwrap().keys[&seg()]
+                .clone()
+        };
+        // Passes before the switch time keep the old key; the new one keeps waiting.
+        for t in [990.0, 999.0, 999.999] {
+            assert!(!promote_if_listed(dir.path(), &seg(), &listed_at(t)).unwrap(), "at {t}");
+            assert_eq!(load_or_generate(dir.path(), &seg()).unwrap().public(), old.public());
+            assert!(pending(dir.path(), &seg()).unwrap().is_some());
+        }
+        // The pass at the switch time (or any later one) moves it in place.
+        assert!(promote_if_listed(dir.path(), &seg(), &listed_at(1000.0)).unwrap());
+        assert_eq!(load_or_generate(dir.path(), &seg()).unwrap().public(), next.public());
+        assert!(pending(dir.path(), &seg()).unwrap().is_none());
+    }
 }

@@ -89,8 +89,26 @@ pub fn save_view(path: &Path, view: &SignedView) -> Result<(), RegistryError> {
 }
 
 /// Where the policy comes from for this site: `Ok(None)` when not enrolled (the `policy` file
-/// applies); otherwise the policy of the last verified view.
+/// applies); otherwise the policy of the last verified view as it holds now (keys whose switch
+/// time has not come yet are still the previous ones, see [`ViewPayload::policy_at`]).
 pub fn view_policy(cfg: &SiteConfig) -> Result<Option<(u64, ValidPolicy)>, RegistryError> {
+    view_policy_at(cfg, unix_now_f64())
+}
+
+/// The current time in UNIX seconds, with its fraction.
+pub fn unix_now_f64() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// The UNIX time of the stored view's next key switch after `now_unix`: the daemon runs a pass
+/// then. `Ok(None)` when not enrolled, without a view, or with no switch ahead.
+pub fn next_key_switch(cfg: &SiteConfig, now_unix: f64) -> Result<Option<u64>, RegistryError> {
+    let Some(enrollment) = Enrollment::load(&cfg.enrollment_path())? else { return Ok(None) };
+    Ok(load_view(&cfg.view_path(), &enrollment)?.and_then(|(p, _)| p.next_switch(now_unix)))
+}
+
+/// [`view_policy`] at `now_unix`.
+pub fn view_policy_at(cfg: &SiteConfig, now_unix: f64) -> Result<Option<(u64, ValidPolicy)>, RegistryError> {
     let Some(enrollment) = Enrollment::load(&cfg.enrollment_path())? else { return Ok(None) };
     if enrollment.site != cfg.site.as_str() {
         return Err(file_err(
@@ -100,6 +118,6 @@ pub fn view_policy(cfg: &SiteConfig) -> Result<Option<(u64, ValidPolicy)>, Regis
     }
     let (payload, _) = load_view(&cfg.view_path(), &enrollment)?
         .ok_or_else(|| file_err(&cfg.view_path(), "enrolled, but no verified view from the registry yet"))?;
-    let policy = payload.valid_policy().map_err(RegistryError::View)?;
+    let policy = payload.valid_policy_at(now_unix).map_err(RegistryError::View)?;
     Ok(Some((payload.version, policy)))
 }

@@ -60,6 +60,10 @@ pub struct KeysRequest {
 #[serde(deny_unknown_fields)]
 pub struct KeysResponse {
     pub version: u64,
+    /// When every router switches to the rotated keys (UNIX seconds, the registry's clock);
+    /// absent when no key replaced another (keys for new segments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch_unix: Option<u64>,
 }
 
 /// Body of every error answer.

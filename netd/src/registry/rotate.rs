@@ -4,15 +4,20 @@
 //! 1. a new key is generated beside the one in use (`<segment>.key.next`, 0600, crash-safe);
 //! 2. its public key is registered with the registry (`POST /v1/keys`), which bumps the version
 //!    and wakes every site's long-poll at once;
-//! 3. each site applies the new view in its ordinary reconcile pass: the peers replace the old
-//!    public key by the new one, and this site (whose own entry in the view now lists the new
-//!    key) moves the waiting key in place and sets it on its device
-//!    ([`crate::keys::promote_if_listed`]).
+//! 3. the registry's views list the new key together with a switch time (registry policy
+//!    `rotation_switch_delay_secs` after the registration: long enough for the long-poll to
+//!    reach every site), and the key it replaces ([`super::view::KeySwitch`]);
+//! 4. until the switch time every router keeps using the old key: this site its old private
+//!    key, the peers its old public key. At the switch time each `netd run` runs a pass (the
+//!    daemon schedules it): the peers replace the old public key by the new one, and this site
+//!    (whose own entry now lists the new key) moves the waiting key in place and sets it on its
+//!    device ([`crate::keys::promote_if_listed`]). A router that learns of the rotation only
+//!    after the switch time switches at once.
 //!
-//! The old key stays in use until the view carrying the new one arrives, so a crash at any point
-//! leaves a key the peers know: before step 2 the waiting key is published again later, after it
-//! the view switches everyone. Peers and this site switch on the same registry version, so the
-//! outage is the spread between their passes plus one WireGuard handshake.
+//! The old key stays in use until the switch, so a crash at any point leaves a key the peers
+//! know: before step 2 the waiting key is published again later, after it the view switches
+//! everyone. All routers switch at the same moment of their clocks, so the outage is the clock
+//! skew between them (NTP: milliseconds) plus one WireGuard handshake.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -44,20 +49,20 @@ pub fn listed_keys(
 }
 
 /// Register the waiting keys of `segments` (generating them where none waits). Returns the
-/// registry's new version and the public keys registered.
+/// registry's new version, the public keys registered and when routers switch to them.
 pub async fn publish(
     cfg: &SiteConfig,
     enrollment: &Enrollment,
     client: &Client,
     segments: &[SegmentName],
-) -> Result<(u64, BTreeMap<SegmentName, PublicKey>), RegistryError> {
+) -> Result<(u64, BTreeMap<SegmentName, PublicKey>, Option<u64>), RegistryError> {
     let mut keys = BTreeMap::new();
     for seg in segments {
         keys.insert(seg.clone(), keys::begin_rotation(&cfg.key_dir, seg)?.public());
     }
     let r = client.register_keys(&enrollment.credential, &KeysRequest { keys: keys.clone() }).await?;
-    tracing::info!(segments = ?segments, version = r.version, "rotated keys registered; switching when the view lists them");
-    Ok((r.version, keys))
+    tracing::info!(segments = ?segments, version = r.version, switch_unix = r.switch_unix, "rotated keys registered; every router switches at the switch time");
+    Ok((r.version, keys, r.switch_unix))
 }
 
 /// Segments to publish now: those whose waiting key the view does not list yet (a rotation not

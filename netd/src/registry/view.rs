@@ -5,6 +5,12 @@
 //! netd applies a view only if (1) the signature verifies under the key it learnt at
 //! enrollment, (2) it is for this site, (3) its version is higher than the one it holds (an
 //! equal version must be byte-identical), and (4) the policy inside passes netd's own checks.
+//!
+//! A rotated key comes with a [`KeySwitch`]: the view lists the new key, and names the key it
+//! replaces and the UNIX time at which every router switches. Until then a router uses the
+//! previous key (the rotating site its old private key, its peers the old public key); from then
+//! on the new one ([`ViewPayload::policy_at`]). All routers switch at the same moment of their
+//! (NTP-synchronised) clocks, so the outage is the clock skew plus one WireGuard handshake.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -12,7 +18,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::policy::{Policy, SegmentName, ValidPolicy};
+use crate::policy::{Policy, PublicKey, SegmentName, ValidPolicy};
 
 /// Format tag inside every payload.
 pub const FORMAT: &str = "kizuna-view-1";
@@ -35,6 +41,23 @@ pub struct ViewPayload {
     pub missing_keys: Vec<SegmentName>,
     /// The policy restricted to this site, its segments and its enrolled peers, keys filled in.
     pub policy: Policy,
+    /// Rotated keys in `policy` and when routers switch to them (absent when there are none,
+    /// so views without rotations keep their earlier form).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_switches: Vec<KeySwitch>,
+}
+
+/// One rotated key: `site`'s key in `segment` is `previous` before `switch_unix` and the key
+/// `policy` lists from then on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySwitch {
+    pub site: String,
+    pub segment: SegmentName,
+    pub previous: PublicKey,
+    /// When every router switches to the new key (the registry's clock; routers compare it with
+    /// their own, so they need a synchronised clock).
+    pub switch_unix: u64,
 }
 
 impl ViewPayload {
@@ -44,9 +67,38 @@ impl ViewPayload {
         hex::encode(Sha256::digest(bytes))
     }
 
+    /// The policy as it holds at `now_unix` (seconds, fractional): each key whose switch time
+    /// has not come yet replaced by the key it replaces. A router that learns of a rotation after
+    /// its switch time gets the new key at once.
+    pub fn policy_at(&self, now_unix: f64) -> Policy {
+        let mut policy = self.policy.clone();
+        for sw in self.key_switches.iter().filter(|sw| (sw.switch_unix as f64) > now_unix) {
+            if let Some(site) = policy.sites.iter_mut().find(|s| s.name.as_str() == sw.site)
+                && let Some(key) = site.keys.get_mut(&sw.segment)
+            {
+                *key = sw.previous.clone();
+            }
+        }
+        policy
+    }
+
+    /// The earliest key switch after `now_unix`, if any: when the router's next pass is due.
+    pub fn next_switch(&self, now_unix: f64) -> Option<u64> {
+        self.key_switches.iter().map(|sw| sw.switch_unix).filter(|t| (*t as f64) > now_unix).min()
+    }
+
+    /// netd's checks of the policy inside (as it holds at `now_unix`).
+    pub fn valid_policy_at(&self, now_unix: f64) -> Result<ValidPolicy, String> {
+        Self::check(self.policy_at(now_unix))
+    }
+
     /// netd's checks of the policy inside.
     pub fn valid_policy(&self) -> Result<ValidPolicy, String> {
-        ValidPolicy::new(self.policy.clone()).map_err(|problems| {
+        Self::check(self.policy.clone())
+    }
+
+    fn check(policy: Policy) -> Result<ValidPolicy, String> {
+        ValidPolicy::new(policy).map_err(|problems| {
             let list: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.path, p.reason)).collect();
             format!("the policy inside fails netd's checks: {}", list.join("; "))
         })
@@ -155,6 +207,7 @@ mod tests {
             content_hash: ViewPayload::hash_content(&policy, &[]),
             missing_keys: vec![],
             policy,
+            key_switches: vec![],
         }
     }
 
@@ -195,5 +248,51 @@ mod tests {
                 .contains("same version")
         );
         assert!(check_freshness(&p4, &s4, "minami-hospital", None).unwrap_err().contains("this is site"));
+    }
+
+    #[test]
+    fn a_key_switch_keeps_the_previous_key_until_its_time_and_the_new_one_after() {
+        let mut p = payload(5);
+        let kita = p.policy.sites.iter().find(|s| s.name.as_str() == "kita-hospital").unwrap();
+        let (seg, new) = kita.keys.iter().next().map(|(s, k)| (s.clone(), k.clone())).unwrap();
+        let previous = PublicKey::from_bytes(&[42; 32]);
+        p.key_switches = vec![KeySwitch {
+            site: "kita-hospital".into(),
+            segment: seg.clone(),
+            previous: previous.clone(),
+            switch_unix: 1000,
+        }];
+        let key_at = |t: f64| {
+            p.policy_at(t).sites.iter().find(|s| s.name.as_str() == "kita-hospital").unwrap().keys[&seg]
+                .clone()
+        };
+        // Before the switch time: the previous key, for this site and every peer alike.
+        assert_eq!(key_at(0.0), previous);
+        assert_eq!(key_at(999.999), previous);
+        // At it, and for a router that learns of it later: the new key.
+        assert_eq!(key_at(1000.0), new);
+        assert_eq!(key_at(5000.0), new);
+        assert_eq!(p.next_switch(10.0), Some(1000));
+        assert_eq!(p.next_switch(1000.0), None);
+        // Other sites' keys never change.
+        for (a, b) in p.policy_at(0.0).sites.iter().zip(&p.policy.sites) {
+            if a.name.as_str() != "kita-hospital" {
+                assert_eq!(a.keys, b.keys);
+            }
+        }
+        // The switch is signed with the rest: changing its time breaks the signature.
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let sv = SignedView::sign(&key, &p);
+        assert_eq!(sv.verify(&key.verifying_key()).unwrap(), p);
+        let text = String::from_utf8(STANDARD.decode(&sv.payload).unwrap()).unwrap();
+        assert!(text.contains("\"switch_unix\":1000"));
+        let moved = text.replace("\"switch_unix\":1000", "\"switch_unix\":9000");
+        let forged = SignedView { payload: STANDARD.encode(moved), signature: sv.signature.clone() };
+        assert!(forged.verify(&key.verifying_key()).unwrap_err().contains("does not verify"));
+        // A view without switches keeps its earlier form (no key_switches field).
+        let plain = SignedView::sign(&key, &payload(5));
+        assert!(
+            !String::from_utf8(STANDARD.decode(&plain.payload).unwrap()).unwrap().contains("key_switches")
+        );
     }
 }

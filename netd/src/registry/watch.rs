@@ -18,6 +18,8 @@ use crate::site::SiteConfig;
 
 /// How long one long-poll may wait on the registry.
 pub const LONG_POLL: Duration = Duration::from_secs(55);
+/// A view issued further than this from the local clock (seconds) is logged as a clock problem.
+const CLOCK_WARNING_SECS: f64 = 3.0;
 
 /// What one poll brought.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +65,17 @@ pub async fn accept(
         Freshness::Newer => {}
     }
     payload.valid_policy().map_err(RegistryError::View)?;
+    let now = super::enrollment::unix_now_f64();
+    payload.valid_policy_at(now).map_err(RegistryError::View)?;
+    // Key switches happen at the registry's switch time by this router's clock: say so when
+    // the clocks disagree (a view is issued when it is answered, so this is skew plus latency).
+    let skew = now - payload.issued_unix as f64;
+    if !payload.key_switches.is_empty() && skew.abs() > CLOCK_WARNING_SECS {
+        tracing::warn!(
+            skew_secs = skew,
+            "this router's clock differs from the registry's: key switches need synchronised clocks (NTP)"
+        );
+    }
     save_view(&cfg.view_path(), &signed)?;
     if !payload.missing_keys.is_empty() {
         let mut keys = BTreeMap::new();

@@ -24,6 +24,12 @@ long_poll_max_secs: 60
 # How often the server looks for changes made by `kizuna policy` / `kizuna site` commands (which
 # write the database directly), in milliseconds.
 change_poll_ms: 500
+# Key rotation policy: a rotated key takes effect this many seconds after the site registers it.
+# The views carry the switch time; until then every router keeps the old key, then all switch at
+# once (outage: the routers' clock skew plus one WireGuard handshake; routers need NTP). It must
+# cover the long-poll reaching every site and one reconcile pass there; a router that learns of a
+# rotation later switches at once, and its traffic with the rotating site waits until it does.
+rotation_switch_delay_secs: 15
 # Audit events: a site enrolled, keys registered or rotated, a refused token or credential, and
 # the `kizuna policy` / `kizuna site provision|revoke` changes. Keys: url (the audit service's
 # intake, e.g. http://127.0.0.1:7460/v1/events; empty = events go to this service's log only),
@@ -53,6 +59,8 @@ pub struct RegistryConfig {
     pub long_poll_max_secs: u64,
     #[serde(default = "default_change_poll")]
     pub change_poll_ms: u64,
+    #[serde(default = "default_switch_delay")]
+    pub rotation_switch_delay_secs: u64,
     /// Where the registry's audit events go (see [`kizuna_audit::emitter::SenderConfig`]).
     #[serde(default)]
     pub audit: kizuna_audit::emitter::SenderConfig,
@@ -75,6 +83,9 @@ fn default_long_poll() -> u64 {
 }
 fn default_change_poll() -> u64 {
     500
+}
+fn default_switch_delay() -> u64 {
+    15
 }
 
 impl Default for RegistryConfig {
@@ -110,6 +121,9 @@ mod tests {
         let c = RegistryConfig::default();
         assert_eq!(c.listen, "0.0.0.0:9443");
         assert_eq!(c.token_ttl_secs, 86400);
+        assert_eq!(c.rotation_switch_delay_secs, 15);
+        let c: RegistryConfig = serde_norway::from_str("listen: 127.0.0.1:1\n").unwrap();
+        assert_eq!(c.rotation_switch_delay_secs, 15, "a missing key takes its default");
         assert!(c.effective_database_url().ends_with("/var/lib/kizuna/registry/registry.sqlite"));
         let err = serde_norway::from_str::<RegistryConfig>("listn: 1\n").unwrap_err().to_string();
         assert!(err.contains("listn"), "{err}");

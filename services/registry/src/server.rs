@@ -4,7 +4,8 @@
 //! - `GET /v1/view?after=V&have=HASH&wait=S`: the site's signed view, long-polled: answered at
 //!   once when the site's view differs from `have` at a version above `after`, else when it
 //!   changes, else `204` after `wait` seconds (at most `long_poll_max_secs`).
-//! - `POST /v1/keys`: register new or rotated public keys.
+//! - `POST /v1/keys`: register new or rotated public keys. A rotated key takes effect at a switch
+//!   time (`rotation_switch_delay_secs` from now) that every view listing it carries.
 //! - `GET /v1/health`.
 //!
 //! `kizuna policy` and `kizuna site` write the database directly; the server notices their
@@ -31,7 +32,7 @@ use kizuna_audit::emitter::AuditEmitter;
 use netd::policy::Policy;
 use netd::registry::protocol::*;
 use netd::registry::unix_now;
-use netd::registry::view::{FORMAT, SignedView, ViewPayload};
+use netd::registry::view::{FORMAT, KeySwitch, SignedView, ViewPayload};
 use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, mpsc, watch};
@@ -50,6 +51,7 @@ struct Snapshot {
     generation: u64,
     policy: Option<(u64, Policy)>,
     enrolled: EnrolledKeys,
+    switches: Vec<KeySwitch>,
 }
 
 struct Inner {
@@ -59,6 +61,8 @@ struct Inner {
     /// When each (address, reason) refusal was last reported to the audit service.
     refusals: std::sync::Mutex<HashMap<(String, String), Instant>>,
     long_poll_max: Duration,
+    /// Registry policy `rotation_switch_delay_secs`.
+    switch_delay_secs: u64,
     generation: watch::Sender<u64>,
     cache: Mutex<Option<Arc<Snapshot>>>,
 }
@@ -113,6 +117,7 @@ impl Inner {
             generation,
             policy: policies::active(&self.db).await?,
             enrolled: sites::enrolled_keys(&self.db).await?,
+            switches: sites::key_switches(&self.db).await?,
         });
         *cache = Some(snap.clone());
         drop(cache);
@@ -280,18 +285,21 @@ async fn register_keys(
         Ok(s) => s,
         Err(e) => return Err(r.refused(None, &peer, e).await.into()),
     };
-    let version = sites::register_keys(&r.db, &site, &req.keys).await?;
+    let (version, switch_unix) = sites::register_keys(&r.db, &site, &req.keys, r.switch_delay_secs).await?;
     r.notify(version);
-    tracing::info!(site = %site, segments = ?req.keys.keys().collect::<Vec<_>>(), version, "keys registered");
+    tracing::info!(site = %site, segments = ?req.keys.keys().collect::<Vec<_>>(), version, switch_unix, "keys registered");
     let segments = req.keys.keys().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
     r.audit
         .emit(audit::site_change(
             site.as_str(),
             &peer.0.ip().to_string(),
-            &format!("keys registered at version {version}: {segments}"),
+            &match switch_unix {
+                Some(t) => format!("keys rotated at version {version}, switch at UNIX time {t}: {segments}"),
+                None => format!("keys registered at version {version}: {segments}"),
+            },
         ))
         .await;
-    Ok(Json(KeysResponse { version }))
+    Ok(Json(KeysResponse { version, switch_unix }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -328,6 +336,15 @@ async fn view(
                 views::ViewError::NotEnrolled(_) => RegistryError::Forbidden(e.to_string()),
                 _ => RegistryError::Conflict(e.to_string()),
             })?;
+            // The switches of keys this view lists (rotations of its peers and of the site itself).
+            let key_switches: Vec<KeySwitch> = snap
+                .switches
+                .iter()
+                .filter(|sw| {
+                    view.sites.iter().any(|s| s.name.as_str() == sw.site && s.keys.contains_key(&sw.segment))
+                })
+                .cloned()
+                .collect();
             let content_hash = ViewPayload::hash_content(&view, &missing);
             if q.have.as_deref() != Some(content_hash.as_str()) {
                 let payload = ViewPayload {
@@ -338,6 +355,7 @@ async fn view(
                     content_hash,
                     missing_keys: missing,
                     policy: view,
+                    key_switches,
                 };
                 let signed: SignedView = SignedView::sign(&r.keys.signing, &payload);
                 return Ok(Json(signed).into_response());
@@ -389,6 +407,7 @@ pub async fn start(cfg: &RegistryConfig, db: Db) -> Result<Running> {
         audit,
         refusals: std::sync::Mutex::new(HashMap::new()),
         long_poll_max: Duration::from_secs(cfg.long_poll_max_secs),
+        switch_delay_secs: cfg.rotation_switch_delay_secs,
         generation: watch::Sender::new(generation),
         cache: Mutex::new(None),
     });

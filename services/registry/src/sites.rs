@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use netd::policy::{PublicKey, SegmentName, SiteName};
 use netd::registry::token::EnrollToken;
 use netd::registry::unix_now;
+use netd::registry::view::KeySwitch;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -157,6 +158,19 @@ async fn check_keys_unique(
                 )));
             }
         }
+        // A key another site or segment is still switching away from is taken too.
+        let replaced = sqlx::query("SELECT site, segment FROM site_keys WHERE previous_key = $1")
+            .bind(key.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(o) = replaced {
+            let (s, g): (String, String) = (o.try_get("site")?, o.try_get("segment")?);
+            if s != site || g != seg.as_str() {
+                return Err(RegistryError::Conflict(format!(
+                    "public key for segment {seg} was registered for site {s:?} segment {g:?} before"
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -253,35 +267,93 @@ pub async fn observe(db: &Db, site: &SiteName, endpoint: &str) -> Result<()> {
     Ok(())
 }
 
-/// Register new or rotated keys of an enrolled site. Returns the new version.
-pub async fn register_keys(db: &Db, site: &SiteName, keys: &BTreeMap<SegmentName, PublicKey>) -> Result<u64> {
+/// Register new or rotated keys of an enrolled site. Returns the new version and, when a key
+/// replaced another, the switch time: now + `switch_delay_secs`. Until then views name the
+/// replaced key as the one in use ([`netd::registry::view::KeySwitch`]). A key registered again
+/// changes nothing; a second rotation before the switch keeps the key actually in use as the
+/// previous one and moves the switch time.
+pub async fn register_keys(
+    db: &Db,
+    site: &SiteName,
+    keys: &BTreeMap<SegmentName, PublicKey>,
+    switch_delay_secs: u64,
+) -> Result<(u64, Option<u64>)> {
     let (policy, _) = site_in_active_policy(db, site.as_str()).await?;
     let segments = site_segments(&policy, site);
     if let Some(bad) = keys.keys().find(|s| !segments.contains(s)) {
         return Err(RegistryError::BadRequest(format!("site {site} is not a member of segment {bad}")));
     }
-    let now = unix_now() as i64;
+    let now = unix_now();
+    let switch = now + switch_delay_secs;
+    let mut switched = false;
     let mut tx = db.begin_write().await?;
     let version = bump(&mut tx).await?;
     check_keys_unique(&mut tx, site.as_str(), keys).await?;
     for (seg, key) in keys {
+        let held = sqlx::query(
+            "SELECT public_key, previous_key, switch_unix FROM site_keys WHERE site = $1 AND segment = $2",
+        )
+        .bind(site.as_str())
+        .bind(seg.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let previous = match &held {
+            None => None,
+            Some(r) => {
+                let current: String = r.try_get("public_key")?;
+                if current == key.as_str() {
+                    continue;
+                }
+                let pending = opt_u64(r, "switch_unix")?.is_some_and(|t| t > now);
+                match r.try_get::<Option<String>, _>("previous_key")? {
+                    Some(p) if pending => Some(p),
+                    _ => Some(current),
+                }
+            }
+        };
+        switched |= previous.is_some();
         sqlx::query("DELETE FROM site_keys WHERE site = $1 AND segment = $2")
             .bind(site.as_str())
             .bind(seg.as_str())
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO site_keys (site, segment, public_key, registered_unix) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO site_keys (site, segment, public_key, registered_unix, previous_key, switch_unix) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(site.as_str())
         .bind(seg.as_str())
         .bind(key.as_str())
-        .bind(now)
+        .bind(now as i64)
+        .bind(previous.clone())
+        .bind(previous.as_ref().map(|_| switch as i64))
         .execute(&mut *tx)
         .await?;
     }
     tx.commit().await?;
-    Ok(version)
+    Ok((version, switched.then_some(switch)))
+}
+
+/// The key switches of enrolled sites (every rotated key and the key it replaced).
+pub async fn key_switches(db: &Db) -> Result<Vec<KeySwitch>> {
+    let rows = sqlx::query(
+        "SELECT k.site, k.segment, k.previous_key, k.switch_unix FROM site_keys k JOIN sites s ON s.name = k.site \
+         WHERE s.status = 'enrolled' AND k.previous_key IS NOT NULL AND k.switch_unix IS NOT NULL ORDER BY k.site, k.segment",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let (site, seg, previous): (String, String, String) =
+                (r.try_get("site")?, r.try_get("segment")?, r.try_get("previous_key")?);
+            let bad = |e: String| RegistryError::Conflict(format!("stored key switch of {site}/{seg}: {e}"));
+            Ok(KeySwitch {
+                segment: seg.parse().map_err(bad)?,
+                previous: previous.parse().map_err(bad)?,
+                switch_unix: opt_u64(r, "switch_unix")?.unwrap_or(0),
+                site,
+            })
+        })
+        .collect()
 }
 
 /// Cut a site off: out of every view at the next version, its keys and tokens deleted, its

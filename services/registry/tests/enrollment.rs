@@ -68,28 +68,6 @@ async fn enroll_over_pinned_tls_postgres() {
     enrolls_over_pinned_tls(Some(url)).await;
 }
 
-/// A fresh database on the test PostgreSQL server, or None (skip) when there is none outside CI.
-async fn postgres_database() -> Option<String> {
-    use sqlx::{Connection, Executor};
-    let server = match std::env::var("KIZUNA_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh")
-        }
-        _ => {
-            eprintln!("skipping: KIZUNA_TEST_POSTGRES_URL is not set (tests/pg-setup.sh prints one)");
-            return None;
-        }
-    };
-    sqlx::any::install_default_drivers();
-    let name = format!("kizuna_registry_test_{:016x}", rand::random::<u64>());
-    let mut conn = sqlx::AnyConnection::connect(&server).await.expect("connect to KIZUNA_TEST_POSTGRES_URL");
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
-    conn.close().await.ok();
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-    Some(format!("{base}/{name}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reused_and_expired_tokens_are_refused_with_a_clear_message() {
     let c = Centre::start(None).await;

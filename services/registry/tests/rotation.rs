@@ -1,16 +1,18 @@
 //! Key rotation end to end: a real registry over TLS on loopback and netd's real rotation,
 //! watch and key code, each site with its own key directory. "What a pass uses" is
-//! `netd::reconcile::local_keys` on the plan of the stored view: the keys the next reconcile
-//! pass sets on the WireGuard devices.
+//! `netd::reconcile::local_keys` on the plan of the stored view as it holds at the pass's time:
+//! the keys that pass sets on the WireGuard devices. A rotated key takes effect on every router
+//! at the registry's switch time, not before.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
+use kizuna_registry::sites;
 use netd::plan::Mode;
 use netd::policy::{PublicKey, SegmentName};
 use netd::registry::RegistryError as ClientError;
-use netd::registry::enrollment::view_policy;
+use netd::registry::enrollment::{next_key_switch, unix_now_f64, view_policy_at};
 use netd::registry::rotate;
 use netd::registry::watch::Polled;
 
@@ -25,21 +27,33 @@ fn key_in_use(site: &Site, segment: &SegmentName) -> PublicKey {
     netd::keys::load_or_generate(&site.cfg.key_dir, segment).unwrap().public()
 }
 
-/// The key `who` has in `segment` according to `site`'s stored view.
+/// The key `who` has in `segment` according to `site`'s stored view, as it holds now.
 fn listed(site: &Site, who: &str, segment: &SegmentName) -> PublicKey {
     let (_, p) = site.view();
     p.sites.iter().find(|s| s.name.as_str() == who).unwrap().keys[segment].clone()
 }
 
-/// The public keys of the private keys the next reconcile pass sets on the devices.
-fn pass_keys(site: &Site) -> BTreeMap<SegmentName, PublicKey> {
-    let (_, pol) = view_policy(&site.cfg).unwrap().unwrap();
+/// The key `who` has in `segment` in `site`'s stored view at UNIX time `t`: what a pass at `t` uses.
+fn listed_at(site: &Site, who: &str, segment: &SegmentName, t: f64) -> PublicKey {
+    let (_, p) = view_policy_at(&site.cfg, t).unwrap().unwrap();
+    p.policy().sites.iter().find(|s| s.name.as_str() == who).unwrap().keys[segment].clone()
+}
+
+/// The public keys of the private keys a reconcile pass at UNIX time `t` sets on the devices
+/// (it moves a waiting key in place once the view lists it at `t`).
+fn pass_keys_at(site: &Site, t: f64) -> BTreeMap<SegmentName, PublicKey> {
+    let (_, pol) = view_policy_at(&site.cfg, t).unwrap().unwrap();
     let desired = netd::plan::plan(&pol, &site.cfg.site, Mode::Vrf, site.cfg.api_listen).unwrap();
     netd::reconcile::local_keys(&site.cfg.key_dir, &desired)
         .unwrap()
         .into_iter()
         .map(|(s, k)| (s, k.public()))
         .collect()
+}
+
+/// The public keys of the private keys the next reconcile pass sets on the devices.
+fn pass_keys(site: &Site) -> BTreeMap<SegmentName, PublicKey> {
+    pass_keys_at(site, unix_now_f64())
 }
 
 /// Poll until the stored view is at `version` or later.
@@ -54,25 +68,30 @@ async fn catch_up(site: &Site, version: u64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotated_key_is_used_once_the_view_lists_it_and_peers_switch_at_the_same_version() {
-    let c = Centre::start(None).await;
+async fn every_router_switches_to_a_rotated_key_at_the_registry_switch_time_and_not_before() {
+    let c = Centre::start_configured(None, |cfg| cfg.rotation_switch_delay_secs = 600).await;
     let s = enroll_all(&c, &["centre", "kita-hospital", "minami-hospital"]).await;
     let (kita, reference, upload) = (&s[1], seg("reference"), seg("upload"));
     let (old, old_upload) = (key_in_use(kita, &reference), key_in_use(kita, &upload));
     let before = s[0].view().0;
 
-    // `netd rotate reference`: a new key beside the old one, registered with the registry.
+    // `netd rotate reference`: a new key beside the old one, registered with the registry,
+    // which answers with the switch time: the registry's policy, 600 s from now here.
     let e = kita.enrollment();
-    let (version, keys) =
+    let registered = unix_now_f64();
+    let (version, keys, switch) =
         rotate::publish(&kita.cfg, &e, &kita.client(), std::slice::from_ref(&reference)).await.unwrap();
+    let switch = switch.expect("a rotated key has a switch time");
+    assert!(
+        (switch as f64 - registered - 600.0).abs() <= 2.0,
+        "switch at {switch}, registered at {registered:.0}"
+    );
     let new = keys[&reference].clone();
     assert_ne!(new, old);
     assert!(version > before);
     let waiting = netd::keys::pending_path(&kita.cfg.key_dir, &reference);
     assert_eq!(std::fs::metadata(&waiting).unwrap().permissions().mode() & 0o777, 0o600);
-    // Before the view lists it, every pass keeps the old key: the peers still know only that one.
     assert_eq!(pass_keys(kita)[&reference], old);
-    assert_eq!(key_in_use(kita, &reference), old);
     // Only the public key reaches the registry.
     let row = kizuna_registry::sites::list(&c.db).await.unwrap();
     let row = row.iter().find(|r| r.name == "kita-hospital").unwrap();
@@ -80,15 +99,40 @@ async fn a_rotated_key_is_used_once_the_view_lists_it_and_peers_switch_at_the_sa
     let private = std::fs::read_to_string(&waiting).unwrap();
     assert!(!format!("{row:?}").contains(private.trim()));
 
-    // The same registry version brings the new key to the site itself and to every peer.
+    // One registry version brings the new key, the key it replaces and the switch time, signed,
+    // to the site itself and to every peer; each daemon's next scheduled pass is the switch time.
     for site in &s {
         catch_up(site, version).await;
-        assert_eq!(listed(site, "kita-hospital", &reference), new, "{}", site.cfg.site);
+        let p = site.payload();
+        let sw: Vec<_> = p.key_switches.iter().filter(|k| k.site == "kita-hospital").collect();
+        assert_eq!(sw.len(), 1, "{}: {:?}", site.cfg.site, p.key_switches);
+        assert_eq!((&sw[0].segment, &sw[0].previous, sw[0].switch_unix), (&reference, &old, switch));
+        assert_eq!(
+            next_key_switch(&site.cfg, unix_now_f64()).unwrap(),
+            Some(switch),
+            "{}: a pass is scheduled at the switch time",
+            site.cfg.site
+        );
+        assert_eq!(next_key_switch(&site.cfg, switch as f64).unwrap(), None);
     }
-    // The next pass switches: the waiting key is now the key in use, the old one gone.
-    let now = pass_keys(kita);
-    assert_eq!(now[&reference], new);
-    assert_eq!(now[&upload], old_upload, "other segments keep their keys");
+    // No router switches before the switch time: every pass up to it uses the old key, the
+    // rotating site its old private key and every peer its old public key.
+    for t in [unix_now_f64(), switch as f64 - 1.0, switch as f64 - 0.001] {
+        assert_eq!(pass_keys_at(kita, t)[&reference], old, "kita's pass at {t}");
+        assert_eq!(key_in_use(kita, &reference), old);
+        assert!(waiting.exists(), "the new key still waits");
+        for site in &s {
+            assert_eq!(listed_at(site, "kita-hospital", &reference, t), old, "{} at {t}", site.cfg.site);
+        }
+    }
+    // At the switch time all of them switch: the peers to the new public key, and kita's pass
+    // moves the waiting key in place (the old private key is gone with it).
+    for site in &s {
+        assert_eq!(listed_at(site, "kita-hospital", &reference, switch as f64), new, "{}", site.cfg.site);
+    }
+    let at = pass_keys_at(kita, switch as f64);
+    assert_eq!(at[&reference], new);
+    assert_eq!(at[&upload], old_upload, "other segments keep their keys");
     assert!(!waiting.exists());
     assert_eq!(key_in_use(kita, &reference), new);
     // Nothing more is due: the rotation is complete.
@@ -96,8 +140,88 @@ async fn a_rotated_key_is_used_once_the_view_lists_it_and_peers_switch_at_the_sa
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_that_learns_of_a_rotation_after_its_switch_time_switches_at_once() {
+    let c = Centre::start_configured(None, |cfg| cfg.rotation_switch_delay_secs = 1).await;
+    let s = enroll_all(&c, &["centre", "kita-hospital", "minami-hospital"]).await;
+    let (kita, minami, upload) = (&s[1], &s[2], seg("upload"));
+    let old = key_in_use(kita, &upload);
+    let (version, keys, switch) =
+        rotate::publish(&kita.cfg, &kita.enrollment(), &kita.client(), std::slice::from_ref(&upload))
+            .await
+            .unwrap();
+    let (new, switch) = (keys[&upload].clone(), switch.unwrap());
+    // minami was away (no poll) until after the switch time.
+    while unix_now_f64() < switch as f64 + 0.2 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed(minami, "kita-hospital", &upload), old, "minami's stored view predates the rotation");
+    catch_up(minami, version).await;
+    // Its very next pass uses the new key, and no later pass is scheduled for this switch.
+    assert_eq!(listed(minami, "kita-hospital", &upload), new);
+    assert_eq!(next_key_switch(&minami.cfg, unix_now_f64()).unwrap(), None);
+    // So does kita's own pass, when it too hears only now.
+    catch_up(kita, version).await;
+    assert_eq!(pass_keys(kita)[&upload], new);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_rotation_before_the_switch_keeps_the_key_in_use_as_the_one_replaced() {
+    second_rotation_before_the_switch(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_rotation_before_the_switch_postgres() {
+    let Some(url) = postgres_database().await else { return };
+    second_rotation_before_the_switch(Some(url)).await;
+}
+
+async fn second_rotation_before_the_switch(database_url: Option<String>) {
+    let c = Centre::start(database_url).await;
+    let s = enroll_all(&c, &["centre", "kita-hospital"]).await;
+    let (kita, upload) = (&s[1], seg("upload"));
+    let name: netd::policy::SiteName = "kita-hospital".parse().unwrap();
+    let in_use = key_in_use(kita, &upload);
+    let switch_of = |sw: &[netd::registry::view::KeySwitch]| {
+        sw.iter().find(|k| k.site == "kita-hospital" && k.segment == upload).cloned()
+    };
+    let first = PublicKey::from_bytes(&[21; 32]);
+    let (_, t1) = sites::register_keys(&c.db, &name, &BTreeMap::from([(upload.clone(), first.clone())]), 600)
+        .await
+        .unwrap();
+    let t1 = t1.expect("a replaced key gets a switch time");
+    let sw = switch_of(&sites::key_switches(&c.db).await.unwrap()).unwrap();
+    assert_eq!((sw.previous, sw.switch_unix), (in_use.clone(), t1));
+    // The same key again (a retried `netd rotate`): nothing moves.
+    let (_, again) =
+        sites::register_keys(&c.db, &name, &BTreeMap::from([(upload.clone(), first.clone())]), 900)
+            .await
+            .unwrap();
+    assert_eq!(again, None);
+    assert_eq!(switch_of(&sites::key_switches(&c.db).await.unwrap()).unwrap().switch_unix, t1);
+    // Another key before the switch: routers still use the key in use, so that stays the one
+    // replaced; the switch time moves.
+    let second = PublicKey::from_bytes(&[22; 32]);
+    let (_, t2) =
+        sites::register_keys(&c.db, &name, &BTreeMap::from([(upload.clone(), second)]), 900).await.unwrap();
+    let sw = switch_of(&sites::key_switches(&c.db).await.unwrap()).unwrap();
+    assert_eq!((sw.previous, Some(sw.switch_unix)), (in_use.clone(), t2));
+    assert!(t2.unwrap() > t1);
+    // The replaced key stays reserved while routers may still use it.
+    let err = sites::register_keys(
+        &c.db,
+        &"centre".parse().unwrap(),
+        &BTreeMap::from([(upload.clone(), in_use)]),
+        600,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("before"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_cut_short_keeps_the_old_key_and_completes_when_the_registry_answers() {
-    let mut c = Centre::start(None).await;
+    // Switch delay 0: this test is about the publishing, so keys switch as soon as listed.
+    let mut c = Centre::start_configured(None, |cfg| cfg.rotation_switch_delay_secs = 0).await;
     let s = enroll_all(&c, &["centre", "kita-hospital"]).await;
     let (kita, upload) = (&s[1], seg("upload"));
     let e = kita.enrollment();
@@ -131,7 +255,7 @@ async fn a_rotation_cut_short_keeps_the_old_key_and_completes_when_the_registry_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schedule_rotates_keys_older_than_key_rotation_days_and_only_those() {
-    let c = Centre::start(None).await;
+    let c = Centre::start_configured(None, |cfg| cfg.rotation_switch_delay_secs = 0).await;
     let s = enroll_all(&c, &["centre", "kita-hospital"]).await;
     let (kita, conference) = (&s[1], seg("conference"));
     let e = kita.enrollment();

@@ -176,21 +176,34 @@ fn centre_and_site_images_boot_their_services_and_enroll() {
     }
 
     // Both images: the name and underlay address from the kernel command line, the modules netd
-    // needs loaded at boot (modules-load.d), nftables usable, sshd up with a key of its own.
+    // needs loaded at boot (modules-load.d), nftables usable, sshd up with a key of its own, the
+    // NTP client running.
     for (vm, ip) in [(centre, CENTRE_IP), (site, SITE_IP)] {
         let facts = vm
             .run_ok(&format!(
                 "set -e; hostname; ip -4 -o addr show dev eth0 | grep -c ' {ip}/24 '; \
                  for m in vrf wireguard nf_tables 8021q; do test -d /sys/module/$m && echo $m; done; \
-                 nft list tables >/dev/null && echo nft-ok; systemctl is-active ssh; \
+                 nft list tables >/dev/null && echo nft-ok; systemctl is-active ssh; systemctl is-active systemd-timesyncd; \
                  test -s /etc/ssh/ssh_host_ed25519_key && echo hostkey; cat /etc/kizuna-image"
             ))
             .unwrap_or_else(|e| panic!("{}: {e}", vm.name()));
         let role = if vm.name() == "centre" { "centre" } else { "site" };
         assert_eq!(
             facts.split_whitespace().collect::<Vec<_>>(),
-            [vm.name(), "1", "vrf", "wireguard", "nf_tables", "8021q", "nft-ok", "active", "hostkey", role],
-            "{}: hostname, underlay address, modules, nftables, sshd",
+            [
+                vm.name(),
+                "1",
+                "vrf",
+                "wireguard",
+                "nf_tables",
+                "8021q",
+                "nft-ok",
+                "active",
+                "active",
+                "hostkey",
+                role
+            ],
+            "{}: hostname, underlay address, modules, nftables, sshd, the NTP client (netd's key switches need it)",
             vm.name()
         );
     }

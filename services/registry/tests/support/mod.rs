@@ -43,6 +43,14 @@ impl Centre {
         database_url: Option<String>,
         audit: kizuna_audit::emitter::SenderConfig,
     ) -> Centre {
+        Self::start_configured(database_url, |c| c.audit = audit).await
+    }
+
+    /// A registry with its configuration edited by `edit` (before it starts).
+    pub async fn start_configured(
+        database_url: Option<String>,
+        edit: impl FnOnce(&mut RegistryConfig),
+    ) -> Centre {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = RegistryConfig {
             data_dir: dir.path().join("registry"),
@@ -50,9 +58,9 @@ impl Centre {
             listen: "127.0.0.1:0".into(),
             change_poll_ms: 100,
             long_poll_max_secs: 30,
-            audit,
             ..Default::default()
         };
+        edit(&mut cfg);
         let db = Db::open(&cfg.effective_database_url()).await.unwrap();
         policies::apply(&db, &policy_text(|_| {}), Path::new("policy.yaml"), "first", false).await.unwrap();
         let running = server::start(&cfg, db.clone()).await.unwrap();
@@ -123,6 +131,11 @@ impl Site {
         (v, p.policy().clone())
     }
 
+    /// The stored view's payload as signed (keys as listed, with their switch times).
+    pub fn payload(&self) -> netd::registry::view::ViewPayload {
+        netd::registry::enrollment::load_view(&self.cfg.view_path(), &self.enrollment()).unwrap().unwrap().0
+    }
+
     pub fn peers(&self) -> Vec<String> {
         let (_, p) = self.view();
         p.sites.iter().map(|s| s.name.to_string()).filter(|n| n != self.cfg.site.as_str()).collect()
@@ -141,4 +154,26 @@ pub async fn enroll_all(c: &Centre, names: &[&str]) -> Vec<Site> {
         while s.poll(Duration::ZERO).await.unwrap() != Polled::Nothing {}
     }
     out
+}
+
+/// A fresh database on the test PostgreSQL server, or None (skip) when there is none outside CI.
+pub async fn postgres_database() -> Option<String> {
+    use sqlx::{Connection, Executor};
+    let server = match std::env::var("KIZUNA_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh")
+        }
+        _ => {
+            eprintln!("skipping: KIZUNA_TEST_POSTGRES_URL is not set (tests/pg-setup.sh prints one)");
+            return None;
+        }
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("kizuna_registry_test_{:016x}", rand::random::<u64>());
+    let mut conn = sqlx::AnyConnection::connect(&server).await.expect("connect to KIZUNA_TEST_POSTGRES_URL");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+    conn.close().await.ok();
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+    Some(format!("{base}/{name}"))
 }
