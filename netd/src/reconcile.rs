@@ -411,8 +411,16 @@ pub async fn apply_scoped(
     if scope == Scope::Delta
         && let Some(l) = &last
     {
-        result =
-            delta_converge(k, desired, &owned, l, &keys, budget, &mut applied, &mut phases).await.transpose();
+        result = match delta_converge(k, desired, &owned, l, &keys, budget, &mut applied, &mut phases).await {
+            Ok(r) => r.map(Ok),
+            Err(e @ Error::Injected(_)) => Some(Err(e)),
+            // The kernel refused a blind change (a device deleted by hand since the record was
+            // written): the full pass observes what is there and converges, or rolls back.
+            Err(e) => {
+                tracing::warn!(error = %e, "delta pass failed; running a full pass");
+                None
+            }
+        };
         if result.is_some() {
             ran = Scope::Delta;
         }
