@@ -16,7 +16,6 @@
 //! A long-running process (`netd run`) keeps the record it last read or wrote in memory and
 //! re-reads the files only when the inode, size or modification time of either changed.
 
-use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -26,7 +25,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::plan::{DesiredState, Firewall, PeerSpec};
+use crate::plan::{DesiredState, Firewall, PeerSpec, pair_peers};
 use crate::policy::PublicKey;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,16 +107,12 @@ fn patch(generation: u64, old: &LastGood, new: &LastGood) -> Option<Patch> {
         if !nw.peers.is_sorted_by(|a, b| a.public_key < b.public_key) {
             return None;
         }
-        let before: HashMap<&PublicKey, &PeerSpec> = ow.peers.iter().map(|p| (&p.public_key, p)).collect();
-        let after: HashMap<&PublicKey, &PeerSpec> = nw.peers.iter().map(|p| (&p.public_key, p)).collect();
-        let set: Vec<PeerSpec> =
-            nw.peers.iter().filter(|p| before.get(&p.public_key) != Some(p)).cloned().collect();
-        let remove: Vec<PublicKey> = ow
-            .peers
-            .iter()
-            .filter(|p| !after.contains_key(&p.public_key))
-            .map(|p| p.public_key.clone())
-            .collect();
+        let (mut set, mut remove) = (Vec::new(), Vec::new());
+        pair_peers(&ow.peers, &nw.peers, |o, n| match (o, n) {
+            (Some(o), None) => remove.push(o.public_key.clone()),
+            (o, Some(n)) if o != Some(n) => set.push(n.clone()),
+            _ => {}
+        });
         let public_key = (ow.public_key != nw.public_key).then(|| nw.public_key.clone());
         if !set.is_empty() || !remove.is_empty() || public_key.is_some() {
             devices.push(DevicePatch { iface: nw.iface.clone(), public_key, set, remove });
