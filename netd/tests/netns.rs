@@ -268,12 +268,7 @@ fn daemon_serves_status_repairs_drift_and_follows_policy_changes() {
     // last good state; another process reads base and journal back and finds nothing to do.
     use base64::Engine as _;
     let key = |n: u8| base64::engine::general_purpose::STANDARD.encode([n; 32]);
-    let with_site = format!(
-        "{more}  - number: 9\n    name: extra\n    kind: clinic\n    endpoint: 192.0.2.9\n    keys: {{ reference: {}, upload: {}, conference: {} }}\n    lan: {{ reference: lan0, upload: lan1, conference: lan2 }}\n    joins: [conference]\n",
-        key(91),
-        key(92),
-        key(93)
-    );
+    let with_site = with_extra_site(&more, key);
     std::fs::write(m.policy_path(), &with_site).unwrap();
     wait_for("the new site's peer", 30, || {
         let dump = mesh::run(&mut m.router_cmd(
@@ -300,6 +295,16 @@ fn daemon_serves_status_repairs_drift_and_follows_policy_changes() {
 
     let _ = mesh::run(std::process::Command::new("kill").arg(daemon.id().to_string()));
     let _ = daemon.wait();
+}
+
+/// A new site's policy text: `policy` plus one clinic with made-up keys, in the conference segment.
+fn with_extra_site(policy: &str, key: impl Fn(u8) -> String) -> String {
+    format!(
+        "{policy}  - number: 9\n    name: extra\n    kind: clinic\n    endpoint: 192.0.2.9\n    keys: {{ reference: {}, upload: {}, conference: {} }}\n    lan: {{ reference: lan0, upload: lan1, conference: lan2 }}\n    joins: [conference]\n",
+        key(91),
+        key(92),
+        key(93)
+    )
 }
 
 #[test]
