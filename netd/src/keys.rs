@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::policy::{PublicKey, SegmentName};
 
 /// A private key; `Debug` does not show it.
-pub struct PrivateKey(Key);
+pub struct PrivateKey(Key, PublicKey);
 
 impl std::fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -25,8 +25,29 @@ impl std::fmt::Debug for PrivateKey {
 }
 
 impl PrivateKey {
+    /// With its public key, derived once per process and key: a Curve25519 operation costs
+    /// a delta pass about as much as setting one peer, and every pass loads every key.
+    fn new(key: Key) -> Self {
+        use sha2::Digest;
+        // Remembered by a digest of the private key, so the memo holds no key material.
+        static DERIVED: std::sync::Mutex<Vec<([u8; 32], PublicKey)>> = std::sync::Mutex::new(Vec::new());
+        let id: [u8; 32] = sha2::Sha256::digest(key.0).into();
+        let mut memo = DERIVED.lock().unwrap_or_else(|p| p.into_inner());
+        let public = match memo.iter().find(|(d, _)| *d == id) {
+            Some((_, p)) => p.clone(),
+            None => {
+                let p = PublicKey::from_bytes(&key.get_public().0);
+                if memo.len() >= 64 {
+                    memo.remove(0);
+                }
+                memo.push((id, p.clone()));
+                p
+            }
+        };
+        PrivateKey(key, public)
+    }
     pub fn public(&self) -> PublicKey {
-        PublicKey::from_bytes(&self.0.get_public().0)
+        self.1.clone()
     }
     pub fn wireguard_key(&self) -> Key {
         self.0.clone()
@@ -69,7 +90,7 @@ fn read_key(path: &Path, segment: &SegmentName) -> Result<Option<PrivateKey>> {
         segment: segment.to_string(),
         reason: format!("{} does not hold a base64 WireGuard key", path.display()),
     })?;
-    Ok(Some(PrivateKey(key)))
+    Ok(Some(PrivateKey::new(key)))
 }
 
 /// Generate a key into `path`, crash-safe: temp file (0600), fsync, rename, fsync the directory.
@@ -79,7 +100,7 @@ fn generate_into(dir: &Path, path: &Path) -> Result<PrivateKey> {
     let key = Key::generate_private();
     crate::durable::write_file(path, key.to_base64().as_bytes(), 0o600)
         .map_err(|(p, source)| Error::Io { path: p, source })?;
-    Ok(PrivateKey(key))
+    Ok(PrivateKey::new(key))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

@@ -263,12 +263,48 @@ fn daemon_serves_status_repairs_drift_and_follows_policy_changes() {
             mesh::run(&mut mesh::in_ns(&site.router, &["nft", "list", "chain", "inet", "kizuna", "forward"]));
         String::from_utf8_lossy(&nft.stdout).contains("tcp dport { 443, 8443 }")
     });
+    // A new site is a peer change on a running daemon: the pass sets the peer (a delta pass
+    // sets it without reading the device first) and records it as one journal line beside the
+    // last good state; another process reads base and journal back and finds nothing to do.
+    use base64::Engine as _;
+    let key = |n: u8| base64::engine::general_purpose::STANDARD.encode([n; 32]);
+    let with_site = with_extra_site(&more, key);
+    std::fs::write(m.policy_path(), &with_site).unwrap();
+    wait_for("the new site's peer", 30, || {
+        let dump = mesh::run(&mut m.router_cmd(
+            site,
+            std::path::Path::new("wg"),
+            &["show", "kzw-conference", "peers"],
+        ));
+        String::from_utf8_lossy(&dump.stdout).contains(&key(93))
+    });
+    let state = site.config().parent().unwrap().join("state");
+    assert!(state.join("last-good.journal").exists(), "a peer change is appended to the journal");
+    let plan = mesh::run(&mut m.netd(site, &["plan"]));
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "nothing to do after the peer change: {}{}",
+        String::from_utf8_lossy(&plan.stdout),
+        String::from_utf8_lossy(&plan.stderr)
+    );
+
     std::fs::write(m.policy_path(), policy.replacen("number: 2", "number: 1", 1)).unwrap();
     wait_for("rejection", 30, || status(&m).is_some_and(|v| v["policy_rejected_total"].as_u64() > Some(0)));
     assert!(m.pings(site.host("conference"), &host_ip("conference", 1), 10), "running state kept");
 
     let _ = mesh::run(std::process::Command::new("kill").arg(daemon.id().to_string()));
     let _ = daemon.wait();
+}
+
+/// A new site's policy text: `policy` plus one clinic with made-up keys, in the conference segment.
+fn with_extra_site(policy: &str, key: impl Fn(u8) -> String) -> String {
+    format!(
+        "{policy}  - number: 9\n    name: extra\n    kind: clinic\n    endpoint: 192.0.2.9\n    keys: {{ reference: {}, upload: {}, conference: {} }}\n    lan: {{ reference: lan0, upload: lan1, conference: lan2 }}\n    joins: [conference]\n",
+        key(91),
+        key(92),
+        key(93)
+    )
 }
 
 #[test]

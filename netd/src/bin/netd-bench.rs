@@ -40,10 +40,6 @@ struct Args {
     /// Print the results as one JSON object too.
     #[arg(long)]
     json: bool,
-    /// Bring the baseline's devices up before loading peers (as `wg-quick up` does, and as
-    /// netd's devices are): the kernel then starts a handshake with every peer it is given.
-    #[arg(long)]
-    baseline_up: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -167,6 +163,75 @@ fn create_wg_devices(n: usize, backend: wireguard_control::Backend, up: bool) ->
     Ok(names)
 }
 
+/// One baseline: loading from scratch, the one-site change, nothing to do.
+struct Baseline {
+    /// Device creation, key and port (untimed in `scratch`).
+    setup: Duration,
+    scratch: anyhow::Result<Duration>,
+    one: anyhow::Result<Duration>,
+    noop: anyhow::Result<Duration>,
+}
+
+/// Fresh devices `wgb0..` with key and port (untimed), then `wg syncconf` of `desired`'s peers,
+/// timed: onto devices that are down followed by `ip link set up` (wg-quick's order), or onto
+/// devices that are up (`up_first`). Then the change to `grown` and nothing to do.
+fn baseline(
+    k: &Kernel,
+    desired: &DesiredState,
+    grown: &DesiredState,
+    work: &Path,
+    up_first: bool,
+) -> anyhow::Result<Baseline> {
+    let setup_start = Instant::now();
+    let devs = create_wg_devices(desired.wireguard.len(), k.wireguard, up_first)?;
+    let mut confs = Vec::new();
+    let mut confs_grown = Vec::new();
+    for (i, (w, wg)) in desired.wireguard.iter().zip(&grown.wireguard).enumerate() {
+        let private = wireguard_control::Key::generate_private();
+        let key = private.to_base64();
+        // Key and port are set before timing (untimed device setup): boringtun wedges when a
+        // running device changes its listen port in the same request that adds peers.
+        wireguard_control::DeviceUpdate::new()
+            .set_private_key(private)
+            .set_listen_port(w.port + 1000)
+            .apply(&devs[i].parse().map_err(|_| anyhow::anyhow!("bad name"))?, k.wireguard)?;
+        let a = work.join(format!("wgb{i}.conf"));
+        let b = work.join(format!("wgb{i}-grown.conf"));
+        write_private(&a, &wg_conf(w, &key))?;
+        write_private(&b, &wg_conf(wg, &key))?;
+        confs.push(a);
+        confs_grown.push(b);
+    }
+    let setup = setup_start.elapsed();
+    // Each step may fail (boringtun 0.7 resets the UAPI connection on a second syncconf of a
+    // device with peers); failures are reported, not hidden.
+    let scratch = syncconf_all(&devs, &confs).and_then(|t| {
+        let start = Instant::now();
+        if !up_first && k.wireguard == wireguard_control::Backend::Kernel {
+            for d in &devs {
+                if !Command::new("ip").args(["link", "set", d, "up"]).status()?.success() {
+                    bail!("ip link set {d} up failed");
+                }
+            }
+        }
+        Ok(t + start.elapsed())
+    });
+    let one =
+        if scratch.is_ok() { syncconf_all(&devs, &confs_grown) } else { Err(anyhow::anyhow!("skipped")) };
+    let noop = if one.is_ok() { syncconf_all(&devs, &confs_grown) } else { Err(anyhow::anyhow!("skipped")) };
+    for d in &devs {
+        match k.wireguard {
+            wireguard_control::Backend::Kernel => {
+                let _ = Command::new("ip").args(["link", "del", d]).status();
+            }
+            _ => {
+                let _ = netd::kernel::wireguard::delete_device(d, k.wireguard);
+            }
+        }
+    }
+    Ok(Baseline { setup, scratch, one, noop })
+}
+
 fn syncconf_all(devs: &[String], confs: &[PathBuf]) -> anyhow::Result<Duration> {
     let start = Instant::now();
     for (d, c) in devs.iter().zip(confs) {
@@ -243,103 +308,63 @@ async fn main() -> anyhow::Result<()> {
     let empty = DesiredState::empty(desired.site.clone(), mode);
     timed_apply(&k, &ctx, &empty, Scope::Full).await?;
 
-    // Baseline: the same peers on fresh devices with wg syncconf.
-    let setup_start = Instant::now();
-    let devs = create_wg_devices(desired.wireguard.len(), k.wireguard, args.baseline_up)?;
-    let mut confs = Vec::new();
-    let mut confs_grown = Vec::new();
-    for (i, (w, wg)) in desired.wireguard.iter().zip(&desired_grown.wireguard).enumerate() {
-        let private = wireguard_control::Key::generate_private();
-        let key = private.to_base64();
-        // Key and port are set before timing (untimed device setup): boringtun wedges when a
-        // running device changes its listen port in the same request that adds peers.
-        wireguard_control::DeviceUpdate::new()
-            .set_private_key(private)
-            .set_listen_port(w.port + 1000)
-            .apply(&devs[i].parse().map_err(|_| anyhow::anyhow!("bad name"))?, k.wireguard)?;
-        let a = work.join(format!("wgb{i}.conf"));
-        let b = work.join(format!("wgb{i}-grown.conf"));
-        write_private(&a, &wg_conf(w, &key))?;
-        write_private(&b, &wg_conf(wg, &key))?;
-        confs.push(a);
-        confs_grown.push(b);
-    }
-    let wg_setup = setup_start.elapsed();
-    // Each baseline step may fail (boringtun 0.7 resets the UAPI connection on a second
-    // syncconf of a device with peers); failures are reported, not hidden.
-    let wg_scratch = syncconf_all(&devs, &confs);
-    let wg_one =
-        if wg_scratch.is_ok() { syncconf_all(&devs, &confs_grown) } else { Err(anyhow::anyhow!("skipped")) };
-    let wg_noop =
-        if wg_one.is_ok() { syncconf_all(&devs, &confs_grown) } else { Err(anyhow::anyhow!("skipped")) };
-    for d in &devs {
-        match k.wireguard {
-            wireguard_control::Backend::Kernel => {
-                let _ = Command::new("ip").args(["link", "del", d]).status();
-            }
-            _ => {
-                let _ = netd::kernel::wireguard::delete_device(d, k.wireguard);
-            }
-        }
-    }
-
+    // Baselines: the same peers on fresh devices with wg syncconf, twice. First in wg-quick's
+    // order (devices down while `wg syncconf` loads them, then `ip link set up`, both timed),
+    // then onto devices that are up before their peers arrive.
+    let down = baseline(&k, &desired, &desired_grown, &work, false)?;
+    let up = baseline(&k, &desired, &desired_grown, &work, true)?;
     let backend = format!("{:?}", k.wireguard).to_lowercase();
     let mut r = String::new();
     let _ = writeln!(
         r,
-        "netd-bench: {} sites, site {} ({} segments, {peers} peers), mode {mode}, wireguard {backend}, \
-         baseline devices {}",
+        "netd-bench: {} sites, site {} ({} segments, {peers} peers), mode {mode}, wireguard {backend}",
         args.sites,
         args.site,
         desired.wireguard.len(),
-        if args.baseline_up { "up" } else { "down" }
     );
     let _ = writeln!(r, "plan (pure)                   {:>9.1} ms", ms(plan_time));
     let _ = writeln!(
         r,
-        "                                netd apply                  wg syncconf   ratio netd/wg"
+        "baselines: wg-quick order = wg syncconf onto devices that are down, then ip link set up; \
+         devices up = wg syncconf onto devices that are up"
+    );
+    let _ = writeln!(
+        r,
+        "                                netd apply                 wg-quick order  ratio    devices up  ratio"
     );
     let rows = [
-        ("from scratch", &scratch, &wg_scratch),
-        ("one-site change", &one, &wg_one),
-        ("nothing to do", &noop, &wg_noop),
-        ("one-site change, full pass", &one_full, &wg_one),
+        ("from scratch", &scratch, &down.scratch, &up.scratch),
+        ("one-site change", &one, &down.one, &up.one),
+        ("nothing to do", &noop, &down.noop, &up.noop),
+        ("one-site change, full pass", &one_full, &down.one, &up.one),
     ];
-    for (what, n, w) in rows {
+    let cell = |n: &Step, w: &anyhow::Result<Duration>| match w {
+        Ok(w) => format!("{:>9.1} ms {:>6.2}", ms(*w), ms(n.time) / ms(*w)),
+        Err(e) => format!("failed: {e}"),
+    };
+    for (what, n, d, u) in rows {
         let scope = format!("{:?}", n.scope).to_lowercase();
-        match w {
-            Ok(w) => {
-                let _ = writeln!(
-                    r,
-                    "{what:<26} {:>9.1} ms ({:>5} changes, {scope:<5}) {:>9.1} ms   {:>6.2}",
-                    ms(n.time),
-                    n.changes,
-                    ms(*w),
-                    ms(n.time) / ms(*w)
-                );
-            }
-            Err(e) => {
-                let _ = writeln!(
-                    r,
-                    "{what:<26} {:>9.1} ms ({:>5} changes, {scope:<5}) wg syncconf failed: {e}",
-                    ms(n.time),
-                    n.changes
-                );
-            }
-        }
-    }
-    let with_setup = wg_scratch.as_ref().ok().map(|w| *w + wg_setup);
-    if let Some(w) = with_setup {
         let _ = writeln!(
             r,
-            "from scratch incl. device creation (wg: {:.1} ms setup + syncconf = {:.1} ms)   ratio {:.2}",
-            ms(wg_setup),
-            ms(w),
-            ms(scratch.time) / ms(w)
+            "{what:<26} {:>9.1} ms ({:>5} changes, {scope:<5})  {}   {}",
+            ms(n.time),
+            n.changes,
+            cell(n, d),
+            cell(n, u)
+        );
+    }
+    if let Ok(w) = &down.scratch {
+        let _ = writeln!(
+            r,
+            "from scratch incl. device creation (wg-quick order: {:.1} ms setup + {:.1} ms = {:.1} ms)   ratio {:.2}",
+            ms(down.setup),
+            ms(*w),
+            ms(*w + down.setup),
+            ms(scratch.time) / ms(*w + down.setup)
         );
     }
     let _ = writeln!(r, "netd phases (ms):");
-    for (what, n, _) in rows {
+    for (what, n, _, _) in rows {
         let parts: Vec<String> =
             n.phases.totals().iter().map(|(p, d)| format!("{p} {:.1}", ms(*d))).collect();
         let _ = writeln!(r, "  {what}: {}", parts.join(", "));
@@ -347,30 +372,31 @@ async fn main() -> anyhow::Result<()> {
     print!("{r}");
     if args.json {
         let opt = |w: &anyhow::Result<Duration>| w.as_ref().ok().map(|d| ms(*d));
-        let mut v = BTreeMap::new();
-        v.insert("sites", serde_json::json!(args.sites));
-        v.insert("peers", serde_json::json!(peers));
-        v.insert("mode", serde_json::json!(mode.to_string()));
-        v.insert("wireguard", serde_json::json!(backend));
-        v.insert("baseline_devices_up", serde_json::json!(args.baseline_up));
-        v.insert("netd_scratch_ms", serde_json::json!(ms(scratch.time)));
-        v.insert("netd_one_site_ms", serde_json::json!(ms(one.time)));
-        v.insert("netd_one_site_scope", serde_json::json!(one.scope));
-        v.insert("netd_one_site_full_ms", serde_json::json!(ms(one_full.time)));
-        v.insert("netd_noop_ms", serde_json::json!(ms(noop.time)));
-        v.insert("netd_scratch_changes", serde_json::json!(scratch.changes));
-        v.insert("netd_one_site_changes", serde_json::json!(one.changes));
-        v.insert("netd_one_site_full_changes", serde_json::json!(one_full.changes));
-        v.insert("netd_noop_changes", serde_json::json!(noop.changes));
-        v.insert("wg_scratch_ms", serde_json::json!(opt(&wg_scratch)));
-        v.insert("wg_one_site_ms", serde_json::json!(opt(&wg_one)));
-        v.insert("wg_noop_ms", serde_json::json!(opt(&wg_noop)));
-        v.insert("wg_device_setup_ms", serde_json::json!(ms(wg_setup)));
-        v.insert("ratio_scratch", serde_json::json!(opt(&wg_scratch).map(|w| ms(scratch.time) / w)));
-        v.insert("ratio_scratch_incl_setup", serde_json::json!(with_setup.map(|w| ms(scratch.time) / ms(w))));
-        v.insert("ratio_one_site", serde_json::json!(opt(&wg_one).map(|w| ms(one.time) / w)));
-        v.insert("ratio_one_site_full", serde_json::json!(opt(&wg_one).map(|w| ms(one_full.time) / w)));
-        v.insert("ratio_noop", serde_json::json!(opt(&wg_noop).map(|w| ms(noop.time) / w)));
+        let ratio = |n: &Step, w: &anyhow::Result<Duration>| opt(w).map(|w| ms(n.time) / w);
+        let mut v: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        v.insert("sites".to_string(), serde_json::json!(args.sites));
+        v.insert("peers".to_string(), serde_json::json!(peers));
+        v.insert("mode".to_string(), serde_json::json!(mode.to_string()));
+        v.insert("wireguard".to_string(), serde_json::json!(backend));
+        v.insert("netd_scratch_ms".to_string(), serde_json::json!(ms(scratch.time)));
+        v.insert("netd_one_site_ms".to_string(), serde_json::json!(ms(one.time)));
+        v.insert("netd_one_site_scope".to_string(), serde_json::json!(one.scope));
+        v.insert("netd_one_site_full_ms".to_string(), serde_json::json!(ms(one_full.time)));
+        v.insert("netd_noop_ms".to_string(), serde_json::json!(ms(noop.time)));
+        v.insert("netd_scratch_changes".to_string(), serde_json::json!(scratch.changes));
+        v.insert("netd_one_site_changes".to_string(), serde_json::json!(one.changes));
+        v.insert("netd_one_site_full_changes".to_string(), serde_json::json!(one_full.changes));
+        v.insert("netd_noop_changes".to_string(), serde_json::json!(noop.changes));
+        for (name, b) in [("wgquick", &down), ("wgup", &up)] {
+            v.insert(format!("{name}_scratch_ms"), serde_json::json!(opt(&b.scratch)));
+            v.insert(format!("{name}_one_site_ms"), serde_json::json!(opt(&b.one)));
+            v.insert(format!("{name}_noop_ms"), serde_json::json!(opt(&b.noop)));
+            v.insert(format!("{name}_device_setup_ms"), serde_json::json!(ms(b.setup)));
+            v.insert(format!("ratio_scratch_{name}"), serde_json::json!(ratio(&scratch, &b.scratch)));
+            v.insert(format!("ratio_one_site_{name}"), serde_json::json!(ratio(&one, &b.one)));
+            v.insert(format!("ratio_one_site_full_{name}"), serde_json::json!(ratio(&one_full, &b.one)));
+            v.insert(format!("ratio_noop_{name}"), serde_json::json!(ratio(&noop, &b.noop)));
+        }
         println!("{}", serde_json::to_string(&v)?);
     }
     if noop.changes != 0 {

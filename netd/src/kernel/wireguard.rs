@@ -253,16 +253,19 @@ pub fn apply_peers(
         return Ok(());
     }
     let mut update = DeviceUpdate::new();
+    let mut removes: Vec<&PublicKey> = removes.to_vec();
     if backend == Backend::Userspace {
         // boringtun 0.7 wedges when a request modifies a peer it already has, so a userspace
         // peer is replaced: removed, then added again in the same request.
-        // Removing a peer it does not have is an error to boringtun, so ask first.
+        // Removing a peer it does not have is an error to boringtun (the kernel ignores it, and
+        // a delta pass removes peers without reading the device), so ask first.
         let existing: std::collections::HashSet<PublicKey> = observe_uapi(iface)?
             .map(|d| d.peers.into_iter().map(|p| p.public_key).collect())
             .unwrap_or_default();
         for p in upserts.iter().filter(|p| existing.contains(&p.public_key)) {
             update = update.remove_peer_by_key(&Key(p.public_key.bytes()));
         }
+        removes.retain(|k| existing.contains(*k));
     }
     let builders: Vec<PeerConfigBuilder> = upserts.iter().map(|p| peer_builder(p)).collect();
     update = update.add_peers(&builders);
@@ -291,11 +294,24 @@ pub fn delete_device(iface: &str, backend: Backend) -> Result<()> {
     }
 }
 
+/// Do two planned peers configure the kernel alike (the site's name is not in the kernel)?
+pub fn same_peer(a: &PeerSpec, b: &PeerSpec) -> bool {
+    a.endpoint == b.endpoint && a.keepalive == b.keepalive && same_nets(&a.allowed_ips, &b.allowed_ips)
+}
+
+fn same_nets(a: &[Ipv4Net], b: &[Ipv4Net]) -> bool {
+    if a == b {
+        return true;
+    }
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort();
+    b.sort();
+    a == b
+}
+
 /// Does this peer as observed match the plan?
 pub fn peer_matches(observed: &ObservedPeer, want: &PeerSpec) -> bool {
-    let mut a = observed.allowed_ips.clone();
-    a.sort();
-    let mut b = want.allowed_ips.clone();
-    b.sort();
-    observed.endpoint == Some(want.endpoint) && observed.keepalive == want.keepalive && a == b
+    observed.endpoint == Some(want.endpoint)
+        && observed.keepalive == want.keepalive
+        && same_nets(&observed.allowed_ips, &want.allowed_ips)
 }

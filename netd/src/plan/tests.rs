@@ -234,3 +234,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn peers_pair_by_public_key_in_order_or_not() {
+    let st = plan(&valid(40), &synthetic::site_name(2), Mode::Vrf, api()).unwrap();
+    let old = st.wireguard[0].peers.clone();
+    let mut new = old.clone();
+    let gone = new.remove(3).public_key;
+    new[7].endpoint = "192.0.2.99:1".parse().unwrap();
+    let mut added = new[0].clone();
+    added.public_key = PublicKey::from_bytes(&[42; 32]);
+    new.push(added.clone());
+    new.sort_by(|a, b| a.public_key.cmp(&b.public_key));
+    let pairs = |old: &[PeerSpec], new: &[PeerSpec]| {
+        let mut out = BTreeSet::new();
+        pair_peers(old, new, |o, n| {
+            out.insert((
+                o.map(|p| (p.public_key.clone(), p.endpoint)),
+                n.map(|p| (p.public_key.clone(), p.endpoint)),
+            ));
+        });
+        out
+    };
+    let walked = pairs(&old, &new);
+    assert_eq!(walked.len(), old.len() + 1);
+    assert!(walked.iter().any(|(o, n)| o.as_ref().is_some_and(|o| o.0 == gone) && n.is_none()));
+    assert!(walked.iter().any(|(o, n)| o.is_none() && n.as_ref().is_some_and(|n| n.0 == added.public_key)));
+    assert_eq!(walked.iter().filter(|(o, n)| o.is_some() && n.is_some() && o != n).count(), 1);
+    // Out of order, the hash-map path pairs them the same.
+    let (mut rold, mut rnew) = (old.clone(), new.clone());
+    rold.reverse();
+    rnew.reverse();
+    assert_eq!(pairs(&rold, &rnew), walked);
+}
