@@ -121,8 +121,8 @@ impl Outbox {
     ///
     /// The export folders are not fsynced after their files leave: if a crash undoes a removal
     /// there, the file is offered again and answered `AlreadyQueued` (still waiting) or, once
-    /// uploaded, `duplicate` by the store, so nothing is lost or doubled. Their fsyncs (one per
-    /// source folder, about one per file in an SS-MIX2 tree) were a tenth of the upload path's time.
+    /// uploaded, `duplicate` by the store, so nothing is lost or doubled. Their fsyncs cost one per
+    /// source folder, which in an SS-MIX2 tree is about one per file.
     pub fn admit_many(&self, offers: Vec<Offer>) -> Vec<io::Result<Admission>> {
         // The index lock is held across checks and moves so that `complete` cannot remove a
         // same-named file in between.
