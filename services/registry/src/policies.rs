@@ -39,10 +39,15 @@ pub struct PolicyVersion {
 
 /// The active policy: `(version, policy)`.
 pub async fn active(db: &Db) -> Result<Option<(u64, Policy)>> {
+    active_in(&db.pool).await
+}
+
+/// [`active`] through any executor (a pool, or a transaction's connection).
+async fn active_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(ex: E) -> Result<Option<(u64, Policy)>> {
     let row = sqlx::query(
         "SELECT p.version, p.body FROM registry_state s JOIN policies p ON p.version = s.active_policy WHERE s.id = 1",
     )
-    .fetch_optional(&db.pool)
+    .fetch_optional(ex)
     .await?;
     let Some(row) = row else { return Ok(None) };
     let version: i64 = row.try_get("version")?;
@@ -53,9 +58,11 @@ pub async fn active(db: &Db) -> Result<Option<(u64, Policy)>> {
 }
 
 /// Every stored version, oldest first.
-async fn history(db: &Db) -> Result<Vec<number_reuse::Stored>> {
+async fn history<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+) -> Result<Vec<number_reuse::Stored>> {
     let rows = sqlx::query("SELECT version, body, created_unix FROM policies ORDER BY version")
-        .fetch_all(&db.pool)
+        .fetch_all(ex)
         .await?;
     rows.iter()
         .map(|r| {
@@ -106,18 +113,31 @@ pub async fn list(db: &Db) -> Result<Vec<PolicyVersion>> {
 pub async fn apply(db: &Db, text: &str, file: &Path, note: &str, dry_run: bool) -> Result<Applied> {
     let new = policy_check::check(text, file).map_err(RegistryError::Policy)?;
     let now = netd::registry::unix_now() as i64;
-    let reused = number_reuse::check(&history(db).await?, &new, now, file);
+    if dry_run {
+        let reused = number_reuse::check(&history(&db.pool).await?, &new, now, file);
+        if !reused.is_empty() {
+            return Err(RegistryError::Policy(reused));
+        }
+        let current = active(db).await?;
+        let diff = policy_diff::diff(current.as_ref().map(|(_, p)| p), &new);
+        return Ok(Applied { version: None, previous: current.map(|(v, _)| v), diff, released: Vec::new() });
+    }
+    // The history check, the diff and the activation happen in one write transaction, and `bump`
+    // (an update of the registry's one state row) comes first: a concurrent apply waits for this
+    // one to commit (SQLite's write lock, PostgreSQL's row lock), then checks against what it stored.
+    let mut tx = db.begin_write().await?;
+    bump(&mut tx).await?;
+    let reused = number_reuse::check(&history(&mut *tx).await?, &new, now, file);
     if !reused.is_empty() {
         return Err(RegistryError::Policy(reused));
     }
-    let current = active(db).await?;
+    let current = active_in(&mut *tx).await?;
     let diff = policy_diff::diff(current.as_ref().map(|(_, p)| p), &new);
     let previous = current.as_ref().map(|(v, _)| *v);
-    if dry_run || (diff.is_empty() && current.is_some()) {
+    if diff.is_empty() && current.is_some() {
+        // Nothing changes: the transaction (and its bump) is rolled back when dropped.
         return Ok(Applied { version: None, previous, diff, released: Vec::new() });
     }
-    let mut tx = db.begin_write().await?;
-    bump(&mut tx).await?;
     let next: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 AS next FROM policies")
         .fetch_one(&mut *tx)
         .await?

@@ -429,3 +429,44 @@ async fn a_removed_site_s_number_goes_to_a_new_site_only_as_the_policy_allows() 
         assert!(p.sites.iter().all(|x| x.name.as_str() != "higashi-clinic"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_applies_racing_for_one_free_number_cannot_both_win() {
+    let c = Centre::start(None).await;
+    // Each policy alone gives a free number to a new site; one after the other, the second takes
+    // the first one's number at once, which number_reuse_after_days forbids. Five rounds, as the
+    // race does not always happen.
+    for round in 0..5u8 {
+        let number = 40 + u16::from(round);
+        let with_site = |name: String, last_octet: u8| {
+            policy_text(|p| {
+                let mut s = p.sites.last().unwrap().clone();
+                s.name = name.parse().unwrap();
+                s.number = number;
+                s.endpoint = std::net::IpAddr::from([192, 0, 2, last_octet]);
+                p.sites.push(s);
+            })
+        };
+        let a = with_site(format!("nishi-pharmacy-{round}"), 200);
+        let b = with_site(format!("kawa-clinic-{round}"), 201);
+        let before = policies::list(&c.db).await.unwrap().len();
+        let (ra, rb) = tokio::join!(
+            policies::apply(&c.db, &a, Path::new("a.yaml"), "", false),
+            policies::apply(&c.db, &b, Path::new("b.yaml"), "", false)
+        );
+        let (won, lost) = match (ra, rb) {
+            (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l.to_string()),
+            (ra, rb) => panic!(
+                "round {round}: exactly one apply may win: {:?} / {:?}",
+                ra.map(|a| a.version),
+                rb.map(|a| a.version)
+            ),
+        };
+        assert!(won.version.is_some());
+        assert!(
+            lost.contains(&format!(".number: {number} was")) && lost.contains("number_reuse_after_days"),
+            "{lost}"
+        );
+        assert_eq!(policies::list(&c.db).await.unwrap().len(), before + 1, "only the winner is stored");
+    }
+}
