@@ -12,6 +12,7 @@ pub mod number_reuse;
 pub mod policies;
 pub mod policy_check;
 pub mod policy_diff;
+pub mod refusals;
 pub mod server;
 pub mod sites;
 pub mod views;

@@ -13,10 +13,9 @@
 //!
 //! Enrollments and key registrations are audited as security configuration changes, refused
 //! tokens and credentials as node authentication failures (at most one event per address and
-//! reason every [`REFUSAL_REPORT_EVERY`], so a revoked site that keeps polling is reported, not
+//! reason every [`REFUSAL_REPORT_EVERY`](crate::refusals::REFUSAL_REPORT_EVERY), so a revoked site that keeps polling is reported, not
 //! flooded).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +32,8 @@ use netd::policy::Policy;
 use netd::registry::protocol::*;
 use netd::registry::unix_now;
 use netd::registry::view::{FORMAT, KeySwitch, SignedView, ViewPayload};
+
+use crate::refusals::RefusalLimiter;
 use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, mpsc, watch};
@@ -58,8 +59,8 @@ struct Inner {
     db: Db,
     keys: CentreKeys,
     audit: AuditEmitter,
-    /// When each (address, reason) refusal was last reported to the audit service.
-    refusals: std::sync::Mutex<HashMap<(String, String), Instant>>,
+    /// Which refusals were reported to the audit service, and when.
+    refusals: std::sync::Mutex<RefusalLimiter>,
     long_poll_max: Duration,
     /// Registry policy `rotation_switch_delay_secs`.
     switch_delay_secs: u64,
@@ -69,9 +70,6 @@ struct Inner {
 
 type Shared = Arc<Inner>;
 
-/// Refusals from one address for one reason are reported at most this often.
-pub const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(600);
-
 impl Inner {
     /// Audit a refused token or credential (rate-limited per address and reason), then hand the
     /// error back for the answer.
@@ -80,12 +78,11 @@ impl Inner {
         {
             let ip = peer.0.ip().to_string();
             let reason = e.to_string();
-            let report = {
-                let mut seen = self.refusals.lock().expect("refusal map");
-                let now = Instant::now();
-                seen.retain(|_, t| now.duration_since(*t) < REFUSAL_REPORT_EVERY);
-                seen.insert((ip.clone(), reason.clone()), now).is_none()
-            };
+            let report = self.refusals.lock().unwrap_or_else(|p| p.into_inner()).should_report(
+                &ip,
+                &reason,
+                Instant::now(),
+            );
             if report {
                 self.audit.emit(audit::refused(claimed, &ip, &reason)).await;
             }
@@ -405,7 +402,7 @@ pub async fn start(cfg: &RegistryConfig, db: Db) -> Result<Running> {
         db: db.clone(),
         keys,
         audit,
-        refusals: std::sync::Mutex::new(HashMap::new()),
+        refusals: std::sync::Mutex::new(RefusalLimiter::default()),
         long_poll_max: Duration::from_secs(cfg.long_poll_max_secs),
         switch_delay_secs: cfg.rotation_switch_delay_secs,
         generation: watch::Sender::new(generation),
