@@ -178,12 +178,30 @@ pub async fn serve_on(
 
 /// Opens the store and serves it on the configured address until Ctrl-C or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), StoreError> {
-    let listen = config.listen;
+    let listener = listen(&config)?;
     let store = Store::open(config).await?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| StoreError::io(std::path::Path::new(&listen.to_string()), e))?;
     serve_on(listener, store, shutdown_signal()).await
+}
+
+/// The listening socket of `listen`, bound to `bind_interface` first when one is set (a VRF's
+/// addresses can only be bound by a socket bound to the VRF).
+fn listen(config: &Config) -> Result<tokio::net::TcpListener, StoreError> {
+    let addr = config.listen;
+    let what = if config.bind_interface.is_empty() {
+        addr.to_string()
+    } else {
+        format!("{addr} on device {}", config.bind_interface)
+    };
+    let err = |e| StoreError::io(std::path::Path::new(&what), e);
+    let socket =
+        if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+            .map_err(err)?;
+    socket.set_reuseaddr(true).map_err(err)?;
+    if !config.bind_interface.is_empty() {
+        socket.bind_device(Some(config.bind_interface.as_bytes())).map_err(err)?;
+    }
+    socket.bind(addr).map_err(err)?;
+    socket.listen(1024).map_err(err)
 }
 
 async fn shutdown_signal() {
