@@ -178,8 +178,8 @@ pub async fn serve_on(
 
 /// Opens the store and serves it on the configured address until Ctrl-C or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), StoreError> {
-    let listener = listen(&config)?;
     let store = Store::open(config).await?;
+    let listener = listen(&store.config)?;
     serve_on(listener, store, shutdown_signal()).await
 }
 
