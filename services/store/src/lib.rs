@@ -222,3 +222,29 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
+
+#[cfg(test)]
+mod listen_tests {
+    use super::{Config, listen};
+
+    #[tokio::test]
+    async fn bind_interface_binds_the_listener_to_that_device_or_names_it() {
+        // `lo` exists everywhere: the listener is bound to it (SO_BINDTODEVICE needs no privilege
+        // on a socket not yet bound to a device).
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            bind_interface: "lo".into(),
+            ..Config::default()
+        };
+        let listener = listen(&config).expect("listening on lo");
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr);
+        let (accepted, connected) = tokio::join!(listener.accept(), client);
+        accepted.expect("accepting on lo");
+        connected.expect("connecting over lo");
+        // A device that does not exist: the error names the address and the device.
+        let config = Config { bind_interface: "kzv-nonesuch".into(), ..config };
+        let e = listen(&config).expect_err("no such device").to_string();
+        assert!(e.contains("127.0.0.1:0 on device kzv-nonesuch"), "{e}");
+    }
+}
