@@ -109,7 +109,8 @@ pub fn render(fw: &Firewall) -> Value {
     for r in &fw.forward {
         cmds.push(forward_rule(r));
     }
-    // Input: loopback, replies, tunnel ports, the management API and ICMP errors only.
+    // Input: loopback, replies, tunnel ports, the management API, the centre's own services from
+    // their segment and ICMP errors only.
     cmds.push(chain("input", "input", 0, "drop"));
     cmds.push(rule("input", vec![matches(meta("iifname"), json!("lo")), json!({ "accept": null })], None));
     cmds.push(rule("input", vec![ct_state(&["established", "related"]), json!({ "accept": null })], None));
@@ -147,6 +148,19 @@ pub fn render(fw: &Firewall) -> Value {
                 Some("admit_underlay"),
             ));
         }
+    }
+    for svc in &fw.admit_segment {
+        cmds.push(rule(
+            "input",
+            vec![
+                matches(meta("iifname"), names(&svc.iifs)),
+                matches(payload("ip", "saddr"), prefix(svc.saddr)),
+                matches(payload("ip", "daddr"), prefix(svc.daddr)),
+                matches(payload(svc.proto.as_str(), "dport"), ports(&svc.ports)),
+                json!({ "accept": null }),
+            ],
+            Some(&format!("centre services of segment {}", svc.segment)),
+        ));
     }
     cmds.push(rule(
         "input",

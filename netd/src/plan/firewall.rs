@@ -1,6 +1,7 @@
 //! The nftables policy of table `kizuna`, as data: per-segment forward rules (only what the
 //! policy allows), drop between segments, per-segment conntrack zones, and an input chain that
-//! admits only the tunnel ports and the management API. `kernel::nftables` renders it.
+//! admits only the tunnel ports, the management API and, on the centre's router, its segments'
+//! centre services. `kernel::nftables` renders it.
 
 use std::net::SocketAddr;
 
@@ -24,6 +25,17 @@ pub struct ForwardRule {
     pub established_only: bool,
 }
 
+/// A segment's centre services as the centre router's input chain admits them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalService {
+    pub segment: String,
+    pub iifs: Vec<String>,
+    pub saddr: Ipv4Net,
+    pub daddr: Ipv4Net,
+    pub proto: Proto,
+    pub ports: Vec<u16>,
+}
+
 /// The whole ruleset. An empty `Firewall` means "no table `kizuna`".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Firewall {
@@ -37,6 +49,10 @@ pub struct Firewall {
     /// `admit_underlay`).
     #[serde(default)]
     pub admit_underlay: Vec<(Proto, u16)>,
+    /// Centre services that run on the centre's router itself, admitted on input from their
+    /// segment only: from the segment's devices and CIDR, to the centre's own subnet, these ports.
+    #[serde(default)]
+    pub admit_segment: Vec<LocalService>,
     pub forward: Vec<ForwardRule>,
 }
 
@@ -125,6 +141,18 @@ pub fn plan_firewall(segments: &[SegmentFirewall], api: SocketAddr) -> Firewall 
                     // Our LAN out, to the centre's services only.
                     (s.wireguard.clone(), s.own_subnet)
                 };
+                if s.is_centre {
+                    // The same services run on the centre's router itself (the centre image's
+                    // store listens on its LAN address of the upload segment).
+                    fw.admit_segment.push(LocalService {
+                        segment: name.clone(),
+                        iifs: s.devices.clone(),
+                        saddr: s.cidr,
+                        daddr: centre,
+                        proto,
+                        ports: ports.clone(),
+                    });
+                }
                 fw.forward.push(ForwardRule {
                     segment: name.clone(),
                     iifs: s.devices.clone(),
@@ -139,4 +167,44 @@ pub fn plan_firewall(segments: &[SegmentFirewall], api: SocketAddr) -> Firewall 
     }
     fw.tunnel_ports.sort_unstable();
     fw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(is_centre: bool, own: &str) -> SegmentFirewall {
+        SegmentFirewall {
+            zone: 51802,
+            port: 51802,
+            devices: vec!["lupl".into(), "kzw-upload".into(), "kzv-upload".into()],
+            lan: "lupl".into(),
+            wireguard: "kzw-upload".into(),
+            own_subnet: own.parse().unwrap(),
+            cidr: "10.20.0.0/16".parse().unwrap(),
+            centre_services: vec![(Proto::Tcp, 8440)],
+            centre_subnet: Some("10.20.1.0/24".parse().unwrap()),
+            is_centre,
+        }
+    }
+
+    #[test]
+    fn the_centre_router_admits_its_segment_services_from_that_segment_only() {
+        let api = "127.0.0.1:9190".parse().unwrap();
+        let centre = plan_firewall(&[segment(true, "10.20.1.0/24")], api);
+        assert_eq!(
+            centre.admit_segment,
+            [LocalService {
+                segment: "upload".into(),
+                iifs: vec!["lupl".into(), "kzw-upload".into(), "kzv-upload".into()],
+                saddr: "10.20.0.0/16".parse().unwrap(),
+                daddr: "10.20.1.0/24".parse().unwrap(),
+                proto: Proto::Tcp,
+                ports: vec![8440],
+            }]
+        );
+        // A site's router runs no centre service: its input chain admits none.
+        let site = plan_firewall(&[segment(false, "10.20.2.0/24")], api);
+        assert!(site.admit_segment.is_empty());
+    }
 }

@@ -15,6 +15,10 @@ use crate::StoreError;
 pub struct Config {
     /// Address the upload API listens on.
     pub listen: SocketAddr,
+    /// Network device the listening socket is bound to (Linux `SO_BINDTODEVICE`), e.g. netd's
+    /// upload VRF `kzv-upload`: a centre router's segment addresses live in their VRF, where only a
+    /// socket bound to that device can listen. Empty means none.
+    pub bind_interface: String,
     /// Holds `tree/`, `staging/`, `journal/` and (by default) `index.sqlite`.
     pub data_dir: PathBuf,
     /// `sqlite://FILE` or `postgres://…`; empty means `sqlite://<data_dir>/index.sqlite`.
@@ -66,6 +70,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8440".parse().expect("literal address"),
+            bind_interface: String::new(),
             data_dir: PathBuf::from("./kizuna-data"),
             database_url: String::new(),
             volume_label: "KIZUNA".into(),
@@ -139,6 +144,9 @@ impl Config {
 const DEFAULT_YAML: &str = r#"# kizuna store configuration (every key optional; these are the defaults)
 # Address the upload API (and /metrics, /healthz) listens on.
 listen: 127.0.0.1:8440
+# Network device to bind the listening socket to (SO_BINDTODEVICE), e.g. kzv-upload (netd's upload
+# VRF) to listen on the centre router's upload address only; empty = none.
+bind_interface: ''
 # Holds tree/<facility>/... (the SS-MIX2 trees), staging/, journal/ and index.sqlite.
 data_dir: ./kizuna-data
 # IndexDB: sqlite://FILE or postgres://user:pass@host/db; empty = sqlite://<data_dir>/index.sqlite

@@ -12,6 +12,7 @@
 
 mod artefacts;
 mod channel;
+pub mod deploy;
 mod error;
 pub mod probe;
 mod underlay;

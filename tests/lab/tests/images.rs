@@ -10,7 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use kizuna_lab::{Artefacts, Lab, Vm, VmSpec, lab_available};
+use kizuna_lab::deploy::{assert_started_by_systemd, netd_diagnosis, provision, retry, system_state};
+use kizuna_lab::{Artefacts, Lab, VmSpec, lab_available};
 
 const CENTRE_IP: &str = "10.255.0.10";
 const SITE_IP: &str = "10.255.0.11";
@@ -23,43 +24,6 @@ const CENTRE_SERVICES: &[(&str, &str)] = &[
     ("kizuna-auth", "http://127.0.0.1:7470/healthz"),
     ("kizuna-admin", "http://127.0.0.1:8441/healthz"),
 ];
-
-/// Shell that retries `cmd` once a second for at most `secs` seconds; exit 1 when it never succeeded.
-fn retry(cmd: &str, secs: u32) -> String {
-    format!("i=0; while [ $i -lt {secs} ]; do {cmd} && exit 0; sleep 1; i=$((i+1)); done; exit 1")
-}
-
-/// Waits until systemd finished booting; returns its state (`running`, or `degraded` with the
-/// failed units appended).
-fn system_state(vm: &Vm) -> String {
-    let out = vm
-        .run_with_timeout("systemctl is-system-running --wait", Duration::from_secs(240))
-        .expect("systemctl is-system-running");
-    let state = out.stdout.trim().to_string();
-    if state == "running" {
-        return state;
-    }
-    let failed = vm.run("systemctl --failed --no-legend; journalctl -b -p warning --no-pager | tail -40");
-    format!("{state}\n{}", failed.map(|o| o.stdout).unwrap_or_default())
-}
-
-/// Asserts that `unit` is active and its main process is a direct child of PID 1 (systemd) named
-/// `comm`, running as `user`.
-fn assert_started_by_systemd(vm: &Vm, unit: &str, comm: &str, user: &str) {
-    let script = format!(
-        "set -e; systemctl is-active --quiet {unit}; pid=$(systemctl show -p MainPID --value {unit}); \
-         echo \"$(cat /proc/$pid/comm) $(ps -o ppid= -p $pid | tr -d ' ') $(ps -o user= -p $pid)\""
-    );
-    let out = vm.run_ok(&script).unwrap_or_else(|e| panic!("{}: {unit} is not running: {e}", vm.name()));
-    assert_eq!(out.trim(), format!("{comm} 1 {user}"), "{}: {unit}'s main process", vm.name());
-}
-
-/// netd's state and last log lines, for failure messages.
-fn netd_diagnosis(vm: &Vm) -> String {
-    vm.run("systemctl status --no-pager netd 2>&1 | head -5; wg show 2>&1; netd status 2>&1; journalctl -u netd --no-pager 2>&1 | tail -40")
-        .map(|o| o.stdout)
-        .unwrap_or_else(|e| e.to_string())
-}
 
 fn policy() -> String {
     // Two routers; each LAN is a VLAN on eth0 that netd creates (ids differ per router, so the
@@ -75,17 +39,6 @@ fn policy() -> String {
          \x20 - number: 2\n    name: site-a\n    kind: hospital\n    endpoint: {SITE_IP}\n\
          \x20   lan: {{ reference: eth0.21, upload: eth0.22 }}\n"
     )
-}
-
-/// `kizuna site provision NAME` on the centre, as the services' user; returns the `kz1.` token.
-fn provision(centre: &Vm, site: &str) -> String {
-    let out = centre
-        .run_ok(&format!("runuser -u kizuna -- /usr/local/bin/kizuna site provision {site}"))
-        .unwrap_or_else(|e| panic!("kizuna site provision {site}: {e}"));
-    out.split_whitespace()
-        .find(|w| w.starts_with("kz1."))
-        .unwrap_or_else(|| panic!("no kz1. token in the output of kizuna site provision {site}:\n{out}"))
-        .to_string()
 }
 
 #[test]
@@ -261,8 +214,8 @@ fn centre_and_site_images_boot_their_services_and_enroll() {
 
     // The upload agent as deployed: a site token from the store, the agent's config, `systemctl
     // start kizuna-agent`; a synthetic SS-MIX2 export (made on the centre by `kizuna ssmix2 gen`)
-    // dropped into /srv/kizuna/export arrives in the store's tree byte for byte. Over the underlay:
-    // through the mesh the store on the centre's own router is closed by netd's input chain.
+    // dropped into /srv/kizuna/export arrives in the store's tree byte for byte. Over the underlay,
+    // before netd runs; the `upload_mesh` test uploads through the mesh's upload segment.
     let upload_started = Instant::now();
     let facility = centre
         .run_ok("set -e; cd /tmp; kizuna ssmix2 gen --out /tmp/corpus --seed 7 --facilities 1 --patients 2 >/dev/null; ls /tmp/corpus | grep -E '^[0-9]+$'")

@@ -1,0 +1,315 @@
+//! Issue 10's first slice, on the images a user deploys (`images/build`): a centre and one hospital
+//! site enroll from tokens and build the mesh; the centre's store (`kizuna-store.service`) listens
+//! only on the centre router's address on the **upload** segment (`listen: 10.20.1.1:8440`,
+//! `bind_interface: kzv-upload`); the site's upload agent (`kizuna-agent.service`, bound to its
+//! upload VRF) ships a generated SS-MIX2 export through the mesh with the token of `kizuna site
+//! add`, and every file arrives in the centre's tree and IndexDB, none quarantined or rejected. A
+//! host on the site's **reference** LAN, which does reach the centre's reference service, cannot
+//! reach the store, and the store does not answer on the centre's underlay address.
+
+use std::time::{Duration, Instant};
+
+use kizuna_lab::deploy::{assert_started_by_systemd, netd_diagnosis, provision, retry, system_state};
+use kizuna_lab::{Artefacts, Lab, Vm, VmSpec, lab_available};
+
+const CENTRE_IP: &str = "10.255.0.11";
+const SITE_IP: &str = "10.255.0.12";
+/// The centre router's address on the upload segment (site 1's first host of 10.20.0.0/16).
+const STORE_ADDR: &str = "10.20.1.1";
+const STORE_PORT: u16 = 8440;
+/// A stand-in for the viewer on the centre's reference LAN (openssl's test server):
+/// the reference LAN host's proof that it is on the mesh at all.
+const VIEWER_HOST: &str = "10.10.1.2";
+const VIEWER_PORT: u16 = 443;
+/// The site's upload subnet: the store admits the site's token only from there.
+const SITE_UPLOAD_NET: &str = "10.20.2.0/24";
+const STORE_YAML: &str = "/etc/kizuna/store.yaml";
+
+/// Centre (site 1) and hospital site-a (site 2). The reference LANs are veths to a LAN host
+/// (namespace `h-ref`); the upload LANs are dummies (the store and the agent run on the routers).
+fn policy() -> String {
+    format!(
+        "mesh: upload-lab\nkeepalive_secs: 5\nsegments:\n\
+         \x20 reference:\n    cidr: 10.10.0.0/16\n    port: 51801\n    security: high\n    required: true\n\
+         \x20   centre_services:\n      - {{ name: viewer, proto: tcp, port: {VIEWER_PORT} }}\n\
+         \x20 upload:\n    cidr: 10.20.0.0/16\n    port: 51802\n    security: high\n    required: true\n\
+         \x20   centre_services:\n      - {{ name: store, proto: tcp, port: {STORE_PORT} }}\n\
+         sites:\n\
+         \x20 - number: 1\n    name: centre\n    kind: centre\n    endpoint: {CENTRE_IP}\n\
+         \x20   lan: {{ reference: lref, upload: lupl }}\n\
+         \x20 - number: 2\n    name: site-a\n    kind: hospital\n    endpoint: {SITE_IP}\n\
+         \x20   lan: {{ reference: lref, upload: lupl }}\n"
+    )
+}
+
+/// The LANs of router `number`: reference a veth to the LAN host `h-ref` (10.10.N.2, checked
+/// alive, then left without the router's address for netd to set), upload a dummy.
+fn lan_script(number: u8) -> String {
+    format!(
+        "set -e\nip link add lupl type dummy\nip link set lupl up\n\
+         ip netns add h-ref\nip link add lref type veth peer name eth0 netns h-ref\nip link set lref up\n\
+         ip -n h-ref link set lo up\nip -n h-ref addr add 10.10.{number}.2/24 dev eth0\nip -n h-ref link set eth0 up\n\
+         ip -n h-ref route add default via 10.10.{number}.1\nip addr add 10.10.{number}.1/24 dev lref\n\
+         ping -c 1 -W 5 10.10.{number}.2 >/dev/null\nip addr del 10.10.{number}.1/24 dev lref\n"
+    )
+}
+
+/// Shell that succeeds when the store answers `/healthz` at `addr`, run in namespace `netns`
+/// (empty: the router itself) with curl's extra `args`.
+fn store_health(netns: &str, addr: &str, args: &str) -> String {
+    let prefix = if netns.is_empty() { String::new() } else { format!("ip netns exec {netns} ") };
+    format!("{prefix}curl -sf --max-time 5 {args} http://{addr}:{STORE_PORT}/healthz >/dev/null")
+}
+
+/// A `sqlite3` query on the store's IndexDB (read-only), its output trimmed.
+fn index_query(centre: &Vm, sql: &str) -> String {
+    centre
+        .run_ok(&format!("sqlite3 -readonly /var/lib/kizuna/store/index.sqlite \"{sql}\""))
+        .unwrap_or_else(|e| panic!("centre: sqlite3 {sql}: {e}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+#[ignore = "QEMU lab: needs root and qemu; run tests/lab/run"]
+fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else() {
+    if !lab_available() {
+        return;
+    }
+    if let Ok(why) = std::env::var("KIZUNA_LAB_IMAGES_BUILD_FAILED") {
+        panic!("the images' binaries did not build: {why}");
+    }
+    let started = Instant::now();
+    let centre_image = Artefacts::image("centre").expect("building the centre image");
+    let site_image = Artefacts::image("site").expect("building the site image");
+    let built = started.elapsed();
+    eprintln!("upload_mesh: images built or found in the cache in {:.1} s", built.as_secs_f64());
+    let lab = Lab::start_with(
+        "upload_mesh",
+        vec![
+            (VmSpec { memory_mb: 1024, ..VmSpec::new("centre", &format!("{CENTRE_IP}/24")) }, centre_image),
+            (VmSpec { memory_mb: 768, ..VmSpec::new("site-a", &format!("{SITE_IP}/24")) }, site_image),
+        ],
+    )
+    .expect("booting the centre and the site");
+    let centre = lab.vm("centre").unwrap();
+    let site = lab.vm("site-a").unwrap();
+    let states = lab.on_each(system_state);
+    for (vm, state) in lab.vms().iter().zip(&states) {
+        assert_eq!(state, "running", "{}: systemd's state after boot", vm.name());
+    }
+    let booted = started.elapsed();
+
+    // The mesh from tokens (provisioning/README.md): policy at the registry, one token per router,
+    // `netd enroll`, `systemctl start netd`. The centre's router admits its registry from the underlay.
+    centre
+        .run_ok(&format!(
+            "set -e; sed -i 's|^public_url: .*|public_url: https://{CENTRE_IP}:9443|' /etc/kizuna/registry.yaml; \
+             systemctl restart kizuna-registry"
+        ))
+        .expect("setting the registry's public URL");
+    centre.run_ok(&retry("curl -sfk --max-time 5 https://127.0.0.1:9443/v1/health >/dev/null", 30)).unwrap();
+    centre.write_file("/etc/kizuna/mesh.yaml", &policy()).unwrap();
+    centre
+        .run_ok("runuser -u kizuna -- /usr/local/bin/kizuna policy apply /etc/kizuna/mesh.yaml")
+        .expect("kizuna policy apply");
+    let tokens = [provision(centre, "centre"), provision(centre, "site-a")];
+    lab.on_each(|vm| {
+        let (number, token) = if vm.name() == "centre" { (1, &tokens[0]) } else { (2, &tokens[1]) };
+        vm.run_ok(&lan_script(number)).unwrap_or_else(|e| panic!("{}: LANs: {e}", vm.name()));
+        vm.run_ok_with_timeout(&format!("netd enroll {token}"), Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("{}: netd enroll: {e}", vm.name()));
+        if vm.name() == "centre" {
+            vm.run_ok(
+                "set -e; grep -q '^admit_underlay: \\[\\]$' /etc/netd/site.yaml; \
+                 sed -i 's/^admit_underlay: .*/admit_underlay: [{ proto: tcp, port: 9443 }]/' /etc/netd/site.yaml",
+            )
+            .expect("admitting the registry on the centre's underlay");
+        }
+        vm.run_ok("systemctl start netd").unwrap_or_else(|e| panic!("{}: systemctl start netd: {e}", vm.name()));
+        assert_started_by_systemd(vm, "netd", "netd", "root");
+    });
+    let handshake = site.run_ok_with_timeout(
+        &retry("wg show kzw-upload latest-handshakes 2>/dev/null | awk '$2 > 0 {f=1} END {exit !f}'", 90),
+        Duration::from_secs(120),
+    );
+    if let Err(e) = handshake {
+        panic!(
+            "site-a: no WireGuard handshake with the centre on kzw-upload: {e}\nsite-a:\n{}\ncentre:\n{}",
+            netd_diagnosis(site),
+            netd_diagnosis(centre)
+        );
+    }
+    let meshed = started.elapsed();
+
+    // The store on the upload segment only: the image's store.yaml with the documented keys.
+    centre
+        .run_ok(&format!(
+            "set -e; sed -i -e 's|^listen: .*|listen: {STORE_ADDR}:{STORE_PORT}|' \
+             -e 's|^bind_interface: .*|bind_interface: kzv-upload|' {STORE_YAML}; \
+             grep -qx 'bind_interface: kzv-upload' {STORE_YAML}; systemctl restart kizuna-store"
+        ))
+        .expect("configuring the store for the upload segment");
+    let listening =
+        centre.run_ok(&retry(&format!("ss -Hltn 'sport = :{STORE_PORT}' | grep -q {STORE_ADDR}"), 60));
+    if let Err(e) = listening {
+        let log = centre.run("journalctl -u kizuna-store --no-pager | tail -20").map(|o| o.stdout);
+        panic!("centre: the store does not listen on {STORE_ADDR}: {e}\n{log:?}");
+    }
+    assert_started_by_systemd(centre, "kizuna-store", "kizuna", "kizuna");
+    let sockets = centre.run_ok(&format!("ss -Hltn 'sport = :{STORE_PORT}' | awk '{{print $4}}'")).unwrap();
+    assert_eq!(
+        sockets.split_whitespace().collect::<Vec<_>>(),
+        [format!("{STORE_ADDR}%kzv-upload:{STORE_PORT}")],
+        "centre: the store's listening sockets"
+    );
+    // The site's router reaches it through its upload VRF (as its agent will).
+    site.run_ok(&retry(&store_health("", STORE_ADDR, "--interface kzv-upload"), 60))
+        .unwrap_or_else(|e| panic!("site-a: the store is not reachable over the upload segment: {e}"));
+
+    // A corpus from the generator (`kizuna ssmix2 gen`, on the centre: the site image has no
+    // `kizuna`), the site's token from `kizuna site add`, the agent as deployed.
+    let upload_started = Instant::now();
+    let facility = centre
+        .run_ok("set -e; cd /tmp; kizuna ssmix2 gen --out /tmp/corpus --seed 11 --facilities 1 --patients 3 >/dev/null; ls /tmp/corpus | grep -E '^[0-9]+$'")
+        .expect("kizuna ssmix2 gen on the centre")
+        .trim()
+        .to_string();
+    let corpus_sums = centre
+        .run_ok(&format!("cd /tmp/corpus/{facility} && find . -type f | LC_ALL=C sort | xargs sha256sum"))
+        .unwrap();
+    let files = corpus_sums.lines().count();
+    assert!(files >= 10, "the generated corpus has only {files} files");
+    let tarball = centre.run_ok(&format!("tar -C /tmp/corpus -cz {facility} | base64 -w0")).unwrap();
+    let added = centre
+        .run_ok(&format!(
+            "runuser -u kizuna -- kizuna site add -c {STORE_YAML} site-a --facility {facility} --allow {SITE_UPLOAD_NET} 2>/dev/null"
+        ))
+        .expect("kizuna site add");
+    let token = added
+        .split_whitespace()
+        .find(|w| w.starts_with("kzn_"))
+        .unwrap_or_else(|| panic!("no kzn_ token in the output of kizuna site add:\n{added}"))
+        .to_string();
+    site.write_file("/etc/kizuna/agent.token", &format!("{token}\n")).unwrap();
+    site.write_file(
+        "/etc/kizuna/agent.yaml",
+        &format!(
+            "export_dir: /srv/kizuna/export\nstate_dir: /var/lib/kizuna/agent\nstore_url: http://{STORE_ADDR}:{STORE_PORT}\n\
+             facility: \"{facility}\"\ntoken_file: /etc/kizuna/agent.token\nnho_tables_dir: /usr/share/kizuna/nho-tables\n\
+             bind_interface: kzv-upload\nrescan_interval_secs: 5\nsettle_ms: 500\n"
+        ),
+    )
+    .unwrap();
+    site.write_file("/tmp/export.tgz.b64", &tarball).unwrap();
+    site.run_ok(
+        "set -e; chown kizuna:kizuna /etc/kizuna/agent.token; chmod 600 /etc/kizuna/agent.token; \
+         systemctl start kizuna-agent; base64 -d /tmp/export.tgz.b64 | tar -C /tmp -xz; \
+         chown -R kizuna:kizuna /tmp/[0-9]*; mv /tmp/[0-9]* /srv/kizuna/export/",
+    )
+    .expect("starting the agent and dropping the export");
+    assert_started_by_systemd(site, "kizuna-agent", "kizuna-agent", "kizuna");
+    let stored = centre.run_ok_with_timeout(
+        &retry(
+            &format!("test \"$(find /var/lib/kizuna/store/tree/{facility} -type f 2>/dev/null | wc -l)\" -ge {files}"),
+            120,
+        ),
+        Duration::from_secs(150),
+    );
+    if let Err(e) = stored {
+        let diag = site
+            .run("journalctl -u kizuna-agent --no-pager | tail -30; find /var/lib/kizuna/agent | head -30");
+        panic!("the store did not receive the site's {files} files: {e}\n{diag:?}");
+    }
+    let uploaded = upload_started.elapsed();
+    // Every file, byte for byte, in the tree ...
+    let tree_sums = centre
+        .run_ok(&format!(
+            "cd /var/lib/kizuna/store/tree/{facility} && find . -type f | LC_ALL=C sort | xargs sha256sum"
+        ))
+        .unwrap();
+    assert_eq!(tree_sums, corpus_sums, "the store's tree differs from the site's export");
+    // ... one index row each, from site-a, with the file's digest ...
+    let mut corpus_digests: Vec<&str> =
+        corpus_sums.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    corpus_digests.sort_unstable();
+    let indexed = index_query(
+        centre,
+        &format!(
+            "SELECT sha256 FROM records WHERE facility_id = '{facility}' AND site = 'site-a' ORDER BY sha256"
+        ),
+    );
+    assert_eq!(
+        indexed.lines().collect::<Vec<_>>(),
+        corpus_digests,
+        "the IndexDB's rows for facility {facility}"
+    );
+    assert_eq!(index_query(centre, "SELECT count(*) FROM records").parse::<usize>().unwrap(), files);
+    // ... and nothing refused: no rejection at the store, nothing in the agent's quarantine.
+    assert_eq!(index_query(centre, "SELECT count(*) FROM rejections"), "0", "the store rejected files");
+    assert_eq!(
+        index_query(centre, "SELECT count(*) FROM agent_quarantine"),
+        "0",
+        "the agent reported quarantined files"
+    );
+    let quarantined =
+        site.run_ok("find /var/lib/kizuna/agent/quarantine -type f 2>/dev/null | wc -l").unwrap();
+    assert_eq!(quarantined.trim(), "0", "site-a's agent quarantined files");
+    // The uploads came through the mesh: the token is valid only from the site's upload subnet
+    // (`--allow`), and the corpus crossed site-a's upload tunnel.
+    let corpus_bytes: u64 =
+        centre.run_ok(&format!("du -sb /tmp/corpus/{facility} | cut -f1")).unwrap().trim().parse().unwrap();
+    let sent: u64 =
+        site.run_ok("wg show kzw-upload transfer | awk '{print $3}'").unwrap().trim().parse().unwrap();
+    assert!(
+        sent >= corpus_bytes / 2,
+        "site-a sent only {sent} bytes over kzw-upload for a corpus of {corpus_bytes} bytes"
+    );
+
+    // Isolation. The reference LAN host reaches the centre's reference service (so it is on the
+    // mesh), but not the store: not at its upload address, not at the centre's reference address,
+    // not at the centre's underlay address. The site's router cannot reach it over the underlay.
+    // The Debian images have no netcat: openssl's test server stands in for the viewer (its page
+    // echoes its command line, so the probe knows it reached this server).
+    centre
+        .run_ok(&format!(
+            "set -e; mkdir -p /tmp/viewer; cd /tmp/viewer; \
+             openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=viewer \
+             -keyout key.pem -out cert.pem -days 1 2>/dev/null; \
+             ip netns exec h-ref setsid openssl s_server -quiet -accept {VIEWER_PORT} -www -key key.pem -cert cert.pem \
+             </dev/null >/dev/null 2>&1 &"
+        ))
+        .expect("starting the viewer's stand-in on the centre's reference LAN");
+    site.run_ok_with_timeout(
+        &retry(
+            &format!(
+                "ip netns exec h-ref curl -sk --max-time 5 https://{VIEWER_HOST}:{VIEWER_PORT}/ | grep -q -- '-accept {VIEWER_PORT}'"
+            ),
+            60,
+        ),
+        Duration::from_secs(90),
+    )
+    .unwrap_or_else(|e| panic!("site-a: the reference LAN host does not reach the centre's reference service: {e}"));
+    for (netns, addr, why) in [
+        ("h-ref", STORE_ADDR, "the store's upload address from the reference LAN"),
+        ("h-ref", "10.10.1.1", "the centre's reference address from the reference LAN"),
+        ("h-ref", CENTRE_IP, "the centre's underlay address from the reference LAN"),
+        ("", CENTRE_IP, "the centre's underlay address from the site's router"),
+    ] {
+        let out = site.run(&store_health(netns, addr, "")).unwrap();
+        assert!(!out.success(), "site-a: the store answers at {addr}:{STORE_PORT}: {why}");
+    }
+    // On the centre itself, the underlay address has no store either.
+    let out = centre.run(&store_health("", CENTRE_IP, "")).unwrap();
+    assert!(!out.success(), "centre: the store answers on its underlay address");
+
+    eprintln!(
+        "upload_mesh: {files} files ({corpus_bytes} bytes) stored and indexed {:.1} s after the agent started; \
+         booted {:.1} s, mesh up {:.1} s, total {:.1} s (images {:.1} s)",
+        uploaded.as_secs_f64(),
+        (booted - built).as_secs_f64(),
+        (meshed - built).as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        built.as_secs_f64()
+    );
+}
