@@ -10,7 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use kizuna_lab::deploy::{assert_started_by_systemd, netd_diagnosis, provision, retry, system_state};
+use kizuna_lab::deploy::{
+    CorpusUpload, assert_started_by_systemd, netd_diagnosis, provision, retry, system_state,
+    upload_generated_corpus,
+};
 use kizuna_lab::{Artefacts, Lab, VmSpec, lab_available};
 
 const CENTRE_IP: &str = "10.255.0.10";
@@ -216,66 +219,24 @@ fn centre_and_site_images_boot_their_services_and_enroll() {
     // start kizuna-agent`; a synthetic SS-MIX2 export (made on the centre by `kizuna ssmix2 gen`)
     // dropped into /srv/kizuna/export arrives in the store's tree byte for byte. Over the underlay,
     // before netd runs; the `upload_mesh` test uploads through the mesh's upload segment.
-    let upload_started = Instant::now();
-    let facility = centre
-        .run_ok("set -e; cd /tmp; kizuna ssmix2 gen --out /tmp/corpus --seed 7 --facilities 1 --patients 2 >/dev/null; ls /tmp/corpus | grep -E '^[0-9]+$'")
-        .expect("kizuna ssmix2 gen on the centre")
-        .trim()
-        .to_string();
-    let corpus_sums = centre
-        .run_ok(&format!("cd /tmp/corpus/{facility} && find . -type f | LC_ALL=C sort | xargs sha256sum"))
-        .unwrap();
-    let files = corpus_sums.lines().count();
-    assert!(files >= 10, "the generated corpus has only {files} files");
-    let tarball = centre.run_ok(&format!("tar -C /tmp/corpus -cz {facility} | base64 -w0")).unwrap();
-    let added = centre
-        .run_ok(&format!(
-            "runuser -u kizuna -- kizuna site add -c /etc/kizuna/store.yaml site-a --facility {facility} --allow {SITE_IP}/32 2>/dev/null"
-        ))
-        .expect("kizuna site add");
-    let token = added
-        .split_whitespace()
-        .find(|w| w.starts_with("kzn_"))
-        .unwrap_or_else(|| panic!("no kzn_ token in the output of kizuna site add:\n{added}"))
-        .to_string();
-    site.write_file("/etc/kizuna/agent.token", &format!("{token}\n")).unwrap();
-    site.write_file(
-        "/etc/kizuna/agent.yaml",
-        &format!(
-            "export_dir: /srv/kizuna/export\nstate_dir: /var/lib/kizuna/agent\nstore_url: http://{CENTRE_IP}:8440\n\
-             facility: \"{facility}\"\ntoken_file: /etc/kizuna/agent.token\nnho_tables_dir: /usr/share/kizuna/nho-tables\n\
-             rescan_interval_secs: 5\nsettle_ms: 500\n"
-        ),
-    )
-    .unwrap();
-    site.write_file("/tmp/export.tgz.b64", &tarball).unwrap();
-    site.run_ok(
-        "set -e; chown kizuna:kizuna /etc/kizuna/agent.token; chmod 600 /etc/kizuna/agent.token; \
-         systemctl start kizuna-agent; base64 -d /tmp/export.tgz.b64 | tar -C /tmp -xz; \
-         chown -R kizuna:kizuna /tmp/[0-9]*; mv /tmp/[0-9]* /srv/kizuna/export/",
-    )
-    .expect("starting the agent and dropping the export");
-    assert_started_by_systemd(site, "kizuna-agent", "kizuna-agent", "kizuna");
-    let stored = centre.run_ok_with_timeout(
-        &retry(
-            &format!("test \"$(find /var/lib/kizuna/store/tree/{facility} -type f 2>/dev/null | wc -l)\" -ge {files}"),
-            120,
-        ),
-        Duration::from_secs(150),
+    let store_url = format!("http://{CENTRE_IP}:8440");
+    let allow = format!("{SITE_IP}/32");
+    let up = upload_generated_corpus(
+        centre,
+        site,
+        &CorpusUpload {
+            seed: 7,
+            patients: 2,
+            store_yaml: "/etc/kizuna/store.yaml",
+            allow: &allow,
+            store_url: &store_url,
+            agent_extra: "",
+        },
     );
-    if let Err(e) = stored {
-        let diag = site.run("journalctl -u kizuna-agent --no-pager | tail -30; find /srv/kizuna/export /var/lib/kizuna/agent | head -30");
-        panic!("the store did not receive the site's {files} files: {e}\n{diag:?}");
-    }
-    let tree_sums = centre
-        .run_ok(&format!(
-            "cd /var/lib/kizuna/store/tree/{facility} && find . -type f | LC_ALL=C sort | xargs sha256sum"
-        ))
-        .unwrap();
-    assert_eq!(tree_sums, corpus_sums, "the store's tree differs from the site's export");
     eprintln!(
-        "images: {files} files from the site's export in the centre's store in {:.1} s",
-        upload_started.elapsed().as_secs_f64()
+        "images: {} files from the site's export in the centre's store in {:.1} s",
+        up.files,
+        up.took.as_secs_f64()
     );
 
     // Provisioning as provisioning/README.md describes it.

@@ -9,7 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use kizuna_lab::deploy::{assert_started_by_systemd, netd_diagnosis, provision, retry, system_state};
+use kizuna_lab::deploy::{
+    CorpusUpload, Uploaded, assert_started_by_systemd, netd_diagnosis, provision, retry, system_state,
+    upload_generated_corpus,
+};
 use kizuna_lab::{Artefacts, Lab, Vm, VmSpec, lab_available};
 
 const CENTRE_IP: &str = "10.255.0.11";
@@ -169,66 +172,19 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
 
     // A corpus from the generator (`kizuna ssmix2 gen`, on the centre: the site image has no
     // `kizuna`), the site's token from `kizuna site add`, the agent as deployed.
-    let upload_started = Instant::now();
-    let facility = centre
-        .run_ok("set -e; cd /tmp; kizuna ssmix2 gen --out /tmp/corpus --seed 11 --facilities 1 --patients 3 >/dev/null; ls /tmp/corpus | grep -E '^[0-9]+$'")
-        .expect("kizuna ssmix2 gen on the centre")
-        .trim()
-        .to_string();
-    let corpus_sums = centre
-        .run_ok(&format!("cd /tmp/corpus/{facility} && find . -type f | LC_ALL=C sort | xargs sha256sum"))
-        .unwrap();
-    let files = corpus_sums.lines().count();
-    assert!(files >= 10, "the generated corpus has only {files} files");
-    let tarball = centre.run_ok(&format!("tar -C /tmp/corpus -cz {facility} | base64 -w0")).unwrap();
-    let added = centre
-        .run_ok(&format!(
-            "runuser -u kizuna -- kizuna site add -c {STORE_YAML} site-a --facility {facility} --allow {SITE_UPLOAD_NET} 2>/dev/null"
-        ))
-        .expect("kizuna site add");
-    let token = added
-        .split_whitespace()
-        .find(|w| w.starts_with("kzn_"))
-        .unwrap_or_else(|| panic!("no kzn_ token in the output of kizuna site add:\n{added}"))
-        .to_string();
-    site.write_file("/etc/kizuna/agent.token", &format!("{token}\n")).unwrap();
-    site.write_file(
-        "/etc/kizuna/agent.yaml",
-        &format!(
-            "export_dir: /srv/kizuna/export\nstate_dir: /var/lib/kizuna/agent\nstore_url: http://{STORE_ADDR}:{STORE_PORT}\n\
-             facility: \"{facility}\"\ntoken_file: /etc/kizuna/agent.token\nnho_tables_dir: /usr/share/kizuna/nho-tables\n\
-             bind_interface: kzv-upload\nrescan_interval_secs: 5\nsettle_ms: 500\n"
-        ),
-    )
-    .unwrap();
-    site.write_file("/tmp/export.tgz.b64", &tarball).unwrap();
-    site.run_ok(
-        "set -e; chown kizuna:kizuna /etc/kizuna/agent.token; chmod 600 /etc/kizuna/agent.token; \
-         systemctl start kizuna-agent; base64 -d /tmp/export.tgz.b64 | tar -C /tmp -xz; \
-         chown -R kizuna:kizuna /tmp/[0-9]*; mv /tmp/[0-9]* /srv/kizuna/export/",
-    )
-    .expect("starting the agent and dropping the export");
-    assert_started_by_systemd(site, "kizuna-agent", "kizuna-agent", "kizuna");
-    let stored = centre.run_ok_with_timeout(
-        &retry(
-            &format!("test \"$(find /var/lib/kizuna/store/tree/{facility} -type f 2>/dev/null | wc -l)\" -ge {files}"),
-            120,
-        ),
-        Duration::from_secs(150),
+    let agent_url = format!("http://{STORE_ADDR}:{STORE_PORT}");
+    let Uploaded { facility, corpus_sums, files, took: uploaded } = upload_generated_corpus(
+        centre,
+        site,
+        &CorpusUpload {
+            seed: 11,
+            patients: 3,
+            store_yaml: STORE_YAML,
+            allow: SITE_UPLOAD_NET,
+            store_url: &agent_url,
+            agent_extra: "bind_interface: kzv-upload\n",
+        },
     );
-    if let Err(e) = stored {
-        let diag = site
-            .run("journalctl -u kizuna-agent --no-pager | tail -30; find /var/lib/kizuna/agent | head -30");
-        panic!("the store did not receive the site's {files} files: {e}\n{diag:?}");
-    }
-    let uploaded = upload_started.elapsed();
-    // Every file, byte for byte, in the tree ...
-    let tree_sums = centre
-        .run_ok(&format!(
-            "cd /var/lib/kizuna/store/tree/{facility} && find . -type f | LC_ALL=C sort | xargs sha256sum"
-        ))
-        .unwrap();
-    assert_eq!(tree_sums, corpus_sums, "the store's tree differs from the site's export");
     // ... one index row each, from site-a, with the file's digest ...
     let mut corpus_digests: Vec<&str> =
         corpus_sums.lines().filter_map(|l| l.split_whitespace().next()).collect();
