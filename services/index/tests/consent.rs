@@ -3,7 +3,6 @@
 
 use kizuna_index::registry::Registry;
 use kizuna_index::{Access, CommonId, ConsentPolicy, Demographics, FacilityCode, RecordKey, Sex};
-use sqlx::{Connection, Executor};
 
 struct Fresh {
     url: String,
@@ -17,23 +16,8 @@ async fn fresh(postgres: bool) -> Option<Fresh> {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("index.db").display());
         return Some(Fresh { url, _dir: Some(dir) });
     }
-    let server = match std::env::var("KIZUNA_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh")
-        }
-        _ => {
-            eprintln!("skipping: KIZUNA_TEST_POSTGRES_URL is not set (tests/pg-setup.sh prints one)");
-            return None;
-        }
-    };
-    sqlx::any::install_default_drivers();
-    let name = format!("kizuna_consent_test_{:016x}", rand::random::<u64>());
-    let mut conn = sqlx::AnyConnection::connect(&server).await.expect("connect to KIZUNA_TEST_POSTGRES_URL");
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
-    conn.close().await.ok();
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-    Some(Fresh { url: format!("{base}/{name}"), _dir: None })
+    let url = kizuna_db::fresh_test_postgres("kizuna_consent_test").await?;
+    Some(Fresh { url, _dir: None })
 }
 
 macro_rules! on_both_backends {

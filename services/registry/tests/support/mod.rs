@@ -158,22 +158,5 @@ pub async fn enroll_all(c: &Centre, names: &[&str]) -> Vec<Site> {
 
 /// A fresh database on the test PostgreSQL server, or None (skip) when there is none outside CI.
 pub async fn postgres_database() -> Option<String> {
-    use sqlx::{Connection, Executor};
-    let server = match std::env::var("KIZUNA_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh")
-        }
-        _ => {
-            eprintln!("skipping: KIZUNA_TEST_POSTGRES_URL is not set (tests/pg-setup.sh prints one)");
-            return None;
-        }
-    };
-    sqlx::any::install_default_drivers();
-    let name = format!("kizuna_registry_test_{:016x}", rand::random::<u64>());
-    let mut conn = sqlx::AnyConnection::connect(&server).await.expect("connect to KIZUNA_TEST_POSTGRES_URL");
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
-    conn.close().await.ok();
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-    Some(format!("{base}/{name}"))
+    kizuna_db::fresh_test_postgres("kizuna_registry_test").await
 }
