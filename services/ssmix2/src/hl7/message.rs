@@ -179,21 +179,7 @@ impl Message {
 
     /// Parses already-decoded text.
     pub fn parse(text: &str) -> Result<Self, Hl7Error> {
-        if text.trim_matches(|c: char| c.is_whitespace() || c == '\u{1c}').is_empty() {
-            return Err(Hl7Error::Empty);
-        }
-        if !text.starts_with("MSH") {
-            return Err(Hl7Error::NoMsh);
-        }
-        let mut chars = text[3..].chars();
-        let field = chars.next().ok_or(Hl7Error::ShortMsh)?;
-        let enc: Vec<char> = chars.take_while(|c| *c != field).collect();
-        if enc.len() < 4 || enc.contains(&'\r') || enc.contains(&'\n') {
-            return Err(Hl7Error::ShortMsh);
-        }
-        let d =
-            Delimiters { field, component: enc[0], repetition: enc[1], escape: enc[2], subcomponent: enc[3] };
-        let enc_raw: String = enc.iter().collect();
+        let (d, enc_raw) = read_header(text)?;
 
         let mut segments = Vec::new();
         let mut rest = text;
@@ -203,7 +189,7 @@ impl Message {
                 if is_trailer(rest) {
                     trailer = rest.to_owned();
                 } else {
-                    segments.push(parse_segment(rest, "", &d, &enc_raw));
+                    segments.push(parse_segment(rest, "", &d, enc_raw));
                     trailer = String::new();
                 }
                 break;
@@ -215,7 +201,7 @@ impl Message {
             } else {
                 "\n"
             };
-            segments.push(parse_segment(&rest[..pos], term, &d, &enc_raw));
+            segments.push(parse_segment(&rest[..pos], term, &d, enc_raw));
             rest = &rest[pos + term.len()..];
             if rest.is_empty() {
                 trailer = String::new();
@@ -280,6 +266,27 @@ impl Message {
         let trigger = self.value("MSH-9.2")?.into_owned();
         Some(crate::MessageType { code, trigger })
     }
+}
+
+/// The delimiters that MSH-1 and MSH-2 declare, and MSH-2 as written (it may hold more than the
+/// four characters); the error of a text that is no HL7 message.
+pub(super) fn read_header(text: &str) -> Result<(Delimiters, &str), Hl7Error> {
+    if text.trim_matches(|c: char| c.is_whitespace() || c == '\u{1c}').is_empty() {
+        return Err(Hl7Error::Empty);
+    }
+    if !text.starts_with("MSH") {
+        return Err(Hl7Error::NoMsh);
+    }
+    let mut chars = text[3..].chars();
+    let field = chars.next().ok_or(Hl7Error::ShortMsh)?;
+    let rest = &text[3 + field.len_utf8()..];
+    let enc_raw = &rest[..rest.find(field).unwrap_or(rest.len())];
+    let enc: Vec<char> = enc_raw.chars().collect();
+    if enc.len() < 4 || enc.contains(&'\r') || enc.contains(&'\n') {
+        return Err(Hl7Error::ShortMsh);
+    }
+    let d = Delimiters { field, component: enc[0], repetition: enc[1], escape: enc[2], subcomponent: enc[3] };
+    Ok((d, enc_raw))
 }
 
 /// A leftover after the last terminator that is not a segment: control characters and blanks.

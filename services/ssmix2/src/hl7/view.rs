@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use super::escape;
-use super::message::Delimiters;
+use super::message::{Delimiters, read_header};
 use crate::Hl7Error;
 
 /// Decoded message text with its delimiters.
@@ -31,24 +31,7 @@ impl<'a> MessageView<'a> {
     /// Checks the MSH header as [`Message::parse`](super::Message::parse) does and reads the
     /// delimiters; the segments are split only when asked for.
     pub fn parse(text: &'a str) -> Result<Self, Hl7Error> {
-        if text.trim_matches(|c: char| c.is_whitespace() || c == '\u{1c}').is_empty() {
-            return Err(Hl7Error::Empty);
-        }
-        if !text.starts_with("MSH") {
-            return Err(Hl7Error::NoMsh);
-        }
-        let mut chars = text[3..].chars();
-        let field = chars.next().ok_or(Hl7Error::ShortMsh)?;
-        let mut enc = chars.take_while(|c| *c != field);
-        let (Some(component), Some(repetition), Some(escape), Some(subcomponent)) =
-            (enc.next(), enc.next(), enc.next(), enc.next())
-        else {
-            return Err(Hl7Error::ShortMsh);
-        };
-        if [component, repetition, escape, subcomponent].iter().any(|c| matches!(c, '\r' | '\n')) {
-            return Err(Hl7Error::ShortMsh);
-        }
-        Ok(Self { text, delimiters: Delimiters { field, component, repetition, escape, subcomponent } })
+        Ok(Self { text, delimiters: read_header(text)?.0 })
     }
 
     /// The segments in order (CR, LF or CRLF terminated; a trailer of 0x1C and blanks is skipped).
