@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::Artefacts;
 use crate::vm::Vm;
 
 /// Shell that retries `cmd` once a second for at most `secs` seconds; exit 1 when it never succeeded.
@@ -152,4 +153,15 @@ pub fn upload_generated_corpus(centre: &Vm, site: &Vm, u: &CorpusUpload) -> Uplo
         .unwrap();
     assert_eq!(tree_sums, corpus_sums, "the store's tree differs from the site's export");
     Uploaded { facility, corpus_sums, files, took }
+}
+
+/// The centre and site images (built, or found in images/build's cache). Fails first, saying why,
+/// when `tests/lab/run` reported through the env var `build_failed` that their binaries did not build.
+pub fn centre_and_site_images(build_failed: &str) -> (Artefacts, Artefacts) {
+    if let Ok(why) = std::env::var(build_failed) {
+        panic!("the images' binaries did not build: {why}");
+    }
+    let centre = Artefacts::image("centre").expect("building the centre image");
+    let site = Artefacts::image("site").expect("building the site image");
+    (centre, site)
 }

@@ -11,10 +11,10 @@
 use std::time::{Duration, Instant};
 
 use kizuna_lab::deploy::{
-    CorpusUpload, assert_started_by_systemd, netd_diagnosis, provision, retry, system_state,
-    upload_generated_corpus,
+    CorpusUpload, assert_started_by_systemd, centre_and_site_images, netd_diagnosis, provision, retry,
+    system_state, upload_generated_corpus,
 };
-use kizuna_lab::{Artefacts, Lab, VmSpec, lab_available};
+use kizuna_lab::{Lab, VmSpec, lab_available};
 
 const CENTRE_IP: &str = "10.255.0.10";
 const SITE_IP: &str = "10.255.0.11";
@@ -50,12 +50,8 @@ fn centre_and_site_images_boot_their_services_and_enroll() {
     if !lab_available() {
         return;
     }
-    if let Ok(why) = std::env::var("KIZUNA_LAB_IMAGES_BUILD_FAILED") {
-        panic!("the images' binaries did not build: {why}");
-    }
     let started = Instant::now();
-    let centre_image = Artefacts::image("centre").expect("building the centre image");
-    let site_image = Artefacts::image("site").expect("building the site image");
+    let (centre_image, site_image) = centre_and_site_images("KIZUNA_LAB_IMAGES_BUILD_FAILED");
     let built = started.elapsed();
     for (role, image) in [("centre", &centre_image), ("site", &site_image)] {
         let size = std::fs::metadata(&image.initrd).map(|m| m.len()).unwrap_or(0);

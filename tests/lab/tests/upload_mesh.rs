@@ -10,10 +10,10 @@
 use std::time::{Duration, Instant};
 
 use kizuna_lab::deploy::{
-    CorpusUpload, Uploaded, assert_started_by_systemd, netd_diagnosis, provision, retry, system_state,
-    upload_generated_corpus,
+    CorpusUpload, Uploaded, assert_started_by_systemd, centre_and_site_images, netd_diagnosis, provision,
+    retry, system_state, upload_generated_corpus,
 };
-use kizuna_lab::{Artefacts, Lab, Vm, VmSpec, lab_available};
+use kizuna_lab::{Lab, Vm, VmSpec, lab_available};
 
 const CENTRE_IP: &str = "10.255.0.11";
 const SITE_IP: &str = "10.255.0.12";
@@ -79,12 +79,8 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     if !lab_available() {
         return;
     }
-    if let Ok(why) = std::env::var("KIZUNA_LAB_IMAGES_BUILD_FAILED") {
-        panic!("the images' binaries did not build: {why}");
-    }
     let started = Instant::now();
-    let centre_image = Artefacts::image("centre").expect("building the centre image");
-    let site_image = Artefacts::image("site").expect("building the site image");
+    let (centre_image, site_image) = centre_and_site_images("KIZUNA_LAB_IMAGES_BUILD_FAILED");
     let built = started.elapsed();
     eprintln!("upload_mesh: images built or found in the cache in {:.1} s", built.as_secs_f64());
     let lab = Lab::start_with(
