@@ -18,6 +18,9 @@ signing_key_file: /etc/kizuna/auth-signing.key
 pairwise_salt_file: /etc/kizuna/auth-pairwise.salt
 # HTTP listener (put a TLS-terminating proxy in front of it in production).
 http_listen: 127.0.0.1:7470
+# Bind the listener to this network device first, e.g. the reference segment's VRF `kzv-reference`
+# on the centre's router (then http_listen must be IP:port, an address of that VRF); "" = none.
+http_bind_interface: ""
 # The issuer URL relying parties see (https://... in production); empty = http://<http_listen>.
 issuer: ""
 # Cookies carry the Secure flag (and the __Host- prefix); null = when the issuer is https.
@@ -51,6 +54,9 @@ pub struct AuthConfig {
     pub pairwise_salt_file: PathBuf,
     #[serde(default = "default_http")]
     pub http_listen: String,
+    /// Device (VRF) the listener is bound to; empty = none.
+    #[serde(default)]
+    pub http_bind_interface: String,
     #[serde(default)]
     pub issuer: String,
     #[serde(default)]
@@ -115,6 +121,12 @@ impl AuthConfig {
             },
         })?;
         let bad = |reason: String| AuthError::Config { path: path.into(), reason };
+        if !cfg.http_bind_interface.is_empty() && cfg.http_listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(format!(
+                "http_listen {:?} must be IP:port when http_bind_interface is set",
+                cfg.http_listen
+            )));
+        }
         for (name, v) in [
             ("code_lifetime_secs", cfg.code_lifetime_secs),
             ("token_lifetime_secs", cfg.token_lifetime_secs),
@@ -194,6 +206,18 @@ mod tests {
         let text = format!("{DEFAULT_CONFIG}lockout_treshold: 3\n");
         let e = AuthConfig::parse(&text, Path::new("auth.yaml")).unwrap_err().to_string();
         assert!(e.contains("auth.yaml") && e.contains("lockout_treshold") && e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn a_bound_listener_needs_an_ip_address() {
+        let text = DEFAULT_CONFIG
+            .replace("http_listen: 127.0.0.1:7470", "http_listen: localhost:7470")
+            .replace("http_bind_interface: \"\"", "http_bind_interface: kzv-reference");
+        let e = AuthConfig::parse(&text, Path::new("a.yaml")).unwrap_err().to_string();
+        assert!(e.contains("a.yaml") && e.contains("http_listen") && e.contains("IP:port"), "{e}");
+        let text = text.replace("localhost:7470", "10.10.1.1:7470");
+        let c = AuthConfig::parse(&text, Path::new("a.yaml")).unwrap();
+        assert_eq!(c.http_bind_interface, "kzv-reference");
     }
 
     #[test]

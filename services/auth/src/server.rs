@@ -29,9 +29,17 @@ impl Server {
         let signer = TokenSigner::new(&load_secret(&cfg.signing_key_file)?);
         let salt = load_secret(&cfg.pairwise_salt_file)?;
         let directory = Directory::open(&cfg.database_url()).await?;
-        let listener = tokio::net::TcpListener::bind(&cfg.http_listen)
-            .await
-            .map_err(|e| AuthError::io(&cfg.http_listen, e))?;
+        let listener = if cfg.http_bind_interface.is_empty() {
+            tokio::net::TcpListener::bind(&cfg.http_listen)
+                .await
+                .map_err(|e| AuthError::io(&cfg.http_listen, e))?
+        } else {
+            let addr = cfg.http_listen.parse().map_err(|_| {
+                AuthError::invalid("http_listen", "must be IP:port when http_bind_interface is set")
+            })?;
+            kizuna_listen::listen(addr, &cfg.http_bind_interface)
+                .map_err(|e| AuthError::io(&e.what, e.source))?
+        };
         let addr = listener.local_addr().map_err(|e| AuthError::io(&cfg.http_listen, e))?;
         let issuer = if cfg.issuer.is_empty() {
             format!("http://{addr}")

@@ -489,3 +489,22 @@ async fn discovery_advertises_only_what_is_implemented() {
     assert_eq!(d["id_token_signing_alg_values_supported"], serde_json::json!(["EdDSA"]));
     assert_eq!(d["response_types_supported"], serde_json::json!(["code"]));
 }
+
+#[tokio::test]
+async fn the_listener_bound_to_a_device_serves_there_and_a_missing_device_is_named() {
+    // On the centre's router the provider listens in the reference segment's VRF; `lo` stands in.
+    let p = provider_with(|c| c.http_bind_interface = "lo".into()).await;
+    let discovery: serde_json::Value =
+        reqwest::get(format!("{}/.well-known/openid-configuration", p.issuer()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(discovery["issuer"], p.issuer());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = kizuna_auth::AuthConfig::local(dir.path()).unwrap();
+    cfg.http_bind_interface = "kzv-nonesuch".into();
+    let e = kizuna_auth::Server::start(cfg).await.err().expect("no such device").to_string();
+    assert!(e.contains("kzv-nonesuch"), "{e}");
+}

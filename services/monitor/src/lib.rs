@@ -77,6 +77,7 @@ impl Monitor {
             client_id: self.cfg.oidc.client_id.clone(),
             client_secret_file: self.cfg.oidc.client_secret_file.clone(),
             redirect_uri: self.cfg.redirect_uri(),
+            bind_interface: String::new(),
         };
         Ok(self.relying_party.get_or_try_init(|| kizuna_oidc_rp::RelyingParty::discover(&reg)).await?)
     }

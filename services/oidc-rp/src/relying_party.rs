@@ -33,6 +33,9 @@ pub struct Registration {
     pub client_secret_file: PathBuf,
     /// Where the provider sends the browser back (`<public_url>/auth/callback`).
     pub redirect_uri: String,
+    /// Network device (VRF) the connections to the provider go out through; empty = none. A
+    /// provider listening in the centre's reference VRF is reachable only this way.
+    pub bind_interface: String,
 }
 
 /// A finished login: the provider's (pairwise) subject and every claim of the verified ID token.
@@ -55,7 +58,11 @@ fn login_err(what: &str) -> impl FnOnce(String) -> RpError + '_ {
 impl RelyingParty {
     /// Fetches the provider's discovery document and JWKS.
     pub async fn discover(reg: &Registration) -> Result<Self, RpError> {
-        let http = openidconnect::reqwest::ClientBuilder::new()
+        let mut http = openidconnect::reqwest::ClientBuilder::new();
+        if !reg.bind_interface.is_empty() {
+            http = http.interface(&reg.bind_interface);
+        }
+        let http = http
             // The token endpoint must answer directly; following redirects invites SSRF.
             .redirect(openidconnect::reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(15))

@@ -183,25 +183,10 @@ pub async fn serve(config: Config) -> Result<(), StoreError> {
     serve_on(listener, store, shutdown_signal()).await
 }
 
-/// The listening socket of `listen`, bound to `bind_interface` first when one is set (a VRF's
-/// addresses can only be bound by a socket bound to the VRF).
+/// The listening socket of `listen`, bound to `bind_interface` first when one is set.
 fn listen(config: &Config) -> Result<tokio::net::TcpListener, StoreError> {
-    let addr = config.listen;
-    let what = if config.bind_interface.is_empty() {
-        addr.to_string()
-    } else {
-        format!("{addr} on device {}", config.bind_interface)
-    };
-    let err = |e| StoreError::io(std::path::Path::new(&what), e);
-    let socket =
-        if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
-            .map_err(err)?;
-    socket.set_reuseaddr(true).map_err(err)?;
-    if !config.bind_interface.is_empty() {
-        socket.bind_device(Some(config.bind_interface.as_bytes())).map_err(err)?;
-    }
-    socket.bind(addr).map_err(err)?;
-    socket.listen(1024).map_err(err)
+    kizuna_listen::listen(config.listen, &config.bind_interface)
+        .map_err(|e| StoreError::io(std::path::Path::new(&e.what), e.source))
 }
 
 async fn shutdown_signal() {
@@ -221,30 +206,4 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
-}
-
-#[cfg(test)]
-mod listen_tests {
-    use super::{Config, listen};
-
-    #[tokio::test]
-    async fn bind_interface_binds_the_listener_to_that_device_or_names_it() {
-        // `lo` exists everywhere: the listener is bound to it (SO_BINDTODEVICE needs no privilege
-        // on a socket not yet bound to a device).
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            bind_interface: "lo".into(),
-            ..Config::default()
-        };
-        let listener = listen(&config).expect("listening on lo");
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::net::TcpStream::connect(addr);
-        let (accepted, connected) = tokio::join!(listener.accept(), client);
-        accepted.expect("accepting on lo");
-        connected.expect("connecting over lo");
-        // A device that does not exist: the error names the address and the device.
-        let config = Config { bind_interface: "kzv-nonesuch".into(), ..config };
-        let e = listen(&config).expect_err("no such device").to_string();
-        assert!(e.contains("127.0.0.1:0 on device kzv-nonesuch"), "{e}");
-    }
 }

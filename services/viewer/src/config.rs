@@ -15,6 +15,9 @@ use crate::ViewerError;
 pub struct Config {
     /// Address the web UI listens on (on the reference segment).
     pub listen: SocketAddr,
+    /// Network device (VRF) the listener and the connections to the OIDC provider are bound to,
+    /// e.g. `kzv-reference` on the centre's router; empty = none.
+    pub bind_interface: String,
     /// The URL browsers reach the viewer at; the OIDC redirect URI is `<public_url>/auth/callback`.
     pub public_url: String,
     /// The store's data folder (as `kizuna serve`): `tree/` holds the original messages.
@@ -66,6 +69,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8460".parse().expect("valid address"),
+            bind_interface: String::new(),
             public_url: "http://127.0.0.1:8460".into(),
             store_data_dir: PathBuf::from("./kizuna-data"),
             store_database_url: String::new(),

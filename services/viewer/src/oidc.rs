@@ -16,6 +16,7 @@ pub fn registration(c: &Config) -> Registration {
         client_id: c.oidc.client_id.clone(),
         client_secret_file: c.oidc.client_secret_file.clone(),
         redirect_uri: c.redirect_uri(),
+        bind_interface: c.bind_interface.clone(),
     }
 }
 

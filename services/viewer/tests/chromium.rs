@@ -110,6 +110,9 @@ async fn a_physician_logs_in_with_totp_and_sees_three_facilities_an_outsider_see
     config.oidc.issuer = auth.issuer().to_owned();
     config.oidc.client_id = "kizuna-viewer".into();
     config.oidc.client_secret_file = secret_file;
+    // As on the centre's router, where the provider listens in the reference VRF: the viewer's
+    // connections to it go out bound to a device (`lo` here), so login proves that path works.
+    config.bind_interface = "lo".into();
     let _v = serve_on(listener, config, Audit::log_only()).await;
 
     let cid = c.patient.to_string();

@@ -37,10 +37,8 @@ pub fn run(cmd: ViewerCommand) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         let audit = Audit::from_config(&config).context("audit")?;
-        let listen = config.listen;
+        let listener = kizuna_listen::listen(config.listen, &config.bind_interface)?;
         let viewer = Viewer::open(config, audit).await.context("opening the viewer's databases")?;
-        let listener =
-            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
         kizuna_viewer::serve_on(listener, viewer, async {
             let _ = tokio::signal::ctrl_c().await;
         })
