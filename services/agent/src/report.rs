@@ -103,7 +103,11 @@ fn release(shared: &Shared, requests: Vec<kizuna_wire::Rerequest>) {
         if already {
             continue;
         }
-        let (outcome, message) = match shared.quarantine.release(&r.file, &shared.export_dir) {
+        let (outcome, message) = match shared.quarantine.release(
+            &r.file,
+            &shared.export_dir,
+            shared.nsips.as_ref().map(|n| n.dir.as_path()),
+        ) {
             Released::Moved(rel) => {
                 shared.record(
                     Level::Info,

@@ -114,7 +114,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let copied = if f.kind == "pharmacy" {
             // The pharmacy's dispensing system exports NSIPS; the appliance converts it to SS-MIX2.
             let n = tokio::task::block_in_place(|| {
-                super::nsips::convert_dir(&f.id, &corpus.join("nsips").join(&f.id), &export)
+                kizuna_nsips::convert_dir(&f.id, &corpus.join("nsips").join(&f.id), &export)
             })?;
             println!(
                 "    pharmacy {}: {} NSIPS files -> {} SS-MIX2 prescriptions",
