@@ -12,8 +12,6 @@ use kizuna_audit::emitter::{AuditEmitter, SenderConfig};
 use kizuna_index::Registry;
 use kizuna_index::tree_linkage::{LinkPass, MatcherState, link_tree};
 
-use super::consent::IndexDb;
-
 #[derive(Subcommand)]
 pub enum IndexCommand {
     /// Enroll every stored patient not yet in the linkage database (training and installing the
@@ -27,8 +25,11 @@ pub struct LinkArgs {
     /// the store's defaults (./kizuna-data).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
-    #[command(flatten)]
-    pub db: IndexDb,
+    /// The linkage database (`sqlite://FILE?mode=rwc` or `postgres://…`); default: `linkage.sqlite`
+    /// in the store's data folder, the file `kizuna consent` (without a store config) and the centre
+    /// image's viewer use.
+    #[arg(long, env = "KIZUNA_INDEX_DATABASE_URL")]
+    pub index_url: Option<String>,
     /// Keep running: link again every `--interval-secs` (for a systemd unit). Errors of one pass
     /// are logged and the next pass tries again.
     #[arg(long)]
@@ -52,6 +53,7 @@ pub fn run(cmd: IndexCommand) -> anyhow::Result<ExitCode> {
     let IndexCommand::Link(args) = cmd;
     let store = super::serve::load_config(args.config.as_deref())?;
     let tree = store.tree_dir();
+    let index_url = args.index_url.clone().unwrap_or_else(|| default_index_url(&store));
     let audit = SenderConfig {
         url: args.audit_url.clone(),
         spool_dir: args.audit_spool_dir.clone().unwrap_or_default(),
@@ -66,13 +68,10 @@ pub fn run(cmd: IndexCommand) -> anyhow::Result<ExitCode> {
             AuditEmitter::from_config_no_delivery(&audit)
         }
         .context("the audit options")?;
-        let reg = Registry::open(&args.db.index_url)
+        let reg = Registry::open(&index_url)
             .await
             .with_context(|| {
-                format!(
-                    "opening the linkage database {}",
-                    args.db.index_url.split('@').next_back().unwrap_or("")
-                )
+                format!("opening the linkage database {}", index_url.split('@').next_back().unwrap_or(""))
             })?
             .with_audit(emitter.clone());
         if !args.follow {
@@ -114,6 +113,11 @@ pub fn run(cmd: IndexCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `linkage.sqlite` in the store's data folder.
+fn default_index_url(store: &kizuna_store::Config) -> String {
+    format!("sqlite://{}/linkage.sqlite?mode=rwc", store.data_dir.display())
+}
+
 /// One line saying what a pass did, and why every patient got their own ID if no matcher.
 pub fn describe(p: &LinkPass) -> String {
     let matcher = match &p.matcher {
@@ -128,4 +132,39 @@ pub fn describe(p: &LinkPass) -> String {
         "{} facilities, {} patients already enrolled; {} enrolled now ({} linked to an existing ID, {} new IDs, {} for review); {matcher}",
         p.facilities, p.known, p.enrolled, p.auto_linked, p.new_ids, p.reviews
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `kizuna consent`, `kizuna index link` and the centre image's viewer name one linkage database.
+    #[test]
+    fn the_default_linkage_database_is_the_one_consent_and_the_viewer_use() {
+        assert_eq!(
+            default_index_url(&kizuna_store::Config::default()),
+            super::super::consent::DEFAULT_INDEX_URL
+        );
+        let rootfs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../images/rootfs/centre");
+        let store = kizuna_store::Config::load(&PathBuf::from(rootfs).join("etc/kizuna/store.yaml")).unwrap();
+        let viewer =
+            std::fs::read_to_string(PathBuf::from(rootfs).join("etc/kizuna/viewer.yaml.example")).unwrap();
+        let url = default_index_url(&store);
+        assert!(
+            viewer.lines().any(|l| l == format!("index_database_url: {url}")),
+            "viewer.yaml.example does not use {url}"
+        );
+        let unit =
+            std::fs::read_to_string(PathBuf::from(rootfs).join("etc/systemd/system/kizuna-linkage.service"))
+                .unwrap();
+        assert!(
+            unit.contains(&format!("Environment=KIZUNA_INDEX_DATABASE_URL={url}\n")),
+            "the unit does not use {url}"
+        );
+        let profile = std::fs::read_to_string(PathBuf::from(rootfs).join("etc/profile.d/kizuna.sh")).unwrap();
+        assert!(
+            profile.contains(&format!("KIZUNA_INDEX_DATABASE_URL='{url}'")),
+            "admin shells do not use {url}"
+        );
+    }
 }
