@@ -182,7 +182,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let now = Instant::now();
         // Forget files the dispensing system removed: the record stays as small as the folder.
         let before = ledger.converted.len();
-        ledger.converted.retain(|name, _| found.iter().any(|(n, _)| n == name));
+        let present: std::collections::HashSet<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+        ledger.converted.retain(|name, _| present.contains(name.as_str()));
         if ledger.converted.len() != before
             && let Err(e) = ledger.save(&state)
         {
