@@ -1,5 +1,5 @@
 //! The NSIPS intake (config key `nsips`): a pharmacy's dispensing system writes NSIPS files into a
-//! flat folder; each settled file is converted with `kizuna-nsips` into SS-MIX2 prescription
+//! flat folder (watched, and listed every tick); each complete file is converted with `kizuna-nsips` into SS-MIX2 prescription
 //! messages (OMP-01), checked like any export, and moved through the outbox.
 //!
 //! The source files stay where they are (the dispensing system owns its folder). What was
@@ -152,10 +152,21 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         tokio::time::interval((settle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reported_list_error = false;
+    let (mut events, _watcher) = match watch_folder(&shared, &dir) {
+        Some((rx, w)) => (Some(rx), Some(w)),
+        None => (None, None),
+    };
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             _ = tick.tick() => {}
+            ev = async { match events.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                match ev {
+                    Some(ev) => on_event(&mut tracker, &dir, ev),
+                    None => events = None,
+                }
+                continue;
+            }
         }
         let listed = {
             let dir = dir.clone();
@@ -220,6 +231,57 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+type Events = tokio::sync::mpsc::UnboundedReceiver<notify::Result<notify::Event>>;
+
+/// Watches the NSIPS folder (not recursively) so that a file written in place is taken at its
+/// close-after-write, not while a slow writer pauses. Without the watcher (`watch: false`, or it
+/// cannot start) the folder is only listed, and a file is taken once stable for `settle_ms`.
+fn watch_folder(shared: &Shared, dir: &Path) -> Option<(Events, notify::RecommendedWatcher)> {
+    use notify::Watcher;
+    if !shared.cfg.watch {
+        return None;
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let started = notify::recommended_watcher(move |ev| {
+        let _ = tx.send(ev);
+    })
+    .and_then(|mut w| w.watch(dir, notify::RecursiveMode::NonRecursive).map(|()| w));
+    match started {
+        Ok(w) => Some((rx, w)),
+        Err(e) => {
+            shared.record(
+                Level::Warn,
+                "watch_failed",
+                &format!("cannot watch the NSIPS folder {}: {e}; listing it only", dir.display()),
+                serde_json::Value::Null,
+            );
+            None
+        }
+    }
+}
+
+/// Feeds a watcher event to the tracker (the listing on every tick catches everything else).
+fn on_event(tracker: &mut Tracker, dir: &Path, ev: notify::Result<notify::Event>) {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    let Ok(ev) = ev else { return };
+    if ev.need_rescan() {
+        tracker.overflowed();
+        return;
+    }
+    let now = Instant::now();
+    let ours =
+        |p: &&PathBuf| p.parent() == Some(dir) && p.file_name().is_some_and(|n| !is_ignored(Path::new(n)));
+    for p in ev.paths.iter().filter(ours) {
+        match ev.kind {
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_)) => tracker.written(p, now),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => tracker.closed(p, now),
+            EventKind::Remove(_) => tracker.removed(p),
+            _ => {}
+        }
+    }
+}
+
 fn stamp_of(meta: &std::fs::Metadata) -> Option<Stamp> {
     Some((meta.len(), meta.modified().ok()?))
 }
@@ -233,7 +295,8 @@ fn list(dir: &Path) -> std::io::Result<Vec<(String, Stamp)>> {
         if is_ignored(Path::new(&name)) || !entry.file_type()?.is_file() {
             continue;
         }
-        if let Some(stamp) = entry.metadata().ok().as_ref().and_then(stamp_of) {
+        // An empty file is a writer that has not written yet (or a truncation): never an export.
+        if let Some(stamp) = entry.metadata().ok().as_ref().and_then(stamp_of).filter(|s| s.0 > 0) {
             out.push((name, stamp));
         }
     }
@@ -268,6 +331,10 @@ fn convert_one(shared: &Shared, state: &Path, ledger: &mut Ledger, path: &Path) 
             return Outcome::RetryAfter(shared.cfg.rescan_interval());
         }
     };
+    if bytes.is_empty() {
+        // Not written yet (or truncated for a rewrite): taken up again once it has content.
+        return Outcome::Done;
+    }
     let sha = hex::encode(Sha256::digest(&bytes));
     let previous = ledger.converted.get(&name).cloned();
     if let Some(done) = &previous
