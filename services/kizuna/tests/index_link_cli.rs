@@ -3,6 +3,7 @@
 //! the patients of two of them, and synth's ground truth says who is who. A person seen at both
 //! facilities gets one common health ID; a second run enrolls nothing; after the third facility's
 //! files arrive, a run enrolls exactly its patients. The link decisions reach the audit spool.
+//! `--follow` enrolls uploads as they arrive and stops on SIGTERM.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -171,4 +172,53 @@ async fn link_enrolls_new_stored_patients_once_and_links_people_across_facilitie
         new.iter().any(|k| after_first.values().any(|id| *id == after_third[k])),
         "no patient of the new facility was linked to someone already known"
     );
+}
+
+/// `--follow` (what `kizuna-linkage.service` runs): patients stored while it runs are enrolled on
+/// its next pass, and SIGTERM stops it cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_enrolls_uploads_as_they_arrive_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    let spec = synth::GenConfig {
+        sync: false,
+        ..synth::GenConfig::new(
+            3,
+            2,
+            12,
+            synth::CivilDate::new(2024, 1, 1).unwrap(),
+            synth::CivilDate::new(2024, 1, 31).unwrap(),
+        )
+    };
+    let summary = synth::generate(&spec, &corpus, &|_| {}).unwrap();
+    let data = dir.path().join("centre");
+    let store =
+        Store::open(kizuna_store::Config { data_dir: data.clone(), ..Default::default() }).await.unwrap();
+    let store_yaml = dir.path().join("store.yaml");
+    std::fs::write(&store_yaml, format!("data_dir: {}\n", data.display())).unwrap();
+    let index_url = format!("sqlite://{}?mode=rwc", dir.path().join("linkage.sqlite").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kizuna"))
+        .args(["index", "link", "--follow", "--interval-secs", "1", "-c"])
+        .arg(&store_yaml)
+        .args(["--index-url", &index_url])
+        .env_remove("KIZUNA_LINKAGE_AUDIT_URL")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("kizuna runs");
+    let tree = store.config.tree_dir();
+    let mut expected = 0;
+    for f in &summary.facilities {
+        ingest(&store, &corpus, &f.id).await;
+        expected += kizuna_index::source::read_storage_root(&tree.join(&f.id), &f.id).unwrap().len();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while links(&index_url).await.len() < expected && std::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert_eq!(links(&index_url).await.len(), expected, "facility {} not enrolled", f.id);
+    }
+    assert!(child.try_wait().unwrap().is_none(), "--follow exited");
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status}");
 }
