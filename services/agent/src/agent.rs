@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub log: AgentLog,
     pub store: StoreClient,
     pub validator: ssmix2::validate::Validator,
+    /// The NSIPS intake's folders, when the config has `nsips`.
+    pub nsips: Option<crate::nsips::Nsips>,
     pub wake_uploader: Notify,
     pub files_uploaded: AtomicU64,
     pub disk_full: AtomicBool,
@@ -141,6 +143,7 @@ impl Agent {
             Outbox::open(&cfg.outbox_dir()).map_err(|e| AgentError::io(&cfg.outbox_dir(), e))?;
         let quarantine =
             Quarantine::open(&cfg.quarantine_dir()).map_err(|e| AgentError::io(&cfg.quarantine_dir(), e))?;
+        let nsips = crate::nsips::Nsips::open(&cfg)?;
         let last_upload = report::read_last_upload(&cfg.cursor_dir());
         let shared = Arc::new(Shared {
             log: AgentLog::new(&cfg.log_dir()),
@@ -149,6 +152,7 @@ impl Agent {
             quarantine,
             store,
             validator,
+            nsips,
             wake_uploader: Notify::new(),
             files_uploaded: AtomicU64::new(0),
             disk_full: AtomicBool::new(false),
@@ -189,6 +193,7 @@ impl Agent {
         let watcher = intake::start_watcher(&self.shared)?;
         let tasks = [
             tokio::spawn(intake::run(self.shared.clone(), watcher, stop_rx.clone())),
+            tokio::spawn(crate::nsips::run(self.shared.clone(), stop_rx.clone())),
             tokio::spawn(upload::run(self.shared.clone(), stop_rx.clone())),
             tokio::spawn(report::run_heartbeats(self.shared.clone(), stop_rx.clone())),
             tokio::spawn(report::run_daily_logs(self.shared.clone(), stop_rx)),

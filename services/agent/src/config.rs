@@ -63,6 +63,20 @@ pub struct Config {
     /// Use the filesystem watcher (`notify`); when false the agent relies on rescans alone.
     #[serde(default = "defaults::watch")]
     pub watch: bool,
+    /// A pharmacy's NSIPS export folder, converted to SS-MIX2 prescriptions and uploaded; absent
+    /// means no NSIPS intake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nsips: Option<NsipsConfig>,
+}
+
+/// The NSIPS intake (`nsips:`): every settled file in `dir` is converted with `kizuna-nsips` for
+/// this site's `facility` (the pharmacy's 10-digit institution code) and its SS-MIX2 files go
+/// through the outbox like any export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NsipsConfig {
+    /// The folder the dispensing system writes NSIPS files into (flat; not recursive).
+    pub dir: PathBuf,
 }
 
 mod defaults {
@@ -115,6 +129,10 @@ retry_base_ms: 500
 retry_max_ms: 60000
 request_timeout_secs: 120
 watch: true
+# A pharmacy: convert the dispensing system's NSIPS exports to SS-MIX2 and upload them too
+# (facility must then be the pharmacy's 10-digit institution code).
+# nsips:
+#   dir: /srv/kizuna/nsips
 "#;
 
 impl Config {
@@ -169,6 +187,19 @@ impl Config {
         if self.state_dir.starts_with(&self.export_dir) {
             return Err("state_dir must not lie inside export_dir".into());
         }
+        if let Some(n) = &self.nsips {
+            if self.facility.len() != 10 || !self.facility.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!(
+                    "nsips needs facility to be the pharmacy's 10-digit institution code, not {:?}",
+                    self.facility
+                ));
+            }
+            for (name, other) in [("export_dir", &self.export_dir), ("state_dir", &self.state_dir)] {
+                if n.dir.starts_with(other) || other.starts_with(&n.dir) {
+                    return Err(format!("nsips.dir and {name} must not lie inside one another"));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -194,6 +225,11 @@ impl Config {
 
     pub fn cursor_dir(&self) -> PathBuf {
         self.state_dir.join("cursor")
+    }
+
+    /// The NSIPS intake's own folder: `converted.json` (what was converted) and `staging/`.
+    pub fn nsips_state_dir(&self) -> PathBuf {
+        self.state_dir.join("nsips")
     }
 }
 
@@ -221,5 +257,20 @@ mod tests {
         assert!(err.contains("agent.yaml") && err.contains("batch_max_files"), "{err}");
         let err = Config::parse("export_dir: /x\nbogus: 1\n", Path::new("a.yaml")).unwrap_err().to_string();
         assert!(err.contains("bogus") || err.contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn nsips_key_is_checked() {
+        let on = DEFAULT_CONFIG.replace("# nsips:\n#   dir:", "nsips:\n  dir:");
+        let cfg = Config::parse(&on, Path::new("agent.yaml")).unwrap();
+        assert_eq!(cfg.nsips.unwrap().dir, Path::new("/srv/kizuna/nsips"));
+        let text = on.replace("facility: \"1310000001\"", "facility: \"pharmacy-1\"");
+        let err = Config::parse(&text, Path::new("agent.yaml")).unwrap_err().to_string();
+        assert!(err.contains("nsips") && err.contains("10-digit"), "{err}");
+        let text = on.replace("dir: /srv/kizuna/nsips", "dir: /srv/ssmix2/export/nsips");
+        let err = Config::parse(&text, Path::new("agent.yaml")).unwrap_err().to_string();
+        assert!(err.contains("nsips.dir and export_dir"), "{err}");
+        let text = on.replace("dir: /srv/kizuna/nsips", "dir: /srv/kizuna/nsips\n  bogus: 1");
+        assert!(Config::parse(&text, Path::new("agent.yaml")).unwrap_err().to_string().contains("bogus"));
     }
 }

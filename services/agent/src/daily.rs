@@ -23,6 +23,7 @@ pub fn summarize(date: &str, text: &str) -> DailyLog {
         files_uploaded: 0,
         files_quarantined: 0,
         upload_errors: 0,
+        nsips_converted: 0,
         lines: Vec::new(),
         truncated: false,
     };
@@ -33,6 +34,7 @@ pub fn summarize(date: &str, text: &str) -> DailyLog {
             "uploaded" => log.files_uploaded += v.get("files").and_then(|f| f.as_u64()).unwrap_or(0),
             "quarantined" | "rejected" => log.files_quarantined += 1,
             "upload_failed" => log.upload_errors += 1,
+            "nsips_converted" | "nsips_reconverted" => log.nsips_converted += 1,
             _ => {}
         }
         let level = field("level");
@@ -125,11 +127,14 @@ mod tests {
             r#"{"time":"t3","level":"WARN","event":"upload_failed","message":"503"}"#,
             r#"{"time":"t4","level":"ERROR","event":"disk_full","message":"full"}"#,
             r#"{"time":"t5","level":"INFO","event":"uploaded","message":"batch","files":2}"#,
+            r#"{"time":"t5b","level":"INFO","event":"nsips_converted","message":"x.csv converted"}"#,
+            r#"{"time":"t5c","level":"INFO","event":"nsips_reconverted","message":"x.csv converted again"}"#,
             r#"{"time":"t6","level":"ERR"#,
         ]
         .join("\n");
         let s = summarize("2026-11-24", &text);
         assert_eq!((s.files_uploaded, s.files_quarantined, s.upload_errors), (5, 1, 1));
+        assert_eq!(s.nsips_converted, 2);
         assert_eq!(s.lines.iter().map(|l| l.time.as_str()).collect::<Vec<_>>(), ["t2", "t3", "t4"]);
         assert!(!s.truncated);
     }

@@ -6,6 +6,9 @@
 //! limit and an optional bound interface. The agent keeps its own log and reports the previous
 //! day's summary and periodic heartbeats to the store.
 //!
+//! With `nsips` in the config it also converts a pharmacy's NSIPS exports (`kizuna-nsips`) into
+//! SS-MIX2 prescriptions and ships them the same way.
+//!
 //! netd hosts the library: `Agent::new(config)?.run(shutdown).await`.
 
 mod agent;
@@ -18,6 +21,7 @@ pub mod daily;
 pub mod durable;
 mod error;
 mod intake;
+mod nsips;
 pub mod outbox;
 pub mod quarantine;
 mod report;
@@ -27,7 +31,7 @@ mod store_client;
 mod upload;
 
 pub use agent::{Agent, Status, StatusHandle};
-pub use config::{Config, DEFAULT_CONFIG};
+pub use config::{Config, DEFAULT_CONFIG, NsipsConfig};
 pub use error::{AgentError, is_disk_full};
 pub use intake::is_ignored;
 pub use state::OfflineStatus;

@@ -70,8 +70,9 @@ impl Quarantine {
     /// Moves the quarantined `file` (a path below the quarantine folder) back into `export_dir`,
     /// where the agent checks it again and, if it now passes, uploads it. Files the store rejected
     /// (`rejected/<storage path>`) go back under their storage path; a `.N` suffix that quarantine
-    /// added to keep two copies apart is dropped.
-    pub fn release(&self, file: &str, export_dir: &Path) -> Released {
+    /// added to keep two copies apart is dropped. NSIPS sources (`nsips/<name>`) go back into
+    /// `nsips_dir`.
+    pub fn release(&self, file: &str, export_dir: &Path, nsips_dir: Option<&Path>) -> Released {
         let clean = sanitize(file);
         if clean != file || file.ends_with(REASON_SUFFIX) {
             return Released::Failed(format!("{file:?} is not a path inside the quarantine"));
@@ -87,7 +88,10 @@ impl Quarantine {
         {
             rel = stem.to_owned();
         }
-        let dest = export_dir.join(&rel);
+        let dest = match (rel.strip_prefix(crate::nsips::QUARANTINE_PREFIX), nsips_dir) {
+            (Some(name), Some(dir)) => dir.join(name),
+            _ => export_dir.join(&rel),
+        };
         if dest.exists() {
             return Released::Failed(format!("{} already exists in the export folder", rel));
         }
@@ -257,5 +261,22 @@ mod tests {
         assert_eq!(q.put(&src, "a/b/bad", Origin::Store, "01", &v).unwrap(), d.path().join("q/a/b/bad.1"));
         assert_eq!(q.count(), 2);
         assert_eq!(Quarantine::open(&d.path().join("q")).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn nsips_sources_are_released_into_the_nsips_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let (export, nsips) = (d.path().join("export"), d.path().join("nsips"));
+        fs::create_dir_all(&export).unwrap();
+        fs::create_dir_all(&nsips).unwrap();
+        let src = nsips.join("x.csv");
+        fs::write(&src, b"VER").unwrap();
+        let q = Quarantine::open(&d.path().join("q")).unwrap();
+        let v = [Violation { code: "nsips-line".into(), field: None, message: "x.csv:1: bad".into() }];
+        q.put(&src, "nsips/x.csv", Origin::Agent, "00", &v).unwrap();
+        assert!(!src.exists());
+        assert_eq!(q.release("nsips/x.csv", &export, Some(&nsips)), Released::Moved("nsips/x.csv".into()));
+        assert_eq!(fs::read(&src).unwrap(), b"VER");
+        assert_eq!(q.count(), 0);
     }
 }

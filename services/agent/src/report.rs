@@ -103,15 +103,24 @@ fn release(shared: &Shared, requests: Vec<kizuna_wire::Rerequest>) {
         if already {
             continue;
         }
-        let (outcome, message) = match shared.quarantine.release(&r.file, &shared.export_dir) {
+        let (outcome, message) = match shared.quarantine.release(
+            &r.file,
+            &shared.export_dir,
+            shared.nsips.as_ref().map(|n| n.dir.as_path()),
+        ) {
             Released::Moved(rel) => {
+                let folder = if shared.nsips.is_some() && rel.starts_with(crate::nsips::QUARANTINE_PREFIX) {
+                    "NSIPS folder"
+                } else {
+                    "export folder"
+                };
                 shared.record(
                     Level::Info,
                     "rerequested",
-                    &format!("the centre re-requested {}: moved back to the export folder as {rel} to be checked and sent again", r.file),
+                    &format!("the centre re-requested {}: moved back to the {folder} as {rel} to be checked and sent again", r.file),
                     json!({"file": r.file, "id": r.id}),
                 );
-                ("released", format!("moved back to the export folder as {rel}"))
+                ("released", format!("moved back to the {folder} as {rel}"))
             }
             Released::Missing => {
                 ("missing", "not in the quarantine (released before or removed by hand)".to_owned())

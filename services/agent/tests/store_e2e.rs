@@ -3,54 +3,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
+use common::real_store::{read_tree, start_store};
 use common::{Running, wait_for};
 use kizuna_agent::Config;
-use kizuna_store::{FacilityId, Store, sites};
-
-fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(root).unwrap().to_str().unwrap().to_owned(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
-}
-
-async fn start_store(dir: &Path) -> (Arc<Store>, String, tokio::sync::oneshot::Sender<()>) {
-    let config = kizuna_store::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.join("centre"),
-        ..kizuna_store::Config::default()
-    };
-    let store = Store::open(config).await.expect("open store");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let s = store.clone();
-    tokio::spawn(async move {
-        kizuna_store::serve_on(listener, s, async {
-            let _ = rx.await;
-        })
-        .await
-        .expect("serve");
-    });
-    (store, base, tx)
-}
+use kizuna_store::{FacilityId, sites};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_goes_through_the_agent_into_the_real_store() {

@@ -22,6 +22,7 @@ pub mod normalize;
 pub mod quality;
 pub mod registry;
 pub mod source;
+pub mod tree_linkage;
 
 pub use demographics::{Demographics, RecordKey, Sex};
 pub use disclosure::{Access, ConsentPolicy, FacilityCode};

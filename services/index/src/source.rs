@@ -74,42 +74,71 @@ fn complete(d: &Demographics) -> bool {
 /// has it. Deleted (`_0`) files are skipped. Files whose names are not SS-MIX2 names are ignored;
 /// a file that does not decode is an error naming it.
 pub fn read_storage_root(root: &Path, facility: &str) -> Result<Vec<(RecordKey, Demographics)>, IndexError> {
+    read_storage_root_except(root, facility, |_| false)
+}
+
+/// [`read_storage_root`] without the patients `skip` names (by local ID): their folders are listed
+/// but none of their files is read, so finding the few new patients of a large tree stays cheap.
+pub fn read_storage_root_except(
+    root: &Path,
+    facility: &str,
+    skip: impl Fn(&str) -> bool,
+) -> Result<Vec<(RecordKey, Demographics)>, IndexError> {
     let mut out = Vec::new();
-    for a in subdirs(root)? {
-        for b in subdirs(&a)? {
-            for patient_dir in subdirs(&b)? {
-                let Some(pid) = patient_dir.file_name().and_then(|n| n.to_str()) else { continue };
-                let mut files = Vec::new();
-                files_below(&patient_dir, 2, &mut files)?;
-                let mut named: Vec<(String, u8, PathBuf)> = Vec::new();
-                for f in files {
-                    let Ok(rel) = f.strip_prefix(root) else { continue };
-                    let Some(rel) = rel.to_str() else { continue };
-                    let Ok(sp) = StoragePath::parse(rel) else { continue };
-                    let rank = match sp.name.flag {
-                        ConditionFlag::Deleted => continue,
-                        ConditionFlag::Current => 1,
-                        ConditionFlag::Superseded => 0,
-                    };
-                    named.push((sp.name.timestamp.to_string(), rank, f));
-                }
-                named.sort_by(|x, y| (&y.0, y.1).cmp(&(&x.0, x.1)));
-                let mut d = Demographics::default();
-                for (_, _, f) in &named {
-                    let bytes = std::fs::read(f).map_err(io(f))?;
-                    let found = Demographics::from_bytes(&bytes, &f.display().to_string())?;
-                    fill(&mut d, found);
-                    if complete(&d) {
-                        break;
-                    }
-                }
-                if !named.is_empty() {
-                    out.push((RecordKey::new(facility, pid)?, d));
-                }
-            }
+    for patient_dir in patient_dirs(root)? {
+        let Some(pid) = patient_dir.file_name().and_then(|n| n.to_str()) else { continue };
+        if skip(pid) {
+            continue;
+        }
+        if let Some(d) = read_patient(root, &patient_dir)? {
+            out.push((RecordKey::new(facility, pid)?, d));
         }
     }
     Ok(out)
+}
+
+/// The patient folders of a storage root (`root/xxx/yyy/<patient>`), in name order.
+fn patient_dirs(root: &Path) -> Result<Vec<PathBuf>, IndexError> {
+    let mut out = Vec::new();
+    for a in subdirs(root)? {
+        for b in subdirs(&a)? {
+            out.extend(subdirs(&b)?);
+        }
+    }
+    Ok(out)
+}
+
+/// One patient's current demographics from their folder, or `None` when it holds no current or
+/// superseded SS-MIX2 file.
+fn read_patient(root: &Path, patient_dir: &Path) -> Result<Option<Demographics>, IndexError> {
+    let mut files = Vec::new();
+    files_below(patient_dir, 2, &mut files)?;
+    let mut named: Vec<(String, u8, PathBuf)> = Vec::new();
+    for f in files {
+        let Ok(rel) = f.strip_prefix(root) else { continue };
+        let Some(rel) = rel.to_str() else { continue };
+        let Ok(sp) = StoragePath::parse(rel) else { continue };
+        let rank = match sp.name.flag {
+            ConditionFlag::Deleted => continue,
+            ConditionFlag::Current => 1,
+            ConditionFlag::Superseded => 0,
+        };
+        named.push((sp.name.timestamp.to_string(), rank, f));
+    }
+    if named.is_empty() {
+        return Ok(None);
+    }
+    named.sort_by(|x, y| (&y.0, y.1).cmp(&(&x.0, x.1)));
+    let mut d = Demographics::default();
+    for (_, _, f) in &named {
+        let bytes = std::fs::read(f).map_err(io(f))?;
+        let found = Demographics::from_bytes(&bytes, &f.display().to_string())?;
+        fill(&mut d, found);
+        if complete(&d) {
+            break;
+        }
+    }
+    Ok(Some(d))
 }
 
 /// Text of an NSIPS file: UTF-8 when it is valid UTF-8, else CP932 (both occur).

@@ -45,6 +45,9 @@ enum Command {
     /// NSIPS pharmacy exports: convert to SS-MIX2 prescription files.
     #[command(subcommand)]
     Nsips(cmd::nsips::NsipsCommand),
+    /// The patient index on a running centre: link newly stored patients to common health IDs.
+    #[command(subcommand)]
+    Index(cmd::index::IndexCommand),
     /// Patient consent to share records with other facilities (disclosure control).
     #[command(subcommand)]
     Consent(cmd::consent::ConsentCommand),
@@ -72,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Auth(c) => cmd::auth::run(c),
         Command::Backup(c) => cmd::backup::run(c),
         Command::Nsips(c) => cmd::nsips::run(c),
+        Command::Index(c) => cmd::index::run(c),
         Command::Consent(c) => cmd::consent::run(c),
         Command::Viewer(c) => cmd::viewer::run(c),
         Command::Registry(c) => cmd::registry::run(c),

@@ -52,6 +52,7 @@ async fn one_mail_per_incident_deduplicated_across_restarts_and_one_recovery_mai
         files_uploaded: 1,
         files_quarantined: 0,
         upload_errors: 1,
+        nsips_converted: 0,
         lines: vec![LogLine {
             time: format!("{yesterday}T03:00:00+09:00"),
             level: "ERROR".into(),

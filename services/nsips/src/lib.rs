@@ -7,12 +7,14 @@
 //! documents (see `services/synth/README.md`), which is the only layout this crate reads.
 
 mod convert;
+mod dir;
 mod error;
 mod parse;
 mod record;
 mod write;
 
 pub use convert::to_ssmix2;
+pub use dir::{Conversion, Converted, convert_bytes, convert_dir};
 pub use error::NsipsError;
 pub use parse::parse;
 pub use record::{

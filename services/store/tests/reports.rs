@@ -42,6 +42,7 @@ async fn heartbeats_and_daily_logs_are_persisted_per_site(backend: &Backend) {
         files_uploaded: 1200,
         files_quarantined: 2,
         upload_errors: 1,
+        nsips_converted: 0,
         lines: vec![
             LogLine {
                 time: "2026-11-24T03:00:00Z".into(),

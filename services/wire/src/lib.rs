@@ -233,6 +233,10 @@ pub struct DailyLog {
     pub files_uploaded: u64,
     pub files_quarantined: u64,
     pub upload_errors: u64,
+    /// NSIPS files the agent converted to SS-MIX2 that day (a pharmacy's `nsips` intake); their
+    /// SS-MIX2 files count in `files_uploaded`, refused NSIPS files in `files_quarantined`.
+    #[serde(default)]
+    pub nsips_converted: u64,
     /// Every ERROR and WARN line of that day (capped by the agent; `truncated` says so).
     pub lines: Vec<LogLine>,
     #[serde(default)]

@@ -3,6 +3,8 @@
 //! stall; plus SS-MIX2 test files built from the guideline's public sample.
 #![allow(dead_code)]
 
+pub mod real_store;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use kizuna_index::{CommonId, ConsentPolicy, FacilityCode, Registry};
 
-/// The linkage database the viewer reads too (its `index_database_url`).
+/// The linkage database the viewer reads too (its `index_database_url`): `linkage.sqlite` in the
+/// store's default data folder, as `kizuna index link` derives it from the store's config.
 pub const DEFAULT_INDEX_URL: &str = "sqlite://./kizuna-data/linkage.sqlite?mode=rwc";
 
 #[derive(Args)]

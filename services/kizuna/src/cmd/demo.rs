@@ -111,26 +111,29 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let token_file = site_dir.join("agent.token");
         write_secret(&token_file, &token)?;
         let export = site_dir.join("export");
-        let copied = if f.kind == "pharmacy" {
-            // The pharmacy's dispensing system exports NSIPS; the appliance converts it to SS-MIX2.
-            let n = tokio::task::block_in_place(|| {
-                super::nsips::convert_dir(&f.id, &corpus.join("nsips").join(&f.id), &export)
-            })?;
-            println!(
-                "    pharmacy {}: {} NSIPS files -> {} SS-MIX2 prescriptions",
-                f.id, n.inputs, n.written
-            );
-            n.written as u64
-        } else {
-            tokio::task::block_in_place(|| copy_tree(&synth::facility_root(&corpus, &f.id), &export))?
-        };
-        let text = format!(
+        std::fs::create_dir_all(&export)?;
+        let mut text = format!(
             "export_dir: {}\nstate_dir: {}\nstore_url: {url}\nfacility: \"{}\"\ntoken_file: {}\nsettle_ms: 200\nrescan_interval_secs: 5\nheartbeat_interval_secs: 10\n",
             export.display(),
             site_dir.join("state").display(),
             f.id,
             token_file.display()
         );
+        let copied = if f.kind == "pharmacy" {
+            // The pharmacy's dispensing system exports NSIPS into the appliance's NSIPS folder; its
+            // agent converts each file (`nsips` key) and uploads the SS-MIX2 prescriptions.
+            let nsips = site_dir.join("nsips");
+            let (files, messages) =
+                tokio::task::block_in_place(|| copy_nsips(&corpus.join("nsips").join(&f.id), &nsips, &f.id))?;
+            text.push_str(&format!("nsips:\n  dir: {}\n", nsips.display()));
+            println!(
+                "    pharmacy {}: {files} NSIPS files for its agent to convert into {messages} SS-MIX2 prescriptions",
+                f.id
+            );
+            messages
+        } else {
+            tokio::task::block_in_place(|| copy_tree(&synth::facility_root(&corpus, &f.id), &export))?
+        };
         let agent_cfg = kizuna_agent::Config::parse(&text, &site_dir.join("agent.yaml"))?;
         let agent = kizuna_agent::Agent::new(agent_cfg)?;
         let status = agent.status();
@@ -265,6 +268,21 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<u64> {
         }
     }
     Ok(n)
+}
+
+/// Copies a pharmacy's NSIPS exports into its appliance's NSIPS folder, as its dispensing system
+/// would; returns the file count and how many SS-MIX2 prescriptions they convert to.
+fn copy_nsips(from: &Path, to: &Path, facility: &str) -> anyhow::Result<(u64, u64)> {
+    std::fs::create_dir_all(to)?;
+    let (mut files, mut messages) = (0, 0);
+    for e in std::fs::read_dir(from).with_context(|| from.display().to_string())? {
+        let p = e?.path();
+        let bytes = std::fs::read(&p).with_context(|| p.display().to_string())?;
+        messages += kizuna_nsips::convert_bytes(&bytes, &p, facility)?.files.len() as u64;
+        std::fs::write(to.join(p.file_name().context("a file name")?), &bytes)?;
+        files += 1;
+    }
+    Ok((files, messages))
 }
 
 /// Writes a secret with mode 0600.

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod backup;
 pub mod consent;
 pub mod demo;
+pub mod index;
 pub mod nsips;
 pub mod policy;
 pub mod registry;

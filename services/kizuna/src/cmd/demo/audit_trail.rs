@@ -11,7 +11,6 @@ use kizuna_audit::emitter::{AuditEmitter, SenderConfig};
 use kizuna_audit::event::presets::Source;
 use kizuna_audit::lab_tsa::LabTsa;
 use kizuna_audit::server::RunningServer;
-use kizuna_index::matcher::{Matcher, Prepared, Thresholds, TrainingConfig, train};
 use kizuna_index::registry::Registry;
 use kizuna_index::{CommonId, RecordKey};
 
@@ -83,21 +82,12 @@ pub async fn link_and_look_up(
     emitter: AuditEmitter,
 ) -> anyhow::Result<(CommonId, usize)> {
     let reg = Registry::open(index_url).await?.with_audit(emitter);
-    let mut records = Vec::new();
-    for f in facilities {
-        let root = tree.join(f);
-        records.extend(tokio::task::block_in_place(|| kizuna_index::source::read_storage_root(&root, f))?);
-    }
-    records.sort_by(|a, b| a.0.cmp(&b.0));
-    let prepared: Vec<Prepared> = records.iter().map(|(_, d)| Prepared::new(d)).collect();
-    match tokio::task::block_in_place(|| train(&prepared, &TrainingConfig::default())) {
-        Ok((model, report)) => {
-            reg.install_matcher(&Matcher { model, thresholds: Thresholds::default() }, &report).await?;
-        }
-        Err(e) => println!("    (matcher not trained on so few patients: {e}; every patient gets an ID)"),
-    }
-    for (key, d) in &records {
-        reg.enroll(key, d).await?;
+    // The same enrollment as `kizuna index link` on a deployed centre.
+    let pass = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(kizuna_index::tree_linkage::link_tree(&reg, tree))
+    })?;
+    if let kizuna_index::tree_linkage::MatcherState::Untrained(e) = &pass.matcher {
+        println!("    (matcher not trained on so few patients: {e}; every patient gets an ID)");
     }
     let mut by_id: std::collections::BTreeMap<CommonId, Vec<RecordKey>> = Default::default();
     for (key, id) in reg.all_links().await? {
@@ -111,7 +101,7 @@ pub async fn link_and_look_up(
     let keys = reg.resolve_as(&patient, DEMO_CLINICIAN, facilities.first().map(String::as_str)).await?;
     println!(
         "    {} records linked to {} common health IDs; clinician {DEMO_CLINICIAN} looked up {patient} ({} records)",
-        records.len(),
+        pass.enrolled,
         by_id.len(),
         keys.len()
     );

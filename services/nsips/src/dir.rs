@@ -1,0 +1,62 @@
+//! Whole exports: one NSIPS file's bytes into SS-MIX2 files ([`convert_bytes`]), and a folder of
+//! exports into a storage root ([`convert_dir`]). The CLI (`kizuna nsips convert`), `kizuna demo`
+//! and the upload agent's NSIPS folder all convert through [`convert_bytes`].
+
+use std::path::{Path, PathBuf};
+
+use ssmix2::StoragePath;
+
+use crate::NsipsError;
+
+/// One NSIPS file converted: how many dispensings it held and the SS-MIX2 files they became.
+#[derive(Debug, Clone)]
+pub struct Conversion {
+    pub dispensings: usize,
+    /// One OMP-01 message per dispensing with at least one drug (fees-only dispensings yield none).
+    pub files: Vec<(StoragePath, Vec<u8>)>,
+}
+
+/// Parses the NSIPS file `bytes` (named `origin` in errors) and converts it for the pharmacy
+/// `facility`. The output depends on nothing but `bytes` and `facility`, so converting the same
+/// file again gives the same names and bytes.
+pub fn convert_bytes(bytes: &[u8], origin: &Path, facility: &str) -> Result<Conversion, NsipsError> {
+    let file = crate::parse(bytes, origin)?;
+    let files = crate::to_ssmix2(&file, facility)?;
+    Ok(Conversion { dispensings: file.dispensings.len(), files })
+}
+
+/// What [`convert_dir`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Converted {
+    pub inputs: usize,
+    pub dispensings: usize,
+    /// Dispensings with at least one drug: each became one OMP-01 message.
+    pub messages: usize,
+    /// Files newly written (identical files already there are not counted).
+    pub written: usize,
+}
+
+/// Converts every `*.csv` NSIPS export in `in_dir` (in name order) into SS-MIX2 files below the
+/// storage root `out_root` with [`crate::write_files`]. Stops at the first bad file.
+pub fn convert_dir(facility: &str, in_dir: &Path, out_root: &Path) -> Result<Converted, NsipsError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| NsipsError::Io { path, source }
+    };
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(in_dir)
+        .map_err(io(in_dir))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io(in_dir))?;
+    inputs.retain(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")));
+    inputs.sort();
+    let mut n = Converted { inputs: inputs.len(), ..Default::default() };
+    for path in &inputs {
+        let bytes = std::fs::read(path).map_err(io(path))?;
+        let c = convert_bytes(&bytes, path, facility)?;
+        n.dispensings += c.dispensings;
+        n.messages += c.files.len();
+        n.written += crate::write_files(out_root, &c.files)?;
+    }
+    Ok(n)
+}
