@@ -224,20 +224,27 @@ pub async fn ingest_batch(
         });
     }
     // Time waiting for the single writer, inserting, and committing (the batch log line).
-    let (index_wait, index_commit) = {
+    let (index_wait, index_commit, ids) = {
         let _w = store.db.write_guard().await;
         let waited = started.elapsed() - t_applied;
         let mut tx = store.db.begin_write().await?;
         let items: Vec<_> = entries.iter().zip(&ops).map(|(e, o)| (e, &o.stored)).collect();
-        crate::index_rows::apply_entries(&mut tx, store.db.backend, &store.config.volume_label, &items)
-            .await?;
+        let ids =
+            crate::index_rows::apply_entries(&mut tx, store.db.backend, &store.config.volume_label, &items)
+                .await?;
         index::record_tally(&mut tx, site, &tally).await?;
         index::set_applied(&mut tx, store.applied_watermark()).await?;
         let before_commit = started.elapsed();
         tx.commit().await?;
-        (waited, started.elapsed() - before_commit)
+        (waited, started.elapsed() - before_commit, ids)
     };
     store.mark_applied(entries.iter().map(|e| e.seq));
+    // The search rows follow, written by their own writer (see `crate::search`).
+    if !entries.is_empty() {
+        let seqs = entries.iter().map(|e| e.seq).collect();
+        let records = ids.into_iter().zip(ops).filter_map(|(id, o)| Some((id?, o.stored))).collect();
+        store.search.send(crate::search::Work { seqs, records }).await;
+    }
 
     // 6. Metrics and the answer, in the order sent.
     let m = &store.metrics;
