@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod journal;
 mod locks;
 pub mod metrics;
+mod records_commit;
 pub mod recover;
 pub mod rerequests;
 pub mod search;
@@ -56,6 +57,7 @@ pub struct Store {
     applied: Mutex<Applied>,
     degraded: Mutex<Option<String>>,
     search: search::SearchWriter,
+    records: records_commit::RecordsWriter,
 }
 
 /// The applied watermark: every journal entry up to `watermark` is in the tree and the index.
@@ -98,6 +100,8 @@ impl Store {
         let search = search::SearchWriter::start(db.clone(), search_seq, move |w| {
             gauge.set(w as i64);
         });
+        let records =
+            records_commit::RecordsWriter::start(db.clone(), config.volume_label.clone(), search.clone());
         let store = Arc::new(Self {
             config,
             db,
@@ -109,6 +113,7 @@ impl Store {
             locks: Arc::default(),
             applied: Mutex::new(Applied { watermark: rec.applied, done: BTreeSet::new() }),
             degraded: Mutex::new(None),
+            records,
             search,
         });
         store.write_applied_file(rec.applied);

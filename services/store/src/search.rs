@@ -49,6 +49,7 @@ pub(crate) struct Work {
 }
 
 /// The handle the store keeps: where batches send their work, and the committed watermark.
+#[derive(Clone)]
 pub(crate) struct SearchWriter {
     queue: mpsc::Sender<Work>,
     watermark: watch::Receiver<u64>,
