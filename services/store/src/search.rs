@@ -32,10 +32,10 @@ use crate::{FacilityId, StoreError};
 
 /// Most records whose rows one writer transaction takes (it holds SQLite's single write lock that
 /// long, so the answers of batches waiting to write their records wait that long too).
-const MAX_RECORDS_PER_TX: usize = 4000;
+const MAX_RECORDS_PER_TX: usize = 10_000;
 /// How long the writer gathers batches for one transaction (unless it fills first): fewer, larger
 /// transactions change each index page once for many rows, instead of once per batch.
-const GROUP_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
+const GROUP_WINDOW: std::time::Duration = std::time::Duration::from_millis(1000);
 /// Records re-derived per transaction when catching up at start.
 const CATCH_UP_CHUNK: i64 = 500;
 /// Batches waiting for the writer before the next batch's answer waits for room.
