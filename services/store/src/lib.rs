@@ -133,8 +133,9 @@ impl Store {
 
     /// Waits until every entry journalled so far (so every upload answered before the call) has
     /// its search rows committed. Search rows are written behind the answer; a reader that must
-    /// see them for a batch it just uploaded waits here. Never returns if an entry cannot be
-    /// finished (the store then reports it degraded).
+    /// see them for a batch it just uploaded waits here. Does not return while a journalled entry
+    /// is unfinished in this process (a batch whose index write failed answers an error; the next
+    /// start finishes its entries).
     pub async fn search_caught_up(&self) {
         self.search.wait_for(self.journal.last_seq()).await;
     }
