@@ -104,6 +104,8 @@ async fn replica_converges_exactly_after_kills_of_either_side_and_network_cuts()
     let promoted = kizuna_backup::promote::promote(&rcfg.data_dir, "").await.unwrap();
     assert_eq!(promoted.applied_seq, applied);
     let db = kizuna_store::Db::open(&promoted.database_url).await.unwrap();
+    // The primary's search rows are written behind its answers: wait for them.
+    centre.store.search_caught_up().await;
     assert_eq!(index_rows(&db.pool).await, index_rows(&centre.store.db.pool).await, "promoted index differs");
     for (i, log) in [("replica", rconf.with_extension("log")), ("follow", fconf.with_extension("log"))] {
         let text = std::fs::read_to_string(&log).unwrap_or_default();

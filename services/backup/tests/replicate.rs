@@ -90,6 +90,8 @@ async fn two_replicas_converge_verify_clean_and_promote_to_a_working_centre() {
     r2.stop().await;
     let promoted = kizuna_backup::promote::promote(&data, "").await.unwrap();
     assert_eq!(promoted.applied_seq, centre.applied());
+    // The primary's search rows are written behind its answers: wait for them.
+    centre.store.search_caught_up().await;
     let primary_index = index_rows(&centre.store.db.pool).await;
     assert_eq!(promoted.records as usize, primary_index.len());
     let facilities: Vec<String> = primary_tree

@@ -23,6 +23,8 @@ pub enum StoreError {
     Site { site: String, reason: String },
     #[error("facility ID {0:?} must be 1-10 ASCII letters or digits")]
     BadFacility(String),
+    #[error("index write: {0}")]
+    IndexWrite(String),
     #[error("recovery: {0}")]
     Recovery(String),
     #[error("validator tables: {0}")]

@@ -75,15 +75,16 @@ fn flag_of(name: &str) -> String {
 
 /// Applies one journal entry to the index inside `tx`. `stored` describes the entry's `Write`;
 /// `None` means its record is known to be in the index already (recovery), and the write is skipped.
-/// Returns true when a new record row was inserted.
+/// Writes the record only (its search rows are derived behind, see [`crate::search`]). Returns
+/// the id of the record when a new one was inserted.
 pub async fn apply_entry(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     volume_label: &str,
     entry: &Entry,
     stored: Option<&StoredFile>,
-) -> Result<bool, StoreError> {
-    let mut inserted = false;
+) -> Result<Option<i64>, StoreError> {
+    let mut inserted = None;
     for change in &entry.changes {
         match change {
             Change::Rename { from, to, .. } => {
@@ -107,8 +108,11 @@ pub async fn apply_entry(
                         entry.seq, s.path
                     )));
                 }
-                inserted |=
-                    crate::index_rows::insert_run(tx, backend, volume_label, &[(entry, s)]).await? > 0;
+                if let Some(id) =
+                    crate::index_rows::insert_run(tx, backend, volume_label, &[(entry, s)]).await?[0]
+                {
+                    inserted = Some(id);
+                }
             }
             Change::Delete { path, .. } => {
                 let name = file_part(path);

@@ -1,8 +1,12 @@
 //! The ingest path's index writes in multi-row statements: a run of journal entries that each
-//! write one new file becomes one `INSERT … RETURNING` per chunk of records and one `INSERT` per
-//! chunk of each search table, instead of one statement per record and per search row. Each
-//! statement is a hand-off to the database driver's thread; a profile of the upload benchmark
-//! showed those hand-offs, not SQLite's own work, filling the single writer's time.
+//! write one new file becomes one `INSERT … RETURNING` per chunk of records, and a set of new
+//! records becomes one `INSERT` per chunk of each search table, instead of one statement per record
+//! and per search row. Each statement is a hand-off to the database driver's thread; a profile of
+//! the upload benchmark showed those hand-offs, not SQLite's own work, filling the single writer's
+//! time.
+//!
+//! Records are written before the answer ([`apply_entries`]); their search rows are written
+//! behind it by [`crate::search`] ([`insert_search_rows`]).
 //!
 //! Same result as [`crate::index::apply_entry`] entry by entry (which writes its one record
 //! through [`insert_run`] too): entries with other changes (renames, deletes) are applied one by
@@ -33,47 +37,51 @@ enum Val<'a> {
 }
 
 /// Applies `items` (each a journal entry and what the index needs about the file it writes) in
-/// order, batching runs of entries that only write one file.
+/// order, batching runs of entries that only write one file. Writes the records only; returns,
+/// in the order of `items`, the id of each record that was new (its search rows are still to
+/// be written).
 pub async fn apply_entries(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     volume_label: &str,
     items: &[(&Entry, &StoredFile)],
-) -> Result<(), StoreError> {
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let mut out = Vec::with_capacity(items.len());
     let mut run: Vec<(&Entry, &StoredFile)> = Vec::new();
     let mut keys: HashSet<(String, String)> = HashSet::new();
     for &(e, s) in items {
         let writes_it =
             matches!(e.changes.as_slice(), [Change::Write { path, .. }] if *path == s.path.to_string());
         if !writes_it {
-            insert_run(tx, backend, volume_label, &run).await?;
+            out.extend(insert_run(tx, backend, volume_label, &run).await?);
             run.clear();
             keys.clear();
-            apply_entry(tx, backend, volume_label, e, Some(s)).await?;
+            out.push(apply_entry(tx, backend, volume_label, e, Some(s)).await?);
             continue;
         }
         let key = (s.facility.as_str().to_owned(), version_key(&s.path.name));
         if keys.contains(&key) {
-            insert_run(tx, backend, volume_label, &run).await?;
+            out.extend(insert_run(tx, backend, volume_label, &run).await?);
             run.clear();
             keys.clear();
         }
         keys.insert(key);
         run.push((e, s));
     }
-    insert_run(tx, backend, volume_label, &run).await.map(|_| ())
+    out.extend(insert_run(tx, backend, volume_label, &run).await?);
+    Ok(out)
 }
 
-/// The records of a run (entries each writing the file described beside it), then the search
-/// rows of those that were new; returns how many records were new.
+/// The records of a run (entries each writing the file described beside it); returns, in the
+/// order of `run`, the id of each record that was new (`None`: that version was indexed already).
 pub(crate) async fn insert_run(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     volume_label: &str,
     run: &[(&Entry, &StoredFile)],
-) -> Result<usize, StoreError> {
+) -> Result<Vec<Option<i64>>, StoreError> {
     if run.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let records: Vec<Vec<Val>> = run
         .iter()
@@ -117,11 +125,23 @@ pub(crate) async fn insert_run(
     for r in &returned {
         ids.insert((r.try_get("facility_id")?, r.try_get("version_key")?), r.try_get("id")?);
     }
+    Ok(run
+        .iter()
+        .map(|(_, s)| ids.get(&(s.facility.as_str().to_owned(), version_key(&s.path.name))).copied())
+        .collect())
+}
+
+/// The search rows (drugs, labs, diagnoses, encounters) of new records, each given as its id and
+/// the file it indexes. The caller has removed any rows these records had (see [`crate::search`]).
+pub(crate) async fn insert_search_rows(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    files: &[(i64, &StoredFile)],
+) -> Result<(), StoreError> {
     let (mut drugs, mut labs, mut diagnoses, mut encounters) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (_, s) in run {
+    for &(id, s) in files {
         let n = &s.path.name;
-        let Some(&id) = ids.get(&(s.facility.as_str().to_owned(), version_key(n))) else { continue };
         let (fac, pid, date) = (s.facility.as_str(), n.patient.as_str(), n.care_date.to_string());
         let x = &s.extracted;
         for (i, d) in x.drugs.iter().enumerate() {
@@ -213,7 +233,7 @@ pub(crate) async fn insert_run(
     ] {
         insert_rows(tx, backend, head, "", rows).await?;
     }
-    Ok(ids.len())
+    Ok(())
 }
 
 /// `INSERT INTO head VALUES (…), (…) tail` over `rows`, in chunks of at most [`MAX_PARAMS`]

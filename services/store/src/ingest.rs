@@ -223,21 +223,13 @@ pub async fn ingest_batch(
             reason: None,
         });
     }
-    // Time waiting for the single writer, inserting, and committing (the batch log line).
-    let (index_wait, index_commit) = {
-        let _w = store.db.write_guard().await;
-        let waited = started.elapsed() - t_applied;
-        let mut tx = store.db.begin_write().await?;
-        let items: Vec<_> = entries.iter().zip(&ops).map(|(e, o)| (e, &o.stored)).collect();
-        crate::index_rows::apply_entries(&mut tx, store.db.backend, &store.config.volume_label, &items)
-            .await?;
-        index::record_tally(&mut tx, site, &tally).await?;
-        index::set_applied(&mut tx, store.applied_watermark()).await?;
-        let before_commit = started.elapsed();
-        tx.commit().await?;
-        (waited, started.elapsed() - before_commit)
-    };
-    store.mark_applied(entries.iter().map(|e| e.seq));
+    // The records, counters and rejections, committed with those of the batches waiting beside
+    // this one (`crate::records_commit`); the search rows follow behind (`crate::search`).
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    let stored = ops.into_iter().map(|o| o.stored).collect();
+    let committed =
+        store.records.write(site, entries, stored, tally.clone(), store.applied_watermark()).await?;
+    store.mark_applied(seqs);
 
     // 6. Metrics and the answer, in the order sent.
     let m = &store.metrics;
@@ -261,8 +253,8 @@ pub async fn ingest_batch(
         rejected = tally.rejected, ms = started.elapsed().as_millis() as u64,
         check_ms = t_checked.as_millis() as u64, stage_ms = (t_staged - t_checked).as_millis() as u64,
         journal_ms = (t_committed - t_staged).as_millis() as u64, apply_ms = (t_applied - t_committed).as_millis() as u64,
-        index_ms = (started.elapsed() - t_applied).as_millis() as u64, index_wait_ms = index_wait.as_millis() as u64,
-        index_commit_ms = index_commit.as_millis() as u64, "batch");
+        index_ms = (started.elapsed() - t_applied).as_millis() as u64, index_wait_ms = committed.waited.as_millis() as u64,
+        index_commit_ms = committed.commit.as_millis() as u64, index_batches = committed.batches, "batch");
     let results = results.into_iter().map(|r| r.expect("every file has a result")).collect::<Vec<_>>();
     Ok(BatchReport { results })
 }

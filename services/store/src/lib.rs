@@ -7,7 +7,8 @@
 //! - [`sites`]: site registry and per-request authentication (token, source address, facility).
 //! - [`ingest`]: one batch end to end; [`apply`] carries committed entries out on the tree.
 //! - [`journal`]: the change journal (commit record, backup feed); [`recover`]: start-up replay.
-//! - [`index`] and [`extract`]: the IndexDB rows and the viewer's search rows.
+//! - [`index`] and [`extract`]: the IndexDB rows and the viewer's search rows; [`search`]: the
+//!   search rows' own writer behind the answer, and their watermark.
 //! - [`api`]: the HTTP endpoints.
 
 pub mod agent_reports;
@@ -25,8 +26,10 @@ pub mod ingest;
 pub mod journal;
 mod locks;
 pub mod metrics;
+mod records_commit;
 pub mod recover;
 pub mod rerequests;
+pub mod search;
 pub mod sites;
 pub mod tree;
 
@@ -53,6 +56,8 @@ pub struct Store {
     locks: Arc<locks::FolderLocks>,
     applied: Mutex<Applied>,
     degraded: Mutex<Option<String>>,
+    search: search::SearchWriter,
+    records: records_commit::RecordsWriter,
 }
 
 /// The applied watermark: every journal entry up to `watermark` is in the tree and the index.
@@ -84,11 +89,19 @@ impl Store {
                 rec.applied
             )));
         }
+        let search_seq = search::catch_up(&db, &tree, rec.applied).await?;
         let audit = kizuna_audit::emitter::AuditEmitter::from_config(&config.audit)
             .map_err(|e| StoreError::Config(format!("audit: {e}")))?;
         let metrics = metrics::Metrics::default();
         metrics.journal_seq.set(last_seq as i64);
         metrics.applied_seq.set(rec.applied as i64);
+        metrics.search_seq.set(search_seq as i64);
+        let gauge = metrics.search_seq.clone();
+        let search = search::SearchWriter::start(db.clone(), search_seq, move |w| {
+            gauge.set(w as i64);
+        });
+        let records =
+            records_commit::RecordsWriter::start(db.clone(), config.volume_label.clone(), search.clone());
         let store = Arc::new(Self {
             config,
             db,
@@ -100,6 +113,8 @@ impl Store {
             locks: Arc::default(),
             applied: Mutex::new(Applied { watermark: rec.applied, done: BTreeSet::new() }),
             degraded: Mutex::new(None),
+            records,
+            search,
         });
         store.write_applied_file(rec.applied);
         Ok(store)
@@ -108,6 +123,21 @@ impl Store {
     /// The current applied watermark.
     pub fn applied_watermark(&self) -> u64 {
         self.applied.lock().expect("applied").watermark
+    }
+
+    /// The search watermark: every record written by a journal entry up to it has its search rows
+    /// (see [`search`]).
+    pub fn search_watermark(&self) -> u64 {
+        self.search.watermark()
+    }
+
+    /// Waits until every entry journalled so far (so every upload answered before the call) has
+    /// its search rows committed. Search rows are written behind the answer; a reader that must
+    /// see them for a batch it just uploaded waits here. Does not return while a journalled entry
+    /// is unfinished in this process (a batch whose index write failed answers an error; the next
+    /// start finishes its entries).
+    pub async fn search_caught_up(&self) {
+        self.search.wait_for(self.journal.last_seq()).await;
     }
 
     /// Notes entries as applied to tree and index and advances the watermark over finished runs.
@@ -149,9 +179,18 @@ impl Store {
         self.degraded.lock().expect("degraded").clone()
     }
 
-    /// Persists the watermark (on shutdown, so the next start replays nothing).
+    /// Persists the watermark (on shutdown, so the next start replays nothing), after giving the
+    /// search writer up to a minute to write the rows of every applied entry (what it leaves is
+    /// rebuilt at the next start).
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         let w = self.applied_watermark();
+        if tokio::time::timeout(std::time::Duration::from_secs(60), self.search.wait_for(w)).await.is_err() {
+            tracing::warn!(
+                applied = w,
+                search_seq = self.search_watermark(),
+                "search rows behind at shutdown"
+            );
+        }
         let _g = self.db.write_guard().await;
         let mut tx = self.db.begin_write().await?;
         index::set_applied(&mut tx, w).await?;

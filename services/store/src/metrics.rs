@@ -48,6 +48,8 @@ pub struct Metrics {
     /// Last journal sequence number written, and the last applied to tree and index.
     pub journal_seq: Gauge,
     pub applied_seq: Gauge,
+    /// Last journal entry whose records have all their search rows.
+    pub search_seq: Gauge,
 }
 
 impl Default for Metrics {
@@ -62,6 +64,7 @@ impl Default for Metrics {
         let batch_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let journal_seq = Gauge::default();
         let applied_seq = Gauge::default();
+        let search_seq = Gauge::default();
         registry.register("kizuna_upload_files", "Uploaded files by site and outcome", files.clone());
         registry.register(
             "kizuna_upload_rejects",
@@ -91,6 +94,11 @@ impl Default for Metrics {
             "Last journal entry applied to tree and index",
             applied_seq.clone(),
         );
+        registry.register(
+            "kizuna_search_seq",
+            "Last journal entry whose records have their search rows",
+            search_seq.clone(),
+        );
         Self {
             registry,
             files,
@@ -102,6 +110,7 @@ impl Default for Metrics {
             batch_seconds,
             journal_seq,
             applied_seq,
+            search_seq,
         }
     }
 }

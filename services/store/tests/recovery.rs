@@ -14,6 +14,7 @@ use ssmix2::{ConditionFlag, StoragePath};
 both_backends!(
     restart_finishes_committed_entries_and_cleans_up,
     batched_index_writes_equal_a_replay_entry_by_entry,
+    search_rows_catch_up_after_a_crash_mid_way,
 );
 
 async fn restart_finishes_committed_entries_and_cleans_up(backend: &Backend) {
@@ -116,6 +117,10 @@ async fn check(
 
 /// Every index table as text rows (search rows keyed by their record's file name, not its id).
 async fn dump_index(store: &kizuna_store::Store) -> Vec<Vec<String>> {
+    dump_index_on(&store.db.pool).await
+}
+
+async fn dump_index_on(pool: &sqlx::AnyPool) -> Vec<Vec<String>> {
     use sqlx::Row;
     let t = |c: &str| format!("CAST({c} AS TEXT)");
     let record_cols = "volume_label, facility_id, patient_id, order_date, data_kind, order_no, processing_type, \
@@ -152,7 +157,7 @@ async fn dump_index(store: &kizuna_store::Store) -> Vec<Vec<String>> {
     }
     let mut out = Vec::new();
     for (table, q) in queries {
-        for row in sqlx::query(sqlx::AssertSqlSafe(q)).fetch_all(&store.db.pool).await.unwrap() {
+        for row in sqlx::query(sqlx::AssertSqlSafe(q)).fetch_all(pool).await.unwrap() {
             let mut v = vec![table.to_string()];
             for i in 0..row.len() {
                 v.push(row.try_get::<Option<String>, _>(i).unwrap().unwrap_or_else(|| "NULL".into()));
@@ -176,6 +181,7 @@ async fn batched_index_writes_equal_a_replay_entry_by_entry(backend: &Backend) {
             assert!(report.results.iter().all(|r| r.status == FileStatus::Stored));
         }
     }
+    h.store.search_caught_up().await;
     let batched = dump_index(&h.store).await;
     for table in ["drugs", "labs", "diagnoses", "encounters"] {
         assert!(batched.iter().any(|r| r[0] == table), "the corpus has {table} rows");
@@ -189,6 +195,7 @@ async fn batched_index_writes_equal_a_replay_entry_by_entry(backend: &Backend) {
         "DELETE FROM encounters",
         "DELETE FROM records",
         "UPDATE store_state SET value = 0 WHERE key = 'applied_seq'",
+        "UPDATE store_state SET value = 0 WHERE key = 'search_seq'",
     ] {
         sqlx::query(q).execute(&db.pool).await.unwrap();
     }
@@ -200,4 +207,104 @@ async fn batched_index_writes_equal_a_replay_entry_by_entry(backend: &Backend) {
         assert_eq!(a, b);
     }
     h.stop().await;
+}
+
+/// Every column of each search table but its id.
+const SEARCH_COLUMNS: [(&str, &str); 4] = [
+    (
+        "drugs",
+        "record_id, facility_id, patient_id, order_date, item_no, source, code, name, coding_system, dose, \
+         dose_unit, days, route, given_at",
+    ),
+    (
+        "labs",
+        "record_id, facility_id, patient_id, order_date, item_no, code, name, coding_system, value_type, value, \
+         value_num, units, reference_range, abnormal_flags, result_status, observed_at",
+    ),
+    (
+        "diagnoses",
+        "record_id, facility_id, patient_id, item_no, source, code, name, coding_system, icd10, onset_date, status",
+    ),
+    (
+        "encounters",
+        "record_id, facility_id, patient_id, event, trigger_event, event_time, patient_class, ward",
+    ),
+];
+
+/// The search rows are written behind the answers by their own writer, with their own watermark.
+/// A crash can leave them anywhere: some transactions above the watermark committed (batches
+/// finish out of order, so a later one can commit before the watermark can pass an earlier gap),
+/// others not. The next start rebuilds every record above the watermark from its file, and the
+/// result is exactly what uploads without a crash gave, with nothing lost and nothing doubled;
+/// so is a rebuild from nothing.
+async fn search_rows_catch_up_after_a_crash_mid_way(backend: &Backend) {
+    let c = corpus(23, 2, 16, 0);
+    let h = Harness::start(backend, |_| {}).await;
+    let ids: Vec<&str> = c.facilities.keys().map(|s| s.as_str()).collect();
+    let token = h.add_site("s", &ids, &[]).await;
+    for (fac, files) in &c.facilities {
+        for chunk in batch_files(files).chunks(60) {
+            let report = h.upload(&token, fac, chunk).await;
+            assert!(report.results.iter().all(|r| r.status == FileStatus::Stored));
+        }
+    }
+    let total = h.store.journal.last_seq();
+    h.store.search_caught_up().await;
+    assert_eq!(h.store.search_watermark(), total);
+    assert_eq!(kizuna_store::search::search_seq(&h.store.db).await.unwrap(), total, "persisted");
+    let reference = dump_index(&h.store).await;
+    for table in ["drugs", "labs", "diagnoses", "encounters"] {
+        assert!(reference.iter().any(|r| r[0] == table), "the corpus has {table} rows");
+    }
+    let (third, two_thirds) = (total / 3, 2 * total / 3);
+    let mut h = Some(h);
+    for (what, crash) in [
+        (
+            // The writer died mid-way: the watermark at a third, the rows of the second third
+            // never written, those of the last third written by a later transaction.
+            "a crash mid-way",
+            vec![
+                format!("UPDATE store_state SET value = {third} WHERE key = 'search_seq'"),
+                format!(
+                    "DELETE FROM {{t}} WHERE record_id IN (SELECT id FROM records \
+                     WHERE journal_seq > {third} AND journal_seq <= {two_thirds})"
+                ),
+            ],
+        ),
+        (
+            // A crash in the first catch-up chunk: rows of half its records already re-inserted.
+            "a crash during catch-up",
+            vec![
+                format!("UPDATE store_state SET value = {third} WHERE key = 'search_seq'"),
+                format!(
+                    "INSERT INTO {{t}} ({{cols}}) SELECT {{cols}} FROM {{t}} WHERE record_id IN (SELECT id FROM records \
+                     WHERE journal_seq > {third} AND journal_seq <= {} )",
+                    third + 20
+                ),
+            ],
+        ),
+        (
+            "no search rows at all",
+            vec![
+                "UPDATE store_state SET value = 0 WHERE key = 'search_seq'".into(),
+                "DELETE FROM {t}".into(),
+            ],
+        ),
+    ] {
+        let (dir, config) = h.take().unwrap().stop().await;
+        let db = kizuna_store::Db::open(&config.effective_database_url()).await.unwrap();
+        for q in &crash {
+            for (t, cols) in SEARCH_COLUMNS {
+                let q = q.replace("{t}", t).replace("{cols}", cols);
+                sqlx::query(sqlx::AssertSqlSafe(q)).execute(&db.pool).await.unwrap();
+            }
+        }
+        assert_ne!(dump_index_on(&db.pool).await, reference, "{what}: the crash changed the search rows");
+        db.pool.close().await;
+        let restarted = Harness::start_with(dir, config).await;
+        assert_eq!(restarted.store.search_watermark(), total, "{what}: caught up before serving");
+        assert_eq!(dump_index(&restarted.store).await, reference, "{what}: rebuilt rows differ");
+        h = Some(restarted);
+    }
+    h.unwrap().stop().await;
 }

@@ -83,7 +83,15 @@ async fn corpus_is_stored_and_index_agrees_with_tree(backend: &Backend) {
     assert_eq!(h.store.journal.last_seq(), total as u64);
     assert_eq!(h.store.applied_watermark(), total as u64);
     // The search tables hold exactly the rows extracted from each file, each row tied to its
-    // file's record (same facility and patient).
+    // file's record (same facility and patient), once their writer (behind the answers) has
+    // caught up.
+    h.store.search_caught_up().await;
+    assert_eq!(h.store.search_watermark(), total as u64);
+    let mut want_per_file = BTreeMap::new();
+    for (fac, files) in &c.facilities {
+        want_per_file.extend(common::extracted_counts(fac, files));
+    }
+    assert_eq!(common::search_counts(&h.store).await, want_per_file);
     let (mut want, mut numbers) = ([0i64; 4], 0i64);
     for files in c.facilities.values() {
         for (rel, bytes) in files {

@@ -28,6 +28,7 @@ pub async fn healthz(State(store): State<Arc<Store>>) -> Response {
         "degraded": degraded,
         "journal_seq": store.journal.last_seq(),
         "applied_seq": store.applied_watermark(),
+        "search_seq": store.search_watermark(),
     });
     (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body)).into_response()
 }

@@ -293,3 +293,38 @@ macro_rules! both_backends {
         )*
     };
 }
+
+/// Search rows per indexed file (`facility/dir/name` → rows in drugs, labs, diagnoses,
+/// encounters); files without any are left out.
+pub async fn search_counts(store: &Store) -> BTreeMap<String, [i64; 4]> {
+    use sqlx::Row;
+    let mut out: BTreeMap<String, [i64; 4]> = BTreeMap::new();
+    for (i, table) in ["drugs", "labs", "diagnoses", "encounters"].into_iter().enumerate() {
+        let q = format!(
+            "SELECT r.facility_id, r.out_rel_directory, r.file_name, COUNT(*) FROM {table} x \
+             JOIN records r ON r.id = x.record_id GROUP BY r.facility_id, r.out_rel_directory, r.file_name"
+        );
+        for r in sqlx::query(sqlx::AssertSqlSafe(q)).fetch_all(&store.db.pool).await.unwrap() {
+            let key =
+                format!("{}/{}/{}", r.get::<String, _>(0), r.get::<String, _>(1), r.get::<String, _>(2));
+            out.entry(key).or_default()[i] = r.get::<i64, _>(3);
+        }
+    }
+    out
+}
+
+/// What [`search_counts`] must be for these files of `facility` (relative path → content), from
+/// the store's own extraction.
+pub fn extracted_counts(facility: &str, files: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, [i64; 4]> {
+    let mut out = BTreeMap::new();
+    for (rel, bytes) in files {
+        let name: ssmix2::FileName = rel.rsplit('/').next().unwrap().parse().unwrap();
+        let text = ssmix2::hl7::decode_iso2022jp(bytes).unwrap();
+        let x = kizuna_store::extract::extract(&ssmix2::hl7::MessageView::parse(&text).unwrap(), &name);
+        let n = [x.drugs.len(), x.labs.len(), x.diagnoses.len(), x.encounters.len()].map(|n| n as i64);
+        if n.iter().any(|&n| n > 0) {
+            out.insert(format!("{facility}/{rel}"), n);
+        }
+    }
+    out
+}

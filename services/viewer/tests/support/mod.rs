@@ -74,6 +74,8 @@ pub async fn centre() -> Centre {
         }
         stored.insert(f.clone(), n);
     }
+    // The search rows (the time series' drugs, labs…) are written behind the answers.
+    store.search_caught_up().await;
     store.checkpoint().await.unwrap();
     drop(store);
 

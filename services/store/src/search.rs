@@ -1,0 +1,284 @@
+//! The search rows (`drugs`, `labs`, `diagnoses`, `encounters`) are derived data: each comes from
+//! one record's file in the tree, so they can always be rebuilt. They are written behind the
+//! upload's answer, by one writer task of their own, in larger transactions than a batch (the
+//! batches of a quarter second, up to 4,000 records, their rows sorted by patient so the
+//! `…_by_patient` B-tree inserts are local). Before the
+//! answer only the records rows are written, with the tree and the journal.
+//!
+//! `store_state.search_seq` is their durable watermark: every record whose `journal_seq` is at or
+//! below it has all its search rows. It advances in the same transaction as the rows it covers,
+//! and only over an unbroken run of finished journal entries (batches finish out of order). At
+//! start, [`catch_up`] rebuilds the rows of every record above it from the file in the tree,
+//! first deleting whatever rows such a record already has, so a crash at any point loses nothing
+//! and doubles nothing.
+//!
+//! Readers see a record before its search rows (the lag is one writer transaction while uploads
+//! flow); [`crate::Store::search_caught_up`] waits until everything journalled so far has them.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use sqlx::Row;
+use ssmix2::StoragePath;
+use ssmix2::hl7::MessageView;
+use tokio::sync::{mpsc, watch};
+
+use crate::db::Db;
+use crate::extract::{Extracted, extract};
+use crate::index::StoredFile;
+use crate::index_rows::insert_search_rows;
+use crate::tree::Tree;
+use crate::{FacilityId, StoreError};
+
+/// Most records whose rows one writer transaction takes (it holds SQLite's single write lock that
+/// long, so the answers of batches waiting to write their records wait that long too).
+const MAX_RECORDS_PER_TX: usize = 10_000;
+/// How long the writer gathers batches for one transaction (unless it fills first): fewer, larger
+/// transactions change each index page once for many rows, instead of once per batch.
+const GROUP_WINDOW: std::time::Duration = std::time::Duration::from_millis(1000);
+/// Records re-derived per transaction when catching up at start.
+const CATCH_UP_CHUNK: i64 = 500;
+/// Batches waiting for the writer before the next batch's answer waits for room.
+const QUEUE: usize = 64;
+
+/// What one batch hands the search writer after its records are committed: every journal entry
+/// it finished, and the new records among them with the files they index.
+pub(crate) struct Work {
+    pub seqs: Vec<u64>,
+    pub records: Vec<(i64, StoredFile)>,
+}
+
+/// The handle the store keeps: where batches send their work, and the committed watermark.
+#[derive(Clone)]
+pub(crate) struct SearchWriter {
+    queue: mpsc::Sender<Work>,
+    watermark: watch::Receiver<u64>,
+}
+
+impl SearchWriter {
+    /// Starts the writer task above `watermark` (as [`catch_up`] left it). The task ends when the
+    /// handle is dropped and the queue is drained.
+    pub fn start(db: Db, watermark: u64, on_seq: impl Fn(u64) + Send + 'static) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let (tx_w, watermark_rx) = watch::channel(watermark);
+        tokio::spawn(run(db, rx, tx_w, on_seq));
+        Self { queue, watermark: watermark_rx }
+    }
+
+    /// Queues a batch's work (waits while the queue is full: back-pressure on the uploads).
+    pub async fn send(&self, work: Work) {
+        if self.queue.send(work).await.is_err() {
+            tracing::error!("search writer has stopped; the rows are rebuilt at the next start");
+        }
+    }
+
+    /// The committed watermark.
+    pub fn watermark(&self) -> u64 {
+        *self.watermark.borrow()
+    }
+
+    /// Waits until the committed watermark reaches `seq`.
+    pub async fn wait_for(&self, seq: u64) {
+        let mut rx = self.watermark.clone();
+        let _ = rx.wait_for(|w| *w >= seq).await;
+    }
+}
+
+async fn run(db: Db, mut rx: mpsc::Receiver<Work>, tx_w: watch::Sender<u64>, on_seq: impl Fn(u64)) {
+    let mut watermark = *tx_w.borrow();
+    // Finished entries above the watermark.
+    let mut done: BTreeSet<u64> = BTreeSet::new();
+    while let Some(first) = rx.recv().await {
+        let mut works = vec![first];
+        let mut records = works[0].records.len();
+        let deadline = tokio::time::Instant::now() + GROUP_WINDOW;
+        while records < MAX_RECORDS_PER_TX {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(w)) => {
+                    records += w.records.len();
+                    works.push(w);
+                }
+                // The store is closing, or the window is over: write what there is.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let mut finished = done.clone();
+        finished.extend(works.iter().flat_map(|w| w.seqs.iter().copied()));
+        let mut next = watermark;
+        while finished.remove(&(next + 1)) {
+            next += 1;
+        }
+        let mut rows: Vec<(i64, &StoredFile)> =
+            works.iter().flat_map(|w| w.records.iter().map(|(id, s)| (*id, s))).collect();
+        rows.sort_by(|a, b| {
+            (a.1.facility.as_str(), a.1.path.name.patient.as_str(), a.0).cmp(&(
+                b.1.facility.as_str(),
+                b.1.path.name.patient.as_str(),
+                b.0,
+            ))
+        });
+        // A failure here (the database unreachable, a full disk) is retried; the uploads keep
+        // their answers meanwhile and the queue fills, which then holds them back.
+        let mut delay = std::time::Duration::from_millis(100);
+        let started = std::time::Instant::now();
+        loop {
+            match write(&db, &rows, next).await {
+                Ok(wait) => {
+                    tracing::info!(
+                        batches = works.len(),
+                        records = rows.len(),
+                        search_seq = next,
+                        ms = started.elapsed().as_millis() as u64,
+                        wait_ms = wait.as_millis() as u64,
+                        "search rows"
+                    );
+                    break;
+                }
+                Err(_) if db.pool.is_closed() => return,
+                Err(e) => {
+                    tracing::error!(%e, "writing search rows failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                }
+            }
+        }
+        done = finished;
+        watermark = next;
+        on_seq(watermark);
+        tx_w.send_replace(watermark);
+    }
+}
+
+/// One writer transaction: the rows of new records and the watermark they complete.
+/// Returns the time spent waiting for the write lock.
+async fn write(
+    db: &Db,
+    rows: &[(i64, &StoredFile)],
+    watermark: u64,
+) -> Result<std::time::Duration, StoreError> {
+    let started = std::time::Instant::now();
+    let _w = db.write_guard().await;
+    let waited = started.elapsed();
+    let mut tx = db.begin_write().await?;
+    insert_search_rows(&mut tx, db.backend, rows).await?;
+    set_search_seq(&mut tx, watermark).await?;
+    tx.commit().await?;
+    Ok(waited)
+}
+
+/// Raises the persisted search watermark (never lowers it).
+async fn set_search_seq(tx: &mut sqlx::Transaction<'static, sqlx::Any>, seq: u64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE store_state SET value = $1 WHERE key = 'search_seq' AND value < $1")
+        .bind(seq as i64)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The persisted search watermark.
+pub async fn search_seq(db: &Db) -> Result<u64, StoreError> {
+    let row =
+        sqlx::query("SELECT value FROM store_state WHERE key = 'search_seq'").fetch_one(&db.pool).await?;
+    Ok(row.try_get::<i64, _>("value")? as u64)
+}
+
+/// Rebuilds the search rows of every record above the persisted search watermark from its file
+/// in the tree, then raises the watermark to `applied` (recovery has put every entry up to it in
+/// the index). Idempotent: each chunk deletes its records' rows before inserting them, in the
+/// transaction that raises the watermark past them. Returns the new watermark.
+pub async fn catch_up(db: &Db, tree: &Arc<Tree>, applied: u64) -> Result<u64, StoreError> {
+    let mut from = search_seq(db).await?;
+    let mut rebuilt = 0usize;
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, facility_id, out_rel_directory, file_name, journal_seq FROM records \
+             WHERE journal_seq > $1 ORDER BY journal_seq LIMIT $2",
+        )
+        .bind(from as i64)
+        .bind(CATCH_UP_CHUNK)
+        .fetch_all(&db.pool)
+        .await?;
+        let Some(last) = rows.last().map(|r| r.try_get::<i64, _>("journal_seq")).transpose()? else { break };
+        let mut todo = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            let facility: String = r.try_get("facility_id")?;
+            let dir: String = r.try_get("out_rel_directory")?;
+            let name: String = r.try_get("file_name")?;
+            todo.push((id, facility, format!("{dir}/{name}")));
+        }
+        let t = tree.clone();
+        let files = tokio::task::spawn_blocking(move || -> Result<Vec<(i64, StoredFile)>, StoreError> {
+            todo.into_iter()
+                .map(|(id, facility, path)| Ok((id, stored_file_of(&t, &facility, &path)?)))
+                .collect()
+        })
+        .await
+        .map_err(|e| StoreError::Recovery(format!("search catch-up task failed: {e}")))??;
+        let _w = db.write_guard().await;
+        let mut tx = db.begin_write().await?;
+        for table in ["drugs", "labs", "diagnoses", "encounters"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE record_id IN \
+                 (SELECT id FROM records WHERE journal_seq > $1 AND journal_seq <= $2)"
+            )))
+            .bind(from as i64)
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let refs: Vec<(i64, &StoredFile)> = files.iter().map(|(id, s)| (*id, s)).collect();
+        insert_search_rows(&mut tx, db.backend, &refs).await?;
+        set_search_seq(&mut tx, last as u64).await?;
+        tx.commit().await?;
+        rebuilt += files.len();
+        from = last as u64;
+    }
+    if applied > from {
+        let _w = db.write_guard().await;
+        let mut tx = db.begin_write().await?;
+        set_search_seq(&mut tx, applied).await?;
+        tx.commit().await?;
+        from = applied;
+    }
+    if rebuilt > 0 {
+        tracing::warn!(rebuilt, search_seq = from, "search rows rebuilt after an unclean stop");
+    }
+    Ok(from)
+}
+
+/// What the search rows need about a stored file, read back from the tree (`path` relative to the
+/// facility's root). A file that no longer parses gets no search rows (it passed the checks when
+/// it was stored, so that means damage: logged).
+fn stored_file_of(tree: &Tree, facility: &str, path: &str) -> Result<StoredFile, StoreError> {
+    let fac = FacilityId::new(facility)?;
+    let sp = StoragePath::parse(path)
+        .map_err(|e| StoreError::Recovery(format!("records row {facility}/{path}: {e}")))?;
+    let file = tree.path_of(&fac, &sp);
+    let extracted = match std::fs::read(&file) {
+        Ok(bytes) => parse(&bytes, &sp).unwrap_or_else(|err| {
+            tracing::error!(file = %file.display(), %err, "stored file no longer parses; no search rows");
+            Extracted::default()
+        }),
+        Err(err) => {
+            tracing::error!(file = %file.display(), %err, "indexed file cannot be read; no search rows");
+            Extracted::default()
+        }
+    };
+    Ok(StoredFile {
+        facility: fac,
+        path: sp,
+        sha256: String::new(),
+        size: 0,
+        site: String::new(),
+        processing_type: "",
+        extracted,
+    })
+}
+
+/// The search rows' data of a file's content.
+pub(crate) fn parse(bytes: &[u8], sp: &StoragePath) -> Result<Extracted, String> {
+    let text = ssmix2::hl7::decode_iso2022jp(bytes).map_err(|e| e.to_string())?;
+    let msg = MessageView::parse(&text).map_err(|e| e.to_string())?;
+    Ok(extract(&msg, &sp.name))
+}
