@@ -98,7 +98,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Option<Stamp>)>, errors
 }
 
 /// What to do with a file after trying to process it.
-enum Outcome {
+pub(crate) enum Outcome {
     Done,
     RetryAfter(Duration),
 }
@@ -275,7 +275,7 @@ impl Intake {
 }
 
 /// How long a file waits before another try when the state folder is full.
-fn disk_retry(shared: &Shared) -> Duration {
+pub(crate) fn disk_retry(shared: &Shared) -> Duration {
     shared.cfg.rescan_interval().min(Duration::from_secs(5))
 }
 
@@ -370,36 +370,45 @@ fn check_one(shared: &Shared, scratch: &mut ssmix2::validate::Scratch, path: &Pa
         }
         Err(v) => v,
     };
+    Step::Finished(quarantine(shared, path, &rel_shown, &hex::encode(sha), violations))
+}
+
+/// Moves a refused source file into the quarantine with its reason (SS-MIX2 here, NSIPS from `nsips`).
+pub(crate) fn quarantine(
+    shared: &Shared,
+    path: &Path,
+    shown: &str,
+    sha: &str,
+    violations: Vec<Violation>,
+) -> Outcome {
     let codes: Vec<&str> = violations.iter().map(|v| v.code.as_str()).collect();
-    Step::Finished(
-        match shared.quarantine.put(path, &rel_shown, Origin::Agent, &hex::encode(sha), &violations) {
-            Ok(_) => {
-                shared.note_disk_ok();
-                let detail: Vec<String> =
-                    violations.iter().map(|v| format!("{}: {}", v.code, v.message)).collect();
-                shared.record(
-                    Level::Warn,
-                    "quarantined",
-                    &format!("{rel_shown} quarantined: {}", detail.join("; ")),
-                    json!({"file": rel_shown, "codes": codes}),
-                );
-                Outcome::Done
-            }
-            Err(e) if is_disk_full(&e) => {
-                shared.note_disk_full(&format!("{rel_shown} into the quarantine"), &e);
-                Outcome::RetryAfter(disk_retry(shared))
-            }
-            Err(e) => {
-                shared.record(
-                    Level::Error,
-                    "quarantine_failed",
-                    &format!("cannot quarantine {rel_shown}: {e}"),
-                    json!({"file": rel_shown, "codes": codes}),
-                );
-                Outcome::RetryAfter(shared.cfg.rescan_interval())
-            }
-        },
-    )
+    match shared.quarantine.put(path, shown, Origin::Agent, sha, &violations) {
+        Ok(_) => {
+            shared.note_disk_ok();
+            let detail: Vec<String> =
+                violations.iter().map(|v| format!("{}: {}", v.code, v.message)).collect();
+            shared.record(
+                Level::Warn,
+                "quarantined",
+                &format!("{shown} quarantined: {}", detail.join("; ")),
+                json!({"file": shown, "codes": codes}),
+            );
+            Outcome::Done
+        }
+        Err(e) if is_disk_full(&e) => {
+            shared.note_disk_full(&format!("{shown} into the quarantine"), &e);
+            Outcome::RetryAfter(disk_retry(shared))
+        }
+        Err(e) => {
+            shared.record(
+                Level::Error,
+                "quarantine_failed",
+                &format!("cannot quarantine {shown}: {e}"),
+                json!({"file": shown, "codes": codes}),
+            );
+            Outcome::RetryAfter(shared.cfg.rescan_interval())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -33,9 +33,8 @@ use crate::agent_log::Level;
 use crate::check::{Violation, check_file};
 use crate::durable;
 use crate::error::is_disk_full;
-use crate::intake::is_ignored;
+use crate::intake::{Outcome, disk_retry, is_ignored, quarantine};
 use crate::outbox::{Admission, Offer};
-use crate::quarantine::Origin;
 use crate::settle::{Stamp, Tracker};
 
 /// The quarantine subfolder for NSIPS sources (released back into the NSIPS folder).
@@ -121,12 +120,6 @@ impl Nsips {
         Ledger::load(&state).map_err(|e| crate::AgentError::io(&Ledger::path(&state), e))?;
         Ok(Some(Self { dir, state }))
     }
-}
-
-/// What to do with a source file after trying it.
-enum Outcome {
-    Done,
-    RetryAfter(Duration),
 }
 
 /// The NSIPS intake loop: lists the folder every tick (it is flat and small), waits until files
@@ -301,11 +294,6 @@ fn list(dir: &Path) -> std::io::Result<Vec<(String, Stamp)>> {
         }
     }
     Ok(out)
-}
-
-/// How long a file waits before another try when the state folder is full.
-fn disk_retry(shared: &Shared) -> Duration {
-    shared.cfg.rescan_interval().min(Duration::from_secs(5))
 }
 
 /// Converts one settled source file and moves its SS-MIX2 files into the outbox, or quarantines it.
@@ -483,38 +471,6 @@ fn violation_of(e: &kizuna_nsips::NsipsError) -> Violation {
         E::Io { .. } => ("nsips-read", None),
     };
     Violation { code: code.into(), field, message: e.to_string() }
-}
-
-/// Moves the source into `quarantine/nsips/<name>` with its reason, as intake does for SS-MIX2.
-fn quarantine(shared: &Shared, path: &Path, shown: &str, sha: &str, violations: Vec<Violation>) -> Outcome {
-    let codes: Vec<&str> = violations.iter().map(|v| v.code.as_str()).collect();
-    match shared.quarantine.put(path, shown, Origin::Agent, sha, &violations) {
-        Ok(_) => {
-            shared.note_disk_ok();
-            let detail: Vec<String> =
-                violations.iter().map(|v| format!("{}: {}", v.code, v.message)).collect();
-            shared.record(
-                Level::Warn,
-                "quarantined",
-                &format!("{shown} quarantined: {}", detail.join("; ")),
-                json!({"file": shown, "codes": codes}),
-            );
-            Outcome::Done
-        }
-        Err(e) if is_disk_full(&e) => {
-            shared.note_disk_full(&format!("{shown} into the quarantine"), &e);
-            Outcome::RetryAfter(disk_retry(shared))
-        }
-        Err(e) => {
-            shared.record(
-                Level::Error,
-                "quarantine_failed",
-                &format!("cannot quarantine {shown}: {e}"),
-                json!({"file": shown}),
-            );
-            Outcome::RetryAfter(shared.cfg.rescan_interval())
-        }
-    }
 }
 
 #[cfg(test)]
