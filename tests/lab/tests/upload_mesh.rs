@@ -3,9 +3,14 @@
 //! only on the centre router's address on the **upload** segment (`listen: 10.20.1.1:8440`,
 //! `bind_interface: kzv-upload`); the site's upload agent (`kizuna-agent.service`, bound to its
 //! upload VRF) ships a generated SS-MIX2 export through the mesh with the token of `kizuna site
-//! add`, and every file arrives in the centre's tree and IndexDB, none quarantined or rejected. A
-//! host on the site's **reference** LAN, which does reach the centre's reference service, cannot
-//! reach the store, and the store does not answer on the centre's underlay address.
+//! add`, and every file arrives in the centre's tree and IndexDB, none quarantined or rejected.
+//! The centre's patient linkage (`kizuna-linkage.service`) gives the uploaded patients common IDs.
+//! The sign-on (`kizuna-auth`) and the viewer (`kizuna-viewer`) listen only on the centre's
+//! **reference** address: a host on the site's reference LAN logs in with password and TOTP
+//! (OpenID Connect, as a browser would, with curl) and sees a patient's time series with every
+//! current record of the site's facility; the auditor finds that view in the audit trail, and
+//! `kizuna audit verify` passes. That host cannot reach the store; the site's upload segment (where
+//! its agent runs) cannot reach the viewer or the sign-on; neither answers on the underlay.
 
 use std::time::{Duration, Instant};
 
@@ -20,10 +25,13 @@ const SITE_IP: &str = "10.255.0.12";
 /// The centre router's address on the upload segment (site 1's first host of 10.20.0.0/16).
 const STORE_ADDR: &str = "10.20.1.1";
 const STORE_PORT: u16 = 8440;
-/// A stand-in for the viewer on the centre's reference LAN (openssl's test server):
-/// the reference LAN host's proof that it is on the mesh at all.
-const VIEWER_HOST: &str = "10.10.1.2";
-const VIEWER_PORT: u16 = 443;
+/// The centre router's address on the reference segment: the viewer and the sign-on listen there.
+const REFERENCE_ADDR: &str = "10.10.1.1";
+const VIEWER_PORT: u16 = 8460;
+const AUTH_PORT: u16 = 7470;
+/// The clinician who logs in from the site's reference LAN.
+const CLINICIAN: &str = "sato";
+const PASSWORD: &str = "correct horse battery staple";
 /// The site's upload subnet: the store admits the site's token only from there.
 const SITE_UPLOAD_NET: &str = "10.20.2.0/24";
 const STORE_YAML: &str = "/etc/kizuna/store.yaml";
@@ -35,6 +43,7 @@ fn policy() -> String {
         "mesh: upload-lab\nkeepalive_secs: 5\nsegments:\n\
          \x20 reference:\n    cidr: 10.10.0.0/16\n    port: 51801\n    security: high\n    required: true\n\
          \x20   centre_services:\n      - {{ name: viewer, proto: tcp, port: {VIEWER_PORT} }}\n\
+         \x20     - {{ name: auth, proto: tcp, port: {AUTH_PORT} }}\n\
          \x20 upload:\n    cidr: 10.20.0.0/16\n    port: 51802\n    security: high\n    required: true\n\
          \x20   centre_services:\n      - {{ name: store, proto: tcp, port: {STORE_PORT} }}\n\
          sites:\n\
@@ -71,6 +80,97 @@ fn index_query(centre: &Vm, sql: &str) -> String {
         .unwrap_or_else(|e| panic!("centre: sqlite3 {sql}: {e}"))
         .trim()
         .to_string()
+}
+
+/// Puts the sign-on and the viewer on the centre's reference address (`http_bind_interface`,
+/// `bind_interface`: the reference VRF), registers the viewer at the provider and a physician of
+/// `facility` with a password and TOTP; returns the TOTP secret.
+fn reference_services(centre: &Vm, facility: &str) -> String {
+    let viewer = format!("http://{REFERENCE_ADDR}:{VIEWER_PORT}");
+    centre
+        .run_ok(&format!(
+            "set -e; sed -i -e 's|^http_listen: .*|http_listen: {REFERENCE_ADDR}:{AUTH_PORT}|' \
+             -e 's|^http_bind_interface: .*|http_bind_interface: kzv-reference|' /etc/kizuna/auth.yaml; \
+             grep -qx 'http_bind_interface: kzv-reference' /etc/kizuna/auth.yaml; systemctl restart kizuna-auth"
+        ))
+        .expect("configuring the sign-on for the reference segment");
+    let added = centre
+        .run_ok(&format!(
+            "runuser -u kizuna -- kizuna auth client add -c /etc/kizuna/auth.yaml --id kizuna-viewer \
+             --name 'Kizuna viewer' --redirect-uri {viewer}/auth/callback --sector viewer"
+        ))
+        .expect("kizuna auth client add");
+    let secret = added
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+        .unwrap_or_else(|| panic!("no client secret in:\n{added}"));
+    centre.write_file("/etc/kizuna/viewer-client.secret", &format!("{secret}\n")).unwrap();
+    let user = centre
+        .run_ok(&format!(
+            "echo '{PASSWORD}' | runuser -u kizuna -- kizuna auth user add -c /etc/kizuna/auth.yaml \
+             --username {CLINICIAN} --name 'Dr. Sato' --facility {facility} --roles physician --password-stdin --totp"
+        ))
+        .expect("kizuna auth user add");
+    let totp = user
+        .lines()
+        .find_map(|l| l.strip_prefix("totp_secret: "))
+        .unwrap_or_else(|| panic!("no TOTP secret in:\n{user}"))
+        .to_string();
+    centre
+        .run_ok(&format!(
+            "set -e; chown kizuna:kizuna /etc/kizuna/viewer-client.secret; chmod 600 /etc/kizuna/viewer-client.secret; \
+             sed -e 's|^listen: .*|listen: {REFERENCE_ADDR}:{VIEWER_PORT}|' -e \"s|^bind_interface: .*|bind_interface: kzv-reference|\" \
+             -e 's|^public_url: .*|public_url: {viewer}|' -e 's|^secure_cookies: .*|secure_cookies: false|' \
+             -e 's|^  issuer: .*|  issuer: http://{REFERENCE_ADDR}:{AUTH_PORT}|' \
+             -e 's|^  client_secret_file: .*|  client_secret_file: /etc/kizuna/viewer-client.secret|' \
+             -e 's|^  url: .*|  url: http://127.0.0.1:7460/v1/events|' \
+             -e 's|^  spool_dir: .*|  spool_dir: /var/lib/kizuna/viewer/audit-spool|' \
+             /etc/kizuna/viewer.yaml.example > /etc/kizuna/viewer.yaml; \
+             grep -qx 'bind_interface: kzv-reference' /etc/kizuna/viewer.yaml; systemctl start kizuna-viewer"
+        ))
+        .expect("configuring and starting the viewer on the reference segment");
+    let up = centre.run_ok(&retry(
+        &format!(
+            "ss -Hltn 'sport = :{VIEWER_PORT}' | grep -q '{REFERENCE_ADDR}%kzv-reference' && \
+             ss -Hltn 'sport = :{AUTH_PORT}' | grep -q '{REFERENCE_ADDR}%kzv-reference'"
+        ),
+        60,
+    ));
+    if let Err(e) = up {
+        let log = centre
+            .run("journalctl -u kizuna-viewer -u kizuna-auth --no-pager | tail -30; ss -Hltn")
+            .map(|o| o.stdout);
+        panic!("centre: the viewer and the sign-on do not listen on the reference segment: {e}\n{log:?}");
+    }
+    assert_started_by_systemd(centre, "kizuna-auth", "kizuna", "kizuna");
+    assert_started_by_systemd(centre, "kizuna-viewer", "kizuna", "kizuna");
+    totp
+}
+
+/// Shell for the reference LAN host (`h-ref` on the site's router), acting as the clinician's
+/// browser with curl and a cookie jar: the viewer's login redirects to the provider, the login form
+/// (CSRF token), password, TOTP `code`, the redirect back to the viewer's callback, then the time
+/// series of `common_id`. Prints how many original messages the time series links.
+fn browser_session(common_id: &str, code: &str) -> String {
+    let viewer = format!("http://{REFERENCE_ADDR}:{VIEWER_PORT}");
+    let auth = format!("http://{REFERENCE_ADDR}:{AUTH_PORT}");
+    format!(
+        "set -e; J=/tmp/browser.jar; rm -f $J\n\
+         c() {{ ip netns exec h-ref curl -s --max-time 10 -c $J -b $J \"$@\"; }}\n\
+         to=$(c -o /dev/null -w '%{{redirect_url}}' {viewer}/login)\n\
+         case \"$to\" in {auth}/authorize*) ;; *) echo \"the viewer's login sent the browser to: $to\" >&2; exit 1;; esac\n\
+         csrf=$(c \"$to\" | sed -n 's/.*name=\"csrf\" value=\"\\([^\"]*\\)\".*/\\1/p' | head -1)\n\
+         [ -n \"$csrf\" ] || {{ echo 'no CSRF token on the login form' >&2; exit 1; }}\n\
+         c -o /tmp/password.html --data-urlencode csrf=$csrf --data-urlencode username={CLINICIAN} \
+           --data-urlencode 'password={PASSWORD}' {auth}/login\n\
+         grep -q 'action=\"/login/totp\"' /tmp/password.html || {{ echo 'the password was refused' >&2; exit 1; }}\n\
+         back=$(c -o /dev/null -w '%{{redirect_url}}' --data-urlencode csrf=$csrf --data-urlencode code={code} {auth}/login/totp)\n\
+         case \"$back\" in {viewer}/auth/callback*) ;; *) echo \"the provider sent the browser to: $back\" >&2; exit 1;; esac\n\
+         c -o /dev/null -w '%{{http_code}}' \"$back\" | grep -q 303\n\
+         c -o /tmp/timeline.html -w '%{{http_code}}' {viewer}/patients/{common_id} | grep -q 200\n\
+         grep -q 'Dr. Sato' /tmp/timeline.html || {{ echo 'the page does not name the clinician' >&2; exit 1; }}\n\
+         grep -o '/patients/{common_id}/records/[0-9]*' /tmp/timeline.html | sort -u | wc -l\n"
+    )
 }
 
 #[test]
@@ -218,33 +318,82 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
         "site-a sent only {sent} bytes over kzw-upload for a corpus of {corpus_bytes} bytes"
     );
 
-    // Isolation. The reference LAN host reaches the centre's reference service (so it is on the
-    // mesh), but not the store: not at its upload address, not at the centre's reference address,
-    // not at the centre's underlay address. The site's router cannot reach it over the underlay.
-    // The Debian images have no netcat: openssl's test server stands in for the viewer (its page
-    // echoes its command line, so the probe knows it reached this server).
-    centre
-        .run_ok(&format!(
-            "set -e; mkdir -p /tmp/viewer; cd /tmp/viewer; \
-             openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=viewer \
-             -keyout key.pem -out cert.pem -days 1 2>/dev/null; \
-             ip netns exec h-ref setsid openssl s_server -quiet -accept {VIEWER_PORT} -www -key key.pem -cert cert.pem \
-             </dev/null >/dev/null 2>&1 &"
-        ))
-        .expect("starting the viewer's stand-in on the centre's reference LAN");
-    site.run_ok_with_timeout(
+    // The sign-on and the viewer on the reference segment only (their documented keys), the
+    // viewer registered as a client, a physician of the site's facility with TOTP.
+    let totp_secret = reference_services(centre, &facility);
+    // The linkage unit gives the uploaded patients common IDs (it passes every 30 s).
+    let linked = centre.run_ok_with_timeout(
         &retry(
             &format!(
-                "ip netns exec h-ref curl -sk --max-time 5 https://{VIEWER_HOST}:{VIEWER_PORT}/ | grep -q -- '-accept {VIEWER_PORT}'"
+                "sqlite3 -readonly /var/lib/kizuna/store/linkage.sqlite \
+                 \"SELECT common_id, patient_id FROM links WHERE facility_id = '{facility}' ORDER BY patient_id LIMIT 1\" | grep ."
             ),
+            90,
+        ),
+        Duration::from_secs(120),
+    );
+    let linked = linked.unwrap_or_else(|e| {
+        let log = centre.run("journalctl -u kizuna-linkage --no-pager | tail -20").map(|o| o.stdout);
+        panic!("centre: the linkage did not enroll facility {facility}'s patients: {e}\n{log:?}")
+    });
+    let (common_id, patient) = linked.trim().split_once('|').expect("common_id|patient_id");
+    let current: usize = index_query(
+        centre,
+        &format!(
+            "SELECT count(*) FROM records WHERE facility_id = '{facility}' AND patient_id = '{patient}' \
+             AND condition_flag = '1'"
+        ),
+    )
+    .parse()
+    .unwrap();
+    assert!(current > 0, "patient {patient} has no current record");
+
+    // The browser on the site's reference LAN: login at the viewer, redirected to the provider,
+    // password, TOTP, back to the viewer; then the patient's time series.
+    site.run_ok_with_timeout(
+        &retry(
+            &format!("ip netns exec h-ref curl -sf --max-time 5 http://{REFERENCE_ADDR}:{VIEWER_PORT}/healthz >/dev/null"),
             60,
         ),
         Duration::from_secs(90),
     )
-    .unwrap_or_else(|e| panic!("site-a: the reference LAN host does not reach the centre's reference service: {e}"));
+    .unwrap_or_else(|e| panic!("site-a: the reference LAN host does not reach the viewer: {e}"));
+    let code = centre.run_ok(&format!("kizuna auth totp-code {totp_secret}")).unwrap().trim().to_string();
+    let shown = site
+        .run_ok_with_timeout(&browser_session(common_id, &code), Duration::from_secs(90))
+        .unwrap_or_else(|e| {
+            let log = centre
+                .run("journalctl -u kizuna-viewer -u kizuna-auth --no-pager | tail -30")
+                .map(|o| o.stdout);
+            panic!("site-a: the clinician's session on the reference LAN failed: {e}\n{log:?}")
+        });
+    assert_eq!(
+        shown.trim().parse::<usize>().unwrap(),
+        current,
+        "the time series of {common_id} (patient {patient} of {facility}): links to original messages"
+    );
+    // The auditor finds the view of that patient, and the trail verifies.
+    centre
+        .run_ok_with_timeout(
+            &retry(
+                &format!(
+                    "runuser -u kizuna -- kizuna audit search -c /etc/kizuna/audit.yaml --patient {common_id} --event-type 110110 \
+                     | grep -q {common_id}"
+                ),
+                60,
+            ),
+            Duration::from_secs(90),
+        )
+        .unwrap_or_else(|e| panic!("centre: no audit event of the clinician's view of {common_id}: {e}"));
+    let verified = centre.run("runuser -u kizuna -- kizuna audit verify -c /etc/kizuna/audit.yaml").unwrap();
+    assert!(verified.success(), "kizuna audit verify: {}{}", verified.stdout, verified.stderr);
+
+    // Isolation. The reference LAN host reached the viewer (above) but not the store: not at its
+    // upload address, not at the centre's reference address, not at the centre's underlay address.
+    // The site's router cannot reach the store over the underlay.
     for (netns, addr, why) in [
         ("h-ref", STORE_ADDR, "the store's upload address from the reference LAN"),
-        ("h-ref", "10.10.1.1", "the centre's reference address from the reference LAN"),
+        ("h-ref", REFERENCE_ADDR, "the centre's reference address from the reference LAN"),
         ("h-ref", CENTRE_IP, "the centre's underlay address from the reference LAN"),
         ("", CENTRE_IP, "the centre's underlay address from the site's router"),
     ] {
@@ -254,6 +403,19 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     // On the centre itself, the underlay address has no store either.
     let out = centre.run(&store_health("", CENTRE_IP, "")).unwrap();
     assert!(!out.success(), "centre: the store answers on its underlay address");
+    // The upload segment (the agent's VRF) reaches neither the viewer nor the sign-on, and
+    // neither answers on the underlay.
+    for port in [VIEWER_PORT, AUTH_PORT] {
+        for (args, addr, why) in [
+            ("--interface kzv-upload", REFERENCE_ADDR, "from the site's upload segment"),
+            ("--interface kzv-upload", STORE_ADDR, "at the store's address from the upload segment"),
+            ("", CENTRE_IP, "at the centre's underlay address"),
+        ] {
+            let out =
+                site.run(&format!("curl -s --max-time 5 {args} http://{addr}:{port}/ >/dev/null")).unwrap();
+            assert!(!out.success(), "site-a: port {port} answers {why}");
+        }
+    }
 
     eprintln!(
         "upload_mesh: {files} files ({corpus_bytes} bytes) stored and indexed {:.1} s after the agent started; \
