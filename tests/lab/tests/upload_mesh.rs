@@ -156,7 +156,7 @@ fn browser_session(common_id: &str, code: &str) -> String {
     let auth = format!("http://{REFERENCE_ADDR}:{AUTH_PORT}");
     format!(
         "set -e; J=/tmp/browser.jar; rm -f $J\n\
-         c() {{ ip netns exec h-ref curl -s --max-time 10 -c $J -b $J \"$@\"; }}\n\
+         c() {{ ip netns exec h-ref curl -sS --max-time 30 -c $J -b $J \"$@\"; }}\n\
          to=$(c -o /dev/null -w '%{{redirect_url}}' {viewer}/login)\n\
          case \"$to\" in {auth}/authorize*) ;; *) echo \"the viewer's login sent the browser to: $to\" >&2; exit 1;; esac\n\
          csrf=$(c \"$to\" | sed -n 's/.*name=\"csrf\" value=\"\\([^\"]*\\)\".*/\\1/p' | head -1)\n\
@@ -363,7 +363,11 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
         .run_ok_with_timeout(&browser_session(common_id, &code), Duration::from_secs(90))
         .unwrap_or_else(|e| {
             let log = centre
-                .run("journalctl -u kizuna-viewer -u kizuna-auth --no-pager | tail -30")
+                .run(&format!(
+                    "journalctl -u kizuna-viewer --no-pager | tail -15; journalctl -u kizuna-auth --no-pager | tail -8; \
+                     curl -sS --max-time 10 --interface kzv-reference -o /dev/null -w 'centre to the provider in the VRF: %{{http_code}}\\n' \
+                     http://{REFERENCE_ADDR}:{AUTH_PORT}/.well-known/openid-configuration 2>&1; nft list chain inet kizuna input 2>&1"
+                ))
                 .map(|o| o.stdout);
             panic!("site-a: the clinician's session on the reference LAN failed: {e}\n{log:?}")
         });
