@@ -1,8 +1,8 @@
 //! The search rows (`drugs`, `labs`, `diagnoses`, `encounters`) are derived data: each comes from
 //! one record's file in the tree, so they can always be rebuilt. They are written behind the
 //! upload's answer, by one writer task of their own, in larger transactions than a batch (the
-//! batches of a quarter second, up to 4,000 records, their rows sorted by patient so the
-//! `…_by_patient` B-tree inserts are local). Before the
+//! batches of up to [`GROUP_WINDOW`], at most [`MAX_RECORDS_PER_TX`] records, their rows sorted by
+//! patient so the `…_by_patient` B-tree inserts are local). Before the
 //! answer only the records rows are written, with the tree and the journal.
 //!
 //! `store_state.search_seq` is their durable watermark: every record whose `journal_seq` is at or
