@@ -1,7 +1,7 @@
 //! The search rows (`drugs`, `labs`, `diagnoses`, `encounters`) are derived data: each comes from
 //! one record's file in the tree, so they can always be rebuilt. They are written behind the
 //! upload's answer, by one writer task of their own, in larger transactions than a batch (the
-//! batches of up to [`GROUP_WINDOW`], at most [`MAX_RECORDS_PER_TX`] records, their rows sorted by
+//! batches of up to `GROUP_WINDOW`, at most `MAX_RECORDS_PER_TX` records, their rows sorted by
 //! patient so the `…_by_patient` B-tree inserts are local). Before the
 //! answer only the records rows are written, with the tree and the journal.
 //!
