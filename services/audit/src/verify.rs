@@ -20,7 +20,9 @@ pub struct VerifyOptions {
     pub database_url: String,
     pub data_dir: PathBuf,
     pub public_key: VerifyingKey,
-    /// Trusted TSA certificate(s); `None` skips time-stamp verification (reported as a finding).
+    /// Trusted TSA certificate(s). `None`: a centre without a TSA; its unstamped checkpoints are
+    /// counted (`unstamped`), and a checkpoint that carries a token is a finding (it cannot be
+    /// checked). With a TSA trusted, a checkpoint without a token is a finding.
     pub tsa_trust: Option<TsaTrust>,
     /// Check explicit RFC 9162 inclusion proofs for at most this many events (spread evenly);
     /// root recomputation covers all events regardless.
@@ -167,6 +169,8 @@ pub struct VerifyReport {
     pub consistency_proofs: u64,
     pub inclusion_proofs: u64,
     pub timestamps_verified: u64,
+    /// Checkpoints without a time stamp while no TSA is trusted (not findings).
+    pub unstamped: u64,
     /// Events after the newest checkpoint: not yet covered by a signature.
     pub uncovered_events: u64,
     pub findings: Vec<Finding>,
@@ -277,7 +281,8 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
             continue;
         }
         match (&cp.tst, &opts.tsa_trust) {
-            (None, _) => rep.findings.push(Finding::TimeStampMissing { tree_size: n }),
+            (None, None) => rep.unstamped += 1,
+            (None, Some(_)) => rep.findings.push(Finding::TimeStampMissing { tree_size: n }),
             (Some(_), None) => rep.findings.push(Finding::TimeStampInvalid {
                 tree_size: n,
                 reason: "no trusted TSA certificate configured".into(),

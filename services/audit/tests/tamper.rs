@@ -316,3 +316,49 @@ async fn a_time_stamp_from_an_untrusted_tsa_is_rejected() {
         messages(&r)
     );
 }
+
+#[tokio::test]
+async fn a_centre_without_a_tsa_verifies_and_a_trusted_tsa_makes_stamps_required() {
+    // No TSA configured (the centre image's default): unstamped checkpoints are counted, not
+    // findings, and the log verifies.
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let db_url = format!("sqlite://{}", dir.path().join("audit.sqlite").display());
+    let data_dir = dir.path().join("data");
+    let mut log = AuditLog::open(LogSettings {
+        database_url: db_url.clone(),
+        data_dir: data_dir.clone(),
+        signing_key: key.clone(),
+        tsa_url: None,
+    })
+    .await
+    .unwrap();
+    log.append(&(0..20).map(event).collect::<Vec<_>>()).await.unwrap();
+    assert!(log.checkpoint().await.unwrap().tst.is_none());
+    log.db.pool.close().await;
+    let options = |tsa_trust| VerifyOptions {
+        database_url: db_url.clone(),
+        data_dir: data_dir.clone(),
+        public_key: key.verifying_key(),
+        tsa_trust,
+        max_inclusion_proofs: 1000,
+    };
+    let r = verify(&options(None)).await.unwrap();
+    assert!(r.ok(), "{}", messages(&r));
+    assert_eq!((r.unstamped, r.timestamps_verified), (1, 0));
+    // Once a TSA is trusted, the same unstamped checkpoint is a finding.
+    let f = fixture().await;
+    let r = verify(&options(Some(TsaTrust::from_pem_file(&f.tsa_ca).unwrap()))).await.unwrap();
+    assert!(messages(&r).contains("checkpoint 20: no RFC 3161 time stamp"), "{}", messages(&r));
+    // And a stamped checkpoint cannot be passed off as checked when no TSA is trusted.
+    let stamped = verify(&VerifyOptions {
+        database_url: f.db_url.clone(),
+        data_dir: f.data_dir.clone(),
+        public_key: f.key.verifying_key(),
+        tsa_trust: None,
+        max_inclusion_proofs: 1000,
+    })
+    .await
+    .unwrap();
+    assert!(!stamped.ok(), "stamped checkpoints verified without a trusted TSA");
+}

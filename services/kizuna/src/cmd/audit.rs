@@ -135,11 +135,12 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             };
             let rep = rt.block_on(verify(&opts))?;
             println!(
-                "events: {}  disk leaves: {}  checkpoints: {}  time stamps verified: {}  consistency proofs: {}  inclusion proofs: {}  not yet checkpointed: {}",
+                "events: {}  disk leaves: {}  checkpoints: {}  time stamps verified: {}  not time-stamped (no TSA trusted): {}  consistency proofs: {}  inclusion proofs: {}  not yet checkpointed: {}",
                 rep.events,
                 rep.disk_leaves,
                 rep.checkpoints,
                 rep.timestamps_verified,
+                rep.unstamped,
                 rep.consistency_proofs,
                 rep.inclusion_proofs,
                 rep.uncovered_events
