@@ -36,21 +36,50 @@ struct Fixture {
     tsa_cert: std::path::PathBuf,
 }
 
+/// A new SQLite log under `dir` with a fresh signing key, time-stamped by `tsa_url` if given;
+/// returns it, its database URL, data folder and key.
+async fn open_log(
+    dir: &std::path::Path,
+    tsa_url: Option<String>,
+) -> (AuditLog, String, std::path::PathBuf, SigningKey) {
+    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let db_url = format!("sqlite://{}", dir.join("audit.sqlite").display());
+    let data_dir = dir.join("data");
+    let log = AuditLog::open(LogSettings {
+        database_url: db_url.clone(),
+        data_dir: data_dir.clone(),
+        signing_key: key.clone(),
+        tsa_url,
+    })
+    .await
+    .unwrap();
+    (log, db_url, data_dir, key)
+}
+
+/// Verifies the log at `db_url` / `data_dir` against `key`, trusting `tsa_trust`.
+async fn verify_log(
+    db_url: &str,
+    data_dir: &std::path::Path,
+    key: &SigningKey,
+    tsa_trust: Option<TsaTrust>,
+    max_inclusion_proofs: u64,
+) -> VerifyReport {
+    verify(&VerifyOptions {
+        database_url: db_url.to_owned(),
+        data_dir: data_dir.to_owned(),
+        public_key: key.verifying_key(),
+        tsa_trust,
+        max_inclusion_proofs,
+    })
+    .await
+    .unwrap()
+}
+
 /// A log of 50 events with checkpoints at 20 and 50, stamped by a real `openssl ts` TSA.
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let tsa = LabTsa::start(&dir.path().join("tsa")).await.unwrap();
-    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
-    let db_url = format!("sqlite://{}", dir.path().join("audit.sqlite").display());
-    let data_dir = dir.path().join("data");
-    let mut log = AuditLog::open(LogSettings {
-        database_url: db_url.clone(),
-        data_dir: data_dir.clone(),
-        signing_key: key.clone(),
-        tsa_url: Some(tsa.url.clone()),
-    })
-    .await
-    .unwrap();
+    let (mut log, db_url, data_dir, key) = open_log(dir.path(), Some(tsa.url.clone())).await;
     let first: Vec<_> = (0..20).map(event).collect();
     log.append(&first).await.unwrap();
     let cp = log.checkpoint().await.unwrap();
@@ -72,15 +101,10 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     async fn verify(&self) -> VerifyReport {
-        verify(&VerifyOptions {
-            database_url: self.db_url.clone(),
-            data_dir: self.data_dir.clone(),
-            public_key: self.key.verifying_key(),
-            tsa_trust: Some(TsaTrust::from_pem_file(&self.tsa_ca).unwrap()),
-            max_inclusion_proofs: 1000,
-        })
-        .await
-        .unwrap()
+        self.verify_with(Some(TsaTrust::from_pem_file(&self.tsa_ca).unwrap()), 1000).await
+    }
+    async fn verify_with(&self, tsa_trust: Option<TsaTrust>, max_inclusion_proofs: u64) -> VerifyReport {
+        verify_log(&self.db_url, &self.data_dir, &self.key, tsa_trust, max_inclusion_proofs).await
     }
     async fn sql(&self, sql: &str) {
         let db = kizuna_audit::db::Db::open(&self.db_url).await.unwrap();
@@ -301,15 +325,7 @@ async fn a_time_stamp_from_an_untrusted_tsa_is_rejected() {
     let f = fixture().await;
     let other = tempfile::tempdir().unwrap();
     kizuna_audit::lab_tsa::make_tsa_files(other.path()).unwrap();
-    let r = verify(&VerifyOptions {
-        database_url: f.db_url.clone(),
-        data_dir: f.data_dir.clone(),
-        public_key: f.key.verifying_key(),
-        tsa_trust: Some(TsaTrust::from_pem_file(&other.path().join("ca.crt")).unwrap()),
-        max_inclusion_proofs: 10,
-    })
-    .await
-    .unwrap();
+    let r = f.verify_with(Some(TsaTrust::from_pem_file(&other.path().join("ca.crt")).unwrap()), 10).await;
     assert!(
         r.findings.iter().any(|x| matches!(x, Finding::TimeStampInvalid { tree_size: 20, reason } if reason.contains("not a trusted TSA"))),
         "{}",
@@ -322,43 +338,19 @@ async fn a_centre_without_a_tsa_verifies_and_a_trusted_tsa_makes_stamps_required
     // No TSA configured (the centre image's default): unstamped checkpoints are counted, not
     // findings, and the log verifies.
     let dir = tempfile::tempdir().unwrap();
-    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
-    let db_url = format!("sqlite://{}", dir.path().join("audit.sqlite").display());
-    let data_dir = dir.path().join("data");
-    let mut log = AuditLog::open(LogSettings {
-        database_url: db_url.clone(),
-        data_dir: data_dir.clone(),
-        signing_key: key.clone(),
-        tsa_url: None,
-    })
-    .await
-    .unwrap();
+    let (mut log, db_url, data_dir, key) = open_log(dir.path(), None).await;
     log.append(&(0..20).map(event).collect::<Vec<_>>()).await.unwrap();
     assert!(log.checkpoint().await.unwrap().tst.is_none());
     log.db.pool.close().await;
-    let options = |tsa_trust| VerifyOptions {
-        database_url: db_url.clone(),
-        data_dir: data_dir.clone(),
-        public_key: key.verifying_key(),
-        tsa_trust,
-        max_inclusion_proofs: 1000,
-    };
-    let r = verify(&options(None)).await.unwrap();
+    let r = verify_log(&db_url, &data_dir, &key, None, 1000).await;
     assert!(r.ok(), "{}", messages(&r));
     assert_eq!((r.unstamped, r.timestamps_verified), (1, 0));
     // Once a TSA is trusted, the same unstamped checkpoint is a finding.
     let f = fixture().await;
-    let r = verify(&options(Some(TsaTrust::from_pem_file(&f.tsa_ca).unwrap()))).await.unwrap();
+    let r =
+        verify_log(&db_url, &data_dir, &key, Some(TsaTrust::from_pem_file(&f.tsa_ca).unwrap()), 1000).await;
     assert!(messages(&r).contains("checkpoint 20: no RFC 3161 time stamp"), "{}", messages(&r));
     // And a stamped checkpoint cannot be passed off as checked when no TSA is trusted.
-    let stamped = verify(&VerifyOptions {
-        database_url: f.db_url.clone(),
-        data_dir: f.data_dir.clone(),
-        public_key: f.key.verifying_key(),
-        tsa_trust: None,
-        max_inclusion_proofs: 1000,
-    })
-    .await
-    .unwrap();
+    let stamped = f.verify_with(None, 1000).await;
     assert!(!stamped.ok(), "stamped checkpoints verified without a trusted TSA");
 }
