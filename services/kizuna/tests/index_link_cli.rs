@@ -80,6 +80,22 @@ async fn links(index_url: &str) -> BTreeMap<RecordKey, CommonId> {
     out
 }
 
+/// A one-month synthetic corpus (January 2024) of `facilities` facilities and `patients` people in
+/// `corpus`, not fsynced.
+fn generate(corpus: &Path, seed: u64, facilities: u32, patients: u32) -> synth::GenSummary {
+    let spec = synth::GenConfig {
+        sync: false,
+        ..synth::GenConfig::new(
+            seed,
+            facilities,
+            patients,
+            synth::CivilDate::new(2024, 1, 1).unwrap(),
+            synth::CivilDate::new(2024, 1, 31).unwrap(),
+        )
+    };
+    synth::generate(&spec, corpus, &|_| {}).unwrap()
+}
+
 fn files_in(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |d| d.count())
 }
@@ -88,17 +104,7 @@ fn files_in(dir: &Path) -> usize {
 async fn link_enrolls_new_stored_patients_once_and_links_people_across_facilities() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");
-    let spec = synth::GenConfig {
-        sync: false,
-        ..synth::GenConfig::new(
-            20261126,
-            3,
-            240,
-            synth::CivilDate::new(2024, 1, 1).unwrap(),
-            synth::CivilDate::new(2024, 1, 31).unwrap(),
-        )
-    };
-    let summary = synth::generate(&spec, &corpus, &|_| {}).unwrap();
+    let summary = generate(&corpus, 20261126, 3, 240);
     let ids: Vec<String> = summary.facilities.iter().map(|f| f.id.clone()).collect();
     let truth = read_ground_truth(&corpus.join("ground-truth.csv")).unwrap();
 
@@ -180,17 +186,7 @@ async fn link_enrolls_new_stored_patients_once_and_links_people_across_facilitie
 async fn follow_enrolls_uploads_as_they_arrive_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus");
-    let spec = synth::GenConfig {
-        sync: false,
-        ..synth::GenConfig::new(
-            3,
-            2,
-            12,
-            synth::CivilDate::new(2024, 1, 1).unwrap(),
-            synth::CivilDate::new(2024, 1, 31).unwrap(),
-        )
-    };
-    let summary = synth::generate(&spec, &corpus, &|_| {}).unwrap();
+    let summary = generate(&corpus, 3, 2, 12);
     let data = dir.path().join("centre");
     let store =
         Store::open(kizuna_store::Config { data_dir: data.clone(), ..Default::default() }).await.unwrap();
