@@ -205,17 +205,33 @@ pub async fn record_tally(
 
 /// Raises the persisted applied watermark (never lowers it).
 pub async fn set_applied(tx: &mut Transaction<'static, Any>, seq: u64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE store_state SET value = $1 WHERE key = 'applied_seq' AND value < $1")
+    raise_watermark(tx, "applied_seq", seq).await
+}
+
+/// The persisted applied watermark.
+pub async fn applied(db: &Db) -> Result<u64, StoreError> {
+    watermark(db, "applied_seq").await
+}
+
+/// Raises the journal watermark `key` of `store_state` (`applied_seq`, `search_seq`) to `seq`;
+/// never lowers it.
+pub(crate) async fn raise_watermark(
+    tx: &mut Transaction<'static, Any>,
+    key: &str,
+    seq: u64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE store_state SET value = $1 WHERE key = $2 AND value < $1")
         .bind(seq as i64)
+        .bind(key)
         .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
-/// The persisted applied watermark.
-pub async fn applied(db: &Db) -> Result<u64, StoreError> {
+/// The persisted journal watermark `key` of `store_state`.
+pub(crate) async fn watermark(db: &Db, key: &str) -> Result<u64, StoreError> {
     let row =
-        sqlx::query("SELECT value FROM store_state WHERE key = 'applied_seq'").fetch_one(&db.pool).await?;
+        sqlx::query("SELECT value FROM store_state WHERE key = $1").bind(key).fetch_one(&db.pool).await?;
     Ok(row.try_get::<i64, _>("value")? as u64)
 }
 

@@ -168,18 +168,12 @@ async fn write(
 
 /// Raises the persisted search watermark (never lowers it).
 async fn set_search_seq(tx: &mut sqlx::Transaction<'static, sqlx::Any>, seq: u64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE store_state SET value = $1 WHERE key = 'search_seq' AND value < $1")
-        .bind(seq as i64)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    crate::index::raise_watermark(tx, "search_seq", seq).await
 }
 
 /// The persisted search watermark.
 pub async fn search_seq(db: &Db) -> Result<u64, StoreError> {
-    let row =
-        sqlx::query("SELECT value FROM store_state WHERE key = 'search_seq'").fetch_one(&db.pool).await?;
-    Ok(row.try_get::<i64, _>("value")? as u64)
+    crate::index::watermark(db, "search_seq").await
 }
 
 /// Rebuilds the search rows of every record above the persisted search watermark from its file
