@@ -274,8 +274,30 @@ impl Intake {
     }
 }
 
+/// What to do after `moved` could not be moved into `into` (`file` names the source in the log):
+/// a full disk is noted and retried soon, any other error logged and retried at the next rescan.
+pub(crate) fn move_failed(
+    shared: &Shared,
+    moved: &str,
+    into: &str,
+    file: &str,
+    e: &std::io::Error,
+) -> Outcome {
+    if is_disk_full(e) {
+        shared.note_disk_full(&format!("{moved} into {into}"), e);
+        return Outcome::RetryAfter(disk_retry(shared));
+    }
+    shared.record(
+        Level::Error,
+        "outbox_failed",
+        &format!("cannot move {moved} into {into}: {e}"),
+        json!({"file": file}),
+    );
+    Outcome::RetryAfter(shared.cfg.rescan_interval())
+}
+
 /// How long a file waits before another try when the state folder is full.
-pub(crate) fn disk_retry(shared: &Shared) -> Duration {
+fn disk_retry(shared: &Shared) -> Duration {
     shared.cfg.rescan_interval().min(Duration::from_secs(5))
 }
 
@@ -305,19 +327,7 @@ fn process_chunk(shared: &Shared, chunk: Vec<PathBuf>) -> Vec<(PathBuf, Outcome)
             }
             Ok(Admission::AlreadyQueued) => Outcome::Done,
             Ok(Admission::Busy) => Outcome::RetryAfter(shared.cfg.rescan_interval()),
-            Err(e) if is_disk_full(&e) => {
-                shared.note_disk_full(&format!("{rel_shown} into the outbox"), &e);
-                Outcome::RetryAfter(disk_retry(shared))
-            }
-            Err(e) => {
-                shared.record(
-                    Level::Error,
-                    "outbox_failed",
-                    &format!("cannot move {rel_shown} into the outbox: {e}"),
-                    json!({"file": rel_shown}),
-                );
-                Outcome::RetryAfter(shared.cfg.rescan_interval())
-            }
+            Err(e) => move_failed(shared, &rel_shown, "the outbox", &rel_shown, &e),
         };
         out.push((p, o));
     }

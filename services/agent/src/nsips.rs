@@ -32,8 +32,7 @@ use crate::agent::Shared;
 use crate::agent_log::Level;
 use crate::check::{Violation, check_file};
 use crate::durable;
-use crate::error::is_disk_full;
-use crate::intake::{Outcome, disk_retry, is_ignored, quarantine};
+use crate::intake::{Outcome, is_ignored, move_failed, quarantine};
 use crate::outbox::{Admission, Offer};
 use crate::settle::{Stamp, Tracker};
 
@@ -445,17 +444,7 @@ fn clear(paths: &[impl AsRef<Path>]) {
 }
 
 fn io_failure(shared: &Shared, shown: &str, what: &str, e: &std::io::Error) -> Outcome {
-    if is_disk_full(e) {
-        shared.note_disk_full(&format!("the SS-MIX2 files of {shown} into {what}"), e);
-        return Outcome::RetryAfter(disk_retry(shared));
-    }
-    shared.record(
-        Level::Error,
-        "outbox_failed",
-        &format!("cannot move the SS-MIX2 files of {shown} into {what}: {e}"),
-        json!({"file": shown}),
-    );
-    Outcome::RetryAfter(shared.cfg.rescan_interval())
+    move_failed(shared, &format!("the SS-MIX2 files of {shown}"), what, shown, e)
 }
 
 /// The quarantine reason for an NSIPS error; its message names the file, line and field.
