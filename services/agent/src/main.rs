@@ -23,6 +23,11 @@ enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
+        /// Bind upload sockets to this network device, overriding the config's `bind_interface`
+        /// (netd passes the upload segment's device when it hosts the agent). The device must
+        /// exist at start.
+        #[arg(long, value_name = "DEV")]
+        bind_interface: Option<String>,
     },
     /// Print the state folder's status (outbox depth, quarantine, last upload, daily logs sent) as JSON.
     Status {
@@ -57,7 +62,7 @@ fn real_main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&status)?);
             Ok(())
         }
-        Some(Command::Run { config }) => {
+        Some(Command::Run { config, bind_interface }) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
@@ -65,7 +70,12 @@ fn real_main() -> anyhow::Result<()> {
                 )
                 .with_writer(std::io::stderr)
                 .init();
-            let cfg = Config::load(&config)?;
+            let mut cfg = Config::load(&config)?;
+            if let Some(dev) = bind_interface {
+                check_device(&dev)?;
+                tracing::info!(device = %dev, "bind_interface from --bind-interface");
+                cfg.bind_interface = Some(dev);
+            }
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(async {
                 let agent = Agent::new(cfg)?;
@@ -74,6 +84,17 @@ fn real_main() -> anyhow::Result<()> {
             })
         }
     }
+}
+
+/// A device given on the command line must exist now: netd passes one only once it exists, so a
+/// missing one is an error to report at once rather than a stream of failed uploads.
+fn check_device(dev: &str) -> anyhow::Result<()> {
+    if dev.is_empty() {
+        anyhow::bail!("--bind-interface: empty device name");
+    }
+    nix::net::if_::if_nametoindex(dev)
+        .map(|_| ())
+        .with_context(|| format!("--bind-interface {dev}: no such network device"))
 }
 
 /// Completes on SIGINT or SIGTERM.
