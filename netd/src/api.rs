@@ -14,6 +14,7 @@ use axum::routing::get;
 use serde::Serialize;
 use tokio::sync::RwLock;
 
+use crate::agent_host::AgentStatus;
 use crate::diff::Snapshot;
 use crate::plan::{DesiredState, Mode};
 
@@ -67,6 +68,8 @@ pub struct Status {
     pub views_rejected_total: u64,
     /// Last problem reaching or believing the registry; None while it answers.
     pub registry_error: Option<String>,
+    /// The hosted upload agent (site file `agent:`); None when netd hosts none.
+    pub agent: Option<AgentStatus>,
 }
 
 fn unix(t: SystemTime) -> Option<u64> {
@@ -155,6 +158,9 @@ pub fn render_text(st: &Status) -> String {
             );
         }
     }
+    if let Some(a) = &st.agent {
+        let _ = writeln!(out, "agent: {}", a.describe());
+    }
     if st.drift.is_empty() {
         let _ = writeln!(out, "drift: none");
     } else {
@@ -178,6 +184,14 @@ pub fn render_metrics(st: &Status) -> String {
     counter("netd_kernel_changes_total", "Kernel changes applied.", st.kernel_changes_total);
     counter("netd_policy_rejected_total", "Policy loads rejected as invalid.", st.policy_rejected_total);
     counter("netd_views_rejected_total", "Registry views refused.", st.views_rejected_total);
+    if let Some(a) = &st.agent {
+        counter("netd_agent_restarts_total", "Starts of the hosted agent after an exit.", a.restarts_total);
+        let _ = writeln!(
+            o,
+            "# HELP netd_agent_up Whether the hosted agent runs.\n# TYPE netd_agent_up gauge\nnetd_agent_up {}",
+            u8::from(a.is_running())
+        );
+    }
     if let Some(v) = st.view_version {
         let _ = writeln!(
             o,

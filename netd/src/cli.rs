@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::agent_host::{AgentState, AgentStatus};
 use crate::api::{self, Status};
 use crate::error::Error;
 use crate::kernel::Kernel;
@@ -87,6 +88,11 @@ pub async fn load(config: &Path, kernel: &Kernel) -> Result<Loaded, Error> {
     let mode = kernel.resolve_mode(cfg.mode).await;
     let mut desired =
         plan::plan(&pol, &cfg.site, mode, cfg.api_listen).map_err(|e| Error::UnknownSite { site: e.0 })?;
+    if let Some(a) = &cfg.agent {
+        let segments: Vec<_> = desired.segments.iter().map(|s| &s.name).collect();
+        a.check(&segments, &cfg.site)
+            .map_err(|reason| Error::SiteConfig { path: config.to_path_buf(), reason })?;
+    }
     if !desired.firewall.is_empty() {
         desired.firewall.admit_underlay = cfg.admit_underlay.iter().map(|s| (s.proto, s.port)).collect();
     }
@@ -187,13 +193,52 @@ pub async fn observe_status(k: &Kernel, l: &Loaded, base: Status) -> Result<Stat
     })
 }
 
+/// The hosted agent as the running daemon reports it (`GET /status` on `api_listen`): only
+/// `netd run` knows its process.
+async fn daemon_agent_status(cfg: &SiteConfig, agent: &crate::site::AgentConfig) -> AgentStatus {
+    let mut addr = cfg.api_listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/status");
+    let asked = async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .no_proxy()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let body: serde_json::Value = client
+            .get(&url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        serde_json::from_value::<Option<AgentStatus>>(body["agent"].clone())
+            .map_err(|e| format!("its agent status: {e}"))?
+            .ok_or_else(|| "it hosts no agent (started before the agent: section was added?)".to_string())
+    };
+    asked.await.unwrap_or_else(|reason| {
+        AgentStatus::new(
+            agent,
+            AgentState::Unknown { reason: format!("netd run not reachable at {url}: {reason}") },
+        )
+    })
+}
+
 /// `netd status [--json]`.
 pub fn status(config: &Path, json: bool) -> u8 {
     runtime().block_on(async {
         let res = async {
             let k = connect(config).await?;
             let l = load(config, &k).await?;
-            observe_status(&k, &l, Status::default()).await
+            let mut st = observe_status(&k, &l, Status::default()).await?;
+            if let Some(a) = &l.config.agent {
+                st.agent = Some(daemon_agent_status(&l.config, a).await);
+            }
+            Ok::<_, Error>(st)
         }
         .await;
         match res {

@@ -8,6 +8,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
+use crate::agent_host::{self, AgentHost};
 use crate::api::{self, SharedStatus};
 use crate::cli;
 use crate::error::{Error, Result};
@@ -17,7 +18,16 @@ use crate::site::SiteConfig;
 
 /// One pass. `scope`: full on the timer (and at startup: the timer's first tick is immediate),
 /// delta on a policy change or SIGHUP (only what the change touches is observed and verified).
-async fn pass(config: &std::path::Path, k: &Kernel, status: &SharedStatus, scope: reconcile::Scope) {
+///
+/// Returns whether the pass succeeded and, when the site file hosts an agent and the plan was
+/// made, the device of the agent's segment.
+async fn pass(
+    config: &std::path::Path,
+    k: &Kernel,
+    status: &SharedStatus,
+    scope: reconcile::Scope,
+) -> (bool, Option<String>) {
+    let mut device = None;
     let start = Instant::now();
     let base = status.read().await.clone();
     let mut st = base.clone();
@@ -34,6 +44,7 @@ async fn pass(config: &std::path::Path, k: &Kernel, status: &SharedStatus, scope
             st.last_error = Some(e.to_string());
         }
         Ok(l) => {
+            device = l.config.agent.as_ref().and_then(|a| agent_host::segment_device(&l.desired, &a.segment));
             match reconcile::apply_scoped(k, &l.ctx, &l.desired, scope).await {
                 Ok(o) => {
                     st.kernel_changes_total += o.applied as u64;
@@ -66,7 +77,23 @@ async fn pass(config: &std::path::Path, k: &Kernel, status: &SharedStatus, scope
     // The registry watcher updates these meanwhile; keep its values.
     st.views_rejected_total = shared.views_rejected_total;
     st.registry_error = shared.registry_error.clone();
+    // The agent's supervisor publishes its own state.
+    st.agent = shared.agent.clone();
+    let ok = st.last_pass_ok == Some(true);
     *shared = st;
+    (ok, device)
+}
+
+/// What the hosted agent should do after a pass: run once a pass has succeeded and the
+/// segment's device exists.
+fn agent_target(ever_ok: bool, device: Option<&str>, segment: &str) -> agent_host::Target {
+    use agent_host::Target;
+    match device {
+        _ if !ever_ok => Target::Wait { reason: "no successful reconcile pass yet".into() },
+        None => Target::Wait { reason: format!("segment {segment} is not in this site's plan") },
+        Some(d) if agent_host::device_exists(d) => Target::Run { device: d.to_string() },
+        Some(d) => Target::Wait { reason: format!("segment device {d} missing") },
+    }
 }
 
 /// Sleeps until UNIX time `at` (never returns for `None`), reading the clock when first polled.
@@ -89,6 +116,18 @@ pub async fn run(config: PathBuf) -> Result<()> {
         .await
         .map_err(|source| Error::Io { path: PathBuf::from(cfg.api_listen.to_string()), source })?;
     tracing::info!(site = %cfg.site, api = %cfg.api_listen, "netd running");
+    // The hosted agent: its command and user are checked before anything starts.
+    let host = match &cfg.agent {
+        Some(a) => {
+            let run_as =
+                a.check_host().map_err(|reason| Error::SiteConfig { path: config.clone(), reason })?;
+            let shared = status.clone();
+            let host = AgentHost::start(a.clone(), run_as, move |s| shared.blocking_write().agent = Some(s))
+                .map_err(|source| Error::Io { path: "agent-host thread".into(), source })?;
+            Some((host, a.segment.to_string()))
+        }
+        None => None,
+    };
     let app = api::router(status.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -129,6 +168,9 @@ pub async fn run(config: PathBuf) -> Result<()> {
     // When the last pass started: a key switch after it still needs a pass, even one that came
     // while that pass ran.
     let mut last_pass = crate::registry::enrollment::unix_now_f64();
+    // Whether any pass succeeded, and the agent segment's device in the last plan made.
+    let mut ever_ok = false;
+    let mut agent_device: Option<String> = None;
     loop {
         // A rotated key in the stored view: a pass at its switch time, when every router switches.
         let switch = match crate::registry::enrollment::next_key_switch(&cfg, last_pass) {
@@ -155,10 +197,20 @@ pub async fn run(config: PathBuf) -> Result<()> {
                 tracing::info!("SIGHUP: reloading");
                 reconcile::Scope::Delta
             }
-            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+            _ = tokio::signal::ctrl_c() => break,
         };
         last_pass = crate::registry::enrollment::unix_now_f64();
-        pass(&config, &k, &status, scope).await;
+        let (ok, device) = pass(&config, &k, &status, scope).await;
+        if let Some((host, segment)) = &host {
+            ever_ok |= ok;
+            agent_device = device.or(agent_device);
+            host.set(agent_target(ever_ok, agent_device.as_deref(), segment));
+        }
     }
+    // Stop the agent before netd exits (SIGTERM, then SIGKILL after stop_timeout_secs).
+    if let Some((host, _)) = host {
+        let _ = tokio::task::spawn_blocking(move || host.stop()).await;
+    }
+    Ok(())
 }

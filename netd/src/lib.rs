@@ -6,6 +6,7 @@
 //! state), [`kernel`] (one module per kernel object, each observing and applying),
 //! [`reconcile`] (diff, apply, verify, rollback) and [`api`] (status and metrics).
 
+pub mod agent_host;
 pub mod api;
 pub mod cli;
 pub mod daemon;

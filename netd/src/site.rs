@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::policy::SiteName;
+use crate::policy::{SegmentName, SiteName};
 
 /// How segments are separated in the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +61,101 @@ pub struct SiteConfig {
     /// tunnels and the API, and packets from segment devices never match these.
     #[serde(default)]
     pub admit_underlay: Vec<LocalService>,
+    /// The upload agent `netd run` hosts inside a segment (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentConfig>,
+}
+
+/// `agent:`: a process `netd run` starts inside a segment once that segment's device exists,
+/// supervises and reports (`src/agent_host.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The agent binary.
+    #[serde(default = "default_agent_command")]
+    pub command: PathBuf,
+    /// Passed as `--config`.
+    #[serde(default = "default_agent_config")]
+    pub config: PathBuf,
+    /// The segment whose device the agent binds to (`--bind-interface`).
+    #[serde(default = "default_agent_segment")]
+    pub segment: SegmentName,
+    /// Run as this user and its primary group; empty: as netd.
+    #[serde(default = "default_agent_user")]
+    pub user: String,
+    /// Backoff after an exit, doubling up to `restart_max_secs`.
+    #[serde(default = "default_restart_min")]
+    pub restart_min_secs: u64,
+    /// Longest backoff; an agent that ran this long starts again from `restart_min_secs`.
+    #[serde(default = "default_restart_max")]
+    pub restart_max_secs: u64,
+    /// SIGTERM, then SIGKILL after this many seconds.
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout_secs: u64,
+}
+
+/// The identity the agent runs as (`agent.user`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl AgentConfig {
+    /// Checks that need no policy: the backoff and timeout values. Each reason names its key.
+    fn check_static(&self) -> Result<(), String> {
+        if self.restart_min_secs == 0 {
+            return Err("agent.restart_min_secs: must be at least 1".into());
+        }
+        if self.restart_max_secs < self.restart_min_secs {
+            return Err(format!(
+                "agent.restart_max_secs: {} is less than agent.restart_min_secs {}",
+                self.restart_max_secs, self.restart_min_secs
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks against this machine and the site's segments (`segments`: those the plan gives
+    /// this site): the command is an executable file, the user exists, the segment is one of
+    /// the site's. Returns the identity to run as (`None`: as netd). Each reason names its key.
+    pub fn check(&self, segments: &[&SegmentName], site: &SiteName) -> Result<Option<RunAs>, String> {
+        if !segments.contains(&&self.segment) {
+            return Err(format!(
+                "agent.segment: site {site} is not in segment {} in the policy (its segments: {})",
+                self.segment,
+                segments.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        self.check_host()
+    }
+
+    /// The checks that need no policy: values, the command, the user (`netd run` refuses to
+    /// start without them). Returns the identity to run as.
+    pub fn check_host(&self) -> Result<Option<RunAs>, String> {
+        use std::os::unix::fs::PermissionsExt;
+        self.check_static()?;
+        match std::fs::metadata(&self.command) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}
+            Ok(_) => {
+                return Err(format!("agent.command: {} is not an executable file", self.command.display()));
+            }
+            Err(e) => return Err(format!("agent.command: {}: {e}", self.command.display())),
+        }
+        self.run_as()
+    }
+
+    /// The uid and primary gid of `user`, looked up now (getpwnam); `None` for `''`.
+    pub fn run_as(&self) -> Result<Option<RunAs>, String> {
+        if self.user.is_empty() {
+            return Ok(None);
+        }
+        match nix::unistd::User::from_name(&self.user) {
+            Ok(Some(u)) => Ok(Some(RunAs { uid: u.uid.as_raw(), gid: u.gid.as_raw() })),
+            Ok(None) => Err(format!("agent.user: no user {:?} on this system", self.user)),
+            Err(e) => Err(format!("agent.user: looking up {:?}: {e}", self.user)),
+        }
+    }
 }
 
 /// A port on the router itself (`{proto: tcp, port: 9443}`).
@@ -95,6 +190,27 @@ fn default_interval() -> u64 {
 fn default_rotation_days() -> u32 {
     90
 }
+fn default_agent_command() -> PathBuf {
+    "/usr/local/bin/kizuna-agent".into()
+}
+fn default_agent_config() -> PathBuf {
+    "/etc/kizuna/agent.yaml".into()
+}
+fn default_agent_segment() -> SegmentName {
+    "upload".parse().expect("literal")
+}
+fn default_agent_user() -> String {
+    "kizuna".into()
+}
+fn default_restart_min() -> u64 {
+    1
+}
+fn default_restart_max() -> u64 {
+    60
+}
+fn default_stop_timeout() -> u64 {
+    30
+}
 
 /// The default site file, as `netd --print-default-config` prints it.
 pub const DEFAULT_CONFIG: &str = "\
@@ -121,6 +237,18 @@ key_rotation_days: 90
 # Services on this router that the underlay may reach (none by default), e.g. on a centre:
 # admit_underlay: [{ proto: tcp, port: 9443 }, { proto: tcp, port: 22 }]
 admit_underlay: []
+# The upload agent netd hosts (absent: none). `netd run` starts it once a pass succeeded and the
+# segment's device exists (kzv-SEGMENT in vrf mode, kzw-SEGMENT in table mode), as
+# `COMMAND run --config CONFIG --bind-interface DEVICE`, restarts it after any exit and stops it
+# (SIGTERM, then SIGKILL) before netd exits.
+# agent:
+#   command: /usr/local/bin/kizuna-agent   # the agent binary (must be executable)
+#   config: /etc/kizuna/agent.yaml         # passed as --config
+#   segment: upload                        # a segment this site is in
+#   user: kizuna                           # run as this user and its primary group ('' = as netd)
+#   restart_min_secs: 1                    # backoff after an exit, doubling ...
+#   restart_max_secs: 60                   # ... up to this; reset after it ran restart_max_secs
+#   stop_timeout_secs: 30                  # SIGTERM, then SIGKILL after this
 ";
 
 impl SiteConfig {
@@ -134,6 +262,13 @@ impl SiteConfig {
             && let Some(dir) = path.parent()
         {
             cfg.policy = dir.join(&cfg.policy);
+        }
+        if let (Some(a), Some(dir)) = (cfg.agent.as_mut(), path.parent()) {
+            a.command = dir.join(&a.command);
+            a.config = dir.join(&a.config);
+        }
+        if let Some(a) = &cfg.agent {
+            a.check_static().map_err(|reason| Error::SiteConfig { path: path.to_path_buf(), reason })?;
         }
         Ok(cfg)
     }
