@@ -110,23 +110,25 @@ async fn until_unix(at: Option<u64>) {
 
 pub async fn run(config: PathBuf) -> Result<()> {
     let cfg = SiteConfig::load(&config)?;
+    // The hosted agent's command and user are checked before anything starts.
+    let run_as = match &cfg.agent {
+        Some(a) => Some(a.check_host().map_err(|reason| Error::SiteConfig { path: config.clone(), reason })?),
+        None => None,
+    };
     let k = Kernel::connect(cfg.wireguard).await?;
     let status: SharedStatus = Default::default();
     let listener = tokio::net::TcpListener::bind(cfg.api_listen)
         .await
         .map_err(|source| Error::Io { path: PathBuf::from(cfg.api_listen.to_string()), source })?;
     tracing::info!(site = %cfg.site, api = %cfg.api_listen, "netd running");
-    // The hosted agent: its command and user are checked before anything starts.
-    let host = match &cfg.agent {
-        Some(a) => {
-            let run_as =
-                a.check_host().map_err(|reason| Error::SiteConfig { path: config.clone(), reason })?;
+    let host = match (&cfg.agent, run_as) {
+        (Some(a), Some(run_as)) => {
             let shared = status.clone();
             let host = AgentHost::start(a.clone(), run_as, move |s| shared.blocking_write().agent = Some(s))
                 .map_err(|source| Error::Io { path: "agent-host thread".into(), source })?;
             Some((host, a.segment.to_string()))
         }
-        None => None,
+        _ => None,
     };
     let app = api::router(status.clone());
     tokio::spawn(async move {
