@@ -351,3 +351,89 @@ fn admitted_underlay_services_are_reachable_from_the_underlay_only() {
         "port still open after admit_underlay was removed"
     );
 }
+
+/// `netd run` hosts an agent (site file `agent:`): a script standing in for kizuna-agent that
+/// connects to the centre's store port through the device netd gives it (`--bind-interface`,
+/// here table mode's `kzw-upload`), as the agent's upload sockets do (SO_BINDTODEVICE). netd
+/// reports it running in `netd status --json` and `/metrics`, and stops it on SIGTERM.
+#[test]
+fn netd_run_hosts_the_agent_in_the_upload_segment_and_reports_it() {
+    if !mesh::require_root() {
+        return;
+    }
+    let m = Mesh::new("g", 2);
+    m.write_policy("");
+    let (c, site) = (&m.sites[0], &m.sites[1]);
+    let (code, out) = m.apply(c);
+    assert_eq!(code, 0, "{out}");
+    m.listen(c.host("upload"), 8080);
+
+    // The stand-in runs as `nobody`: its folder must be open to it.
+    let adir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(adir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (log, probe) = (adir.path().join("runs.log"), adir.path().join("connected"));
+    let script = adir.path().join("fake-agent");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$$ $(id -u) $*\" >> {log}\n\
+             until [ \"$(curl -s -o /dev/null -m 2 --interface \"$5\" -w '%{{time_connect}}' http://{store}:8080/)\" != 0.000000 ]; do sleep 0.5; done\n\
+             echo \"$5\" > {probe}\nexec sleep 1000\n",
+            log = log.display(),
+            probe = probe.display(),
+            store = host_ip("upload", 1),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let site_file = site.config();
+    let text = std::fs::read_to_string(&site_file).unwrap();
+    std::fs::write(
+        &site_file,
+        format!(
+            "{text}agent:\n  command: {}\n  config: /etc/kizuna/agent.yaml\n  segment: upload\n  user: nobody\n  stop_timeout_secs: 5\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+
+    let mut daemon = m
+        .netd(site, &["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = || -> Option<serde_json::Value> {
+        let out = mesh::run(&mut m.netd(site, &["status", "--json"]));
+        serde_json::from_slice(&out.stdout).ok()
+    };
+    let mut st = serde_json::Value::Null;
+    wait_for("the agent running", 60, || {
+        st = status().unwrap_or_default();
+        st["agent"]["state"] == "running"
+    });
+    assert_eq!(st["agent"]["device"], "kzw-upload", "{st}");
+    assert_eq!(st["agent"]["user"], "nobody", "{st}");
+    let pid = st["agent"]["pid"].as_u64().unwrap();
+    let runs = std::fs::read_to_string(&log).unwrap();
+    let nobody = mesh::ok(std::process::Command::new("id").args(["-u", "nobody"]));
+    assert_eq!(
+        runs.trim(),
+        format!("{pid} {} run --config /etc/kizuna/agent.yaml --bind-interface kzw-upload", nobody.trim())
+    );
+    // Its traffic, bound to the device netd named, reaches the centre's store port.
+    wait_for("the hosted process reaching the centre store through kzw-upload", 30, || probe.exists());
+    let text = mesh::ok(&mut m.netd(site, &["status"]));
+    assert!(text.contains(&format!("agent: running pid {pid}")), "{text}");
+    let metrics = http_get(&m, site, "/metrics").unwrap_or_default();
+    assert!(
+        metrics.contains("netd_agent_up 1") && metrics.contains("netd_agent_restarts_total 0"),
+        "{metrics}"
+    );
+
+    // SIGTERM to netd stops the agent first.
+    let _ = mesh::run(std::process::Command::new("kill").arg(daemon.id().to_string()));
+    assert!(daemon.wait().unwrap().success());
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "agent {pid} outlived netd");
+}

@@ -216,6 +216,13 @@ pub fn plan(
             st.routes.push(RouteSpec { table, dst: subnet, target: RouteTarget::Dev(lan.to_string()) });
             st.rules.push(RuleSpec { priority: RULE_PRIORITY, iif: lan.to_string(), table });
             st.rules.push(RuleSpec { priority: RULE_PRIORITY, iif: wg.clone(), table });
+            // The router's address as a /32 on the WireGuard device too: a socket the router
+            // itself binds to that device (the hosted upload agent) gets it as its source. With
+            // no address there the kernel takes the first global address of another device
+            // (the underlay's), which the peers' allowed IPs drop. (A VRF needs none: its
+            // source comes from the LAN enslaved to it.)
+            let own = addressing::router_address(subnet).addr();
+            st.addresses.push(AddressSpec { iface: wg.clone(), net: Ipv4Net::from(own) });
         }
         let mut peers = Vec::new();
         for peer_site in policy.policy().sites.iter().filter(|s| members.contains(&s.name) && &s.name != site)

@@ -75,7 +75,13 @@ fn table_mode_selects_segment_tables_by_rule_and_says_so() {
         }));
         // A miss in the segment table must not fall through to another segment's routes.
         assert!(st.routes.iter().any(|r| r.table == s.table && r.target == RouteTarget::Unreachable));
+        // The router's own address as a /32 on the WireGuard device: the source of sockets
+        // bound to it (the hosted agent).
+        let own = crate::plan::addressing::router_address(s.subnet).addr();
+        assert!(st.addresses.iter().any(|a| a.iface == s.wireguard && a.net == Ipv4Net::from(own)));
     }
+    let vrf = plan(&p, &synthetic::site_name(3), Mode::Vrf, api()).unwrap();
+    assert!(vrf.addresses.iter().all(|a| !a.iface.starts_with("kzw-")));
 }
 
 #[test]
