@@ -271,8 +271,8 @@ impl<P: Fn(AgentStatus)> Supervisor<P> {
         let device = match &self.target {
             Target::Wait { reason } => {
                 let reason = reason.clone();
-                // A pending restart stays visible as such until the agent may start again.
-                if self.next_start.is_none() {
+                // A pending restart stays visible as such until its time.
+                if self.next_start.is_none_or(|t| Instant::now() >= t) {
                     self.set_state(AgentState::Waiting { reason });
                 }
                 return;

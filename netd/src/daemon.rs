@@ -14,7 +14,7 @@ use crate::cli;
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
 use crate::reconcile;
-use crate::site::SiteConfig;
+use crate::site::{AgentConfig, SiteConfig};
 
 /// One pass. `scope`: full on the timer (and at startup: the timer's first tick is immediate),
 /// delta on a policy change or SIGHUP (only what the change touches is observed and verified).
@@ -84,15 +84,21 @@ async fn pass(
     (ok, device)
 }
 
-/// What the hosted agent should do after a pass: run once a pass has succeeded and the
-/// segment's device exists.
-fn agent_target(ever_ok: bool, device: Option<&str>, segment: &str) -> agent_host::Target {
+/// What the hosted agent should do after a pass: run once a pass has succeeded, the
+/// segment's device exists and so does the agent's config (as the agent's own unit had
+/// `ConditionPathExists`: an appliance ships the `agent:` section before the operator writes it).
+fn agent_target(ever_ok: bool, device: Option<&str>, agent: &AgentConfig) -> agent_host::Target {
     use agent_host::Target;
     match device {
         _ if !ever_ok => Target::Wait { reason: "no successful reconcile pass yet".into() },
-        None => Target::Wait { reason: format!("segment {segment} is not in this site's plan") },
-        Some(d) if agent_host::device_exists(d) => Target::Run { device: d.to_string() },
-        Some(d) => Target::Wait { reason: format!("segment device {d} missing") },
+        None => Target::Wait { reason: format!("segment {} is not in this site's plan", agent.segment) },
+        Some(d) if !agent_host::device_exists(d) => {
+            Target::Wait { reason: format!("segment device {d} missing") }
+        }
+        Some(_) if !agent.config.exists() => {
+            Target::Wait { reason: format!("agent.config {} missing", agent.config.display()) }
+        }
+        Some(d) => Target::Run { device: d.to_string() },
     }
 }
 
@@ -126,7 +132,7 @@ pub async fn run(config: PathBuf) -> Result<()> {
             let shared = status.clone();
             let host = AgentHost::start(a.clone(), run_as, move |s| shared.blocking_write().agent = Some(s))
                 .map_err(|source| Error::Io { path: "agent-host thread".into(), source })?;
-            Some((host, a.segment.to_string()))
+            Some((host, a.clone()))
         }
         _ => None,
     };
@@ -204,10 +210,10 @@ pub async fn run(config: PathBuf) -> Result<()> {
         };
         last_pass = crate::registry::enrollment::unix_now_f64();
         let (ok, device) = pass(&config, &k, &status, scope).await;
-        if let Some((host, segment)) = &host {
+        if let Some((host, agent)) = &host {
             ever_ok |= ok;
             agent_device = device.or(agent_device);
-            host.set(agent_target(ever_ok, agent_device.as_deref(), segment));
+            host.set(agent_target(ever_ok, agent_device.as_deref(), agent));
         }
     }
     // Stop the agent before netd exits (SIGTERM, then SIGKILL after stop_timeout_secs).

@@ -387,13 +387,15 @@ fn netd_run_hosts_the_agent_in_the_upload_segment_and_reports_it() {
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent_config = adir.path().join("agent.yaml");
     let site_file = site.config();
     let text = std::fs::read_to_string(&site_file).unwrap();
     std::fs::write(
         &site_file,
         format!(
-            "{text}agent:\n  command: {}\n  config: /etc/kizuna/agent.yaml\n  segment: upload\n  user: nobody\n  stop_timeout_secs: 5\n",
-            script.display()
+            "{text}agent:\n  command: {}\n  config: {}\n  segment: upload\n  user: nobody\n  stop_timeout_secs: 5\n",
+            script.display(),
+            agent_config.display()
         ),
     )
     .unwrap();
@@ -409,6 +411,14 @@ fn netd_run_hosts_the_agent_in_the_upload_segment_and_reports_it() {
         serde_json::from_slice(&out.stdout).ok()
     };
     let mut st = serde_json::Value::Null;
+    // Until the operator writes the agent's config, it waits, after a successful pass.
+    wait_for("the agent waiting for its config", 60, || {
+        st = status().unwrap_or_default();
+        st["agent"]["state"] == "waiting"
+            && st["agent"]["reason"].as_str().is_some_and(|r| r.contains("agent.yaml missing"))
+    });
+    assert!(!log.exists(), "started without its config");
+    std::fs::write(&agent_config, "# read by the agent only\n").unwrap();
     wait_for("the agent running", 60, || {
         st = status().unwrap_or_default();
         st["agent"]["state"] == "running"
@@ -420,13 +430,22 @@ fn netd_run_hosts_the_agent_in_the_upload_segment_and_reports_it() {
     let nobody = mesh::ok(std::process::Command::new("id").args(["-u", "nobody"]));
     assert_eq!(
         runs.trim(),
-        format!("{pid} {} run --config /etc/kizuna/agent.yaml --bind-interface kzw-upload", nobody.trim())
+        format!(
+            "{pid} {} run --config {} --bind-interface kzw-upload",
+            nobody.trim(),
+            agent_config.display()
+        )
     );
     // Its traffic, bound to the device netd named, reaches the centre's store port.
     wait_for("the hosted process reaching the centre store through kzw-upload", 30, || probe.exists());
     let text = mesh::ok(&mut m.netd(site, &["status"]));
     assert!(text.contains(&format!("agent: running pid {pid}")), "{text}");
-    let metrics = http_get(&m, site, "/metrics").unwrap_or_default();
+    // The API may be busy with a pass; a miss is retried.
+    let mut metrics = String::new();
+    wait_for("/metrics", 30, || {
+        metrics = http_get(&m, site, "/metrics").unwrap_or_default();
+        !metrics.is_empty()
+    });
     assert!(
         metrics.contains("netd_agent_up 1") && metrics.contains("netd_agent_restarts_total 0"),
         "{metrics}"
@@ -436,4 +455,8 @@ fn netd_run_hosts_the_agent_in_the_upload_segment_and_reports_it() {
     let _ = mesh::run(std::process::Command::new("kill").arg(daemon.id().to_string()));
     assert!(daemon.wait().unwrap().success());
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "agent {pid} outlived netd");
+    // Without the daemon, `netd status` says it cannot tell.
+    let st = status().unwrap();
+    assert_eq!(st["agent"]["state"], "unknown", "{st}");
+    assert!(st["agent"]["reason"].as_str().unwrap().contains("netd run not reachable"), "{st}");
 }
