@@ -301,5 +301,21 @@ mod tests {
         assert_eq!(cfg.mode, ModeChoice::Auto);
         assert_eq!(cfg.reconcile_interval_secs, 30);
         assert_eq!(cfg.key_rotation_days, default_rotation_days());
+        assert_eq!(cfg.agent, None);
+    }
+
+    #[test]
+    fn the_commented_agent_section_holds_the_defaults() {
+        let text: String = DEFAULT_CONFIG
+            .lines()
+            .map(|l| if l == "# agent:" || l.starts_with("#   ") { &l[2..] } else { l })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let cfg: SiteConfig = serde_norway::from_str(&text).unwrap();
+        let a = cfg.agent.expect("agent section");
+        let defaults: AgentConfig = serde_norway::from_str("{}").unwrap();
+        assert_eq!(a, defaults);
+        assert_eq!(a.segment.as_str(), "upload");
+        assert_eq!((a.restart_min_secs, a.restart_max_secs, a.stop_timeout_secs), (1, 60, 30));
     }
 }
