@@ -327,6 +327,9 @@ impl<P: Fn(AgentStatus)> Supervisor<P> {
                 // After std's setuid, which clears the parent-death signal: SIGKILL when this
                 // supervisor thread (and so netd) is gone, even after SIGKILL to netd.
                 nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+                // The agent's files: group-readable at most, as its own unit had (UMask=0027),
+                // whatever netd's umask (0077 under its unit).
+                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o027));
                 // netd died between fork and prctl: nobody would send the signal.
                 if nix::unistd::getppid() != parent {
                     return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));

@@ -18,7 +18,7 @@ fn fake_agent(dir: &Path, ignore_term: bool) -> PathBuf {
     let log = dir.join("runs.log");
     std::fs::write(
         &p,
-        format!("#!/bin/sh\n{trap}echo \"$$ $(id -u) $*\" >> {}\nexec sleep 1000\n", log.display()),
+        format!("#!/bin/sh\n{trap}echo \"$$ $(id -u) $(umask) $*\" >> {}\nexec sleep 1000\n", log.display()),
     )
     .unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -146,7 +146,8 @@ fn waits_starts_on_the_device_restarts_with_doubling_backoff_and_stops_the_agent
     let first = &runs(dir.path())[0];
     assert_eq!(first[0], p1.to_string());
     assert_eq!(first[1], expected_uid.to_string(), "not running as {user:?}");
-    assert_eq!(first[2..], ["run", "--config", "/etc/kizuna/agent.yaml", "--bind-interface", "lo"]);
+    assert_eq!(first[2], "0027", "umask");
+    assert_eq!(first[3..], ["run", "--config", "/etc/kizuna/agent.yaml", "--bind-interface", "lo"]);
     if is_root() {
         // Primary group only: no supplementary groups of root left over.
         let status = std::fs::read_to_string(format!("/proc/{p1}/status")).unwrap();
@@ -163,13 +164,14 @@ fn waits_starts_on_the_device_restarts_with_doubling_backoff_and_stops_the_agent
     let gap1 = back - died;
     assert!(gap1 >= Duration::from_millis(900) && gap1 < Duration::from_millis(1900), "{gap1:?}");
     assert_eq!(h.last().restarts_total, 1);
+    h.wait("the second run logged", 5, |_| runs(dir.path()).len() == 2);
     kill9(p2);
     let (_, died) = h.wait("restarting", 5, |s| matches!(s.state, AgentState::Restarting { .. }));
     let (p3, back) = h.running_pid("restart 2");
     let gap2 = back - died;
-    assert!(gap2 >= Duration::from_millis(1900) && gap2 < Duration::from_millis(2900), "{gap2:?}");
+    assert!(gap2 >= Duration::from_millis(1900) && gap2 < Duration::from_millis(3900), "{gap2:?}");
     assert_eq!(h.last().restarts_total, 2);
-    assert_eq!(runs(dir.path()).len(), 3);
+    h.wait("the third run logged", 5, |_| runs(dir.path()).len() == 3);
 
     // Shutdown: SIGTERM ends it, reaped, no process left.
     let seen = h.seen.clone();
