@@ -59,47 +59,127 @@ pub struct CorpusUpload<'a> {
     /// `kizuna ssmix2 gen` seed and patients (one facility).
     pub seed: u64,
     pub patients: u32,
+    /// Patients (the last ones, by ID) left out of the first drop and staged on the site for the
+    /// test to drop later ([`drop_held_back`]).
+    pub held_back: usize,
+    /// Known-bad files (`kizuna ssmix2 gen --bad`), staged on the site ([`drop_bad_file`]).
+    pub bad: u32,
     /// The centre's store config, for `kizuna site add`.
     pub store_yaml: &'a str,
     /// Where the site may upload from (`kizuna site add --allow`).
     pub allow: &'a str,
     /// The agent's `store_url`.
     pub store_url: &'a str,
-    /// More agent config lines (e.g. `bind_interface: kzv-upload\n`).
+    /// More agent config lines (e.g. `batch_max_files: 10\n`).
     pub agent_extra: &'a str,
+    /// netd hosts the agent (the site file's `agent:` section, [`SITE_AGENT`]): it starts once its
+    /// config exists. Otherwise the test starts the image's (disabled) `kizuna-agent.service`.
+    pub hosted_by_netd: bool,
 }
 
-/// What [`upload_generated_corpus`] shipped.
+/// The `agent:` section of a site appliance's /etc/netd/site.yaml (provisioning/README.md):
+/// netd hosts the upload agent in the upload segment.
+pub const SITE_AGENT: &str = "agent:\n  command: /usr/local/bin/kizuna-agent\n  config: /etc/kizuna/agent.yaml\n  \
+                              segment: upload\n  user: kizuna\n";
+
+/// Asserts that the upload agent runs as a child of netd (its unit's main process), as user
+/// kizuna, and that `netd status --json` reports it running on `device`.
+pub fn assert_hosted_by_netd(site: &Vm, device: &str) {
+    let script = retry(
+        "pid=$(pgrep -x kizuna-agent | head -1); [ -n \"$pid\" ] && \
+         echo \"$(ps -o ppid= -p $pid | tr -d ' ') $(ps -o user= -p $pid) $(systemctl show -p MainPID --value netd)\" > /tmp/hosted",
+        30,
+    );
+    site.run_ok_with_timeout(&script, Duration::from_secs(60)).unwrap_or_else(|e| {
+        panic!("{}: no kizuna-agent process: {e}\n{}", site.name(), netd_diagnosis(site))
+    });
+    let seen = site.run_ok("cat /tmp/hosted").unwrap();
+    let f: Vec<&str> = seen.split_whitespace().collect();
+    assert_eq!(f.len(), 3, "{}: agent's ppid, user, netd's pid: {seen}", site.name());
+    assert_eq!(
+        (f[0], f[1]),
+        (f[2], "kizuna"),
+        "{}: the agent's parent and user (parent must be netd)",
+        site.name()
+    );
+    let status = site.run_ok("netd status --json").unwrap();
+    let compact: String = status.split_whitespace().collect();
+    assert!(
+        compact.contains("\"state\":\"running\"") && compact.contains(&format!("\"device\":\"{device}\"")),
+        "{}: netd status --json does not report the agent running on {device}:\n{status}",
+        site.name()
+    );
+}
+
+/// What [`upload_generated_corpus`] shipped, and what it staged on the site for later.
 pub struct Uploaded {
     pub facility: String,
-    /// `sha256sum` lines of the corpus, sorted by path.
+    /// `sha256sum` lines of the first drop, sorted by path.
     pub corpus_sums: String,
+    /// Files in the first drop.
     pub files: usize,
     /// From the agent's start until every file was in the centre's tree.
     pub took: Duration,
+    /// The held-back patients' folders (`PID3/PID3/PID`, relative to the facility's folder).
+    pub held_back: Vec<String>,
+    /// The staged known-bad files: path relative to the facility's folder, and the code it raises.
+    pub bad: Vec<(String, String)>,
 }
 
+/// Where the centre keeps the whole generated corpus, and the site the parts held back.
+const CORPUS: &str = "/tmp/corpus";
+const LATER: &str = "/tmp/later";
+const EXPORT: &str = "/srv/kizuna/export";
+
 /// The upload path as a site runs it: a corpus made on the centre by `kizuna ssmix2 gen` (the
-/// site image has no `kizuna`), a site token from `kizuna site add`, the agent's config and
-/// `systemctl start kizuna-agent`, the export dropped into /srv/kizuna/export. Asserts that the
-/// agent runs under systemd and that the centre's tree then holds the corpus byte for byte.
+/// site image has no `kizuna`), a site token from `kizuna site add`, the agent's config (which
+/// netd, hosting the agent, waits for; or `systemctl start kizuna-agent`), the export dropped into
+/// /srv/kizuna/export (all but the held-back patients). Asserts how the agent runs and that the
+/// centre's tree then holds the first drop byte for byte.
 pub fn upload_generated_corpus(centre: &Vm, site: &Vm, u: &CorpusUpload) -> Uploaded {
     let started = Instant::now();
     let facility = centre
         .run_ok(&format!(
-            "set -e; cd /tmp; kizuna ssmix2 gen --out /tmp/corpus --seed {} --facilities 1 --patients {} >/dev/null; \
-             ls /tmp/corpus | grep -E '^[0-9]+$'",
-            u.seed, u.patients
+            "set -e; cd /tmp; kizuna ssmix2 gen --out {CORPUS} --seed {} --facilities 1 --patients {} --bad {} >/dev/null; \
+             ls {CORPUS} | grep -E '^[0-9]+$'",
+            u.seed, u.patients, u.bad
         ))
         .expect("kizuna ssmix2 gen on the centre")
         .trim()
         .to_string();
-    let corpus_sums = centre
-        .run_ok(&format!("cd /tmp/corpus/{facility} && find . -type f | LC_ALL=C sort | xargs sha256sum"))
+    let patients = centre
+        .run_ok(&format!(
+            "cd {CORPUS}/{facility} && find . -mindepth 3 -maxdepth 3 -type d | cut -c3- | LC_ALL=C sort"
+        ))
         .unwrap();
+    let patients: Vec<&str> = patients.lines().collect();
+    assert!(patients.len() > u.held_back, "the corpus has only {} patients", patients.len());
+    let held_back: Vec<String> =
+        patients[patients.len() - u.held_back..].iter().map(|p| p.to_string()).collect();
+    // The first drop: the corpus without the held-back patients, in /tmp/first.
+    let mut split =
+        format!("set -e; rm -rf /tmp/first; mkdir /tmp/first; cp -a {CORPUS}/{facility} /tmp/first/\n");
+    for p in &held_back {
+        split.push_str(&format!("rm -r /tmp/first/{facility}/{p}\n"));
+    }
+    centre.run_ok(&split).expect("splitting the corpus");
+    let corpus_sums = sums_under(centre, &format!("/tmp/first/{facility}"));
     let files = corpus_sums.lines().count();
     assert!(files >= 10, "the generated corpus has only {files} files");
-    let tarball = centre.run_ok(&format!("tar -C /tmp/corpus -cz {facility} | base64 -w0")).unwrap();
+    let bad: Vec<(String, String)> = centre
+        .run_ok(&format!("tail -n +2 {CORPUS}/bad-files.csv 2>/dev/null | cut -d, -f1,2 || true"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(','))
+        .map(|(p, c)| (p.strip_prefix("bad/").unwrap_or(p).to_string(), c.to_string()))
+        .collect();
+    let tarball = centre
+        .run_ok(&format!(
+            "cd /tmp && tar -cz first/{facility} $(cd {CORPUS} && ls -d bad 2>/dev/null | sed 's|^|corpus/|') \
+             $(for p in {}; do echo corpus/{facility}/$p; done) | base64 -w0",
+            held_back.join(" ")
+        ))
+        .unwrap();
     let added = centre
         .run_ok(&format!(
             "runuser -u kizuna -- kizuna site add -c {} {} --facility {facility} --allow {} 2>/dev/null",
@@ -117,7 +197,7 @@ pub fn upload_generated_corpus(centre: &Vm, site: &Vm, u: &CorpusUpload) -> Uplo
     site.write_file(
         "/etc/kizuna/agent.yaml",
         &format!(
-            "export_dir: /srv/kizuna/export\nstate_dir: /var/lib/kizuna/agent\nstore_url: {}\n\
+            "export_dir: {EXPORT}\nstate_dir: /var/lib/kizuna/agent\nstore_url: {}\n\
              facility: \"{facility}\"\ntoken_file: /etc/kizuna/agent.token\nnho_tables_dir: /usr/share/kizuna/nho-tables\n\
              rescan_interval_secs: 5\nsettle_ms: 500\n{}",
             u.store_url, u.agent_extra
@@ -125,34 +205,91 @@ pub fn upload_generated_corpus(centre: &Vm, site: &Vm, u: &CorpusUpload) -> Uplo
     )
     .unwrap();
     site.write_file("/tmp/export.tgz.b64", &tarball).unwrap();
-    site.run_ok(
+    // Unpacked in /tmp/stage (the held-back parts move to /tmp/later), owned by the agent's user.
+    let start = if u.hosted_by_netd { "" } else { "systemctl start kizuna-agent;" };
+    site.run_ok(&format!(
         "set -e; chown kizuna:kizuna /etc/kizuna/agent.token; chmod 600 /etc/kizuna/agent.token; \
-         systemctl start kizuna-agent; base64 -d /tmp/export.tgz.b64 | tar -C /tmp -xz; \
-         chown -R kizuna:kizuna /tmp/[0-9]*; mv /tmp/[0-9]* /srv/kizuna/export/",
-    )
+         {start} rm -rf /tmp/stage {LATER}; mkdir -p /tmp/stage; \
+         base64 -d /tmp/export.tgz.b64 | tar -C /tmp/stage -xz; chown -R kizuna:kizuna /tmp/stage; \
+         if [ -d /tmp/stage/corpus ]; then mv /tmp/stage/corpus {LATER}; fi; mv /tmp/stage/first/{facility} {EXPORT}/",
+    ))
     .expect("starting the agent and dropping the export");
-    assert_started_by_systemd(site, "kizuna-agent", "kizuna-agent", "kizuna");
+    if u.hosted_by_netd {
+        assert_hosted_by_netd(site, "kzv-upload");
+    } else {
+        assert_started_by_systemd(site, "kizuna-agent", "kizuna-agent", "kizuna");
+    }
+    wait_for_tree(centre, site, &facility, files, Duration::from_secs(150));
+    let took = started.elapsed();
+    let tree_sums = sums_under(centre, &format!("/var/lib/kizuna/store/tree/{facility}"));
+    assert_eq!(tree_sums, corpus_sums, "the store's tree differs from the site's export");
+    Uploaded { facility, corpus_sums, files, took, held_back, bad }
+}
+
+/// `sha256sum` lines of every file under `dir`, sorted by path (`./…`).
+pub fn sums_under(vm: &Vm, dir: &str) -> String {
+    vm.run_ok(&format!("cd {dir} && find . -type f | LC_ALL=C sort | xargs -r sha256sum"))
+        .unwrap_or_else(|e| panic!("{}: sha256sum under {dir}: {e}", vm.name()))
+}
+
+/// The whole generated corpus's sums on the centre (first drop and every held-back patient).
+pub fn full_corpus_sums(centre: &Vm, facility: &str) -> String {
+    sums_under(centre, &format!("{CORPUS}/{facility}"))
+}
+
+/// Files in the centre's tree of `facility`.
+pub fn tree_files(centre: &Vm, facility: &str) -> usize {
+    centre
+        .run_ok(&format!("find /var/lib/kizuna/store/tree/{facility} -type f 2>/dev/null | wc -l"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits until the centre's tree of `facility` holds at least `files` files; panics with the
+/// agent's log otherwise.
+pub fn wait_for_tree(centre: &Vm, site: &Vm, facility: &str, files: usize, timeout: Duration) {
+    let secs = timeout.as_secs().saturating_sub(20).max(10) as u32;
     let stored = centre.run_ok_with_timeout(
         &retry(
             &format!("test \"$(find /var/lib/kizuna/store/tree/{facility} -type f 2>/dev/null | wc -l)\" -ge {files}"),
-            120,
+            secs,
         ),
-        Duration::from_secs(150),
+        timeout,
     );
     if let Err(e) = stored {
-        let diag = site.run(
-            "journalctl -u kizuna-agent --no-pager | tail -30; find /srv/kizuna/export /var/lib/kizuna/agent | head -30",
-        );
+        let diag = site.run(&format!(
+            "journalctl -u kizuna-agent --no-pager | tail -30; find {EXPORT} /var/lib/kizuna/agent | head -30"
+        ));
         panic!("the store did not receive the site's {files} files: {e}\n{diag:?}");
     }
-    let took = started.elapsed();
-    let tree_sums = centre
-        .run_ok(&format!(
-            "cd /var/lib/kizuna/store/tree/{facility} && find . -type f | LC_ALL=C sort | xargs sha256sum"
-        ))
-        .unwrap();
-    assert_eq!(tree_sums, corpus_sums, "the store's tree differs from the site's export");
-    Uploaded { facility, corpus_sums, files, took }
+}
+
+/// Moves held-back patient folders (as listed in [`Uploaded::held_back`]) into the site's export
+/// folder, as the EHR's next export would; returns how many files they hold.
+pub fn drop_held_back(site: &Vm, facility: &str, patients: &[String]) -> usize {
+    let mut script = String::from("set -e\n");
+    for p in patients {
+        // Copied into place (the folder may exist: the agent may have left it empty).
+        script.push_str(&format!(
+            "find {LATER}/{facility}/{p} -type f | wc -l\nrunuser -u kizuna -- mkdir -p {EXPORT}/{facility}/{p}\n\
+             cp -a {LATER}/{facility}/{p}/. {EXPORT}/{facility}/{p}/\nrm -r {LATER}/{facility}/{p}\n"
+        ));
+    }
+    let counts =
+        site.run_ok(&script).unwrap_or_else(|e| panic!("{}: dropping {patients:?}: {e}", site.name()));
+    counts.lines().map(|l| l.trim().parse::<usize>().unwrap()).sum()
+}
+
+/// Copies staged known-bad file `path` (relative to the facility's folder) into the site's export.
+pub fn drop_bad_file(site: &Vm, facility: &str, path: &str) {
+    let parent = path.rsplit_once('/').map_or("", |(d, _)| d);
+    site.run_ok(&format!(
+        "set -e; runuser -u kizuna -- mkdir -p {EXPORT}/{facility}/{parent}; \
+         install -o kizuna -g kizuna -m 0644 {LATER}/bad/{path} {EXPORT}/{facility}/{path}"
+    ))
+    .unwrap_or_else(|e| panic!("{}: dropping the bad file {path}: {e}", site.name()));
 }
 
 /// The centre and site images (built, or found in images/build's cache). Fails first, saying why,

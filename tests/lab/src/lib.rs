@@ -15,6 +15,8 @@ mod channel;
 pub mod deploy;
 mod error;
 pub mod probe;
+pub mod screenshot;
+pub mod smtp;
 mod underlay;
 mod vm;
 
@@ -117,6 +119,12 @@ impl Lab {
     /// The underlay namespace's name.
     pub fn netns(&self) -> &str {
         self.underlay.netns()
+    }
+
+    /// Gives the underlay bridge address `cidr`: the host's own foot on the underlay, for servers the
+    /// test runs inside the namespace (e.g. [`smtp::SmtpSink`]). Nothing routes it further.
+    pub fn add_underlay_address(&self, cidr: &str) -> Result<()> {
+        self.underlay.add_bridge_address(cidr)
     }
 
     /// Cuts (`connected == false`) or restores a guest's underlay link.

@@ -39,6 +39,11 @@ impl Underlay {
         self.ip(&["link", "set", tap, "up"])
     }
 
+    /// Adds `cidr` to the bridge (inside the namespace only).
+    pub fn add_bridge_address(&self, cidr: &str) -> Result<()> {
+        self.ip(&["addr", "add", cidr, "dev", "br0"])
+    }
+
     /// Takes a guest's tap off the bridge (`up == false`) or puts it back: a cut underlay link.
     pub fn set_tap_up(&self, tap: &str, up: bool) -> Result<()> {
         self.ip(&["link", "set", tap, if up { "up" } else { "down" }])

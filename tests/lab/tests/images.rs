@@ -179,12 +179,15 @@ fn centre_and_site_images_boot_their_services_and_enroll() {
         ["no", "no"],
         "viewer and backup wait for their config"
     );
-    // The site's agent waits for /etc/kizuna/agent.yaml; netd (both images) for enrollment.
-    let site_waiting = site.run_ok("systemctl show -p ConditionResult --value kizuna-agent netd").unwrap();
+    // netd (both images) waits for enrollment; on the site it will host the agent, whose own unit
+    // ships disabled (started by hand below, before enrollment).
+    let site_waiting = site.run_ok("systemctl show -p ConditionResult --value netd").unwrap();
+    assert_eq!(site_waiting.trim(), "no", "netd waits for its site file");
+    let agent_unit = site.run("systemctl is-enabled kizuna-agent").unwrap();
     assert_eq!(
-        site_waiting.split_whitespace().collect::<Vec<_>>(),
-        ["no", "no"],
-        "agent and netd wait for config"
+        agent_unit.stdout.trim(),
+        "disabled",
+        "the site's kizuna-agent.service (netd hosts the agent)"
     );
 
     // The site reaches the centre over the underlay: the store's upload API and the registry (TLS).
@@ -223,10 +226,14 @@ fn centre_and_site_images_boot_their_services_and_enroll() {
         &CorpusUpload {
             seed: 7,
             patients: 2,
+            held_back: 0,
+            bad: 0,
             store_yaml: "/etc/kizuna/store.yaml",
             allow: &allow,
             store_url: &store_url,
             agent_extra: "",
+            // Before enrollment, over the underlay: the image's own (disabled) agent unit.
+            hosted_by_netd: false,
         },
     );
     eprintln!(

@@ -15,13 +15,20 @@
 use std::time::{Duration, Instant};
 
 use kizuna_lab::deploy::{
-    CorpusUpload, Uploaded, assert_started_by_systemd, centre_and_site_images, netd_diagnosis, provision,
-    retry, system_state, upload_generated_corpus,
+    CorpusUpload, SITE_AGENT, Uploaded, assert_started_by_systemd, centre_and_site_images, drop_bad_file,
+    drop_held_back, full_corpus_sums, netd_diagnosis, provision, retry, system_state, tree_files,
+    upload_generated_corpus, wait_for_tree,
 };
+use kizuna_lab::screenshot;
+use kizuna_lab::smtp::SmtpSink;
 use kizuna_lab::{Lab, Vm, VmSpec, lab_available};
 
 const CENTRE_IP: &str = "10.255.0.11";
 const SITE_IP: &str = "10.255.0.12";
+/// The backup centre: the centre image, outside the mesh, reached from the centre over the
+/// underlay (in a prefecture: the line between the two data centres).
+const BACKUP_IP: &str = "10.255.0.13";
+const REPLICA_PORT: u16 = 8450;
 /// The centre router's address on the upload segment (site 1's first host of 10.20.0.0/16).
 const STORE_ADDR: &str = "10.20.1.1";
 const STORE_PORT: u16 = 8440;
@@ -35,6 +42,14 @@ const PASSWORD: &str = "correct horse battery staple";
 /// The site's upload subnet: the store admits the site's token only from there.
 const SITE_UPLOAD_NET: &str = "10.20.2.0/24";
 const STORE_YAML: &str = "/etc/kizuna/store.yaml";
+/// The test's SMTP server, on the host's foot on the underlay (inside the lab's namespace).
+const SMTP_ADDR: &str = "10.255.0.250";
+const SMTP_PORT: u16 = 2525;
+const ALERT_TO: &str = "ops@kizuna.test";
+/// Patients held back from the first drop: the first `CUT_PATIENTS` are exported while site-a's
+/// underlay is cut, the rest while the store is killed.
+const HELD_BACK: usize = 7;
+const CUT_PATIENTS: usize = 2;
 
 /// Centre (site 1) and hospital site-a (site 2). The reference LANs are veths to a LAN host
 /// (namespace `h-ref`); the upload LANs are dummies (the store and the agent run on the routers).
@@ -147,16 +162,18 @@ fn reference_services(centre: &Vm, facility: &str) -> String {
     totp
 }
 
-/// Shell for the reference LAN host (`h-ref` on the site's router), acting as the clinician's
-/// browser with curl and a cookie jar: the viewer's login redirects to the provider, the login form
-/// (CSRF token), password, TOTP `code`, the redirect back to the viewer's callback, then the time
-/// series of `common_id`. Prints how many original messages the time series links.
-fn browser_session(common_id: &str, code: &str) -> String {
+/// The shell function `c`: curl in the reference LAN host (`h-ref` on the site's router), the
+/// clinician's browser, with a cookie jar that lasts across the steps.
+const BROWSER: &str = "set -ex; J=/tmp/browser.jar\n\
+     c() { ip netns exec h-ref curl -sS --max-time 90 -c $J -b $J \"$@\"; }\n";
+
+/// The browser's first part: the viewer's login redirects to the provider, its login form (CSRF
+/// token), the password. Prints the CSRF token, for the second part.
+fn browser_password() -> String {
     let viewer = format!("http://{REFERENCE_ADDR}:{VIEWER_PORT}");
     let auth = format!("http://{REFERENCE_ADDR}:{AUTH_PORT}");
     format!(
-        "set -e; J=/tmp/browser.jar; rm -f $J\n\
-         c() {{ ip netns exec h-ref curl -sS --max-time 30 -c $J -b $J \"$@\"; }}\n\
+        "{BROWSER}rm -f $J\n\
          to=$(c -o /dev/null -w '%{{redirect_url}}' {viewer}/login)\n\
          case \"$to\" in {auth}/authorize*) ;; *) echo \"the viewer's login sent the browser to: $to\" >&2; exit 1;; esac\n\
          csrf=$(c \"$to\" | sed -n 's/.*name=\"csrf\" value=\"\\([^\"]*\\)\".*/\\1/p' | head -1)\n\
@@ -164,11 +181,25 @@ fn browser_session(common_id: &str, code: &str) -> String {
          c -o /tmp/password.html --data-urlencode csrf=$csrf --data-urlencode username={CLINICIAN} \
            --data-urlencode 'password={PASSWORD}' {auth}/login\n\
          grep -q 'action=\"/login/totp\"' /tmp/password.html || {{ echo 'the password was refused' >&2; exit 1; }}\n\
-         back=$(c -o /dev/null -w '%{{redirect_url}}' --data-urlencode csrf=$csrf --data-urlencode code={code} {auth}/login/totp)\n\
+         echo \"$csrf\"\n"
+    )
+}
+
+/// The browser's second part: the TOTP `code` (read from the phone just now), the redirect back
+/// to the viewer's callback, then the time series and the calendar (its newest month) of
+/// `common_id`, kept in /tmp/timeline.html and /tmp/calendar.html. Prints how many original
+/// messages the time series links.
+fn browser_totp_and_patient(csrf: &str, code: &str, common_id: &str) -> String {
+    let viewer = format!("http://{REFERENCE_ADDR}:{VIEWER_PORT}");
+    let auth = format!("http://{REFERENCE_ADDR}:{AUTH_PORT}");
+    format!(
+        "{BROWSER}back=$(c -o /dev/null -w '%{{redirect_url}}' --data-urlencode csrf={csrf} --data-urlencode code={code} {auth}/login/totp)\n\
          case \"$back\" in {viewer}/auth/callback*) ;; *) echo \"the provider sent the browser to: $back\" >&2; exit 1;; esac\n\
          c -o /dev/null -w '%{{http_code}}' \"$back\" | grep -q 303\n\
          c -o /tmp/timeline.html -w '%{{http_code}}' {viewer}/patients/{common_id} | grep -q 200\n\
          grep -q 'Dr. Sato' /tmp/timeline.html || {{ echo 'the page does not name the clinician' >&2; exit 1; }}\n\
+         c -o /tmp/calendar.html -w '%{{http_code}}' {viewer}/patients/{common_id}/calendar | grep -q 200\n\
+         grep -q 'class=\"day has-records\"' /tmp/calendar.html || {{ echo 'the calendar shows no day with records' >&2; exit 1; }}\n\
          grep -o '/patients/{common_id}/records/[0-9]*' /tmp/timeline.html | sort -u | wc -l\n"
     )
 }
@@ -186,13 +217,21 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     let lab = Lab::start_with(
         "upload_mesh",
         vec![
-            (VmSpec { memory_mb: 1024, ..VmSpec::new("centre", &format!("{CENTRE_IP}/24")) }, centre_image),
+            (
+                VmSpec { memory_mb: 1024, ..VmSpec::new("centre", &format!("{CENTRE_IP}/24")) },
+                centre_image.clone(),
+            ),
             (VmSpec { memory_mb: 768, ..VmSpec::new("site-a", &format!("{SITE_IP}/24")) }, site_image),
+            (
+                VmSpec { memory_mb: 768, ..VmSpec::new("backup", &format!("{BACKUP_IP}/24")) },
+                centre_image.clone(),
+            ),
         ],
     )
     .expect("booting the centre and the site");
     let centre = lab.vm("centre").unwrap();
     let site = lab.vm("site-a").unwrap();
+    let backup = lab.vm("backup").unwrap();
     let states = lab.on_each(system_state);
     for (vm, state) in lab.vms().iter().zip(&states) {
         assert_eq!(state, "running", "{}: systemd's state after boot", vm.name());
@@ -214,6 +253,9 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
         .expect("kizuna policy apply");
     let tokens = [provision(centre, "centre"), provision(centre, "site-a")];
     lab.on_each(|vm| {
+        if vm.name() == "backup" {
+            return;
+        }
         let (number, token) = if vm.name() == "centre" { (1, &tokens[0]) } else { (2, &tokens[1]) };
         vm.run_ok(&lan_script(number)).unwrap_or_else(|e| panic!("{}: LANs: {e}", vm.name()));
         vm.run_ok_with_timeout(&format!("netd enroll {token}"), Duration::from_secs(120))
@@ -224,6 +266,11 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
                  sed -i 's/^admit_underlay: .*/admit_underlay: [{ proto: tcp, port: 9443 }]/' /etc/netd/site.yaml",
             )
             .expect("admitting the registry on the centre's underlay");
+        }
+        if vm.name() == "site-a" {
+            // The site appliance's netd hosts the upload agent (provisioning/README.md).
+            vm.run_ok(&format!("printf '{SITE_AGENT}' >> /etc/netd/site.yaml"))
+                .expect("site-a: the agent: section of the site file");
         }
         vm.run_ok("systemctl start netd").unwrap_or_else(|e| panic!("{}: systemctl start netd: {e}", vm.name()));
         assert_started_by_systemd(vm, "netd", "netd", "root");
@@ -266,19 +313,30 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     site.run_ok(&retry(&store_health("", STORE_ADDR, "--interface kzv-upload"), 60))
         .unwrap_or_else(|e| panic!("site-a: the store is not reachable over the upload segment: {e}"));
 
+    // The backup centre follows the store's journal from here on (kizuna-backup-follow).
+    start_replication(centre, backup);
+
     // A corpus from the generator (`kizuna ssmix2 gen`, on the centre: the site image has no
     // `kizuna`), the site's token from `kizuna site add`, the agent as deployed.
     let agent_url = format!("http://{STORE_ADDR}:{STORE_PORT}");
-    let Uploaded { facility, corpus_sums, files, took: uploaded } = upload_generated_corpus(
+    let Uploaded { facility, corpus_sums, files, took: uploaded, held_back, bad } = upload_generated_corpus(
         centre,
         site,
         &CorpusUpload {
             seed: 11,
-            patients: 3,
+            patients: 3 + HELD_BACK as u32,
+            held_back: HELD_BACK,
+            bad: 2,
             store_yaml: STORE_YAML,
             allow: SITE_UPLOAD_NET,
             store_url: &agent_url,
-            agent_extra: "bind_interface: kzv-upload\n",
+            // Small batches at 30 kB/s (the store is killed mid-upload), quick heartbeats (the
+            // admin screen learns of the quarantine from them), short retries and requests (the
+            // underlay cut).
+            // No bind_interface: netd binds the agent it hosts to the upload segment.
+            agent_extra: "batch_max_files: 10\nheartbeat_interval_secs: 5\n\
+                          retry_max_ms: 5000\nrequest_timeout_secs: 30\nbandwidth_limit_bytes_per_sec: 30000\n",
+            hosted_by_netd: true,
         },
     );
     // ... one index row each, from site-a, with the file's digest ...
@@ -307,10 +365,10 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     let quarantined =
         site.run_ok("find /var/lib/kizuna/agent/quarantine -type f 2>/dev/null | wc -l").unwrap();
     assert_eq!(quarantined.trim(), "0", "site-a's agent quarantined files");
-    // The uploads came through the mesh: the token is valid only from the site's upload subnet
+    // The uploads (the first drop, /tmp/first on the centre) came through the mesh: the token is valid only from the site's upload subnet
     // (`--allow`), and the corpus crossed site-a's upload tunnel.
     let corpus_bytes: u64 =
-        centre.run_ok(&format!("du -sb /tmp/corpus/{facility} | cut -f1")).unwrap().trim().parse().unwrap();
+        centre.run_ok(&format!("du -sb /tmp/first/{facility} | cut -f1")).unwrap().trim().parse().unwrap();
     let sent: u64 =
         site.run_ok("wg show kzw-upload transfer | awk '{print $3}'").unwrap().trim().parse().unwrap();
     assert!(
@@ -358,9 +416,15 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
         Duration::from_secs(90),
     )
     .unwrap_or_else(|e| panic!("site-a: the reference LAN host does not reach the viewer: {e}"));
-    let code = centre.run_ok(&format!("kizuna auth totp-code {totp_secret}")).unwrap().trim().to_string();
-    let shown = site
-        .run_ok_with_timeout(&browser_session(common_id, &code), Duration::from_secs(90))
+    let session = site.run_ok_with_timeout(&browser_password(), Duration::from_secs(300)).and_then(|csrf| {
+        // The code the user's phone shows now (TOTP changes every 30 s).
+        let code = centre.run_ok(&format!("kizuna auth totp-code {totp_secret}"))?;
+        site.run_ok_with_timeout(
+            &browser_totp_and_patient(csrf.trim(), code.trim(), common_id),
+            Duration::from_secs(300),
+        )
+    });
+    let shown = session
         .unwrap_or_else(|e| {
             let log = centre
                 .run(&format!(
@@ -376,6 +440,15 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
         current,
         "the time series of {common_id} (patient {patient} of {facility}): links to original messages"
     );
+    // Screenshots of what the clinician saw, for the walkthrough (docs/walkthrough.md).
+    for (page, name) in
+        [("/tmp/timeline.html", "upload_mesh-time-series"), ("/tmp/calendar.html", "upload_mesh-calendar")]
+    {
+        let html = site.run_ok(&format!("cat {page}")).unwrap();
+        let png =
+            screenshot::html_to_png(&html, lab.log_dir(), name).expect("a screenshot of the viewer's page");
+        eprintln!("screenshot: {}", png.display());
+    }
     // The auditor finds the view of that patient, and the trail verifies.
     centre
         .run_ok_with_timeout(
@@ -391,6 +464,34 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
         .unwrap_or_else(|e| panic!("centre: no audit event of the clinician's view of {common_id}: {e}"));
     let verified = centre.run("runuser -u kizuna -- kizuna audit verify -c /etc/kizuna/audit.yaml").unwrap();
     assert!(verified.success(), "kizuna audit verify: {}{}", verified.stdout, verified.stderr);
+
+    // A bad file: the agent quarantines it, its heartbeat tells the centre, the admin screen shows
+    // it and the alert mail reaches the test's SMTP server.
+    let smtp = SmtpSink::start(&lab, SMTP_ADDR, SMTP_PORT).expect("the test's SMTP server on the underlay");
+    bad_file_reaches_the_admin_screen_and_mail(centre, site, &smtp, &facility, &bad, lab.log_dir());
+
+    // Faults. Site-a's underlay cut: the agent queues the next export, then catches up.
+    let cut = underlay_cut_then_catch_up(&lab, centre, site, &facility, &held_back[..CUT_PATIENTS], files);
+    // The store killed mid-upload: systemd restarts it, the agent retries, nothing lost or doubled.
+    let (killed_at, total) =
+        store_killed_mid_upload(centre, site, &facility, &held_back[CUT_PATIENTS..], files + cut);
+    let all_sums = full_corpus_sums(centre, &facility);
+    assert_eq!(all_sums.lines().count(), total, "the generated corpus's files");
+    assert_eq!(
+        kizuna_lab::deploy::sums_under(centre, &format!("/var/lib/kizuna/store/tree/{facility}")),
+        all_sums,
+        "the store's tree after the faults differs from the site's whole export"
+    );
+    assert_eq!(
+        index_query(centre, &format!("SELECT count(*) FROM records WHERE facility_id = '{facility}'")),
+        total.to_string(),
+        "IndexDB rows of {facility} after the faults (one per file, none lost or doubled)"
+    );
+    assert_eq!(index_query(centre, "SELECT count(*) FROM rejections"), "0", "the store rejected files");
+    let left = site.run_ok("find /var/lib/kizuna/agent/outbox -type f | wc -l").unwrap();
+    assert_eq!(left.trim(), "0", "site-a's outbox after the catch-up");
+    // The backup centre holds the same (verify), and promoted it serves the same records.
+    backup_verifies_clean_and_promotes(centre, backup);
 
     // Isolation. The reference LAN host reached the viewer (above) but not the store: not at its
     // upload address, not at the centre's reference address, not at the centre's underlay address.
@@ -422,12 +523,225 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     }
 
     eprintln!(
-        "upload_mesh: {files} files ({corpus_bytes} bytes) stored and indexed {:.1} s after the agent started; \
-         booted {:.1} s, mesh up {:.1} s, total {:.1} s (images {:.1} s)",
+        "upload_mesh: the store was killed with {killed_at} of {total} files stored; {files} files ({corpus_bytes} bytes) \
+         first stored and indexed {:.1} s after the agent started; booted {:.1} s, mesh up {:.1} s, total {:.1} s (images {:.1} s)",
         uploaded.as_secs_f64(),
         (booted - built).as_secs_f64(),
         (meshed - built).as_secs_f64(),
         started.elapsed().as_secs_f64(),
         built.as_secs_f64()
     );
+}
+
+/// Turns the backup VM's store folder into a replica (`kizuna-backup-replica`, on the underlay
+/// address, with a token from `kizuna backup token`) and starts the centre's follower
+/// (`kizuna-backup-follow`) with that replica, as images/README.md tells an operator.
+fn start_replication(centre: &Vm, backup: &Vm) {
+    let token = backup
+        .run_ok(&format!(
+            "set -e; systemctl disable --now kizuna-store; systemctl stop kizuna-admin kizuna-linkage kizuna-viewer; \
+             rm -rf /var/lib/kizuna/store/*; kizuna backup token --out /etc/kizuna/dc2.token >/dev/null; \
+             chown kizuna:kizuna /etc/kizuna/dc2.token; chmod 600 /etc/kizuna/dc2.token; \
+             sed -e 's|^  listen: .*|  listen: {BACKUP_IP}:{REPLICA_PORT}|' \
+                 -e \"s|^  token_file: ''|  token_file: /etc/kizuna/dc2.token|\" \
+                 /etc/kizuna/backup.yaml.example > /etc/kizuna/backup.yaml; \
+             grep -qx '  token_file: /etc/kizuna/dc2.token' /etc/kizuna/backup.yaml; \
+             systemctl enable --now kizuna-backup-replica; cat /etc/kizuna/dc2.token"
+        ))
+        .expect("backup: making the store's folder a replica");
+    backup
+        .run_ok(&retry(
+            &format!("curl -sf --max-time 5 http://{BACKUP_IP}:{REPLICA_PORT}/healthz >/dev/null"),
+            40,
+        ))
+        .unwrap_or_else(|e| {
+            let log =
+                backup.run("journalctl -u kizuna-backup-replica --no-pager | tail -20").map(|o| o.stdout);
+            panic!("backup: the replica does not answer on {BACKUP_IP}:{REPLICA_PORT}: {e}\n{log:?}")
+        });
+    assert_started_by_systemd(backup, "kizuna-backup-replica", "kizuna", "kizuna");
+    centre.write_file("/etc/kizuna/dc2.token", &token).unwrap();
+    centre
+        .run_ok(&format!(
+            "set -e; chown kizuna:kizuna /etc/kizuna/dc2.token; chmod 600 /etc/kizuna/dc2.token; \
+             sed -e \"s|^  replicas: \\[\\]|  replicas: [{{name: dc2, url: 'http://{BACKUP_IP}:{REPLICA_PORT}', token_file: /etc/kizuna/dc2.token}}]|\" \
+                 /etc/kizuna/backup.yaml.example > /etc/kizuna/backup.yaml; \
+             grep -q 'name: dc2' /etc/kizuna/backup.yaml; systemctl start kizuna-backup-follow"
+        ))
+        .expect("centre: starting the follower");
+    centre
+        .run_ok(&retry("curl -sf --max-time 5 http://127.0.0.1:8451/healthz >/dev/null", 40))
+        .unwrap_or_else(|e| {
+            let log =
+                centre.run("journalctl -u kizuna-backup-follow --no-pager | tail -20").map(|o| o.stdout);
+            panic!("centre: the backup follower does not run: {e}\n{log:?}")
+        });
+    assert_started_by_systemd(centre, "kizuna-backup-follow", "kizuna", "kizuna");
+}
+
+/// `kizuna backup verify` on the centre passes (once the follower caught up); then the backup
+/// centre is promoted (`kizuna backup promote`, `kizuna-store` started on the folder) and its
+/// IndexDB, rebuilt from the replicated journal, holds row for row the centre's records.
+fn backup_verifies_clean_and_promotes(centre: &Vm, backup: &Vm) {
+    let verify = "runuser -u kizuna -- kizuna backup verify -c /etc/kizuna/backup.yaml --check content > /tmp/verify.out 2>&1";
+    if let Err(e) = centre.run_ok_with_timeout(&retry(verify, 90), Duration::from_secs(120)) {
+        let out = centre
+            .run("cat /tmp/verify.out; journalctl -u kizuna-backup-follow --no-pager | tail -20")
+            .map(|o| o.stdout);
+        panic!("centre: kizuna backup verify did not pass: {e}\n{out:?}");
+    }
+    backup
+        .run_ok_with_timeout(
+            "set -e; systemctl stop kizuna-backup-replica; \
+             runuser -u kizuna -- kizuna backup promote -c /etc/kizuna/backup.yaml; \
+             systemctl enable --now kizuna-store",
+            Duration::from_secs(180),
+        )
+        .expect("backup: kizuna backup promote and starting the store on the promoted folder");
+    backup
+        .run_ok(&retry("curl -sf --max-time 5 http://127.0.0.1:8440/healthz >/dev/null", 40))
+        .unwrap_or_else(|e| {
+            let log = backup.run("journalctl -u kizuna-store --no-pager | tail -20").map(|o| o.stdout);
+            panic!("backup: the promoted store does not serve: {e}\n{log:?}")
+        });
+    let rows =
+        "SELECT facility_id, version_key, condition_flag, sha256, file_name FROM records ORDER BY 1, 2";
+    let primary = index_query(centre, rows);
+    let promoted = index_query(backup, rows);
+    assert!(!primary.is_empty(), "the centre's IndexDB has no records");
+    assert_eq!(promoted, primary, "the promoted backup's IndexDB differs from the centre's records");
+}
+
+/// Sets the admin screen's alert mail (`mail.*`, checks every 5 s) to the test's SMTP server,
+/// drops the staged bad file into site-a's export and asserts that the agent quarantines it, the
+/// admin screen's site page names it with its code, and an alert mail for site-a quoting it
+/// arrives.
+fn bad_file_reaches_the_admin_screen_and_mail(
+    centre: &Vm,
+    site: &Vm,
+    smtp: &SmtpSink,
+    facility: &str,
+    bad: &[(String, String)],
+    shots: &std::path::Path,
+) {
+    // A content violation: the agent checks folders against the name only in a six-level storage
+    // path right below its export folder, and this export has the facility's folder on top.
+    let (path, code) = bad
+        .iter()
+        .find(|(_, code)| code != "path-mismatch")
+        .expect("a known-bad file with a content violation from kizuna ssmix2 gen --bad 2");
+    let name = path.rsplit('/').next().unwrap();
+    centre
+        .run_ok(&format!(
+            "set -e; f=/etc/kizuna/admin.yaml; sed -i -e 's|^check_interval_secs: .*|check_interval_secs: 5|' \
+             -e 's|^  smtp_host: .*|  smtp_host: {SMTP_ADDR}|' -e 's|^  smtp_port: .*|  smtp_port: {SMTP_PORT}|' \
+             -e 's|^  to: .*|  to: [{ALERT_TO}]|' $f; grep -qx '  to: \\[{ALERT_TO}\\]' $f; systemctl restart kizuna-admin"
+        ))
+        .expect("configuring the admin screen's alert mail");
+    centre
+        .run_ok(&retry("curl -sf --max-time 5 http://127.0.0.1:8441/healthz >/dev/null", 40))
+        .unwrap_or_else(|e| panic!("centre: the admin screen does not answer on 127.0.0.1:8441: {e}"));
+    assert_started_by_systemd(centre, "kizuna-admin", "kizuna", "kizuna");
+    drop_bad_file(site, facility, path);
+    site.run_ok_with_timeout(
+        &retry(&format!("find /var/lib/kizuna/agent/quarantine -type f -name '{name}' | grep -q ."), 60),
+        Duration::from_secs(90),
+    )
+    .unwrap_or_else(|e| {
+        let log = site.run("journalctl -u kizuna-agent --no-pager | tail -20").map(|o| o.stdout);
+        panic!("site-a: the agent did not quarantine the bad file {path}: {e}\n{log:?}")
+    });
+    let page = centre.run_ok_with_timeout(
+        &retry(
+            &format!(
+                "curl -sf --max-time 5 http://127.0.0.1:8441/sites/site-a > /tmp/admin-site.html && \
+                 grep -q '{name}' /tmp/admin-site.html && grep -q '{code}' /tmp/admin-site.html"
+            ),
+            60,
+        ),
+        Duration::from_secs(90),
+    );
+    if let Err(e) = page {
+        let diag = centre.run("journalctl -u kizuna-admin --no-pager | tail -20").map(|o| o.stdout);
+        panic!("centre: the admin screen's page of site-a does not show {name} ({code}): {e}\n{diag:?}");
+    }
+    let html = centre.run_ok("cat /tmp/admin-site.html").unwrap();
+    let png = screenshot::html_to_png(&html, shots, "upload_mesh-admin-site")
+        .expect("a screenshot of the admin screen");
+    eprintln!("screenshot: {}", png.display());
+    let mail = smtp.wait_for(Duration::from_secs(90), |m| m.contains("ALERT site-a") && m.contains(name));
+    if mail.is_none() {
+        let diag = centre.run("journalctl -u kizuna-admin --no-pager | tail -20").map(|o| o.stdout);
+        panic!(
+            "no alert mail for site-a naming {name} reached the test's SMTP server (maildir {}; {} mails)\n{diag:?}",
+            smtp.maildir().display(),
+            smtp.mails().len()
+        );
+    }
+    let mail = mail.unwrap();
+    assert!(mail.contains(&format!("To: {ALERT_TO}")), "the alert mail's recipient:\n{mail}");
+}
+
+/// Cuts site-a's underlay, exports `patients`, asserts that the agent queues their files in its
+/// outbox while none reaches the centre, restores the link after a while and waits until the
+/// centre holds them. Returns how many files they were.
+fn underlay_cut_then_catch_up(
+    lab: &Lab,
+    centre: &Vm,
+    site: &Vm,
+    facility: &str,
+    patients: &[String],
+    before: usize,
+) -> usize {
+    lab.set_underlay_link("site-a", false).expect("cutting site-a's underlay");
+    let n = drop_held_back(site, facility, patients);
+    let queued = site.run_ok_with_timeout(
+        &retry(&format!("test \"$(find /var/lib/kizuna/agent/outbox -type f | wc -l)\" -ge {n}"), 60),
+        Duration::from_secs(90),
+    );
+    if let Err(e) = queued {
+        let _ = lab.set_underlay_link("site-a", true);
+        panic!("site-a: the agent did not queue the {n} files exported during the cut: {e}");
+    }
+    // A while without the link: the agent keeps failing to upload and keeps everything.
+    std::thread::sleep(Duration::from_secs(15));
+    let during = tree_files(centre, facility);
+    lab.set_underlay_link("site-a", true).expect("restoring site-a's underlay");
+    assert_eq!(during, before, "files reached the centre while site-a's underlay was cut");
+    wait_for_tree(centre, site, facility, before + n, Duration::from_secs(240));
+    n
+}
+
+/// Exports `patients` and kills the store (SIGKILL) as soon as the first of their files is in the
+/// centre's tree; systemd restarts it and the agent retries. Returns the files stored at the kill
+/// and the total expected.
+fn store_killed_mid_upload(
+    centre: &Vm,
+    site: &Vm,
+    facility: &str,
+    patients: &[String],
+    before: usize,
+) -> (usize, usize) {
+    let n = drop_held_back(site, facility, patients);
+    let total = before + n;
+    let at = centre
+        .run_ok_with_timeout(
+            &format!(
+                "i=0; while [ \"$(find /var/lib/kizuna/store/tree/{facility} -type f | wc -l)\" -le {before} ]; do \
+                 sleep 0.1; i=$((i+1)); [ $i -lt 1200 ] || exit 1; done; systemctl kill -s KILL kizuna-store; \
+                 find /var/lib/kizuna/store/tree/{facility} -type f | wc -l"
+            ),
+            Duration::from_secs(150),
+        )
+        .unwrap_or_else(|e| panic!("centre: no file of the last export arrived to kill the store on: {e}"));
+    let at: usize = at.trim().parse().unwrap();
+    assert!(
+        at < total,
+        "the last export ({n} files) was all stored before the store was killed ({at} of {total}): nothing tested"
+    );
+    centre
+        .run_ok(&retry("systemctl is-active --quiet kizuna-store && test \"$(systemctl show -p NRestarts --value kizuna-store)\" -ge 1", 40))
+        .unwrap_or_else(|e| panic!("centre: systemd did not restart the killed store: {e}"));
+    wait_for_tree(centre, site, facility, total, Duration::from_secs(240));
+    (at, total)
 }

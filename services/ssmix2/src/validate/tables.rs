@@ -26,6 +26,9 @@ pub const TABLES_ENV: &str = "KIZUNA_NHO_TABLES";
 /// Where the tables live relative to the repository root (the `shared/` folder sits beside it).
 pub const TABLES_RELATIVE: &str = "../shared/external/nhoHQ-SSMIX2DataTestingTool/include";
 
+/// Where Kizuna's images (images/build) install the tables: the last place looked in.
+pub const TABLES_INSTALLED: &str = "/usr/share/kizuna/nho-tables";
+
 /// Why the tables could not be loaded. Every variant names the file at fault.
 #[derive(Debug, Error)]
 pub enum TableError {
@@ -299,7 +302,8 @@ fn numeric_spots(
 
 /// Finds the table directory: `$KIZUNA_NHO_TABLES`, else [`TABLES_RELATIVE`] below the current
 /// directory, else below any ancestor of the running executable (so `target/release/kizuna` run
-/// from anywhere finds the `shared/` folder beside the checkout).
+/// from anywhere finds the `shared/` folder beside the checkout), else [`TABLES_INSTALLED`] (an
+/// operator's shell on a deployed centre or site).
 pub fn find_table_dir() -> Result<PathBuf, TableError> {
     let mut tried = Vec::new();
     if let Some(dir) = std::env::var_os(TABLES_ENV) {
@@ -320,6 +324,7 @@ pub fn find_table_dir() -> Result<PathBuf, TableError> {
             candidates.push(dir.join(TABLES_RELATIVE));
         }
     }
+    candidates.push(PathBuf::from(TABLES_INSTALLED));
     for dir in candidates {
         if dir.join(SEGMENT_FILE).is_file() {
             return Ok(dir);
