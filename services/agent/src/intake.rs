@@ -365,7 +365,9 @@ fn check_one(shared: &Shared, scratch: &mut ssmix2::validate::Scratch, path: &Pa
     };
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
     let checked = match &rel_utf8 {
-        Some(rel) => check_file(&shared.validator, scratch, &shared.export_dir, rel, &bytes),
+        Some(rel) => {
+            check_file(&shared.validator, scratch, &shared.export_dir, &shared.cfg.facility, rel, &bytes)
+        }
         None => Err(vec![Violation {
             code: ssmix2::validate::Code::BadFileName.as_str().into(),
             field: None,

@@ -343,7 +343,8 @@ fn convert_one(shared: &Shared, state: &Path, ledger: &mut Ledger, path: &Path) 
     let mut bad = Vec::new();
     for (storage_path, hl7) in &conversion.files {
         let rel = storage_path.components().join("/");
-        match check_file(&shared.validator, &mut scratch, &shared.export_dir, &rel, hl7) {
+        match check_file(&shared.validator, &mut scratch, &shared.export_dir, &shared.cfg.facility, &rel, hl7)
+        {
             Ok(checked) => offers.push((checked, hl7)),
             Err(vs) => bad.extend(vs.into_iter().map(|v| Violation {
                 message: format!("converted message {}: {}", storage_path.name, v.message),
