@@ -97,19 +97,41 @@ fn index_query(centre: &Vm, sql: &str) -> String {
         .to_string()
 }
 
-/// Puts the sign-on and the viewer on the centre's reference address (`http_bind_interface`,
-/// `bind_interface`: the reference VRF), registers the viewer at the provider and a physician of
+/// Where a centre's sign-on and viewer serve clinicians: an address, the device their sockets
+/// bind to (`''` = none), and the namespace the clinician's browser runs in on the test's side.
+struct Clinicians<'a> {
+    addr: &'a str,
+    device: &'a str,
+    browser_netns: &'a str,
+}
+
+impl Clinicians<'_> {
+    fn viewer(&self) -> String {
+        format!("http://{}:{VIEWER_PORT}", self.addr)
+    }
+
+    fn auth(&self) -> String {
+        format!("http://{}:{AUTH_PORT}", self.addr)
+    }
+}
+
+/// The main centre's: on its reference address, in the reference VRF, the browser on the site's
+/// reference LAN.
+const ON_REFERENCE: Clinicians =
+    Clinicians { addr: REFERENCE_ADDR, device: "kzv-reference", browser_netns: "h-ref" };
+
+/// Puts the sign-on and the viewer of `vm` where `at` says (`http_listen`/`http_bind_interface`,
+/// `listen`/`bind_interface`), registers the viewer at the provider and a physician of
 /// `facility` with a password and TOTP; returns the TOTP secret.
-fn reference_services(centre: &Vm, facility: &str) -> String {
-    let viewer = format!("http://{REFERENCE_ADDR}:{VIEWER_PORT}");
-    centre
-        .run_ok(&format!(
-            "set -e; sed -i -e 's|^http_listen: .*|http_listen: {REFERENCE_ADDR}:{AUTH_PORT}|' \
-             -e 's|^http_bind_interface: .*|http_bind_interface: kzv-reference|' /etc/kizuna/auth.yaml; \
-             grep -qx 'http_bind_interface: kzv-reference' /etc/kizuna/auth.yaml; systemctl restart kizuna-auth"
-        ))
-        .expect("configuring the sign-on for the reference segment");
-    let added = centre
+fn clinician_services(vm: &Vm, facility: &str, at: &Clinicians) -> String {
+    let (addr, device, viewer, auth) = (at.addr, at.device, at.viewer(), at.auth());
+    vm.run_ok(&format!(
+        "set -e; sed -i -e 's|^http_listen: .*|http_listen: {addr}:{AUTH_PORT}|' \
+         -e \"s|^http_bind_interface: .*|http_bind_interface: '{device}'|\" /etc/kizuna/auth.yaml; \
+         grep -qx \"http_bind_interface: '{device}'\" /etc/kizuna/auth.yaml; systemctl restart kizuna-auth"
+    ))
+    .expect("configuring the sign-on");
+    let added = vm
         .run_ok(&format!(
             "runuser -u kizuna -- kizuna auth client add -c /etc/kizuna/auth.yaml --id kizuna-viewer \
              --name 'Kizuna viewer' --redirect-uri {viewer}/auth/callback --sector viewer"
@@ -119,8 +141,8 @@ fn reference_services(centre: &Vm, facility: &str) -> String {
         .lines()
         .find_map(|l| l.strip_prefix("client_secret: "))
         .unwrap_or_else(|| panic!("no client secret in:\n{added}"));
-    centre.write_file("/etc/kizuna/viewer-client.secret", &format!("{secret}\n")).unwrap();
-    let user = centre
+    vm.write_file("/etc/kizuna/viewer-client.secret", &format!("{secret}\n")).unwrap();
+    let user = vm
         .run_ok(&format!(
             "echo '{PASSWORD}' | runuser -u kizuna -- kizuna auth user add -c /etc/kizuna/auth.yaml \
              --username {CLINICIAN} --name 'Dr. Sato' --facility {facility} --roles physician --password-stdin --totp"
@@ -131,49 +153,49 @@ fn reference_services(centre: &Vm, facility: &str) -> String {
         .find_map(|l| l.strip_prefix("totp_secret: "))
         .unwrap_or_else(|| panic!("no TOTP secret in:\n{user}"))
         .to_string();
-    centre
-        .run_ok(&format!(
-            "set -e; chown kizuna:kizuna /etc/kizuna/viewer-client.secret; chmod 600 /etc/kizuna/viewer-client.secret; \
-             sed -e 's|^listen: .*|listen: {REFERENCE_ADDR}:{VIEWER_PORT}|' -e \"s|^bind_interface: .*|bind_interface: kzv-reference|\" \
-             -e 's|^public_url: .*|public_url: {viewer}|' -e 's|^secure_cookies: .*|secure_cookies: false|' \
-             -e 's|^  issuer: .*|  issuer: http://{REFERENCE_ADDR}:{AUTH_PORT}|' \
-             -e 's|^  client_secret_file: .*|  client_secret_file: /etc/kizuna/viewer-client.secret|' \
-             -e 's|^  url: .*|  url: http://127.0.0.1:7460/v1/events|' \
-             -e 's|^  spool_dir: .*|  spool_dir: /var/lib/kizuna/viewer/audit-spool|' \
-             /etc/kizuna/viewer.yaml.example > /etc/kizuna/viewer.yaml; \
-             grep -qx 'bind_interface: kzv-reference' /etc/kizuna/viewer.yaml; systemctl start kizuna-viewer"
-        ))
-        .expect("configuring and starting the viewer on the reference segment");
-    let up = centre.run_ok(&retry(
+    vm.run_ok(&format!(
+        "set -e; chown kizuna:kizuna /etc/kizuna/viewer-client.secret; chmod 600 /etc/kizuna/viewer-client.secret; \
+         sed -e 's|^listen: .*|listen: {addr}:{VIEWER_PORT}|' -e \"s|^bind_interface: .*|bind_interface: '{device}'|\" \
+         -e 's|^public_url: .*|public_url: {viewer}|' -e 's|^secure_cookies: .*|secure_cookies: false|' \
+         -e 's|^  issuer: .*|  issuer: {auth}|' \
+         -e 's|^  client_secret_file: .*|  client_secret_file: /etc/kizuna/viewer-client.secret|' \
+         -e 's|^  url: .*|  url: http://127.0.0.1:7460/v1/events|' \
+         -e 's|^  spool_dir: .*|  spool_dir: /var/lib/kizuna/viewer/audit-spool|' \
+         /etc/kizuna/viewer.yaml.example > /etc/kizuna/viewer.yaml; \
+         grep -qx \"bind_interface: '{device}'\" /etc/kizuna/viewer.yaml; systemctl restart kizuna-viewer"
+    ))
+    .expect("configuring and starting the viewer");
+    let socket = if device.is_empty() { format!("{addr}:") } else { format!("{addr}%{device}:") };
+    let up = vm.run_ok(&retry(
         &format!(
-            "ss -Hltn 'sport = :{VIEWER_PORT}' | grep -q '{REFERENCE_ADDR}%kzv-reference' && \
-             ss -Hltn 'sport = :{AUTH_PORT}' | grep -q '{REFERENCE_ADDR}%kzv-reference'"
+            "ss -Hltn 'sport = :{VIEWER_PORT}' | grep -q '{socket}' && ss -Hltn 'sport = :{AUTH_PORT}' | grep -q '{socket}'"
         ),
-        60,
+        40,
     ));
     if let Err(e) = up {
-        let log = centre
+        let log = vm
             .run("journalctl -u kizuna-viewer -u kizuna-auth --no-pager | tail -30; ss -Hltn")
             .map(|o| o.stdout);
-        panic!("centre: the viewer and the sign-on do not listen on the reference segment: {e}\n{log:?}");
+        panic!("{}: the viewer and the sign-on do not listen on {socket}: {e}\n{log:?}", vm.name());
     }
-    assert_started_by_systemd(centre, "kizuna-auth", "kizuna", "kizuna");
-    assert_started_by_systemd(centre, "kizuna-viewer", "kizuna", "kizuna");
+    assert_started_by_systemd(vm, "kizuna-auth", "kizuna", "kizuna");
+    assert_started_by_systemd(vm, "kizuna-viewer", "kizuna", "kizuna");
     totp
 }
 
-/// The shell function `c`: curl in the reference LAN host (`h-ref` on the site's router), the
-/// clinician's browser, with a cookie jar that lasts across the steps.
-const BROWSER: &str = "set -ex; J=/tmp/browser.jar\n\
-     c() { ip netns exec h-ref curl -sS --max-time 90 -c $J -b $J \"$@\"; }\n";
+/// The shell function `c`: curl as the clinician's browser (in namespace `netns`, if any), with a
+/// cookie jar that lasts across the steps.
+fn browser(netns: &str) -> String {
+    let prefix = if netns.is_empty() { String::new() } else { format!("ip netns exec {netns} ") };
+    format!("set -ex; J=/tmp/browser.jar\nc() {{ {prefix}curl -sS --max-time 90 -c $J -b $J \"$@\"; }}\n")
+}
 
 /// The browser's first part: the viewer's login redirects to the provider, its login form (CSRF
 /// token), the password. Prints the CSRF token, for the second part.
-fn browser_password() -> String {
-    let viewer = format!("http://{REFERENCE_ADDR}:{VIEWER_PORT}");
-    let auth = format!("http://{REFERENCE_ADDR}:{AUTH_PORT}");
+fn browser_password(at: &Clinicians) -> String {
+    let (viewer, auth) = (at.viewer(), at.auth());
     format!(
-        "{BROWSER}rm -f $J\n\
+        "{}rm -f $J\n\
          to=$(c -o /dev/null -w '%{{redirect_url}}' {viewer}/login)\n\
          case \"$to\" in {auth}/authorize*) ;; *) echo \"the viewer's login sent the browser to: $to\" >&2; exit 1;; esac\n\
          csrf=$(c \"$to\" | sed -n 's/.*name=\"csrf\" value=\"\\([^\"]*\\)\".*/\\1/p' | head -1)\n\
@@ -181,7 +203,8 @@ fn browser_password() -> String {
          c -o /tmp/password.html --data-urlencode csrf=$csrf --data-urlencode username={CLINICIAN} \
            --data-urlencode 'password={PASSWORD}' {auth}/login\n\
          grep -q 'action=\"/login/totp\"' /tmp/password.html || {{ echo 'the password was refused' >&2; exit 1; }}\n\
-         echo \"$csrf\"\n"
+         echo \"$csrf\"\n",
+        browser(at.browser_netns)
     )
 }
 
@@ -189,18 +212,36 @@ fn browser_password() -> String {
 /// to the viewer's callback, then the time series and the calendar (its newest month) of
 /// `common_id`, kept in /tmp/timeline.html and /tmp/calendar.html. Prints how many original
 /// messages the time series links.
-fn browser_totp_and_patient(csrf: &str, code: &str, common_id: &str) -> String {
-    let viewer = format!("http://{REFERENCE_ADDR}:{VIEWER_PORT}");
-    let auth = format!("http://{REFERENCE_ADDR}:{AUTH_PORT}");
+fn browser_totp_and_patient(at: &Clinicians, csrf: &str, code: &str, common_id: &str) -> String {
+    let (viewer, auth) = (at.viewer(), at.auth());
     format!(
-        "{BROWSER}back=$(c -o /dev/null -w '%{{redirect_url}}' --data-urlencode csrf={csrf} --data-urlencode code={code} {auth}/login/totp)\n\
+        "{}back=$(c -o /dev/null -w '%{{redirect_url}}' --data-urlencode csrf={csrf} --data-urlencode code={code} {auth}/login/totp)\n\
          case \"$back\" in {viewer}/auth/callback*) ;; *) echo \"the provider sent the browser to: $back\" >&2; exit 1;; esac\n\
          c -o /dev/null -w '%{{http_code}}' \"$back\" | grep -q 303\n\
          c -o /tmp/timeline.html -w '%{{http_code}}' {viewer}/patients/{common_id} | grep -q 200\n\
          grep -q 'Dr. Sato' /tmp/timeline.html || {{ echo 'the page does not name the clinician' >&2; exit 1; }}\n\
          c -o /tmp/calendar.html -w '%{{http_code}}' {viewer}/patients/{common_id}/calendar | grep -q 200\n\
          grep -q 'class=\"day has-records\"' /tmp/calendar.html || {{ echo 'the calendar shows no day with records' >&2; exit 1; }}\n\
-         grep -o '/patients/{common_id}/records/[0-9]*' /tmp/timeline.html | sort -u | wc -l\n"
+         grep -o '/patients/{common_id}/records/[0-9]*' /tmp/timeline.html | sort -u | wc -l\n",
+        browser(at.browser_netns)
+    )
+}
+
+/// A clinician's whole session at `at`, the browser on `client`, the TOTP code computed on
+/// `provider` (as the user's phone would) between the password and the code: the number of
+/// original messages `common_id`'s time series links.
+fn clinician_session(
+    client: &Vm,
+    provider: &Vm,
+    at: &Clinicians,
+    totp_secret: &str,
+    common_id: &str,
+) -> kizuna_lab::Result<String> {
+    let csrf = client.run_ok_with_timeout(&browser_password(at), Duration::from_secs(300))?;
+    let code = provider.run_ok(&format!("kizuna auth totp-code {totp_secret}"))?;
+    client.run_ok_with_timeout(
+        &browser_totp_and_patient(at, csrf.trim(), code.trim(), common_id),
+        Duration::from_secs(300),
     )
 }
 
@@ -378,7 +419,7 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
 
     // The sign-on and the viewer on the reference segment only (their documented keys), the
     // viewer registered as a client, a physician of the site's facility with TOTP.
-    let totp_secret = reference_services(centre, &facility);
+    let totp_secret = clinician_services(centre, &facility, &ON_REFERENCE);
     // The linkage unit gives the uploaded patients common IDs (it passes every 30 s).
     let linked = centre.run_ok_with_timeout(
         &retry(
@@ -416,14 +457,7 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
         Duration::from_secs(90),
     )
     .unwrap_or_else(|e| panic!("site-a: the reference LAN host does not reach the viewer: {e}"));
-    let session = site.run_ok_with_timeout(&browser_password(), Duration::from_secs(300)).and_then(|csrf| {
-        // The code the user's phone shows now (TOTP changes every 30 s).
-        let code = centre.run_ok(&format!("kizuna auth totp-code {totp_secret}"))?;
-        site.run_ok_with_timeout(
-            &browser_totp_and_patient(csrf.trim(), code.trim(), common_id),
-            Duration::from_secs(300),
-        )
-    });
+    let session = clinician_session(site, centre, &ON_REFERENCE, &totp_secret, common_id);
     let shown = session
         .unwrap_or_else(|e| {
             let log = centre
@@ -492,6 +526,7 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     assert_eq!(left.trim(), "0", "site-a's outbox after the catch-up");
     // The backup centre holds the same (verify), and promoted it serves the same records.
     backup_verifies_clean_and_promotes(centre, backup);
+    clinician_view_on_the_promoted_backup(backup, &facility, patient, current);
 
     // Isolation. The reference LAN host reached the viewer (above) but not the store: not at its
     // upload address, not at the centre's reference address, not at the centre's underlay address.
@@ -610,6 +645,42 @@ fn backup_verifies_clean_and_promotes(centre: &Vm, backup: &Vm) {
     let promoted = index_query(backup, rows);
     assert!(!primary.is_empty(), "the centre's IndexDB has no records");
     assert_eq!(promoted, primary, "the promoted backup's IndexDB differs from the centre's records");
+}
+
+/// The promoted backup's own sign-on and viewer (on its loopback: it is outside the lab's mesh);
+/// its linkage gives `patient` of `facility` a common ID and a clinician's session there shows
+/// that patient's `current` records, as the centre's viewer did.
+fn clinician_view_on_the_promoted_backup(backup: &Vm, facility: &str, patient: &str, current: usize) {
+    const ON_BACKUP: Clinicians = Clinicians { addr: "127.0.0.1", device: "", browser_netns: "" };
+    backup.run_ok("systemctl start kizuna-linkage").expect("backup: starting the linkage");
+    let linked = backup.run_ok_with_timeout(
+        &retry(
+            &format!(
+                "sqlite3 -readonly /var/lib/kizuna/store/linkage.sqlite \
+                 \"SELECT common_id FROM links WHERE facility_id = '{facility}' AND patient_id = '{patient}'\" | grep ."
+            ),
+            90,
+        ),
+        Duration::from_secs(120),
+    );
+    let common_id = linked
+        .unwrap_or_else(|e| {
+            let log = backup.run("journalctl -u kizuna-linkage --no-pager | tail -20").map(|o| o.stdout);
+            panic!("backup: the linkage did not enroll patient {patient} of {facility}: {e}\n{log:?}")
+        })
+        .trim()
+        .to_string();
+    let totp_secret = clinician_services(backup, facility, &ON_BACKUP);
+    let shown = clinician_session(backup, backup, &ON_BACKUP, &totp_secret, &common_id).unwrap_or_else(|e| {
+        let log =
+            backup.run("journalctl -u kizuna-viewer -u kizuna-auth --no-pager | tail -20").map(|o| o.stdout);
+        panic!("backup: the clinician's session on the promoted backup failed: {e}\n{log:?}")
+    });
+    assert_eq!(
+        shown.trim().parse::<usize>().unwrap(),
+        current,
+        "the promoted backup's time series of patient {patient} of {facility} ({common_id}): links to original messages"
+    );
 }
 
 /// Sets the admin screen's alert mail (`mail.*`, checks every 5 s) to the test's SMTP server,
