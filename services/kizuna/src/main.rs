@@ -3,6 +3,7 @@
 
 mod cmd;
 mod logging;
+mod report;
 
 use clap::{Parser, Subcommand};
 
@@ -84,7 +85,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("kizuna: {e:#}");
+            eprintln!("kizuna: {}", report::error_line(&e));
             std::process::ExitCode::from(2)
         }
     }
