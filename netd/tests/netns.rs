@@ -8,11 +8,9 @@ use mesh::{Mesh, gateway_ip, host_ip};
 
 #[test]
 fn mesh_applies_idempotently_isolates_segments_and_repairs_drift() {
-    if !mesh::require_root() {
+    let Some(m) = Mesh::with_policy("a", 3) else {
         return;
-    }
-    let m = Mesh::new("a", 3);
-    m.write_policy("");
+    };
     for s in &m.sites {
         // A fresh namespace starts with forwarding off; netd must switch it on.
         let fwd = || mesh::ok(&mut mesh::in_ns(&s.router, &["sysctl", "-n", "net.ipv4.ip_forward"]));
@@ -112,11 +110,9 @@ fn mesh_applies_idempotently_isolates_segments_and_repairs_drift() {
 
 #[test]
 fn bad_policy_is_rejected_and_running_state_stays() {
-    if !mesh::require_root() {
+    let Some(m) = Mesh::with_policy("b", 2) else {
         return;
-    }
-    let m = Mesh::new("b", 2);
-    m.write_policy("");
+    };
     for s in &m.sites {
         assert_eq!(m.apply(s).0, 0);
     }
@@ -192,11 +188,9 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn daemon_serves_status_repairs_drift_and_follows_policy_changes() {
-    if !mesh::require_root() {
+    let Some(m) = Mesh::with_policy("d", 2) else {
         return;
-    }
-    let m = Mesh::new("d", 2);
-    m.write_policy("");
+    };
     let (code, out) = m.apply(&m.sites[0]);
     assert_eq!(code, 0, "{out}");
     let site = &m.sites[1];
@@ -358,11 +352,9 @@ fn admitted_underlay_services_are_reachable_from_the_underlay_only() {
 /// reports it running in `netd status --json` and `/metrics`, and stops it on SIGTERM.
 #[test]
 fn netd_run_hosts_the_agent_in_the_upload_segment_and_reports_it() {
-    if !mesh::require_root() {
+    let Some(m) = Mesh::with_policy("g", 2) else {
         return;
-    }
-    let m = Mesh::new("g", 2);
-    m.write_policy("");
+    };
     let (c, site) = (&m.sites[0], &m.sites[1]);
     let (code, out) = m.apply(c);
     assert_eq!(code, 0, "{out}");

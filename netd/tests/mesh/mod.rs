@@ -126,6 +126,17 @@ pub fn gateway_ip(segment: &str, site: u16) -> String {
 impl Mesh {
     /// Build `sites` routers (site 1 is the centre). Sites 2 and 3 form closed group
     /// `radiology`; everyone joins reference, upload and conference.
+    /// A mesh of `sites` routers with the plain policy written, or `None` when the test cannot
+    /// run here (not root, outside CI: see [`require_root`]).
+    pub fn with_policy(tag: &str, sites: u16) -> Option<Mesh> {
+        if !require_root() {
+            return None;
+        }
+        let m = Mesh::new(tag, sites);
+        m.write_policy("");
+        Some(m)
+    }
+
     pub fn new(tag: &str, sites: u16) -> Mesh {
         let boringtun = boringtun();
         let prefix = format!("kz{tag}{}", std::process::id() % 10000);
