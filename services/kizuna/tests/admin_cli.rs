@@ -1,5 +1,6 @@
 //! `kizuna admin serve`: the default config documents the login and audit keys; without a login
-//! the screen refuses a non-loopback address and, on loopback, serves with a warning.
+//! the screen refuses a non-loopback address and, on loopback, serves with a warning and stops
+//! gracefully on SIGTERM.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -68,9 +69,21 @@ fn admin_serve_without_login_stays_on_loopback_and_says_so() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let overview = get_status(port, "/");
-    let _ = server.kill();
+    // `systemctl stop` sends SIGTERM: the screen stops gracefully, exit code 0.
+    let term = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(term.success(), "kill -TERM");
+    let start = Instant::now();
+    while server.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = server.kill();
+            panic!("the admin screen did not stop within 20 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let out = server.wait_with_output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "exit after SIGTERM: {:?}\n{stderr}", out.status);
+    assert!(stderr.contains("SIGTERM: shutting down"), "{stderr}");
     assert_eq!(overview, Some(200), "without login the overview is served on loopback: {stderr}");
     assert!(stdout.contains("no login: oidc.issuer is empty, loopback only"), "{stdout}");
     assert!(stderr.contains("WARN") && stderr.contains("WITHOUT login"), "{stderr}");

@@ -62,10 +62,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                     m.cfg.listen
                 );
             }
-            kizuna_monitor::serve(m, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+            kizuna_monitor::serve(m, super::shutdown::requested()).await?;
         } else {
             let r = m.check_now().await?;
             for (site, rule) in &r.opened {

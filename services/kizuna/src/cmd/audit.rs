@@ -103,11 +103,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             rt.block_on(async {
                 let server = kizuna_audit::server::start(&cfg).await?;
                 println!("audit service listening on http://{}", server.http_addr);
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+                super::shutdown::requested().await;
                 tracing::info!("shutting down: final checkpoint");
                 server.shutdown().await?;
                 anyhow::Ok(())
@@ -192,7 +188,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             rt.block_on(async {
                 let tsa = kizuna_audit::lab_tsa::LabTsa::start_on(&dir, &listen).await?;
                 println!("lab TSA: tsa_url: {}  tsa_ca_file: {}", tsa.url, tsa.ca_cert.display());
-                tokio::signal::ctrl_c().await?;
+                super::shutdown::requested().await;
                 anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)

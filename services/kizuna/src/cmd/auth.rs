@@ -192,11 +192,7 @@ pub fn run(cmd: AuthCommand) -> anyhow::Result<ExitCode> {
             rt.block_on(async {
                 let server = kizuna_auth::Server::start(cfg).await?;
                 println!("auth service (OpenID Connect issuer) at {}", server.issuer());
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+                super::shutdown::requested().await;
                 server.shutdown().await;
                 anyhow::Ok(())
             })?;

@@ -89,15 +89,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("starting the async runtime")
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-    }
-    tracing::info!("shutting down");
-}
-
 pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BackupCommand::Serve(a) | BackupCommand::Follow(a) if a.print_default_config => {
@@ -110,7 +101,9 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
                 let l = tokio::net::TcpListener::bind(config.listen)
                     .await
                     .with_context(|| format!("listening on {}", config.listen))?;
-                kizuna_backup::serve::serve_on(l, &config, shutdown_signal()).await.context("backup replica")
+                kizuna_backup::serve::serve_on(l, &config, super::shutdown::requested())
+                    .await
+                    .context("backup replica")
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -123,7 +116,7 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
                 let follower = Follower::open(config).await.context("backup follower")?;
                 let (tx, rx) = tokio::sync::watch::channel(false);
                 tokio::spawn(async move {
-                    shutdown_signal().await;
+                    super::shutdown::requested().await;
                     let _ = tx.send(true);
                 });
                 follower.run(Some(l), rx).await.context("backup follower")

@@ -89,8 +89,8 @@ pub fn run(cmd: IndexCommand) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         tracing::info!(tree = %tree.display(), interval_secs = args.interval_secs, "linking new patients as they arrive");
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
+        let stop = super::shutdown::requested();
+        tokio::pin!(stop);
         loop {
             let pass = tokio::task::block_in_place(|| {
                 tokio::runtime::Handle::current().block_on(link_tree(&reg, &tree))
@@ -104,8 +104,7 @@ pub fn run(cmd: IndexCommand) -> anyhow::Result<ExitCode> {
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(args.interval_secs)) => {}
-                _ = tokio::signal::ctrl_c() => break,
-                _ = term.recv() => break,
+                _ = &mut stop => break,
             }
         }
         reg.db().pool.close().await;

@@ -11,6 +11,7 @@ pub mod nsips;
 pub mod policy;
 pub mod registry;
 pub mod serve;
+pub mod shutdown;
 pub mod site;
 pub mod ssmix2;
 pub mod viewer;

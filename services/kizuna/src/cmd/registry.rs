@@ -100,11 +100,9 @@ pub fn run(cmd: RegistryCommand) -> anyhow::Result<ExitCode> {
                 let db = open(&cfg).await?;
                 let running = server::start(&cfg, db).await?;
                 eprintln!("registry listening on {} (TLS pin {})", running.addr, running.pin);
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
                 tokio::select! {
                     _ = running.wait() => {}
-                    _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = super::shutdown::requested() => {}
                 }
                 Ok(ExitCode::SUCCESS)
             })

@@ -39,11 +39,7 @@ pub fn run(cmd: ViewerCommand) -> anyhow::Result<ExitCode> {
         let audit = Audit::from_config(&config).context("audit")?;
         let listener = kizuna_listen::listen(config.listen, &config.bind_interface)?;
         let viewer = Viewer::open(config, audit).await.context("opening the viewer's databases")?;
-        kizuna_viewer::serve_on(listener, viewer, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("viewer")?;
+        kizuna_viewer::serve_on(listener, viewer, super::shutdown::requested()).await.context("viewer")?;
         Ok(ExitCode::SUCCESS)
     })
 }
