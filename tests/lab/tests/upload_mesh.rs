@@ -421,20 +421,12 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     // viewer registered as a client, a physician of the site's facility with TOTP.
     let totp_secret = clinician_services(centre, &facility, &ON_REFERENCE);
     // The linkage unit gives the uploaded patients common IDs (it passes every 30 s).
-    let linked = centre.run_ok_with_timeout(
-        &retry(
-            &format!(
-                "sqlite3 -readonly /var/lib/kizuna/store/linkage.sqlite \
-                 \"SELECT common_id, patient_id FROM links WHERE facility_id = '{facility}' ORDER BY patient_id LIMIT 1\" | grep ."
-            ),
-            90,
+    let linked = wait_for_link(
+        centre,
+        &format!(
+            "SELECT common_id, patient_id FROM links WHERE facility_id = '{facility}' ORDER BY patient_id LIMIT 1"
         ),
-        Duration::from_secs(120),
     );
-    let linked = linked.unwrap_or_else(|e| {
-        let log = centre.run("journalctl -u kizuna-linkage --no-pager | tail -20").map(|o| o.stdout);
-        panic!("centre: the linkage did not enroll facility {facility}'s patients: {e}\n{log:?}")
-    });
     let (common_id, patient) = linked.trim().split_once('|').expect("common_id|patient_id");
     let current: usize = index_query(
         centre,
@@ -647,29 +639,32 @@ fn backup_verifies_clean_and_promotes(centre: &Vm, backup: &Vm) {
     assert_eq!(promoted, primary, "the promoted backup's IndexDB differs from the centre's records");
 }
 
+/// Waits (up to 90 s: `kizuna-linkage` passes every 30 s) until `query` on the linkage database
+/// of `vm` returns a row; returns it, trimmed.
+fn wait_for_link(vm: &Vm, query: &str) -> String {
+    let linked = vm.run_ok_with_timeout(
+        &retry(&format!("sqlite3 -readonly /var/lib/kizuna/store/linkage.sqlite \"{query}\" | grep ."), 90),
+        Duration::from_secs(120),
+    );
+    linked
+        .unwrap_or_else(|e| {
+            let log = vm.run("journalctl -u kizuna-linkage --no-pager | tail -20").map(|o| o.stdout);
+            panic!("{}: no linkage row for {query}: {e}\n{log:?}", vm.name())
+        })
+        .trim()
+        .to_string()
+}
+
 /// The promoted backup's own sign-on and viewer (on its loopback: it is outside the lab's mesh);
 /// its linkage gives `patient` of `facility` a common ID and a clinician's session there shows
 /// that patient's `current` records, as the centre's viewer did.
 fn clinician_view_on_the_promoted_backup(backup: &Vm, facility: &str, patient: &str, current: usize) {
     const ON_BACKUP: Clinicians = Clinicians { addr: "127.0.0.1", device: "", browser_netns: "" };
     backup.run_ok("systemctl start kizuna-linkage").expect("backup: starting the linkage");
-    let linked = backup.run_ok_with_timeout(
-        &retry(
-            &format!(
-                "sqlite3 -readonly /var/lib/kizuna/store/linkage.sqlite \
-                 \"SELECT common_id FROM links WHERE facility_id = '{facility}' AND patient_id = '{patient}'\" | grep ."
-            ),
-            90,
-        ),
-        Duration::from_secs(120),
+    let common_id = wait_for_link(
+        backup,
+        &format!("SELECT common_id FROM links WHERE facility_id = '{facility}' AND patient_id = '{patient}'"),
     );
-    let common_id = linked
-        .unwrap_or_else(|e| {
-            let log = backup.run("journalctl -u kizuna-linkage --no-pager | tail -20").map(|o| o.stdout);
-            panic!("backup: the linkage did not enroll patient {patient} of {facility}: {e}\n{log:?}")
-        })
-        .trim()
-        .to_string();
     let totp_secret = clinician_services(backup, facility, &ON_BACKUP);
     let shown = clinician_session(backup, backup, &ON_BACKUP, &totp_secret, &common_id).unwrap_or_else(|e| {
         let log =
