@@ -103,3 +103,23 @@ pub fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> Result<(), StoreError> {
     use rayon::prelude::*;
     dirs.par_iter().try_for_each(|d| fsync_dir(d))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rename_noreplace_never_replaces_a_file() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, c) = (d.path().join("a"), d.path().join("b"), d.path().join("c"));
+        std::fs::write(&a, b"new").unwrap();
+        std::fs::write(&b, b"stored").unwrap();
+        let err = rename_noreplace(&a, &b).unwrap_err().to_string();
+        assert!(err.contains(&b.display().to_string()), "{err}");
+        assert_eq!(std::fs::read(&b).unwrap(), b"stored");
+        assert!(a.exists(), "the source stays when the rename is refused");
+        rename_noreplace(&a, &c).unwrap();
+        assert_eq!(std::fs::read(&c).unwrap(), b"new");
+        assert!(!a.exists());
+    }
+}

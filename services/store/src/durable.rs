@@ -76,3 +76,25 @@ pub fn syncfs(path: &Path) -> Result<(), StoreError> {
     let f = File::open(path).map_err(|e| StoreError::io(path, e))?;
     rustix::fs::syncfs(&f).map_err(|e| StoreError::io(path, e.into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_dirs_reports_each_parent_whose_entries_changed_topmost_first() {
+        let d = tempfile::tempdir().unwrap();
+        let top = d.path().join("a");
+        std::fs::create_dir(&top).unwrap();
+        let deep = top.join("b").join("c");
+        assert_eq!(create_dirs(&deep).unwrap(), vec![top.clone(), top.join("b")]);
+        assert!(deep.is_dir());
+        // Already there: nothing changed, nothing to fsync.
+        assert_eq!(create_dirs(&deep).unwrap(), Vec::<PathBuf>::new());
+        assert_eq!(create_dirs(&top.join("b").join("e")).unwrap(), vec![top.join("b")]);
+        // Below a file: the error names the path.
+        std::fs::write(top.join("f"), b"x").unwrap();
+        let err = create_dirs(&top.join("f").join("g")).unwrap_err().to_string();
+        assert!(err.contains("f/g") || err.contains("/f"), "{err}");
+    }
+}
