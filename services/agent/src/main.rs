@@ -7,6 +7,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kizuna_agent::{Agent, Config, DEFAULT_CONFIG, OfflineStatus};
 
+/// mimalloc: the upload path allocates many small, short-lived buffers across threads, where glibc
+/// malloc took ~13 % of the upload benchmark's CPU.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "kizuna-agent", version, about = "Kizuna upload agent: ships SS-MIX2 exports to the store")]
 struct Cli {

@@ -3,7 +3,7 @@
 //! exactly what the plan saw) and by recovery (idempotent: steps already done are skipped).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ssmix2::StoragePath;
 
@@ -60,13 +60,9 @@ pub fn apply_to_tree(
                 }
                 let dir = tree.dir_of(&fac, &p);
                 dirs.extend(create_dirs(&dir)?);
-                if mode == Mode::Strict && dst.exists() {
-                    return Err(StoreError::io(
-                        &dst,
-                        std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-                    ));
-                }
-                std::fs::rename(&staged, &dst).map_err(|e| StoreError::io(&staged, e))?;
+                // Never over an existing file: the plan saw none there (strict), or the check
+                // above found none (replay).
+                rename_noreplace(&staged, &dst)?;
                 dirs.insert(dir);
             }
             Change::Delete { path, .. } => {
@@ -83,8 +79,47 @@ pub fn apply_to_tree(
     Ok(())
 }
 
+/// Renames `src` to `dst`, failing with `AlreadyExists` (naming `dst`) if `dst` exists, in one
+/// `renameat2(RENAME_NOREPLACE)` instead of a look and a rename. Filesystems without the flag get
+/// the look and the rename.
+fn rename_noreplace(src: &Path, dst: &Path) -> Result<(), StoreError> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    let exists = || StoreError::io(dst, std::io::Error::from(std::io::ErrorKind::AlreadyExists));
+    match renameat_with(CWD, src, CWD, dst, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::EXIST) => Err(exists()),
+        Err(rustix::io::Errno::INVAL) => {
+            if std::fs::symlink_metadata(dst).is_ok() {
+                return Err(exists());
+            }
+            std::fs::rename(src, dst).map_err(|e| StoreError::io(src, e))
+        }
+        Err(e) => Err(StoreError::io(src, e.into())),
+    }
+}
+
 /// fsyncs every directory in `dirs` (in parallel).
 pub fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> Result<(), StoreError> {
     use rayon::prelude::*;
     dirs.par_iter().try_for_each(|d| fsync_dir(d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rename_noreplace_never_replaces_a_file() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, c) = (d.path().join("a"), d.path().join("b"), d.path().join("c"));
+        std::fs::write(&a, b"new").unwrap();
+        std::fs::write(&b, b"stored").unwrap();
+        let err = rename_noreplace(&a, &b).unwrap_err().to_string();
+        assert!(err.contains(&b.display().to_string()), "{err}");
+        assert_eq!(std::fs::read(&b).unwrap(), b"stored");
+        assert!(a.exists(), "the source stays when the rename is refused");
+        rename_noreplace(&a, &c).unwrap();
+        assert_eq!(std::fs::read(&c).unwrap(), b"new");
+        assert!(!a.exists());
+    }
 }

@@ -1,4 +1,4 @@
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use super::FileName;
@@ -24,34 +24,67 @@ impl StoragePath {
         [a, b, n.patient.to_string(), n.care_date.to_string(), n.data_type.to_string(), n.to_string()]
     }
 
+    /// Writes the five folders, `/`-separated, to `out` (one buffer instead of six strings: paths
+    /// are built several times per uploaded file).
+    fn write_dir(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        let n = &self.name;
+        let pid = n.patient.as_str();
+        // The two hashing folders, as `PatientId::folder_prefixes` pads them (IDs are ASCII).
+        for i in 0..6 {
+            out.write_char(pid.as_bytes().get(i).map_or('_', |&b| b as char))?;
+            if i == 2 || i == 5 {
+                out.write_char('/')?;
+            }
+        }
+        out.write_str(pid)?;
+        out.write_char('/')?;
+        out.write_str(n.care_date.date_str().unwrap_or("-"))?;
+        out.write_char('/')?;
+        out.write_str(n.data_type.code())
+    }
+
+    /// The relative directory that holds the file, `/`-separated.
+    pub fn dir_string(&self) -> String {
+        let mut s = String::with_capacity(48);
+        self.write_dir(&mut s).expect("writing to a String cannot fail");
+        s
+    }
+
     /// The relative directory that holds the file.
     pub fn dir(&self) -> PathBuf {
-        self.components()[..5].iter().collect()
+        PathBuf::from(self.dir_string())
     }
 
     /// The relative path of the file.
     pub fn relative(&self) -> PathBuf {
-        self.components().iter().collect()
+        PathBuf::from(self.to_string())
     }
 
     /// Parses a relative path of exactly six components and checks that the folders agree with the
     /// file name (`NameError::PathMismatch` names the first folder that does not).
     pub fn parse(rel: &str) -> Result<Self, NameError> {
-        let parts: Vec<&str> = rel.split('/').collect();
-        if parts.len() != 6 {
-            return Err(NameError::PathDepth { value: rel.escape_default().to_string(), found: parts.len() });
+        let mut parts = [""; 6];
+        let mut found = 0;
+        for part in rel.split('/') {
+            if let Some(slot) = parts.get_mut(found) {
+                *slot = part;
+            }
+            found += 1;
+        }
+        if found != 6 {
+            return Err(NameError::PathDepth { value: rel.escape_default().to_string(), found });
         }
         let name = FileName::parse(parts[5])?;
         let me = Self::of(name);
-        let want = me.components();
+        let dir = me.dir_string();
         const LEVELS: [&str; 5] =
             ["patient ID prefix (1-3)", "patient ID prefix (4-6)", "patient ID", "care date", "data type"];
-        for (i, level) in LEVELS.iter().enumerate() {
-            if parts[i] != want[i] {
+        for ((level, want), got) in LEVELS.iter().zip(dir.split('/')).zip(parts) {
+            if got != want {
                 return Err(NameError::PathMismatch {
                     level,
-                    folder: parts[i].escape_default().to_string(),
-                    expected: want[i].clone(),
+                    folder: got.escape_default().to_string(),
+                    expected: want.to_owned(),
                 });
             }
         }
@@ -68,6 +101,8 @@ impl StoragePath {
 
 impl fmt::Display for StoragePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.components().join("/"))
+        self.write_dir(f)?;
+        f.write_char('/')?;
+        fmt::Display::fmt(&self.name, f)
     }
 }

@@ -1,6 +1,11 @@
 //! `kizuna-store [--config FILE]`: the store alone, as a process (the operator's command is
 //! `kizuna serve`; this thin binary lets the store's own tests kill and restart a real process).
 
+/// mimalloc: the upload path allocates many small, short-lived buffers across threads, where glibc
+/// malloc took ~13 % of the upload benchmark's CPU.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let config = match args.iter().position(|a| a == "--config").and_then(|i| args.get(i + 1)) {
