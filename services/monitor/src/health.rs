@@ -130,7 +130,11 @@ pub fn findings(facts: &SiteFacts, cfg: &Config, now: jiff::Timestamp) -> Vec<Fi
         out.push(Finding {
             rule: over.then_some(Rule::Rejects),
             health: if over { Health::Error } else { Health::Warning },
-            summary: format!("{n} files rejected in the last {} h: {codes}", rules.rejects.window_hours),
+            summary: format!(
+                "{n} {} rejected in the last {} h: {codes}",
+                if n == 1 { "file" } else { "files" },
+                rules.rejects.window_hours
+            ),
             samples: samples.into_iter().take(cfg.mail.samples.max(1)).collect(),
         });
     }
