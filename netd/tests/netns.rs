@@ -194,12 +194,7 @@ fn daemon_serves_status_repairs_drift_and_follows_policy_changes() {
     let (code, out) = m.apply(&m.sites[0]);
     assert_eq!(code, 0, "{out}");
     let site = &m.sites[1];
-    let mut daemon = m
-        .netd(site, &["run"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = m.spawn_daemon(site);
     let status = |m: &Mesh| -> Option<serde_json::Value> {
         http_get(m, site, "/status").and_then(|b| serde_json::from_str(&b).ok())
     };
@@ -392,12 +387,7 @@ fn netd_run_hosts_the_agent_in_the_upload_segment_and_reports_it() {
     )
     .unwrap();
 
-    let mut daemon = m
-        .netd(site, &["run"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = m.spawn_daemon(site);
     let status = || -> Option<serde_json::Value> {
         let out = mesh::run(&mut m.netd(site, &["status", "--json"]));
         serde_json::from_slice(&out.stdout).ok()

@@ -247,6 +247,15 @@ impl Mesh {
         self.router_cmd(site, Path::new(env!("CARGO_BIN_EXE_netd")), &all)
     }
 
+    /// `netd run` for `site` in the background, its output discarded (tests read its API).
+    pub fn spawn_daemon(&self, site: &Site) -> std::process::Child {
+        self.netd(site, &["run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawning netd run")
+    }
+
     /// Generate keys on every router and write the policy from their public keys.
     pub fn write_policy(&self, extra: &str) {
         let mut sites = String::new();
