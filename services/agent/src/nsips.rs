@@ -183,7 +183,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             Err(_) => continue,
         };
         let now = Instant::now();
-        // Forget files the dispensing system removed: the record stays as small as the folder.
+        // Forget files the dispensing system removed: the record stays as small as the folder. A
+        // file truncated to be rewritten in place is still there (empty) and keeps its record, so
+        // its new content is converted as a re-send of the same file.
         let before = ledger.converted.len();
         let present: std::collections::HashSet<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
         ledger.converted.retain(|name, _| present.contains(name.as_str()));
@@ -193,7 +195,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             tracing::debug!("cannot prune the NSIPS record: {e}");
         }
         for (name, stamp) in &found {
-            if !ledger.unchanged(name, *stamp) {
+            // An empty file is a writer that has not written yet (or a truncation): never an export.
+            if stamp.0 > 0 && !ledger.unchanged(name, *stamp) {
                 tracker.found(&dir.join(name), Some(*stamp), now);
             }
         }
@@ -278,7 +281,7 @@ fn stamp_of(meta: &std::fs::Metadata) -> Option<Stamp> {
     Some((meta.len(), meta.modified().ok()?))
 }
 
-/// The folder's regular, not-ignored files by name, with their stamps.
+/// The folder's regular, not-ignored files by name, with their stamps (empty files included).
 fn list(dir: &Path) -> std::io::Result<Vec<(String, Stamp)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -287,8 +290,7 @@ fn list(dir: &Path) -> std::io::Result<Vec<(String, Stamp)>> {
         if is_ignored(Path::new(&name)) || !entry.file_type()?.is_file() {
             continue;
         }
-        // An empty file is a writer that has not written yet (or a truncation): never an export.
-        if let Some(stamp) = entry.metadata().ok().as_ref().and_then(stamp_of).filter(|s| s.0 > 0) {
+        if let Some(stamp) = entry.metadata().ok().as_ref().and_then(stamp_of) {
             out.push((name, stamp));
         }
     }
@@ -374,17 +376,19 @@ fn convert_one(shared: &Shared, state: &Path, ledger: &mut Ledger, path: &Path) 
     }
     let sources: Vec<PathBuf> = staged.iter().map(|o| o.src.clone()).collect();
     let answers = shared.outbox.admit_many(staged);
-    let mut queued = 0usize;
+    // Every offer got an answer: those queued (before or after a refused one) are in the outbox.
+    let queued = answers.iter().filter(|a| matches!(a, Ok(Admission::Queued))).count();
+    if queued > 0 {
+        shared.wake_uploader.notify_one();
+    }
     for answer in answers {
         match answer {
-            Ok(Admission::Queued) => queued += 1,
-            Ok(Admission::AlreadyQueued) => {}
+            Ok(Admission::Queued | Admission::AlreadyQueued) => {}
             Ok(Admission::Busy) => {
-                // Other bytes under one of these names wait for upload: try again once they left.
+                // Other bytes under one of these names wait for upload: the file stays out of the
+                // record, so it is converted (and logged) again once they left.
+                tracing::debug!("{shown}: an SS-MIX2 name waits in the outbox with other bytes; retrying");
                 clear(&sources);
-                if queued > 0 {
-                    shared.wake_uploader.notify_one();
-                }
                 return Outcome::RetryAfter(shared.cfg.rescan_interval());
             }
             Err(e) => {
@@ -395,7 +399,6 @@ fn convert_one(shared: &Shared, state: &Path, ledger: &mut Ledger, path: &Path) 
     }
     if queued > 0 {
         shared.note_disk_ok();
-        shared.wake_uploader.notify_one();
     }
     let n = conversion.files.len();
     ledger.converted.insert(

@@ -180,7 +180,12 @@ async fn pharmacy_nsips_exports_reach_the_real_store_as_ssmix2() {
         [&sent_at[..12], b"00"].concat()
     };
     let (new, _) = with_field(&old, |f| f.starts_with(b"VER"), 1, &new_sent_at);
-    std::fs::write(resent, &new).unwrap();
+    // Rewritten in place, as a dispensing system may do: truncated, left empty long enough for the
+    // agent to list it (every 50 ms here; a test machine under load paused here at random), written.
+    let mut f = std::fs::File::options().write(true).truncate(true).open(resent).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::io::Write::write_all(&mut f, &new).unwrap();
+    drop(f);
     // The store keeps the earlier prescriptions as superseded (condition flag 2).
     for (path, bytes) in old_files {
         want.remove(&path);
@@ -207,6 +212,7 @@ async fn pharmacy_nsips_exports_reach_the_real_store_as_ssmix2() {
     let again = events(&state, "nsips_reconverted");
     assert_eq!(again.len(), 1, "{again:?}");
     assert_eq!(again[0]["file"], format!("nsips/{}", resent.file_name().unwrap().to_str().unwrap()));
+    assert_eq!(events(&state, "nsips_converted").len(), good.len(), "the re-sent file taken for a new one");
     agent.stop().await;
 
     let ledger: serde_json::Value =
