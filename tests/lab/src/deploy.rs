@@ -54,16 +54,87 @@ pub fn netd_diagnosis(vm: &Vm) -> String {
         .unwrap_or_else(|e| e.to_string())
 }
 
-/// A generated SS-MIX2 export shipped by a site's upload agent, as deployed.
+/// Where the centre keeps the whole generated corpus, and the site the parts held back.
+const CORPUS: &str = "/tmp/corpus";
+const LATER: &str = "/tmp/later";
+const EXPORT: &str = "/srv/kizuna/export";
+/// A pharmacy's NSIPS folder (the agent's `nsips.dir`).
+const NSIPS: &str = "/srv/kizuna/nsips";
+
+/// One facility of the generated corpus: its 10-digit ID and kind (`hospital`, `clinic`,
+/// `pharmacy`), from the corpus's `ground-truth.csv`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenFacility {
+    pub id: String,
+    pub kind: String,
+}
+
+/// `kizuna ssmix2 gen` on the centre (the site images have no `kizuna`), into /tmp/corpus: one
+/// corpus for every site of the lab, so that the same people are registered at several
+/// facilities. Returns the facilities in the generator's order (hospitals and clinics, then
+/// pharmacies).
+pub fn generate_corpus(
+    centre: &Vm,
+    seed: u64,
+    facilities: u32,
+    pharmacies: u32,
+    patients: u32,
+    bad: u32,
+) -> Vec<GenFacility> {
+    let listed = centre
+        .run_ok(&format!(
+            "set -e; cd /tmp; rm -rf {CORPUS}; kizuna ssmix2 gen --out {CORPUS} --seed {seed} --facilities {facilities} \
+             --pharmacies {pharmacies} --patients {patients} --bad {bad} >/dev/null; \
+             tail -n +2 {CORPUS}/ground-truth.csv | cut -d, -f2,3 | sort -u"
+        ))
+        .expect("kizuna ssmix2 gen on the centre");
+    let mut out: Vec<GenFacility> = listed
+        .lines()
+        .filter_map(|l| l.split_once(','))
+        .map(|(id, kind)| GenFacility { id: id.to_string(), kind: kind.to_string() })
+        .collect();
+    // Pharmacies after the others, as the generator numbers them.
+    out.sort_by_key(|f| (f.kind == "pharmacy", f.id.clone()));
+    assert_eq!(out.len() as u32, facilities + pharmacies, "facilities in the generated corpus: {listed}");
+    out
+}
+
+/// One registration of the generated corpus's ground truth: the true person, and where and under
+/// which local ID they are registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub person: String,
+    pub facility: String,
+    pub patient: String,
+}
+
+/// The generated corpus's `ground-truth.csv`.
+pub fn ground_truth(centre: &Vm) -> Vec<Registration> {
+    centre
+        .run_ok(&format!("tail -n +2 {CORPUS}/ground-truth.csv"))
+        .expect("reading the corpus's ground truth")
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Registration { person: f[0].to_string(), facility: f[1].to_string(), patient: f[3].to_string() }
+        })
+        .collect()
+}
+
+/// A site's part of the generated corpus ([`generate_corpus`]) shipped by its upload agent, as
+/// deployed.
 pub struct CorpusUpload<'a> {
-    /// `kizuna ssmix2 gen` seed and patients (one facility).
-    pub seed: u64,
-    pub patients: u32,
+    /// The facility whose export this site's EHR (or, for a pharmacy, its dispensing system) writes.
+    pub facility: &'a str,
+    /// The facility is a pharmacy: its export is NSIPS files, dropped into /srv/kizuna/nsips for
+    /// the agent to convert (`nsips.dir`).
+    pub nsips: bool,
     /// Patients (the last ones, by ID) left out of the first drop and staged on the site for the
     /// test to drop later ([`drop_held_back`]).
     pub held_back: usize,
-    /// Known-bad files (`kizuna ssmix2 gen --bad`), staged on the site ([`drop_bad_file`]).
-    pub bad: u32,
+    /// Stage the corpus's known-bad files (`kizuna ssmix2 gen --bad`, made for the first facility)
+    /// on the site ([`drop_bad_file`]).
+    pub stage_bad: bool,
     /// The centre's store config, for `kizuna site add`.
     pub store_yaml: &'a str,
     /// Where the site may upload from (`kizuna site add --allow`).
@@ -114,9 +185,10 @@ pub fn assert_hosted_by_netd(site: &Vm, device: &str) {
 /// What [`upload_generated_corpus`] shipped, and what it staged on the site for later.
 pub struct Uploaded {
     pub facility: String,
-    /// `sha256sum` lines of the first drop, sorted by path.
+    /// `sha256sum` lines of what the first drop must become in the centre's tree (for a pharmacy:
+    /// the SS-MIX2 files `kizuna nsips convert` makes of its NSIPS files), sorted by path.
     pub corpus_sums: String,
-    /// Files in the first drop.
+    /// Files in the first drop (SS-MIX2 files the tree must hold).
     pub files: usize,
     /// From the agent's start until every file was in the centre's tree.
     pub took: Duration,
@@ -126,60 +198,83 @@ pub struct Uploaded {
     pub bad: Vec<(String, String)>,
 }
 
-/// Where the centre keeps the whole generated corpus, and the site the parts held back.
-const CORPUS: &str = "/tmp/corpus";
-const LATER: &str = "/tmp/later";
-const EXPORT: &str = "/srv/kizuna/export";
+/// An upload started by [`stage_upload`], for [`finish_upload`] to wait for.
+pub struct Staged {
+    uploaded: Uploaded,
+    started: Instant,
+    hosted_by_netd: bool,
+}
 
-/// The upload path as a site runs it: a corpus made on the centre by `kizuna ssmix2 gen` (the
-/// site image has no `kizuna`), a site token from `kizuna site add`, the agent's config (which
-/// netd, hosting the agent, waits for; or `systemctl start kizuna-agent`), the export dropped into
-/// /srv/kizuna/export (all but the held-back patients). Asserts how the agent runs and that the
-/// centre's tree then holds the first drop byte for byte.
+/// The upload path as a site runs it, for one facility of the corpus: a site token from `kizuna
+/// site add`, the agent's config (which netd, hosting the agent, waits for; or `systemctl start
+/// kizuna-agent`), the export dropped into /srv/kizuna/export (all but the held-back patients) or,
+/// for a pharmacy, its NSIPS files into /srv/kizuna/nsips. Asserts that the centre's tree then
+/// holds the first drop byte for byte.
 pub fn upload_generated_corpus(centre: &Vm, site: &Vm, u: &CorpusUpload) -> Uploaded {
+    let staged = stage_upload(centre, site, u);
+    finish_upload(centre, site, staged)
+}
+
+/// The first half of [`upload_generated_corpus`]: everything up to the export landing on the
+/// site, without waiting for the centre's tree (several sites then upload at once).
+pub fn stage_upload(centre: &Vm, site: &Vm, u: &CorpusUpload) -> Staged {
     let started = Instant::now();
-    let facility = centre
-        .run_ok(&format!(
-            "set -e; cd /tmp; kizuna ssmix2 gen --out {CORPUS} --seed {} --facilities 1 --patients {} --bad {} >/dev/null; \
-             ls {CORPUS} | grep -E '^[0-9]+$'",
-            u.seed, u.patients, u.bad
-        ))
-        .expect("kizuna ssmix2 gen on the centre")
-        .trim()
-        .to_string();
-    let patients = centre
-        .run_ok(&format!(
-            "cd {CORPUS}/{facility} && find . -mindepth 3 -maxdepth 3 -type d | cut -c3- | LC_ALL=C sort"
-        ))
-        .unwrap();
-    let patients: Vec<&str> = patients.lines().collect();
-    assert!(patients.len() > u.held_back, "the corpus has only {} patients", patients.len());
-    let held_back: Vec<String> =
-        patients[patients.len() - u.held_back..].iter().map(|p| p.to_string()).collect();
-    // The first drop: the corpus without the held-back patients, in /tmp/first.
-    let mut split =
-        format!("set -e; rm -rf /tmp/first; mkdir /tmp/first; cp -a {CORPUS}/{facility} /tmp/first/\n");
-    for p in &held_back {
-        split.push_str(&format!("rm -r /tmp/first/{facility}/{p}\n"));
-    }
-    centre.run_ok(&split).expect("splitting the corpus");
-    let corpus_sums = sums_under(centre, &format!("/tmp/first/{facility}"));
+    let facility = u.facility;
+    let (corpus_sums, held_back, bad, payload, drop) = if u.nsips {
+        // What the tree must hold: the conversion of the pharmacy's NSIPS files.
+        let expected = format!("/tmp/nsips-expected/{facility}");
+        centre
+            .run_ok(&format!(
+                "set -e; rm -rf {expected}; mkdir -p {expected}; \
+                 kizuna nsips convert --facility {facility} {CORPUS}/nsips/{facility} {expected} >/dev/null"
+            ))
+            .expect("kizuna nsips convert on the centre (the expected tree)");
+        let payload = format!("corpus/nsips/{facility}");
+        let drop =
+            format!("install -o kizuna -g kizuna -m 0644 /tmp/stage/corpus/nsips/{facility}/* {NSIPS}/");
+        (sums_under(centre, &expected), Vec::new(), Vec::new(), payload, drop)
+    } else {
+        let patients = centre
+            .run_ok(&format!(
+                "cd {CORPUS}/{facility} && find . -mindepth 3 -maxdepth 3 -type d | cut -c3- | LC_ALL=C sort"
+            ))
+            .unwrap();
+        let patients: Vec<&str> = patients.lines().collect();
+        assert!(patients.len() > u.held_back, "facility {facility} has only {} patients", patients.len());
+        let held_back: Vec<String> =
+            patients[patients.len() - u.held_back..].iter().map(|p| p.to_string()).collect();
+        // The first drop: the facility's export without the held-back patients, in /tmp/first.
+        let mut split = format!(
+            "set -e; rm -rf /tmp/first/{facility}; mkdir -p /tmp/first; cp -a {CORPUS}/{facility} /tmp/first/\n"
+        );
+        for p in &held_back {
+            split.push_str(&format!("rm -r /tmp/first/{facility}/{p}\n"));
+        }
+        centre.run_ok(&split).expect("splitting the corpus");
+        let bad: Vec<(String, String)> = if u.stage_bad {
+            centre
+                .run_ok(&format!("tail -n +2 {CORPUS}/bad-files.csv 2>/dev/null | cut -d, -f1,2 || true"))
+                .unwrap()
+                .lines()
+                .filter_map(|l| l.split_once(','))
+                .map(|(p, c)| (p.strip_prefix("bad/").unwrap_or(p).to_string(), c.to_string()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut payload = format!("first/{facility}");
+        if u.stage_bad {
+            payload.push_str(" $(cd /tmp && ls -d corpus/bad 2>/dev/null)");
+        }
+        for p in &held_back {
+            payload.push_str(&format!(" corpus/{facility}/{p}"));
+        }
+        let drop = format!("mv /tmp/stage/first/{facility} {EXPORT}/");
+        (sums_under(centre, &format!("/tmp/first/{facility}")), held_back, bad, payload, drop)
+    };
     let files = corpus_sums.lines().count();
-    assert!(files >= 10, "the generated corpus has only {files} files");
-    let bad: Vec<(String, String)> = centre
-        .run_ok(&format!("tail -n +2 {CORPUS}/bad-files.csv 2>/dev/null | cut -d, -f1,2 || true"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once(','))
-        .map(|(p, c)| (p.strip_prefix("bad/").unwrap_or(p).to_string(), c.to_string()))
-        .collect();
-    let tarball = centre
-        .run_ok(&format!(
-            "cd /tmp && tar -cz first/{facility} $(cd {CORPUS} && ls -d bad 2>/dev/null | sed 's|^|corpus/|') \
-             $(for p in {}; do echo corpus/{facility}/$p; done) | base64 -w0",
-            held_back.join(" ")
-        ))
-        .unwrap();
+    assert!(files >= 10, "the first drop of {facility} makes only {files} files");
+    let tarball = centre.run_ok(&format!("cd /tmp && tar -cz {payload} | base64 -w0")).unwrap();
     let added = centre
         .run_ok(&format!(
             "runuser -u kizuna -- kizuna site add -c {} {} --facility {facility} --allow {} 2>/dev/null",
@@ -194,12 +289,13 @@ pub fn upload_generated_corpus(centre: &Vm, site: &Vm, u: &CorpusUpload) -> Uplo
         .unwrap_or_else(|| panic!("no kzn_ token in the output of kizuna site add:\n{added}"))
         .to_string();
     site.write_file("/etc/kizuna/agent.token", &format!("{token}\n")).unwrap();
+    let nsips = if u.nsips { format!("nsips:\n  dir: {NSIPS}\n") } else { String::new() };
     site.write_file(
         "/etc/kizuna/agent.yaml",
         &format!(
             "export_dir: {EXPORT}\nstate_dir: /var/lib/kizuna/agent\nstore_url: {}\n\
              facility: \"{facility}\"\ntoken_file: /etc/kizuna/agent.token\nnho_tables_dir: /usr/share/kizuna/nho-tables\n\
-             rescan_interval_secs: 5\nsettle_ms: 500\n{}",
+             rescan_interval_secs: 5\nsettle_ms: 500\n{nsips}{}",
             u.store_url, u.agent_extra
         ),
     )
@@ -211,19 +307,34 @@ pub fn upload_generated_corpus(centre: &Vm, site: &Vm, u: &CorpusUpload) -> Uplo
         "set -e; chown kizuna:kizuna /etc/kizuna/agent.token; chmod 600 /etc/kizuna/agent.token; \
          {start} rm -rf /tmp/stage {LATER}; mkdir -p /tmp/stage; \
          base64 -d /tmp/export.tgz.b64 | tar -C /tmp/stage -xz; chown -R kizuna:kizuna /tmp/stage; \
-         if [ -d /tmp/stage/corpus ]; then mv /tmp/stage/corpus {LATER}; fi; mv /tmp/stage/first/{facility} {EXPORT}/",
+         {drop}; if [ -d /tmp/stage/corpus ]; then mv /tmp/stage/corpus {LATER}; fi",
     ))
     .expect("starting the agent and dropping the export");
-    if u.hosted_by_netd {
+    let uploaded =
+        Uploaded { facility: facility.to_string(), corpus_sums, files, took: Duration::ZERO, held_back, bad };
+    Staged { uploaded, started, hosted_by_netd: u.hosted_by_netd }
+}
+
+/// The second half of [`upload_generated_corpus`]: asserts how the agent runs, waits for the
+/// centre's tree to hold the first drop and compares it byte for byte.
+pub fn finish_upload(centre: &Vm, site: &Vm, staged: Staged) -> Uploaded {
+    let Staged { mut uploaded, started, hosted_by_netd } = staged;
+    if hosted_by_netd {
         assert_hosted_by_netd(site, "kzv-upload");
     } else {
         assert_started_by_systemd(site, "kizuna-agent", "kizuna-agent", "kizuna");
     }
-    wait_for_tree(centre, site, &facility, files, Duration::from_secs(150));
-    let took = started.elapsed();
+    let facility = &uploaded.facility;
+    wait_for_tree(centre, site, facility, uploaded.files, Duration::from_secs(150));
+    uploaded.took = started.elapsed();
     let tree_sums = sums_under(centre, &format!("/var/lib/kizuna/store/tree/{facility}"));
-    assert_eq!(tree_sums, corpus_sums, "the store's tree differs from the site's export");
-    Uploaded { facility, corpus_sums, files, took, held_back, bad }
+    assert_eq!(
+        tree_sums,
+        uploaded.corpus_sums,
+        "{}: the store's tree of {facility} differs from the site's export",
+        site.name()
+    );
+    uploaded
 }
 
 /// `sha256sum` lines of every file under `dir`, sorted by path (`./…`).

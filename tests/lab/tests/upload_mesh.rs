@@ -15,9 +15,9 @@
 use std::time::{Duration, Instant};
 
 use kizuna_lab::deploy::{
-    CorpusUpload, SITE_AGENT, Uploaded, assert_started_by_systemd, centre_and_site_images, drop_bad_file,
-    drop_held_back, full_corpus_sums, netd_diagnosis, provision, retry, system_state, tree_files,
-    upload_generated_corpus, wait_for_tree,
+    CorpusUpload, Registration, SITE_AGENT, Staged, Uploaded, assert_started_by_systemd,
+    centre_and_site_images, drop_bad_file, drop_held_back, finish_upload, full_corpus_sums, generate_corpus,
+    ground_truth, netd_diagnosis, provision, retry, stage_upload, system_state, tree_files, wait_for_tree,
 };
 use kizuna_lab::screenshot;
 use kizuna_lab::smtp::SmtpSink;
@@ -25,6 +25,13 @@ use kizuna_lab::{Lab, Vm, VmSpec, lab_available};
 
 const CENTRE_IP: &str = "10.255.0.11";
 const SITE_IP: &str = "10.255.0.12";
+/// The other sites: a second hospital, a clinic and a pharmacy (name, router number, kind,
+/// underlay address). Site-a is router 2, a hospital.
+const OTHER_SITES: [(&str, u8, &str, &str); 3] = [
+    ("site-b", 3, "hospital", "10.255.0.14"),
+    ("clinic", 4, "clinic", "10.255.0.15"),
+    ("pharmacy", 5, "pharmacy", "10.255.0.16"),
+];
 /// The backup centre: the centre image, outside the mesh, reached from the centre over the
 /// underlay (in a prefecture: the line between the two data centres).
 const BACKUP_IP: &str = "10.255.0.13";
@@ -42,6 +49,14 @@ const PASSWORD: &str = "correct horse battery staple";
 /// The site's upload subnet: the store admits the site's token only from there.
 const SITE_UPLOAD_NET: &str = "10.20.2.0/24";
 const STORE_YAML: &str = "/etc/kizuna/store.yaml";
+/// Centre units enabled in the image, each with the URL its health check answers on.
+const CENTRE_SERVICES: &[(&str, &str)] = &[
+    ("kizuna-store", "http://127.0.0.1:8440/healthz"),
+    ("kizuna-registry", "https://127.0.0.1:9443/v1/health"),
+    ("kizuna-audit", "http://127.0.0.1:7460/healthz"),
+    ("kizuna-auth", "http://127.0.0.1:7470/healthz"),
+    ("kizuna-admin", "http://127.0.0.1:8441/healthz"),
+];
 /// The test's SMTP server, on the host's foot on the underlay (inside the lab's namespace).
 const SMTP_ADDR: &str = "10.255.0.250";
 const SMTP_PORT: u16 = 2525;
@@ -49,12 +64,17 @@ const ALERT_TO: &str = "ops@kizuna.test";
 /// Patients held back from the first drop: the first `CUT_PATIENTS` are exported while site-a's
 /// underlay is cut, the rest while the store is killed.
 const HELD_BACK: usize = 7;
+/// `kizuna ssmix2 gen --seed` and `--patients` of the lab's corpus (four facilities and a
+/// pharmacy; site-a's hospital has 12 of the people).
+const CORPUS_SEED: u64 = 11;
+const CORPUS_PEOPLE: u32 = 16;
 const CUT_PATIENTS: usize = 2;
 
-/// Centre (site 1) and hospital site-a (site 2). The reference LANs are veths to a LAN host
-/// (namespace `h-ref`); the upload LANs are dummies (the store and the agent run on the routers).
+/// Centre (site 1), hospital site-a (site 2) and the [`OTHER_SITES`]. The reference LANs are
+/// veths to a LAN host (namespace `h-ref`); the upload LANs are dummies (the store and the agent
+/// run on the routers).
 fn policy() -> String {
-    format!(
+    let mut p = format!(
         "mesh: upload-lab\nkeepalive_secs: 5\nsegments:\n\
          \x20 reference:\n    cidr: 10.10.0.0/16\n    port: 51801\n    security: high\n    required: true\n\
          \x20   centre_services:\n      - {{ name: viewer, proto: tcp, port: {VIEWER_PORT} }}\n\
@@ -66,7 +86,25 @@ fn policy() -> String {
          \x20   lan: {{ reference: lref, upload: lupl }}\n\
          \x20 - number: 2\n    name: site-a\n    kind: hospital\n    endpoint: {SITE_IP}\n\
          \x20   lan: {{ reference: lref, upload: lupl }}\n"
-    )
+    );
+    for (name, number, kind, ip) in OTHER_SITES {
+        p.push_str(&format!(
+            "  - number: {number}\n    name: {name}\n    kind: {kind}\n    endpoint: {ip}\n\
+             \x20   lan: {{ reference: lref, upload: lupl }}\n"
+        ));
+    }
+    p
+}
+
+/// The router number of site `name`.
+fn number_of(name: &str) -> u8 {
+    match name {
+        "centre" => 1,
+        "site-a" => 2,
+        _ => {
+            OTHER_SITES.iter().find(|s| s.0 == name).map(|s| s.1).unwrap_or_else(|| panic!("no site {name}"))
+        }
+    }
 }
 
 /// The LANs of router `number`: reference a veth to the LAN host `h-ref` (10.10.N.2, checked
@@ -245,6 +283,44 @@ fn clinician_session(
     )
 }
 
+/// The browser again, in the same session (its cookie jar): the time series of `common_id` and
+/// its calendar of `month` (`YYYY-MM`), kept in /tmp/timeline.html and /tmp/calendar.html. Prints
+/// how many original messages the time series links.
+fn browser_patient(at: &Clinicians, common_id: &str, month: &str) -> String {
+    let viewer = at.viewer();
+    format!(
+        "{}c -o /tmp/timeline.html -w '%{{http_code}}' {viewer}/patients/{common_id} | grep -q 200\n\
+         c -o /tmp/calendar.html -w '%{{http_code}}' '{viewer}/patients/{common_id}/calendar?month={month}' | grep -q 200\n\
+         grep -o '/patients/{common_id}/records/[0-9]*' /tmp/timeline.html | sort -u | wc -l\n",
+        browser(at.browser_netns)
+    )
+}
+
+/// The registrations, at the `uploaded` facilities, of the first person of the ground truth who
+/// is registered at each of `must` (site-a's facility first) and whose site-a patient is not
+/// among the `held_back` folders (`PID3/PID3/PID`).
+fn shared_person(
+    truth: &[Registration],
+    uploaded: &[String],
+    must: [&String; 3],
+    held_back: &[String],
+) -> Vec<Registration> {
+    let mut people: Vec<&str> = truth.iter().map(|r| r.person.as_str()).collect();
+    people.sort_unstable();
+    people.dedup();
+    for person in people {
+        let regs: Vec<Registration> =
+            truth.iter().filter(|r| r.person == person && uploaded.contains(&r.facility)).cloned().collect();
+        let at = |f: &String| regs.iter().find(|r| &r.facility == f);
+        if must.iter().all(|f| at(f).is_some())
+            && !held_back.iter().any(|h| h.ends_with(&format!("/{}", at(must[0]).unwrap().patient)))
+        {
+            return regs;
+        }
+    }
+    panic!("no person of the generated corpus is registered at {must:?} in site-a's first drop");
+}
+
 #[test]
 #[ignore = "QEMU lab: needs root and qemu; run tests/lab/run"]
 fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else() {
@@ -255,29 +331,79 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     let (centre_image, site_image) = centre_and_site_images("KIZUNA_LAB_IMAGES_BUILD_FAILED");
     let built = started.elapsed();
     eprintln!("upload_mesh: images built or found in the cache in {:.1} s", built.as_secs_f64());
+    // Where the time goes, for keeping the scenario within CI's budget.
+    let phase = |what: &str| eprintln!("upload_mesh: {what} at {:.1} s", started.elapsed().as_secs_f64());
+    for (role, image) in [("centre", &centre_image), ("site", &site_image)] {
+        let size = std::fs::metadata(&image.initrd).map(|m| m.len()).unwrap_or(0);
+        eprintln!(
+            "upload_mesh: {role} image {} ({:.1} MB), kernel {}",
+            image.initrd.display(),
+            size as f64 / 1e6,
+            image.kernel_release
+        );
+    }
+    // Root's SSH key for the centre, handed over as the systemd credential
+    // ssh.authorized_keys.root on the kernel command line, as the Vagrantfile does.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("id_ed25519");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "lab", "-f"])
+        .arg(&key)
+        .status()
+        .expect("running ssh-keygen (Debian package openssh-client)");
+    assert!(keygen.success(), "ssh-keygen failed");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let public: Vec<&str> = public.split_whitespace().take(2).collect();
+    let credential = format!("\"systemd.set_credential=ssh.authorized_keys.root:{}\"", public.join(" "));
+    let private = std::fs::read_to_string(&key).unwrap();
     let lab = Lab::start_with(
         "upload_mesh",
         vec![
             (
-                VmSpec { memory_mb: 1024, ..VmSpec::new("centre", &format!("{CENTRE_IP}/24")) },
+                VmSpec {
+                    memory_mb: 1024,
+                    kernel_args: vec![credential],
+                    ..VmSpec::new("centre", &format!("{CENTRE_IP}/24"))
+                },
                 centre_image.clone(),
             ),
-            (VmSpec { memory_mb: 768, ..VmSpec::new("site-a", &format!("{SITE_IP}/24")) }, site_image),
+            (
+                VmSpec { memory_mb: 768, ..VmSpec::new("site-a", &format!("{SITE_IP}/24")) },
+                site_image.clone(),
+            ),
             (
                 VmSpec { memory_mb: 768, ..VmSpec::new("backup", &format!("{BACKUP_IP}/24")) },
                 centre_image.clone(),
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(OTHER_SITES.iter().map(|(name, _, _, ip)| {
+            (VmSpec { memory_mb: 640, ..VmSpec::new(name, &format!("{ip}/24")) }, site_image.clone())
+        }))
+        .collect(),
     )
-    .expect("booting the centre and the site");
+    .expect("booting the centre, the backup centre and the sites");
     let centre = lab.vm("centre").unwrap();
     let site = lab.vm("site-a").unwrap();
     let backup = lab.vm("backup").unwrap();
-    let states = lab.on_each(system_state);
-    for (vm, state) in lab.vms().iter().zip(&states) {
-        assert_eq!(state, "running", "{}: systemd's state after boot", vm.name());
+    let states = lab.on_each(|vm| (system_state(vm), Instant::now()));
+    for (vm, (state, at)) in lab.vms().iter().zip(&states) {
+        assert_eq!(
+            state,
+            "running",
+            "{}: systemd's state after boot (console log: {})",
+            vm.name(),
+            vm.console_log().display()
+        );
+        eprintln!(
+            "upload_mesh: {} reached `running` {:.1} s after QEMU started",
+            vm.name(),
+            (*at - started).as_secs_f64() - built.as_secs_f64()
+        );
     }
     let booted = started.elapsed();
+    the_images_as_booted(&lab, centre, site, &private);
+    phase("images checked");
 
     // The mesh from tokens (provisioning/README.md): policy at the registry, one token per router,
     // `netd enroll`, `systemctl start netd`. The centre's router admits its registry from the underlay.
@@ -292,42 +418,60 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     centre
         .run_ok("runuser -u kizuna -- /usr/local/bin/kizuna policy apply /etc/kizuna/mesh.yaml")
         .expect("kizuna policy apply");
-    let tokens = [provision(centre, "centre"), provision(centre, "site-a")];
+    let routers: Vec<&Vm> = lab.vms().iter().filter(|vm| vm.name() != "backup").collect();
+    let tokens: Vec<(String, String)> =
+        routers.iter().map(|vm| (vm.name().to_string(), provision(centre, vm.name()))).collect();
     lab.on_each(|vm| {
         if vm.name() == "backup" {
             return;
         }
-        let (number, token) = if vm.name() == "centre" { (1, &tokens[0]) } else { (2, &tokens[1]) };
+        let number = number_of(vm.name());
+        let token = &tokens.iter().find(|(n, _)| n == vm.name()).unwrap().1;
         vm.run_ok(&lan_script(number)).unwrap_or_else(|e| panic!("{}: LANs: {e}", vm.name()));
         vm.run_ok_with_timeout(&format!("netd enroll {token}"), Duration::from_secs(120))
             .unwrap_or_else(|e| panic!("{}: netd enroll: {e}", vm.name()));
         if vm.name() == "centre" {
             vm.run_ok(
                 "set -e; grep -q '^admit_underlay: \\[\\]$' /etc/netd/site.yaml; \
-                 sed -i 's/^admit_underlay: .*/admit_underlay: [{ proto: tcp, port: 9443 }]/' /etc/netd/site.yaml",
+                 sed -i 's/^admit_underlay: .*/admit_underlay: [{ proto: tcp, port: 9443 }, { proto: tcp, port: 22 }]/' \
+                 /etc/netd/site.yaml",
             )
-            .expect("admitting the registry on the centre's underlay");
+            .expect("admitting the registry and SSH on the centre's underlay");
         }
-        if vm.name() == "site-a" {
+        if vm.name() != "centre" {
             // The site appliance's netd hosts the upload agent (provisioning/README.md).
             vm.run_ok(&format!("printf '{SITE_AGENT}' >> /etc/netd/site.yaml"))
-                .expect("site-a: the agent: section of the site file");
+                .unwrap_or_else(|e| panic!("{}: the agent: section of the site file: {e}", vm.name()));
         }
         vm.run_ok("systemctl start netd").unwrap_or_else(|e| panic!("{}: systemctl start netd: {e}", vm.name()));
         assert_started_by_systemd(vm, "netd", "netd", "root");
     });
-    let handshake = site.run_ok_with_timeout(
-        &retry("wg show kzw-upload latest-handshakes 2>/dev/null | awk '$2 > 0 {f=1} END {exit !f}'", 90),
-        Duration::from_secs(120),
-    );
-    if let Err(e) = handshake {
-        panic!(
-            "site-a: no WireGuard handshake with the centre on kzw-upload: {e}\nsite-a:\n{}\ncentre:\n{}",
-            netd_diagnosis(site),
-            netd_diagnosis(centre)
+    lab.on_each(|vm| {
+        if vm.name() == "backup" || vm.name() == "centre" {
+            return;
+        }
+        let handshake = vm.run_ok_with_timeout(
+            &retry("wg show kzw-upload latest-handshakes 2>/dev/null | awk '$2 > 0 {f=1} END {exit !f}'", 90),
+            Duration::from_secs(120),
         );
-    }
+        if let Err(e) = handshake {
+            panic!(
+                "{}: no WireGuard handshake with the centre on kzw-upload: {e}\n{}:\n{}\ncentre:\n{}",
+                vm.name(),
+                vm.name(),
+                netd_diagnosis(vm),
+                netd_diagnosis(centre)
+            );
+        }
+    });
     let meshed = started.elapsed();
+    // With netd's ruleset loaded on the centre, the sites still reach its registry and SSH.
+    site.run_ok(&format!("curl -sfk --max-time 10 https://{CENTRE_IP}:9443/v1/health >/dev/null"))
+        .expect("site-a reaches the registry with netd running on the centre");
+    let over_ssh = site
+        .run_ok(&format!("ssh -o BatchMode=yes -o ConnectTimeout=20 root@{CENTRE_IP} cat /etc/kizuna-image"))
+        .expect("ssh from site-a to root@centre with netd running");
+    assert_eq!(over_ssh.trim(), "centre");
 
     // The store on the upload segment only: the image's store.yaml with the documented keys.
     centre
@@ -359,15 +503,27 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
 
     // A corpus from the generator (`kizuna ssmix2 gen`, on the centre: the site image has no
     // `kizuna`), the site's token from `kizuna site add`, the agent as deployed.
+    // One corpus for the four facilities: two hospitals, a clinic (the generator's second
+    // facility; its third, another clinic, stays unused) and a pharmacy exporting NSIPS. Many of
+    // its people are registered at several of them.
     let agent_url = format!("http://{STORE_ADDR}:{STORE_PORT}");
-    let Uploaded { facility, corpus_sums, files, took: uploaded, held_back, bad } = upload_generated_corpus(
+    let generated = generate_corpus(centre, CORPUS_SEED, 4, 1, CORPUS_PEOPLE, 2);
+    let kinds: Vec<&str> = generated.iter().map(|f| f.kind.as_str()).collect();
+    assert_eq!(kinds, ["hospital", "clinic", "clinic", "hospital", "pharmacy"], "the generated facilities");
+    let facility_of = |site: &str| match site {
+        "site-a" => generated[0].id.clone(),
+        "site-b" => generated[3].id.clone(),
+        "clinic" => generated[1].id.clone(),
+        _ => generated[4].id.clone(),
+    };
+    let staged_a = stage_upload(
         centre,
         site,
         &CorpusUpload {
-            seed: 11,
-            patients: 3 + HELD_BACK as u32,
+            facility: &facility_of("site-a"),
+            nsips: false,
             held_back: HELD_BACK,
-            bad: 2,
+            stage_bad: true,
             store_yaml: STORE_YAML,
             allow: SITE_UPLOAD_NET,
             store_url: &agent_url,
@@ -380,6 +536,36 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
             hosted_by_netd: true,
         },
     );
+    // The other three sites upload their whole exports at the same time.
+    let others: Vec<(&Vm, Staged)> = OTHER_SITES
+        .iter()
+        .map(|(name, number, _, _)| {
+            let vm = lab.vm(name).unwrap();
+            let facility = facility_of(name);
+            let allow = format!("10.20.{number}.0/24");
+            let staged = stage_upload(
+                centre,
+                vm,
+                &CorpusUpload {
+                    facility: &facility,
+                    nsips: *name == "pharmacy",
+                    held_back: 0,
+                    stage_bad: false,
+                    store_yaml: STORE_YAML,
+                    allow: &allow,
+                    store_url: &agent_url,
+                    agent_extra: "heartbeat_interval_secs: 5\n",
+                    hosted_by_netd: true,
+                },
+            );
+            (vm, staged)
+        })
+        .collect();
+    let Uploaded { facility, corpus_sums, files, took: uploaded, held_back, bad } =
+        finish_upload(centre, site, staged_a);
+    let others: Vec<(&Vm, Uploaded)> =
+        others.into_iter().map(|(vm, staged)| (vm, finish_upload(centre, vm, staged))).collect();
+    phase("four sites uploaded");
     // ... one index row each, from site-a, with the file's digest ...
     let mut corpus_digests: Vec<&str> =
         corpus_sums.lines().filter_map(|l| l.split_whitespace().next()).collect();
@@ -395,7 +581,24 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
         corpus_digests,
         "the IndexDB's rows for facility {facility}"
     );
-    assert_eq!(index_query(centre, "SELECT count(*) FROM records").parse::<usize>().unwrap(), files);
+    for (vm, up) in &others {
+        assert_eq!(
+            index_query(
+                centre,
+                &format!(
+                    "SELECT count(*) FROM records WHERE facility_id = '{}' AND site = '{}'",
+                    up.facility,
+                    vm.name()
+                )
+            ),
+            up.files.to_string(),
+            "the IndexDB's rows for {} from {}",
+            up.facility,
+            vm.name()
+        );
+    }
+    let all_files = files + others.iter().map(|(_, up)| up.files).sum::<usize>();
+    assert_eq!(index_query(centre, "SELECT count(*) FROM records").parse::<usize>().unwrap(), all_files);
     // ... and nothing refused: no rejection at the store, nothing in the agent's quarantine.
     assert_eq!(index_query(centre, "SELECT count(*) FROM rejections"), "0", "the store rejected files");
     assert_eq!(
@@ -403,15 +606,21 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
         "0",
         "the agent reported quarantined files"
     );
-    let quarantined =
-        site.run_ok("find /var/lib/kizuna/agent/quarantine -type f 2>/dev/null | wc -l").unwrap();
-    assert_eq!(quarantined.trim(), "0", "site-a's agent quarantined files");
+    for vm in std::iter::once(site).chain(others.iter().map(|(vm, _)| *vm)) {
+        let quarantined =
+            vm.run_ok("find /var/lib/kizuna/agent/quarantine -type f 2>/dev/null | wc -l").unwrap();
+        assert_eq!(quarantined.trim(), "0", "{}'s agent quarantined files", vm.name());
+    }
     // The uploads (the first drop, /tmp/first on the centre) came through the mesh: the token is valid only from the site's upload subnet
     // (`--allow`), and the corpus crossed site-a's upload tunnel.
     let corpus_bytes: u64 =
         centre.run_ok(&format!("du -sb /tmp/first/{facility} | cut -f1")).unwrap().trim().parse().unwrap();
-    let sent: u64 =
-        site.run_ok("wg show kzw-upload transfer | awk '{print $3}'").unwrap().trim().parse().unwrap();
+    let sent: u64 = site
+        .run_ok("wg show kzw-upload transfer | awk '{s += $3} END {print s}'")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(
         sent >= corpus_bytes / 2,
         "site-a sent only {sent} bytes over kzw-upload for a corpus of {corpus_bytes} bytes"
@@ -420,15 +629,34 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     // The sign-on and the viewer on the reference segment only (their documented keys), the
     // viewer registered as a client, a physician of the site's facility with TOTP.
     let totp_secret = clinician_services(centre, &facility, &ON_REFERENCE);
-    // The linkage unit gives the uploaded patients common IDs (it passes every 30 s).
-    let linked = wait_for_link(
+    // The person of the ground truth seen at both hospitals and the pharmacy (site-a's
+    // registration in its first drop): the linkage unit (it passes every 30 s) gives each of
+    // their registrations at the four facilities one common ID.
+    let uploaded_facilities: Vec<String> =
+        std::iter::once(facility.clone()).chain(others.iter().map(|(_, up)| up.facility.clone())).collect();
+    let shared = shared_person(
+        &ground_truth(centre),
+        &uploaded_facilities,
+        [&facility_of("site-a"), &facility_of("site-b"), &facility_of("pharmacy")],
+        &held_back,
+    );
+    let patient = shared.iter().find(|r| r.facility == facility).map(|r| r.patient.as_str()).unwrap();
+    let of_person = shared
+        .iter()
+        .map(|r| format!("(facility_id = '{}' AND patient_id = '{}')", r.facility, r.patient))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let common_id = wait_for_link(
         centre,
         &format!(
-            "SELECT common_id, patient_id FROM links WHERE facility_id = '{facility}' ORDER BY patient_id LIMIT 1"
+            "SELECT CASE WHEN count(DISTINCT common_id) = 1 AND count(*) = {} THEN min(common_id) END \
+             FROM links WHERE {of_person}",
+            shared.len()
         ),
     );
-    let (common_id, patient) = linked.trim().split_once('|').expect("common_id|patient_id");
-    let current: usize = index_query(
+    let common_id = common_id.as_str();
+    phase("linked");
+    let current_here: usize = index_query(
         centre,
         &format!(
             "SELECT count(*) FROM records WHERE facility_id = '{facility}' AND patient_id = '{patient}' \
@@ -437,7 +665,27 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     )
     .parse()
     .unwrap();
-    assert!(current > 0, "patient {patient} has no current record");
+    assert!(current_here > 0, "patient {patient} has no current record");
+    let current_everywhere: usize = index_query(
+        centre,
+        &format!("SELECT count(*) FROM records WHERE condition_flag = '1' AND ({of_person})"),
+    )
+    .parse()
+    .unwrap();
+    // A month in which both hospitals and the pharmacy have records of the person (the day of a
+    // record: its care date, else its timestamp's, as the viewer's calendar counts it).
+    let [a, b, ph] = [facility_of("site-a"), facility_of("site-b"), facility_of("pharmacy")];
+    let month = index_query(
+        centre,
+        &format!(
+            "SELECT substr(CASE WHEN order_date GLOB '[0-9]*' THEN order_date ELSE transaction_datetime END, 1, 6) AS m \
+             FROM records WHERE condition_flag = '1' AND ({of_person}) GROUP BY m \
+             HAVING sum(facility_id = '{a}') > 0 AND sum(facility_id = '{b}') > 0 AND sum(facility_id = '{ph}') > 0 \
+             ORDER BY m DESC LIMIT 1"
+        ),
+    );
+    assert_eq!(month.len(), 6, "no month with records of {common_id} at {a}, {b} and {ph}: {shared:?}");
+    let month = format!("{}-{}", &month[..4], &month[4..]);
 
     // The browser on the site's reference LAN: login at the viewer, redirected to the provider,
     // password, TOTP, back to the viewer; then the patient's time series.
@@ -449,6 +697,7 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
         Duration::from_secs(90),
     )
     .unwrap_or_else(|e| panic!("site-a: the reference LAN host does not reach the viewer: {e}"));
+    // Without the patient's consent the clinician of site-a's facility sees only its own records.
     let session = clinician_session(site, centre, &ON_REFERENCE, &totp_secret, common_id);
     let shown = session
         .unwrap_or_else(|e| {
@@ -463,9 +712,39 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
         });
     assert_eq!(
         shown.trim().parse::<usize>().unwrap(),
-        current,
-        "the time series of {common_id} (patient {patient} of {facility}): links to original messages"
+        current_here,
+        "the time series of {common_id} (patient {patient} of {facility}) without consent: links to original messages"
     );
+    // The patient consents to share with site-a's facility (`kizuna consent set`): the same
+    // session now shows every facility's records, in the time series and in the calendar.
+    centre
+        .run_ok(&format!(
+            "runuser -u kizuna -- kizuna consent set {common_id} --facility {facility} --actor lab-registrar \
+             --reason 'signed consent form 1' --index-url 'sqlite:///var/lib/kizuna/store/linkage.sqlite?mode=rwc'"
+        ))
+        .expect("kizuna consent set");
+    let shown = site
+        .run_ok_with_timeout(&browser_patient(&ON_REFERENCE, common_id, &month), Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("site-a: the clinician's pages after the consent: {e}"));
+    assert_eq!(
+        shown.trim().parse::<usize>().unwrap(),
+        current_everywhere,
+        "the time series of {common_id} with consent: links to original messages of {shared:?}"
+    );
+    let timeline = site.run_ok("cat /tmp/timeline.html").unwrap();
+    for f in &uploaded_facilities {
+        assert!(
+            timeline.contains(&format!("data-facility=\"{f}\"")),
+            "the time series shows no record of {f}"
+        );
+    }
+    let calendar = site.run_ok("cat /tmp/calendar.html").unwrap();
+    for f in [&a, &b, &ph] {
+        assert!(
+            calendar.contains(&format!("data-facility=\"{f}\"")),
+            "the calendar of {month} shows no record of {f}"
+        );
+    }
     // Screenshots of what the clinician saw, for the walkthrough (docs/walkthrough.md).
     for (page, name) in
         [("/tmp/timeline.html", "upload_mesh-time-series"), ("/tmp/calendar.html", "upload_mesh-calendar")]
@@ -493,9 +772,11 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
 
     // A bad file: the agent quarantines it, its heartbeat tells the centre, the admin screen shows
     // it and the alert mail reaches the test's SMTP server.
+    phase("clinician and audit done");
     let smtp = SmtpSink::start(&lab, SMTP_ADDR, SMTP_PORT).expect("the test's SMTP server on the underlay");
     bad_file_reaches_the_admin_screen_and_mail(centre, site, &smtp, &facility, &bad, lab.log_dir());
 
+    phase("bad file mailed");
     // Faults. Site-a's underlay cut: the agent queues the next export, then catches up.
     let cut = underlay_cut_then_catch_up(&lab, centre, site, &facility, &held_back[..CUT_PATIENTS], files);
     // The store killed mid-upload: systemd restarts it, the agent retries, nothing lost or doubled.
@@ -516,9 +797,11 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     assert_eq!(index_query(centre, "SELECT count(*) FROM rejections"), "0", "the store rejected files");
     let left = site.run_ok("find /var/lib/kizuna/agent/outbox -type f | wc -l").unwrap();
     assert_eq!(left.trim(), "0", "site-a's outbox after the catch-up");
+    phase("faults done");
     // The backup centre holds the same (verify), and promoted it serves the same records.
     backup_verifies_clean_and_promotes(centre, backup);
-    clinician_view_on_the_promoted_backup(backup, &facility, patient, current);
+    clinician_view_on_the_promoted_backup(backup, &facility, patient, current_here);
+    phase("backup promoted and viewed");
 
     // Isolation. The reference LAN host reached the viewer (above) but not the store: not at its
     // upload address, not at the centre's reference address, not at the centre's underlay address.
@@ -558,6 +841,107 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
         started.elapsed().as_secs_f64(),
         built.as_secs_f64()
     );
+}
+
+/// What an operator relies on after power-on, before enrollment: every image's name and underlay
+/// address from the kernel command line, the modules netd needs loaded at boot (modules-load.d),
+/// nftables usable, sshd up with a host key of its own, the NTP client running; the centre's
+/// services started by systemd as user kizuna and answering; the viewer and the backup follower
+/// (and, on the backup, the same) waiting for their config; netd waiting for its site file and
+/// the agent's own unit disabled on the sites (netd hosts the agent); site-a reaching the
+/// centre's store, registry and SSH (root's key from the kernel command line's credential, the
+/// host key the centre made at first boot) over the underlay.
+fn the_images_as_booted(lab: &Lab, centre: &Vm, site: &Vm, ssh_key: &str) {
+    let analyze = lab.on_each(|vm| {
+        vm.run_ok("systemd-analyze time | head -1; systemd-analyze blame --no-pager | head -3")
+            .unwrap_or_default()
+    });
+    for (vm, line) in lab.vms().iter().zip(analyze) {
+        eprintln!("upload_mesh: {}: {}", vm.name(), line.trim().replace('\n', "; "));
+    }
+    let facts = lab.on_each(|vm| {
+        vm.run_ok(&format!(
+            "set -e; hostname; ip -4 -o addr show dev eth0 | grep -c ' {}/24 '; \
+             for m in vrf wireguard nf_tables 8021q; do test -d /sys/module/$m && echo $m; done; \
+             nft list tables >/dev/null && echo nft-ok; systemctl is-active ssh; systemctl is-active systemd-timesyncd; \
+             test -s /etc/ssh/ssh_host_ed25519_key && echo hostkey; cat /etc/kizuna-image",
+            vm.underlay_ip()
+        ))
+        .unwrap_or_else(|e| panic!("{}: {e}", vm.name()))
+    });
+    for (vm, facts) in lab.vms().iter().zip(&facts) {
+        let role = if vm.name() == "centre" || vm.name() == "backup" { "centre" } else { "site" };
+        assert_eq!(
+            facts.split_whitespace().collect::<Vec<_>>(),
+            [
+                vm.name(),
+                "1",
+                "vrf",
+                "wireguard",
+                "nf_tables",
+                "8021q",
+                "nft-ok",
+                "active",
+                "active",
+                "hostkey",
+                role
+            ],
+            "{}: hostname, underlay address, modules, nftables, sshd, the NTP client (netd's key switches need it)",
+            vm.name()
+        );
+    }
+    let mut host_keys = lab
+        .on_each(|vm| vm.run_ok("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2").unwrap());
+    host_keys.sort();
+    host_keys.dedup();
+    assert_eq!(host_keys.len(), lab.vms().len(), "the images must not share SSH host keys");
+
+    for (unit, url) in CENTRE_SERVICES {
+        assert_started_by_systemd(centre, unit, "kizuna", "kizuna");
+        let body = centre
+            .run_ok(&retry(&format!("curl -sfk --max-time 5 {url}"), 30))
+            .unwrap_or_else(|e| panic!("centre: {unit} does not answer on {url}: {e}"));
+        assert!(!body.trim().is_empty(), "centre: {unit} answered {url} with nothing");
+    }
+    let waiting = centre
+        .run_ok("systemctl show -p ConditionResult --value kizuna-viewer kizuna-backup-follow")
+        .unwrap();
+    assert_eq!(
+        waiting.split_whitespace().collect::<Vec<_>>(),
+        ["no", "no"],
+        "viewer and backup wait for their config"
+    );
+    for vm in lab.vms().iter().filter(|vm| vm.name() != "centre" && vm.name() != "backup") {
+        let waits = vm.run_ok("systemctl show -p ConditionResult --value netd").unwrap();
+        assert_eq!(waits.trim(), "no", "{}: netd waits for its site file", vm.name());
+        let agent_unit = vm.run("systemctl is-enabled kizuna-agent").unwrap();
+        assert_eq!(
+            agent_unit.stdout.trim(),
+            "disabled",
+            "{}: the site's kizuna-agent.service (netd hosts the agent)",
+            vm.name()
+        );
+    }
+
+    let store = site
+        .run_ok(&retry(&format!("curl -sf --max-time 5 http://{CENTRE_IP}:8440/healthz"), 20))
+        .expect("site-a reaches the centre's store over the underlay (before netd)");
+    assert!(!store.trim().is_empty());
+    site.run_ok(&format!("curl -sfk --max-time 5 https://{CENTRE_IP}:9443/v1/health >/dev/null"))
+        .expect("site-a reaches the centre's registry over the underlay");
+    let centre_hostkey = centre.run_ok("cat /etc/ssh/ssh_host_ed25519_key.pub").unwrap();
+    site.write_file("/root/.ssh/id_ed25519", ssh_key).unwrap();
+    site.write_file(
+        "/root/.ssh/known_hosts",
+        &format!("{CENTRE_IP} {}\n", centre_hostkey.split_whitespace().take(2).collect::<Vec<_>>().join(" ")),
+    )
+    .unwrap();
+    let over_ssh = site
+        .run_ok(&format!(
+            "chmod 600 /root/.ssh/id_ed25519; ssh -o BatchMode=yes -o ConnectTimeout=20 root@{CENTRE_IP} cat /etc/kizuna-image"
+        ))
+        .expect("ssh from site-a to root@centre with the key from the kernel command line's credential");
+    assert_eq!(over_ssh.trim(), "centre");
 }
 
 /// Turns the backup VM's store folder into a replica (`kizuna-backup-replica`, on the underlay
