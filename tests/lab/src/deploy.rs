@@ -295,7 +295,7 @@ pub fn stage_upload(centre: &Vm, site: &Vm, u: &CorpusUpload) -> Staged {
         &format!(
             "export_dir: {EXPORT}\nstate_dir: /var/lib/kizuna/agent\nstore_url: {}\n\
              facility: \"{facility}\"\ntoken_file: /etc/kizuna/agent.token\nnho_tables_dir: /usr/share/kizuna/nho-tables\n\
-             rescan_interval_secs: 5\nsettle_ms: 500\n{nsips}{}",
+             settle_ms: 500\n{nsips}{}",
             u.store_url, u.agent_extra
         ),
     )
