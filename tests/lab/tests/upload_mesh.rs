@@ -1,16 +1,21 @@
-//! Issue 10's first slice, on the images a user deploys (`images/build`): a centre and one hospital
-//! site enroll from tokens and build the mesh; the centre's store (`kizuna-store.service`) listens
-//! only on the centre router's address on the **upload** segment (`listen: 10.20.1.1:8440`,
-//! `bind_interface: kzv-upload`); the site's upload agent (`kizuna-agent.service`, bound to its
-//! upload VRF) ships a generated SS-MIX2 export through the mesh with the token of `kizuna site
-//! add`, and every file arrives in the centre's tree and IndexDB, none quarantined or rejected.
-//! The centre's patient linkage (`kizuna-linkage.service`) gives the uploaded patients common IDs.
-//! The sign-on (`kizuna-auth`) and the viewer (`kizuna-viewer`) listen only on the centre's
-//! **reference** address: a host on the site's reference LAN logs in with password and TOTP
-//! (OpenID Connect, as a browser would, with curl) and sees a patient's time series with every
-//! current record of the site's facility; the auditor finds that view in the audit trail, and
-//! `kizuna audit verify` passes. That host cannot reach the store; the site's upload segment (where
-//! its agent runs) cannot reach the viewer or the sign-on; neither answers on the underlay.
+//! Issue 10's scenario, on the images a user deploys (`images/build`): a centre, a backup centre
+//! (the centre image, outside the mesh), two hospitals (site-a, site-b), a clinic and a pharmacy.
+//! The images are checked as booted; the routers enroll from tokens and build the mesh; the
+//! centre's store (`kizuna-store.service`) listens only on the centre router's address on the
+//! **upload** segment (`listen: 10.20.1.1:8440`, `bind_interface: kzv-upload`); each site's netd
+//! hosts its upload agent, which ships its facility's part of one generated corpus (the
+//! pharmacy's as NSIPS files it converts) through the mesh with the token of `kizuna site add`:
+//! every file arrives in the centre's tree and IndexDB, none quarantined or rejected. The centre's
+//! patient linkage (`kizuna-linkage.service`) gives a person seen at both hospitals and the
+//! pharmacy one common ID. The sign-on (`kizuna-auth`) and the viewer (`kizuna-viewer`) listen
+//! only on the centre's **reference** address: a host on site-a's reference LAN logs in with
+//! password and TOTP (OpenID Connect, as a browser would, with curl) and sees that person's own
+//! records only, then, after `kizuna consent set`, every facility's in the time series and the
+//! calendar; the auditor finds the view in the audit trail, and `kizuna audit verify` passes. A bad
+//! file reaches the admin screen and the alert mail; site-a's underlay is cut and the store killed
+//! mid-upload without loss; the backup verifies clean, is promoted and serves a clinician. The
+//! reference LAN cannot reach the store; the upload segment (where the agents run) cannot reach the
+//! viewer or the sign-on; neither answers on the underlay.
 
 use std::time::{Duration, Instant};
 
@@ -848,7 +853,7 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
 /// address from the kernel command line, the modules netd needs loaded at boot (modules-load.d),
 /// nftables usable, sshd up with a host key of its own, the NTP client running; the centre's
 /// services started by systemd as user kizuna and answering; the viewer and the backup follower
-/// (and, on the backup, the same) waiting for their config; netd waiting for its site file and
+/// waiting for their config; netd waiting for its site file and
 /// the agent's own unit disabled on the sites (netd hosts the agent); site-a reaching the
 /// centre's store, registry and SSH (root's key from the kernel command line's credential, the
 /// host key the centre made at first boot) over the underlay.
@@ -1042,7 +1047,8 @@ fn wait_for_link(vm: &Vm, query: &str) -> String {
 
 /// The promoted backup's own sign-on and viewer (on its loopback: it is outside the lab's mesh);
 /// its linkage gives `patient` of `facility` a common ID and a clinician's session there shows
-/// that patient's `current` records, as the centre's viewer did.
+/// that patient's `current` records of `facility`: the consent recorded at the centre lives in
+/// its linkage database, which the backup does not replicate (README, "not done yet").
 fn clinician_view_on_the_promoted_backup(backup: &Vm, facility: &str, patient: &str, current: usize) {
     const ON_BACKUP: Clinicians = Clinicians { addr: "127.0.0.1", device: "", browser_netns: "" };
     backup.run_ok("systemctl start kizuna-linkage").expect("backup: starting the linkage");
