@@ -96,7 +96,9 @@ pub fn run(cmd: IndexCommand) -> anyhow::Result<ExitCode> {
                 tokio::runtime::Handle::current().block_on(link_tree(&reg, &tree))
             });
             match pass {
-                Ok(p) if p.enrolled > 0 || matches!(p.matcher, MatcherState::Trained(_)) => {
+                Ok(p) if p.enrolled > 0
+                    || matches!(p.matcher, MatcherState::Trained(_) | MatcherState::BuiltIn { installed_now: true, .. }) =>
+                {
                     tracing::info!("{}", describe(&p))
                 }
                 Ok(p) => tracing::debug!("{}", describe(&p)),
@@ -117,13 +119,20 @@ fn default_index_url(store: &kizuna_store::Config) -> String {
     format!("sqlite://{}/linkage.sqlite?mode=rwc", store.data_dir.display())
 }
 
-/// One line saying what a pass did, and why every patient got their own ID if no matcher.
+/// One line saying what a pass did and which model linked: a trained one, or the built-in one and
+/// why none could be trained yet.
 pub fn describe(p: &LinkPass) -> String {
     let matcher = match &p.matcher {
-        MatcherState::Installed(id) => format!("matcher {id}"),
+        MatcherState::Installed(id) => format!("trained matcher {id}"),
         MatcherState::Trained(id) => format!("matcher {id} trained on the stored patients and installed"),
-        MatcherState::Untrained(why) => {
-            format!("no matcher ({why}): every patient enrolled gets their own common ID")
+        MatcherState::BuiltIn { id, installed_now, why } => {
+            let installed = if *installed_now { " installed now" } else { "" };
+            match why {
+                Some(why) => format!(
+                    "built-in matcher {id}{installed} (no model trained on this register yet: {why}; tried again when patients arrive)"
+                ),
+                None => format!("built-in matcher {id}{installed}"),
+            }
         }
         MatcherState::NotNeeded => "no matcher yet".to_owned(),
     };
