@@ -14,8 +14,8 @@ use kizuna_index::tree_linkage::{LinkPass, MatcherState, link_tree};
 
 #[derive(Subcommand)]
 pub enum IndexCommand {
-    /// Enroll every stored patient not yet in the linkage database (training and installing the
-    /// matcher first when none is installed and there are enough patients). Idempotent.
+    /// Enroll every stored patient not yet in the linkage database (training and installing a
+    /// matcher first once there are enough patients; until then the built-in one). Idempotent.
     Link(LinkArgs),
 }
 
