@@ -146,6 +146,34 @@ pub fn describe(p: &LinkPass) -> String {
 mod tests {
     use super::*;
 
+    /// The log line names the model that linked: the built-in one and why none is trained yet, or
+    /// a trained one.
+    #[test]
+    fn the_pass_line_says_which_model_linked() {
+        let pass = |matcher| LinkPass {
+            facilities: 2,
+            known: 5,
+            enrolled: 7,
+            auto_linked: 3,
+            new_ids: 4,
+            reviews: 1,
+            matcher,
+        };
+        let why = "cannot train the matcher: 12 records are too few to estimate from".to_owned();
+        let line =
+            describe(&pass(MatcherState::BuiltIn { id: 1, installed_now: true, why: Some(why.clone()) }));
+        assert!(
+            line.contains("7 enrolled now (3 linked to an existing ID, 4 new IDs, 1 for review)"),
+            "{line}"
+        );
+        assert!(line.contains("built-in matcher 1 installed now"), "{line}");
+        assert!(line.contains(&why), "{line}");
+        assert!(!line.contains("own common ID"), "{line}");
+        let line = describe(&pass(MatcherState::Trained(2)));
+        assert!(line.ends_with("matcher 2 trained on the stored patients and installed"), "{line}");
+        assert!(describe(&pass(MatcherState::Installed(2))).ends_with("trained matcher 2"));
+    }
+
     /// `kizuna consent`, `kizuna index link` and the centre image's viewer name one linkage database.
     #[test]
     fn the_default_linkage_database_is_the_one_consent_and_the_viewer_use() {
