@@ -200,6 +200,11 @@ async fn a_register_that_grows_gets_a_trained_matcher() {
         "the second pass's links are the trained model's"
     );
 
+    let truth = read_ground_truth(&dir.path().join("corpus/ground-truth.csv")).unwrap();
+    let q = kizuna_index::quality::evaluate(&reg.all_links().await.unwrap(), &truth);
+    eprintln!("grown register: {q:?}");
+    assert_eq!(q.precision, 1.0, "{q:?}");
+
     // Nothing new: the trained model stays, nothing is trained again.
     let third = link_tree(&reg, &tree).await.unwrap();
     assert_eq!((third.enrolled, third.matcher), (0, MatcherState::Installed(trained_id)));
