@@ -1,12 +1,13 @@
 //! Linkage quality and speed on a generated corpus: `cargo bench -p kizuna-index --bench
-//! linkage_quality -- [patients] [facilities] [pharmacies] [seed]`. Prints the training report,
-//! precision and recall at both thresholds, and a sample of the errors with their variant tags.
+//! linkage_quality -- [patients] [facilities] [pharmacies] [seed] [--builtin]`. Prints the training
+//! report, precision and recall at both thresholds, and a sample of the errors with their variant
+//! tags. With `--builtin` the built-in model scores the corpus instead of one trained on it.
 
 use std::time::Instant;
 
 use kizuna_index::Registry;
 use kizuna_index::matcher::{Field, Thresholds, TrainingConfig};
-use kizuna_index::quality::{errors, run};
+use kizuna_index::quality::{errors, run_with};
 
 fn arg(n: usize, default: u64) -> u64 {
     std::env::args()
@@ -46,8 +47,11 @@ async fn main() {
     );
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("index.db").display());
     let registry = Registry::open(&url).await.expect("open registry");
-    let (r, truth) =
-        run(dir.path(), &registry, Thresholds::default(), &TrainingConfig::default()).await.expect("run");
+    let builtin = std::env::args().any(|a| a == "--builtin");
+    let training = TrainingConfig::default();
+    let (r, truth) = run_with(dir.path(), &registry, Thresholds::default(), (!builtin).then_some(&training))
+        .await
+        .expect("run");
     println!("{}", serde_json::to_string_pretty(&r).expect("json"));
     if let Some((_, m)) = registry.matcher().await.expect("matcher") {
         println!("prior log2-odds {:.2}; field weights log2(m/u) by level 0..:", m.model.prior_log2_odds);

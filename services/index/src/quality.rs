@@ -184,6 +184,17 @@ pub async fn run(
     thresholds: Thresholds,
     cfg: &TrainingConfig,
 ) -> Result<(LinkageRun, GroundTruth), IndexError> {
+    run_with(root, registry, thresholds, Some(cfg)).await
+}
+
+/// [`run`], or with `cfg` `None` the built-in model ([`crate::matcher::builtin`]) instead of one
+/// trained on the corpus (its report is the built-in model's).
+pub async fn run_with(
+    root: &Path,
+    registry: &Registry,
+    thresholds: Thresholds,
+    cfg: Option<&TrainingConfig>,
+) -> Result<(LinkageRun, GroundTruth), IndexError> {
     let t = Instant::now();
     let mut records = read_corpus(root)?;
     records.sort_by(|a, b| a.0.cmp(&b.0));
@@ -191,7 +202,13 @@ pub async fn run(
     let truth = read_ground_truth(&root.join("ground-truth.csv"))?;
     let t0 = Instant::now();
     let prepared: Vec<Prepared> = records.iter().map(|(_, d)| Prepared::new(d)).collect();
-    let (model, training) = train(&prepared, cfg)?;
+    let (model, training) = match cfg {
+        Some(cfg) => train(&prepared, cfg)?,
+        None => {
+            let b = crate::matcher::builtin();
+            (b.matcher.model.clone(), b.install_report())
+        }
+    };
     let matcher = Matcher { model, thresholds };
     registry.install_matcher(&matcher, &training).await?;
     let train_seconds = t0.elapsed().as_secs_f64();

@@ -1,17 +1,23 @@
 //! Linking a store's SS-MIX2 tree (`tree/<facility>/…`): every patient folder the registry does not
-//! know yet is read and enrolled; a matcher is trained and installed first when none is installed
-//! and there are enough patients. `kizuna index link` and `kizuna demo` both run this.
+//! know yet is read and enrolled. `kizuna index link` and `kizuna demo` both run this.
+//!
+//! The matcher: with none installed, or only the built-in one, and new patients to enroll, a model is
+//! trained on every patient of the tree and installed first. While the register is too small for
+//! that (fewer than 50 patients, too few shared birth dates), the built-in model
+//! ([`crate::matcher::builtin`], trained on a large generated corpus) is installed and scores the
+//! new patients, so a person registered at several facilities gets one common ID from the first
+//! pass; each later pass with new patients tries training again, and once it succeeds the trained
+//! model scores every enrollment from then on. Links keep the id of the model that scored them.
 //!
 //! Incremental and idempotent: a patient already enrolled is skipped without reading their files,
 //! so a second pass over an unchanged tree enrolls nothing, and after an upload only the new
-//! patients are read. Patients enrolled before any matcher could be trained each got their own
-//! common ID; later patients are still matched against them, but two of them are never linked to
-//! each other afterwards (an admin links them: `Registry::link`, or the review queue).
+//! patients are read. Patients already enrolled are not re-scored when a trained model replaces the
+//! built-in one (an admin links them: `Registry::link`, or the review queue).
 
 use std::collections::HashSet;
 use std::path::Path;
 
-use crate::matcher::{Matcher, Prepared, Thresholds, TrainingConfig, train};
+use crate::matcher::{Matcher, Prepared, Thresholds, TrainingConfig, builtin, train};
 use crate::registry::{Outcome, Registry};
 use crate::source::{read_storage_root, read_storage_root_except};
 use crate::{Demographics, IndexError, RecordKey};
@@ -19,13 +25,14 @@ use crate::{Demographics, IndexError, RecordKey};
 /// What happened to the matcher during a pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MatcherState {
-    /// One was installed before (its id).
+    /// A trained one was installed before (its id).
     Installed(i64),
     /// Trained on every patient of the tree and installed in this pass (its id).
     Trained(i64),
-    /// None installed and none could be trained (e.g. too few patients): new patients each got
-    /// their own common ID. The training error says why.
-    Untrained(String),
+    /// The built-in model (its id) scored this pass's patients: no model could be trained on the
+    /// register. `why` is the training error of this pass; `None` when no training was tried (no
+    /// new patient). `installed_now` when this pass installed it.
+    BuiltIn { id: i64, installed_now: bool, why: Option<String> },
     /// None installed, and no new patient to enroll, so no training was tried.
     NotNeeded,
 }
@@ -80,25 +87,30 @@ pub async fn link_tree(reg: &Registry, tree: &Path) -> Result<LinkPass, IndexErr
         new.extend(read_storage_root_except(&tree.join(f), f, skip)?);
     }
     new.sort_by(|a, b| a.0.cmp(&b.0));
-    let matcher = match reg.matcher().await? {
-        Some((id, _)) => MatcherState::Installed(id),
-        None if new.is_empty() => MatcherState::NotNeeded,
-        None => {
-            // Trained on every patient of the tree, enrolled or not, as the demo always did.
-            let mut all = Vec::new();
-            for f in &facilities {
-                all.extend(read_storage_root(&tree.join(f), f)?);
-            }
-            all.sort_by(|a, b| a.0.cmp(&b.0));
-            let prepared: Vec<Prepared> = all.iter().map(|(_, d)| Prepared::new(d)).collect();
-            match train(&prepared, &TrainingConfig::default()) {
-                Ok((model, report)) => {
-                    let m = Matcher { model, thresholds: Thresholds::default() };
-                    MatcherState::Trained(reg.install_matcher(&m, &report).await?)
-                }
-                Err(e) => MatcherState::Untrained(e.to_string()),
-            }
+    let installed = match reg.matcher().await? {
+        Some((id, _)) => {
+            let is_builtin = reg.matcher_report(id).await?.is_some_and(|r| r.builtin.is_some());
+            Some((id, is_builtin))
         }
+        None => None,
+    };
+    let matcher = match installed {
+        Some((id, false)) => MatcherState::Installed(id),
+        Some((id, true)) if new.is_empty() => MatcherState::BuiltIn { id, installed_now: false, why: None },
+        None if new.is_empty() => MatcherState::NotNeeded,
+        builtin_or_none => match train_on_tree(tree, &facilities)? {
+            Ok((m, report)) => MatcherState::Trained(reg.install_matcher(&m, &report).await?),
+            Err(why) => {
+                let (id, installed_now) = match builtin_or_none {
+                    Some((id, _)) => (id, false),
+                    None => {
+                        let b = builtin();
+                        (reg.install_matcher(&b.matcher, &b.install_report()).await?, true)
+                    }
+                };
+                MatcherState::BuiltIn { id, installed_now, why: Some(why) }
+            }
+        },
     };
     let mut pass = LinkPass {
         facilities: facilities.len(),
@@ -122,4 +134,21 @@ pub async fn link_tree(reg: &Registry, tree: &Path) -> Result<LinkPass, IndexErr
         pass.enrolled += 1;
     }
     Ok(pass)
+}
+
+/// A matcher trained on every patient of the tree, enrolled or not; the training error as text when
+/// the register is too small. Reading errors are errors of the pass.
+fn train_on_tree(
+    tree: &Path,
+    facilities: &[String],
+) -> Result<Result<(Matcher, crate::matcher::TrainingReport), String>, IndexError> {
+    let mut all = Vec::new();
+    for f in facilities {
+        all.extend(read_storage_root(&tree.join(f), f)?);
+    }
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let prepared: Vec<Prepared> = all.iter().map(|(_, d)| Prepared::new(d)).collect();
+    Ok(train(&prepared, &TrainingConfig::default())
+        .map(|(model, report)| (Matcher { model, thresholds: Thresholds::default() }, report))
+        .map_err(|e| e.to_string()))
 }

@@ -22,7 +22,14 @@ fn matcher() -> Matcher {
 }
 
 fn report() -> TrainingReport {
-    TrainingReport { records: 0, u_pairs: 0, candidate_pairs: 0, sessions: Vec::new(), expected_matches: 0.0 }
+    TrainingReport {
+        records: 0,
+        u_pairs: 0,
+        candidate_pairs: 0,
+        sessions: Vec::new(),
+        expected_matches: 0.0,
+        builtin: None,
+    }
 }
 
 fn person(family: &str, given: &str, fk: &str, gk: &str, dob: &str, addr: &str) -> Demographics {

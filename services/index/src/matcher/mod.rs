@@ -1,11 +1,13 @@
 //! The scored matcher: prepare (normalize) → compare (levels per field) → weigh (Fellegi–Sunter)
 //! → decide (two thresholds). [`train`] estimates the weights without labels.
 
+pub mod builtin;
 pub mod compare;
 pub mod model;
 pub mod prepare;
 pub mod train;
 
+pub use builtin::{BuiltinModel, builtin};
 pub use compare::{ComparisonVector, Field, compare};
 pub use model::{Decision, FieldWeight, Model, Score, Thresholds, probability_of};
 pub use prepare::{BlockingRule, Prepared};

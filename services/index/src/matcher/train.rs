@@ -56,6 +56,10 @@ pub struct TrainingReport {
     pub sessions: Vec<SessionReport>,
     /// Expected number of matching pairs among all pairs.
     pub expected_matches: f64,
+    /// Set when the model is the built-in one ([`super::builtin`]), not trained on this register:
+    /// the corpus and command that produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<String>,
 }
 
 /// Candidate pairs `(i, j)` with `i < j`, each with the set of rules that found it (bit = rule index).
@@ -241,6 +245,7 @@ pub fn train(records: &[Prepared], cfg: &TrainingConfig) -> Result<(Model, Train
         candidate_pairs: pairs.len(),
         sessions,
         expected_matches,
+        builtin: None,
     };
     Ok((model, report))
 }

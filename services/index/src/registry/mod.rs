@@ -152,6 +152,18 @@ impl Registry {
         Ok(Some((id, serde_json::from_str(&json)?)))
     }
 
+    /// The training report stored with matcher `id` (says whether it is the built-in model).
+    pub async fn matcher_report(&self, id: i64) -> Result<Option<TrainingReport>, IndexError> {
+        let row = sqlx::query("SELECT report FROM models WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await
+            .map_err(IndexError::db("loading the matcher's report"))?;
+        let Some(row) = row else { return Ok(None) };
+        let json: String = row.try_get(0).map_err(IndexError::db("reading the matcher's report"))?;
+        Ok(Some(serde_json::from_str(&json)?))
+    }
+
     /// Enrolls a patient of a facility. A new patient is scored against the enrolled patients that
     /// share a blocking key: above the upper threshold they join that common ID; otherwise they get
     /// a new one, and candidates between the thresholds go to the review queue. Without an

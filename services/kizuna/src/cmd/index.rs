@@ -14,8 +14,8 @@ use kizuna_index::tree_linkage::{LinkPass, MatcherState, link_tree};
 
 #[derive(Subcommand)]
 pub enum IndexCommand {
-    /// Enroll every stored patient not yet in the linkage database (training and installing the
-    /// matcher first when none is installed and there are enough patients). Idempotent.
+    /// Enroll every stored patient not yet in the linkage database (training and installing a
+    /// matcher first once there are enough patients; until then the built-in one). Idempotent.
     Link(LinkArgs),
 }
 
@@ -96,7 +96,9 @@ pub fn run(cmd: IndexCommand) -> anyhow::Result<ExitCode> {
                 tokio::runtime::Handle::current().block_on(link_tree(&reg, &tree))
             });
             match pass {
-                Ok(p) if p.enrolled > 0 || matches!(p.matcher, MatcherState::Trained(_)) => {
+                Ok(p) if p.enrolled > 0
+                    || matches!(p.matcher, MatcherState::Trained(_) | MatcherState::BuiltIn { installed_now: true, .. }) =>
+                {
                     tracing::info!("{}", describe(&p))
                 }
                 Ok(p) => tracing::debug!("{}", describe(&p)),
@@ -117,13 +119,20 @@ fn default_index_url(store: &kizuna_store::Config) -> String {
     format!("sqlite://{}/linkage.sqlite?mode=rwc", store.data_dir.display())
 }
 
-/// One line saying what a pass did, and why every patient got their own ID if no matcher.
+/// One line saying what a pass did and which model linked: a trained one, or the built-in one and
+/// why none could be trained yet.
 pub fn describe(p: &LinkPass) -> String {
     let matcher = match &p.matcher {
-        MatcherState::Installed(id) => format!("matcher {id}"),
+        MatcherState::Installed(id) => format!("trained matcher {id}"),
         MatcherState::Trained(id) => format!("matcher {id} trained on the stored patients and installed"),
-        MatcherState::Untrained(why) => {
-            format!("no matcher ({why}): every patient enrolled gets their own common ID")
+        MatcherState::BuiltIn { id, installed_now, why } => {
+            let installed = if *installed_now { " installed now" } else { "" };
+            match why {
+                Some(why) => format!(
+                    "built-in matcher {id}{installed} (no model trained on this register yet: {why}; tried again when patients arrive)"
+                ),
+                None => format!("built-in matcher {id}{installed}"),
+            }
         }
         MatcherState::NotNeeded => "no matcher yet".to_owned(),
     };
@@ -136,6 +145,34 @@ pub fn describe(p: &LinkPass) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The log line names the model that linked: the built-in one and why none is trained yet, or
+    /// a trained one.
+    #[test]
+    fn the_pass_line_says_which_model_linked() {
+        let pass = |matcher| LinkPass {
+            facilities: 2,
+            known: 5,
+            enrolled: 7,
+            auto_linked: 3,
+            new_ids: 4,
+            reviews: 1,
+            matcher,
+        };
+        let why = "cannot train the matcher: 12 records are too few to estimate from".to_owned();
+        let line =
+            describe(&pass(MatcherState::BuiltIn { id: 1, installed_now: true, why: Some(why.clone()) }));
+        assert!(
+            line.contains("7 enrolled now (3 linked to an existing ID, 4 new IDs, 1 for review)"),
+            "{line}"
+        );
+        assert!(line.contains("built-in matcher 1 installed now"), "{line}");
+        assert!(line.contains(&why), "{line}");
+        assert!(!line.contains("own common ID"), "{line}");
+        let line = describe(&pass(MatcherState::Trained(2)));
+        assert!(line.ends_with("matcher 2 trained on the stored patients and installed"), "{line}");
+        assert!(describe(&pass(MatcherState::Installed(2))).ends_with("trained matcher 2"));
+    }
 
     /// `kizuna consent`, `kizuna index link` and the centre image's viewer name one linkage database.
     #[test]

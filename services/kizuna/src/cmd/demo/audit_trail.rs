@@ -86,8 +86,8 @@ pub async fn link_and_look_up(
     let pass = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(kizuna_index::tree_linkage::link_tree(&reg, tree))
     })?;
-    if let kizuna_index::tree_linkage::MatcherState::Untrained(e) = &pass.matcher {
-        println!("    (matcher not trained on so few patients: {e}; every patient gets an ID)");
+    if let kizuna_index::tree_linkage::MatcherState::BuiltIn { why: Some(e), .. } = &pass.matcher {
+        println!("    (no matcher trained on so few patients: {e}; the built-in model linked them)");
     }
     let mut by_id: std::collections::BTreeMap<CommonId, Vec<RecordKey>> = Default::default();
     for (key, id) in reg.all_links().await? {
