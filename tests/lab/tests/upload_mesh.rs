@@ -812,18 +812,20 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     // Isolation. The reference LAN host reached the viewer (above) but not the store: not at its
     // upload address, not at the centre's reference address, not at the centre's underlay address.
     // The site's router cannot reach the store over the underlay.
+    // All of site-a's probes run at once (a dropped one waits out its 5 s), each printing its
+    // label and curl's exit status.
+    let mut probes: Vec<(String, String)> = Vec::new();
     for (netns, addr, why) in [
         ("h-ref", STORE_ADDR, "the store's upload address from the reference LAN"),
         ("h-ref", REFERENCE_ADDR, "the centre's reference address from the reference LAN"),
         ("h-ref", CENTRE_IP, "the centre's underlay address from the reference LAN"),
         ("", CENTRE_IP, "the centre's underlay address from the site's router"),
     ] {
-        let out = site.run(&store_health(netns, addr, "")).unwrap();
-        assert!(!out.success(), "site-a: the store answers at {addr}:{STORE_PORT}: {why}");
+        probes.push((
+            store_health(netns, addr, ""),
+            format!("the store answers at {addr}:{STORE_PORT}: {why}"),
+        ));
     }
-    // On the centre itself, the underlay address has no store either.
-    let out = centre.run(&store_health("", CENTRE_IP, "")).unwrap();
-    assert!(!out.success(), "centre: the store answers on its underlay address");
     // The upload segment (the agent's VRF) reaches neither the viewer nor the sign-on, and
     // neither answers on the underlay.
     for port in [VIEWER_PORT, AUTH_PORT] {
@@ -832,11 +834,27 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
             ("--interface kzv-upload", STORE_ADDR, "at the store's address from the upload segment"),
             ("", CENTRE_IP, "at the centre's underlay address"),
         ] {
-            let out =
-                site.run(&format!("curl -s --max-time 5 {args} http://{addr}:{port}/ >/dev/null")).unwrap();
-            assert!(!out.success(), "site-a: port {port} answers {why}");
+            probes.push((
+                format!("curl -s --max-time 5 {args} http://{addr}:{port}/ >/dev/null"),
+                format!("port {port} answers {why}"),
+            ));
         }
     }
+    let mut script = String::from("cd $(mktemp -d)\n");
+    for (i, (probe, _)) in probes.iter().enumerate() {
+        script.push_str(&format!("( {probe}; echo $? > {i} ) &\n"));
+    }
+    script
+        .push_str(&format!("wait; for i in $(seq 0 {}); do echo \"$i $(cat $i)\"; done\n", probes.len() - 1));
+    let results = site.run_ok(&script).expect("site-a: the isolation probes");
+    let codes: Vec<&str> = results.lines().filter_map(|l| l.split_whitespace().nth(1)).collect();
+    assert_eq!(codes.len(), probes.len(), "site-a: isolation probe results:\n{results}");
+    for ((_, what), code) in probes.iter().zip(&codes) {
+        assert_ne!(*code, "0", "site-a: {what}");
+    }
+    // On the centre itself, the underlay address has no store either.
+    let out = centre.run(&store_health("", CENTRE_IP, "")).unwrap();
+    assert!(!out.success(), "centre: the store answers on its underlay address");
 
     eprintln!(
         "upload_mesh: the store was killed with {killed_at} of {total} files stored; {files} files ({corpus_bytes} bytes) \
