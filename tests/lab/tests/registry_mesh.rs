@@ -23,7 +23,7 @@ const CENTRE_IP: &str = "10.255.0.11";
 /// netd's default reconcile interval; a revocation must take effect within one.
 const RECONCILE_SECS: u64 = 30;
 /// Guest memory: the images are RAM-rooted (site 213 MB, centre about 270 MB unpacked) and the
-/// kernel holds the compressed image too while it unpacks it (as in the `images` test).
+/// kernel holds the compressed image too while it unpacks it (as in `upload_mesh`).
 const SITE_MEMORY_MB: u32 = 768;
 const CENTRE_MEMORY_MB: u32 = 1024;
 /// Interval of the pings that watch the rotation, in seconds.
