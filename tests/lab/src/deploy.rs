@@ -143,9 +143,6 @@ pub struct CorpusUpload<'a> {
     pub store_url: &'a str,
     /// More agent config lines (e.g. `batch_max_files: 10\n`).
     pub agent_extra: &'a str,
-    /// netd hosts the agent (the site file's `agent:` section, [`SITE_AGENT`]): it starts once its
-    /// config exists. Otherwise the test starts the image's (disabled) `kizuna-agent.service`.
-    pub hosted_by_netd: bool,
 }
 
 /// The `agent:` section of a site appliance's /etc/netd/site.yaml (provisioning/README.md):
@@ -182,7 +179,7 @@ pub fn assert_hosted_by_netd(site: &Vm, device: &str) {
     );
 }
 
-/// What [`upload_generated_corpus`] shipped, and what it staged on the site for later.
+/// What [`stage_upload`] and [`finish_upload`] shipped, and what was staged on the site for later.
 pub struct Uploaded {
     pub facility: String,
     /// `sha256sum` lines of what the first drop must become in the centre's tree (for a pharmacy:
@@ -202,21 +199,13 @@ pub struct Uploaded {
 pub struct Staged {
     uploaded: Uploaded,
     started: Instant,
-    hosted_by_netd: bool,
 }
 
-/// The upload path as a site runs it, for one facility of the corpus: a site token from `kizuna
-/// site add`, the agent's config (which netd, hosting the agent, waits for; or `systemctl start
-/// kizuna-agent`), the export dropped into /srv/kizuna/export (all but the held-back patients) or,
-/// for a pharmacy, its NSIPS files into /srv/kizuna/nsips. Asserts that the centre's tree then
-/// holds the first drop byte for byte.
-pub fn upload_generated_corpus(centre: &Vm, site: &Vm, u: &CorpusUpload) -> Uploaded {
-    let staged = stage_upload(centre, site, u);
-    finish_upload(centre, site, staged)
-}
-
-/// The first half of [`upload_generated_corpus`]: everything up to the export landing on the
-/// site, without waiting for the centre's tree (several sites then upload at once).
+/// The upload path as a site runs it, for one facility of the corpus, up to the export landing on
+/// the site (several sites then upload at once; [`finish_upload`] waits): a site token from
+/// `kizuna site add`, the agent's config (which netd, hosting the agent per the site file's
+/// `agent:` section, [`SITE_AGENT`], waits for), the export dropped into /srv/kizuna/export (all
+/// but the held-back patients) or, for a pharmacy, its NSIPS files into /srv/kizuna/nsips.
 pub fn stage_upload(centre: &Vm, site: &Vm, u: &CorpusUpload) -> Staged {
     let started = Instant::now();
     let facility = u.facility;
@@ -302,28 +291,23 @@ pub fn stage_upload(centre: &Vm, site: &Vm, u: &CorpusUpload) -> Staged {
     .unwrap();
     site.write_file("/tmp/export.tgz.b64", &tarball).unwrap();
     // Unpacked in /tmp/stage (the held-back parts move to /tmp/later), owned by the agent's user.
-    let start = if u.hosted_by_netd { "" } else { "systemctl start kizuna-agent;" };
     site.run_ok(&format!(
         "set -e; chown kizuna:kizuna /etc/kizuna/agent.token; chmod 600 /etc/kizuna/agent.token; \
-         {start} rm -rf /tmp/stage {LATER}; mkdir -p /tmp/stage; \
+         rm -rf /tmp/stage {LATER}; mkdir -p /tmp/stage; \
          base64 -d /tmp/export.tgz.b64 | tar -C /tmp/stage -xz; chown -R kizuna:kizuna /tmp/stage; \
          {drop}; if [ -d /tmp/stage/corpus ]; then mv /tmp/stage/corpus {LATER}; fi",
     ))
     .expect("starting the agent and dropping the export");
     let uploaded =
         Uploaded { facility: facility.to_string(), corpus_sums, files, took: Duration::ZERO, held_back, bad };
-    Staged { uploaded, started, hosted_by_netd: u.hosted_by_netd }
+    Staged { uploaded, started }
 }
 
-/// The second half of [`upload_generated_corpus`]: asserts how the agent runs, waits for the
-/// centre's tree to hold the first drop and compares it byte for byte.
+/// The second half of the upload ([`stage_upload`]): asserts that netd hosts the agent, waits for
+/// the centre's tree to hold the first drop and compares it byte for byte.
 pub fn finish_upload(centre: &Vm, site: &Vm, staged: Staged) -> Uploaded {
-    let Staged { mut uploaded, started, hosted_by_netd } = staged;
-    if hosted_by_netd {
-        assert_hosted_by_netd(site, "kzv-upload");
-    } else {
-        assert_started_by_systemd(site, "kizuna-agent", "kizuna-agent", "kizuna");
-    }
+    let Staged { mut uploaded, started } = staged;
+    assert_hosted_by_netd(site, "kzv-upload");
     let facility = &uploaded.facility;
     wait_for_tree(centre, site, facility, uploaded.files, Duration::from_secs(150));
     uploaded.took = started.elapsed();

@@ -538,7 +538,6 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
             // No bind_interface: netd binds the agent it hosts to the upload segment.
             agent_extra: "batch_max_files: 10\nheartbeat_interval_secs: 5\nrescan_interval_secs: 5\n\
                           retry_max_ms: 5000\nrequest_timeout_secs: 30\nbandwidth_limit_bytes_per_sec: 30000\n",
-            hosted_by_netd: true,
         },
     );
     // The other three sites upload their whole exports at the same time.
@@ -561,7 +560,6 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
                     store_url: &agent_url,
                     // The agents' defaults otherwise (heartbeat and rescan every 60 s).
                     agent_extra: "",
-                    hosted_by_netd: true,
                 },
             );
             (vm, staged)
