@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use crate::BackupError;
 use crate::batch::{Ack, CONTENT_TYPE};
 use crate::config::{ReplicaTarget, read_token};
+use crate::linkage::{self, LinkageState};
 use crate::merkle::Summary;
 use crate::replica::digests::{Check, DigestRequest};
 
@@ -81,6 +82,55 @@ impl ReplicaClient {
             return Ok(Sent::Gap(serde_json::from_value(v).map_err(|e| self.err(e))?));
         }
         Err(self.err(format!("batch: HTTP {status}: {text}")))
+    }
+
+    /// The linkage database snapshot the replica holds.
+    pub async fn linkage_state(&self) -> Result<LinkageState, BackupError> {
+        let r = self
+            .http
+            .get(format!("{}/api/v1/linkage", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| self.err(e))?;
+        if !r.status().is_success() {
+            let status = r.status();
+            return Err(
+                self.err(format!("linkage state: HTTP {status}: {}", r.text().await.unwrap_or_default()))
+            );
+        }
+        r.json().await.map_err(|e| self.err(e))
+    }
+
+    /// Sends a linkage database snapshot: `file` is its zstd-compressed form, `sha256` the
+    /// uncompressed database's. Streamed from the file, with an hour's time limit (a snapshot may
+    /// be large).
+    pub async fn put_linkage(
+        &self,
+        file: &std::path::Path,
+        sha256: &str,
+        taken_at: &str,
+    ) -> Result<LinkageState, BackupError> {
+        let body = tokio::fs::File::open(file).await.map_err(|e| BackupError::io(file, e))?;
+        let r = self
+            .http
+            .put(format!("{}/api/v1/linkage", self.base))
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(3600))
+            .header(reqwest::header::CONTENT_TYPE, linkage::CONTENT_TYPE)
+            .header(linkage::SHA256_HEADER, sha256)
+            .header(linkage::TAKEN_AT_HEADER, taken_at)
+            .body(reqwest::Body::from(body))
+            .send()
+            .await
+            .map_err(|e| self.err(e))?;
+        let status = r.status();
+        if !status.is_success() {
+            return Err(
+                self.err(format!("linkage snapshot: HTTP {status}: {}", r.text().await.unwrap_or_default()))
+            );
+        }
+        r.json().await.map_err(|e| self.err(e))
     }
 
     /// The replica's summary of one directory.

@@ -25,6 +25,7 @@ pub struct ReplicaConfig {
     pub data_dir: PathBuf,
     pub token_file: PathBuf,
     pub max_batch_bytes: u64,
+    pub max_linkage_bytes: u64,
 }
 
 /// `kizuna backup follow` (on the primary, beside the store).
@@ -43,6 +44,7 @@ pub struct FollowConfig {
     pub request_timeout_s: u64,
     pub watch: WatchConfig,
     pub verify: VerifyConfig,
+    pub linkage: LinkageConfig,
 }
 
 /// One replica the primary ships to.
@@ -64,6 +66,16 @@ pub struct WatchConfig {
     pub rescan_max_dirs: usize,
 }
 
+/// Snapshots of the linkage database (common IDs, consent) shipped to the replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinkageConfig {
+    /// The SQLite linkage database; empty = `linkage.sqlite` in `store_data_dir`.
+    pub database: PathBuf,
+    /// Seconds between checks for a change (0 = never ship the linkage database).
+    pub interval_s: u64,
+}
+
 /// The scheduled verification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,6 +92,7 @@ impl Default for ReplicaConfig {
             data_dir: "./kizuna-replica".into(),
             token_file: PathBuf::new(),
             max_batch_bytes: 256 << 20,
+            max_linkage_bytes: 16 << 30,
         }
     }
 }
@@ -99,7 +112,14 @@ impl Default for FollowConfig {
             request_timeout_s: 120,
             watch: WatchConfig::default(),
             verify: VerifyConfig::default(),
+            linkage: LinkageConfig::default(),
         }
+    }
+}
+
+impl Default for LinkageConfig {
+    fn default() -> Self {
+        Self { database: PathBuf::new(), interval_s: 30 }
     }
 }
 
@@ -149,6 +169,14 @@ impl FollowConfig {
     pub fn manifest_path(&self) -> PathBuf {
         self.state_dir.join("manifest.sqlite")
     }
+    /// The linkage database the follower snapshots.
+    pub fn linkage_database(&self) -> PathBuf {
+        if self.linkage.database.as_os_str().is_empty() {
+            self.store_data_dir.join(crate::linkage::LINKAGE_FILE)
+        } else {
+            self.linkage.database.clone()
+        }
+    }
 }
 
 /// Reads a secret token from a file (whitespace trimmed); refuses files others can read.
@@ -176,12 +204,15 @@ const DEFAULT_YAML: &str = r#"# kizuna backup configuration (every key optional;
 replica:                      # kizuna backup serve / promote (on a replica)
   # Address the replica's API (batches, digests, /metrics, /healthz) listens on.
   listen: 127.0.0.1:8450
-  # Holds tree/, journal/, staging/ (laid out like the store's) and backup/manifest.sqlite.
+  # Holds tree/, journal/, staging/ (laid out like the store's), backup/manifest.sqlite and the
+  # primary's linkage.sqlite (the latest snapshot).
   data_dir: ./kizuna-replica
   # File (mode 0600) holding the bearer token the primary must present. Required.
   token_file: ''
   # Largest batch accepted, bytes after decompression.
   max_batch_bytes: 268435456
+  # Largest linkage database snapshot accepted, bytes after decompression.
+  max_linkage_bytes: 17179869184
 follow:                       # kizuna backup follow / verify (on the primary, beside the store)
   # The store's data_dir (its journal/ and tree/ are read, never written).
   store_data_dir: ./kizuna-data
@@ -219,6 +250,15 @@ follow:                       # kizuna backup follow / verify (on the primary, b
     check: stat
     # Repair differences found by the scheduled verification.
     repair: false
+  linkage:
+    # The linkage database (common IDs, consent, break-glass) whose consistent snapshot
+    # (VACUUM INTO) goes to every replica whenever it changed, so that a promoted replica links
+    # and discloses as the primary did. Empty: linkage.sqlite in store_data_dir. Only SQLite:
+    # a PostgreSQL linkage database is replicated by PostgreSQL itself.
+    database: ''
+    # Seconds between checks for a change (the replicas' linkage lags by at most this, plus
+    # the time to ship it); 0 = never.
+    interval_s: 30
 "#;
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! - [`replica`] and [`serve`]: the replica side (`kizuna backup serve`).
 //! - [`follow`]: the primary side (`kizuna backup follow`): journal tailing, shipping, watching.
 //! - [`verify`]: Merkle comparison and repair; [`merkle`] is the pure digest computation.
+//! - [`linkage`]: the linkage database's snapshots on the replicas.
 //! - [`manifest`]: recorded sha256 of every file, streamed in depth-first order.
 //! - [`promote`]: a replica to a centre.
 
@@ -12,6 +13,7 @@ pub mod batch;
 pub mod config;
 mod durable;
 mod error;
+pub mod linkage;
 pub mod manifest;
 pub mod merkle;
 pub mod paths;

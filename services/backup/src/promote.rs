@@ -2,7 +2,10 @@
 //! the store's journal (with the primary's numbers and times); the store's own start-up recovery
 //! then rebuilds the IndexDB from them (every entry above the empty index's watermark is replayed:
 //! the tree steps are found done, the index rows are built from the files), exactly as the
-//! primary's index was built. Afterwards `kizuna serve` with `data_dir` set to the folder runs it.
+//! primary's index was built. The linkage database is already in place: the latest snapshot the
+//! primary sent is `linkage.sqlite` in the folder, where `kizuna index link` and the viewer find it
+//! (their default for a store on that folder). Afterwards `kizuna serve` with `data_dir` set to
+//! the folder runs it.
 
 use std::path::Path;
 
@@ -21,6 +24,9 @@ pub struct Promoted {
     /// Rows in the rebuilt index.
     pub records: u64,
     pub database_url: String,
+    /// The linkage database snapshot the folder holds (`linkage.sqlite`: common IDs, consent), as
+    /// the primary took it; `None` when none arrived (the centre then links its patients anew).
+    pub linkage: Option<crate::linkage::LinkageState>,
 }
 
 /// Promotes the replica in `data_dir`; `database_url` empty = SQLite in the folder. Stop
@@ -47,5 +53,13 @@ pub async fn promote(data_dir: &Path, database_url: &str) -> Result<Promoted, Ba
         .map_err(kizuna_store::StoreError::from)?
         .try_get("n")
         .map_err(kizuna_store::StoreError::from)?;
-    Ok(Promoted { applied_seq: store.applied_watermark(), records: records as u64, database_url: url })
+    let linkage = crate::replica::linkage::state(data_dir)?;
+    let linkage =
+        (linkage.sha256.is_some() && data_dir.join(crate::linkage::LINKAGE_FILE).exists()).then_some(linkage);
+    Ok(Promoted {
+        applied_seq: store.applied_watermark(),
+        records: records as u64,
+        database_url: url,
+        linkage,
+    })
 }

@@ -6,21 +6,25 @@
 //! | `POST /api/v1/batches` | a batch (`batch.rs`) | `Ack` once durable; 409 `gap` (with the `Ack`) or `promoted` |
 //! | `GET /api/v1/state` | | `Ack` |
 //! | `POST /api/v1/digests` | `DigestRequest` | `Summary` of one directory |
+//! | `PUT /api/v1/linkage` | the linkage database, zstd (`linkage.rs`: sha256 and time in headers) | `LinkageState` once installed; 409 `promoted` |
+//! | `GET /api/v1/linkage` | | `LinkageState` |
 //! | `GET /metrics`, `GET /healthz` | | Prometheus text; `{"status":"ok",…}` |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::StreamExt;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
 
 use crate::BackupError;
 use crate::batch::Batch;
@@ -32,6 +36,10 @@ struct App {
     replica: Arc<Replica>,
     token_sha: [u8; 32],
     max_batch_bytes: u64,
+    max_linkage_bytes: u64,
+    /// Linkage snapshots are installed one at a time.
+    linkage_lock: tokio::sync::Mutex<()>,
+    linkage_bytes: Gauge,
     registry: Registry,
     applied: Gauge,
     batches: Counter,
@@ -130,6 +138,73 @@ async fn digests(
     }
 }
 
+async fn linkage_state(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(r) = app.authorised(&headers) {
+        return r;
+    }
+    match crate::replica::linkage::state(&app.replica.data_dir) {
+        Ok(s) => Json(s).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn put_linkage(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(r) = app.authorised(&headers) {
+        return r;
+    }
+    if app.replica.promoted() {
+        return error_response(BackupError::Promoted);
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let (sha, taken_at) = (header(crate::linkage::SHA256_HEADER), header(crate::linkage::TAKEN_AT_HEADER));
+    let _one_at_a_time = app.linkage_lock.lock().await;
+    let staging = app.replica.data_dir.join("staging");
+    let tmp = staging.join(format!("{:x}-linkage.backup-tmp", std::process::id()));
+    // The body is streamed to disk: a snapshot may be far larger than a batch.
+    let received = async {
+        let mut f = tokio::fs::File::create(&tmp).await.map_err(|e| BackupError::io(&tmp, e))?;
+        let (mut stream, mut total) = (body.into_data_stream(), 0u64);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| BackupError::BadBatch(format!("linkage snapshot: body: {e}")))?;
+            total += chunk.len() as u64;
+            if total > app.max_linkage_bytes {
+                return Err(BackupError::BadBatch(format!(
+                    "linkage snapshot: larger than max_linkage_bytes ({})",
+                    app.max_linkage_bytes
+                )));
+            }
+            f.write_all(&chunk).await.map_err(|e| BackupError::io(&tmp, e))?;
+        }
+        f.flush().await.map_err(|e| BackupError::io(&tmp, e))?;
+        Ok(total)
+    }
+    .await;
+    let installed = match received {
+        Ok(_) => {
+            crate::replica::linkage::install(
+                &app.replica.data_dir,
+                tmp,
+                &sha,
+                &taken_at,
+                app.max_linkage_bytes,
+            )
+            .await
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    };
+    match installed {
+        Ok(held) => {
+            app.linkage_bytes.set(held.bytes as i64);
+            tracing::info!(sha256 = ?held.sha256, taken_at = ?held.taken_at, bytes = held.bytes, "linkage snapshot installed");
+            Json(held).into_response()
+        }
+        Err(e) => error_response(e),
+    }
+}
+
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &app.registry).is_err() {
@@ -170,11 +245,21 @@ pub async fn router(config: &ReplicaConfig) -> Result<Router, BackupError> {
         "Requests refused for a bad token",
         refused.clone(),
     );
+    let linkage_bytes = Gauge::default();
+    registry.register(
+        "kizuna_backup_replica_linkage_bytes",
+        "Size of the linkage database snapshot held here (0: none yet)",
+        linkage_bytes.clone(),
+    );
+    linkage_bytes.set(crate::replica::linkage::state(&config.data_dir)?.bytes as i64);
     applied.set(replica.ack().await?.applied_seq as i64);
     let app = Arc::new(App {
         replica,
         token_sha: Sha256::digest(token.as_bytes()).into(),
         max_batch_bytes: config.max_batch_bytes,
+        max_linkage_bytes: config.max_linkage_bytes,
+        linkage_lock: tokio::sync::Mutex::new(()),
+        linkage_bytes,
         registry,
         applied,
         batches: batches_total,
@@ -188,6 +273,8 @@ pub async fn router(config: &ReplicaConfig) -> Result<Router, BackupError> {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(config.max_batch_bytes as usize))
+        // Streamed to disk with its own limit (max_linkage_bytes).
+        .route("/api/v1/linkage", get(linkage_state).put(put_linkage).layer(DefaultBodyLimit::disable()))
         .with_state(app))
 }
 

@@ -13,7 +13,8 @@
 //! records only, then, after `kizuna consent set`, every facility's in the time series and the
 //! calendar; the auditor finds the view in the audit trail, and `kizuna audit verify` passes. A bad
 //! file reaches the admin screen and the alert mail; site-a's underlay is cut and the store killed
-//! mid-upload without loss; the backup verifies clean, is promoted and serves a clinician. The
+//! mid-upload without loss; the backup verifies clean, holds the centre's linkage database (common
+//! IDs, consent), is promoted and serves the clinician the same records. The
 //! reference LAN cannot reach the store; the upload segment (where the agents run) cannot reach the
 //! viewer or the sign-on; neither answers on the underlay.
 
@@ -74,6 +75,8 @@ const HELD_BACK: usize = 7;
 const CORPUS_SEED: u64 = 11;
 const CORPUS_PEOPLE: u32 = 16;
 const CUT_PATIENTS: usize = 2;
+/// The centre's linkage interval in this test (`KIZUNA_LINKAGE_INTERVAL_SECS`; the image's default is 30).
+const LINKAGE_SECS: u64 = 5;
 
 /// Centre (site 1), hospital site-a (site 2) and the [`OTHER_SITES`]. The reference LANs are
 /// veths to a LAN host (namespace `h-ref`); the upload LANs are dummies (the store and the agent
@@ -412,12 +415,16 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
 
     // The mesh from tokens (provisioning/README.md): policy at the registry, one token per router,
     // `netd enroll`, `systemctl start netd`. The centre's router admits its registry from the underlay.
+    // The linkage passes every 5 s here instead of 30 (a drop-in, as an admin would shorten it).
     centre
         .run_ok(&format!(
             "set -e; sed -i 's|^public_url: .*|public_url: https://{CENTRE_IP}:9443|' /etc/kizuna/registry.yaml; \
-             systemctl restart kizuna-registry"
+             systemctl restart kizuna-registry; mkdir -p /etc/systemd/system/kizuna-linkage.service.d; \
+             printf '[Service]\\nEnvironment=KIZUNA_LINKAGE_INTERVAL_SECS={LINKAGE_SECS}\\n' \
+               > /etc/systemd/system/kizuna-linkage.service.d/interval.conf; \
+             systemctl daemon-reload; systemctl restart kizuna-linkage"
         ))
-        .expect("setting the registry's public URL");
+        .expect("setting the registry's public URL and the linkage's interval");
     centre.run_ok(&retry("curl -sfk --max-time 5 https://127.0.0.1:9443/v1/health >/dev/null", 30)).unwrap();
     centre.write_file("/etc/kizuna/mesh.yaml", &policy()).unwrap();
     centre
@@ -634,7 +641,7 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     // viewer registered as a client, a physician of the site's facility with TOTP.
     let totp_secret = clinician_services(centre, &facility, &ON_REFERENCE);
     // The person of the ground truth seen at both hospitals and the pharmacy (site-a's
-    // registration in its first drop): the linkage unit (it passes every 30 s) gives each of
+    // registration in its first drop): the linkage unit (it passes every LINKAGE_SECS) gives each of
     // their registrations at the four facilities one common ID.
     let uploaded_facilities: Vec<String> =
         std::iter::once(facility.clone()).chain(others.iter().map(|(_, up)| up.facility.clone())).collect();
@@ -803,8 +810,8 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     assert_eq!(left.trim(), "0", "site-a's outbox after the catch-up");
     phase("faults done");
     // The backup centre holds the same (verify), and promoted it serves the same records.
-    backup_verifies_clean_and_promotes(centre, backup);
-    clinician_view_on_the_promoted_backup(backup, &facility, patient, current_here);
+    backup_verifies_clean_and_promotes(centre, backup, common_id);
+    clinician_view_on_the_promoted_backup(backup, &facility, patient, common_id, current_everywhere);
     phase("backup promoted and viewed");
 
     // Isolation. The reference LAN host reached the viewer (above) but not the store: not at its
@@ -1012,10 +1019,12 @@ fn start_replication(centre: &Vm, backup: &Vm) {
     assert_started_by_systemd(centre, "kizuna-backup-follow", "kizuna", "kizuna");
 }
 
-/// `kizuna backup verify` on the centre passes (once the follower caught up); then the backup
-/// centre is promoted (`kizuna backup promote`, `kizuna-store` started on the folder) and its
-/// IndexDB, rebuilt from the replicated journal, holds row for row the centre's records.
-fn backup_verifies_clean_and_promotes(centre: &Vm, backup: &Vm) {
+/// `kizuna backup verify` on the centre passes (once the follower caught up), and the backup
+/// holds the centre's linkage database with the patient's consent (the follower's snapshot,
+/// `follow.linkage`, every 30 s when it changed); then the backup centre is promoted (`kizuna
+/// backup promote`, `kizuna-store` started on the folder) and its IndexDB, rebuilt from the
+/// replicated journal, holds row for row the centre's records.
+fn backup_verifies_clean_and_promotes(centre: &Vm, backup: &Vm, common_id: &str) {
     let verify = "runuser -u kizuna -- kizuna backup verify -c /etc/kizuna/backup.yaml --check content > /tmp/verify.out 2>&1";
     if let Err(e) = centre.run_ok_with_timeout(&retry(verify, 90), Duration::from_secs(120)) {
         let out = centre
@@ -1023,7 +1032,20 @@ fn backup_verifies_clean_and_promotes(centre: &Vm, backup: &Vm) {
             .map(|o| o.stdout);
         panic!("centre: kizuna backup verify did not pass: {e}\n{out:?}");
     }
-    backup
+    // The replica's copy is read as it lies (immutable: nothing may write it before promotion).
+    let consent = format!(
+        "sqlite3 'file:/var/lib/kizuna/store/linkage.sqlite?immutable=1' \
+         \"SELECT policy FROM consents WHERE common_id = '{common_id}'\" | grep ."
+    );
+    if let Err(e) = backup.run_ok_with_timeout(&retry(&consent, 60), Duration::from_secs(90)) {
+        let log = centre
+            .run("journalctl -u kizuna-backup-follow --no-pager | grep -i linkage | tail -10")
+            .map(|o| o.stdout);
+        panic!(
+            "backup: the centre's linkage database with {common_id}'s consent did not arrive: {e}\n{log:?}"
+        );
+    }
+    let promoted = backup
         .run_ok_with_timeout(
             "set -e; systemctl stop kizuna-backup-replica; \
              runuser -u kizuna -- kizuna backup promote -c /etc/kizuna/backup.yaml; \
@@ -1031,6 +1053,11 @@ fn backup_verifies_clean_and_promotes(centre: &Vm, backup: &Vm) {
             Duration::from_secs(180),
         )
         .expect("backup: kizuna backup promote and starting the store on the promoted folder");
+    assert!(
+        promoted
+            .contains("linkage database: /var/lib/kizuna/store/linkage.sqlite, the primary's snapshot of"),
+        "backup: kizuna backup promote says nothing of the linkage database:\n{promoted}"
+    );
     backup
         .run_ok(&retry("curl -sf --max-time 5 http://127.0.0.1:8440/healthz >/dev/null", 40))
         .unwrap_or_else(|e| {
@@ -1045,7 +1072,7 @@ fn backup_verifies_clean_and_promotes(centre: &Vm, backup: &Vm) {
     assert_eq!(promoted, primary, "the promoted backup's IndexDB differs from the centre's records");
 }
 
-/// Waits (up to 90 s: `kizuna-linkage` passes every 30 s) until `query` on the linkage database
+/// Waits (up to 90 s: `kizuna-linkage` passes every `LINKAGE_SECS`, a pass takes seconds) until `query` on the linkage database
 /// of `vm` returns a row; returns it, trimmed.
 fn wait_for_link(vm: &Vm, query: &str) -> String {
     let linked = vm.run_ok_with_timeout(
@@ -1061,19 +1088,26 @@ fn wait_for_link(vm: &Vm, query: &str) -> String {
         .to_string()
 }
 
-/// The promoted backup's own sign-on and viewer (on its loopback: it is outside the lab's mesh);
-/// its linkage gives `patient` of `facility` a common ID and a clinician's session there shows
-/// that patient's `current` records of `facility`: the consent recorded at the centre lives in
-/// its linkage database, which the backup does not replicate (README, "not done yet").
-fn clinician_view_on_the_promoted_backup(backup: &Vm, facility: &str, patient: &str, current: usize) {
+/// The promoted backup's own sign-on and viewer (on its loopback: it is outside the lab's mesh)
+/// and its linkage, which continues from the centre's: `patient` of `facility` has the centre's
+/// `common_id`, and the clinician's session there shows, under the consent recorded at the
+/// centre, `current` records: every facility's, as on the centre.
+fn clinician_view_on_the_promoted_backup(
+    backup: &Vm,
+    facility: &str,
+    patient: &str,
+    common_id: &str,
+    current: usize,
+) {
     const ON_BACKUP: Clinicians = Clinicians { addr: "127.0.0.1", device: "", browser_netns: "" };
     backup.run_ok("systemctl start kizuna-linkage").expect("backup: starting the linkage");
-    let common_id = wait_for_link(
+    let linked = wait_for_link(
         backup,
         &format!("SELECT common_id FROM links WHERE facility_id = '{facility}' AND patient_id = '{patient}'"),
     );
+    assert_eq!(linked, common_id, "the promoted backup's common ID of patient {patient} of {facility}");
     let totp_secret = clinician_services(backup, facility, &ON_BACKUP);
-    let shown = clinician_session(backup, backup, &ON_BACKUP, &totp_secret, &common_id).unwrap_or_else(|e| {
+    let shown = clinician_session(backup, backup, &ON_BACKUP, &totp_secret, common_id).unwrap_or_else(|e| {
         let log =
             backup.run("journalctl -u kizuna-viewer -u kizuna-auth --no-pager | tail -20").map(|o| o.stdout);
         panic!("backup: the clinician's session on the promoted backup failed: {e}\n{log:?}")
@@ -1081,7 +1115,7 @@ fn clinician_view_on_the_promoted_backup(backup: &Vm, facility: &str, patient: &
     assert_eq!(
         shown.trim().parse::<usize>().unwrap(),
         current,
-        "the promoted backup's time series of patient {patient} of {facility} ({common_id}): links to original messages"
+        "the promoted backup's time series of {common_id} (patient {patient} of {facility}, with the centre's consent): links to original messages"
     );
 }
 

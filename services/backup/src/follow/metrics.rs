@@ -33,6 +33,11 @@ pub struct Metrics {
     pub verify_timestamp: Family<ReplicaLabel, Gauge>,
     pub verify_seconds: Family<ReplicaLabel, Gauge<f64, AtomicU64>>,
     /// Files others wrote into the tree, and rescans after watcher overflows.
+    /// Linkage database snapshots taken, the time of the snapshot each replica holds (Unix), and
+    /// failed linkage requests per replica.
+    pub linkage_snapshots: Counter,
+    pub linkage_timestamp: Family<ReplicaLabel, Gauge>,
+    pub linkage_errors: Family<ReplicaLabel, Counter>,
     pub foreign_changes: Counter,
     pub rescans: Counter,
     pub watch_overflows: Counter,
@@ -56,6 +61,9 @@ impl Default for Metrics {
             verify_differences: Family::default(),
             verify_timestamp: Family::default(),
             verify_seconds: Family::default(),
+            linkage_snapshots: Counter::default(),
+            linkage_timestamp: Family::default(),
+            linkage_errors: Family::default(),
             foreign_changes: Counter::default(),
             rescans: Counter::default(),
             watch_overflows: Counter::default(),
@@ -114,6 +122,21 @@ impl Default for Metrics {
             "kizuna_backup_verify_last_duration_seconds",
             "How long the last verification took",
             m.verify_seconds.clone(),
+        );
+        r.register(
+            "kizuna_backup_linkage_snapshots",
+            "Linkage database snapshots taken (one per change seen)",
+            m.linkage_snapshots.clone(),
+        );
+        r.register(
+            "kizuna_backup_linkage_snapshot_timestamp_seconds",
+            "When the primary took the linkage snapshot the replica holds (Unix time)",
+            m.linkage_timestamp.clone(),
+        );
+        r.register(
+            "kizuna_backup_linkage_errors",
+            "Failed linkage snapshot requests to the replica (retried at the next interval)",
+            m.linkage_errors.clone(),
         );
         r.register(
             "kizuna_backup_foreign_changes",

@@ -1,9 +1,10 @@
 //! The follower (`kizuna backup follow`), beside the store on the primary: keeps the primary's
 //! manifest up to the store's applied watermark, ships to every replica at once (one task and one
-//! cursor each), watches the tree for files others write, verifies on a schedule, and serves
+//! cursor each), sends them snapshots of the linkage database when it changes, watches the tree for files others write, verifies on a schedule, and serves
 //! `/metrics` and `/healthz`.
 
 pub mod cursor;
+pub mod linkage;
 pub mod metrics;
 pub mod ship;
 pub mod watch;
@@ -109,6 +110,21 @@ impl Follower {
                     }
                 });
             }
+        }
+        if self.config.linkage.interval_s > 0 {
+            let shipper = linkage::LinkageShipper {
+                database: self.config.linkage_database(),
+                state_dir: self.config.state_dir.clone(),
+                interval: Duration::from_secs(self.config.linkage.interval_s),
+                replicas: self
+                    .config
+                    .replicas
+                    .iter()
+                    .map(|t| ReplicaClient::new(t, timeout))
+                    .collect::<Result<_, _>>()?,
+                metrics: self.metrics.clone(),
+            };
+            tasks.spawn(shipper.run(stop.clone()));
         }
         if self.config.watch.enabled {
             tasks.spawn(watch::run(

@@ -1,11 +1,13 @@
 //! The replica (`kizuna backup serve`): receives batches, applies them durably, answers digests.
 //!
-//! Its data folder is laid out like the store's (`tree/`, `journal/`, `staging/`) plus
-//! `backup/manifest.sqlite`, so that `kizuna backup promote` can turn it into a centre.
+//! Its data folder is laid out like the store's (`tree/`, `journal/`, `staging/`, the linkage
+//! database `linkage.sqlite`) plus `backup/manifest.sqlite`, so that `kizuna backup promote` can
+//! turn it into a centre.
 
 pub mod apply;
 pub mod digests;
 pub mod journal;
+pub mod linkage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

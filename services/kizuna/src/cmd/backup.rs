@@ -185,6 +185,17 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
                     format!(", database_url: {}", a.database_url)
                 }
             );
+            match &p.linkage {
+                Some(l) => println!(
+                    "linkage database: {}/linkage.sqlite, the primary's snapshot of {} ({} bytes): common IDs and consent as they were then",
+                    config.data_dir.display(),
+                    l.taken_at.as_deref().unwrap_or("?"),
+                    l.bytes
+                ),
+                None => println!(
+                    "linkage database: none arrived from the primary; `kizuna index link` links the patients anew (new common IDs, no consent recorded)"
+                ),
+            }
             Ok(ExitCode::SUCCESS)
         }
         BackupCommand::Token { out } => {

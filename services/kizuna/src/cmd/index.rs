@@ -35,7 +35,7 @@ pub struct LinkArgs {
     #[arg(long)]
     pub follow: bool,
     /// Seconds between passes with `--follow`.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "KIZUNA_LINKAGE_INTERVAL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub interval_secs: u64,
     /// The audit service's event intake (e.g. http://127.0.0.1:7460/v1/events) for the link
     /// decisions; empty = they are only logged.
