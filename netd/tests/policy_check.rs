@@ -144,3 +144,18 @@ fn schema_is_json_schema_of_the_policy() {
         assert!(v["required"].as_array().unwrap().iter().any(|f| f == field), "{field} required");
     }
 }
+
+#[test]
+fn hub_segments_need_a_centre_and_may_have_a_standby_one() {
+    // No centre: rejected at `sites`.
+    let (text, _) = mutate("kind: centre", "kind: hospital", 0);
+    let all = issues(&text);
+    assert!(
+        all.iter().any(|i| i.reason.contains("need a site of kind centre")),
+        "{}",
+        all.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\n")
+    );
+    // A second centre (a standby centre beside the primary) is a valid policy.
+    let (text, _) = mutate("kind: hospital", "kind: centre", 0);
+    netd::policy::parse(&text, Path::new("policy.yaml")).expect("a policy with a standby centre");
+}

@@ -1,7 +1,8 @@
 //! The nftables policy of table `kizuna`, as data: per-segment forward rules (only what the
 //! policy allows), drop between segments, per-segment conntrack zones, and an input chain that
-//! admits only the tunnel ports, the management API and, on the centre's router, its segments'
-//! centre services. `kernel::nftables` renders it.
+//! admits only the tunnel ports, the management API and, on a centre's router, its segments'
+//! centre services. A policy may hold several centres (a standby centre beside the primary): each
+//! runs the services, and sites' LANs may reach them on every one. `kernel::nftables` renders it.
 
 use std::net::SocketAddr;
 
@@ -75,7 +76,8 @@ pub struct SegmentFirewall {
     pub own_subnet: Ipv4Net,
     pub cidr: Ipv4Net,
     pub centre_services: Vec<(Proto, u16)>,
-    pub centre_subnet: Option<Ipv4Net>,
+    /// The subnets of the segment's centres (sites of kind centre that are members).
+    pub centre_subnets: Vec<Ipv4Net>,
     pub is_centre: bool,
 }
 
@@ -123,7 +125,7 @@ pub fn plan_firewall(segments: &[SegmentFirewall], api: SocketAddr) -> Firewall 
                 service: None,
                 established_only: false,
             });
-        } else if let Some(centre) = s.centre_subnet {
+        } else {
             let mut by_proto: Vec<(Proto, Vec<u16>)> = Vec::new();
             for (proto, port) in &s.centre_services {
                 match by_proto.iter_mut().find(|(p, _)| p == proto) {
@@ -134,34 +136,41 @@ pub fn plan_firewall(segments: &[SegmentFirewall], api: SocketAddr) -> Firewall 
             for (proto, mut ports) in by_proto {
                 ports.sort_unstable();
                 ports.dedup();
-                let (oif, saddr) = if s.is_centre {
-                    // Sites' LANs in, to the centre's LAN services.
-                    (s.lan.clone(), s.cidr)
-                } else {
-                    // Our LAN out, to the centre's services only.
-                    (s.wireguard.clone(), s.own_subnet)
-                };
                 if s.is_centre {
-                    // The same services run on the centre's router itself (the centre image's
-                    // store listens on its LAN address of the upload segment).
+                    // The services run on the centre's router itself (the centre image's store
+                    // listens on its LAN address of the upload segment) and on its LAN.
                     fw.admit_segment.push(LocalService {
                         segment: name.clone(),
                         iifs: s.devices.clone(),
                         saddr: s.cidr,
-                        daddr: centre,
+                        daddr: s.own_subnet,
                         proto,
                         ports: ports.clone(),
                     });
+                    // Sites' LANs in, to our LAN's services.
+                    fw.forward.push(ForwardRule {
+                        segment: name.clone(),
+                        iifs: s.devices.clone(),
+                        oif: s.lan.clone(),
+                        saddr: Some(s.cidr),
+                        daddr: Some(s.own_subnet),
+                        service: Some((proto, ports)),
+                        established_only: false,
+                    });
+                } else {
+                    // Our LAN out, to each centre's services only.
+                    for centre in &s.centre_subnets {
+                        fw.forward.push(ForwardRule {
+                            segment: name.clone(),
+                            iifs: s.devices.clone(),
+                            oif: s.wireguard.clone(),
+                            saddr: Some(s.own_subnet),
+                            daddr: Some(*centre),
+                            service: Some((proto, ports.clone())),
+                            established_only: false,
+                        });
+                    }
                 }
-                fw.forward.push(ForwardRule {
-                    segment: name.clone(),
-                    iifs: s.devices.clone(),
-                    oif,
-                    saddr: Some(saddr),
-                    daddr: Some(centre),
-                    service: Some((proto, ports)),
-                    established_only: false,
-                });
             }
         }
     }
@@ -183,7 +192,11 @@ mod tests {
             own_subnet: own.parse().unwrap(),
             cidr: "10.20.0.0/16".parse().unwrap(),
             centre_services: vec![(Proto::Tcp, 8440)],
-            centre_subnet: Some("10.20.1.0/24".parse().unwrap()),
+            centre_subnets: if is_centre {
+                vec![own.parse().unwrap()]
+            } else {
+                vec!["10.20.1.0/24".parse().unwrap()]
+            },
             is_centre,
         }
     }
@@ -206,5 +219,35 @@ mod tests {
         // A site's router runs no centre service: its input chain admits none.
         let site = plan_firewall(&[segment(false, "10.20.2.0/24")], api);
         assert!(site.admit_segment.is_empty());
+    }
+
+    #[test]
+    fn with_a_standby_centre_sites_reach_the_services_on_both_centres() {
+        let api = "127.0.0.1:9190".parse().unwrap();
+        let mut s = segment(false, "10.20.2.0/24");
+        s.centre_subnets = vec!["10.20.1.0/24".parse().unwrap(), "10.20.6.0/24".parse().unwrap()];
+        let site = plan_firewall(&[s], api);
+        let out: Vec<_> = site
+            .forward
+            .iter()
+            .filter(|r| r.service.is_some())
+            .map(|r| (r.oif.as_str(), r.saddr.unwrap().to_string(), r.daddr.unwrap().to_string()))
+            .collect();
+        assert_eq!(
+            out,
+            [
+                ("kzw-upload", "10.20.2.0/24".to_string(), "10.20.1.0/24".to_string()),
+                ("kzw-upload", "10.20.2.0/24".to_string(), "10.20.6.0/24".to_string()),
+            ]
+        );
+        // The standby centre admits the segment's sites to its own subnet, as the primary does.
+        let standby = plan_firewall(&[segment(true, "10.20.6.0/24")], api);
+        assert_eq!(standby.admit_segment[0].daddr.to_string(), "10.20.6.0/24");
+        let inbound: Vec<_> = standby.forward.iter().filter(|r| r.service.is_some()).collect();
+        assert_eq!(inbound.len(), 1);
+        assert_eq!(
+            (inbound[0].oif.as_str(), inbound[0].daddr.unwrap().to_string()),
+            ("lupl", "10.20.6.0/24".into())
+        );
     }
 }

@@ -182,7 +182,7 @@ pub fn plan(
 ) -> Result<DesiredState, UnknownSite> {
     let me = policy.site(site).ok_or_else(|| UnknownSite(site.to_string()))?;
     let keepalive = policy.policy().keepalive_secs;
-    let centre = policy.policy().sites.iter().find(|s| s.kind == SiteKind::Centre);
+    let centres: Vec<_> = policy.policy().sites.iter().filter(|s| s.kind == SiteKind::Centre).collect();
     let mut st = DesiredState::empty(site.clone(), mode);
     let mut fw_segments = Vec::new();
     for seg in policy.segments() {
@@ -245,9 +245,11 @@ pub fn plan(
             public_key: me.keys.get(&seg.name).expect("validated").clone(),
             peers,
         });
-        let centre_subnet = centre
+        let centre_subnets = centres
+            .iter()
             .filter(|c| members.contains(&c.name))
-            .and_then(|c| addressing::site_subnet(seg.cidr, seg.site_prefix, c.number));
+            .filter_map(|c| addressing::site_subnet(seg.cidr, seg.site_prefix, c.number))
+            .collect();
         fw_segments.push(firewall::SegmentFirewall {
             zone: seg.port,
             port: seg.port,
@@ -257,7 +259,7 @@ pub fn plan(
             own_subnet: subnet,
             cidr: seg.cidr,
             centre_services: seg.centre_services.clone(),
-            centre_subnet,
+            centre_subnets,
             is_centre: me.kind == SiteKind::Centre,
         });
         st.segments.push(SegmentSummary {

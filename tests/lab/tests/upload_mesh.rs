@@ -41,6 +41,11 @@ const OTHER_SITES: [(&str, u8, &str, &str); 3] = [
 /// The backup centre: the centre image, outside the mesh, reached from the centre over the
 /// underlay (in a prefecture: the line between the two data centres).
 const BACKUP_IP: &str = "10.255.0.13";
+/// The backup centre's router number: a standby centre of the mesh (kind centre: the reference
+/// and upload segments' services may run there too).
+const BACKUP_NUMBER: u8 = 6;
+/// The backup centre's reference address, where its sign-on and viewer serve once it is promoted.
+const BACKUP_REFERENCE_ADDR: &str = "10.10.6.1";
 const REPLICA_PORT: u16 = 8450;
 /// The centre router's address on the upload segment (site 1's first host of 10.20.0.0/16).
 const STORE_ADDR: &str = "10.20.1.1";
@@ -93,6 +98,8 @@ fn policy() -> String {
          \x20 - number: 1\n    name: centre\n    kind: centre\n    endpoint: {CENTRE_IP}\n\
          \x20   lan: {{ reference: lref, upload: lupl }}\n\
          \x20 - number: 2\n    name: site-a\n    kind: hospital\n    endpoint: {SITE_IP}\n\
+         \x20   lan: {{ reference: lref, upload: lupl }}\n\
+         \x20 - number: {BACKUP_NUMBER}\n    name: backup\n    kind: centre\n    endpoint: {BACKUP_IP}\n\
          \x20   lan: {{ reference: lref, upload: lupl }}\n"
     );
     for (name, number, kind, ip) in OTHER_SITES {
@@ -109,6 +116,7 @@ fn number_of(name: &str) -> u8 {
     match name {
         "centre" => 1,
         "site-a" => 2,
+        "backup" => BACKUP_NUMBER,
         _ => {
             OTHER_SITES.iter().find(|s| s.0 == name).map(|s| s.1).unwrap_or_else(|| panic!("no site {name}"))
         }
@@ -430,13 +438,10 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     centre
         .run_ok("runuser -u kizuna -- /usr/local/bin/kizuna policy apply /etc/kizuna/mesh.yaml")
         .expect("kizuna policy apply");
-    let routers: Vec<&Vm> = lab.vms().iter().filter(|vm| vm.name() != "backup").collect();
+    // The backup centre is a router of the mesh too: a standby centre (kind centre).
     let tokens: Vec<(String, String)> =
-        routers.iter().map(|vm| (vm.name().to_string(), provision(centre, vm.name()))).collect();
+        lab.vms().iter().map(|vm| (vm.name().to_string(), provision(centre, vm.name()))).collect();
     lab.on_each(|vm| {
-        if vm.name() == "backup" {
-            return;
-        }
         let number = number_of(vm.name());
         let token = &tokens.iter().find(|(n, _)| n == vm.name()).unwrap().1;
         vm.run_ok(&lan_script(number)).unwrap_or_else(|e| panic!("{}: LANs: {e}", vm.name()));
@@ -450,7 +455,15 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
             )
             .expect("admitting the registry and SSH on the centre's underlay");
         }
-        if vm.name() != "centre" {
+        if vm.name() == "backup" {
+            // The primary's backup follower ships to the replica over the underlay.
+            vm.run_ok(&format!(
+                "set -e; grep -q '^admit_underlay: \\[\\]$' /etc/netd/site.yaml; \
+                 sed -i 's/^admit_underlay: .*/admit_underlay: [{{ proto: tcp, port: {REPLICA_PORT} }}]/' /etc/netd/site.yaml"
+            ))
+            .expect("admitting the replica's API on the backup's underlay");
+        }
+        if vm.name() != "centre" && vm.name() != "backup" {
             // The site appliance's netd hosts the upload agent (provisioning/README.md).
             vm.run_ok(&format!("printf '{SITE_AGENT}' >> /etc/netd/site.yaml"))
                 .unwrap_or_else(|e| panic!("{}: the agent: section of the site file: {e}", vm.name()));
@@ -809,10 +822,16 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     let left = site.run_ok("find /var/lib/kizuna/agent/outbox -type f | wc -l").unwrap();
     assert_eq!(left.trim(), "0", "site-a's outbox after the catch-up");
     phase("faults done");
-    // The backup centre holds the same (verify), and promoted it serves the same records.
-    backup_verifies_clean_and_promotes(centre, backup, common_id);
-    clinician_view_on_the_promoted_backup(backup, &facility, patient, common_id, current_everywhere);
-    phase("backup promoted and viewed");
+    // The backup centre holds the same (verify) and the linkage with the consent. Then the centre
+    // goes away (its underlay cut: the routers keep their last view and their tunnels to each
+    // other), the backup is promoted, and the clinician on site-a's reference LAN opens the same
+    // patient on the backup, through the mesh.
+    backup_verifies_clean(centre, backup, common_id);
+    lab.set_underlay_link("centre", false).expect("cutting the centre's underlay");
+    promote_backup(centre, backup);
+    clinician_view_on_the_promoted_backup(site, backup, &facility, patient, common_id, current_everywhere);
+    lab.set_underlay_link("centre", true).expect("restoring the centre's underlay");
+    phase("centre away, backup promoted and viewed");
 
     // Isolation. The reference LAN host reached the viewer (above) but not the store: not at its
     // upload address, not at the centre's reference address, not at the centre's underlay address.
@@ -1021,10 +1040,8 @@ fn start_replication(centre: &Vm, backup: &Vm) {
 
 /// `kizuna backup verify` on the centre passes (once the follower caught up), and the backup
 /// holds the centre's linkage database with the patient's consent (the follower's snapshot,
-/// `follow.linkage`, every 30 s when it changed); then the backup centre is promoted (`kizuna
-/// backup promote`, `kizuna-store` started on the folder) and its IndexDB, rebuilt from the
-/// replicated journal, holds row for row the centre's records.
-fn backup_verifies_clean_and_promotes(centre: &Vm, backup: &Vm, common_id: &str) {
+/// `follow.linkage`, every 30 s when it changed).
+fn backup_verifies_clean(centre: &Vm, backup: &Vm, common_id: &str) {
     let verify = "runuser -u kizuna -- kizuna backup verify -c /etc/kizuna/backup.yaml --check content > /tmp/verify.out 2>&1";
     if let Err(e) = centre.run_ok_with_timeout(&retry(verify, 90), Duration::from_secs(120)) {
         let out = centre
@@ -1045,6 +1062,12 @@ fn backup_verifies_clean_and_promotes(centre: &Vm, backup: &Vm, common_id: &str)
             "backup: the centre's linkage database with {common_id}'s consent did not arrive: {e}\n{log:?}"
         );
     }
+}
+
+/// The backup centre is promoted (`kizuna backup promote`, `kizuna-store` started on the folder)
+/// and its IndexDB, rebuilt from the replicated journal, holds row for row the centre's records
+/// (both read through the test's command channel: the centre's underlay is cut).
+fn promote_backup(centre: &Vm, backup: &Vm) {
     let promoted = backup
         .run_ok_with_timeout(
             "set -e; systemctl stop kizuna-backup-replica; \
@@ -1088,18 +1111,21 @@ fn wait_for_link(vm: &Vm, query: &str) -> String {
         .to_string()
 }
 
-/// The promoted backup's own sign-on and viewer (on its loopback: it is outside the lab's mesh)
-/// and its linkage, which continues from the centre's: `patient` of `facility` has the centre's
-/// `common_id`, and the clinician's session there shows, under the consent recorded at the
-/// centre, `current` records: every facility's, as on the centre.
+/// The promoted backup's sign-on and viewer on its reference address (it is a standby centre of
+/// the mesh), and its linkage, which continues from the centre's: `patient` of `facility` has the
+/// centre's `common_id`; the clinician's browser on `site`'s reference LAN reaches the backup
+/// through the mesh while the centre is away, and the session shows, under the consent recorded
+/// at the centre, `current` records: every facility's, as on the centre.
 fn clinician_view_on_the_promoted_backup(
+    site: &Vm,
     backup: &Vm,
     facility: &str,
     patient: &str,
     common_id: &str,
     current: usize,
 ) {
-    const ON_BACKUP: Clinicians = Clinicians { addr: "127.0.0.1", device: "", browser_netns: "" };
+    const ON_BACKUP: Clinicians =
+        Clinicians { addr: BACKUP_REFERENCE_ADDR, device: "kzv-reference", browser_netns: "h-ref" };
     backup.run_ok("systemctl start kizuna-linkage").expect("backup: starting the linkage");
     let linked = wait_for_link(
         backup,
@@ -1107,10 +1133,20 @@ fn clinician_view_on_the_promoted_backup(
     );
     assert_eq!(linked, common_id, "the promoted backup's common ID of patient {patient} of {facility}");
     let totp_secret = clinician_services(backup, facility, &ON_BACKUP);
-    let shown = clinician_session(backup, backup, &ON_BACKUP, &totp_secret, common_id).unwrap_or_else(|e| {
+    site.run_ok_with_timeout(
+        &retry(
+            &format!("ip netns exec h-ref curl -sf --max-time 5 {}/healthz >/dev/null", ON_BACKUP.viewer()),
+            60,
+        ),
+        Duration::from_secs(90),
+    )
+    .unwrap_or_else(|e| {
+        panic!("site-a: the reference LAN host does not reach the promoted backup's viewer through the mesh: {e}\n{}", netd_diagnosis(site))
+    });
+    let shown = clinician_session(site, backup, &ON_BACKUP, &totp_secret, common_id).unwrap_or_else(|e| {
         let log =
             backup.run("journalctl -u kizuna-viewer -u kizuna-auth --no-pager | tail -20").map(|o| o.stdout);
-        panic!("backup: the clinician's session on the promoted backup failed: {e}\n{log:?}")
+        panic!("site-a: the clinician's session on the promoted backup failed: {e}\n{log:?}")
     });
     assert_eq!(
         shown.trim().parse::<usize>().unwrap(),
