@@ -196,11 +196,12 @@ fn clinician_services(vm: &Vm, facility: &str, at: &Clinicians) -> String {
         .find_map(|l| l.strip_prefix("client_secret: "))
         .unwrap_or_else(|| panic!("no client secret in:\n{added}"));
     vm.write_file("/etc/kizuna/viewer-client.secret", &format!("{secret}\n")).unwrap();
+    // Hashing the password (argon2id) takes a while in an emulated guest.
     let user = vm
-        .run_ok(&format!(
+        .run_ok_with_timeout(&format!(
             "echo '{PASSWORD}' | runuser -u kizuna -- kizuna auth user add -c /etc/kizuna/auth.yaml \
              --username {CLINICIAN} --name 'Dr. Sato' --facility {facility} --roles physician --password-stdin --totp"
-        ))
+        ), Duration::from_secs(180))
         .expect("kizuna auth user add");
     let totp = user
         .lines()
@@ -490,6 +491,7 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
         }
     });
     let meshed = started.elapsed();
+    phase("mesh up");
     // With netd's ruleset loaded on the centre, the sites still reach its registry and SSH.
     site.run_ok(&format!("curl -sfk --max-time 10 https://{CENTRE_IP}:9443/v1/health >/dev/null"))
         .expect("site-a reaches the registry with netd running on the centre");
@@ -525,6 +527,7 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
 
     // The backup centre follows the store's journal from here on (kizuna-backup-follow).
     start_replication(centre, backup);
+    phase("store on the upload segment, replication started");
 
     // A corpus from the generator (`kizuna ssmix2 gen`, on the centre: the site image has no
     // `kizuna`), the site's token from `kizuna site add`, the agent as deployed.
@@ -535,6 +538,7 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
     let generated = generate_corpus(centre, CORPUS_SEED, 4, 1, CORPUS_PEOPLE, 2);
     let kinds: Vec<&str> = generated.iter().map(|f| f.kind.as_str()).collect();
     assert_eq!(kinds, ["hospital", "clinic", "clinic", "hospital", "pharmacy"], "the generated facilities");
+    phase("corpus generated");
     let facility_of = |site: &str| match site {
         "site-a" => generated[0].id.clone(),
         "site-b" => generated[3].id.clone(),
@@ -585,6 +589,7 @@ fn a_site_uploads_through_the_upload_segment_to_a_store_listening_nowhere_else()
             (vm, staged)
         })
         .collect();
+    phase("exports staged on four sites");
     let Uploaded { facility, corpus_sums, files, took: uploaded, held_back, bad } =
         finish_upload(centre, site, staged_a);
     let others: Vec<(&Vm, Uploaded)> =
