@@ -10,6 +10,7 @@ use crate::kernel::Kernel;
 use crate::plan::{self, DesiredState};
 use crate::policy::{self, Policy};
 use crate::reconcile::{self, Context};
+use crate::registry::client::chain;
 use crate::site::SiteConfig;
 
 /// Logs go to stderr; `RUST_LOG` filters (default `info`).
@@ -202,20 +203,21 @@ async fn daemon_agent_status(cfg: &SiteConfig, agent: &crate::site::AgentConfig)
     }
     let url = format!("http://{addr}/status");
     let asked = async {
+        // Generous: a loaded appliance (or an emulated one) can take seconds to answer.
         let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(3))
+            .timeout(std::time::Duration::from_secs(10))
             .no_proxy()
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| chain(&e))?;
         let body: serde_json::Value = client
             .get(&url)
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| e.to_string())?
+            .map_err(|e| chain(&e))?
             .json()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| chain(&e))?;
         serde_json::from_value::<Option<AgentStatus>>(body["agent"].clone())
             .map_err(|e| format!("its agent status: {e}"))?
             .ok_or_else(|| "it hosts no agent (started before the agent: section was added?)".to_string())

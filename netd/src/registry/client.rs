@@ -17,7 +17,7 @@ pub struct Client {
 }
 
 /// The whole cause chain of an error, so a pin mismatch deep inside TLS reaches the user.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {
