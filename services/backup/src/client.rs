@@ -45,18 +45,7 @@ impl ReplicaClient {
 
     /// What the replica holds durably.
     pub async fn state(&self) -> Result<Ack, BackupError> {
-        let r = self
-            .http
-            .get(format!("{}/api/v1/state", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| self.err(e))?;
-        if !r.status().is_success() {
-            let status = r.status();
-            return Err(self.err(format!("state: HTTP {status}: {}", r.text().await.unwrap_or_default())));
-        }
-        r.json().await.map_err(|e| self.err(e))
+        self.get_json("state", "state").await
     }
 
     /// Sends one encoded batch.
@@ -86,20 +75,7 @@ impl ReplicaClient {
 
     /// The linkage database snapshot the replica holds.
     pub async fn linkage_state(&self) -> Result<LinkageState, BackupError> {
-        let r = self
-            .http
-            .get(format!("{}/api/v1/linkage", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| self.err(e))?;
-        if !r.status().is_success() {
-            let status = r.status();
-            return Err(
-                self.err(format!("linkage state: HTTP {status}: {}", r.text().await.unwrap_or_default()))
-            );
-        }
-        r.json().await.map_err(|e| self.err(e))
+        self.get_json("linkage", "linkage state").await
     }
 
     /// Sends a linkage database snapshot: `file` is its zstd-compressed form, `sha256` the
@@ -124,13 +100,7 @@ impl ReplicaClient {
             .send()
             .await
             .map_err(|e| self.err(e))?;
-        let status = r.status();
-        if !status.is_success() {
-            return Err(
-                self.err(format!("linkage snapshot: HTTP {status}: {}", r.text().await.unwrap_or_default()))
-            );
-        }
-        r.json().await.map_err(|e| self.err(e))
+        self.answer(r, "linkage snapshot").await
     }
 
     /// The replica's summary of one directory.
@@ -143,10 +113,34 @@ impl ReplicaClient {
             .send()
             .await
             .map_err(|e| self.err(e))?;
-        if !r.status().is_success() {
-            let status = r.status();
-            return Err(self
-                .err(format!("digests {prefix:?}: HTTP {status}: {}", r.text().await.unwrap_or_default())));
+        self.answer(r, &format!("digests {prefix:?}")).await
+    }
+
+    /// `GET /api/v1/{path}`, answered with JSON.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<T, BackupError> {
+        let r = self
+            .http
+            .get(format!("{}/api/v1/{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| self.err(e))?;
+        self.answer(r, what).await
+    }
+
+    /// A success's JSON body, or an error naming `what`, the HTTP status and the replica's words.
+    async fn answer<T: serde::de::DeserializeOwned>(
+        &self,
+        r: reqwest::Response,
+        what: &str,
+    ) -> Result<T, BackupError> {
+        let status = r.status();
+        if !status.is_success() {
+            return Err(self.err(format!("{what}: HTTP {status}: {}", r.text().await.unwrap_or_default())));
         }
         r.json().await.map_err(|e| self.err(e))
     }
