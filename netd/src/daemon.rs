@@ -50,10 +50,11 @@ async fn pass(
                     st.kernel_changes_total += o.applied as u64;
                     st.last_pass_ok = Some(true);
                     st.last_error = None;
+                    let ms = o.elapsed.as_millis() as u64;
                     if o.applied > 0 {
-                        tracing::info!(site = %l.config.site, changes = o.applied, scope = ?o.scope, "reconciled");
+                        tracing::info!(site = %l.config.site, changes = o.applied, scope = ?o.scope, ms, "reconciled");
                     }
-                    tracing::debug!(scope = ?o.scope, phases = %o.phases, "pass phases");
+                    tracing::debug!(scope = ?o.scope, ms, phases = %o.phases, "pass phases");
                 }
                 Err(e) => {
                     tracing::error!(site = %l.config.site, error = %e, "pass failed");
@@ -73,6 +74,7 @@ async fn pass(
         }
     }
     st.last_apply_seconds = start.elapsed().as_secs_f64();
+    tracing::debug!(secs = st.last_apply_seconds, "pass ended (status observed)");
     let mut shared = status.write().await;
     // The registry watcher updates these meanwhile; keep its values.
     st.views_rejected_total = shared.views_rejected_total;

@@ -153,9 +153,15 @@ fn a_router_with_segments_wants_forwarding_and_an_empty_state_leaves_it_alone() 
     snap.ip_forward = false;
     let changes = diff(&st, &[&st], &snap, &keys_of(&st), Some(fw_ref));
     assert_eq!(changes, vec![Change::EnableForwarding]);
-    // Applied after the firewall, so nothing is forwarded unfiltered.
+    // Applied after the firewall, so nothing is forwarded unfiltered, and both before the first
+    // peer, so no tunnel carries a packet before its isolation is in place.
     let scratch = diff(&st, &[&st], &Snapshot::default(), &keys_of(&st), None);
-    assert_eq!(scratch.last(), Some(&Change::EnableForwarding));
+    let at = |f: fn(&Change) -> bool| scratch.iter().position(f).unwrap();
+    let firewall = at(|c| matches!(c, Change::ReplaceFirewall));
+    let forwarding = at(|c| matches!(c, Change::EnableForwarding));
+    let first_peer = at(|c| matches!(c, Change::SetPeer { .. }));
+    assert!(firewall < forwarding && forwarding < first_peer, "{scratch:?}");
+    assert!(scratch[first_peer..].iter().all(|c| matches!(c, Change::SetPeer { .. })));
     // Rolling back to nothing never switches forwarding off.
     let empty = DesiredState::empty(st.site.clone(), Mode::Vrf);
     snap.ip_forward = true;
