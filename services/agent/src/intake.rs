@@ -38,9 +38,15 @@ pub(crate) fn start_watcher(shared: &Shared) -> Result<Option<Watch>, crate::Age
     }
     let (tx, events) = unbounded_channel();
     let started = (|| {
-        let mut w = notify::recommended_watcher(move |ev| {
-            let _ = tx.send(ev);
-        })?;
+        // Not following symlinks: the intake walk does not either, and notify's recursive walk
+        // then takes each entry's type from the directory instead of a `stat` per file.
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let mut w = RecommendedWatcher::new(
+            move |ev| {
+                let _ = tx.send(ev);
+            },
+            config,
+        )?;
         w.watch(&shared.export_dir, RecursiveMode::Recursive)?;
         Ok::<_, notify::Error>(w)
     })();

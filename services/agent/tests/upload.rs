@@ -355,3 +355,31 @@ async fn temp_files_of_a_crash_are_removed_at_start() {
     assert!(!cursor.exists(), "cursor temp file left");
     assert!(!reason.exists(), "quarantine temp file left");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_folder_in_the_export_folder_is_not_followed() {
+    let (store, addr) = start_store().await;
+    let site = Site::new(addr);
+    // A folder outside the export folder, linked from inside it: the agent moves what it uploads,
+    // so following the link would take files from a place it was never given.
+    let outside = site.dir.path().join("elsewhere");
+    std::fs::create_dir(&outside).unwrap();
+    let msg = sample_message();
+    std::fs::write(outside.join(file_name(1)), &msg).unwrap();
+    std::os::unix::fs::symlink(&outside, site.export().join("linked")).unwrap();
+    let agent = Running::start(site.cfg.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Written after the start, where a watch on the link's target would see it.
+    std::fs::write(outside.join(file_name(2)), &msg).unwrap();
+    site.drop_file(&file_name(3), &msg);
+    assert!(wait_for(10, || store.stored_count() == 1).await, "stored {}", store.stored_count());
+    // Past the settle time and two rescans.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        store.files.lock().unwrap().keys().cloned().collect::<Vec<_>>(),
+        vec![storage_path(&file_name(3))]
+    );
+    assert!(outside.join(file_name(1)).is_file() && outside.join(file_name(2)).is_file());
+    assert!(site.export().join("linked").is_symlink());
+    agent.stop().await;
+}
