@@ -4,10 +4,12 @@
 //! journal and the IndexDB (SQLite). The clock runs from the agents' start until every agent's last
 //! file is acknowledged (each acknowledgement comes after the store's fsyncs) and the search rows,
 //! written behind the answers, are committed up to the journal's end. In the same run the
-//! same tree is copied with `cp -a` followed by `sync`, the baseline.
+//! same tree is copied with `cp -a` followed by `sync`, the baseline. A run has `--rounds` rounds
+//! (default 3) of a fresh corpus, the copy and the upload, and reports each round and the median
+//! ratio: the copy's speed alone swings 2-3x between rounds on a shared disk.
 //!
 //! ```sh
-//! cargo run --release -p kizuna-agent --example upload_bench -- [--patients 1600] [--facilities 10] [--dir /tmp]
+//! cargo run --release -p kizuna-agent --example upload_bench -- [--rounds 3] [--patients 1600] [--facilities 10] [--batch 200] [--dir /tmp]
 //! ```
 //! With `RUST_LOG=kizuna_store::ingest=info` the store logs each batch's phase timings (check,
 //! stage, journal, apply, index) to stderr. Everything is written below a fresh folder in `--dir` (default `$TMPDIR`) and deleted at the end.
@@ -42,6 +44,9 @@ struct Args {
     /// Files per upload batch (the agent's `batch_max_files`).
     #[arg(long, default_value_t = 200)]
     batch: usize,
+    /// Rounds of corpus, copy and upload; the summary gives each and the median ratio.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Keep the scratch folder.
     #[arg(long)]
     keep: bool,
@@ -50,6 +55,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    ensure!(args.rounds >= 1, "--rounds must be at least 1");
     // RUST_LOG (e.g. `kizuna_store::ingest=info`) shows the store's per-batch phase timings.
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
@@ -66,7 +72,106 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
+/// One round's measurements.
+struct Round {
+    files: u64,
+    /// `cp -a` alone, then the `sync` after it.
+    cp_secs: f64,
+    sync_secs: f64,
+    /// From the agents' start to the last acknowledgement, and to the search rows' catching up.
+    acked_secs: f64,
+    kizuna_secs: f64,
+    user_secs: f64,
+    sys_secs: f64,
+}
+
+impl Round {
+    fn cp_rate(&self) -> f64 {
+        self.files as f64 / (self.cp_secs + self.sync_secs)
+    }
+    fn kizuna_rate(&self) -> f64 {
+        self.files as f64 / self.kizuna_secs
+    }
+    fn ratio(&self) -> f64 {
+        self.kizuna_rate() / self.cp_rate()
+    }
+}
+
 async fn bench(args: &Args, work: &Path) -> anyhow::Result<()> {
+    let mut rounds = Vec::new();
+    for n in 1..=args.rounds {
+        println!("round {n} of {}", args.rounds);
+        let dir = work.join(format!("round-{n}"));
+        std::fs::create_dir(&dir)?;
+        let r = round(args, &dir).await?;
+        println!(
+            "  cp -a {:.1} s + sync {:.1} s: {:.0} files/s; agents -> store: {:.1} s, {:.0} files/s; ratio {:.2}",
+            r.cp_secs,
+            r.sync_secs,
+            r.cp_rate(),
+            r.kizuna_secs,
+            r.kizuna_rate(),
+            r.ratio()
+        );
+        rounds.push(r);
+    }
+    report(&rounds);
+    Ok(())
+}
+
+/// The summary: each round, then the median ratio (the copy's speed swings 2-3x between runs on
+/// a shared disk, so one round's ratio says little).
+fn report(rounds: &[Round]) {
+    println!();
+    println!(
+        "{:<6} {:>7} {:>10} {:>8} {:>10} {:>10} {:>8} {:>6} {:>9}",
+        "round", "files", "cp+sync s", "cp/s", "kizuna s", "kizuna/s", "us/file", "cores", "ratio"
+    );
+    for (i, r) in rounds.iter().enumerate() {
+        let cpu = r.user_secs + r.sys_secs;
+        println!(
+            "{:<6} {:>7} {:>10.1} {:>8.0} {:>10.1} {:>10.0} {:>8.0} {:>6.2} {:>9.2}",
+            i + 1,
+            r.files,
+            r.cp_secs + r.sync_secs,
+            r.cp_rate(),
+            r.kizuna_secs,
+            r.kizuna_rate(),
+            cpu * 1e6 / r.files as f64,
+            cpu / r.kizuna_secs,
+            r.ratio()
+        );
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let m = v.len() / 2;
+        if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
+    };
+    let per_file =
+        |f: &dyn Fn(&Round) -> f64| median(rounds.iter().map(|r| f(r) * 1e6 / r.files as f64).collect());
+    println!(
+        "median over {} rounds: cp -a + sync {:.0} files/s, agents -> store -> tree + index (SQLite) {:.0} files/s",
+        rounds.len(),
+        median(rounds.iter().map(Round::cp_rate).collect()),
+        median(rounds.iter().map(Round::kizuna_rate).collect()),
+    );
+    println!(
+        "median ratio kizuna / cp: {:.2} (target >= 0.5); lowest {:.2}, highest {:.2}",
+        median(rounds.iter().map(Round::ratio).collect()),
+        rounds.iter().map(Round::ratio).fold(f64::INFINITY, f64::min),
+        rounds.iter().map(Round::ratio).fold(0.0, f64::max),
+    );
+    println!(
+        "median CPU of agents + store per file: {:.0} us ({:.0} user, {:.0} system); search rows caught up {:.1} s after the last acknowledgement (median)",
+        per_file(&|r| r.user_secs + r.sys_secs),
+        per_file(&|r| r.user_secs),
+        per_file(&|r| r.sys_secs),
+        median(rounds.iter().map(|r| r.kizuna_secs - r.acked_secs).collect()),
+    );
+}
+
+/// One round in `work`: a fresh corpus, the copy, then the upload of the same corpus.
+async fn round(args: &Args, work: &Path) -> anyhow::Result<Round> {
     // 0. Earlier runs' deletions flushed: ext4 (here without a journal) skips inodes freed in the
     // last 60 s, or 360 s while their inode-table block is dirty (`recently_deleted`), when it
     // allocates; profiles put 6-19 % of a run's CPU there. At the default size the corpus and the
@@ -87,7 +192,7 @@ async fn bench(args: &Args, work: &Path) -> anyhow::Result<()> {
     sync()?;
     let files = summary.files;
     println!(
-        "corpus: {files} files, {:.1} MB, {} facilities ({:.1} s)",
+        "  corpus: {files} files, {:.1} MB, {} facilities ({:.1} s)",
         summary.bytes as f64 / 1e6,
         summary.facilities.len(),
         t.elapsed().as_secs_f64()
@@ -102,8 +207,9 @@ async fn bench(args: &Args, work: &Path) -> anyhow::Result<()> {
     let mut cp = Command::new("cp");
     cp.arg("-a").args(roots.iter().map(|(_, r)| r)).arg(&copy);
     ensure!(cp.status().context("running cp")?.success(), "cp -a failed");
-    sync()?;
     let cp_secs = t.elapsed().as_secs_f64();
+    sync()?;
+    let sync_secs = t.elapsed().as_secs_f64() - cp_secs;
     // The copy stays until the end: deleting its 100,000 inodes here would make ext4 skip them as
     // "recently deleted" (`find_inode_bit`/`recently_deleted`, up to 300 s) in every inode the
     // store allocates next, a cost the copy itself did not pay (a profile put 8 % of the run's CPU there).
@@ -188,7 +294,6 @@ async fn bench(args: &Args, work: &Path) -> anyhow::Result<()> {
     let kizuna_secs = t.elapsed().as_secs_f64();
     let (user_after, sys_after) = process_cpu_secs()?;
     let (user_secs, sys_secs) = (user_after - user_before, sys_after - sys_before);
-    let cpu_secs = user_secs + sys_secs;
     let _ = stop_tx.send(true);
     for (_, task) in running {
         task.await??;
@@ -213,28 +318,7 @@ async fn bench(args: &Args, work: &Path) -> anyhow::Result<()> {
         s.db.pool.close().await;
     }
 
-    let cp_rate = files as f64 / cp_secs;
-    let k_rate = files as f64 / kizuna_secs;
-    println!("{:<44} {:>9} {:>9} {:>10}", "", "files", "seconds", "files/s");
-    println!("{:<44} {:>9} {:>9.1} {:>10.0}", "cp -a + sync", files, cp_secs, cp_rate);
-    println!(
-        "{:<44} {:>9} {:>9.1} {:>10.0}",
-        "agents -> store -> tree + index (SQLite)", files, kizuna_secs, k_rate
-    );
-    println!("ratio kizuna / cp: {:.2} (target >= 0.5)", k_rate / cp_rate);
-    println!(
-        "last acknowledgement at {acked_secs:.1} s, search rows caught up {:.1} s later",
-        kizuna_secs - acked_secs
-    );
-    let per_file = |secs: f64| secs * 1e6 / files as f64;
-    println!(
-        "CPU of agents + store: {cpu_secs:.1} s user+sys = {:.0} us per file ({:.0} user, {:.0} system), {:.2} cores busy on average",
-        per_file(cpu_secs),
-        per_file(user_secs),
-        per_file(sys_secs),
-        cpu_secs / kizuna_secs
-    );
-    Ok(())
+    Ok(Round { files, cp_secs, sync_secs, acked_secs, kizuna_secs, user_secs, sys_secs })
 }
 
 /// This process's user and system CPU time so far (`/proc/self/stat` fields 14 and 15, in clock
