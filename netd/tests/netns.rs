@@ -238,6 +238,25 @@ fn daemon_serves_status_repairs_drift_and_follows_policy_changes() {
         String::from_utf8_lossy(&dump.stdout).contains(&centre_conf)
     });
 
+    // Firewall drift: the forward chain emptied by hand is refilled on the timer. (netd lists
+    // the table again only when the ruleset generation moved; this is the case it must catch.)
+    let forward = || {
+        let out =
+            mesh::run(&mut mesh::in_ns(&site.router, &["nft", "list", "chain", "inet", "kizuna", "forward"]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let rules = |listing: &str| {
+        listing
+            .lines()
+            .filter(|l| !l.contains("policy") && (l.contains("accept") || l.contains("drop")))
+            .count()
+    };
+    let before = forward();
+    assert!(rules(&before) > 1, "{before}");
+    mesh::ok(&mut mesh::in_ns(&site.router, &["nft", "flush", "chain", "inet", "kizuna", "forward"]));
+    assert_eq!(rules(&forward()), 0, "flush had no effect");
+    wait_for("firewall repair", 30, || rules(&forward()) == rules(&before));
+
     // A policy change is picked up through notify; a bad one is rejected and counted.
     // (Changing an existing peer is not exercised here: boringtun 0.7 wedges on such
     // updates; the kernel backend in the QEMU lab covers it.)

@@ -3,6 +3,7 @@
 pub mod addresses;
 pub mod forwarding;
 pub mod links;
+pub mod nft_generation;
 pub mod nftables;
 pub mod routes;
 pub mod rules;

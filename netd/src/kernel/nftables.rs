@@ -190,8 +190,52 @@ pub fn apply(fw: &Firewall) -> Result<()> {
 }
 
 /// The table as nft lists it, without handles or counters, so that two listings of the same
-/// ruleset compare equal. None when the table does not exist.
+/// ruleset compare equal. None when the table does not exist. Listing spawns `nft`; when the
+/// ruleset generation ([`super::nft_generation`]) is where it was at the last listing in this
+/// network namespace, nothing in any table has changed since, and that listing is the answer.
 pub fn observe() -> Result<Option<Value>> {
+    let now = generation_here();
+    {
+        let last = LAST_LISTING.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(now), Some(last)) = (now, last.as_ref())
+            && last.at == now
+        {
+            return Ok(last.table.clone());
+        }
+    }
+    let table = list()?;
+    if let Some(at) = now {
+        // Read before the listing: a change in between moves the generation past `at`, so the
+        // next observation lists again.
+        *LAST_LISTING.lock().unwrap_or_else(|p| p.into_inner()) = Some(Listing { at, table: table.clone() });
+    }
+    Ok(table)
+}
+
+/// The last listing of the table and where the ruleset was just before it.
+struct Listing {
+    /// Network namespace (inode of `/proc/thread-self/ns/net`) and ruleset generation.
+    at: (u64, u32),
+    table: Option<Value>,
+}
+
+static LAST_LISTING: std::sync::Mutex<Option<Listing>> = std::sync::Mutex::new(None);
+
+/// This thread's network namespace and its ruleset generation; None (always list) when either
+/// cannot be read.
+fn generation_here() -> Option<(u64, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let netns = std::fs::metadata("/proc/thread-self/ns/net").ok()?.ino();
+    match super::nft_generation::generation() {
+        Ok(g) => Some((netns, g)),
+        Err(e) => {
+            tracing::debug!(error = %e, "nftables generation unreadable; listing the table");
+            None
+        }
+    }
+}
+
+fn list() -> Result<Option<Value>> {
     let args = ["list", "table", FAMILY, TABLE];
     match helper::get_current_ruleset_raw(helper::DEFAULT_NFT, args) {
         Ok(raw) => {
