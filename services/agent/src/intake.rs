@@ -38,8 +38,8 @@ pub(crate) fn start_watcher(shared: &Shared) -> Result<Option<Watch>, crate::Age
     }
     let (tx, events) = unbounded_channel();
     let started = (|| {
-        // Not following symlinks: the intake walk does not either, and notify's recursive walk
-        // then takes each entry's type from the directory instead of a `stat` per file.
+        // Not following symlinks, as the intake walk does not: the agent moves what it finds, so
+        // a link to a folder outside the export folder must not be watched either.
         let config = notify::Config::default().with_follow_symlinks(false);
         let mut w = RecommendedWatcher::new(
             move |ev| {
