@@ -89,7 +89,8 @@ impl Shared {
         Status {
             queue_depth: self.outbox.len() as u64,
             quarantined: self.quarantine.count(),
-            files_uploaded: self.files_uploaded.load(Ordering::Relaxed),
+            // Acquire: pairs with the upload's Release, so `last_upload` is at least as new.
+            files_uploaded: self.files_uploaded.load(Ordering::Acquire),
             last_upload: self.last_upload.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             disk_full: self.disk_full.load(Ordering::Relaxed),
             last_error: self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),

@@ -26,8 +26,8 @@ pub fn read_last_upload(cursor_dir: &Path) -> Option<String> {
 /// Records now as the last upload time (in memory, and on disk when there is room).
 pub(crate) fn write_last_upload(shared: &Shared) {
     let (_, now) = local_now();
+    *shared.last_upload.lock().unwrap_or_else(|p| p.into_inner()) = Some(now.clone());
     let _ = crate::durable::write_atomic(&shared.cfg.cursor_dir().join(LAST_UPLOAD_FILE), now.as_bytes());
-    *shared.last_upload.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
 }
 
 /// Sends a heartbeat every `heartbeat_interval_secs` until `stop`.

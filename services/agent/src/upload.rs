@@ -258,10 +258,11 @@ fn settle(shared: &Shared, sent: Vec<Entry>, results: Vec<kizuna_wire::FileResul
         );
     }
     let n = stored + duplicate;
-    shared.files_uploaded.fetch_add(n, Ordering::Relaxed);
+    // The time first: whoever sees the new count (status, heartbeat) also sees its upload time.
     if n > 0 {
         crate::report::write_last_upload(shared);
     }
+    shared.files_uploaded.fetch_add(n, Ordering::Release);
     shared.record(
         Level::Info,
         "uploaded",
