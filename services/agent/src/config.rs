@@ -44,6 +44,10 @@ pub struct Config {
     /// Seconds between full rescans of the export folder (catches missed watcher events).
     #[serde(default = "defaults::rescan_interval_secs")]
     pub rescan_interval_secs: u64,
+    /// Each rescan removes the folders below `export_dir` that are empty and have not changed for
+    /// this many seconds (the EHR's patient, date and type folders the agent emptied); 0 keeps them.
+    #[serde(default = "defaults::prune_empty_folders_after_secs")]
+    pub prune_empty_folders_after_secs: u64,
     /// A file without a close-after-write event counts as complete once its size and mtime have not
     /// changed for this many milliseconds.
     #[serde(default = "defaults::settle_ms")]
@@ -89,6 +93,9 @@ mod defaults {
     pub fn rescan_interval_secs() -> u64 {
         60
     }
+    pub fn prune_empty_folders_after_secs() -> u64 {
+        86_400
+    }
     pub fn settle_ms() -> u64 {
         2000
     }
@@ -123,6 +130,7 @@ batch_max_bytes: 8388608
 # bandwidth_limit_bytes_per_sec: 1000000
 # bind_interface: vrf-upload
 rescan_interval_secs: 60
+prune_empty_folders_after_secs: 86400  # emptied folders idle this long go; 0 keeps them
 settle_ms: 2000
 heartbeat_interval_secs: 60
 retry_base_ms: 500
@@ -209,6 +217,12 @@ impl Config {
 
     pub(crate) fn rescan_interval(&self) -> Duration {
         Duration::from_secs(self.rescan_interval_secs)
+    }
+
+    /// How long an emptied folder stays before a rescan removes it; `None`: it stays.
+    pub(crate) fn prune_after(&self) -> Option<Duration> {
+        (self.prune_empty_folders_after_secs > 0)
+            .then(|| Duration::from_secs(self.prune_empty_folders_after_secs))
     }
 
     pub fn outbox_dir(&self) -> PathBuf {

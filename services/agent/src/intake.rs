@@ -150,6 +150,7 @@ pub(crate) async fn run(shared: Arc<Shared>, watch: Option<Watch>, mut stop: wat
             _ = rescan.tick() => {
                 let root = me.shared.export_dir.clone();
                 me.scan(root).await;
+                me.prune().await;
             }
             _ = tick.tick() => me.process_ready(&stop).await,
         }
@@ -176,6 +177,29 @@ impl Intake {
                     Level::Warn,
                     "scan_error",
                     &format!("cannot read {e}"),
+                    serde_json::Value::Null,
+                );
+            }
+        }
+    }
+
+    /// Removes the emptied folders idle past `prune_empty_folders_after_secs`.
+    async fn prune(&mut self) {
+        let Some(grace) = self.shared.cfg.prune_after() else { return };
+        let Some(cutoff) = SystemTime::now().checked_sub(grace) else { return };
+        let root = self.shared.export_dir.clone();
+        let pruned = tokio::task::spawn_blocking(move || crate::prune::prune_empty_folders(&root, cutoff))
+            .await
+            .unwrap_or_default();
+        if pruned.removed > 0 {
+            tracing::debug!(removed = pruned.removed, "removed empty folders from the export folder");
+        }
+        for e in pruned.errors {
+            if self.reported_scan_errors.insert(e.clone()) {
+                self.shared.record(
+                    Level::Warn,
+                    "prune_error",
+                    &format!("pruning the export folder: {e}"),
                     serde_json::Value::Null,
                 );
             }

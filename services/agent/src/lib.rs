@@ -23,6 +23,7 @@ mod error;
 mod intake;
 mod nsips;
 pub mod outbox;
+mod prune;
 pub mod quarantine;
 mod report;
 mod settle;

@@ -95,10 +95,19 @@ impl Quarantine {
         if dest.exists() {
             return Released::Failed(format!("{} already exists in the export folder", rel));
         }
-        let moved = dest
-            .parent()
-            .map_or(Ok(()), durable::create_dir_all_synced)
-            .and_then(|()| durable::move_file(&src, &dest));
+        let place = || {
+            dest.parent()
+                .map_or(Ok(()), durable::create_dir_all_synced)
+                .and_then(|()| durable::move_file(&src, &dest))
+        };
+        // A rescan may prune an old empty folder on the way between its creation and the move.
+        let mut moved = place();
+        for _ in 0..3 {
+            match &moved {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && src.is_file() => moved = place(),
+                _ => break,
+            }
+        }
         match moved {
             Ok(()) => {
                 let reason = PathBuf::from(format!("{}{REASON_SUFFIX}", src.display()));

@@ -383,3 +383,40 @@ async fn a_symlinked_folder_in_the_export_folder_is_not_followed() {
     assert!(site.export().join("linked").is_symlink());
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_the_agent_emptied_are_removed_once_idle_and_busy_ones_stay() {
+    let (store, addr) = start_store().await;
+    let mut site = Site::new(addr);
+    site.cfg.prune_empty_folders_after_secs = 2;
+    let msg = sample_message();
+    for i in 0..6 {
+        site.drop_file(&storage_path(&file_name(i)), &msg);
+    }
+    // A hidden folder (the EHR's own work space) and a folder with a file still being written.
+    std::fs::create_dir_all(site.export().join(".ehr-work")).unwrap();
+    std::fs::create_dir_all(site.export().join("writing")).unwrap();
+    std::fs::write(site.export().join("writing").join("x.hl7.part"), b"half").unwrap();
+    let agent = Running::start(site.cfg.clone());
+    assert!(wait_for(20, || store.stored_count() == 6).await, "stored {}", store.stored_count());
+    let folders = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(site.export())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    // Emptied, then removed by a rescan once idle for 2 s: the whole patient/date/type chain.
+    assert!(Site::files_below(&site.export()).iter().all(|p| p.ends_with("x.hl7.part")));
+    assert!(wait_for(15, || folders() == [".ehr-work", "writing"]).await, "left: {:?}", folders());
+    // A folder made now, while the agent runs, stays until it has been idle for the grace period.
+    let fresh = site.export().join("fresh/20240101");
+    std::fs::create_dir_all(&fresh).unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(fresh.is_dir(), "a folder younger than the grace period was removed");
+    assert!(wait_for(15, || !site.export().join("fresh").exists()).await, "left: {:?}", folders());
+    assert!(site.export().is_dir());
+    agent.stop().await;
+}

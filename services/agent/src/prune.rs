@@ -1,0 +1,178 @@
+//! Pruning the export folder: removing the folders the agent has emptied.
+//!
+//! An SS-MIX2 tree has about 1.3 folders per file (patient, date, data type), and the agent moves
+//! every file out. Left alone, the empty folders pile up: each is an inotify watch (a small
+//! appliance allows some 10,000; after that the watcher fails and the agent relies on rescans) and
+//! an entry in every rescan walk. A folder goes once it is empty and nobody has changed it (its
+//! mtime, which moves whenever an entry is added or removed) for the configured grace period.
+//!
+//! The one race left: an EHR that reuses an old empty folder (`mkdir -p` finds it) and creates its
+//! file just after the removal gets ENOENT. The grace period (a day by default) makes that a
+//! folder idle for a whole day being reused within microseconds of its removal.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+/// What one pruning walk did.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Pruned {
+    /// Folders removed.
+    pub removed: usize,
+    /// Folders that could not be removed or read, with the reason (e.g. a mount point, EACCES).
+    pub errors: Vec<String>,
+}
+
+/// Removes every folder below `root` (never `root` itself) that is empty, or holds only such
+/// folders, and whose mtime is not after `cutoff`, deepest first. Hidden folders (`.x`), which the
+/// intake ignores, are kept, and symbolic links are not followed.
+pub(crate) fn prune_empty_folders(root: &Path, cutoff: SystemTime) -> Pruned {
+    let mut out = Pruned::default();
+    prune_below(root, cutoff, &mut out);
+    out
+}
+
+/// Prunes below `dir` and says whether `dir` itself may go: it was idle since `cutoff` (its mtime
+/// read before this walk removed anything in it) and nothing is left in it.
+fn prune_below(dir: &Path, cutoff: SystemTime, out: &mut Pruned) -> bool {
+    let idle = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m.is_dir() && m.modified().is_ok_and(|t| t <= cutoff),
+        Err(_) => return false,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                out.errors.push(format!("cannot read {}: {e}", dir.display()));
+            }
+            return false;
+        }
+    };
+    let mut left = 0usize;
+    for entry in entries {
+        let Ok(entry) = entry else {
+            left += 1;
+            continue;
+        };
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        // `DirEntry::file_type` does not follow symbolic links.
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if !is_dir || hidden || !prune_below(&path, cutoff, out) {
+            left += 1;
+            continue;
+        }
+        match std::fs::remove_dir(&path) {
+            Ok(()) => out.removed += 1,
+            // Gone already: nothing is left of it here either.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Something was created in it since it was read: it stays.
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => left += 1,
+            Err(e) => {
+                out.errors.push(format!("cannot remove the empty folder {}: {e}", path.display()));
+                left += 1;
+            }
+        }
+    }
+    idle && left == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::{File, FileTimes};
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    /// Sets a folder's mtime to `age` ago.
+    fn age(dir: &Path, age: Duration) {
+        let t = SystemTime::now() - age;
+        File::open(dir).unwrap().set_times(FileTimes::new().set_modified(t).set_accessed(t)).unwrap();
+    }
+
+    /// Every path below `root`, relative, sorted.
+    fn tree(root: &Path) -> Vec<String> {
+        fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                out.push(e.path().strip_prefix(root).unwrap().display().to_string());
+                if e.file_type().unwrap().is_dir() {
+                    walk(root, &e.path(), out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(root, root, &mut out);
+        out.sort();
+        out
+    }
+
+    /// Makes `rel` below `root` and ages every folder on the way (deepest last, so that making a
+    /// child does not refresh a parent aged before it).
+    fn old_dirs(root: &Path, rel: &str, how_old: Duration) -> PathBuf {
+        let p = root.join(rel);
+        std::fs::create_dir_all(&p).unwrap();
+        let mut d = p.clone();
+        while d != root {
+            age(&d, how_old);
+            d.pop();
+        }
+        p
+    }
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    #[test]
+    fn empty_folder_chains_idle_past_the_grace_go_and_the_root_stays() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        old_dirs(root, "000/000/0000000001/20240101/OML-11", 2 * DAY);
+        old_dirs(root, "000/000/0000000002/-/ADT-00", 2 * DAY);
+        age(root, 2 * DAY);
+        let pruned = prune_empty_folders(root, SystemTime::now() - DAY);
+        assert_eq!(pruned, Pruned { removed: 8, errors: vec![] });
+        assert!(tree(root).is_empty(), "{:?}", tree(root));
+        assert!(root.is_dir());
+    }
+
+    #[test]
+    fn folders_changed_within_the_grace_or_holding_anything_stay() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        // A file, an ignored temp file, a hidden folder, a symlink: each keeps its folder.
+        let with_file = old_dirs(root, "a/file", 2 * DAY);
+        std::fs::write(with_file.join("x.hl7"), b"x").unwrap();
+        let with_temp = old_dirs(root, "a/temp", 2 * DAY);
+        std::fs::write(with_temp.join("x.hl7.part"), b"x").unwrap();
+        old_dirs(root, "a/hidden/.work", 2 * DAY);
+        let outside = tempfile::tempdir().unwrap();
+        let with_link = old_dirs(root, "a/link", 2 * DAY);
+        std::os::unix::fs::symlink(outside.path(), with_link.join("elsewhere")).unwrap();
+        // Emptied an hour ago: within the grace.
+        old_dirs(root, "b/recent", Duration::from_secs(3600));
+        // Old itself, but its parent changed recently (a sibling came and went).
+        let parent = old_dirs(root, "c/old", 2 * DAY).parent().unwrap().to_owned();
+        age(&parent, Duration::from_secs(60));
+        for d in ["a/file", "a/temp", "a/hidden", "a/link", "a"] {
+            age(&root.join(d), 2 * DAY);
+        }
+        let before = tree(root);
+        let pruned = prune_empty_folders(root, SystemTime::now() - DAY);
+        // Only c/old goes; c (changed a minute ago, and now by the removal) stays.
+        assert_eq!(pruned, Pruned { removed: 1, errors: vec![] });
+        let expected: Vec<String> = before.into_iter().filter(|p| p != "c/old").collect();
+        assert_eq!(tree(root), expected);
+        assert!(outside.path().is_dir());
+    }
+
+    #[test]
+    fn a_folder_idle_before_a_removal_below_it_goes_in_the_same_walk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let leaf = old_dirs(root, "p/q/r", 2 * DAY);
+        // The last file left r two days ago; removing r below q must not make q look busy.
+        assert_eq!(std::fs::read_dir(&leaf).unwrap().count(), 0);
+        let pruned = prune_empty_folders(root, SystemTime::now() - DAY);
+        assert_eq!(pruned.removed, 3);
+        // A second walk finds nothing more to do.
+        assert_eq!(prune_empty_folders(root, SystemTime::now()), Pruned::default());
+    }
+}
