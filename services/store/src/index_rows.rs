@@ -20,11 +20,27 @@ use sqlx::{Row, Transaction};
 
 use crate::StoreError;
 use crate::db::Backend;
-use crate::index::{StoredFile, apply_entry, version_key};
+use crate::index::{StoredFile, apply_entry, db_text, version_key};
 use crate::journal::{Change, Entry};
 
 /// Bound values per statement, well under SQLite's and PostgreSQL's limits.
 const MAX_PARAMS: usize = 900;
+/// Longest value kept in an indexed search column (codes, ICD-10, event times). Real codes are a
+/// few dozen characters; PostgreSQL refuses a B-tree key over ~2.7 KB, which would stop the
+/// search writer on one odd file. The file itself keeps the whole value.
+const MAX_KEY_BYTES: usize = 512;
+
+/// `s` cut to at most [`MAX_KEY_BYTES`], at a character boundary.
+fn key_text(s: &str) -> &str {
+    if s.len() <= MAX_KEY_BYTES {
+        return s;
+    }
+    let mut end = MAX_KEY_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
 
 /// One value of a row; for PostgreSQL `Null` is written as a literal (a NULL bound through the Any
 /// driver can make PostgreSQL prepare a statement with a type a later value does not fit).
@@ -152,7 +168,7 @@ pub(crate) async fn insert_search_rows(
                 Val::Owned(date.clone()),
                 Val::Int(i as i64 + 1),
                 Val::Text(d.source),
-                Val::Text(&d.code),
+                Val::Text(key_text(&d.code)),
                 Val::Text(&d.name),
                 Val::Text(&d.coding_system),
                 Val::Text(&d.dose),
@@ -169,7 +185,7 @@ pub(crate) async fn insert_search_rows(
                 Val::Text(pid),
                 Val::Owned(date.clone()),
                 Val::Int(i as i64 + 1),
-                Val::Text(&l.code),
+                Val::Text(key_text(&l.code)),
                 Val::Text(&l.name),
                 Val::Text(&l.coding_system),
                 Val::Text(&l.value_type),
@@ -178,7 +194,7 @@ pub(crate) async fn insert_search_rows(
                 Val::Text(&l.reference_range),
                 Val::Text(&l.abnormal_flags),
                 Val::Text(&l.result_status),
-                Val::Text(&l.observed_at),
+                Val::Text(key_text(&l.observed_at)),
                 l.value_num.map(Val::Real).unwrap_or(Val::Null),
             ]);
         }
@@ -189,10 +205,10 @@ pub(crate) async fn insert_search_rows(
                 Val::Text(pid),
                 Val::Int(i as i64 + 1),
                 Val::Text(d.source),
-                Val::Text(&d.code),
+                Val::Text(key_text(&d.code)),
                 Val::Text(&d.name),
                 Val::Text(&d.coding_system),
-                Val::Text(&d.icd10),
+                Val::Text(key_text(&d.icd10)),
                 Val::Text(&d.onset_date),
                 Val::Text(&d.status),
             ]);
@@ -204,7 +220,7 @@ pub(crate) async fn insert_search_rows(
                 Val::Text(pid),
                 Val::Text(e.event),
                 Val::Text(&e.trigger_event),
-                Val::Text(&e.event_time),
+                Val::Text(key_text(&e.event_time)),
                 Val::Text(&e.patient_class),
                 Val::Text(&e.ward),
             ]);
@@ -281,7 +297,10 @@ async fn insert_rows(
         for row in chunk {
             for v in row {
                 q = match v {
-                    Val::Text(t) => q.bind(t.to_owned()),
+                    // PostgreSQL refuses NUL in text; `\X00\` in an HL7 field decodes to one.
+                    // Both backends store it as the two characters `\0`, so they agree.
+                    Val::Text(t) => q.bind(db_text(t).into_owned()),
+                    Val::Owned(t) if t.contains('\0') => q.bind(db_text(&t).into_owned()),
                     Val::Owned(t) => q.bind(t),
                     Val::Int(i) => q.bind(i),
                     Val::Real(r) => q.bind(r),

@@ -158,6 +158,11 @@ pub async fn ingest_batch(
     // 2. Lock the folders, then plan and stage.
     let dirs: Vec<PathBuf> = ready.iter().map(|r| store.tree.dir_of(facility, &r.path)).collect();
     let _held = store.locks.lock_all(dirs).await;
+    // A batch that failed to apply its committed entries while this one waited for the folders
+    // left the tree behind its journal: planning on it could make two current versions.
+    if let Some(why) = store.degraded() {
+        return Err(StoreError::IndexWrite(format!("store degraded: {why}")));
+    }
     let (ops, planned_results) = {
         let (s, fac, site) = (store.clone(), facility.clone(), site.to_owned());
         tokio::task::spawn_blocking(move || plan_and_stage(&s, &fac, &site, ready))
@@ -179,9 +184,10 @@ pub async fn ingest_batch(
     let entries = match store.journal.append(drafts).await {
         Ok(e) => e,
         Err(e) => {
-            for o in &ops {
-                let _ = std::fs::remove_file(store.tree.staging().join(&o.stage));
-            }
+            // Part of the group may have reached the segment before the failure, and replaying
+            // such an entry at the next start needs its staged file: the files stay (recovery
+            // removes those no entry names). The journal refuses everything until a restart.
+            store.set_degraded(format!("journal write failed; restart the store: {e}"));
             return Err(e);
         }
     };
@@ -203,7 +209,8 @@ pub async fn ingest_batch(
             }
         })
         .await
-        .map_err(|e| StoreError::Recovery(format!("apply task failed: {e}")))?;
+        .map_err(|e| StoreError::Recovery(format!("apply task failed: {e}")))
+        .and_then(|r| r);
         if let Err(e) = applied {
             store.set_degraded(format!("committed journal entries could not be applied to the tree: {e}"));
             return Err(e);
@@ -228,7 +235,18 @@ pub async fn ingest_batch(
     let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
     let stored = ops.into_iter().map(|o| o.stored).collect();
     let committed =
-        store.records.write(site, entries, stored, tally.clone(), store.applied_watermark()).await?;
+        match store.records.write(site, entries, stored, tally.clone(), store.applied_watermark()).await {
+            Ok(c) => c,
+            Err(e) => {
+                // The entries are in the journal and the tree but not the index, and the applied
+                // watermark cannot pass them (the backup ships only up to it): until a restart
+                // finishes them, the store says so and takes no uploads.
+                store.set_degraded(format!(
+                    "records could not be written to the index; restart the store: {e}"
+                ));
+                return Err(e);
+            }
+        };
     store.mark_applied(seqs);
 
     // 6. Metrics and the answer, in the order sent.

@@ -19,6 +19,9 @@ use crate::search::{SearchWriter, Work};
 
 /// Most files one transaction takes (the batches beyond wait for the next).
 const MAX_FILES_PER_TX: usize = 4000;
+/// How long a group's failing transaction is retried before its batches fail (and the store
+/// turns degraded, see `ingest_batch`).
+const RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// One batch's index writes.
 pub(crate) struct Request {
@@ -90,7 +93,22 @@ async fn run(db: Db, volume_label: String, search: SearchWriter, mut rx: mpsc::U
             }
         }
         let started = Instant::now();
-        match write_group(&db, &volume_label, &group).await {
+        // A failure to run the transaction (the database restarting, a lock held too long) is
+        // retried for a while: the batches wait, holding their folders, and the journal keeps
+        // their entries whatever happens. A value the database refuses is not retried.
+        let mut result = write_group(&db, &volume_label, &group).await;
+        let mut delay = Duration::from_millis(100);
+        while let Err(e) = &result
+            && !crate::search::refused_value(e)
+            && !db.pool.is_closed()
+            && started.elapsed() + delay < RETRY_FOR
+        {
+            tracing::warn!(%e, retry_in_ms = delay.as_millis() as u64, "writing records failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+            result = write_group(&db, &volume_label, &group).await;
+        }
+        match result {
             Ok((ids, commit)) => {
                 let batches = group.len();
                 for (r, ids) in group.into_iter().zip(ids) {

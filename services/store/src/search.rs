@@ -118,11 +118,20 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Work>, tx_w: watch::Sender<u64>, on_
             ))
         });
         // A failure here (the database unreachable, a full disk) is retried; the uploads keep
-        // their answers meanwhile and the queue fills, which then holds them back.
+        // their answers meanwhile and the queue fills, which then holds them back. A value the
+        // database refuses (a data error: it would fail every retry) switches this group to one
+        // transaction per record, so that only the rows of the record holding it are left out.
         let mut delay = std::time::Duration::from_millis(100);
         let started = std::time::Instant::now();
+        let mut one_by_one = false;
         loop {
-            match write(&db, &rows, next).await {
+            let written =
+                if one_by_one { write_each(&db, &rows, next).await } else { write(&db, &rows, next).await };
+            match written {
+                Err(e) if !one_by_one && refused_value(&e) => {
+                    tracing::warn!(%e, records = rows.len(), "the database refused a search row; writing record by record");
+                    one_by_one = true;
+                }
                 Ok(wait) => {
                     tracing::info!(
                         batches = works.len(),
@@ -164,6 +173,74 @@ async fn write(
     set_search_seq(&mut tx, watermark).await?;
     tx.commit().await?;
     Ok(waited)
+}
+
+/// [`write`] one record per transaction, each first deleting whatever rows its record has (so a
+/// retry after a partial run doubles nothing); a record whose rows the database refuses keeps
+/// none, logged with its file. Then the watermark, in a transaction of its own.
+async fn write_each(
+    db: &Db,
+    rows: &[(i64, &StoredFile)],
+    watermark: u64,
+) -> Result<std::time::Duration, StoreError> {
+    let started = std::time::Instant::now();
+    for &(id, s) in rows {
+        let _w = db.write_guard().await;
+        let mut tx = db.begin_write().await?;
+        delete_rows_of(&mut tx, "record_id = $1", &[id]).await?;
+        match insert_search_rows(&mut tx, db.backend, &[(id, s)]).await {
+            Ok(()) => tx.commit().await?,
+            Err(e) if refused_value(&e) => {
+                tracing::error!(
+                    %e,
+                    facility = s.facility.as_str(),
+                    file = %s.path,
+                    "the database refused this file's search rows; it is stored and indexed, but not searchable by drug, lab, diagnosis or encounter"
+                );
+                tx.rollback().await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let _w = db.write_guard().await;
+    let mut tx = db.begin_write().await?;
+    set_search_seq(&mut tx, watermark).await?;
+    tx.commit().await?;
+    Ok(started.elapsed())
+}
+
+/// Deletes the search rows matching `filter` (on `record_id`, with `binds` as `$1`, `$2`, …).
+async fn delete_rows_of(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    filter: &str,
+    binds: &[i64],
+) -> Result<(), StoreError> {
+    for table in ["drugs", "labs", "diagnoses", "encounters"] {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE {filter}")));
+        for b in binds {
+            q = q.bind(*b);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Whether the database refused a value itself (a data exception, a constraint, a size limit),
+/// which no retry cures, rather than failing to run the statement (connection, lock, disk).
+pub(crate) fn refused_value(e: &StoreError) -> bool {
+    let StoreError::Db(sqlx::Error::Database(d)) = e else { return false };
+    if !matches!(d.kind(), sqlx::error::ErrorKind::Other) {
+        return true;
+    }
+    // PostgreSQL's SQLSTATE (five characters): classes 22 (data exception: e.g. a NUL in text),
+    // 23 (integrity) and 54 (program limit exceeded: e.g. an index row too large). SQLite's
+    // (extended) result code: SQLITE_TOOBIG (18), SQLITE_CONSTRAINT (19, also from a trigger's
+    // RAISE) and SQLITE_MISMATCH (20).
+    match d.code() {
+        Some(c) if c.len() == 5 => ["22", "23", "54"].iter().any(|class| c.starts_with(class)),
+        Some(c) => c.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 18..=20)),
+        None => false,
+    }
 }
 
 /// Raises the persisted search watermark (never lowers it).
@@ -211,20 +288,26 @@ pub async fn catch_up(db: &Db, tree: &Arc<Tree>, applied: u64) -> Result<u64, St
         .map_err(|e| StoreError::Recovery(format!("search catch-up task failed: {e}")))??;
         let _w = db.write_guard().await;
         let mut tx = db.begin_write().await?;
-        for table in ["drugs", "labs", "diagnoses", "encounters"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE record_id IN \
-                 (SELECT id FROM records WHERE journal_seq > $1 AND journal_seq <= $2)"
-            )))
-            .bind(from as i64)
-            .bind(last)
-            .execute(&mut *tx)
-            .await?;
-        }
+        delete_rows_of(
+            &mut tx,
+            "record_id IN (SELECT id FROM records WHERE journal_seq > $1 AND journal_seq <= $2)",
+            &[from as i64, last],
+        )
+        .await?;
         let refs: Vec<(i64, &StoredFile)> = files.iter().map(|(id, s)| (*id, s)).collect();
-        insert_search_rows(&mut tx, db.backend, &refs).await?;
-        set_search_seq(&mut tx, last as u64).await?;
-        tx.commit().await?;
+        match insert_search_rows(&mut tx, db.backend, &refs).await {
+            Ok(()) => {
+                set_search_seq(&mut tx, last as u64).await?;
+                tx.commit().await?;
+            }
+            // One record's value refused: this chunk record by record, leaving that one out.
+            Err(e) if refused_value(&e) => {
+                tx.rollback().await?;
+                drop(_w);
+                write_each(db, &refs, last as u64).await?;
+            }
+            Err(e) => return Err(e),
+        }
         rebuilt += files.len();
         from = last as u64;
     }

@@ -16,6 +16,9 @@ both_backends!(
     update_renames_current_to_superseded,
     delete_marks_every_version_deleted,
     invalid_files_are_rejected_with_their_codes,
+    a_nul_or_a_huge_code_in_a_search_field_neither_blocks_uploads_nor_the_restart,
+    a_search_row_the_database_refuses_leaves_out_only_that_files_rows,
+    a_failed_records_write_degrades_the_store_and_a_restart_finishes_the_entries,
 );
 
 /// The first current (`_1`) file of a data type that has only one version, from a corpus facility.
@@ -308,5 +311,197 @@ async fn invalid_files_are_rejected_with_their_codes(backend: &Backend) {
         metrics.contains("kizuna_upload_rejects_total{site=\"s\",code=\"not-iso-2022-jp\"}"),
         "{metrics}"
     );
+    h.stop().await;
+}
+
+/// `\X00\` (an HL7 hex escape for NUL) in a drug name and a 4,000-character drug code: both pass
+/// the checks, and PostgreSQL refuses a NUL in text and a B-tree key over ~2.7 KB. The search rows
+/// must still be written (the upload answered `stored` before them) and a restart must work.
+async fn a_nul_or_a_huge_code_in_a_search_field_neither_blocks_uploads_nor_the_restart(backend: &Backend) {
+    let c = corpus(17, 1, 4, 0);
+    let (fac, files) = c.facilities.iter().next().unwrap();
+    let h = Harness::start(backend, |_| {}).await;
+    let token = h.add_site("s", &[fac], &[]).await;
+    let (sp, bytes) = a_current_file(files, "OMP-01");
+    let text = ssmix2::hl7::decode_iso2022jp(&bytes).unwrap();
+    let huge: String = (0..4000).map(|i| char::from(b'A' + (i * 7 % 26) as u8)).collect();
+    let mut changed = 0;
+    let segments: Vec<String> = text
+        .split('\r')
+        .map(|seg| {
+            let mut fields: Vec<String> = seg.split('|').map(str::to_owned).collect();
+            if fields[0] == "RXE" && fields.len() > 2 {
+                let mut parts: Vec<String> = fields[2].split('^').map(str::to_owned).collect();
+                if parts.len() >= 2 {
+                    parts[1].push_str("\\X00\\");
+                    if changed == 0 {
+                        parts[0] = huge.clone();
+                    }
+                    changed += 1;
+                    fields[2] = parts.join("^");
+                }
+            }
+            fields.join("|")
+        })
+        .collect();
+    assert!(changed > 0, "the OMP-01 file has an RXE segment with a drug name");
+    let odd = ssmix2::hl7::encode_iso2022jp(&segments.join("\r")).unwrap();
+    let report = h.upload(&token, fac, &[BatchFile::new(sp.to_string(), odd)]).await;
+    assert_eq!(report.results[0].status, FileStatus::Stored, "{report:?}");
+    // The search rows follow the answer; the writer must get them in, not retry for ever.
+    tokio::time::timeout(std::time::Duration::from_secs(30), h.store.search_caught_up())
+        .await
+        .expect("the search rows of a stored file are written");
+    assert_eq!(
+        count(&h.store, "SELECT COUNT(*) FROM drugs WHERE name LIKE '%\\0%' ESCAPE '!'").await,
+        changed as i64,
+        "the NUL is kept visibly as \\0"
+    );
+    // Uploads go on.
+    let (other, other_bytes) = a_current_file(files, "ADT-00");
+    let report = h.upload(&token, fac, &[BatchFile::new(other.to_string(), other_bytes)]).await;
+    assert_eq!(report.results[0].status, FileStatus::Stored, "{report:?}");
+    // A restart rebuilds search rows above the watermark; force it to rebuild this one.
+    sqlx::query("UPDATE store_state SET value = 0 WHERE key = 'search_seq'")
+        .execute(&h.store.db.pool)
+        .await
+        .unwrap();
+    let (dir, config) = h.stop().await;
+    let h = Harness::start_with(dir, config).await;
+    assert_index_matches_tree(&h, fac).await;
+    h.stop().await;
+}
+
+/// `file` with `marker` appended to every RXE drug name (still valid).
+fn with_drug_name_suffix(bytes: &[u8], marker: &str) -> Vec<u8> {
+    let text = ssmix2::hl7::decode_iso2022jp(bytes).unwrap();
+    let segments: Vec<String> = text
+        .split('\r')
+        .map(|seg| {
+            let mut fields: Vec<String> = seg.split('|').map(str::to_owned).collect();
+            if fields[0] == "RXE" && fields.len() > 2 {
+                let mut parts: Vec<String> = fields[2].split('^').map(str::to_owned).collect();
+                if parts.len() >= 2 {
+                    parts[1].push_str(marker);
+                    fields[2] = parts.join("^");
+                }
+            }
+            fields.join("|")
+        })
+        .collect();
+    let out = ssmix2::hl7::encode_iso2022jp(&segments.join("\r")).unwrap();
+    assert_ne!(out, bytes, "the file has an RXE drug name");
+    out
+}
+
+/// A value the database refuses in one file's search rows (here a trigger, as a constraint or a
+/// size limit would) must not stop the search writer: that file's rows are left out and logged,
+/// every other file's rows are written, at once and when rebuilt after a restart.
+async fn a_search_row_the_database_refuses_leaves_out_only_that_files_rows(backend: &Backend) {
+    let c = corpus(18, 1, 4, 0);
+    let (fac, files) = c.facilities.iter().next().unwrap();
+    let h = Harness::start(backend, |_| {}).await;
+    let refuse = match backend {
+        Backend::Sqlite => vec![
+            "CREATE TRIGGER refuse_test BEFORE INSERT ON drugs WHEN NEW.name LIKE '%REFUSE-ME%' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                .to_owned(),
+        ],
+        Backend::Postgres(_) => vec![
+            "CREATE FUNCTION refuse_test() RETURNS trigger AS $$ BEGIN \
+             IF NEW.name LIKE '%REFUSE-ME%' THEN RAISE EXCEPTION 'refused by the test' USING ERRCODE = '22023'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql"
+                .to_owned(),
+            "CREATE TRIGGER refuse_test BEFORE INSERT ON drugs FOR EACH ROW EXECUTE FUNCTION refuse_test()".to_owned(),
+        ],
+    };
+    for sql in &refuse {
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone())).execute(&h.store.db.pool).await.unwrap();
+    }
+    let token = h.add_site("s", &[fac], &[]).await;
+    let (sp, bytes) = a_current_file(files, "OMP-01");
+    let refused = with_drug_name_suffix(&bytes, "REFUSE-ME");
+    let mut batch = batch_files(files);
+    batch.retain(|f| f.path != sp.to_string());
+    batch.push(BatchFile::new(sp.to_string(), refused));
+    let report = h.upload(&token, fac, &batch).await;
+    assert!(report.results.iter().all(|r| r.status == FileStatus::Stored), "{report:?}");
+    let drugs_expected = async |h: &Harness| {
+        tokio::time::timeout(std::time::Duration::from_secs(30), h.store.search_caught_up())
+            .await
+            .expect("the search writer gets past a refused row");
+        let drugs = count(&h.store, "SELECT COUNT(*) FROM drugs").await;
+        let of_refused = count(
+            &h.store,
+            &format!(
+                "SELECT COUNT(*) FROM drugs d JOIN records r ON r.id = d.record_id WHERE r.file_name = '{}'",
+                sp.name
+            ),
+        )
+        .await;
+        assert_eq!(of_refused, 0, "the refused file has no drug rows");
+        assert!(drugs > 0, "every other file's drug rows are written");
+        drugs
+    };
+    let drugs = drugs_expected(&h).await;
+    // Rebuilt at start (everything above a reset watermark): the same rows, nothing doubled.
+    sqlx::query("UPDATE store_state SET value = 0 WHERE key = 'search_seq'")
+        .execute(&h.store.db.pool)
+        .await
+        .unwrap();
+    let (dir, config) = h.stop().await;
+    let h = Harness::start_with(dir, config).await;
+    assert_eq!(drugs_expected(&h).await, drugs);
+    assert_index_matches_tree(&h, fac).await;
+    h.stop().await;
+}
+
+/// The index refusing a batch's records (a trigger here; a database gone for longer than the
+/// writer's retries alike): the batch fails, its entries stay in the journal and the tree, and
+/// the store says it is degraded and takes no more uploads (its applied watermark could not pass
+/// them, so the backup would stall behind a healthy-looking store). A restart finishes them.
+async fn a_failed_records_write_degrades_the_store_and_a_restart_finishes_the_entries(backend: &Backend) {
+    let c = corpus(19, 1, 3, 0);
+    let (fac, files) = c.facilities.iter().next().unwrap();
+    let h = Harness::start(backend, |_| {}).await;
+    let (create, drop) = match backend {
+        Backend::Sqlite => (
+            vec![
+                "CREATE TRIGGER refuse_records BEFORE INSERT ON records BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+            ],
+            vec!["DROP TRIGGER refuse_records"],
+        ),
+        Backend::Postgres(_) => (
+            vec![
+                "CREATE FUNCTION refuse_records() RETURNS trigger AS $$ BEGIN \
+                 RAISE EXCEPTION 'refused by the test' USING ERRCODE = '22023'; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER refuse_records BEFORE INSERT ON records FOR EACH ROW EXECUTE FUNCTION refuse_records()",
+            ],
+            vec!["DROP TRIGGER refuse_records ON records"],
+        ),
+    };
+    for sql in create {
+        sqlx::query(sql).execute(&h.store.db.pool).await.unwrap();
+    }
+    let token = h.add_site("s", &[fac], &[]).await;
+    let batch = batch_files(files);
+    let (status, answer) = h.post_raw(&token, fac, kizuna_wire::encode_batch(&batch)).await;
+    assert_eq!(status, 500, "{answer}");
+    let (health, body) = h.get("/healthz").await;
+    assert_eq!(health, 503, "{body}");
+    assert!(body.contains("restart"), "{body}");
+    let (status, answer) = h.post_raw(&token, fac, kizuna_wire::encode_batch(&batch)).await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"], "store_degraded", "{answer}");
+    for sql in drop {
+        sqlx::query(sql).execute(&h.store.db.pool).await.unwrap();
+    }
+    let (dir, config) = h.stop().await;
+    let h = Harness::start_with(dir, config).await;
+    assert_eq!(h.get("/healthz").await.0, 200);
+    assert_eq!(common::read_tree(&h.tree().join(fac)), *files);
+    assert_index_matches_tree(&h, fac).await;
+    let report = h.upload(&token, fac, &batch).await;
+    assert!(report.results.iter().all(|r| r.status == FileStatus::Duplicate), "{report:?}");
     h.stop().await;
 }

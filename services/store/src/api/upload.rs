@@ -24,9 +24,12 @@ pub async fn batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<BatchReport>, ApiError> {
-    let site = require_site(&store, ENDPOINT, &headers, peer, Some(&facility)).await?;
-    let facility = FacilityId::new(&facility)
+    // The facility's form first: a value such as `%00` must not reach the database (PostgreSQL
+    // refuses NUL in text, which made this a 500 instead of a refusal).
+    let facility_id = FacilityId::new(&facility)
         .map_err(|e| refuse(&store, ENDPOINT, StatusCode::BAD_REQUEST, "bad_facility", e.to_string()))?;
+    let site = require_site(&store, ENDPOINT, &headers, peer, Some(&facility)).await?;
+    let facility = facility_id;
     if let Some(why) = store.degraded() {
         return Err(refuse(&store, ENDPOINT, StatusCode::SERVICE_UNAVAILABLE, "store_degraded", why));
     }
