@@ -120,6 +120,12 @@ async fn wrong_token_other_facility_and_wrong_address_are_refused(backend: &Back
     assert_eq!(r.status().as_u16(), 401, "no token at all");
     let (status, v) = h.post_raw(&token_b, fa, body.clone()).await;
     assert_eq!((status, v["error"].as_str()), (403, Some("facility_not_allowed")), "{v}");
+    // A facility that is no facility ID (here a NUL, which PostgreSQL refuses in text) is refused
+    // for its form, before any database lookup: it was a 500 on PostgreSQL.
+    for bad in ["%00", "a%00b", "ABCDEFGHIJK"] {
+        let (status, v) = h.post_raw(&token_b, bad, body.clone()).await;
+        assert_eq!((status, v["error"].as_str()), (400, Some("bad_facility")), "{bad}: {v}");
+    }
     assert!(v["message"].as_str().unwrap().contains(fa.as_str()));
     let (status, v) = h.post_raw(&token_c, "9990000001", body.clone()).await;
     assert_eq!((status, v["error"].as_str()), (403, Some("address_not_allowed")), "{v}");
