@@ -105,6 +105,7 @@ pub async fn add_site(
     let token = new_token();
     let _w = db.write_guard().await;
     let mut tx = db.begin_write().await?;
+    require_durable_commit(db, &mut tx).await?;
     let exists =
         sqlx::query("SELECT name FROM sites WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?;
     if exists.is_some() {
@@ -142,7 +143,7 @@ pub async fn add_site(
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await?;
+    commit_durably(db, tx).await?;
     Ok(token)
 }
 
@@ -150,28 +151,61 @@ pub async fn add_site(
 pub async fn rotate_token(db: &Db, name: &str) -> Result<String, StoreError> {
     let token = new_token();
     let _w = db.write_guard().await;
+    let mut tx = db.begin_write().await?;
+    require_durable_commit(db, &mut tx).await?;
     let r = sqlx::query("UPDATE sites SET token_sha256 = $1, token_rotated_at = $2 WHERE name = $3")
         .bind(token_hash(&token))
         .bind(now())
         .bind(name)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
     if r.rows_affected() == 0 {
         return Err(StoreError::Site { site: name.into(), reason: "no such site".into() });
     }
+    commit_durably(db, tx).await?;
     Ok(token)
 }
 
 /// Enables or disables a site (a disabled site's uploads get 403).
 pub async fn set_enabled(db: &Db, name: &str, enabled: bool) -> Result<(), StoreError> {
     let _w = db.write_guard().await;
+    let mut tx = db.begin_write().await?;
+    require_durable_commit(db, &mut tx).await?;
     let r = sqlx::query("UPDATE sites SET enabled = $1 WHERE name = $2")
         .bind(i64::from(enabled))
         .bind(name)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
     if r.rows_affected() == 0 {
         return Err(StoreError::Site { site: name.into(), reason: "no such site".into() });
+    }
+    commit_durably(db, tx).await?;
+    Ok(())
+}
+
+// Site changes are security changes (a revoked token, a disabled site) and, unlike the records,
+// not in the change journal, so the relaxed durability the IndexDB runs with (`db.rs`: the
+// journal is the records' commit record) would let a power cut undo them after the command
+// said done. These two make a site change durable before it returns.
+
+/// PostgreSQL: this transaction's commit waits for its WAL flush (`synchronous_commit` is off
+/// for the store's sessions).
+async fn require_durable_commit(
+    db: &Db,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+) -> Result<(), StoreError> {
+    if db.backend == crate::db::Backend::Postgres {
+        sqlx::query("SET LOCAL synchronous_commit = on").execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Commits; on SQLite (WAL, `synchronous=NORMAL`, which syncs the WAL only at checkpoints) a
+/// checkpoint then syncs the WAL holding the commit and copies it into the database file.
+async fn commit_durably(db: &Db, tx: sqlx::Transaction<'static, sqlx::Any>) -> Result<(), StoreError> {
+    tx.commit().await?;
+    if db.backend == crate::db::Backend::Sqlite {
+        sqlx::query("PRAGMA wal_checkpoint(FULL)").fetch_all(&db.pool).await?;
     }
     Ok(())
 }
