@@ -118,6 +118,11 @@ pub fn load_or_generate(dir: &Path, segment: &SegmentName) -> Result<PrivateKey>
     Ok(key)
 }
 
+/// The segment's private key if its file exists (nothing is generated).
+pub fn load_existing(dir: &Path, segment: &SegmentName) -> Result<Option<PrivateKey>> {
+    read_key(&key_path(dir, segment), segment)
+}
+
 /// The key waiting to replace the segment's key, if a rotation is under way.
 pub fn pending(dir: &Path, segment: &SegmentName) -> Result<Option<PrivateKey>> {
     read_key(&pending_path(dir, segment), segment)

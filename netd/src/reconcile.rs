@@ -69,11 +69,20 @@ pub struct Outcome {
 
 /// Why a pass failed, and whether the rollback restored the last good state.
 #[derive(Debug, thiserror::Error)]
-#[error("{cause}; {}", if *.rolled_back { "rolled back to the last good state" } else { "ROLLBACK FAILED, state is mixed" })]
+#[error("{cause}; {}", if *.rolled_back {
+    "rolled back to the last good state"
+} else if *.unrecorded {
+    "the kernel holds the new state (verified) but it is not recorded; the next pass records it"
+} else {
+    "ROLLBACK FAILED, state is mixed"
+})]
 pub struct PassFailed {
     pub cause: Error,
     pub rolled_back: bool,
     pub rollback_error: Option<Error>,
+    /// The pass applied and verified its state and only writing the record failed (no rollback:
+    /// the kernel is not mixed).
+    pub unrecorded: bool,
 }
 
 /// What one observation reads from the kernel; everything else is taken from a base snapshot.
@@ -195,6 +204,24 @@ pub fn local_keys(key_dir: &Path, desired: &DesiredState) -> Result<BTreeMap<Seg
         out.insert(wg.segment.clone(), key);
     }
     Ok(out)
+}
+
+/// The keys a rollback to `last` needs: this pass's, plus those of the segments only `last` has
+/// (a segment the new plan dropped), from existing key files only: a rollback neither generates
+/// keys nor promotes waiting ones.
+fn rollback_keys(
+    key_dir: &Path,
+    last: Option<&LastGood>,
+    mut keys: BTreeMap<SegmentName, PrivateKey>,
+) -> Result<BTreeMap<SegmentName, PrivateKey>> {
+    for wg in last.iter().flat_map(|l| &l.desired.wireguard) {
+        if !keys.contains_key(&wg.segment)
+            && let Some(key) = keys::load_existing(key_dir, &wg.segment)?
+        {
+            keys.insert(wg.segment.clone(), key);
+        }
+    }
+    Ok(keys)
 }
 
 fn public_keys(keys: &BTreeMap<SegmentName, PrivateKey>) -> BTreeMap<SegmentName, PublicKey> {
@@ -399,7 +426,7 @@ pub async fn apply_scoped(
 ) -> std::result::Result<Outcome, PassFailed> {
     let start = Instant::now();
     let mut phases = Phases::default();
-    let fail = |cause| PassFailed { cause, rolled_back: false, rollback_error: None };
+    let fail = |cause| PassFailed { cause, rolled_back: false, rollback_error: None, unrecorded: false };
     let last = state::load(&ctx.last_good).map_err(fail)?;
     let keys = local_keys(&ctx.key_dir, desired).map_err(fail)?;
     let mut owned: Vec<&DesiredState> = vec![desired];
@@ -437,13 +464,15 @@ pub async fn apply_scoped(
     };
     match result {
         Ok((changes, record)) => {
-            if !changes.is_empty() || last.is_none() {
+            // Whenever the record differs, not only after changes: a pass killed between verify
+            // and save, or whose save failed, left the kernel ahead of the record.
+            if last.as_deref() != Some(&record) {
                 let t = Instant::now();
                 match &last {
                     Some(l) => state::save_after(&ctx.last_good, l, record).map(|_| ()),
                     None => state::save(&ctx.last_good, record),
                 }
-                .map_err(fail)?;
+                .map_err(|cause| PassFailed { unrecorded: true, ..fail(cause) })?;
                 phases.lap("save", t);
             }
             // The record this pass replaced is freed here (1,236 peers: part of a pass's cost).
@@ -459,14 +488,20 @@ pub async fn apply_scoped(
             let empty = DesiredState::empty(desired.site.clone(), desired.mode);
             let target = last.as_ref().map_or(&empty, |l| &l.desired);
             let mut rb = 0;
-            let rollback =
-                full_converge(k, target, &owned, &keys, None, None, &mut rb, &mut Phases::default()).await;
+            let rollback = match rollback_keys(&ctx.key_dir, last.as_deref(), keys) {
+                Ok(keys) => {
+                    full_converge(k, target, &owned, &keys, None, None, &mut rb, &mut Phases::default()).await
+                }
+                Err(e) => Err(e),
+            };
             match rollback {
                 Ok(_) => {
                     tracing::warn!(changes = rb, "rolled back to the last good state");
-                    Err(PassFailed { cause, rolled_back: true, rollback_error: None })
+                    Err(PassFailed { cause, rolled_back: true, rollback_error: None, unrecorded: false })
                 }
-                Err(e) => Err(PassFailed { cause, rolled_back: false, rollback_error: Some(e) }),
+                Err(e) => {
+                    Err(PassFailed { cause, rolled_back: false, rollback_error: Some(e), unrecorded: false })
+                }
             }
         }
     }

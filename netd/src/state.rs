@@ -8,7 +8,8 @@
 //! one-site change more than the rest of the pass; a patch holds only what changed. A patch
 //! names the generation it applies to, so a journal left beside a newer base (a crash between
 //! writing the base and removing the journal) is ignored; a torn last line (a crash during the
-//! append) fails its checksum and is ignored with everything after it, which leaves the record
+//! append) fails its checksum, or lacks its newline, and is ignored with everything after it
+//! (appending after a line without its newline would merge the two), which leaves the record
 //! of the pass before: the same as a crash before saving, repaired by the next full pass. The
 //! next save after such a journal, or once the journal is long, writes the whole record again
 //! (a new generation) and removes the journal.
@@ -16,7 +17,7 @@
 //! A long-running process (`netd run`) keeps the record it last read or wrote in memory and
 //! re-reads the files only when the inode, size or modification time of either changed.
 
-use std::io::{BufRead, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -229,12 +230,23 @@ fn read(path: &Path) -> Result<Option<Cached>> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => return Err(Error::Io { path: jpath.clone(), source }),
         };
-        for line in f.into_iter().flat_map(|f| std::io::BufReader::new(f).lines()) {
-            let Ok(line) = line else {
+        let mut text = Vec::new();
+        if let Some(mut f) = f
+            && f.read_to_end(&mut text).is_err()
+        {
+            // Unreadable past some point: the lines read so far count, and the next save writes
+            // the record whole.
+            patches = None;
+        }
+        for line in text.split_inclusive(|&b| b == b'\n') {
+            // A last line without its newline is torn even when its checksum holds: the next
+            // append would be glued onto it.
+            let Some(line) = line.strip_suffix(b"\n").and_then(|l| std::str::from_utf8(l).ok()) else {
+                tracing::warn!(journal = %jpath.display(), "ignoring a torn or corrupt journal line and what follows");
                 patches = None;
                 break;
             };
-            match parse_line(&line) {
+            match parse_line(line) {
                 // A patch of an older base: a save crashed before removing the journal.
                 Some(p) if p.generation != stored.generation || stored.generation == 0 => {
                     patches = None;

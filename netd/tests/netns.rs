@@ -461,3 +461,87 @@ fn netd_run_hosts_the_agent_in_the_upload_segment_and_reports_it() {
     assert_eq!(st["agent"]["state"], "unknown", "{st}");
     assert!(st["agent"]["reason"].as_str().unwrap().contains("netd run not reachable"), "{st}");
 }
+
+#[test]
+fn a_failed_pass_that_drops_a_segment_rolls_back_to_it() {
+    if !mesh::require_root() {
+        return;
+    }
+    let m = Mesh::new("d", 2);
+    m.write_policy("");
+    for s in &m.sites {
+        assert_eq!(m.apply(s).0, 0);
+    }
+    let site = &m.sites[1];
+    let good = m.router_state(site);
+    // Site-2 leaves the optional conference segment: no key, LAN or join for it any more.
+    let policy = std::fs::read_to_string(m.policy_path()).unwrap();
+    let (head, tail) = policy.split_once("name: site-2").unwrap();
+    let tail: String = tail
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("conference: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let left = format!(
+        "{head}name: site-2{}",
+        tail.replace(", conference: lan2", "").replace("joins: [conference]", "joins: []")
+    );
+    assert!(!left.split_once("name: site-2").unwrap().1.contains("conference"), "{left}");
+    std::fs::write(m.policy_path(), left).unwrap();
+    // The rollback needs the key of the segment the new plan dropped.
+    let (code, out) = m.apply_env(site, &[("NETD_INJECT_FAIL_AFTER", "1")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("rolled back to the last good state"), "{out}");
+    assert_eq!(m.router_state(site), good, "not rolled back to the last good state");
+    assert!(m.pings(site.host("conference"), &host_ip("conference", 1), 10));
+    let (code, out) = m.apply(site);
+    assert_eq!(code, 0, "{out}");
+    assert!(!m.router_state(site).contains("kzw-conference"), "site-2 still in conference");
+}
+
+#[test]
+fn a_verified_state_whose_save_failed_is_recorded_by_the_next_pass() {
+    if !mesh::require_root() {
+        return;
+    }
+    let m = Mesh::new("e", 2);
+    m.write_policy("");
+    for s in &m.sites {
+        assert_eq!(m.apply(s).0, 0);
+    }
+    let site = &m.sites[1];
+    let state = site.dir.join("state");
+    let policy = std::fs::read_to_string(m.policy_path()).unwrap();
+    use base64::Engine as _;
+    let key = |n: u8| base64::engine::general_purpose::STANDARD.encode([n; 32]);
+    std::fs::write(m.policy_path(), with_extra_site(&policy, key)).unwrap();
+    // The save fails (both the journal and the base's temp file are directories): the kernel
+    // holds the new state, verified, and the record the one before.
+    let blockers = [state.join("last-good.journal"), state.join(".last-good.json.tmp")];
+    for d in &blockers {
+        std::fs::create_dir(d).unwrap();
+    }
+    let (code, out) = m.apply(site);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not recorded") && !out.contains("ROLLBACK FAILED"), "{out}");
+    for d in &blockers {
+        std::fs::remove_dir(d).unwrap();
+    }
+    let grown = m.router_state(site);
+    assert!(grown.contains(&key(93)), "{grown}");
+    // The next pass finds nothing to change and records the state (as after a SIGKILL between
+    // verify and save).
+    let (code, out) = m.apply(site);
+    assert_eq!((code, Mesh::applied_changes(&out)), (0, 0), "{out}");
+    // Once recorded, a pass with nothing to change writes nothing.
+    let files = || ["last-good.json", "last-good.journal"].map(|f| std::fs::read(state.join(f)).ok());
+    let recorded = files();
+    assert_eq!(m.apply(site).0, 0);
+    assert_eq!(files(), recorded, "an unchanged record was written again");
+    // So a failing pass rolls back to it, not to the record before.
+    std::fs::write(m.policy_path(), &policy).unwrap();
+    let (code, out) = m.apply_env(site, &[("NETD_INJECT_FAIL_AFTER", "0")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("rolled back to the last good state"), "{out}");
+    assert_eq!(m.router_state(site), grown, "rolled back to a stale record");
+}

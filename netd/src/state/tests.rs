@@ -114,3 +114,26 @@ fn a_journal_left_beside_a_newer_base_is_ignored_and_long_journals_are_compacted
     assert_eq!(journal_lines(&path), 0);
     assert_eq!(read_fresh(&path), states[(MAX_PATCHES + 1) % 2]);
 }
+
+#[test]
+fn a_last_line_without_its_newline_is_torn_and_the_next_save_is_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("last-good.json");
+    let a = record(synthetic::policy(40));
+    save(&path, a.clone()).unwrap();
+    let b = record(grown(40));
+    let loaded = load(&path).unwrap().unwrap();
+    assert!(save_after(&path, &loaded, b.clone()).unwrap());
+    // A crash after the line's bytes but before its newline: the checksum still holds.
+    let text = std::fs::read(journal_path(&path)).unwrap();
+    assert_eq!(text.last(), Some(&b'\n'));
+    std::fs::write(journal_path(&path), &text[..text.len() - 1]).unwrap();
+    assert_eq!(read_fresh(&path), a, "a line without its newline is torn");
+    let loaded = load(&path).unwrap().unwrap();
+    assert_eq!(*loaded, a);
+    // Appending would glue the next line onto it and lose both: the next save is whole.
+    let c = record(moved(grown(40)));
+    assert!(!save_after(&path, &loaded, c.clone()).unwrap());
+    assert!(!journal_path(&path).exists());
+    assert_eq!(read_fresh(&path), c);
+}
