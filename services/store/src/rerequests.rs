@@ -34,10 +34,20 @@ pub async fn request(db: &Db, site: &str, file: &str, sha256: &str, by: &str) ->
     if known.is_none() {
         return Err(StoreError::Site { site: site.into(), reason: "no such site".into() });
     }
+    let file = db_text(file).into_owned();
+    if db.backend == crate::db::Backend::Postgres {
+        // PostgreSQL runs writers side by side (READ COMMITTED, no in-process write lock): two
+        // requests for one file would both find none pending. This lock, held to the commit,
+        // makes the second wait and then find the first's.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
+            .bind(format!("kizuna-rerequest\n{site}\n{file}"))
+            .fetch_one(&mut *tx)
+            .await?;
+    }
     let existing =
         sqlx::query("SELECT id FROM rerequests WHERE site = $1 AND file = $2 AND state = 'pending'")
             .bind(site)
-            .bind(file)
+            .bind(&file)
             .fetch_optional(&mut *tx)
             .await?;
     if let Some(r) = existing {
@@ -48,7 +58,7 @@ pub async fn request(db: &Db, site: &str, file: &str, sha256: &str, by: &str) ->
          VALUES ($1, $2, $3, $4, $5, 'pending', '') RETURNING id",
     )
     .bind(site)
-    .bind(db_text(file).into_owned())
+    .bind(&file)
     .bind(sha256)
     .bind(jiff::Timestamp::now().to_string())
     .bind(db_text(by).into_owned())

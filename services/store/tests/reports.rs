@@ -160,6 +160,31 @@ async fn quarantine_list_and_rerequests_travel_with_heartbeats(backend: &Backend
         id
     );
     assert!(kizuna_store::rerequests::request(&h.store.db, "nope", "x", "", "admin").await.is_err());
+    // Asked at the same moment (two admins, or the monitor's retries): still one request. On
+    // PostgreSQL (no in-process write lock, READ COMMITTED) each made its own before.
+    for round in 0..5 {
+        let file = format!("race-{round}.hl7");
+        let mut asks = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (store, file) = (h.store.clone(), file.clone());
+            asks.spawn(async move {
+                kizuna_store::rerequests::request(&store.db, "clinic-1", &file, "cd", "admin").await.unwrap()
+            });
+        }
+        let ids: Vec<i64> = asks.join_all().await;
+        assert!(ids.iter().all(|i| *i == ids[0]), "{file}: {ids:?}");
+        let pending = count(
+            &h.store,
+            &format!("SELECT COUNT(*) FROM rerequests WHERE file = '{file}' AND state = 'pending'"),
+        )
+        .await;
+        assert_eq!(pending, 1, "{file}");
+        sqlx::query("DELETE FROM rerequests WHERE file = $1")
+            .bind(&file)
+            .execute(&h.store.db.pool)
+            .await
+            .unwrap();
+    }
     for _ in 0..2 {
         let a = beat(None, vec![]).await;
         assert_eq!(a.rerequests.len(), 1);
