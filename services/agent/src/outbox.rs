@@ -31,7 +31,8 @@ impl Entry {
 pub enum Admission {
     /// Moved in; it will be uploaded.
     Queued,
-    /// The same bytes under the same name were already waiting; the export copy was removed.
+    /// The same bytes under the same name were already waiting; the export copy was removed (after
+    /// an fsync of the outbox folder, so the waiting file is durable).
     AlreadyQueued,
     /// Other bytes under the same name are still waiting; the file stays in the export folder until
     /// they are gone (then the store decides).
@@ -66,6 +67,9 @@ impl Outbox {
     pub fn open(dir: &Path) -> io::Result<(Self, Vec<PathBuf>)> {
         durable::create_dir_all_synced(dir)?;
         durable::remove_temp_files(dir)?;
+        // A crash may have left entries whose rename was never fsynced: make them durable now, since
+        // an offer of the same file is answered `AlreadyQueued` and its source removed.
+        durable::sync_dir(dir)?;
         let mut queue = BTreeMap::new();
         let mut strays = Vec::new();
         for entry in fs::read_dir(dir)? {
@@ -98,6 +102,15 @@ impl Outbox {
         self.lock().is_empty()
     }
 
+    /// Fsyncs the outbox folder (a unit test can make this fail).
+    fn sync_outbox(&self) -> io::Result<()> {
+        #[cfg(test)]
+        if tests::FAIL_SYNC.get() {
+            return Err(io::Error::other("injected fsync failure"));
+        }
+        durable::sync_dir(&self.dir)
+    }
+
     /// Where the outbox keeps `entry`.
     pub fn file_of(&self, entry: &Entry) -> PathBuf {
         self.dir.join(entry.name())
@@ -117,7 +130,8 @@ impl Outbox {
 
     /// Moves a group of checked files into the outbox, sharing the directory fsync: every file is
     /// renamed (or copied and fsynced) into place without replacing anything, the outbox directory
-    /// is fsynced once, and only then are copied sources unlinked. One answer per offer, in order.
+    /// is fsynced once, and only then are copied sources and those of `AlreadyQueued` answers
+    /// unlinked. One answer per offer, in order.
     ///
     /// The export folders are not fsynced after their files leave: if a crash undoes a removal
     /// there, the file is offered again and answered `AlreadyQueued` (still waiting) or, once
@@ -129,6 +143,9 @@ impl Outbox {
         let mut queue = self.lock();
         let mut answers: Vec<io::Result<Admission>> = Vec::with_capacity(offers.len());
         let mut copied: Vec<(usize, PathBuf)> = Vec::new();
+        // Sources of `AlreadyQueued` answers: the waiting file may have been placed earlier in this
+        // group (or by a call whose fsync failed), so they too wait for the fsync below.
+        let mut already: Vec<(usize, PathBuf)> = Vec::new();
         let mut placed: Vec<(usize, Entry)> = Vec::new();
         // After one "disk full", the rest of the group is not tried.
         let mut full: Option<io::ErrorKind> = None;
@@ -154,7 +171,8 @@ impl Outbox {
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match fs::read(&dest) {
                     Ok(existing) if <[u8; 32]>::from(Sha256::digest(&existing)) == offer.sha256 => {
-                        fs::remove_file(&offer.src).map(|()| Admission::AlreadyQueued)
+                        already.push((i, offer.src.clone()));
+                        Ok(Admission::AlreadyQueued)
                     }
                     Ok(_) => Ok(Admission::Busy),
                     Err(e) => Err(e),
@@ -168,18 +186,22 @@ impl Outbox {
             }
             answers.push(answer);
         }
-        if !placed.is_empty()
-            && let Err(e) = durable::sync_dir(&self.dir)
+        if !(placed.is_empty() && already.is_empty())
+            && let Err(e) = self.sync_outbox()
         {
             // The files are in the outbox but not known durable: keep the sources (a copy may then
             // exist twice, which the store's deduplication absorbs) and index what is there.
+            let failed = || Err(io::Error::new(e.kind(), format!("fsync of the outbox: {e}")));
             for (i, entry) in placed {
                 queue.insert(key_of(&entry.path.name), entry);
-                answers[i] = Err(io::Error::new(e.kind(), format!("fsync of the outbox: {e}")));
+                answers[i] = failed();
+            }
+            for (i, _) in already {
+                answers[i] = failed();
             }
             return answers;
         }
-        for (i, src) in copied {
+        for (i, src) in copied.into_iter().chain(already) {
             if let Err(e) = fs::remove_file(&src) {
                 answers[i] = Err(e);
             }
@@ -233,6 +255,47 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Makes [`Outbox::sync_outbox`] fail on this thread.
+        pub(super) static FAIL_SYNC: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// A source answered `AlreadyQueued` is removed only after a successful fsync of the outbox
+    /// folder in the same call, as a copied source is: the waiting entry may have been placed
+    /// earlier in the same group, or by a call whose fsync failed, and a crash could then undo it.
+    /// (That `open` fsyncs the folder, so entries found at start are durable, cannot be observed
+    /// without a crash; it is one line there.)
+    #[test]
+    fn already_queued_sources_are_removed_only_after_the_outbox_fsync() {
+        let d = tempfile::tempdir().unwrap();
+        let export = d.path().join("export");
+        fs::create_dir(&export).unwrap();
+        let (outbox, _) = Outbox::open(&d.path().join("outbox")).unwrap();
+        let offer = |file: &str, ts: &str, body: &[u8]| {
+            let src = export.join(file);
+            fs::write(&src, body).unwrap();
+            Offer { src, path: name(ts), size: body.len() as u64, sha256: Sha256::digest(body).into() }
+        };
+        let a = offer("a", "20111220224447338", b"a");
+        assert_eq!(outbox.admit_many(vec![a]).pop().unwrap().unwrap(), Admission::Queued);
+
+        FAIL_SYNC.set(true);
+        // The same bytes again, and one name offered twice in one group.
+        let again = offer("a-again", "20111220224447338", b"a");
+        let b1 = offer("b1", "20111220224447339", b"b");
+        let b2 = offer("b2", "20111220224447339", b"b");
+        let answers = outbox.admit_many(vec![again.clone(), b1, b2.clone()]);
+        FAIL_SYNC.set(false);
+        assert!(answers.iter().all(|a| a.is_err()), "{answers:?}");
+        assert!(again.src.exists() && b2.src.exists(), "a source was removed before the outbox fsync");
+
+        let answers = outbox.admit_many(vec![again.clone(), b2.clone()]);
+        assert!(answers.iter().all(|a| matches!(a, Ok(Admission::AlreadyQueued))), "{answers:?}");
+        assert!(!again.src.exists() && !b2.src.exists());
+        assert_eq!(outbox.len(), 2);
+    }
 
     fn name(ts: &str) -> StoragePath {
         StoragePath::of(FileName::parse(&format!("9999013_-_ADT-00_999999999999999_{ts}_-_1")).unwrap())

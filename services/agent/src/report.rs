@@ -176,6 +176,10 @@ pub(crate) async fn run_daily_logs(shared: Arc<Shared>, mut stop: watch::Receive
         let (today, _) = local_now();
         let days = unsent_days(&shared.cfg.log_dir(), &today, &sent).unwrap_or_default();
         for day in days {
+            // Lines of that day still kept in memory (disk full) go to its file later: wait for them.
+            if shared.log.pending(&day) {
+                continue;
+            }
             let path = shared.cfg.log_dir().join(format!("{day}.jsonl"));
             let text = match std::fs::read(&path) {
                 Ok(b) => String::from_utf8_lossy(&b).into_owned(),

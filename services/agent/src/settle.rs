@@ -81,12 +81,10 @@ impl Tracker {
         self.files.remove(path);
     }
 
-    /// Events may have been lost: stop waiting for close events that may never come.
-    pub fn overflowed(&mut self) {
-        for c in self.files.values_mut() {
-            c.awaiting_close = false;
-        }
-    }
+    /// Events may have been lost. Files written under the watcher's eyes keep waiting for their
+    /// close: a lost close is covered by `close_wait_limit` (see [`Tracker::ready`]), while dropping
+    /// the wait here would move a file whose writer merely paused longer than `settle`.
+    pub fn overflowed(&mut self) {}
 
     /// Try `path` again no earlier than `at` (it could not be moved, e.g. the disk was full).
     pub fn defer(&mut self, path: &Path, at: Instant) {
@@ -112,8 +110,13 @@ impl Tracker {
             if c.not_before.is_some_and(|t| now < t) {
                 continue;
             }
-            if c.awaiting_close && !c.closed && now.duration_since(c.since) < self.close_wait_limit {
-                continue;
+            if c.awaiting_close && !c.closed {
+                if now.duration_since(c.since) < self.close_wait_limit {
+                    continue;
+                }
+                // No close within the limit (lost, e.g. to a queue overflow): from now on stability
+                // decides, without restarting the wait when the stamp is first seen below.
+                c.awaiting_close = false;
             }
             if !c.closed && c.stamp.is_some() && now.duration_since(c.since) < self.settle {
                 // A stable stamp cannot be confirmed before `settle` has passed; skip the stat.
@@ -204,19 +207,40 @@ mod tests {
     }
 
     #[test]
-    fn overflow_falls_back_to_stability_and_defer_waits() {
+    fn overflow_falls_back_to_stability_after_the_close_wait_limit_and_defer_waits() {
         let w0 = SystemTime::now();
         let t0 = Instant::now();
         let mut t = Tracker::new(SETTLE);
+        let limit = Duration::from_secs(30); // max(60 × 500 ms, 30 s)
         let p = Path::new("/e/x");
         t.written(p, t0);
         t.overflowed();
         let stat = |_: &Path| Some((3, w0));
         assert!(t.ready(t0, w0, stat).is_empty());
-        assert_eq!(t.ready(t0 + SETTLE, w0 + SETTLE, stat), [p]);
-        t.defer(p, t0 + SETTLE * 4);
-        assert!(t.ready(t0 + SETTLE * 3, w0 + SETTLE * 3, stat).is_empty());
-        assert_eq!(t.ready(t0 + SETTLE * 4, w0 + SETTLE * 4, stat), [p]);
-        assert!(t.ready(t0 + SETTLE * 5, w0 + SETTLE * 5, |_| None).is_empty());
+        // Its writer may still hold it open and pause: settle alone is not enough.
+        assert!(t.ready(t0 + SETTLE * 2, w0 + SETTLE * 2, stat).is_empty(), "moved while maybe open");
+        let just_before = t0 + limit - Duration::from_millis(1);
+        assert!(t.ready(just_before, w0 + limit, stat).is_empty());
+        // Then stability decides: unchanged for `settle` (here its mtime is that old already).
+        assert_eq!(t.ready(t0 + limit, w0 + limit, stat), [p]);
+        t.defer(p, t0 + limit + SETTLE * 4);
+        assert!(t.ready(t0 + limit + SETTLE * 3, w0 + limit + SETTLE * 3, stat).is_empty());
+        assert_eq!(t.ready(t0 + limit + SETTLE * 4, w0 + limit + SETTLE * 4, stat), [p]);
+        assert!(t.ready(t0 + limit + SETTLE * 5, w0 + limit + SETTLE * 5, |_| None).is_empty());
+    }
+
+    #[test]
+    fn a_file_still_changing_after_the_close_wait_limit_waits_for_settle() {
+        let w0 = SystemTime::now();
+        let t0 = Instant::now();
+        let mut t = Tracker::new(SETTLE);
+        let limit = Duration::from_secs(30);
+        let p = Path::new("/e/y");
+        t.written(p, t0);
+        t.overflowed();
+        let fresh = w0 + limit;
+        assert!(t.ready(t0 + limit, fresh, |_| Some((3, fresh))).is_empty(), "mtime younger than settle");
+        assert!(t.ready(t0 + limit + SETTLE / 2, fresh + SETTLE / 2, |_| Some((3, fresh))).is_empty());
+        assert_eq!(t.ready(t0 + limit + SETTLE, fresh + SETTLE, |_| Some((3, fresh))), [p]);
     }
 }

@@ -68,7 +68,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 max_files = shared.cfg.batch_max_files;
             }
             Ok(false) => {
-                // Some rejected file could not be quarantined: do not resend it in a tight loop.
+                // Some rejected file could not be quarantined, or some file could not be read: do not
+                // retry it in a tight loop.
                 failures += 1;
                 let delay = retry_delay(
                     failures,
@@ -110,10 +111,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 
 /// Reads, sends and settles one batch. Only a failure to reach the store (or a non-protocol answer)
 /// is an error; everything it answered is settled here. Returns false when some file could not be
-/// settled (a rejected file that cannot be quarantined).
+/// settled (a rejected file that cannot be quarantined) or read.
 async fn upload_batch(shared: &Arc<Shared>, batch: Vec<Entry>) -> Result<bool, SendError> {
     let reader = shared.clone();
-    let (body, sent, missing) = tokio::task::spawn_blocking(move || {
+    let (body, sent, missing, unreadable) = tokio::task::spawn_blocking(move || {
         let mut body = start_batch();
         // Sized once for the whole batch (path, length and digest framing per file): a body grown
         // by doubling was copied several times and, with a large allocation each time, faulted
@@ -121,6 +122,7 @@ async fn upload_batch(shared: &Arc<Shared>, batch: Vec<Entry>) -> Result<bool, S
         body.reserve(batch.iter().map(|e| e.size as usize + FRAMING).sum());
         let mut sent = Vec::new();
         let mut missing = Vec::new();
+        let mut unreadable = Vec::new();
         for e in batch {
             match std::fs::read(reader.outbox.file_of(&e)) {
                 Ok(content) => {
@@ -128,10 +130,11 @@ async fn upload_batch(shared: &Arc<Shared>, batch: Vec<Entry>) -> Result<bool, S
                     push_file(&mut body, &e.path.to_string(), &sha, &content);
                     sent.push(e);
                 }
-                Err(_) => missing.push(e),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => missing.push(e),
+                Err(err) => unreadable.push((e, err)),
             }
         }
-        (body, sent, missing)
+        (body, sent, missing, unreadable)
     })
     .await
     .map_err(|e| SendError::Protocol(e.to_string()))?;
@@ -139,17 +142,32 @@ async fn upload_batch(shared: &Arc<Shared>, batch: Vec<Entry>) -> Result<bool, S
     if !missing.is_empty() {
         let _ = shared.outbox.complete(&missing);
     }
+    // Any other read error (EMFILE, EIO, EACCES) keeps the file for a later try: the caller backs
+    // off when this returns false. One line per batch, however many files failed.
+    if let Some((first, err)) = unreadable.first() {
+        shared.record(
+            Level::Error,
+            "outbox_unreadable",
+            &format!(
+                "cannot read {} file(s) in the outbox (first {}: {err}); keeping them and retrying",
+                unreadable.len(),
+                first.path
+            ),
+            json!({"files": unreadable.len(), "file": first.path.to_string()}),
+        );
+    }
     if sent.is_empty() {
-        return Ok(true);
+        return Ok(unreadable.is_empty());
     }
     let paths: Vec<String> = sent.iter().map(|e| e.path.to_string()).collect();
     let bytes = body.len();
     let report = shared.store.send_batch(body, &paths).await?;
 
     let settler = shared.clone();
-    tokio::task::spawn_blocking(move || settle(&settler, sent, report.results, bytes))
+    let settled = tokio::task::spawn_blocking(move || settle(&settler, sent, report.results, bytes))
         .await
-        .map_err(|e| SendError::Protocol(e.to_string()))
+        .map_err(|e| SendError::Protocol(e.to_string()))?;
+    Ok(settled && unreadable.is_empty())
 }
 
 /// A single file the store refuses as too large can never be delivered: quarantine it.

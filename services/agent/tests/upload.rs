@@ -420,3 +420,38 @@ async fn folders_the_agent_emptied_are_removed_once_idle_and_busy_ones_stay() {
     assert!(site.export().is_dir());
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_file_that_cannot_be_read_is_kept_reported_and_sent_once_readable() {
+    let (store, addr) = start_store().await;
+    store.down.store(true, Ordering::SeqCst);
+    let site = Site::new(addr);
+    let msg = sample_message();
+    let agent = Running::start(site.cfg.clone());
+    let name = file_name(0);
+    site.drop_file(&name, &msg);
+    assert!(wait_for(15, || agent.status.get().queue_depth == 1).await);
+    // Make the waiting file unreadable for a reason other than its absence. Tests may run as root,
+    // who reads a mode-000 file, so it is replaced (atomically, so no upload sees it missing) by a
+    // symbolic link to itself: reading it fails with ELOOP, as EACCES or EIO would.
+    let waiting = site.cfg.outbox_dir().join(&name);
+    let aside = site.dir.path().join("aside");
+    let link = site.dir.path().join("loop");
+    std::fs::hard_link(&waiting, &aside).unwrap();
+    std::os::unix::fs::symlink(&waiting, &link).unwrap();
+    std::fs::rename(&link, &waiting).unwrap();
+    store.down.store(false, Ordering::SeqCst);
+    let reported =
+        || site.log_lines().iter().any(|l| l["event"] == "outbox_unreadable" && l["level"] == "ERROR");
+    assert!(wait_for(10, reported).await, "the unreadable outbox file was not reported");
+    assert!(std::fs::symlink_metadata(&waiting).is_ok(), "an unreadable outbox file was deleted");
+    assert_eq!(agent.status.get().queue_depth, 1, "an unreadable outbox file was forgotten");
+    assert_eq!(store.stored_count(), 0);
+    // Readable again: sent with a later retry.
+    std::fs::rename(&aside, &waiting).unwrap();
+    assert!(wait_for(10, || store.stored_count() == 1).await);
+    assert_eq!(store.files.lock().unwrap()[&storage_path(&name)], msg);
+    assert!(wait_for(5, || agent.status.get().queue_depth == 0).await);
+    assert!(Site::files_below(&site.cfg.outbox_dir()).is_empty());
+    agent.stop().await;
+}
