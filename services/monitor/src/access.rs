@@ -100,6 +100,20 @@ pub fn not_an_admin(op: &Operator, headers: &axum::http::HeaderMap) -> Response 
 pub async fn gate(State(m): State<Arc<Monitor>>, mut req: Request, next: Next) -> Response {
     let ip = client_ip(req.extensions());
     if !m.cfg.login_required() {
+        // Loopback alone does not make a request the operator's: a page from anywhere whose
+        // name an attacker rebinds to 127.0.0.1 would be same-origin with the screen (its own
+        // CSRF token, a matching Origin). Its Host header still carries that name.
+        let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !is_loopback_host(host) {
+            return server::html(
+                StatusCode::MISDIRECTED_REQUEST,
+                None,
+                pages::message(
+                    "Not a loopback address",
+                    "Without login the admin screen answers only requests addressed to localhost or a loopback address.",
+                ),
+            );
+        }
         let actor = Actor { user: LOOPBACK_USER.into(), ip };
         req.extensions_mut().insert(Visitor { actor, name: None });
         return next.run(req).await;
@@ -125,9 +139,52 @@ pub async fn gate(State(m): State<Arc<Monitor>>, mut req: Request, next: Next) -
     }
 }
 
+/// Whether a Host header names this machine: `localhost`, a loopback IPv4 address or `[::1]`,
+/// with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.starts_with(':') => {
+                return v6.parse::<std::net::Ipv6Addr>().is_ok_and(|a| a.is_loopback());
+            }
+            _ => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_names_count_as_loopback_hosts() {
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:8441",
+            "localhost",
+            "LOCALHOST:8441",
+            "[::1]",
+            "[::1]:8441",
+            "127.1.2.3:80",
+        ] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example",
+            "evil.example:8441",
+            "10.0.0.1",
+            "127.0.0.1.evil.example",
+            "[::2]:80",
+            "[::1]x",
+            "localhost.evil",
+        ] {
+            assert!(!is_loopback_host(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn only_the_admin_role_counts() {

@@ -125,6 +125,29 @@ async fn a_fixed_quarantined_file_is_rerequested_from_the_admin_screen_and_store
         .unwrap();
     assert_eq!(r.status().as_u16(), 403, "no cookie, no request");
     assert!(kizuna_store::rerequests::list(&s.store.db, "clinic-1", 10).await.unwrap().is_empty());
+    // DNS rebinding: a page of evil.example, its name rebound to 127.0.0.1, reaches the screen
+    // with its own cookie, token and a matching Origin; without login the Host header gives it away.
+    let port = admin.base.rsplit(':').next().unwrap().to_owned();
+    for path in ["/", "/sites/clinic-1"] {
+        let r = bare
+            .get(format!("{}{path}", admin.base))
+            .header("host", format!("evil.example:{port}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 421, "{path} answered a rebound name");
+    }
+    let r = bare
+        .post(format!("{}/sites/clinic-1/rerequest", admin.base))
+        .header("host", format!("evil.example:{port}"))
+        .header("origin", format!("http://evil.example:{port}"))
+        .header("cookie", &admin.cookie)
+        .form(&[("file", NAME), ("csrf", admin.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 421, "a rebound page's POST");
+    assert!(kizuna_store::rerequests::list(&s.store.db, "clinic-1", 10).await.unwrap().is_empty());
 
     // The facility fixes the file in the quarantine folder, and the operator re-requests it.
     std::fs::write(&quarantined, sample()).unwrap();
