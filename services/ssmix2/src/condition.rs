@@ -2,8 +2,10 @@
 //! incoming file, compute the exact renames and the write that keep the key's history right.
 //!
 //! - Update (incoming `_1` while a `_1` exists): the existing `_1` becomes `_2`, the new file is `_1`.
-//! - Delete (incoming `_0`): every `_1` and `_2` of the key becomes `_0`, and the delete message is
-//!   stored as `_0`.
+//! - Delete (incoming `_0`): every `_1` and `_2` of the key older than the delete becomes `_0`,
+//!   and the delete message is stored as `_0`. A version newer than the delete (a late-arriving
+//!   delete, or data re-created after it) stays: had the delete come first, it would have been
+//!   stored after it as the current version.
 //! - Late arrivals are placed by their timestamp: a `_1` older than the current `_1` is stored as `_2`,
 //!   and anything older than the key's deletion is stored as `_0`. Replaying files in any order thus
 //!   converges to the same tree.
@@ -47,7 +49,11 @@ pub fn plan(existing: &[FileName], incoming: &FileName) -> Transition {
     let mut steps = Vec::new();
     match incoming.flag {
         ConditionFlag::Deleted => {
-            for f in same_key.iter().filter(|f| f.flag != ConditionFlag::Deleted) {
+            // Strictly older, as a late arrival is deleted only when strictly older (below).
+            for f in same_key
+                .iter()
+                .filter(|f| f.flag != ConditionFlag::Deleted && f.timestamp < incoming.timestamp)
+            {
                 steps.push(Step::Rename { from: (*f).clone(), to: f.with_flag(ConditionFlag::Deleted) });
             }
             steps.push(Step::Write { name: incoming.clone() });
@@ -131,6 +137,73 @@ mod tests {
     #[test]
     fn same_version_is_already_stored_whatever_its_flag() {
         assert_eq!(plan(&[f(T1, '2'), f(T2, '1')], &f(T1, '1')), Transition::AlreadyStored(f(T1, '2')));
+    }
+
+    #[test]
+    fn a_late_delete_leaves_the_versions_newer_than_it() {
+        let t = plan(&[f(T1, '2'), f(T3, '1')], &f(T2, '0'));
+        assert_eq!(
+            t,
+            Transition::Apply(vec![
+                Step::Rename { from: f(T1, '2'), to: f(T1, '0') },
+                Step::Write { name: f(T2, '0') },
+            ])
+        );
+    }
+
+    /// Carries out a plan on a folder listing.
+    fn apply(tree: &mut Vec<FileName>, incoming: &FileName) {
+        if let Transition::Apply(steps) = plan(tree, incoming) {
+            for s in steps {
+                match s {
+                    Step::Rename { from, to } => {
+                        let i = tree.iter().position(|f| *f == from).unwrap();
+                        tree[i] = to;
+                    }
+                    Step::Write { name } => tree.push(name),
+                }
+            }
+        }
+        tree.sort_by_key(|f| f.to_string());
+    }
+
+    /// Every order of `files` gives the same folder.
+    fn converges(files: &[FileName]) {
+        fn permutations(n: usize) -> Vec<Vec<usize>> {
+            if n == 0 {
+                return vec![vec![]];
+            }
+            let mut out = Vec::new();
+            for p in permutations(n - 1) {
+                for i in 0..=p.len() {
+                    let mut q = p.clone();
+                    q.insert(i, n - 1);
+                    out.push(q);
+                }
+            }
+            out
+        }
+        let mut results = std::collections::BTreeMap::new();
+        for order in permutations(files.len()) {
+            let mut tree = Vec::new();
+            for &i in &order {
+                apply(&mut tree, &files[i]);
+            }
+            let names: Vec<String> = tree.iter().map(|f| f.to_string()).collect();
+            results.entry(names).or_insert(order);
+        }
+        assert_eq!(results.len(), 1, "orders give different folders: {results:#?}");
+    }
+
+    #[test]
+    fn any_arrival_order_gives_the_same_folder() {
+        const T4: &str = "20111220130000000";
+        const T5: &str = "20111220140000000";
+        // Writes around a delete, two deletes, and a delete older than everything.
+        converges(&[f(T1, '1'), f(T2, '0'), f(T3, '1')]);
+        converges(&[f(T1, '1'), f(T2, '0'), f(T3, '1'), f(T4, '0'), f(T5, '1')]);
+        converges(&[f(T1, '0'), f(T2, '1'), f(T3, '1'), f(T4, '1')]);
+        converges(&[f(T1, '1'), f(T2, '1'), f(T3, '0'), f(T4, '1')]);
     }
 
     #[test]
