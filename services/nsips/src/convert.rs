@@ -141,16 +141,21 @@ fn message_text(file: &NsipsFile, d: &Dispensing, facility: &str) -> Result<Stri
             d.rps.iter().find(|r| r.rp_no == drug.rp_no).ok_or_else(|| {
                 format!("drug {} names Rp {} which has no record 3", drug.yj_code, drug.rp_no)
             })?;
-        segs.push(format!(
-            "ORC|NW|{order_no}||{}|||||{}000000||^{doctor}|||^{}^99XY1||||{institution}^^^^^^^^^{}|^^^^{}^JPN^^{}|^^^^^^^^^^^{}|||||O^外来患者オーダ^HL70482",
-            i + 1,
-            rx.dispensed_on,
-            esc(&rx.department),
-            rx.institution_code,
-            esc(&h.postcode),
-            esc(&h.address),
-            esc(&h.phone),
-        ));
+        // Built by field number: counting `|` in one format string put the doctor in ORC-11 and
+        // the institution in ORC-18.
+        let mut orc = vec![String::new(); 30];
+        orc[0] = "ORC".into();
+        orc[1] = "NW".into();
+        orc[2] = order_no.to_string();
+        orc[4] = (i + 1).to_string();
+        orc[9] = format!("{}000000", rx.dispensed_on);
+        orc[12] = format!("^{doctor}");
+        orc[17] = format!("^{}^99XY1", esc(&rx.department));
+        orc[21] = format!("{institution}^^^^^^^^^{}", rx.institution_code);
+        orc[22] = format!("^^^^{}^JPN^^{}", esc(&h.postcode), esc(&h.address));
+        orc[23] = format!("^^^^^^^^^^^{}", esc(&h.phone));
+        orc[29] = "O^外来患者オーダ^HL70482".into();
+        segs.push(orc.join("|"));
         segs.push(rxe(drug, rp, order_no, i));
         segs.push(format!(
             "TQ1|1||{}&{}&JAMISDP01|||{}^d|{}0000",

@@ -100,6 +100,20 @@ fn every_synthetic_export_converts_to_valid_omp01_with_the_source_content() {
                 assert_eq!(m.value(&format!("TQ1[{n}]-6.1")).as_deref(), Some(rp[4].as_str()));
                 assert_eq!(m.value(&format!("TQ1[{n}]-3.1.1")).as_deref(), Some(rp[2].as_str()));
                 assert!(m.value(&format!("RXR[{n}]-1.1")).is_some());
+                // The order's fields where HL7 puts them (ORC-12 ordering provider, ORC-17
+                // entering organisation, ORC-21 ordering facility with its code, ORC-29 order type).
+                let orc =
+                    |f: &str| m.value(&format!("ORC[{n}]-{f}")).map(|v| v.to_string()).unwrap_or_default();
+                assert_eq!(orc("11.2"), "", "ORC-11 (verified by) stays empty");
+                assert!(!orc("12.2").is_empty(), "ORC-12: the prescribing doctor");
+                assert!(!orc("17.2").is_empty(), "ORC-17: the department");
+                assert_eq!(orc("14.2"), "", "ORC-14 (call back phone) stays empty");
+                assert!(!orc("21.1").is_empty(), "ORC-21: the prescriber's institution");
+                let code = orc("21.10");
+                assert!(code.len() == 10 && code.bytes().all(|b| b.is_ascii_digit()), "ORC-21.10: {code}");
+                assert_eq!(orc("22.6"), "JPN", "ORC-22: the institution's address");
+                assert_eq!(orc("29.1"), "O", "ORC-29: an outpatient order");
+                assert!(orc("9").starts_with(&path.name.care_date.to_string()), "ORC-9: {}", orc("9"));
                 drugs += 1;
             }
             messages += 1;
