@@ -45,8 +45,10 @@ pub fn flag_history(dir: &Path, names: &[FileName]) -> Vec<Violation> {
         for f in files.iter().copied() {
             match f.flag {
                 ConditionFlag::Current => {
+                    // Another file, not only another time: two departments' `_1` at one time
+                    // are two current versions too.
                     if let Some(c) = current
-                        && c.timestamp != f.timestamp
+                        && !std::ptr::eq(c, f)
                     {
                         flag(f, format!("a second current (_1) version of the key; the newest is {c}"));
                     }
@@ -65,8 +67,10 @@ pub fn flag_history(dir: &Path, names: &[FileName]) -> Vec<Violation> {
             }
             if f.flag != ConditionFlag::Deleted
                 && let Some(d) = deleted
-                && f.timestamp <= d.timestamp
+                && f.timestamp < d.timestamp
             {
+                // Strictly older, as `condition::plan` deletes: a version at the deletion's own
+                // time (another department) is stored after it as it came.
                 flag(f, format!("not newer than the deletion {d}, which would have made it _0"));
             }
         }
@@ -117,6 +121,25 @@ mod tests {
     #[test]
     fn two_current_versions_are_flagged() {
         assert_eq!(faults(&[f(A, T1, '1'), f(A, T2, '1')]), [f(A, T1, '1').to_string()]);
+    }
+
+    #[test]
+    fn two_current_versions_at_one_time_are_flagged() {
+        let other_dept: FileName = format!("9999013_20111220_OMP-01_{A}_{T1}_02_1").parse().unwrap();
+        assert_eq!(faults(&[f(A, T1, '1'), other_dept.clone()]).len(), 1);
+    }
+
+    #[test]
+    fn what_plan_stores_passes() {
+        // A version at the deletion's own time from another department: `plan` stores it `_1`.
+        let other_dept: FileName = format!("9999013_20111220_OMP-01_{A}_{T1}_02_1").parse().unwrap();
+        let existing = [f(A, T1, '0')];
+        let crate::condition::Transition::Apply(steps) = crate::condition::plan(&existing, &other_dept)
+        else {
+            panic!("not stored")
+        };
+        assert_eq!(steps, [crate::condition::Step::Write { name: other_dept.clone() }]);
+        assert!(faults(&[f(A, T1, '0'), other_dept]).is_empty());
     }
 
     #[test]
