@@ -80,10 +80,28 @@ fn xpn(name: &str) -> String {
     }
 }
 
-/// Writes `x` with at most three decimals and no trailing zeros.
-fn decimal(x: f64) -> String {
-    let s = format!("{x:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+/// `amount × mul ÷ div` in decimal, from the amount as written (digits with at most one point,
+/// checked at parse time): exact when the quotient ends within six decimals (0.125 ÷ 2 = 0.0625),
+/// else rounded half up to three (1 ÷ 3 = 0.333); no trailing zeros. Floating point gave
+/// 0.062 for 0.0625, so RXE-3 and RXE-10 disagreed with RXE-19.
+fn decimal(amount: &str, mul: u32, div: u32) -> String {
+    let (int, frac) = amount.split_once('.').unwrap_or((amount, ""));
+    let digits: u128 = format!("{int}{frac}").parse().unwrap_or(0);
+    let (num, den) = (digits * u128::from(mul), 10u128.pow(frac.len() as u32) * u128::from(div.max(1)));
+    let mut places = (0..=6).find(|p| (num * 10u128.pow(*p)) % den == 0).unwrap_or(3);
+    let scaled = if (num * 10u128.pow(places)) % den == 0 {
+        num * 10u128.pow(places) / den
+    } else {
+        places = 3;
+        (num * 1000 * 2 + den) / (2 * den)
+    };
+    let unit = 10u128.pow(places);
+    let s = if places == 0 {
+        scaled.to_string()
+    } else {
+        format!("{}.{:0width$}", scaled / unit, scaled % unit, width = places as usize)
+    };
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_owned() } else { s }
 }
 
 /// The MR9P code of a unit name (empty when unknown: then only the name is sent), and the escaped name.
@@ -172,18 +190,32 @@ fn message_text(file: &NsipsFile, d: &Dispensing, facility: &str) -> Result<Stri
 }
 
 fn rxe(drug: &Drug, rp: &Rp, order_no: &str, i: usize) -> String {
-    // The amount was checked at parse time to be digits with at most one point.
-    let per_day: f64 = drug.amount_per_day.parse().unwrap_or(0.0);
-    let per_dose = per_day / f64::from(rp.times_per_day);
     let (code, u) = unit(&drug.unit);
     let name = esc(&drug.drug_name);
     format!(
         "RXE||{}^{name}^HOT9^{}^{name}^YJ|{}||{code}^{u}^MR9P|||||{}|{code}^{u}^MR9P||||{order_no}{:02}||||{}^{code}&{u}&MR9P||OHP^外来処方^MR9P~OHO^院外処方^MR9P",
         drug.hot_code,
         drug.yj_code,
-        decimal(per_dose),
-        decimal(per_day * f64::from(rp.days)),
+        decimal(&drug.amount_per_day, 1, rp.times_per_day),
+        decimal(&drug.amount_per_day, rp.days, 1),
         i + 1,
         drug.amount_per_day,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal;
+
+    #[test]
+    fn doses_are_exact_decimals_when_they_end() {
+        assert_eq!(decimal("0.125", 1, 2), "0.0625");
+        assert_eq!(decimal("3", 1, 3), "1");
+        assert_eq!(decimal("1", 1, 3), "0.333");
+        assert_eq!(decimal("2", 1, 3), "0.667");
+        assert_eq!(decimal("1.5", 14, 1), "21");
+        assert_eq!(decimal("0.125", 7, 1), "0.875");
+        assert_eq!(decimal("10", 1, 4), "2.5");
+        assert_eq!(decimal("0", 1, 3), "0");
+    }
 }
