@@ -137,11 +137,24 @@ pub fn read_disk_checkpoints(data_dir: &Path) -> Result<Vec<Checkpoint>> {
 
 /// Read all checkpoints from the database, by tree size.
 pub async fn read_db_checkpoints(db: &Db) -> Result<Vec<Checkpoint>> {
-    let rows = sqlx::query(
-        "SELECT tree_size, root_hash, created_at, key_id, signature, tst FROM audit_checkpoint ORDER BY tree_size",
-    )
-    .fetch_all(&db.pool)
-    .await?;
+    db_checkpoints(db, None).await
+}
+
+/// Checkpoints from the database, by tree size: all, or the one of tree size `only`.
+async fn db_checkpoints(db: &Db, only: Option<u64>) -> Result<Vec<Checkpoint>> {
+    let rows = match only {
+        None => sqlx::query(
+            "SELECT tree_size, root_hash, created_at, key_id, signature, tst FROM audit_checkpoint ORDER BY tree_size",
+        )
+        .fetch_all(&db.pool)
+        .await?,
+        Some(size) => sqlx::query(
+            "SELECT tree_size, root_hash, created_at, key_id, signature, tst FROM audit_checkpoint WHERE tree_size = $1",
+        )
+        .bind(size as i64)
+        .fetch_all(&db.pool)
+        .await?,
+    };
     rows.iter()
         .map(|r| {
             let size: i64 = r.try_get("tree_size")?;
@@ -250,6 +263,7 @@ impl AuditLog {
             .fetch_one(&db.pool)
             .await?
             .try_get("m")?;
+        restore_disk_checkpoints(&db, &settings.data_dir).await?;
         let wal = (db.backend == Backend::Sqlite).then(|| WalCheckpointer::spawn(db.pool.clone()));
         Ok(AuditLog { db, settings, tree, last_checkpoint: last.unwrap_or(0) as u64, wal })
     }
@@ -421,6 +435,27 @@ impl AuditLog {
     }
 }
 
+/// A crash between a checkpoint's database insert and its disk copy (see `checkpoint`) leaves it in
+/// the database only, which verify would report as tampering. Checkpoints are signed, so the missing
+/// disk copies are written from the database (existing copies are never touched).
+async fn restore_disk_checkpoints(db: &Db, data_dir: &Path) -> Result<()> {
+    let sizes = sqlx::query("SELECT tree_size FROM audit_checkpoint").fetch_all(&db.pool).await?;
+    for r in sizes {
+        let size = r.try_get::<i64, _>("tree_size")? as u64;
+        if disk_checkpoint_path(data_dir, size).exists() {
+            continue;
+        }
+        for cp in db_checkpoints(db, Some(size)).await? {
+            tracing::warn!(
+                tree_size = size,
+                "checkpoint missing on disk (crash after its database insert); copied from the database"
+            );
+            write_disk_checkpoint(data_dir, &cp)?;
+        }
+    }
+    Ok(())
+}
+
 async fn stamp(url: &str, cp: &Checkpoint) -> Result<Vec<u8>> {
     let url = url.to_string();
     let msg = cp.stamped_bytes();
@@ -429,8 +464,12 @@ async fn stamp(url: &str, cp: &Checkpoint) -> Result<Vec<u8>> {
         .map_err(|e| AuditError::TimeStamp { url: "?".into(), reason: e.to_string() })?
 }
 
+fn disk_checkpoint_path(data_dir: &Path, tree_size: u64) -> PathBuf {
+    checkpoints_dir(data_dir).join(format!("{tree_size:020}.json"))
+}
+
 fn write_disk_checkpoint(data_dir: &Path, cp: &Checkpoint) -> Result<()> {
-    let p = checkpoints_dir(data_dir).join(format!("{:020}.json", cp.tree_size));
+    let p = disk_checkpoint_path(data_dir, cp.tree_size);
     let mut bytes = serde_json::to_vec_pretty(cp).expect("checkpoint serializes");
     bytes.push(b'\n');
     durable::write_atomic(&p, &bytes)

@@ -157,3 +157,41 @@ async fn headless_chromium_shows_the_auditor_who_viewed_a_patient() {
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "screenshot at {}", shot.display());
     eprintln!("screenshot: {}", shot.display());
 }
+
+/// Searching is access to personal data: when the auditor's own query cannot be recorded (here the
+/// database refuses every insert, as a full disk would), every search route answers 503 without data.
+#[tokio::test]
+async fn a_search_that_cannot_be_recorded_answers_503_without_data() {
+    let svc = service(None, true).await;
+    let base = svc.http();
+    seed(&base).await;
+    wait_for(&base, "patient=CHID-000123", 3).await;
+    let db = kizuna_audit::db::Db::open(&svc.cfg.database_url()).await.unwrap();
+    sqlx::raw_sql("CREATE TRIGGER refuse_events BEFORE INSERT ON audit_event BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let routes = [
+        "/v1/events?patient=CHID-000123",
+        "/v1/counts?by=user&patient=CHID-000123",
+        "/v1/export.csv?patient=CHID-000123",
+        "/v1/pseudonyms/pw-doc1",
+        "/fhir/AuditEvent?patient=urn:kizuna:common-health-id|CHID-000123",
+        "/fhir/AuditEvent/view-pw-doc1-1",
+        "/ui?patient=CHID-000123",
+    ];
+    for route in routes {
+        let (s, body) = get(&format!("{base}{route}")).await;
+        assert_eq!(s, 503, "{route}: {body}");
+        for data in ["pw-doc1", "sato.taro", "佐藤", "F0401", "10.20.1.5"] {
+            assert!(!body.contains(data), "{route} answered data ({data}) it could not record: {body}");
+        }
+    }
+    // Once the trail can be written again, so are the answers.
+    sqlx::raw_sql("DROP TRIGGER refuse_events").execute(&db.pool).await.unwrap();
+    db.pool.close().await;
+    for route in routes {
+        let (s, body) = get(&format!("{base}{route}")).await;
+        assert_eq!(s, 200, "{route}: {body}");
+    }
+}

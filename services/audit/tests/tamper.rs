@@ -354,3 +354,25 @@ async fn a_centre_without_a_tsa_verifies_and_a_trusted_tsa_makes_stamps_required
     let stamped = f.verify_with(None, 1000).await;
     assert!(!stamped.ok(), "stamped checkpoints verified without a trusted TSA");
 }
+
+#[tokio::test]
+async fn a_checkpoint_left_only_in_the_database_by_a_crash_is_copied_to_disk_at_open() {
+    let f = fixture().await;
+    // A crash after the database insert of checkpoint 50, before its disk copy was written.
+    let copy = kizuna_audit::log::checkpoints_dir(&f.data_dir).join(format!("{:020}.json", 50));
+    std::fs::remove_file(&copy).unwrap();
+    let log = AuditLog::open(LogSettings {
+        database_url: f.db_url.clone(),
+        data_dir: f.data_dir.clone(),
+        signing_key: f.key.clone(),
+        tsa_url: None,
+    })
+    .await
+    .unwrap();
+    log.db.pool.close().await;
+    assert!(copy.exists(), "the disk copy was written again");
+    let r = f.verify().await;
+    assert!(r.ok(), "{}", messages(&r));
+    assert_eq!(r.checkpoints, 2);
+    assert_eq!(r.timestamps_verified, 2);
+}

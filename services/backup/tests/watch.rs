@@ -4,6 +4,7 @@
 
 mod centre;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use centre::*;
@@ -67,6 +68,89 @@ async fn a_tiny_watch_queue_overflows_and_no_file_is_lost() {
     let client = ReplicaClient::new(&config.replicas[0], Duration::from_secs(30)).unwrap();
     let report = verify(&primary, &client, Options::default()).await.unwrap();
     assert!(report.clean(), "{report:?}");
+    replica.stop().await;
+    centre.stop().await;
+}
+
+/// Waits until the replica's tree holds `want`. The caller reads the primary's tree before the
+/// follower runs: every open there is a watcher event, which would find the files without a rescan
+/// (and opening them again and again keeps them from settling).
+async fn wait_replica_has(secs: u64, what: &str, want: &BTreeMap<String, String>, replica: &std::path::Path) {
+    wait_until(secs, what, || async { tree_digests(replica) == *want }).await;
+}
+
+/// Files others write or remove while the follower is down (or in its last `settle_ms` before a
+/// kill) produce no watcher event; the follower finds them by rescanning the tree at every start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn foreign_changes_made_while_the_follower_was_down_reach_the_replica() {
+    let _ = tracing_subscriber::fmt().with_env_filter("kizuna_backup=info").with_test_writer().try_init();
+    let centre = Centre::start(&[]).await;
+    let work = tempfile::tempdir().unwrap();
+    let replica = ReplicaServer::start(&work.path().join("r")).await;
+    let mut config = follow_config(&centre, &work.path().join("state"), &[("r", replica.url.clone())]);
+    config.watch.settle_ms = 100;
+    // In the tree's root folder: a folder below it gets rescanned at start anyway, as the watcher's own
+    // walk while adding its watches opens it (an inotify event), so only the root shows the gap.
+    let docs = centre.tree();
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("before-first-start.pdf"), b"scanned before the follower ever ran").unwrap();
+    let want = tree_digests(&centre.tree());
+    let follower = FollowerTask::start(config.clone()).await;
+    wait_replica_has(20, "a file written before the first start", &want, &replica.tree()).await;
+    std::fs::write(docs.join("while-running.pdf"), b"scanned while the follower ran").unwrap();
+    let want = tree_digests(&centre.tree());
+    wait_replica_has(20, "a file written while running", &want, &replica.tree()).await;
+    follower.stop().await;
+
+    // While it is down: one file written, one recorded file removed, one rewritten.
+    std::fs::write(docs.join("while-down.pdf"), b"scanned while the follower was down").unwrap();
+    std::fs::remove_file(docs.join("while-running.pdf")).unwrap();
+    std::fs::write(docs.join("before-first-start.pdf"), b"rescanned while the follower was down").unwrap();
+    let want = tree_digests(&centre.tree());
+    let follower = FollowerTask::start(config.clone()).await;
+    wait_replica_has(20, "changes made while the follower was down", &want, &replica.tree()).await;
+    follower.stop().await;
+    let primary = std::sync::Arc::new(Primary::open(&config).await.unwrap());
+    let client = ReplicaClient::new(&config.replicas[0], Duration::from_secs(30)).unwrap();
+    let report = verify(&primary, &client, Options::default()).await.unwrap();
+    assert!(report.clean(), "{report:?}");
+    replica.stop().await;
+    centre.stop().await;
+}
+
+/// A foreign file removed and written again before the follower could ship (a network cut, the
+/// follower down) gives a remove and a put for one path in one batch; the replica keeps the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_foreign_file_removed_and_written_again_in_one_batch_stays_on_the_replica() {
+    let centre = Centre::start(&[]).await;
+    let work = tempfile::tempdir().unwrap();
+    let replica = ReplicaServer::start(&work.path().join("r")).await;
+    let mut config = follow_config(&centre, &work.path().join("state"), &[("r", replica.url.clone())]);
+    // The foreign log below is written as the watcher would have written it.
+    config.watch.enabled = false;
+    let primary = Primary::open(&config).await.unwrap();
+    let path = kizuna_backup::paths::TreePath::parse("F0401/scanned-documents/consent.pdf").unwrap();
+    let abs = path.under(&centre.tree());
+    std::fs::create_dir_all(abs.parent().unwrap()).unwrap();
+    for content in [&b"first scan"[..], b"second scan, after the first was removed"] {
+        std::fs::write(&abs, content).unwrap();
+        primary.record_foreign(&path, Some((&sha(content), content.len() as u64))).await.unwrap();
+        if content == b"first scan" {
+            std::fs::remove_file(&abs).unwrap();
+            primary.record_foreign(&path, None).await.unwrap();
+        }
+    }
+    primary.manifest.pool.close().await;
+    let follower = FollowerTask::start(config.clone()).await;
+    let client = ReplicaClient::new(&config.replicas[0], Duration::from_secs(30)).unwrap();
+    let acked = || async { client.state().await.is_ok_and(|a| a.foreign_applied == 3) };
+    wait_until(20, "the replica applied the three foreign changes", acked).await;
+    assert_eq!(
+        tree_digests(&replica.tree()),
+        tree_digests(&centre.tree()),
+        "the file written again is on the replica"
+    );
+    follower.stop().await;
     replica.stop().await;
     centre.stop().await;
 }

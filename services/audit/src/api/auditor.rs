@@ -32,7 +32,9 @@ pub async fn get_events(State(st): State<ApiState>, headers: HeaderMap, Query(pa
         Ok(f) => f,
         Err(e) => return fail(StatusCode::BAD_REQUEST, e),
     };
-    st.record_auditor_query(&auditor, &describe(&pairs)).await;
+    if let Err(r) = st.record_auditor_query(&auditor, &describe(&pairs)).await {
+        return r;
+    }
     match search::search(&st.db, &f).await {
         Ok(rows) => axum::Json(rows).into_response(),
         Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -57,7 +59,9 @@ pub async fn get_counts(State(st): State<ApiState>, headers: HeaderMap, Query(pa
         Ok(f) => f,
         Err(e) => return fail(StatusCode::BAD_REQUEST, e),
     };
-    st.record_auditor_query(&auditor, &describe(&pairs)).await;
+    if let Err(r) = st.record_auditor_query(&auditor, &describe(&pairs)).await {
+        return r;
+    }
     match search::count(&st.db, &f, by).await {
         Ok(rows) => axum::Json(
             rows.into_iter().map(|(k, n)| serde_json::json!({"key": k, "count": n})).collect::<Vec<_>>(),
@@ -78,7 +82,9 @@ pub async fn get_csv(State(st): State<ApiState>, headers: HeaderMap, Query(pairs
         Err(e) => return fail(StatusCode::BAD_REQUEST, e),
     };
     f.limit = Some(f.limit.unwrap_or(10_000));
-    st.record_auditor_query(&auditor, &format!("export.csv?{}", describe(&pairs))).await;
+    if let Err(r) = st.record_auditor_query(&auditor, &format!("export.csv?{}", describe(&pairs))).await {
+        return r;
+    }
     match search::search(&st.db, &f).await.and_then(|rows| search::to_csv(&rows)) {
         Ok(csv) => (
             [
@@ -103,7 +109,9 @@ pub async fn get_pseudonym(
         Ok(a) => a,
         Err(r) => return r,
     };
-    st.record_auditor_query(&auditor, &format!("resolve pairwise id {id}")).await;
+    if let Err(r) = st.record_auditor_query(&auditor, &format!("resolve pairwise id {id}")).await {
+        return r;
+    }
     match pseudonym::resolve(&st.db, &auditor, &id).await {
         Ok(Some(m)) => axum::Json(m).into_response(),
         Ok(None) => fail(StatusCode::NOT_FOUND, format!("no subject registered for pairwise id {id:?}")),

@@ -97,7 +97,9 @@ pub async fn search(
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&");
-    st.record_auditor_query(&auditor, &format!("AuditEvent?{q}")).await;
+    if st.record_auditor_query(&auditor, &format!("AuditEvent?{q}")).await.is_err() {
+        return outcome(StatusCode::SERVICE_UNAVAILABLE, super::UNRECORDED);
+    }
     let (bodies, total) = match search::search_bodies(&st.db, &f).await {
         Ok(x) => x,
         Err(e) => return outcome(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
@@ -130,7 +132,9 @@ pub async fn read(
         Ok(a) => a,
         Err(_) => return outcome(StatusCode::UNAUTHORIZED, "the auditor role is required"),
     };
-    st.record_auditor_query(&auditor, &format!("AuditEvent/{id}")).await;
+    if st.record_auditor_query(&auditor, &format!("AuditEvent/{id}")).await.is_err() {
+        return outcome(StatusCode::SERVICE_UNAVAILABLE, super::UNRECORDED);
+    }
     let row = sqlx::query("SELECT body FROM audit_event WHERE event_id = $1")
         .bind(id.clone())
         .fetch_optional(&st.db.pool)

@@ -59,6 +59,9 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The answer to a search whose own audit record could not be written (no request data echoed).
+pub(crate) const UNRECORDED: &str = "the audit trail cannot record this search now; try again later";
+
 /// An error answer with a plain-text body.
 pub(crate) fn fail(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, msg.into()).into_response()
@@ -98,12 +101,18 @@ impl ApiState {
     }
 
     /// Searching the audit trail is itself access to personal data: record it (DICOM 110112 Query).
-    pub(crate) async fn record_auditor_query(&self, auditor: &crate::pseudonym::Auditor, query: &str) {
+    /// Fails closed: when the record cannot be written, the caller answers 503 and no data.
+    pub(crate) async fn record_auditor_query(
+        &self,
+        auditor: &crate::pseudonym::Auditor,
+        query: &str,
+    ) -> Result<(), Response> {
         let ev = AuditEvent::new(EventKind::Query, AuditSourceIdentification::new(&self.source_id, None))
             .participant(ActiveParticipant::requestor(&auditor.name))
             .object(ParticipantObject::query(query));
-        if let Err(e) = self.appender.submit(vec![ev]).await {
-            tracing::error!(error = %e, "could not record the auditor's query");
-        }
+        self.appender.submit(vec![ev]).await.map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, "could not record the auditor's query; refusing it");
+            fail(StatusCode::SERVICE_UNAVAILABLE, UNRECORDED)
+        })
     }
 }

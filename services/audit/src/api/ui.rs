@@ -125,19 +125,27 @@ pub async fn page(
     let searched = pairs.iter().any(|(k, v)| k != "token" && !v.is_empty());
     let mut body = String::new();
     if searched {
-        st.record_auditor_query(
-            &auditor,
-            &format!(
-                "ui?{}",
-                pairs
-                    .iter()
-                    .filter(|(k, _)| k != "token")
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join("&")
-            ),
-        )
-        .await;
+        let recorded = st
+            .record_auditor_query(
+                &auditor,
+                &format!(
+                    "ui?{}",
+                    pairs
+                        .iter()
+                        .filter(|(k, _)| k != "token")
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join("&")
+                ),
+            )
+            .await;
+        if recorded.is_err() {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(format!("<p class=\"error\">{}</p>", esc(super::UNRECORDED))),
+            )
+                .into_response();
+        }
         let res = async {
             Ok::<_, crate::error::AuditError>((
                 search::search(&st.db, &f).await?,

@@ -101,7 +101,11 @@ impl Shipper {
                             None => tracing::warn!(path = %p, "file of a journal entry is gone from the primary; shipped without content"),
                         }
                     }
-                    for f in &foreign {
+                    // The replica applies puts before removes, so only each path's last change goes
+                    // in (a file removed and written again must end up there, not removed).
+                    let last: std::collections::HashMap<&str, u64> =
+                        foreign.iter().map(|f| (f.path.as_str(), f.id)).collect();
+                    for f in foreign.iter().filter(|f| last[f.path.as_str()] == f.id) {
                         match &f.sha256 {
                             // Changed or removed since when unreadable: a later log row carries that.
                             Some(sha) => {

@@ -3,7 +3,7 @@
 //! bounded queue; an event that does not fit is not lost: its folder is remembered and rescanned
 //! (a bounded set of folders; past `rescan_max_dirs` they are replaced by their parents, so the
 //! rescan widens step by step instead of jumping to the whole tree). A kernel queue overflow, whose
-//! area is unknown, rescans the tree.
+//! area is unknown, rescans the tree, and so does every start (what changed while no watch was in place).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -99,6 +99,9 @@ pub async fn run(
         .watch(&root, RecursiveMode::Recursive)
         .map_err(|e| BackupError::Config(format!("watching {}: {e}", root.display())))?;
     tracing::info!(root = %root.display(), queue = config.queue, "watching the tree for files written by others");
+    // Changes made while no watch was in place (follower down, or killed within `settle_ms`) give no
+    // event: rescan the whole tree once now, so unknown files are recorded and vanished ones removed.
+    overflow.lock().expect("rescan set").add(&root, root.clone(), config.rescan_max_dirs);
     let settle = Duration::from_millis(config.settle_ms);
     let mut dirty: BTreeMap<PathBuf, Instant> = BTreeMap::new();
     // Paths waiting for the store's watermark to reach an entry that may have written them.
