@@ -72,9 +72,8 @@ async fn a_tiny_watch_queue_overflows_and_no_file_is_lost() {
     centre.stop().await;
 }
 
-/// Waits until the replica's tree holds `want`. The caller reads the primary's tree before the
-/// follower runs: every open there is a watcher event, which would find the files without a rescan
-/// (and opening them again and again keeps them from settling).
+/// Waits until the replica's tree holds `want` (the caller reads the primary's tree before the
+/// follower runs, so that nothing but the follower touches it).
 async fn wait_replica_has(secs: u64, what: &str, want: &BTreeMap<String, String>, replica: &std::path::Path) {
     wait_until(secs, what, || async { tree_digests(replica) == *want }).await;
 }
@@ -89,8 +88,6 @@ async fn foreign_changes_made_while_the_follower_was_down_reach_the_replica() {
     let replica = ReplicaServer::start(&work.path().join("r")).await;
     let mut config = follow_config(&centre, &work.path().join("state"), &[("r", replica.url.clone())]);
     config.watch.settle_ms = 100;
-    // In the tree's root folder: a folder below it gets rescanned at start anyway, as the watcher's own
-    // walk while adding its watches opens it (an inotify event), so only the root shows the gap.
     let docs = centre.tree();
     std::fs::create_dir_all(&docs).unwrap();
     std::fs::write(docs.join("before-first-start.pdf"), b"scanned before the follower ever ran").unwrap();
@@ -150,6 +147,37 @@ async fn a_foreign_file_removed_and_written_again_in_one_batch_stays_on_the_repl
         tree_digests(&centre.tree()),
         "the file written again is on the replica"
     );
+    follower.stop().await;
+    replica.stop().await;
+    centre.stop().await;
+}
+
+/// Once everything is shipped, the follower leaves the tree alone: reading a file or listing a
+/// folder (its own checks and rescans included) is no change to follow. It used to react to
+/// those opens, re-reading every checked file and rescanning every rescanned folder once per
+/// `settle_ms`, for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shipped_tree_is_not_read_again_and_again() {
+    let centre = Centre::start(&[]).await;
+    let work = tempfile::tempdir().unwrap();
+    let replica = ReplicaServer::start(&work.path().join("r")).await;
+    let mut config = follow_config(&centre, &work.path().join("state"), &[("r", replica.url.clone())]);
+    config.watch.settle_ms = 100;
+    let docs = centre.tree().join("scanned").join("2026");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("a.pdf"), b"scanned a").unwrap();
+    let want = tree_digests(&centre.tree());
+    let follower = FollowerTask::start(config.clone()).await;
+    wait_replica_has(20, "the scanned file", &want, &replica.tree()).await;
+    std::fs::write(docs.join("b.pdf"), b"scanned b").unwrap();
+    let want = tree_digests(&centre.tree());
+    wait_replica_has(20, "a file written while running", &want, &replica.tree()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rescans, foreign) = (follower.metrics.rescans.get(), follower.metrics.foreign_changes.get());
+    // Twenty settle periods with nothing written.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(follower.metrics.rescans.get(), rescans, "folders rescanned with nothing written");
+    assert_eq!(follower.metrics.foreign_changes.get(), foreign);
     follower.stop().await;
     replica.stop().await;
     centre.stop().await;

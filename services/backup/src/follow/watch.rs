@@ -80,6 +80,14 @@ pub async fn run(
                 return;
             }
         };
+        // Opening, reading or closing a file unchanged is no change; the follower itself opens
+        // every file it checks and every folder it rescans, so reacting to those re-read the
+        // whole checked tree once per `settle_ms`, for ever.
+        if let notify::EventKind::Access(kind) = event.kind
+            && !matches!(kind, notify::event::AccessKind::Close(notify::event::AccessMode::Write))
+        {
+            return;
+        }
         if event.need_rescan() {
             m.watch_overflows.inc();
             o.lock().expect("rescan set").add(&r, r.clone(), max);
