@@ -83,7 +83,8 @@ pub enum PasswordCheck {
         user_id: Option<String>,
         now_locked: bool,
     },
-    /// The account is locked or disabled; the password was not checked.
+    /// The account is locked or disabled (or at its limit of attempts): refused whatever the
+    /// password (which is still verified, for the timing).
     Locked {
         user_id: String,
     },
@@ -234,18 +235,32 @@ impl Directory {
             .ok_or_else(|| AuthError::NotFound(format!("user {username:?}")))
     }
 
-    /// Give the user a new TOTP secret (replacing any) and return it (base32) for their app.
+    /// Give the user a new TOTP secret (replacing any) and return it (base32) for their app. Their
+    /// open sessions end: whoever logged in with the old factor must prove the new one.
     pub async fn enroll_totp(&self, username: &str) -> Result<String> {
         let u = self.require_user(username).await?;
         let secret = totp::new_secret();
         self.set_totp_secret(&u.id, Some(&secret)).await?;
+        self.end_sessions(&u.id).await?;
         Ok(secret)
     }
 
-    /// Forget the user's TOTP secret: they enroll a new one at their next login.
+    /// Forget the user's TOTP secret: they enroll a new one at their next login. Their open
+    /// sessions end.
     pub async fn reset_totp(&self, username: &str) -> Result<()> {
         let u = self.require_user(username).await?;
-        self.set_totp_secret(&u.id, None).await
+        self.set_totp_secret(&u.id, None).await?;
+        self.end_sessions(&u.id).await
+    }
+
+    /// End every open session of a user (their credentials changed or they were disabled).
+    async fn end_sessions(&self, user_id: &str) -> Result<()> {
+        sqlx::query("UPDATE auth_session SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
+            .bind(now())
+            .bind(user_id)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
     }
 
     pub(crate) async fn set_totp_secret(&self, user_id: &str, secret: Option<&str>) -> Result<()> {
@@ -268,6 +283,8 @@ impl Directory {
         Ok(())
     }
 
+    /// Set a new password; the user's open sessions end (a password reset after a leak must
+    /// also throw out whoever used the old one).
     pub async fn set_password(&self, username: &str, password: &str) -> Result<()> {
         let u = self.require_user(username).await?;
         let pw = password.to_string();
@@ -279,7 +296,7 @@ impl Directory {
             .bind(&u.id)
             .execute(&self.db.pool)
             .await?;
-        Ok(())
+        self.end_sessions(&u.id).await
     }
 
     /// Clear a lockout.
@@ -301,11 +318,7 @@ impl Directory {
             .execute(&self.db.pool)
             .await?;
         if disabled {
-            sqlx::query("UPDATE auth_session SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
-                .bind(now())
-                .bind(&u.id)
-                .execute(&self.db.pool)
-                .await?;
+            self.end_sessions(&u.id).await?;
         }
         Ok(())
     }
@@ -327,17 +340,24 @@ impl Directory {
             Some(r) => (Some(user_from_row(r)?), Some(r.try_get::<String, _>("password_hash")?)),
             None => (None, None),
         };
-        if let Some(u) = &user
-            && (u.disabled || u.locked_until > now())
-        {
-            return Ok(PasswordCheck::Locked { user_id: u.id.clone() });
-        }
+        let counted = match &user {
+            Some(u) => self.begin_attempt(&u.id, policy).await?,
+            None => false,
+        };
+        // Verified even for a locked or disabled account, so that refusing one takes as long as
+        // refusing an unknown user (no username oracle); the result is then ignored.
         let pw = password.to_string();
         let ok = tokio::task::spawn_blocking(move || verify_password(&pw, hash.as_deref()))
             .await
             .map_err(|e| AuthError::Password(e.to_string()))?;
         match user {
-            Some(u) if ok => Ok(PasswordCheck::Ok(u)),
+            Some(u) if !counted => Ok(PasswordCheck::Locked { user_id: u.id }),
+            Some(u) if ok => {
+                // A right password does not reset the count (TOTP failures share it): it only
+                // takes back its own attempt.
+                self.undo_attempt(&u.id).await?;
+                Ok(PasswordCheck::Ok(u))
+            }
             Some(u) => {
                 let now_locked = self.record_failure(&u.id, policy).await?;
                 Ok(PasswordCheck::Refused { user_id: Some(u.id), now_locked })
@@ -359,11 +379,11 @@ impl Directory {
                 .bind(user_id)
                 .fetch_one(&self.db.pool)
                 .await?;
-        let u = user_from_row(&r)?;
-        if u.disabled || u.locked_until > now() {
+        if !self.begin_attempt(user_id, policy).await? {
             return Ok(TotpCheck::Locked);
         }
         let Some(secret) = r.try_get::<Option<String>, _>("totp_secret")? else {
+            self.undo_attempt(user_id).await?;
             return Ok(TotpCheck::Refused { now_locked: false });
         };
         let last: i64 = r.try_get("totp_last_step")?;
@@ -380,6 +400,7 @@ impl Directory {
                 .await?
                 .rows_affected();
                 if claimed == 1 {
+                    // The count is reset when the login completes (`record_success`).
                     return Ok(TotpCheck::Ok);
                 }
                 let now_locked = self.record_failure(user_id, policy).await?;
@@ -392,30 +413,56 @@ impl Directory {
         }
     }
 
-    /// Count one failure; lock the account when the threshold is reached. Returns whether it is now locked.
+    /// Count one attempt before it is checked, atomically, so that parallel requests cannot all
+    /// read "not locked" and guess on: false (nothing counted) if the account is disabled or
+    /// locked, or this attempt would be beyond the threshold (the others are still being checked).
+    async fn begin_attempt(&self, user_id: &str, policy: Lockout) -> Result<bool> {
+        let n: Option<i64> = sqlx::query(
+            "UPDATE auth_user SET failed_attempts = failed_attempts + 1 \
+             WHERE id = $1 AND disabled = 0 AND locked_until <= $2 RETURNING failed_attempts",
+        )
+        .bind(user_id)
+        .bind(now())
+        .fetch_optional(&self.db.pool)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+        match n {
+            Some(n) if n <= policy.threshold => Ok(true),
+            Some(_) => {
+                self.undo_attempt(user_id).await?;
+                Ok(false)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Take back an attempt counted by `begin_attempt` that succeeded or was not checked.
+    async fn undo_attempt(&self, user_id: &str) -> Result<()> {
+        sqlx::query("UPDATE auth_user SET failed_attempts = failed_attempts - 1 WHERE id = $1 AND failed_attempts > 0")
+            .bind(user_id)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A checked attempt failed: it stays counted, and at the threshold the account locks (a new
+    /// lock starts a new count). Returns whether it is now locked.
     async fn record_failure(&self, user_id: &str, policy: Lockout) -> Result<bool> {
         let t = now();
-        sqlx::query(
-            "UPDATE auth_user SET failed_attempts = failed_attempts + 1, \
-             locked_until = CASE WHEN failed_attempts + 1 >= $1 THEN $2 ELSE locked_until END WHERE id = $3",
+        // Both CASEs read the row as it was before this UPDATE (SQL semantics, SQLite and PostgreSQL).
+        let locked: i64 = sqlx::query(
+            "UPDATE auth_user SET \
+             locked_until = CASE WHEN failed_attempts >= $1 THEN $2 ELSE locked_until END, \
+             failed_attempts = CASE WHEN failed_attempts >= $1 THEN 0 ELSE failed_attempts END \
+             WHERE id = $3 RETURNING locked_until",
         )
         .bind(policy.threshold)
         .bind(t + policy.lock_secs)
         .bind(user_id)
-        .execute(&self.db.pool)
-        .await?;
-        let locked: i64 = sqlx::query("SELECT locked_until FROM auth_user WHERE id = $1")
-            .bind(user_id)
-            .fetch_one(&self.db.pool)
-            .await?
-            .try_get(0)?;
-        if locked > t {
-            // A new lock starts a new count.
-            sqlx::query("UPDATE auth_user SET failed_attempts = 0 WHERE id = $1")
-                .bind(user_id)
-                .execute(&self.db.pool)
-                .await?;
-        }
+        .fetch_one(&self.db.pool)
+        .await?
+        .try_get(0)?;
         Ok(locked > t)
     }
 

@@ -413,12 +413,11 @@ async fn logout_ends_the_session_and_returns_to_a_registered_uri() {
     let p = provider().await;
     let secret = clinician(&p, "saito", "F0401").await;
     let mut b = Browser::new();
-    let (code, verifier) = code_for(&p, &mut b, "saito", &secret).await;
-    let (_, tok) = exchange(&p, &code, VIEWER_CB, &verifier).await;
-    let hint = tok["id_token"].as_str().unwrap();
+    code_for(&p, &mut b, "saito", &secret).await;
+    // Without an ID token of this user the provider asks first.
     let mut u = url::Url::parse(&format!("{}/logout", p.issuer())).unwrap();
     u.query_pairs_mut()
-        .append_pair("id_token_hint", hint)
+        .append_pair("client_id", "viewer")
         .append_pair("post_logout_redirect_uri", "http://127.0.0.1:9/viewer/bye")
         .append_pair("state", "bye1");
     let page = b.get(u.as_str()).await;
@@ -457,6 +456,40 @@ async fn logout_ends_the_session_and_returns_to_a_registered_uri() {
     let page =
         b.get(&authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[("prompt", "none")])).await;
     assert_eq!(page.location_param("error").as_deref(), Some("login_required"));
+}
+
+#[tokio::test]
+async fn logout_with_an_id_token_hint_of_the_session_user_ends_the_session_at_once() {
+    let p = provider().await;
+    let secret = clinician(&p, "ogawa", "F0401").await;
+    let other_secret = clinician(&p, "mori", "F0401").await;
+    // Another user's ID token (e.g. from an earlier login on this PC) gets the question, not a logout.
+    let mut other = Browser::new();
+    let (code, verifier) = code_for(&p, &mut other, "mori", &other_secret).await;
+    let (_, tok) = exchange(&p, &code, VIEWER_CB, &verifier).await;
+    let other_hint = tok["id_token"].as_str().unwrap().to_string();
+    let mut b = Browser::new();
+    let (code, verifier) = code_for(&p, &mut b, "ogawa", &secret).await;
+    let (_, tok) = exchange(&p, &code, VIEWER_CB, &verifier).await;
+    let hint = tok["id_token"].as_str().unwrap();
+    let logout_url = |hint: &str| {
+        let mut u = url::Url::parse(&format!("{}/logout", p.issuer())).unwrap();
+        u.query_pairs_mut()
+            .append_pair("id_token_hint", hint)
+            .append_pair("post_logout_redirect_uri", "http://127.0.0.1:9/viewer/bye");
+        u.to_string()
+    };
+    let page = b.get(&logout_url(&other_hint)).await;
+    assert_eq!(page.status, 200, "another user's hint: confirmation");
+    assert!(page.body.contains(r#"action="/logout""#));
+    let page = b.get(&logout_url(hint)).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location.as_deref(), Some("http://127.0.0.1:9/viewer/bye"));
+    // The next authorization asks for the password again.
+    let (_, challenge) = pkce_pair();
+    let page = b.get(&authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[])).await;
+    assert_eq!(page.status, 200, "{:?}", page.location);
+    assert!(page.body.contains(r#"action="/login""#));
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 mod support;
 
+use kizuna_auth::directory::{Lockout, PasswordCheck};
 use support::*;
 
 /// A new database on the test server, or None (skip) when no server is configured outside CI.
@@ -33,6 +34,10 @@ async fn code_flow_replay_and_lockout_on_postgres() {
     let (s, _) = exchange(&p, &code, VIEWER_CB, &verifier).await;
     assert_eq!(s, 400);
     assert_eq!(userinfo(&p, at).await.0, 401, "replay revokes the token");
+    // A new password ends the open session.
+    p.server.directory().set_password("pg-user", "another long password").await.unwrap();
+    let page = b.get(&authorize_url(p.issuer(), "viewer", VIEWER_CB, &challenge, &[])).await;
+    assert_eq!(page.status, 200, "{:?}", page.location);
     // Lockout.
     clinician(&p, "pg-locked", "F0401").await;
     let mut b = Browser::new();
@@ -53,5 +58,23 @@ async fn code_flow_replay_and_lockout_on_postgres() {
         .await;
     assert_eq!(page.status, 401);
     assert!(page.body.contains(kizuna_auth::api::login::REFUSED));
+    // Parallel guesses are counted before they are checked (UPDATE … RETURNING).
+    clinician(&p, "pg-parallel", "F0401").await;
+    let policy = Lockout { threshold: 3, lock_secs: 900 };
+    let guesses: Vec<_> = (0..6)
+        .map(|i| {
+            let d = p.server.directory().clone();
+            tokio::spawn(async move {
+                d.check_password("pg-parallel", &format!("guess number {i}"), policy).await
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for g in guesses {
+        if matches!(g.await.unwrap().unwrap(), PasswordCheck::Refused { .. }) {
+            checked += 1;
+        }
+    }
+    assert!(checked <= 3, "{checked} parallel guesses checked");
     p.server.shutdown().await;
 }

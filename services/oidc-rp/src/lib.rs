@@ -8,5 +8,5 @@ pub mod relying_party;
 pub mod session;
 
 pub use error::RpError;
-pub use relying_party::{Registration, RelyingParty, VerifiedLogin};
+pub use relying_party::{Registration, RelyingParty, VerifiedLogin, constant_time_eq};
 pub use session::{PendingLogin, Session, Sessions, random_token, safe_return_path};

@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
-use openidconnect::core::{CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType};
+use openidconnect::core::{CoreClient, CoreIdToken, CoreJwsSigningAlgorithm, CoreResponseType};
 use openidconnect::{
-    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    TokenResponse,
+    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndSessionUrl,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, LogoutRequest, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
 };
 
 use crate::RpError;
@@ -43,12 +43,16 @@ pub struct Registration {
 pub struct VerifiedLogin {
     pub subject: String,
     pub claims: serde_json::Value,
+    /// The compact ID token, kept for `id_token_hint` at logout.
+    pub id_token: String,
 }
 
 /// The discovered provider and the screen's registration at it.
 pub struct RelyingParty {
     client: Client,
     http: openidconnect::reqwest::Client,
+    /// The provider's RP-initiated logout endpoint, if it offers one.
+    end_session: Option<EndSessionUrl>,
 }
 
 fn login_err(what: &str) -> impl FnOnce(String) -> RpError + '_ {
@@ -70,7 +74,7 @@ impl RelyingParty {
             .map_err(|e| login_err("building the HTTP client")(e.to_string()))?;
         let issuer =
             IssuerUrl::new(reg.issuer.clone()).map_err(|e| login_err("oidc.issuer")(e.to_string()))?;
-        let meta = CoreProviderMetadata::discover_async(issuer, &http)
+        let meta = ProviderMetadataWithLogout::discover_async(issuer, &http)
             .await
             .map_err(|e| login_err("discovery")(error_chain(&e)))?;
         let secret = if reg.client_secret_file.as_os_str().is_empty() {
@@ -82,9 +86,26 @@ impl RelyingParty {
         };
         let redirect = RedirectUrl::new(reg.redirect_uri.clone())
             .map_err(|e| login_err("redirect URI (public_url)")(e.to_string()))?;
+        let end_session = meta.additional_metadata().end_session_endpoint.clone();
         let client = CoreClient::from_provider_metadata(meta, ClientId::new(reg.client_id.clone()), secret)
             .set_redirect_uri(redirect);
-        Ok(Self { client, http })
+        Ok(Self { client, http, end_session })
+    }
+
+    /// Where to send the browser at logout so that the provider's session ends too (OpenID Connect
+    /// RP-Initiated Logout 1.0): the end-session endpoint with `client_id`, the login's ID token as
+    /// `id_token_hint` (if still known) and `post_logout_redirect_uri` (which must be registered
+    /// at the provider). `None` if the provider offers no end-session endpoint.
+    pub fn logout_url(&self, id_token: Option<&str>, post_logout_redirect_uri: &str) -> Option<String> {
+        let mut req =
+            LogoutRequest::from(self.end_session.clone()?).set_client_id(self.client.client_id().clone());
+        if let Some(t) = id_token.and_then(|t| t.parse::<CoreIdToken>().ok()) {
+            req = req.set_id_token_hint(&t);
+        }
+        if let Ok(u) = PostLogoutRedirectUrl::new(post_logout_redirect_uri.to_owned()) {
+            req = req.set_post_logout_redirect_uri(u);
+        }
+        Some(req.http_get_url().to_string())
     }
 
     /// Starts a login: the provider URL to send the browser to, and what the callback must check.
@@ -141,8 +162,9 @@ impl RelyingParty {
         // The provider's own claims (facility, roles) are read from the payload of the same
         // compact token whose signature, issuer, audience, expiry and nonce were just verified;
         // declaring them as `AdditionalClaims` would need a custom client type for two fields.
-        let claims = payload(&id_token.to_string())?;
-        Ok(VerifiedLogin { subject, claims })
+        let id_token = id_token.to_string();
+        let claims = payload(&id_token)?;
+        Ok(VerifiedLogin { subject, claims, id_token })
     }
 }
 
@@ -156,7 +178,7 @@ fn payload(jwt: &str) -> Result<serde_json::Value, RpError> {
 }
 
 /// Equality whose time does not depend on where the inputs differ.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

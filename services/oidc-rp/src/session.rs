@@ -27,6 +27,8 @@ pub struct Session<U> {
     pub pending: Option<PendingLogin>,
     /// Must accompany every state-changing form.
     pub csrf: String,
+    /// The login's ID token: the `id_token_hint` of the provider logout.
+    pub id_token: Option<String>,
     expires: Instant,
 }
 
@@ -47,9 +49,32 @@ pub fn random_token() -> String {
 /// The path to go to after login: only paths on the screen itself (no open redirect).
 pub fn safe_return_path(p: Option<&str>) -> String {
     match p {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && conservative(p) => p.to_owned(),
         _ => "/".to_owned(),
     }
+}
+
+/// Only printable ASCII path and query characters, and `%XX` escapes of such characters other
+/// than `/` and `\`. Browsers drop tabs and newlines from URLs (`/\t/evil.example` becomes
+/// `//evil.example`) and treat `\` like `/`, so anything outside this set is refused.
+fn conservative(p: &str) -> bool {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b"-._~/?=&+,;:@!$'()*".contains(&b);
+    let b = p.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(d) if d.is_ascii_graphic() && d != b'/' && d != b'\\' => i += 3,
+                _ => return false,
+            }
+        } else if ok(b[i]) {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    true
 }
 
 impl<U: Clone> Sessions<U> {
@@ -64,7 +89,13 @@ impl<U: Clone> Sessions<U> {
     }
 
     fn fresh(&self, user: Option<U>) -> Session<U> {
-        Session { user, pending: None, csrf: random_token(), expires: Instant::now() + self.lifetime }
+        Session {
+            user,
+            pending: None,
+            csrf: random_token(),
+            id_token: None,
+            expires: Instant::now() + self.lifetime,
+        }
     }
 
     /// A new, empty session; returns its ID.
@@ -178,7 +209,25 @@ mod tests {
     #[test]
     fn only_local_paths_are_return_targets() {
         assert_eq!(safe_return_path(Some("/sites/a?x=1")), "/sites/a?x=1");
-        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", ""] {
+        assert_eq!(safe_return_path(Some("/search?by=local&q=P%2D1")), "/search?by=local&q=P%2D1");
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/ /evil.example",
+            "/%09/evil.example",
+            "/%0a/evil.example",
+            "/%2F/evil.example",
+            "/%5c/evil.example",
+            "/%",
+            "/%zz",
+            "/\u{7f}/x",
+            "/\u{2028}/x",
+        ] {
             assert_eq!(safe_return_path(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_return_path(None), "/");

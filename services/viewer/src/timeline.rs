@@ -256,14 +256,16 @@ async fn load_one(pool: &sqlx::AnyPool, facility: &str, patient: &str) -> Result
     Ok(entries)
 }
 
-/// Where a record's original file is: (facility, folder relative to the facility root, file name),
-/// if `record_id` is a record of one of `keys`.
+/// Where a record's original file is: (facility, patient, folder relative to the facility root,
+/// file name), if `record_id` is a current record. Deleted (`0`) and superseded (`2`) ones are
+/// not shown in the time series and are answered as absent here too.
 pub async fn file_of(
     pool: &sqlx::AnyPool,
     record_id: i64,
 ) -> Result<Option<(String, String, String, String)>, ViewerError> {
     let row = sqlx::query(
-        "SELECT facility_id, patient_id, out_rel_directory, file_name FROM records WHERE id = $1",
+        "SELECT facility_id, patient_id, out_rel_directory, file_name FROM records \
+         WHERE id = $1 AND condition_flag = '1'",
     )
     .bind(record_id)
     .fetch_optional(pool)

@@ -190,3 +190,43 @@ async fn without_a_session_every_page_sends_the_browser_to_login() {
     let (s, _) = v.get(&auditor, &format!("/patients/{}", c.patient)).await;
     assert_eq!(s, 403, "auditors use the audit UI, not the viewer");
 }
+
+#[tokio::test]
+async fn patient_and_login_pages_are_not_cached_or_framed() {
+    let c = centre().await;
+    let v = serve(c.config.clone(), Audit::log_only()).await;
+    let cid = c.patient.as_str();
+    let doc = v.session(user(&c.facilities[0], "pw-doc", Role::Physician));
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for (path, cookie) in [(format!("/patients/{cid}"), doc.as_str()), ("/login".to_owned(), "")] {
+        let r = http.get(format!("{}{path}", v.base)).header("cookie", cookie).send().await.unwrap();
+        let h = r.headers();
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"), "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn withdrawn_records_do_not_open() {
+    let c = centre().await;
+    let v = serve(c.config.clone(), Audit::log_only()).await;
+    let cid = c.patient.as_str();
+    let doc = v.session(user(&c.facilities[0], "pw-doc", Role::Physician));
+    // A record of this patient that the facility withdrew (condition flag 0) is gone from the
+    // time series and cannot be opened by its id either.
+    let (_, page) = v.get(&doc, &format!("/patients/{cid}")).await;
+    let rec: i64 = page.split("/records/").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+    let (s, _) = v.get(&doc, &format!("/patients/{cid}/records/{rec}")).await;
+    assert_eq!(s, 200);
+    sqlx::query("UPDATE records SET condition_flag = '0' WHERE id = $1")
+        .bind(rec)
+        .execute(&v.viewer.store.pool)
+        .await
+        .unwrap();
+    let (_, page) = v.get(&doc, &format!("/patients/{cid}")).await;
+    assert!(!page.contains(&format!("/records/{rec}\"")), "a withdrawn record is not listed");
+    let (s, _) = v.get(&doc, &format!("/patients/{cid}/records/{rec}")).await;
+    assert_eq!(s, 404, "a withdrawn record does not open");
+}

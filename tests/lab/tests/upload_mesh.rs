@@ -188,7 +188,7 @@ fn clinician_services(vm: &Vm, facility: &str, at: &Clinicians) -> String {
     let added = vm
         .run_ok(&format!(
             "runuser -u kizuna -- kizuna auth client add -c /etc/kizuna/auth.yaml --id kizuna-viewer \
-             --name 'Kizuna viewer' --redirect-uri {viewer}/auth/callback --sector viewer"
+             --name 'Kizuna viewer' --redirect-uri {viewer}/auth/callback --post-logout-uri {viewer}/ --sector viewer"
         ))
         .expect("kizuna auth client add");
     let secret = added

@@ -1,8 +1,12 @@
 //! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): GET shows a confirmation form
-//! (CSRF-protected), POST ends the session and returns to a registered post-logout URI.
+//! (CSRF-protected), POST ends the session and returns to a registered post-logout URI. A GET
+//! whose `id_token_hint` was issued to the session's own user ends the session without asking
+//! (RP-Initiated Logout §2 requires the question only otherwise): a clinician who logs out of the
+//! viewer on a shared PC and walks away must not leave the provider session behind.
 
 use super::{AppState, SESSION_COOKIE, pages};
-use crate::session;
+use crate::pairwise;
+use crate::session::{self, Session};
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
@@ -48,8 +52,52 @@ async fn return_uri(st: &AppState, p: &LogoutParams) -> Option<String> {
     Some(u.to_string())
 }
 
+/// Whether `id_token_hint` is an ID token of this provider for the session's user (at the
+/// client it names, which must agree with `client_id` if that is given too).
+async fn hint_names_session_user(st: &AppState, p: &LogoutParams, s: &Session) -> bool {
+    let Some(claims) = p.id_token_hint.as_deref().and_then(|t| st.signer.verify(t)) else {
+        return false;
+    };
+    let (Some(aud), Some(sub)) = (claims["aud"].as_str(), claims["sub"].as_str()) else {
+        return false;
+    };
+    if claims["iss"].as_str() != Some(st.issuer.as_str())
+        || p.client_id.as_deref().is_some_and(|c| !c.is_empty() && c != aud)
+    {
+        return false;
+    }
+    match st.dir.client(aud).await {
+        Ok(Some(c)) => pairwise::pairwise_subject(&st.salt, &c.sector, &s.user_id) == sub,
+        _ => false,
+    }
+}
+
+/// Ends session `s` and audits it; the error page if it could not be ended.
+async fn end(st: &AppState, peer: &SocketAddr, s: &Session) -> Result<(), Response> {
+    if let Err(e) = session::end_session(st.dir.db(), s).await {
+        tracing::error!(error = %e, "logout");
+        return Err(pages::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Server error",
+            "Logout failed; try again.",
+        ));
+    }
+    if let Some(a) = &st.audit
+        && let Ok(Some(u)) = st.dir.user(&s.user_id).await
+    {
+        a.logout(&u, peer);
+    }
+    tracing::info!(user_id = s.user_id, "logout");
+    Ok(())
+}
+
 /// GET /logout
-pub async fn confirm(State(st): State<AppState>, jar: CookieJar, Query(p): Query<LogoutParams>) -> Response {
+pub async fn confirm(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    Query(p): Query<LogoutParams>,
+) -> Response {
     let live = match jar.get(&st.cookie_name(SESSION_COOKIE)) {
         Some(c) => session::session(st.dir.db(), c.value()).await.ok().flatten(),
         None => None,
@@ -60,6 +108,16 @@ pub async fn confirm(State(st): State<AppState>, jar: CookieJar, Query(p): Query
             None => pages::logged_out(),
         };
     };
+    if hint_names_session_user(&st, &p, &s).await {
+        if let Err(r) = end(&st, &peer, &s).await {
+            return r;
+        }
+        let jar = jar.remove(st.removal(SESSION_COOKIE));
+        return match return_uri(&st, &p).await {
+            Some(u) => (jar, Redirect::to(&u)).into_response(),
+            None => (jar, pages::logged_out()).into_response(),
+        };
+    }
     let client_id = client_of(&st, &p).unwrap_or_default();
     let mut hidden = vec![("client_id", client_id.as_str())];
     if let Some(u) = p.post_logout_redirect_uri.as_deref() {
@@ -87,20 +145,9 @@ pub async fn logout(
         if !crate::secret_token::constant_time_eq(s.csrf.as_bytes(), csrf.as_bytes()) {
             return pages::error(StatusCode::FORBIDDEN, "Forbidden", "The form's security token is invalid.");
         }
-        if let Err(e) = session::end_session(st.dir.db(), &s).await {
-            tracing::error!(error = %e, "logout");
-            return pages::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Server error",
-                "Logout failed; try again.",
-            );
+        if let Err(r) = end(&st, &peer, &s).await {
+            return r;
         }
-        if let Some(a) = &st.audit
-            && let Ok(Some(u)) = st.dir.user(&s.user_id).await
-        {
-            a.logout(&u, &peer);
-        }
-        tracing::info!(user_id = s.user_id, "logout");
     }
     let jar = jar.remove(st.removal(SESSION_COOKIE));
     match return_uri(&st, &p).await {

@@ -84,11 +84,11 @@ pub async fn callback(
             return problem(StatusCode::SERVICE_UNAVAILABLE, None, &format!("Login is not available: {e}"));
         }
     };
-    let user = match rp
+    let (user, id_token) = match rp
         .finish(&pending, &code, &state)
         .await
         .map_err(ViewerError::from)
-        .and_then(|l| user_from_login(&l))
+        .and_then(|l| Ok((user_from_login(&l)?, l.id_token)))
     {
         Ok(u) => u,
         Err(e) => {
@@ -106,6 +106,8 @@ pub async fn callback(
     }
     tracing::info!(subject = %user.subject, facility = %user.facility, role = user.role.as_str(), "logged in");
     let new_id = v.sessions.log_in(&id, user);
+    // Kept for the provider logout's `id_token_hint`.
+    v.sessions.update(&new_id, |s| s.id_token = Some(id_token));
     with_cookie(
         Redirect::to(&pending.return_to).into_response(),
         v.sessions.cookie(&new_id, v.config.secure_cookies),
@@ -123,16 +125,39 @@ pub async fn logout(
     headers: HeaderMap,
     Form(f): Form<LogoutForm>,
 ) -> Response {
+    let mut id_token = None;
     if let Some((id, s)) = session(&v, &headers) {
-        if s.csrf != f.csrf {
+        if !kizuna_oidc_rp::constant_time_eq(s.csrf.as_bytes(), f.csrf.as_bytes()) {
             return problem(StatusCode::FORBIDDEN, s.user.as_ref(), "CSRF check failed.");
         }
-        if let Some(u) = &s.user {
-            let _ = v.audit.logout(u, &addr.ip().to_string());
+        if let Some(u) = &s.user
+            && let Err(e) = v.audit.logout(u, &addr.ip().to_string())
+        {
+            // Like every other page: what cannot be audited is not done.
+            tracing::error!(error = %e, "could not record a logout");
+            return problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some(u),
+                "The logout could not be recorded for audit; try again.",
+            );
         }
         v.sessions.remove(&id);
+        id_token = s.id_token;
     }
     let expired = v.sessions.expired_cookie();
+    // The provider's session must end too: otherwise the next "log in" on a shared PC is
+    // answered from it, as the previous user, without a password.
+    let back = format!("{}/", v.config.public_url.trim_end_matches('/'));
+    let provider_logout = match v.relying_party().await {
+        Ok(rp) => rp.logout_url(id_token.as_deref(), &back),
+        Err(e) => {
+            tracing::warn!(error = %e, "the OpenID Connect provider is not reachable for logout");
+            None
+        }
+    };
+    if let Some(url) = provider_logout {
+        return with_cookie(Redirect::to(&url).into_response(), expired);
+    }
     with_cookie(
         (
             StatusCode::OK,
@@ -140,7 +165,10 @@ pub async fn logout(
                 "Logged out",
                 None,
                 None,
-                maud::html! { p { "Logged out. " a href="/" { "Log in again" } } },
+                maud::html! {
+                    p { "Logged out of the viewer. " a href="/" { "Log in again" } }
+                    p { "The login service could not be asked to end the single sign-on session: close the browser." }
+                },
             ),
         )
             .into_response(),

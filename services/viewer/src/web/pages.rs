@@ -267,7 +267,7 @@ pub async fn break_glass(
         Ok(u) => u,
         Err(r) => return r,
     };
-    if f.csrf != me.csrf {
+    if !kizuna_oidc_rp::constant_time_eq(f.csrf.as_bytes(), me.csrf.as_bytes()) {
         return problem(
             StatusCode::FORBIDDEN,
             Some(&me.user),

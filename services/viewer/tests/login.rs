@@ -1,0 +1,178 @@
+//! Login and logout against the real provider (`kizuna-auth`, in-process) over plain HTTP: logging
+//! out of the viewer ends the provider's session too, and a logout that cannot be audited is refused.
+
+mod support;
+
+use std::collections::HashMap;
+
+use kizuna_auth::{AuthConfig, NewClient, NewUser, Role, RunningServer, Server};
+use kizuna_viewer::Config;
+use kizuna_viewer::audit::Audit;
+use support::*;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A browser that keeps cookies by name (the viewer's and the provider's differ) and does not
+/// follow redirects.
+#[derive(Default)]
+struct Browser {
+    cookies: HashMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Page {
+    fn csrf(&self) -> String {
+        let rest =
+            self.body.split(r#"name="csrf" value=""#).nth(1).unwrap_or_else(|| panic!("{}", self.body));
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+}
+
+impl Browser {
+    async fn send(&mut self, r: reqwest::RequestBuilder) -> Page {
+        let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        let r = r.header("cookie", cookie).send().await.unwrap();
+        for h in r.headers().get_all(reqwest::header::SET_COOKIE) {
+            let s = h.to_str().unwrap();
+            let (kv, attrs) = s.split_once(';').unwrap_or((s, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            if v.is_empty() || attrs.to_ascii_lowercase().contains("max-age=0") {
+                self.cookies.remove(k.trim());
+            } else {
+                self.cookies.insert(k.trim().to_owned(), v.to_owned());
+            }
+        }
+        let status = r.status().as_u16();
+        let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+        Page { status, location, body: r.text().await.unwrap() }
+    }
+
+    fn http() -> reqwest::Client {
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    }
+
+    async fn get(&mut self, url: &str) -> Page {
+        self.send(Self::http().get(url)).await
+    }
+
+    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        self.send(Self::http().post(url).form(form)).await
+    }
+
+    /// Follows redirects (relative ones against `base`) until a page answers.
+    async fn follow(&mut self, base: &str, mut page: Page) -> Page {
+        while let Some(l) = page.location.take() {
+            let url = if l.starts_with('/') { format!("{base}{l}") } else { l };
+            page = self.get(&url).await;
+        }
+        page
+    }
+}
+
+/// A viewer registered at a running provider, with one physician (TOTP enrolled).
+async fn viewer_and_provider(dir: &std::path::Path, audit: Audit) -> (Running, RunningServer, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let auth = Server::start(AuthConfig::local(&dir.join("auth")).unwrap()).await.unwrap();
+    let creds = auth
+        .directory()
+        .add_client(&NewClient {
+            client_id: "kizuna-viewer".into(),
+            name: "Kizuna viewer".into(),
+            redirect_uris: vec![format!("{base}/auth/callback")],
+            post_logout_redirect_uris: vec![format!("{base}/")],
+            sector: "viewer".into(),
+            confidential: true,
+        })
+        .await
+        .unwrap();
+    let secret_file = dir.join("viewer-client-secret");
+    std::fs::write(&secret_file, creds.client_secret.unwrap()).unwrap();
+    auth.directory()
+        .add_user(&NewUser {
+            username: "sato".into(),
+            display_name: "Dr. sato".into(),
+            facility: "0411000017".into(),
+            roles: vec![Role::Physician],
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap();
+    let totp = auth.directory().enroll_totp("sato").await.unwrap();
+    let mut config = Config {
+        store_data_dir: dir.join("centre"),
+        index_database_url: format!("sqlite://{}?mode=rwc", dir.join("linkage.sqlite").display()),
+        secure_cookies: false,
+        public_url: base,
+        ..Default::default()
+    };
+    std::fs::create_dir_all(&config.store_data_dir).unwrap();
+    config.oidc.issuer = auth.issuer().to_owned();
+    config.oidc.client_id = "kizuna-viewer".into();
+    config.oidc.client_secret_file = secret_file;
+    (serve_on(listener, config, audit).await, auth, totp)
+}
+
+/// Logs in from the viewer's `/login` through the provider's forms; ends on the viewer's home page.
+async fn log_in(b: &mut Browser, v: &Running, issuer: &str, totp: &str) -> Page {
+    let page = b.get(&format!("{}/login", v.base)).await;
+    let page = b.follow(&v.base, page).await;
+    assert!(page.body.contains(r#"action="/login""#), "the provider asks for the password: {}", page.body);
+    let csrf = page.csrf();
+    let page = b
+        .post(&format!("{issuer}/login"), &[("csrf", &csrf), ("username", "sato"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let code = kizuna_auth::totp::code_now(totp).unwrap();
+    let page = b.post(&format!("{issuer}/login/totp"), &[("csrf", &csrf), ("code", &code)]).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let page = b.follow(&v.base, page).await;
+    assert!(page.body.contains("Dr. sato"), "{}", page.body);
+    page
+}
+
+#[tokio::test]
+async fn logging_out_of_the_viewer_ends_the_provider_session_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, auth, totp) = viewer_and_provider(dir.path(), Audit::log_only()).await;
+    let mut b = Browser::default();
+    let home = log_in(&mut b, &v, auth.issuer(), &totp).await;
+    let page = b.post(&format!("{}/logout", v.base), &[("csrf", &home.csrf())]).await;
+    if let Some(l) = &page.location {
+        assert!(l.starts_with(&format!("{}/logout?", auth.issuer())), "{l}");
+        assert!(l.contains("id_token_hint="), "{l}");
+    }
+    b.follow(&v.base, page).await;
+    // The next clinician at this PC clicks "log in": the provider must ask for a password, not
+    // answer from the previous user's session.
+    let page = b.get(&format!("{}/login", v.base)).await;
+    let authorize = b.get(page.location.as_deref().unwrap()).await;
+    assert_eq!(authorize.status, 200, "logged straight back in: {:?}", authorize.location);
+    assert!(authorize.body.contains(r#"action="/login""#), "{}", authorize.body);
+    auth.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_logout_that_cannot_be_audited_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let sender = kizuna_audit::sender::AuditSender::new(&spool, "http://127.0.0.1:9/v1/events").unwrap();
+    let (v, auth, _) = viewer_and_provider(dir.path(), Audit::with_sender(sender)).await;
+    let cookie = v.session(user("0411000017", "pw-1", kizuna_viewer::access::Role::Physician));
+    let csrf = v.csrf(&cookie);
+    // The spool cannot be written any more.
+    std::fs::remove_dir_all(&spool).unwrap();
+    std::fs::write(&spool, b"not a folder").unwrap();
+    let (s, _) = v.post(&cookie, "/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(s, 500, "a logout that cannot be audited is refused like any other page");
+    let id = cookie.split_once('=').unwrap().1;
+    assert!(v.viewer.sessions.get(id).is_some());
+    let (s, _) = v.post(&cookie, "/logout", &[("csrf", "forged")]).await;
+    assert_eq!(s, 403);
+    auth.shutdown().await;
+}
