@@ -113,6 +113,8 @@ pub async fn callback(State(m): State<Arc<Monitor>>, Query(q): Query<Callback>, 
     // Non-admins keep a session too, so that every page answers them 403 (and they can log out)
     // instead of sending them round the provider again.
     let session = m.sessions.log_in(&id, op.clone());
+    // Kept for the provider logout's `id_token_hint`.
+    m.sessions.update(&session, |s| s.id_token = Some(login.id_token.clone()));
     let cookie = m.sessions.cookie(&session, m.cfg.secure_cookies());
     if admin {
         tracing::info!(subject = %op.subject, "admin logged in");
@@ -139,13 +141,35 @@ pub async fn logout(
     if let Err(why) = csrf::check(&headers, &f.csrf) {
         return problem(StatusCode::FORBIDDEN, "Refused", why);
     }
+    let mut id_token = None;
     if let Some((id, s)) = session_of(&m, &headers) {
         if let Some(op) = s.user {
             m.audit.emit(audit::logout(&op.subject, ip.as_deref())).await;
             tracing::info!(subject = %op.subject, "logged out");
         }
         m.sessions.remove(&id);
+        id_token = s.id_token;
     }
-    let page = pages::message("Logged out", "You are logged out of the admin screen.");
+    // The provider's session must end too: otherwise the next login on this browser is answered
+    // from it, as the previous operator, without a password.
+    let back = format!("{}/", m.cfg.base_url());
+    let provider_logout = if !m.cfg.login_required() {
+        None
+    } else {
+        match m.relying_party().await {
+            Ok(rp) => rp.logout_url(id_token.as_deref(), &back),
+            Err(e) => {
+                tracing::warn!(error = %e, "the single sign-on provider is not reachable for logout");
+                None
+            }
+        }
+    };
+    if let Some(url) = provider_logout {
+        return set_cookie(Redirect::to(&url).into_response(), &m.sessions.expired_cookie());
+    }
+    let page = pages::message(
+        "Logged out",
+        "You are logged out of the admin screen. The login service could not be asked to end the single sign-on session: close the browser.",
+    );
     set_cookie(server::html(StatusCode::OK, None, page), &m.sessions.expired_cookie())
 }

@@ -160,7 +160,7 @@ async fn only_admins_log_in_by_single_sign_on_and_their_views_and_actions_are_au
             client_id: "kizuna-admin".into(),
             name: "Kizuna admin screen".into(),
             redirect_uris: vec![format!("{base}/auth/callback")],
-            post_logout_redirect_uris: vec![],
+            post_logout_redirect_uris: vec![format!("{base}/")],
             sector: "admin".into(),
             confidential: true,
         })
@@ -251,12 +251,25 @@ async fn only_admins_log_in_by_single_sign_on_and_their_views_and_actions_are_au
     assert_eq!(refused.len(), 1, "the physician's refused login: {refused:?}");
     assert_ne!(refused[0]["user_id"], subject.as_str());
 
-    // Logout ends the session: the page asks for login again, and the logout is audited.
+    // Logout ends the session and sends the browser to end the provider's session too, which
+    // then sends it back; the page asks for login again, and the provider asks for the password
+    // (not the previous admin's single sign-on); the logout is audited.
     let a = admin.post(&format!("{base}/logout"), &[("csrf", &csrf)]).await;
-    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.status, 303, "{}", a.body);
     assert!(m.sessions.get(&session).is_none());
+    let provider_logout = a.location.clone().unwrap();
+    assert!(
+        provider_logout.starts_with(&issuer) && provider_logout.contains("id_token_hint="),
+        "{provider_logout}"
+    );
+    let a = admin.get(&provider_logout).await;
+    assert_eq!((a.status, a.location.as_deref()), (303, Some(format!("{base}/").as_str())), "{}", a.body);
     let a = admin.get(&format!("{base}{page}")).await;
     assert_eq!(a.status, 303, "{}", a.body);
+    let a = admin.get(&format!("{base}{}", a.location.unwrap())).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let a = admin.get(&a.location.unwrap()).await;
+    assert_eq!(a.status, 200, "the provider asks for the password again: {:?} {}", a.location, a.body);
     audit_events(&audit_base, &format!("user={subject}&event_type=110123"), 1).await;
 
     screen.stop().await;
