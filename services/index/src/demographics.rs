@@ -101,16 +101,29 @@ fn name_parts(family: &str, given: &str) -> (String, String) {
     (family, given)
 }
 
-/// `YYYYMMDD` from a PID-7 value (`YYYYMMDD`, optionally followed by a time).
+/// `YYYYMMDD` from a PID-7 value (`YYYYMMDD`, optionally followed by a time, or `YYYY/MM/DD`,
+/// `YYYY-MM-DD`, `YYYY.MM.DD` as some vendors write it). `None` for anything else, including
+/// HL7's coarser `YYYY` and `YYYYMM`: the comparison and blocking work on whole dates only.
 pub fn parse_birth_date(value: &str) -> Option<String> {
-    let digits: String = value.trim().chars().take(8).collect();
-    (digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+    let value = value.trim();
+    let digits: String = value.chars().take(8).collect();
+    if digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(digits);
+    }
+    let b = value.as_bytes();
+    let sep = *b.get(4)?;
+    let separated = b.len() == 10
+        && matches!(sep, b'/' | b'-' | b'.')
+        && b[7] == sep
+        && [0..4, 5..7, 8..10].into_iter().all(|r| b[r].iter().all(u8::is_ascii_digit));
+    separated.then(|| [&value[..4], &value[5..7], &value[8..]].concat())
 }
 
 impl Demographics {
     /// Reads PID-5, PID-7, PID-8 and PID-11 from a message; `source_name` (a file name) goes into
     /// errors. A kanji name is the PID-5 repetition with representation `I`, the reading the one
-    /// with `P`; with no representation given, the first repetition counts as kanji.
+    /// with `P`; a first repetition with no representation code counts as kanji (never an `A` one).
+    /// A PID-7 that [`parse_birth_date`] cannot read gives no birth date.
     pub fn from_message(msg: &Message, source_name: &str) -> Result<Self, IndexError> {
         let pid =
             msg.segment("PID").ok_or_else(|| IndexError::NoPid { source_name: source_name.to_owned() })?;
@@ -123,10 +136,12 @@ impl Demographics {
                 continue;
             }
             let repr = text(format!("PID-5[{n}].8"));
+            // Only a first repetition with no code at all stands in for the kanji name: an `A`
+            // (alphabetic, romaji) one first would hide the `I` repetition that follows.
             let slot = match repr.trim() {
                 "P" => (&mut d.family_kana, &mut d.given_kana),
                 "I" => (&mut d.family_kanji, &mut d.given_kanji),
-                _ if n == 1 => (&mut d.family_kanji, &mut d.given_kanji),
+                "" if n == 1 => (&mut d.family_kanji, &mut d.given_kanji),
                 _ => continue,
             };
             if slot.0.is_empty() && slot.1.is_empty() {
@@ -134,14 +149,12 @@ impl Demographics {
                 *slot.1 = given;
             }
         }
+        // A PID-7 that is no whole date counts as not recorded: one odd value must not keep the
+        // patient (and the pass reading them) from linkage.
         let birth = text("PID-7".into());
-        if !birth.trim().is_empty() {
-            d.birth_date = Some(parse_birth_date(&birth).ok_or_else(|| IndexError::BadField {
-                source_name: source_name.to_owned(),
-                field: "PID-7",
-                value: birth.clone(),
-                reason: "is not a date YYYYMMDD",
-            })?);
+        d.birth_date = parse_birth_date(&birth);
+        if d.birth_date.is_none() && !birth.trim().is_empty() {
+            tracing::debug!(source = source_name, pid7 = %birth, "PID-7 is not a whole date: birth date left out");
         }
         d.sex = Sex::from_hl7(&text("PID-8".into()));
         // PID-11: street (1), other designation (2), city (3), state (4), zip (5). Japanese systems
@@ -213,11 +226,41 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_birth_date_names_the_file_and_field() {
-        let text = ADT.replace("19800131", "1980-01");
-        let err = Demographics::from_message(&Message::parse(&text).unwrap(), "adt.hl7").unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("adt.hl7") && msg.contains("PID-7"), "{msg}");
+    fn an_odd_birth_date_is_missing_or_read_with_its_separators() {
+        for (pid7, want) in [
+            ("19800131120000", Some("19800131")),
+            ("1980/01/31", Some("19800131")),
+            ("1980-01-31", Some("19800131")),
+            ("1980", None),
+            ("198001", None),
+            ("1980-01", None),
+            ("S55.1.31", None),
+            ("1980/1/31", None),
+        ] {
+            let text = ADT.replace("19800131", pid7);
+            let d = Demographics::from_message(&Message::parse(&text).unwrap(), "adt.hl7").unwrap();
+            assert_eq!(d.birth_date.as_deref(), want, "{pid7}");
+            assert_eq!(d.family_kanji, "佐藤", "{pid7}: the rest is still read");
+        }
+    }
+
+    #[test]
+    fn a_romaji_repetition_never_takes_the_kanji_slot() {
+        let text = ADT.replace(
+            "佐藤^太郎^^^^^L^I~サトウ^タロウ^^^^^L^P",
+            "SATO^TARO^^^^^L^A~佐藤^太郎^^^^^L^I~サトウ^タロウ^^^^^L^P",
+        );
+        let d = Demographics::from_message(&Message::parse(&text).unwrap(), "x").unwrap();
+        assert_eq!((d.family_kanji.as_str(), d.given_kanji.as_str()), ("佐藤", "太郎"));
+        assert_eq!((d.family_kana.as_str(), d.given_kana.as_str()), ("サトウ", "タロウ"));
+        let text =
+            ADT.replace("佐藤^太郎^^^^^L^I~サトウ^タロウ^^^^^L^P", "SATO^TARO^^^^^L^A~サトウ^タロウ^^^^^L^P");
+        let d = Demographics::from_message(&Message::parse(&text).unwrap(), "x").unwrap();
+        assert_eq!((d.family_kanji.as_str(), d.given_kanji.as_str()), ("", ""));
+        // A first repetition without a representation code is still the kanji name.
+        let text = ADT.replace("佐藤^太郎^^^^^L^I~サトウ^タロウ^^^^^L^P", "佐藤^太郎~サトウ^タロウ^^^^^L^P");
+        let d = Demographics::from_message(&Message::parse(&text).unwrap(), "x").unwrap();
+        assert_eq!((d.family_kanji.as_str(), d.given_kanji.as_str()), ("佐藤", "太郎"));
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub enum IndexError {
     NotEnrolled { facility: String, local_id: String },
     #[error("review item {0} does not exist or was already decided")]
     NoSuchReview(i64),
+    #[error(
+        "review item {id} is out of date: its candidate {candidate} is no longer on {suggested} (now {now}); reject it, or link by hand"
+    )]
+    StaleReview { id: i64, candidate: String, suggested: String, now: String },
     #[error("database: {context}: {source}")]
     Db { context: &'static str, source: sqlx::Error },
     #[error("database migration: {0}")]

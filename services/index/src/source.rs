@@ -84,14 +84,54 @@ pub fn read_storage_root_except(
     facility: &str,
     skip: impl Fn(&str) -> bool,
 ) -> Result<Vec<(RecordKey, Demographics)>, IndexError> {
+    read_root(root, facility, skip, None)
+}
+
+/// [`read_storage_root_except`] that does not stop at what it cannot read: a file that cannot be
+/// read or decoded is left out (the patient's other files still count), a patient none of whose
+/// files could be read is left out, and each such error goes to `unreadable`. Only a storage root
+/// whose folders cannot be listed is an error.
+pub fn read_storage_root_lenient(
+    root: &Path,
+    facility: &str,
+    skip: impl Fn(&str) -> bool,
+    unreadable: &mut Vec<IndexError>,
+) -> Result<Vec<(RecordKey, Demographics)>, IndexError> {
+    read_root(root, facility, skip, Some(unreadable))
+}
+
+/// `Err(e)` when reading strictly (`unreadable` is `None`), else `e` noted and `Ok`.
+fn tolerate(unreadable: &mut Option<&mut Vec<IndexError>>, e: IndexError) -> Result<(), IndexError> {
+    match unreadable {
+        Some(v) => {
+            v.push(e);
+            Ok(())
+        }
+        None => Err(e),
+    }
+}
+
+fn read_root(
+    root: &Path,
+    facility: &str,
+    skip: impl Fn(&str) -> bool,
+    mut unreadable: Option<&mut Vec<IndexError>>,
+) -> Result<Vec<(RecordKey, Demographics)>, IndexError> {
     let mut out = Vec::new();
     for patient_dir in patient_dirs(root)? {
         let Some(pid) = patient_dir.file_name().and_then(|n| n.to_str()) else { continue };
         if skip(pid) {
             continue;
         }
-        if let Some(d) = read_patient(root, &patient_dir)? {
-            out.push((RecordKey::new(facility, pid)?, d));
+        let key = match RecordKey::new(facility, pid) {
+            Ok(k) => k,
+            Err(e) => {
+                tolerate(&mut unreadable, e)?;
+                continue;
+            }
+        };
+        if let Some(d) = read_patient(root, &patient_dir, &mut unreadable)? {
+            out.push((key, d));
         }
     }
     Ok(out)
@@ -109,10 +149,17 @@ fn patient_dirs(root: &Path) -> Result<Vec<PathBuf>, IndexError> {
 }
 
 /// One patient's current demographics from their folder, or `None` when it holds no current or
-/// superseded SS-MIX2 file.
-fn read_patient(root: &Path, patient_dir: &Path) -> Result<Option<Demographics>, IndexError> {
+/// superseded SS-MIX2 file (or, reading leniently, none that could be read).
+fn read_patient(
+    root: &Path,
+    patient_dir: &Path,
+    unreadable: &mut Option<&mut Vec<IndexError>>,
+) -> Result<Option<Demographics>, IndexError> {
     let mut files = Vec::new();
-    files_below(patient_dir, 2, &mut files)?;
+    if let Err(e) = files_below(patient_dir, 2, &mut files) {
+        tolerate(unreadable, e)?;
+        return Ok(None);
+    }
     let mut named: Vec<(String, u8, PathBuf)> = Vec::new();
     for f in files {
         let Ok(rel) = f.strip_prefix(root) else { continue };
@@ -130,15 +177,25 @@ fn read_patient(root: &Path, patient_dir: &Path) -> Result<Option<Demographics>,
     }
     named.sort_by(|x, y| (&y.0, y.1).cmp(&(&x.0, x.1)));
     let mut d = Demographics::default();
+    let mut read_any = false;
     for (_, _, f) in &named {
-        let bytes = std::fs::read(f).map_err(io(f))?;
-        let found = Demographics::from_bytes(&bytes, &f.display().to_string())?;
+        let found = std::fs::read(f)
+            .map_err(io(f))
+            .and_then(|bytes| Demographics::from_bytes(&bytes, &f.display().to_string()));
+        let found = match found {
+            Ok(found) => found,
+            Err(e) => {
+                tolerate(unreadable, e)?;
+                continue;
+            }
+        };
+        read_any = true;
         fill(&mut d, found);
         if complete(&d) {
             break;
         }
     }
-    Ok(Some(d))
+    Ok(read_any.then_some(d))
 }
 
 /// Text of an NSIPS file: UTF-8 when it is valid UTF-8, else CP932 (both occur).

@@ -14,12 +14,12 @@
 //! patients are read. Patients already enrolled are not re-scored when a trained model replaces the
 //! built-in one (an admin links them: `Registry::link`, or the review queue).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 use crate::matcher::{Matcher, Prepared, Thresholds, TrainingConfig, builtin, train};
 use crate::registry::{Outcome, Registry};
-use crate::source::{read_storage_root, read_storage_root_except};
+use crate::source::read_storage_root_lenient;
 use crate::{Demographics, IndexError, RecordKey};
 
 /// What happened to the matcher during a pass.
@@ -53,6 +53,9 @@ pub struct LinkPass {
     /// Review items queued (possible links for an admin to decide).
     pub reviews: usize,
     pub matcher: MatcherState,
+    /// Files (or patient folders) that could not be read, each error naming its path: left out of
+    /// this pass, tried again by the next.
+    pub skipped: Vec<String>,
 }
 
 /// The facility folders below `tree` (the store's `tree/`), in name order; a missing tree has none.
@@ -77,14 +80,17 @@ pub fn facilities(tree: &Path) -> Result<Vec<String>, IndexError> {
 
 /// Enrolls every patient of `tree` that `reg` does not know yet (see the module doc). Reading the
 /// files runs on the calling thread: call it from `spawn_blocking`/`block_in_place` in a runtime
-/// that must stay responsive.
+/// that must stay responsive. A file that cannot be read or decoded is skipped, logged and listed
+/// in [`LinkPass::skipped`] (a patient with no readable file waits for the next pass); only a tree
+/// that cannot be listed or a database error fails the pass.
 pub async fn link_tree(reg: &Registry, tree: &Path) -> Result<LinkPass, IndexError> {
     let facilities = facilities(tree)?;
     let known: HashSet<RecordKey> = reg.all_links().await?.into_iter().map(|(k, _)| k).collect();
     let mut new: Vec<(RecordKey, Demographics)> = Vec::new();
+    let mut unreadable = Vec::new();
     for f in &facilities {
         let skip = |pid: &str| RecordKey::new(f, pid).is_ok_and(|k| known.contains(&k));
-        new.extend(read_storage_root_except(&tree.join(f), f, skip)?);
+        new.extend(read_storage_root_lenient(&tree.join(f), f, skip, &mut unreadable)?);
     }
     new.sort_by(|a, b| a.0.cmp(&b.0));
     let installed = match reg.matcher().await? {
@@ -98,7 +104,7 @@ pub async fn link_tree(reg: &Registry, tree: &Path) -> Result<LinkPass, IndexErr
         Some((id, false)) => MatcherState::Installed(id),
         Some((id, true)) if new.is_empty() => MatcherState::BuiltIn { id, installed_now: false, why: None },
         None if new.is_empty() => MatcherState::NotNeeded,
-        builtin_or_none => match train_on_tree(tree, &facilities)? {
+        builtin_or_none => match train_on_tree(tree, &facilities, &mut unreadable)? {
             Ok((m, report)) => MatcherState::Trained(reg.install_matcher(&m, &report).await?),
             Err(why) => {
                 let (id, installed_now) = match builtin_or_none {
@@ -120,7 +126,12 @@ pub async fn link_tree(reg: &Registry, tree: &Path) -> Result<LinkPass, IndexErr
         new_ids: 0,
         reviews: 0,
         matcher,
+        // Training reads the new patients' files a second time: each error once.
+        skipped: unreadable.iter().map(ToString::to_string).collect::<BTreeSet<_>>().into_iter().collect(),
     };
+    for s in &pass.skipped {
+        tracing::warn!("skipped in this linkage pass: {s}");
+    }
     for (key, d) in &new {
         match reg.enroll(key, d).await?.outcome {
             Outcome::AutoLinked { .. } => pass.auto_linked += 1,
@@ -137,14 +148,15 @@ pub async fn link_tree(reg: &Registry, tree: &Path) -> Result<LinkPass, IndexErr
 }
 
 /// A matcher trained on every patient of the tree, enrolled or not; the training error as text when
-/// the register is too small. Reading errors are errors of the pass.
+/// the register is too small. Files that cannot be read are left out and go to `unreadable`.
 fn train_on_tree(
     tree: &Path,
     facilities: &[String],
+    unreadable: &mut Vec<IndexError>,
 ) -> Result<Result<(Matcher, crate::matcher::TrainingReport), String>, IndexError> {
     let mut all = Vec::new();
     for f in facilities {
-        all.extend(read_storage_root(&tree.join(f), f)?);
+        all.extend(read_storage_root_lenient(&tree.join(f), f, |_| false, unreadable)?);
     }
     all.sort_by(|a, b| a.0.cmp(&b.0));
     let prepared: Vec<Prepared> = all.iter().map(|(_, d)| Prepared::new(d)).collect();

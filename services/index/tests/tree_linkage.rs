@@ -210,3 +210,56 @@ async fn a_register_that_grows_gets_a_trained_matcher() {
     assert_eq!((third.enrolled, third.matcher), (0, MatcherState::Installed(trained_id)));
     assert_eq!(facilities(&tree).unwrap().len(), 3);
 }
+
+/// Writes one ADT message for patient `pid` of `facility` into `tree`, as the store files it.
+fn put(tree: &Path, facility: &str, pid: &str, timestamp: &str, bytes: &[u8]) -> PathBuf {
+    let name = format!("{pid}_-_ADT-00_999999999999999_{timestamp}_-_1");
+    let path = tree.join(facility).join(&pid[..3]).join(&pid[3..6]).join(pid).join("-/ADT-00").join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn adt(family: &str, given: &str, reading: &str, pid7: &str) -> Vec<u8> {
+    let text = format!(
+        "MSH|^~\\&|HIS|F001|KIZUNA|CENTRE|20240401120000||ADT^A08|1|P|2.5||||||~ISO IR87||ISO 2022-1994\r\
+         PID|||0000012345^^^^PI||{family}^{given}^^^^^L^I~{reading}^^^^^^L^P||{pid7}|F|||^^仙台市青葉区一番町1-2-3\r"
+    );
+    ssmix2::hl7::Message::parse(&text).unwrap().encode().unwrap()
+}
+
+/// A PID-7 that is not `YYYYMMDD` and a file that is not HL7 at all do not stop the pass: the
+/// patient is enrolled without a birth date, the file is skipped and named in the pass summary,
+/// and every other patient is enrolled.
+#[tokio::test]
+async fn an_odd_birth_date_or_an_unreadable_file_does_not_stop_the_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    let ts = "20240401120000000";
+    put(&tree, "F001", "1000000001", ts, &adt("佐藤", "花子", "サトウ ハナコ", "19800131"));
+    put(&tree, "F001", "1000000002", ts, &adt("鈴木", "一郎", "スズキ イチロウ", "1980"));
+    put(&tree, "F001", "1000000003", ts, &adt("高橋", "恵", "タカハシ メグミ", "1975/03/12"));
+    let garbage = put(&tree, "F001", "1000000004", ts, b"\x00\x01 not a message");
+    // An older readable file and a newer unreadable one: enrolled from the older.
+    put(&tree, "F002", "2000000005", ts, &adt("千葉", "茂", "チバ シゲル", "19400505"));
+    let newer = put(&tree, "F002", "2000000005", "20240501120000000", b"MSH|garbage\xff\xfe");
+    let reg = registry(dir.path()).await;
+
+    let pass = link_tree(&reg, &tree).await.unwrap();
+    assert_eq!(pass.enrolled, 4, "{pass:?}");
+    assert_eq!(pass.skipped.len(), 2, "{pass:?}");
+    let named = |p: &Path| pass.skipped.iter().any(|s| s.contains(&*p.display().to_string()));
+    assert!(named(&garbage) && named(&newer), "{pass:?}");
+    let read =
+        kizuna_index::source::read_storage_root_except(&tree.join("F001"), "F001", |p| p == "1000000004")
+            .unwrap();
+    let births: Vec<Option<&str>> = read.iter().map(|(_, d)| d.birth_date.as_deref()).collect();
+    assert_eq!(births, vec![Some("19800131"), None, Some("19750312")]);
+    assert!(reg.find(&RecordKey::new("F002", "2000000005").unwrap()).await.unwrap().is_some());
+    assert!(reg.find(&RecordKey::new("F001", "1000000004").unwrap()).await.unwrap().is_none());
+
+    // The next pass reads only the patient still not enrolled, and reports their file again.
+    let again = link_tree(&reg, &tree).await.unwrap();
+    assert_eq!((again.enrolled, again.known), (0, 4), "{again:?}");
+    assert_eq!(again.skipped.len(), 1, "{again:?}");
+}

@@ -148,7 +148,10 @@ fn address_level(a: &NormalizedAddress, b: &NormalizedAddress, ca: &str, cb: &st
     let prefix = !short.numbers.is_empty() && long.numbers.starts_with(&short.numbers);
     let one_off = a.numbers.len() == b.numbers.len()
         && a.numbers.iter().zip(&b.numbers).filter(|(x, y)| x != y).count() == 1;
-    if same_locality && (prefix || one_off) || damerau_levenshtein(ca, cb) <= 1 {
+    // "Numbers nearly agree" needs numbers on both sides in one locality: the canonical forms one
+    // edit apart also matched two bare equal localities, or two towns with the same numbers.
+    let both_numbered = !a.numbers.is_empty() && !b.numbers.is_empty();
+    if same_locality && both_numbered && (prefix || one_off || damerau_levenshtein(ca, cb) <= 1) {
         return Some(2);
     }
     if same_locality || jaro_winkler(&a.locality, &b.locality) >= 0.9 {
@@ -226,6 +229,19 @@ mod tests {
         assert_eq!(v[Field::Address.index()], Some(2), "号 missing");
         let c = person("佐藤", "裕子", "サトウ", "ユウコ", "19800201", Sex::Female, "石巻市中央1-2-3");
         assert_eq!(compare(&a, &c)[Field::BirthDate.index()], Some(2), "month and day swapped");
+    }
+
+    #[test]
+    fn numbers_nearly_agree_only_when_both_have_numbers_in_one_locality() {
+        let addr = |a: &str, b: &str| {
+            let p = |s: &str| person("佐藤", "裕子", "サトウ", "ユウコ", "19800102", Sex::Female, s);
+            compare(&p(a), &p(b))[Field::Address.index()]
+        };
+        assert_eq!(addr("石巻市中央", "石巻市中央"), Some(1), "same locality, no numbers");
+        assert_eq!(addr("石巻市中央1-2-3", "石巻市中央"), Some(1), "one side without numbers");
+        assert_eq!(addr("石巻市中央1-2-3", "石巻市中里1-2-3"), Some(1), "another town, same numbers");
+        assert_eq!(addr("石巻市中央1-2-3", "石巻市中央1-2-8"), Some(2));
+        assert_eq!(addr("石巻市中央1-2", "石巻市中央12"), Some(2), "a hyphen dropped");
     }
 
     #[test]

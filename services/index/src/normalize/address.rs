@@ -191,17 +191,21 @@ fn normalize_locality(s: &str) -> String {
 /// Splits an address into locality, numbers and building (see [`NormalizedAddress`]).
 pub fn normalize_address(raw: &str) -> NormalizedAddress {
     let mut s: String = raw.nfkc().collect();
-    // A leading postcode: 〒980-0811 or 980-0811.
+    // A leading postcode: 〒980-0811 or 980-0811, with any hyphen look-alike (NFKC keeps − ー ‐),
+    // or 〒9800811 (seven digits alone only after 〒: without it they may be a lot number).
+    let marked = s.trim_start_matches(is_space).starts_with('〒');
     s = s.trim_start_matches(|c: char| is_space(c) || c == '〒').to_owned();
-    let bytes = s.as_bytes();
-    if bytes.len() >= 8
-        && bytes[..3].iter().all(u8::is_ascii_digit)
-        && bytes[3] == b'-'
-        && bytes[4..8].iter().all(u8::is_ascii_digit)
-    {
-        s = s[8..].to_owned();
-    }
-    let chars: Vec<char> = s.chars().collect();
+    let head: Vec<char> = s.chars().take(8).collect();
+    let digits = |r: std::ops::Range<usize>| head.get(r).is_some_and(|d| d.iter().all(char::is_ascii_digit));
+    let postcode = if digits(0..3) && head.get(3).is_some_and(|c| is_hyphen(*c)) && digits(4..8) {
+        8
+    } else if marked && digits(0..7) && !head.get(7).is_some_and(char::is_ascii_digit) {
+        7
+    } else {
+        0
+    };
+    let chars: Vec<char> = s.chars().skip(postcode).collect();
+    s = chars.iter().collect();
     let Some(start) = numbers_start(&chars) else {
         return NormalizedAddress {
             locality: normalize_locality(&s),
@@ -263,6 +267,23 @@ mod tests {
         assert_eq!(canon("仙台市青葉区一番町1丁目2-13"), want);
         assert_eq!(canon("〒980-0811　宮城県仙台市青葉区一番町1丁目2番地13"), want);
         assert_eq!(canon("仙台市青葉区一番町１ー２ー１３"), want);
+    }
+
+    #[test]
+    fn a_postcode_with_any_hyphen_or_none_is_dropped() {
+        let want = "仙台市青葉区一番町1-2-13";
+        for raw in [
+            "〒980−0811 仙台市青葉区一番町1-2-13",
+            "〒980ー0811 仙台市青葉区一番町1-2-13",
+            "〒980‐0811　仙台市青葉区一番町1-2-13",
+            "〒9800811 仙台市青葉区一番町1-2-13",
+            "〒９８００８１１仙台市青葉区一番町1-2-13",
+            "980−0811 仙台市青葉区一番町1-2-13",
+        ] {
+            assert_eq!(canon(raw), want, "{raw}");
+        }
+        // Seven digits without 〒 are not taken for a postcode.
+        assert_eq!(normalize_address("9800811").numbers, vec![9800811]);
     }
 
     #[test]

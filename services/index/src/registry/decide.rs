@@ -39,11 +39,24 @@ pub struct Choice {
 /// Most review items raised by one enrollment.
 const MAX_REVIEW: usize = 3;
 
+impl Choice {
+    /// Sends the chosen link to review instead, first (the registry found another patient of the
+    /// same facility on that ID, one blocking did not bring in).
+    pub fn link_to_review(&mut self) {
+        if let Some(s) = self.link.take() {
+            self.review.insert(0, s);
+            self.review.truncate(MAX_REVIEW);
+        }
+    }
+}
+
 /// Scores `new` against every candidate and groups by common health ID (an ID's score is its best
 /// patient's). The best ID is linked when the matcher decides [`Decision::Link`] (see
 /// [`Matcher::decision`]), unless it already holds
 /// another patient of the same facility — a facility gives one person one local ID, so that
-/// case goes to review. IDs in the band between the thresholds go to review.
+/// case goes to review. IDs in the band between the thresholds go to review. Only `candidates`
+/// are seen here: the registry checks the chosen ID's other patients before linking
+/// ([`Choice::link_to_review`]).
 pub fn choose(matcher: &Matcher, new_key: &RecordKey, new: &Prepared, candidates: &[Candidate]) -> Choice {
     let mut best: BTreeMap<CommonId, Suggestion> = BTreeMap::new();
     let mut facility_taken: BTreeMap<CommonId, bool> = BTreeMap::new();

@@ -75,7 +75,7 @@ pub struct ReviewItem {
     pub match_weight: f64,
     pub explanation: Vec<FieldWeight>,
     pub model_id: i64,
-    /// `open`, `linked`, `rejected`.
+    /// `open`, `linked`, `rejected`, `superseded` (another item of the patient was accepted).
     pub status: String,
 }
 
@@ -101,6 +101,21 @@ fn check_actor(actor: &str, reason: &str) -> Result<(), IndexError> {
 }
 
 type Tx<'a> = Transaction<'a, Any>;
+
+/// On PostgreSQL, waits for the registry's write lock, held until `tx` ends. Writers run side by
+/// side there (READ COMMITTED, no write guard): two enrollments of one person would each find no
+/// candidate and get two IDs, two of one patient would both insert it. On SQLite the write guard
+/// and `BEGIN IMMEDIATE` already serialise writers.
+async fn lock_registry(db: &Db, tx: &mut Tx<'_>) -> Result<(), IndexError> {
+    if db.backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
+            .bind("kizuna-index\nregistry")
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(IndexError::db("waiting for the registry's write lock"))?;
+    }
+    Ok(())
+}
 
 impl Registry {
     /// Opens (and migrates) the database at `url`.
@@ -175,6 +190,7 @@ impl Registry {
         let keys = prepared.blocking_keys();
         let _g = self.db.write_guard().await;
         let mut tx = self.db.begin_write().await.map_err(IndexError::db("starting an enrollment"))?;
+        lock_registry(&self.db, &mut tx).await?;
         let at = now();
         let demographics = serde_json::to_string(d)?;
         if let Some(existing) = find_in(&mut tx, key).await? {
@@ -197,10 +213,17 @@ impl Registry {
             return Ok(Enrollment { common_id: existing, outcome: Outcome::Updated });
         }
 
-        let choice = match &matcher {
+        let mut choice = match &matcher {
             Some((_, m)) => choose(m, key, &prepared, &candidates(&mut tx, &keys).await?),
             None => Choice { link: None, review: Vec::new() },
         };
+        // `choose` sees only the patients blocking found: the chosen ID may hold another patient of
+        // this facility that shares no key (linked by hand, or demographics since changed).
+        if let Some(s) = &choice.link
+            && holds_facility(&mut tx, &s.common_id, &key.facility).await?
+        {
+            choice.link_to_review();
+        }
         let model_id = matcher.as_ref().map(|(id, _)| *id);
         sqlx::query(
             "INSERT INTO patients (facility_id, patient_id, demographics, enrolled_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
@@ -335,6 +358,7 @@ impl Registry {
         check_actor(admin, reason)?;
         let _g = self.db.write_guard().await;
         let mut tx = self.db.begin_write().await.map_err(IndexError::db("starting a manual link"))?;
+        lock_registry(&self.db, &mut tx).await?;
         require_common_id(&mut tx, to).await?;
         let from = find_in(&mut tx, key).await?.ok_or_else(|| IndexError::NotEnrolled {
             facility: key.facility.clone(),
@@ -356,6 +380,7 @@ impl Registry {
         check_actor(admin, reason)?;
         let _g = self.db.write_guard().await;
         let mut tx = self.db.begin_write().await.map_err(IndexError::db("starting an unlink"))?;
+        lock_registry(&self.db, &mut tx).await?;
         let from = find_in(&mut tx, key).await?.ok_or_else(|| IndexError::NotEnrolled {
             facility: key.facility.clone(),
             local_id: key.local_id.clone(),
@@ -382,7 +407,9 @@ impl Registry {
         rows.iter().map(review_item).collect()
     }
 
-    /// An admin accepts a suggestion: the patient is linked to the candidate's common ID.
+    /// An admin accepts a suggestion: the patient is linked to the candidate's common ID, and the
+    /// patient's other open suggestions are closed (`superseded`). Refused
+    /// ([`IndexError::StaleReview`], the item stays open) when the candidate is no longer on that ID.
     pub async fn accept_review(&self, id: i64, admin: &str, reason: &str) -> Result<CommonId, IndexError> {
         self.decide_review(id, admin, reason, true).await
     }
@@ -402,6 +429,7 @@ impl Registry {
         check_actor(admin, reason)?;
         let _g = self.db.write_guard().await;
         let mut tx = self.db.begin_write().await.map_err(IndexError::db("starting a review decision"))?;
+        lock_registry(&self.db, &mut tx).await?;
         let row = sqlx::query(
             "SELECT id, created_at, facility_id, patient_id, candidate_common_id, candidate_facility_id, \
              candidate_patient_id, match_weight, explanation, model_id, status \
@@ -417,6 +445,19 @@ impl Registry {
             facility: item.key.facility.clone(),
             local_id: item.key.local_id.clone(),
         })?;
+        if accept {
+            // The candidate may have been unlinked or moved since the item was queued: accepting
+            // would then join the patient to whoever is on that ID now.
+            let candidate_on = find_in(&mut tx, &item.candidate).await?;
+            if candidate_on.as_ref() != Some(&item.candidate_common_id) {
+                return Err(IndexError::StaleReview {
+                    id,
+                    candidate: item.candidate.to_string(),
+                    suggested: item.candidate_common_id.to_string(),
+                    now: candidate_on.map_or_else(|| "no common ID".to_owned(), |c| c.to_string()),
+                });
+            }
+        }
         let result = if accept && current != item.candidate_common_id {
             record_event(&mut tx, &item.key, "unlink", &current, "review", admin, reason, None, None).await?;
             set_link(
@@ -445,6 +486,23 @@ impl Registry {
         .execute(&mut *tx)
         .await
         .map_err(IndexError::db("closing a review item"))?;
+        if accept {
+            // The patient's other suggestions are settled by this one: left open, accepting one
+            // later would silently move the patient again.
+            sqlx::query(
+                "UPDATE review_items SET status = 'superseded', decided_at = $1, decided_by = $2, decision_reason = $3 \
+                 WHERE facility_id = $4 AND patient_id = $5 AND status = 'open' AND id <> $6",
+            )
+            .bind(now())
+            .bind(admin)
+            .bind(format!("review item {id} accepted: {reason}"))
+            .bind(&item.key.facility)
+            .bind(&item.key.local_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(IndexError::db("closing the patient's other review items"))?;
+        }
         tx.commit().await.map_err(IndexError::db("committing a review decision"))?;
         let method = if accept { "review-accepted" } else { "review-rejected" };
         self.audit.emit(audit::link_event(&item.key, &result, method, admin, reason)).await;
@@ -528,6 +586,17 @@ async fn find_in(tx: &mut Tx<'_>, key: &RecordKey) -> Result<Option<CommonId>, I
         .await
         .map_err(IndexError::db("reading a link"))?;
     row.map(|r| common_id_at(&r, 0)).transpose()
+}
+
+/// Whether a patient of `facility` is linked to `id`.
+async fn holds_facility(tx: &mut Tx<'_>, id: &CommonId, facility: &str) -> Result<bool, IndexError> {
+    let row = sqlx::query("SELECT 1 FROM links WHERE common_id = $1 AND facility_id = $2 LIMIT 1")
+        .bind(id.as_str())
+        .bind(facility)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(IndexError::db("looking up a common ID's facilities"))?;
+    Ok(row.is_some())
 }
 
 async fn require_common_id(tx: &mut Tx<'_>, id: &CommonId) -> Result<(), IndexError> {

@@ -136,8 +136,13 @@ pub fn describe(p: &LinkPass) -> String {
         }
         MatcherState::NotNeeded => "no matcher yet".to_owned(),
     };
+    // Unreadable files are skipped, not fatal: the line says how many (each is logged).
+    let skipped = match p.skipped.len() {
+        0 => String::new(),
+        n => format!("; {n} unreadable files skipped (see the log; tried again next pass)"),
+    };
     format!(
-        "{} facilities, {} patients already enrolled; {} enrolled now ({} linked to an existing ID, {} new IDs, {} for review); {matcher}",
+        "{} facilities, {} patients already enrolled; {} enrolled now ({} linked to an existing ID, {} new IDs, {} for review); {matcher}{skipped}",
         p.facilities, p.known, p.enrolled, p.auto_linked, p.new_ids, p.reviews
     )
 }
@@ -158,6 +163,7 @@ mod tests {
             new_ids: 4,
             reviews: 1,
             matcher,
+            skipped: Vec::new(),
         };
         let why = "cannot train the matcher: 12 records are too few to estimate from".to_owned();
         let line =
@@ -172,6 +178,12 @@ mod tests {
         let line = describe(&pass(MatcherState::Trained(2)));
         assert!(line.ends_with("matcher 2 trained on the stored patients and installed"), "{line}");
         assert!(describe(&pass(MatcherState::Installed(2))).ends_with("trained matcher 2"));
+        let with_skipped =
+            LinkPass { skipped: vec!["a: not HL7".into()], ..pass(MatcherState::Installed(2)) };
+        assert!(
+            describe(&with_skipped)
+                .ends_with("1 unreadable files skipped (see the log; tried again next pass)")
+        );
     }
 
     /// `kizuna consent`, `kizuna index link` and the centre image's viewer name one linkage database.
