@@ -34,6 +34,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Write `bytes` at `offset` of `path` (creating it), first cutting the file to `offset` (whatever
+/// a failed earlier write left past it goes), and fsync.
+pub fn write_at_synced(path: &Path, offset: u64, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| AuditError::io(path, e))?;
+    f.set_len(offset)
+        .and_then(|()| f.write_all_at(bytes, offset))
+        .and_then(|()| f.sync_data())
+        .map_err(|e| AuditError::io(path, e))
+}
+
 /// Append `bytes` to `path` (creating it) and fsync.
 pub fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f =

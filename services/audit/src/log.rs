@@ -43,6 +43,9 @@ pub struct AuditLog {
     pub db: Db,
     settings: LogSettings,
     tree: MerkleTree,
+    /// Leaves durably in the disk mirror: those of the tree beyond it (an append whose mirror
+    /// write failed after the database commit) are written by the next append, at their place.
+    disk_leaves: u64,
     last_checkpoint: u64,
     /// SQLite: the WAL checkpointer (see [`WalCheckpointer`]).
     wal: Option<WalCheckpointer>,
@@ -110,6 +113,25 @@ pub fn read_disk_leaves(data_dir: &Path) -> Result<Vec<Hash>> {
         ));
     }
     Ok(bytes.chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect())
+}
+
+/// A mirror whose length is no multiple of 32 while the database holds more events than its
+/// whole leaves: an append torn by a crash or a full disk after the database commit. The partial
+/// leaf is cut (open then catches the mirror up from the database); any other odd length stays
+/// for `read_disk_leaves` to refuse.
+fn cut_torn_leaf(data_dir: &Path, db_count: u64) -> Result<()> {
+    let p = leaves_path(data_dir);
+    let len = match std::fs::metadata(&p) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(AuditError::io(&p, e)),
+    };
+    if len % 32 != 0 && len / 32 < db_count {
+        tracing::warn!(path = %p.display(), len, "cutting a torn leaf from the disk mirror");
+        let f = std::fs::OpenOptions::new().write(true).open(&p).map_err(|e| AuditError::io(&p, e))?;
+        f.set_len(len / 32 * 32).and_then(|()| f.sync_data()).map_err(|e| AuditError::io(&p, e))?;
+    }
+    Ok(())
 }
 
 /// Read the disk copies of checkpoints, by tree size.
@@ -228,6 +250,7 @@ impl AuditLog {
         let db_count: i64 =
             sqlx::query("SELECT COUNT(*) AS n FROM audit_event").fetch_one(&db.pool).await?.try_get("n")?;
         let db_count = db_count as u64;
+        cut_torn_leaf(&settings.data_dir, db_count)?;
         let mut disk = read_disk_leaves(&settings.data_dir)?;
         if (disk.len() as u64) > db_count {
             return Err(AuditError::Config {
@@ -265,7 +288,20 @@ impl AuditLog {
             .try_get("m")?;
         restore_disk_checkpoints(&db, &settings.data_dir).await?;
         let wal = (db.backend == Backend::Sqlite).then(|| WalCheckpointer::spawn(db.pool.clone()));
-        Ok(AuditLog { db, settings, tree, last_checkpoint: last.unwrap_or(0) as u64, wal })
+        let disk_leaves = tree.size();
+        Ok(AuditLog { db, settings, tree, disk_leaves, last_checkpoint: last.unwrap_or(0) as u64, wal })
+    }
+
+    /// Writes the tree's leaves the disk mirror lacks, at their place (see `disk_leaves`).
+    fn write_mirror(&mut self) -> Result<()> {
+        let size = self.tree.size();
+        let mut bytes = Vec::with_capacity(((size - self.disk_leaves) * 32) as usize);
+        for i in self.disk_leaves..size {
+            bytes.extend_from_slice(self.tree.leaf(i).expect("a leaf below the tree's size"));
+        }
+        durable::write_at_synced(&leaves_path(&self.settings.data_dir), self.disk_leaves * 32, &bytes)?;
+        self.disk_leaves = size;
+        Ok(())
     }
 
     pub fn size(&self) -> u64 {
@@ -372,18 +408,20 @@ impl AuditLog {
         if let Some(w) = &self.wal {
             w.wake.notify_one();
         }
-        let mut disk = Vec::with_capacity(leaves.len() * 32);
         for h in leaves {
-            disk.extend_from_slice(&h);
             self.tree.push(h);
         }
-        durable::append_synced(&leaves_path(&self.settings.data_dir), &disk)?;
+        self.write_mirror()?;
         Ok(out)
     }
 
     /// Sign the current tree head, time-stamp it, and store it in the database and on disk.
     /// Also retries time stamps for earlier checkpoints that could not get one.
     pub async fn checkpoint(&mut self) -> Result<Checkpoint> {
+        // A checkpoint covers only leaves that are on disk too.
+        if self.disk_leaves < self.tree.size() {
+            self.write_mirror()?;
+        }
         let size = self.tree.size();
         let now =
             jiff::Timestamp::now().round(jiff::Unit::Microsecond).unwrap_or_else(|_| jiff::Timestamp::now());
