@@ -257,9 +257,18 @@ async fn enroll(
         Err(e) => return Err(r.refused(Some(&req.site), &peer, e).await.into()),
     };
     r.notify(version);
-    let name = req.site.parse().map_err(RegistryError::BadRequest)?;
     let ip = peer.0.ip().to_string();
-    sites::observe(&r.db, &name, &ip).await?;
+    // The enrolment is committed and its token used up: only the credential may follow. Noting
+    // where the router was seen is best effort (a failure here once left the router without its
+    // credential, to be provisioned again).
+    match req.site.parse() {
+        Ok(name) => {
+            if let Err(e) = sites::observe(&r.db, &name, &ip).await {
+                tracing::warn!(site = %req.site, error = %e, "could not note where the enrolled router was seen");
+            }
+        }
+        Err(e) => tracing::warn!(site = %req.site, error = %e, "enrolled site name does not parse"),
+    }
     tracing::info!(site = %req.site, from = %ip, version, "site enrolled");
     let segments = req.keys.keys().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
     r.audit

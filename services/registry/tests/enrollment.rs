@@ -57,6 +57,28 @@ async fn enrolls_over_pinned_tls(database_url: Option<String>) {
     assert_eq!(centre.peers(), ["kita-hospital"]);
 }
 
+/// Noting where a router was seen comes after its enrolment is committed and its token used up:
+/// when that note cannot be written, the router must still get its credential (it answered 500
+/// before, and the site had to be provisioned again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolment_whose_seen_address_cannot_be_noted_still_gets_its_credential() {
+    let c = Centre::start(None).await;
+    sqlx::query(
+        "CREATE TRIGGER refuse_observe BEFORE UPDATE OF observed_endpoint ON sites \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(&c.db.pool)
+    .await
+    .unwrap();
+    let kita = Site::new("kita-hospital");
+    let e = kita.enroll(&c.token("kita-hospital", 3600).await).await.unwrap();
+    assert_eq!(e.segments, ["conference", "radiology", "reference", "upload"]);
+    assert!(!kita.enrollment().credential.is_empty());
+    let list = sites::list(&c.db).await.unwrap();
+    let row = list.iter().find(|s| s.name == "kita-hospital").unwrap();
+    assert_eq!((row.status.as_str(), row.observed_endpoint.as_deref()), ("enrolled", None));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enroll_over_pinned_tls_registers_keys_and_stores_a_verified_view() {
     enrolls_over_pinned_tls(None).await;
