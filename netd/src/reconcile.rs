@@ -73,6 +73,8 @@ pub struct Outcome {
     "rolled back to the last good state"
 } else if *.unrecorded {
     "the kernel holds the new state (verified) but it is not recorded; the next pass records it"
+} else if *.untouched {
+    "nothing was changed"
 } else {
     "ROLLBACK FAILED, state is mixed"
 })]
@@ -83,6 +85,8 @@ pub struct PassFailed {
     /// The pass applied and verified its state and only writing the record failed (no rollback:
     /// the kernel is not mixed).
     pub unrecorded: bool,
+    /// The pass failed before changing anything (reading the record or the keys).
+    pub untouched: bool,
 }
 
 /// What one observation reads from the kernel; everything else is taken from a base snapshot.
@@ -426,9 +430,16 @@ pub async fn apply_scoped(
 ) -> std::result::Result<Outcome, PassFailed> {
     let start = Instant::now();
     let mut phases = Phases::default();
-    let fail = |cause| PassFailed { cause, rolled_back: false, rollback_error: None, unrecorded: false };
-    let last = state::load(&ctx.last_good).map_err(fail)?;
-    let keys = local_keys(&ctx.key_dir, desired).map_err(fail)?;
+    let fail = |cause| PassFailed {
+        cause,
+        rolled_back: false,
+        rollback_error: None,
+        unrecorded: false,
+        untouched: false,
+    };
+    let before_any_change = |cause| PassFailed { untouched: true, ..fail(cause) };
+    let last = state::load(&ctx.last_good).map_err(before_any_change)?;
+    let keys = local_keys(&ctx.key_dir, desired).map_err(before_any_change)?;
     let mut owned: Vec<&DesiredState> = vec![desired];
     if let Some(l) = &last {
         owned.push(&l.desired);
@@ -497,12 +508,30 @@ pub async fn apply_scoped(
             match rollback {
                 Ok(_) => {
                     tracing::warn!(changes = rb, "rolled back to the last good state");
-                    Err(PassFailed { cause, rolled_back: true, rollback_error: None, unrecorded: false })
+                    Err(PassFailed { rolled_back: true, ..fail(cause) })
                 }
-                Err(e) => {
-                    Err(PassFailed { cause, rolled_back: false, rollback_error: Some(e), unrecorded: false })
-                }
+                Err(e) => Err(PassFailed { rollback_error: Some(e), ..fail(cause) }),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod pass_failed_tests {
+    use super::*;
+
+    /// What `netd apply` prints names what happened to the kernel, never "mixed" when nothing ran.
+    #[test]
+    fn the_message_says_what_state_the_kernel_is_in() {
+        let fail = |rolled_back, rollback_error: Option<Error>, unrecorded, untouched| {
+            PassFailed { cause: Error::Injected(3), rolled_back, rollback_error, unrecorded, untouched }
+                .to_string()
+        };
+        assert!(fail(false, None, false, true).ends_with("; nothing was changed"));
+        assert!(fail(true, None, false, false).ends_with("; rolled back to the last good state"));
+        assert!(fail(false, None, true, false).contains("not recorded"));
+        assert!(
+            fail(false, Some(Error::Injected(1)), false, false).ends_with("ROLLBACK FAILED, state is mixed")
+        );
     }
 }
