@@ -31,11 +31,25 @@ pub fn decode_iso2022jp(bytes: &[u8]) -> Result<String, Hl7Error> {
 }
 
 /// Replaces each run of half-width katakana (U+FF61–U+FF9F) by its NFKC form, so that `ｶﾞ` becomes
-/// `ガ`; everything else, including full-width alphanumerics, is left exactly as it was.
+/// `ガ`; everything else, including full-width alphanumerics, is left exactly as it was. What NFKC
+/// makes that JIS X 0208 lacks is spelled with JIS characters: a voiced mark with nothing to
+/// combine with (`ｱﾞ`, a lone `ﾞ`) becomes the spacing `゛`/`゜`, and `ﾜﾞ` (NFKC `ヷ`) becomes `ワ゛`
+/// (likewise ヸ, ヹ, ヺ), as encoders that map half-width katakana one by one write them.
 pub fn normalize_halfwidth_katakana(s: &str) -> Cow<'_, str> {
     let is_hw = |c: char| ('\u{FF61}'..='\u{FF9F}').contains(&c);
     if !s.chars().any(is_hw) {
         return Cow::Borrowed(s);
+    }
+    fn push_jis(out: &mut String, c: char) {
+        match c {
+            '\u{3099}' => out.push('゛'),
+            '\u{309A}' => out.push('゜'),
+            'ヷ' => out.push_str("ワ゛"),
+            'ヸ' => out.push_str("ヰ゛"),
+            'ヹ' => out.push_str("ヱ゛"),
+            'ヺ' => out.push_str("ヲ゛"),
+            c => out.push(c),
+        }
     }
     let mut out = String::with_capacity(s.len());
     let mut run = String::new();
@@ -43,12 +57,12 @@ pub fn normalize_halfwidth_katakana(s: &str) -> Cow<'_, str> {
         if is_hw(c) {
             run.push(c);
         } else {
-            out.extend(run.nfkc());
+            run.nfkc().for_each(|k| push_jis(&mut out, k));
             run.clear();
             out.push(c);
         }
     }
-    out.extend(run.nfkc());
+    run.nfkc().for_each(|k| push_jis(&mut out, k));
     Cow::Owned(out)
 }
 
@@ -84,6 +98,16 @@ mod tests {
     #[test]
     fn halfwidth_katakana_becomes_fullwidth_but_fullwidth_digits_stay() {
         assert_eq!(normalize_halfwidth_katakana("ｶﾞｰｾﾞ（５mg)"), "ガーゼ（５mg)");
+    }
+
+    #[test]
+    fn halfwidth_voiced_marks_without_a_jis_composition_stay_encodable() {
+        assert_eq!(normalize_halfwidth_katakana("ﾜﾞｲﾝ"), "ワ゛イン");
+        assert_eq!(normalize_halfwidth_katakana("ｱﾞｰ ﾞ ｶﾟ"), "ア゛ー ゛ カ゜");
+        for s in ["ﾜﾞｲﾝ", "ｱﾞｰ", "ﾞ", "ｶﾟ", "ｦﾞ"] {
+            let bytes = encode_iso2022jp(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(decode_iso2022jp(&bytes).unwrap(), normalize_halfwidth_katakana(s));
+        }
     }
 
     #[test]
