@@ -232,6 +232,22 @@ impl<'a> Fields<'a> {
         self.values[i].to_owned()
     }
 
+    /// Free text that goes into the SS-MIX2 message: it must be writable in ISO-2022-JP (JIS X
+    /// 0208, after half-width katakana are made full-width), which is checked here so that the
+    /// error names this line and field rather than a segment of the converted message.
+    fn jis_text(&self, i: usize) -> Result<String, NsipsError> {
+        let v = self.values[i];
+        match ssmix2::hl7::encode_iso2022jp(v) {
+            Err(ssmix2::Hl7Error::Unencodable { ch, code, .. }) => Err(self.err(
+                i,
+                format!(
+                    "character '{ch}' (U+{code:04X}) cannot be written in SS-MIX2's ISO-2022-JP (JIS X 0208)"
+                ),
+            )),
+            _ => Ok(v.to_owned()),
+        }
+    }
+
     fn num(&self, i: usize) -> Result<u32, NsipsError> {
         let v = self.values[i];
         if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
@@ -285,10 +301,10 @@ fn header(f: &Fields) -> Result<Header, NsipsError> {
         prefecture: f.digits(3, 2)?,
         fee_table: f.text(4),
         pharmacy_code: f.digits(5, 7)?,
-        pharmacy_name: f.text(6),
-        postcode: f.text(7),
-        address: f.text(8),
-        phone: f.text(9),
+        pharmacy_name: f.jis_text(6)?,
+        postcode: f.jis_text(7)?,
+        address: f.jis_text(8)?,
+        phone: f.jis_text(9)?,
     })
 }
 
@@ -300,13 +316,13 @@ fn patient(f: &Fields) -> Result<Patient, NsipsError> {
     };
     Ok(Patient {
         patient_no: f.code(1, 1, ssmix2::PatientId::MAX_LEN)?,
-        name_kanji: f.text(2),
-        name_kana: f.text(3),
+        name_kanji: f.jis_text(2)?,
+        name_kana: f.jis_text(3)?,
         sex,
         birth_date: f.date(5)?,
-        postcode: f.text(6),
-        address: f.text(7),
-        phone: f.text(8),
+        postcode: f.jis_text(6)?,
+        address: f.jis_text(7)?,
+        phone: f.jis_text(8)?,
         insurer_no: f.text(9),
     })
 }
@@ -316,9 +332,9 @@ fn prescription(f: &Fields) -> Result<Prescription, NsipsError> {
         prescription_no: f.code(1, 1, ssmix2::OrderNo::MAX_LEN)?,
         issued_on: f.date(2)?,
         institution_code: f.digits(3, 10)?,
-        institution_name: f.text(4),
-        department: f.text(5),
-        doctor: f.text(6),
+        institution_name: f.jis_text(4)?,
+        department: f.jis_text(5)?,
+        doctor: f.jis_text(6)?,
         dispensed_on: f.date(7)?,
     })
 }
@@ -334,7 +350,7 @@ fn rp(f: &Fields) -> Result<Rp, NsipsError> {
     if times_per_day == 0 {
         return Err(f.err(5, "0 times per day".to_owned()));
     }
-    Ok(Rp { rp_no, usage_code, usage: f.text(3), days, times_per_day })
+    Ok(Rp { rp_no, usage_code, usage: f.jis_text(3)?, days, times_per_day })
 }
 
 fn drug(f: &Fields) -> Result<Drug, NsipsError> {
@@ -350,8 +366,8 @@ fn drug(f: &Fields) -> Result<Drug, NsipsError> {
         yj_code: f.code(3, 12, 12)?,
         receipt_code: f.digits(4, 9)?,
         hot_code: f.digits(5, 9)?,
-        drug_name: f.text(6),
+        drug_name: f.jis_text(6)?,
         amount_per_day: amount.to_owned(),
-        unit: f.text(8),
+        unit: f.jis_text(8)?,
     })
 }

@@ -81,6 +81,18 @@ fn a_bad_yj_code_names_the_field() {
 }
 
 #[test]
+fn a_character_ss_mix2_cannot_carry_names_its_line_and_field() {
+    let mut lines = GOOD.to_vec();
+    // 𠮷 (U+20BB7) is outside JIS X 0208: the drug name on line 5 cannot go into the message.
+    lines[4] = "4,1,1,3969007F1067,612345678,107851901,メトホ𠮷ルミン,6,錠";
+    let e = err(&lines);
+    assert_eq!(
+        e,
+        "x.csv:5: record 4 field 6 (drug name): character '𠮷' (U+20BB7) cannot be written in SS-MIX2's ISO-2022-JP (JIS X 0208)"
+    );
+}
+
+#[test]
 fn structural_faults_are_refused() {
     // No header.
     assert!(err(&GOOD[1..]).starts_with("x.csv:1: record header field 0 (version)"), "{}", err(&GOOD[1..]));
