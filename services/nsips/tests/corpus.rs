@@ -152,6 +152,22 @@ fn written_files_land_at_their_storage_paths_and_rewrites_are_refused() {
     let changed = vec![(out[0].0.clone(), b"other".to_vec())];
     let err = kizuna_nsips::write_files(root.path(), &changed).unwrap_err().to_string();
     assert!(err.contains("never rewritten"), "{err}");
+    // The same prescription sent again later (a re-sent day): the earlier file becomes `_2` and
+    // the later one is current; one `_1` per prescription, as the store would keep it.
+    let resent = text.replacen("20240105190000", "20240106083000", 1);
+    let f2 = parse(resent.as_bytes(), Path::new("p2.csv")).unwrap();
+    let out2 = to_ssmix2(&f2, "0441234567").unwrap();
+    assert_eq!(kizuna_nsips::write_files(root.path(), &out2).unwrap(), 1);
+    let mut names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].contains("_20240105190000000_") && names[0].ends_with("_2"), "{names:?}");
+    assert!(names[1].contains("_20240106083000000_") && names[1].ends_with("_1"), "{names:?}");
+    // Converting the first export again changes nothing.
+    assert_eq!(kizuna_nsips::write_files(root.path(), &out).unwrap(), 0);
 }
 
 #[test]
