@@ -25,8 +25,8 @@ http_bind_interface: ""
 issuer: ""
 # Cookies carry the Secure flag (and the __Host- prefix); null = when the issuer is https.
 secure_cookies: null
-# Lifetimes in seconds: authorization codes, access tokens and ID tokens, browser sessions, logins
-# in progress.
+# Lifetimes in seconds: authorization codes, ID tokens, browser sessions, logins in progress.
+# Access tokens live as long as the browser session they were issued from.
 code_lifetime_secs: 60
 token_lifetime_secs: 300
 session_lifetime_secs: 28800

@@ -19,6 +19,8 @@ pub struct CodeGrant {
     pub code_challenge: String,
     pub auth_time: i64,
     pub amr: String,
+    /// The provider session the code was issued in (its cookie's hash): tokens end with it.
+    pub session_hash: String,
 }
 
 /// Why a code was not exchanged (all are `invalid_grant` to the client; the reason is logged).
@@ -33,6 +35,8 @@ pub enum RedeemError {
     WrongClient,
     WrongRedirectUri,
     PkceMismatch,
+    /// The session the code was issued in has ended since.
+    SessionEnded,
 }
 
 impl RedeemError {
@@ -46,6 +50,7 @@ impl RedeemError {
             RedeemError::WrongClient => "authorization code was issued to another client".into(),
             RedeemError::WrongRedirectUri => "redirect_uri does not match the authorization request".into(),
             RedeemError::PkceMismatch => "code_verifier does not match the code_challenge".into(),
+            RedeemError::SessionEnded => "the login session has ended".into(),
         }
     }
 }
@@ -62,8 +67,8 @@ pub struct Redeemed {
 pub async fn issue_code(db: &Db, g: &CodeGrant, lifetime_secs: i64) -> Result<String> {
     let code = new_token();
     sqlx::query(
-        "INSERT INTO auth_code (code_hash, client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO auth_code (code_hash, client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, expires_at, session_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(token_hash(&code))
     .bind(&g.client_id)
@@ -75,24 +80,26 @@ pub async fn issue_code(db: &Db, g: &CodeGrant, lifetime_secs: i64) -> Result<St
     .bind(g.auth_time)
     .bind(&g.amr)
     .bind(now() + lifetime_secs)
+    .bind(&g.session_hash)
     .execute(&db.pool)
     .await?;
     Ok(code)
 }
 
-/// Exchange `code` for an access token, checking client, redirect URI and PKCE verifier.
+/// Exchange `code` for an access token, checking client, redirect URI and PKCE verifier. The
+/// token lives as long as the session the code was issued in, so that a relying party can keep
+/// re-checking its user at userinfo; it dies with that session (`lookup_token`).
 pub async fn redeem(
     db: &Db,
     code: &str,
     client_id: &str,
     redirect_uri: &str,
     code_verifier: &str,
-    token_lifetime_secs: i64,
 ) -> Result<std::result::Result<Redeemed, RedeemError>> {
     let hash = token_hash(code);
     let mut tx = db.begin_write().await?;
     let row = sqlx::query(
-        "SELECT client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, expires_at, used_at \
+        "SELECT client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, expires_at, used_at, session_hash \
          FROM auth_code WHERE code_hash = $1",
     )
     .bind(&hash)
@@ -108,6 +115,7 @@ pub async fn redeem(
         code_challenge: r.try_get("code_challenge")?,
         auth_time: r.try_get("auth_time")?,
         amr: r.try_get("amr")?,
+        session_hash: r.try_get::<Option<String>, _>("session_hash")?.unwrap_or_default(),
     };
     let t = now();
     if r.try_get::<Option<i64>, _>("used_at")?.is_some() {
@@ -131,6 +139,14 @@ pub async fn redeem(
     if !pkce::verify(code_verifier, &g.code_challenge) {
         return Ok(Err(RedeemError::PkceMismatch));
     }
+    let session_expires: Option<i64> = sqlx::query_scalar(
+        "SELECT expires_at FROM auth_session WHERE id_hash = $1 AND ended_at IS NULL AND expires_at >= $2",
+    )
+    .bind(&g.session_hash)
+    .bind(t)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(expires_at) = session_expires else { return Ok(Err(RedeemError::SessionEnded)) };
     // Claim the code; a concurrent redemption that got here first makes this a replay.
     let claimed = sqlx::query("UPDATE auth_code SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL")
         .bind(t)
@@ -143,18 +159,19 @@ pub async fn redeem(
     }
     let access_token = new_token();
     sqlx::query(
-        "INSERT INTO auth_token (token_hash, code_hash, client_id, user_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO auth_token (token_hash, code_hash, client_id, user_id, scope, expires_at, session_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(token_hash(&access_token))
     .bind(&hash)
     .bind(&g.client_id)
     .bind(&g.user_id)
     .bind(&g.scope)
-    .bind(t + token_lifetime_secs)
+    .bind(expires_at)
+    .bind(&g.session_hash)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Ok(Redeemed { grant: g, access_token, expires_in: token_lifetime_secs }))
+    Ok(Ok(Redeemed { grant: g, access_token, expires_in: expires_at - t }))
 }
 
 /// A valid (unexpired, unrevoked) access token's holder.
@@ -165,9 +182,11 @@ pub struct TokenInfo {
     pub scope: String,
 }
 
+/// A token is valid only while the provider session it was issued from lives.
 pub async fn lookup_token(db: &Db, access_token: &str) -> Result<Option<TokenInfo>> {
     let r = sqlx::query(
-        "SELECT client_id, user_id, scope FROM auth_token WHERE token_hash = $1 AND revoked = 0 AND expires_at >= $2",
+        "SELECT t.client_id, t.user_id, t.scope FROM auth_token t JOIN auth_session s ON s.id_hash = t.session_hash \
+         WHERE t.token_hash = $1 AND t.revoked = 0 AND t.expires_at >= $2 AND s.ended_at IS NULL AND s.expires_at >= $2",
     )
     .bind(token_hash(access_token))
     .bind(now())

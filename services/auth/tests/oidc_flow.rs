@@ -541,3 +541,32 @@ async fn the_listener_bound_to_a_device_serves_there_and_a_missing_device_is_nam
     let e = kizuna_auth::Server::start(cfg).await.err().expect("no such device").to_string();
     assert!(e.contains("kzv-nonesuch"), "{e}");
 }
+
+#[tokio::test]
+async fn access_tokens_live_with_their_session_and_die_when_it_ends() {
+    // Relying parties re-check their sessions at userinfo: the token must last as long as the
+    // provider session (here longer than a 1 s token lifetime) and no longer.
+    let p = provider_with(|c| c.token_lifetime_secs = 1).await;
+    let sato = clinician(&p, "sato", "F0401").await;
+    let tanaka = clinician(&p, "tanaka", "F0401").await;
+    let mut tokens = Vec::new();
+    for (user, secret) in [("sato", &sato), ("tanaka", &tanaka)] {
+        let mut b = Browser::new();
+        let (code, verifier) = code_for(&p, &mut b, user, secret).await;
+        let (s, tok) = exchange(&p, &code, VIEWER_CB, &verifier).await;
+        assert_eq!(s, 200, "{tok}");
+        tokens.push(tok["access_token"].as_str().unwrap().to_string());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    for at in &tokens {
+        let (s, body) = userinfo(&p, at).await;
+        assert_eq!(s, 200, "the session lives, so does its token: {body}");
+    }
+    // A password reset ends sato's sessions, disabling ends tanaka's: their tokens go with them.
+    p.server.directory().set_password("sato", "another long password").await.unwrap();
+    assert_eq!(userinfo(&p, &tokens[0]).await.0, 401, "password reset");
+    assert_eq!(userinfo(&p, &tokens[1]).await.0, 200);
+    p.server.directory().set_disabled("tanaka", true).await.unwrap();
+    p.server.directory().set_disabled("tanaka", false).await.unwrap();
+    assert_eq!(userinfo(&p, &tokens[1]).await.0, 401, "disabling ended the session for good");
+}

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use openidconnect::core::{CoreClient, CoreIdToken, CoreJwsSigningAlgorithm, CoreResponseType};
 use openidconnect::{
     AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndSessionUrl,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, LogoutRequest, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl,
+    Scope, TokenResponse,
 };
 
 use crate::RpError;
@@ -45,6 +46,8 @@ pub struct VerifiedLogin {
     pub claims: serde_json::Value,
     /// The compact ID token, kept for `id_token_hint` at logout.
     pub id_token: String,
+    /// The access token, for re-checking the user at the provider's userinfo endpoint.
+    pub access_token: String,
 }
 
 /// The discovered provider and the screen's registration at it.
@@ -53,6 +56,8 @@ pub struct RelyingParty {
     http: openidconnect::reqwest::Client,
     /// The provider's RP-initiated logout endpoint, if it offers one.
     end_session: Option<EndSessionUrl>,
+    /// The provider's userinfo endpoint, if it offers one.
+    userinfo: Option<String>,
 }
 
 fn login_err(what: &str) -> impl FnOnce(String) -> RpError + '_ {
@@ -87,9 +92,10 @@ impl RelyingParty {
         let redirect = RedirectUrl::new(reg.redirect_uri.clone())
             .map_err(|e| login_err("redirect URI (public_url)")(e.to_string()))?;
         let end_session = meta.additional_metadata().end_session_endpoint.clone();
+        let userinfo = meta.userinfo_endpoint().map(|u| u.url().to_string());
         let client = CoreClient::from_provider_metadata(meta, ClientId::new(reg.client_id.clone()), secret)
             .set_redirect_uri(redirect);
-        Ok(Self { client, http, end_session })
+        Ok(Self { client, http, end_session, userinfo })
     }
 
     /// Where to send the browser at logout so that the provider's session ends too (OpenID Connect
@@ -164,7 +170,32 @@ impl RelyingParty {
         // declaring them as `AdditionalClaims` would need a custom client type for two fields.
         let id_token = id_token.to_string();
         let claims = payload(&id_token)?;
-        Ok(VerifiedLogin { subject, claims, id_token })
+        let access_token = token.access_token().secret().clone();
+        Ok(VerifiedLogin { subject, claims, id_token, access_token })
+    }
+
+    /// The user's current claims from the provider's userinfo endpoint: `Ok(None)` when the
+    /// provider refuses the access token (401: the user was disabled or their provider session
+    /// ended), `Err` when it cannot be asked.
+    pub async fn userinfo(&self, access_token: &str) -> Result<Option<serde_json::Value>, RpError> {
+        let url = self
+            .userinfo
+            .as_deref()
+            .ok_or_else(|| RpError::Login("the provider has no userinfo endpoint".into()))?;
+        let r = self
+            .http
+            .get(url)
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .map_err(|e| login_err("userinfo")(error_chain(&e)))?;
+        match r.status().as_u16() {
+            200 => {}
+            401 | 403 => return Ok(None),
+            s => return Err(RpError::Login(format!("userinfo: HTTP {s}"))),
+        }
+        let body = r.bytes().await.map_err(|e| login_err("userinfo")(error_chain(&e)))?;
+        serde_json::from_slice(&body).map(Some).map_err(|e| login_err("userinfo")(e.to_string()))
     }
 }
 

@@ -4,7 +4,7 @@
 //! change something. Kept in memory: a restart logs everyone out, which is acceptable for single
 //! sign-on (the provider's own session logs them straight back in).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,13 +29,30 @@ pub struct Session<U> {
     pub csrf: String,
     /// The login's ID token: the `id_token_hint` of the provider logout.
     pub id_token: Option<String>,
+    /// The login's access token, for re-checking the user at the provider's userinfo.
+    pub access_token: Option<String>,
+    /// When the provider last confirmed the user (the login, or the last userinfo check).
+    pub checked_at: Instant,
     expires: Instant,
+    /// The last request naming this session (for the idle timeout).
+    last_seen: Instant,
 }
+
+/// How long a session holding only a pending login lives: anyone can start one with `GET /login`.
+pub const PENDING_LIFETIME: Duration = Duration::from_secs(600);
+/// At most this many pending-login sessions; the oldest make room for new ones.
+pub const MAX_PENDING: usize = 10_000;
+/// Expired sessions are swept at most this often (a sweep walks the whole map).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// All sessions of one screen, under its own cookie name.
 pub struct Sessions<U: Clone> {
     map: Mutex<HashMap<String, Session<U>>>,
+    /// IDs of pending-login sessions, oldest first, and the last sweep; locked only under `map`.
+    pending: Mutex<(VecDeque<String>, Instant)>,
     lifetime: Duration,
+    /// Sessions unused this long end; `None` = no idle timeout.
+    idle: Option<Duration>,
     cookie_name: &'static str,
 }
 
@@ -80,7 +97,23 @@ fn conservative(p: &str) -> bool {
 impl<U: Clone> Sessions<U> {
     /// Sessions living `lifetime`, their ID in the cookie `cookie_name`.
     pub fn new(cookie_name: &'static str, lifetime: Duration) -> Self {
-        Self { map: Mutex::new(HashMap::new()), lifetime, cookie_name }
+        Self {
+            map: Mutex::new(HashMap::new()),
+            pending: Mutex::new((VecDeque::new(), Instant::now())),
+            lifetime,
+            idle: None,
+            cookie_name,
+        }
+    }
+
+    /// Sessions also end after `idle` without a request.
+    pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle = Some(idle);
+        self
+    }
+
+    fn alive(&self, s: &Session<U>, now: Instant) -> bool {
+        s.expires > now && self.idle.is_none_or(|i| s.last_seen + i > now)
     }
 
     /// The session cookie's name.
@@ -88,37 +121,65 @@ impl<U: Clone> Sessions<U> {
         self.cookie_name
     }
 
-    fn fresh(&self, user: Option<U>) -> Session<U> {
+    fn fresh(&self, user: Option<U>, lifetime: Duration) -> Session<U> {
+        let now = Instant::now();
         Session {
             user,
             pending: None,
             csrf: random_token(),
             id_token: None,
-            expires: Instant::now() + self.lifetime,
+            access_token: None,
+            checked_at: now,
+            expires: now + lifetime,
+            last_seen: now,
         }
     }
 
-    /// A new, empty session; returns its ID.
+    /// Drops expired sessions, at most once per `SWEEP_EVERY` (not on every request).
+    fn sweep(&self, m: &mut HashMap<String, Session<U>>, last: &mut Instant) {
+        let now = Instant::now();
+        if now.duration_since(*last) >= SWEEP_EVERY {
+            m.retain(|_, s| self.alive(s, now));
+            *last = now;
+        }
+    }
+
+    /// A new, empty session for a pending login, living `PENDING_LIFETIME`; returns its ID. Beyond
+    /// `MAX_PENDING` of them, the oldest still pending is dropped.
     pub fn create(&self) -> String {
         let id = random_token();
-        let s = self.fresh(None);
+        let s = self.fresh(None, self.lifetime.min(PENDING_LIFETIME));
         let mut m = self.map.lock().expect("sessions");
-        let now = Instant::now();
-        m.retain(|_, s| s.expires > now);
+        let mut p = self.pending.lock().expect("sessions");
+        let (order, last_sweep) = &mut *p;
+        self.sweep(&mut m, last_sweep);
+        // IDs that logged in or ended since are skipped; the queue never exceeds the cap.
+        while order.len() >= MAX_PENDING {
+            if let Some(old) = order.pop_front()
+                && m.get(&old).is_some_and(|s| s.user.is_none())
+            {
+                m.remove(&old);
+            }
+        }
+        order.push_back(id.clone());
         m.insert(id.clone(), s);
         id
     }
 
-    /// The session `id`, if it exists and has not expired.
+    /// The session `id`, if it exists and has neither expired nor idled out; counts as use.
     pub fn get(&self, id: &str) -> Option<Session<U>> {
-        let m = self.map.lock().expect("sessions");
-        m.get(id).filter(|s| s.expires > Instant::now()).cloned()
+        let mut m = self.map.lock().expect("sessions");
+        let now = Instant::now();
+        let s = m.get_mut(id).filter(|s| self.alive(s, now))?;
+        s.last_seen = now;
+        Some(s.clone())
     }
 
     /// Changes session `id` (if alive).
     pub fn update(&self, id: &str, f: impl FnOnce(&mut Session<U>)) -> bool {
         let mut m = self.map.lock().expect("sessions");
-        match m.get_mut(id).filter(|s| s.expires > Instant::now()) {
+        let now = Instant::now();
+        match m.get_mut(id).filter(|s| self.alive(s, now)) {
             Some(s) => {
                 f(s);
                 true
@@ -132,7 +193,7 @@ impl<U: Clone> Sessions<U> {
         let mut m = self.map.lock().expect("sessions");
         m.remove(old_id);
         let id = random_token();
-        m.insert(id.clone(), self.fresh(Some(user)));
+        m.insert(id.clone(), self.fresh(Some(user), self.lifetime));
         id
     }
 
@@ -204,6 +265,37 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         assert!(s.get(&id).is_none());
         assert!(!s.update(&id, |_| {}));
+    }
+
+    #[test]
+    fn a_pending_login_lives_ten_minutes_and_their_number_is_capped() {
+        let s: Sessions<u8> = Sessions::new("c", Duration::from_secs(8 * 3600));
+        let first = s.create();
+        let expires = s.map.lock().unwrap()[&first].expires;
+        assert!(expires <= Instant::now() + Duration::from_secs(600), "not the 8 h of a login");
+        // A login gets the full lifetime.
+        let logged = s.log_in(&s.create(), 1);
+        assert!(s.map.lock().unwrap()[&logged].expires > Instant::now() + Duration::from_secs(7 * 3600));
+        let first = s.create();
+        let ids: Vec<String> = (0..10_000).map(|_| s.create()).collect();
+        let pending = s.map.lock().unwrap().values().filter(|x| x.user.is_none()).count();
+        assert!(pending <= 10_000, "{pending} pending logins kept");
+        assert!(s.get(&first).is_none(), "the oldest pending login made room");
+        assert!(s.get(ids.last().unwrap()).is_some() && s.get(&logged).is_some(), "logins are never evicted");
+    }
+
+    #[test]
+    fn idle_sessions_end_and_use_keeps_them_alive() {
+        let s: Sessions<u8> =
+            Sessions::new("c", Duration::from_secs(60)).with_idle_timeout(Duration::from_millis(200));
+        let used = s.log_in(&s.create(), 1);
+        let idle = s.log_in(&s.create(), 2);
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(80));
+            assert!(s.get(&used).is_some());
+        }
+        assert!(s.get(&idle).is_none(), "200 ms without a request");
+        assert!(!s.update(&idle, |_| {}));
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub struct Config {
     pub break_glass_minutes: u32,
     /// How long a login session lasts without a new login.
     pub session_minutes: u64,
+    /// A login session ends after this many minutes without a request.
+    pub session_idle_minutes: u64,
+    /// How often (seconds) a session's user is re-checked at the provider's userinfo endpoint: a
+    /// user disabled there, logged out of it or given another role or facility is thrown out.
+    pub session_check_secs: u64,
     /// Mark cookies `Secure` (browsers then send them only over HTTPS, or to localhost).
     pub secure_cookies: bool,
     /// Display names of facilities, by facility code (codes without a name are shown as is).
@@ -76,6 +81,8 @@ impl Default for Config {
             index_database_url: "sqlite://./kizuna-data/linkage.sqlite?mode=rwc".into(),
             break_glass_minutes: 60,
             session_minutes: 480,
+            session_idle_minutes: 30,
+            session_check_secs: 60,
             secure_cookies: true,
             facility_names: BTreeMap::new(),
             oidc: OidcConfig::default(),
@@ -121,6 +128,12 @@ impl Config {
         }
         if self.session_minutes == 0 {
             return Err(bad("session_minutes must be at least 1".into()));
+        }
+        if self.session_idle_minutes == 0 {
+            return Err(bad("session_idle_minutes must be at least 1".into()));
+        }
+        if self.session_check_secs == 0 {
+            return Err(bad("session_check_secs must be at least 1".into()));
         }
         Ok(())
     }
@@ -171,5 +184,7 @@ mod tests {
         assert!(e.contains("viewer.yaml") && e.contains("break_glas_minutes"), "{e}");
         let e = Config::parse("break_glass_minutes: 0\n", p).unwrap_err().to_string();
         assert!(e.contains("break_glass_minutes"), "{e}");
+        let e = Config::parse("session_check_secs: 0\n", p).unwrap_err().to_string();
+        assert!(e.contains("session_check_secs"), "{e}");
     }
 }

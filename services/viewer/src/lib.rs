@@ -46,7 +46,10 @@ impl Viewer {
     pub async fn open(config: Config, audit: audit::Audit) -> Result<Arc<Self>, ViewerError> {
         let store = kizuna_store::Db::open(&config.effective_store_database_url()).await?;
         let registry = kizuna_index::Registry::open(&config.index_database_url).await?;
-        let sessions = session::sessions(Duration::from_secs(config.session_minutes * 60));
+        let sessions = session::sessions(
+            Duration::from_secs(config.session_minutes * 60),
+            Duration::from_secs(config.session_idle_minutes * 60),
+        );
         Ok(Arc::new(Self {
             config,
             store,

@@ -13,7 +13,7 @@ pub type Session = kizuna_oidc_rp::Session<User>;
 /// All sessions of the viewer.
 pub type Sessions = kizuna_oidc_rp::Sessions<User>;
 
-/// The viewer's sessions, living `lifetime`.
-pub fn sessions(lifetime: std::time::Duration) -> Sessions {
-    Sessions::new(COOKIE, lifetime)
+/// The viewer's sessions, living `lifetime`, or until `idle` passes without a request.
+pub fn sessions(lifetime: std::time::Duration, idle: std::time::Duration) -> Sessions {
+    Sessions::new(COOKIE, lifetime).with_idle_timeout(idle)
 }

@@ -76,6 +76,14 @@ impl Browser {
 
 /// A viewer registered at a running provider, with one physician (TOTP enrolled).
 async fn viewer_and_provider(dir: &std::path::Path, audit: Audit) -> (Running, RunningServer, String) {
+    viewer_and_provider_with(dir, audit, |_| {}).await
+}
+
+async fn viewer_and_provider_with(
+    dir: &std::path::Path,
+    audit: Audit,
+    mutate: impl FnOnce(&mut Config),
+) -> (Running, RunningServer, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let auth = Server::start(AuthConfig::local(&dir.join("auth")).unwrap()).await.unwrap();
@@ -115,6 +123,7 @@ async fn viewer_and_provider(dir: &std::path::Path, audit: Audit) -> (Running, R
     config.oidc.issuer = auth.issuer().to_owned();
     config.oidc.client_id = "kizuna-viewer".into();
     config.oidc.client_secret_file = secret_file;
+    mutate(&mut config);
     (serve_on(listener, config, audit).await, auth, totp)
 }
 
@@ -174,5 +183,47 @@ async fn a_logout_that_cannot_be_audited_is_refused() {
     assert!(v.viewer.sessions.get(id).is_some());
     let (s, _) = v.post(&cookie, "/logout", &[("csrf", "forged")]).await;
     assert_eq!(s, 403);
+    auth.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_user_disabled_at_the_provider_is_thrown_out_at_the_next_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    // Nothing listens on port 9: events stay spooled, where the test reads them.
+    let sender = kizuna_audit::sender::AuditSender::new(&spool, "http://127.0.0.1:9/v1/events").unwrap();
+    let (v, auth, totp) = viewer_and_provider_with(dir.path(), Audit::with_sender(sender.clone()), |c| {
+        c.session_check_secs = 1
+    })
+    .await;
+    let mut b = Browser::default();
+    log_in(&mut b, &v, auth.issuer(), &totp).await;
+    // Re-checked at the provider, still good.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let page = b.get(&format!("{}/", v.base)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // The clinician is dismissed: disabled at the provider, nothing done at the viewer.
+    auth.directory().set_disabled("sato", true).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let page = b.get(&format!("{}/search?by=common&q=KZ123456789012", v.base)).await;
+    assert!(
+        page.status == 401
+            || page.status == 403
+            || page.location.as_deref().is_some_and(|l| l.starts_with("/login")),
+        "still let in after being disabled: {} {:?}",
+        page.status,
+        page.location
+    );
+    let page = b.get(&format!("{}/", v.base)).await;
+    assert!(page.location.as_deref().is_some_and(|l| l.starts_with("/login")), "the session is gone");
+    // Ended like a logout, and audited as one.
+    let logouts = sender
+        .pending()
+        .unwrap()
+        .iter()
+        .map(|p| kizuna_audit::AuditEvent::from_json(&std::fs::read(p).unwrap()).unwrap())
+        .filter(|e| e.event.types.iter().any(|t| t.code == "110123"))
+        .count();
+    assert_eq!(logouts, 1);
     auth.shutdown().await;
 }

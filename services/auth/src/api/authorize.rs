@@ -72,6 +72,7 @@ pub async fn issue_and_redirect(st: &AppState, req: &AuthRequest, s: &Session) -
         code_challenge: req.code_challenge.clone(),
         auth_time: s.auth_time,
         amr: s.amr.clone(),
+        session_hash: s.id_hash.clone(),
     };
     let code = match issue_code(st.dir.db(), &grant, st.cfg.code_lifetime_secs).await {
         Ok(c) => c,

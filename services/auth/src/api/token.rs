@@ -103,36 +103,28 @@ pub async fn token(State(st): State<AppState>, headers: HeaderMap, Form(f): Form
             "code, redirect_uri and code_verifier are required",
         );
     }
-    let redeemed = match redeem(
-        st.dir.db(),
-        &f.code,
-        &client.client_id,
-        &f.redirect_uri,
-        &f.code_verifier,
-        st.cfg.token_lifetime_secs,
-    )
-    .await
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            match &e {
-                RedeemError::Replayed { revoked_tokens } => {
-                    tracing::warn!(
+    let redeemed =
+        match redeem(st.dir.db(), &f.code, &client.client_id, &f.redirect_uri, &f.code_verifier).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                match &e {
+                    RedeemError::Replayed { revoked_tokens } => {
+                        tracing::warn!(
+                            client_id = client.client_id,
+                            revoked_tokens,
+                            "authorization code replayed; tokens revoked"
+                        )
+                    }
+                    other => tracing::warn!(
                         client_id = client.client_id,
-                        revoked_tokens,
-                        "authorization code replayed; tokens revoked"
-                    )
+                        reason = other.description(),
+                        "code exchange refused"
+                    ),
                 }
-                other => tracing::warn!(
-                    client_id = client.client_id,
-                    reason = other.description(),
-                    "code exchange refused"
-                ),
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", &e.description());
             }
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", &e.description());
-        }
-        Err(e) => return internal(e),
-    };
+            Err(e) => return internal(e),
+        };
     let g = &redeemed.grant;
     let user = match st.dir.user(&g.user_id).await {
         Ok(Some(u)) if !u.disabled => u,

@@ -84,11 +84,11 @@ pub async fn callback(
             return problem(StatusCode::SERVICE_UNAVAILABLE, None, &format!("Login is not available: {e}"));
         }
     };
-    let (user, id_token) = match rp
+    let (user, id_token, access_token) = match rp
         .finish(&pending, &code, &state)
         .await
         .map_err(ViewerError::from)
-        .and_then(|l| Ok((user_from_login(&l)?, l.id_token)))
+        .and_then(|l| Ok((user_from_login(&l)?, l.id_token, l.access_token)))
     {
         Ok(u) => u,
         Err(e) => {
@@ -106,8 +106,11 @@ pub async fn callback(
     }
     tracing::info!(subject = %user.subject, facility = %user.facility, role = user.role.as_str(), "logged in");
     let new_id = v.sessions.log_in(&id, user);
-    // Kept for the provider logout's `id_token_hint`.
-    v.sessions.update(&new_id, |s| s.id_token = Some(id_token));
+    // Kept for the provider logout's `id_token_hint`, and for re-checking the user at userinfo.
+    v.sessions.update(&new_id, |s| {
+        s.id_token = Some(id_token);
+        s.access_token = Some(access_token);
+    });
     with_cookie(
         Redirect::to(&pending.return_to).into_response(),
         v.sessions.cookie(&new_id, v.config.secure_cookies),

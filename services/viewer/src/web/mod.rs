@@ -20,6 +20,7 @@ mod pages;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -74,20 +75,66 @@ struct LoggedIn {
     csrf: String,
 }
 
-fn logged_in(v: &Viewer, headers: &HeaderMap, return_to: &str) -> Result<LoggedIn, Response> {
-    match session(v, headers) {
-        Some((_, Session { user: Some(user), csrf, .. })) => {
-            if !user.role.may_view_patients() {
+/// Every `session_check_secs` the provider is asked (userinfo) whether it still vouches for the
+/// session's user as logged in: a user disabled there, logged out there (or whose password or TOTP
+/// was changed), or given another role or facility loses the session at once, as at a logout.
+async fn logged_in(
+    v: &Viewer,
+    headers: &HeaderMap,
+    addr: &SocketAddr,
+    return_to: &str,
+) -> Result<LoggedIn, Response> {
+    let to_login = || Redirect::to(&format!("/login?return_to={}", encode(return_to))).into_response();
+    let Some((id, Session { user: Some(user), csrf, access_token, checked_at, .. })) = session(v, headers)
+    else {
+        return Err(to_login());
+    };
+    // Only sessions made without the provider (tests) lack an access token; every login has one.
+    if let Some(token) = access_token
+        && checked_at.elapsed() >= Duration::from_secs(v.config.session_check_secs)
+    {
+        match still_vouched_for(v, &user, &token).await {
+            Ok(true) => {
+                v.sessions.update(&id, |s| s.checked_at = Instant::now());
+            }
+            Ok(false) => {
+                v.sessions.remove(&id);
+                tracing::warn!(subject = %user.subject, "session ended: the provider no longer confirms this user");
+                // Audited as a logout; the session ends even if that cannot be recorded.
+                if let Err(e) = v.audit.logout(&user, &ip(addr)) {
+                    tracing::error!(error = %e, "could not record the end of a session");
+                }
+                return Err(to_login());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-check a session's user at the provider");
                 return Err(problem(
-                    StatusCode::FORBIDDEN,
+                    StatusCode::SERVICE_UNAVAILABLE,
                     Some(&user),
-                    &format!("The {} role does not view patients.", user.role.as_str()),
+                    "The login service cannot confirm your login just now; try again shortly.",
                 ));
             }
-            Ok(LoggedIn { user, csrf })
         }
-        _ => Err(Redirect::to(&format!("/login?return_to={}", encode(return_to))).into_response()),
     }
+    if !user.role.may_view_patients() {
+        return Err(problem(
+            StatusCode::FORBIDDEN,
+            Some(&user),
+            &format!("The {} role does not view patients.", user.role.as_str()),
+        ));
+    }
+    Ok(LoggedIn { user, csrf })
+}
+
+/// Whether the provider's userinfo still accepts the login's access token and names the same
+/// subject, facility and role; `Err` if the provider cannot be asked.
+async fn still_vouched_for(v: &Viewer, user: &User, token: &str) -> Result<bool, crate::ViewerError> {
+    let Some(claims) = v.relying_party().await?.userinfo(token).await? else {
+        return Ok(false);
+    };
+    let now = crate::oidc::user_from_claims(&user.subject, &claims);
+    Ok(claims["sub"] == user.subject.as_str()
+        && now.is_ok_and(|n| n.facility == user.facility && n.role == user.role))
 }
 
 /// Percent-encodes a path for a query parameter.

@@ -48,8 +48,12 @@ fn audited(r: Result<(), ViewerError>, user: &User) -> Result<(), Response> {
     r.map_err(|e| internal(Some(user), e))
 }
 
-pub async fn home(State(v): State<Arc<Viewer>>, headers: HeaderMap) -> Response {
-    let me = match logged_in(&v, &headers, "/") {
+pub async fn home(
+    State(v): State<Arc<Viewer>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let me = match logged_in(&v, &headers, &addr, "/").await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -62,7 +66,7 @@ pub async fn search(
     headers: HeaderMap,
     Query(q): Pairs,
 ) -> Response {
-    let me = match logged_in(&v, &headers, "/") {
+    let me = match logged_in(&v, &headers, &addr, "/").await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -139,7 +143,7 @@ pub async fn timeline(
     Path(id): Path<String>,
     Query(q): Pairs,
 ) -> Response {
-    let me = match logged_in(&v, &headers, &format!("/patients/{id}")) {
+    let me = match logged_in(&v, &headers, &addr, &format!("/patients/{id}")).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -165,7 +169,7 @@ pub async fn calendar(
     Path(id): Path<String>,
     Query(q): Pairs,
 ) -> Response {
-    let me = match logged_in(&v, &headers, &format!("/patients/{id}/calendar")) {
+    let me = match logged_in(&v, &headers, &addr, &format!("/patients/{id}/calendar")).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -207,7 +211,7 @@ pub async fn original(
     headers: HeaderMap,
     Path((id, record)): Path<(String, i64)>,
 ) -> Response {
-    let me = match logged_in(&v, &headers, &format!("/patients/{id}/records/{record}")) {
+    let me = match logged_in(&v, &headers, &addr, &format!("/patients/{id}/records/{record}")).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -263,7 +267,7 @@ pub async fn break_glass(
     Path(id): Path<String>,
     Form(f): Form<BreakGlassForm>,
 ) -> Response {
-    let me = match logged_in(&v, &headers, &format!("/patients/{id}")) {
+    let me = match logged_in(&v, &headers, &addr, &format!("/patients/{id}")).await {
         Ok(u) => u,
         Err(r) => return r,
     };
