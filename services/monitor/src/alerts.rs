@@ -22,6 +22,37 @@ pub struct CheckReport {
     pub closed: Vec<(String, String)>,
     pub mails_sent: usize,
     pub mail_errors: Vec<String>,
+    /// Another check (the admin screen's, or `kizuna admin check`) held the lease: this one did nothing.
+    pub busy: bool,
+}
+
+/// The `store_state` row holding the check lease: the Unix time until which a check holds it.
+const LEASE_KEY: &str = "alert_check_until";
+/// How long a lease lasts if its holder never releases it (killed mid-check).
+const LEASE_SECS: i64 = 600;
+
+/// Takes the lease on checking, or says another check holds it. One check at a time across
+/// processes: two overlapping checks both saw an incident unmailed and both mailed it, or both
+/// opened one and one of the two never closed.
+async fn take_lease(db: &Db, now: i64) -> Result<bool, MonitorError> {
+    let _w = db.write_guard().await;
+    sqlx::query("INSERT INTO store_state (key, value) VALUES ($1, 0) ON CONFLICT (key) DO NOTHING")
+        .bind(LEASE_KEY)
+        .execute(&db.pool)
+        .await?;
+    let taken = sqlx::query("UPDATE store_state SET value = $1 WHERE key = $2 AND value < $3")
+        .bind(now + LEASE_SECS)
+        .bind(LEASE_KEY)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(taken.rows_affected() == 1)
+}
+
+async fn release_lease(db: &Db) -> Result<(), MonitorError> {
+    let _w = db.write_guard().await;
+    sqlx::query("UPDATE store_state SET value = 0 WHERE key = $1").bind(LEASE_KEY).execute(&db.pool).await?;
+    Ok(())
 }
 
 /// The site name used for centre-wide incidents (replication lag).
@@ -32,8 +63,23 @@ struct Open {
     mailed: bool,
 }
 
-/// Evaluates every rule at `now`, updates the incidents and sends the mail that is due.
+/// Evaluates every rule at `now`, updates the incidents and sends the mail that is due; does
+/// nothing (`busy`) while another check holds the lease.
 pub async fn check(
+    db: &Db,
+    cfg: &Config,
+    mailer: &Mailer,
+    now: jiff::Timestamp,
+) -> Result<CheckReport, MonitorError> {
+    if !take_lease(db, jiff::Timestamp::now().as_second()).await? {
+        return Ok(CheckReport { busy: true, ..Default::default() });
+    }
+    let result = check_holding_the_lease(db, cfg, mailer, now).await;
+    release_lease(db).await?;
+    result
+}
+
+async fn check_holding_the_lease(
     db: &Db,
     cfg: &Config,
     mailer: &Mailer,
@@ -99,12 +145,21 @@ pub async fn check(
     }
 
     // Incidents whose finding is gone: close them and send the recovery mail.
-    for ((site, rule), o) in &open {
+    for (site, rule) in open.keys() {
         if active.contains_key(&(site.clone(), *rule)) {
             continue;
         }
-        mark(db, "UPDATE alert_incidents SET closed_at = $1 WHERE id = $2 AND closed_at IS NULL", &t, o.id)
-            .await?;
+        // Every open row of the key (overlapping checks before the lease could open two).
+        let _w = db.write_guard().await;
+        sqlx::query(
+            "UPDATE alert_incidents SET closed_at = $1 WHERE rule = $2 AND site = $3 AND closed_at IS NULL",
+        )
+        .bind(&t)
+        .bind(rule.as_str())
+        .bind(site)
+        .execute(&db.pool)
+        .await?;
+        drop(_w);
         report.closed.push((site.clone(), rule.as_str().to_owned()));
         tracing::info!(site, rule = rule.as_str(), "recovered");
     }

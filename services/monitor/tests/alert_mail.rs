@@ -69,9 +69,14 @@ async fn one_mail_per_incident_deduplicated_across_restarts_and_one_recovery_mai
     let mut cfg = monitor_config(&s.store_config, Some(smtp.port));
     cfg.rules.dead_man.hours = 1.0;
     let m = Monitor::open(cfg.clone()).await.unwrap();
-    let r = m.check_now().await.unwrap();
-    assert!(r.mail_errors.is_empty(), "{:?}", r.mail_errors);
-    let mut opened = r.opened.clone();
+    // Two checks at once (the admin screen's and an operator's `kizuna admin check`): one mail
+    // per incident all the same, and one open incident per finding.
+    let other = Monitor::open(cfg.clone()).await.unwrap();
+    let (r, r_other) = tokio::join!(m.check_now(), other.check_now());
+    let (r, r_other) = (r.unwrap(), r_other.unwrap());
+    drop(other);
+    assert!(r.mail_errors.is_empty() && r_other.mail_errors.is_empty(), "{r:?} {r_other:?}");
+    let mut opened = [r.opened.clone(), r_other.opened.clone()].concat();
     opened.sort();
     assert_eq!(
         opened,
@@ -83,6 +88,11 @@ async fn one_mail_per_incident_deduplicated_across_restarts_and_one_recovery_mai
     );
     let mails = smtp.mails();
     assert_eq!(mails.len(), 3, "{mails:#?}");
+    let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM alert_incidents WHERE closed_at IS NULL")
+        .fetch_one(&s.store.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(open, 3, "one open incident per finding");
     let find = |needle: &str| {
         mails
             .iter()

@@ -65,6 +65,9 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             kizuna_monitor::serve(m, super::shutdown::requested()).await?;
         } else {
             let r = m.check_now().await?;
+            if r.busy {
+                println!("another check is running (the admin screen's or another `kizuna admin check`); nothing done");
+            }
             for (site, rule) in &r.opened {
                 println!("opened  {site} {rule}");
             }
