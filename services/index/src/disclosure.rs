@@ -68,6 +68,23 @@ impl fmt::Display for ConsentPolicy {
     }
 }
 
+/// The stricter of two consents, for records joined under one common ID: the policy that discloses
+/// to no facility that either of them does not (as [`decide`] reads them). No consent on record
+/// (`None`) discloses to none, like `OptOut`, so it wins over any policy; `All` yields to the other;
+/// two facility lists give their intersection, and an empty one is `OptOut` (the same under
+/// [`decide`], without a `listed` policy that lists nobody).
+pub fn stricter(a: Option<&ConsentPolicy>, b: Option<&ConsentPolicy>) -> Option<ConsentPolicy> {
+    use ConsentPolicy::{All, Listed, OptOut};
+    match (a?, b?) {
+        (OptOut, _) | (_, OptOut) => Some(OptOut),
+        (All, p) | (p, All) => Some(p.clone()),
+        (Listed(s), Listed(t)) => {
+            let both: BTreeSet<FacilityCode> = s.intersection(t).cloned().collect();
+            Some(if both.is_empty() { OptOut } else { Listed(both) })
+        }
+    }
+}
+
 /// A facility code as SS-MIX2 uses it (医療機関コード: ASCII letters and digits, 1–16 long).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -177,6 +194,37 @@ mod tests {
         assert_eq!(decide(None, "A", "B", true), Access::BreakGlass);
         assert_eq!(decide(Some(&ConsentPolicy::All), "A", "B", true), Access::Consent);
         assert!(!Access::Denied.allowed());
+    }
+
+    #[test]
+    fn the_stricter_of_two_consents_discloses_to_no_facility_either_refuses() {
+        use ConsentPolicy::{All, OptOut};
+        let policies = [
+            None,
+            Some(All),
+            Some(OptOut),
+            Some(listed(&["A", "B"])),
+            Some(listed(&["B", "C"])),
+            Some(listed(&["C"])),
+        ];
+        for a in &policies {
+            for b in &policies {
+                let s = stricter(a.as_ref(), b.as_ref());
+                assert_eq!(s, stricter(b.as_ref(), a.as_ref()), "{a:?} {b:?}");
+                for viewer in ["A", "B", "C", "D"] {
+                    let shown = |p: Option<&ConsentPolicy>| decide(p, viewer, "H", false).allowed();
+                    assert_eq!(
+                        shown(s.as_ref()),
+                        shown(a.as_ref()) && shown(b.as_ref()),
+                        "{a:?} {b:?} {viewer}"
+                    );
+                }
+            }
+        }
+        assert_eq!(stricter(Some(&All), Some(&OptOut)), Some(OptOut));
+        assert_eq!(stricter(None, Some(&All)), None);
+        assert_eq!(stricter(Some(&listed(&["A", "B"])), Some(&listed(&["B", "C"]))), Some(listed(&["B"])));
+        assert_eq!(stricter(Some(&listed(&["A"])), Some(&listed(&["C"]))), Some(OptOut));
     }
 
     #[test]

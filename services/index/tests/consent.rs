@@ -42,10 +42,17 @@ on_both_backends!(
     consent_is_replaced_and_its_history_kept,
     a_user_sees_other_facilities_only_as_consent_allows,
     break_glass_needs_a_reason_opens_access_and_is_kept,
+    linking_a_record_into_a_more_permissive_id_keeps_the_stricter_consent,
+    a_record_split_off_to_a_new_id_keeps_its_consent,
 );
 
 /// One enrolled patient (no matcher: a new common ID).
 async fn patient(reg: &Registry) -> CommonId {
+    enrolled(reg, "0411000017", "P1").await
+}
+
+/// A patient of `facility` enrolled with a new common ID of their own (no matcher).
+async fn enrolled(reg: &Registry, facility: &str, local_id: &str) -> CommonId {
     let d = Demographics {
         family_kanji: "佐藤".into(),
         given_kanji: "花子".into(),
@@ -56,7 +63,7 @@ async fn patient(reg: &Registry) -> CommonId {
         address: "宮城県仙台市青葉区一番町1-1".into(),
         phone: String::new(),
     };
-    reg.enroll(&RecordKey::new("0411000017", "P1").unwrap(), &d).await.unwrap().common_id
+    reg.enroll(&RecordKey::new(facility, local_id).unwrap(), &d).await.unwrap().common_id
 }
 
 fn listed(fs: &[&str]) -> ConsentPolicy {
@@ -125,4 +132,58 @@ async fn break_glass_needs_a_reason_opens_access_and_is_kept(url: &str) {
     let h = reg.break_glass_history(&id).await.unwrap();
     assert_eq!(h.len(), 1);
     assert_eq!(h[0].user, "doc-c");
+}
+
+async fn linking_a_record_into_a_more_permissive_id_keeps_the_stricter_consent(url: &str) {
+    let reg = Registry::open(url).await.unwrap();
+    let p = RecordKey::new("0411000017", "P1").unwrap();
+    let x = enrolled(&reg, "0411000017", "P1").await;
+    let y = enrolled(&reg, "0411000025", "Q1").await;
+    reg.set_consent(&x, &ConsentPolicy::OptOut, "clerk-1", "opt-out letter").await.unwrap();
+    reg.set_consent(&y, &ConsentPolicy::All, "clerk-2", "signed form").await.unwrap();
+    reg.link(&p, &y, "admin-sato", "same person: confirmed by phone").await.unwrap();
+    let now = reg.consent(&y).await.unwrap().unwrap();
+    assert_eq!(now.policy, ConsentPolicy::OptOut, "P's opt-out goes with P");
+    assert_eq!(now.recorded_by, "admin-sato");
+    let last = reg.consent_history(&y).await.unwrap().pop().unwrap();
+    assert_eq!((last.policy, last.actor.as_str()), (ConsentPolicy::OptOut, "admin-sato"));
+    for part in ["manual link", "0411000017/P1", x.as_str(), y.as_str(), "same person: confirmed by phone"] {
+        assert!(last.reason.contains(part), "{part:?} not in {:?}", last.reason);
+    }
+    let d = reg.disclosure(&y, "0411000033", "doc-c").await.unwrap();
+    assert_eq!(d.access("0411000017"), Access::Denied, "F1's records stay with F1");
+    assert_eq!(d.access("0411000025"), Access::Denied, "the joined ID's other records too");
+
+    // A record with no consent on record shares nothing: joining it to a permissive ID shares
+    // nothing either. Joining an equally strict one changes nothing.
+    let r = RecordKey::new("0411000041", "R1").unwrap();
+    enrolled(&reg, "0411000041", "R1").await;
+    let z = enrolled(&reg, "0411000058", "S1").await;
+    reg.set_consent(&z, &listed(&["0411000033"]), "clerk-2", "form").await.unwrap();
+    reg.link(&r, &z, "admin-sato", "same person").await.unwrap();
+    assert_eq!(reg.consent(&z).await.unwrap().unwrap().policy, ConsentPolicy::OptOut);
+    let d = reg.disclosure(&z, "0411000033", "doc-c").await.unwrap();
+    assert_eq!(d.access("0411000041"), Access::Denied);
+    let events = reg.consent_history(&y).await.unwrap().len();
+    reg.link(&r, &y, "admin-sato", "moved again").await.unwrap();
+    assert_eq!(reg.consent_history(&y).await.unwrap().len(), events, "already as strict: no event");
+}
+
+async fn a_record_split_off_to_a_new_id_keeps_its_consent(url: &str) {
+    let reg = Registry::open(url).await.unwrap();
+    let p = RecordKey::new("0411000025", "Q1").unwrap();
+    let x = enrolled(&reg, "0411000017", "P1").await;
+    enrolled(&reg, "0411000025", "Q1").await;
+    reg.link(&p, &x, "admin-sato", "same person").await.unwrap();
+    let l = listed(&["0411000033"]);
+    reg.set_consent(&x, &l, "clerk-1", "form").await.unwrap();
+    let own = reg.unlink(&p, "admin-sato", "not the same person").await.unwrap();
+    assert_eq!(reg.consent(&own).await.unwrap().map(|c| c.policy), Some(l.clone()));
+    assert_eq!(reg.consent(&x).await.unwrap().map(|c| c.policy), Some(l.clone()), "X keeps its own");
+    let h = reg.consent_history(&own).await.unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].actor, "admin-sato");
+    assert!(h[0].reason.contains("split") && h[0].reason.contains(x.as_str()), "{:?}", h[0].reason);
+    let d = reg.disclosure(&own, "0411000041", "doc-d").await.unwrap();
+    assert_eq!(d.access("0411000025"), Access::Denied);
 }

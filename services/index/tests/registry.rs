@@ -3,7 +3,7 @@
 
 use kizuna_index::matcher::{Field, Matcher, Model, Thresholds, TrainingReport};
 use kizuna_index::registry::{Outcome, Registry};
-use kizuna_index::{CommonId, Demographics, RecordKey, Sex};
+use kizuna_index::{Access, CommonId, ConsentPolicy, Demographics, FacilityCode, RecordKey, Sex};
 
 fn matcher() -> Matcher {
     let row = |levels: usize, top: f64| {
@@ -101,6 +101,7 @@ on_both_backends!(
     concurrent_enrollments_of_one_person_give_one_common_id,
     a_review_whose_candidate_moved_is_refused_and_accepting_closes_the_others,
     an_id_holding_a_patient_of_the_same_facility_outside_the_block_is_not_auto_linked,
+    accepting_a_review_keeps_the_stricter_consent,
 );
 
 async fn the_same_patient_at_two_facilities_shares_one_common_id(url: &str) {
@@ -327,4 +328,38 @@ async fn an_id_holding_a_patient_of_the_same_facility_outside_the_block_is_not_a
     let b = r.enroll(&key("H001", "2"), &d).await.unwrap();
     assert_ne!(b.common_id, a.common_id, "{b:?}");
     assert!(matches!(b.outcome, Outcome::NewId { ref review } if review.len() == 1), "{b:?}");
+}
+
+async fn accepting_a_review_keeps_the_stricter_consent(url: &str) {
+    let r = registry(url).await;
+    let listed =
+        |fs: &[&str]| ConsentPolicy::Listed(fs.iter().map(|f| FacilityCode::parse(f).unwrap()).collect());
+    let a = r
+        .enroll(
+            &key("H001", "1"),
+            &person("佐藤", "裕子", "サトウ", "ユウコ", "19800102", "仙台市青葉区一番町1-2-3"),
+        )
+        .await
+        .unwrap();
+    let b = r
+        .enroll(&key("H002", "5"), &person("佐藤", "裕子", "サトウ", "ユウコ", "19800102", "気仙沼市古町9-9"))
+        .await
+        .unwrap();
+    r.set_consent(&a.common_id, &ConsentPolicy::All, "clerk", "form").await.unwrap();
+    r.set_consent(&b.common_id, &listed(&["H003", "H004"]), "clerk", "form").await.unwrap();
+    let open = r.open_reviews(10).await.unwrap();
+    assert_eq!((open.len(), &open[0].key), (1, &key("H002", "5")));
+    r.accept_review(open[0].id, "admin-suzuki", "phoned the patient").await.unwrap();
+    assert_eq!(r.consent(&a.common_id).await.unwrap().unwrap().policy, listed(&["H003", "H004"]));
+    let last = r.consent_history(&a.common_id).await.unwrap().pop().unwrap();
+    assert_eq!(last.actor, "admin-suzuki");
+    let item = format!("accepted review item {}", open[0].id);
+    for part in [item.as_str(), "H002/5", b.common_id.as_str(), a.common_id.as_str()] {
+        assert!(last.reason.contains(part), "{part:?} not in {:?}", last.reason);
+    }
+    let d = r.disclosure(&a.common_id, "H009", "doc-x").await.unwrap();
+    assert_eq!(d.access("H002"), Access::Denied, "H002's records stay with the listed facilities");
+    assert_eq!(d.access("H001"), Access::Denied);
+    let listed_viewer = r.disclosure(&a.common_id, "H003", "doc-y").await.unwrap();
+    assert_eq!(listed_viewer.access("H002"), Access::Consent);
 }

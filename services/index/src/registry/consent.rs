@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{CommonId, Registry, check_actor, get, now, require_common_id};
-use crate::IndexError;
-use crate::disclosure::{Access, ConsentPolicy, FacilityCode, decide};
+use super::{CommonId, Registry, Tx, check_actor, get, lock_registry, now, require_common_id};
+use crate::disclosure::{Access, ConsentPolicy, FacilityCode, decide, stricter};
+use crate::{IndexError, RecordKey};
 
 /// A patient's current consent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +85,110 @@ fn break_glass_row(r: &AnyRow) -> Result<BreakGlass, IndexError> {
     })
 }
 
+/// Replaces the consent of `common_id` and appends it to the history, inside `tx`. Returns the time.
+async fn store_consent(
+    tx: &mut Tx<'_>,
+    common_id: &CommonId,
+    policy: &ConsentPolicy,
+    actor: &str,
+    reason: &str,
+) -> Result<String, IndexError> {
+    let at = now();
+    let facilities = serde_json::to_string(&policy.facilities())?;
+    sqlx::query("DELETE FROM consents WHERE common_id = $1")
+        .bind(common_id.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(IndexError::db("replacing a consent"))?;
+    sqlx::query(
+        "INSERT INTO consents (common_id, policy, facilities, recorded_at, recorded_by, reason) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(common_id.as_str())
+    .bind(policy.name())
+    .bind(&facilities)
+    .bind(&at)
+    .bind(actor)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await
+    .map_err(IndexError::db("storing a consent"))?;
+    sqlx::query(
+        "INSERT INTO consent_events (at, common_id, policy, facilities, actor, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&at)
+    .bind(common_id.as_str())
+    .bind(policy.name())
+    .bind(&facilities)
+    .bind(actor)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await
+    .map_err(IndexError::db("recording a consent change"))?;
+    Ok(at)
+}
+
+/// The current consent of `common_id`, inside `tx`.
+async fn consent_in(tx: &mut Tx<'_>, common_id: &CommonId) -> Result<Option<ConsentPolicy>, IndexError> {
+    let row = sqlx::query("SELECT policy, facilities FROM consents WHERE common_id = $1")
+        .bind(common_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(IndexError::db("reading a consent"))?;
+    row.map(|r| policy_at(&r, 0, 1)).transpose()
+}
+
+fn shown(p: Option<&ConsentPolicy>) -> String {
+    p.map_or_else(|| "no consent on record".to_owned(), ToString::to_string)
+}
+
+/// `key` was moved (`how`: manual link, accepted review) from `from` into `to`, in `tx`: consent is
+/// kept per common ID, so `to`'s consent now covers the moved record too. It becomes the
+/// [`stricter`] of the two, or a permissive `to` would show records the patient kept to `from`'s
+/// facilities. When that narrows `to` it is recorded as a consent change by `actor`; a result of no
+/// consent at all (`from` had none on record) is stored as `OptOut`, the same under `decide`.
+pub(super) async fn join_consent(
+    tx: &mut Tx<'_>,
+    key: &RecordKey,
+    from: &CommonId,
+    to: &CommonId,
+    how: &str,
+    actor: &str,
+    reason: &str,
+) -> Result<(), IndexError> {
+    let had = consent_in(tx, from).await?;
+    let target = consent_in(tx, to).await?;
+    let merged = stricter(had.as_ref(), target.as_ref());
+    if merged == target {
+        return Ok(());
+    }
+    let merged = merged.unwrap_or(ConsentPolicy::OptOut);
+    let why = format!(
+        "{how} of {key} from {from} ({}) into {to} ({}): the stricter consent applies; {reason}",
+        shown(had.as_ref()),
+        shown(target.as_ref()),
+    );
+    store_consent(tx, to, &merged, actor, &why).await?;
+    tracing::warn!(common_id = %to, patient = %key, %from, policy = %merged, actor, "consent narrowed by a link");
+    Ok(())
+}
+
+/// `key` was split from `from` into the new ID `to`, in `tx`: the record keeps the consent it had
+/// (copied, with a consent event by `actor`). Nothing is copied when `from` had none.
+pub(super) async fn split_consent(
+    tx: &mut Tx<'_>,
+    key: &RecordKey,
+    from: &CommonId,
+    to: &CommonId,
+    actor: &str,
+    reason: &str,
+) -> Result<(), IndexError> {
+    let Some(had) = consent_in(tx, from).await? else { return Ok(()) };
+    let why = format!("split of {key} from {from} into {to}: the consent it had is kept; {reason}");
+    store_consent(tx, to, &had, actor, &why).await?;
+    Ok(())
+}
+
 impl Registry {
     /// Records a patient's consent (replacing the current one) and appends it to the history.
     pub async fn set_consent(
@@ -97,39 +201,11 @@ impl Registry {
         check_actor(actor, reason)?;
         let _g = self.db.write_guard().await;
         let mut tx = self.db.begin_write().await.map_err(IndexError::db("starting a consent change"))?;
+        // Serialised with links on PostgreSQL: a consent change racing a link could land on the ID
+        // the patient just left, after the link had merged the old consent.
+        lock_registry(&self.db, &mut tx).await?;
         require_common_id(&mut tx, common_id).await?;
-        let at = now();
-        let facilities = serde_json::to_string(&policy.facilities())?;
-        sqlx::query("DELETE FROM consents WHERE common_id = $1")
-            .bind(common_id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(IndexError::db("replacing a consent"))?;
-        sqlx::query(
-            "INSERT INTO consents (common_id, policy, facilities, recorded_at, recorded_by, reason) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(common_id.as_str())
-        .bind(policy.name())
-        .bind(&facilities)
-        .bind(&at)
-        .bind(actor)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await
-        .map_err(IndexError::db("storing a consent"))?;
-        sqlx::query(
-            "INSERT INTO consent_events (at, common_id, policy, facilities, actor, reason) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&at)
-        .bind(common_id.as_str())
-        .bind(policy.name())
-        .bind(&facilities)
-        .bind(actor)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await
-        .map_err(IndexError::db("recording a consent change"))?;
+        let at = store_consent(&mut tx, common_id, policy, actor, reason).await?;
         tx.commit().await.map_err(IndexError::db("committing a consent change"))?;
         tracing::info!(common_id = %common_id, policy = %policy, actor, "consent recorded");
         Ok(ConsentRecord {

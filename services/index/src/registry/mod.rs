@@ -369,6 +369,7 @@ impl Registry {
         }
         record_event(&mut tx, key, "unlink", &from, "manual", admin, reason, None, None).await?;
         set_link(&mut tx, key, to, "manual", admin, reason, None, None).await?;
+        consent::join_consent(&mut tx, key, &from, to, "manual link", admin, reason).await?;
         tx.commit().await.map_err(IndexError::db("committing a manual link"))?;
         self.audit.emit(audit::link_event(key, to, "manual", admin, reason)).await;
         Ok(())
@@ -388,6 +389,7 @@ impl Registry {
         record_event(&mut tx, key, "unlink", &from, "split", admin, reason, None, None).await?;
         let id = issue(&mut tx, admin).await?;
         set_link(&mut tx, key, &id, "split", admin, reason, None, None).await?;
+        consent::split_consent(&mut tx, key, &from, &id, admin, reason).await?;
         tx.commit().await.map_err(IndexError::db("committing an unlink"))?;
         self.audit.emit(audit::link_event(key, &from, "split", admin, reason)).await;
         Ok(id)
@@ -469,6 +471,17 @@ impl Registry {
                 reason,
                 Some(item.match_weight),
                 Some(item.model_id),
+            )
+            .await?;
+            let how = format!("accepted review item {id}");
+            consent::join_consent(
+                &mut tx,
+                &item.key,
+                &current,
+                &item.candidate_common_id,
+                &how,
+                admin,
+                reason,
             )
             .await?;
             item.candidate_common_id.clone()
