@@ -38,6 +38,8 @@ pub struct FollowConfig {
     pub replicas: Vec<ReplicaTarget>,
     pub batch_max_entries: usize,
     pub batch_max_bytes: usize,
+    /// The replicas' `replica.max_batch_bytes`: a foreign file too large for a batch under it is skipped.
+    pub replica_max_batch_bytes: u64,
     pub poll_interval_ms: u64,
     pub retry_min_ms: u64,
     pub retry_max_ms: u64,
@@ -106,6 +108,7 @@ impl Default for FollowConfig {
             replicas: Vec::new(),
             batch_max_entries: 2000,
             batch_max_bytes: 32 << 20,
+            replica_max_batch_bytes: 256 << 20,
             poll_interval_ms: 20,
             retry_min_ms: 200,
             retry_max_ms: 30_000,
@@ -226,6 +229,10 @@ follow:                       # kizuna backup follow / verify (on the primary, b
   # A batch holds at most this many journal entries and this many bytes of file content.
   batch_max_entries: 2000
   batch_max_bytes: 33554432
+  # The replicas' replica.max_batch_bytes. A file others wrote that is larger than batch_max_bytes
+  # goes in a batch of its own; one too large for a batch under this limit is not shipped (ERROR
+  # log, kizuna_backup_foreign_skipped_total), so that it cannot stop replication.
+  replica_max_batch_bytes: 268435456
   # How often the journal's applied watermark is checked when there is nothing to ship, ms.
   poll_interval_ms: 20
   # Retry after a failed batch: exponential backoff between these bounds, ms.

@@ -33,9 +33,14 @@ fn temp_name(staging: &Path) -> PathBuf {
 /// durable (with [`syncfs`]) before renaming it anywhere.
 pub fn stage_unsynced(staging: &Path, bytes: &[u8]) -> Result<PathBuf, BackupError> {
     let tmp = temp_name(staging);
-    let mut f = File::create(&tmp).map_err(|e| BackupError::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| BackupError::io(&tmp, e))?;
+    write_unsynced(&tmp, bytes)?;
     Ok(tmp)
+}
+
+/// Writes `bytes` to the file `path` (created or truncated) without syncing it.
+pub fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    let mut f = File::create(path).map_err(|e| BackupError::io(path, e))?;
+    f.write_all(bytes).map_err(|e| BackupError::io(path, e))
 }
 
 /// Renames the durable temp file `tmp` to `dst`, creating missing parents; returns the

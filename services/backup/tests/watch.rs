@@ -182,3 +182,50 @@ async fn a_shipped_tree_is_not_read_again_and_again() {
     replica.stop().await;
     centre.stop().await;
 }
+
+/// Files others write count against `batch_max_bytes`. After a network cut (here: written before
+/// the follower starts) many of them, more than the replica takes in one batch, reach it in several
+/// batches; one larger than `batch_max_bytes` goes in a batch of its own; one too large for any
+/// batch the replica takes is skipped (ERROR, metric) and does not stop the store's entries. It
+/// used to put them all in one batch, refused by the replica and retried for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn foreign_files_count_against_the_batch_limit_and_one_too_large_does_not_stop_replication() {
+    let (_corpus, batches, _) = corpus_batches(7, 1, 4, 25);
+    let fac = batches[0].0.clone();
+    let centre = Centre::start(std::slice::from_ref(&fac)).await;
+    let work = tempfile::tempdir().unwrap();
+    let mut replica_config = replica_config(&work.path().join("r"), 0);
+    replica_config.max_batch_bytes = 256 << 10;
+    let replica = ReplicaServer::start_with(replica_config).await;
+    let mut config = follow_config(&centre, &work.path().join("state"), &[("r", replica.url.clone())]);
+    config.watch.settle_ms = 100;
+    config.batch_max_bytes = 64 << 10;
+    config.replica_max_batch_bytes = 256 << 10;
+    let docs = centre.tree().join(&fac).join("scanned-documents");
+    std::fs::create_dir_all(&docs).unwrap();
+    let content = |i: usize, len: usize| {
+        format!("scan {i} ").into_bytes().into_iter().cycle().take(len).collect::<Vec<u8>>()
+    };
+    // 40 files of 8 KiB: 320 KiB, more than the replica takes in one batch.
+    for i in 0..40 {
+        std::fs::write(docs.join(format!("doc-{i:02}.pdf")), content(i, 8 << 10)).unwrap();
+    }
+    std::fs::write(docs.join("large.pdf"), content(100, 100 << 10)).unwrap();
+    std::fs::write(docs.join("huge.pdf"), content(101, 300 << 10)).unwrap();
+    let follower = FollowerTask::start(config.clone()).await;
+    for (f, b) in &batches {
+        centre.upload(f, b).await;
+    }
+    let mut want = tree_digests(&centre.tree());
+    let huge = format!("{fac}/scanned-documents/huge.pdf");
+    assert!(want.remove(&huge).is_some());
+    wait_replica_has(30, "every file but the one too large for the replica", &want, &replica.tree()).await;
+    let entries = || async { replica_applied(&replica.url).await == Some(centre.applied()) };
+    wait_until(10, "every journal entry acknowledged", entries).await;
+    let label = kizuna_backup::follow::metrics::Metrics::label("r");
+    let skipped = || async { follower.metrics.foreign_skipped.get_or_create(&label).get() == 1 };
+    wait_until(10, "the file too large counted once", skipped).await;
+    follower.stop().await;
+    replica.stop().await;
+    centre.stop().await;
+}

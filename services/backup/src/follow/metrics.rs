@@ -39,6 +39,8 @@ pub struct Metrics {
     pub linkage_timestamp: Family<ReplicaLabel, Gauge>,
     pub linkage_errors: Family<ReplicaLabel, Counter>,
     pub foreign_changes: Counter,
+    /// Files others wrote that are too large for any batch the replica takes, not shipped.
+    pub foreign_skipped: Family<ReplicaLabel, Counter>,
     pub rescans: Counter,
     pub watch_overflows: Counter,
 }
@@ -65,6 +67,7 @@ impl Default for Metrics {
             linkage_timestamp: Family::default(),
             linkage_errors: Family::default(),
             foreign_changes: Counter::default(),
+            foreign_skipped: Family::default(),
             rescans: Counter::default(),
             watch_overflows: Counter::default(),
         };
@@ -142,6 +145,11 @@ impl Default for Metrics {
             "kizuna_backup_foreign_changes",
             "Changes by others than the store seen in the tree",
             m.foreign_changes.clone(),
+        );
+        r.register(
+            "kizuna_backup_foreign_skipped",
+            "Files others wrote that are too large for a batch the replica takes (replica_max_batch_bytes): not shipped",
+            m.foreign_skipped.clone(),
         );
         r.register(
             "kizuna_backup_rescans",

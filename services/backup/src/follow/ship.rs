@@ -17,7 +17,7 @@ use crate::config::FollowConfig;
 use crate::follow::cursor::Cursor;
 use crate::follow::metrics::Metrics;
 use crate::paths::TreePath;
-use crate::primary::{Primary, read_content};
+use crate::primary::{ForeignChange, Primary, read_content};
 
 /// Per-entry replication latencies (commit to acknowledgement), for benchmarks and tests.
 pub type LatencySink = Arc<std::sync::Mutex<Vec<f64>>>;
@@ -48,6 +48,8 @@ impl Shipper {
         let mut reader = JournalReader::new(&self.primary.journal_dir, cursor.ack.applied_seq + 1);
         let mut pending: VecDeque<Entry> = VecDeque::new();
         let mut synced = false;
+        // The last batch left a foreign file out for want of room beside its entries.
+        let mut deferred = false;
         let mut backoff = Duration::from_millis(self.config.retry_min_ms.max(1));
         let tree = self.primary.tree.clone();
         loop {
@@ -92,8 +94,26 @@ impl Shipper {
                     }
                     b.header.entries.push(e.clone());
                 }
-                let foreign = self.primary.foreign_since(cursor.ack.foreign_applied, 1000).await?;
-                let b = tokio::task::spawn_blocking(move || {
+                let mut foreign = self.primary.foreign_since(cursor.ack.foreign_applied, 1000).await?;
+                let replica_max = self.config.replica_max_batch_bytes;
+                let room = (self.config.batch_max_bytes as u64).saturating_sub(content_bytes);
+                let first = foreign.first().map(|f| put_cost(f, replica_max)).unwrap_or(0);
+                // A foreign file that does not fit beside the entries waits one batch at most, then
+                // goes with no entries (a backlog of large files must not hold the journal back).
+                let alone = first > room && (b.header.entries.is_empty() || deferred);
+                deferred = first > room && !alone;
+                if alone {
+                    b.header.entries.clear();
+                    reads.clear();
+                }
+                let n = match (alone, deferred) {
+                    (_, true) => 0,
+                    (true, _) => foreign_in_batch(&foreign, self.config.batch_max_bytes as u64, replica_max),
+                    _ => foreign_in_batch(&foreign, room, replica_max),
+                };
+                foreign.truncate(n);
+                let (b, skipped) = tokio::task::spawn_blocking(move || {
+                    let mut skipped = 0u64;
                     let mut b = b;
                     for (p, sha) in &reads {
                         match read_content(&t, p, sha) {
@@ -107,6 +127,10 @@ impl Shipper {
                         foreign.iter().map(|f| (f.path.as_str(), f.id)).collect();
                     for f in foreign.iter().filter(|f| last[f.path.as_str()] == f.id) {
                         match &f.sha256 {
+                            Some(_) if !fits_alone(f.size, replica_max) => {
+                                skipped += 1;
+                                tracing::error!(path = %f.path, size = f.size, replica_max_batch_bytes = replica_max, "file written by others is too large for a batch the replica takes; NOT shipped");
+                            }
                             // Changed or removed since when unreadable: a later log row carries that.
                             Some(sha) => {
                                 if let Some(bytes) = TreePath::parse(&f.path).ok().and_then(|p| read_content(&t, &p, sha)) {
@@ -118,7 +142,7 @@ impl Shipper {
                         }
                     }
                     b.header.foreign_upto = foreign.last().map(|f| f.id).unwrap_or(0);
-                    b
+                    (b, skipped)
                 })
                 .await
                 .map_err(|e| BackupError::replica(&name, format!("reading files: {e}")))?;
@@ -147,6 +171,7 @@ impl Shipper {
                         self.metrics.acked_seq.get_or_create(&label).set(ack.applied_seq as i64);
                         self.metrics.shipped_entries.get_or_create(&label).inc_by(shipped);
                         self.metrics.shipped_bytes.get_or_create(&label).inc_by(bytes);
+                        self.metrics.foreign_skipped.get_or_create(&label).inc_by(skipped);
                         let lag = self.primary.applied().saturating_sub(ack.applied_seq);
                         self.metrics.lag_entries.get_or_create(&label).set(lag as i64);
                         if lag == 0 {
@@ -184,5 +209,50 @@ impl Shipper {
                 }
             }
         }
+    }
+}
+
+/// True if a batch holding only this file fits the replica's limit (room for the header and for
+/// zstd's worst-case growth of content that does not compress).
+fn fits_alone(size: u64, replica_max: u64) -> bool {
+    size.saturating_add(size / 128 + (64 << 10)) <= replica_max
+}
+
+/// Bytes a foreign change adds to a batch: a put's content, unless it is too large to ship at all.
+fn put_cost(f: &ForeignChange, replica_max: u64) -> u64 {
+    if f.sha256.is_some() && fits_alone(f.size, replica_max) { f.size } else { 0 }
+}
+
+/// How many of `rows` (oldest first) go in a batch with `room` bytes of content left: at least one,
+/// so that a file larger than `batch_max_bytes` travels in a batch of its own.
+fn foreign_in_batch(rows: &[ForeignChange], room: u64, replica_max: u64) -> usize {
+    let mut used = 0u64;
+    for (i, f) in rows.iter().enumerate() {
+        used += put_cost(f, replica_max);
+        if i > 0 && used > room {
+            return i;
+        }
+    }
+    rows.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(id: u64, size: u64) -> ForeignChange {
+        ForeignChange { id, path: format!("F/{id}"), sha256: Some("00".into()), size }
+    }
+
+    #[test]
+    fn foreign_puts_fill_a_batch_up_to_its_room_and_at_least_one_goes() {
+        let max = 1 << 20;
+        let rows = [put(1, 40), put(2, 40), put(3, 40)];
+        assert_eq!(foreign_in_batch(&rows, 100, max), 2);
+        assert_eq!(foreign_in_batch(&rows, 10, max), 1, "one larger than the room goes alone");
+        // Too large for the replica: costs nothing (it is skipped), so it never holds others back.
+        let rows = [put(1, 2 << 20), put(2, 40), ForeignChange { sha256: None, ..put(3, 0) }];
+        assert_eq!(foreign_in_batch(&rows, 100, max), 3);
+        assert!(fits_alone(900 << 10, max) && !fits_alone(max, max));
     }
 }

@@ -1,9 +1,17 @@
-//! Applying a batch on the replica: files first, then the journal copy (fsynced), then one
-//! manifest transaction that records the files and the new applied position. Only then is the
-//! batch acknowledged.
+//! Applying a batch on the replica: new contents staged, then the journal copy (fsynced), then the
+//! files, then one manifest transaction that records the files and the new applied position. Only
+//! then is the batch acknowledged.
+//!
+//! Write-ahead, as the store itself: a journal entry is durable before the tree shows any of its
+//! changes, and the content of each of its writes waits in `staging/` under the entry's own staged
+//! name. A replica killed part-way through a batch therefore holds every entry whose changes may
+//! be incomplete in its journal, and the store's recovery (`apply_to_tree` in `Mode::Replay`, run by
+//! [`crate::replica::Replica::open`] and by promotion's `Store::open`) finishes them. (Journalled
+//! after its tree changes, an entry cut short was missing from the journal: a promoted replica
+//! indexed the tree without it.)
 //!
 //! Files are made durable per batch, not per file: every new content of the batch is first
-//! written to a temp file in `staging` without fsync, one `syncfs(2)` makes all of them durable,
+//! written to a staged file in `staging` without fsync, one `syncfs(2)` makes all of them durable,
 //! and only then are they renamed into the tree in journal order; after the renames, the changed
 //! directories are made durable (one `syncfs` when there are more than a few, else an fsync
 //! each). So the tree never shows a file whose content is not on disk, and a batch of N files
@@ -23,7 +31,7 @@ use sha2::{Digest, Sha256};
 
 use crate::BackupError;
 use crate::batch::Batch;
-use crate::durable::{fsync_dir, mtime_ns, place, stage_unsynced, syncfs, write_file};
+use crate::durable::{fsync_dir, mtime_ns, place, stage_unsynced, syncfs, write_file, write_unsynced};
 use crate::manifest::Origin;
 use crate::paths::TreePath;
 use crate::replica::journal::ReplicaJournal;
@@ -46,14 +54,38 @@ pub fn apply_files(
     applied: u64,
 ) -> Result<Vec<Op>, BackupError> {
     let mut staged = stage_contents(tree, staging, batch, applied)?;
-    let result = apply_staged(tree, staging, journal, batch, applied, &mut staged);
+    let result = journal_ahead(journal, batch, applied)
+        .and_then(|()| apply_staged(tree, staging, batch, applied, &mut staged));
     // Content staged but not placed: not needed after all (the path changed again later in the
     // batch), or left by a failure; a batch that keeps failing (a full disk) must not pile up
-    // temp files with every retry.
-    for tmp in staged.into_values() {
-        let _ = std::fs::remove_file(tmp);
+    // temp files with every retry. After a failure, a journalled write's staged file stays: the
+    // store's recovery needs it (a retry reuses it; the next start removes what is left).
+    for ((_, key), tmp) in staged {
+        if result.is_ok() || stage_name(&key).is_none() {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
     result
+}
+
+/// Appends the entries after `applied` to the journal and makes them durable, before the tree.
+fn journal_ahead(journal: &mut ReplicaJournal, batch: &Batch, applied: u64) -> Result<(), BackupError> {
+    for entry in batch.header.entries.iter().filter(|e| e.seq > applied) {
+        journal.append(entry)?;
+    }
+    journal.sync()
+}
+
+/// The store's staged file name of a write, if it is one (the rule of the store's
+/// `Tree::staged_path`): the replica stages the write's content under it.
+fn stage_name(stage: &str) -> Option<&str> {
+    let stem = stage.strip_suffix(".stage")?;
+    (!stem.is_empty() && stem.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')).then_some(stage)
+}
+
+/// The key of a journal write's staged content: its staged name, or its sha256 when it has none.
+fn write_key(dst: &Path, stage: &str, sha256: &str) -> (PathBuf, String) {
+    (dst.to_owned(), stage_name(stage).unwrap_or(sha256).to_owned())
 }
 
 /// The ordered pass of [`apply_files`] over content already staged; takes each staged file it
@@ -61,7 +93,6 @@ pub fn apply_files(
 fn apply_staged(
     tree: &Path,
     staging: &Path,
-    journal: &mut ReplicaJournal,
     batch: &Batch,
     applied: u64,
     staged: &mut HashMap<(PathBuf, String), PathBuf>,
@@ -96,15 +127,15 @@ fn apply_staged(
                         });
                     }
                 }
-                Change::Write { path, sha256, size, .. } => {
+                Change::Write { path, sha256, size, stage } => {
                     let p = TreePath::of_entry(&entry.facility, path)?;
                     let dst = p.under(tree);
                     if !has_content(&dst, sha256, *size)? {
-                        if renamed_since(&dst, sha256)? {
-                            continue;
-                        }
-                        if let Some(tmp) = staged.remove(&(dst.clone(), sha256.clone())) {
+                        // Staged only if not renamed since (checked when staging).
+                        if let Some(tmp) = staged.remove(&write_key(&dst, stage, sha256)) {
                             dirs.extend(place(&tmp, &dst)?);
+                        } else if renamed_since(&dst, sha256)? {
+                            continue;
                         } else {
                             let Some(bytes) = batch.content(sha256) else {
                                 tracing::warn!(seq = entry.seq, path = %p, "the primary no longer has this file; not written");
@@ -128,8 +159,8 @@ fn apply_staged(
                     ops.push(Op::Remove(p));
                 }
             }
+            kill_point();
         }
-        journal.append(entry)?;
     }
     for put in &batch.header.puts {
         let p = TreePath::parse(&put.path)?;
@@ -174,28 +205,48 @@ fn apply_staged(
             fsync_dir(d)?;
         }
     }
-    journal.sync()?;
     Ok(ops)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: the number of journal changes after which [`kill_point`] stops the process.
+    pub static KILL_AFTER_CHANGES: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Tests: a SIGKILL after a tree change, simulated by a panic (none of what follows runs).
+fn kill_point() {
+    #[cfg(test)]
+    KILL_AFTER_CHANGES.with(|k| match k.get() {
+        Some(n) if n <= 1 => {
+            k.set(None);
+            panic!("simulated kill");
+        }
+        Some(n) => k.set(Some(n - 1)),
+        None => {}
+    });
 }
 
 /// Up to this many changed directories are fsynced one by one; more take one `syncfs`.
 const FSYNC_DIRS_MAX: usize = 4;
 
 /// First pass: every (destination, content) the batch writes that the tree does not hold yet, in
-/// a temp file, all made durable by one `syncfs`. Keyed by destination and sha256.
+/// a staged file (a journal write's under its staged name, anything else in a temp file), all
+/// made durable by one `syncfs`. Keyed by destination and staged name (sha256 for the others).
 fn stage_contents(
     tree: &Path,
     staging: &Path,
     batch: &Batch,
     applied: u64,
 ) -> Result<HashMap<(PathBuf, String), PathBuf>, BackupError> {
-    let mut wanted: Vec<(PathBuf, &str)> = Vec::new();
+    let mut wanted: Vec<((PathBuf, String), &str, u64)> = Vec::new();
     for entry in batch.header.entries.iter().filter(|e| e.seq > applied) {
         for change in &entry.changes {
-            if let Change::Write { path, sha256, size, .. } = change {
+            if let Change::Write { path, sha256, size, stage } = change {
                 let dst = TreePath::of_entry(&entry.facility, path)?.under(tree);
-                if !has_content(&dst, sha256, *size)? {
-                    wanted.push((dst, sha256));
+                // Not one a later entry renamed since: recovery would bring it back.
+                if !has_content(&dst, sha256, *size)? && !renamed_since(&dst, sha256)? {
+                    wanted.push((write_key(&dst, stage, sha256), sha256, *size));
                 }
             }
         }
@@ -203,18 +254,27 @@ fn stage_contents(
     for put in &batch.header.puts {
         let dst = TreePath::parse(&put.path)?.under(tree);
         if !has_content(&dst, &put.sha256, put.size)? {
-            wanted.push((dst, &put.sha256));
+            wanted.push(((dst, put.sha256.clone()), &put.sha256, put.size));
         }
     }
     let mut staged = HashMap::new();
-    for (dst, sha256) in wanted {
-        let key = (dst, sha256.to_owned());
+    for (key, sha256, size) in wanted {
         if staged.contains_key(&key) {
             continue;
         }
-        if let Some(bytes) = batch.content(sha256) {
-            staged.insert(key, stage_unsynced(staging, bytes)?);
-        }
+        let Some(bytes) = batch.content(sha256) else { continue };
+        let tmp = match stage_name(&key.1) {
+            // Already there from an attempt cut short: kept (the journal may name it), else written.
+            Some(name) => {
+                let at = staging.join(name);
+                if !has_content(&at, sha256, size)? {
+                    write_unsynced(&at, bytes)?;
+                }
+                at
+            }
+            None => stage_unsynced(staging, bytes)?,
+        };
+        staged.insert(key, tmp);
     }
     if !staged.is_empty()
         && let Err(e) = syncfs(staging)

@@ -238,7 +238,11 @@ pub struct ReplicaServer {
 
 impl ReplicaServer {
     pub async fn start(dir: &Path) -> Self {
-        let config = replica_config(dir, 0);
+        Self::start_with(replica_config(dir, 0)).await
+    }
+
+    /// A replica on a configuration the test adjusted (from `replica_config`; its port is ignored).
+    pub async fn start_with(config: ReplicaConfig) -> Self {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
