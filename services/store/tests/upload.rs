@@ -323,29 +323,15 @@ async fn a_nul_or_a_huge_code_in_a_search_field_neither_blocks_uploads_nor_the_r
     let h = Harness::start(backend, |_| {}).await;
     let token = h.add_site("s", &[fac], &[]).await;
     let (sp, bytes) = a_current_file(files, "OMP-01");
-    let text = ssmix2::hl7::decode_iso2022jp(&bytes).unwrap();
     let huge: String = (0..4000).map(|i| char::from(b'A' + (i * 7 % 26) as u8)).collect();
     let mut changed = 0;
-    let segments: Vec<String> = text
-        .split('\r')
-        .map(|seg| {
-            let mut fields: Vec<String> = seg.split('|').map(str::to_owned).collect();
-            if fields[0] == "RXE" && fields.len() > 2 {
-                let mut parts: Vec<String> = fields[2].split('^').map(str::to_owned).collect();
-                if parts.len() >= 2 {
-                    parts[1].push_str("\\X00\\");
-                    if changed == 0 {
-                        parts[0] = huge.clone();
-                    }
-                    changed += 1;
-                    fields[2] = parts.join("^");
-                }
-            }
-            fields.join("|")
-        })
-        .collect();
-    assert!(changed > 0, "the OMP-01 file has an RXE segment with a drug name");
-    let odd = ssmix2::hl7::encode_iso2022jp(&segments.join("\r")).unwrap();
+    let odd = edit_drugs(&bytes, |i, drug| {
+        drug[1].push_str("\\X00\\");
+        if i == 0 {
+            drug[0] = huge.clone();
+        }
+        changed += 1;
+    });
     let report = h.upload(&token, fac, &[BatchFile::new(sp.to_string(), odd)]).await;
     assert_eq!(report.results[0].status, FileStatus::Stored, "{report:?}");
     // The search rows follow the answer; the writer must get them in, not retry for ever.
@@ -362,19 +348,16 @@ async fn a_nul_or_a_huge_code_in_a_search_field_neither_blocks_uploads_nor_the_r
     let report = h.upload(&token, fac, &[BatchFile::new(other.to_string(), other_bytes)]).await;
     assert_eq!(report.results[0].status, FileStatus::Stored, "{report:?}");
     // A restart rebuilds search rows above the watermark; force it to rebuild this one.
-    sqlx::query("UPDATE store_state SET value = 0 WHERE key = 'search_seq'")
-        .execute(&h.store.db.pool)
-        .await
-        .unwrap();
-    let (dir, config) = h.stop().await;
-    let h = Harness::start_with(dir, config).await;
+    let h = restart_rebuilding_search_rows(h).await;
     assert_index_matches_tree(&h, fac).await;
     h.stop().await;
 }
 
-/// `file` with `marker` appended to every RXE drug name (still valid).
-fn with_drug_name_suffix(bytes: &[u8], marker: &str) -> Vec<u8> {
+/// `bytes` with each RXE-2 (drug code ^ name ^ …) edited by `edit(index, components)`; the
+/// result is still a valid file. Panics if the file has no RXE-2 with a name.
+fn edit_drugs(bytes: &[u8], mut edit: impl FnMut(usize, &mut Vec<String>)) -> Vec<u8> {
     let text = ssmix2::hl7::decode_iso2022jp(bytes).unwrap();
+    let mut n = 0;
     let segments: Vec<String> = text
         .split('\r')
         .map(|seg| {
@@ -382,16 +365,16 @@ fn with_drug_name_suffix(bytes: &[u8], marker: &str) -> Vec<u8> {
             if fields[0] == "RXE" && fields.len() > 2 {
                 let mut parts: Vec<String> = fields[2].split('^').map(str::to_owned).collect();
                 if parts.len() >= 2 {
-                    parts[1].push_str(marker);
+                    edit(n, &mut parts);
+                    n += 1;
                     fields[2] = parts.join("^");
                 }
             }
             fields.join("|")
         })
         .collect();
-    let out = ssmix2::hl7::encode_iso2022jp(&segments.join("\r")).unwrap();
-    assert_ne!(out, bytes, "the file has an RXE drug name");
-    out
+    assert!(n > 0, "the file has an RXE segment with a drug name");
+    ssmix2::hl7::encode_iso2022jp(&segments.join("\r")).unwrap()
 }
 
 /// A value the database refuses in one file's search rows (here a trigger, as a constraint or a
@@ -420,7 +403,7 @@ async fn a_search_row_the_database_refuses_leaves_out_only_that_files_rows(backe
     }
     let token = h.add_site("s", &[fac], &[]).await;
     let (sp, bytes) = a_current_file(files, "OMP-01");
-    let refused = with_drug_name_suffix(&bytes, "REFUSE-ME");
+    let refused = edit_drugs(&bytes, |_, drug| drug[1].push_str("REFUSE-ME"));
     let mut batch = batch_files(files);
     batch.retain(|f| f.path != sp.to_string());
     batch.push(BatchFile::new(sp.to_string(), refused));
@@ -445,12 +428,7 @@ async fn a_search_row_the_database_refuses_leaves_out_only_that_files_rows(backe
     };
     let drugs = drugs_expected(&h).await;
     // Rebuilt at start (everything above a reset watermark): the same rows, nothing doubled.
-    sqlx::query("UPDATE store_state SET value = 0 WHERE key = 'search_seq'")
-        .execute(&h.store.db.pool)
-        .await
-        .unwrap();
-    let (dir, config) = h.stop().await;
-    let h = Harness::start_with(dir, config).await;
+    let h = restart_rebuilding_search_rows(h).await;
     assert_eq!(drugs_expected(&h).await, drugs);
     assert_index_matches_tree(&h, fac).await;
     h.stop().await;
@@ -504,4 +482,15 @@ async fn a_failed_records_write_degrades_the_store_and_a_restart_finishes_the_en
     let report = h.upload(&token, fac, &batch).await;
     assert!(report.results.iter().all(|r| r.status == FileStatus::Duplicate), "{report:?}");
     h.stop().await;
+}
+
+/// Restarts the store with its search watermark reset, so that the start rebuilds every record's
+/// search rows from the tree.
+async fn restart_rebuilding_search_rows(h: Harness) -> Harness {
+    sqlx::query("UPDATE store_state SET value = 0 WHERE key = 'search_seq'")
+        .execute(&h.store.db.pool)
+        .await
+        .unwrap();
+    let (dir, config) = h.stop().await;
+    Harness::start_with(dir, config).await
 }
