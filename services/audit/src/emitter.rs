@@ -152,13 +152,32 @@ pub async fn record_admin_change(
     subject: &str,
     change: &str,
 ) -> Result<()> {
-    use crate::event::presets::Source;
-    let emitter = AuditEmitter::from_config_no_delivery(cfg)?;
-    emitter.emit(AuditEvent::security_change(&Source::new(source_id), &os_user(), subject, change)).await;
-    if let Err(e) = emitter.flush().await {
-        tracing::warn!(error = %e, "audit event left in the spool for the running service to deliver");
-    }
+    AdminChanges::open(cfg, source_id)?.record(subject, change).await;
     Ok(())
+}
+
+/// [`record_admin_change`] in two steps, for a command that must not change anything when its
+/// `audit:` key is bad: `open` checks the key (and prepares the spool) before the change,
+/// `record` then cannot fail on it.
+pub struct AdminChanges {
+    emitter: AuditEmitter,
+    source_id: String,
+}
+
+impl AdminChanges {
+    pub fn open(cfg: &SenderConfig, source_id: &str) -> Result<Self> {
+        Ok(Self { emitter: AuditEmitter::from_config_no_delivery(cfg)?, source_id: source_id.to_owned() })
+    }
+
+    /// Spools the change and tries to deliver it (what cannot be delivered stays in the spool).
+    pub async fn record(&self, subject: &str, change: &str) {
+        use crate::event::presets::Source;
+        let event = AuditEvent::security_change(&Source::new(&self.source_id), &os_user(), subject, change);
+        self.emitter.emit(event).await;
+        if let Err(e) = self.emitter.flush().await {
+            tracing::warn!(error = %e, "audit event left in the spool for the running service to deliver");
+        }
+    }
 }
 
 /// Write the whole event to the service's log.

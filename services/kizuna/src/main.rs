@@ -16,7 +16,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "kizuna", version, about = "Kizuna regional health-information network: centre and tools")]
 struct Cli {
     /// Log as JSON lines instead of human-readable text.
-    #[arg(long, global = true, env = "KIZUNA_LOG_JSON")]
+    /// `KIZUNA_LOG_JSON=1` (or `true`, `yes`, `on`) does the same.
+    #[arg(long, global = true, env = "KIZUNA_LOG_JSON", value_parser = clap::builder::BoolishValueParser::new())]
     log_json: bool,
     #[command(subcommand)]
     command: Command,
@@ -68,7 +69,17 @@ enum Command {
     Policy(cmd::policy::PolicyCommand),
 }
 
+/// Nothing `kizuna` creates (the SS-MIX2 tree, the databases with password hashes and TOTP
+/// secrets, journals, spools) may be readable by others: the umask gets at least 027, as the
+/// systemd units set it, also when run from a shell with 022. A stricter umask is kept.
+fn restrict_umask() {
+    use nix::sys::stat::{Mode, umask};
+    let old = umask(Mode::from_bits_truncate(0o077));
+    umask(old | Mode::from_bits_truncate(0o027));
+}
+
 fn main() -> std::process::ExitCode {
+    restrict_umask();
     let cli = Cli::parse();
     logging::init(cli.log_json);
     let result = match cli.command {

@@ -31,6 +31,15 @@ fn auth_cli_creates_keys_users_clients_and_serves_discovery() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (code, default, _) = kizuna(&["auth", "print-default-config"], None);
     assert_eq!(code, 0);
+    // The README's KIZUNA_LOG_JSON=1 works (clap's plain bool parser took only true/false).
+    for v in ["1", "true", "yes"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kizuna"))
+            .args(["auth", "print-default-config"])
+            .env("KIZUNA_LOG_JSON", v)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "KIZUNA_LOG_JSON={v}: {}", String::from_utf8_lossy(&out.stderr));
+    }
     let cfg = default
         .replace("/var/lib/kizuna/auth", &p("data"))
         .replace("/etc/kizuna/auth-signing.key", &p("sign.key"))
@@ -66,6 +75,14 @@ fn auth_cli_creates_keys_users_clients_and_serves_discovery() {
         Some("correct horse battery\n"),
     );
     assert_eq!(code, 0, "{err}");
+    // The database holding password hashes and TOTP secrets is nobody else's to read, whatever
+    // the shell's umask (this test process runs with the usual 022).
+    for entry in std::fs::read_dir(p("data")).unwrap() {
+        use std::os::unix::fs::PermissionsExt;
+        let e = entry.unwrap();
+        let mode = e.metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o007, 0, "{} is mode {:o}", e.path().display(), mode & 0o777);
+    }
     let secret = out.lines().find_map(|l| l.strip_prefix("totp_secret: ")).unwrap().to_string();
     let (code, totp, _) = kizuna(&["auth", "totp-code", &secret], None);
     assert_eq!((code, totp.trim().len()), (0, 6));
@@ -132,4 +149,31 @@ fn auth_cli_creates_keys_users_clients_and_serves_discovery() {
     let _ = server.kill();
     let _ = server.wait();
     assert!(body.contains(&format!("\"issuer\":\"http://127.0.0.1:{port}\"")), "{body}");
+}
+
+/// `kizuna site add` with a store configuration whose `audit:` key is bad (a URL without a spool
+/// folder) refuses before changing anything: the site used to be committed with a token that the
+/// failing audit step then never printed, and adding it again said "already exists".
+#[test]
+fn a_site_change_with_a_bad_audit_key_changes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("store.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir: {}\naudit:\n  url: http://127.0.0.1:9/v1/events\n",
+            d.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let (code, out, err) = kizuna(&["site", "add", "s1", "--facility", "0411000017", "-c", c], None);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("audit"), "{err}");
+    assert!(out.trim().is_empty(), "no token for a site that was not added: {out}");
+    let (code, list, err) = kizuna(&["site", "list", "-c", c], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(!list.contains("s1"), "nothing was added: {list}");
+    let (code, _, err) = kizuna(&["site", "rotate-token", "s1", "-c", c], None);
+    assert_eq!(code, 2, "{err}");
 }

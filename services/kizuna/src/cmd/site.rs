@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
+use kizuna_audit::emitter::AdminChanges;
 use kizuna_store::{Db, FacilityId, sites};
 
 #[derive(Subcommand)]
@@ -64,13 +65,13 @@ async fn open(config: Option<&std::path::Path>) -> anyhow::Result<Db> {
         .with_context(|| format!("opening the IndexDB {}", url.split('@').next_back().unwrap_or("")))
 }
 
-/// Records a site change as a Security Configuration audit event (the store's `audit:` key); if
-/// the audit service is unreachable, the event stays in the spool, which the running store delivers.
-async fn audit_change(config: Option<&std::path::Path>, site: &str, change: &str) -> anyhow::Result<()> {
+/// Where site changes are recorded as Security Configuration audit events (the store's `audit:`
+/// key; if the audit service is unreachable, an event stays in the spool, which the running store
+/// delivers). Opened before the change: a bad key must not leave a committed change unrecorded,
+/// or a new token committed and never shown.
+fn audit(config: Option<&std::path::Path>) -> anyhow::Result<AdminChanges> {
     let c = super::serve::load_config(config)?;
-    kizuna_audit::emitter::record_admin_change(&c.audit, "kizuna-site-admin", site, change)
-        .await
-        .context("the store configuration's audit key")
+    AdminChanges::open(&c.audit, "kizuna-site-admin").context("the store configuration's audit key")
 }
 
 pub fn run(cmd: SiteCommand) -> anyhow::Result<ExitCode> {
@@ -87,10 +88,10 @@ pub fn run(cmd: SiteCommand) -> anyhow::Result<ExitCode> {
                 let facilities =
                     facilities.iter().map(|f| FacilityId::new(f)).collect::<Result<Vec<_>, _>>()?;
                 let db = open(config.as_deref()).await?;
+                let audit = audit(config.as_deref())?;
                 let token = sites::add_site(&db, &name, &facilities, &allow).await?;
                 let fac: Vec<&str> = facilities.iter().map(|f| f.as_str()).collect();
-                audit_change(config.as_deref(), &name, &format!("site added: facilities {}", fac.join(",")))
-                    .await?;
+                audit.record(&name, &format!("site added: facilities {}", fac.join(","))).await;
                 if allow.is_empty() {
                     eprintln!("site {name}: no --allow given, so it may upload from loopback only");
                 }
@@ -118,19 +119,22 @@ pub fn run(cmd: SiteCommand) -> anyhow::Result<ExitCode> {
             }
             SiteCommand::RotateToken { name, config } => {
                 let db = open(config.as_deref()).await?;
+                let audit = audit(config.as_deref())?;
                 let token = sites::rotate_token(&db, &name).await?;
-                audit_change(config.as_deref(), &name, "token rotated").await?;
+                audit.record(&name, "token rotated").await;
                 eprintln!("site {name}: new token (the old one no longer works):");
                 println!("{token}");
             }
             SiteCommand::Disable { name, config } => {
+                let audit = audit(config.as_deref())?;
                 sites::set_enabled(&open(config.as_deref()).await?, &name, false).await?;
-                audit_change(config.as_deref(), &name, "site disabled").await?;
+                audit.record(&name, "site disabled").await;
                 eprintln!("site {name} disabled");
             }
             SiteCommand::Enable { name, config } => {
+                let audit = audit(config.as_deref())?;
                 sites::set_enabled(&open(config.as_deref()).await?, &name, true).await?;
-                audit_change(config.as_deref(), &name, "site enabled").await?;
+                audit.record(&name, "site enabled").await;
                 eprintln!("site {name} enabled");
             }
         }
