@@ -177,12 +177,12 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
                 config.data_dir.display(),
                 p.applied_seq,
                 p.records,
-                p.database_url,
+                without_password(&p.database_url),
                 config.data_dir.display(),
                 if a.database_url.is_empty() {
                     String::new()
                 } else {
-                    format!(", database_url: {}", a.database_url)
+                    format!(", database_url: {}", without_password(&a.database_url))
                 }
             );
             match &p.linkage {
@@ -223,4 +223,29 @@ fn rand_bytes() -> [u8; 32] {
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
         .expect("/dev/urandom is readable");
     b
+}
+
+/// A database URL as it may be shown: a password in it is replaced by `***`
+/// (`postgres://kizuna:secret@db/x` → `postgres://kizuna:***@db/x`).
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn passwords_are_not_shown() {
+        use super::without_password as w;
+        assert_eq!(w("postgres://kizuna:S3cret@db:5432/kizuna"), "postgres://kizuna:***@db:5432/kizuna");
+        assert_eq!(w("postgres://kizuna@db/kizuna"), "postgres://kizuna@db/kizuna");
+        assert_eq!(w("sqlite:///var/lib/kizuna/index.sqlite"), "sqlite:///var/lib/kizuna/index.sqlite");
+        assert_eq!(w("postgres://u:p@ss@db/x"), "postgres://u:***@db/x");
+    }
 }

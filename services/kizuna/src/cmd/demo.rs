@@ -231,8 +231,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         audit_trail::finish(audit, &[store_spool.as_path(), index_spool.as_path()], &patient).await?;
     if ok && audit_ok {
         println!(
-            "the centre's data stays in {}; run it again with: kizuna serve",
-            data.join("centre").display()
+            "the centre's data stays in {}; run it again with: kizuna serve --config {}",
+            data.join("centre").display(),
+            data.join("centre/store.yaml").display()
         );
         // Last: single sign-on and the viewer on this data (kept running when interactive).
         let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());

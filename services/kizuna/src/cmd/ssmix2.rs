@@ -127,8 +127,14 @@ fn validate(paths: &[PathBuf], json: bool, tables: Option<&Path>) -> anyhow::Res
     let started = std::time::Instant::now();
     let mut out = std::io::stdout().lock();
     let mut total = TreeStats::default();
+    // A closed pipe (e.g. `| head`) ends the output quietly, here and below; the exit code still
+    // counts the violations.
+    let quiet = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    };
     if !json {
-        writeln!(out, "{:<70} {:<24} {:<12} MESSAGE", "FILE", "CODE", "FIELD")?;
+        quiet(writeln!(out, "{:<70} {:<24} {:<12} MESSAGE", "FILE", "CODE", "FIELD"))?;
     }
     for path in paths {
         let mut print = |v: Violation| {
@@ -161,9 +167,9 @@ fn validate(paths: &[PathBuf], json: bool, tables: Option<&Path>) -> anyhow::Res
     if json {
         let summary = serde_json::json!({ "summary": { "files": total.files, "bytes": total.bytes,
             "violations": total.violations, "seconds": secs } });
-        writeln!(out, "{summary}")?;
+        quiet(writeln!(out, "{summary}"))?;
     } else {
-        writeln!(
+        quiet(writeln!(
             out,
             "{} files, {} bytes, {} violations in {:.2} s ({:.0} files/s)",
             total.files,
@@ -171,7 +177,7 @@ fn validate(paths: &[PathBuf], json: bool, tables: Option<&Path>) -> anyhow::Res
             total.violations,
             secs,
             total.files as f64 / secs.max(1e-9)
-        )?;
+        ))?;
     }
     Ok(if total.violations == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
