@@ -28,6 +28,8 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("locking {path} for the migrations: {source}")]
+    MigrationLock { path: PathBuf, source: std::io::Error },
 }
 
 /// Which database a URL names.
@@ -112,7 +114,17 @@ impl Db {
             .connect_with(opts)
             .await?;
         match backend {
-            Backend::Sqlite => migrations.sqlite.run(&pool).await?,
+            Backend::Sqlite => {
+                // sqlx takes no lock around SQLite migrations (PostgreSQL's take an advisory
+                // lock): two processes opening a new database at once (the store and the admin
+                // screen at a centre's first boot) both applied them, and one failed with "table
+                // already exists". An exclusive lock on a file beside the database orders them.
+                let _lock = match sqlite_file(&url) {
+                    Some(file) => Some(migration_lock(&file).await?),
+                    None => None,
+                };
+                migrations.sqlite.run(&pool).await?
+            }
             Backend::Postgres => migrations.postgres.run(&pool).await?,
         }
         Ok(Db { pool, backend, write_lock: Arc::new(tokio::sync::Mutex::new(())) })
@@ -141,6 +153,21 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then(|| path.into())
+}
+
+/// Holds an exclusive `flock` on `<database>.migrate-lock` until dropped (waiting for another
+/// process's migrations to finish first).
+async fn migration_lock(db_file: &Path) -> Result<std::fs::File, DbError> {
+    let mut name = db_file.as_os_str().to_owned();
+    name.push(".migrate-lock");
+    let path = PathBuf::from(name);
+    let err = |source| DbError::MigrationLock { path: path.clone(), source };
+    let file =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(err)?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(|e| err(std::io::Error::other(e)))?
+        .map_err(err)
 }
 
 /// `mkdir -p` that also syncs each parent whose entry it added, so the new directory survives a

@@ -74,3 +74,23 @@ async fn an_unknown_scheme_is_named() {
     assert!(matches!(e, DbError::Scheme { ref scheme } if scheme == "mysql"), "{e}");
     assert!(e.to_string().contains("database_url"), "{e}");
 }
+
+/// Several processes (here pools) opening a new SQLite database at once: each waits for the
+/// others' migrations instead of applying them again ("table already exists").
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_opens_of_a_new_sqlite_database_all_succeed() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("new.sqlite").display());
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { Db::open(&url, TUNING, MIGRATIONS).await })
+            })
+            .collect();
+        for o in opens {
+            let db = o.await.unwrap().unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert_eq!(counter(&db).await, 0);
+        }
+    }
+}
