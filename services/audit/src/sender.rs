@@ -25,14 +25,25 @@ pub struct AuditSender {
     wake: Arc<tokio::sync::Notify>,
 }
 
+/// Whether a temp file's name (`.<name>.tmp-<pid>`, `durable::write_atomic`) names a process that
+/// is running (this one included).
+fn written_by_a_live_process(name: &str) -> bool {
+    name.rsplit_once(".tmp-")
+        .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        .is_some_and(|pid| pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists())
+}
+
 impl AuditSender {
     /// `url` is the audit service's event intake, e.g. `http://audit.centre:7460/v1/events`.
     pub fn new(spool_dir: impl AsRef<Path>, url: &str) -> Result<Self> {
         let spool = spool_dir.as_ref().to_path_buf();
         durable::create_dir_all(&spool)?;
-        // Remove temp files a crash left behind; complete spool files are kept.
+        // Remove temp files a crash left behind; complete spool files are kept, and so are the
+        // temp files of live processes: a spool is shared (the store and `kizuna site` write
+        // into the same one), and removing another process's file mid-write lost its event.
         for ent in std::fs::read_dir(&spool).map_err(|e| AuditError::io(&spool, e))?.flatten() {
-            if ent.file_name().to_string_lossy().starts_with('.') {
+            let name = ent.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && !written_by_a_live_process(&name) {
                 let _ = std::fs::remove_file(ent.path());
             }
         }
@@ -150,5 +161,37 @@ impl AuditSender {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opening a spool removes the temp files of dead writers only: another live process sharing
+    /// the spool may be writing its own.
+    #[test]
+    fn a_live_writers_temp_file_survives_opening_the_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let live = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let files = [
+            (format!(".a.json.tmp-{}", live.id()), true),
+            (format!(".b.json.tmp-{dead}"), false),
+            (".c.json.tmp-x".to_owned(), false),
+            ("000001-event.json".to_owned(), true),
+        ];
+        for (name, _) in &files {
+            std::fs::write(dir.path().join(name), b"{}").unwrap();
+        }
+        let _sender = AuditSender::new(dir.path(), "http://127.0.0.1:9/v1/events").unwrap();
+        for (name, kept) in &files {
+            assert_eq!(dir.path().join(name).exists(), *kept, "{name}");
+        }
+        let mut live = live;
+        let _ = live.kill();
+        let _ = live.wait();
     }
 }
