@@ -60,6 +60,8 @@ pub enum WireError {
     FileTooLarge { index: usize, path: String, len: u64, limit: u64 },
     #[error("file {index} ({path}): content does not match its sha256")]
     DigestMismatch { index: usize, path: String },
+    #[error("more than the limit of {limit} files per batch")]
+    TooManyFiles { limit: usize },
 }
 
 /// Appends one file's frame to a batch body (call [`start_batch`] first).
@@ -87,10 +89,23 @@ pub fn encode_batch(files: &[BatchFile]) -> Vec<u8> {
 
 /// Reads a batch body, checking every digest and refusing any file over `max_file` bytes.
 pub fn decode_batch(body: &[u8], max_file: u64) -> Result<Vec<BatchFile>, WireError> {
+    decode_batch_at_most(body, max_file, usize::MAX)
+}
+
+/// [`decode_batch`] that stops at the `max_files + 1`-th file: a body of tiny frames would
+/// otherwise be decoded and hashed whole (1.6 M empty files in 64 MiB) before the count is checked.
+pub fn decode_batch_at_most(
+    body: &[u8],
+    max_file: u64,
+    max_files: usize,
+) -> Result<Vec<BatchFile>, WireError> {
     let mut rest = body.strip_prefix(MAGIC.as_slice()).ok_or(WireError::BadMagic)?;
     let mut files = Vec::new();
     while !rest.is_empty() {
         let index = files.len();
+        if index == max_files {
+            return Err(WireError::TooManyFiles { limit: max_files });
+        }
         let truncated = WireError::Truncated { index };
         let (len, r) = rest.split_first_chunk::<2>().ok_or(truncated.clone())?;
         let len = u16::from_be_bytes(*len) as usize;
@@ -273,6 +288,17 @@ mod tests {
         assert_eq!(decode_batch(&body[..body.len() - 1], 1 << 20), Err(WireError::Truncated { index: 0 }));
         assert!(matches!(decode_batch(&body, 10), Err(WireError::FileTooLarge { .. })));
         assert_eq!(decode_batch(b"nope", 10), Err(WireError::BadMagic));
+    }
+
+    #[test]
+    fn the_file_count_is_refused_before_the_rest_is_decoded() {
+        let files: Vec<BatchFile> = (0..5).map(|i| BatchFile::new(format!("f{i}"), Vec::new())).collect();
+        let mut body = encode_batch(&files);
+        assert_eq!(decode_batch_at_most(&body, 10, 5).unwrap(), files);
+        assert_eq!(decode_batch_at_most(&body, 10, 4), Err(WireError::TooManyFiles { limit: 4 }));
+        // Refused at the fifth frame, before the broken sixth is even looked at.
+        body.extend_from_slice(b"\xff\xff");
+        assert_eq!(decode_batch_at_most(&body, 10, 4), Err(WireError::TooManyFiles { limit: 4 }));
     }
 
     proptest::proptest! {

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use kizuna_wire::{BATCH_CONTENT_TYPE, BatchReport, WireError, decode_batch};
+use kizuna_wire::{BATCH_CONTENT_TYPE, BatchReport, WireError, decode_batch_at_most};
 
 use super::ApiError;
 use super::auth::{refuse, require_site};
@@ -62,10 +62,11 @@ pub async fn batch(
     let bytes = axum::body::to_bytes(body, limits.max_body_bytes as usize)
         .await
         .map_err(|_| too_large(format!("body is more than the limit of {} bytes", limits.max_body_bytes)))?;
-    let files = decode_batch(&bytes, limits.max_file_bytes).map_err(|e| match e {
-        WireError::FileTooLarge { .. } => too_large(e.to_string()),
-        _ => refuse(&store, ENDPOINT, StatusCode::BAD_REQUEST, "bad_batch", e.to_string()),
-    })?;
+    let files =
+        decode_batch_at_most(&bytes, limits.max_file_bytes, limits.max_batch_files).map_err(|e| match e {
+            WireError::FileTooLarge { .. } | WireError::TooManyFiles { .. } => too_large(e.to_string()),
+            _ => refuse(&store, ENDPOINT, StatusCode::BAD_REQUEST, "bad_batch", e.to_string()),
+        })?;
     drop(bytes);
     if files.len() > limits.max_batch_files {
         return Err(too_large(format!(
