@@ -78,8 +78,29 @@ pub struct Loaded {
     pub ctx: Context,
 }
 
-/// Load site file and policy, and plan. Must run inside the runtime (mode probing).
+impl Loaded {
+    /// Why the hosted agent cannot start with this plan on this machine (its segment is not
+    /// the site's, its command is not executable, its user is unknown); None without `agent:`.
+    pub fn agent_problem(&self) -> Option<String> {
+        let a = self.config.agent.as_ref()?;
+        let segments: Vec<_> = self.desired.segments.iter().map(|s| &s.name).collect();
+        a.check(&segments, &self.config.site).err()
+    }
+}
+
+/// Load site file and policy, and plan; a hosted agent that cannot start is an error (`plan`,
+/// `apply`). Must run inside the runtime (mode probing).
 pub async fn load(config: &Path, kernel: &Kernel) -> Result<Loaded, Error> {
+    let l = load_network(config, kernel).await?;
+    match l.agent_problem() {
+        Some(reason) => Err(Error::SiteConfig { path: config.to_path_buf(), reason }),
+        None => Ok(l),
+    }
+}
+
+/// [`load`] without the agent check: `netd run` keeps reconciling the network while the agent
+/// cannot start (and reports why), and `netd status` shows what the daemon reports.
+pub async fn load_network(config: &Path, kernel: &Kernel) -> Result<Loaded, Error> {
     let cfg = SiteConfig::load(config)?;
     let (view_version, pol) =
         match crate::registry::enrollment::view_policy(&cfg).map_err(|e| Error::Registry(e.to_string()))? {
@@ -89,11 +110,6 @@ pub async fn load(config: &Path, kernel: &Kernel) -> Result<Loaded, Error> {
     let mode = kernel.resolve_mode(cfg.mode).await;
     let mut desired =
         plan::plan(&pol, &cfg.site, mode, cfg.api_listen).map_err(|e| Error::UnknownSite { site: e.0 })?;
-    if let Some(a) = &cfg.agent {
-        let segments: Vec<_> = desired.segments.iter().map(|s| &s.name).collect();
-        a.check(&segments, &cfg.site)
-            .map_err(|reason| Error::SiteConfig { path: config.to_path_buf(), reason })?;
-    }
     if !desired.firewall.is_empty() {
         desired.firewall.admit_underlay = cfg.admit_underlay.iter().map(|s| (s.proto, s.port)).collect();
     }
@@ -235,7 +251,7 @@ pub fn status(config: &Path, json: bool) -> u8 {
     runtime().block_on(async {
         let res = async {
             let k = connect(config).await?;
-            let l = load(config, &k).await?;
+            let l = load_network(config, &k).await?;
             let mut st = observe_status(&k, &l, Status::default()).await?;
             if let Some(a) = &l.config.agent {
                 st.agent = Some(daemon_agent_status(&l.config, a).await);

@@ -20,20 +20,21 @@ use crate::site::{AgentConfig, SiteConfig};
 /// delta on a policy change or SIGHUP (only what the change touches is observed and verified).
 ///
 /// Returns whether the pass succeeded and, when the site file hosts an agent and the plan was
-/// made, the device of the agent's segment.
+/// made, the device of the agent's segment and why the agent cannot start (None: it can).
 async fn pass(
     config: &std::path::Path,
     k: &Kernel,
     status: &SharedStatus,
     scope: reconcile::Scope,
-) -> (bool, Option<String>) {
-    let mut device = None;
+) -> (bool, Option<(Option<String>, Option<String>)>) {
+    let mut agent = None;
     let start = Instant::now();
     let base = status.read().await.clone();
     let mut st = base.clone();
     st.passes_total += 1;
     st.last_pass_unix = SystemTime::now().duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs());
-    match cli::load(config, k).await {
+    // The agent's check is not the network's: a failing one leaves the agent waiting.
+    match cli::load_network(config, k).await {
         Err(e) => {
             if matches!(e, Error::Policy(_)) {
                 st.policy_rejected_total += 1;
@@ -44,7 +45,9 @@ async fn pass(
             st.last_error = Some(e.to_string());
         }
         Ok(l) => {
-            device = l.config.agent.as_ref().and_then(|a| agent_host::segment_device(&l.desired, &a.segment));
+            if let Some(a) = &l.config.agent {
+                agent = Some((agent_host::segment_device(&l.desired, &a.segment), l.agent_problem()));
+            }
             match reconcile::apply_scoped(k, &l.ctx, &l.desired, scope).await {
                 Ok(o) => {
                     st.kernel_changes_total += o.applied as u64;
@@ -83,7 +86,7 @@ async fn pass(
     st.agent = shared.agent.clone();
     let ok = st.last_pass_ok == Some(true);
     *shared = st;
-    (ok, device)
+    (ok, agent)
 }
 
 /// What the hosted agent should do after a pass: run once a pass has succeeded, the
@@ -181,6 +184,8 @@ pub async fn run(config: PathBuf) -> Result<()> {
     // Whether any pass succeeded, and the agent segment's device in the last plan made.
     let mut ever_ok = false;
     let mut agent_device: Option<String> = None;
+    // Why the agent cannot start, by the last plan made (its command, user or segment).
+    let mut agent_problem: Option<String> = None;
     loop {
         // A rotated key in the stored view: a pass at its switch time, when every router switches.
         let switch = match crate::registry::enrollment::next_key_switch(&cfg, last_pass) {
@@ -211,11 +216,25 @@ pub async fn run(config: PathBuf) -> Result<()> {
             _ = tokio::signal::ctrl_c() => break,
         };
         last_pass = crate::registry::enrollment::unix_now_f64();
-        let (ok, device) = pass(&config, &k, &status, scope).await;
+        let (ok, planned) = pass(&config, &k, &status, scope).await;
         if let Some((host, agent)) = &host {
             ever_ok |= ok;
-            agent_device = device.or(agent_device);
-            host.set(agent_target(ever_ok, agent_device.as_deref(), agent));
+            if let Some((device, problem)) = planned {
+                agent_device = device.or(agent_device);
+                match (&problem, &agent_problem) {
+                    (Some(p), last) if last.as_ref() != Some(p) => {
+                        tracing::warn!(reason = %p, "hosted agent cannot start; reconciling the network without it")
+                    }
+                    (None, Some(_)) => tracing::info!("hosted agent check passes again"),
+                    _ => {}
+                }
+                agent_problem = problem;
+            }
+            let target = match &agent_problem {
+                Some(p) => agent_host::Target::Wait { reason: format!("not startable: {p}") },
+                None => agent_target(ever_ok, agent_device.as_deref(), agent),
+            };
+            host.set(target);
         }
     }
     // Stop the agent before netd exits (SIGTERM, then SIGKILL after stop_timeout_secs).

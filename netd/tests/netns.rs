@@ -360,6 +360,43 @@ fn admitted_underlay_services_are_reachable_from_the_underlay_only() {
     );
 }
 
+/// A management API on a non-loopback address (`0.0.0.0`, and the router's underlay address) is
+/// admitted from the underlay only: a segment host sending to any of the router's addresses is
+/// delivered locally too, and must not reach it (its `/status` lists every site's keys).
+#[test]
+fn a_non_loopback_management_api_is_reachable_from_the_underlay_only() {
+    if !mesh::require_root() {
+        return;
+    }
+    let m = Mesh::new("p", 2);
+    let (c, s2) = (&m.sites[0], &m.sites[1]);
+    let site_file = c.config();
+    let text = std::fs::read_to_string(&site_file).unwrap();
+    m.write_policy("");
+    for s in &m.sites {
+        let (code, out) = m.apply(s);
+        assert_eq!(code, 0, "{}: {out}", s.name);
+    }
+    // A listener stands in for the API (the input chain admits the port, whoever serves it).
+    m.listen(&c.router, 9190);
+    assert!(m.pings(s2.host("conference"), &host_ip("conference", 1), 10), "the mesh is up");
+    for api in ["0.0.0.0:9190", "192.0.2.1:9190"] {
+        std::fs::write(&site_file, text.replace("api_listen: 127.0.0.1:9190", &format!("api_listen: {api}")))
+            .unwrap();
+        let (code, out) = m.apply(c);
+        assert_eq!(code, 0, "{api}: {out}");
+        assert!(m.connects(&s2.router, "192.0.2.1", 9190, 5), "{api}: underlay -> centre api");
+        let (lan, tunnel) = (c.host("conference"), s2.host("conference"));
+        for (from, to) in [
+            (lan, gateway_ip("conference", 1)),
+            (lan, "192.0.2.1".into()),
+            (tunnel, gateway_ip("conference", 1)),
+        ] {
+            assert!(!m.connects(from, &to, 9190, 1), "{api}: segment host {from} reached the api at {to}");
+        }
+    }
+}
+
 /// `netd run` hosts an agent (site file `agent:`): a script standing in for kizuna-agent that
 /// connects to the centre's store port through the device netd gives it (`--bind-interface`,
 /// here table mode's `kzw-upload`), as the agent's upload sockets do (SO_BINDTODEVICE). netd
@@ -460,6 +497,74 @@ fn netd_run_hosts_the_agent_in_the_upload_segment_and_reports_it() {
     let st = status().unwrap();
     assert_eq!(st["agent"]["state"], "unknown", "{st}");
     assert!(st["agent"]["reason"].as_str().unwrap().contains("netd run not reachable"), "{st}");
+}
+
+/// An agent check that starts failing while `netd run` runs (here the command is no longer
+/// executable) leaves the agent waiting with the reason, and the network is still reconciled:
+/// a new site in the policy gets its peer. Once the check passes again, the agent starts.
+#[test]
+fn a_failing_agent_check_does_not_stop_reconciling_the_network() {
+    let Some(m) = Mesh::with_policy("k", 2) else {
+        return;
+    };
+    let site = &m.sites[1];
+    let adir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let script = adir.path().join("fake-agent");
+    std::fs::write(&script, "#!/bin/sh\nexec sleep 1000\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent_config = adir.path().join("agent.yaml");
+    let site_file = site.config();
+    let text = std::fs::read_to_string(&site_file).unwrap();
+    std::fs::write(
+        &site_file,
+        format!(
+            "{text}agent:\n  command: {}\n  config: {}\n  segment: upload\n  user: ''\n  stop_timeout_secs: 5\n",
+            script.display(),
+            agent_config.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = m.spawn_daemon(site);
+    let status = || -> serde_json::Value {
+        let out = mesh::run(&mut m.netd(site, &["status", "--json"]));
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    wait_for("the agent waiting for its config", 60, || {
+        status()["agent"]["reason"].as_str().is_some_and(|r| r.contains("agent.yaml missing"))
+    });
+    // The agent's command stops being executable (a package upgrade half done).
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    use base64::Engine as _;
+    let key = |n: u8| base64::engine::general_purpose::STANDARD.encode([n; 32]);
+    let policy = std::fs::read_to_string(m.policy_path()).unwrap();
+    std::fs::write(m.policy_path(), with_extra_site(&policy, key)).unwrap();
+    wait_for("the new site's peer while the agent check fails", 30, || {
+        let dump = mesh::run(&mut m.router_cmd(
+            site,
+            std::path::Path::new("wg"),
+            &["show", "kzw-conference", "peers"],
+        ));
+        String::from_utf8_lossy(&dump.stdout).contains(&key(93))
+    });
+    let mut st = serde_json::Value::Null;
+    wait_for("the agent reported as not startable", 30, || {
+        st = status();
+        st["agent"]["state"] == "waiting"
+            && st["agent"]["reason"].as_str().is_some_and(|r| r.contains("is not an executable file"))
+    });
+    // The daemon's passes succeed meanwhile (the API may be busy with a pass; a miss is retried).
+    wait_for("a successful pass reported by the daemon", 30, || {
+        http_get(&m, site, "/status")
+            .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .is_some_and(|d| d["last_pass_ok"] == true && d["last_error"].is_null())
+    });
+    // Fixed: the agent starts.
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(&agent_config, "# read by the agent only\n").unwrap();
+    wait_for("the agent running", 60, || status()["agent"]["state"] == "running");
+    let _ = mesh::run(std::process::Command::new("kill").arg(daemon.id().to_string()));
+    assert!(daemon.wait().unwrap().success());
 }
 
 #[test]

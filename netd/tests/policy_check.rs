@@ -63,6 +63,39 @@ fn duplicate_port_is_rejected() {
 }
 
 #[test]
+fn ports_of_the_kernels_reserved_routing_tables_are_rejected() {
+    // A segment's port is also its routing table id: 252..=255 are compat, default, main, local.
+    for port in [252u16, 253, 254, 255] {
+        let (text, (l, c)) = mutate("port: 51822", &format!("port: {port}"), 0);
+        assert_rejected_at(
+            &text,
+            l,
+            c + "port: ".len(),
+            &format!("port {port} is also the segment's routing table"),
+        );
+    }
+    let (text, _) = mutate("port: 51822", "port: 251", 0);
+    netd::policy::parse(&text, Path::new("policy.yaml")).expect("port 251 is a usable table");
+}
+
+#[test]
+fn duplicate_map_keys_are_rejected_at_the_second_key() {
+    // serde keeps the last of two equal keys; the first definition would be lost silently.
+    let (text, (l, c)) = mutate("  conference:\n    cidr", "  upload:\n    cidr", 0);
+    assert_rejected_at(&text, l, c + 2, "duplicate key \"upload\" (first at line 13)");
+    let (text, (l, c)) = mutate("upload: eth1.20", "reference: eth1.20", 0);
+    assert_rejected_at(&text, l, c, "duplicate key \"reference\"");
+    let (text, (l, c)) = mutate("      upload: DAwM", "      reference: DAwM", 0);
+    assert_rejected_at(&text, l, c + 6, "duplicate key \"reference\"");
+    let (text, (l, c)) = mutate(
+        "closed_groups:\n",
+        "closed_groups:\n  radiology:\n    cidr: 10.50.0.0/16\n    port: 51831\n    security: low\n    members: [centre, kita-hospital]\n",
+        0,
+    );
+    assert_rejected_at(&text, l + 6, c + 2, "duplicate key \"radiology\"");
+}
+
+#[test]
 fn duplicate_public_key_is_rejected() {
     let k21 = "FRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRU=";
     let k22 = "FhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhY=";

@@ -122,32 +122,30 @@ pub fn render(fw: &Firewall) -> Value {
             Some("wireguard tunnels"),
         ));
     }
+    // Local services on the router (the management API, `admit_underlay`) are admitted from any
+    // interface but the segments' devices: a segment host or a peer over `kzw-*` that sends to
+    // the router's underlay address (or any of its addresses) is delivered locally too.
+    let not_segments = not_segment_devices(fw);
     if let Some(api) = fw.api.filter(|a| !a.ip().is_loopback()) {
-        let mut expr = Vec::new();
-        if let std::net::IpAddr::V4(v4) = api.ip()
-            && !v4.is_unspecified()
-        {
-            expr.push(matches(payload("ip", "daddr"), json!(v4.to_string())));
+        let mut expr: Vec<Value> = not_segments.iter().cloned().collect();
+        match api.ip() {
+            std::net::IpAddr::V4(v4) if !v4.is_unspecified() => {
+                expr.push(matches(payload("ip", "daddr"), json!(v4.to_string())));
+            }
+            std::net::IpAddr::V6(v6) if !v6.is_unspecified() => {
+                expr.push(matches(payload("ip6", "daddr"), json!(v6.to_string())));
+            }
+            _ => {}
         }
         expr.push(matches(payload("tcp", "dport"), json!(api.port())));
         expr.push(json!({ "accept": null }));
         cmds.push(rule("input", expr, Some("management api")));
     }
-    if !fw.admit_underlay.is_empty() {
-        let mut segment_devices: Vec<String> = fw.zones.iter().map(|(d, _)| d.clone()).collect();
-        segment_devices.sort();
-        segment_devices.dedup();
-        for (proto, port) in &fw.admit_underlay {
-            cmds.push(rule(
-                "input",
-                vec![
-                    json!({ "match": { "op": "!=", "left": meta("iifname"), "right": { "set": segment_devices } } }),
-                    matches(payload(proto.as_str(), "dport"), json!(port)),
-                    json!({ "accept": null }),
-                ],
-                Some("admit_underlay"),
-            ));
-        }
+    for (proto, port) in &fw.admit_underlay {
+        let mut expr: Vec<Value> = not_segments.iter().cloned().collect();
+        expr.push(matches(payload(proto.as_str(), "dport"), json!(port)));
+        expr.push(json!({ "accept": null }));
+        cmds.push(rule("input", expr, Some("admit_underlay")));
     }
     for svc in &fw.admit_segment {
         cmds.push(rule(
@@ -173,12 +171,41 @@ pub fn render(fw: &Firewall) -> Value {
         ],
         None,
     ));
+    // ICMPv6: errors, and neighbour discovery from on-link senders only (hop limit 255, RFC
+    // 4861); router advertisements, redirects and the rest fall to the chain's drop.
     cmds.push(rule(
         "input",
-        vec![matches(meta("l4proto"), json!("ipv6-icmp")), json!({ "accept": null })],
+        vec![
+            matches(
+                payload("icmpv6", "type"),
+                json!({ "set": ["destination-unreachable", "packet-too-big", "time-exceeded", "parameter-problem"] }),
+            ),
+            json!({ "accept": null }),
+        ],
+        None,
+    ));
+    cmds.push(rule(
+        "input",
+        vec![
+            matches(
+                payload("icmpv6", "type"),
+                json!({ "set": ["nd-neighbor-solicit", "nd-neighbor-advert"] }),
+            ),
+            matches(payload("ip6", "hoplimit"), json!(255)),
+            json!({ "accept": null }),
+        ],
         None,
     ));
     json!({ "nftables": cmds })
+}
+
+/// `iifname != { every segment device }`; None when the firewall has no segment device.
+fn not_segment_devices(fw: &Firewall) -> Option<Value> {
+    let mut devices: Vec<String> = fw.zones.iter().map(|(d, _)| d.clone()).collect();
+    devices.sort();
+    devices.dedup();
+    (!devices.is_empty())
+        .then(|| json!({ "match": { "op": "!=", "left": meta("iifname"), "right": { "set": devices } } }))
 }
 
 /// Replace (or delete) the table in one `nft` transaction.
@@ -279,4 +306,83 @@ fn strip(v: &mut Value) {
 /// Is the `nft` binary usable?
 pub fn available() -> bool {
     std::process::Command::new("nft").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn firewall(api: &str) -> Firewall {
+        Firewall {
+            zones: vec![("kzw-upload".into(), 51821), ("lan1".into(), 51821)],
+            tunnel_ports: vec![51821],
+            api: Some(api.parse().unwrap()),
+            ..Firewall::default()
+        }
+    }
+
+    fn input_rules(fw: &Firewall) -> Vec<Value> {
+        let doc = render(fw);
+        doc["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["add"].get("rule"))
+            .filter(|r| r["chain"] == "input")
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn the_management_api_is_admitted_from_non_segment_devices_only() {
+        for (api, daddr) in [
+            ("0.0.0.0:9190", None),
+            ("[::]:9190", None),
+            ("192.0.2.1:9190", Some(("ip", "192.0.2.1"))),
+            ("[2001:db8::1]:9190", Some(("ip6", "2001:db8::1"))),
+        ] {
+            let rules = input_rules(&firewall(api));
+            let rule = rules
+                .iter()
+                .find(|r| r["comment"] == "management api")
+                .unwrap_or_else(|| panic!("{api}: no api rule"));
+            let expr = rule["expr"].as_array().unwrap();
+            let not_segments = json!({ "match": { "op": "!=", "left": meta("iifname"),
+                "right": { "set": ["kzw-upload", "lan1"] } } });
+            assert!(expr.contains(&not_segments), "{api}: segment devices not excluded: {rule}");
+            if let Some((family, addr)) = daddr {
+                assert!(expr.contains(&matches(payload(family, "daddr"), json!(addr))), "{api}: {rule}");
+            }
+            assert!(expr.contains(&matches(payload("tcp", "dport"), json!(9190))), "{api}: {rule}");
+        }
+        // Loopback needs no rule (the `lo` rule admits it).
+        for api in ["[2001:db8::1]:9190", "0.0.0.0:9190"] {
+            let doc = render(&firewall(api));
+            serde_json::from_value::<Nftables>(doc).expect("fits the nft schema");
+        }
+        assert!(!input_rules(&firewall("127.0.0.1:9190")).iter().any(|r| r["comment"] == "management api"));
+    }
+
+    #[test]
+    fn icmpv6_admits_errors_and_neighbour_discovery_only() {
+        let rules = input_rules(&firewall("127.0.0.1:9190"));
+        let text = serde_json::to_string(&rules).unwrap();
+        assert!(!text.contains(r#""right":"ipv6-icmp""#), "every ICMPv6 type admitted: {text}");
+        let v6: Vec<&Value> = rules.iter().filter(|r| r.to_string().contains("icmpv6")).collect();
+        assert_eq!(v6.len(), 2, "{text}");
+        let errors = json!({ "set": ["destination-unreachable", "packet-too-big", "time-exceeded", "parameter-problem"] });
+        assert!(
+            v6[0]["expr"].as_array().unwrap().contains(&matches(payload("icmpv6", "type"), errors)),
+            "{text}"
+        );
+        let nd = &v6[1]["expr"];
+        assert!(
+            nd.as_array().unwrap().contains(&matches(
+                payload("icmpv6", "type"),
+                json!({ "set": ["nd-neighbor-solicit", "nd-neighbor-advert"] })
+            )),
+            "{nd}"
+        );
+        assert!(nd.as_array().unwrap().contains(&matches(payload("ip6", "hoplimit"), json!(255))), "{nd}");
+    }
 }

@@ -89,6 +89,22 @@ pub fn parse_with(
             reason: strip_location(&e.to_string()),
         }]
     })?;
+    // serde keeps the last of two equal map keys (a segment pasted twice, `lan: {reference: a,
+    // reference: b}`): refuse them instead of losing the first definition.
+    let index = SourceIndex::build(text);
+    if !index.duplicates().is_empty() {
+        return Err(index
+            .duplicates()
+            .iter()
+            .map(|d| PolicyIssue {
+                file: file.to_path_buf(),
+                line: d.at.line,
+                column: d.at.column,
+                field: d.path.to_string(),
+                reason: format!("duplicate key {:?} (first at line {})", d.key, d.first_line),
+            })
+            .collect());
+    }
     let extra = prepare(&mut policy);
     let checked = if extra.is_empty() {
         ValidPolicy::new(policy)
@@ -98,7 +114,6 @@ pub fn parse_with(
         Err(all)
     };
     checked.map_err(|problems| {
-        let index = SourceIndex::build(text);
         problems
             .into_iter()
             .map(|p| {

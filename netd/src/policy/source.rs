@@ -67,11 +67,33 @@ pub struct Position {
 #[derive(Debug, Default)]
 pub struct SourceIndex {
     positions: HashMap<NodePath, Position>,
+    duplicates: Vec<DuplicateKey>,
+}
+
+/// A key given twice in one mapping. serde keeps the last value of a map key silently (the
+/// policy's maps are `BTreeMap`s), so the index finds them for `parse` to refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateKey {
+    pub key: String,
+    /// Path of the repeated entry (`segments.upload`).
+    pub path: NodePath,
+    /// Position of the second key.
+    pub at: Position,
+    /// Line of the first.
+    pub first_line: usize,
 }
 
 enum Frame {
-    Map { path: NodePath, pending_key: Option<String> },
-    Seq { path: NodePath, next: usize },
+    /// `keys`: each key seen in this mapping and its line.
+    Map {
+        path: NodePath,
+        pending_key: Option<String>,
+        keys: HashMap<String, usize>,
+    },
+    Seq {
+        path: NodePath,
+        next: usize,
+    },
 }
 
 impl SourceIndex {
@@ -79,13 +101,14 @@ impl SourceIndex {
     /// syntax error itself).
     pub fn build(text: &str) -> Self {
         let mut positions = HashMap::new();
+        let mut duplicates = Vec::new();
         let mut stack: Vec<Frame> = Vec::new();
         let mut parser = Parser::new_from_str(text);
         // Path of the node the next event starts, given the enclosing frame.
         fn next_path(stack: &mut [Frame]) -> Option<NodePath> {
             match stack.last_mut() {
                 None => Some(NodePath::root()),
-                Some(Frame::Map { path, pending_key }) => pending_key.take().map(|k| path.key(&k)),
+                Some(Frame::Map { path, pending_key, .. }) => pending_key.take().map(|k| path.key(&k)),
                 Some(Frame::Seq { path, next }) => {
                     let p = path.index(*next);
                     *next += 1;
@@ -99,7 +122,17 @@ impl SourceIndex {
                 Event::Scalar(value, ..) => {
                     let is_key = matches!(stack.last(), Some(Frame::Map { pending_key: None, .. }));
                     if is_key {
-                        if let Some(Frame::Map { pending_key, .. }) = stack.last_mut() {
+                        if let Some(Frame::Map { path, pending_key, keys }) = stack.last_mut() {
+                            if let Some(&first_line) = keys.get(value.as_ref()) {
+                                duplicates.push(DuplicateKey {
+                                    key: value.to_string(),
+                                    path: path.key(&value),
+                                    at: pos,
+                                    first_line,
+                                });
+                            } else {
+                                keys.insert(value.to_string(), pos.line);
+                            }
                             *pending_key = Some(value.to_string());
                         }
                     } else if let Some(p) = next_path(&mut stack) {
@@ -112,7 +145,7 @@ impl SourceIndex {
                 Event::MappingStart(..) => {
                     let path = next_path(&mut stack).unwrap_or_default();
                     positions.insert(path.clone(), pos);
-                    stack.push(Frame::Map { path, pending_key: None });
+                    stack.push(Frame::Map { path, pending_key: None, keys: HashMap::new() });
                 }
                 Event::SequenceStart(..) => {
                     let path = next_path(&mut stack).unwrap_or_default();
@@ -125,7 +158,12 @@ impl SourceIndex {
                 _ => {}
             }
         }
-        Self { positions }
+        Self { positions, duplicates }
+    }
+
+    /// Keys given twice in one mapping, in document order.
+    pub fn duplicates(&self) -> &[DuplicateKey] {
+        &self.duplicates
     }
 
     /// Position of `path`, or of its nearest indexed ancestor.

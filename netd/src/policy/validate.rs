@@ -133,6 +133,18 @@ pub fn check(policy: &Policy) -> Vec<Problem> {
         if v.port == 0 {
             push(v.path().key("port"), "port 0 is not a usable WireGuard port".into());
         }
+        // The port is also the segment's routing table id; these are the kernel's own tables.
+        if (252..=255).contains(&v.port) {
+            push(
+                v.path().key("port"),
+                format!(
+                    "port {} is also the segment's routing table id, and tables 252-255 are the \
+                     kernel's (compat, default, main, local): its unreachable default would cut \
+                     the router off; choose another port",
+                    v.port
+                ),
+            );
+        }
         for other in &views[..i] {
             if other.cidr.contains(&v.cidr.network()) || v.cidr.contains(&other.cidr.network()) {
                 clash(

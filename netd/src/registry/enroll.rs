@@ -46,19 +46,22 @@ fn site_config(config: &Path, site: &str) -> Result<SiteConfig, RegistryError> {
 
 pub async fn enroll(config: &Path, token_text: &str) -> Result<Enrolled, RegistryError> {
     let token = EnrollToken::decode(token_text)?;
-    let cfg = site_config(config, &token.site)?;
+    // The token is unauthenticated JSON: its site must be a valid name (no newline can reach
+    // the site file written below) and it must not have expired before anything is written.
+    let site: crate::policy::SiteName = token.site.parse().map_err(RegistryError::Token)?;
+    if token.expires_unix <= unix_now() {
+        return Err(RegistryError::Token(format!(
+            "the token for site {:?} expired at {} (UNIX time); ask the centre for a new one (`kizuna site provision {}`)",
+            token.site, token.expires_unix, token.site
+        )));
+    }
+    let cfg = site_config(config, site.as_str())?;
     if let Some(e) = Enrollment::load(&cfg.enrollment_path())? {
         return Err(RegistryError::Token(format!(
             "this router is already enrolled as site {:?} with {}; remove {} to enroll again",
             e.site,
             e.registry_url,
             cfg.enrollment_path().display()
-        )));
-    }
-    if token.expires_unix <= unix_now() {
-        return Err(RegistryError::Token(format!(
-            "the token for site {:?} expired at {} (UNIX time); ask the centre for a new one (`kizuna site provision {}`)",
-            token.site, token.expires_unix, token.site
         )));
     }
     let client = Client::new(&token.url, &token.pin)?;
@@ -103,4 +106,42 @@ pub async fn enroll(config: &Path, token_text: &str) -> Result<Enrolled, Registr
         Err(e) => out.view_pending = Some(e.to_string()),
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(site: &str, expires_unix: u64) -> String {
+        EnrollToken {
+            url: "https://127.0.0.1:9".into(),
+            pin: "sha256//AAAA".into(),
+            site: site.into(),
+            expires_unix,
+            secret: "c2VjcmV0".into(),
+        }
+        .encode()
+    }
+
+    fn enroll_now(config: &Path, token: &str) -> Result<Enrolled, RegistryError> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(enroll(config, token))
+    }
+
+    #[test]
+    fn a_token_site_name_is_validated_and_its_expiry_checked_before_a_site_file_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("site.yaml");
+        // A name from the token's unauthenticated JSON must not inject keys into the site file.
+        let injected = "kita\nadmit_underlay: [{ proto: tcp, port: 22 }]";
+        let err = enroll_now(&config, &token(injected, u64::MAX)).unwrap_err().to_string();
+        assert!(err.contains("invalid site name"), "{err}");
+        assert!(!config.exists(), "a site file was written from a bad token");
+        let err = enroll_now(&config, &token("kita-hospital", 1)).unwrap_err().to_string();
+        assert!(err.contains("expired"), "{err}");
+        assert!(!config.exists(), "a site file was written from an expired token");
+    }
 }

@@ -1,5 +1,5 @@
 //! Following the registry: long-poll the site's view, verify it (signature, site, version,
-//! netd's policy checks), persist it, register keys the view says are missing, wake the
+//! netd's policy checks), register keys the view says are missing, persist it, wake the
 //! daemon's reconcile loop, and run the key rotation schedule. When the registry is unreachable
 //! netd keeps running on the last verified view and retries with backoff.
 
@@ -49,7 +49,7 @@ pub async fn poll_once(
 
 /// The checks every view passes before it is stored: signature under the enrolled centre key,
 /// this site, a version above the held one, netd's policy checks. Keys the view reports
-/// missing are generated and registered.
+/// missing are generated and registered, and only then is the view stored.
 pub async fn accept(
     cfg: &SiteConfig,
     enrollment: &Enrollment,
@@ -76,7 +76,8 @@ pub async fn accept(
             "this router's clock differs from the registry's: key switches need synchronised clocks (NTP)"
         );
     }
-    save_view(&cfg.view_path(), &signed)?;
+    // Registered before the view is stored: a stored view is the one the next poll says it has
+    // (and gets nothing new for), so a failed registration must leave it unstored to be retried.
     if !payload.missing_keys.is_empty() {
         let mut keys = BTreeMap::new();
         for seg in &payload.missing_keys {
@@ -85,6 +86,7 @@ pub async fn accept(
         let r = client.register_keys(&enrollment.credential, &KeysRequest { keys }).await?;
         tracing::info!(segments = ?payload.missing_keys, version = r.version, "registered keys for new segments");
     }
+    save_view(&cfg.view_path(), &signed)?;
     Ok(Polled::Stored { version: payload.version })
 }
 
@@ -133,5 +135,59 @@ pub async fn run(
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+    use crate::policy::Policy;
+    use crate::registry::view::{FORMAT, ViewPayload};
+
+    #[test]
+    fn a_view_whose_missing_keys_could_not_be_registered_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let site_file = dir.path().join("site.yaml");
+        std::fs::write(
+            &site_file,
+            format!("policy: {d}/p.yaml\nsite: kita-hospital\nkey_dir: {d}/keys\nstate_dir: {d}/state\n"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
+        let cfg = SiteConfig::load(&site_file).unwrap();
+        let key = SigningKey::from_bytes(&[9; 32]);
+        // Nothing listens on port 9: the registration fails.
+        let enrollment = Enrollment {
+            site: "kita-hospital".into(),
+            registry_url: "https://127.0.0.1:9".into(),
+            pin: format!("sha256//{}", STANDARD.encode([0u8; 32])),
+            signing_key: STANDARD.encode(key.verifying_key().to_bytes()),
+            credential: "secret".into(),
+            enrolled_unix: 1,
+        };
+        let client = Client::new(&enrollment.registry_url, &enrollment.pin).unwrap();
+        let policy: Policy = serde_norway::from_str(include_str!("../../tests/fixtures/valid.yaml")).unwrap();
+        let missing = vec!["radiology".parse().unwrap()];
+        let payload = ViewPayload {
+            format: FORMAT.into(),
+            site: "kita-hospital".into(),
+            version: 3,
+            issued_unix: super::super::unix_now(),
+            content_hash: ViewPayload::hash_content(&policy, &missing),
+            missing_keys: missing,
+            policy,
+            key_switches: vec![],
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let signed = SignedView::sign(&key, &payload);
+        assert!(rt.block_on(accept(&cfg, &enrollment, &client, signed)).is_err());
+        // Stored, the next poll would send its version and hash and get nothing: the keys would
+        // never be registered. Not stored, the next poll gets the view again and retries.
+        assert!(load_view(&cfg.view_path(), &enrollment).unwrap().is_none(), "view stored before its keys");
     }
 }
