@@ -75,32 +75,9 @@ pub fn is_ignored(rel: &Path) -> bool {
         })
 }
 
-fn stamp_of(meta: &std::fs::Metadata) -> Option<Stamp> {
+/// A file's size and mtime, which the settle check compares.
+pub(crate) fn stamp_of(meta: &std::fs::Metadata) -> Option<Stamp> {
     Some((meta.len(), meta.modified().ok()?))
-}
-
-/// Walks `dir` (not following symlinks) and returns its regular, not-ignored files.
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Option<Stamp>)>, errors: &mut Vec<String>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                errors.push(format!("{}: {e}", dir.display()));
-            }
-            return;
-        }
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if is_ignored(path.strip_prefix(root).unwrap_or(&path)) {
-            continue;
-        }
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => walk(root, &path, out, errors),
-            Ok(t) if t.is_file() => out.push((path, entry.metadata().ok().as_ref().and_then(stamp_of))),
-            _ => {}
-        }
-    }
 }
 
 /// What to do with a file after trying to process it.
@@ -149,8 +126,7 @@ pub(crate) async fn run(shared: Arc<Shared>, watch: Option<Watch>, mut stop: wat
             }
             _ = rescan.tick() => {
                 let root = me.shared.export_dir.clone();
-                me.scan(root).await;
-                me.prune().await;
+                me.scan(root, true).await;
             }
             _ = tick.tick() => me.process_ready(&stop).await,
         }
@@ -158,20 +134,22 @@ pub(crate) async fn run(shared: Arc<Shared>, watch: Option<Watch>, mut stop: wat
 }
 
 impl Intake {
-    async fn scan(&mut self, dir: PathBuf) {
+    /// Walks `dir` and tracks the files found. A rescan (`prune`) also removes the emptied folders
+    /// idle past `prune_empty_folders_after_secs`, in the same walk.
+    async fn scan(&mut self, dir: PathBuf, prune: bool) {
         let root = self.shared.export_dir.clone();
-        let (found, errors) = tokio::task::spawn_blocking(move || {
-            let (mut out, mut errors) = (Vec::new(), Vec::new());
-            walk(&root, &dir, &mut out, &mut errors);
-            (out, errors)
-        })
-        .await
-        .unwrap_or_default();
+        let cutoff = match self.shared.cfg.prune_after() {
+            Some(grace) if prune => SystemTime::now().checked_sub(grace),
+            _ => None,
+        };
+        let walked = tokio::task::spawn_blocking(move || crate::walk::walk(&root, &dir, cutoff))
+            .await
+            .unwrap_or_default();
         let now = Instant::now();
-        for (path, stamp) in found {
+        for (path, stamp) in walked.files {
             self.tracker.found(&path, stamp, now);
         }
-        for e in errors {
+        for e in walked.errors {
             if self.reported_scan_errors.insert(e.clone()) {
                 self.shared.record(
                     Level::Warn,
@@ -181,20 +159,10 @@ impl Intake {
                 );
             }
         }
-    }
-
-    /// Removes the emptied folders idle past `prune_empty_folders_after_secs`.
-    async fn prune(&mut self) {
-        let Some(grace) = self.shared.cfg.prune_after() else { return };
-        let Some(cutoff) = SystemTime::now().checked_sub(grace) else { return };
-        let root = self.shared.export_dir.clone();
-        let pruned = tokio::task::spawn_blocking(move || crate::prune::prune_empty_folders(&root, cutoff))
-            .await
-            .unwrap_or_default();
-        if pruned.removed > 0 {
-            tracing::debug!(removed = pruned.removed, "removed empty folders from the export folder");
+        if walked.pruned.removed > 0 {
+            tracing::debug!(removed = walked.pruned.removed, "removed empty folders from the export folder");
         }
-        for e in pruned.errors {
+        for e in walked.pruned.errors {
             if self.reported_scan_errors.insert(e.clone()) {
                 self.shared.record(
                     Level::Warn,
@@ -217,7 +185,7 @@ impl Intake {
                     serde_json::Value::Null,
                 );
                 let root = self.shared.export_dir.clone();
-                return self.scan(root).await;
+                return self.scan(root, false).await;
             }
         };
         if ev.need_rescan() {
@@ -229,7 +197,7 @@ impl Intake {
             );
             self.tracker.overflowed();
             let root = self.shared.export_dir.clone();
-            return self.scan(root).await;
+            return self.scan(root, false).await;
         }
         let now = Instant::now();
         let root = self.shared.export_dir.clone();
@@ -239,7 +207,7 @@ impl Intake {
             EventKind::Create(CreateKind::Folder) => {
                 for p in ev.paths.iter().filter(|p| relevant(p)) {
                     // Files may land in a new folder before its watch is added: look inside now.
-                    self.scan(p.clone()).await;
+                    self.scan(p.clone(), false).await;
                 }
             }
             EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_)) => {
@@ -266,7 +234,7 @@ impl Intake {
                 }
                 for p in to.into_iter().filter(|p| relevant(p)) {
                     if p.is_dir() {
-                        self.scan(p.clone()).await;
+                        self.scan(p.clone(), false).await;
                     } else {
                         let stamp = std::fs::metadata(p).ok().as_ref().and_then(stamp_of);
                         self.tracker.found(p, stamp, now);

@@ -23,13 +23,13 @@ mod error;
 mod intake;
 mod nsips;
 pub mod outbox;
-mod prune;
 pub mod quarantine;
 mod report;
 mod settle;
 mod state;
 mod store_client;
 mod upload;
+mod walk;
 
 pub use agent::{Agent, Status, StatusHandle};
 pub use config::{Config, DEFAULT_CONFIG, NsipsConfig};

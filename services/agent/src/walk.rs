@@ -1,4 +1,5 @@
-//! Pruning the export folder: removing the folders the agent has emptied.
+//! Walking the export folder: finding the files to take and pruning the folders the agent emptied,
+//! in one pass.
 //!
 //! An SS-MIX2 tree has about 1.3 folders per file (patient, date, data type), and the agent moves
 //! every file out. Left alone, the empty folders pile up: each is an inotify watch (a small
@@ -10,39 +11,53 @@
 //! file just after the removal gets ENOENT. The grace period (a day by default) makes that a
 //! folder idle for a whole day being reused within microseconds of its removal.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// What one pruning walk did.
+use crate::intake::{is_ignored, stamp_of};
+use crate::settle::Stamp;
+
+/// What one walk found and did.
+#[derive(Debug, Default)]
+pub(crate) struct Walked {
+    /// Regular, not-ignored files, with their size and mtime when they could be read.
+    pub files: Vec<(PathBuf, Option<Stamp>)>,
+    /// Folders that could not be read (`<folder>: <reason>`).
+    pub errors: Vec<String>,
+    /// What pruning did (nothing when it was off).
+    pub pruned: Pruned,
+}
+
+/// What pruning did in one walk.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Pruned {
     /// Folders removed.
     pub removed: usize,
-    /// Folders that could not be removed or read, with the reason (e.g. a mount point, EACCES).
+    /// Folders that could not be removed, with the reason (e.g. a mount point, EACCES).
     pub errors: Vec<String>,
 }
 
-/// Removes every folder below `root` (never `root` itself) that is empty, or holds only such
-/// folders, and whose mtime is not after `cutoff`, deepest first. Hidden folders (`.x`), which the
-/// intake ignores, are kept, and symbolic links are not followed.
-pub(crate) fn prune_empty_folders(root: &Path, cutoff: SystemTime) -> Pruned {
-    let mut out = Pruned::default();
-    prune_below(root, cutoff, &mut out);
+/// Walks `dir` below `root` without following symbolic links. With `prune_cutoff`, it also
+/// removes every folder below `root` (never `root` itself) that is empty, or holds only such
+/// folders, and whose mtime is not after the cutoff, deepest first. Ignored entries (hidden or
+/// temporary names, see [`is_ignored`]) are neither listed nor walked nor removed.
+pub(crate) fn walk(root: &Path, dir: &Path, prune_cutoff: Option<SystemTime>) -> Walked {
+    let mut out = Walked::default();
+    visit(root, dir, prune_cutoff, &mut out);
     out
 }
 
-/// Prunes below `dir` and says whether `dir` itself may go: it was idle since `cutoff` (its mtime
-/// read before this walk removed anything in it) and nothing is left in it.
-fn prune_below(dir: &Path, cutoff: SystemTime, out: &mut Pruned) -> bool {
-    let idle = match std::fs::symlink_metadata(dir) {
-        Ok(m) => m.is_dir() && m.modified().is_ok_and(|t| t <= cutoff),
-        Err(_) => return false,
-    };
+/// Walks `dir` and says whether `dir` itself may go: pruning is on, `dir` was idle since the
+/// cutoff (its mtime read before this walk removed anything in it) and nothing is left in it.
+fn visit(root: &Path, dir: &Path, cutoff: Option<SystemTime>, out: &mut Walked) -> bool {
+    let idle = cutoff.is_some_and(|cutoff| {
+        std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && m.modified().is_ok_and(|t| t <= cutoff))
+    });
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
             if e.kind() != std::io::ErrorKind::NotFound {
-                out.errors.push(format!("cannot read {}: {e}", dir.display()));
+                out.errors.push(format!("{}: {e}", dir.display()));
             }
             return false;
         }
@@ -54,23 +69,36 @@ fn prune_below(dir: &Path, cutoff: SystemTime, out: &mut Pruned) -> bool {
             continue;
         };
         let path = entry.path();
-        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-        // `DirEntry::file_type` does not follow symbolic links.
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if !is_dir || hidden || !prune_below(&path, cutoff, out) {
-            left += 1;
+        left += 1;
+        if is_ignored(path.strip_prefix(root).unwrap_or(&path)) {
             continue;
         }
-        match std::fs::remove_dir(&path) {
-            Ok(()) => out.removed += 1,
-            // Gone already: nothing is left of it here either.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            // Something was created in it since it was read: it stays.
-            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => left += 1,
-            Err(e) => {
-                out.errors.push(format!("cannot remove the empty folder {}: {e}", path.display()));
-                left += 1;
+        // `DirEntry::file_type` does not follow symbolic links.
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => {
+                if !visit(root, &path, cutoff, out) {
+                    continue;
+                }
+                match std::fs::remove_dir(&path) {
+                    Ok(()) => {
+                        out.pruned.removed += 1;
+                        left -= 1;
+                    }
+                    // Gone already: nothing is left of it here either.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => left -= 1,
+                    // Something was created in it since it was read: it stays.
+                    Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {}
+                    Err(e) => {
+                        out.pruned
+                            .errors
+                            .push(format!("cannot remove the empty folder {}: {e}", path.display()));
+                    }
+                }
             }
+            Ok(t) if t.is_file() => {
+                out.files.push((path, entry.metadata().ok().as_ref().and_then(stamp_of)));
+            }
+            _ => {}
         }
     }
     idle && left == 0
@@ -87,6 +115,11 @@ mod tests {
     fn age(dir: &Path, age: Duration) {
         let t = SystemTime::now() - age;
         File::open(dir).unwrap().set_times(FileTimes::new().set_modified(t).set_accessed(t)).unwrap();
+    }
+
+    /// Prunes below `root` as a rescan does.
+    fn prune_empty_folders(root: &Path, cutoff: SystemTime) -> Pruned {
+        walk(root, root, Some(cutoff)).pruned
     }
 
     /// Every path below `root`, relative, sorted.
@@ -174,5 +207,28 @@ mod tests {
         assert_eq!(pruned.removed, 3);
         // A second walk finds nothing more to do.
         assert_eq!(prune_empty_folders(root, SystemTime::now()), Pruned::default());
+    }
+
+    #[test]
+    fn one_walk_lists_the_files_and_prunes_the_idle_empty_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let full = old_dirs(root, "000/000/0000000001/20240101/OML-11", 2 * DAY);
+        std::fs::write(full.join("a.hl7"), b"x").unwrap();
+        std::fs::write(full.join("b.hl7.part"), b"x").unwrap();
+        old_dirs(root, "000/000/0000000002/-/ADT-00", 2 * DAY);
+        age(&root.join("000/000"), 2 * DAY);
+        let walked = walk(root, root, Some(SystemTime::now() - DAY));
+        let files: Vec<_> = walked.files.iter().map(|(p, s)| (p.clone(), s.is_some())).collect();
+        assert_eq!(files, vec![(full.join("a.hl7"), true)]);
+        assert_eq!(walked.pruned, Pruned { removed: 3, errors: vec![] });
+        assert!(walked.errors.is_empty());
+        assert!(full.is_dir());
+        assert!(!root.join("000/000/0000000002").exists());
+        // Without a cutoff (a walk for a watcher event) nothing is removed.
+        old_dirs(root, "000/000/0000000003/-/ADT-00", 2 * DAY);
+        let walked = walk(root, root, None);
+        assert_eq!(walked.pruned, Pruned::default());
+        assert!(root.join("000/000/0000000003/-/ADT-00").is_dir());
     }
 }
