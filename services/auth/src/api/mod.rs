@@ -14,7 +14,6 @@ use crate::config::AuthConfig;
 use crate::directory::{Directory, Lockout};
 use crate::jws::TokenSigner;
 use axum::Router;
-use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum_extra::extract::cookie::{Cookie, SameSite};
@@ -71,21 +70,6 @@ impl AppState {
 pub const FLOW_COOKIE: &str = "kizuna_auth_flow";
 pub const SESSION_COOKIE: &str = "kizuna_auth_session";
 
-/// Headers every response gets: no caching of tokens or pages, no framing, no referrer leaks.
-pub fn harden(mut r: Response) -> Response {
-    let h = r.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
-    );
-    r
-}
-
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery::configuration))
@@ -98,6 +82,6 @@ pub fn router(state: AppState) -> Router {
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/logout", get(logout::confirm).post(logout::logout))
         .route("/healthz", get(|| async { "ok" }))
-        .layer(axum::middleware::map_response(|r: Response| async move { harden(r) }))
+        .layer(axum::middleware::map_response(|r: Response| async move { kizuna_web_headers::harden(r) }))
         .with_state(state)
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
@@ -44,24 +44,8 @@ pub fn router(v: Arc<Viewer>) -> Router {
         .route("/patients/{id}/calendar", get(pages::calendar))
         .route("/patients/{id}/records/{record}", get(pages::original))
         .route("/patients/{id}/break-glass", post(pages::break_glass))
-        .layer(axum::middleware::map_response(|r: Response| async move { harden(r) }))
+        .layer(axum::middleware::map_response(|r: Response| async move { kizuna_web_headers::harden(r) }))
         .with_state(v)
-}
-
-/// Headers every response gets (as `kizuna-auth` sends): patient pages are not kept in the
-/// browser's cache (the back button after logout), framed, or named in a Referer.
-fn harden(mut r: Response) -> Response {
-    let h = r.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
-    );
-    r
 }
 
 /// The session of a request, by its cookie.
