@@ -287,6 +287,7 @@ impl AuditLog {
             .await?
             .try_get("m")?;
         restore_disk_checkpoints(&db, &settings.data_dir).await?;
+        finish_restamp(&db, &settings.data_dir, true).await?;
         let wal = (db.backend == Backend::Sqlite).then(|| WalCheckpointer::spawn(db.pool.clone()));
         let disk_leaves = tree.size();
         Ok(AuditLog { db, settings, tree, disk_leaves, last_checkpoint: last.unwrap_or(0) as u64, wal })
@@ -423,6 +424,13 @@ impl AuditLog {
             self.write_mirror()?;
         }
         let size = self.tree.size();
+        // No events since the checkpoint of this size: it stands (signing again would leave the
+        // disk copy different from the database's, which keeps the first).
+        if let Some(stored) = db_checkpoints(&self.db, Some(size)).await?.into_iter().next() {
+            self.last_checkpoint = size;
+            self.restamp().await?;
+            return Ok(db_checkpoints(&self.db, Some(size)).await?.into_iter().next().unwrap_or(stored));
+        }
         let now =
             jiff::Timestamp::now().round(jiff::Unit::Microsecond).unwrap_or_else(|_| jiff::Timestamp::now());
         let mut cp = Checkpoint::sign(&self.settings.signing_key, size, self.tree.root(), now);
@@ -453,24 +461,80 @@ impl AuditLog {
     }
 
     /// Get time stamps for checkpoints stored without one (the TSA was down).
+    ///
+    /// Each stamp goes to the database, then to the disk copy. The restamp journal, written first,
+    /// names the checkpoint, so a stamp that reached the database but not the disk (a crash, a
+    /// failed write) is copied to disk by the next restamp or at open ([`finish_restamp`]).
     async fn restamp(&mut self) -> Result<()> {
+        let data_dir = self.settings.data_dir.clone();
+        finish_restamp(&self.db, &data_dir, true).await?;
         let Some(url) = self.settings.tsa_url.clone() else { return Ok(()) };
-        for mut cp in read_db_checkpoints(&self.db).await?.into_iter().filter(|c| c.tst.is_none()) {
+        for cp in read_db_checkpoints(&self.db).await?.into_iter().filter(|c| c.tst.is_none()) {
             if cp.key_id != key_id(&self.settings.signing_key.verifying_key()) {
                 continue;
             }
             if let Ok(t) = stamp(&url, &cp).await {
+                durable::write_atomic(
+                    &restamp_journal_path(&data_dir),
+                    format!("{}\n", cp.tree_size).as_bytes(),
+                )?;
                 sqlx::query("UPDATE audit_checkpoint SET tst = $1 WHERE tree_size = $2 AND tst IS NULL")
-                    .bind(t.clone())
+                    .bind(t)
                     .bind(cp.tree_size as i64)
                     .execute(&self.db.pool)
                     .await?;
-                cp.tst = Some(t);
-                write_disk_checkpoint(&self.settings.data_dir, &cp)?;
+                finish_restamp(&self.db, &data_dir, false).await?;
             }
         }
         Ok(())
     }
+}
+
+/// The restamp journal: the tree size of the checkpoint whose new time stamp is being written to
+/// the database and then to its disk copy (see `restamp`). Not a `.json`, so no checkpoint copy.
+fn restamp_journal_path(data_dir: &Path) -> PathBuf {
+    checkpoints_dir(data_dir).join("restamp.pending")
+}
+
+/// Finish the restamp the journal names, if any: the database is the source of truth, so when the
+/// disk copy lacks the time stamp the database copy carries and is otherwise the same (the state a
+/// restamp cut after its database update leaves), or is missing, the database copy is written to
+/// disk. A disk copy that differs in anything else is left as it is, for verify to report. Then
+/// the journal goes. Without this, verify passed (a stamp may be on one copy only) but the disk
+/// copy never got the stamp: restamp only looks for checkpoints unstamped in the database.
+/// `cut`: the journal was left by an earlier restamp (logged as a warning), not by this one.
+async fn finish_restamp(db: &Db, data_dir: &Path, cut: bool) -> Result<()> {
+    let journal = restamp_journal_path(data_dir);
+    let text = match std::fs::read_to_string(&journal) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(AuditError::io(&journal, e)),
+    };
+    match text.trim().parse::<u64>() {
+        Ok(size) => {
+            for cp in db_checkpoints(db, Some(size)).await?.into_iter().filter(|c| c.tst.is_some()) {
+                let p = disk_checkpoint_path(data_dir, size);
+                let repair = match std::fs::read(&p) {
+                    Ok(bytes) => serde_json::from_slice::<Checkpoint>(&bytes)
+                        .is_ok_and(|d| d.tst.is_none() && d == Checkpoint { tst: None, ..cp.clone() }),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+                    Err(e) => return Err(AuditError::io(&p, e)),
+                };
+                if repair {
+                    if cut {
+                        tracing::warn!(
+                            tree_size = size,
+                            "time stamp missing on the disk copy (restamp cut after its database update); copied from the database"
+                        );
+                    }
+                    write_disk_checkpoint(data_dir, &cp)?;
+                }
+            }
+        }
+        Err(_) => tracing::warn!(path = %journal.display(), "restamp journal unreadable; removed"),
+    }
+    std::fs::remove_file(&journal).map_err(|e| AuditError::io(&journal, e))?;
+    durable::sync_dir(&checkpoints_dir(data_dir))
 }
 
 /// A crash between a checkpoint's database insert and its disk copy (see `checkpoint`) leaves it in

@@ -434,3 +434,144 @@ async fn reopen(db_url: &str, data_dir: &Path, key: &SigningKey) -> AuditLog {
     .await
     .unwrap()
 }
+
+/// Where checkpoint `size`'s disk copy lives.
+fn disk_copy(data_dir: &Path, size: u64) -> std::path::PathBuf {
+    kizuna_audit::log::checkpoints_dir(data_dir).join(format!("{size:020}.json"))
+}
+
+/// A restamp cut between its database update and its disk copy: checkpoint 20 is written while
+/// the TSA is unreachable (unstamped in both copies); then, with the TSA back, checkpoint 50's
+/// restamp of 20 updates the database but cannot rewrite the disk copy (it is briefly a folder,
+/// so the rename fails, as a full disk or a crash would cut it), and the disk copy is put back as
+/// it was before the restamp. Returns the log (still open, after the failed checkpoint), the
+/// TSA, the folder, database URL, data folder and key.
+async fn restamp_cut_after_its_database_update()
+-> (AuditLog, LabTsa, tempfile::TempDir, String, std::path::PathBuf, SigningKey) {
+    let dir = tempfile::tempdir().unwrap();
+    let tsa = LabTsa::start(&dir.path().join("tsa")).await.unwrap();
+    let (mut log, db_url, data_dir, key) = open_log(dir.path(), Some("http://127.0.0.1:1/tsa".into())).await;
+    log.append(&(0..20).map(event).collect::<Vec<_>>()).await.unwrap();
+    assert!(log.checkpoint().await.unwrap().tst.is_none(), "the TSA was down");
+    log.db.pool.close().await;
+    drop(log);
+    let copy = disk_copy(&data_dir, 20);
+    let before = std::fs::read(&copy).unwrap();
+    std::fs::remove_file(&copy).unwrap();
+    std::fs::create_dir(&copy).unwrap();
+    let mut log = AuditLog::open(LogSettings {
+        database_url: db_url.clone(),
+        data_dir: data_dir.clone(),
+        signing_key: key.clone(),
+        tsa_url: Some(tsa.url.clone()),
+    })
+    .await
+    .unwrap();
+    log.append(&(20..50).map(event).collect::<Vec<_>>()).await.unwrap();
+    assert!(log.checkpoint().await.is_err(), "the restamp's disk write must fail");
+    std::fs::remove_dir(&copy).unwrap();
+    std::fs::write(&copy, &before).unwrap();
+    let db_cps = kizuna_audit::log::read_db_checkpoints(&log.db).await.unwrap();
+    assert!(db_cps.iter().all(|c| c.tst.is_some()), "the database holds both time stamps");
+    assert!(disk_tst(&data_dir, 20).is_none(), "the disk copy is as before the restamp");
+    (log, tsa, dir, db_url, data_dir, key)
+}
+
+/// The time stamp of checkpoint `size`'s disk copy.
+fn disk_tst(data_dir: &Path, size: u64) -> Option<Vec<u8>> {
+    let cps = kizuna_audit::log::read_disk_checkpoints(data_dir).unwrap();
+    cps.into_iter().find(|c| c.tree_size == size).expect("a disk copy").tst
+}
+
+/// The process dies after the restamp's database update: open copies the time stamp from the
+/// database (the source of truth) into the disk copy, and the log verifies with both stamps.
+#[tokio::test]
+async fn a_restamp_cut_after_its_database_update_is_copied_to_disk_at_open() {
+    let (log, tsa, _dir, db_url, data_dir, key) = restamp_cut_after_its_database_update().await;
+    log.db.pool.close().await;
+    drop(log);
+    let log = reopen(&db_url, &data_dir, &key).await;
+    let db_cps = kizuna_audit::log::read_db_checkpoints(&log.db).await.unwrap();
+    log.db.pool.close().await;
+    drop(log);
+    let trust = || Some(TsaTrust::from_pem_file(&tsa.ca_cert).unwrap());
+    let r = verify_log(&db_url, &data_dir, &key, trust(), 1000).await;
+    assert!(r.ok(), "{}", messages(&r));
+    assert_eq!((r.checkpoints, r.timestamps_verified), (2, 2));
+    assert!(disk_tst(&data_dir, 20) == db_cps[0].tst, "the disk copy of 20 lacks the database's stamp");
+    // Opening again changes nothing.
+    reopen(&db_url, &data_dir, &key).await.db.pool.close().await;
+    let r = verify_log(&db_url, &data_dir, &key, trust(), 1000).await;
+    assert!(r.ok(), "{}", messages(&r));
+}
+
+/// The restamp's disk write fails and the service keeps running: the next checkpoint finishes it.
+#[tokio::test]
+async fn a_restamp_whose_disk_write_failed_is_finished_by_the_next_checkpoint() {
+    let (mut log, tsa, _dir, db_url, data_dir, key) = restamp_cut_after_its_database_update().await;
+    log.append(&(50..60).map(event).collect::<Vec<_>>()).await.unwrap();
+    log.checkpoint().await.unwrap();
+    let db_cps = kizuna_audit::log::read_db_checkpoints(&log.db).await.unwrap();
+    log.db.pool.close().await;
+    drop(log);
+    assert!(disk_tst(&data_dir, 20) == db_cps[0].tst, "the disk copy of 20 lacks the database's stamp");
+    let r = verify_log(&db_url, &data_dir, &key, Some(TsaTrust::from_pem_file(&tsa.ca_cert).unwrap()), 1000)
+        .await;
+    assert!(r.ok(), "{}", messages(&r));
+    assert_eq!((r.checkpoints, r.timestamps_verified), (3, 3));
+}
+
+/// Finishing a cut restamp copies only a time stamp the disk copy lacks: a disk copy that was
+/// edited meanwhile is left as it is, and verify still names it.
+#[tokio::test]
+async fn a_disk_copy_edited_after_a_cut_restamp_is_not_overwritten_and_still_detected() {
+    let (log, tsa, _dir, db_url, data_dir, key) = restamp_cut_after_its_database_update().await;
+    log.db.pool.close().await;
+    drop(log);
+    let copy = disk_copy(&data_dir, 20);
+    let mut cp: serde_json::Value = serde_json::from_slice(&std::fs::read(&copy).unwrap()).unwrap();
+    cp["root"] = serde_json::Value::String("00".repeat(32));
+    let edited = serde_json::to_vec_pretty(&cp).unwrap();
+    std::fs::write(&copy, &edited).unwrap();
+    reopen(&db_url, &data_dir, &key).await.db.pool.close().await;
+    assert_eq!(std::fs::read(&copy).unwrap(), edited, "the edited copy was left alone");
+    let r = verify_log(&db_url, &data_dir, &key, Some(TsaTrust::from_pem_file(&tsa.ca_cert).unwrap()), 1000)
+        .await;
+    assert!(
+        r.findings.iter().any(|x| matches!(x, Finding::CheckpointCopiesDiffer { tree_size: 20, .. })),
+        "{}",
+        messages(&r)
+    );
+}
+
+/// A time stamp removed from the database copy is reported, even though the disk copy has it;
+/// open does not copy stamps from disk into the database.
+#[tokio::test]
+async fn a_time_stamp_removed_from_the_database_is_reported() {
+    let f = fixture().await;
+    f.sql("UPDATE audit_checkpoint SET tst = NULL WHERE tree_size = 20").await;
+    reopen(&f.db_url, &f.data_dir, &f.key).await.db.pool.close().await;
+    let r = f.verify().await;
+    assert!(messages(&r).contains("checkpoint 20: no RFC 3161 time stamp"), "{}", messages(&r));
+    assert!(disk_tst(&f.data_dir, 20).is_some());
+}
+
+/// A second checkpoint with no events since the last one (an `Appender::checkpoint` call, a
+/// restart that checkpoints at once) keeps the stored one: before, the database kept the first
+/// (`ON CONFLICT DO NOTHING`) while the disk copy was overwritten with the new signature, and
+/// verify then reported the two copies as different after nothing but normal operation.
+#[tokio::test]
+async fn a_checkpoint_with_no_new_events_returns_the_stored_one_and_leaves_its_copies_alike() {
+    let f = fixture().await;
+    let copy = disk_copy(&f.data_dir, 50);
+    let before = std::fs::read(&copy).unwrap();
+    let mut log = reopen(&f.db_url, &f.data_dir, &f.key).await;
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let cp = log.checkpoint().await.unwrap();
+    log.db.pool.close().await;
+    assert_eq!(cp.tree_size, 50);
+    assert!(std::fs::read(&copy).unwrap() == before, "the disk copy was rewritten");
+    let r = f.verify().await;
+    assert!(r.ok(), "{}", messages(&r));
+    assert_eq!(r.checkpoints, 2);
+}
