@@ -1,19 +1,22 @@
 //! Who may use the admin screen. With `oidc.issuer` set, every page but `/healthz` and the login
 //! routes needs a session (cookie `kizuna_admin`) of a user whose verified ID token has the
 //! `admin` role; anyone else logged in gets 403, anyone not logged in is sent to `/login`.
+//! Sessions end after `oidc.session_idle_minutes` without a request, and every
+//! `oidc.session_check_secs` the provider's userinfo endpoint is asked whether it still vouches
+//! for the user (see [`gate`]).
 //! Without an issuer there is no login and the screen serves loopback only (see
 //! `Config::check`); its users are then recorded as [`LOOPBACK_USER`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::{Monitor, pages, server};
+use crate::{Monitor, MonitorError, audit, pages, server};
 
 /// The admin screen's session cookie.
 pub const COOKIE: &str = "kizuna_admin";
@@ -55,9 +58,10 @@ impl Operator {
 /// The screen's login sessions.
 pub type Sessions = kizuna_oidc_rp::Sessions<Operator>;
 
-/// Sessions living `lifetime` under [`COOKIE`].
-pub fn sessions(lifetime: Duration) -> Sessions {
-    Sessions::new(COOKIE, lifetime)
+/// Sessions under [`COOKIE`] living `lifetime` at most and ending after `idle` without a
+/// request (`oidc.session_minutes`, `oidc.session_idle_minutes`).
+pub fn sessions(lifetime: Duration, idle: Duration) -> Sessions {
+    Sessions::new(COOKIE, lifetime).with_idle_timeout(idle)
 }
 
 /// Who makes a request, as the audit trail names them.
@@ -96,7 +100,8 @@ pub fn not_an_admin(op: &Operator, headers: &axum::http::HeaderMap) -> Response 
 }
 
 /// Middleware in front of every page: lets admins (or, without login, everyone on loopback)
-/// through with a [`Visitor`], sends others to login or answers 403.
+/// through with a [`Visitor`], sends others to login or answers 403; re-checks logins at the
+/// provider every `oidc.session_check_secs` (503 while it cannot be asked).
 pub async fn gate(State(m): State<Arc<Monitor>>, mut req: Request, next: Next) -> Response {
     let ip = client_ip(req.extensions());
     if !m.cfg.login_required() {
@@ -118,25 +123,75 @@ pub async fn gate(State(m): State<Arc<Monitor>>, mut req: Request, next: Next) -
         req.extensions_mut().insert(Visitor { actor, name: None });
         return next.run(req).await;
     }
-    match session_of(&m, req.headers()).and_then(|(_, s)| s.user) {
-        Some(op) if op.is_admin() => {
-            let actor = Actor { user: op.subject, ip };
-            req.extensions_mut().insert(Visitor { actor, name: Some(op.name) });
-            next.run(req).await
+    let Some((id, session)) = session_of(&m, req.headers()) else {
+        return to_login(&req);
+    };
+    let Some(op) = session.user else {
+        return to_login(&req);
+    };
+    // Every `session_check_secs` the provider is asked (userinfo) whether it still vouches for
+    // the user: one disabled there, logged out there (or whose password or TOTP was changed), or
+    // whose admin role came or went loses the session at once, as at a logout. A provider that cannot be
+    // asked gets a 503 and the session stays, to be checked again at the next request. Only
+    // sessions made without the provider lack an access token; every login has one.
+    if let Some(token) = session.access_token
+        && session.checked_at.elapsed() >= Duration::from_secs(m.cfg.oidc.session_check_secs)
+    {
+        match still_vouched_for(&m, &op, &token).await {
+            Ok(true) => {
+                m.sessions.update(&id, |s| s.checked_at = Instant::now());
+            }
+            Ok(false) => {
+                m.sessions.remove(&id);
+                tracing::warn!(subject = %op.subject, "session ended: the provider no longer confirms this user");
+                m.audit.emit(audit::logout(&op.subject, ip.as_deref())).await;
+                return to_login(&req);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-check a session's user at the provider");
+                return server::html(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    None,
+                    pages::message(
+                        "Login cannot be confirmed",
+                        "The login service cannot confirm your login just now; try again shortly.",
+                    ),
+                );
+            }
         }
-        Some(op) => not_an_admin(&op, req.headers()),
-        None if req.method() == Method::GET || req.method() == Method::HEAD => {
-            let here = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-            let q: String =
-                url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", here).finish();
-            Redirect::to(&format!("/login?{q}")).into_response()
-        }
-        None => server::html(
-            StatusCode::UNAUTHORIZED,
-            None,
-            pages::message("Log in first", "Your login has ended: log in again and repeat the action."),
-        ),
     }
+    if !op.is_admin() {
+        return not_an_admin(&op, req.headers());
+    }
+    let actor = Actor { user: op.subject, ip };
+    req.extensions_mut().insert(Visitor { actor, name: Some(op.name) });
+    next.run(req).await
+}
+
+/// The answer to a request without a (live) login: a page goes to `/login` (and back here after
+/// it), an action gets 401.
+fn to_login(req: &Request) -> Response {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        let here = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let q: String =
+            url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", here).finish();
+        return Redirect::to(&format!("/login?{q}")).into_response();
+    }
+    server::html(
+        StatusCode::UNAUTHORIZED,
+        None,
+        pages::message("Log in first", "Your login has ended: log in again and repeat the action."),
+    )
+}
+
+/// Whether the provider's userinfo still accepts the login's access token for the same subject,
+/// with the admin role as at login (granted or not); `Err` if the provider cannot be asked.
+async fn still_vouched_for(m: &Monitor, op: &Operator, token: &str) -> Result<bool, MonitorError> {
+    let Some(claims) = m.relying_party().await?.userinfo(token).await? else {
+        return Ok(false);
+    };
+    let now = Operator::from_claims(&op.subject, &claims);
+    Ok(claims["sub"] == op.subject.as_str() && now.is_admin() == op.is_admin())
 }
 
 /// Whether a Host header names this machine: `localhost`, a loopback IPv4 address or `[::1]`,

@@ -43,6 +43,11 @@ pub struct Oidc {
     pub client_secret_file: PathBuf,
     /// How long a login lasts.
     pub session_minutes: u64,
+    /// A login ends after this many minutes without a request.
+    pub session_idle_minutes: u64,
+    /// How often (seconds) a logged-in user is re-checked at the provider's userinfo endpoint: a
+    /// user disabled there, logged out of it or no longer an admin loses the session.
+    pub session_check_secs: u64,
 }
 
 /// Thresholds of the per-site health shown on the admin screen.
@@ -140,6 +145,8 @@ impl Default for Oidc {
             client_id: "kizuna-admin".into(),
             client_secret_file: PathBuf::new(),
             session_minutes: 480,
+            session_idle_minutes: 30,
+            session_check_secs: 60,
         }
     }
 }
@@ -247,6 +254,12 @@ impl Config {
             }
             if o.session_minutes == 0 {
                 return Err("oidc.session_minutes: must be at least 1".into());
+            }
+            if o.session_idle_minutes == 0 {
+                return Err("oidc.session_idle_minutes: must be at least 1".into());
+            }
+            if o.session_check_secs == 0 {
+                return Err("oidc.session_check_secs: must be at least 1".into());
             }
             if self.public_url.is_empty() && self.listen.ip().is_unspecified() {
                 return Err(format!(
@@ -369,6 +382,13 @@ oidc:
   client_secret_file: ''
   # How long a login lasts, in minutes.
   session_minutes: 480
+  # A login ends after this many minutes without a request.
+  session_idle_minutes: 30
+  # Every this many seconds (at the next request) the provider's userinfo endpoint is asked about
+  # the logged-in user: disabled, logged out there (password or TOTP changed), or no longer an
+  # admin = the session ends (audited as a logout) and the browser goes to the login. If the
+  # provider cannot be asked, pages answer 503 and the session stays for the next try.
+  session_check_secs: 60
 # Audit events: logins and logouts, each site page viewed (a query naming the site) and each
 # action (re-request, enable/disable, token rotation: a security configuration change), source
 # admin@centre. Keys: url (the audit service's intake, e.g. http://127.0.0.1:7460/v1/events; empty
@@ -419,6 +439,13 @@ mod tests {
         assert!(e.contains("oidc.issuer"), "{e}");
         let e = Config::parse("oidc:\n  isuer: x\n").unwrap_err();
         assert!(e.contains("isuer"), "{e}");
+        let sso = "oidc:\n  issuer: https://sso.centre.example\n";
+        for key in ["session_idle_minutes", "session_check_secs"] {
+            let e = Config::parse(&format!("{sso}  {key}: 0\n")).unwrap_err();
+            assert!(e.contains(&format!("oidc.{key}")), "{e}");
+        }
+        let c = Config::parse(&format!("{sso}  session_check_secs: 5\n")).unwrap();
+        assert_eq!((c.oidc.session_check_secs, c.oidc.session_idle_minutes), (5, 30));
         let e = Config::parse("audit:\n  ulr: x\n").unwrap_err();
         assert!(e.contains("ulr"), "{e}");
         let c = Config::parse("public_url: https://admin.centre.example/\n").unwrap();

@@ -59,10 +59,19 @@ impl Monitor {
     /// A monitor over an IndexDB the caller already has open (e.g. the demo's in-process store).
     /// With `audit.url` set it starts delivering audit events, so it needs a Tokio runtime.
     pub fn with_db(cfg: Config, db: Db) -> Result<Arc<Self>, MonitorError> {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        let sessions =
+            access::sessions(minutes(cfg.oidc.session_minutes), minutes(cfg.oidc.session_idle_minutes));
+        Self::with_sessions(cfg, db, sessions)
+    }
+
+    /// As [`Monitor::with_db`], with login sessions the caller made instead of those of
+    /// `oidc.session_minutes` and `oidc.session_idle_minutes` (e.g. an idle timeout of seconds in
+    /// a test).
+    pub fn with_sessions(cfg: Config, db: Db, sessions: access::Sessions) -> Result<Arc<Self>, MonitorError> {
         cfg.check().map_err(MonitorError::Config)?;
         let mailer = mail::Mailer::new(&cfg)?;
         let audit = AuditEmitter::from_config(&cfg.audit)?;
-        let sessions = access::sessions(Duration::from_secs(cfg.oidc.session_minutes * 60));
         Ok(Arc::new(Self { cfg, db, mailer, sessions, audit, relying_party: tokio::sync::OnceCell::new() }))
     }
 

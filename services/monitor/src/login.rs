@@ -113,8 +113,11 @@ pub async fn callback(State(m): State<Arc<Monitor>>, Query(q): Query<Callback>, 
     // Non-admins keep a session too, so that every page answers them 403 (and they can log out)
     // instead of sending them round the provider again.
     let session = m.sessions.log_in(&id, op.clone());
-    // Kept for the provider logout's `id_token_hint`.
-    m.sessions.update(&session, |s| s.id_token = Some(login.id_token.clone()));
+    // Kept for the provider logout's `id_token_hint`, and for re-checking the user at userinfo.
+    m.sessions.update(&session, |s| {
+        s.id_token = Some(login.id_token.clone());
+        s.access_token = Some(login.access_token.clone());
+    });
     let cookie = m.sessions.cookie(&session, m.cfg.secure_cookies());
     if admin {
         tracing::info!(subject = %op.subject, "admin logged in");

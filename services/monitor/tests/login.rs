@@ -7,12 +7,14 @@
 mod common;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use kizuna_auth::{AuthConfig, NewClient, NewUser, Role, Server};
-use kizuna_monitor::Monitor;
+use kizuna_auth::{AuthConfig, NewClient, NewUser, Role, RunningServer, Server};
+use kizuna_monitor::access::{Sessions, sessions};
+use kizuna_monitor::{Config, Monitor};
 
 const PASSWORD: &str = "correct horse battery staple";
 const SITE: &str = "clinic-a";
@@ -135,64 +137,109 @@ async fn audit_events(audit: &str, query: &str, n: usize) -> Vec<serde_json::Val
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_admins_log_in_by_single_sign_on_and_their_views_and_actions_are_audited() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start_store(dir.path()).await;
-    let site_token = add_site(&s.store, SITE, FACILITY).await;
-    let report =
-        upload(&s.base, &site_token, vec![(format!("999/901/9999013/-/ADT-00/{NAME}"), bad_sample())]).await;
-    assert_eq!(report.results[0].status, kizuna_wire::FileStatus::Rejected);
+/// Everything running for a login test: the store with one site that had a file rejected, the
+/// audit service, the provider (the screen registered as `kizuna-admin`; `ito` an admin, `sato` a
+/// physician, both with TOTP) and the admin screen.
+struct Env {
+    store: RunningStore,
+    base: String,
+    issuer: String,
+    totp: HashMap<&'static str, String>,
+    m: Arc<Monitor>,
+    screen: RunningMonitor,
+    audit: kizuna_audit::server::RunningServer,
+    audit_base: String,
+    auth: RunningServer,
+}
 
-    // The audit service.
-    let acfg = kizuna_audit::server::local_config(&dir.path().join("audit"), "127.0.0.1:0", None).unwrap();
-    let audit = kizuna_audit::server::start(&acfg).await.unwrap();
-    let audit_base = format!("http://{}", audit.http_addr);
+impl Env {
+    /// Starts it all; `mutate` adjusts the screen's config, `sessions` replaces the sessions the
+    /// config would make (for timeouts shorter than a minute).
+    async fn start(dir: &Path, mutate: impl FnOnce(&mut Config), sessions: Option<Sessions>) -> Env {
+        let s = start_store(dir).await;
+        let site_token = add_site(&s.store, SITE, FACILITY).await;
+        let report =
+            upload(&s.base, &site_token, vec![(format!("999/901/9999013/-/ADT-00/{NAME}"), bad_sample())])
+                .await;
+        assert_eq!(report.results[0].status, kizuna_wire::FileStatus::Rejected);
 
-    // The admin screen's address first: the provider registers its redirect URI.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let auth = Server::start(AuthConfig::local(&dir.path().join("sso")).unwrap()).await.unwrap();
-    let issuer = auth.issuer().to_owned();
-    let creds = auth
-        .directory()
-        .add_client(&NewClient {
-            client_id: "kizuna-admin".into(),
-            name: "Kizuna admin screen".into(),
-            redirect_uris: vec![format!("{base}/auth/callback")],
-            post_logout_redirect_uris: vec![format!("{base}/")],
-            sector: "admin".into(),
-            confidential: true,
-        })
-        .await
-        .unwrap();
-    let secret_file = dir.path().join("admin-client-secret");
-    std::fs::write(&secret_file, creds.client_secret.unwrap()).unwrap();
-    let mut totp = HashMap::new();
-    for (username, role) in [("ito", Role::Admin), ("sato", Role::Physician)] {
-        auth.directory()
-            .add_user(&NewUser {
-                username: username.into(),
-                display_name: format!("{username} (test)"),
-                facility: FACILITY.into(),
-                roles: vec![role],
-                password: PASSWORD.into(),
+        // The audit service.
+        let acfg = kizuna_audit::server::local_config(&dir.join("audit"), "127.0.0.1:0", None).unwrap();
+        let audit = kizuna_audit::server::start(&acfg).await.unwrap();
+        let audit_base = format!("http://{}", audit.http_addr);
+
+        // The admin screen's address first: the provider registers its redirect URI.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let auth = Server::start(AuthConfig::local(&dir.join("sso")).unwrap()).await.unwrap();
+        let issuer = auth.issuer().to_owned();
+        let creds = auth
+            .directory()
+            .add_client(&NewClient {
+                client_id: "kizuna-admin".into(),
+                name: "Kizuna admin screen".into(),
+                redirect_uris: vec![format!("{base}/auth/callback")],
+                post_logout_redirect_uris: vec![format!("{base}/")],
+                sector: "admin".into(),
+                confidential: true,
             })
             .await
             .unwrap();
-        totp.insert(username, auth.directory().enroll_totp(username).await.unwrap());
+        let secret_file = dir.join("admin-client-secret");
+        std::fs::write(&secret_file, creds.client_secret.unwrap()).unwrap();
+        let mut totp = HashMap::new();
+        for (username, role) in [("ito", Role::Admin), ("sato", Role::Physician)] {
+            auth.directory()
+                .add_user(&NewUser {
+                    username: username.into(),
+                    display_name: format!("{username} (test)"),
+                    facility: FACILITY.into(),
+                    roles: vec![role],
+                    password: PASSWORD.into(),
+                })
+                .await
+                .unwrap();
+            totp.insert(username, auth.directory().enroll_totp(username).await.unwrap());
+        }
+
+        let mut cfg = monitor_config(&s.store_config, None);
+        cfg.public_url = base.clone();
+        cfg.oidc.issuer = issuer.clone();
+        cfg.oidc.client_secret_file = secret_file;
+        cfg.audit = kizuna_audit::emitter::SenderConfig::new(
+            &format!("{audit_base}/v1/events"),
+            dir.join("audit-spool"),
+        );
+        mutate(&mut cfg);
+        let m = match sessions {
+            None => Monitor::open(cfg).await.unwrap(),
+            Some(sessions) => Monitor::with_sessions(cfg, s.store.db.clone(), sessions).unwrap(),
+        };
+        let screen = serve_monitor(listener, Arc::clone(&m));
+        Env { store: s, base, issuer, totp, m, screen, audit, audit_base, auth }
     }
 
-    let mut cfg = monitor_config(&s.store_config, None);
-    cfg.public_url = base.clone();
-    cfg.oidc.issuer = issuer.clone();
-    cfg.oidc.client_secret_file = secret_file;
-    cfg.audit = kizuna_audit::emitter::SenderConfig::new(
-        &format!("{audit_base}/v1/events"),
-        dir.path().join("audit-spool"),
-    );
-    let m = Monitor::open(cfg).await.unwrap();
-    let screen = serve_monitor(listener, Arc::clone(&m));
+    /// Logs the admin `ito` in from the site page; returns the session ID.
+    async fn admin_logs_in(&self, b: &mut Browser) -> String {
+        let page = format!("/sites/{SITE}");
+        let a = b.log_in(&self.base, &page, &self.issuer, "ito", &self.totp["ito"]).await;
+        assert_eq!((a.status, a.location.as_deref()), (303, Some(page.as_str())), "{}", a.body);
+        b.jars[&origin(&self.base)]["kizuna_admin"].clone()
+    }
+
+    async fn stop(self) {
+        self.screen.stop().await;
+        self.auth.shutdown().await;
+        self.audit.shutdown().await.unwrap();
+        self.store.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_admins_log_in_by_single_sign_on_and_their_views_and_actions_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let Env { store: s, base, issuer, totp, m, screen, audit, audit_base, auth } =
+        Env::start(dir.path(), |_| {}, None).await;
     let page = format!("/sites/{SITE}");
 
     // Health checks need no login; pages and actions do.
@@ -276,4 +323,107 @@ async fn only_admins_log_in_by_single_sign_on_and_their_views_and_actions_are_au
     auth.shutdown().await;
     audit.shutdown().await.unwrap();
     s.stop().await;
+}
+
+/// The number of logouts (110123) of `subject` the audit service holds, once it holds `n`.
+async fn logouts(audit_base: &str, subject: &str, n: usize) -> usize {
+    audit_events(audit_base, &format!("user={subject}&event_type=110123"), n).await.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_disabled_at_the_provider_loses_the_admin_screen_within_one_check_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(dir.path(), |c| c.oidc.session_check_secs = 1, None).await;
+    let (base, page) = (env.base.clone(), format!("/sites/{SITE}"));
+    let mut admin = Browser::new();
+    let session = env.admin_logs_in(&mut admin).await;
+    let subject = env.m.sessions.get(&session).unwrap().user.unwrap().subject;
+    let a = admin.get(&format!("{base}{page}")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let csrf = a.csrf();
+
+    // Re-checked at the provider after the interval: still an admin, still in.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let a = admin.get(&format!("{base}{page}")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains(NAME));
+
+    // The admin is disabled at the provider; nothing is done at the admin screen.
+    env.auth.directory().set_disabled("ito", true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let a = admin.get(&format!("{base}{page}")).await;
+    assert_eq!(
+        (a.status, a.location.as_deref()),
+        (303, Some("/login?return_to=%2Fsites%2Fclinic-a")),
+        "a disabled admin still sees the admin screen: {}",
+        a.body
+    );
+    assert!(!a.body.contains(NAME));
+    assert!(env.m.sessions.get(&session).is_none(), "the session ended");
+    // The cookie names no session any more: an action is refused and changes nothing.
+    let a = admin.post(&format!("{base}{page}/enabled"), &[("csrf", &csrf), ("enabled", "0")]).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert!(enabled(&env.store.store).await);
+    // Ended like a logout, and audited as one.
+    assert_eq!(logouts(&env.audit_base, &subject, 1).await, 1);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_provider_gets_503_and_the_session_waits_for_the_next_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(dir.path(), |c| c.oidc.session_check_secs = 1, None).await;
+    let (base, page) = (env.base.clone(), format!("/sites/{SITE}"));
+    let mut admin = Browser::new();
+    let session = env.admin_logs_in(&mut admin).await;
+    let Env { store, m, screen, audit, auth, .. } = env;
+    // Within the interval the provider is not asked.
+    auth.shutdown().await;
+    let a = admin.get(&format!("{base}{page}")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    // After it, the provider cannot confirm the login: 503, nothing shown, the session kept.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..2 {
+        let a = admin.get(&format!("{base}{page}")).await;
+        assert_eq!(a.status, 503, "{:?} {}", a.location, a.body);
+        assert!(a.body.contains("cannot confirm your login") && !a.body.contains(NAME), "{}", a.body);
+        assert!(m.sessions.get(&session).is_some(), "the session waits for the provider");
+    }
+    screen.stop().await;
+    audit.shutdown().await.unwrap();
+    store.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_admin_session_ends_and_use_keeps_it_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    // As `oidc.session_idle_minutes` makes them, in seconds instead of minutes.
+    let idle = Duration::from_secs(2);
+    let env = Env::start(dir.path(), |_| {}, Some(sessions(Duration::from_secs(3600), idle))).await;
+    let (base, page) = (env.base.clone(), format!("/sites/{SITE}"));
+    let mut admin = Browser::new();
+    let session = env.admin_logs_in(&mut admin).await;
+    // Requests a second apart keep the session beyond the idle timeout.
+    for _ in 0..3 {
+        let a = admin.get(&format!("{base}{page}")).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let a = admin.get(&format!("{base}{page}")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let csrf = a.csrf();
+    // Then nothing for longer than the idle timeout: the session has ended.
+    tokio::time::sleep(idle + Duration::from_millis(500)).await;
+    let a = admin.post(&format!("{base}{page}/enabled"), &[("csrf", &csrf), ("enabled", "0")]).await;
+    assert_eq!(a.status, 401, "an idle session still acts: {}", a.body);
+    assert!(enabled(&env.store.store).await);
+    let a = admin.get(&format!("{base}{page}")).await;
+    assert_eq!(
+        (a.status, a.location.as_deref()),
+        (303, Some("/login?return_to=%2Fsites%2Fclinic-a")),
+        "an idle session still sees the admin screen: {}",
+        a.body
+    );
+    assert!(env.m.sessions.get(&session).is_none());
+    env.stop().await;
 }
