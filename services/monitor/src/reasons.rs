@@ -28,7 +28,7 @@ impl Category {
 /// The category of a code.
 pub fn category(code: &str) -> Category {
     match code {
-        "bad-file-name" | "path-mismatch" => Category::FileName,
+        "bad-file-name" | "path-mismatch" | "wrong-date-folder" => Category::FileName,
         "flag-history" | "content-conflict" => Category::ConditionFlag,
         "too-large" | "store-reason" => Category::Transfer,
         _ => Category::Content,

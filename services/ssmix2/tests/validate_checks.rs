@@ -87,6 +87,57 @@ fn bytes_outside_iso_2022_jp_are_reported_and_nothing_else() {
     assert!(v[0].message.contains(&format!("byte {}", bytes.len() - 3)), "{}", v[0].message);
 }
 
+/// The OMP-01 message with the first `from` replaced by `raw` bytes spliced into its encoding, for
+/// byte sequences the encoder will not write. `from` must sit between ASCII characters.
+fn omp01_with_raw(from: &str, raw: &[u8]) -> Vec<Violation> {
+    let text = omp01();
+    assert!(text.contains(from), "test message lacks {from:?}");
+    let encoded = encode_iso2022jp(&text.replacen(from, "@RAW@", 1)).expect("encodable");
+    let at = encoded.windows(5).position(|w| w == b"@RAW@").expect("placeholder");
+    let bytes = [&encoded[..at], raw, &encoded[at + 5..]].concat();
+    check_bytes(&format!("{OMP01_DIR}/{OMP01_NAME}"), &bytes)
+}
+
+/// 髙 (IBM extension, row 92), 﨑 (NEC-selected IBM extension, row 89), ① (NEC row 13) and
+/// half-width katakana (`ESC ( I`) decode with the WHATWG/`encoding_rs` ISO-2022-JP decoder, but are
+/// not JIS X 0208: Python's `iso2022_jp` codec, which the NHO validator's checkJIS uses, rejects them.
+#[test]
+fn characters_outside_jis_x_0208_are_not_iso_2022_jp_and_name_their_line_and_field() {
+    let cases: &[(&str, &[u8], &str, &str, &str)] = &[
+        ("患者", b"\x1b$B\x7c\x62\x1b(B", "PID-5", "line 2", "U+9AD9"),
+        ("医師", b"\x1b$B\x79\x75\x1b(B", "PV1-7", "line 3", "U+FA11"),
+        ("登呂病院", b"\x1b$B\x2d\x21\x1b(B", "ORC-21", "line 4", "U+2460"),
+        ("カンジャ", b"\x1b(I\x36\x1b(B", "PID-5", "line 2", "U+FF76"),
+    ];
+    for (from, raw, field, line, code) in cases {
+        let v = omp01_with_raw(from, raw);
+        assert_eq!(found(&v), [(Code::NotIso2022Jp, Some(*field))], "{from}: {v:#?}");
+        let m = &v[0].message;
+        assert!(m.contains(line) && m.contains(field) && m.contains(code) && m.contains("JIS X 0208"), "{m}");
+    }
+}
+
+#[test]
+fn a_character_outside_jis_x_0208_does_not_stop_the_other_checks() {
+    let text = omp01().replacen("患者", "@RAW@", 1).replacen("|15|TAB", "|15x|TAB", 1);
+    let encoded = encode_iso2022jp(&text).unwrap();
+    let at = encoded.windows(5).position(|w| w == b"@RAW@").unwrap();
+    let bytes = [&encoded[..at], b"\x1b$B\x7c\x62\x7c\x62\x1b(B", &encoded[at + 5..]].concat();
+    let v = check_bytes(&format!("{OMP01_DIR}/{OMP01_NAME}"), &bytes);
+    // Two 髙 in one field are one finding; the numeric fault elsewhere is still found.
+    assert_eq!(found(&v), [(Code::NotIso2022Jp, Some("PID-5")), (Code::NotNumeric, Some("RXE-10"))]);
+}
+
+#[test]
+fn jis_x_0208_text_and_its_designations_pass() {
+    // Row 2 symbols, the first level-2 kanji (弌), the 1990 additions 凜 and 熙 (row 84), box drawing
+    // (row 8), full-width forms.
+    assert_eq!(found(&omp01_with("患者^太郎", "※〒∈弌凜熙╂^ＡＢ１")), []);
+    // JIS C 6226-1978 (`ESC $ @`) and JIS X 0201 Roman (`ESC ( J`) are ISO-2022-JP too.
+    assert_eq!(found(&omp01_with_raw("患者", b"\x1b$@\x30\x21\x1b(B")), []);
+    assert_eq!(found(&omp01_with_raw("患者", b"\x1b(JKanja\x1b(B")), []);
+}
+
 #[test]
 fn content_without_msh_is_not_hl7() {
     let v = check_text(&format!("{OMP01_DIR}/{OMP01_NAME}"), "PID|1||9999013\r");
@@ -126,6 +177,32 @@ fn data_with_no_care_date_is_not_compared() {
     let v =
         check_text("999/901/9999013/-/ADT-00/9999013_-_ADT-00_999999999999999_20111220224447339_-_1", text);
     assert_eq!(found(&v), []);
+}
+
+/// The stable code of a file with no care date (ADT-00, ADT-61, PPR-01) stored under a date.
+const WRONG_DATE_FOLDER: &str = "wrong-date-folder";
+
+#[test]
+fn data_without_a_care_date_belongs_under_the_dash_folder() {
+    for dir in ["ADT-00", "ADT-61", "PPR-01"] {
+        let folder = shared_data::samples_dir().join("999/901/9999013/-").join(dir);
+        let file = std::fs::read_dir(&folder).unwrap().next().unwrap().unwrap().path();
+        let bytes = std::fs::read(&file).unwrap();
+        let name = file.file_name().unwrap().to_str().unwrap();
+        // Where the guideline's sample stores it: no such finding.
+        let stored = check_bytes(&format!("999/901/9999013/-/{dir}/{name}"), &bytes);
+        assert!(stored.iter().all(|v| v.code.as_str() != WRONG_DATE_FOLDER), "{stored:#?}");
+        // The same file named and filed under a date: that finding, and nothing else changes.
+        let dated = name.replacen("_-_", "_20111220_", 1);
+        let rel = format!("999/901/9999013/20111220/{dir}/{dated}");
+        let v = check_bytes(&rel, &bytes);
+        let new: Vec<&Violation> =
+            v.iter().filter(|v| !stored.iter().any(|s| (s.code, &s.field) == (v.code, &v.field))).collect();
+        assert_eq!(new.len(), 1, "{dir}: {v:#?}");
+        assert_eq!((new[0].code.as_str(), new[0].field.as_deref()), (WRONG_DATE_FOLDER, None), "{dir}");
+        assert!(new[0].message.contains(&rel) && new[0].message.contains(dir), "{}", new[0].message);
+        assert_eq!(v.len(), stored.len() + 1, "{dir}: {v:#?}");
+    }
 }
 
 #[test]

@@ -2,7 +2,8 @@
 
 /// True when every character of `s` is ASCII or in JIS X 0208 proper: rows 1–8 and 16–84 (lead bytes
 /// 0x21–0x28 and 0x30–0x74). `encoding_rs` also encodes NEC row 13 (①, ㈱) and the IBM extensions
-/// (髙, 﨑) into ISO-2022-JP, which stricter SS-MIX2 readers reject, so this is checked on the bytes.
+/// (髙, 﨑) into ISO-2022-JP, which SS-MIX2's validators reject; `ssmix2`'s encoder refuses them, and
+/// the bytes are checked here as well so that the generator never depends on that.
 pub fn is_jis_x_0208(s: &str) -> bool {
     let Ok(bytes) = ssmix2::hl7::encode_iso2022jp(s) else { return false };
     let mut two_byte = false;

@@ -68,7 +68,53 @@ pub fn normalize_halfwidth_katakana(s: &str) -> Cow<'_, str> {
 
 /// Encodes text as ISO-2022-JP after normalising half-width katakana. A character outside JIS X 0208
 /// is an error naming it and its segment (counted from 1), never a silent replacement.
+///
+/// `encoding_rs` (the WHATWG encoder) also writes the NEC special characters (row 13: ①, ㈱) and the
+/// NEC-selected IBM extensions (rows 89–92: 髙, 﨑) of CP932 into the two-byte set; they are not JIS
+/// X 0208, the validator reports them (`not-iso-2022-jp`), and so they are refused here too.
 pub fn encode_iso2022jp(text: &str) -> Result<Vec<u8>, Hl7Error> {
+    let out = encode_whatwg(text)?;
+    match first_outside_jis_x_0208(&out) {
+        None => Ok(out),
+        Some(at) => {
+            let ch = ISO_2022_JP
+                .decode_without_bom_handling_and_without_replacement(&[
+                    0x1B,
+                    b'$',
+                    b'B',
+                    out[at],
+                    out[at + 1],
+                ])
+                .and_then(|s| s.chars().next())
+                .unwrap_or(char::REPLACEMENT_CHARACTER);
+            let segment = out[..at].iter().filter(|b| **b == b'\r').count() + 1;
+            Err(Hl7Error::Unencodable { ch, code: ch as u32, segment })
+        }
+    }
+}
+
+/// The offset of the first two-byte character of rows 13 or 89–92 in ISO-2022-JP bytes as
+/// `encoding_rs` writes them (`ESC $ B` for two-byte text, `ESC ( B` or `ESC ( J` back).
+fn first_outside_jis_x_0208(bytes: &[u8]) -> Option<usize> {
+    let mut two_byte = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == 0x1B {
+            two_byte = bytes.get(i + 1) == Some(&b'$');
+            i += 3;
+        } else if two_byte {
+            if matches!(bytes[i], 0x2D | 0x79..=0x7C) {
+                return Some(i);
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+fn encode_whatwg(text: &str) -> Result<Vec<u8>, Hl7Error> {
     let text = normalize_halfwidth_katakana(text);
     let mut encoder = ISO_2022_JP.new_encoder();
     let mut out = Vec::with_capacity(text.len() + 16);
@@ -114,6 +160,25 @@ mod tests {
     fn unencodable_character_is_named() {
         let err = encode_iso2022jp("MSH|x\rPID|😀").unwrap_err();
         assert_eq!(err, Hl7Error::Unencodable { ch: '😀', code: 0x1F600, segment: 2 });
+    }
+
+    #[test]
+    fn nec_and_ibm_extensions_are_not_jis_x_0208_and_not_written() {
+        for (text, ch) in [
+            ("MSH|x\rPID|髙橋", '髙'),
+            ("MSH|x\rPID|山﨑", '﨑'),
+            ("MSH|x\rPID|①", '①'),
+            ("MSH|x\rPID|㈱", '㈱'),
+        ] {
+            assert_eq!(
+                encode_iso2022jp(text).unwrap_err(),
+                Hl7Error::Unencodable { ch, code: ch as u32, segment: 2 },
+                "{text}"
+            );
+        }
+        // Their JIS X 0208 look-alikes and neighbours are written.
+        let bytes = encode_iso2022jp("高橋 山崎 ※∵≒ 熙").unwrap();
+        assert_eq!(decode_iso2022jp(&bytes).unwrap(), "高橋 山崎 ※∵≒ 熙");
     }
 
     #[test]

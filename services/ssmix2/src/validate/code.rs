@@ -49,6 +49,7 @@ codes! {
     BadEncodingDeclaration = "bad-encoding-declaration", false, "MSH-20 does not declare ISO 2022-1994";
     BadProfile = "bad-profile", false, "MSH-21 does not declare the SS-MIX2 message profile";
     FlagHistory = "flag-history", false, "the condition flags of one data key describe a history that cannot happen";
+    WrongDateFolder = "wrong-date-folder", false, "data with no care date (ADT-00, ADT-61, PPR-01) is stored under a date instead of the `-` folder";
 }
 
 impl fmt::Display for Code {

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use super::iso2022jp::Outside;
 use super::scan::{self, Scratch, Segment, Seps};
 use super::tables::{NumericSpot, data_type_index};
 use super::{Code, Validator, Violation, is_numeric};
@@ -73,6 +74,25 @@ impl Validator {
         {
             emit(Code::PathMismatch, None, e.to_string());
         }
+        // The `-` date folder: data with no care date is stored there and nowhere else. (A dated data
+        // type under `-` is a care-date fault, found below from its care-date field.)
+        if let Some(name) = &name
+            && name.data_type.has_no_care_date()
+            && let Some(date) = name.care_date.date_str()
+        {
+            let rel = root.and_then(|r| file.strip_prefix(r).ok()).unwrap_or(file);
+            let dt = name.data_type;
+            emit(
+                Code::WrongDateFolder,
+                None,
+                format!(
+                    "{} is stored under the date {date}, but {dt} ({}) has no care date: it belongs in the `-` date folder, named {}_-_{dt}_…",
+                    rel.display(),
+                    dt.meaning(),
+                    name.patient,
+                ),
+            );
+        }
         // Like the NHO validator, take the date and data type from the name's parts even when some
         // other part is malformed.
         let mut name_parts = name_str.unwrap_or("").split('_').skip(1);
@@ -80,14 +100,18 @@ impl Validator {
         let data_type = name_parts.next().and_then(|d| DataType::parse(d).ok());
 
         // Encoding.
-        let Scratch { text, fields, order, occurrences } = scratch;
-        if let Err(offset) = scan::decode_into(bytes, text) {
+        let Scratch { text, fields, order, occurrences, outside } = scratch;
+        if let Err(offset) = scan::decode_into(bytes, text, outside) {
             emit(Code::NotIso2022Jp, None, format!("byte {offset} is not valid ISO-2022-JP"));
             return;
         }
         let mut lines = scan::lines(text);
         let first = lines.next().unwrap_or("");
-        let Some(seps) = Seps::from_msh(first).filter(|_| text.starts_with("MSH")) else {
+        let seps = Seps::from_msh(first).filter(|_| text.starts_with("MSH"));
+        if !outside.is_empty() {
+            report_outside(text, outside, seps.as_ref(), &mut emit);
+        }
+        let Some(seps) = seps else {
             emit(
                 Code::NotHl7,
                 None,
@@ -263,6 +287,67 @@ impl Validator {
                 ),
             );
         }
+    }
+}
+
+/// Characters that decode but are not JIS X 0208 (see `iso2022jp.rs`): one [`Code::NotIso2022Jp`]
+/// per field that holds any, naming the line (segment, from 1) and the field. The message is still
+/// checked: its text is known, and the NHO validator too runs its other checks on such a file.
+fn report_outside(
+    text: &str,
+    outside: &[Outside],
+    seps: Option<&Seps>,
+    emit: &mut impl FnMut(Code, Option<String>, String),
+) {
+    // (line number, field, the characters found there), in the order of the text.
+    let mut places: Vec<(usize, Option<String>, Vec<&Outside>)> = Vec::new();
+    let mut ids: Vec<&str> = Vec::new();
+    let mut next = outside.iter().peekable();
+    for (i, line) in scan::lines(text).enumerate() {
+        let start = line.as_ptr() as usize - text.as_ptr() as usize;
+        let id = seps.map_or("", |s| line.split(s.field as char).next().unwrap_or(""));
+        ids.push(id);
+        while let Some(o) = next.next_if(|o| o.at < start + line.len()) {
+            let field = seps.and_then(|s| {
+                let k =
+                    line.as_bytes()[..o.at.saturating_sub(start)].iter().filter(|b| **b == s.field).count();
+                let n = if id == "MSH" { k + 1 } else { k };
+                let occ = ids.iter().filter(|x| **x == id).count() as u32;
+                (k > 0).then(|| place(id, occ, n, 1, None, None))
+            });
+            match places.last_mut() {
+                Some((l, f, chars)) if *l == i + 1 && *f == field => chars.push(o),
+                _ => places.push((i + 1, field, vec![o])),
+            }
+        }
+    }
+    for (line, field, chars) in places {
+        let mut seen: Vec<char> = Vec::new();
+        let what: Vec<String> = chars
+            .iter()
+            .filter(|o| {
+                !seen.contains(&o.ch) && {
+                    seen.push(o.ch);
+                    true
+                }
+            })
+            .map(|o| format!("'{}' (U+{:04X}, {}, at byte {})", o.ch, o.ch as u32, o.set, o.offset))
+            .collect();
+        let at = match &field {
+            Some(f) => format!("line {line}, {f}"),
+            None => format!("line {line}"),
+        };
+        emit(
+            Code::NotIso2022Jp,
+            field,
+            format!(
+                "{at}: {} not JIS X 0208; ISO-2022-JP (MSH-18 ISO IR87) is ASCII and JIS X 0208 only, and the NHO validator's checkJIS (Python's iso2022_jp) rejects the file",
+                match what.as_slice() {
+                    [one] => format!("{one} is"),
+                    many => format!("{} are", many.join(", ")),
+                }
+            ),
+        );
     }
 }
 

@@ -1,11 +1,19 @@
 //! A fast ISO-2022-JP decoder for the validator's hot path, with exactly the behaviour of
-//! `encoding_rs::ISO_2022_JP` (the WHATWG decoder), which the rest of the crate uses.
+//! `encoding_rs::ISO_2022_JP` (the WHATWG decoder), which the rest of the crate uses, plus a report of
+//! every character that decodes but is not JIS X 0208.
 //!
 //! Hand-written because `encoding_rs` decodes ISO-2022-JP one byte at a time through a general state
 //! machine, which made decoding a third of the cost of validating a file. SS-MIX2 messages are mostly
 //! ASCII, so this decoder copies ASCII runs whole and looks JIS X 0208 pairs up in a table taken from
 //! `encoding_rs` itself at first use. The tests below check that both decoders agree on every JIS X 0208
 //! pair and on random byte strings shaped like ISO-2022-JP.
+//!
+//! The WHATWG decoder accepts more than ISO-2022-JP (RFC 1468: ASCII, JIS X 0201 Roman, JIS X 0208):
+//! half-width katakana after `ESC ( I`, and in the two-byte set the NEC special characters of row 13
+//! (①, Ⅰ, ㈱) and the NEC-selected IBM extensions of rows 89–92 (髙, 﨑), which are CP932, not JIS
+//! X 0208. Python's `iso2022_jp` codec, which the NHO validator's `checkJIS.py` reads every file with,
+//! rejects exactly those (checked pair by pair: apart from them the two accept the same 6,879 pairs),
+//! so they are reported as [`Outside`] characters.
 
 use std::sync::LazyLock;
 
@@ -29,6 +37,47 @@ static JIS0208: LazyLock<Box<[char]>> = LazyLock::new(|| {
     table
 });
 
+/// A character that decodes but is outside ASCII, JIS X 0201 Roman and JIS X 0208.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outside {
+    /// Byte offset in the input of its first byte (for `ESC ( I` text, of the byte itself).
+    pub offset: usize,
+    /// Byte offset of the character in the decoded text.
+    pub at: usize,
+    pub ch: char,
+    pub set: OutsideSet,
+}
+
+/// Which non-JIS X 0208 set an [`Outside`] character comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutsideSet {
+    /// Half-width katakana, JIS X 0201 designated by `ESC ( I`.
+    HalfWidthKatakana,
+    /// NEC special characters, row 13 of the two-byte set.
+    NecRow13,
+    /// NEC-selected IBM extensions, rows 89–92 of the two-byte set (the row is kept).
+    IbmExtension(u8),
+}
+
+impl std::fmt::Display for OutsideSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::HalfWidthKatakana => f.write_str("half-width katakana of JIS X 0201 after ESC ( I"),
+            Self::NecRow13 => f.write_str("an NEC special character of row 13"),
+            Self::IbmExtension(row) => write!(f, "an IBM extension character of row {row}"),
+        }
+    }
+}
+
+/// The two-byte set's rows that are not JIS X 0208, by lead byte (row = lead − 0x20).
+fn outside_row(lead: u8) -> Option<OutsideSet> {
+    match lead {
+        0x2D => Some(OutsideSet::NecRow13),
+        0x79..=0x7C => Some(OutsideSet::IbmExtension(lead - 0x20)),
+        _ => None,
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Ascii,
@@ -37,10 +86,11 @@ enum Mode {
     Jis0208,
 }
 
-/// Decodes `bytes` into `out` (cleared first). On malformed input, the offset of the first byte of
-/// the offending sequence.
-pub fn decode_into(bytes: &[u8], out: &mut String) -> Result<(), usize> {
+/// Decodes `bytes` into `out` (cleared first), listing in `outside` (cleared first) every character
+/// that is not JIS X 0208. On malformed input, the offset of the first byte of the offending sequence.
+pub fn decode_into(bytes: &[u8], out: &mut String, outside: &mut Vec<Outside>) -> Result<(), usize> {
     out.clear();
+    outside.clear();
     // Every byte of valid ISO-2022-JP is below 0x80, so the input is ASCII and its runs can be
     // copied as text; otherwise some byte is an error, and the loop below finds the first one.
     let ascii = std::str::from_utf8(bytes).ok().filter(|s| s.is_ascii());
@@ -100,7 +150,9 @@ pub fn decode_into(bytes: &[u8], out: &mut String) -> Result<(), usize> {
                 if !(0x21..=0x5F).contains(&b) {
                     return Err(i);
                 }
-                out.push(char::from_u32(0xFF61 + u32::from(b - 0x21)).expect("half-width katakana"));
+                let ch = char::from_u32(0xFF61 + u32::from(b - 0x21)).expect("half-width katakana");
+                outside.push(Outside { offset: i, at: out.len(), ch, set: OutsideSet::HalfWidthKatakana });
+                out.push(ch);
                 i += 1;
             }
             Mode::Jis0208 => {
@@ -115,6 +167,9 @@ pub fn decode_into(bytes: &[u8], out: &mut String) -> Result<(), usize> {
                 if c == '\0' {
                     return Err(i);
                 }
+                if let Some(set) = outside_row(b) {
+                    outside.push(Outside { offset: i, at: out.len(), ch: c, set });
+                }
                 out.push(c);
                 i += 2;
             }
@@ -127,7 +182,7 @@ pub fn decode_into(bytes: &[u8], out: &mut String) -> Result<(), usize> {
 mod tests {
     use proptest::prelude::*;
 
-    use super::decode_into;
+    use super::{Outside, OutsideSet, decode_into};
 
     /// What `encoding_rs` makes of the bytes: the text, or that they are malformed.
     fn reference(bytes: &[u8]) -> Option<String> {
@@ -138,7 +193,47 @@ mod tests {
 
     fn ours(bytes: &[u8]) -> Option<String> {
         let mut s = String::new();
-        decode_into(bytes, &mut s).ok().map(|()| s)
+        decode_into(bytes, &mut s, &mut Vec::new()).ok().map(|()| s)
+    }
+
+    /// The outside characters of `bytes`, which must decode.
+    fn outside(bytes: &[u8]) -> Vec<Outside> {
+        let mut v = Vec::new();
+        decode_into(bytes, &mut String::new(), &mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn jis_x_0208_is_every_pair_but_rows_13_and_89_to_92() {
+        let mut jis = 0;
+        for lead in 0x21u8..=0x7E {
+            for trail in 0x21u8..=0x7E {
+                let bytes = [0x1B, b'$', b'B', lead, trail];
+                if ours(&bytes).is_some() && outside(&bytes).is_empty() {
+                    jis += 1;
+                }
+            }
+        }
+        // JIS X 0208:1990: 524 non-kanji, 2,965 level-1 and 3,390 level-2 kanji; the pairs Python's
+        // iso2022_jp decodes.
+        assert_eq!(jis, 6879);
+    }
+
+    #[test]
+    fn outside_characters_are_listed_where_they_are() {
+        // a 髙 ① ｶ, then JIS X 0208 and JIS X 0201 Roman, which are not listed.
+        let bytes = b"a\x1b$B\x7c\x62\x2d\x21\x1b(I\x36\x1b$B\x30\x21\x1b(J~\x1b(B";
+        let v = outside(bytes);
+        let got: Vec<_> = v.iter().map(|o| (o.offset, o.at, o.ch, o.set)).collect();
+        assert_eq!(
+            got,
+            [
+                (4, 1, '髙', OutsideSet::IbmExtension(92)),
+                (6, 4, '①', OutsideSet::NecRow13),
+                (11, 7, 'ｶ', OutsideSet::HalfWidthKatakana),
+            ]
+        );
+        assert_eq!(ours(bytes).unwrap(), "a髙①ｶ亜\u{203E}");
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //!   ([`Code::RequiredFieldMissing`]), NM fields hold numbers ([`Code::NotNumeric`]) and segments come
 //!   in the order of the message type ([`Code::SegmentOrder`]);
 //! - beyond them: MSH-9 fits the data type, PID-3 names the patient of the path, MSH-18/20/21
-//!   declare ISO IR87, ISO 2022-1994 and the SS-MIX2 profile, and (over a folder, see
-//!   [`flag_history`]) the condition flags of each data key tell a possible history.
+//!   declare ISO IR87, ISO 2022-1994 and the SS-MIX2 profile, data with no care date (ADT-00,
+//!   ADT-61, PPR-01) sits in the `-` date folder ([`Code::WrongDateFolder`]; the NHO validator does
+//!   not look), and (over a folder, see [`flag_history`]) the condition flags of each data key tell a
+//!   possible history.
 //!
 //! Where our checks knowingly differ from the NHO validator (its Python source, `src/lib/check*.py`,
 //! was read to match it), the difference is deliberate:
@@ -19,6 +21,12 @@
 //! - segment order is matched against the whole message (the regex anchored at both ends), where
 //!   Python's `re.match` accepts anything after a valid prefix; one table defect that anchoring
 //!   exposes (OUL^R22) is corrected at load time, see `tables.rs`;
+//! - ISO-2022-JP is ASCII, JIS X 0201 Roman and JIS X 0208, as Python's `iso2022_jp` codec (the
+//!   NHO validator's `checkJIS.py`) reads it: half-width katakana (`ESC ( I`), NEC row 13 (①) and
+//!   the IBM extensions of rows 89–92 (髙, 﨑) are [`Code::NotIso2022Jp`], one finding per field
+//!   that holds any, naming line and field; the rest of the message is still checked. Where Python
+//!   is laxer than RFC 1468 and the WHATWG decoder (SO/SI bytes, CR or LF inside two-byte text, two
+//!   escape sequences in a row, `ESC $ ( B`), we stay strict;
 //! - a file that does not decode gets no content checks (the NHO validator runs them on whatever
 //!   `nkf` guessed, and so reports a care-date fault for undecodable bytes);
 //! - a required field holding only separators (`^^`) counts as empty; NM values allow ASCII digits

@@ -5,6 +5,8 @@
 //! is the right shape for editing and exact re-encoding but costs hundreds of allocations per file.
 //! The checks only read a few fields, so they scan the text in place, reusing buffers across files.
 
+use super::iso2022jp::Outside;
+
 /// Buffers reused from file to file by one worker, so that validating a file allocates nothing
 /// unless it finds a violation.
 #[derive(Debug, Default)]
@@ -13,6 +15,7 @@ pub struct Scratch {
     pub(crate) fields: Vec<(usize, usize)>,
     pub(crate) order: String,
     pub(crate) occurrences: Vec<(u64, u32)>,
+    pub(crate) outside: Vec<Outside>,
 }
 
 impl Scratch {
@@ -24,9 +27,10 @@ impl Scratch {
     }
 }
 
-/// Decodes ISO-2022-JP into `out` (cleared first); on failure, the offset of the first bad byte.
-pub(crate) fn decode_into(bytes: &[u8], out: &mut String) -> Result<(), usize> {
-    super::iso2022jp::decode_into(bytes, out)
+/// Decodes ISO-2022-JP into `out` (cleared first), listing the characters that are not JIS X 0208
+/// in `outside`; on failure, the offset of the first bad byte.
+pub(crate) fn decode_into(bytes: &[u8], out: &mut String, outside: &mut Vec<Outside>) -> Result<(), usize> {
+    super::iso2022jp::decode_into(bytes, out, outside)
 }
 
 /// The separators declared in MSH-1 and MSH-2 (ASCII, as SS-MIX2 requires `|^~\&`).
@@ -204,9 +208,9 @@ mod tests {
     #[test]
     fn decode_reports_the_bad_offset() {
         let mut s = String::new();
-        assert_eq!(decode_into(b"MSH|\xfb", &mut s), Err(4));
+        assert_eq!(decode_into(b"MSH|\xfb", &mut s, &mut Vec::new()), Err(4));
         let bytes = crate::hl7::encode_iso2022jp("MSH|患|").unwrap();
-        decode_into(&bytes, &mut s).unwrap();
+        decode_into(&bytes, &mut s, &mut Vec::new()).unwrap();
         assert_eq!(s, "MSH|患|");
     }
 }
