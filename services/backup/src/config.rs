@@ -85,6 +85,8 @@ pub struct VerifyConfig {
     pub interval_s: u64,
     pub check: Check,
     pub repair: bool,
+    /// How long a verification waits for the replica to apply what was in flight, s.
+    pub settle_s: u64,
 }
 
 impl Default for ReplicaConfig {
@@ -134,7 +136,12 @@ impl Default for WatchConfig {
 
 impl Default for VerifyConfig {
     fn default() -> Self {
-        Self { interval_s: 86_400, check: Check::Stat, repair: false }
+        Self {
+            interval_s: 86_400,
+            check: Check::Stat,
+            repair: false,
+            settle_s: crate::verify::DEFAULT_SETTLE_S,
+        }
     }
 }
 
@@ -257,6 +264,11 @@ follow:                       # kizuna backup follow / verify (on the primary, b
     check: stat
     # Repair differences found by the scheduled verification.
     repair: false
+    # Uploads go on during a verification: a difference whose path the journal (or the log of
+    # files others wrote) changed after the replica's position is in flight, and is looked at
+    # again once the replica has applied that. How long to wait for it, s; still in flight then
+    # (not shipped), it is reported.
+    settle_s: 120
   linkage:
     # The linkage database (common IDs, consent, break-glass) whose consistent snapshot
     # (VACUUM INTO) goes to every replica whenever it changed, so that a promoted replica links

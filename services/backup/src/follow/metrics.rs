@@ -30,6 +30,8 @@ pub struct Metrics {
     /// Last verification: 1 clean, 0 differences found, -1 failed to run.
     pub verify_result: Family<ReplicaLabel, Gauge>,
     pub verify_differences: Family<ReplicaLabel, Gauge>,
+    /// Differences the last verification saw while replication was in flight (settled on re-check).
+    pub verify_in_flight: Family<ReplicaLabel, Gauge>,
     pub verify_timestamp: Family<ReplicaLabel, Gauge>,
     pub verify_seconds: Family<ReplicaLabel, Gauge<f64, AtomicU64>>,
     /// Files others wrote into the tree, and rescans after watcher overflows.
@@ -61,6 +63,7 @@ impl Default for Metrics {
             }),
             verify_result: Family::default(),
             verify_differences: Family::default(),
+            verify_in_flight: Family::default(),
             verify_timestamp: Family::default(),
             verify_seconds: Family::default(),
             linkage_snapshots: Counter::default(),
@@ -115,6 +118,11 @@ impl Default for Metrics {
             "kizuna_backup_verify_last_differences",
             "Differences the last verification found",
             m.verify_differences.clone(),
+        );
+        r.register(
+            "kizuna_backup_verify_last_in_flight",
+            "Differences the last verification saw in flight (gone once the replica applied them)",
+            m.verify_in_flight.clone(),
         );
         r.register(
             "kizuna_backup_verify_last_timestamp_seconds",

@@ -22,7 +22,7 @@ use crate::BackupError;
 use crate::client::ReplicaClient;
 use crate::config::FollowConfig;
 use crate::primary::Primary;
-use crate::verify::{Options, verify};
+use crate::verify::{Options, verify_paused};
 use metrics::Metrics;
 use ship::{LatencySink, Shipper};
 
@@ -104,9 +104,15 @@ impl Follower {
                         if *stop.borrow() {
                             return Ok(());
                         }
-                        // Repairs must not interleave with shipping to the same replica.
-                        let _paused = if v.repair { Some(pause.lock().await) } else { None };
-                        run_verify(&p, &client, &m, Options { check: v.check, repair: v.repair, ..Options::default() }).await;
+                        // Repair batches must not interleave with shipping to the same replica;
+                        // shipping goes on meanwhile otherwise (what is in flight must settle).
+                        let opts = Options {
+                            check: v.check,
+                            repair: v.repair,
+                            settle: Duration::from_secs(v.settle_s),
+                            ..Options::default()
+                        };
+                        run_verify_paused(&p, &client, &m, opts, Some(&pause)).await;
                     }
                 });
             }
@@ -182,19 +188,33 @@ pub async fn run_verify(
     m: &Metrics,
     opts: Options,
 ) -> Option<crate::verify::Report> {
+    run_verify_paused(primary, client, m, opts, None).await
+}
+
+/// As [`run_verify`]; `pause` (the replica's shipper's) is held while a repair batch is sent.
+pub async fn run_verify_paused(
+    primary: &Arc<Primary>,
+    client: &ReplicaClient,
+    m: &Metrics,
+    opts: Options,
+    pause: Option<&tokio::sync::Mutex<()>>,
+) -> Option<crate::verify::Report> {
     let label = Metrics::label(&client.name);
     let started = std::time::Instant::now();
-    let r = verify(primary, client, opts).await;
+    let r = verify_paused(primary, client, opts, pause).await;
     m.verify_timestamp.get_or_create(&label).set(jiff::Timestamp::now().as_second());
     m.verify_seconds.get_or_create(&label).set(started.elapsed().as_secs_f64());
     match r {
         Ok(report) => {
             m.verify_result.get_or_create(&label).set(if report.clean() { 1 } else { 0 });
             m.verify_differences.get_or_create(&label).set(report.differences as i64);
+            m.verify_in_flight.get_or_create(&label).set(report.in_flight as i64);
             if report.clean() {
-                tracing::info!(replica = %client.name, files = report.files, seconds = report.seconds, "verification clean");
+                tracing::info!(replica = %client.name, files = report.files, in_flight = report.in_flight,
+                    seconds = report.seconds, "verification clean");
             } else {
-                tracing::warn!(replica = %client.name, differences = report.differences, repaired = report.repaired_files,
+                tracing::warn!(replica = %client.name, differences = report.differences, unsettled = report.unsettled,
+                    in_flight = report.in_flight, repaired = report.repaired_files,
                     first = ?report.findings.first(), "verification found differences");
             }
             Some(report)

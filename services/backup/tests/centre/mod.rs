@@ -270,6 +270,8 @@ impl ReplicaServer {
 /// An in-process follower.
 pub struct FollowerTask {
     pub metrics: Arc<kizuna_backup::follow::metrics::Metrics>,
+    /// The follower's own view of the primary (its manifest), for verifications beside it.
+    pub primary: Arc<kizuna_backup::primary::Primary>,
     pub metrics_url: String,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -280,10 +282,10 @@ impl FollowerTask {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics_url = format!("http://{}/metrics", l.local_addr().unwrap());
         let f = kizuna_backup::follow::Follower::open(config).await.expect("follower");
-        let metrics = f.metrics.clone();
+        let (metrics, primary) = (f.metrics.clone(), f.primary.clone());
         let (tx, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move { f.run(Some(l), rx).await.expect("follower run") });
-        Self { metrics, metrics_url, stop: tx, task }
+        Self { metrics, primary, metrics_url, stop: tx, task }
     }
 
     pub async fn stop(self) {
@@ -393,6 +395,49 @@ impl Proxy {
     pub fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
     }
+}
+
+/// A TCP proxy on 127.0.0.1 that holds every `POST /api/v1/batches` request for `delay` before
+/// passing it on (other requests, such as digests and state, pass at once): a follower shipping
+/// through it keeps its replica `delay` behind the primary while uploads flow.
+pub async fn delaying_proxy(target: SocketAddr, delay: Duration) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((inbound, _)) = l.accept().await else { continue };
+            tokio::spawn(async move {
+                let Ok(outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                let (mut in_r, mut in_w) = inbound.into_split();
+                let (mut out_r, mut out_w) = outbound.into_split();
+                let up = async move {
+                    let mut buf = vec![0u8; 64 << 10];
+                    loop {
+                        let n = match in_r.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let chunk = &buf[..n];
+                        // A batch's request line comes first in its first chunk; its body follows.
+                        if chunk.starts_with(b"POST /api/v1/batches") {
+                            tokio::time::sleep(delay).await;
+                        }
+                        if out_w.write_all(chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = out_w.shutdown().await;
+                };
+                let down = async move {
+                    let _ = tokio::io::copy(&mut out_r, &mut in_w).await;
+                    let _ = in_w.shutdown().await;
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+    addr
 }
 
 /// The index of a store as comparable rows: one per record with its search-row counts.

@@ -64,6 +64,11 @@ pub struct VerifyArgs {
     /// How closely replicas check their files against their records.
     #[arg(long, value_enum, default_value = "stat")]
     check: CheckArg,
+    /// How long to wait for a replica to apply what was in flight when a difference was seen,
+    /// in seconds (default: `follow.verify.settle_s`, 120). With the follower stopped, files
+    /// uploaded since are reported after this wait.
+    #[arg(long)]
+    settle_secs: Option<u64>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -145,16 +150,18 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
                 let mut clean = true;
                 for t in &targets {
                     let client = ReplicaClient::new(t, Duration::from_secs(config.request_timeout_s.max(1)))?;
-                    let Some(report) = run_verify(&primary, &client, &metrics, Options { check, repair: a.repair, ..Options::default() }).await else {
+                    let settle = Duration::from_secs(a.settle_secs.unwrap_or(config.verify.settle_s));
+                    let opts = Options { check, repair: a.repair, settle, ..Options::default() };
+                    let Some(report) = run_verify(&primary, &client, &metrics, opts).await else {
                         bail!("verification of {} failed (see the log)", t.name);
                     };
                     if a.json {
                         println!("{}", serde_json::to_string(&report)?);
                     } else {
                         println!(
-                            "{}: {} files, {} differences, {} repaired, {} removed, {:.2} s (primary at entry {}, replica at {})",
-                            report.replica, report.files, report.differences, report.repaired_files, report.removed, report.seconds,
-                            report.primary_seq, report.replica_seq
+                            "{}: {} files, {} differences ({} still in flight after the settle time), {} in flight and since applied, {} repaired, {} removed, {:.2} s (primary at entry {}, replica at {})",
+                            report.replica, report.files, report.differences, report.unsettled, report.in_flight, report.repaired_files,
+                            report.removed, report.seconds, report.primary_seq, report.replica_seq
                         );
                         for f in &report.findings {
                             println!("  {}{}: primary {} / replica {}", f.path, if f.dir { "/" } else { "" },
