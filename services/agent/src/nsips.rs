@@ -340,6 +340,19 @@ fn convert_one(shared: &Shared, state: &Path, ledger: &mut Ledger, path: &Path) 
         Ok(c) => c,
         Err(e) => return quarantine(shared, path, &shown, &sha, vec![violation_of(&e)]),
     };
+    if !conversion.replaced.is_empty() {
+        let lines: Vec<String> = conversion.replaced.iter().map(|r| r.to_string()).collect();
+        shared.record(
+            Level::Warn,
+            "nsips_replaced",
+            &format!(
+                "{shown}: {} character(s) SS-MIX2 cannot hold written as JIS X 0208 stand-ins: {}",
+                lines.len(),
+                lines.join("; ")
+            ),
+            json!({ "file": shown, "replaced": lines }),
+        );
+    }
     let mut scratch = ssmix2::validate::Scratch::default();
     let mut offers = Vec::with_capacity(conversion.files.len());
     let mut bad = Vec::new();

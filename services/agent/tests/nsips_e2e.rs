@@ -114,6 +114,16 @@ async fn pharmacy_nsips_exports_reach_the_real_store_as_ssmix2() {
         std::fs::copy(src, &dest).unwrap();
         good.push(dest);
     }
+    // A patient named with a CP932 IBM extension kanji (髙, as in 髙橋), which SS-MIX2 cannot
+    // hold: converted with its JIS X 0208 form and logged, not refused.
+    let original = std::fs::read(&good[1]).unwrap();
+    let name = if std::str::from_utf8(&original).is_ok() {
+        "髙橋　花子".as_bytes().to_vec()
+    } else {
+        encoding_rs::SHIFT_JIS.encode("髙橋　花子").0.into_owned()
+    };
+    let (with_ext, ext_line) = with_field(&original, |f| f == b"1", 2, &name);
+    std::fs::write(&good[1], with_ext).unwrap();
     assert!(good.len() >= 3, "too few NSIPS files: {}", good.len());
     let mut want = expected(&good, &pharmacy);
     assert!(want.len() > 10, "too few prescriptions: {}", want.len());
@@ -148,6 +158,14 @@ async fn pharmacy_nsips_exports_reach_the_real_store_as_ssmix2() {
     assert!(message.contains(&format!("bad.csv:{bad_line}:")) && message.contains("20240230"), "{message}");
     assert!(!nsips.join("bad.csv").exists(), "the bad file left the NSIPS folder");
     assert!(good.iter().all(|p| p.is_file()), "converted files stay where the dispensing system put them");
+    let replaced = events(&state, "nsips_replaced");
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    let shown = replaced[0]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        shown.contains(&format!("line {ext_line}: record 1 field 2 (name (kanji)): '髙'"))
+            && shown.contains("written as '高'"),
+        "{replaced:?}"
+    );
     wait_for(10, || events(&state, "nsips_converted").len() >= good.len()).await;
     assert_eq!(events(&state, "nsips_converted").len(), good.len());
     assert!(

@@ -14,6 +14,8 @@ pub struct Conversion {
     pub dispensings: usize,
     /// One OMP-01 message per dispensing with at least one drug (fees-only dispensings yield none).
     pub files: Vec<(StoragePath, Vec<u8>)>,
+    /// Characters written as JIS X 0208 stand-ins; the caller logs them.
+    pub replaced: Vec<crate::Replacement>,
 }
 
 /// Parses the NSIPS file `bytes` (named `origin` in errors) and converts it for the pharmacy
@@ -22,11 +24,11 @@ pub struct Conversion {
 pub fn convert_bytes(bytes: &[u8], origin: &Path, facility: &str) -> Result<Conversion, NsipsError> {
     let file = crate::parse(bytes, origin)?;
     let files = crate::to_ssmix2(&file, facility)?;
-    Ok(Conversion { dispensings: file.dispensings.len(), files })
+    Ok(Conversion { dispensings: file.dispensings.len(), files, replaced: file.replaced })
 }
 
 /// What [`convert_dir`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Converted {
     pub inputs: usize,
     pub dispensings: usize,
@@ -34,6 +36,8 @@ pub struct Converted {
     pub messages: usize,
     /// Files newly written (identical files already there are not counted).
     pub written: usize,
+    /// Characters written as JIS X 0208 stand-ins, with the export that held them.
+    pub replaced: Vec<(PathBuf, crate::Replacement)>,
 }
 
 /// Converts every `*.csv` NSIPS export in `in_dir` (in name order) into SS-MIX2 files below the
@@ -57,6 +61,7 @@ pub fn convert_dir(facility: &str, in_dir: &Path, out_root: &Path) -> Result<Con
         n.dispensings += c.dispensings;
         n.messages += c.files.len();
         n.written += crate::write_files(out_root, &c.files)?;
+        n.replaced.extend(c.replaced.into_iter().map(|r| (path.clone(), r)));
     }
     Ok(n)
 }

@@ -9,6 +9,7 @@
 mod convert;
 mod dir;
 mod error;
+mod jis;
 mod parse;
 mod record;
 mod write;
@@ -16,6 +17,7 @@ mod write;
 pub use convert::to_ssmix2;
 pub use dir::{Conversion, Converted, convert_bytes, convert_dir};
 pub use error::NsipsError;
+pub use jis::{GETA, Replacement, VARIANTS};
 pub use parse::parse;
 pub use record::{
     Dispensing, DispensingDetail, DispensingRecord, Drug, Encoding, Fee, Header, Note, NsipsFile, Patient,

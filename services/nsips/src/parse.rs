@@ -1,6 +1,8 @@
+use std::cell::RefCell;
 use std::path::Path;
 
 use crate::NsipsError;
+use crate::jis::Replacement;
 use crate::record::*;
 
 /// Field names of each record type after the type itself, in order (the layout of
@@ -54,7 +56,9 @@ pub fn parse(bytes: &[u8], origin: &Path) -> Result<NsipsFile, NsipsError> {
     let mut lines = text.split('\n').enumerate().map(|(i, l)| (i + 1, l));
     let (_, first) = lines.next().unwrap_or((1, ""));
     let crlf = first.ends_with('\r');
-    let header = header(&Fields::split(origin, 1, "header", first))?;
+    let header_fields = Fields::split(origin, 1, "header", first);
+    let header = header(&header_fields)?;
+    let mut replaced = header_fields.replaced.into_inner();
     let mut dispensings = Vec::new();
     let mut open: Option<Open> = None;
     let mut blank_at: Option<usize> = None;
@@ -78,6 +82,7 @@ pub fn parse(bytes: &[u8], origin: &Path) -> Result<NsipsFile, NsipsError> {
                 dispensings.push(o.close(origin)?);
             }
             open = Some(Open::new(no, patient(&f)?));
+            replaced.append(&mut f.replaced.borrow_mut());
             continue;
         }
         let Some(o) = open.as_mut() else {
@@ -110,11 +115,12 @@ pub fn parse(bytes: &[u8], origin: &Path) -> Result<NsipsFile, NsipsError> {
             7 => o.d.fees.push(Fee { fee_code: f.code(1, 1, 20)?, fee_name: f.text(2), points: f.num(3)? }),
             _ => o.d.notes.push(Note { noted_on: f.date(1)?, note: f.text(2) }),
         }
+        replaced.append(&mut f.replaced.borrow_mut());
     }
     if let Some(o) = open.take() {
         dispensings.push(o.close(origin)?);
     }
-    Ok(NsipsFile { origin: origin.to_owned(), encoding, crlf, header, dispensings })
+    Ok(NsipsFile { origin: origin.to_owned(), encoding, crlf, header, dispensings, replaced })
 }
 
 fn decode<'a>(bytes: &'a [u8], origin: &Path) -> Result<(std::borrow::Cow<'a, str>, Encoding), NsipsError> {
@@ -180,12 +186,14 @@ struct Fields<'a> {
     line: usize,
     record: &'a str,
     values: Vec<&'a str>,
+    /// Characters [`Fields::jis_text`] wrote as stand-ins.
+    replaced: RefCell<Vec<Replacement>>,
 }
 
 impl<'a> Fields<'a> {
     fn split(file: &'a Path, line: usize, record: &'a str, text: &'a str) -> Self {
         let text = text.strip_suffix('\r').unwrap_or(text);
-        Self { file, line, record, values: text.split(',').collect() }
+        Self { file, line, record, values: text.split(',').collect(), replaced: RefCell::default() }
     }
 
     fn names(&self) -> &'static [&'static str] {
@@ -232,20 +240,21 @@ impl<'a> Fields<'a> {
         self.values[i].to_owned()
     }
 
-    /// Free text that goes into the SS-MIX2 message: it must be writable in ISO-2022-JP (JIS X
-    /// 0208, after half-width katakana are made full-width), which is checked here so that the
-    /// error names this line and field rather than a segment of the converted message.
-    fn jis_text(&self, i: usize) -> Result<String, NsipsError> {
-        let v = self.values[i];
-        match ssmix2::hl7::encode_iso2022jp(v) {
-            Err(ssmix2::Hl7Error::Unencodable { ch, code, .. }) => Err(self.err(
-                i,
-                format!(
-                    "character '{ch}' (U+{code:04X}) cannot be written in SS-MIX2's ISO-2022-JP (JIS X 0208)"
-                ),
-            )),
-            _ => Ok(v.to_owned()),
-        }
+    /// Free text that goes into the SS-MIX2 message, in characters SS-MIX2's ISO-2022-JP (JIS X
+    /// 0208) can hold: any other character is written as its stand-in (see [`crate::jis`]) and
+    /// recorded with this line and field.
+    fn jis_text(&self, i: usize) -> String {
+        let (text, replaced) = crate::jis::to_jis(self.values[i]);
+        let name = self.names().get(i - 1).copied().unwrap_or("?");
+        self.replaced.borrow_mut().extend(replaced.into_iter().map(|(from, to)| Replacement {
+            line: self.line,
+            record: self.record.to_owned(),
+            field: i,
+            name,
+            from,
+            to,
+        }));
+        text
     }
 
     fn num(&self, i: usize) -> Result<u32, NsipsError> {
@@ -301,10 +310,10 @@ fn header(f: &Fields) -> Result<Header, NsipsError> {
         prefecture: f.digits(3, 2)?,
         fee_table: f.text(4),
         pharmacy_code: f.digits(5, 7)?,
-        pharmacy_name: f.jis_text(6)?,
-        postcode: f.jis_text(7)?,
-        address: f.jis_text(8)?,
-        phone: f.jis_text(9)?,
+        pharmacy_name: f.jis_text(6),
+        postcode: f.jis_text(7),
+        address: f.jis_text(8),
+        phone: f.jis_text(9),
     })
 }
 
@@ -316,13 +325,13 @@ fn patient(f: &Fields) -> Result<Patient, NsipsError> {
     };
     Ok(Patient {
         patient_no: f.code(1, 1, ssmix2::PatientId::MAX_LEN)?,
-        name_kanji: f.jis_text(2)?,
-        name_kana: f.jis_text(3)?,
+        name_kanji: f.jis_text(2),
+        name_kana: f.jis_text(3),
         sex,
         birth_date: f.date(5)?,
-        postcode: f.jis_text(6)?,
-        address: f.jis_text(7)?,
-        phone: f.jis_text(8)?,
+        postcode: f.jis_text(6),
+        address: f.jis_text(7),
+        phone: f.jis_text(8),
         insurer_no: f.text(9),
     })
 }
@@ -332,9 +341,9 @@ fn prescription(f: &Fields) -> Result<Prescription, NsipsError> {
         prescription_no: f.code(1, 1, ssmix2::OrderNo::MAX_LEN)?,
         issued_on: f.date(2)?,
         institution_code: f.digits(3, 10)?,
-        institution_name: f.jis_text(4)?,
-        department: f.jis_text(5)?,
-        doctor: f.jis_text(6)?,
+        institution_name: f.jis_text(4),
+        department: f.jis_text(5),
+        doctor: f.jis_text(6),
         dispensed_on: f.date(7)?,
     })
 }
@@ -350,7 +359,7 @@ fn rp(f: &Fields) -> Result<Rp, NsipsError> {
     if times_per_day == 0 {
         return Err(f.err(5, "0 times per day".to_owned()));
     }
-    Ok(Rp { rp_no, usage_code, usage: f.jis_text(3)?, days, times_per_day })
+    Ok(Rp { rp_no, usage_code, usage: f.jis_text(3), days, times_per_day })
 }
 
 fn drug(f: &Fields) -> Result<Drug, NsipsError> {
@@ -366,8 +375,8 @@ fn drug(f: &Fields) -> Result<Drug, NsipsError> {
         yj_code: f.code(3, 12, 12)?,
         receipt_code: f.digits(4, 9)?,
         hot_code: f.digits(5, 9)?,
-        drug_name: f.jis_text(6)?,
+        drug_name: f.jis_text(6),
         amount_per_day: amount.to_owned(),
-        unit: f.jis_text(8)?,
+        unit: f.jis_text(8),
     })
 }

@@ -17,6 +17,9 @@ pub struct NsipsFile {
     pub crlf: bool,
     pub header: Header,
     pub dispensings: Vec<Dispensing>,
+    /// Characters SS-MIX2 cannot hold (CP932's NEC and IBM extensions, emoji, …), each written
+    /// as a JIS X 0208 stand-in in the parsed text (see [`crate::Replacement`]).
+    pub replaced: Vec<crate::Replacement>,
 }
 
 /// The `VERnnnnnn` header line.

@@ -81,15 +81,53 @@ fn a_bad_yj_code_names_the_field() {
 }
 
 #[test]
-fn a_character_ss_mix2_cannot_carry_names_its_line_and_field() {
+fn a_character_ss_mix2_cannot_carry_is_written_as_a_stand_in_naming_its_line_and_field() {
     let mut lines = GOOD.to_vec();
-    // 𠮷 (U+20BB7) is outside JIS X 0208: the drug name on line 5 cannot go into the message.
-    lines[4] = "4,1,1,3969007F1067,612345678,107851901,メトホ𠮷ルミン,6,錠";
-    let e = err(&lines);
+    // 𠮷 (U+20BB7, JIS X 0213) has no JIS X 0208 form: the drug name on line 5 gets the geta mark.
+    lines[4] = "4,1,1,3969007F1063,612345678,107851901,メトホ𠮷ルミン,6,錠";
+    let f = parse(text(&lines, "\n").as_bytes(), Path::new("x.csv")).unwrap();
+    assert_eq!(f.dispensings[0].drugs[0].drug_name, "メトホ〓ルミン");
+    let shown: Vec<String> = f.replaced.iter().map(|r| r.to_string()).collect();
     assert_eq!(
-        e,
-        "x.csv:5: record 4 field 6 (drug name): character '𠮷' (U+20BB7) cannot be written in SS-MIX2's ISO-2022-JP (JIS X 0208)"
+        shown,
+        vec!["line 5: record 4 field 6 (drug name): '𠮷' (U+20BB7) is not JIS X 0208; written as '〓'"]
     );
+}
+
+/// CP932's IBM extension and NEC special characters, common in names and addresses (髙橋, 山﨑,
+/// ①), were refused by every SS-MIX2 validator; the export is converted with their JIS X 0208
+/// forms, and the message passes the validator.
+#[test]
+fn cp932_extension_characters_in_names_become_their_jis_forms() {
+    let mut lines = GOOD.to_vec();
+    lines[1] = "1,00012345,髙橋　花子,タカハシ　ハナコ,2,19500312,980-0002,仙台市青葉区山﨑①-2,022-111-1111,06040001";
+    let utf8 = text(&lines, "\r\n");
+    let (sjis, _, bad) = encoding_rs::SHIFT_JIS.encode(&utf8);
+    assert!(!bad, "CP932 holds them");
+    let f = parse(&sjis, Path::new("x.csv")).unwrap();
+    assert_eq!(f.encoding, Encoding::Cp932);
+    let p = &f.dispensings[0].patient;
+    assert_eq!(p.name_kanji, "高橋　花子");
+    assert_eq!(p.address, "仙台市青葉区山崎1-2");
+    let shown: Vec<(usize, &str, char, &str)> =
+        f.replaced.iter().map(|r| (r.line, r.name, r.from, r.to.as_str())).collect();
+    assert_eq!(
+        shown,
+        vec![(2, "name (kanji)", '髙', "高"), (2, "address", '﨑', "崎"), (2, "address", '①', "1")]
+    );
+    let validator = ssmix2::validate::Validator::from_default_tables().unwrap();
+    let root = Path::new("/converted/0401234567");
+    let out = kizuna_nsips::to_ssmix2(&f, "0401234567").unwrap();
+    assert_eq!(out.len(), 1);
+    for (path, msg) in out {
+        let mut violations = Vec::new();
+        let file = root.join(path.relative());
+        let mut scratch = ssmix2::validate::Scratch::default();
+        validator.check(Some(root), &file, &msg, &mut scratch, &mut |v| violations.push(v));
+        assert!(violations.is_empty(), "{violations:#?}");
+        let m = ssmix2::hl7::Message::decode(&msg).unwrap();
+        assert_eq!(m.value("PID-5.1").as_deref(), Some("高橋"));
+    }
 }
 
 #[test]

@@ -21,6 +21,9 @@ pub enum NsipsCommand {
 pub fn run(c: NsipsCommand) -> anyhow::Result<ExitCode> {
     let NsipsCommand::Convert { facility, in_dir, out_root } = c;
     let n = kizuna_nsips::convert_dir(&facility, &in_dir, &out_root)?;
+    for (file, r) in &n.replaced {
+        eprintln!("warning: {}: {r}", file.display());
+    }
     println!(
         "{} NSIPS files, {} dispensings, {} with drugs, {} SS-MIX2 files written under {}",
         n.inputs,
