@@ -16,11 +16,21 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "kizuna", version, about = "Kizuna regional health-information network: centre and tools")]
 struct Cli {
     /// Log as JSON lines instead of human-readable text.
-    /// `KIZUNA_LOG_JSON=1` (or `true`, `yes`, `on`) does the same.
-    #[arg(long, global = true, env = "KIZUNA_LOG_JSON", value_parser = clap::builder::BoolishValueParser::new())]
+    /// `KIZUNA_LOG_JSON=1` (or `true`, `yes`, `on`) does the same; empty means unset.
+    #[arg(long, global = true, env = "KIZUNA_LOG_JSON", value_parser = boolish_or_empty)]
     log_json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `BoolishValueParser`, with an empty value (`KIZUNA_LOG_JSON=` in a unit file or a shell) as
+/// false instead of an error that stopped every command.
+fn boolish_or_empty(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "" | "0" | "false" | "no" | "off" | "n" | "f" => Ok(false),
+        "1" | "true" | "yes" | "on" | "y" | "t" => Ok(true),
+        other => Err(format!("{other:?} is not a yes/no value (1, true, yes, on / 0, false, no, off)")),
+    }
 }
 
 #[derive(Subcommand)]

@@ -32,7 +32,8 @@ fn auth_cli_creates_keys_users_clients_and_serves_discovery() {
     let (code, default, _) = kizuna(&["auth", "print-default-config"], None);
     assert_eq!(code, 0);
     // The README's KIZUNA_LOG_JSON=1 works (clap's plain bool parser took only true/false).
-    for v in ["1", "true", "yes"] {
+    // An empty value (`KIZUNA_LOG_JSON=` in a unit file) is unset; before, every command failed.
+    for v in ["1", "true", "yes", "", "0", "off"] {
         let out = Command::new(env!("CARGO_BIN_EXE_kizuna"))
             .args(["auth", "print-default-config"])
             .env("KIZUNA_LOG_JSON", v)
@@ -40,6 +41,13 @@ fn auth_cli_creates_keys_users_clients_and_serves_discovery() {
             .unwrap();
         assert!(out.status.success(), "KIZUNA_LOG_JSON={v}: {}", String::from_utf8_lossy(&out.stderr));
     }
+    let out = Command::new(env!("CARGO_BIN_EXE_kizuna"))
+        .args(["auth", "print-default-config"])
+        .env("KIZUNA_LOG_JSON", "maybe")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a yes/no value"));
     let cfg = default
         .replace("/var/lib/kizuna/auth", &p("data"))
         .replace("/etc/kizuna/auth-signing.key", &p("sign.key"))

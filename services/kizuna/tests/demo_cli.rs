@@ -69,3 +69,20 @@ fn demo_uploads_three_facilities_and_a_pharmacy_and_checks_the_counts() {
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
 }
+
+/// A `--data-dir` that cannot be made names itself in the error (it said only "Not a directory").
+#[test]
+fn a_data_dir_that_cannot_be_made_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let target = file.join("x");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kizuna"))
+        .args(["demo", "--data-dir"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("creating --data-dir {}", target.display())), "{err}");
+}

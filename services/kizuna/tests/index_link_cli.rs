@@ -218,3 +218,23 @@ async fn follow_enrolls_uploads_as_they_arrive_and_stops_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "exit after SIGTERM: {status}");
 }
+
+/// `kizuna consent` with a mistyped `--index-url` says there is no linkage database there and
+/// creates nothing; before, it created an empty database and answered "no consent recorded".
+#[test]
+fn consent_on_a_missing_linkage_database_is_refused_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo").join("linkage.sqlite");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let id = kizuna_index::CommonId::random().to_string();
+    for args in [
+        vec!["consent", "show", &id, "--index-url", &url],
+        vec!["consent", "set", &id, "--all", "--actor", "clerk", "--reason", "form 1", "--index-url", &url],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kizuna")).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains("no linkage database at") && err.contains(&file.display().to_string()), "{err}");
+        assert!(!dir.path().join("typo").exists(), "{args:?} created the database");
+    }
+}

@@ -115,7 +115,17 @@ pub fn run(cmd: ConsentCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Opens the existing linkage database: a SQLite file that is not there is a mistyped
+/// `--index-url` (or a centre that never linked), not a database to create empty.
 async fn open(url: &str) -> anyhow::Result<Registry> {
+    if let Some(file) = kizuna_db::sqlite_file(url)
+        && !file.exists()
+    {
+        bail!(
+            "no linkage database at {} (--index-url / KIZUNA_INDEX_DATABASE_URL): check the path, or run `kizuna index link` first",
+            file.display()
+        );
+    }
     Registry::open(url)
         .await
         .with_context(|| format!("opening the linkage database {}", url.split('@').next_back().unwrap_or("")))

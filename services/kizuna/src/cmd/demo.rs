@@ -35,9 +35,16 @@ pub struct DemoArgs {
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    if args.data_dir.exists() && std::fs::read_dir(&args.data_dir)?.next().is_some() {
-        bail!("{} is not empty; remove it or pass --data-dir to a new folder", args.data_dir.display());
+    let shown = args.data_dir.display();
+    if args.data_dir.exists()
+        && std::fs::read_dir(&args.data_dir)
+            .with_context(|| format!("reading --data-dir {shown}"))?
+            .next()
+            .is_some()
+    {
+        bail!("{shown} is not empty; remove it or pass --data-dir to a new folder");
     }
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating --data-dir {shown}"))?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(demo(args))
 }
