@@ -37,6 +37,9 @@ pub struct Status {
 pub(crate) struct Shared {
     pub cfg: Config,
     pub export_dir: PathBuf,
+    /// `cfg.state_dir`, canonical. Nothing below it is ever taken as an export (the config refuses
+    /// a state folder inside the export folder; this is the second line of defence).
+    pub state_dir: PathBuf,
     pub outbox: Outbox,
     pub quarantine: Quarantine,
     pub log: AgentLog,
@@ -118,6 +121,9 @@ impl Agent {
     /// Checks the config, reads the token, prepares the state folder and recovers the outbox left by
     /// a previous run (temp files removed, waiting files queued).
     pub fn new(cfg: Config) -> Result<Self, AgentError> {
+        // Checked at load too; again here for a config built in code and for folders (or links)
+        // changed since.
+        cfg.check_folders().map_err(|message| AgentError::Config { file: cfg.state_dir.clone(), message })?;
         let token = Token::read(&cfg.token_file)?;
         let validator = match &cfg.nho_tables_dir {
             Some(dir) => ssmix2::validate::Validator::from_nho_tables(dir),
@@ -140,6 +146,7 @@ impl Agent {
             // A crash in the middle of a cursor write leaves its temp file behind.
             crate::durable::remove_temp_files(&dir).map_err(|e| AgentError::io(&dir, e))?;
         }
+        let state_dir = cfg.state_dir.canonicalize().map_err(|e| AgentError::io(&cfg.state_dir, e))?;
         let (outbox, strays) =
             Outbox::open(&cfg.outbox_dir()).map_err(|e| AgentError::io(&cfg.outbox_dir(), e))?;
         let quarantine =
@@ -149,6 +156,7 @@ impl Agent {
         let shared = Arc::new(Shared {
             log: AgentLog::new(&cfg.log_dir()),
             export_dir,
+            state_dir,
             outbox,
             quarantine,
             store,

@@ -15,7 +15,8 @@ pub struct Config {
     pub export_dir: PathBuf,
     /// The agent's own folder: `outbox/`, `quarantine/`, `log/` and `cursor/` live below it.
     pub state_dir: PathBuf,
-    /// The store's base URL, e.g. `https://10.20.0.1:8443`.
+    /// The store's base URL: on a site, `http://10.20.1.1:8440` (the centre's store on the upload
+    /// segment; the store speaks plain HTTP there, the mesh encrypts).
     pub store_url: String,
     /// This site's facility code; uploads go to `/api/v1/facilities/{facility}/batches`.
     pub facility: String,
@@ -120,7 +121,7 @@ mod defaults {
 pub const DEFAULT_CONFIG: &str = r#"# kizuna-agent configuration (every key is described in services/agent/README.md)
 export_dir: /srv/ssmix2/export        # where the EHR writes SS-MIX2 files (watched recursively)
 state_dir: /var/lib/kizuna-agent      # outbox/, quarantine/, log/, cursor/
-store_url: https://10.20.0.1:8443     # the store at the centre, reached over the upload mesh
+store_url: http://10.20.1.1:8440      # the centre's store on the upload segment, over the mesh
 facility: "1310000001"                # this site's facility code
 token_file: /etc/kizuna/agent.token   # bearer token, mode 0600
 # store_ca_file: /etc/kizuna/centre-ca.pem
@@ -192,20 +193,44 @@ impl Config {
         if self.bind_interface.as_deref() == Some("") {
             return Err("bind_interface is empty (omit it to use the default route)".into());
         }
-        if self.state_dir.starts_with(&self.export_dir) {
-            return Err("state_dir must not lie inside export_dir".into());
+        if self.nsips.is_some()
+            && (self.facility.len() != 10 || !self.facility.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!(
+                "nsips needs facility to be the pharmacy's 10-digit institution code, not {:?}",
+                self.facility
+            ));
         }
+        self.check_folders()
+    }
+
+    /// Refuses folders that overlap: `export_dir`, `state_dir` and `nsips.dir` (if set) must be
+    /// three separate folders, none inside another. The agent takes every file below `export_dir`
+    /// (and removes it once it waits in the outbox), so a state folder below it would be taken for
+    /// exports: its outbox files offered again and deleted as duplicates of themselves.
+    ///
+    /// The folders are compared as the kernel resolves them, not as written: relative paths from
+    /// the working directory, every symbolic link followed (also one to a folder not yet made),
+    /// `.` and `..` applied, and a folder not yet created placed below its nearest existing
+    /// ancestor. An existing folder reached by another path (a bind mount) is recognised by its
+    /// device and inode. [`crate::Agent::new`] checks again, as the folders may have changed.
+    pub fn check_folders(&self) -> Result<(), String> {
+        let mut keys = vec![("export_dir", &self.export_dir), ("state_dir", &self.state_dir)];
         if let Some(n) = &self.nsips {
-            if self.facility.len() != 10 || !self.facility.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!(
-                    "nsips needs facility to be the pharmacy's 10-digit institution code, not {:?}",
-                    self.facility
-                ));
+            keys.push(("nsips.dir", &n.dir));
+        }
+        let mut folders = Vec::with_capacity(keys.len());
+        for (key, given) in keys {
+            if given.as_os_str().is_empty() {
+                return Err(format!("{key} is empty"));
             }
-            for (name, other) in [("export_dir", &self.export_dir), ("state_dir", &self.state_dir)] {
-                if n.dir.starts_with(other) || other.starts_with(&n.dir) {
-                    return Err(format!("nsips.dir and {name} must not lie inside one another"));
-                }
+            let real =
+                resolve(given).map_err(|e| format!("cannot resolve {key} {}: {e}", given.display()))?;
+            folders.push(Folder { key, given, real });
+        }
+        for (i, a) in folders.iter().enumerate() {
+            for b in &folders[i + 1..] {
+                overlap(a, b)?;
             }
         }
         Ok(())
@@ -247,6 +272,119 @@ impl Config {
     }
 }
 
+/// One of the configured folders, as written and as resolved.
+struct Folder<'a> {
+    key: &'static str,
+    given: &'a Path,
+    real: PathBuf,
+}
+
+/// Refuses two folders that are one, or one inside the other (either way round).
+fn overlap(a: &Folder, b: &Folder) -> Result<(), String> {
+    let why = "they must be separate folders, neither inside the other";
+    if a.real == b.real || same_dir(&a.real, &b.real) {
+        return Err(format!(
+            "{} {} and {} {} are the same folder ({}); {why}",
+            a.key,
+            a.given.display(),
+            b.key,
+            b.given.display(),
+            a.real.display()
+        ));
+    }
+    for (inner, outer) in [(a, b), (b, a)] {
+        if lies_inside(&inner.real, &outer.real) {
+            return Err(format!(
+                "{} {} lies inside {} {} ({} is below {}); {why}",
+                inner.key,
+                inner.given.display(),
+                outer.key,
+                outer.given.display(),
+                inner.real.display(),
+                outer.real.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// True when both exist and are the same directory (device and inode).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// True when resolved `inner` lies below resolved `outer`: by path, or because an existing
+/// ancestor of `inner` is `outer` reached by another path (a bind mount).
+fn lies_inside(inner: &Path, outer: &Path) -> bool {
+    inner != outer
+        && (inner.starts_with(outer)
+            || (outer.is_dir() && inner.ancestors().skip(1).any(|up| same_dir(up, outer))))
+}
+
+/// `path` as the kernel resolves it once its missing folders are made: absolute (a relative path
+/// from the working directory), every symbolic link replaced by its target (a dangling one too),
+/// `.` dropped and `..` applied to what precedes it. For an existing path this is
+/// [`Path::canonicalize`]; below the nearest existing ancestor the rest is appended.
+pub(crate) fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::path::Component;
+    /// Linux gives up after 40 links (`ELOOP`).
+    const MAX_LINKS: usize = 40;
+    let abs = if path.is_absolute() { path.to_owned() } else { std::env::current_dir()?.join(path) };
+    let names = |p: &Path| -> Vec<Option<OsString>> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(Some(n.to_owned())),
+                Component::ParentDir => Some(None),
+                _ => None,
+            })
+            .collect()
+    };
+    // `None` stands for `..`.
+    let mut todo: VecDeque<Option<OsString>> = names(&abs).into();
+    let mut out = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(next) = todo.pop_front() {
+        let Some(name) = next else {
+            out.pop();
+            continue;
+        };
+        let candidate = out.join(&name);
+        match std::fs::symlink_metadata(&candidate) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(std::io::Error::other(format!(
+                        "{}: too many levels of symbolic links",
+                        candidate.display()
+                    )));
+                }
+                let target = std::fs::read_link(&candidate)?;
+                if target.is_absolute() {
+                    out = PathBuf::from("/");
+                }
+                for n in names(&target).into_iter().rev() {
+                    todo.push_front(n);
+                }
+            }
+            Ok(_) => out = candidate,
+            // Not there yet (or below a file, which fails later anyway): it will be made as named.
+            Err(e)
+                if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) =>
+            {
+                out = candidate
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,8 +421,100 @@ mod tests {
         assert!(err.contains("nsips") && err.contains("10-digit"), "{err}");
         let text = on.replace("dir: /srv/kizuna/nsips", "dir: /srv/ssmix2/export/nsips");
         let err = Config::parse(&text, Path::new("agent.yaml")).unwrap_err().to_string();
-        assert!(err.contains("nsips.dir and export_dir"), "{err}");
+        assert!(err.contains("nsips.dir /srv/ssmix2/export/nsips lies inside export_dir"), "{err}");
         let text = on.replace("dir: /srv/kizuna/nsips", "dir: /srv/kizuna/nsips\n  bogus: 1");
         assert!(Config::parse(&text, Path::new("agent.yaml")).unwrap_err().to_string().contains("bogus"));
+    }
+
+    /// A config with these folders (and an NSIPS folder when given), parsed.
+    fn with_folders(export: &Path, state: &Path, nsips: Option<&Path>) -> Result<Config, String> {
+        let mut text = format!(
+            "export_dir: {}\nstate_dir: {}\nstore_url: http://10.20.1.1:8440\nfacility: \"1310000001\"\n\
+             token_file: /etc/kizuna/agent.token\n",
+            export.display(),
+            state.display()
+        );
+        if let Some(n) = nsips {
+            text.push_str(&format!("nsips:\n  dir: {}\n", n.display()));
+        }
+        Config::parse(&text, Path::new("agent.yaml")).map_err(|e| e.to_string())
+    }
+
+    /// The reviewer's case with absolute paths (the relative one, from a working directory, is
+    /// `tests/cli.rs`): the state folder inside the export folder, written differently, was
+    /// accepted and its outbox emptied. Every overlap is refused, either way round, naming both
+    /// keys; separate folders (also one whose name extends the other's) pass.
+    #[test]
+    fn overlapping_folders_are_refused_however_they_are_written() {
+        let d = tempfile::tempdir().unwrap();
+        let d = d.path();
+        std::fs::create_dir(d.join("exp5")).unwrap();
+        let cases = [
+            // (export_dir, state_dir, what the error says)
+            ("exp5/.", "exp5/st", "state_dir"),
+            ("exp5", "exp5/./st", "state_dir"),
+            ("exp5//", "exp5/st", "state_dir"),
+            ("exp5", "missing/../exp5/st", "state_dir"),
+            ("exp5", "exp5/", "same folder"),
+            ("exp5/sub", "exp5", "export_dir"),
+            ("exp5/new/deeper", "exp5/new", "export_dir"),
+        ];
+        for (export, state, says) in cases {
+            let err = with_folders(&d.join(export), &d.join(state), None).unwrap_err();
+            assert!(err.contains("agent.yaml") && err.contains(says), "{export} / {state}: {err}");
+            assert!(err.contains("export_dir") && err.contains("state_dir"), "{err}");
+            if says != "same folder" {
+                let inner = if says == "state_dir" { state } else { export };
+                assert!(err.contains(&format!("{says} {} lies inside", d.join(inner).display())), "{err}");
+            }
+        }
+        with_folders(&d.join("exp5"), &d.join("exp5st"), None).unwrap();
+        with_folders(&d.join("exp5"), &d.join("state"), None).unwrap();
+    }
+
+    /// Symbolic links are followed, also to folders not made yet and in either key.
+    #[test]
+    fn overlaps_through_symbolic_links_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let d = d.path();
+        std::fs::create_dir_all(d.join("exp5")).unwrap();
+        std::fs::create_dir_all(d.join("var/state")).unwrap();
+        std::os::unix::fs::symlink(d.join("exp5"), d.join("link")).unwrap();
+        std::os::unix::fs::symlink("../exp5/not-yet", d.join("var/dangling")).unwrap();
+        std::os::unix::fs::symlink("state/inbox", d.join("var/export")).unwrap();
+        let cases = [
+            ("exp5", "link/st", "state_dir"),
+            ("link", "exp5/st", "state_dir"),
+            ("link/", "exp5", "same folder"),
+            ("exp5", "var/dangling", "state_dir"),
+            ("exp5", "var/dangling/st", "state_dir"),
+            ("var/export", "var/state", "export_dir"),
+            ("var/state/../export", "var/state", "export_dir"),
+        ];
+        for (export, state, says) in cases {
+            let err = with_folders(&d.join(export), &d.join(state), None).unwrap_err();
+            assert!(err.contains("export_dir") && err.contains("state_dir") && err.contains(says), "{err}");
+        }
+        with_folders(&d.join("link"), &d.join("var/state"), None).unwrap();
+    }
+
+    #[test]
+    fn nsips_folder_must_be_apart_from_both_others() {
+        let d = tempfile::tempdir().unwrap();
+        let d = d.path();
+        std::fs::create_dir_all(d.join("exp")).unwrap();
+        std::os::unix::fs::symlink(d.join("st"), d.join("st-link")).unwrap();
+        let (exp, st) = (d.join("exp"), d.join("st"));
+        for (nsips, other) in [
+            ("exp/nsips", "export_dir"),
+            ("st-link/nsips", "state_dir"),
+            ("st/..", "export_dir"),
+            (".", "export_dir"),
+            ("exp", "export_dir"),
+        ] {
+            let err = with_folders(&exp, &st, Some(&d.join(nsips))).unwrap_err();
+            assert!(err.contains("nsips.dir") && err.contains(other), "{nsips}: {err}");
+        }
+        with_folders(&exp, &st, Some(&d.join("nsips"))).unwrap();
     }
 }

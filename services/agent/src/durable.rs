@@ -14,9 +14,19 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Creates `dir` and any missing parents, syncing each parent whose entries changed.
+/// The folder holding `path`: its parent, or the working directory (`.`) for a bare relative name
+/// such as `stbare`, whose parent is the empty path.
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates `dir` and any missing parents, syncing each parent whose entries changed. A relative
+/// `dir` is made in the working directory (the empty path, the parent of a bare name, is `.`).
 pub fn create_dir_all_synced(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {
@@ -27,10 +37,7 @@ pub fn create_dir_all_synced(dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),
     }
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    sync_dir(parent_dir(dir))
 }
 
 fn temp_beside(dest: &Path) -> std::path::PathBuf {
@@ -46,7 +53,7 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<()> {
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, dest)?;
-        sync_dir(dest.parent().unwrap_or(Path::new(".")))
+        sync_dir(parent_dir(dest))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -60,8 +67,7 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<()> {
 /// beside `dest`, fsync, rename into place, fsync the directory, and only then unlink `src`. On any
 /// error the temp file is removed and `src` is left untouched.
 pub fn move_file(src: &Path, dest: &Path) -> io::Result<()> {
-    let dest_dir = dest.parent().unwrap_or(Path::new("."));
-    let src_dir = src.parent().unwrap_or(Path::new("."));
+    let (dest_dir, src_dir) = (parent_dir(dest), parent_dir(src));
     match fs::rename(src, dest) {
         Ok(()) => {
             sync_dir(dest_dir)?;

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 pub enum AgentError {
     #[error("{file}: {message}")]
     Config { file: PathBuf, message: String },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// An I/O error on `path`. The OS error is part of the message and deliberately not the
+    /// `source()`: a report that prints the chain (`{:#}`) would name it twice.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("token file {path}: {problem}")]
     Token { path: PathBuf, problem: String },
     #[error("HTTP client: {0}")]
@@ -18,13 +20,13 @@ pub enum AgentError {
 }
 
 impl AgentError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_owned(), source }
+    pub(crate) fn io(path: &Path, error: std::io::Error) -> Self {
+        Self::Io { path: path.to_owned(), error }
     }
 
     /// True when the error is a full disk (ENOSPC or EDQUOT), which the agent waits out.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, Self::Io { source, .. } if is_disk_full(source))
+        matches!(self, Self::Io { error, .. } if is_disk_full(error))
     }
 }
 

@@ -138,11 +138,12 @@ impl Intake {
     /// idle past `prune_empty_folders_after_secs`, in the same walk.
     async fn scan(&mut self, dir: PathBuf, prune: bool) {
         let root = self.shared.export_dir.clone();
+        let own = self.shared.state_dir.clone();
         let cutoff = match self.shared.cfg.prune_after() {
             Some(grace) if prune => SystemTime::now().checked_sub(grace),
             _ => None,
         };
-        let walked = tokio::task::spawn_blocking(move || crate::walk::walk(&root, &dir, cutoff))
+        let walked = tokio::task::spawn_blocking(move || crate::walk::walk(&root, &dir, cutoff, Some(&own)))
             .await
             .unwrap_or_default();
         let now = Instant::now();
@@ -201,8 +202,11 @@ impl Intake {
         }
         let now = Instant::now();
         let root = self.shared.export_dir.clone();
-        let relevant =
-            |p: &Path| p.strip_prefix(&root).is_ok_and(|r| !r.as_os_str().is_empty() && !is_ignored(r));
+        let own = self.shared.state_dir.clone();
+        let relevant = |p: &Path| {
+            p.strip_prefix(&root).is_ok_and(|r| !r.as_os_str().is_empty() && !is_ignored(r))
+                && !p.starts_with(&own)
+        };
         match ev.kind {
             EventKind::Create(CreateKind::Folder) => {
                 for p in ev.paths.iter().filter(|p| relevant(p)) {
@@ -345,6 +349,10 @@ enum Step {
 
 /// Reads and checks one complete file; quarantines it when invalid.
 fn check_one(shared: &Shared, scratch: &mut ssmix2::validate::Scratch, path: &Path) -> Step {
+    // The agent's own files (outbox, quarantine, log) are never exports, wherever they lie.
+    if path.starts_with(&shared.state_dir) {
+        return Step::Finished(Outcome::Done);
+    }
     let rel_path = path.strip_prefix(&shared.export_dir).unwrap_or(path);
     let rel_utf8 = rel_path.to_str().map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"));
     let rel_shown = rel_path.to_string_lossy().into_owned();

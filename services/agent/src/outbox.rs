@@ -32,7 +32,8 @@ pub enum Admission {
     /// Moved in; it will be uploaded.
     Queued,
     /// The same bytes under the same name were already waiting; the export copy was removed (after
-    /// an fsync of the outbox folder, so the waiting file is durable).
+    /// an fsync of the outbox folder, so the waiting file is durable) — unless the offered file is
+    /// the waiting file itself, which stays.
     AlreadyQueued,
     /// Other bytes under the same name are still waiting; the file stays in the export folder until
     /// they are gone (then the store decides).
@@ -53,6 +54,16 @@ type Key = (String, String);
 
 fn key_of(name: &FileName) -> Key {
     (name.timestamp.to_string(), name.to_string())
+}
+
+/// True unless `a` and `b` are known to be different files (device and inode): a source that may be
+/// the outbox's own file is left alone.
+fn may_be_same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => true,
+    }
 }
 
 /// The outbox directory and an in-memory index of its files.
@@ -171,7 +182,11 @@ impl Outbox {
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match fs::read(&dest) {
                     Ok(existing) if <[u8; 32]>::from(Sha256::digest(&existing)) == offer.sha256 => {
-                        already.push((i, offer.src.clone()));
+                        // The offer may be the waiting file itself, reached by another path (an
+                        // export folder that holds the state folder): that source is never removed.
+                        if !may_be_same_file(&offer.src, &dest) {
+                            already.push((i, offer.src.clone()));
+                        }
                         Ok(Admission::AlreadyQueued)
                     }
                     Ok(_) => Ok(Admission::Busy),
@@ -295,6 +310,37 @@ mod tests {
         assert!(answers.iter().all(|a| matches!(a, Ok(Admission::AlreadyQueued))), "{answers:?}");
         assert!(!again.src.exists() && !b2.src.exists());
         assert_eq!(outbox.len(), 2);
+    }
+
+    /// The reviewer's data loss at the outbox: with the state folder inside the export folder, a
+    /// rescan offered the outbox's own file, the answer was `AlreadyQueued` and the "source" (the
+    /// waiting file itself) was deleted. Offered by its own path or through a symbolic link to the
+    /// outbox, a waiting file stays and stays queued.
+    #[test]
+    fn a_waiting_file_offered_as_its_own_source_is_never_deleted() {
+        let d = tempfile::tempdir().unwrap();
+        let export = d.path().join("export");
+        fs::create_dir(&export).unwrap();
+        let (outbox, _) = Outbox::open(&export.join("st/outbox")).unwrap();
+        std::os::unix::fs::symlink(outbox.dir(), d.path().join("via-link")).unwrap();
+        let body = b"waiting";
+        let sha: [u8; 32] = Sha256::digest(body).into();
+        let src = export.join("in");
+        fs::write(&src, body).unwrap();
+        let ts = "20111220224447338";
+        assert_eq!(outbox.admit(&src, name(ts), 7, &sha).unwrap(), Admission::Queued);
+        let waiting = outbox.file_of(&outbox.next_batch(1, 1)[0]);
+        for src in [waiting.clone(), d.path().join("via-link").join(waiting.file_name().unwrap())] {
+            let answers = outbox.admit_many(vec![Offer { src, path: name(ts), size: 7, sha256: sha }]);
+            assert!(matches!(answers[..], [Ok(Admission::AlreadyQueued)]), "{answers:?}");
+            assert!(waiting.exists(), "the queued file was deleted");
+            assert_eq!(fs::read(&waiting).unwrap(), body);
+            assert_eq!(outbox.len(), 1);
+        }
+        // A separate copy of the same bytes is still removed from the export folder.
+        fs::write(&src, body).unwrap();
+        assert_eq!(outbox.admit(&src, name(ts), 7, &sha).unwrap(), Admission::AlreadyQueued);
+        assert!(!src.exists() && waiting.exists());
     }
 
     fn name(ts: &str) -> StoragePath {

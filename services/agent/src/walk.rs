@@ -40,16 +40,20 @@ pub(crate) struct Pruned {
 /// Walks `dir` below `root` without following symbolic links. With `prune_cutoff`, it also
 /// removes every folder below `root` (never `root` itself) that is empty, or holds only such
 /// folders, and whose mtime is not after the cutoff, deepest first. Ignored entries (hidden or
-/// temporary names, see [`is_ignored`]) are neither listed nor walked nor removed.
-pub(crate) fn walk(root: &Path, dir: &Path, prune_cutoff: Option<SystemTime>) -> Walked {
+/// temporary names, see [`is_ignored`]) are neither listed nor walked nor removed, and neither is
+/// the folder `skip` (the agent's own state folder, should it lie below `root`) with all in it.
+pub(crate) fn walk(root: &Path, dir: &Path, prune_cutoff: Option<SystemTime>, skip: Option<&Path>) -> Walked {
     let mut out = Walked::default();
-    visit(root, dir, prune_cutoff, &mut out);
+    if skip.is_some_and(|skip| dir.starts_with(skip)) {
+        return out;
+    }
+    visit(root, dir, prune_cutoff, skip, &mut out);
     out
 }
 
 /// Walks `dir` and says whether `dir` itself may go: pruning is on, `dir` was idle since the
 /// cutoff (its mtime read before this walk removed anything in it) and nothing is left in it.
-fn visit(root: &Path, dir: &Path, cutoff: Option<SystemTime>, out: &mut Walked) -> bool {
+fn visit(root: &Path, dir: &Path, cutoff: Option<SystemTime>, skip: Option<&Path>, out: &mut Walked) -> bool {
     let idle = cutoff.is_some_and(|cutoff| {
         std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && m.modified().is_ok_and(|t| t <= cutoff))
     });
@@ -76,7 +80,7 @@ fn visit(root: &Path, dir: &Path, cutoff: Option<SystemTime>, out: &mut Walked) 
         // `DirEntry::file_type` does not follow symbolic links.
         match entry.file_type() {
             Ok(t) if t.is_dir() => {
-                if !visit(root, &path, cutoff, out) {
+                if skip == Some(path.as_path()) || !visit(root, &path, cutoff, skip, out) {
                     continue;
                 }
                 match std::fs::remove_dir(&path) {
@@ -119,7 +123,7 @@ mod tests {
 
     /// Prunes below `root` as a rescan does.
     fn prune_empty_folders(root: &Path, cutoff: SystemTime) -> Pruned {
-        walk(root, root, Some(cutoff)).pruned
+        walk(root, root, Some(cutoff), None).pruned
     }
 
     /// Every path below `root`, relative, sorted.
@@ -218,7 +222,7 @@ mod tests {
         std::fs::write(full.join("b.hl7.part"), b"x").unwrap();
         old_dirs(root, "000/000/0000000002/-/ADT-00", 2 * DAY);
         age(&root.join("000/000"), 2 * DAY);
-        let walked = walk(root, root, Some(SystemTime::now() - DAY));
+        let walked = walk(root, root, Some(SystemTime::now() - DAY), None);
         let files: Vec<_> = walked.files.iter().map(|(p, s)| (p.clone(), s.is_some())).collect();
         assert_eq!(files, vec![(full.join("a.hl7"), true)]);
         assert_eq!(walked.pruned, Pruned { removed: 3, errors: vec![] });
@@ -227,8 +231,30 @@ mod tests {
         assert!(!root.join("000/000/0000000002").exists());
         // Without a cutoff (a walk for a watcher event) nothing is removed.
         old_dirs(root, "000/000/0000000003/-/ADT-00", 2 * DAY);
-        let walked = walk(root, root, None);
+        let walked = walk(root, root, None, None);
         assert_eq!(walked.pruned, Pruned::default());
         assert!(root.join("000/000/0000000003/-/ADT-00").is_dir());
+    }
+
+    /// Defence behind the config check: the agent's own state folder, should it lie below the
+    /// export folder, is never listed (its outbox files would be taken for exports) nor pruned.
+    #[test]
+    fn the_state_folder_below_the_root_is_neither_listed_nor_pruned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let export_file = old_dirs(root, "000/000/0000000001/-/ADT-00", 2 * DAY).join("a");
+        std::fs::write(&export_file, b"x").unwrap();
+        let state = root.join("st");
+        std::fs::create_dir_all(state.join("outbox")).unwrap();
+        std::fs::write(state.join("outbox/waiting"), b"x").unwrap();
+        old_dirs(root, "st/quarantine/empty", 2 * DAY);
+        age(&state, 2 * DAY);
+        for dir in [root.to_owned(), state.clone(), state.join("outbox")] {
+            let walked = walk(root, &dir, Some(SystemTime::now() - DAY), Some(&state));
+            let files: Vec<_> = walked.files.into_iter().map(|(p, _)| p).collect();
+            let expected = if dir == root { vec![export_file.clone()] } else { vec![] };
+            assert_eq!(files, expected, "walking {}", dir.display());
+        }
+        assert!(state.join("quarantine/empty").is_dir() && state.join("outbox/waiting").is_file());
     }
 }

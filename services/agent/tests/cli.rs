@@ -100,3 +100,154 @@ async fn bind_interface_flag_overrides_the_config() {
     assert!(out.0.success(), "{}", out.1);
     assert!(out.1.contains("bind_interface from --bind-interface"), "{}", out.1);
 }
+
+/// Writes `agent.yaml` in the site's folder with the folders as given (relative ones count from
+/// the site's folder, the agent's working directory in these tests).
+fn config_with_folders(site: &Site, export: &str, state: &str, store_url: &str) -> std::path::PathBuf {
+    let p = site.dir.path().join("agent.yaml");
+    let yaml = format!(
+        "export_dir: {export}\nstate_dir: {state}\nstore_url: {store_url}\nfacility: \"{FACILITY}\"\n\
+         token_file: {token}\nsettle_ms: 200\nrescan_interval_secs: 1\nheartbeat_interval_secs: 1\n\
+         retry_base_ms: 100\nretry_max_ms: 1000\n",
+        token = site.dir.path().join("token").display(),
+    );
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+/// Runs the agent in `cwd`; kills it after `secs` if it has not exited (`None`, with its stderr).
+fn run_for(cwd: &std::path::Path, config: &std::path::Path, secs: u64) -> (Option<i32>, String) {
+    let mut child = agent_cmd()
+        .current_dir(cwd)
+        .args(["run", "--config"])
+        .arg(config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if std::time::Instant::now() > until {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    (code, err)
+}
+
+/// The reviewer's data loss: `export_dir: ./exp5` with `state_dir: exp5/st` (the state folder
+/// inside the export folder, written differently). It was accepted; the rescans offered the
+/// outbox's files again and deleted them as duplicates of themselves, so all 48 files were gone
+/// with nothing uploaded. Now the agent refuses to start (`run` and `status`), naming both keys,
+/// and touches nothing.
+#[test]
+fn state_dir_inside_export_dir_written_differently_is_refused_and_no_file_is_lost() {
+    let site = Site::new("127.0.0.1:9".parse().unwrap());
+    let cwd = site.dir.path();
+    let msg = sample_message();
+    std::fs::create_dir(cwd.join("exp5")).unwrap();
+    for i in 0..48 {
+        std::fs::write(cwd.join("exp5").join(file_name(i)), &msg).unwrap();
+    }
+    // The store is unreachable: every file must stay, in the export folder or the outbox.
+    let config = config_with_folders(&site, "./exp5", "exp5/st", "http://127.0.0.1:9");
+    let (code, err) = run_for(cwd, &config, 8);
+    let names: Vec<String> = (0..48).map(file_name).collect();
+    let left = Site::files_below(&cwd.join("exp5"))
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| names.iter().any(|m| n == m.as_str())))
+        .count();
+    assert_eq!(left, 48, "files lost: {left} of 48 left (export folder and outbox); stderr: {err}");
+    assert_eq!(code, Some(1), "the agent started: {err}");
+    assert!(
+        err.contains("agent.yaml") && err.contains("state_dir exp5/st lies inside export_dir ./exp5"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!cwd.join("exp5/st").exists(), "the refused state folder was made");
+    let out = agent_cmd().current_dir(cwd).args(["status", "--config"]).arg(&config).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lies inside export_dir"));
+}
+
+/// `state_dir: stbare` (relative, no slash) failed at start with `stbare/log: No such file or
+/// directory (os error 2): No such file or directory (os error 2)`: the empty parent of `stbare`
+/// was made and fsynced. It is the working directory: the agent starts and delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_relative_state_dir_is_made_in_the_working_directory() {
+    let (store, addr) = start_store().await;
+    let site = Site::new(addr);
+    let cwd = site.dir.path().to_owned();
+    let config = config_with_folders(&site, "export", "stbare", &format!("http://{addr}"));
+    let mut child = agent_cmd()
+        .current_dir(&cwd)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    site.drop_file(&file_name(1), &sample_message());
+    let delivered = wait_for(15, || store.stored_count() == 1).await;
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let (status, err) = tokio::task::spawn_blocking(move || {
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        (child.wait().unwrap(), err)
+    })
+    .await
+    .unwrap();
+    assert!(delivered, "nothing delivered: {err}");
+    assert!(status.success(), "{err}");
+    for sub in ["outbox", "quarantine", "log", "cursor"] {
+        assert!(cwd.join("stbare").join(sub).is_dir(), "stbare/{sub} missing");
+    }
+}
+
+/// A state folder that cannot be made is named once, with the OS error once (it was repeated:
+/// `…/log: Not a directory (os error 20): Not a directory (os error 20)`).
+#[test]
+fn a_state_dir_that_cannot_be_made_is_named_with_the_os_error_once() {
+    let site = Site::new("127.0.0.1:9".parse().unwrap());
+    let cwd = site.dir.path();
+    std::fs::write(cwd.join("afile"), b"not a folder").unwrap();
+    let state = cwd.join("afile/st");
+    let config = config_with_folders(&site, "export", &state.display().to_string(), "http://127.0.0.1:9");
+    let (code, err) = run_for(cwd, &config, 10);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("{}/log: Not a directory", state.display())), "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "the OS error is repeated: {err}");
+}
+
+/// The default config points at the store as deployed: the centre's address on the upload
+/// segment (10.20.1.1, as in the site image's example and docs/walkthrough.md), plain HTTP (the
+/// mesh encrypts) on the store's own default port.
+#[test]
+fn default_store_url_is_the_centres_store_on_the_upload_segment() {
+    let out = agent_cmd().arg("--print-default-config").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let cfg = kizuna_agent::Config::parse(&text, std::path::Path::new("stdout")).unwrap();
+    let store_port = kizuna_store::Config::default().listen.port();
+    assert_eq!(cfg.store_url, format!("http://10.20.1.1:{store_port}"));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let image =
+        std::fs::read_to_string(root.join("images/rootfs/site/etc/kizuna/agent.yaml.example")).unwrap();
+    let walkthrough = std::fs::read_to_string(root.join("docs/walkthrough.md")).unwrap();
+    for (what, doc) in [("the site image's agent.yaml.example", image), ("docs/walkthrough.md", walkthrough)]
+    {
+        assert!(
+            doc.contains(&format!("store_url: {}", cfg.store_url)),
+            "{what} does not use {}",
+            cfg.store_url
+        );
+    }
+}
