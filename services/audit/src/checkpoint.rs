@@ -87,9 +87,10 @@ pub fn generate_key(path: &Path) -> Result<VerifyingKey> {
     Ok(key.verifying_key())
 }
 
-/// Load a signing key written by [`generate_key`]. The key is never logged.
+/// Load a signing key written by [`generate_key`], refusing one that group or others may read
+/// (mode 0600, as `generate_key` writes it). The key is never logged.
 pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
-    let text = std::fs::read_to_string(path).map_err(|e| AuditError::io(path, e))?;
+    let text = crate::config::read_private("signing key", path)?;
     let bytes = hex::decode(text.trim())
         .map_err(|e| AuditError::Key { path: path.into(), reason: format!("not hex: {e}") })?;
     let seed: [u8; 32] = bytes.try_into().map_err(|_| AuditError::Key {
@@ -173,5 +174,19 @@ mod tests {
         assert_eq!(load_signing_key(&p).unwrap().verifying_key(), vk);
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         assert!(generate_key(&p).is_err(), "must not overwrite an existing key");
+    }
+    #[test]
+    fn a_signing_key_readable_by_group_or_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("audit.key");
+        generate_key(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_signing_key(&p).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("signing key {}: mode is 0644", p.display()))
+                && e.contains(&format!("(chmod 600 {})", p.display())),
+            "{e}"
+        );
     }
 }

@@ -27,6 +27,10 @@ pub enum AuditError {
     TimeStamp { url: String, reason: String },
     #[error("signing key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
+    /// A secret file (signing key, token, TLS key) that cannot be used as it is, e.g. because
+    /// group or others may read it.
+    #[error("{what} {path}: {problem}")]
+    Secret { what: &'static str, path: PathBuf, problem: String },
     #[error("TLS: {0}")]
     Tls(String),
     #[error("config {path}: {reason}")]

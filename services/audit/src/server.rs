@@ -45,7 +45,21 @@ async fn bind_tcp(addr: &str) -> Result<tokio::net::TcpListener> {
 
 /// Start every configured listener.
 pub async fn start(cfg: &AuditConfig) -> Result<RunningServer> {
+    // `AuditConfig::load` made these checks already; a configuration built in code gets them here
+    // (a listener beyond loopback without the intake and auditor tokens is refused).
+    cfg.validate(std::path::Path::new("(audit configuration)"))?;
+    // Every secret file is read (and its mode checked) before anything is opened or started.
     let key = load_signing_key(&cfg.signing_key_file)?;
+    let intake_token = cfg.intake_token_file.as_deref().map(read_token).transpose()?;
+    let auditor_token = cfg.auditor_token_file.as_deref().map(read_token).transpose()?;
+    let tls_acceptor = match &cfg.syslog_tls_listen {
+        Some(_) => Some(syslog::tls_acceptor(
+            cfg.syslog_tls_cert_file.as_deref().expect("checked by config"),
+            cfg.syslog_tls_key_file.as_deref().expect("checked by config"),
+            cfg.syslog_tls_client_ca_file.as_deref(),
+        )?),
+        None => None,
+    };
     let url = cfg.database_url();
     let log = AuditLog::open(LogSettings {
         database_url: url.clone(),
@@ -63,11 +77,9 @@ pub async fn start(cfg: &AuditConfig) -> Result<RunningServer> {
         },
     );
     let read_db = Db::open(&url).await?;
-    let intake_token = cfg.intake_token_file.as_deref().map(read_token).transpose()?;
-    let auditor_token = cfg.auditor_token_file.as_deref().map(read_token).transpose()?;
     if auditor_token.is_none() {
         tracing::warn!(
-            "auditor_token_file is not set: the auditor API is open to anyone who can reach {}",
+            "auditor_token_file is not set: the auditor API on {} (loopback only) is open to every local user",
             cfg.http_listen
         );
     }
@@ -88,12 +100,7 @@ pub async fn start(cfg: &AuditConfig) -> Result<RunningServer> {
         }
     }));
     let mut syslog_tls_addr = None;
-    if let Some(addr) = &cfg.syslog_tls_listen {
-        let acceptor = syslog::tls_acceptor(
-            cfg.syslog_tls_cert_file.as_deref().expect("checked by config"),
-            cfg.syslog_tls_key_file.as_deref().expect("checked by config"),
-            cfg.syslog_tls_client_ca_file.as_deref(),
-        )?;
+    if let (Some(addr), Some(acceptor)) = (&cfg.syslog_tls_listen, tls_acceptor) {
         let l = bind_tcp(addr).await?;
         syslog_tls_addr = Some(l.local_addr().map_err(|e| AuditError::io(addr, e))?);
         tasks.push(tokio::spawn(syslog::serve_tls(l, acceptor, appender.clone())));

@@ -147,8 +147,10 @@ pub fn tls_acceptor(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result
         .map_err(|e| AuditError::Tls(format!("{}: {e}", cert.display())))?
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| AuditError::Tls(format!("{}: {e}", cert.display())))?;
-    let key =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| AuditError::Tls(format!("{}: {e}", key.display())))?;
+    // The private key must be mode 0600; read once, from the file whose mode was checked.
+    let key_pem = crate::config::read_private("TLS key", key)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| AuditError::Tls(format!("{}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

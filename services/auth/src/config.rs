@@ -10,8 +10,11 @@ pub const DEFAULT_CONFIG: &str = r#"# kizuna auth service (OpenID Connect provid
 data_dir: /var/lib/kizuna/auth
 # sqlite://FILE or postgres://user:pass@host/db; empty = sqlite://<data_dir>/auth.sqlite
 database_url: ""
-# The centre's ed25519 key that signs ID tokens (64 hex digits, mode 0600); create it with
-# `kizuna auth keygen --out FILE` (same format as the audit checkpoint key).
+# The centre's ed25519 key that signs ID tokens (64 hex digits, mode 0600); create it and the
+# pairwise salt below with
+#   kizuna auth keygen --signing-key /etc/kizuna/auth-signing.key --pairwise-salt /etc/kizuna/auth-pairwise.salt
+# (same format as the audit checkpoint key; existing files are never overwritten). A key or salt
+# that group or others may read is refused at start (chmod 600 FILE).
 signing_key_file: /etc/kizuna/auth-signing.key
 # Secret salt of the pairwise subject ids (64 hex digits, mode 0600); created with the signing key.
 # Changing it changes every user's subject id at every service.
@@ -21,7 +24,9 @@ http_listen: 127.0.0.1:7470
 # Bind the listener to this network device first, e.g. the reference segment's VRF `kzv-reference`
 # on the centre's router (then http_listen must be IP:port, an address of that VRF); "" = none.
 http_bind_interface: ""
-# The issuer URL relying parties see (https://... in production); empty = http://<http_listen>.
+# The issuer URL relying parties see (https://... in production); empty = http://<http_listen>,
+# which only a loopback http_listen (127.0.0.1, [::1], localhost) may use: any other address needs
+# the issuer set, e.g. http://10.10.1.1:7470.
 issuer: ""
 # Cookies carry the Secure flag (and the __Host- prefix); null = when the issuer is https.
 secure_cookies: null
@@ -36,10 +41,10 @@ lockout_threshold: 5
 lockout_secs: 900
 # TOTP codes from this many 30-second steps before or after now are accepted (clock skew).
 totp_skew_steps: 1
-# The audit service's base URL (e.g. http://127.0.0.1:7460): login/logout events and pairwise-id
-# registration; null = no audit (events are only logged).
+# The audit service's base URL, http:// or https:// (e.g. http://127.0.0.1:7460): login/logout
+# events and pairwise-id registration; null = no audit (events are only logged).
 audit_url: null
-# File holding the audit intake bearer token; null = none.
+# File (mode 0600) holding the audit intake bearer token; null = none.
 audit_token_file: null
 "#;
 
@@ -120,35 +125,54 @@ impl AuthConfig {
                 None => e.to_string(),
             },
         })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// The checks [`parse`](Self::parse) makes on the values, also made by
+    /// [`crate::Server::start`] for configurations built in code. `path` names the file in errors.
+    pub fn validate(&self, path: &Path) -> Result<()> {
         let bad = |reason: String| AuthError::Config { path: path.into(), reason };
-        if !cfg.http_bind_interface.is_empty() && cfg.http_listen.parse::<std::net::SocketAddr>().is_err() {
+        if !self.http_bind_interface.is_empty() && self.http_listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(format!(
                 "http_listen {:?} must be IP:port when http_bind_interface is set",
-                cfg.http_listen
+                self.http_listen
             )));
         }
         for (name, v) in [
-            ("code_lifetime_secs", cfg.code_lifetime_secs),
-            ("token_lifetime_secs", cfg.token_lifetime_secs),
-            ("session_lifetime_secs", cfg.session_lifetime_secs),
-            ("login_flow_lifetime_secs", cfg.login_flow_lifetime_secs),
-            ("lockout_threshold", cfg.lockout_threshold),
-            ("lockout_secs", cfg.lockout_secs),
+            ("code_lifetime_secs", self.code_lifetime_secs),
+            ("token_lifetime_secs", self.token_lifetime_secs),
+            ("session_lifetime_secs", self.session_lifetime_secs),
+            ("login_flow_lifetime_secs", self.login_flow_lifetime_secs),
+            ("lockout_threshold", self.lockout_threshold),
+            ("lockout_secs", self.lockout_secs),
         ] {
             if v <= 0 {
                 return Err(bad(format!("{name} must be positive, not {v}")));
             }
         }
-        if !cfg.issuer.is_empty() {
-            let u = url::Url::parse(&cfg.issuer).map_err(|e| bad(format!("issuer {:?}: {e}", cfg.issuer)))?;
+        if !self.issuer.is_empty() {
+            let u =
+                url::Url::parse(&self.issuer).map_err(|e| bad(format!("issuer {:?}: {e}", self.issuer)))?;
             if !matches!(u.scheme(), "http" | "https") || u.query().is_some() || u.fragment().is_some() {
                 return Err(bad(format!(
                     "issuer {:?}: must be an http(s) URL without query or fragment",
-                    cfg.issuer
+                    self.issuer
                 )));
             }
+        } else if !kizuna_audit::config::is_loopback_listen(&self.http_listen) {
+            // The default issuer would be the bound address (e.g. http://0.0.0.0:7470), which no
+            // browser or relying party can use.
+            return Err(bad(format!(
+                "issuer is empty but http_listen {:?} is not a loopback address: set issuer to the URL \
+                 relying parties and browsers reach this service at (e.g. https://sso.example.jp)",
+                self.http_listen
+            )));
         }
-        Ok(cfg)
+        if let Some(u) = &self.audit_url {
+            kizuna_audit::config::check_http_url("audit_url", u).map_err(bad)?;
+        }
+        Ok(())
     }
 
     /// A configuration for tests and local demos: everything under `data_dir` (SQLite, keys created
@@ -179,9 +203,10 @@ impl AuthConfig {
     }
 }
 
-/// Read a one-line secret (token) file. Never logged.
+/// Read a one-line secret (token) file, refusing one that group or others may read (see
+/// [`crate::keys::read_private`]). Never logged.
 pub fn read_token(path: &Path) -> Result<String> {
-    let t = std::fs::read_to_string(path).map_err(|e| AuthError::io(path, e))?.trim().to_string();
+    let t = crate::keys::read_private("token file", path)?.trim().to_string();
     if t.is_empty() {
         return Err(AuthError::Config { path: path.into(), reason: "token file is empty".into() });
     }
@@ -215,7 +240,10 @@ mod tests {
             .replace("http_bind_interface: \"\"", "http_bind_interface: kzv-reference");
         let e = AuthConfig::parse(&text, Path::new("a.yaml")).unwrap_err().to_string();
         assert!(e.contains("a.yaml") && e.contains("http_listen") && e.contains("IP:port"), "{e}");
-        let text = text.replace("localhost:7470", "10.10.1.1:7470");
+        // (Beyond loopback, the issuer must be given too.)
+        let text = text
+            .replace("localhost:7470", "10.10.1.1:7470")
+            .replace("issuer: \"\"", "issuer: http://10.10.1.1:7470");
         let c = AuthConfig::parse(&text, Path::new("a.yaml")).unwrap();
         assert_eq!(c.http_bind_interface, "kzv-reference");
     }
@@ -225,5 +253,73 @@ mod tests {
         let text = DEFAULT_CONFIG.replace("code_lifetime_secs: 60", "code_lifetime_secs: -1");
         let e = AuthConfig::parse(&text, Path::new("a.yaml")).unwrap_err().to_string();
         assert!(e.contains("code_lifetime_secs"), "{e}");
+    }
+    #[test]
+    fn audit_url_must_be_an_http_or_https_url_with_a_host() {
+        for bad in ["nope", "ftp://x", "http://", "\"\""] {
+            let text = DEFAULT_CONFIG.replace("audit_url: null", &format!("audit_url: {bad}"));
+            let e = AuthConfig::parse(&text, Path::new("auth.yaml")).unwrap_err().to_string();
+            assert!(
+                e.contains("auth.yaml") && e.contains("audit_url") && e.contains("http://"),
+                "{bad}: {e}"
+            );
+        }
+        let text = DEFAULT_CONFIG.replace("audit_url: null", "audit_url: http://127.0.0.1:7460");
+        let c = AuthConfig::parse(&text, Path::new("auth.yaml")).unwrap();
+        assert_eq!(c.audit_url.as_deref(), Some("http://127.0.0.1:7460"));
+    }
+
+    #[test]
+    fn a_listener_beyond_loopback_needs_an_explicit_issuer() {
+        // Before, 0.0.0.0 with an empty issuer advertised issuer="http://0.0.0.0:17470".
+        for (listen, device) in
+            [("0.0.0.0:17470", ""), ("10.10.1.1:7470", "kzv-reference"), ("sso.example:7470", "")]
+        {
+            let text = DEFAULT_CONFIG
+                .replace("http_listen: 127.0.0.1:7470", &format!("http_listen: {listen}"))
+                .replace("http_bind_interface: \"\"", &format!("http_bind_interface: \"{device}\""));
+            let e = AuthConfig::parse(&text, Path::new("auth.yaml")).unwrap_err().to_string();
+            assert!(e.contains("auth.yaml") && e.contains("issuer") && e.contains(listen), "{listen}: {e}");
+            let text = text.replace("issuer: \"\"", "issuer: http://10.10.1.1:7470");
+            let c = AuthConfig::parse(&text, Path::new("auth.yaml")).unwrap();
+            assert_eq!(c.issuer, "http://10.10.1.1:7470");
+        }
+        for listen in ["127.0.0.1:7470", "[::1]:7470", "localhost:7470"] {
+            let text =
+                DEFAULT_CONFIG.replace("http_listen: 127.0.0.1:7470", &format!("http_listen: {listen:?}"));
+            AuthConfig::parse(&text, Path::new("auth.yaml")).unwrap();
+        }
+    }
+
+    /// The keygen command the printed default config and the README give must be the one the CLI
+    /// (`services/kizuna/src/cmd/auth.rs`) takes: before, they said `--out FILE` / `--dir DIR`,
+    /// which `kizuna auth keygen` refuses ("unexpected argument").
+    #[test]
+    fn the_default_config_and_the_readme_give_the_real_keygen_command() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cli = std::fs::read_to_string(dir.join("../kizuna/src/cmd/auth.rs")).unwrap();
+        let variant = &cli[cli.find("    Keygen {").expect("the Keygen subcommand")..];
+        let variant = &variant[..variant.find("},").unwrap()];
+        // Its fields, as clap spells the flags (`#[arg(long)] signing_key: PathBuf` = --signing-key).
+        let flags: Vec<String> = variant
+            .lines()
+            .filter_map(|l| l.trim().split_once(": PathBuf"))
+            .map(|(f, _)| format!("--{}", f.replace('_', "-")))
+            .collect();
+        assert_eq!(flags, ["--signing-key", "--pairwise-salt"], "{variant}");
+        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+        for (doc, text) in [("DEFAULT_CONFIG", DEFAULT_CONFIG), ("README.md", readme.as_str())] {
+            let mut uses = 0;
+            for (i, _) in text.match_indices("kizuna auth keygen") {
+                let cmd = text[i..].split(['`', '\n']).next().unwrap();
+                let given: Vec<&str> = cmd.split_whitespace().filter(|w| w.starts_with("--")).collect();
+                if !given.is_empty() {
+                    // A bare mention ("`kizuna auth keygen` writes …") is fine; a command must run.
+                    assert_eq!(given, flags, "{doc}: {cmd}");
+                    uses += 1;
+                }
+            }
+            assert!(uses > 0, "{doc} gives the command that makes the keys");
+        }
     }
 }

@@ -21,6 +21,10 @@ pub enum AuthError {
     Config { path: PathBuf, reason: String },
     #[error("signing key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
+    /// A secret file (signing key, pairwise salt, token) that cannot be used as it is, e.g.
+    /// because group or others may read it.
+    #[error("{what} {path}: {problem}")]
+    Secret { what: &'static str, path: PathBuf, problem: String },
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },
     #[error("{0} already exists")]

@@ -31,9 +31,33 @@ pub fn generate_secret_file(path: &Path) -> Result<()> {
     })
 }
 
-/// Read a secret written by [`generate_secret_file`].
+/// Read a file holding a secret (`what` says which), refusing one that group or others may read:
+/// the error names the file, its mode and the `chmod` to run. The mode is taken from the opened
+/// file, so it is the file that is read. Contents are never logged.
+pub fn read_private(what: &'static str, path: &Path) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = std::fs::File::open(path).map_err(|e| AuthError::io(path, e))?;
+    let mode = f.metadata().map_err(|e| AuthError::io(path, e))?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(AuthError::Secret {
+            what,
+            path: path.into(),
+            problem: format!(
+                "mode is {mode:04o}; it must not be readable by group or others (chmod 600 {})",
+                path.display()
+            ),
+        });
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text).map_err(|e| AuthError::io(path, e))?;
+    Ok(text)
+}
+
+/// Read a secret written by [`generate_secret_file`] (the signing key or the pairwise salt),
+/// refusing one that group or others may read.
 pub fn load_secret(path: &Path) -> Result<[u8; 32]> {
-    let text = std::fs::read_to_string(path).map_err(|e| AuthError::io(path, e))?;
+    let text = read_private("secret file", path)?;
     let bytes = hex::decode(text.trim())
         .map_err(|e| AuthError::Key { path: path.into(), reason: format!("not hex: {e}") })?;
     bytes
@@ -57,5 +81,23 @@ mod tests {
         assert_eq!(load_secret(&p).unwrap(), a);
         std::fs::write(&p, "zz\n").unwrap();
         assert!(load_secret(&p).unwrap_err().to_string().contains("not hex"));
+    }
+    #[test]
+    fn a_secret_readable_by_group_or_others_is_refused_with_the_chmod_to_run() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("signing.key");
+        generate_secret_file(&p).unwrap();
+        for mode in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = load_secret(&p).unwrap_err().to_string();
+            let want = format!(
+                "{}: mode is {mode:04o}; it must not be readable by group or others (chmod 600 {})",
+                p.display(),
+                p.display()
+            );
+            assert!(e.contains(&want), "{e}");
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        load_secret(&p).unwrap();
     }
 }

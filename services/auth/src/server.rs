@@ -26,8 +26,15 @@ pub struct RunningServer {
 impl Server {
     /// Start serving `cfg`. With an empty `issuer` the issuer is `http://<bound address>`.
     pub async fn start(cfg: AuthConfig) -> Result<RunningServer> {
+        // `AuthConfig::load` made these checks already; a configuration built in code gets them
+        // here (a listener beyond loopback without an issuer is refused).
+        cfg.validate(std::path::Path::new("(auth configuration)"))?;
         let signer = TokenSigner::new(&load_secret(&cfg.signing_key_file)?);
         let salt = load_secret(&cfg.pairwise_salt_file)?;
+        let audit_token = match (&cfg.audit_url, &cfg.audit_token_file) {
+            (Some(_), Some(f)) => Some(read_token(f)?),
+            _ => None,
+        };
         let directory = Directory::open(&cfg.database_url()).await?;
         let listener = if cfg.http_bind_interface.is_empty() {
             tokio::net::TcpListener::bind(&cfg.http_listen)
@@ -50,8 +57,7 @@ impl Server {
         let mut tasks = Vec::new();
         let audit = match &cfg.audit_url {
             Some(url) => {
-                let token = cfg.audit_token_file.as_deref().map(read_token).transpose()?;
-                let hook = AuditHook::new(url, token, &cfg.data_dir.join("audit-spool"))?;
+                let hook = AuditHook::new(url, audit_token, &cfg.data_dir.join("audit-spool"))?;
                 tasks.extend(hook.spawn(directory.db().clone()));
                 Some(hook)
             }

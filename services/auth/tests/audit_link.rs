@@ -12,8 +12,8 @@ const AUDITOR: &str = "auditor-token-for-auth-tests";
 async fn audit_service(dir: &Path) -> kizuna_audit::server::RunningServer {
     let key = dir.join("audit.key");
     kizuna_audit::checkpoint::generate_key(&key).unwrap();
-    std::fs::write(dir.join("auditor.token"), format!("{AUDITOR}\n")).unwrap();
-    std::fs::write(dir.join("intake.token"), "intake-token-for-auth-tests\n").unwrap();
+    write_secret(&dir.join("auditor.token"), &format!("{AUDITOR}\n"));
+    write_secret(&dir.join("intake.token"), "intake-token-for-auth-tests\n");
     let yaml = format!(
         "data_dir: {d}/data\nsigning_key_file: {k}\nhttp_listen: 127.0.0.1:0\ncheckpoint_interval_secs: 1\n\
          auditor_token_file: {d}/auditor.token\nintake_token_file: {d}/intake.token\n",

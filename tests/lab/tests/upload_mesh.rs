@@ -180,7 +180,7 @@ const ON_REFERENCE: Clinicians =
 fn clinician_services(vm: &Vm, facility: &str, at: &Clinicians) -> String {
     let (addr, device, viewer, auth) = (at.addr, at.device, at.viewer(), at.auth());
     vm.run_ok(&format!(
-        "set -e; sed -i -e 's|^http_listen: .*|http_listen: {addr}:{AUTH_PORT}|' \
+        "set -e; sed -i -e 's|^http_listen: .*|http_listen: {addr}:{AUTH_PORT}|' -e 's|^issuer: .*|issuer: {auth}|' \
          -e \"s|^http_bind_interface: .*|http_bind_interface: '{device}'|\" /etc/kizuna/auth.yaml; \
          grep -qx \"http_bind_interface: '{device}'\" /etc/kizuna/auth.yaml; systemctl restart kizuna-auth"
     ))

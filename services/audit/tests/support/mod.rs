@@ -86,6 +86,14 @@ pub fn make_tls(dir: &Path) {
     }
 }
 
+/// Write a secret file as an operator must: mode 0600 (the service refuses anything looser).
+pub fn write_secret(path: &Path, contents: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).unwrap();
+    f.write_all(contents.as_bytes()).unwrap();
+}
+
 pub struct Service {
     pub dir: tempfile::TempDir,
     pub tsa: LabTsa,
@@ -110,7 +118,7 @@ pub async fn service(http_listen: Option<String>, start: bool) -> Service {
     kizuna_audit::checkpoint::generate_key(&key).unwrap();
     make_tls(&dir.path().join("tls"));
     let t = dir.path().join("tls");
-    std::fs::write(dir.path().join("auditor.token"), "auditor-secret-token\n").unwrap();
+    write_secret(&dir.path().join("auditor.token"), "auditor-secret-token\n");
     let yaml = format!(
         "data_dir: {d}/data\nsigning_key_file: {k}\ntsa_url: {u}\ntsa_ca_file: {ca}\nhttp_listen: {h}\n\
          syslog_tls_listen: 127.0.0.1:0\nsyslog_tls_cert_file: {t}/server.crt\nsyslog_tls_key_file: {t}/server.key\n\

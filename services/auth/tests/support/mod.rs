@@ -12,6 +12,14 @@ pub const VIEWER_CB2: &str = "http://127.0.0.1:9/viewer/other-callback";
 pub const AUDIT_CB: &str = "http://127.0.0.1:9/audit/callback";
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// Write a secret file as an operator must: mode 0600 (the services refuse anything looser).
+pub fn write_secret(path: &std::path::Path, contents: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).unwrap();
+    f.write_all(contents.as_bytes()).unwrap();
+}
+
 pub struct Provider {
     pub dir: tempfile::TempDir,
     pub server: RunningServer,
