@@ -9,13 +9,24 @@
 //! with `SQLITE_BUSY_SNAPSHOT` ("database is locked", code 517) — the busy timeout does not help.
 //! `BEGIN IMMEDIATE` takes the write lock first, waiting out the busy timeout, so a transaction that
 //! reads and then writes never fails that way.
+//!
+//! Opening PostgreSQL starts with one direct connection (at most [`CONNECT_TIMEOUT`]) before the
+//! pool: a pool only says that it "timed out while waiting for an open connection" after 30 s,
+//! whatever went wrong, while the direct attempt reports the cause (connection refused, role or
+//! database does not exist, authentication failed) and names the server ([`DbError::Connect`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgDatabaseError};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
+
+/// How long [`Db::open`]'s first, direct connection to PostgreSQL may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -24,8 +35,12 @@ pub enum DbError {
     Scheme { scheme: String },
     #[error("creating the database directory {path}: {source}")]
     Directory { path: PathBuf, source: std::io::Error },
-    #[error("database: {0}")]
+    #[error("database: {}", error_text(.0))]
     Sqlx(#[from] sqlx::Error),
+    /// The first connection failed: `server` names host:port/database and user (never the
+    /// password), `reason` the cause.
+    #[error("database: cannot connect to {server}: {reason}")]
+    Connect { server: String, reason: String },
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("locking {path} for the migrations: {source}")]
@@ -37,6 +52,54 @@ pub enum DbError {
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+/// An error's text without what misleads an operator: a PostgreSQL server error is its message
+/// and SQLSTATE, without the `at line N` sqlx appends (a line of PostgreSQL's C source, not of
+/// anything the operator wrote). Other errors are their `Display`.
+pub fn error_text(e: &sqlx::Error) -> String {
+    match e.as_database_error().and_then(|d| d.try_downcast_ref::<PgDatabaseError>()) {
+        Some(pg) => format!("{} (SQLSTATE {})", pg.message(), pg.code()),
+        None => e.to_string(),
+    }
+}
+
+/// Checks a database URL without connecting or creating anything: its scheme and its syntax.
+pub fn check_url(url: &str) -> Result<Backend, DbError> {
+    let backend = Backend::of_url(url)?;
+    url.parse::<AnyConnectOptions>()?;
+    if backend == Backend::Postgres {
+        url.parse::<PgConnectOptions>()?;
+    }
+    Ok(backend)
+}
+
+/// Which PostgreSQL server, database and user `url` names, for messages: never the password.
+pub fn postgres_server(url: &str) -> String {
+    match url.parse::<PgConnectOptions>() {
+        Ok(o) => {
+            let at = match o.get_socket() {
+                Some(dir) => format!("{} (socket in {})", o.get_port(), dir.display()),
+                None => format!("{}:{}", o.get_host(), o.get_port()),
+            };
+            let db = o.get_database().unwrap_or(o.get_username());
+            format!("PostgreSQL {at}/{db} as user {}", o.get_username())
+        }
+        Err(_) => "PostgreSQL (unparsable URL)".to_owned(),
+    }
+}
+
+/// One direct connection to PostgreSQL, closed again: the real cause when it fails.
+async fn try_postgres(url: &str, opts: &AnyConnectOptions) -> Result<(), DbError> {
+    let fail = |reason: String| DbError::Connect { server: postgres_server(url), reason };
+    match tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect_with(opts)).await {
+        Ok(Ok(conn)) => {
+            conn.close().await.ok();
+            Ok(())
+        }
+        Ok(Err(e)) => Err(fail(error_text(&e))),
+        Err(_) => Err(fail(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))),
+    }
 }
 
 impl Backend {
@@ -97,6 +160,9 @@ impl Db {
             Backend::Postgres => url.to_owned(),
         };
         let opts: AnyConnectOptions = url.parse()?;
+        if backend == Backend::Postgres {
+            try_postgres(&url, &opts).await?;
+        }
         let setup = match backend {
             Backend::Sqlite => tuning.sqlite,
             Backend::Postgres => tuning.postgres,

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use crate::StoreError;
 
 /// Makes the entries of directory `dir` (creations, renames, removals) durable.
+/// An empty path (the parent of a plain relative name) is the current directory.
 pub fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
 }
 
@@ -30,6 +32,8 @@ fn create_dirs_into(dir: &Path, changed: &mut Vec<PathBuf>) -> Result<(), StoreE
         // it a file, what is put below it fails, naming the path.)
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Nothing to climb to (the root, or a relative name whose parent, the current
+            // directory, is gone): the error names the path.
             let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
             let Some(parent) = parent else { return Err(StoreError::io(dir, e)) };
             create_dirs_into(parent, changed)?;
@@ -41,10 +45,20 @@ fn create_dirs_into(dir: &Path, changed: &mut Vec<PathBuf>) -> Result<(), StoreE
         }
         Err(e) => return Err(StoreError::io(dir, e)),
     }
-    if let Some(p) = dir.parent() {
-        changed.push(p.to_owned());
-    }
+    changed.push(parent_of(dir).to_owned());
     Ok(())
+}
+
+/// The folder holding `path`: for a plain relative name (`d`, `d/`), whose `Path::parent` is the
+/// empty path, the current directory `.` (an empty path cannot be opened or fsynced; a relative
+/// `data_dir: d` failed with "store: : No such file or directory").
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        // `/` (no parent) holds itself; a relative name lives in the current directory.
+        None if path.has_root() => path,
+        _ => Path::new("."),
+    }
 }
 
 /// Creates `dir` (and parents) and makes the creation durable.
@@ -64,8 +78,8 @@ pub fn replace_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreEr
         f.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
     }
     std::fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
-    if sync && let Some(dir) = path.parent() {
-        fsync_dir(dir)?;
+    if sync {
+        fsync_dir(parent_of(path))?;
     }
     Ok(())
 }
@@ -96,5 +110,16 @@ mod tests {
         std::fs::write(top.join("f"), b"x").unwrap();
         let err = create_dirs(&top.join("f").join("g")).unwrap_err().to_string();
         assert!(err.contains("f/g") || err.contains("/f"), "{err}");
+    }
+
+    #[test]
+    fn the_parent_of_a_plain_relative_name_is_the_current_directory() {
+        // `data_dir: d` or `d/`: its parent was the empty path, which cannot be fsynced.
+        assert_eq!(parent_of(Path::new("d")), Path::new("."));
+        assert_eq!(parent_of(Path::new("d/")), Path::new("."));
+        assert_eq!(parent_of(Path::new("d/tree")), Path::new("d"));
+        assert_eq!(parent_of(Path::new("/srv")), Path::new("/"));
+        assert_eq!(parent_of(Path::new("/")), Path::new("/"));
+        fsync_dir(Path::new("")).expect("the empty path is the current directory");
     }
 }

@@ -9,9 +9,15 @@ use thiserror::Error;
 pub enum StoreError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "data_dir {dir} is in use by another store{} holding {lock_file}: two stores on one data_dir \
+         corrupt its journal; stop the other one, or give this one its own data_dir",
+        .holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    DataDirInUse { dir: PathBuf, lock_file: PathBuf, holder: Option<u32> },
     #[error("configuration: {0}")]
     Config(String),
-    #[error("database: {0}")]
+    #[error("database: {}", kizuna_db::error_text(.0))]
     Db(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -15,6 +15,7 @@ pub mod agent_reports;
 pub mod api;
 pub mod apply;
 pub mod config;
+pub mod data_lock;
 pub mod db;
 mod durable;
 mod error;
@@ -38,6 +39,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 pub use config::Config;
+pub use data_lock::DataDirLock;
 pub use db::Db;
 pub use error::StoreError;
 pub use facility::FacilityId;
@@ -58,6 +60,8 @@ pub struct Store {
     degraded: Mutex<Option<String>>,
     search: search::SearchWriter,
     records: records_commit::RecordsWriter,
+    /// The data folder's lock, held as long as the store (declared last: released last).
+    _data_lock: DataDirLock,
 }
 
 /// The applied watermark: every journal entry up to `watermark` is in the tree and the index.
@@ -69,20 +73,39 @@ struct Applied {
 
 impl Store {
     /// Opens the data folder and the IndexDB, runs recovery, and returns a store ready to serve.
+    ///
+    /// What can be checked without writing comes first (the database URL, the validator tables,
+    /// and a PostgreSQL IndexDB: connected and migrated), so a start refused for those leaves
+    /// `data_dir` as it was. Then the data folder is locked ([`DataDirLock`]: a second store on it
+    /// fails here at once) and only then are its folders, journal and SQLite IndexDB created.
     pub async fn open(config: Config) -> Result<Arc<Self>, StoreError> {
-        let tree = Arc::new(tree::Tree::open(&config.tree_dir(), &config.staging_dir())?);
-        let (journal, last_seq) = journal::Journal::open(
-            &config.journal_dir(),
-            config.commit.journal_segment_bytes,
-            config.group_window(),
-        )?;
-        let db = Db::open(&config.effective_database_url()).await?;
+        let url = config.effective_database_url();
+        let backend = kizuna_db::check_url(&url)?;
         let validator = if config.nho_tables.is_empty() {
             Validator::from_default_tables()?
         } else {
             Validator::from_nho_tables(std::path::Path::new(&config.nho_tables))?
         };
-        let rec = recover::recover(&tree, &config.journal_dir(), &db, &config.volume_label).await?;
+        // PostgreSQL lives outside the data folder: open it before creating anything there. A
+        // SQLite IndexDB is (by default) a file in the data folder: opened under the lock.
+        let pg = match backend {
+            db::Backend::Postgres => Some(Db::open(&url).await?),
+            db::Backend::Sqlite => None,
+        };
+        let data_lock = DataDirLock::acquire(&config.data_dir)?;
+        let tree = Arc::new(tree::Tree::open(&config.tree_dir(), &config.staging_dir())?);
+        let (journal, last_seq) = journal::Journal::open(
+            &data_lock,
+            &config.journal_dir(),
+            config.commit.journal_segment_bytes,
+            config.group_window(),
+        )?;
+        let db = match pg {
+            Some(db) => db,
+            None => Db::open(&url).await?,
+        };
+        let rec =
+            recover::recover(&data_lock, &tree, &config.journal_dir(), &db, &config.volume_label).await?;
         if rec.applied < last_seq {
             return Err(StoreError::Recovery(format!(
                 "journal ends at {last_seq} but replay stopped at {}: a segment is damaged",
@@ -115,6 +138,7 @@ impl Store {
             degraded: Mutex::new(None),
             records,
             search,
+            _data_lock: data_lock,
         });
         store.write_applied_file(rec.applied);
         Ok(store)
@@ -216,9 +240,12 @@ pub async fn serve_on(
 }
 
 /// Opens the store and serves it on the configured address until Ctrl-C or SIGTERM.
+///
+/// The address is bound first: a port in use refuses the start before the data folder is touched
+/// (connections made during recovery wait in the listen backlog until the store serves).
 pub async fn serve(config: Config) -> Result<(), StoreError> {
+    let listener = listen(&config)?;
     let store = Store::open(config).await?;
-    let listener = listen(&store.config)?;
     serve_on(listener, store, shutdown_signal()).await
 }
 

@@ -9,6 +9,7 @@ use ssmix2::hl7::MessageView;
 use ssmix2::{FileName, StoragePath};
 
 use crate::apply::{Mode, apply_to_tree, sync_dirs};
+use crate::data_lock::DataDirLock;
 use crate::db::Db;
 use crate::extract::extract;
 use crate::index::{self, StoredFile, version_key};
@@ -27,8 +28,10 @@ pub struct Recovered {
     pub applied: u64,
 }
 
-/// Replays the journal after the index's watermark into the tree and the index.
+/// Replays the journal after the index's watermark into the tree and the index. It writes the
+/// data folder, so the caller must hold its lock (`_held`), as [`crate::Store::open`] does.
 pub async fn recover(
+    _held: &DataDirLock,
     tree: &Arc<Tree>,
     journal_dir: &std::path::Path,
     db: &Db,

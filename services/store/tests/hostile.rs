@@ -14,11 +14,12 @@ both_backends!(
 );
 
 /// Everything in the tempdir must be the store's own files: tree files of `allowed` facilities,
-/// journal, empty staging, the SQLite files.
+/// journal, empty staging, the SQLite files, the data folder's lock.
 fn assert_only_store_files(h: &Harness, allowed_tree: &[String]) {
     for f in all_files(h.dir.path()) {
         let ok = f.starts_with("data/journal/")
             || f.starts_with("data/index.sqlite")
+            || f == "data/store.lock"
             || allowed_tree.iter().any(|t| f == format!("data/tree/{t}"));
         assert!(ok, "unexpected file {f} in the tempdir");
     }

@@ -41,7 +41,11 @@ async fn restart_finishes_committed_entries_and_cleans_up(backend: &Backend) {
     let stage = "abc123-1.stage";
     std::fs::write(config.staging_dir().join(stage), &bytes).unwrap();
     {
-        let (j, last) = Journal::open(&config.journal_dir(), 1 << 20, std::time::Duration::ZERO).unwrap();
+        // Writing the journal takes the data folder's lock, as the store does (released at the
+        // end of this block, before the restart).
+        let lock = kizuna_store::DataDirLock::acquire(&config.data_dir).unwrap();
+        let (j, last) =
+            Journal::open(&lock, &config.journal_dir(), 1 << 20, std::time::Duration::ZERO).unwrap();
         assert_eq!(last, stored);
         j.append(vec![Draft {
             facility: fac.clone(),

@@ -43,7 +43,8 @@ mod tests {
     #[tokio::test]
     async fn entries_are_numbered_without_gaps_across_segments_and_restarts() {
         let dir = tempfile::tempdir().unwrap();
-        let (j, last) = Journal::open(dir.path(), 4096, std::time::Duration::ZERO).unwrap();
+        let lock = crate::DataDirLock::acquire(dir.path()).unwrap();
+        let (j, last) = Journal::open(&lock, dir.path(), 4096, std::time::Duration::ZERO).unwrap();
         assert_eq!(last, 0);
         for chunk in (0..60).collect::<Vec<_>>().chunks(7) {
             let entries = j.append(chunk.iter().map(|i| draft(*i)).collect()).await.unwrap();
@@ -52,7 +53,7 @@ mod tests {
         drop(j);
         assert!(list_segments(dir.path()).unwrap().len() > 2, "small segments must rotate");
         // Reopen: numbering continues.
-        let (j, last) = Journal::open(dir.path(), 4096, std::time::Duration::ZERO).unwrap();
+        let (j, last) = Journal::open(&lock, dir.path(), 4096, std::time::Duration::ZERO).unwrap();
         assert_eq!(last, 60);
         assert_eq!(j.append(vec![draft(60)]).await.unwrap()[0].seq, 61);
         // A reader gets every entry once, in order, in pieces.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::record::{Draft, Entry, encode_frame};
 use super::segment::{MAGIC, Tail, list_segments, read_frames, segment_name};
 use crate::StoreError;
+use crate::data_lock::DataDirLock;
 use crate::durable::{create_dirs_synced, fsync_dir};
 
 struct Request {
@@ -44,8 +45,15 @@ struct WriterState {
 impl Journal {
     /// Opens (or creates) the journal in `dir`. A torn frame at the end of the newest segment (a crash
     /// during an append that was therefore never acknowledged) is cut off. Returns the journal and
-    /// the last sequence number in it.
-    pub fn open(dir: &Path, segment_bytes: u64, window: Duration) -> Result<(Self, u64), StoreError> {
+    /// the last sequence number in it. Only one writer may append to a journal: the caller holds
+    /// the data folder's lock (`_held`; two stores on one folder interleaved their frames and the
+    /// next start cut acknowledged entries off as a torn tail).
+    pub fn open(
+        _held: &DataDirLock,
+        dir: &Path,
+        segment_bytes: u64,
+        window: Duration,
+    ) -> Result<(Self, u64), StoreError> {
         create_dirs_synced(dir)?;
         let segments = list_segments(dir)?;
         let (segment, last) = match segments.last() {
