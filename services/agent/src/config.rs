@@ -153,8 +153,8 @@ impl Config {
 
     /// Parses config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, AgentError> {
-        let cfg: Config = serde_norway::from_str(text)
-            .map_err(|e| AgentError::Config { file: origin.to_owned(), message: e.to_string() })?;
+        let cfg: Config = kizuna_yaml::from_str(text)
+            .map_err(|message| AgentError::Config { file: origin.to_owned(), message })?;
         cfg.check().map_err(|message| AgentError::Config { file: origin.to_owned(), message })?;
         Ok(cfg)
     }
@@ -516,5 +516,15 @@ mod tests {
             assert!(err.contains("nsips.dir") && err.contains(other), "{nsips}: {err}");
         }
         with_folders(&exp, &st, Some(&d.join("nsips"))).unwrap();
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_with_both_lines() {
+        let text = "facility: '0411910637'\nfacility: '0411910638'\n";
+        let e = Config::parse(text, Path::new("agent.yaml")).unwrap_err().to_string();
+        assert!(
+            e.contains("agent.yaml") && e.contains("line 2: duplicate key `facility` (first at line 1)"),
+            "{e}"
+        );
     }
 }

@@ -96,6 +96,8 @@ impl AuditConfig {
         Self::parse(&text, path)
     }
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        kizuna_yaml::check_duplicates(text)
+            .map_err(|reason| AuditError::Config { path: path.into(), reason })?;
         let cfg: AuditConfig = serde_norway::from_str(text).map_err(|e| AuditError::Config {
             path: path.into(),
             reason: match e.location() {
@@ -302,5 +304,15 @@ mod tests {
         }
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(read_token(&p).unwrap(), "t0ken");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_with_both_lines() {
+        let text = "data_dir: /a\ndata_dir: /b\n";
+        let e = AuditConfig::parse(text, Path::new("audit.yaml")).unwrap_err().to_string();
+        assert!(
+            e.contains("audit.yaml") && e.contains("line 2: duplicate key `data_dir` (first at line 1)"),
+            "{e}"
+        );
     }
 }

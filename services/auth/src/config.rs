@@ -118,6 +118,8 @@ impl AuthConfig {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        kizuna_yaml::check_duplicates(text)
+            .map_err(|reason| AuthError::Config { path: path.into(), reason })?;
         let cfg: AuthConfig = serde_norway::from_str(text).map_err(|e| AuthError::Config {
             path: path.into(),
             reason: match e.location() {
@@ -321,5 +323,15 @@ mod tests {
             }
             assert!(uses > 0, "{doc} gives the command that makes the keys");
         }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_with_both_lines() {
+        let text = "data_dir: /a\ndata_dir: /b\n";
+        let e = AuthConfig::parse(text, Path::new("auth.yaml")).unwrap_err().to_string();
+        assert!(
+            e.contains("auth.yaml") && e.contains("line 2: duplicate key `data_dir` (first at line 1)"),
+            "{e}"
+        );
     }
 }

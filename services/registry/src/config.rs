@@ -98,8 +98,8 @@ impl RegistryConfig {
     /// Read a configuration file; errors name the file (and serde_norway's line and column).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| RegistryError::io(path, e))?;
-        serde_norway::from_str(&text)
-            .map_err(|e| RegistryError::Config { path: path.to_path_buf(), reason: e.to_string() })
+        kizuna_yaml::from_str(&text)
+            .map_err(|reason| RegistryError::Config { path: path.to_path_buf(), reason })
     }
 
     /// The database URL, defaulting to a SQLite file in `data_dir`.
@@ -130,5 +130,17 @@ mod tests {
         assert!(c.audit.url.is_empty(), "audit events only logged until an intake is configured");
         let err = serde_norway::from_str::<RegistryConfig>("audit:\n  ulr: x\n").unwrap_err().to_string();
         assert!(err.contains("ulr"), "{err}");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_with_both_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.yaml");
+        std::fs::write(&path, "listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n").unwrap();
+        let e = RegistryConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("registry.yaml") && e.contains("line 2: duplicate key `listen` (first at line 1)"),
+            "{e}"
+        );
     }
 }

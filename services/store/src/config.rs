@@ -106,7 +106,7 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_norway::from_str(text).map_err(|e| e.to_string())
+        kizuna_yaml::from_str(text)
     }
 
     /// The default configuration as commented YAML, for `--print-default-config`.
@@ -204,5 +204,11 @@ mod tests {
     fn sqlite_default_lives_in_the_data_dir() {
         let c = Config { data_dir: "/srv/k".into(), ..Config::default() };
         assert_eq!(c.effective_database_url(), "sqlite:///srv/k/index.sqlite?mode=rwc");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_with_both_lines() {
+        let e = Config::parse("listen: 127.0.0.1:1\ndata_dir: /a\nlisten: 127.0.0.1:2\n").unwrap_err();
+        assert_eq!(e, "line 3: duplicate key `listen` (first at line 1)");
     }
 }
