@@ -152,12 +152,21 @@ impl Config {
         Self::parse(&text).map_err(|e| BackupError::Config(format!("{}: {e}", path.display())))
     }
 
-    /// Parses YAML text; an empty document gives the defaults.
+    /// Parses YAML text (an empty document gives the defaults) and checks it.
     pub fn parse(text: &str) -> Result<Self, String> {
-        if text.trim().is_empty() {
-            return Ok(Self::default());
-        }
-        serde_norway::from_str(text).map_err(|e| e.to_string())
+        let c: Self = if text.trim().is_empty() {
+            Self::default()
+        } else {
+            serde_norway::from_str(text).map_err(|e| e.to_string())?
+        };
+        c.check()?;
+        Ok(c)
+    }
+
+    /// Refuses values that cannot work, naming the key (`replica.…`, `follow.…`).
+    pub fn check(&self) -> Result<(), String> {
+        self.replica.check()?;
+        self.follow.check()
     }
 
     /// The default configuration as commented YAML, for `--print-default-config`.
@@ -166,7 +175,82 @@ impl Config {
     }
 }
 
+impl ReplicaConfig {
+    /// Refuses values that cannot work, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        in_range("replica.max_batch_bytes", self.max_batch_bytes, 1, u64::MAX)?;
+        in_range("replica.max_linkage_bytes", self.max_linkage_bytes, 1, u64::MAX)
+    }
+}
+
+/// Shortest `follow.retry_min_ms`: a replica that fails at once is retried at most this often
+/// before the backoff grows (0 used to flood the log with ~400 WARN lines a second).
+pub const MIN_RETRY_MS: u64 = 10;
+/// Shortest `follow.retry_max_ms`: a replica down for long is retried at most once a second.
+pub const MIN_RETRY_MAX_MS: u64 = 1000;
+/// Longest `follow.retry_max_ms` (an hour).
+pub const MAX_RETRY_MS: u64 = 3_600_000;
+
 impl FollowConfig {
+    /// Refuses values that cannot work, naming the key: minimums, `retry_min_ms` ≤
+    /// `retry_max_ms`, and each replica's `url` an http(s) URL with a host.
+    pub fn check(&self) -> Result<(), String> {
+        in_range("follow.retry_min_ms", self.retry_min_ms, MIN_RETRY_MS, MAX_RETRY_MS)?;
+        in_range("follow.retry_max_ms", self.retry_max_ms, MIN_RETRY_MAX_MS, MAX_RETRY_MS)?;
+        if self.retry_min_ms > self.retry_max_ms {
+            return Err(format!(
+                "follow.retry_min_ms: {} is more than follow.retry_max_ms: {} (the backoff runs from the \
+                 first to the second)",
+                self.retry_min_ms, self.retry_max_ms
+            ));
+        }
+        in_range("follow.poll_interval_ms", self.poll_interval_ms, 1, 60_000)?;
+        in_range("follow.request_timeout_s", self.request_timeout_s, 1, 86_400)?;
+        in_range("follow.batch_max_entries", self.batch_max_entries as u64, 1, u64::MAX)?;
+        in_range("follow.batch_max_bytes", self.batch_max_bytes as u64, 1, u64::MAX)?;
+        in_range("follow.replica_max_batch_bytes", self.replica_max_batch_bytes, 1, u64::MAX)?;
+        in_range("follow.watch.queue", self.watch.queue as u64, 1, u64::MAX)?;
+        in_range("follow.watch.rescan_max_dirs", self.watch.rescan_max_dirs as u64, 1, u64::MAX)?;
+        in_range("follow.watch.settle_ms", self.watch.settle_ms, 0, 3_600_000)?;
+        in_range("follow.verify.interval_s", self.verify.interval_s, 0, 366 * 86_400)?;
+        in_range("follow.verify.settle_s", self.verify.settle_s, 0, 86_400)?;
+        in_range("follow.linkage.interval_s", self.linkage.interval_s, 0, 86_400)?;
+        for (i, r) in self.replicas.iter().enumerate() {
+            let key = format!("follow.replicas[{i}].url");
+            let u =
+                reqwest::Url::parse(&r.url).map_err(|e| format!("{key}: {:?} is not a URL: {e}", r.url))?;
+            if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
+                return Err(format!("{key}: {:?} must be an http:// or https:// URL with a host", r.url));
+            }
+            if u.query().is_some() || u.fragment().is_some() {
+                return Err(format!("{key}: {:?} must have no query or fragment", r.url));
+            }
+        }
+        Ok(())
+    }
+
+    /// The store's data folder, checked before it is read: it must exist and hold a store (its
+    /// `journal/`). The follower only reads it; a mistyped `store_data_dir` used to be created
+    /// (with an empty `tree/`) and followed, shipping nothing for ever.
+    pub fn check_store(&self) -> Result<(), BackupError> {
+        let dir = &self.store_data_dir;
+        let never = "the follower reads the store's data and never creates it; is the path right, and \
+                     has `kizuna serve` run with it?";
+        if !dir.is_dir() {
+            return Err(BackupError::Config(format!(
+                "follow.store_data_dir: {} does not exist: {never}",
+                dir.display()
+            )));
+        }
+        if !self.journal_dir().is_dir() {
+            return Err(BackupError::Config(format!(
+                "follow.store_data_dir: {} holds no store (no journal/): {never}",
+                dir.display()
+            )));
+        }
+        Ok(())
+    }
+
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms.max(1))
     }
@@ -187,6 +271,17 @@ impl FollowConfig {
             self.linkage.database.clone()
         }
     }
+}
+
+/// `key: value` must lie in `min..=max`.
+fn in_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
+    if value < min {
+        return Err(format!("{key}: {value} is too small: must be at least {min}"));
+    }
+    if value > max {
+        return Err(format!("{key}: {value} is too large: must be at most {max}"));
+    }
+    Ok(())
 }
 
 /// Reads a secret token from a file (whitespace trimmed); refuses files others can read.
@@ -224,13 +319,14 @@ replica:                      # kizuna backup serve / promote (on a replica)
   # Largest linkage database snapshot accepted, bytes after decompression.
   max_linkage_bytes: 17179869184
 follow:                       # kizuna backup follow / verify (on the primary, beside the store)
-  # The store's data_dir (its journal/ and tree/ are read, never written).
+  # The store's data_dir (its journal/ and tree/ are read, never written). It must exist and hold
+  # the store's journal/: a folder that does not is refused, never created.
   store_data_dir: ./kizuna-data
   # The follower's own state: manifest.sqlite (the primary's recorded digests) and cursors/.
   state_dir: ./kizuna-backup
   # Address of /metrics and /healthz.
   metrics_listen: 127.0.0.1:8451
-  # Replicas to ship to, all at once, each with its own cursor:
+  # Replicas to ship to, all at once, each with its own cursor (url: http:// or https:// with a host):
   #   - {name: dc2, url: 'http://10.0.0.2:8450', token_file: /etc/kizuna/dc2.token}
   replicas: []
   # A batch holds at most this many journal entries and this many bytes of file content.
@@ -242,7 +338,8 @@ follow:                       # kizuna backup follow / verify (on the primary, b
   replica_max_batch_bytes: 268435456
   # How often the journal's applied watermark is checked when there is nothing to ship, ms.
   poll_interval_ms: 20
-  # Retry after a failed batch: exponential backoff between these bounds, ms.
+  # Retry after a failed batch: exponential backoff between these bounds, ms (retry_min_ms at
+  # least 10, retry_max_ms 1000 to 3600000 and not below retry_min_ms).
   retry_min_ms: 200
   retry_max_ms: 30000
   # One request's time limit, s.
@@ -288,6 +385,45 @@ mod tests {
     fn default_yaml_is_the_default() {
         assert_eq!(Config::parse(DEFAULT_YAML).unwrap(), Config::default());
         assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    /// `retry_min_ms: 0` flooded the log (~1,150 WARN lines in 3 s), `retry_min_ms: 5000` with
+    /// `retry_max_ms: 10` was taken, and a replica `url: ftp:/x` only failed later as a repeated
+    /// "builder error": each is refused at load, naming the key.
+    #[test]
+    fn retry_bounds_and_replica_urls_are_checked_by_name() {
+        let replica =
+            |url: &str| format!("follow:\n  replicas:\n    - {{name: dr, url: '{url}', token_file: /t}}\n");
+        let refused = [
+            ("follow:\n  retry_min_ms: 0\n".to_owned(), "follow.retry_min_ms: 0 is too small"),
+            (
+                "follow:\n  retry_min_ms: 5000\n  retry_max_ms: 10\n".into(),
+                "follow.retry_max_ms: 10 is too small",
+            ),
+            (
+                "follow:\n  retry_min_ms: 5000\n  retry_max_ms: 2000\n".into(),
+                "follow.retry_min_ms: 5000 is more than follow.retry_max_ms: 2000",
+            ),
+            ("follow:\n  retry_max_ms: 18446744073709551615\n".into(), "follow.retry_max_ms: "),
+            ("follow:\n  batch_max_entries: 0\n".into(), "follow.batch_max_entries: "),
+            ("follow:\n  request_timeout_s: 0\n".into(), "follow.request_timeout_s: "),
+            ("follow:\n  watch:\n    queue: 0\n".into(), "follow.watch.queue: "),
+            ("replica:\n  max_batch_bytes: 0\n".into(), "replica.max_batch_bytes: "),
+            (replica("ftp:/x"), "follow.replicas[0].url: \"ftp:/x\" must be an http:// or https:// URL"),
+            (replica("not a url"), "follow.replicas[0].url: \"not a url\" is not a URL"),
+            (replica("http://"), "follow.replicas[0].url: "),
+            (replica("http://dr:8450/?x=1"), "follow.replicas[0].url: "),
+        ];
+        for (yaml, want) in refused {
+            let e = Config::parse(&yaml).expect_err(&yaml);
+            assert!(e.starts_with(want), "{yaml:?}: {e}");
+        }
+        let c = Config::parse(&format!(
+            "{}  retry_min_ms: 10\n  retry_max_ms: 1000\n",
+            replica("https://dr.centre.example:8450/")
+        ))
+        .unwrap();
+        assert_eq!((c.follow.retry_min_ms, c.follow.retry_max_ms, c.follow.replicas.len()), (10, 1000, 1));
     }
 
     #[test]

@@ -33,7 +33,10 @@ pub struct Primary {
 }
 
 impl Primary {
+    /// Opens the follower's manifest over the store's data folder, which must hold a store
+    /// ([`FollowConfig::check_store`]): it is never created here.
     pub async fn open(config: &FollowConfig) -> Result<Self, BackupError> {
+        config.check_store()?;
         std::fs::create_dir_all(&config.state_dir).map_err(|e| BackupError::io(&config.state_dir, e))?;
         let manifest = Manifest::open(&config.manifest_path(), false).await?;
         Ok(Self {

@@ -35,6 +35,11 @@ fn admin_serve_without_login_stays_on_loopback_and_says_so() {
     let d = tempfile::tempdir().unwrap();
     let store_yaml = d.path().join("store.yaml");
     std::fs::write(&store_yaml, format!("data_dir: {}\n", d.path().join("centre").display())).unwrap();
+    // The screen reads an existing store (it refuses to create one): make it, then let it go.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let config = kizuna_store::Config { data_dir: d.path().join("centre"), ..Default::default() };
+        drop(kizuna_store::Store::open(config).await.unwrap());
+    });
     let admin_yaml = d.path().join("admin.yaml");
     let path = admin_yaml.display().to_string();
 

@@ -5,6 +5,10 @@
 //! at the next check.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use kizuna_store::Db;
 use sqlx::Row;
@@ -71,12 +75,55 @@ pub async fn check(
     mailer: &Mailer,
     now: jiff::Timestamp,
 ) -> Result<CheckReport, MonitorError> {
-    if !take_lease(db, jiff::Timestamp::now().as_second()).await? {
-        return Ok(CheckReport { busy: true, ..Default::default() });
+    match under_lease(db, check_holding_the_lease(db, cfg, mailer, now)).await? {
+        Some(report) => Ok(report),
+        None => Ok(CheckReport { busy: true, ..Default::default() }),
     }
-    let result = check_holding_the_lease(db, cfg, mailer, now).await;
-    release_lease(db).await?;
-    result
+}
+
+/// Runs `work` holding the check lease (`None`: another check holds it) and releases the lease
+/// whatever the outcome: an error, or a panic, which comes back as [`MonitorError::Check`]. A
+/// check that panicked used to keep the lease for its 10 minutes, and every check meanwhile
+/// (the screen's, `kizuna admin check`) said "another check is running" and did nothing.
+pub(crate) async fn under_lease<T>(
+    db: &Db,
+    work: impl Future<Output = Result<T, MonitorError>>,
+) -> Result<Option<T>, MonitorError> {
+    if !take_lease(db, jiff::Timestamp::now().as_second()).await? {
+        return Ok(None);
+    }
+    let result = match CatchPanic(std::pin::pin!(work)).await {
+        Ok(r) => r,
+        Err(why) => Err(MonitorError::Check(format!("the check panicked: {why}"))),
+    };
+    let released = release_lease(db).await;
+    let value = result?;
+    released?;
+    Ok(Some(value))
+}
+
+/// Polls a future, turning a panic inside it into `Err(its message)`.
+struct CatchPanic<F>(F);
+
+impl<F: Future + Unpin> Future for CatchPanic<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(p) => Poll::Ready(Err(panic_message(p.as_ref()))),
+        }
+    }
+}
+
+/// The text of a panic's payload.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 async fn check_holding_the_lease(
@@ -232,4 +279,31 @@ pub async fn incidents(db: &Db, site: Option<&str>, limit: i64) -> Result<Vec<In
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A check that panicked kept the lease for 10 minutes: every check meanwhile said "another
+    /// check is running; nothing done". It fails now, and the next check runs.
+    #[tokio::test]
+    async fn a_check_that_panics_fails_and_frees_the_lease() {
+        let d = tempfile::tempdir().unwrap();
+        let db = Db::open(&format!("sqlite://{}", d.path().join("index.sqlite").display())).await.unwrap();
+        let boom = async {
+            if d.path().exists() {
+                panic!("out of range");
+            }
+            Ok::<u32, MonitorError>(1)
+        };
+        match under_lease(&db, boom).await {
+            Err(MonitorError::Check(m)) => assert!(m.contains("panicked: out of range"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(under_lease(&db, async { Ok::<u32, MonitorError>(2) }).await.unwrap(), Some(2));
+        let failing = under_lease(&db, async { Err::<u32, _>(MonitorError::Config("x".into())) }).await;
+        assert!(failing.is_err());
+        assert_eq!(under_lease(&db, async { Ok::<u32, MonitorError>(3) }).await.unwrap(), Some(3));
+    }
 }

@@ -246,9 +246,7 @@ impl Config {
         }
         if self.login_required() {
             let o = &self.oidc;
-            if !(o.issuer.starts_with("https://") || o.issuer.starts_with("http://")) {
-                return Err(format!("oidc.issuer: {:?} must start with https:// or http://", o.issuer));
-            }
+            check_issuer("oidc.issuer", &o.issuer)?;
             if o.client_id.trim().is_empty() {
                 return Err("oidc.client_id: must not be empty".into());
             }
@@ -269,16 +267,36 @@ impl Config {
                 ));
             }
         }
-        if self.check_interval_secs == 0 {
-            return Err("check_interval_secs: must be at least 1".into());
+        // Upper bounds everywhere: a value past what the clock arithmetic can hold made the alert
+        // check (and every page showing health) panic instead of being refused here.
+        let o = &self.oidc;
+        in_range("oidc.session_minutes", o.session_minutes, 0, MAX_MINUTES)?;
+        in_range("oidc.session_idle_minutes", o.session_idle_minutes, 0, MAX_MINUTES)?;
+        in_range("oidc.session_check_secs", o.session_check_secs, 0, MAX_INTERVAL_SECS)?;
+        in_range("check_interval_secs", self.check_interval_secs, 1, MAX_INTERVAL_SECS)?;
+        in_range("health.queue_warning", self.health.queue_warning, 1, u64::MAX)?;
+        let r = &self.rules;
+        in_range("rules.agent_errors.max_age_days", u64::from(r.agent_errors.max_age_days), 1, MAX_DAYS)?;
+        in_range("rules.rejects.threshold", r.rejects.threshold, 1, u64::MAX)?;
+        in_range("rules.rejects.window_hours", r.rejects.window_hours, 1, MAX_HOURS)?;
+        let hours = r.dead_man.hours;
+        if !(hours.is_finite() && hours > 0.0 && hours <= MAX_HOURS as f64) {
+            return Err(format!(
+                "rules.dead_man.hours: {hours} must be a number of hours more than 0 and at most {MAX_HOURS} \
+                 (366 days)"
+            ));
         }
-        let l = &self.rules.replication_lag;
+        let l = &r.replication_lag;
         if l.enabled && (l.metrics_url.is_empty() || l.metric.is_empty()) {
             return Err("rules.replication_lag: enabled needs metrics_url and metric".into());
         }
-        if self.rules.dead_man.hours <= 0.0 {
-            return Err("rules.dead_man.hours: must be more than 0".into());
+        if !l.metrics_url.is_empty() {
+            check_http_url("rules.replication_lag.metrics_url", &l.metrics_url)?;
         }
+        if !(l.max.is_finite() && l.max >= 0.0) {
+            return Err(format!("rules.replication_lag.max: {} must be a finite number, 0 or more", l.max));
+        }
+        in_range("mail.samples", self.mail.samples as u64, 1, 1000)?;
         for (i, to) in self.mail.to.iter().enumerate() {
             to.parse::<lettre::message::Mailbox>().map_err(|e| format!("mail.to[{i}]: {to:?}: {e}"))?;
         }
@@ -293,6 +311,40 @@ impl Config {
         } else {
             kizuna_store::Config::load(&self.store_config).map_err(|e| MonitorError::Config(e.to_string()))
         }
+    }
+
+    /// The store's IndexDB URL, once it is known to hold a store: a SQLite IndexDB (the default,
+    /// `<data_dir>/index.sqlite`, or a `sqlite:` `database_url`) must exist. The monitor only
+    /// reads the store's data: a mistyped `data_dir` used to create an empty database there, and
+    /// the screen and the alert checks watched nothing ("0 mails sent").
+    pub fn store_database_url(&self, store: &kizuna_store::Config) -> Result<String, MonitorError> {
+        let origin = if self.store_config.as_os_str().is_empty() {
+            "store_config: '' (the store's defaults): ".to_owned()
+        } else {
+            format!("store_config: {}: ", self.store_config.display())
+        };
+        let refuse = |m: String| Err(MonitorError::Config(format!("{origin}{m}")));
+        let never = "the monitor reads the store's data and never creates it; is the path right, and has \
+                     `kizuna serve` run with it?";
+        if store.database_url.is_empty() {
+            let dir = &store.data_dir;
+            if !dir.is_dir() {
+                return refuse(format!("data_dir: {} does not exist: {never}", dir.display()));
+            }
+            let file = dir.join("index.sqlite");
+            if !file.is_file() {
+                return refuse(format!(
+                    "data_dir: {} holds no store (no {}): {never}",
+                    dir.display(),
+                    file.display()
+                ));
+            }
+        } else if let Some(file) = sqlite_file(&store.database_url)
+            && !file.is_file()
+        {
+            return refuse(format!("database_url: {} does not exist: {never}", file.display()));
+        }
+        Ok(store.effective_database_url())
     }
 
     /// Whether every page (but `/healthz`) needs a logged-in admin: `oidc.issuer` is set.
@@ -325,39 +377,91 @@ impl Config {
     }
 }
 
+/// Longest window or limit of a rule, in hours (366 days).
+pub const MAX_HOURS: u64 = 366 * 24;
+/// Longest `rules.agent_errors.max_age_days`.
+pub const MAX_DAYS: u64 = 366;
+/// Longest login (`oidc.session_minutes`, `oidc.session_idle_minutes`), in minutes (366 days).
+pub const MAX_MINUTES: u64 = 366 * 24 * 60;
+/// Longest `check_interval_secs` and `oidc.session_check_secs` (a day).
+pub const MAX_INTERVAL_SECS: u64 = 86_400;
+
+/// The file a `sqlite:` URL names (none for `:memory:` or another scheme).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| path.into())
+}
+
+/// `key: value` must lie in `min..=max`.
+fn in_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
+    if value < min {
+        return Err(format!("{key}: {value} is too small: must be at least {min}"));
+    }
+    if value > max {
+        return Err(format!("{key}: {value} is too large: must be at most {max}"));
+    }
+    Ok(())
+}
+
+/// An `http://` or `https://` URL with a host (the rule of `kizuna-auth`'s own `issuer`).
+pub fn check_http_url(key: &str, value: &str) -> Result<url::Url, String> {
+    let u = url::Url::parse(value).map_err(|e| format!("{key}: {value:?} is not a URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{key}: {value:?} must be an http:// or https:// URL with a host"));
+    }
+    Ok(u)
+}
+
+/// An OpenID Connect issuer: an http(s) URL with a host and no query or fragment.
+pub fn check_issuer(key: &str, value: &str) -> Result<(), String> {
+    let u = check_http_url(key, value)?;
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(format!("{key}: {value:?} must be an http:// or https:// URL without query or fragment"));
+    }
+    Ok(())
+}
+
 /// Kept in sync with `Default` by the test `default_yaml_is_the_default`.
 const DEFAULT_YAML: &str = r#"# kizuna admin (monitoring) configuration (every key optional; these are the defaults)
 # Address of the admin screen. Without a login (oidc.issuer empty) it serves loopback only; with
 # one, a non-loopback address (a management network) also needs allow_non_loopback: true.
 listen: 127.0.0.1:8441
 allow_non_loopback: false
-# The store's config file (for its IndexDB and data folder); empty = the store's defaults.
+# The store's config file (for its IndexDB and data folder); empty = the store's defaults. Its
+# data_dir (or a sqlite: database_url) must already hold the store's IndexDB: the monitor never
+# creates one (a mistyped path is refused, naming it).
 store_config: ''
 # Base URL browsers reach the screen at, used in alert mail links and for the login's redirect URI
 # (<public_url>/auth/callback); empty = http://<listen>. Session cookies are Secure with https://.
 public_url: ''
-# Seconds between two evaluations of the alert rules.
+# Seconds between two evaluations of the alert rules (1 to 86400). While they fail, /healthz
+# answers 503.
 check_interval_secs: 60
 health:
   # An agent outbox this deep shows the site as warning.
   queue_warning: 1000
 rules:
-  # The newest daily log of a site's agent holds ERROR lines (logs older than max_age_days ignored).
+  # The newest daily log of a site's agent holds ERROR lines (logs older than max_age_days, 1 to
+  # 366, ignored).
   agent_errors:
     enabled: true
     max_age_days: 2
-  # At least `threshold` files rejected by the store or quarantined by the agent in `window_hours`.
+  # At least `threshold` (1 or more) files rejected by the store or quarantined by the agent in
+  # `window_hours` (1 to 8784, i.e. 366 days).
   rejects:
     enabled: true
     threshold: 1
     window_hours: 24
-  # Dead-man: an enabled site sent no upload and no heartbeat for `hours`.
+  # Dead-man: an enabled site sent no upload and no heartbeat for `hours` (more than 0, at most
+  # 8784; fractions allowed).
   dead_man:
     enabled: true
     hours: 6.0
   # Replication lag: the gauge `metric` read from the Prometheus endpoint `metrics_url` (the backup
   # follower's metrics_listen) is above `max`. A bare metric name takes the worst replica; add
   # labels (kizuna_backup_lag_seconds{replica="dr"}) for one. An unreadable gauge also alerts.
+  # metrics_url: http:// or https:// with a host; max: a finite number, 0 or more.
   replication_lag:
     enabled: false
     metrics_url: http://127.0.0.1:8451/metrics
@@ -369,10 +473,11 @@ mail:
   smtp_port: 25
   from: kizuna-monitor@localhost
   to: []
-  # Most sample file names or log lines quoted in one mail.
+  # Most sample file names or log lines quoted in one mail (1 to 1000).
   samples: 10
 # Login through the centre's single sign-on (kizuna auth serve). With an issuer set, every page but
-# /healthz needs a logged-in user whose ID token has the admin role (others get 403). Register the
+# /healthz needs a logged-in user whose ID token has the admin role (others get 403). The issuer is
+# an http:// or https:// URL with a host, without query or fragment. Register the
 # screen at the provider with redirect URI <public_url>/auth/callback (kizuna auth client add).
 # Empty issuer = no login: the screen then serves loopback only and says so at startup.
 oidc:
@@ -380,14 +485,14 @@ oidc:
   client_id: kizuna-admin
   # File holding the client secret (a confidential client); empty = a public client.
   client_secret_file: ''
-  # How long a login lasts, in minutes.
+  # How long a login lasts, in minutes (at most 527040, i.e. 366 days, as session_idle_minutes).
   session_minutes: 480
   # A login ends after this many minutes without a request.
   session_idle_minutes: 30
   # Every this many seconds (at the next request) the provider's userinfo endpoint is asked about
   # the logged-in user: disabled, logged out there (password or TOTP changed), or no longer an
   # admin = the session ends (audited as a logout) and the browser goes to the login. If the
-  # provider cannot be asked, pages answer 503 and the session stays for the next try.
+  # provider cannot be asked, pages answer 503 and the session stays for the next try. At most 86400.
   session_check_secs: 60
 # Audit events: logins and logouts, each site page viewed (a query naming the site) and each
 # action (re-request, enable/disable, token rotation: a security configuration change), source
@@ -451,6 +556,77 @@ mod tests {
         let c = Config::parse("public_url: https://admin.centre.example/\n").unwrap();
         assert!(c.secure_cookies() && !Config::default().secure_cookies());
         assert_eq!(c.redirect_uri(), "https://admin.centre.example/auth/callback");
+    }
+
+    /// Values past what the clock arithmetic holds made `kizuna admin check` panic in jiff and
+    /// killed the admin screen's alert task; each is refused by its key now.
+    #[test]
+    fn every_numeric_rule_is_range_checked_by_name() {
+        let refused = [
+            ("rules:\n  dead_man:\n    hours: .nan\n", "rules.dead_man.hours"),
+            ("rules:\n  dead_man:\n    hours: .inf\n", "rules.dead_man.hours"),
+            ("rules:\n  dead_man:\n    hours: 1e300\n", "rules.dead_man.hours"),
+            ("rules:\n  dead_man:\n    hours: 8785\n", "rules.dead_man.hours"),
+            ("rules:\n  dead_man:\n    hours: 0\n", "rules.dead_man.hours"),
+            ("rules:\n  dead_man:\n    hours: -2\n", "rules.dead_man.hours"),
+            ("rules:\n  rejects:\n    window_hours: 100000000000000\n", "rules.rejects.window_hours"),
+            ("rules:\n  rejects:\n    window_hours: 0\n", "rules.rejects.window_hours"),
+            ("rules:\n  rejects:\n    threshold: 0\n", "rules.rejects.threshold"),
+            ("rules:\n  agent_errors:\n    max_age_days: 4000000000\n", "rules.agent_errors.max_age_days"),
+            ("rules:\n  agent_errors:\n    max_age_days: 0\n", "rules.agent_errors.max_age_days"),
+            ("rules:\n  replication_lag:\n    max: .nan\n", "rules.replication_lag.max"),
+            ("rules:\n  replication_lag:\n    max: -1\n", "rules.replication_lag.max"),
+            ("check_interval_secs: 18446744073709551615\n", "check_interval_secs"),
+            ("health:\n  queue_warning: 0\n", "health.queue_warning"),
+            ("mail:\n  samples: 0\n", "mail.samples"),
+            ("oidc:\n  session_minutes: 18446744073709551615\n", "oidc.session_minutes"),
+            ("oidc:\n  session_idle_minutes: 18446744073709551615\n", "oidc.session_idle_minutes"),
+        ];
+        for (yaml, key) in refused {
+            let e = Config::parse(yaml).expect_err(yaml);
+            assert!(e.starts_with(&format!("{key}: ")), "{yaml:?}: {e}");
+        }
+        // The largest values accepted are evaluated without a panic (the admin screen's health
+        // and the alert check both use them).
+        let c = Config::parse(
+            "rules:\n  dead_man:\n    hours: 8784\n  rejects:\n    window_hours: 8784\n  agent_errors:\n    max_age_days: 366\n",
+        )
+        .unwrap();
+        let facts = crate::status::SiteFacts {
+            site: kizuna_store::sites::Site {
+                name: "s".into(),
+                facilities: vec![],
+                allow: vec![],
+                enabled: true,
+                created_at: String::new(),
+                token_rotated_at: String::new(),
+            },
+            activity: Default::default(),
+            daily: vec![],
+            reject_codes: vec![],
+            rejected: vec![],
+            quarantine: vec![],
+            newest_log: None,
+            log_lines: vec![],
+        };
+        let f = crate::health::findings(&facts, &c, jiff::Timestamp::now());
+        assert_eq!(crate::health::health_of(&f), crate::health::Health::Silent);
+    }
+
+    #[test]
+    fn the_metrics_url_must_be_an_http_url_with_a_host() {
+        for url in ["not a url", "ftp://backup/metrics", "http://", "metrics"] {
+            let e = Config::parse(&format!("rules:\n  replication_lag:\n    metrics_url: '{url}'\n"))
+                .unwrap_err();
+            assert!(e.starts_with("rules.replication_lag.metrics_url: "), "{url}: {e}");
+        }
+        let c = Config::parse("rules:\n  replication_lag:\n    enabled: true\n    metrics_url: https://dr.example:8451/metrics\n")
+            .unwrap();
+        assert!(c.rules.replication_lag.enabled);
+        for issuer in ["garbage", "ftp://sso", "https://sso.example/?x=1"] {
+            let e = Config::parse(&format!("oidc:\n  issuer: '{issuer}'\n")).unwrap_err();
+            assert!(e.starts_with("oidc.issuer: "), "{issuer}: {e}");
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub enum MonitorError {
     Db(#[from] sqlx::Error),
     #[error(transparent)]
     Store(#[from] kizuna_store::StoreError),
+    #[error("alert check: {0}")]
+    Check(String),
     #[error("mail: {0}")]
     Mail(String),
     #[error("audit: {0}")]

@@ -82,7 +82,10 @@ pub fn findings(facts: &SiteFacts, cfg: &Config, now: jiff::Timestamp) -> Vec<Fi
     // Dead-man: neither an upload nor a heartbeat for N hours.
     let last_seen =
         [&a.last_heartbeat_at, &a.last_batch_at].into_iter().flatten().filter_map(|t| time::parse(t)).max();
-    let limit = jiff::SignedDuration::from_secs_f64(rules.dead_man.hours * 3600.0);
+    // `Config::check` bounds the rules; a value past them (a config built in code) must still not
+    // panic here: every page and the alert check call this.
+    let limit = jiff::SignedDuration::try_from_secs_f64(rules.dead_man.hours * 3600.0)
+        .unwrap_or(jiff::SignedDuration::MAX);
     let silent = match last_seen {
         None => true,
         Some(t) => now.duration_since(t) > limit,
@@ -101,7 +104,10 @@ pub fn findings(facts: &SiteFacts, cfg: &Config, now: jiff::Timestamp) -> Vec<Fi
     }
 
     // Rejects within the window: the store's rejections and the agent's own quarantine.
-    let cutoff = now - jiff::SignedDuration::from_hours(rules.rejects.window_hours as i64);
+    let window = jiff::SignedDuration::from_secs(
+        i64::try_from(rules.rejects.window_hours).unwrap_or(i64::MAX).saturating_mul(3600),
+    );
+    let cutoff = now.checked_sub(window).unwrap_or(jiff::Timestamp::MIN);
     let in_window = |t: &str| time::parse(t).is_some_and(|t| t >= cutoff);
     let mut samples = Vec::new();
     let mut by_code: BTreeMap<&str, u64> = BTreeMap::new();
@@ -143,7 +149,10 @@ pub fn findings(facts: &SiteFacts, cfg: &Config, now: jiff::Timestamp) -> Vec<Fi
     if let Some(log) = &facts.newest_log {
         let fresh = log.day.parse::<jiff::civil::Date>().is_ok_and(|d| {
             let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
-            today.since(d).map(|s| s.get_days() <= rules.agent_errors.max_age_days as i32).unwrap_or(false)
+            today
+                .since(d)
+                .map(|s| i64::from(s.get_days()) <= i64::from(rules.agent_errors.max_age_days))
+                .unwrap_or(false)
         });
         let lines = |level: &str| {
             facts
@@ -196,4 +205,42 @@ pub fn findings(facts: &SiteFacts, cfg: &Config, now: jiff::Timestamp) -> Vec<Fi
 /// The health the findings add up to: silent before error before warning.
 pub fn health_of(findings: &[Finding]) -> Health {
     findings.iter().map(|f| f.health).max().unwrap_or(Health::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configuration built in code skips `Config::check`: the findings must still not panic
+    /// (they back every page of the admin screen and the alert check).
+    #[test]
+    fn rules_past_their_bounds_never_panic() {
+        let facts = SiteFacts {
+            site: kizuna_store::sites::Site {
+                name: "s".into(),
+                facilities: vec![],
+                allow: vec![],
+                enabled: true,
+                created_at: String::new(),
+                token_rotated_at: String::new(),
+            },
+            activity: crate::status::Activity {
+                last_heartbeat_at: Some("2026-01-01T00:00:00Z".into()),
+                ..Default::default()
+            },
+            daily: vec![],
+            reject_codes: vec![],
+            rejected: vec![],
+            quarantine: vec![],
+            newest_log: None,
+            log_lines: vec![],
+        };
+        for hours in [f64::NAN, f64::INFINITY, 1e300, -1.0] {
+            let mut cfg = Config::default();
+            cfg.rules.dead_man.hours = hours;
+            cfg.rules.rejects.window_hours = u64::MAX;
+            cfg.rules.agent_errors.max_age_days = u32::MAX;
+            findings(&facts, &cfg, jiff::Timestamp::now());
+        }
+    }
 }

@@ -44,15 +44,29 @@ pub struct Monitor {
     pub mailer: mail::Mailer,
     pub sessions: access::Sessions,
     pub audit: AuditEmitter,
+    /// How the scheduled alert checks of [`serve_on`] fare (what `/healthz` reports).
+    pub checks: std::sync::Mutex<CheckHealth>,
     relying_party: tokio::sync::OnceCell<kizuna_oidc_rp::RelyingParty>,
 }
 
+/// The outcome of the scheduled alert checks: `/healthz` answers 503 while the last one failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckHealth {
+    /// When the checks started failing (`None`: the last one worked, or none ran yet).
+    pub failing_since: Option<jiff::Timestamp>,
+    /// Checks failed in a row.
+    pub failures: u64,
+    /// Why the last one failed.
+    pub last_error: Option<String>,
+}
+
 impl Monitor {
-    /// Opens the store's IndexDB (running its migrations, as the store does).
+    /// Opens the store's IndexDB (running its migrations, as the store does). A SQLite IndexDB
+    /// must already exist (see [`Config::store_database_url`]): the monitor never creates one.
     pub async fn open(cfg: Config) -> Result<Arc<Self>, MonitorError> {
         cfg.check().map_err(MonitorError::Config)?;
         let store = cfg.store()?;
-        let db = Db::open(&store.effective_database_url()).await?;
+        let db = Db::open(&cfg.store_database_url(&store)?).await?;
         Self::with_db(cfg, db)
     }
 
@@ -72,7 +86,15 @@ impl Monitor {
         cfg.check().map_err(MonitorError::Config)?;
         let mailer = mail::Mailer::new(&cfg)?;
         let audit = AuditEmitter::from_config(&cfg.audit)?;
-        Ok(Arc::new(Self { cfg, db, mailer, sessions, audit, relying_party: tokio::sync::OnceCell::new() }))
+        Ok(Arc::new(Self {
+            cfg,
+            db,
+            mailer,
+            sessions,
+            audit,
+            checks: std::sync::Mutex::default(),
+            relying_party: tokio::sync::OnceCell::new(),
+        }))
     }
 
     /// The single sign-on provider, discovered at the first login (retried at the next one if
@@ -108,6 +130,54 @@ impl Monitor {
     pub async fn check_now(&self) -> Result<alerts::CheckReport, MonitorError> {
         alerts::check(&self.db, &self.cfg, &self.mailer, jiff::Timestamp::now()).await
     }
+
+    /// One scheduled check, as [`serve_on`] runs them: in a task of its own, so that even a panic
+    /// ends only this check (the next one runs at the next tick); the outcome goes to
+    /// [`Monitor::checks`], which `/healthz` reports.
+    pub async fn scheduled_check(self: &Arc<Self>) {
+        let m = self.clone();
+        let outcome = match tokio::spawn(async move { m.check_now().await }).await {
+            Ok(Ok(r)) => {
+                for e in &r.mail_errors {
+                    tracing::warn!("alert mail not sent (retried at the next check): {e}");
+                }
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) if e.is_panic() => {
+                Err(format!("the check panicked: {}", alerts::panic_message(e.into_panic().as_ref())))
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let mut h = self.checks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match outcome {
+            Ok(()) => {
+                if h.failures > 0 {
+                    tracing::info!(failures = h.failures, "alert checks work again");
+                }
+                *h = CheckHealth::default();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "alert check failed; /healthz answers 503 until one works");
+                h.failing_since.get_or_insert_with(jiff::Timestamp::now);
+                h.failures += 1;
+                h.last_error = Some(e);
+            }
+        }
+    }
+
+    /// `Ok` while the scheduled alert checks work (or none ran yet), else since when and how
+    /// often they failed.
+    pub fn check_health(&self) -> Result<(), String> {
+        let h = self.checks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match h.failing_since {
+            None => Ok(()),
+            Some(since) => Err(format!(
+                "alert checks failing since {since} ({} in a row; the reason is in the log)",
+                h.failures
+            )),
+        }
+    }
 }
 
 /// Serves the admin screen on `listener` and checks the alert rules every `check_interval_secs`
@@ -141,14 +211,7 @@ pub async fn serve_on(
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match m.check_now().await {
-                    Ok(r) => {
-                        for e in &r.mail_errors {
-                            tracing::warn!("alert mail not sent (retried at the next check): {e}");
-                        }
-                    }
-                    Err(e) => tracing::error!(%e, "alert check failed"),
-                }
+                m.scheduled_check().await;
             }
         })
     };

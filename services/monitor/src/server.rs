@@ -7,7 +7,7 @@
 //! | POST | `/sites/{site}/rerequest` | `file`, `sha256`, `csrf`: re-request a quarantined file |
 //! | POST | `/sites/{site}/enabled` | `enabled` (`1`/`0`), `csrf` |
 //! | POST | `/sites/{site}/rotate-token` | `csrf`: a new token, shown once |
-//! | GET | `/healthz` | `ok` |
+//! | GET | `/healthz` | `ok`; 503 while the scheduled alert checks fail |
 //!
 //! Plus the login routes of [`crate::login`]. Every route but `/healthz` and those passes the
 //! [`access::gate`]; site pages viewed and actions done are audited ([`crate::audit`]).
@@ -33,7 +33,16 @@ pub fn router(m: Arc<Monitor>) -> Router {
         .route("/sites/{site}/enabled", post(set_enabled))
         .route("/sites/{site}/rotate-token", post(rotate_token))
         .route_layer(axum::middleware::from_fn_with_state(m.clone(), access::gate));
-    Router::new().route("/healthz", get(|| async { "ok" })).merge(login::routes()).merge(gated).with_state(m)
+    Router::new().route("/healthz", get(healthz)).merge(login::routes()).merge(gated).with_state(m)
+}
+
+/// `ok`, or 503 while the scheduled alert checks fail (a screen whose checks fail sends no mail:
+/// that must not look healthy).
+async fn healthz(State(m): State<Arc<Monitor>>) -> Response {
+    match m.check_health() {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+    }
 }
 
 /// An HTML answer that makes sure the browser holds a CSRF cookie; returns the token in use.

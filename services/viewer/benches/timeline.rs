@@ -113,6 +113,8 @@ async fn main() {
     let mut config =
         Config { store_data_dir: dir.path().to_owned(), secure_cookies: false, ..Default::default() };
     config.index_database_url = format!("sqlite://{}?mode=rwc", dir.path().join("linkage.sqlite").display());
+    // A store's folder holds tree/ (the viewer refuses one without; no message is opened here).
+    std::fs::create_dir_all(config.tree_dir()).unwrap();
     let t = Instant::now();
     {
         let store = kizuna_store::Db::open(&config.effective_store_database_url()).await.unwrap();

@@ -38,6 +38,10 @@ impl Audit {
         if c.audit.url.trim().is_empty() {
             return Ok(Self::log_only());
         }
+        if c.audit.spool_dir.as_os_str().is_empty() {
+            // The default spool is inside the store's data folder: never create that folder.
+            c.check_store()?;
+        }
         let mut sender = AuditSender::new(c.audit_spool_dir(), &c.audit.url)?;
         if !c.audit.token_file.as_os_str().is_empty() {
             let t = std::fs::read_to_string(&c.audit.token_file)

@@ -9,6 +9,9 @@ use thiserror::Error;
 pub enum ViewerError {
     #[error("{path}: {message}")]
     Config { path: PathBuf, message: String },
+    /// The store's data folder or IndexDB is not there (a key and a path named).
+    #[error("configuration: {0}")]
+    NoStore(String),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("IndexDB: {context}: {source}")]

@@ -41,9 +41,11 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    /// Opens the databases. The OpenID Connect provider is discovered at the first login, so the
-    /// viewer may start before the provider does.
+    /// Opens the databases. The store's data folder must hold a store ([`Config::check_store`]):
+    /// the viewer never creates one. The OpenID Connect provider is discovered at the first
+    /// login, so the viewer may start before the provider does.
     pub async fn open(config: Config, audit: audit::Audit) -> Result<Arc<Self>, ViewerError> {
+        config.check_store()?;
         let store = kizuna_store::Db::open(&config.effective_store_database_url()).await?;
         let registry = kizuna_index::Registry::open(&config.index_database_url).await?;
         let sessions = session::sessions(
@@ -77,7 +79,7 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ViewerError> {
     let addr = listener.local_addr().map_err(|e| ViewerError::io(std::path::Path::new("listener"), e))?;
-    tracing::info!(%addr, public_url = %viewer.config.public_url, "viewer listening");
+    tracing::info!(%addr, public_url = %viewer.config.base_url(), "viewer listening");
     let app = web::router(viewer).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -119,7 +119,9 @@ async fn viewer_and_provider_with(
         public_url: base,
         ..Default::default()
     };
-    std::fs::create_dir_all(&config.store_data_dir).unwrap();
+    // An empty store (the viewer never makes one: it refuses a folder that holds no store).
+    let store = kizuna_store::Config { data_dir: config.store_data_dir.clone(), ..Default::default() };
+    drop(kizuna_store::Store::open(store).await.unwrap());
     config.oidc.issuer = auth.issuer().to_owned();
     config.oidc.client_id = "kizuna-viewer".into();
     config.oidc.client_secret_file = secret_file;

@@ -37,6 +37,7 @@ pub struct Follower {
 
 impl Follower {
     pub async fn open(config: FollowConfig) -> Result<Self, BackupError> {
+        config.check().map_err(BackupError::Config)?;
         if config.replicas.is_empty() {
             return Err(BackupError::Config("follow.replicas is empty: nothing to ship to".into()));
         }

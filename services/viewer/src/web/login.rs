@@ -150,7 +150,7 @@ pub async fn logout(
     let expired = v.sessions.expired_cookie();
     // The provider's session must end too: otherwise the next "log in" on a shared PC is
     // answered from it, as the previous user, without a password.
-    let back = format!("{}/", v.config.public_url.trim_end_matches('/'));
+    let back = format!("{}/", v.config.base_url());
     let provider_logout = match v.relying_party().await {
         Ok(rp) => rp.logout_url(id_token.as_deref(), &back),
         Err(e) => {
