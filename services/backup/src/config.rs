@@ -154,11 +154,7 @@ impl Config {
 
     /// Parses YAML text (an empty document gives the defaults) and checks it.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let c: Self = if text.trim().is_empty() {
-            Self::default()
-        } else {
-            serde_norway::from_str(text).map_err(|e| e.to_string())?
-        };
+        let c: Self = if text.trim().is_empty() { Self::default() } else { kizuna_yaml::from_str(text)? };
         c.check()?;
         Ok(c)
     }
@@ -430,5 +426,11 @@ mod tests {
     fn unknown_keys_are_refused_by_name() {
         let e = Config::parse("follow:\n  replicaz: []\n").unwrap_err();
         assert!(e.contains("replicaz"), "{e}");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_with_both_lines() {
+        let e = Config::parse("replica:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n").unwrap_err();
+        assert!(e.contains("line 3: duplicate key `replica.listen` (first at line 2)"), "{e}");
     }
 }

@@ -219,11 +219,7 @@ impl Config {
 
     /// Parses YAML text (an empty document gives the defaults) and checks it.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let c: Self = if text.trim().is_empty() {
-            Self::default()
-        } else {
-            serde_norway::from_str(text).map_err(|e| e.to_string())?
-        };
+        let c: Self = if text.trim().is_empty() { Self::default() } else { kizuna_yaml::from_str(text)? };
         c.check()?;
         Ok(c)
     }
@@ -635,5 +631,11 @@ mod tests {
         assert!(e.contains("mail.to[0]"), "{e}");
         let e = Config::parse("rules:\n  replication_lag:\n    enabled: true\n    metric: ''\n").unwrap_err();
         assert!(e.contains("replication_lag"), "{e}");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_with_both_lines() {
+        let e = Config::parse("listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n").unwrap_err();
+        assert!(e.contains("line 2: duplicate key `listen` (first at line 1)"), "{e}");
     }
 }

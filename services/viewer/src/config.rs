@@ -111,8 +111,8 @@ impl Config {
         let c: Self = if text.trim().is_empty() {
             Self::default()
         } else {
-            serde_norway::from_str(text)
-                .map_err(|e| ViewerError::Config { path: path.to_owned(), message: e.to_string() })?
+            kizuna_yaml::from_str(text)
+                .map_err(|message| ViewerError::Config { path: path.to_owned(), message })?
         };
         c.check(path)?;
         Ok(c)
@@ -447,5 +447,15 @@ mod tests {
         c.check_store().unwrap();
         let pg = Config { store_database_url: "postgres://db/kizuna".into(), ..c };
         pg.check_store().unwrap();
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_with_both_lines() {
+        let text = "listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n";
+        let e = Config::parse(text, Path::new("viewer.yaml")).unwrap_err().to_string();
+        assert!(
+            e.contains("viewer.yaml") && e.contains("line 2: duplicate key `listen` (first at line 1)"),
+            "{e}"
+        );
     }
 }
