@@ -38,7 +38,12 @@ pub async fn promote(data_dir: &Path, database_url: &str) -> Result<Promoted, Ba
             data_dir.display()
         )));
     }
+    // Refused while `kizuna backup serve` holds the folder: a batch applied during the store's
+    // recovery would not be in the promoted index.
+    let lock = kizuna_store::DataDirLock::acquire(data_dir)?;
     replace_file(&data_dir.join(PROMOTED_FILE), jiff::Timestamp::now().to_string().as_bytes())?;
+    // The store takes the lock itself; a replica starting in between finds the folder promoted.
+    drop(lock);
     let config = kizuna_store::Config {
         data_dir: data_dir.to_owned(),
         database_url: database_url.to_owned(),

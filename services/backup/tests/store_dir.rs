@@ -44,5 +44,33 @@ async fn a_store_data_dir_that_holds_no_store_is_refused_and_never_created() {
             .await
             .unwrap(),
     );
-    Primary::open(&FollowConfig { store_data_dir: data, ..config }).await.unwrap();
+    let config = FollowConfig { store_data_dir: data, ..config };
+    Primary::open(&config).await.unwrap();
+
+    // One follower per state folder (two would ship every batch twice and overwrite each other's
+    // positions); `backup verify` (the primary side alone) still opens beside it.
+    let first = Follower::open(config.clone()).await.unwrap();
+    let e = Follower::open(config.clone()).await.err().expect("a second follower opened").to_string();
+    assert!(e.contains("is in use by another follower") && e.contains("follow.lock"), "{e}");
+    Primary::open(&config).await.unwrap();
+    drop(first);
+    Follower::open(config).await.unwrap();
+}
+
+/// A replica's folder is a store's folder in waiting: it holds the store's lock (`store.lock`)
+/// while served, so a second replica on it, or a promotion while `backup serve` still applies
+/// batches, is refused at once; once the replica is gone, promotion runs.
+#[tokio::test]
+async fn a_served_replica_folder_refuses_a_second_replica_and_a_promotion() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("replica");
+    let first = kizuna_backup::replica::Replica::open(&data).await.unwrap();
+    let second = kizuna_backup::replica::Replica::open(&data).await.err().expect("a second replica opened");
+    assert!(second.to_string().contains("store.lock"), "{second}");
+    let refused = kizuna_backup::promote::promote(&data, "").await.err().expect("promoted while served");
+    assert!(refused.to_string().contains("is in use"), "{refused}");
+    assert!(!data.join(kizuna_backup::replica::PROMOTED_FILE).exists(), "marked promoted while refused");
+    drop(first);
+    let promoted = kizuna_backup::promote::promote(&data, "").await.unwrap();
+    assert_eq!(promoted.records, 0);
 }

@@ -26,11 +26,15 @@ pub struct Replica {
     /// Batches are applied one at a time.
     apply_lock: tokio::sync::Mutex<()>,
     journal: Arc<std::sync::Mutex<journal::ReplicaJournal>>,
+    /// The store's lock on the folder (`store.lock`): one replica at a time, and no promotion
+    /// (which opens a store on the folder) while it serves.
+    _lock: kizuna_store::DataDirLock,
 }
 
 impl Replica {
     /// Opens (creating) the replica's folders, manifest and journal copy.
     pub async fn open(data_dir: &Path) -> Result<Arc<Self>, BackupError> {
+        let lock = kizuna_store::DataDirLock::acquire(data_dir)?;
         for d in ["tree", "staging", "backup"] {
             let p = data_dir.join(d);
             std::fs::create_dir_all(&p).map_err(|e| BackupError::io(&p, e))?;
@@ -57,6 +61,7 @@ impl Replica {
             manifest,
             apply_lock: tokio::sync::Mutex::new(()),
             journal: Arc::new(std::sync::Mutex::new(journal)),
+            _lock: lock,
         }))
     }
 
