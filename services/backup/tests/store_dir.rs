@@ -67,7 +67,7 @@ async fn a_served_replica_folder_refuses_a_second_replica_and_a_promotion() {
     let first = kizuna_backup::replica::Replica::open(&data).await.unwrap();
     let second = kizuna_backup::replica::Replica::open(&data).await.err().expect("a second replica opened");
     assert!(second.to_string().contains("store.lock"), "{second}");
-    let refused = kizuna_backup::promote::promote(&data, "").await.err().expect("promoted while served");
+    let refused = kizuna_backup::promote::promote(&data, "").await.expect_err("promoted while served");
     assert!(refused.to_string().contains("is in use"), "{refused}");
     assert!(!data.join(kizuna_backup::replica::PROMOTED_FILE).exists(), "marked promoted while refused");
     drop(first);
