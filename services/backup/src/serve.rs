@@ -9,13 +9,22 @@
 //! | `PUT /api/v1/linkage` | the linkage database, zstd (`linkage.rs`: sha256 and time in headers) | `LinkageState` once installed; 409 `promoted` |
 //! | `GET /api/v1/linkage` | | `LinkageState` |
 //! | `GET /metrics`, `GET /healthz` | | Prometheus text; `{"status":"ok",…}` |
+//!
+//! The token is checked by a middleware in front of every `/api/` route, before any extractor or
+//! handler reads the body: a request without the right token is answered 401 at once (and its
+//! connection closed) without its body being read. Checked in the handlers after a `Bytes` or
+//! `Json` extractor, a wrong token used to get its whole declared body (up to `max_batch_bytes`,
+//! 256 MiB) read into memory first: six such requests took the replica from 33 MB to 1.27 GB.
+//! Batch bodies, read only for the token's holder, are also capped at
+//! [`MAX_CONCURRENT_BATCHES`] at a time; digest requests (a folder path) at [`MAX_DIGEST_REQUEST_BYTES`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -32,8 +41,18 @@ use crate::config::ReplicaConfig;
 use crate::replica::Replica;
 use crate::replica::digests::{DigestRequest, summarise};
 
+/// Batch requests whose body is read, decoded or applied at once (more wait, unread, for a turn):
+/// with `max_batch_bytes` this bounds the memory batches take. The follower sends one batch at a
+/// time per replica.
+pub const MAX_CONCURRENT_BATCHES: usize = 2;
+
+/// Largest `POST /api/v1/digests` body: a folder path and a check mode.
+pub const MAX_DIGEST_REQUEST_BYTES: usize = 64 << 10;
+
 struct App {
     replica: Arc<Replica>,
+    /// [`MAX_CONCURRENT_BATCHES`] permits.
+    batch_permits: tokio::sync::Semaphore,
     token_sha: [u8; 32],
     max_batch_bytes: u64,
     max_linkage_bytes: u64,
@@ -82,10 +101,28 @@ fn error_response(e: BackupError) -> Response {
     }
 }
 
-async fn batches(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = app.authorised(&headers) {
-        return r;
+/// In front of every `/api/` route: the bearer token is checked from the headers alone, before any
+/// extractor reads the body; a refusal closes the connection (the body is never read).
+async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    match app.authorised(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(mut refusal) => {
+            refusal.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            refusal
+        }
     }
+}
+
+/// In front of `POST /api/v1/batches` (behind [`require_token`]): a turn among
+/// [`MAX_CONCURRENT_BATCHES`] before the body is read, held until the batch is answered.
+async fn batch_turn(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let Ok(_turn) = app.batch_permits.acquire().await else {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "replica_error", "shutting down");
+    };
+    next.run(request).await
+}
+
+async fn batches(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let max = app.max_batch_bytes;
     let size = body.len() as u64;
     let decoded = match tokio::task::spawn_blocking(move || Batch::decode(&body, max)).await {
@@ -113,24 +150,14 @@ async fn batches(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     }
 }
 
-async fn state(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Err(r) = app.authorised(&headers) {
-        return r;
-    }
+async fn state(State(app): State<Arc<App>>) -> Response {
     match app.replica.ack().await {
         Ok(a) => Json(a).into_response(),
         Err(e) => error_response(e),
     }
 }
 
-async fn digests(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Json(req): Json<DigestRequest>,
-) -> Response {
-    if let Err(r) = app.authorised(&headers) {
-        return r;
-    }
+async fn digests(State(app): State<Arc<App>>, Json(req): Json<DigestRequest>) -> Response {
     let tree = app.replica.tree();
     match summarise(&app.replica.manifest, Some(&tree), &req.prefix, req.check).await {
         Ok(s) => Json(s).into_response(),
@@ -138,10 +165,7 @@ async fn digests(
     }
 }
 
-async fn linkage_state(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Err(r) = app.authorised(&headers) {
-        return r;
-    }
+async fn linkage_state(State(app): State<Arc<App>>) -> Response {
     match crate::replica::linkage::state(&app.replica.data_dir) {
         Ok(s) => Json(s).into_response(),
         Err(e) => error_response(e),
@@ -149,9 +173,6 @@ async fn linkage_state(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
 }
 
 async fn put_linkage(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    if let Err(r) = app.authorised(&headers) {
-        return r;
-    }
     if app.replica.promoted() {
         return error_response(BackupError::Promoted);
     }
@@ -255,6 +276,7 @@ pub async fn router(config: &ReplicaConfig) -> Result<Router, BackupError> {
     applied.set(replica.ack().await?.applied_seq as i64);
     let app = Arc::new(App {
         replica,
+        batch_permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_BATCHES),
         token_sha: Sha256::digest(token.as_bytes()).into(),
         max_batch_bytes: config.max_batch_bytes,
         max_linkage_bytes: config.max_linkage_bytes,
@@ -266,15 +288,23 @@ pub async fn router(config: &ReplicaConfig) -> Result<Router, BackupError> {
         bytes,
         refused,
     });
-    Ok(Router::new()
-        .route("/api/v1/batches", post(batches))
+    let api = Router::new()
+        .route(
+            "/api/v1/batches",
+            post(batches)
+                .route_layer(middleware::from_fn_with_state(app.clone(), batch_turn))
+                .layer(DefaultBodyLimit::max(config.max_batch_bytes as usize)),
+        )
         .route("/api/v1/state", get(state))
-        .route("/api/v1/digests", post(digests))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .layer(DefaultBodyLimit::max(config.max_batch_bytes as usize))
+        .route("/api/v1/digests", post(digests).layer(DefaultBodyLimit::max(MAX_DIGEST_REQUEST_BYTES)))
         // Streamed to disk with its own limit (max_linkage_bytes).
         .route("/api/v1/linkage", get(linkage_state).put(put_linkage).layer(DefaultBodyLimit::disable()))
+        // Outermost on every route above: nothing reads a body before the token is checked.
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
+    Ok(Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .merge(api)
         .with_state(app))
 }
 

@@ -33,7 +33,7 @@ pub struct Config {
     pub audit: kizuna_audit::emitter::SenderConfig,
 }
 
-/// Size limits on what a site may send.
+/// Limits on what a site may send.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -43,6 +43,10 @@ pub struct Limits {
     pub max_file_bytes: u64,
     /// Most files in one batch.
     pub max_batch_files: usize,
+    /// Refused requests (bad token, wrong address or facility) from one address for one site and
+    /// reason: the first is audited at once, the rest in one summary event at most this often, in
+    /// seconds (0 = every refusal audited). See [`crate::refusals`].
+    pub refusal_audit_secs: u64,
 }
 
 /// Durability and group commit.
@@ -84,7 +88,12 @@ impl Default for Config {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 64 << 20, max_file_bytes: 8 << 20, max_batch_files: 5000 }
+        Self {
+            max_body_bytes: 64 << 20,
+            max_file_bytes: 8 << 20,
+            max_batch_files: 5000,
+            refusal_audit_secs: 60,
+        }
     }
 }
 
@@ -162,6 +171,11 @@ limits:
   max_file_bytes: 8388608
   # Most files in one batch.
   max_batch_files: 5000
+  # Refused requests (bad token, wrong address or facility) from one address, for one site and
+  # reason: the first is audited at once, the ones after it as one summary event ("N more
+  # refusals from ADDR for REASON") at most this often, seconds; every refusal is still answered
+  # 401/403. 0 = audit every refusal.
+  refusal_audit_secs: 60
 commit:
   # Journal group commit: wait this long for more entries before one fsync (0 = only group what
   # arrives while an fsync runs).

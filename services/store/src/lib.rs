@@ -29,6 +29,7 @@ mod locks;
 pub mod metrics;
 mod records_commit;
 pub mod recover;
+pub mod refusals;
 pub mod rerequests;
 pub mod search;
 pub mod sites;
@@ -55,6 +56,8 @@ pub struct Store {
     pub metrics: metrics::Metrics,
     /// Audit events (see the `audit:` config key).
     pub audit: kizuna_audit::emitter::AuditEmitter,
+    /// Refused site requests: which are audited in full, which summarised ([`refusals`]).
+    pub refusals: Arc<refusals::RefusalAudit>,
     locks: Arc<locks::FolderLocks>,
     applied: Mutex<Applied>,
     degraded: Mutex<Option<String>>,
@@ -115,6 +118,11 @@ impl Store {
         let search_seq = search::catch_up(&db, &tree, rec.applied).await?;
         let audit = kizuna_audit::emitter::AuditEmitter::from_config(&config.audit)
             .map_err(|e| StoreError::Config(format!("audit: {e}")))?;
+        let refusals = refusals::RefusalAudit::start(
+            audit.clone(),
+            api::AUDIT_SOURCE,
+            std::time::Duration::from_secs(config.limits.refusal_audit_secs),
+        );
         let metrics = metrics::Metrics::default();
         metrics.journal_seq.set(last_seq as i64);
         metrics.applied_seq.set(rec.applied as i64);
@@ -133,6 +141,7 @@ impl Store {
             validator,
             metrics,
             audit,
+            refusals,
             locks: Arc::default(),
             applied: Mutex::new(Applied { watermark: rec.applied, done: BTreeSet::new() }),
             degraded: Mutex::new(None),
@@ -236,6 +245,7 @@ pub async fn serve_on(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| StoreError::io(std::path::Path::new("listener"), e))?;
+    store.refusals.flush().await; // what the refusal limiter held back is audited, not lost
     store.checkpoint().await
 }
 

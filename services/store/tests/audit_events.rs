@@ -6,6 +6,7 @@
 mod common;
 
 use common::{Backend, Harness, batch_files, corpus};
+use kizuna_audit::AuditEvent;
 use kizuna_audit::emitter::SenderConfig;
 use kizuna_wire::encode_batch;
 use std::time::Duration;
@@ -13,6 +14,30 @@ use std::time::Duration;
 /// A loopback port nothing listens on yet (bound, then released).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A client whose connections come from `ip` (any 127.x address works on loopback).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder().local_address(ip.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
+}
+
+/// The events waiting in a spool.
+fn spooled_events(dir: &std::path::Path) -> Vec<AuditEvent> {
+    let mut out: Vec<(std::path::PathBuf, AuditEvent)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .map(|e| (e.path(), AuditEvent::from_json(&std::fs::read(e.path()).unwrap()).unwrap()))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter().map(|(_, e)| e).collect()
+}
+
+/// An event's peer address and the value of its object detail `kind`.
+fn peer_and(e: &AuditEvent, kind: &str) -> (String, Option<String>) {
+    let ip = e.participants.iter().find_map(|p| p.network_access_point.as_ref()).map(|n| n.id.clone());
+    let v = e.objects.iter().flat_map(|o| &o.details).find(|(k, _)| k == kind).map(|(_, v)| v.clone());
+    (ip.unwrap_or_default(), v)
 }
 
 fn spooled(dir: &std::path::Path) -> usize {
@@ -81,9 +106,88 @@ async fn refused_uploads_become_security_alerts_even_while_the_audit_service_is_
     assert!(text.contains("127.0.0.1") && text.contains("the token is not valid for any site"), "{text}");
 
     // A second refusal while the service is up arrives too (live delivery, not only the retry).
-    let (status, _) = h.post_raw("kzn_other-wrong-token", fa, Vec::new()).await;
-    assert_eq!(status, 401);
+    // From another address: another bad token from 127.0.0.1 now goes into a summary (below).
+    let r = client_from("127.0.0.2")
+        .post(format!("{}/api/v1/facilities/{fa}/batches", h.base))
+        .bearer_auth("kzn_other-wrong-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     kizuna_audit::server::events_when(&base, "event_type=110126", 3).await.unwrap();
     h.stop().await;
     server.shutdown().await.unwrap();
+}
+
+/// A flood of refused requests from one address is one audit event at once, then summaries that
+/// carry the count, at most one per `limits.refusal_audit_secs`; every request is still answered
+/// 401; a refusal from a second address is audited at once, mid-flood. (Before, each of the 500
+/// refusals was an audit event, spooled with an fsync.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refusals_from_one_address_is_audited_once_then_summarised_with_its_count() {
+    const FLOOD: usize = 500;
+    const EVERY_SECS: u64 = 2;
+    let audit_dir = tempfile::tempdir().unwrap();
+    let spool = audit_dir.path().join("spool");
+    // The audit service is down throughout: every event stays in the spool, where it is counted.
+    let url = format!("http://127.0.0.1:{}/v1/events", free_port());
+    let h = Harness::start(&Backend::Sqlite, |cfg| {
+        cfg.audit = SenderConfig { retry_secs: 3600, ..SenderConfig::new(&url, &spool) };
+        cfg.limits.refusal_audit_secs = EVERY_SECS;
+    })
+    .await;
+    let heartbeat = |client: reqwest::Client, token: String| {
+        let url = format!("{}/api/v1/heartbeat", h.base);
+        async move { client.post(url).bearer_auth(token).body("{}").send().await.unwrap().status().as_u16() }
+    };
+    let started = std::time::Instant::now();
+    let local = client_from("127.0.0.1");
+    assert_eq!(heartbeat(local.clone(), "kzn_bad-0".into()).await, 401);
+    assert_eq!(spooled(&spool), 1, "the first refusal is audited at once");
+
+    let mut statuses = Vec::new();
+    for chunk in (1..FLOOD).collect::<Vec<_>>().chunks(8) {
+        let tasks: Vec<_> =
+            chunk.iter().map(|i| tokio::spawn(heartbeat(local.clone(), format!("kzn_bad-{i}")))).collect();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        if chunk[0] == 249 {
+            // Mid-flood, another address: audited at once.
+            let before = spooled(&spool);
+            assert_eq!(heartbeat(client_from("127.0.0.2"), "kzn_bad-other".into()).await, 401);
+            let events = spooled_events(&spool);
+            assert_eq!(events.len(), before + 1, "a refusal from a second address is audited at once");
+            assert!(events.iter().any(|e| peer_and(e, "reason").0 == "127.0.0.2"), "{events:?}");
+        }
+    }
+    let flood_took = started.elapsed();
+    assert!(statuses.iter().all(|s| *s == 401), "every refused request is answered 401: {statuses:?}");
+    // The last summary is sent once its interval has passed, with no further refusal to trigger it.
+    tokio::time::sleep(std::time::Duration::from_secs(EVERY_SECS * 2)).await;
+
+    let events = spooled_events(&spool);
+    let from_first: Vec<(String, Option<String>)> =
+        events.iter().map(|e| peer_and(e, "refusals")).filter(|(ip, _)| ip == "127.0.0.1").collect();
+    let summaries: Vec<u64> = from_first.iter().filter_map(|(_, n)| n.as_ref()?.parse().ok()).collect();
+    eprintln!(
+        "{FLOOD} refusals in {flood_took:?}: {} events from 127.0.0.1, summaries {summaries:?}",
+        from_first.len()
+    );
+    assert_eq!(from_first.len() - summaries.len(), 1, "one refusal audited in full: {from_first:?}");
+    assert_eq!(summaries.iter().sum::<u64>(), FLOOD as u64 - 1, "the summaries count every other refusal");
+    let windows = flood_took.as_secs() / EVERY_SECS + 2;
+    assert!(
+        !summaries.is_empty() && summaries.len() as u64 <= windows && from_first.len() <= 8,
+        "at most one summary per {EVERY_SECS} s ({flood_took:?} of flood): {summaries:?}"
+    );
+    let summary = events.iter().find(|e| peer_and(e, "refusals").1.is_some()).unwrap();
+    let reason = peer_and(summary, "reason").1.unwrap();
+    assert!(
+        reason.contains("more refusals from 127.0.0.1 for 401 unauthorized")
+            && reason.contains("the token is not valid for any site (heartbeat)"),
+        "{reason}"
+    );
+    assert_eq!(events.len(), from_first.len() + 1, "and the one from 127.0.0.2: {events:?}");
+    h.stop().await;
 }

@@ -1,5 +1,7 @@
 //! Authentication of site requests: bearer token, peer address (from the TCP connection, never
-//! from headers such as X-Forwarded-For) and, for uploads, the facility in the URL.
+//! from headers such as X-Forwarded-For) and, for uploads, the facility in the URL. Every refusal
+//! is answered and counted; which refusals are audited (the first per address, site and reason,
+//! then a summary at most every `limits.refusal_audit_secs`) is [`crate::refusals`]' decision.
 
 use std::net::SocketAddr;
 
@@ -8,9 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use super::ApiError;
 use crate::Store;
 use crate::metrics::Endpoint;
+use crate::refusals::{Refusal, RefusalKey};
 use crate::sites::{AuthedSite, authenticate};
-use kizuna_audit::AuditEvent;
-use kizuna_audit::event::presets::Source;
 
 /// AuditSourceID of the store's audit events.
 pub const AUDIT_SOURCE: &str = "kizuna-store";
@@ -22,7 +23,8 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
 }
 
-/// Authenticates a request or says why not (and counts the refusal).
+/// Authenticates a request or says why not (counts the refusal, and audits it or holds it back for
+/// a summary: see [`crate::refusals`]).
 pub async fn require_site(
     store: &Store,
     endpoint: &'static str,
@@ -33,20 +35,16 @@ pub async fn require_site(
     match authenticate(&store.db, bearer(headers), peer.ip(), facility).await? {
         Ok(site) => Ok(site),
         Err(d) => {
-            tracing::warn!(%peer, endpoint, reason = %d.message, "request refused");
-            let mut src = Source::new(AUDIT_SOURCE).ip(&peer.ip().to_string());
-            if let Some(f) = facility {
-                src = src.facility(f);
-            }
-            let reason = format!("{} {}: {} ({})", d.status, d.error, d.message, endpoint);
-            store
-                .audit
-                .emit(AuditEvent::node_auth_failure(
-                    &src,
-                    d.site.as_deref().unwrap_or("unknown-site"),
-                    &reason,
-                ))
-                .await;
+            let refusal = Refusal {
+                key: RefusalKey {
+                    ip: peer.ip().to_canonical(),
+                    site: d.site.clone().unwrap_or_else(|| "unknown-site".into()),
+                    reason: format!("{} {}", d.status, d.error),
+                },
+                facility: facility.map(str::to_owned),
+                detail: format!("{} {}: {} ({})", d.status, d.error, d.message, endpoint),
+            };
+            store.refusals.refused(refusal).await;
             let status = StatusCode::from_u16(d.status).unwrap_or(StatusCode::FORBIDDEN);
             Err(refuse(store, endpoint, status, d.error, d.message))
         }

@@ -16,6 +16,8 @@ mod auth;
 mod ops;
 mod upload;
 
+pub use auth::AUDIT_SOURCE;
+
 use std::sync::Arc;
 
 use axum::Json;
