@@ -29,9 +29,11 @@ syslog_tls_listen: null
 syslog_tls_cert_file: null
 # The TLS private key (PEM, mode 0600).
 syslog_tls_key_file: null
-# CA for client certificates (mutual TLS, as IHE ATNA requires); null = no client authentication.
+# CA for client certificates (mutual TLS, as IHE ATNA requires); null = no client authentication,
+# allowed on a loopback syslog_tls_listen only.
 syslog_tls_client_ca_file: null
-# Syslog over UDP (RFC 5426), e.g. 0.0.0.0:514; null = off.
+# Syslog over UDP (RFC 5426), e.g. 127.0.0.1:514; null = off. Loopback only: UDP carries no
+# credentials (remote senders use syslog_tls_listen with client certificates).
 syslog_udp_listen: null
 # Write a signed, time-stamped checkpoint after this many new events ...
 checkpoint_every_events: 10000
@@ -123,6 +125,25 @@ impl AuditConfig {
         }
         if let Some(u) = &self.tsa_url {
             check_http_url("tsa_url", u).map_err(bad)?;
+        }
+        // Syslog carries no bearer token: beyond loopback only mutual TLS says who sends.
+        if let Some(l) = self.syslog_udp_listen.as_deref().filter(|l| !is_loopback_listen(l)) {
+            return Err(bad(format!(
+                "syslog_udp_listen {l:?} is not a loopback address: UDP syslog carries no credentials, so \
+                 anyone who reaches it could write forged (even backdated break-glass) events into the \
+                 trail; receive remote senders with syslog_tls_listen and syslog_tls_client_ca_file \
+                 (mutual TLS), or listen on 127.0.0.1"
+            )));
+        }
+        if let Some(l) = self.syslog_tls_listen.as_deref().filter(|l| !is_loopback_listen(l))
+            && self.syslog_tls_client_ca_file.is_none()
+        {
+            return Err(bad(format!(
+                "syslog_tls_listen {l:?} is not a loopback address and syslog_tls_client_ca_file is not \
+                 set: without client certificates anyone who reaches it could write forged events into \
+                 the trail; set syslog_tls_client_ca_file (mutual TLS, as IHE ATNA requires) or listen \
+                 on 127.0.0.1"
+            )));
         }
         if !is_loopback_listen(&self.http_listen) {
             // Without a token a role is open to whoever reaches the listener: fine on loopback only.
@@ -274,6 +295,20 @@ mod tests {
         {
             parse_with(&format!("http_listen: {addr:?}\n")).unwrap();
         }
+    }
+
+    #[test]
+    fn syslog_beyond_loopback_needs_mutual_tls_and_udp_stays_on_loopback() {
+        // The reviewer's forged break-glass event came in over UDP on 0.0.0.0.
+        let e = parse_with("syslog_udp_listen: 0.0.0.0:17514\n").unwrap_err().to_string();
+        assert!(e.contains("syslog_udp_listen") && e.contains("no credentials"), "{e}");
+        parse_with("syslog_udp_listen: 127.0.0.1:514\n").unwrap();
+        let tls = "syslog_tls_cert_file: /c\nsyslog_tls_key_file: /k\n";
+        let e = parse_with(&format!("syslog_tls_listen: 0.0.0.0:6514\n{tls}")).unwrap_err().to_string();
+        assert!(e.contains("syslog_tls_client_ca_file"), "{e}");
+        parse_with(&format!("syslog_tls_listen: 0.0.0.0:6514\n{tls}syslog_tls_client_ca_file: /ca\n"))
+            .unwrap();
+        parse_with(&format!("syslog_tls_listen: 127.0.0.1:6514\n{tls}")).unwrap();
     }
 
     #[test]

@@ -250,6 +250,17 @@ pub async fn count(db: &Db, f: &SearchFilter, by: CountBy) -> Result<Vec<(String
 }
 
 /// CSV (RFC 4180, header row) of search results.
+/// A text cell as a spreadsheet shows it, never as a formula: a cell starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return gets a leading `'` (OWASP's CSV injection advice). Event fields
+/// come from the senders (user IDs, facility and patient IDs in syslog or HTTP events), and the
+/// auditor opens the export in a spreadsheet program.
+fn cell(text: String) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text,
+    }
+}
+
 pub fn to_csv(rows: &[EventRow]) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let e = |err: csv::Error| AuditError::Send(format!("csv: {err}"));
@@ -273,18 +284,18 @@ pub fn to_csv(rows: &[EventRow]) -> Result<String> {
     for r in rows {
         w.write_record([
             r.seq.to_string(),
-            r.event_id.clone(),
+            cell(r.event_id.clone()),
             r.event_time.to_string(),
-            r.event_code.clone(),
-            r.event_type.clone().unwrap_or_default(),
-            r.action.clone(),
+            cell(r.event_code.clone()),
+            cell(r.event_type.clone().unwrap_or_default()),
+            cell(r.action.clone()),
             r.outcome.to_string(),
-            r.user_id.clone().unwrap_or_default(),
-            r.user_subject.clone().unwrap_or_default(),
-            r.user_display.clone().unwrap_or_default(),
-            r.patient_id.clone().unwrap_or_default(),
-            r.facility.clone().unwrap_or_default(),
-            r.source_id.clone(),
+            cell(r.user_id.clone().unwrap_or_default()),
+            cell(r.user_subject.clone().unwrap_or_default()),
+            cell(r.user_display.clone().unwrap_or_default()),
+            cell(r.patient_id.clone().unwrap_or_default()),
+            cell(r.facility.clone().unwrap_or_default()),
+            cell(r.source_id.clone()),
             r.break_glass.to_string(),
         ])
         .map_err(e)?;
@@ -295,6 +306,21 @@ pub fn to_csv(rows: &[EventRow]) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_as_formulas_are_quoted() {
+        for (raw, shown) in [
+            ("=HYPERLINK(\"http://evil.example\")", "'=HYPERLINK(\"http://evil.example\")"),
+            ("+KZ000000000000", "'+KZ000000000000"),
+            ("-1+2", "'-1+2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("site:0411910637", "site:0411910637"),
+            ("", ""),
+        ] {
+            assert_eq!(cell(raw.to_owned()), shown, "{raw:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -100,12 +100,26 @@ pub const MAX_FRAME: usize = 1 << 20;
 /// Read one octet-counted frame; `Ok(None)` at a clean end of stream.
 pub async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>> {
     let mut len_buf = Vec::new();
-    let n = r.read_until(b' ', &mut len_buf).await.map_err(|e| AuditError::Syslog(e.to_string()))?;
+    // MSG-LEN is at most 7 digits (frames are at most MAX_FRAME): read no further than that and
+    // its space, or a sender without the space would fill memory.
+    let n = (&mut *r)
+        .take(8)
+        .read_until(b' ', &mut len_buf)
+        .await
+        .map_err(|e| AuditError::Syslog(e.to_string()))?;
     if n == 0 {
         return Ok(None);
     }
-    let digits =
-        len_buf.strip_suffix(b" ").ok_or_else(|| AuditError::Syslog("stream ended inside MSG-LEN".into()))?;
+    let digits = len_buf.strip_suffix(b" ").ok_or_else(|| {
+        AuditError::Syslog(if n == 8 {
+            format!(
+                "bad MSG-LEN {:?}… (more than 7 digits; octet-counting framing expected)",
+                String::from_utf8_lossy(&len_buf)
+            )
+        } else {
+            "stream ended inside MSG-LEN".into()
+        })
+    })?;
     let len: usize = std::str::from_utf8(digits)
         .ok()
         .filter(|s| !s.is_empty() && s.len() <= 7 && s.bytes().all(|b| b.is_ascii_digit()))
@@ -251,5 +265,13 @@ mod tests {
         assert!(read_frame(&mut r).await.unwrap().is_none());
         let mut bad = tokio::io::BufReader::new(&b"<85>1 non-transparent framing\n"[..]);
         assert!(read_frame(&mut bad).await.unwrap_err().to_string().contains("MSG-LEN"));
+        // Digits without end: refused after 8 bytes, not read into memory to the end.
+        let endless = vec![b'1'; 1 << 20];
+        let mut r = tokio::io::BufReader::new(&endless[..]);
+        let err = read_frame(&mut r).await.unwrap_err().to_string();
+        assert!(err.contains("more than 7 digits"), "{err}");
+        let mut rest = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut r, &mut rest).await.unwrap();
+        assert_eq!(rest.len(), (1 << 20) - 8, "read past the length field");
     }
 }
