@@ -116,6 +116,7 @@ pub async fn load_network(config: &Path, kernel: &Kernel) -> Result<Loaded, Erro
     let ctx = Context {
         key_dir: cfg.key_dir.clone(),
         last_good: cfg.last_good_path(),
+        pass_lock: cfg.pass_lock_path(),
         inject_fail_after: Context::inject_from_env(),
     };
     Ok(Loaded { config: cfg, view_version, desired, ctx })

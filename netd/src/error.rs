@@ -24,6 +24,13 @@ pub enum Error {
     Injected(usize),
     #[error("registry: {0}")]
     Registry(String),
+    /// Another pass held `<state_dir>/pass.lock` longer than a pass may wait (see
+    /// [`crate::pass_lock`]).
+    #[error(
+        "{path}: another netd pass{} held it for {secs} s; gave up waiting for it (nothing was changed)",
+        crate::pass_lock::holder_text(*.holder)
+    )]
+    PassBusy { path: PathBuf, holder: Option<u32>, secs: u64 },
     #[error("state file {path}: {reason}")]
     State { path: PathBuf, reason: String },
 }

@@ -15,6 +15,7 @@ pub mod durable;
 pub mod error;
 pub mod kernel;
 pub mod keys;
+pub mod pass_lock;
 pub mod plan;
 pub mod policy;
 pub mod reconcile;

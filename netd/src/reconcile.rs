@@ -21,16 +21,21 @@ use crate::diff::{Change, FirewallReference, LinkState, Snapshot, WireguardState
 use crate::error::{Error, Result};
 use crate::kernel::{self, Kernel};
 use crate::keys::{self, PrivateKey};
+use crate::pass_lock::PassLock;
 use crate::plan::{DesiredState, RouteTarget};
 use crate::policy::{PublicKey, SegmentName};
 use crate::state::{self, LastGood};
 use applier::Applier;
 pub use phases::Phases;
 
-/// Where keys and the last good state live, and the failure-injection budget.
+/// Where keys, the last good state and the pass lock live, and the failure-injection budget.
 pub struct Context {
     pub key_dir: PathBuf,
     pub last_good: PathBuf,
+    /// `<state_dir>/pass.lock`: held by every pass ([`apply_scoped`]) from before it reads the
+    /// record until it has written it or rolled back, so that passes of several processes
+    /// (`netd run`, `netd apply`) take turns. See [`crate::pass_lock`].
+    pub pass_lock: PathBuf,
     /// `NETD_INJECT_FAIL_AFTER`: fail the apply after this many kernel changes.
     pub inject_fail_after: Option<usize>,
 }
@@ -422,14 +427,16 @@ pub async fn apply(
 
 /// One pass towards `desired` with `scope` (a delta pass without a last good state, or whose
 /// change is more than peers and the firewall, runs as a full pass). Rollbacks are full passes.
+///
+/// The pass holds `ctx.pass_lock` throughout (waiting for another process's pass first; see
+/// [`crate::pass_lock`]), and reads the last good record only once it holds it, so that it
+/// starts from what the pass before it recorded.
 pub async fn apply_scoped(
     k: &Kernel,
     ctx: &Context,
     desired: &DesiredState,
     scope: Scope,
 ) -> std::result::Result<Outcome, PassFailed> {
-    let start = Instant::now();
-    let mut phases = Phases::default();
     let fail = |cause| PassFailed {
         cause,
         rolled_back: false,
@@ -438,6 +445,11 @@ pub async fn apply_scoped(
         untouched: false,
     };
     let before_any_change = |cause| PassFailed { untouched: true, ..fail(cause) };
+    // Released when this function returns: after the save, or after the rollback.
+    let _turn = PassLock::acquire(&ctx.pass_lock).await.map_err(before_any_change)?;
+    // The pass's own time, not the wait for another's.
+    let start = Instant::now();
+    let mut phases = Phases::default();
     let last = state::load(&ctx.last_good).map_err(before_any_change)?;
     let keys = local_keys(&ctx.key_dir, desired).map_err(before_any_change)?;
     let mut owned: Vec<&DesiredState> = vec![desired];

@@ -277,6 +277,11 @@ impl SiteConfig {
         self.state_dir.join("last-good.json")
     }
 
+    /// The lock every pass that changes the kernel or the record holds (see [`crate::pass_lock`]).
+    pub fn pass_lock_path(&self) -> PathBuf {
+        crate::pass_lock::path_in(&self.state_dir)
+    }
+
     /// Enrollment with a centre registry (`netd enroll`); its presence switches the policy
     /// source from the `policy` file to the registry's signed view.
     pub fn enrollment_path(&self) -> PathBuf {

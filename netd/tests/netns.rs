@@ -650,3 +650,90 @@ fn a_verified_state_whose_save_failed_is_recorded_by_the_next_pass() {
     assert!(out.contains("rolled back to the last good state"), "{out}");
     assert_eq!(m.router_state(site), grown, "rolled back to a stale record");
 }
+
+/// `netd apply` run by hand while another pass holds `<state_dir>/pass.lock` (the daemon's, or
+/// another apply; here the test holds it, with its pid in the file): it waits, saying whose pass
+/// it waits for, changes nothing meanwhile, and runs once the lock is free. `netd plan` takes no
+/// lock. Before, the two passes raced on the kernel and on the last good record.
+#[test]
+fn apply_waits_for_another_process_pass_and_plan_does_not() {
+    let Some(m) = Mesh::with_policy("w", 2) else {
+        return;
+    };
+    let site = &m.sites[1];
+    let state = site.dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mut held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(state.join("pass.lock"))
+        .unwrap();
+    held.lock().unwrap();
+    std::io::Write::write_all(&mut held, format!("{}\n", std::process::id()).as_bytes()).unwrap();
+    let before = m.router_state(site);
+    let log = m.dir.path().join("apply.log");
+    let mut apply = m
+        .netd(site, &["apply"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(apply.try_wait().unwrap().is_none(), "apply did not wait for the held lock: {said}");
+    assert!(said.contains(&format!("waiting for another netd pass (pid {})", std::process::id())), "{said}");
+    assert!(said.contains("pass.lock"), "{said}");
+    assert_eq!(m.router_state(site), before, "apply changed the kernel while another pass held the lock");
+    // plan observes only: it neither waits nor changes anything.
+    let plan = mesh::run(&mut m.netd(site, &["plan"]));
+    assert_eq!(plan.status.code(), Some(2), "{}", String::from_utf8_lossy(&plan.stdout));
+    assert!(!state.join("last-good.json").exists(), "a record was written while the lock was held");
+
+    drop(held);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = apply.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < end, "apply did not finish once the lock was free");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{said}");
+    assert!(state.join("last-good.json").exists(), "{said}");
+    assert_ne!(m.router_state(site), before, "the pass ran once the lock was free");
+}
+
+/// Two `netd apply` started at once on one router: two real passes. They take turns through
+/// `<state_dir>/pass.lock`: the first converges the kernel and records it, the second starts from
+/// that record and that kernel and has nothing left to do. Before, both observed the empty kernel
+/// and applied everything, one failing on what the other had just made and rolling back over it.
+#[test]
+fn two_applies_at_once_take_turns() {
+    let Some(m) = Mesh::with_policy("t", 2) else {
+        return;
+    };
+    let site = &m.sites[1];
+    let start = || {
+        m.netd(site, &["apply"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    let mut applied = Vec::new();
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        let said =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{said}");
+        applied.push(Mesh::applied_changes(&said));
+    }
+    applied.sort_unstable();
+    assert!(applied[0] == 0 && applied[1] > 0, "kernel changes per pass: {applied:?}");
+    let plan = mesh::run(&mut m.netd(site, &["plan"]));
+    assert_eq!(plan.status.code(), Some(0), "{}", String::from_utf8_lossy(&plan.stdout));
+}

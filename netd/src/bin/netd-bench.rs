@@ -280,6 +280,7 @@ async fn main() -> anyhow::Result<()> {
     let ctx = Context {
         key_dir: key_dir.clone(),
         last_good: work.join("state/last-good.json"),
+        pass_lock: work.join("state").join(netd::pass_lock::LOCK_FILE),
         inject_fail_after: None,
     };
     let _ = std::fs::remove_file(&ctx.last_good);

@@ -137,3 +137,60 @@ fn a_last_line_without_its_newline_is_torn_and_the_next_save_is_whole() {
     assert!(!journal_path(&path).exists());
     assert_eq!(read_fresh(&path), c);
 }
+
+/// Writes the record at `$NETD_TEST_STATE_PATH` as another process would (its own cache):
+/// `$NETD_TEST_STATE_WRITE` `patch` appends the grown record to the journal, `whole` saves the
+/// moved one whole. Run by `a_record_another_process_wrote_is_read_by_the_next_load`.
+#[test]
+#[ignore = "a second process of another test"]
+fn write_as_another_process() {
+    let (Ok(path), Ok(what)) =
+        (std::env::var("NETD_TEST_STATE_PATH"), std::env::var("NETD_TEST_STATE_WRITE"))
+    else {
+        return;
+    };
+    let path = PathBuf::from(path);
+    let loaded = load(&path).unwrap().expect("a record");
+    match what.as_str() {
+        "patch" => assert!(save_after(&path, &loaded, record(grown(40))).unwrap(), "appended"),
+        "whole" => save(&path, record(moved(grown(40)))).unwrap(),
+        other => panic!("{other}"),
+    }
+}
+
+/// `netd run` keeps the record in memory; a pass of `netd apply` (another process, waited for
+/// through the pass lock) writes a new one. The daemon's next pass must start from that record,
+/// not from its memory: `load` re-reads whenever the base's or the journal's inode, size or
+/// modification time changed, and a save after it never appends a patch to a record this process
+/// did not read.
+#[test]
+fn a_record_another_process_wrote_is_read_by_the_next_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("last-good.json");
+    let a = record(synthetic::policy(40));
+    save(&path, a.clone()).unwrap();
+    let mine = load(&path).unwrap().unwrap();
+    assert_eq!(*mine, a);
+    let other = |what: &str| {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "state::tests::write_as_another_process", "--ignored", "--nocapture"])
+            .env("NETD_TEST_STATE_PATH", &path)
+            .env("NETD_TEST_STATE_WRITE", what)
+            .output()
+            .unwrap();
+        let said =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && said.contains("1 passed"), "{said}");
+    };
+    other("patch");
+    assert_eq!(*load(&path).unwrap().unwrap(), record(grown(40)), "a journal line of another process");
+    other("whole");
+    let theirs = record(moved(grown(40)));
+    assert_eq!(*load(&path).unwrap().unwrap(), theirs, "a whole record of another process");
+    // A save following the record this process read before is written whole, never appended as
+    // a patch of a base it did not read.
+    let mut d = a.clone();
+    d.firewall_readback = Some(serde_json::json!(["mine"]));
+    assert!(!save_after(&path, &mine, d.clone()).unwrap(), "a patch against a stale base");
+    assert_eq!(read_fresh(&path), d);
+}

@@ -13,6 +13,7 @@ use crate::agent_log::{AgentLog, Level};
 use crate::config::Config;
 use crate::outbox::Outbox;
 use crate::quarantine::{Origin, Quarantine};
+use crate::state_lock::StateDirLock;
 use crate::store_client::{StoreClient, Token};
 use crate::{AgentError, check, intake, report, upload};
 
@@ -54,6 +55,9 @@ pub(crate) struct Shared {
     pub last_error: Mutex<Option<String>>,
     /// Outcomes of re-requests not yet reported to the store (sent with the next heartbeat).
     pub rerequests_done: Mutex<Vec<kizuna_wire::RerequestOutcome>>,
+    /// The state folder's lock: taken by [`Agent::new`], released when [`Agent::run`] has
+    /// stopped every task (or, should `run` not finish, once the last task has let go).
+    pub lock: Mutex<Option<StateDirLock>>,
 }
 
 impl Shared {
@@ -118,8 +122,9 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Checks the config, reads the token, prepares the state folder and recovers the outbox left by
-    /// a previous run (temp files removed, waiting files queued).
+    /// Checks the config, reads the token, locks the state folder (`<state_dir>/agent.lock`; a
+    /// second agent on it fails here with [`AgentError::StateDirInUse`]), prepares it and recovers
+    /// the outbox left by a previous run (temp files removed, waiting files queued).
     pub fn new(cfg: Config) -> Result<Self, AgentError> {
         // Checked at load too; again here for a config built in code and for folders (or links)
         // changed since.
@@ -141,6 +146,9 @@ impl Agent {
                 message: "export_dir is not a directory".into(),
             });
         }
+        // Before anything below the state folder is written (or a crash's temp file removed):
+        // a second agent on it is refused here, leaving the first one's folder as it is.
+        let lock = StateDirLock::acquire(&cfg.state_dir)?;
         for dir in [cfg.log_dir(), cfg.cursor_dir()] {
             crate::durable::create_dir_all_synced(&dir).map_err(|e| AgentError::io(&dir, e))?;
             // A crash in the middle of a cursor write leaves its temp file behind.
@@ -168,6 +176,7 @@ impl Agent {
             last_upload: Mutex::new(last_upload),
             last_error: Mutex::new(None),
             rerequests_done: Mutex::new(Vec::new()),
+            lock: Mutex::new(Some(lock)),
             cfg,
         });
         for stray in strays {
@@ -213,6 +222,9 @@ impl Agent {
             let _ = t.await;
         }
         self.shared.record(Level::Info, "stopped", "agent stopped", serde_json::Value::Null);
+        // Every task has ended: the folder is free for the next agent (a status handle may
+        // outlive the agent).
+        drop(self.shared.lock.lock().unwrap_or_else(|p| p.into_inner()).take());
         Ok(())
     }
 }

@@ -11,6 +11,15 @@ pub enum AgentError {
     /// `source()`: a report that prints the chain (`{:#}`) would name it twice.
     #[error("{path}: {error}")]
     Io { path: PathBuf, error: std::io::Error },
+    /// Another agent (this process or another, whose pid the lock file holds) uses the state
+    /// folder: see [`crate::state_lock`].
+    #[error(
+        "state_dir {dir} is in use by another agent{} holding {lock_file}: two agents on one state_dir \
+         upload and delete the same outbox; stop the other one (a `kizuna-agent run` started by hand, \
+         or the one netd hosts), or give this one its own state_dir",
+        .holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    StateDirInUse { dir: PathBuf, lock_file: PathBuf, holder: Option<u32> },
     #[error("token file {path}: {problem}")]
     Token { path: PathBuf, problem: String },
     #[error("HTTP client: {0}")]

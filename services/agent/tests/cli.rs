@@ -224,7 +224,8 @@ fn a_state_dir_that_cannot_be_made_is_named_with_the_os_error_once() {
     let (code, err) = run_for(cwd, &config, 10);
     assert_eq!(code, Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains(&format!("{}/log: Not a directory", state.display())), "{err}");
+    // The state folder itself is made first (to hold agent.lock), so it is the one named.
+    assert!(err.contains(&format!("{}: Not a directory", state.display())), "{err}");
     assert_eq!(err.matches("os error").count(), 1, "the OS error is repeated: {err}");
 }
 
@@ -250,4 +251,69 @@ fn default_store_url_is_the_centres_store_on_the_upload_segment() {
             cfg.store_url
         );
     }
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, also when a test fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Two agents on one state folder (a `kizuna-agent run` started by hand beside the one netd
+/// hosts) both uploaded and deleted the same outbox and rewrote the same cursor files. The second
+/// is refused at once, naming the folder, the lock file and the first one's pid; `status` (read
+/// only) still works while the first runs; a crash (SIGKILL) of the first frees the folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_agent_on_the_same_state_dir_is_refused_at_once_and_status_still_works() {
+    let (store, addr) = start_store().await;
+    // The store is down: the files wait in the outbox, for `status` to count.
+    store.down.store(true, Ordering::SeqCst);
+    let site = Site::new(addr);
+    let config = site.write_config();
+    let cwd = site.dir.path().to_owned();
+    let mut first = KillOnDrop(
+        agent_cmd()
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let msg = sample_message();
+    for i in 0..3 {
+        site.drop_file(&file_name(i), &msg);
+    }
+    let queued = wait_for(20, || Site::files_below(&site.cfg.outbox_dir()).len() == 3).await;
+    assert!(queued, "the first agent did not queue the files");
+
+    let (c, cf) = (cwd.clone(), config.clone());
+    let (code, err) = tokio::task::spawn_blocking(move || run_for(&c, &cf, 15)).await.unwrap();
+    assert_eq!(code, Some(1), "the second agent was not refused: {err}");
+    let state = site.cfg.state_dir.display();
+    assert!(err.contains(&format!("state_dir {state} is in use by another agent")), "{err}");
+    assert!(err.contains(&format!("(pid {})", first.0.id())), "{err}");
+    assert!(err.contains("agent.lock"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(Site::files_below(&site.cfg.outbox_dir()).len(), 3, "the refused agent touched the outbox");
+
+    let out = agent_cmd().args(["status", "--config"]).arg(&config).output().unwrap();
+    assert!(out.status.success(), "status needs no lock: {}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["queue_depth"], 3);
+    assert!(first.0.try_wait().unwrap().is_none(), "the first agent is untouched");
+
+    // SIGKILL: the kernel drops the lock with the process; no stale lock file blocks the next.
+    drop(first);
+    store.down.store(false, Ordering::SeqCst);
+    let (c, cf) = (cwd.clone(), config.clone());
+    let next = tokio::task::spawn_blocking(move || run_for(&c, &cf, 8));
+    let delivered = wait_for(15, || store.stored_count() == 3).await;
+    let (code, err) = next.await.unwrap();
+    assert_eq!(code, None, "the next agent did not keep running: {err}");
+    assert!(delivered, "the next agent did not deliver: {err}");
 }

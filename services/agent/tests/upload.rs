@@ -455,3 +455,29 @@ async fn an_outbox_file_that_cannot_be_read_is_kept_reported_and_sent_once_reada
     assert!(Site::files_below(&site.cfg.outbox_dir()).is_empty());
     agent.stop().await;
 }
+
+/// Two agents in one process on one state folder (netd hosting one library, a test another):
+/// the second `Agent::new` fails at once, naming the folder and this process as the holder,
+/// before it touches the folder; once the first has run and stopped, the folder is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_agent_in_one_process_is_refused_until_the_first_has_stopped() {
+    let (store, addr) = start_store().await;
+    store.down.store(true, Ordering::SeqCst);
+    let site = Site::new(addr);
+    let first = Running::start(site.cfg.clone());
+    // A temp file as a crash leaves it: the refused agent must not clean up under the first.
+    let temp = site.cfg.cursor_dir().join(".kizuna-tmp-4242-last-upload");
+    std::fs::write(&temp, b"half written").unwrap();
+    let err = kizuna_agent::Agent::new(site.cfg.clone()).err().expect("two agents opened one state_dir");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("state_dir {} is in use by another agent", site.cfg.state_dir.display())),
+        "{text}"
+    );
+    assert!(text.contains(&format!("(pid {})", std::process::id())), "{text}");
+    assert!(temp.exists(), "the refused agent removed a temp file in the running agent's folder");
+    std::fs::remove_file(&temp).unwrap();
+    first.stop().await;
+    let again = Running::start(site.cfg.clone());
+    again.stop().await;
+}

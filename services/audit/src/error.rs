@@ -23,6 +23,15 @@ pub enum AuditError {
         #[source]
         source: std::io::Error,
     },
+    /// Another writer (this process or another, whose pid the lock file holds) has the log's
+    /// data folder: see [`crate::data_lock`].
+    #[error(
+        "audit data_dir {dir} is in use by another audit service{} holding {lock_file}: two writers \
+         on one data_dir corrupt its leaf mirror and checkpoints; stop the other one, or give this \
+         one its own data_dir (`kizuna audit verify` needs no lock)",
+        .holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    DataDirInUse { dir: PathBuf, lock_file: PathBuf, holder: Option<u32> },
     #[error("time-stamp authority {url}: {reason}")]
     TimeStamp { url: String, reason: String },
     #[error("signing key {path}: {reason}")]

@@ -7,6 +7,7 @@ pub mod api;
 pub mod appender;
 pub mod checkpoint;
 pub mod config;
+pub mod data_lock;
 pub mod db;
 pub mod durable;
 pub mod emitter;

@@ -7,6 +7,7 @@
 //! database means rows were deleted: open refuses, and `kizuna audit verify` names them.
 
 use crate::checkpoint::{Checkpoint, key_id};
+use crate::data_lock::DataDirLock;
 use crate::db::{Backend, Db, IndexedColumns};
 use crate::durable;
 use crate::error::{AuditError, Result};
@@ -38,7 +39,8 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
-/// The open log. One writer per database.
+/// The open log. One writer per database; [`AuditLog::open`] enforces one per data folder
+/// (`<data_dir>/audit.lock`), which also keeps two writers off the default SQLite database (it lives there).
 pub struct AuditLog {
     pub db: Db,
     settings: LogSettings,
@@ -49,6 +51,8 @@ pub struct AuditLog {
     last_checkpoint: u64,
     /// SQLite: the WAL checkpointer (see [`WalCheckpointer`]).
     wal: Option<WalCheckpointer>,
+    /// `<data_dir>/audit.lock`, held for the log's lifetime: one writer per data folder.
+    _lock: DataDirLock,
 }
 
 /// Copies SQLite's write-ahead log back into the database file on a connection of its own, after
@@ -243,8 +247,12 @@ fn is_unique_violation(e: &AuditError) -> bool {
 
 impl AuditLog {
     /// Open (creating) the log; rebuild the tree from the disk mirror, catching it up to the database.
+    ///
+    /// Takes `<data_dir>/audit.lock` first: a second writer on the data folder (another
+    /// `kizuna audit serve`, in this process or another) fails here with
+    /// [`AuditError::DataDirInUse`], before it writes anything.
     pub async fn open(settings: LogSettings) -> Result<Self> {
-        durable::create_dir_all(&settings.data_dir)?;
+        let lock = DataDirLock::acquire(&settings.data_dir)?;
         durable::create_dir_all(&checkpoints_dir(&settings.data_dir))?;
         let db = Db::open(&settings.database_url).await?;
         let db_count: i64 =
@@ -290,7 +298,15 @@ impl AuditLog {
         finish_restamp(&db, &settings.data_dir, true).await?;
         let wal = (db.backend == Backend::Sqlite).then(|| WalCheckpointer::spawn(db.pool.clone()));
         let disk_leaves = tree.size();
-        Ok(AuditLog { db, settings, tree, disk_leaves, last_checkpoint: last.unwrap_or(0) as u64, wal })
+        Ok(AuditLog {
+            db,
+            settings,
+            tree,
+            disk_leaves,
+            last_checkpoint: last.unwrap_or(0) as u64,
+            wal,
+            _lock: lock,
+        })
     }
 
     /// Writes the tree's leaves the disk mirror lacks, at their place (see `disk_leaves`).
