@@ -6,14 +6,12 @@
 //! rewrote the cursor files and the daily log. [`crate::Agent::new`] now takes this lock before
 //! it writes anything below `state_dir` and the agent keeps it until [`crate::Agent::run`] ends.
 //!
-//! The lock is the operating system's (`flock(2)` through std's `File::try_lock`) on
+//! The lock (crate `kizuna-lockfile`) is the operating system's (`flock(2)`) on
 //! `<state_dir>/agent.lock`, so it ends with the process however that ends (exit, crash,
 //! SIGKILL): a stale lock file never blocks a start. The holder writes its pid into the file,
 //! for the refusal's message only. `kizuna-agent status` only reads the folder and never takes
 //! it.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use crate::AgentError;
@@ -24,7 +22,7 @@ pub const LOCK_FILE: &str = "agent.lock";
 /// Held while alive; dropping it (or the process ending) releases the state folder.
 #[derive(Debug)]
 pub struct StateDirLock {
-    _file: File,
+    _lock: kizuna_lockfile::DirLock,
 }
 
 impl StateDirLock {
@@ -32,31 +30,13 @@ impl StateDirLock {
     /// [`AgentError::StateDirInUse`] naming the folder and, when it wrote it, the holder's pid.
     pub fn acquire(state_dir: &Path) -> Result<Self, AgentError> {
         crate::durable::create_dir_all_synced(state_dir).map_err(|e| AgentError::io(state_dir, e))?;
-        // Named absolute in messages: a relative state_dir is relative to the agent's working
-        // directory, which the operator reading the message may not know.
-        let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_owned());
-        let path = state_dir.join(LOCK_FILE);
-        let io = |e| AgentError::io(&path, e);
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                // Best effort: the holder may not have written its pid yet.
-                let _ = file.read_to_string(&mut text);
-                return Err(AgentError::StateDirInUse {
-                    dir: state_dir,
-                    lock_file: path.clone(),
-                    holder: text.trim().parse().ok(),
-                });
+        match kizuna_lockfile::DirLock::try_acquire(state_dir, LOCK_FILE) {
+            Ok(lock) => Ok(Self { _lock: lock }),
+            Err(kizuna_lockfile::LockError::Held { dir, lock_file, holder }) => {
+                Err(AgentError::StateDirInUse { dir, lock_file, holder })
             }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
+            Err(kizuna_lockfile::LockError::Io { path, source }) => Err(AgentError::io(&path, source)),
         }
-        file.set_len(0).map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        file.write_all(format!("{}\n", std::process::id()).as_bytes()).map_err(io)?;
-        Ok(Self { _file: file })
     }
 }
 

@@ -6,14 +6,12 @@
 //! database and verify reported tampering that nobody did. [`crate::log::AuditLog::open`] takes
 //! this lock before it writes anything and the log keeps it for its lifetime.
 //!
-//! The lock is the operating system's (`flock(2)` through std's `File::try_lock`) on
+//! The lock (crate `kizuna-lockfile`) is the operating system's (`flock(2)`) on
 //! `<data_dir>/audit.lock`, so it ends with the process however that ends (exit, crash,
 //! SIGKILL): a stale lock file never blocks a start. The holder writes its pid into the file, for
 //! the refusal's message only. Readers (`kizuna audit verify`, `kizuna audit search`, the search
 //! API's own connection) never take it.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use crate::error::{AuditError, Result};
@@ -24,7 +22,7 @@ pub const LOCK_FILE: &str = "audit.lock";
 /// Held while alive; dropping it (or the process ending) releases the data folder.
 #[derive(Debug)]
 pub struct DataDirLock {
-    _file: File,
+    _lock: kizuna_lockfile::DirLock,
 }
 
 impl DataDirLock {
@@ -32,31 +30,13 @@ impl DataDirLock {
     /// [`AuditError::DataDirInUse`] naming the folder and, when it wrote it, the holder's pid.
     pub fn acquire(data_dir: &Path) -> Result<Self> {
         crate::durable::create_dir_all(data_dir)?;
-        // Named absolute in messages: a relative data_dir is relative to the service's working
-        // directory, which the operator reading the message may not know.
-        let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
-        let path = data_dir.join(LOCK_FILE);
-        let io = |e| AuditError::io(&path, e);
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                // Best effort: the holder may not have written its pid yet.
-                let _ = file.read_to_string(&mut text);
-                return Err(AuditError::DataDirInUse {
-                    dir: data_dir,
-                    lock_file: path.clone(),
-                    holder: text.trim().parse().ok(),
-                });
+        match kizuna_lockfile::DirLock::try_acquire(data_dir, LOCK_FILE) {
+            Ok(lock) => Ok(Self { _lock: lock }),
+            Err(kizuna_lockfile::LockError::Held { dir, lock_file, holder }) => {
+                Err(AuditError::DataDirInUse { dir, lock_file, holder })
             }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
+            Err(kizuna_lockfile::LockError::Io { path, source }) => Err(AuditError::io(&path, source)),
         }
-        file.set_len(0).map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        file.write_all(format!("{}\n", std::process::id()).as_bytes()).map_err(io)?;
-        Ok(Self { _file: file })
     }
 }
 

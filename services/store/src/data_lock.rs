@@ -7,15 +7,13 @@
 //! keeps it for the store's lifetime; [`crate::journal::Journal::open`] and
 //! [`crate::recover::recover`] ask for it as proof.
 //!
-//! The lock is the operating system's (`flock(2)` through std's `File::try_lock`) on
+//! The lock (crate `kizuna-lockfile`) is the operating system's (`flock(2)`) on
 //! `<data_dir>/store.lock`, so it ends with the process however that ends (exit, crash, SIGKILL):
 //! a stale lock file never blocks a start. The holder writes its pid into the file, for the
 //! refusal's message only. Readers (the viewer, the admin screen, `kizuna site …`, the backup
 //! following the journal) open the IndexDB or read the journal and never take it.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::StoreError;
 use crate::durable::create_dirs_synced;
@@ -26,8 +24,7 @@ pub const LOCK_FILE: &str = "store.lock";
 /// Held while alive; dropping it (or the process ending) releases the data folder.
 #[derive(Debug)]
 pub struct DataDirLock {
-    dir: PathBuf,
-    _file: File,
+    lock: kizuna_lockfile::DirLock,
 }
 
 impl DataDirLock {
@@ -35,36 +32,18 @@ impl DataDirLock {
     /// [`StoreError::DataDirInUse`] naming the folder and, when it wrote it, the holder's pid.
     pub fn acquire(data_dir: &Path) -> Result<Self, StoreError> {
         create_dirs_synced(data_dir)?;
-        // Named absolute in messages: a relative data_dir is relative to the store's working
-        // directory, which the operator reading the message may not know.
-        let data_dir = &std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
-        let path = data_dir.join(LOCK_FILE);
-        let io = |e| StoreError::io(&path, e);
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                // Best effort: the holder may not have written its pid yet.
-                let _ = file.read_to_string(&mut text);
-                return Err(StoreError::DataDirInUse {
-                    dir: data_dir.to_owned(),
-                    lock_file: path.clone(),
-                    holder: text.trim().parse().ok(),
-                });
+        match kizuna_lockfile::DirLock::try_acquire(data_dir, LOCK_FILE) {
+            Ok(lock) => Ok(Self { lock }),
+            Err(kizuna_lockfile::LockError::Held { dir, lock_file, holder }) => {
+                Err(StoreError::DataDirInUse { dir, lock_file, holder })
             }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
+            Err(kizuna_lockfile::LockError::Io { path, source }) => Err(StoreError::io(&path, source)),
         }
-        file.set_len(0).map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        file.write_all(format!("{}\n", std::process::id()).as_bytes()).map_err(io)?;
-        Ok(Self { dir: data_dir.to_owned(), _file: file })
     }
 
     /// The locked data folder.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.lock.dir()
     }
 }
 

@@ -34,42 +34,23 @@ pub struct Follower {
     /// Commit-to-acknowledgement latencies, when asked for (benchmarks, tests).
     pub latencies: Option<LatencySink>,
     /// The lock on `state_dir/follow.lock`: one follower per state folder.
-    _lock: std::fs::File,
+    _lock: kizuna_lockfile::DirLock,
 }
 
 /// Locks `state_dir/follow.lock` for this process, or fails at once naming the holder: two
 /// followers on one state folder would ship every batch twice and overwrite each other's
-/// positions. The operating system's lock, so it ends with the process however that ends.
-fn lock_state_dir(state_dir: &std::path::Path) -> Result<std::fs::File, BackupError> {
-    use std::io::{Read, Seek, Write};
+/// positions.
+fn lock_state_dir(state_dir: &std::path::Path) -> Result<kizuna_lockfile::DirLock, BackupError> {
     std::fs::create_dir_all(state_dir).map_err(|e| BackupError::io(state_dir, e))?;
-    let path = state_dir.join("follow.lock");
-    let io = |e| BackupError::io(&path, e);
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            return Err(BackupError::Config(format!(
-                "follow.state_dir {} is in use by another follower{} ({}): stop it first",
-                state_dir.display(),
-                pid.trim().parse::<u32>().map(|p| format!(" (pid {p})")).unwrap_or_default(),
-                path.display()
-            )));
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-    }
-    file.set_len(0).map_err(io)?;
-    file.rewind().map_err(io)?;
-    file.write_all(format!("{}\n", std::process::id()).as_bytes()).map_err(io)?;
-    Ok(file)
+    kizuna_lockfile::DirLock::try_acquire(state_dir, "follow.lock").map_err(|e| match e {
+        kizuna_lockfile::LockError::Held { dir, lock_file, holder } => BackupError::Config(format!(
+            "follow.state_dir {} is in use by another follower{} ({}): stop it first",
+            dir.display(),
+            holder.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+            lock_file.display()
+        )),
+        kizuna_lockfile::LockError::Io { path, source } => BackupError::io(&path, source),
+    })
 }
 
 impl Follower {
