@@ -32,26 +32,14 @@ pub fn generate_secret_file(path: &Path) -> Result<()> {
 }
 
 /// Read a file holding a secret (`what` says which), refusing one that group or others may read:
-/// the error names the file, its mode and the `chmod` to run. The mode is taken from the opened
-/// file, so it is the file that is read. Contents are never logged.
+/// the audit service's check ([`kizuna_audit::config::read_private`]), with its errors as this
+/// crate's. Contents are never logged.
 pub fn read_private(what: &'static str, path: &Path) -> Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
-    let mut f = std::fs::File::open(path).map_err(|e| AuthError::io(path, e))?;
-    let mode = f.metadata().map_err(|e| AuthError::io(path, e))?.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(AuthError::Secret {
-            what,
-            path: path.into(),
-            problem: format!(
-                "mode is {mode:04o}; it must not be readable by group or others (chmod 600 {})",
-                path.display()
-            ),
-        });
-    }
-    let mut text = String::new();
-    f.read_to_string(&mut text).map_err(|e| AuthError::io(path, e))?;
-    Ok(text)
+    kizuna_audit::config::read_private(what, path).map_err(|e| match e {
+        kizuna_audit::AuditError::Secret { what, path, problem } => AuthError::Secret { what, path, problem },
+        kizuna_audit::AuditError::Io { path, source } => AuthError::io(&path, source),
+        other => AuthError::io(path, std::io::Error::other(other.to_string())),
+    })
 }
 
 /// Read a secret written by [`generate_secret_file`] (the signing key or the pairwise salt),
