@@ -245,6 +245,11 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
 
 /// The replica's router.
 pub async fn router(config: &ReplicaConfig) -> Result<Router, BackupError> {
+    Ok(router_for(open_app(config).await?, config))
+}
+
+/// Opens the replica folder (taking its lock) and the state the routes share.
+async fn open_app(config: &ReplicaConfig) -> Result<Arc<App>, BackupError> {
     let token = crate::config::read_token(&config.token_file)?;
     let replica = Replica::open(&config.data_dir).await?;
     let mut registry = Registry::default();
@@ -274,7 +279,7 @@ pub async fn router(config: &ReplicaConfig) -> Result<Router, BackupError> {
     );
     linkage_bytes.set(crate::replica::linkage::state(&config.data_dir)?.bytes as i64);
     applied.set(replica.ack().await?.applied_seq as i64);
-    let app = Arc::new(App {
+    Ok(Arc::new(App {
         replica,
         batch_permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_BATCHES),
         token_sha: Sha256::digest(token.as_bytes()).into(),
@@ -287,7 +292,11 @@ pub async fn router(config: &ReplicaConfig) -> Result<Router, BackupError> {
         batches: batches_total,
         bytes,
         refused,
-    });
+    }))
+}
+
+/// The routes over `app`.
+fn router_for(app: Arc<App>, config: &ReplicaConfig) -> Router {
     let api = Router::new()
         .route(
             "/api/v1/batches",
@@ -301,11 +310,7 @@ pub async fn router(config: &ReplicaConfig) -> Result<Router, BackupError> {
         .route("/api/v1/linkage", get(linkage_state).put(put_linkage).layer(DefaultBodyLimit::disable()))
         // Outermost on every route above: nothing reads a body before the token is checked.
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
-    Ok(Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .merge(api)
-        .with_state(app))
+    Router::new().route("/metrics", get(metrics)).route("/healthz", get(healthz)).merge(api).with_state(app)
 }
 
 /// Serves the replica on `listener` until `shutdown` resolves.
@@ -314,12 +319,21 @@ pub async fn serve_on(
     config: &ReplicaConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), BackupError> {
-    let app = router(config).await?;
+    let app = open_app(config).await?;
+    let replica = Arc::downgrade(&app.replica);
     let addr: SocketAddr =
         listener.local_addr().map_err(|e| BackupError::io(std::path::Path::new("listener"), e))?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "backup replica listening");
-    axum::serve(listener, app)
+    let served = axum::serve(listener, router_for(app, config))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|e| BackupError::io(std::path::Path::new("listener"), e))
+        .map_err(|e| BackupError::io(std::path::Path::new("listener"), e));
+    // Connection tasks let the router go a moment after `serve` returns: wait (bounded) until the
+    // replica, and with it the folder's lock, is released, so that whoever stopped the server can
+    // promote the folder at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while replica.strong_count() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    served
 }
