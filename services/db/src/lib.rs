@@ -285,29 +285,7 @@ macro_rules! service_db {
     };
 }
 
-/// For tests: the URL of a new, empty database on the PostgreSQL server that
-/// `KIZUNA_TEST_POSTGRES_URL` names (`tests/pg-setup.sh` prints one). `None` (skip) when that is
-/// unset outside CI; under `CI=true` an unset URL is a failure, never a skip.
-pub async fn fresh_test_postgres(prefix: &str) -> Option<String> {
-    use sqlx::Connection;
-    let server = match std::env::var("KIZUNA_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!(
-                "CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh (tests/run-all does)"
-            )
-        }
-        _ => {
-            eprintln!("skipping: KIZUNA_TEST_POSTGRES_URL is not set (tests/pg-setup.sh prints one)");
-            return None;
-        }
-    };
-    sqlx::any::install_default_drivers();
-    let nanos = std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_nanos() as u64);
-    let name = format!("{prefix}_{:016x}", nanos ^ (u64::from(std::process::id()) << 40));
-    let mut conn = sqlx::AnyConnection::connect(&server).await.expect("connect to KIZUNA_TEST_POSTGRES_URL");
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
-    conn.close().await.ok();
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-    Some(format!("{base}/{name}"))
-}
+mod test_postgres;
+pub use test_postgres::{
+    MAX_AGE as TEST_DATABASE_MAX_AGE, create_test_database, fresh_test_postgres, test_postgres_server,
+};

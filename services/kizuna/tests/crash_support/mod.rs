@@ -338,42 +338,12 @@ pub fn agent_binary() -> PathBuf {
 
 /// The PostgreSQL server for the second run, or `None` (skip) outside CI without one.
 pub fn postgres_server() -> Option<String> {
-    match std::env::var("KIZUNA_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!(
-                "CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh (tests/run-all does)"
-            )
-        }
-        _ => {
-            eprintln!("skipping: KIZUNA_TEST_POSTGRES_URL is not set (tests/pg-setup.sh prints one)");
-            None
-        }
-    }
+    kizuna_db::test_postgres_server()
 }
 
 /// A new database on the PostgreSQL server; returns its URL.
 fn fresh_pg_database(server: &str) -> String {
-    use sqlx::{Connection, Executor};
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let name = format!("kizuna_crash_{}_{}", std::process::id(), nanos % 1_000_000_000);
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        sqlx::any::install_default_drivers();
-        let mut conn =
-            sqlx::AnyConnection::connect(server).await.expect("connect to KIZUNA_TEST_POSTGRES_URL");
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create database");
-        conn.close().await.ok();
-    });
-    let (head, query) = match server.split_once('?') {
-        Some((h, q)) => (h, format!("?{q}")),
-        None => (server, String::new()),
-    };
-    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match head[scheme_end..].find('/') {
-        Some(i) => &head[..scheme_end + i],
-        None => head,
-    };
-    format!("{base}/{name}{query}")
+    tokio::runtime::Runtime::new().unwrap().block_on(kizuna_db::create_test_database(server, "kizuna_crash"))
 }
 
 /// The index rows of a facility as storage path → (sha256, flag).

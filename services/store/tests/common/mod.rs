@@ -25,18 +25,7 @@ impl Backend {
     /// The PostgreSQL backend, or `None` (test skipped) when no server is configured outside CI.
     /// Under `CI=true` a missing server is a failure, not a skip.
     pub fn postgres() -> Option<Self> {
-        match std::env::var("KIZUNA_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => Some(Self::Postgres(url)),
-            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-                panic!(
-                    "CI=true but KIZUNA_TEST_POSTGRES_URL is not set: run tests/pg-setup.sh (tests/run-all does)"
-                )
-            }
-            _ => {
-                eprintln!("skipping: KIZUNA_TEST_POSTGRES_URL is not set (tests/pg-setup.sh prints one)");
-                None
-            }
-        }
+        kizuna_db::test_postgres_server().map(Self::Postgres)
     }
 }
 
@@ -53,22 +42,7 @@ pub struct Harness {
 
 /// Makes a fresh database on the PostgreSQL server and returns its URL.
 pub async fn fresh_pg_database(server: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let name = format!("kizuna_test_{}", hex::encode(rand::random::<[u8; 6]>()));
-    let mut conn = sqlx::AnyConnection::connect(server).await.expect("connect to KIZUNA_TEST_POSTGRES_URL");
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
-    conn.close().await.ok();
-    // Replace the database part of the URL (the path after host[:port]).
-    let (head, query) = match server.split_once('?') {
-        Some((h, q)) => (h, format!("?{q}")),
-        None => (server, String::new()),
-    };
-    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match head[scheme_end..].find('/') {
-        Some(i) => &head[..scheme_end + i],
-        None => head,
-    };
-    format!("{base}/{name}{query}")
+    kizuna_db::create_test_database(server, "kizuna_store_test").await
 }
 
 impl Harness {
