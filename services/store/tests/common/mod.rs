@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use kizuna_store::{Config, FacilityId, Store, sites};
 use kizuna_wire::{BATCH_CONTENT_TYPE, BatchFile, BatchReport, encode_batch};
-use sqlx::{Connection, Executor};
 
 /// Which IndexDB a test runs against.
 #[derive(Debug, Clone)]
