@@ -153,7 +153,7 @@ impl Config {
 
     /// Parses config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, AgentError> {
-        let cfg: Config = kizuna_yaml::from_str(text)
+        let cfg: Config = kizuna_config::yaml::from_str(text)
             .map_err(|message| AgentError::Config { file: origin.to_owned(), message })?;
         cfg.check().map_err(|message| AgentError::Config { file: origin.to_owned(), message })?;
         Ok(cfg)

@@ -26,16 +26,8 @@ impl std::fmt::Debug for Token {
 impl Token {
     /// Reads a token file, refusing one that group or others may read.
     pub fn read(path: &Path) -> Result<Self, AgentError> {
-        use std::os::unix::fs::PermissionsExt;
         let bad = |problem: String| AgentError::Token { path: path.to_owned(), problem };
-        let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(bad(format!(
-                "mode is {mode:04o}; it must not be readable by group or others (chmod 600)"
-            )));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let text = kizuna_config::secret::read_private(path).map_err(|e| bad(e.to_string()))?;
         let token = text.trim();
         if token.is_empty() {
             return Err(bad("is empty".into()));

@@ -98,7 +98,7 @@ impl AuditConfig {
         Self::parse(&text, path)
     }
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        kizuna_yaml::check_duplicates(text)
+        kizuna_config::yaml::check_duplicates(text)
             .map_err(|reason| AuditError::Config { path: path.into(), reason })?;
         let cfg: AuditConfig = serde_norway::from_str(text).map_err(|e| AuditError::Config {
             path: path.into(),
@@ -200,41 +200,20 @@ pub fn is_loopback_listen(listen: &str) -> bool {
 }
 
 /// Checks that `value` (the value of config key `key`) is an `http://` or `https://` URL with a
-/// host; the error names the key.
+/// host; the error names the key (`kizuna_config::check::http_url`).
 pub fn check_http_url(key: &str, value: &str) -> std::result::Result<(), String> {
-    let bad =
-        |why: String| format!("{key} {value:?}: {why}; expected an http:// or https:// URL with a host");
-    let u = reqwest::Url::parse(value.trim()).map_err(|e| bad(e.to_string()))?;
-    if !matches!(u.scheme(), "http" | "https") {
-        return Err(bad(format!("scheme {:?}", u.scheme())));
-    }
-    if u.host_str().is_none_or(str::is_empty) {
-        return Err(bad("no host".into()));
-    }
-    Ok(())
+    kizuna_config::check::http_url(key, value).map(drop)
 }
 
 /// Read a file holding a secret (signing key, token, TLS key; `what` says which), refusing one
-/// that group or others may read: the error names the file, its mode and the `chmod` to run. The
-/// mode is taken from the opened file, so it is the file that is read. Contents are never logged.
+/// that group or others may read: the error names the file, its mode and the `chmod` to run
+/// (`kizuna_config::secret::read_private`). Contents are never logged.
 pub fn read_private(what: &'static str, path: &Path) -> Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
-    let mut f = std::fs::File::open(path).map_err(|e| AuditError::io(path, e))?;
-    let mode = f.metadata().map_err(|e| AuditError::io(path, e))?.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(AuditError::Secret {
-            what,
-            path: path.into(),
-            problem: format!(
-                "mode is {mode:04o}; it must not be readable by group or others (chmod 600 {})",
-                path.display()
-            ),
-        });
-    }
-    let mut text = String::new();
-    f.read_to_string(&mut text).map_err(|e| AuditError::io(path, e))?;
-    Ok(text)
+    use kizuna_config::secret::{SecretFileError, read_private};
+    read_private(path).map_err(|e| match e {
+        SecretFileError::Io(e) => AuditError::io(path, e),
+        exposed => AuditError::Secret { what, path: path.into(), problem: exposed.to_string() },
+    })
 }
 
 /// Read a one-line secret (token) file, mode 0600 (see [`read_private`]). Never logged.

@@ -118,7 +118,7 @@ impl AuthConfig {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        kizuna_yaml::check_duplicates(text)
+        kizuna_config::yaml::check_duplicates(text)
             .map_err(|reason| AuthError::Config { path: path.into(), reason })?;
         let cfg: AuthConfig = serde_norway::from_str(text).map_err(|e| AuthError::Config {
             path: path.into(),

@@ -1,6 +1,7 @@
 //! The backup's YAML configuration: one file, a `replica` section for `kizuna backup serve` and
 //! `promote`, a `follow` section for `kizuna backup follow` and `verify`. Every key is optional.
 
+use kizuna_config::check::{http_url, in_range};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -154,7 +155,8 @@ impl Config {
 
     /// Parses YAML text (an empty document gives the defaults) and checks it.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let c: Self = if text.trim().is_empty() { Self::default() } else { kizuna_yaml::from_str(text)? };
+        let c: Self =
+            if text.trim().is_empty() { Self::default() } else { kizuna_config::yaml::from_str(text)? };
         c.check()?;
         Ok(c)
     }
@@ -213,11 +215,7 @@ impl FollowConfig {
         in_range("follow.linkage.interval_s", self.linkage.interval_s, 0, 86_400)?;
         for (i, r) in self.replicas.iter().enumerate() {
             let key = format!("follow.replicas[{i}].url");
-            let u =
-                reqwest::Url::parse(&r.url).map_err(|e| format!("{key}: {:?} is not a URL: {e}", r.url))?;
-            if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
-                return Err(format!("{key}: {:?} must be an http:// or https:// URL with a host", r.url));
-            }
+            let u = http_url(&key, &r.url)?;
             if u.query().is_some() || u.fragment().is_some() {
                 return Err(format!("{key}: {:?} must have no query or fragment", r.url));
             }
@@ -269,31 +267,18 @@ impl FollowConfig {
     }
 }
 
-/// `key: value` must lie in `min..=max`.
-fn in_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
-    if value < min {
-        return Err(format!("{key}: {value} is too small: must be at least {min}"));
-    }
-    if value > max {
-        return Err(format!("{key}: {value} is too large: must be at most {max}"));
-    }
-    Ok(())
-}
-
 /// Reads a secret token from a file (whitespace trimmed); refuses files others can read.
 pub fn read_token(path: &Path) -> Result<String, BackupError> {
-    use std::os::unix::fs::PermissionsExt;
     if path.as_os_str().is_empty() {
         return Err(BackupError::Config("token_file is not set".into()));
     }
-    let meta = std::fs::metadata(path).map_err(|e| BackupError::io(path, e))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(BackupError::Config(format!(
-            "{}: token file must not be readable by others (chmod 600)",
-            path.display()
-        )));
-    }
-    let t = std::fs::read_to_string(path).map_err(|e| BackupError::io(path, e))?.trim().to_owned();
+    let t = kizuna_config::secret::read_private(path)
+        .map_err(|e| match e {
+            kizuna_config::secret::SecretFileError::Io(e) => BackupError::io(path, e),
+            exposed => BackupError::Config(format!("{}: token file {exposed}", path.display())),
+        })?
+        .trim()
+        .to_owned();
     if t.len() < 16 {
         return Err(BackupError::Config(format!("{}: token shorter than 16 characters", path.display())));
     }

@@ -1,6 +1,7 @@
 //! The monitor's configuration file (YAML, `kizuna admin serve --config F`). Every key has a default;
 //! unknown keys are refused by name.
 
+use kizuna_config::check::{http_url, in_range};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -219,7 +220,8 @@ impl Config {
 
     /// Parses YAML text (an empty document gives the defaults) and checks it.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let c: Self = if text.trim().is_empty() { Self::default() } else { kizuna_yaml::from_str(text)? };
+        let c: Self =
+            if text.trim().is_empty() { Self::default() } else { kizuna_config::yaml::from_str(text)? };
         c.check()?;
         Ok(c)
     }
@@ -287,7 +289,7 @@ impl Config {
             return Err("rules.replication_lag: enabled needs metrics_url and metric".into());
         }
         if !l.metrics_url.is_empty() {
-            check_http_url("rules.replication_lag.metrics_url", &l.metrics_url)?;
+            http_url("rules.replication_lag.metrics_url", &l.metrics_url)?;
         }
         if !(l.max.is_finite() && l.max >= 0.0) {
             return Err(format!("rules.replication_lag.max: {} must be a finite number, 0 or more", l.max));
@@ -389,29 +391,9 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
     (!path.is_empty() && path != ":memory:").then(|| path.into())
 }
 
-/// `key: value` must lie in `min..=max`.
-fn in_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
-    if value < min {
-        return Err(format!("{key}: {value} is too small: must be at least {min}"));
-    }
-    if value > max {
-        return Err(format!("{key}: {value} is too large: must be at most {max}"));
-    }
-    Ok(())
-}
-
-/// An `http://` or `https://` URL with a host (the rule of `kizuna-auth`'s own `issuer`).
-pub fn check_http_url(key: &str, value: &str) -> Result<url::Url, String> {
-    let u = url::Url::parse(value).map_err(|e| format!("{key}: {value:?} is not a URL: {e}"))?;
-    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{key}: {value:?} must be an http:// or https:// URL with a host"));
-    }
-    Ok(u)
-}
-
 /// An OpenID Connect issuer: an http(s) URL with a host and no query or fragment.
 pub fn check_issuer(key: &str, value: &str) -> Result<(), String> {
-    let u = check_http_url(key, value)?;
+    let u = http_url(key, value)?;
     if u.query().is_some() || u.fragment().is_some() {
         return Err(format!("{key}: {value:?} must be an http:// or https:// URL without query or fragment"));
     }

@@ -98,7 +98,7 @@ impl RegistryConfig {
     /// Read a configuration file; errors name the file (and serde_norway's line and column).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| RegistryError::io(path, e))?;
-        kizuna_yaml::from_str(&text)
+        kizuna_config::yaml::from_str(&text)
             .map_err(|reason| RegistryError::Config { path: path.to_path_buf(), reason })
     }
 

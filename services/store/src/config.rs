@@ -115,7 +115,7 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        kizuna_yaml::from_str(text)
+        kizuna_config::yaml::from_str(text)
     }
 
     /// The default configuration as commented YAML, for `--print-default-config`.

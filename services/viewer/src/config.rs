@@ -1,6 +1,7 @@
 //! The viewer's YAML configuration (`kizuna viewer serve --config FILE`). Every key is optional;
 //! unknown keys are refused by name.
 
+use kizuna_config::check::{http_url, in_range};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -111,7 +112,7 @@ impl Config {
         let c: Self = if text.trim().is_empty() {
             Self::default()
         } else {
-            kizuna_yaml::from_str(text)
+            kizuna_config::yaml::from_str(text)
                 .map_err(|message| ViewerError::Config { path: path.to_owned(), message })?
         };
         c.check(path)?;
@@ -256,26 +257,6 @@ impl Config {
 pub const MAX_MINUTES: u64 = 366 * 24 * 60;
 /// Longest `session_check_secs` (a day).
 pub const MAX_CHECK_SECS: u64 = 86_400;
-
-/// `key: value` must lie in `min..=max`.
-fn in_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
-    if value < min {
-        return Err(format!("{key}: {value} is too small: must be at least {min}"));
-    }
-    if value > max {
-        return Err(format!("{key}: {value} is too large: must be at most {max}"));
-    }
-    Ok(())
-}
-
-/// An `http://` or `https://` URL with a host (the admin screen's and `kizuna-auth`'s rule).
-fn http_url(key: &str, value: &str) -> Result<reqwest::Url, String> {
-    let u = reqwest::Url::parse(value).map_err(|e| format!("{key}: {value:?} is not a URL: {e}"))?;
-    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{key}: {value:?} must be an http:// or https:// URL with a host"));
-    }
-    Ok(u)
-}
 
 /// The file a `sqlite:` URL names (none for `:memory:` or another scheme).
 fn sqlite_file(url: &str) -> Option<PathBuf> {

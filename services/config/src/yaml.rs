@@ -1,4 +1,4 @@
-//! Reading the centre services' YAML config files.
+//! YAML config files with duplicate keys refused by line.
 //!
 //! [`from_str`] is `serde_norway::from_str` plus one check serde cannot make with a position: a
 //! key given twice in one mapping. serde_norway refuses it for a struct field (`duplicate field
