@@ -105,11 +105,13 @@ impl Audit {
         ip: &str,
         common_id: &str,
         reason: &str,
+        outcome: EventOutcome,
     ) -> Result<(), ViewerError> {
         self.emit(
             Self::base(EventKind::EmergencyOverrideStarted, user, ip)
                 .object(ParticipantObject::patient(common_id))
-                .object(ParticipantObject::query(&format!("reason: {reason}"))),
+                .object(ParticipantObject::query(&format!("reason: {reason}")))
+                .outcome(outcome),
         )
     }
 

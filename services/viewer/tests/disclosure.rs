@@ -178,6 +178,29 @@ async fn break_glass_needs_a_reason_and_a_csrf_token_opens_the_record_and_is_fla
     assert!(flagged.iter().all(|e| e.requestor_id() == Some("pw-er")));
 }
 
+/// An override of a well-formed but unknown patient opens nothing and is audited as the failed
+/// attempt it was, never as a successful emergency override.
+#[tokio::test]
+async fn break_glass_on_an_unknown_patient_is_audited_as_a_failure() {
+    let c = centre().await;
+    let spool = c.dir.path().join("spool");
+    let sender = AuditSender::new(&spool, "http://127.0.0.1:9/v1/events").unwrap();
+    let v = serve(c.config.clone(), Audit::with_sender(sender.clone())).await;
+    let er = v.session(user(OUTSIDER, "pw-er", Role::Physician));
+    let csrf = v.csrf(&er);
+    let unknown = "KZ123456789015";
+    assert!(kizuna_index::CommonId::parse(unknown).is_ok(), "the test needs a well-formed ID");
+    let path = format!("/patients/{unknown}/break-glass");
+    let (s, page) = v.post(&er, &path, &[("csrf", &csrf), ("reason", "testing an unknown patient")]).await;
+    assert_eq!(s, 404, "{page}");
+
+    let events = spooled(&sender);
+    let overrides: Vec<_> = events.iter().filter(|e| e.event.id.code == "110113").collect();
+    assert_eq!(overrides.len(), 1, "one event for the attempt");
+    assert_eq!(overrides[0].patient_id(), Some(unknown));
+    assert_eq!(overrides[0].event.outcome, EventOutcome::MinorFailure, "a refused override is not a success");
+}
+
 #[tokio::test]
 async fn without_a_session_every_page_sends_the_browser_to_login() {
     let c = centre().await;

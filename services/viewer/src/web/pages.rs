@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use kizuna_audit::event::EventOutcome;
 use kizuna_index::{CommonId, IndexError, RecordKey};
 
 use super::{LoggedIn, html, ip, logged_in, problem};
@@ -289,8 +290,20 @@ pub async fn break_glass(
         Ok(c) => c,
         Err(e) => return problem(StatusCode::NOT_FOUND, Some(&me.user), &e.to_string()),
     };
+    // An override of a patient who does not exist is recorded as the failed attempt it is.
+    let attempt = |outcome| v.audit.break_glass(&me.user, &ip(&addr), &id, reason, outcome);
+    match v.registry.resolve(&cid).await {
+        Ok(_) => {}
+        Err(IndexError::UnknownCommonId(_)) => {
+            if let Err(r) = audited(attempt(EventOutcome::MinorFailure), &me.user) {
+                return r;
+            }
+            return problem(StatusCode::NOT_FOUND, Some(&me.user), &format!("No patient {cid}."));
+        }
+        Err(e) => return internal(Some(&me.user), e.into()),
+    }
     // The audit event is spooled before access is granted.
-    if let Err(r) = audited(v.audit.break_glass(&me.user, &ip(&addr), &id, reason), &me.user) {
+    if let Err(r) = audited(attempt(EventOutcome::Success), &me.user) {
         return r;
     }
     match v
@@ -299,9 +312,21 @@ pub async fn break_glass(
         .await
     {
         Ok(_) => Redirect::to(&format!("/patients/{id}")).into_response(),
-        Err(IndexError::UnknownCommonId(_)) => {
-            problem(StatusCode::NOT_FOUND, Some(&me.user), &format!("No patient {cid}."))
+        Err(e) => {
+            // No access was opened: a second event says so (the first already claimed success).
+            let outcome = match e {
+                IndexError::UnknownCommonId(_) => EventOutcome::MinorFailure,
+                _ => EventOutcome::SeriousFailure,
+            };
+            if let Err(r) = audited(attempt(outcome), &me.user) {
+                return r;
+            }
+            match e {
+                IndexError::UnknownCommonId(_) => {
+                    problem(StatusCode::NOT_FOUND, Some(&me.user), &format!("No patient {cid}."))
+                }
+                e => internal(Some(&me.user), e.into()),
+            }
         }
-        Err(e) => internal(Some(&me.user), e.into()),
     }
 }
