@@ -44,6 +44,7 @@ on_both_backends!(
     break_glass_needs_a_reason_opens_access_and_is_kept,
     linking_a_record_into_a_more_permissive_id_keeps_the_stricter_consent,
     a_record_split_off_to_a_new_id_keeps_its_consent,
+    every_consent_change_and_consent_read_is_an_audit_event,
 );
 
 /// One enrolled patient (no matcher: a new common ID).
@@ -186,4 +187,61 @@ async fn a_record_split_off_to_a_new_id_keeps_its_consent(url: &str) {
     assert!(h[0].reason.contains("split") && h[0].reason.contains(x.as_str()), "{:?}", h[0].reason);
     let d = reg.disclosure(&own, "0411000041", "doc-d").await.unwrap();
     assert_eq!(d.access("0411000025"), Access::Denied);
+}
+
+/// The audit events spooled by `sender`, oldest first.
+fn spooled(sender: &kizuna_audit::sender::AuditSender) -> Vec<kizuna_audit::AuditEvent> {
+    let files = sender.pending().unwrap();
+    files.iter().map(|p| kizuna_audit::AuditEvent::from_json(&std::fs::read(p).unwrap()).unwrap()).collect()
+}
+
+/// The consent detail of a Patient Record update about `id`, if the event is one.
+fn consent_detail(e: &kizuna_audit::AuditEvent, id: &CommonId) -> Option<String> {
+    let o = e.objects.iter().find(|o| o.id == id.as_str())?;
+    o.details.iter().find(|(k, _)| k == "consent").map(|(_, v)| v.clone())
+}
+
+async fn every_consent_change_and_consent_read_is_an_audit_event(url: &str) {
+    let spool = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9: the events stay spooled, where the test reads them.
+    let cfg = kizuna_audit::emitter::SenderConfig {
+        url: "http://127.0.0.1:9/v1/events".into(),
+        spool_dir: spool.path().into(),
+        ..Default::default()
+    };
+    let emitter = kizuna_audit::emitter::AuditEmitter::from_config_no_delivery(&cfg).unwrap();
+    let reg = Registry::open(url).await.unwrap().with_audit(emitter.clone());
+    let sender = emitter.sender().unwrap();
+    let x = enrolled(&reg, "0411000017", "P1").await;
+    let y = enrolled(&reg, "0411000025", "Q1").await;
+    let before = spooled(sender).len();
+
+    // A clerk's change: who, the consent before and after, and why.
+    reg.set_consent(&x, &ConsentPolicy::OptOut, "clerk-1", "opt-out letter").await.unwrap();
+    reg.set_consent(&y, &ConsentPolicy::All, "clerk-2", "signed form").await.unwrap();
+    let events = spooled(sender);
+    let changes: Vec<_> = events[before..].iter().filter_map(|e| Some((e, consent_detail(e, &y)?))).collect();
+    assert_eq!(changes.len(), 1, "one event for Y's change");
+    let (e, detail) = &changes[0];
+    assert_eq!(detail, "none on record -> all");
+    assert_eq!(e.requestor_id(), Some("clerk-2"));
+    assert_eq!(e.patient_id(), Some(y.as_str()));
+    assert!(e.objects[0].details.iter().any(|(k, v)| k == "reason" && v == "signed form"));
+
+    // A link that narrows Y's consent is a consent change too, by the admin who linked.
+    let n = spooled(sender).len();
+    reg.link(&RecordKey::new("0411000017", "P1").unwrap(), &y, "admin-sato", "same person").await.unwrap();
+    let events = spooled(sender);
+    let narrowed: Vec<_> = events[n..].iter().filter_map(|e| Some((e, consent_detail(e, &y)?))).collect();
+    assert_eq!(narrowed.len(), 1, "the narrowing is audited");
+    assert_eq!(narrowed[0].1, "all -> opt_out");
+    assert_eq!(narrowed[0].0.requestor_id(), Some("admin-sato"));
+
+    // Showing the consent (with its history and break-glass grants) is a read of the patient.
+    let n = spooled(sender).len();
+    reg.audit_consent_shown(&y, "os user clerk").await;
+    let events = spooled(sender);
+    assert_eq!(events.len(), n + 1);
+    assert_eq!(events[n].patient_id(), Some(y.as_str()));
+    assert_eq!(events[n].requestor_id(), Some("os user clerk"));
 }

@@ -238,3 +238,56 @@ fn consent_on_a_missing_linkage_database_is_refused_and_creates_nothing() {
         assert!(!dir.path().join("typo").exists(), "{args:?} created the database");
     }
 }
+
+/// `kizuna consent set` and `show` are accesses to personal data: each leaves an audit event in
+/// the spool (a change with the consent before and after, by the actor and the OS user; a read
+/// by the OS user). Before, neither wrote any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_set_and_show_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("linkage.sqlite").display());
+    let reg = kizuna_index::Registry::open(&url).await.unwrap();
+    let d = kizuna_index::Demographics {
+        family_kanji: "佐藤".into(),
+        given_kanji: "花子".into(),
+        family_kana: "サトウ".into(),
+        given_kana: "ハナコ".into(),
+        birth_date: Some("19600102".into()),
+        sex: Some(kizuna_index::Sex::Female),
+        address: "宮城県仙台市青葉区一番町1-1".into(),
+        phone: String::new(),
+    };
+    let key = kizuna_index::RecordKey::new("0411000017", "P1").unwrap();
+    let id = reg.enroll(&key, &d).await.unwrap().common_id.to_string();
+    reg.db().pool.close().await;
+    let spool = dir.path().join("spool");
+    let audit = ["--audit-url", "http://127.0.0.1:9/v1/events", "--audit-spool-dir", spool.to_str().unwrap()];
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kizuna"))
+            .args(args)
+            .args(["--index-url", &url])
+            .args(audit)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["consent", "set", &id, "--all", "--actor", "clerk-1", "--reason", "form 7"]);
+    run(&["consent", "show", &id]);
+
+    let sender = kizuna_audit::sender::AuditSender::new(&spool, "http://127.0.0.1:9/v1/events").unwrap();
+    let events: Vec<_> = sender
+        .pending()
+        .unwrap()
+        .iter()
+        .map(|p| kizuna_audit::AuditEvent::from_json(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "one event each: {events:?}");
+    assert!(events.iter().all(|e| e.patient_id() == Some(id.as_str())));
+    let os_user = nix::unistd::User::from_uid(nix::unistd::getuid()).unwrap().unwrap().name;
+    let change = &events[0];
+    assert_eq!(change.requestor_id(), Some(format!("clerk-1 (os user {os_user})").as_str()));
+    let details = &change.objects[0].details;
+    assert!(details.iter().any(|(k, v)| k == "consent" && v == "none on record -> all"), "{details:?}");
+    assert!(details.iter().any(|(k, v)| k == "reason" && v == "form 7"), "{details:?}");
+    assert_eq!(events[1].requestor_id(), Some(format!("os user {os_user}").as_str()));
+}

@@ -1,13 +1,15 @@
 //! The registry's audit events (sent with `kizuna_audit`'s spooling sender when the registry was
 //! given an emitter with [`Registry::with_audit`], otherwise written to the log): every link decision
 //! (an admin's link, unlink or review decision, the matcher's automatic links) is a Patient Record
-//! update of the common health ID, and every lookup a viewer makes with [`Registry::resolve_as`] is a
+//! update of the common health ID, so is every consent change (set by a clerk, or narrowed or copied
+//! by a link or split), and every lookup a viewer makes with [`Registry::resolve_as`] is a
 //! Query about that patient, attributed to the (pairwise) user who asked.
 
 use kizuna_audit::AuditEvent;
 use kizuna_audit::event::EventAction;
 use kizuna_audit::event::presets::Source;
 
+use super::consent::ConsentChange;
 use super::{CommonId, Registry};
 use crate::{IndexError, RecordKey};
 
@@ -31,7 +33,31 @@ pub(super) fn link_event(
     e
 }
 
+/// A consent change: a Patient Record update of the common ID, with the consent before and after
+/// and the reason, by `actor`.
+pub(super) fn consent_event(change: &ConsentChange) -> AuditEvent {
+    let src = Source::new(AUDIT_SOURCE);
+    let mut e = AuditEvent::patient_record(&src, EventAction::U, &change.actor, change.common_id.as_str());
+    if let Some(o) = e.objects.first_mut() {
+        let before = change.old.as_ref().map_or_else(|| "none on record".to_owned(), ToString::to_string);
+        o.details.push(("consent".into(), format!("{before} -> {}", change.new)));
+        o.details.push(("reason".into(), change.reason.clone()));
+    }
+    e
+}
+
 impl Registry {
+    /// Records that `user` was shown a patient's consent, its history and break-glass grants
+    /// (`kizuna consent show`): a Patient Record read of the common ID.
+    pub async fn audit_consent_shown(&self, common_id: &CommonId, user: &str) {
+        let src = Source::new(AUDIT_SOURCE);
+        let mut e = AuditEvent::patient_record(&src, EventAction::R, user, common_id.as_str());
+        if let Some(o) = e.objects.first_mut() {
+            o.details.push(("shown".into(), "consent, consent history, break-glass grants".into()));
+        }
+        self.audit.emit(e).await;
+    }
+
     /// [`Registry::resolve`] on behalf of `user` (the pairwise user id the viewer knows), working
     /// for `facility`: records a Query audit event about the patient, found or not.
     pub async fn resolve_as(

@@ -20,6 +20,17 @@ pub struct ConsentRecord {
     pub reason: String,
 }
 
+/// A consent change made inside a transaction, for its audit event once that commits.
+#[derive(Debug, Clone)]
+pub(super) struct ConsentChange {
+    pub common_id: CommonId,
+    /// The consent before (`None`: none on record).
+    pub old: Option<ConsentPolicy>,
+    pub new: ConsentPolicy,
+    pub actor: String,
+    pub reason: String,
+}
+
 /// One change of a patient's consent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsentEvent {
@@ -155,12 +166,12 @@ pub(super) async fn join_consent(
     how: &str,
     actor: &str,
     reason: &str,
-) -> Result<(), IndexError> {
+) -> Result<Option<ConsentChange>, IndexError> {
     let had = consent_in(tx, from).await?;
     let target = consent_in(tx, to).await?;
     let merged = stricter(had.as_ref(), target.as_ref());
     if merged == target {
-        return Ok(());
+        return Ok(None);
     }
     let merged = merged.unwrap_or(ConsentPolicy::OptOut);
     let why = format!(
@@ -170,7 +181,13 @@ pub(super) async fn join_consent(
     );
     store_consent(tx, to, &merged, actor, &why).await?;
     tracing::warn!(common_id = %to, patient = %key, %from, policy = %merged, actor, "consent narrowed by a link");
-    Ok(())
+    Ok(Some(ConsentChange {
+        common_id: to.clone(),
+        old: target,
+        new: merged,
+        actor: actor.into(),
+        reason: why,
+    }))
 }
 
 /// `key` was split from `from` into the new ID `to`, in `tx`: the record keeps the consent it had
@@ -182,11 +199,11 @@ pub(super) async fn split_consent(
     to: &CommonId,
     actor: &str,
     reason: &str,
-) -> Result<(), IndexError> {
-    let Some(had) = consent_in(tx, from).await? else { return Ok(()) };
+) -> Result<Option<ConsentChange>, IndexError> {
+    let Some(had) = consent_in(tx, from).await? else { return Ok(None) };
     let why = format!("split of {key} from {from} into {to}: the consent it had is kept; {reason}");
     store_consent(tx, to, &had, actor, &why).await?;
-    Ok(())
+    Ok(Some(ConsentChange { common_id: to.clone(), old: None, new: had, actor: actor.into(), reason: why }))
 }
 
 impl Registry {
@@ -205,9 +222,18 @@ impl Registry {
         // the patient just left, after the link had merged the old consent.
         lock_registry(&self.db, &mut tx).await?;
         require_common_id(&mut tx, common_id).await?;
+        let old = consent_in(&mut tx, common_id).await?;
         let at = store_consent(&mut tx, common_id, policy, actor, reason).await?;
         tx.commit().await.map_err(IndexError::db("committing a consent change"))?;
         tracing::info!(common_id = %common_id, policy = %policy, actor, "consent recorded");
+        let change = ConsentChange {
+            common_id: common_id.clone(),
+            old,
+            new: policy.clone(),
+            actor: actor.into(),
+            reason: reason.into(),
+        };
+        self.audit.emit(super::audit::consent_event(&change)).await;
         Ok(ConsentRecord {
             common_id: common_id.clone(),
             policy: policy.clone(),

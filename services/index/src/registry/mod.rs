@@ -369,9 +369,12 @@ impl Registry {
         }
         record_event(&mut tx, key, "unlink", &from, "manual", admin, reason, None, None).await?;
         set_link(&mut tx, key, to, "manual", admin, reason, None, None).await?;
-        consent::join_consent(&mut tx, key, &from, to, "manual link", admin, reason).await?;
+        let change = consent::join_consent(&mut tx, key, &from, to, "manual link", admin, reason).await?;
         tx.commit().await.map_err(IndexError::db("committing a manual link"))?;
         self.audit.emit(audit::link_event(key, to, "manual", admin, reason)).await;
+        if let Some(c) = change {
+            self.audit.emit(audit::consent_event(&c)).await;
+        }
         Ok(())
     }
 
@@ -389,9 +392,12 @@ impl Registry {
         record_event(&mut tx, key, "unlink", &from, "split", admin, reason, None, None).await?;
         let id = issue(&mut tx, admin).await?;
         set_link(&mut tx, key, &id, "split", admin, reason, None, None).await?;
-        consent::split_consent(&mut tx, key, &from, &id, admin, reason).await?;
+        let change = consent::split_consent(&mut tx, key, &from, &id, admin, reason).await?;
         tx.commit().await.map_err(IndexError::db("committing an unlink"))?;
         self.audit.emit(audit::link_event(key, &from, "split", admin, reason)).await;
+        if let Some(c) = change {
+            self.audit.emit(audit::consent_event(&c)).await;
+        }
         Ok(id)
     }
 
@@ -460,6 +466,7 @@ impl Registry {
                 });
             }
         }
+        let mut consent_change = None;
         let result = if accept && current != item.candidate_common_id {
             record_event(&mut tx, &item.key, "unlink", &current, "review", admin, reason, None, None).await?;
             set_link(
@@ -474,7 +481,7 @@ impl Registry {
             )
             .await?;
             let how = format!("accepted review item {id}");
-            consent::join_consent(
+            consent_change = consent::join_consent(
                 &mut tx,
                 &item.key,
                 &current,
@@ -519,6 +526,9 @@ impl Registry {
         tx.commit().await.map_err(IndexError::db("committing a review decision"))?;
         let method = if accept { "review-accepted" } else { "review-rejected" };
         self.audit.emit(audit::link_event(&item.key, &result, method, admin, reason)).await;
+        if let Some(c) = consent_change {
+            self.audit.emit(audit::consent_event(&c)).await;
+        }
         Ok(result)
     }
 

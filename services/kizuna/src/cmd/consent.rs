@@ -1,11 +1,16 @@
 //! `kizuna consent …`: a patient's consent to share their records with other facilities
-//! (disclosure control), kept with its history in the linkage database of `kizuna-index`.
+//! (disclosure control), kept with its history in the linkage database of `kizuna-index`. A
+//! change and a `show` are personal-data accesses: each is an audit event (the `--audit-*` options,
+//! the same as `kizuna index link`'s), naming the OS user who ran the command.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use kizuna_audit::emitter::AuditEmitter;
 use kizuna_index::{CommonId, ConsentPolicy, FacilityCode, Registry};
+
+use super::index::{LinkageAudit, flush_audit};
 
 /// The linkage database the viewer reads too (its `index_database_url`): `linkage.sqlite` in the
 /// store's default data folder, as `kizuna index link` derives it from the store's config.
@@ -16,6 +21,8 @@ pub struct IndexDb {
     /// The linkage database: `sqlite://FILE?mode=rwc` or `postgres://user@host/db`.
     #[arg(long, env = "KIZUNA_INDEX_DATABASE_URL", default_value = DEFAULT_INDEX_URL)]
     pub index_url: String,
+    #[command(flatten)]
+    pub audit: LinkageAudit,
 }
 
 #[derive(Subcommand)]
@@ -70,20 +77,26 @@ pub fn run(cmd: ConsentCommand) -> anyhow::Result<ExitCode> {
                 } else {
                     bail!("say what the patient consented to: --all, --facility F (repeatable) or --opt-out");
                 };
-                let reg = open(&db.index_url).await?;
+                let (reg, emitter) = open(&db).await?;
+                // Who typed the command, beside the name they gave.
+                let actor = format!("{actor} (os user {})", os_user());
                 let rec = reg.set_consent(&id, &policy, &actor, &reason).await?;
                 println!(
                     "{}: {} (recorded by {} at {})",
                     rec.common_id, rec.policy, rec.recorded_by, rec.recorded_at
                 );
+                flush_audit(&emitter, &db.audit.sender_config()).await;
             }
             ConsentCommand::Show { common_id, json, db } => {
                 let id = CommonId::parse(&common_id)?;
-                let reg = open(&db.index_url).await?;
+                let (reg, emitter) = open(&db).await?;
                 reg.resolve(&id).await?;
                 let current = reg.consent(&id).await?;
                 let history = reg.consent_history(&id).await?;
                 let grants = reg.break_glass_history(&id).await?;
+                // Spooled before anything is printed.
+                reg.audit_consent_shown(&id, &format!("os user {}", os_user())).await;
+                flush_audit(&emitter, &db.audit.sender_config()).await;
                 if json {
                     let v = serde_json::json!({
                         "common_id": id, "consent": current, "history": history, "break_glass": grants
@@ -115,9 +128,25 @@ pub fn run(cmd: ConsentCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Opens the linkage database with its audit emitter.
+async fn open(db: &IndexDb) -> anyhow::Result<(Registry, AuditEmitter)> {
+    let emitter =
+        AuditEmitter::from_config_no_delivery(&db.audit.sender_config()).context("the audit options")?;
+    Ok((open_registry(&db.index_url).await?.with_audit(emitter.clone()), emitter))
+}
+
+/// The name of the user running this process (the uid when it has none).
+fn os_user() -> String {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(u)) => u.name,
+        _ => format!("uid {uid}"),
+    }
+}
+
 /// Opens the existing linkage database: a SQLite file that is not there is a mistyped
 /// `--index-url` (or a centre that never linked), not a database to create empty.
-async fn open(url: &str) -> anyhow::Result<Registry> {
+async fn open_registry(url: &str) -> anyhow::Result<Registry> {
     if let Some(file) = kizuna_db::sqlite_file(url)
         && !file.exists()
     {

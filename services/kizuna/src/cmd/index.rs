@@ -37,8 +37,16 @@ pub struct LinkArgs {
     /// Seconds between passes with `--follow`.
     #[arg(long, env = "KIZUNA_LINKAGE_INTERVAL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub interval_secs: u64,
-    /// The audit service's event intake (e.g. http://127.0.0.1:7460/v1/events) for the link
-    /// decisions; empty = they are only logged.
+    #[command(flatten)]
+    pub audit: LinkageAudit,
+}
+
+/// Where the linkage database's audit events go: link decisions (`kizuna index link`), consent
+/// changes and consent disclosures (`kizuna consent`).
+#[derive(Args)]
+pub struct LinkageAudit {
+    /// The audit service's event intake (e.g. http://127.0.0.1:7460/v1/events) for link
+    /// decisions and consent changes and reads; empty = they are only logged.
     #[arg(long, env = "KIZUNA_LINKAGE_AUDIT_URL", default_value = "")]
     pub audit_url: String,
     /// Where audit events wait until the audit service has them (needed with --audit-url).
@@ -49,17 +57,34 @@ pub struct LinkArgs {
     pub audit_token_file: Option<PathBuf>,
 }
 
+impl LinkageAudit {
+    /// The audit sender's settings.
+    pub fn sender_config(&self) -> SenderConfig {
+        SenderConfig {
+            url: self.audit_url.clone(),
+            spool_dir: self.audit_spool_dir.clone().unwrap_or_default(),
+            token_file: self.audit_token_file.clone().unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Hands spooled events to the audit service before a one-shot command exits; those it could not
+/// deliver stay spooled (the next run, or a following service, sends them).
+pub async fn flush_audit(emitter: &AuditEmitter, audit: &SenderConfig) {
+    if emitter.sender().is_some()
+        && let Err(e) = emitter.flush().await
+    {
+        eprintln!("kizuna: audit events stay spooled in {}: {e:#}", audit.spool_dir.display());
+    }
+}
+
 pub fn run(cmd: IndexCommand) -> anyhow::Result<ExitCode> {
     let IndexCommand::Link(args) = cmd;
     let store = super::serve::load_config(args.config.as_deref())?;
     let tree = store.tree_dir();
     let index_url = args.index_url.clone().unwrap_or_else(|| default_index_url(&store));
-    let audit = SenderConfig {
-        url: args.audit_url.clone(),
-        spool_dir: args.audit_spool_dir.clone().unwrap_or_default(),
-        token_file: args.audit_token_file.clone().unwrap_or_default(),
-        ..Default::default()
-    };
+    let audit = args.audit.sender_config();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         let emitter = if args.follow {
@@ -80,11 +105,7 @@ pub fn run(cmd: IndexCommand) -> anyhow::Result<ExitCode> {
             })
             .with_context(|| format!("linking the patients of {}", tree.display()))?;
             println!("{}", describe(&pass));
-            if emitter.sender().is_some()
-                && let Err(e) = emitter.flush().await
-            {
-                eprintln!("kizuna: audit events stay spooled in {}: {e:#}", audit.spool_dir.display());
-            }
+            flush_audit(&emitter, &audit).await;
             reg.db().pool.close().await;
             return Ok(ExitCode::SUCCESS);
         }
