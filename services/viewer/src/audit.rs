@@ -44,8 +44,15 @@ impl Audit {
         }
         let mut sender = AuditSender::new(c.audit_spool_dir(), &c.audit.url)?;
         if !c.audit.token_file.as_os_str().is_empty() {
-            let t = std::fs::read_to_string(&c.audit.token_file)
-                .map_err(|e| ViewerError::io(&c.audit.token_file, e))?;
+            use kizuna_config::secret::{SecretFileError, read_private};
+            let path = &c.audit.token_file;
+            let t = read_private(path).map_err(|e| match e {
+                SecretFileError::Io(e) => ViewerError::io(path, e),
+                exposed => ViewerError::Config {
+                    path: path.clone(),
+                    message: format!("audit.token_file: {exposed}"),
+                },
+            })?;
             sender = sender.with_token(t.trim());
         }
         sender.spawn_delivery(Duration::from_secs(5));
@@ -124,5 +131,26 @@ impl Audit {
     /// A logout.
     pub fn logout(&self, user: &User, ip: &str) -> Result<(), ViewerError> {
         self.emit(Self::base(EventKind::Logout, user, ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The intake token is a secret: a token file others may read is refused, with the chmod.
+    #[test]
+    fn an_audit_token_file_others_may_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("audit.token");
+        std::fs::write(&token, "0123456789abcdef\n").unwrap();
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut c = Config::default();
+        c.audit.url = "http://127.0.0.1:9/v1/events".into();
+        c.audit.spool_dir = dir.path().join("spool");
+        c.audit.token_file = token.clone();
+        let e = Audit::from_config(&c).err().expect("refused").to_string();
+        assert!(e.contains("audit.token_file") && e.contains("chmod 600"), "{e}");
     }
 }
