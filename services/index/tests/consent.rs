@@ -45,6 +45,7 @@ on_both_backends!(
     linking_a_record_into_a_more_permissive_id_keeps_the_stricter_consent,
     a_record_split_off_to_a_new_id_keeps_its_consent,
     every_consent_change_and_consent_read_is_an_audit_event,
+    a_move_between_common_ids_is_found_under_both,
 );
 
 /// One enrolled patient (no matcher: a new common ID).
@@ -244,4 +245,36 @@ async fn every_consent_change_and_consent_read_is_an_audit_event(url: &str) {
     assert_eq!(events.len(), n + 1);
     assert_eq!(events[n].patient_id(), Some(y.as_str()));
     assert_eq!(events[n].requestor_id(), Some("os user clerk"));
+}
+
+/// A manual link or an unlink moves a record between two common IDs: the audit trail has an
+/// event about each, so a search by either ID (the audit log indexes one patient per event) finds
+/// the move. Before, the link named only the new ID and the unlink only the old one.
+async fn a_move_between_common_ids_is_found_under_both(url: &str) {
+    let spool = tempfile::tempdir().unwrap();
+    let cfg = kizuna_audit::emitter::SenderConfig {
+        url: "http://127.0.0.1:9/v1/events".into(),
+        spool_dir: spool.path().into(),
+        ..Default::default()
+    };
+    let emitter = kizuna_audit::emitter::AuditEmitter::from_config_no_delivery(&cfg).unwrap();
+    let reg = Registry::open(url).await.unwrap().with_audit(emitter.clone());
+    let sender = emitter.sender().unwrap();
+    let p = RecordKey::new("0411000017", "P1").unwrap();
+    let x = enrolled(&reg, "0411000017", "P1").await;
+    let y = enrolled(&reg, "0411000025", "Q1").await;
+
+    let n = spooled(sender).len();
+    reg.link(&p, &y, "admin-sato", "same person").await.unwrap();
+    let events = spooled(sender);
+    let about = |id: &CommonId| events[n..].iter().filter(|e| e.patient_id() == Some(id.as_str())).count();
+    assert_eq!((about(&x), about(&y)), (1, 1), "the link is found under the old and the new ID");
+    let out = events[n..].iter().find(|e| e.patient_id() == Some(x.as_str())).unwrap();
+    assert!(out.objects[0].details.iter().any(|(k, v)| k == "to" && v == y.as_str()));
+
+    let n = events.len();
+    let own = reg.unlink(&p, "admin-sato", "not the same person").await.unwrap();
+    let events = spooled(sender);
+    let about = |id: &CommonId| events[n..].iter().filter(|e| e.patient_id() == Some(id.as_str())).count();
+    assert_eq!((about(&y), about(&own)), (1, 1), "the unlink is found under the old and the new ID");
 }

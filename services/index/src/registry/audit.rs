@@ -46,7 +46,48 @@ pub(super) fn consent_event(change: &ConsentChange) -> AuditEvent {
     e
 }
 
+/// A patient moved from one common ID to another (`method`: `manual`, `split`,
+/// `review-accepted`): one event about each ID, so that a search by either finds the move. The
+/// event about `to` is the link event with `from` beside it; the one about `from` says where the
+/// record went.
+pub(super) fn move_events(
+    key: &RecordKey,
+    from: &CommonId,
+    to: &CommonId,
+    method: &str,
+    actor: &str,
+    reason: &str,
+) -> [AuditEvent; 2] {
+    let mut into = link_event(key, to, method, actor, reason);
+    if let Some(o) = into.objects.first_mut() {
+        o.details.push(("from".into(), from.to_string()));
+    }
+    let src = Source::new(AUDIT_SOURCE).facility(&key.facility);
+    let mut out = AuditEvent::patient_record(&src, EventAction::U, actor, from.as_str());
+    if let Some(o) = out.objects.first_mut() {
+        o.details.push(("unlink".into(), format!("{method}: {}/{}", key.facility, key.local_id)));
+        o.details.push(("to".into(), to.to_string()));
+        o.details.push(("reason".into(), reason.into()));
+    }
+    [into, out]
+}
+
 impl Registry {
+    /// Sends both events of a move (see [`move_events`]).
+    pub(super) async fn audit_move(
+        &self,
+        key: &RecordKey,
+        from: &CommonId,
+        to: &CommonId,
+        method: &str,
+        actor: &str,
+        reason: &str,
+    ) {
+        for e in move_events(key, from, to, method, actor, reason) {
+            self.audit.emit(e).await;
+        }
+    }
+
     /// Records that `user` was shown a patient's consent, its history and break-glass grants
     /// (`kizuna consent show`): a Patient Record read of the common ID.
     pub async fn audit_consent_shown(&self, common_id: &CommonId, user: &str) {

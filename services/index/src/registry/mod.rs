@@ -371,7 +371,7 @@ impl Registry {
         set_link(&mut tx, key, to, "manual", admin, reason, None, None).await?;
         let change = consent::join_consent(&mut tx, key, &from, to, "manual link", admin, reason).await?;
         tx.commit().await.map_err(IndexError::db("committing a manual link"))?;
-        self.audit.emit(audit::link_event(key, to, "manual", admin, reason)).await;
+        self.audit_move(key, &from, to, "manual", admin, reason).await;
         if let Some(c) = change {
             self.audit.emit(audit::consent_event(&c)).await;
         }
@@ -394,7 +394,7 @@ impl Registry {
         set_link(&mut tx, key, &id, "split", admin, reason, None, None).await?;
         let change = consent::split_consent(&mut tx, key, &from, &id, admin, reason).await?;
         tx.commit().await.map_err(IndexError::db("committing an unlink"))?;
-        self.audit.emit(audit::link_event(key, &from, "split", admin, reason)).await;
+        self.audit_move(key, &from, &id, "split", admin, reason).await;
         if let Some(c) = change {
             self.audit.emit(audit::consent_event(&c)).await;
         }
@@ -493,7 +493,7 @@ impl Registry {
             .await?;
             item.candidate_common_id.clone()
         } else {
-            current
+            current.clone()
         };
         sqlx::query(
             "UPDATE review_items SET status = $1, decided_at = $2, decided_by = $3, decision_reason = $4 WHERE id = $5",
@@ -525,7 +525,11 @@ impl Registry {
         }
         tx.commit().await.map_err(IndexError::db("committing a review decision"))?;
         let method = if accept { "review-accepted" } else { "review-rejected" };
-        self.audit.emit(audit::link_event(&item.key, &result, method, admin, reason)).await;
+        if result == current {
+            self.audit.emit(audit::link_event(&item.key, &result, method, admin, reason)).await;
+        } else {
+            self.audit_move(&item.key, &current, &result, method, admin, reason).await;
+        }
         if let Some(c) = consent_change {
             self.audit.emit(audit::consent_event(&c)).await;
         }
