@@ -120,7 +120,7 @@ mod defaults {
 /// The commented default configuration printed by `kizuna-agent --print-default-config`.
 pub const DEFAULT_CONFIG: &str = r#"# kizuna-agent configuration (every key is described in services/agent/README.md)
 export_dir: /srv/ssmix2/export        # where the EHR writes SS-MIX2 files (watched recursively)
-state_dir: /var/lib/kizuna-agent      # outbox/, quarantine/, log/, cursor/
+state_dir: /var/lib/kizuna-agent      # outbox/, quarantine/, log/, cursor/, nsips/, agent.lock
 store_url: http://10.20.1.1:8440      # the centre's store on the upload segment, over the mesh
 facility: "1310000001"                # this site's facility code
 token_file: /etc/kizuna/agent.token   # bearer token, mode 0600

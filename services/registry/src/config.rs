@@ -33,11 +33,11 @@ rotation_switch_delay_secs: 15
 # Audit events: a site enrolled, keys registered or rotated, a refused token or credential, and
 # the `kizuna policy` / `kizuna site provision|revoke` changes. Keys: url (the audit service's
 # intake, e.g. http://127.0.0.1:7460/v1/events; empty = events go to this service's log only),
-# spool_dir (where events wait while the audit service is down; needed with url), token_file
-# (the intake bearer token), retry_secs.
+# spool_dir (where events wait while the audit service is down; empty = <data_dir>/audit-spool),
+# token_file (the intake bearer token), retry_secs.
 audit:
   url: ""
-  spool_dir: /var/lib/kizuna/registry/audit-spool
+  spool_dir: ""
   token_file: ""
   retry_secs: 5
 "#;
@@ -90,7 +90,7 @@ fn default_switch_delay() -> u64 {
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        serde_norway::from_str(DEFAULT_CONFIG).expect("default config parses")
+        serde_norway::from_str::<Self>(DEFAULT_CONFIG).expect("default config parses").resolved()
     }
 }
 
@@ -98,8 +98,18 @@ impl RegistryConfig {
     /// Read a configuration file; errors name the file (and serde_norway's line and column).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| RegistryError::io(path, e))?;
-        kizuna_config::yaml::from_str(&text)
+        kizuna_config::yaml::from_str::<Self>(&text)
+            .map(Self::resolved)
             .map_err(|reason| RegistryError::Config { path: path.to_path_buf(), reason })
+    }
+
+    /// Fills the defaults that depend on other keys: an empty `audit.spool_dir` is
+    /// `<data_dir>/audit-spool` (the same whether the file is absent or omits the key).
+    fn resolved(mut self) -> Self {
+        if self.audit.spool_dir.as_os_str().is_empty() {
+            self.audit.spool_dir = self.data_dir.join("audit-spool");
+        }
+        self
     }
 
     /// The database URL, defaulting to a SQLite file in `data_dir`.
@@ -130,6 +140,23 @@ mod tests {
         assert!(c.audit.url.is_empty(), "audit events only logged until an intake is configured");
         let err = serde_norway::from_str::<RegistryConfig>("audit:\n  ulr: x\n").unwrap_err().to_string();
         assert!(err.contains("ulr"), "{err}");
+    }
+
+    /// The audit spool defaults to `<data_dir>/audit-spool` whether the config file is absent or
+    /// omits the key (a file without it had an empty spool, and `registry serve` was refused).
+    #[test]
+    fn the_audit_spool_defaults_to_the_data_folder_with_or_without_a_file() {
+        assert_eq!(
+            RegistryConfig::default().audit.spool_dir,
+            Path::new("/var/lib/kizuna/registry/audit-spool")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.yaml");
+        std::fs::write(&path, "data_dir: /srv/reg\naudit:\n  url: http://127.0.0.1:7460/v1/events\n")
+            .unwrap();
+        assert_eq!(RegistryConfig::load(&path).unwrap().audit.spool_dir, Path::new("/srv/reg/audit-spool"));
+        std::fs::write(&path, "audit:\n  spool_dir: /elsewhere\n").unwrap();
+        assert_eq!(RegistryConfig::load(&path).unwrap().audit.spool_dir, Path::new("/elsewhere"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use kizuna_monitor::{Config, Monitor};
 #[derive(Subcommand)]
 pub enum AdminCommand {
     /// Serve the admin screen (loopback by default; admins log in by single sign-on when
-    /// oidc.issuer is set) and check the alert rules every minute.
+    /// oidc.issuer is set) and check the alert rules every `check_interval_secs` (60).
     Serve(AdminArgs),
     /// Check the alert rules once now, send the mail that is due, and print what happened.
     Check(AdminArgs),
