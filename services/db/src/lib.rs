@@ -10,6 +10,14 @@
 //! `BEGIN IMMEDIATE` takes the write lock first, waiting out the busy timeout, so a transaction that
 //! reads and then writes never fails that way.
 //!
+//! A write transaction that fails can leave its connection unusable: after a failed SQLite
+//! `COMMIT` (or a statement that made SQLite roll back by itself, e.g. `SQLITE_FULL`), sqlx 0.9
+//! still counts the connection as inside a transaction, and every later `begin_write` on it fails
+//! with "attempted to call begin_with at non-zero transaction depth". The pool therefore closes,
+//! instead of reusing, every connection that comes back still inside a transaction (module
+//! `hygiene`); and [`Db::commit`] with [`Db::write_failure`] keep the first error of a run of
+//! failed writes, so a service can report the real cause (e.g. "database or disk is full").
+//!
 //! Opening PostgreSQL starts with one direct connection (at most [`CONNECT_TIMEOUT`]) before the
 //! pool: a pool only says that it "timed out while waiting for an open connection" after 30 s,
 //! whatever went wrong, while the direct attempt reports the cause (connection refused, role or
@@ -24,6 +32,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgDatabaseError};
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
+
+mod hygiene;
+mod write_health;
+use write_health::WriteHealth;
 
 /// How long [`Db::open`]'s first, direct connection to PostgreSQL may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -139,6 +151,10 @@ pub struct Db {
     /// SQLite allows one writer; this process's writers queue here rather than in SQLite's
     /// busy-wait loop.
     write_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The first error since the last successful write transaction (see [`Db::write_failure`]).
+    health: Arc<WriteHealth>,
+    /// Where the database is, for messages: the SQLite file or the PostgreSQL server.
+    location: Arc<str>,
 }
 
 impl Db {
@@ -169,6 +185,8 @@ impl Db {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .after_release(|conn, _| Box::pin(hygiene::reusable_after_release(conn)))
+            .before_acquire(|conn, _| Box::pin(async move { Ok(hygiene::reusable(conn)) }))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if !setup.is_empty() {
@@ -193,16 +211,62 @@ impl Db {
             }
             Backend::Postgres => migrations.postgres.run(&pool).await?,
         }
-        Ok(Db { pool, backend, write_lock: Arc::new(tokio::sync::Mutex::new(())) })
+        let location = match backend {
+            Backend::Sqlite => sqlite_file(&url).map_or_else(|| url.clone(), |f| f.display().to_string()),
+            Backend::Postgres => postgres_server(&url),
+        };
+        Ok(Db {
+            pool,
+            backend,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            health: Arc::default(),
+            location: location.into(),
+        })
     }
 
     /// Begin a transaction that will write: `BEGIN IMMEDIATE` on SQLite (see the crate doc),
-    /// a plain `BEGIN` on PostgreSQL.
+    /// a plain `BEGIN` on PostgreSQL. A failure is noted for [`Db::write_failure`].
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
-        match self.backend {
+        let begun = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
+        };
+        begun.inspect_err(|e| self.note_write_failure(&error_text(e)))
+    }
+
+    /// Commits a write transaction and notes the outcome for [`Db::write_failure`]: a success
+    /// clears it. A connection the failed commit left unusable is closed when it comes back to
+    /// the pool (see the crate doc), so the next [`Db::begin_write`] gets a working one.
+    pub async fn commit(&self, tx: Transaction<'static, Any>) -> Result<(), sqlx::Error> {
+        match tx.commit().await {
+            Ok(()) => {
+                self.health.clear();
+                Ok(())
+            }
+            Err(e) => {
+                self.note_write_failure(&error_text(&e));
+                Err(e)
+            }
         }
+    }
+
+    /// Notes a failed write (a statement inside a write transaction, or anything else the
+    /// caller counts as one). Only the first failure since the last successful [`Db::commit`]
+    /// is kept: it is the cause, what follows is usually its consequence.
+    pub fn note_write_failure(&self, why: &str) {
+        self.health.note(why);
+    }
+
+    /// The first write failure since the last successful [`Db::commit`], with the database's
+    /// location: `None` while writes work. For health checks: a `SELECT 1` succeeds on a full
+    /// disk.
+    pub fn write_failure(&self) -> Option<String> {
+        self.health.failure().map(|why| format!("{}: {why}", self.location))
+    }
+
+    /// The SQLite file, or the PostgreSQL server and database (never the password).
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// Serialises this process's write transactions on SQLite (no guard on PostgreSQL).

@@ -89,7 +89,7 @@ pub async fn record_heartbeat(db: &Db, site: &str, hb: &Heartbeat, peer: &str) -
             .await?;
         }
     }
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(())
 }
 
@@ -148,6 +148,6 @@ pub async fn record_daily_log(db: &Db, site: &str, log: &DailyLog) -> Result<(),
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(())
 }

@@ -147,21 +147,8 @@ pub async fn record_tally(
 ) -> Result<(), StoreError> {
     let now = jiff::Timestamp::now();
     let t = now.to_string();
-    let day = now.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
-    sqlx::query(
-        "INSERT INTO site_daily (site, day, stored, duplicate, rejected, bytes) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (site, day) DO UPDATE SET stored = site_daily.stored + excluded.stored, \
-         duplicate = site_daily.duplicate + excluded.duplicate, rejected = site_daily.rejected + excluded.rejected, \
-         bytes = site_daily.bytes + excluded.bytes",
-    )
-    .bind(site)
-    .bind(&day)
-    .bind(tally.stored as i64)
-    .bind(tally.duplicate as i64)
-    .bind(tally.rejected as i64)
-    .bind(tally.bytes as i64)
-    .execute(&mut **tx)
-    .await?;
+    let day = utc_day(now);
+    add_site_daily(tx, site, &day, tally).await?;
     for (code, n) in &tally.codes {
         sqlx::query(
             "INSERT INTO site_reject_codes (site, day, code, files) VALUES ($1, $2, $3, $4) \
@@ -201,6 +188,35 @@ pub async fn record_tally(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Adds a tally's stored, duplicate, rejected and bytes counts to a site's counters of `day`.
+pub(crate) async fn add_site_daily(
+    tx: &mut Transaction<'static, Any>,
+    site: &str,
+    day: &str,
+    tally: &Tally,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO site_daily (site, day, stored, duplicate, rejected, bytes) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (site, day) DO UPDATE SET stored = site_daily.stored + excluded.stored, \
+         duplicate = site_daily.duplicate + excluded.duplicate, rejected = site_daily.rejected + excluded.rejected, \
+         bytes = site_daily.bytes + excluded.bytes",
+    )
+    .bind(site)
+    .bind(day)
+    .bind(tally.stored as i64)
+    .bind(tally.duplicate as i64)
+    .bind(tally.rejected as i64)
+    .bind(tally.bytes as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The UTC day (`YYYY-MM-DD`) of a time: the key of the per-site daily counters.
+pub(crate) fn utc_day(t: jiff::Timestamp) -> String {
+    t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string()
 }
 
 /// Raises the persisted applied watermark (never lowers it).

@@ -242,7 +242,8 @@ pub async fn ingest_batch(
                 // watermark cannot pass them (the backup ships only up to it): until a restart
                 // finishes them, the store says so and takes no uploads.
                 store.set_degraded(format!(
-                    "records could not be written to the index; restart the store: {e}"
+                    "records could not be written to the index ({}); restart the store: {e}",
+                    store.db.location()
                 ));
                 return Err(e);
             }

@@ -214,21 +214,47 @@ impl Store {
 
     /// Persists the watermark (on shutdown, so the next start replays nothing), after giving the
     /// search writer up to a minute to write the rows of every applied entry (what it leaves is
-    /// rebuilt at the next start).
+    /// rebuilt at the next start). While the database's writes fail (a full disk) it does not
+    /// wait for the search writer, and a failed checkpoint is only logged: the next start
+    /// replays the journal from the last persisted watermark, so nothing is lost.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         let w = self.applied_watermark();
-        if tokio::time::timeout(std::time::Duration::from_secs(60), self.search.wait_for(w)).await.is_err() {
+        let failing = async {
+            while self.db.write_failure().is_none() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        };
+        let caught_up = tokio::select! {
+            r = tokio::time::timeout(std::time::Duration::from_secs(60), self.search.wait_for(w)) => r.is_ok(),
+            () = failing => false,
+        };
+        if !caught_up {
             tracing::warn!(
                 applied = w,
                 search_seq = self.search_watermark(),
-                "search rows behind at shutdown"
+                "search rows behind at shutdown; rebuilt at the next start"
             );
         }
-        let _g = self.db.write_guard().await;
-        let mut tx = self.db.begin_write().await?;
-        index::set_applied(&mut tx, w).await?;
-        tx.commit().await?;
-        Ok(())
+        let known_failure = self.db.write_failure().or_else(|| self.degraded());
+        let written = async {
+            let _g = self.db.write_guard().await;
+            let mut tx = self.db.begin_write().await?;
+            index::set_applied(&mut tx, w).await?;
+            self.db.commit(tx).await?;
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        match (written, known_failure) {
+            (Err(e), Some(why)) => {
+                tracing::warn!(
+                    %e,
+                    %why,
+                    "applied watermark not persisted at shutdown; the next start replays the journal"
+                );
+                Ok(())
+            }
+            (written, _) => written,
+        }
     }
 }
 

@@ -96,13 +96,19 @@ async fn run(db: Db, volume_label: String, search: SearchWriter, mut rx: mpsc::U
         // A failure to run the transaction (the database restarting, a lock held too long) is
         // retried for a while: the batches wait, holding their folders, and the journal keeps
         // their entries whatever happens. A value the database refuses is not retried.
+        // The first failure is the cause that the batches are answered with (a retry can fail
+        // differently, as a consequence of it).
         let mut result = write_group(&db, &volume_label, &group).await;
+        let mut first: Option<String> = None;
         let mut delay = Duration::from_millis(100);
         while let Err(e) = &result
             && !crate::search::refused_value(e)
-            && !db.pool.is_closed()
-            && started.elapsed() + delay < RETRY_FOR
         {
+            db.note_write_failure(&e.to_string());
+            first.get_or_insert_with(|| e.to_string());
+            if db.pool.is_closed() || started.elapsed() + delay >= RETRY_FOR {
+                break;
+            }
             tracing::warn!(%e, retry_in_ms = delay.as_millis() as u64, "writing records failed; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
@@ -123,7 +129,11 @@ async fn run(db: Db, volume_label: String, search: SearchWriter, mut rx: mpsc::U
                 }
             }
             Err(e) => {
-                let why = e.to_string();
+                let last = e.to_string();
+                let why = match first {
+                    Some(first) if first != last => format!("{first} (last attempt: {last})"),
+                    _ => last,
+                };
                 for r in group {
                     let _ = r.reply.send(Err(why.clone()));
                 }
@@ -150,6 +160,6 @@ async fn write_group(
     let applied = group.iter().map(|r| r.applied).max().unwrap_or(0);
     index::set_applied(&mut tx, applied).await?;
     let before = Instant::now();
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok((ids, before.elapsed()))
 }

@@ -1,8 +1,13 @@
 //! Start-up recovery: finish every journal entry that a crash left half-applied, in the tree and in
 //! the index, then remove staged files that were never committed. Replaying is idempotent, so a
 //! crash during recovery is recovered the same way.
+//!
+//! A file recovery puts in the index is also added to its site's daily counters (`site_daily`,
+//! stored and bytes, on the day of its journal entry), in the transaction that inserts its record:
+//! an entry whose record is already there (the live path or an earlier run committed it) is not
+//! counted again, so every stored file is counted exactly once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ssmix2::hl7::MessageView;
@@ -12,7 +17,7 @@ use crate::apply::{Mode, apply_to_tree, sync_dirs};
 use crate::data_lock::DataDirLock;
 use crate::db::Db;
 use crate::extract::extract;
-use crate::index::{self, StoredFile, version_key};
+use crate::index::{self, StoredFile, Tally, version_key};
 use crate::journal::{Change, Entry, JournalReader};
 use crate::tree::{Tree, hash_file};
 use crate::{FacilityId, StoreError};
@@ -55,12 +60,23 @@ pub async fn recover(
         .map_err(|e| StoreError::Recovery(format!("replay task failed: {e}")))??;
         let _w = db.write_guard().await;
         let mut tx = db.begin_write().await?;
+        // Files this run puts in the index, per site and day, for the counters the live path
+        // would have added (the agent's retry of such a file is answered "duplicate").
+        let mut counts: BTreeMap<(String, String), Tally> = BTreeMap::new();
         for e in &entries {
             let stored = stored_file_for(tree, db, e).await?;
-            index::apply_entry(&mut tx, db.backend, volume_label, e, stored.as_ref()).await?;
+            let inserted = index::apply_entry(&mut tx, db.backend, volume_label, e, stored.as_ref()).await?;
+            if let (Some(_), Some(s)) = (inserted, &stored) {
+                let c = counts.entry((e.site.clone(), entry_day(e)?)).or_default();
+                c.stored += 1;
+                c.bytes += s.size;
+            }
+        }
+        for ((site, day), tally) in &counts {
+            index::add_site_daily(&mut tx, site, day, tally).await?;
         }
         index::set_applied(&mut tx, last).await?;
-        tx.commit().await?;
+        db.commit(tx).await?;
         replayed += entries.len() as u64;
         applied = last;
     }
@@ -72,6 +88,15 @@ pub async fn recover(
         tracing::warn!(replayed, staged_removed, applied, "recovered after an unclean stop");
     }
     Ok(Recovered { replayed, staged_removed, applied })
+}
+
+/// The UTC day an entry was committed: the day its files count as stored.
+fn entry_day(e: &Entry) -> Result<String, StoreError> {
+    let t: jiff::Timestamp = e
+        .time
+        .parse()
+        .map_err(|err| StoreError::Recovery(format!("entry {}: time {:?}: {err}", e.seq, e.time)))?;
+    Ok(index::utc_day(t))
 }
 
 /// The index data for an entry's write, read back from the tree; `None` when the index has it.

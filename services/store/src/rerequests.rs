@@ -64,7 +64,7 @@ pub async fn request(db: &Db, site: &str, file: &str, sha256: &str, by: &str) ->
     .bind(db_text(by).into_owned())
     .fetch_one(&mut *tx)
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row.try_get("id")?)
 }
 
@@ -103,7 +103,7 @@ pub async fn record_outcomes(db: &Db, site: &str, outcomes: &[RerequestOutcome])
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(())
 }
 

@@ -145,6 +145,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Work>, tx_w: watch::Sender<u64>, on_
                 }
                 Err(_) if db.pool.is_closed() => return,
                 Err(e) => {
+                    db.note_write_failure(&e.to_string());
                     tracing::error!(%e, "writing search rows failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(std::time::Duration::from_secs(10));
@@ -171,7 +172,7 @@ async fn write(
     let mut tx = db.begin_write().await?;
     insert_search_rows(&mut tx, db.backend, rows).await?;
     set_search_seq(&mut tx, watermark).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(waited)
 }
 
@@ -189,7 +190,7 @@ async fn write_each(
         let mut tx = db.begin_write().await?;
         delete_rows_of(&mut tx, "record_id = $1", &[id]).await?;
         match insert_search_rows(&mut tx, db.backend, &[(id, s)]).await {
-            Ok(()) => tx.commit().await?,
+            Ok(()) => db.commit(tx).await?,
             Err(e) if refused_value(&e) => {
                 tracing::error!(
                     %e,
@@ -205,7 +206,7 @@ async fn write_each(
     let _w = db.write_guard().await;
     let mut tx = db.begin_write().await?;
     set_search_seq(&mut tx, watermark).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(started.elapsed())
 }
 
@@ -298,7 +299,7 @@ pub async fn catch_up(db: &Db, tree: &Arc<Tree>, applied: u64) -> Result<u64, St
         match insert_search_rows(&mut tx, db.backend, &refs).await {
             Ok(()) => {
                 set_search_seq(&mut tx, last as u64).await?;
-                tx.commit().await?;
+                db.commit(tx).await?;
             }
             // One record's value refused: this chunk record by record, leaving that one out.
             Err(e) if refused_value(&e) => {
@@ -315,7 +316,7 @@ pub async fn catch_up(db: &Db, tree: &Arc<Tree>, applied: u64) -> Result<u64, St
         let _w = db.write_guard().await;
         let mut tx = db.begin_write().await?;
         set_search_seq(&mut tx, applied).await?;
-        tx.commit().await?;
+        db.commit(tx).await?;
         from = applied;
     }
     if rebuilt > 0 {

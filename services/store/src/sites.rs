@@ -203,7 +203,7 @@ async fn require_durable_commit(
 /// Commits; on SQLite (WAL, `synchronous=NORMAL`, which syncs the WAL only at checkpoints) a
 /// checkpoint then syncs the WAL holding the commit and copies it into the database file.
 async fn commit_durably(db: &Db, tx: sqlx::Transaction<'static, sqlx::Any>) -> Result<(), StoreError> {
-    tx.commit().await?;
+    db.commit(tx).await?;
     if db.backend == crate::db::Backend::Sqlite {
         sqlx::query("PRAGMA wal_checkpoint(FULL)").fetch_all(&db.pool).await?;
     }

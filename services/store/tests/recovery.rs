@@ -117,6 +117,22 @@ async fn check(
     );
     assert_index_matches_tree(h, fac).await;
     assert_eq!(kizuna_store::journal::read_applied(&h.config.journal_dir()), entries);
+    // The file recovery indexed counts as stored for its site, once however often it replays.
+    let (stored, bytes): (i64, i64) = {
+        use sqlx::Row;
+        let r = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(stored), 0) AS BIGINT), CAST(COALESCE(SUM(bytes), 0) AS BIGINT) \
+             FROM site_daily WHERE site = 's'",
+        )
+        .fetch_one(&h.store.db.pool)
+        .await
+        .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(stored, entries as i64, "site_daily.stored counts every indexed file once");
+    let tree_bytes: i64 =
+        all_files(&root).iter().map(|f| std::fs::metadata(root.join(f)).unwrap().len() as i64).sum();
+    assert_eq!(bytes, tree_bytes, "site_daily.bytes counts every indexed file once");
 }
 
 /// Every index table as text rows (search rows keyed by their record's file name, not its id).

@@ -18,13 +18,21 @@ pub async fn metrics(State(store): State<Arc<Store>>) -> Response {
 }
 
 /// 200 with the journal position when the store can take uploads; 503 with the reason otherwise.
+/// The database is `ok` only if it answers and its latest write transaction did not fail (a full
+/// disk still answers `SELECT 1`); `database_error` then says why.
 pub async fn healthz(State(store): State<Arc<Store>>) -> Response {
-    let db_ok = sqlx::query("SELECT 1").execute(&store.db.pool).await.is_ok();
+    let reachable = sqlx::query("SELECT 1").execute(&store.db.pool).await;
+    let (database, database_error) = match (reachable, store.db.write_failure()) {
+        (Err(e), _) => ("unreachable", Some(kizuna_db::error_text(&e))),
+        (Ok(_), Some(why)) => ("writes_failing", Some(why)),
+        (Ok(_), None) => ("ok", None),
+    };
     let degraded = store.degraded();
-    let ok = db_ok && degraded.is_none();
+    let ok = database == "ok" && degraded.is_none();
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "unhealthy" },
-        "database": if db_ok { "ok" } else { "unreachable" },
+        "database": database,
+        "database_error": database_error,
         "degraded": degraded,
         "journal_seq": store.journal.last_seq(),
         "applied_seq": store.applied_watermark(),
