@@ -53,6 +53,12 @@ pub struct Status {
     pub segments: Vec<SegmentStatus>,
     /// Changes the next pass would make (drift or a new policy), as text.
     pub drift: Vec<String>,
+    /// What else the next pass would do (switch to a waiting key), or where the segments shown
+    /// come from when the policy could not be planned.
+    pub notes: Vec<String>,
+    /// Why the policy could not be planned here (invalid, missing, a key this router does not
+    /// hold); the segments are then the last good record's, and the drift is unknown.
+    pub policy_error: Option<String>,
     pub last_pass_unix: Option<u64>,
     pub last_pass_ok: Option<bool>,
     pub last_error: Option<String>,
@@ -130,7 +136,8 @@ pub fn render_text(st: &Status) -> String {
         }
         None => "",
     };
-    let _ = writeln!(out, "site: {}\nmode: {mode} ({how})\nwireguard: {}", st.site, st.wireguard_backend);
+    let how = if how.is_empty() { String::new() } else { format!(" ({how})") };
+    let _ = writeln!(out, "site: {}\nmode: {mode}{how}\nwireguard: {}", st.site, st.wireguard_backend);
     for s in &st.segments {
         let _ = writeln!(
             out,
@@ -161,13 +168,19 @@ pub fn render_text(st: &Status) -> String {
     if let Some(a) = &st.agent {
         let _ = writeln!(out, "agent: {}", a.describe());
     }
-    if st.drift.is_empty() {
+    if let Some(e) = &st.policy_error {
+        let _ = writeln!(out, "policy: NOT APPLIED HERE: {}", e.replace('\n', "\n  "));
+        let _ = writeln!(out, "drift: unknown (no plan without the policy)");
+    } else if st.drift.is_empty() {
         let _ = writeln!(out, "drift: none");
     } else {
         let _ = writeln!(out, "drift: {} changes pending", st.drift.len());
         for d in &st.drift {
             let _ = writeln!(out, "  {d}");
         }
+    }
+    for n in &st.notes {
+        let _ = writeln!(out, "note: {n}");
     }
     out
 }

@@ -28,20 +28,24 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
 }
 
+/// Each line of the message prefixed, so that every problem of a policy reads `netd: ...`.
 fn report(e: &dyn std::fmt::Display) {
-    eprintln!("netd: {e}");
+    for line in e.to_string().lines() {
+        eprintln!("netd: {line}");
+    }
 }
 
 /// `netd check POLICY`: 0 valid, 1 invalid, 2 I/O error.
 pub fn check(path: &Path) -> u8 {
-    let text = match std::fs::read_to_string(path) {
+    let bytes = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) => {
             report(&format!("{}: {e}", path.display()));
             return 2;
         }
     };
-    match policy::parse(&text, path) {
+    let parsed = policy::decode(bytes, path).map_err(|i| vec![i]).and_then(|text| policy::parse(&text, path));
+    match parsed {
         Ok(p) => {
             println!(
                 "{}: valid: mesh {}, {} segments, {} closed groups, {} sites",
@@ -102,14 +106,14 @@ pub async fn load(config: &Path, kernel: &Kernel) -> Result<Loaded, Error> {
 /// cannot start (and reports why), and `netd status` shows what the daemon reports.
 pub async fn load_network(config: &Path, kernel: &Kernel) -> Result<Loaded, Error> {
     let cfg = SiteConfig::load(config)?;
-    let (view_version, pol) =
+    let (view_version, pol, source) =
         match crate::registry::enrollment::view_policy(&cfg).map_err(|e| Error::Registry(e.to_string()))? {
-            Some((version, p)) => (Some(version), p),
-            None => (None, policy::load(&cfg.policy)?),
+            Some((version, p)) => (Some(version), p, format!("the registry's view (version {version})")),
+            None => (None, policy::load(&cfg.policy)?, cfg.policy.display().to_string()),
         };
     let mode = kernel.resolve_mode(cfg.mode).await;
-    let mut desired =
-        plan::plan(&pol, &cfg.site, mode, cfg.api_listen).map_err(|e| Error::UnknownSite { site: e.0 })?;
+    let mut desired = plan::plan(&pol, &cfg.site, mode, cfg.api_listen)
+        .map_err(|e| Error::UnknownSite { site: e.0, policy: source })?;
     if !desired.firewall.is_empty() {
         desired.firewall.admit_underlay = cfg.admit_underlay.iter().map(|s| (s.proto, s.port)).collect();
     }
@@ -127,27 +131,31 @@ async fn connect(config: &Path) -> Result<Kernel, Error> {
     Kernel::connect(cfg.wireguard).await
 }
 
-/// `netd plan`: 0 nothing to do, 2 changes pending, 1 error.
+/// `netd plan`: 0 nothing to do, 2 changes pending, 1 error. Only observes: no key is generated
+/// or promoted, no lock taken.
 pub fn plan(config: &Path) -> u8 {
     runtime().block_on(async {
         let res = async {
             let k = connect(config).await?;
             let l = load(config, &k).await?;
-            let changes = reconcile::pending(&k, &l.ctx, &l.desired).await?;
-            Ok::<_, Error>((l.desired.mode, changes))
+            let pending = reconcile::pending(&k, &l.ctx, &l.desired).await?;
+            Ok::<_, Error>((l.desired.mode, pending))
         }
         .await;
         match res {
-            Ok((mode, changes)) if changes.is_empty() => {
-                println!("mode {mode}: nothing to do");
-                0
-            }
-            Ok((mode, changes)) => {
-                println!("mode {mode}: {} changes pending", changes.len());
-                for c in &changes {
+            Ok((mode, p)) => {
+                if p.changes.is_empty() {
+                    println!("mode {mode}: nothing to do");
+                } else {
+                    println!("mode {mode}: {} changes pending", p.changes.len());
+                }
+                for c in &p.changes {
                     println!("{c}");
                 }
-                2
+                for n in &p.notes {
+                    println!("note: {n}");
+                }
+                if p.changes.is_empty() { 0 } else { 2 }
             }
             Err(e) => {
                 report(&e);
@@ -197,7 +205,7 @@ pub fn apply(config: &Path) -> u8 {
 
 /// Observe and describe: the status `netd status` prints and the API serves.
 pub async fn observe_status(k: &Kernel, l: &Loaded, base: Status) -> Result<Status, Error> {
-    let drift = reconcile::pending(k, &l.ctx, &l.desired).await?;
+    let pending = reconcile::pending(k, &l.ctx, &l.desired).await?;
     let ifaces = l.desired.wireguard.iter().map(|w| w.iface.clone()).collect();
     let snap = reconcile::observe(k, &ifaces).await?;
     Ok(Status {
@@ -205,10 +213,38 @@ pub async fn observe_status(k: &Kernel, l: &Loaded, base: Status) -> Result<Stat
         mode: Some(l.desired.mode),
         wireguard_backend: format!("{:?}", k.wireguard).to_lowercase(),
         segments: api::describe(&l.desired, &snap),
-        drift: drift.iter().map(|c| c.to_string()).collect(),
+        drift: pending.changes.iter().map(|c| c.to_string()).collect(),
+        notes: pending.notes,
+        policy_error: None,
         view_version: l.view_version,
         ..base
     })
+}
+
+/// What `netd status` can still show when the policy cannot be planned here (`problem`: invalid,
+/// missing, or a key mismatch): the segments and peers of the last good record as the kernel
+/// holds them now (handshakes, rx/tx), without drift.
+pub async fn observe_recorded(k: &Kernel, cfg: &SiteConfig, problem: &Error) -> Result<Status, Error> {
+    let mut st = Status {
+        site: cfg.site.to_string(),
+        wireguard_backend: format!("{:?}", k.wireguard).to_lowercase(),
+        policy_error: Some(problem.to_string()),
+        ..Status::default()
+    };
+    match crate::state::load(&cfg.last_good_path())? {
+        Some(last) => {
+            let ifaces = last.desired.wireguard.iter().map(|w| w.iface.clone()).collect();
+            let snap = reconcile::observe(k, &ifaces).await?;
+            st.mode = Some(last.desired.mode);
+            st.segments = api::describe(&last.desired, &snap);
+            st.notes.push(format!(
+                "segments and peers are those last applied ({}), as the kernel holds them now",
+                cfg.last_good_path().display()
+            ));
+        }
+        None => st.notes.push(format!("nothing applied yet (no {})", cfg.last_good_path().display())),
+    }
+    Ok(st)
 }
 
 /// The hosted agent as the running daemon reports it (`GET /status` on `api_listen`): only
@@ -247,15 +283,30 @@ async fn daemon_agent_status(cfg: &SiteConfig, agent: &crate::site::AgentConfig)
     })
 }
 
-/// `netd status [--json]`.
+/// `netd status [--json]`: 0 ok, 1 error. When the policy cannot be planned here (invalid,
+/// missing, a key mismatch) it still prints what the kernel and the last good record show, with
+/// the error, and exits 1.
 pub fn status(config: &Path, json: bool) -> u8 {
     runtime().block_on(async {
         let res = async {
-            let k = connect(config).await?;
-            let l = load_network(config, &k).await?;
-            let mut st = observe_status(&k, &l, Status::default()).await?;
-            if let Some(a) = &l.config.agent {
-                st.agent = Some(daemon_agent_status(&l.config, a).await);
+            let cfg = SiteConfig::load(config)?;
+            let k = Kernel::connect(cfg.wireguard).await?;
+            let observed = match load_network(config, &k).await {
+                Ok(l) => observe_status(&k, &l, Status::default()).await,
+                Err(e) => Err(e),
+            };
+            let mut st = match observed {
+                Ok(st) => st,
+                // The problem is reported with what can still be observed (or with why not).
+                Err(problem) => {
+                    observe_recorded(&k, &cfg, &problem).await.map_err(|e| Error::SiteConfig {
+                        path: config.to_path_buf(),
+                        reason: format!("{problem}\n(nor could the last good state be observed: {e})"),
+                    })?
+                }
+            };
+            if let Some(a) = &cfg.agent {
+                st.agent = Some(daemon_agent_status(&cfg, a).await);
             }
             Ok::<_, Error>(st)
         }
@@ -267,7 +318,13 @@ pub fn status(config: &Path, json: bool) -> u8 {
                 } else {
                     print!("{}", api::render_text(&st));
                 }
-                0
+                match &st.policy_error {
+                    Some(e) => {
+                        report(e);
+                        1
+                    }
+                    None => 0,
+                }
             }
             Err(e) => {
                 report(&e);
@@ -324,7 +381,15 @@ pub fn keys(config: &Path, segments: &[String]) -> u8 {
             segments.to_vec()
         };
         if segs.is_empty() {
-            return Err(Error::UnknownSite { site: cfg.site.to_string() });
+            // The usual first step: keys are made before the site is in the policy.
+            return Err(Error::SiteConfig {
+                path: cfg.policy.clone(),
+                reason: format!(
+                    "site {:?} is in no segment of this policy (not listed yet?); name the segments to make \
+                     keys for: `netd keys --segment reference --segment upload ...`",
+                    cfg.site.as_str()
+                ),
+            });
         }
         let mut out = format!("site: {}\nkeys:\n", cfg.site);
         for s in segs {

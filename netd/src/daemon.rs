@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use notify::{RecursiveMode, Watcher};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -15,6 +14,8 @@ use crate::error::{Error, Result};
 use crate::kernel::Kernel;
 use crate::reconcile;
 use crate::site::{AgentConfig, SiteConfig};
+
+mod policy_watch;
 
 /// One pass. `scope`: full on the timer (and at startup: the timer's first tick is immediate),
 /// delta on a policy change or SIGHUP (only what the change touches is observed and verified).
@@ -43,6 +44,7 @@ async fn pass(
             st.pass_failures_total += 1;
             st.last_pass_ok = Some(false);
             st.last_error = Some(e.to_string());
+            st.policy_error = Some(e.to_string());
         }
         Ok(l) => {
             if let Some(a) = &l.config.agent {
@@ -148,7 +150,7 @@ pub async fn run(config: PathBuf) -> Result<()> {
         }
     });
 
-    // Policy file changes. Editors replace files, so watch the directory and match the name.
+    // Policy file changes ([`policy_watch`]), and registry views.
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     // Enrolled with a registry: its verified views wake the loop like a policy file change.
     let enrollment = crate::registry::enrollment::Enrollment::load(&cfg.enrollment_path())
@@ -156,22 +158,7 @@ pub async fn run(config: PathBuf) -> Result<()> {
     if let Some(enrollment) = enrollment {
         tokio::spawn(crate::registry::watch::run(cfg.clone(), enrollment, tx.clone(), status.clone()));
     }
-    let policy_name = cfg.policy.file_name().map(|n| n.to_os_string());
-    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| match ev {
-        Ok(ev)
-            if ev.need_rescan()
-                || ev.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == policy_name) =>
-        {
-            let _ = tx.send(());
-        }
-        Ok(_) => {}
-        Err(_) => {
-            let _ = tx.send(());
-        }
-    })
-    .map_err(|e| Error::kernel("notify", e))?;
-    let dir = cfg.policy.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(|e| Error::kernel("notify", e))?;
+    let _watcher = policy_watch::watch(&cfg.policy, tx)?;
 
     let mut hup =
         signal(SignalKind::hangup()).map_err(|source| Error::Io { path: "SIGHUP".into(), source })?;
@@ -202,9 +189,7 @@ pub async fn run(config: PathBuf) -> Result<()> {
                 reconcile::Scope::Delta
             }
             Some(()) = rx.recv() => {
-                // Let a burst of file events settle, then reconcile once.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                while rx.try_recv().is_ok() {}
+                policy_watch::settle(&mut rx).await;
                 tracing::info!("policy file changed");
                 reconcile::Scope::Delta
             }

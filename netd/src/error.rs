@@ -12,8 +12,8 @@ pub enum Error {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {reason}")]
     SiteConfig { path: PathBuf, reason: String },
-    #[error("site {site:?} is not in the policy")]
-    UnknownSite { site: String },
+    #[error("site {site:?} is not in the policy ({policy})")]
+    UnknownSite { site: String, policy: String },
     #[error("key for segment {segment:?}: {reason}")]
     Key { segment: String, reason: String },
     #[error("kernel ({object}): {reason}")]

@@ -54,7 +54,8 @@ impl PrivateKey {
     }
 }
 
-fn key_path(dir: &Path, segment: &SegmentName) -> PathBuf {
+/// Where the segment's key in use lives.
+pub fn key_path(dir: &Path, segment: &SegmentName) -> PathBuf {
     dir.join(format!("{segment}.key"))
 }
 

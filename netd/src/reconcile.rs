@@ -198,21 +198,65 @@ pub fn local_keys(key_dir: &Path, desired: &DesiredState) -> Result<BTreeMap<Seg
     for wg in &desired.wireguard {
         keys::promote_if_listed(key_dir, &wg.segment, &wg.public_key)?;
         let key = keys::load_or_generate(key_dir, &wg.segment)?;
-        if key.public() != wg.public_key {
-            return Err(Error::Key {
-                segment: wg.segment.to_string(),
-                reason: format!(
-                    "the policy lists public key {} for site {:?}, but the local key's public key is {}; \
-                     put the output of `netd keys` into the policy",
-                    wg.public_key,
-                    desired.site.as_str(),
-                    key.public()
-                ),
-            });
-        }
+        check_listed(desired, wg, &key)?;
         out.insert(wg.segment.clone(), key);
     }
     Ok(out)
+}
+
+/// The local key must be the one the policy lists for this site.
+fn check_listed(desired: &DesiredState, wg: &crate::plan::WireguardSpec, key: &PrivateKey) -> Result<()> {
+    if key.public() == wg.public_key {
+        return Ok(());
+    }
+    Err(Error::Key {
+        segment: wg.segment.to_string(),
+        reason: format!(
+            "the policy lists public key {} for site {:?}, but the local key's public key is {}; \
+             put the output of `netd keys` into the policy",
+            wg.public_key,
+            desired.site.as_str(),
+            key.public()
+        ),
+    })
+}
+
+/// The public keys a pass would set ([`local_keys`]), read only (`netd plan`, `netd status`):
+/// nothing is generated or promoted. A waiting key the policy lists is the one a pass switches
+/// to, and is reported in the notes; a missing key is an error telling to run `netd keys`.
+pub fn observed_keys(
+    key_dir: &Path,
+    desired: &DesiredState,
+) -> Result<(BTreeMap<SegmentName, PublicKey>, Vec<String>)> {
+    let mut out = BTreeMap::new();
+    let mut notes = Vec::new();
+    for wg in &desired.wireguard {
+        if let Some(next) = keys::pending(key_dir, &wg.segment)?
+            && next.public() == wg.public_key
+        {
+            notes.push(format!(
+                "segment {}: the policy lists the waiting key {} ({}); `netd apply` (or the next pass of \
+                 `netd run`) will switch to it",
+                wg.segment,
+                wg.public_key,
+                keys::pending_path(key_dir, &wg.segment).display()
+            ));
+            out.insert(wg.segment.clone(), next.public());
+            continue;
+        }
+        let Some(key) = keys::load_existing(key_dir, &wg.segment)? else {
+            return Err(Error::Key {
+                segment: wg.segment.to_string(),
+                reason: format!(
+                    "not generated yet (no {}): run `netd keys`",
+                    keys::key_path(key_dir, &wg.segment).display()
+                ),
+            });
+        };
+        check_listed(desired, wg, &key)?;
+        out.insert(wg.segment.clone(), key.public());
+    }
+    Ok((out, notes))
 }
 
 /// The keys a rollback to `last` needs: this pass's, plus those of the segments only `last` has
@@ -251,10 +295,19 @@ fn listed_rule_count(readback: &serde_json::Value) -> usize {
     readback.as_array().map_or(0, |a| a.iter().filter(|o| o.get("rule").is_some()).count())
 }
 
-/// Plan only: the changes a pass would make now.
-pub async fn pending(k: &Kernel, ctx: &Context, desired: &DesiredState) -> Result<Vec<Change>> {
+/// What `netd plan` and `netd status` find: the changes a pass would make now, and notes on
+/// what else it would do (switch to a waiting key).
+#[derive(Debug, Default)]
+pub struct Pending {
+    pub changes: Vec<Change>,
+    pub notes: Vec<String>,
+}
+
+/// Plan only: the changes a pass would make now. Reads the record, the keys and the kernel and
+/// writes nothing (no key is generated or promoted, no lock is taken).
+pub async fn pending(k: &Kernel, ctx: &Context, desired: &DesiredState) -> Result<Pending> {
     let last = state::load(&ctx.last_good)?;
-    let keys = local_keys(&ctx.key_dir, desired)?;
+    let (keys, notes) = observed_keys(&ctx.key_dir, desired)?;
     let mut owned: Vec<&DesiredState> = vec![desired];
     if let Some(l) = &last {
         owned.push(&l.desired);
@@ -263,7 +316,7 @@ pub async fn pending(k: &Kernel, ctx: &Context, desired: &DesiredState) -> Resul
     let fw_ref = last.as_ref().and_then(|l| {
         l.firewall_readback.as_ref().map(|r| FirewallReference { applied: &l.desired.firewall, readback: r })
     });
-    Ok(diff(desired, &owned, &snap, &public_keys(&keys), fw_ref))
+    Ok(Pending { changes: diff(desired, &owned, &snap, &keys, fw_ref), notes })
 }
 
 fn touches_firewall(changes: &[Change]) -> bool {

@@ -218,8 +218,15 @@ fn read(path: &Path) -> Result<Option<Cached>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(Error::Io { path: path.to_path_buf(), source }),
     };
-    let stored: Stored = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::State { path: path.to_path_buf(), reason: e.to_string() })?;
+    let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| Error::State {
+        path: path.to_path_buf(),
+        reason: format!(
+            "{e}; the record is unreadable: remove it and {} to recover (the next pass observes the \
+             kernel and records its state again; objects only the lost record named, such as a VLAN \
+             a dropped segment used, are then left alone)",
+            journal_path(path).display()
+        ),
+    })?;
     let mut record = stored.record;
     let jpath = journal_path(path);
     let jmeta = meta_of(&jpath)?;

@@ -125,6 +125,56 @@ fn bad_policy_is_rejected_and_running_state_stays() {
     assert!(out.contains("policy.yaml:") && out.contains("duplicate site number 1"), "{out}");
     assert_eq!(m.router_state(&m.sites[1]), before, "kernel state changed after a rejected policy");
     assert!(m.pings(m.sites[1].host("conference"), &host_ip("conference", 1), 10));
+
+    // `netd status` still shows what runs (the last good record as the kernel holds it), with the
+    // policy's error, and exits 1: for an invalid policy, a missing one and a key mismatch.
+    let site = &m.sites[1];
+    let other_key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    let own_conf = good
+        .split(&format!("name: {}", site.name))
+        .nth(1)
+        .and_then(|t| t.split("conference: ").nth(1))
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let cases = [
+        ("invalid", Some(good.replacen("number: 2", "number: 1", 1)), "duplicate site number 1"),
+        ("missing", None, "policy.yaml"),
+        ("key mismatch", Some(good.replace(&own_conf, other_key)), "local key's public key"),
+    ];
+    for (case, policy, error) in cases {
+        match policy {
+            Some(p) => std::fs::write(m.policy_path(), p).unwrap(),
+            None => std::fs::remove_file(m.policy_path()).unwrap(),
+        }
+        let out = mesh::run(&mut m.netd(site, &["status", "--json"]));
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "{case}: {stdout}{stderr}");
+        assert!(stderr.contains(error), "{case}: {stderr}");
+        let v: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{case}: {e}: {stdout}"));
+        assert_eq!(v["mode"], "table", "{case}");
+        assert!(v["policy_error"].as_str().is_some_and(|e| e.contains(error)), "{case}: {stdout}");
+        let segs = v["segments"].as_array().unwrap();
+        assert_eq!(segs.len(), 3, "{case}: {stdout}");
+        let conf = segs.iter().find(|s| s["name"] == "conference").unwrap();
+        assert!(
+            conf["peers"].as_array().unwrap().iter().any(|p| p["site"] == "centre"
+                && p["rx_bytes"].as_u64() > Some(0)
+                && p["last_handshake_unix"].as_u64().is_some()),
+            "{case}: {stdout}"
+        );
+        let out = mesh::run(&mut m.netd(site, &["status"]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{case}: {text}");
+        assert!(text.contains("mode: table") && text.contains("segment conference"), "{case}: {text}");
+        assert!(
+            text.contains("policy: NOT APPLIED HERE") && text.contains("drift: unknown"),
+            "{case}: {text}"
+        );
+    }
+    std::fs::write(m.policy_path(), &good).unwrap();
+    assert_eq!(mesh::run(&mut m.netd(site, &["status"])).status.code(), Some(0));
 }
 
 #[test]

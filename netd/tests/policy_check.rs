@@ -140,9 +140,10 @@ fn type_errors_carry_serde_positions() {
 
 #[test]
 fn bad_key_text_is_rejected_with_its_position() {
-    // serde_norway places conversion errors at the start of the enclosing entry.
-    let (text, (l, _)) = mutate("FRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRU=", "not-a-key", 0);
-    assert_rejected_at(&text, l, 7, "invalid WireGuard public key");
+    // serde_norway places conversion errors at the start of the enclosing mapping; netd finds
+    // the value itself.
+    let (text, (l, c)) = mutate("FRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRU=", "not-a-key", 0);
+    assert_rejected_at(&text, l, c, "invalid WireGuard public key");
 }
 
 fn netd() -> Command {
@@ -191,4 +192,121 @@ fn hub_segments_need_a_centre_and_may_have_a_standby_one() {
     // A second centre (a standby centre beside the primary) is a valid policy.
     let (text, _) = mutate("kind: hospital", "kind: centre", 0);
     netd::policy::parse(&text, Path::new("policy.yaml")).expect("a policy with a standby centre");
+}
+
+/// A value checked by its type (a name, a key, a CIDR, a LAN, a map key) that is not the first of
+/// its mapping or sequence is reported where it is, not at the start of its container.
+#[test]
+fn a_bad_item_not_first_in_its_mapping_is_reported_at_itself() {
+    let cases = [
+        // (replaced, by, nth occurrence, reason)
+        (
+            "KysrKysrKysrKysrKysrKysrKysrKysrKysrKysrKys=",
+            "notakey",
+            0,
+            "invalid WireGuard public key \"notakey\"",
+        ),
+        ("name: higashi-clinic", "name: Higashi", 0, "invalid site name \"Higashi\""),
+        ("  conference:\n    cidr", "  conference12:\n    cidr", 0, "invalid segment name \"conference12\""),
+        ("      upload: KioqK", "      Upload: KioqK", 0, "invalid segment name \"Upload\""),
+        ("cidr: 10.30.0.0/16", "cidr: 10.30.0.1/16", 0, "CIDR \"10.30.0.1/16\" has host bits set"),
+        ("conference: eth3 }", "conference: \"eth3 x\" }", 0, "invalid interface name \"eth3 x\""),
+        ("members: [kita-hospital, minami-hospital]", "members: [kita-hospital, Minami]", 0, "\"Minami\""),
+        ("joins: [conference]", "joins: [conference, Bad]", 0, "invalid segment name \"Bad\""),
+        ("mesh: kizuna-north", "mesh: Kizuna", 0, "invalid mesh name \"Kizuna\""),
+    ];
+    for (from, to, nth, reason) in cases {
+        let (text, _) = mutate(from, to, nth);
+        // The bad item: the first character of what differs, inside the replacement.
+        let bad = reason.split('"').nth(1).unwrap();
+        let at = text.find(&format!("\"{bad}\"")).or_else(|| text.find(bad)).unwrap();
+        let line = text[..at].matches('\n').count() + 1;
+        let column = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+        assert_rejected_at(&text, line, column, reason);
+    }
+}
+
+/// One VLAN under two spellings (`lan2.10`, `lan2.010`) passed the check and failed in the kernel.
+#[test]
+fn vlan_ids_are_canonical_so_one_vlan_has_one_spelling() {
+    for bad in ["eth1.010", "eth1.+10", "eth1.0"] {
+        let (text, (l, c)) = mutate("conference: eth1.30", &format!("conference: {bad}"), 0);
+        assert_rejected_at(&text, l, c + "conference: ".len(), &format!("invalid VLAN id in {bad:?}"));
+    }
+}
+
+#[test]
+fn a_lan_named_like_netds_own_devices_is_rejected() {
+    for bad in ["kzw-reference", "kzv-upload", "kzw-x.10"] {
+        let (text, (l, c)) = mutate("conference: eth3", &format!("conference: {bad}"), 0);
+        assert_rejected_at(&text, l, c + "conference: ".len(), "named like netd's own devices");
+    }
+}
+
+#[test]
+fn endpoints_must_be_distinct_reachable_addresses() {
+    let (text, (l, c)) = mutate("endpoint: 192.0.2.3", "endpoint: 192.0.2.2", 0);
+    assert_rejected_at(
+        &text,
+        l,
+        c + "endpoint: ".len(),
+        "endpoint 192.0.2.2 is also site \"kita-hospital\"'s",
+    );
+    for bad in ["127.0.0.1", "::1", "224.0.0.1"] {
+        let (text, (l, c)) = mutate("endpoint: 192.0.2.3", &format!("endpoint: {bad}"), 0);
+        assert_rejected_at(&text, l, c + "endpoint: ".len(), "must be a concrete unicast address");
+    }
+}
+
+#[test]
+fn centre_services_need_a_port_and_are_listed_once() {
+    let (text, (l, c)) = mutate("port: 8443 }", "port: 0 }", 0);
+    assert_rejected_at(&text, l, c + "port: ".len(), "service \"auth\": port 0 is not a usable port");
+    let (text, (l, c)) = mutate("name: auth, proto: tcp, port: 8443", "name: auth, proto: tcp, port: 443", 0);
+    assert_rejected_at(&text, l, c + "name: auth, proto: tcp, port: ".len(), "tcp port 443 is listed twice");
+    let (text, (l, c)) = mutate("name: auth", "name: viewer", 0);
+    assert_rejected_at(&text, l, c + "name: ".len(), "service \"viewer\" is listed twice");
+}
+
+/// A site_prefix equal to the CIDR's leaves no subnet for a site: refused at `site_prefix`, not
+/// at every site with a nonsensical range.
+#[test]
+fn site_prefix_must_be_longer_than_the_cidr_prefix() {
+    let (text, (l, c)) = mutate("    port: 51830\n", "    port: 51830\n    site_prefix: 16\n", 0);
+    let all = issues(&text);
+    assert!(
+        all.iter().any(|i| i.line == l + 1
+            && i.column == c + "    site_prefix: ".len()
+            && i.reason.contains("site_prefix /16 must be longer than the CIDR's /16")),
+        "{all:?}"
+    );
+    assert!(!all.iter().any(|i| i.reason.contains("does not fit")), "{all:?}");
+}
+
+#[test]
+fn a_closed_group_named_like_a_segment_is_named_plainly() {
+    let (text, _) = mutate("  radiology:\n", "  conference:\n", 0);
+    let all = issues(&text);
+    assert!(
+        all.iter().any(|i| i.field == "closed_groups.conference"
+            && i.reason == "closed group \"conference\" has the same name as a segment"),
+        "{all:?}"
+    );
+}
+
+/// A Latin-1 byte (even in a comment) is an invalid policy (exit 1) at its line and column, not
+/// an I/O error (exit 2) without a position.
+#[test]
+fn a_policy_that_is_not_utf8_is_invalid_at_the_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("nonutf8.yaml");
+    let mut bytes = VALID.replacen("keepalive_secs: 25", "keepalive_secs: 25 # caf\u{e9}", 1).into_bytes();
+    let at = bytes.windows(2).position(|w| w == "\u{e9}".as_bytes()).unwrap();
+    bytes.splice(at..at + 2, [0xe9]);
+    std::fs::write(&p, bytes).unwrap();
+    let out = netd().arg("check").arg(&p).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let col = "keepalive_secs: 25 # caf".len() + 1;
+    assert!(err.contains(&format!("nonutf8.yaml:3:{col}: byte 0xe9 is not UTF-8")), "{err}");
 }

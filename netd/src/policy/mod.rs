@@ -79,19 +79,21 @@ pub fn parse_with(
     file: &Path,
     prepare: impl FnOnce(&mut Policy) -> Vec<validate::Problem>,
 ) -> Result<ValidPolicy, Vec<PolicyIssue>> {
+    let index = SourceIndex::build(text);
     let mut policy: Policy = serde_norway::from_str(text).map_err(|e| {
         let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+        let reason = strip_location(&e.to_string());
+        let at = relocate(&index, &reason, source::Position { line, column });
         vec![PolicyIssue {
             file: file.to_path_buf(),
-            line,
-            column,
+            line: at.line,
+            column: at.column,
             field: String::new(),
-            reason: strip_location(&e.to_string()),
+            reason,
         }]
     })?;
     // serde keeps the last of two equal map keys (a segment pasted twice, `lan: {reference: a,
     // reference: b}`): refuse them instead of losing the first definition.
-    let index = SourceIndex::build(text);
     if !index.duplicates().is_empty() {
         return Err(index
             .duplicates()
@@ -138,6 +140,43 @@ pub fn parse_with(
     })
 }
 
+/// Where the value a serde error quotes sits. A value checked by its type's constructor (a
+/// name, a key, a CIDR, a map key) fails with the position of its enclosing mapping or
+/// sequence; its message names that node's path and the bad value in quotes
+/// (`sites[3].keys: invalid WireGuard public key "notakey": ...`), so find that value there.
+fn relocate(index: &SourceIndex, reason: &str, reported: source::Position) -> source::Position {
+    let is_path =
+        |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.[]".contains(&b));
+    let (under, rest) = match reason.split_once(": ") {
+        Some((p, rest)) if is_path(p) => (p, rest),
+        _ => ("", reason),
+    };
+    quoted(rest).and_then(|bad| index.find_scalar(under, &bad, reported)).unwrap_or(reported)
+}
+
+/// The first string in Rust's debug quoting (`"a\"b"`) in `text`, unescaped.
+fn quoted(text: &str) -> Option<String> {
+    let mut chars = text[text.find('"')? + 1..].chars();
+    let mut out = String::new();
+    loop {
+        match chars.next()? {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                '0' => out.push('\0'),
+                'u' => {
+                    let hex: String = chars.by_ref().skip(1).take_while(|&c| c != '}').collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                c => out.push(c),
+            },
+            c => out.push(c),
+        }
+    }
+}
+
 /// serde_norway appends " at line L column C"; we print the position first instead.
 fn strip_location(msg: &str) -> String {
     match msg.rfind(" at line ") {
@@ -146,9 +185,28 @@ fn strip_location(msg: &str) -> String {
     }
 }
 
+/// A policy file's bytes as text; bytes that are not UTF-8 (a Latin-1 comment) are an issue
+/// at the first bad byte.
+pub fn decode(bytes: Vec<u8>, file: &Path) -> Result<String, PolicyIssue> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let good = &e.as_bytes()[..valid];
+        let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        PolicyIssue {
+            file: file.to_path_buf(),
+            line: good.iter().filter(|&&b| b == b'\n').count() + 1,
+            // Valid up to here, so the line's start decodes.
+            column: std::str::from_utf8(&good[line_start..]).map_or(1, |s| s.chars().count() + 1),
+            field: String::new(),
+            reason: format!("byte 0x{:02x} is not UTF-8; save the policy as UTF-8", e.as_bytes()[valid]),
+        }
+    })
+}
+
 /// Read, parse and validate a policy file.
 pub fn load(path: &Path) -> Result<ValidPolicy, crate::error::Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| crate::error::Error::Io { path: path.to_path_buf(), source })?;
+    let bytes =
+        std::fs::read(path).map_err(|source| crate::error::Error::Io { path: path.to_path_buf(), source })?;
+    let text = decode(bytes, path).map_err(|i| crate::error::Error::Policy(vec![i]))?;
     parse(&text, path).map_err(crate::error::Error::Policy)
 }

@@ -89,7 +89,7 @@ string_newtype!(
     /// LAN interface of a segment: `eth1`, or `eth1.20` for VLAN 20 on `eth1`.
     LanInterface,
     check_lan,
-    "^[A-Za-z0-9_-]{1,15}(\\.[0-9]{1,4})?$"
+    "^[A-Za-z0-9_-]{1,15}(\\.[1-9][0-9]{0,3})?$"
 );
 string_newtype!(
     /// A WireGuard public key: 32 bytes in standard base64.
@@ -110,13 +110,23 @@ fn check_lan(s: &str) -> Result<(), String> {
     if s.len() > 15 {
         return Err(format!("invalid interface name {s:?}: longer than 15 characters"));
     }
+    let parent = s.split_once('.').map_or(s, |(p, _)| p);
+    // netd owns these names: it would enslave, rule or delete such a LAN as its own device.
+    if parent.starts_with("kzv-") || parent.starts_with("kzw-") {
+        return Err(format!(
+            "interface {s:?} is named like netd's own devices (kzv-* VRFs, kzw-* WireGuard); use the LAN's own name"
+        ));
+    }
     match s.split_once('.') {
         None => check_iface(s),
         Some((parent, vlan)) => {
             check_iface(parent)?;
+            // Only the canonical spelling: `eth2.010` and `eth2.+10` would be VLAN 10 twice over.
+            let canonical =
+                !vlan.is_empty() && !vlan.starts_with('0') && vlan.bytes().all(|b| b.is_ascii_digit());
             match vlan.parse::<u16>() {
-                Ok(id) if (1..=4094).contains(&id) => Ok(()),
-                _ => Err(format!("invalid VLAN id in {s:?}: expected 1-4094")),
+                Ok(id) if canonical && (1..=4094).contains(&id) => Ok(()),
+                _ => Err(format!("invalid VLAN id in {s:?}: expected 1-4094 without leading zeros or sign")),
             }
         }
     }
@@ -162,6 +172,10 @@ mod tests {
         assert!("Ref".parse::<SegmentName>().is_err());
         assert_eq!("eth1.20".parse::<LanInterface>().unwrap().vlan(), Some(("eth1", 20)));
         assert!("eth1.5000".parse::<LanInterface>().is_err());
+        for bad in ["eth2.010", "eth2.+7", "eth2.0", "eth2.", "kzw-reference", "kzv-upload", "kzw-x.10"] {
+            assert!(bad.parse::<LanInterface>().is_err(), "{bad}");
+        }
+        assert!("kz-lan.7".parse::<LanInterface>().is_ok());
         assert!("abc".parse::<PublicKey>().is_err());
         let k = PublicKey::from_bytes(&[7; 32]);
         assert_eq!(k.bytes(), [7; 32]);

@@ -68,6 +68,9 @@ pub struct Position {
 pub struct SourceIndex {
     positions: HashMap<NodePath, Position>,
     duplicates: Vec<DuplicateKey>,
+    /// Every scalar, key or value, in document order: its enclosing mapping or sequence, its
+    /// text and where it starts (to find a bad value serde reports at its container's start).
+    scalars: Vec<(NodePath, String, Position)>,
 }
 
 /// A key given twice in one mapping. serde keeps the last value of a map key silently (the
@@ -102,6 +105,7 @@ impl SourceIndex {
     pub fn build(text: &str) -> Self {
         let mut positions = HashMap::new();
         let mut duplicates = Vec::new();
+        let mut scalars = Vec::new();
         let mut stack: Vec<Frame> = Vec::new();
         let mut parser = Parser::new_from_str(text);
         // Path of the node the next event starts, given the enclosing frame.
@@ -120,6 +124,11 @@ impl SourceIndex {
             let pos = Position { line: span.start.line(), column: span.start.col() + 1 };
             match event {
                 Event::Scalar(value, ..) => {
+                    let container = match stack.last() {
+                        Some(Frame::Map { path, .. } | Frame::Seq { path, .. }) => path.clone(),
+                        None => NodePath::root(),
+                    };
+                    scalars.push((container, value.to_string(), pos));
                     let is_key = matches!(stack.last(), Some(Frame::Map { pending_key: None, .. }));
                     if is_key {
                         if let Some(Frame::Map { path, pending_key, keys }) = stack.last_mut() {
@@ -158,12 +167,26 @@ impl SourceIndex {
                 _ => {}
             }
         }
-        Self { positions, duplicates }
+        Self { positions, duplicates, scalars }
     }
 
     /// Keys given twice in one mapping, in document order.
     pub fn duplicates(&self) -> &[DuplicateKey] {
         &self.duplicates
+    }
+
+    /// The first scalar (a key or a value) reading `value` inside the node `under` (its dotted
+    /// path as serde prints it; empty: anywhere), preferring one at or after `from`.
+    pub fn find_scalar(&self, under: &str, value: &str, from: Position) -> Option<Position> {
+        let inside = |p: &NodePath| {
+            let p = p.to_string();
+            under.is_empty()
+                || p == under
+                || p.strip_prefix(under).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        };
+        let mut found = self.scalars.iter().filter(|(p, v, _)| v == value && inside(p)).map(|(_, _, at)| *at);
+        let first = found.clone().next();
+        found.find(|at| (at.line, at.column) >= (from.line, from.column)).or(first)
     }
 
     /// Position of `path`, or of its nearest indexed ancestor.

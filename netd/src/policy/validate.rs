@@ -113,18 +113,20 @@ pub fn check(policy: &Policy) -> Vec<Problem> {
         if policy.segments.contains_key(g) {
             push(
                 root.key("closed_groups").key(g.as_str()),
-                format!("closed group {g:?} has the same name as a segment"),
+                format!("closed group {:?} has the same name as a segment", g.as_str()),
             );
         }
     }
     // Per-segment shape, overlaps and ports.
     let mut ports: HashMap<u16, &SegmentView> = HashMap::new();
     for (i, v) in views.iter().enumerate() {
-        if v.site_prefix < v.cidr.prefix_len() || v.site_prefix > 30 {
+        // Site N gets the N-th subnet and number 0 is reserved: a site_prefix equal to the
+        // CIDR's leaves no subnet for any site.
+        if v.site_prefix <= v.cidr.prefix_len() || v.site_prefix > 30 {
             push(
                 v.path().key("site_prefix"),
                 format!(
-                    "site_prefix /{} must lie between the CIDR's /{} and /30",
+                    "site_prefix /{} must be longer than the CIDR's /{} (each site gets one of its subnets) and at most /30",
                     v.site_prefix,
                     v.cidr.prefix_len()
                 ),
@@ -171,11 +173,39 @@ pub fn check(policy: &Policy) -> Vec<Problem> {
         }
     }
 
-    // Sites: unique numbers, names and keys.
+    // Centre services: usable ports, each service once.
+    for (name, seg) in &policy.segments {
+        let sp = root.key("segments").key(name.as_str()).key("centre_services");
+        let mut seen: BTreeMap<(super::document::Proto, u16), usize> = BTreeMap::new();
+        let mut service_names: HashMap<&str, usize> = HashMap::new();
+        for (j, svc) in seg.centre_services.iter().enumerate() {
+            if svc.port == 0 {
+                push(sp.index(j).key("port"), format!("service {:?}: port 0 is not a usable port", svc.name));
+            } else if let Some(first) = seen.insert((svc.proto, svc.port), j) {
+                push(
+                    sp.index(j).key("port"),
+                    format!(
+                        "{} port {} is listed twice (also centre_services[{first}])",
+                        svc.proto.as_str(),
+                        svc.port
+                    ),
+                );
+            }
+            if let Some(first) = service_names.insert(svc.name.as_str(), j) {
+                push(
+                    sp.index(j).key("name"),
+                    format!("service {:?} is listed twice (also centre_services[{first}])", svc.name),
+                );
+            }
+        }
+    }
+
+    // Sites: unique numbers, names, endpoints and keys.
     let sites = root.key("sites");
     let mut numbers: HashMap<u16, &SiteName> = HashMap::new();
     let mut names: HashMap<&SiteName, usize> = HashMap::new();
     let mut keys: HashMap<&str, (&SiteName, &SegmentName)> = HashMap::new();
+    let mut endpoints: HashMap<std::net::IpAddr, usize> = HashMap::new();
     let mut centres = 0;
     for (i, site) in policy.sites.iter().enumerate() {
         let sp = sites.index(i);
@@ -194,8 +224,22 @@ pub fn check(policy: &Policy) -> Vec<Problem> {
         if names.insert(&site.name, i).is_some() {
             push(sp.key("name"), format!("duplicate site name {:?}", site.name.as_str()));
         }
-        if site.endpoint.is_unspecified() {
-            push(sp.key("endpoint"), "endpoint must be a concrete address".into());
+        if site.endpoint.is_unspecified() || site.endpoint.is_loopback() || site.endpoint.is_multicast() {
+            push(
+                sp.key("endpoint"),
+                format!("endpoint {} must be a concrete unicast address the peers can reach", site.endpoint),
+            );
+        } else if let Some(first) = endpoints.insert(site.endpoint, i) {
+            // Every segment's port is the same at every site: one address holds one site.
+            clash(
+                sp.key("endpoint"),
+                sites.index(first).key("endpoint"),
+                format!(
+                    "endpoint {} is also site {:?}'s; peers reach a site at its endpoint and the segment's port, so each site needs its own",
+                    site.endpoint,
+                    policy.sites[first].name.as_str()
+                ),
+            );
         }
         for (seg, key) in &site.keys {
             if let Some((other_site, other_seg)) = keys.insert(key.as_str(), (&site.name, seg)) {
@@ -278,7 +322,7 @@ pub fn check(policy: &Policy) -> Vec<Problem> {
                 );
             }
             let slots = 1u64 << (v.site_prefix.saturating_sub(v.cidr.prefix_len())).min(32);
-            if v.site_prefix >= v.cidr.prefix_len() && u64::from(site.number) >= slots {
+            if v.site_prefix > v.cidr.prefix_len() && v.site_prefix <= 30 && u64::from(site.number) >= slots {
                 push(
                     sp.key("number"),
                     format!(
@@ -305,6 +349,7 @@ pub fn check(policy: &Policy) -> Vec<Problem> {
                 }
             }
         }
+        // VLAN ids are canonical (`names::check_lan`), so one spelling is one interface.
         let mut lans: HashMap<&str, &SegmentName> = HashMap::new();
         for (seg, lan) in &site.lan {
             if let Some(other) = lans.insert(lan.as_str(), seg) {

@@ -194,3 +194,19 @@ fn a_record_another_process_wrote_is_read_by_the_next_load() {
     assert!(!save_after(&path, &mine, d.clone()).unwrap(), "a patch against a stale base");
     assert_eq!(read_fresh(&path), d);
 }
+
+/// A corrupt record blocks every pass; the message says how to recover, and that does recover.
+#[test]
+fn a_corrupt_record_says_to_remove_it_and_its_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("last-good.json");
+    std::fs::write(&path, b"{ not json").unwrap();
+    std::fs::write(journal_path(&path), b"").unwrap();
+    let e = load(&path).unwrap_err().to_string();
+    assert!(e.contains("remove it and") && e.contains("last-good.journal"), "{e}");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(journal_path(&path)).unwrap();
+    assert!(load(&path).unwrap().is_none());
+    save(&path, record(synthetic::policy(3))).unwrap();
+    assert!(load(&path).unwrap().is_some());
+}
