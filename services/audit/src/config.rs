@@ -42,9 +42,14 @@ checkpoint_interval_secs: 60
 # File (mode 0600) holding the bearer token services must present to POST events/pseudonyms;
 # null = no check (only for a listener bound to loopback).
 intake_token_file: null
-# File (mode 0600) holding the bearer token of the auditor role (UI, search, FHIR, CSV); null = no
-# check (only for a listener bound to loopback).
+# File (mode 0600) holding the bearer token of the auditor role (UI, search, FHIR, CSV); the
+# events recording searches made with it name the user `auditor`. null = no check (only for a
+# listener bound to loopback) unless auditor_tokens_file is set.
 auditor_token_file: null
+# File (mode 0600) with one line per auditor, `name token` (name: [A-Za-z0-9._@-], up to 64;
+# `#` comments): the events recording each search name the auditor whose token was used. May be
+# set together with auditor_token_file (tokens must differ); null = none.
+auditor_tokens_file: null
 "#;
 
 /// Parsed configuration.
@@ -79,6 +84,9 @@ pub struct AuditConfig {
     pub intake_token_file: Option<PathBuf>,
     #[serde(default)]
     pub auditor_token_file: Option<PathBuf>,
+    /// Per-auditor tokens, lines `name token` ([`crate::auditors`]).
+    #[serde(default)]
+    pub auditor_tokens_file: Option<PathBuf>,
 }
 
 fn default_http() -> String {
@@ -150,8 +158,8 @@ impl AuditConfig {
             let open: Vec<(&str, &str)> = [
                 (self.intake_token_file.is_none(), "intake_token_file", "add events and pseudonyms"),
                 (
-                    self.auditor_token_file.is_none(),
-                    "auditor_token_file",
+                    self.auditor_token_file.is_none() && self.auditor_tokens_file.is_none(),
+                    "auditor_token_file (or auditor_tokens_file)",
                     "read the audit trail (search, CSV, FHIR, /ui)",
                 ),
             ]

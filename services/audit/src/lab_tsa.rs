@@ -60,7 +60,7 @@ pub fn make_tsa_files(dir: &Path) -> Result<()> {
             "-out",
             "ca.crt",
             "-days",
-            "30",
+            "3650",
             "-subj",
             "/CN=Kizuna Lab TSA CA",
         ],
@@ -95,33 +95,73 @@ pub fn make_tsa_files(dir: &Path) -> Result<()> {
             "-out",
             "tsa.crt",
             "-days",
-            "30",
+            "3650",
             "-extfile",
             "tsa.ext",
         ],
     )?;
+    write_ts_config(dir)?;
+    std::fs::write(dir.join("tsaserial"), "01\n").map_err(|e| AuditError::io(dir.join("tsaserial"), e))?;
+    Ok(())
+}
+
+/// The files a TSA needs to answer, all made together by [`make_tsa_files`].
+const SERVING_FILES: [&str; 3] = ["ca.crt", "tsa.crt", "tsa.key"];
+
+/// Reuse the CA and TSA certificate in `dir` when present, so that checkpoints stamped by an
+/// earlier run still verify against `ca.crt`; make them only when none is there. A partial set is
+/// refused (making a new CA would silently replace the trust anchor). The `openssl ts` config is
+/// rewritten for `dir`'s current (absolute) path.
+pub fn ensure_tsa_files(dir: &Path) -> Result<()> {
+    let present: Vec<bool> = SERVING_FILES.iter().map(|f| dir.join(f).exists()).collect();
+    if present.iter().all(|p| !p) {
+        return make_tsa_files(dir);
+    }
+    if present.iter().any(|p| !p) {
+        let missing: Vec<&str> =
+            SERVING_FILES.iter().zip(&present).filter(|(_, p)| !**p).map(|(f, _)| *f).collect();
+        return Err(AuditError::Config {
+            path: dir.into(),
+            reason: format!(
+                "lab TSA folder holds some of ca.crt, tsa.crt, tsa.key but not {}: restore them, or empty \
+                 the folder to make a new CA (checkpoints stamped before will then no longer verify)",
+                missing.join(", ")
+            ),
+        });
+    }
+    write_ts_config(dir)?;
+    let serial = dir.join("tsaserial");
+    if !serial.exists() {
+        std::fs::write(&serial, "01\n").map_err(|e| AuditError::io(&serial, e))?;
+    }
+    Ok(())
+}
+
+/// The `openssl ts` configuration for the files in `dir` (an absolute path: `openssl` runs there).
+fn write_ts_config(dir: &Path) -> Result<()> {
     let cfg = format!(
         "[ tsa ]\ndefault_tsa = lab\n[ lab ]\ndir = {d}\nserial = $dir/tsaserial\ncrypto_device = builtin\nsigner_cert = $dir/tsa.crt\n\
          certs = $dir/ca.crt\nsigner_key = $dir/tsa.key\nsigner_digest = sha256\ndefault_policy = 1.3.6.1.4.1.99999.3161.1\n\
          digests = sha256, sha384, sha512\naccuracy = secs:1\nordering = no\ntsa_name = yes\ness_cert_id_chain = no\ness_cert_id_alg = sha256\n",
         d = dir.display()
     );
-    std::fs::write(dir.join("tsa.cnf"), cfg).map_err(|e| AuditError::io(dir.join("tsa.cnf"), e))?;
-    std::fs::write(dir.join("tsaserial"), "01\n").map_err(|e| AuditError::io(dir.join("tsaserial"), e))?;
-    Ok(())
+    std::fs::write(dir.join("tsa.cnf"), cfg).map_err(|e| AuditError::io(dir.join("tsa.cnf"), e))
 }
 
 impl LabTsa {
-    /// Create the certificates in `dir` and serve on 127.0.0.1 (ephemeral port).
+    /// Serve on 127.0.0.1 (ephemeral port) with the certificates in `dir`, made there when absent.
     pub async fn start(dir: &Path) -> Result<Self> {
         Self::start_on(dir, "127.0.0.1:0").await
     }
 
-    /// Like [`LabTsa::start`], on a given address (for demos whose config names the TSA URL).
+    /// Like [`LabTsa::start`], on a given address (for demos whose config names the TSA URL). A
+    /// relative `dir` is taken from the current directory once, here.
     pub async fn start_on(dir: &Path, listen: &str) -> Result<Self> {
-        let dir = dir.to_path_buf();
+        // Absolute from here on: `openssl` runs with `dir` as its working directory.
+        std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
+        let dir = std::fs::canonicalize(dir).map_err(|e| AuditError::io(dir, e))?;
         let d = dir.clone();
-        tokio::task::spawn_blocking(move || make_tsa_files(&d))
+        tokio::task::spawn_blocking(move || ensure_tsa_files(&d))
             .await
             .map_err(|e| AuditError::TimeStamp { url: "lab".into(), reason: e.to_string() })??;
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| AuditError::io(listen, e))?;

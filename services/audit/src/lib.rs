@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod appender;
+pub mod auditors;
 pub mod checkpoint;
 pub mod config;
 pub mod data_lock;

@@ -45,7 +45,11 @@ pub struct SearchFilter {
 pub struct EventRow {
     pub seq: i64,
     pub event_id: String,
+    /// When the event happened, as its sender says.
     pub event_time: jiff::Timestamp,
+    /// When the audit service stored it (its own clock): a large gap to `event_time` shows an
+    /// event delivered late, or backdated by its sender.
+    pub received_at: jiff::Timestamp,
     pub event_code: String,
     pub event_type: Option<String>,
     pub action: String,
@@ -71,6 +75,11 @@ enum Bind {
 }
 
 fn where_clause(f: &SearchFilter) -> (String, Vec<Bind>) {
+    where_clause_with(f, Vec::new())
+}
+
+/// [`where_clause`] plus `extra` conditions (`?` placeholders and their binds).
+fn where_clause_with(f: &SearchFilter, extra: Vec<(&str, Vec<Bind>)>) -> (String, Vec<Bind>) {
     let mut conds = Vec::new();
     let mut binds = Vec::new();
     let mut push = |sql: &str, b: Vec<Bind>| {
@@ -117,6 +126,9 @@ fn where_clause(f: &SearchFilter) -> (String, Vec<Bind>) {
     if let Some(b) = f.break_glass {
         push("e.break_glass = ?", vec![Bind::Int(i64::from(b))]);
     }
+    for (sql, b) in extra {
+        push(sql, b);
+    }
     let w = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
     (w, binds)
 }
@@ -154,25 +166,78 @@ fn bind_all<'q>(
 
 /// Matching events, newest first.
 pub async fn search(db: &Db, f: &SearchFilter) -> Result<Vec<EventRow>> {
-    let (w, binds) = where_clause(f);
     let limit = f.limit.unwrap_or(100).clamp(1, 10_000);
+    select_rows(db, where_clause(f), limit, f.offset.unwrap_or(0)).await
+}
+
+/// The newest seq in the log (-1 when empty): an export's snapshot bound.
+pub async fn last_seq(db: &Db) -> Result<i64> {
+    let m: Option<i64> =
+        sqlx::query("SELECT MAX(seq) AS m FROM audit_event").fetch_one(&db.pool).await?.try_get("m")?;
+    Ok(m.unwrap_or(-1))
+}
+
+/// Where an export has got to: the (event_time, seq) of the last row sent, newest first.
+pub type Cursor = (i64, i64);
+
+/// Conditions of an export page: events up to seq `upto`, after `cursor` in newest-first order.
+fn export_conds(upto: i64, cursor: Option<Cursor>) -> Vec<(&'static str, Vec<Bind>)> {
+    let mut v = vec![("e.seq <= ?", vec![Bind::Int(upto)])];
+    if let Some((t, seq)) = cursor {
+        v.push((
+            "(e.event_time < ? OR (e.event_time = ? AND e.seq < ?))",
+            vec![Bind::Int(t), Bind::Int(t), Bind::Int(seq)],
+        ));
+    }
+    v
+}
+
+/// One page of an export (keyset paging, so every page is one index range and no row is skipped
+/// or repeated): up to `limit` rows matching `f` (its limit and offset ignored) with seq <= `upto`
+/// after `cursor`, skipping `offset` of them.
+pub async fn export_page(
+    db: &Db,
+    f: &SearchFilter,
+    upto: i64,
+    cursor: Option<Cursor>,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<EventRow>> {
+    select_rows(db, where_clause_with(f, export_conds(upto, cursor)), limit, offset).await
+}
+
+/// How many events match `f` with seq <= `upto` (an export's total).
+pub async fn export_count(db: &Db, f: &SearchFilter, upto: i64) -> Result<i64> {
+    let (w, binds) = where_clause_with(f, export_conds(upto, None));
+    let sql = format!("SELECT COUNT(*) AS n FROM audit_event e {w}");
+    Ok(bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds).fetch_one(&db.pool).await?.try_get("n")?)
+}
+
+async fn select_rows(
+    db: &Db,
+    (w, binds): (String, Vec<Bind>),
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<EventRow>> {
     let sql = format!(
-        "SELECT e.seq, e.event_id, e.event_time, e.event_code, e.event_type, e.action, e.outcome, e.user_id, e.patient_id, \
+        "SELECT e.seq, e.event_id, e.event_time, e.received_at, e.event_code, e.event_type, e.action, e.outcome, e.user_id, e.patient_id, \
          e.facility, e.source_id, e.break_glass, p.subject_id, p.display_name \
          FROM audit_event e LEFT JOIN audit_pseudonym p ON p.pairwise_id = e.user_id {w} \
-         ORDER BY e.event_time DESC, e.seq DESC LIMIT {limit} OFFSET {}",
-        f.offset.unwrap_or(0)
+         ORDER BY e.event_time DESC, e.seq DESC LIMIT {limit} OFFSET {offset}"
     );
     let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), binds).fetch_all(&db.pool).await?;
     rows.iter()
         .map(|r| {
             let t: i64 = r.try_get("event_time")?;
             let bg: i64 = r.try_get("break_glass")?;
+            let received: i64 = r.try_get("received_at")?;
             Ok(EventRow {
                 seq: r.try_get("seq")?,
                 event_id: r.try_get("event_id")?,
                 event_time: jiff::Timestamp::from_microsecond(t)
                     .map_err(|e| AuditError::invalid("event_time", e.to_string()))?,
+                received_at: jiff::Timestamp::from_microsecond(received)
+                    .map_err(|e| AuditError::invalid("received_at", e.to_string()))?,
                 event_code: r.try_get("event_code")?,
                 event_type: r.try_get("event_type")?,
                 action: r.try_get("action")?,
@@ -249,7 +314,6 @@ pub async fn count(db: &Db, f: &SearchFilter, by: CountBy) -> Result<Vec<(String
         .collect()
 }
 
-/// CSV (RFC 4180, header row) of search results.
 /// A text cell as a spreadsheet shows it, never as a formula: a cell starting with `=`, `+`, `-`,
 /// `@`, a tab or a carriage return gets a leading `'` (OWASP's CSV injection advice). Event fields
 /// come from the senders (user IDs, facility and patient IDs in syslog or HTTP events), and the
@@ -261,7 +325,13 @@ fn cell(text: String) -> String {
     }
 }
 
+/// CSV (header row and `rows`) of search results.
 pub fn to_csv(rows: &[EventRow]) -> Result<String> {
+    Ok(csv_header()? + &csv_rows(rows)?)
+}
+
+/// The CSV header row.
+pub fn csv_header() -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let e = |err: csv::Error| AuditError::Send(format!("csv: {err}"));
     w.write_record([
@@ -279,8 +349,17 @@ pub fn to_csv(rows: &[EventRow]) -> Result<String> {
         "facility",
         "source_id",
         "break_glass",
+        "received_at",
     ])
     .map_err(e)?;
+    let bytes = w.into_inner().map_err(|err| AuditError::Send(format!("csv: {err}")))?;
+    Ok(String::from_utf8(bytes).expect("csv of UTF-8 strings"))
+}
+
+/// CSV lines of `rows`, no header.
+pub fn csv_rows(rows: &[EventRow]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let e = |err: csv::Error| AuditError::Send(format!("csv: {err}"));
     for r in rows {
         w.write_record([
             r.seq.to_string(),
@@ -297,6 +376,7 @@ pub fn to_csv(rows: &[EventRow]) -> Result<String> {
             cell(r.facility.clone().unwrap_or_default()),
             cell(r.source_id.clone()),
             r.break_glass.to_string(),
+            r.received_at.to_string(),
         ])
         .map_err(e)?;
     }

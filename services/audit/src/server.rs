@@ -51,7 +51,10 @@ pub async fn start(cfg: &AuditConfig) -> Result<RunningServer> {
     // Every secret file is read (and its mode checked) before anything is opened or started.
     let key = load_signing_key(&cfg.signing_key_file)?;
     let intake_token = cfg.intake_token_file.as_deref().map(read_token).transpose()?;
-    let auditor_token = cfg.auditor_token_file.as_deref().map(read_token).transpose()?;
+    let auditors = crate::auditors::AuditorTokens::load(
+        cfg.auditor_token_file.as_deref(),
+        cfg.auditor_tokens_file.as_deref(),
+    )?;
     let tls_acceptor = match &cfg.syslog_tls_listen {
         Some(_) => Some(syslog::tls_acceptor(
             cfg.syslog_tls_cert_file.as_deref().expect("checked by config"),
@@ -77,23 +80,27 @@ pub async fn start(cfg: &AuditConfig) -> Result<RunningServer> {
         },
     );
     let read_db = Db::open(&url).await?;
-    if auditor_token.is_none() {
+    if auditors.is_none() {
         tracing::warn!(
-            "auditor_token_file is not set: the auditor API on {} (loopback only) is open to every local user",
+            "auditor_token_file and auditor_tokens_file are not set: the auditor API on {} (loopback only) \
+             is open to every local user",
             cfg.http_listen
         );
     }
+    crate::pseudonym::adopt_table(&read_db, &appender).await?;
     let state = ApiState {
         appender: appender.clone(),
         db: read_db,
         intake_token,
-        auditor_token,
-        source_id: "kizuna-audit".into(),
+        auditors,
+        source_id: crate::event::SELF_SOURCE_ID.into(),
+        pseudonym_lock: Default::default(),
     };
     let mut tasks = Vec::new();
     let http = bind_tcp(&cfg.http_listen).await?;
     let http_addr = http.local_addr().map_err(|e| AuditError::io(&cfg.http_listen, e))?;
-    let app = router(state);
+    // Connect info: a pseudonym registration's security event names the sender's address.
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app).await {
             tracing::error!(error = %e, "HTTP server stopped");
@@ -118,8 +125,11 @@ pub async fn start(cfg: &AuditConfig) -> Result<RunningServer> {
 /// Polls the auditor search API at `base` (`http://host:port`, no auditor token) until at least
 /// `n` events match `query` (a `/v1/events` query string such as `patient=KZ…&event_type=110110`),
 /// for up to 15 s; for other crates' tests and demos, whose events arrive through the spool.
+/// The audit service's own events (each poll is an auditor search, recorded with the patient it
+/// names) are left out of the answer.
 pub async fn events_when(base: &str, query: &str, n: usize) -> Result<Vec<serde_json::Value>> {
-    let url = format!("{base}/v1/events?{query}");
+    let limit = if query.split('&').any(|kv| kv.starts_with("limit=")) { "" } else { "&limit=10000" };
+    let url = format!("{base}/v1/events?{query}{limit}");
     let fail = |reason: String| AuditError::Search { url: url.clone(), reason };
     let mut last = 0;
     for _ in 0..150 {
@@ -127,7 +137,8 @@ pub async fn events_when(base: &str, query: &str, n: usize) -> Result<Vec<serde_
         if !r.status().is_success() {
             return Err(fail(format!("HTTP {}", r.status())));
         }
-        let v: Vec<serde_json::Value> = r.json().await.map_err(|e| fail(e.to_string()))?;
+        let mut v: Vec<serde_json::Value> = r.json().await.map_err(|e| fail(e.to_string()))?;
+        v.retain(|e| e["source_id"] != crate::event::SELF_SOURCE_ID);
         if v.len() >= n {
             return Ok(v);
         }
@@ -167,5 +178,6 @@ pub fn local_config(
         checkpoint_interval_secs: 1,
         intake_token_file: None,
         auditor_token_file: None,
+        auditor_tokens_file: None,
     })
 }

@@ -141,7 +141,7 @@ pub async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result
 /// Parse a syslog frame's DICOM XML and append it.
 async fn ingest(appender: &Appender, frame: &[u8], peer: &str) {
     let result = match parse_rfc5424(frame) {
-        Ok(m) => match dicom_xml::from_xml(m.msg) {
+        Ok(m) => match dicom_xml::from_xml(m.msg).and_then(|ev| ev.check_not_reserved().map(|()| ev)) {
             Ok(ev) => appender.submit(vec![ev]).await.map(|_| ()),
             Err(e) => Err(e),
         },

@@ -98,6 +98,8 @@ pub enum Finding {
         event_id: String,
         tree_size: u64,
     },
+    /// The pseudonym table disagrees with the registrations logged by the audit service.
+    Pseudonym(crate::pseudonym::check::Mismatch),
 }
 
 impl std::fmt::Display for Finding {
@@ -156,6 +158,7 @@ impl std::fmt::Display for Finding {
             Finding::InclusionFailed { seq, event_id, tree_size } => {
                 write!(f, "event seq {seq} (id {event_id}): inclusion proof in checkpoint {tree_size} fails")
             }
+            Finding::Pseudonym(m) => write!(f, "{m}"),
         }
     }
 }
@@ -195,6 +198,7 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
     let mut db_tree = MerkleTree::new();
     let mut ids: Vec<String> = Vec::new();
     let mut expected: u64 = 0;
+    let mut pseudonyms = crate::pseudonym::check::LoggedState::default();
     while let Some(r) = rows.try_next().await? {
         let seq: i64 = r.try_get("seq")?;
         let seq = seq as u64;
@@ -209,6 +213,7 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         let leaf = leaf_hash(&body);
         match AuditEvent::from_json(&body) {
             Ok(ev) => {
+                pseudonyms.add(&ev);
                 let derived = IndexedColumns::of(&ev);
                 let diff = derived.differences(&stored);
                 if !diff.is_empty() {
@@ -363,6 +368,10 @@ pub async fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
             }
             i += step;
         }
+    }
+    // The pseudonym table against the registrations in the (now verified) log.
+    for m in crate::pseudonym::check::compare(&db, &pseudonyms).await? {
+        rep.findings.push(Finding::Pseudonym(m));
     }
     rep.uncovered_events = rep.events.saturating_sub(all.keys().next_back().copied().unwrap_or(0));
     db.pool.close().await;

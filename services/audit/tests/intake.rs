@@ -30,7 +30,7 @@ async fn spooled_events_survive_the_audit_service_being_down_and_arrive_exactly_
     assert_eq!(sender.flush().await.unwrap(), 25);
     assert!(sender.pending().unwrap().is_empty());
     let base = svc.http();
-    assert_eq!(wait_for(&base, "patient=CHID-000777", 25).await.len(), 25);
+    assert_eq!(wait_for(&base, "patient=CHID-000777&event_type=110110", 25).await.len(), 25);
 
     // The service committed but the sender crashed before deleting its spool files: redelivery
     // must not duplicate anything.
@@ -38,14 +38,14 @@ async fn spooled_events_survive_the_audit_service_being_down_and_arrive_exactly_
         sender.send(&view(i, "pw-doc1", "CHID-000777")).unwrap();
     }
     assert_eq!(sender.flush().await.unwrap(), 25);
-    let (_, body) = get(&format!("{base}/v1/events?patient=CHID-000777&limit=1000")).await;
+    let (_, body) = get(&format!("{base}/v1/events?patient=CHID-000777&event_type=110110&limit=1000")).await;
     let rows: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
     assert_eq!(rows.len(), 25, "exactly once");
 
     // Background delivery picks up new events by itself.
     let task = sender.spawn_delivery(std::time::Duration::from_millis(200));
     sender.send(&view(99, "pw-doc2", "CHID-000777")).unwrap();
-    assert_eq!(wait_for(&base, "patient=CHID-000777&limit=1000", 26).await.len(), 26);
+    assert_eq!(wait_for(&base, "patient=CHID-000777&event_type=110110&limit=1000", 26).await.len(), 26);
     task.abort();
     svc.server.take().unwrap().shutdown().await.unwrap();
 }

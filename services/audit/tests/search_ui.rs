@@ -42,7 +42,8 @@ async fn auditor_finds_who_viewed_a_patient_in_json_csv_and_fhir() {
     let base = svc.http();
     seed(&base).await;
 
-    let rows = wait_for(&base, "patient=CHID-000123", 3).await;
+    // 110110: the auditor's own searches for the patient are recorded with it too (tests/auditor_access.rs).
+    let rows = wait_for(&base, "patient=CHID-000123&event_type=110110", 3).await;
     assert_eq!(rows.len(), 3);
     let doc1: Vec<_> = rows.iter().filter(|r| r["user_id"] == "pw-doc1").collect();
     assert_eq!(doc1.len(), 2);
@@ -58,7 +59,7 @@ async fn auditor_finds_who_viewed_a_patient_in_json_csv_and_fhir() {
     let (_, body) = get(&format!("{base}/v1/events?facility=F0777")).await;
     assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&body).unwrap().len(), 1);
 
-    let (s, counts) = get(&format!("{base}/v1/counts?by=user&patient=CHID-000123")).await;
+    let (s, counts) = get(&format!("{base}/v1/counts?by=user&patient=CHID-000123&event_type=110110")).await;
     assert_eq!(s, 200);
     let counts: serde_json::Value = serde_json::from_str(&counts).unwrap();
     assert_eq!(counts[0], serde_json::json!({"key": "pw-doc1", "count": 2}));
@@ -66,7 +67,7 @@ async fn auditor_finds_who_viewed_a_patient_in_json_csv_and_fhir() {
     let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
     assert!(by_day.contains(&today), "{by_day}");
 
-    let (s, csv) = get(&format!("{base}/v1/export.csv?patient=CHID-000123")).await;
+    let (s, csv) = get(&format!("{base}/v1/export.csv?patient=CHID-000123&event_type=110110")).await;
     assert_eq!(s, 200);
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("seq,event_id,event_time"));
@@ -115,7 +116,7 @@ async fn headless_chromium_shows_the_auditor_who_viewed_a_patient() {
     let base = svc.http();
     seed(&base).await;
     wait_for(&base, "patient=CHID-000123", 3).await;
-    let url = format!("{base}/ui?token={AUDITOR}&patient=CHID-000123");
+    let url = format!("{base}/ui?token={AUDITOR}&patient=CHID-000123&event_type=110110");
     let profile = tempfile::tempdir().unwrap();
     let run = |extra: &[String]| {
         let url = url.clone();

@@ -32,7 +32,7 @@ pub async fn get_events(State(st): State<ApiState>, headers: HeaderMap, Query(pa
         Ok(f) => f,
         Err(e) => return fail(StatusCode::BAD_REQUEST, e),
     };
-    if let Err(r) = st.record_auditor_query(&auditor, &describe(&pairs)).await {
+    if let Err(r) = st.record_auditor_query(&auditor, &describe(&pairs), f.patient.as_deref()).await {
         return r;
     }
     match search::search(&st.db, &f).await {
@@ -59,7 +59,7 @@ pub async fn get_counts(State(st): State<ApiState>, headers: HeaderMap, Query(pa
         Ok(f) => f,
         Err(e) => return fail(StatusCode::BAD_REQUEST, e),
     };
-    if let Err(r) = st.record_auditor_query(&auditor, &describe(&pairs)).await {
+    if let Err(r) = st.record_auditor_query(&auditor, &describe(&pairs), f.patient.as_deref()).await {
         return r;
     }
     match search::count(&st.db, &f, by).await {
@@ -71,30 +71,92 @@ pub async fn get_counts(State(st): State<ApiState>, headers: HeaderMap, Query(pa
     }
 }
 
-/// GET /v1/export.csv?<filters>
+/// Rows per page of a CSV export (memory per export stays one page).
+const EXPORT_PAGE: u32 = 1000;
+
+/// GET /v1/export.csv?<filters>: every matching event (as of the request), streamed page by page;
+/// `limit` and `offset`, when given, cut the export as asked. `X-Total-Count` is the number of
+/// matching events; a failure after the first byte aborts the transfer (never a short file that
+/// looks complete).
 pub async fn get_csv(State(st): State<ApiState>, headers: HeaderMap, Query(pairs): Pairs) -> Response {
     let auditor = match st.check_auditor(&headers, token(&pairs)) {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let mut f = match filter::from_pairs(&pairs) {
+    let f = match filter::from_pairs(&pairs) {
         Ok(f) => f,
         Err(e) => return fail(StatusCode::BAD_REQUEST, e),
     };
-    f.limit = Some(f.limit.unwrap_or(10_000));
-    if let Err(r) = st.record_auditor_query(&auditor, &format!("export.csv?{}", describe(&pairs))).await {
+    let query = format!("export.csv?{}", describe(&pairs));
+    if let Err(r) = st.record_auditor_query(&auditor, &query, f.patient.as_deref()).await {
         return r;
     }
-    match search::search(&st.db, &f).await.and_then(|rows| search::to_csv(&rows)) {
-        Ok(csv) => (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\""),
-            ],
-            csv,
-        )
-            .into_response(),
-        Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    // The log as of now (this export's own record included): later events are not mixed in.
+    let head = async {
+        let upto = search::last_seq(&st.db).await?;
+        let total = search::export_count(&st.db, &f, upto).await?;
+        Ok::<_, crate::error::AuditError>((upto, total, search::csv_header()?))
+    };
+    let (upto, total, header_row) = match head.await {
+        Ok(x) => x,
+        Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let remaining = f.limit.map_or(u64::MAX, u64::from);
+    let state = Export { db: st.db.clone(), f, upto, cursor: None, remaining, header: Some(header_row) };
+    let body = axum::body::Body::from_stream(futures::stream::unfold(state, next_chunk));
+    let mut resp = (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\""),
+        ],
+        body,
+    )
+        .into_response();
+    resp.headers_mut().insert("x-total-count", total.into());
+    resp
+}
+
+/// A CSV export in progress.
+struct Export {
+    db: crate::db::Db,
+    f: search::SearchFilter,
+    upto: i64,
+    cursor: Option<search::Cursor>,
+    /// Rows still to send (`limit`, else unbounded).
+    remaining: u64,
+    /// The header row, until sent.
+    header: Option<String>,
+}
+
+/// The next chunk: the header, then one page per call, until a short page.
+async fn next_chunk(mut ex: Export) -> Option<(std::io::Result<axum::body::Bytes>, Export)> {
+    if let Some(h) = ex.header.take() {
+        return Some((Ok(h.into()), ex));
+    }
+    if ex.remaining == 0 {
+        return None;
+    }
+    let want = ex.remaining.min(u64::from(EXPORT_PAGE)) as u32;
+    let offset = if ex.cursor.is_none() { ex.f.offset.unwrap_or(0) } else { 0 };
+    let page = search::export_page(&ex.db, &ex.f, ex.upto, ex.cursor, want, offset)
+        .await
+        .and_then(|rows| Ok((search::csv_rows(&rows)?, rows)));
+    match page {
+        Ok((_, rows)) if rows.is_empty() => None,
+        Ok((text, rows)) => {
+            let last = rows.last().expect("not empty");
+            ex.cursor = Some((last.event_time.as_microsecond(), last.seq));
+            ex.remaining -= rows.len() as u64;
+            if (rows.len() as u32) < want {
+                ex.remaining = 0;
+            }
+            Some((Ok(text.into()), ex))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "CSV export failed part-way; aborting the transfer");
+            ex.remaining = 0;
+            Some((Err(std::io::Error::other(e.to_string())), ex))
+        }
     }
 }
 
@@ -109,7 +171,7 @@ pub async fn get_pseudonym(
         Ok(a) => a,
         Err(r) => return r,
     };
-    if let Err(r) = st.record_auditor_query(&auditor, &format!("resolve pairwise id {id}")).await {
+    if let Err(r) = st.record_auditor_query(&auditor, &format!("resolve pairwise id {id}"), None).await {
         return r;
     }
     match pseudonym::resolve(&st.db, &auditor, &id).await {

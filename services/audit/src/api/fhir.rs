@@ -97,7 +97,7 @@ pub async fn search(
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&");
-    if st.record_auditor_query(&auditor, &format!("AuditEvent?{q}")).await.is_err() {
+    if st.record_auditor_query(&auditor, &format!("AuditEvent?{q}"), f.patient.as_deref()).await.is_err() {
         return outcome(StatusCode::SERVICE_UNAVAILABLE, super::UNRECORDED);
     }
     let (bodies, total) = match search::search_bodies(&st.db, &f).await {
@@ -132,23 +132,29 @@ pub async fn read(
         Ok(a) => a,
         Err(_) => return outcome(StatusCode::UNAUTHORIZED, "the auditor role is required"),
     };
-    if st.record_auditor_query(&auditor, &format!("AuditEvent/{id}")).await.is_err() {
-        return outcome(StatusCode::SERVICE_UNAVAILABLE, super::UNRECORDED);
-    }
+    // Read first so that the record names the event's patient; nothing is answered before it.
     let row = sqlx::query("SELECT body FROM audit_event WHERE event_id = $1")
         .bind(id.clone())
         .fetch_optional(&st.db.pool)
         .await;
-    match row {
+    let found = match row {
         Ok(Some(r)) => {
             let body: Vec<u8> = sqlx::Row::get(&r, "body");
             match AuditEvent::from_json(&body) {
-                Ok(e) => fhir_json(to_fhir(&e)),
-                Err(e) => outcome(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                Ok(e) => Some(e),
+                Err(e) => return outcome(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
             }
         }
-        Ok(None) => outcome(StatusCode::NOT_FOUND, &format!("AuditEvent/{id} not found")),
-        Err(e) => outcome(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok(None) => None,
+        Err(e) => return outcome(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let patient = found.as_ref().and_then(|e| e.patient_id());
+    if st.record_auditor_query(&auditor, &format!("AuditEvent/{id}"), patient).await.is_err() {
+        return outcome(StatusCode::SERVICE_UNAVAILABLE, super::UNRECORDED);
+    }
+    match found {
+        Some(e) => fhir_json(to_fhir(&e)),
+        None => outcome(StatusCode::NOT_FOUND, &format!("AuditEvent/{id} not found")),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod intake;
 pub mod ui;
 
 use crate::appender::Appender;
+use crate::auditors::{AuditorTokens, SHARED_NAME, same};
 use crate::db::Db;
 use crate::event::{ActiveParticipant, AuditEvent, AuditSourceIdentification, EventKind, ParticipantObject};
 use axum::http::{HeaderMap, StatusCode};
@@ -20,9 +21,12 @@ pub struct ApiState {
     /// Read pool for searches (the appender owns the writer).
     pub db: Db,
     pub intake_token: Option<String>,
-    pub auditor_token: Option<String>,
+    /// Auditor tokens and whose they are; `None` = no check (loopback only).
+    pub auditors: Option<AuditorTokens>,
     /// This service's AuditSourceID, used for the events it records about auditors' own searches.
     pub source_id: String,
+    /// One pseudonym registration at a time: the table check and its write stay together.
+    pub pseudonym_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The router with every route.
@@ -54,11 +58,6 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
-/// Constant-time comparison of tokens.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// The answer to a search whose own audit record could not be written (no request data echoed).
 pub(crate) const UNRECORDED: &str = "the audit trail cannot record this search now; try again later";
 
@@ -70,10 +69,11 @@ pub(crate) fn fail(status: StatusCode, msg: impl Into<String>) -> Response {
 // The rejection is the HTTP response itself, returned once per request: its size does not matter.
 #[allow(clippy::result_large_err)]
 impl ApiState {
-    pub(crate) fn check_intake(&self, headers: &HeaderMap) -> Result<(), Response> {
+    /// The intake role; answers the credential used (`intake-token`, or `loopback-no-token`).
+    pub(crate) fn check_intake(&self, headers: &HeaderMap) -> Result<&'static str, Response> {
         match &self.intake_token {
-            None => Ok(()),
-            Some(t) if bearer(headers).is_some_and(|b| same(b, t)) => Ok(()),
+            None => Ok("loopback-no-token"),
+            Some(t) if bearer(headers).is_some_and(|b| same(b, t)) => Ok("intake-token"),
             Some(_) => Err(fail(StatusCode::UNAUTHORIZED, "intake requires the service bearer token")),
         }
     }
@@ -85,31 +85,35 @@ impl ApiState {
         headers: &HeaderMap,
         query_token: Option<&str>,
     ) -> Result<crate::pseudonym::Auditor, Response> {
-        match &self.auditor_token {
-            None => Ok(crate::pseudonym::Auditor::authenticated("auditor")),
-            Some(t) => {
-                let ok = bearer(headers).is_some_and(|b| same(b, t))
-                    || cookie(headers, "kizuna_audit").is_some_and(|c| same(c, t))
-                    || query_token.is_some_and(|q| same(q, t));
-                if ok {
-                    Ok(crate::pseudonym::Auditor::authenticated("auditor"))
-                } else {
-                    Err(fail(StatusCode::UNAUTHORIZED, "the auditor role is required"))
-                }
-            }
+        let Some(tokens) = &self.auditors else {
+            return Ok(crate::pseudonym::Auditor::authenticated(SHARED_NAME));
+        };
+        let name = [bearer(headers), cookie(headers, "kizuna_audit"), query_token]
+            .into_iter()
+            .flatten()
+            .find_map(|t| tokens.name_of(t));
+        match name {
+            Some(n) => Ok(crate::pseudonym::Auditor::authenticated(n)),
+            None => Err(fail(StatusCode::UNAUTHORIZED, "the auditor role is required")),
         }
     }
 
-    /// Searching the audit trail is itself access to personal data: record it (DICOM 110112 Query).
-    /// Fails closed: when the record cannot be written, the caller answers 503 and no data.
+    /// Searching the audit trail is itself access to personal data: record it (DICOM 110112 Query)
+    /// under the auditor's name, with the patient searched for as its patient object, so that "who
+    /// looked at this patient" lists auditors too. Fails closed: when the record cannot be
+    /// written, the caller answers 503 and no data.
     pub(crate) async fn record_auditor_query(
         &self,
         auditor: &crate::pseudonym::Auditor,
         query: &str,
+        patient: Option<&str>,
     ) -> Result<(), Response> {
-        let ev = AuditEvent::new(EventKind::Query, AuditSourceIdentification::new(&self.source_id, None))
-            .participant(ActiveParticipant::requestor(&auditor.name))
-            .object(ParticipantObject::query(query));
+        let mut ev = AuditEvent::new(EventKind::Query, AuditSourceIdentification::new(&self.source_id, None))
+            .participant(ActiveParticipant::requestor(&auditor.name));
+        if let Some(p) = patient.map(str::trim).filter(|p| !p.is_empty()) {
+            ev = ev.object(ParticipantObject::patient(p));
+        }
+        let ev = ev.object(ParticipantObject::query(query));
         self.appender.submit(vec![ev]).await.map(|_| ()).map_err(|e| {
             tracing::error!(error = %e, "could not record the auditor's query; refusing it");
             fail(StatusCode::SERVICE_UNAVAILABLE, UNRECORDED)

@@ -137,6 +137,7 @@ pub async fn page(
                         .collect::<Vec<_>>()
                         .join("&")
                 ),
+                f.patient.as_deref(),
             )
             .await;
         if recorded.is_err() {
@@ -232,7 +233,7 @@ caption {{ font-weight: bold; text-align: left; }}
         o12 = if field(&pairs, "outcome") == "12" { " selected" } else { "" },
     );
     let mut resp = Html(html).into_response();
-    if let Some(t) = tok.filter(|_| st.auditor_token.is_some())
+    if let Some(t) = tok.filter(|_| st.auditors.is_some())
         && let Ok(v) = format!("kizuna_audit={t}; HttpOnly; SameSite=Strict; Path=/").parse()
     {
         resp.headers_mut().insert(header::SET_COOKIE, v);

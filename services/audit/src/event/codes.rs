@@ -101,6 +101,10 @@ pub fn node_authentication() -> Code {
 pub fn security_configuration() -> Code {
     dcm("110129", "Security Configuration")
 }
+/// 110137 User Security Attributes Changed: who a user id stands for was set (pseudonym registrations).
+pub fn user_security_attributes_changed() -> Code {
+    dcm("110137", "User Security Attributes Changed")
+}
 /// 110138 Emergency Override Stopped.
 pub fn emergency_override_stopped() -> Code {
     dcm("110138", "Emergency Override Stopped")

@@ -13,6 +13,11 @@ use crate::error::{AuditError, Result};
 pub use codes::Code;
 use serde::{Deserialize, Serialize};
 
+/// The AuditSourceID of the audit service's own events (auditors' searches, pseudonym
+/// registrations). Reserved: intake (HTTP and syslog) refuses events from senders that claim it, so
+/// `verify` can trust that such events were written by the service itself.
+pub const SELF_SOURCE_ID: &str = "kizuna-audit";
+
 /// A sender-chosen unique event id: 1..=64 of `[A-Za-z0-9._:-]`. Retries reuse it; the log dedups on it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -401,6 +406,17 @@ impl AuditEvent {
         }
         if self.event.id.code.is_empty() {
             return Err(AuditError::invalid("EventID", "empty code"));
+        }
+        Ok(())
+    }
+
+    /// Refuse an event that claims the audit service's own AuditSourceID ([`SELF_SOURCE_ID`]).
+    pub fn check_not_reserved(&self) -> Result<()> {
+        if self.source.source_id.trim() == SELF_SOURCE_ID {
+            return Err(AuditError::invalid(
+                "AuditSourceIdentification.AuditSourceID",
+                format!("{SELF_SOURCE_ID:?} is reserved for the audit service's own events"),
+            ));
         }
         Ok(())
     }

@@ -39,21 +39,21 @@ impl Source {
     fn ident(&self) -> AuditSourceIdentification {
         AuditSourceIdentification::new(&self.source_id, self.facility.as_deref())
     }
-    fn requestor(&self, user: &str) -> ActiveParticipant {
+    pub(crate) fn requestor(&self, user: &str) -> ActiveParticipant {
         let p = ActiveParticipant::requestor(user);
         match &self.ip {
             Some(ip) => p.with_ip(ip),
             None => p,
         }
     }
-    fn application(&self) -> ActiveParticipant {
+    pub(crate) fn application(&self) -> ActiveParticipant {
         ActiveParticipant::application(&self.source_id)
     }
 }
 
 /// A site, account or other security subject as a ParticipantObject (RFC 3881 role 11 "Security
 /// User Entity", ID type 11 "User Identifier").
-fn security_subject(id: &str) -> ParticipantObject {
+pub(crate) fn security_subject(id: &str) -> ParticipantObject {
     ParticipantObject {
         id: id.into(),
         type_code: 2,
@@ -66,7 +66,7 @@ fn security_subject(id: &str) -> ParticipantObject {
 }
 
 /// A 110113 Security Alert (action E) of the given DICOM CID 403 type, without participants yet.
-fn security_alert(src: &Source, alert_type: codes::Code) -> AuditEvent {
+pub(crate) fn security_alert(src: &Source, alert_type: codes::Code) -> AuditEvent {
     let mut e = AuditEvent::new(EventKind::Query, src.ident());
     e.event.id = codes::security_alert();
     e.event.action = EventAction::E;
