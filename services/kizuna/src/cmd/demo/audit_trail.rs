@@ -15,7 +15,7 @@ use kizuna_index::registry::Registry;
 use kizuna_index::{CommonId, RecordKey};
 
 /// Where the auditor's UI listens when the demo's audit service is run again.
-const AUDIT_LISTEN: &str = "127.0.0.1:7460";
+pub(super) const AUDIT_LISTEN: &str = "127.0.0.1:7460";
 /// The (pairwise) id of the demo's clinician, as the viewer would know them.
 pub const DEMO_CLINICIAN: &str = "pw-demo-dr-yamada";
 

@@ -32,8 +32,12 @@ pub async fn serve(
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let auth =
-        Server::start(AuthConfig::local(&data.join("sso"))?).await.context("starting single sign-on")?;
+    // Logins, logouts and the viewer's searches and views go to the demo's audit log; they wait in
+    // spools until `kizuna audit serve` (printed above) runs on its port.
+    let audit_base = format!("http://{}", super::audit_trail::AUDIT_LISTEN);
+    let auth_config =
+        AuthConfig { audit_url: Some(audit_base.clone()), ..AuthConfig::local(&data.join("sso"))? };
+    let auth = Server::start(auth_config).await.context("starting single sign-on")?;
     let creds = auth
         .directory()
         .add_client(&NewClient {
@@ -75,7 +79,10 @@ pub async fn serve(
     };
     config.oidc.issuer = auth.issuer().to_owned();
     config.oidc.client_secret_file = secret_file;
-    let viewer = Viewer::open(config, Audit::log_only()).await.context("opening the viewer")?;
+    config.audit.url = format!("{audit_base}/v1/events");
+    let audit = Audit::from_config(&config).context("the viewer's audit spool")?;
+    let spool = config.audit_spool_dir();
+    let viewer = Viewer::open(config, audit).await.context("opening the viewer")?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(kizuna_viewer::serve_on(listener, viewer, async move {
         let _ = stop_rx.wait_for(|s| *s).await;
@@ -96,6 +103,12 @@ pub async fn serve(
     println!("  the nurse at {other} sees only her own facility's records of this patient");
     println!(
         "  (a TOTP code works once; an authenticator app or `oathtool --totp -b SECRET` gives the next one)"
+    );
+    println!(
+        "  logins and every search and view are audited: the events wait in {} (and the sign-on's spool \
+         under {}) until the audit service above runs on {audit_base}",
+        spool.display(),
+        data.join("sso").display()
     );
     if keep_serving {
         println!("serving until Ctrl-C");
