@@ -74,35 +74,44 @@ impl AuditHook {
         self.wake.notify_one();
     }
 
-    /// POST every unregistered pairwise id; mark them once the audit service answered 2xx.
+    /// POSTs every unregistered pairwise id, one per request, and marks each once the audit
+    /// service answered 2xx. A 409 (the audit service already holds that pairwise id for another
+    /// subject; it logged the attempt as a security alert) is final: the id is marked refused and
+    /// logged as an error, never retried, and the other ids still register. Returns how many
+    /// registered.
     pub async fn register_pending(&self, db: &Db) -> Result<usize> {
-        let pending = pairwise::unregistered(db).await?;
-        if pending.is_empty() {
-            return Ok(0);
-        }
-        let body: Vec<PseudonymMapping> = pending
-            .iter()
-            .map(|p| PseudonymMapping {
+        let mut registered = 0;
+        for p in pairwise::unregistered(db).await? {
+            let body = [PseudonymMapping {
                 pairwise_id: p.subject.clone(),
                 sector: p.sector.clone(),
                 subject_id: p.user_id.clone(),
                 display_name: Some(p.display_name.clone()),
-            })
-            .collect();
-        let mut req = self.http.post(format!("{}/v1/pseudonyms", self.base_url)).json(&body);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
+            }];
+            let mut req = self.http.post(format!("{}/v1/pseudonyms", self.base_url)).json(&body);
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.map_err(|e| AuthError::invalid("audit_url", e.to_string()))?;
+            let status = resp.status();
+            if status.is_success() {
+                pairwise::mark(db, &p.subject, pairwise::Registration::Registered).await?;
+                registered += 1;
+            } else if status == reqwest::StatusCode::CONFLICT {
+                let why = resp.text().await.unwrap_or_default();
+                tracing::error!(
+                    pairwise_id = %p.subject, sector = %p.sector, user = %p.user_id, answer = %why,
+                    "the audit service holds this pairwise id for another subject; not retried (check the audit log's security alerts)"
+                );
+                pairwise::mark(db, &p.subject, pairwise::Registration::Refused).await?;
+            } else {
+                return Err(AuthError::invalid(
+                    "audit_url",
+                    format!("POST /v1/pseudonyms answered {status}"),
+                ));
+            }
         }
-        let resp = req.send().await.map_err(|e| AuthError::invalid("audit_url", e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(AuthError::invalid(
-                "audit_url",
-                format!("POST /v1/pseudonyms answered {}", resp.status()),
-            ));
-        }
-        let subjects: Vec<String> = pending.into_iter().map(|p| p.subject).collect();
-        pairwise::mark_registered(db, &subjects).await?;
-        Ok(subjects.len())
+        Ok(registered)
     }
 
     fn emit(&self, event: AuditEvent) {

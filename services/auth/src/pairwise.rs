@@ -64,15 +64,22 @@ pub async fn unregistered(db: &Db) -> Result<Vec<Unregistered>> {
         .collect()
 }
 
-pub async fn mark_registered(db: &Db, subjects: &[String]) -> Result<()> {
-    let mut tx = db.begin_write().await?;
-    for s in subjects {
-        sqlx::query("UPDATE auth_pairwise SET registered = 1 WHERE subject = $1")
-            .bind(s)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
+/// What the audit service said to a pairwise id's registration (the `registered` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Registered (1).
+    Registered = 1,
+    /// Refused for good: the audit service holds the id for another subject (2).
+    Refused = 2,
+}
+
+/// Records the audit service's answer for the pairwise id `subject`.
+pub async fn mark(db: &Db, subject: &str, answer: Registration) -> Result<()> {
+    sqlx::query("UPDATE auth_pairwise SET registered = $1 WHERE subject = $2")
+        .bind(answer as i64)
+        .bind(subject)
+        .execute(&db.pool)
+        .await?;
     Ok(())
 }
 

@@ -114,3 +114,79 @@ async fn logins_and_logouts_are_audited_and_pairwise_ids_resolve_for_auditors() 
     p.server.shutdown().await;
     audit.shutdown().await.unwrap();
 }
+
+/// A pairwise id the audit service already holds for another subject is refused there (409) for
+/// good: the sign-on marks it refused and stops sending it (each attempt would be another security
+/// alert), and the other ids still register. Before, the whole batch failed and was retried
+/// every 30 s forever.
+#[tokio::test]
+async fn a_pairwise_id_the_audit_service_refuses_is_not_retried_and_the_others_register() {
+    use sqlx::Row;
+    let adir = tempfile::tempdir().unwrap();
+    let audit = audit_service(adir.path()).await;
+    let audit_base = format!("http://{}", audit.http_addr);
+    let token_file = adir.path().join("intake.token");
+    let p = provider_with(|c| {
+        c.audit_url = Some(audit_base.clone());
+        c.audit_token_file = Some(token_file.clone());
+    })
+    .await;
+    clinician(&p, "mori", "F0406").await;
+    clinician(&p, "abe", "F0407").await;
+    let mori = p.server.directory().user_by_username("mori").await.unwrap().unwrap();
+    let abe = p.server.directory().user_by_username("abe").await.unwrap().unwrap();
+    // The audit service already holds "taken-sub" for someone else.
+    let taken =
+        serde_json::json!([{"pairwise_id": "taken-sub", "sector": "s1", "subject_id": "someone-else"}]);
+    let r = reqwest::Client::new()
+        .post(format!("{audit_base}/v1/pseudonyms"))
+        .bearer_auth("intake-token-for-auth-tests")
+        .json(&taken)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let db = p.server.directory().db();
+    for (user, sector, sub) in [(&mori.id, "s1", "taken-sub"), (&abe.id, "s2", "free-sub")] {
+        sqlx::query(
+            "INSERT INTO auth_pairwise (user_id, sector, subject, registered) VALUES ($1, $2, $3, 0)",
+        )
+        .bind(user)
+        .bind(sector)
+        .bind(sub)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let pool = db.pool.clone();
+    let state = |sub: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("SELECT registered FROM auth_pairwise WHERE subject = $1")
+                .bind(sub)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .get::<i64, _>(0)
+        }
+    };
+    p.server.register_pseudonyms().await.unwrap();
+    assert_eq!(state("taken-sub").await, 2, "refused for good");
+    assert_eq!(state("free-sub").await, 1, "the other id registered all the same");
+    let (s, v) = auditor_get(&format!("{audit_base}/v1/pseudonyms/free-sub")).await;
+    assert_eq!((s, v["subject_id"].as_str()), (200, Some(abe.id.as_str())));
+    let (_, v) = auditor_get(&format!("{audit_base}/v1/pseudonyms/taken-sub")).await;
+    assert_eq!(v["subject_id"], "someone-else", "the first mapping stands");
+
+    // No retry: another round sends nothing, so no second security alert.
+    let alerts = || async {
+        let (_, v) = auditor_get(&format!("{audit_base}/v1/events?event_type=110113&limit=1000")).await;
+        v.as_array().unwrap().len()
+    };
+    let before = alerts().await;
+    assert!(before >= 1, "the refused attempt is a security alert");
+    assert_eq!(p.server.register_pseudonyms().await.unwrap(), 0);
+    assert_eq!(alerts().await, before);
+    p.server.shutdown().await;
+    audit.shutdown().await.unwrap();
+}
