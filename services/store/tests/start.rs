@@ -224,3 +224,23 @@ async fn a_start_refused_for_an_unreachable_postgres_names_it_and_creates_no_dat
     assert!(e.contains("127.0.0.1:1/kizuna") && e.contains("refused") && !e.contains("sekret"), "{e}");
     assert_eq!(contents(&data), None, "{e}");
 }
+
+/// `kizuna-store --help` prints its usage and a mistyped argument is a usage error: neither starts
+/// a store on the defaults (before, both did, creating `./kizuna-data` and taking port 8440).
+#[test]
+fn help_and_unknown_arguments_start_nothing() {
+    let cwd = tempfile::tempdir().unwrap();
+    for (args, code) in [(vec!["--help"], 0), (vec!["--confg", "x.yaml"], 2), (vec!["serve"], 2)] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kizuna-store"))
+            .args(&args)
+            .current_dir(cwd.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("Usage: kizuna-store"), "{args:?}: {text}");
+        assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0, "{args:?} created files");
+    }
+}
