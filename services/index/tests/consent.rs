@@ -240,11 +240,11 @@ async fn every_consent_change_and_consent_read_is_an_audit_event(url: &str) {
 
     // Showing the consent (with its history and break-glass grants) is a read of the patient.
     let n = spooled(sender).len();
-    reg.audit_consent_shown(&y, "os user clerk").await;
+    reg.audit_consent_shown(&y, "os:clerk").await;
     let events = spooled(sender);
     assert_eq!(events.len(), n + 1);
     assert_eq!(events[n].patient_id(), Some(y.as_str()));
-    assert_eq!(events[n].requestor_id(), Some("os user clerk"));
+    assert_eq!(events[n].requestor_id(), Some("os:clerk"));
 }
 
 /// A manual link or an unlink moves a record between two common IDs: the audit trail has an

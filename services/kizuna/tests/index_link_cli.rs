@@ -283,11 +283,11 @@ async fn consent_set_and_show_are_audited() {
         .collect();
     assert_eq!(events.len(), 2, "one event each: {events:?}");
     assert!(events.iter().all(|e| e.patient_id() == Some(id.as_str())));
-    let os_user = nix::unistd::User::from_uid(nix::unistd::getuid()).unwrap().unwrap().name;
+    let os_user = kizuna_audit::emitter::os_user();
     let change = &events[0];
-    assert_eq!(change.requestor_id(), Some(format!("clerk-1 (os user {os_user})").as_str()));
+    assert_eq!(change.requestor_id(), Some(format!("clerk-1 ({os_user})").as_str()));
     let details = &change.objects[0].details;
     assert!(details.iter().any(|(k, v)| k == "consent" && v == "none on record -> all"), "{details:?}");
     assert!(details.iter().any(|(k, v)| k == "reason" && v == "form 7"), "{details:?}");
-    assert_eq!(events[1].requestor_id(), Some(format!("os user {os_user}").as_str()));
+    assert_eq!(events[1].requestor_id(), Some(os_user.as_str()));
 }

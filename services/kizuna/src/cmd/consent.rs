@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use kizuna_audit::emitter::AuditEmitter;
+use kizuna_audit::emitter::{AuditEmitter, os_user};
 use kizuna_index::{CommonId, ConsentPolicy, FacilityCode, Registry};
 
 use super::index::{LinkageAudit, flush_audit};
@@ -79,7 +79,7 @@ pub fn run(cmd: ConsentCommand) -> anyhow::Result<ExitCode> {
                 };
                 let (reg, emitter) = open(&db).await?;
                 // Who typed the command, beside the name they gave.
-                let actor = format!("{actor} (os user {})", os_user());
+                let actor = format!("{actor} ({})", os_user());
                 let rec = reg.set_consent(&id, &policy, &actor, &reason).await?;
                 println!(
                     "{}: {} (recorded by {} at {})",
@@ -95,7 +95,7 @@ pub fn run(cmd: ConsentCommand) -> anyhow::Result<ExitCode> {
                 let history = reg.consent_history(&id).await?;
                 let grants = reg.break_glass_history(&id).await?;
                 // Spooled before anything is printed.
-                reg.audit_consent_shown(&id, &format!("os user {}", os_user())).await;
+                reg.audit_consent_shown(&id, &os_user()).await;
                 flush_audit(&emitter, &db.audit.sender_config()).await;
                 if json {
                     let v = serde_json::json!({
@@ -133,15 +133,6 @@ async fn open(db: &IndexDb) -> anyhow::Result<(Registry, AuditEmitter)> {
     let emitter =
         AuditEmitter::from_config_no_delivery(&db.audit.sender_config()).context("the audit options")?;
     Ok((open_registry(&db.index_url).await?.with_audit(emitter.clone()), emitter))
-}
-
-/// The name of the user running this process (the uid when it has none).
-fn os_user() -> String {
-    let uid = nix::unistd::getuid();
-    match nix::unistd::User::from_uid(uid) {
-        Ok(Some(u)) => u.name,
-        _ => format!("uid {uid}"),
-    }
 }
 
 /// Opens the existing linkage database: a SQLite file that is not there is a mistyped
