@@ -440,10 +440,12 @@ async fn an_outbox_file_that_cannot_be_read_is_kept_reported_and_sent_once_reada
     std::fs::hard_link(&waiting, &aside).unwrap();
     std::os::unix::fs::symlink(&waiting, &link).unwrap();
     std::fs::rename(&link, &waiting).unwrap();
-    store.down.store(false, Ordering::SeqCst);
+    // The store stays down until the agent has met the unreadable file: an attempt that read the
+    // file before the swap must not reach a store that is up (under load it did, and was stored).
     let reported =
         || site.log_lines().iter().any(|l| l["event"] == "outbox_unreadable" && l["level"] == "ERROR");
-    assert!(wait_for(10, reported).await, "the unreadable outbox file was not reported");
+    assert!(wait_for(30, reported).await, "the unreadable outbox file was not reported");
+    store.down.store(false, Ordering::SeqCst);
     assert!(std::fs::symlink_metadata(&waiting).is_ok(), "an unreadable outbox file was deleted");
     assert_eq!(agent.status.get().queue_depth, 1, "an unreadable outbox file was forgotten");
     assert_eq!(store.stored_count(), 0);
