@@ -24,6 +24,20 @@ async fn audit_service(dir: &Path) -> kizuna_audit::server::RunningServer {
     kizuna_audit::server::start(&cfg).await.unwrap()
 }
 
+/// An audit service in `dir` and a provider sending to it (with the intake token); the audit
+/// service's base URL.
+async fn provider_with_audit(dir: &Path) -> (kizuna_audit::server::RunningServer, String, Provider) {
+    let audit = audit_service(dir).await;
+    let audit_base = format!("http://{}", audit.http_addr);
+    let token_file = dir.join("intake.token");
+    let p = provider_with(|c| {
+        c.audit_url = Some(audit_base.clone());
+        c.audit_token_file = Some(token_file);
+    })
+    .await;
+    (audit, audit_base, p)
+}
+
 async fn auditor_get(url: &str) -> (u16, serde_json::Value) {
     let r = reqwest::Client::new().get(url).bearer_auth(AUDITOR).send().await.unwrap();
     let s = r.status().as_u16();
@@ -46,14 +60,7 @@ async fn events(base: &str, query: &str, n: usize) -> Vec<serde_json::Value> {
 #[tokio::test]
 async fn logins_and_logouts_are_audited_and_pairwise_ids_resolve_for_auditors() {
     let adir = tempfile::tempdir().unwrap();
-    let audit = audit_service(adir.path()).await;
-    let audit_base = format!("http://{}", audit.http_addr);
-    let token_file = adir.path().join("intake.token");
-    let p = provider_with(|c| {
-        c.audit_url = Some(audit_base.clone());
-        c.audit_token_file = Some(token_file.clone());
-    })
-    .await;
+    let (audit, audit_base, p) = provider_with_audit(adir.path()).await;
     let secret = clinician(&p, "mori", "F0406").await;
     let user = p.server.directory().user_by_username("mori").await.unwrap().unwrap();
     let mut b = Browser::new();
@@ -123,14 +130,7 @@ async fn logins_and_logouts_are_audited_and_pairwise_ids_resolve_for_auditors() 
 async fn a_pairwise_id_the_audit_service_refuses_is_not_retried_and_the_others_register() {
     use sqlx::Row;
     let adir = tempfile::tempdir().unwrap();
-    let audit = audit_service(adir.path()).await;
-    let audit_base = format!("http://{}", audit.http_addr);
-    let token_file = adir.path().join("intake.token");
-    let p = provider_with(|c| {
-        c.audit_url = Some(audit_base.clone());
-        c.audit_token_file = Some(token_file.clone());
-    })
-    .await;
+    let (audit, audit_base, p) = provider_with_audit(adir.path()).await;
     clinician(&p, "mori", "F0406").await;
     clinician(&p, "abe", "F0407").await;
     let mori = p.server.directory().user_by_username("mori").await.unwrap().unwrap();

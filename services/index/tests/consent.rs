@@ -190,6 +190,19 @@ async fn a_record_split_off_to_a_new_id_keeps_its_consent(url: &str) {
     assert_eq!(d.access("0411000025"), Access::Denied);
 }
 
+/// A registry whose audit events stay in a spool (nothing listens on port 9), where the test
+/// reads them; the spool folder lives as long as the returned guard.
+async fn spooling(url: &str) -> (Registry, kizuna_audit::emitter::AuditEmitter, tempfile::TempDir) {
+    let spool = tempfile::tempdir().unwrap();
+    let cfg = kizuna_audit::emitter::SenderConfig {
+        url: "http://127.0.0.1:9/v1/events".into(),
+        spool_dir: spool.path().into(),
+        ..Default::default()
+    };
+    let emitter = kizuna_audit::emitter::AuditEmitter::from_config_no_delivery(&cfg).unwrap();
+    (Registry::open(url).await.unwrap().with_audit(emitter.clone()), emitter, spool)
+}
+
 /// The audit events spooled by `sender`, oldest first.
 fn spooled(sender: &kizuna_audit::sender::AuditSender) -> Vec<kizuna_audit::AuditEvent> {
     let files = sender.pending().unwrap();
@@ -203,15 +216,7 @@ fn consent_detail(e: &kizuna_audit::AuditEvent, id: &CommonId) -> Option<String>
 }
 
 async fn every_consent_change_and_consent_read_is_an_audit_event(url: &str) {
-    let spool = tempfile::tempdir().unwrap();
-    // Nothing listens on port 9: the events stay spooled, where the test reads them.
-    let cfg = kizuna_audit::emitter::SenderConfig {
-        url: "http://127.0.0.1:9/v1/events".into(),
-        spool_dir: spool.path().into(),
-        ..Default::default()
-    };
-    let emitter = kizuna_audit::emitter::AuditEmitter::from_config_no_delivery(&cfg).unwrap();
-    let reg = Registry::open(url).await.unwrap().with_audit(emitter.clone());
+    let (reg, emitter, _spool) = spooling(url).await;
     let sender = emitter.sender().unwrap();
     let x = enrolled(&reg, "0411000017", "P1").await;
     let y = enrolled(&reg, "0411000025", "Q1").await;
@@ -251,14 +256,7 @@ async fn every_consent_change_and_consent_read_is_an_audit_event(url: &str) {
 /// event about each, so a search by either ID (the audit log indexes one patient per event) finds
 /// the move. Before, the link named only the new ID and the unlink only the old one.
 async fn a_move_between_common_ids_is_found_under_both(url: &str) {
-    let spool = tempfile::tempdir().unwrap();
-    let cfg = kizuna_audit::emitter::SenderConfig {
-        url: "http://127.0.0.1:9/v1/events".into(),
-        spool_dir: spool.path().into(),
-        ..Default::default()
-    };
-    let emitter = kizuna_audit::emitter::AuditEmitter::from_config_no_delivery(&cfg).unwrap();
-    let reg = Registry::open(url).await.unwrap().with_audit(emitter.clone());
+    let (reg, emitter, _spool) = spooling(url).await;
     let sender = emitter.sender().unwrap();
     let p = RecordKey::new("0411000017", "P1").unwrap();
     let x = enrolled(&reg, "0411000017", "P1").await;

@@ -16,6 +16,26 @@ use crate::{IndexError, RecordKey};
 /// AuditSourceID of the index's events.
 pub const AUDIT_SOURCE: &str = "kizuna-index";
 
+/// A Patient Record event (`action`) about `common_id` by `actor`, with `details` on the patient
+/// object; `facility` names the site when the change concerns one of its records.
+fn patient_event(
+    facility: Option<&str>,
+    action: EventAction,
+    actor: &str,
+    common_id: &str,
+    details: impl IntoIterator<Item = (&'static str, String)>,
+) -> AuditEvent {
+    let mut src = Source::new(AUDIT_SOURCE);
+    if let Some(f) = facility {
+        src = src.facility(f);
+    }
+    let mut e = AuditEvent::patient_record(&src, action, actor, common_id);
+    if let Some(o) = e.objects.first_mut() {
+        o.details.extend(details.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    }
+    e
+}
+
 /// A link change: `method` is `auto`, `manual`, `split` or `review-accepted`/`review-rejected`.
 pub(super) fn link_event(
     key: &RecordKey,
@@ -24,26 +44,17 @@ pub(super) fn link_event(
     actor: &str,
     reason: &str,
 ) -> AuditEvent {
-    let src = Source::new(AUDIT_SOURCE).facility(&key.facility);
-    let mut e = AuditEvent::patient_record(&src, EventAction::U, actor, common_id.as_str());
-    if let Some(o) = e.objects.first_mut() {
-        o.details.push(("link".into(), format!("{method}: {}/{}", key.facility, key.local_id)));
-        o.details.push(("reason".into(), reason.into()));
-    }
-    e
+    let link = format!("{method}: {}/{}", key.facility, key.local_id);
+    let details = [("link", link), ("reason", reason.to_owned())];
+    patient_event(Some(&key.facility), EventAction::U, actor, common_id.as_str(), details)
 }
 
 /// A consent change: a Patient Record update of the common ID, with the consent before and after
 /// and the reason, by `actor`.
 pub(super) fn consent_event(change: &ConsentChange) -> AuditEvent {
-    let src = Source::new(AUDIT_SOURCE);
-    let mut e = AuditEvent::patient_record(&src, EventAction::U, &change.actor, change.common_id.as_str());
-    if let Some(o) = e.objects.first_mut() {
-        let before = change.old.as_ref().map_or_else(|| "none on record".to_owned(), ToString::to_string);
-        o.details.push(("consent".into(), format!("{before} -> {}", change.new)));
-        o.details.push(("reason".into(), change.reason.clone()));
-    }
-    e
+    let before = change.old.as_ref().map_or_else(|| "none on record".to_owned(), ToString::to_string);
+    let details = [("consent", format!("{before} -> {}", change.new)), ("reason", change.reason.clone())];
+    patient_event(None, EventAction::U, &change.actor, change.common_id.as_str(), details)
 }
 
 /// A patient moved from one common ID to another (`method`: `manual`, `split`,
@@ -62,13 +73,14 @@ pub(super) fn move_events(
     if let Some(o) = into.objects.first_mut() {
         o.details.push(("from".into(), from.to_string()));
     }
-    let src = Source::new(AUDIT_SOURCE).facility(&key.facility);
-    let mut out = AuditEvent::patient_record(&src, EventAction::U, actor, from.as_str());
-    if let Some(o) = out.objects.first_mut() {
-        o.details.push(("unlink".into(), format!("{method}: {}/{}", key.facility, key.local_id)));
-        o.details.push(("to".into(), to.to_string()));
-        o.details.push(("reason".into(), reason.into()));
-    }
+    let unlink = format!("{method}: {}/{}", key.facility, key.local_id);
+    let out = patient_event(
+        Some(&key.facility),
+        EventAction::U,
+        actor,
+        from.as_str(),
+        [("unlink", unlink), ("to", to.to_string()), ("reason", reason.to_owned())],
+    );
     [into, out]
 }
 
@@ -91,12 +103,8 @@ impl Registry {
     /// Records that `user` was shown a patient's consent, its history and break-glass grants
     /// (`kizuna consent show`): a Patient Record read of the common ID.
     pub async fn audit_consent_shown(&self, common_id: &CommonId, user: &str) {
-        let src = Source::new(AUDIT_SOURCE);
-        let mut e = AuditEvent::patient_record(&src, EventAction::R, user, common_id.as_str());
-        if let Some(o) = e.objects.first_mut() {
-            o.details.push(("shown".into(), "consent, consent history, break-glass grants".into()));
-        }
-        self.audit.emit(e).await;
+        let details = [("shown", "consent, consent history, break-glass grants".to_owned())];
+        self.audit.emit(patient_event(None, EventAction::R, user, common_id.as_str(), details)).await;
     }
 
     /// [`Registry::resolve`] on behalf of `user` (the pairwise user id the viewer knows), working
