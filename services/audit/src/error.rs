@@ -32,6 +32,14 @@ pub enum AuditError {
         .holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
     )]
     DataDirInUse { dir: PathBuf, lock_file: PathBuf, holder: Option<u32> },
+    /// Another audit service writes to the same database (with another data folder): see
+    /// [`crate::db_lock`].
+    #[error(
+        "audit database {database} is written by another audit service (it holds {lock}): two \
+         writers on one database, each with its own data_dir, make verify report tampering nobody \
+         did; stop the other one, or give this one its own database_url"
+    )]
+    DatabaseInUse { database: String, lock: String },
     #[error("time-stamp authority {url}: {reason}")]
     TimeStamp { url: String, reason: String },
     #[error("signing key {path}: {reason}")]

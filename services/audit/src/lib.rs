@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data_lock;
 pub mod db;
+pub mod db_lock;
 pub mod durable;
 pub mod emitter;
 pub mod error;

@@ -9,6 +9,7 @@
 use crate::checkpoint::{Checkpoint, key_id};
 use crate::data_lock::DataDirLock;
 use crate::db::{Backend, Db, IndexedColumns};
+use crate::db_lock::DbWriterLock;
 use crate::durable;
 use crate::error::{AuditError, Result};
 use crate::event::AuditEvent;
@@ -53,6 +54,8 @@ pub struct AuditLog {
     wal: Option<WalCheckpointer>,
     /// `<data_dir>/audit.lock`, held for the log's lifetime: one writer per data folder.
     _lock: DataDirLock,
+    /// The database's writer lock, held likewise: one writer per database.
+    _db_lock: DbWriterLock,
 }
 
 /// Copies SQLite's write-ahead log back into the database file on a connection of its own, after
@@ -255,6 +258,7 @@ impl AuditLog {
         let lock = DataDirLock::acquire(&settings.data_dir)?;
         durable::create_dir_all(&checkpoints_dir(&settings.data_dir))?;
         let db = Db::open(&settings.database_url).await?;
+        let db_lock = DbWriterLock::acquire(&settings.database_url).await?;
         let db_count: i64 =
             sqlx::query("SELECT COUNT(*) AS n FROM audit_event").fetch_one(&db.pool).await?.try_get("n")?;
         let db_count = db_count as u64;
@@ -306,6 +310,7 @@ impl AuditLog {
             last_checkpoint: last.unwrap_or(0) as u64,
             wal,
             _lock: lock,
+            _db_lock: db_lock,
         })
     }
 

@@ -62,3 +62,46 @@ async fn a_second_audit_service_on_one_data_dir_is_refused_and_verify_still_work
     assert!(report.ok(), "{:?}", report.findings);
     assert_eq!(report.events, 13);
 }
+
+/// The settings of a log in `data_dir` on `database_url`, with its own signing key.
+fn settings(data_dir: &std::path::Path, database_url: &str) -> LogSettings {
+    let key = data_dir.with_extension("key");
+    if !key.exists() {
+        kizuna_audit::checkpoint::generate_key(&key).unwrap();
+    }
+    LogSettings {
+        database_url: database_url.into(),
+        data_dir: data_dir.into(),
+        signing_key: kizuna_audit::checkpoint::load_signing_key(&key).unwrap(),
+        tsa_url: None,
+    }
+}
+
+/// Two data folders, one database: the folders' locks do not meet, so the database is locked
+/// too. The second writer is refused naming the database; once the first is gone it opens.
+async fn a_second_writer_on_one_database_is_refused(database_url: &str, named: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let first = AuditLog::open(settings(&dir.path().join("a"), database_url)).await.unwrap();
+    let e = AuditLog::open(settings(&dir.path().join("b"), database_url))
+        .await
+        .err()
+        .expect("two audit logs with their own data folders wrote one database")
+        .to_string();
+    assert!(e.contains(&format!("audit database {named}")) && e.contains("another audit service"), "{e}");
+    drop(first);
+    AuditLog::open(settings(&dir.path().join("b"), database_url)).await.expect("free once the first is gone");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_writer_on_one_sqlite_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shared").join("audit.sqlite");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    a_second_writer_on_one_database_is_refused(&url, &file.display().to_string()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_writer_on_one_postgres_database_is_refused() {
+    let Some(url) = kizuna_db::fresh_test_postgres("audit_one_writer").await else { return };
+    a_second_writer_on_one_database_is_refused(&url, &kizuna_db::postgres_server(&url)).await;
+}
