@@ -3,8 +3,11 @@ use ssmix2::{
     CareDate, ConditionFlag, DataType, Department, FileName, OrderNo, PatientId, StoragePath, Timestamp,
 };
 
-use crate::NsipsError;
+use crate::codes::{LOCAL_UNITS, MERIT9, UnitCode};
+use crate::parse::RECORD_FIELDS;
 use crate::record::{Dispensing, Drug, NsipsFile, Rp, Sex};
+use crate::warning::{Unmapped, Warning};
+use crate::{Conversion, NsipsError};
 
 /// MSH-18, MSH-20 and MSH-21 as SS-MIX2 requires them (the same as the synthetic generator's).
 const CHARSET: &str = "~ISO IR87";
@@ -17,15 +20,17 @@ const PROFILE: &str = "SS-MIX2_1.20^SS-MIX2^1.2.392.200250.2.1.100.1.2.120^ISO";
 /// The pharmacy is the facility (MSH-4); the prescribing institution and doctor go in ORC-21 and
 /// ORC-12. The care date (file name and ORC-9) is the dispensing date; the order number is the
 /// prescription number; the file timestamp is the header's send time. Each Rp becomes ORC, RXE
-/// (HOT9 and YJ code, dose per intake, total, daily dose), TQ1 (JAMI usage code, days) and RXR.
-/// A dispensing without any drug (record 4), only fees, is no prescription and yields no message.
+/// (HOT9 and YJ code, dose per intake, total, daily dose, unit), TQ1 (JAMI usage code, days) and
+/// RXR (route from the usage code, [`crate::codes::ROUTES`]). A dispensing without any drug
+/// (record 4), only fees, is no prescription and yields no message.
+///
+/// A usage code with no known route or a drug without a unit is converted with that code empty
+/// and reported in [`Conversion::replaced`] (with the file's stand-in characters), never refused:
+/// the agent would quarantine the whole export, every other patient's dispensings with it.
 ///
 /// `pharmacy_facility_id` must be the 10-digit institution code whose last seven digits are the
 /// header's pharmacy code, so a file cannot be filed under another pharmacy by mistake.
-pub fn to_ssmix2(
-    file: &NsipsFile,
-    pharmacy_facility_id: &str,
-) -> Result<Vec<(StoragePath, Vec<u8>)>, NsipsError> {
+pub fn to_ssmix2(file: &NsipsFile, pharmacy_facility_id: &str) -> Result<Conversion, NsipsError> {
     let whole = |message: String| NsipsError::Convert { file: file.origin.clone(), line: 1, message };
     if pharmacy_facility_id.len() != 10 || !pharmacy_facility_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(whole(format!(
@@ -39,6 +44,7 @@ pub fn to_ssmix2(
         )));
     }
     let mut out: Vec<(StoragePath, Vec<u8>)> = Vec::with_capacity(file.dispensings.len());
+    let mut warnings: Vec<Warning> = file.replaced.iter().cloned().map(Warning::from).collect();
     for d in file.dispensings.iter().filter(|d| !d.drugs.is_empty()) {
         let err = |message: String| NsipsError::Convert { file: file.origin.clone(), line: d.line, message };
         let path = storage_path(file, d).map_err(|e| err(e.to_string()))?;
@@ -48,11 +54,11 @@ pub fn to_ssmix2(
                 d.prescription.prescription_no
             )));
         }
-        let text = message_text(file, d, pharmacy_facility_id).map_err(err)?;
+        let text = message_text(file, d, pharmacy_facility_id, &mut warnings).map_err(err)?;
         let bytes = Message::parse(&text).and_then(|m| m.encode()).map_err(|e| err(e.to_string()))?;
         out.push((path, bytes));
     }
-    Ok(out)
+    Ok(Conversion { dispensings: file.dispensings.len(), files: out, replaced: warnings })
 }
 
 fn storage_path(file: &NsipsFile, d: &Dispensing) -> Result<StoragePath, ssmix2::NameError> {
@@ -104,30 +110,54 @@ fn decimal(amount: &str, mul: u32, div: u32) -> String {
     if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_owned() } else { s }
 }
 
-/// The MR9P code of a unit name (empty when unknown: then only the name is sent), and the escaped name.
-fn unit(name: &str) -> (&'static str, String) {
-    let code = match name {
-        "錠" => "TAB",
-        "カプセル" => "CAP",
-        "グラム" | "g" | "ｇ" => "G",
-        "枚" => "MAI",
-        "ミリリットル" | "mL" | "ｍＬ" => "ML",
-        _ => "",
-    };
-    (code, esc(name))
-}
-
-/// The route from the JAMI usage code's first character (1 oral, 2 external): the NSIPS layout
-/// carries no route, and RXR-1 is required.
-fn route(rp: &Rp) -> Result<&'static str, String> {
-    match rp.usage_code.as_bytes().first() {
-        Some(b'1') => Ok("PO^口^HL70162"),
-        Some(b'2') => Ok("TP^皮膚^HL70162"),
-        _ => Err(format!("Rp {}: no route known for usage code {}", rp.rp_no, rp.usage_code)),
+/// A unit as CWE components `code^text^system`: the MERIT-9 code, else the unit as written under
+/// [`LOCAL_UNITS`] (the store reads component 1; a bare `^mg^MR9P` lost the unit), else, with no
+/// unit written, only the text `不明` (RXE-5 is required) and a warning.
+fn unit(drug: &Drug, warnings: &mut Vec<Warning>) -> [String; 3] {
+    let text = esc(drug.unit.trim());
+    match crate::codes::unit_code(&drug.unit) {
+        UnitCode::Merit9(code) => [code.to_owned(), text, MERIT9.to_owned()],
+        UnitCode::Local => [text.clone(), text, LOCAL_UNITS.to_owned()],
+        UnitCode::Missing => {
+            warnings.push(unmapped(drug.line, 4, 8, &drug.unit, "no unit: the dose is sent without one"));
+            [String::new(), "不明".to_owned(), String::new()]
+        }
     }
 }
 
-fn message_text(file: &NsipsFile, d: &Dispensing, facility: &str) -> Result<String, String> {
+/// RXR-1 from the usage code ([`crate::codes::ROUTES`]; the NSIPS layout carries no route). With
+/// no known route, only the text `不明`: RXR-1 is required, and an empty code reads as unknown.
+fn route(rp: &Rp, warned: &mut Vec<usize>, warnings: &mut Vec<Warning>) -> String {
+    if let Some((code, name)) = crate::codes::route(&rp.usage_code) {
+        return format!("{code}^{name}^HL70162");
+    }
+    // Once per Rp, not per drug of it.
+    if !warned.contains(&rp.line) {
+        warned.push(rp.line);
+        let message =
+            "no route known for this usage code: converted with the route unknown (RXR-1 without a code)";
+        warnings.push(unmapped(rp.line, 3, 2, &rp.usage_code, message));
+    }
+    "^不明".to_owned()
+}
+
+fn unmapped(line: usize, record: usize, field: usize, value: &str, message: &str) -> Warning {
+    Warning::Unmapped(Unmapped {
+        line,
+        record: record.to_string(),
+        field,
+        name: RECORD_FIELDS[record - 1][field - 1],
+        value: value.to_owned(),
+        message: message.to_owned(),
+    })
+}
+
+fn message_text(
+    file: &NsipsFile,
+    d: &Dispensing,
+    facility: &str,
+    warnings: &mut Vec<Warning>,
+) -> Result<String, String> {
     let h = &file.header;
     let p = &d.patient;
     let rx = &d.prescription;
@@ -154,6 +184,7 @@ fn message_text(file: &NsipsFile, d: &Dispensing, facility: &str) -> Result<Stri
         "PV1|0001|O".to_owned(),
     ];
     let (doctor, institution) = (xpn(&rx.doctor), esc(&rx.institution_name));
+    let mut warned = Vec::new();
     for (i, drug) in d.drugs.iter().enumerate() {
         let rp =
             d.rps.iter().find(|r| r.rp_no == drug.rp_no).ok_or_else(|| {
@@ -174,7 +205,7 @@ fn message_text(file: &NsipsFile, d: &Dispensing, facility: &str) -> Result<Stri
         orc[23] = format!("^^^^^^^^^^^{}", esc(&h.phone));
         orc[29] = "O^外来患者オーダ^HL70482".into();
         segs.push(orc.join("|"));
-        segs.push(rxe(drug, rp, order_no, i));
+        segs.push(rxe(drug, rp, order_no, i, warnings));
         segs.push(format!(
             "TQ1|1||{}&{}&JAMISDP01|||{}^d|{}0000",
             rp.usage_code,
@@ -182,18 +213,20 @@ fn message_text(file: &NsipsFile, d: &Dispensing, facility: &str) -> Result<Stri
             rp.days,
             rx.dispensed_on
         ));
-        segs.push(format!("RXR|{}", route(rp)?));
+        segs.push(format!("RXR|{}", route(rp, &mut warned, warnings)));
     }
     let mut text = segs.join("\r");
     text.push('\r');
     Ok(text)
 }
 
-fn rxe(drug: &Drug, rp: &Rp, order_no: &str, i: usize) -> String {
-    let (code, u) = unit(&drug.unit);
+fn rxe(drug: &Drug, rp: &Rp, order_no: &str, i: usize, warnings: &mut Vec<Warning>) -> String {
+    let [code, text, system] = unit(drug, warnings);
+    let cwe = format!("{code}^{text}^{system}");
     let name = esc(&drug.drug_name);
+    // RXE-5 give units and RXE-11 dispense units (CWE), RXE-19 daily dose (CQ: units as subcomponents).
     format!(
-        "RXE||{}^{name}^HOT9^{}^{name}^YJ|{}||{code}^{u}^MR9P|||||{}|{code}^{u}^MR9P||||{order_no}{:02}||||{}^{code}&{u}&MR9P||OHP^外来処方^MR9P~OHO^院外処方^MR9P",
+        "RXE||{}^{name}^HOT9^{}^{name}^YJ|{}||{cwe}|||||{}|{cwe}||||{order_no}{:02}||||{}^{code}&{text}&{system}||OHP^外来処方^MR9P~OHO^院外処方^MR9P",
         drug.hot_code,
         drug.yj_code,
         decimal(&drug.amount_per_day, 1, rp.times_per_day),

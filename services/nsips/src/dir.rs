@@ -14,17 +14,17 @@ pub struct Conversion {
     pub dispensings: usize,
     /// One OMP-01 message per dispensing with at least one drug (fees-only dispensings yield none).
     pub files: Vec<(StoragePath, Vec<u8>)>,
-    /// Characters written as JIS X 0208 stand-ins; the caller logs them.
-    pub replaced: Vec<crate::Replacement>,
+    /// What was written differently from the export, to be logged as warnings: characters
+    /// written as JIS X 0208 stand-ins, and values converted without a code (a usage code with no
+    /// known route, a drug without a unit). The name predates the second kind.
+    pub replaced: Vec<crate::Warning>,
 }
 
 /// Parses the NSIPS file `bytes` (named `origin` in errors) and converts it for the pharmacy
 /// `facility`. The output depends on nothing but `bytes` and `facility`, so converting the same
 /// file again gives the same names and bytes.
 pub fn convert_bytes(bytes: &[u8], origin: &Path, facility: &str) -> Result<Conversion, NsipsError> {
-    let file = crate::parse(bytes, origin)?;
-    let files = crate::to_ssmix2(&file, facility)?;
-    Ok(Conversion { dispensings: file.dispensings.len(), files, replaced: file.replaced })
+    crate::to_ssmix2(&crate::parse(bytes, origin)?, facility)
 }
 
 /// What [`convert_dir`] did.
@@ -36,8 +36,8 @@ pub struct Converted {
     pub messages: usize,
     /// Files newly written (identical files already there are not counted).
     pub written: usize,
-    /// Characters written as JIS X 0208 stand-ins, with the export that held them.
-    pub replaced: Vec<(PathBuf, crate::Replacement)>,
+    /// Warnings ([`Conversion::replaced`]), with the export that held them.
+    pub replaced: Vec<(PathBuf, crate::Warning)>,
 }
 
 /// Converts every `*.csv` NSIPS export in `in_dir` (in name order) into SS-MIX2 files below the

@@ -6,14 +6,17 @@
 //! CRLF or LF line ends. The fields inside each record follow the layout `synth::nsips::LAYOUT`
 //! documents (see `services/synth/README.md`), which is the only layout this crate reads.
 
+mod codes;
 mod convert;
 mod dir;
 mod error;
 mod jis;
 mod parse;
 mod record;
+mod warning;
 mod write;
 
+pub use codes::{LOCAL_UNITS, MERIT9, MERIT9_UNITS, ROUTES, UnitCode, route, unit_code};
 pub use convert::to_ssmix2;
 pub use dir::{Conversion, Converted, convert_bytes, convert_dir};
 pub use error::NsipsError;
@@ -23,4 +26,5 @@ pub use record::{
     Dispensing, DispensingDetail, DispensingRecord, Drug, Encoding, Fee, Header, Note, NsipsFile, Patient,
     Prescription, Rp, Sex,
 };
+pub use warning::{Unmapped, Warning};
 pub use write::write_files;

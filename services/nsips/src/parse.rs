@@ -19,7 +19,7 @@ const HEADER_FIELDS: &[&str] = &[
     "address",
     "phone",
 ];
-const RECORD_FIELDS: [&[&str]; 8] = [
+pub(crate) const RECORD_FIELDS: [&[&str]; 8] = [
     &[
         "patient number",
         "name (kanji)",
@@ -359,7 +359,7 @@ fn rp(f: &Fields) -> Result<Rp, NsipsError> {
     if times_per_day == 0 {
         return Err(f.err(5, "0 times per day".to_owned()));
     }
-    Ok(Rp { rp_no, usage_code, usage: f.jis_text(3), days, times_per_day })
+    Ok(Rp { line: f.line, rp_no, usage_code, usage: f.jis_text(3), days, times_per_day })
 }
 
 fn drug(f: &Fields) -> Result<Drug, NsipsError> {
@@ -370,6 +370,7 @@ fn drug(f: &Fields) -> Result<Drug, NsipsError> {
         return Err(f.err(7, format!("{amount:?} is not a decimal number")));
     }
     Ok(Drug {
+        line: f.line,
         rp_no: f.num(1)?,
         seq: f.num(2)?,
         yj_code: f.code(3, 12, 12)?,

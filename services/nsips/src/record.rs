@@ -94,6 +94,8 @@ pub struct Prescription {
 /// Record 3: one Rp (a group of drugs taken the same way).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rp {
+    /// 1-based line of the record (warnings name it).
+    pub line: usize,
     pub rp_no: u32,
     /// JAMI 16-character usage code.
     pub usage_code: String,
@@ -105,6 +107,8 @@ pub struct Rp {
 /// Record 4: one drug of an Rp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drug {
+    /// 1-based line of the record (warnings name it).
+    pub line: usize,
     pub rp_no: u32,
     pub seq: u32,
     /// 12-character YJ code.
@@ -115,6 +119,7 @@ pub struct Drug {
     pub drug_name: String,
     /// A decimal number as written (digits, at most one point).
     pub amount_per_day: String,
+    /// The unit as written (any text: MERIT-9 names, `mg`, `噴霧`, …; see `crate::codes`).
     pub unit: String,
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use kizuna_nsips::{Encoding, parse, to_ssmix2};
+use kizuna_nsips::{Encoding, Warning, parse, to_ssmix2};
 use ssmix2::hl7::Message;
 use ssmix2::validate::{Scratch, Validator};
 
@@ -64,7 +64,9 @@ fn every_synthetic_export_converts_to_valid_omp01_with_the_source_content() {
         formats.insert((parsed.encoding == Encoding::Cp932, parsed.crlf));
         let raw = raw_dispensings(&bytes);
         assert_eq!(parsed.dispensings.len(), raw.len(), "{}", f.display());
-        let out = to_ssmix2(&parsed, &facility).unwrap_or_else(|e| panic!("{e}"));
+        let c = to_ssmix2(&parsed, &facility).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.replaced.iter().all(|w| matches!(w, Warning::Replaced(_))), "{:?}", c.replaced);
+        let out = c.files;
         assert_eq!(out.len(), raw.len());
         for ((path, msg), (patient, rps, rx_drugs)) in out.iter().zip(&raw) {
             let file = root.join(path.relative());
@@ -90,6 +92,9 @@ fn every_synthetic_export_converts_to_valid_omp01_with_the_source_content() {
                 assert_eq!(m.value(&format!("RXE[{n}]-2.4")).as_deref(), Some(d[3].as_str()));
                 assert_eq!(m.value(&format!("RXE[{n}]-2.6")).as_deref(), Some("YJ"));
                 assert_eq!(m.value(&format!("RXE[{n}]-19.1")).as_deref(), Some(d[7].as_str()));
+                // The unit as written, with a code in component 1 (what the store reads).
+                assert_eq!(m.value(&format!("RXE[{n}]-5.2")).as_deref(), Some(d[8].as_str()));
+                assert!(m.value(&format!("RXE[{n}]-5.1")).is_some_and(|c| !c.is_empty()), "RXE-5.1");
                 let per_day: u32 = d[7].parse().unwrap();
                 let days: u32 = rp[4].parse().unwrap();
                 let times: u32 = rp[5].parse().unwrap();
@@ -128,7 +133,7 @@ fn every_synthetic_export_converts_to_valid_omp01_with_the_source_content() {
 fn a_facility_id_that_is_not_the_headers_pharmacy_is_refused() {
     let text = "VER010603,20240105190000,T01,04,4,1234567,ｶ薬局,980-0001,仙台市,022-000-0000\n";
     let f = parse(text.as_bytes(), Path::new("p.csv")).unwrap();
-    assert!(to_ssmix2(&f, "0441234567").unwrap().is_empty());
+    assert!(to_ssmix2(&f, "0441234567").unwrap().files.is_empty());
     let err = to_ssmix2(&f, "0447654321").unwrap_err().to_string();
     assert!(err.starts_with("p.csv:1:") && err.contains("1234567"), "{err}");
 }
@@ -141,7 +146,7 @@ fn written_files_land_at_their_storage_paths_and_rewrites_are_refused() {
         3,1,1011040000000000,内服・経口・１日１回朝食後,28,1\n\
         4,1,1,2171022F2020,612345678,116523801,アムロジピン錠５ｍｇ,1,錠\n";
     let f = parse(text.as_bytes(), Path::new("p.csv")).unwrap();
-    let out = to_ssmix2(&f, "0441234567").unwrap();
+    let out = to_ssmix2(&f, "0441234567").unwrap().files;
     let root = tempfile::tempdir().unwrap();
     assert_eq!(kizuna_nsips::write_files(root.path(), &out).unwrap(), 1);
     let path = root.path().join(out[0].0.relative());
@@ -156,7 +161,7 @@ fn written_files_land_at_their_storage_paths_and_rewrites_are_refused() {
     // the later one is current; one `_1` per prescription, as the store would keep it.
     let resent = text.replacen("20240105190000", "20240106083000", 1);
     let f2 = parse(resent.as_bytes(), Path::new("p2.csv")).unwrap();
-    let out2 = to_ssmix2(&f2, "0441234567").unwrap();
+    let out2 = to_ssmix2(&f2, "0441234567").unwrap().files;
     assert_eq!(kizuna_nsips::write_files(root.path(), &out2).unwrap(), 1);
     let mut names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
         .unwrap()
@@ -179,5 +184,5 @@ fn a_dispensing_without_drugs_yields_no_message() {
         7,00001,調剤基本料１,45\n";
     let f = parse(text.as_bytes(), Path::new("p.csv")).unwrap();
     assert_eq!(f.dispensings.len(), 1);
-    assert!(to_ssmix2(&f, "0441234567").unwrap().is_empty());
+    assert!(to_ssmix2(&f, "0441234567").unwrap().files.is_empty());
 }

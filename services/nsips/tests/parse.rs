@@ -117,7 +117,7 @@ fn cp932_extension_characters_in_names_become_their_jis_forms() {
     );
     let validator = ssmix2::validate::Validator::from_default_tables().unwrap();
     let root = Path::new("/converted/0401234567");
-    let out = kizuna_nsips::to_ssmix2(&f, "0401234567").unwrap();
+    let out = kizuna_nsips::to_ssmix2(&f, "0401234567").unwrap().files;
     assert_eq!(out.len(), 1);
     for (path, msg) in out {
         let mut violations = Vec::new();
