@@ -346,7 +346,7 @@ fn convert_one(shared: &Shared, state: &Path, ledger: &mut Ledger, path: &Path) 
             Level::Warn,
             "nsips_replaced",
             &format!(
-                "{shown}: {} character(s) SS-MIX2 cannot hold written as JIS X 0208 stand-ins: {}",
+                "{shown}: {} value(s) converted with a stand-in or without a code (see each): {}",
                 lines.len(),
                 lines.join("; ")
             ),
