@@ -176,6 +176,18 @@ pub(crate) async fn insert_search_rows(
                 Val::Text(&d.days),
                 Val::Text(&d.route),
                 Val::Text(&d.given_at),
+                d.component_of.map(|p| Val::Int(p as i64)).unwrap_or(Val::Null),
+                Val::Text(key_text(&d.usage_code)),
+                Val::Text(&d.usage_text),
+                Val::Text(&d.instructions),
+                Val::Text(&d.daily_dose),
+                Val::Text(&d.daily_dose_unit),
+                Val::Text(&d.total),
+                Val::Text(&d.total_unit),
+                Val::Text(&d.rate),
+                Val::Text(&d.rate_unit),
+                Val::Text(&d.start_time),
+                Val::Text(&d.end_time),
             ]);
         }
         for (i, l) in x.labs.iter().enumerate() {
@@ -196,6 +208,7 @@ pub(crate) async fn insert_search_rows(
                 Val::Text(&l.result_status),
                 Val::Text(key_text(&l.observed_at)),
                 l.value_num.map(Val::Real).unwrap_or(Val::Null),
+                Val::Text(&l.value_code),
             ]);
         }
         for (i, d) in x.diagnoses.iter().enumerate() {
@@ -211,6 +224,8 @@ pub(crate) async fn insert_search_rows(
                 Val::Text(key_text(&d.icd10)),
                 Val::Text(&d.onset_date),
                 Val::Text(&d.status),
+                Val::Text(&d.status_text),
+                Val::Text(&d.resolved_date),
             ]);
         }
         for e in &x.encounters {
@@ -229,17 +244,18 @@ pub(crate) async fn insert_search_rows(
     for (head, rows) in [
         (
             "drugs (record_id, facility_id, patient_id, order_date, item_no, source, code, name, coding_system, \
-             dose, dose_unit, days, route, given_at)",
+             dose, dose_unit, days, route, given_at, component_of, usage_code, usage_text, instructions, \
+             daily_dose, daily_dose_unit, total, total_unit, rate, rate_unit, start_time, end_time)",
             drugs,
         ),
         (
             "labs (record_id, facility_id, patient_id, order_date, item_no, code, name, coding_system, value_type, \
-             value, units, reference_range, abnormal_flags, result_status, observed_at, value_num)",
+             value, units, reference_range, abnormal_flags, result_status, observed_at, value_num, value_code)",
             labs,
         ),
         (
             "diagnoses (record_id, facility_id, patient_id, item_no, source, code, name, coding_system, icd10, \
-             onset_date, status)",
+             onset_date, status, status_text, resolved_date)",
             diagnoses,
         ),
         (

@@ -14,8 +14,10 @@ use sqlx::any::AnyRow;
 
 use crate::ViewerError;
 
-/// A drug prescribed or administered.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A drug prescribed (`RXE`), a component of an injection (`RXC`, under its RXE) or a drug
+/// administered (`RXA`). The fields after `route` are empty for rows the store wrote before it
+/// extracted them (NULL columns), until it re-derives its search rows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Drug {
     pub source: String,
     pub code: String,
@@ -24,14 +26,28 @@ pub struct Drug {
     pub dose_unit: String,
     pub days: String,
     pub route: String,
+    /// For an RXC: the item number of its RXE in the same record.
+    pub component_of: Option<i64>,
+    pub usage_text: String,
+    pub instructions: String,
+    pub daily_dose: String,
+    pub daily_dose_unit: String,
+    pub total: String,
+    pub total_unit: String,
+    pub rate: String,
+    pub rate_unit: String,
+    pub start_time: String,
+    pub end_time: String,
 }
 
 /// One lab or physiology result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Lab {
     pub code: String,
     pub name: String,
+    /// As the reader should see it (`<0.005`, `重度`); a coded value's code is `value_code`.
     pub value: String,
+    pub value_code: String,
     pub units: String,
     pub reference_range: String,
     pub abnormal_flags: String,
@@ -39,23 +55,89 @@ pub struct Lab {
 }
 
 /// One diagnosis.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Diagnosis {
     pub code: String,
     pub name: String,
     pub icd10: String,
     pub onset_date: String,
+    /// The outcome code (PRB-14.1, HL7 table 0241).
     pub status: String,
+    /// The outcome as the sender wrote it (PRB-14.2).
+    pub status_text: String,
+    /// PRB-9: when the problem ended.
+    pub resolved_date: String,
+}
+
+impl Diagnosis {
+    /// Whether the diagnosis has ended (cured, died, …) rather than being current: an outcome
+    /// other than none, not recovering (`N`), recovering (`R`), worsening (`W`) or unknown (`U`),
+    /// or a resolution date with no outcome.
+    pub fn ended(&self) -> bool {
+        match self.status.as_str() {
+            "" => !self.resolved_date.is_empty(),
+            "N" | "R" | "W" | "U" => false,
+            _ => true,
+        }
+    }
+
+    /// The outcome in words: the sender's text, else HL7 table 0241's meaning of the code.
+    pub fn outcome(&self) -> String {
+        if !self.status_text.is_empty() {
+            return self.status_text.clone();
+        }
+        match self.status.as_str() {
+            "D" => "died",
+            "F" => "fully recovered",
+            "N" => "not recovering",
+            "R" => "recovering",
+            "S" => "with sequelae",
+            "U" => "unknown",
+            "W" => "worsening",
+            other => other,
+        }
+        .to_owned()
+    }
 }
 
 /// One patient movement (admission, discharge, visit …).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Encounter {
     pub event: String,
     pub trigger_event: String,
     pub event_time: String,
     pub patient_class: String,
     pub ward: String,
+}
+
+/// ADT cancel triggers and what each cancels.
+const CANCELS: &[(&str, &str)] = &[
+    ("A11", "admission"),
+    ("A12", "transfer"),
+    ("A13", "discharge"),
+    ("A25", "planned discharge"),
+    ("A26", "planned transfer"),
+    ("A27", "planned admission"),
+    ("A52", "leave of absence"),
+    ("A53", "return from leave"),
+    ("A55", "attending doctor change"),
+];
+
+impl Encounter {
+    /// What a reader sees: `CANCELLED admission` for a cancel, else the event. Decided from
+    /// the trigger, so rows stored before the store labelled cancels (`event = admission`,
+    /// `trigger_event = A11`) read as cancels too.
+    pub fn label(&self) -> String {
+        match self.cancelled() {
+            Some(what) => format!("CANCELLED {what}"),
+            None => self.event.replace('-', " "),
+        }
+    }
+
+    /// What this movement cancels, if it is a cancel.
+    pub fn cancelled(&self) -> Option<&'static str> {
+        CANCELS.iter().find(|(t, _)| *t == self.trigger_event).map(|(_, w)| *w)
+    }
 }
 
 /// One stored SS-MIX2 file and what it holds.
@@ -129,6 +211,11 @@ fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
     r.try_get(i).map_err(ViewerError::db("reading a row"))
 }
 
+/// A text column added after rows were written (NULL in those rows): empty when NULL.
+fn opt(r: &AnyRow, i: usize) -> Result<String, ViewerError> {
+    Ok(get::<Option<String>>(r, i)?.unwrap_or_default())
+}
+
 /// Every current record of `keys` ((facility, local patient ID) pairs), newest first.
 pub async fn load(pool: &sqlx::AnyPool, keys: &[(String, String)]) -> Result<Vec<Entry>, ViewerError> {
     let mut out = Vec::new();
@@ -183,8 +270,9 @@ async fn load_one(pool: &sqlx::AnyPool, facility: &str, patient: &str) -> Result
     }
     // Search rows of superseded records are skipped: their record is not in `at`.
     let q = |sql: &'static str| sqlx::query(sql).bind(facility.to_owned()).bind(patient.to_owned());
-    for r in q("SELECT record_id, source, code, name, dose, dose_unit, days, route FROM drugs \
-                WHERE facility_id = $1 AND patient_id = $2 ORDER BY record_id, item_no")
+    for r in q("SELECT record_id, source, code, name, dose, dose_unit, days, route, component_of, usage_text, \
+                instructions, daily_dose, daily_dose_unit, total, total_unit, rate, rate_unit, start_time, end_time \
+                FROM drugs WHERE facility_id = $1 AND patient_id = $2 ORDER BY record_id, item_no")
     .fetch_all(pool)
     .await
     .map_err(ViewerError::db("reading drugs"))?
@@ -198,11 +286,22 @@ async fn load_one(pool: &sqlx::AnyPool, facility: &str, patient: &str) -> Result
                 dose_unit: get(&r, 5)?,
                 days: get(&r, 6)?,
                 route: get(&r, 7)?,
+                component_of: get(&r, 8)?,
+                usage_text: opt(&r, 9)?,
+                instructions: opt(&r, 10)?,
+                daily_dose: opt(&r, 11)?,
+                daily_dose_unit: opt(&r, 12)?,
+                total: opt(&r, 13)?,
+                total_unit: opt(&r, 14)?,
+                rate: opt(&r, 15)?,
+                rate_unit: opt(&r, 16)?,
+                start_time: opt(&r, 17)?,
+                end_time: opt(&r, 18)?,
             });
         }
     }
     for r in q(
-        "SELECT record_id, code, name, value, units, reference_range, abnormal_flags, observed_at FROM labs \
+        "SELECT record_id, code, name, value, units, reference_range, abnormal_flags, observed_at, value_code FROM labs \
                 WHERE facility_id = $1 AND patient_id = $2 ORDER BY record_id, item_no",
     )
     .fetch_all(pool)
@@ -218,11 +317,14 @@ async fn load_one(pool: &sqlx::AnyPool, facility: &str, patient: &str) -> Result
                 reference_range: get(&r, 5)?,
                 abnormal_flags: get(&r, 6)?,
                 observed_at: get(&r, 7)?,
+                value_code: opt(&r, 8)?,
             });
         }
     }
-    for r in q("SELECT record_id, code, name, icd10, onset_date, status FROM diagnoses \
-                WHERE facility_id = $1 AND patient_id = $2 ORDER BY record_id, item_no")
+    for r in q(
+        "SELECT record_id, code, name, icd10, onset_date, status, status_text, resolved_date FROM diagnoses \
+                WHERE facility_id = $1 AND patient_id = $2 ORDER BY record_id, item_no",
+    )
     .fetch_all(pool)
     .await
     .map_err(ViewerError::db("reading diagnoses"))?
@@ -234,6 +336,8 @@ async fn load_one(pool: &sqlx::AnyPool, facility: &str, patient: &str) -> Result
                 icd10: get(&r, 3)?,
                 onset_date: get(&r, 4)?,
                 status: get(&r, 5)?,
+                status_text: opt(&r, 6)?,
+                resolved_date: opt(&r, 7)?,
             });
         }
     }
