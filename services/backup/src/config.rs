@@ -189,6 +189,11 @@ pub const MIN_RETRY_MAX_MS: u64 = 1000;
 /// Longest `follow.retry_max_ms` (an hour).
 pub const MAX_RETRY_MS: u64 = 3_600_000;
 
+/// A replica name: non-empty ASCII letters, digits, '-' and '_' (so never a path such as `../x`).
+pub fn valid_replica_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 impl FollowConfig {
     /// Refuses values that cannot work, naming the key: minimums, `retry_min_ms` ≤
     /// `retry_max_ms`, and each replica's `url` an http(s) URL with a host.
@@ -213,7 +218,15 @@ impl FollowConfig {
         in_range("follow.verify.interval_s", self.verify.interval_s, 0, 366 * 86_400)?;
         in_range("follow.verify.settle_s", self.verify.settle_s, 0, 86_400)?;
         in_range("follow.linkage.interval_s", self.linkage.interval_s, 0, 86_400)?;
+        let mut names = std::collections::BTreeSet::new();
         for (i, r) in self.replicas.iter().enumerate() {
+            // The name is a file name under `state_dir/cursors/` and the metrics label.
+            if !valid_replica_name(&r.name) || !names.insert(r.name.as_str()) {
+                return Err(format!(
+                    "follow.replicas[{i}].name: {:?} must be unique, letters, digits, '-' or '_'",
+                    r.name
+                ));
+            }
             let key = format!("follow.replicas[{i}].url");
             let u = http_url(&key, &r.url)?;
             if u.query().is_some() || u.fragment().is_some() {
@@ -405,6 +418,36 @@ mod tests {
         ))
         .unwrap();
         assert_eq!((c.follow.retry_min_ms, c.follow.retry_max_ms, c.follow.replicas.len()), (10, 1000, 1));
+    }
+
+    /// `serve`, `follow`, `verify` and `promote` all load through here: a replica name `follow`
+    /// would refuse (a duplicate, a path) is refused at load for every command, naming the file
+    /// and the key. `verify` used to take them (`../dc2` verified, two `dc2` told apart by nothing).
+    #[test]
+    fn replica_names_are_checked_at_load_for_every_command() {
+        let two = |a: &str, b: &str| {
+            format!(
+                "follow:\n  replicas:\n    - {{name: '{a}', url: 'http://a:1', token_file: /t}}\n    \
+                 - {{name: '{b}', url: 'http://b:1', token_file: /t}}\n"
+            )
+        };
+        let refused = [
+            (two("dc2", "dc2"), "follow.replicas[1].name: \"dc2\" must be unique"),
+            (two("dc1", "../dc2"), "follow.replicas[1].name: \"../dc2\" must be unique, letters"),
+            (two("", "dc2"), "follow.replicas[0].name: \"\" must be"),
+            (two("dc 1", "dc2"), "follow.replicas[0].name: \"dc 1\" must be"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        for (yaml, want) in refused {
+            let e = Config::parse(&yaml).expect_err(&yaml);
+            assert!(e.starts_with(want), "{yaml:?}: {e}");
+            let file = dir.path().join("backup.yaml");
+            std::fs::write(&file, &yaml).unwrap();
+            let e = Config::load(&file).expect_err("refused at load").to_string();
+            assert!(e.contains(&file.display().to_string()) && e.contains(want), "{e}");
+        }
+        let c = Config::parse(&two("dc-1", "dc_2")).unwrap();
+        assert_eq!(c.follow.replicas.len(), 2);
     }
 
     #[test]

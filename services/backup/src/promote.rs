@@ -5,7 +5,8 @@
 //! primary's index was built. The linkage database is already in place: the latest snapshot the
 //! primary sent is `linkage.sqlite` in the folder, where `kizuna index link` and the viewer find it
 //! (their default for a store on that folder). Afterwards `kizuna serve` with `data_dir` set to
-//! the folder runs it.
+//! the folder runs it. The site registry (sites and their upload-token hashes, in the IndexDB) is
+//! not replicated: the promoted centre has no sites until they are added again ([`SITES_NOTICE`]).
 
 use std::path::Path;
 
@@ -27,6 +28,23 @@ pub struct Promoted {
     /// The linkage database snapshot the folder holds (`linkage.sqlite`: common IDs, consent), as
     /// the primary took it; `None` when none arrived (the centre then links its patients anew).
     pub linkage: Option<crate::linkage::LinkageState>,
+    /// Sites in the rebuilt index: 0, since the site registry (upload tokens) is not replicated.
+    pub sites: u64,
+}
+
+/// What a promoted centre lacks and how to give it back: no site may upload until it is added
+/// again (printed by `promote` and logged).
+pub const SITES_NOTICE: &str = "site registry: NOT replicated, the promoted centre has no sites, so every \
+agent's upload is refused (401) until its site is added again: for each site, `kizuna site add NAME \
+--facility ID... [--allow CIDR]... -c STORE_YAML` (STORE_YAML: the promoted centre's, data_dir this \
+folder), then put the token it prints once into that site's agent configuration (token_file) and \
+restart the agent; `kizuna site list -c STORE_YAML` shows them";
+
+impl Promoted {
+    /// The lines to show after a promotion beyond the counts: the site registry's state.
+    pub fn notices(&self) -> Vec<String> {
+        if self.sites == 0 { vec![SITES_NOTICE.to_owned()] } else { Vec::new() }
+    }
 }
 
 /// Promotes the replica in `data_dir`; `database_url` empty = SQLite in the folder. Stop
@@ -58,6 +76,15 @@ pub async fn promote(data_dir: &Path, database_url: &str) -> Result<Promoted, Ba
         .map_err(kizuna_store::StoreError::from)?
         .try_get("n")
         .map_err(kizuna_store::StoreError::from)?;
+    let sites: i64 = sqlx::query("SELECT count(*) AS n FROM sites")
+        .fetch_one(&store.db.pool)
+        .await
+        .map_err(kizuna_store::StoreError::from)?
+        .try_get("n")
+        .map_err(kizuna_store::StoreError::from)?;
+    if sites == 0 {
+        tracing::warn!("{SITES_NOTICE}");
+    }
     let linkage = crate::replica::linkage::state(data_dir)?;
     let linkage =
         (linkage.sha256.is_some() && data_dir.join(crate::linkage::LINKAGE_FILE).exists()).then_some(linkage);
@@ -66,5 +93,6 @@ pub async fn promote(data_dir: &Path, database_url: &str) -> Result<Promoted, Ba
         records: records as u64,
         database_url: url,
         linkage,
+        sites: sites as u64,
     })
 }

@@ -94,6 +94,10 @@ async fn two_replicas_converge_verify_clean_and_promote_to_a_working_centre() {
     centre.store.search_caught_up().await;
     let primary_index = index_rows(&centre.store.db.pool).await;
     assert_eq!(promoted.records as usize, primary_index.len());
+    // The site registry is not replicated: promotion says so, with the commands to add sites.
+    assert_eq!(promoted.sites, 0);
+    let notices = promoted.notices().join("\n");
+    assert!(notices.contains("401") && notices.contains("kizuna site add NAME --facility"), "{notices}");
     let facilities: Vec<String> = primary_tree
         .keys()
         .map(|p| p.split('/').next().unwrap().to_owned())
@@ -107,6 +111,17 @@ async fn two_replicas_converge_verify_clean_and_promote_to_a_working_centre() {
         ..kizuna_store::Config::default()
     };
     let new_centre = Centre::start_in(tempfile::tempdir().unwrap(), cfg, &facilities).await;
+    // The primary's agents' token is refused there; the site added again (its new token) uploads.
+    let refused = new_centre
+        .client
+        .post(format!("{}/api/v1/facilities/{}/batches", new_centre.base, facilities[0]))
+        .bearer_auth(&centre.token)
+        .header("content-type", kizuna_wire::BATCH_CONTENT_TYPE)
+        .body(kizuna_wire::encode_batch(&[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "the primary's site token on the promoted centre");
     assert_eq!(
         index_rows(&new_centre.store.db.pool).await,
         primary_index,
@@ -211,6 +226,71 @@ async fn a_corrupted_replica_is_found_by_verify_and_fixed_by_repair() {
         .await
         .unwrap();
     assert!(after.clean(), "{after:?}");
+    assert_eq!(tree_digests(&r1.tree()), tree_digests(&centre.tree()));
+    r1.stop().await;
+    r2.stop().await;
+    centre.stop().await;
+}
+
+/// Stray files where the replica's manifest records nothing: a whole fake patient folder (a real
+/// SS-MIX2 file copied into new folders), a file at a facility level and one at the tree root,
+/// beside one in a recorded folder. Each is reported (`stat` and `content`), repair removes them
+/// all and no recorded file, and the trees end equal. Before, only the one in the recorded folder
+/// was seen: the others passed verify and stayed through repair (and into a promotion).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strays_in_folders_without_records_are_reported_and_removed_by_repair() {
+    let (centre, _work, r1, r2, config, follower) = replicated().await;
+    follower.stop().await;
+    let files: Vec<String> = tree_digests(&r1.tree()).into_keys().collect();
+    let real = &files[files.len() / 3];
+    let facility = real.split('/').next().unwrap();
+    let recorded_dir = real.rsplit_once('/').unwrap().0;
+    let tree = r1.tree();
+    let plant = |rel: &str, bytes: &[u8]| {
+        let p = tree.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    };
+    let fake = format!("{facility}/999/999/9999999/20240101/ADT-00");
+    let fake_file = format!("{fake}/9999999_20240101_ADT-00_999999999999999_20240101000000000_01_1");
+    plant(&fake_file, &std::fs::read(tree.join(real)).unwrap());
+    plant(&format!("{recorded_dir}/stray_in_recorded_dir"), b"stray\n");
+    plant(&format!("{facility}/stray_in_facility_dir"), b"stray\n");
+    plant("stray_at_root", b"stray\n");
+    // An empty folder only the replica has is not a difference (verify ignores empty folders).
+    std::fs::create_dir_all(tree.join(format!("{facility}/888/empty"))).unwrap();
+
+    let primary = std::sync::Arc::new(Primary::open(&config).await.unwrap());
+    let client = |n: &str| {
+        ReplicaClient::new(config.replicas.iter().find(|t| t.name == n).unwrap(), Duration::from_secs(30))
+            .unwrap()
+    };
+    let unrecorded = Some("unrecorded".to_owned());
+    let mut want = vec![
+        (format!("{facility}/999"), true, Some("present".to_owned())),
+        (format!("{recorded_dir}/stray_in_recorded_dir"), false, unrecorded.clone()),
+        (format!("{facility}/stray_in_facility_dir"), false, unrecorded.clone()),
+        ("stray_at_root".to_owned(), false, unrecorded.clone()),
+    ];
+    want.sort();
+    for check in [Check::Stat, Check::Content] {
+        let report = verify(&primary, &client("r1"), Options { check, ..Options::default() }).await.unwrap();
+        let mut found: Vec<_> =
+            report.findings.iter().map(|f| (f.path.clone(), f.dir, f.replica.clone())).collect();
+        found.sort();
+        assert_eq!(found, want, "{check:?}: {report:?}");
+        assert!(report.findings.iter().all(|f| f.primary.is_none()), "{report:?}");
+    }
+    assert!(verify(&primary, &client("r2"), Options::default()).await.unwrap().clean());
+
+    let fixed =
+        verify(&primary, &client("r1"), Options { repair: true, ..Options::default() }).await.unwrap();
+    assert_eq!((fixed.removed, fixed.repaired_files), (4, 0), "{fixed:?}");
+    let after = verify(&primary, &client("r1"), Options { check: Check::Content, ..Options::default() })
+        .await
+        .unwrap();
+    assert!(after.clean(), "{after:?}");
+    // Every recorded file is still there, and nothing else is.
     assert_eq!(tree_digests(&r1.tree()), tree_digests(&centre.tree()));
     r1.stop().await;
     r2.stop().await;

@@ -17,6 +17,12 @@ pub struct Cursor {
 impl Cursor {
     /// Loads the cursor of `replica` (zero when none yet); a damaged file is an error naming it.
     pub fn load(state_dir: &Path, replica: &str) -> Result<Self, BackupError> {
+        if !crate::config::valid_replica_name(replica) {
+            // Checked at load already; the name becomes a file name here.
+            return Err(BackupError::Config(format!(
+                "follow.replicas: name {replica:?} is not a valid replica name"
+            )));
+        }
         let dir = state_dir.join("cursors");
         std::fs::create_dir_all(&dir).map_err(|e| BackupError::io(&dir, e))?;
         let path = dir.join(replica);

@@ -4,6 +4,7 @@
 //! `/metrics` and `/healthz`.
 
 pub mod cursor;
+pub mod lag;
 pub mod linkage;
 pub mod metrics;
 pub mod ship;
@@ -58,18 +59,6 @@ impl Follower {
         config.check().map_err(BackupError::Config)?;
         if config.replicas.is_empty() {
             return Err(BackupError::Config("follow.replicas is empty: nothing to ship to".into()));
-        }
-        let mut names = std::collections::BTreeSet::new();
-        for r in &config.replicas {
-            if r.name.is_empty()
-                || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                || !names.insert(&r.name)
-            {
-                return Err(BackupError::Config(format!(
-                    "follow.replicas: name {:?} must be unique, letters, digits, '-' or '_'",
-                    r.name
-                )));
-            }
         }
         let lock = lock_state_dir(&config.state_dir)?;
         let primary = Arc::new(Primary::open(&config).await?);

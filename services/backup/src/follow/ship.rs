@@ -15,9 +15,13 @@ use crate::batch::{Ack, Builder, Put, Remove};
 use crate::client::{ReplicaClient, Sent};
 use crate::config::FollowConfig;
 use crate::follow::cursor::Cursor;
+use crate::follow::lag::Lag;
 use crate::follow::metrics::Metrics;
 use crate::paths::TreePath;
 use crate::primary::{ForeignChange, Primary, read_content};
+
+/// How often the lag gauges are refreshed while waiting to retry a failed replica.
+const LAG_REFRESH: Duration = Duration::from_secs(1);
 
 /// Per-entry replication latencies (commit to acknowledgement), for benchmarks and tests.
 pub type LatencySink = Arc<std::sync::Mutex<Vec<f64>>>;
@@ -52,12 +56,15 @@ impl Shipper {
         let mut deferred = false;
         let mut backoff = Duration::from_millis(self.config.retry_min_ms.max(1));
         let tree = self.primary.tree.clone();
+        let mut lag = Lag::new(self.primary.journal_dir.clone(), label.clone());
         loop {
             if *stop.borrow() {
                 return Ok(());
             }
             let step = async {
                 if !synced {
+                    // Before asking the replica, which may not answer: the lag must grow meanwhile.
+                    lag.report(&self.metrics, cursor.ack.applied_seq, self.primary.applied(), &pending, true);
                     let ack = self.client.state().await?;
                     if ack != cursor.ack {
                         tracing::info!(replica = %name, from = cursor.ack.applied_seq, to = ack.applied_seq, "resuming from the replica's position");
@@ -72,10 +79,7 @@ impl Shipper {
                     let more = reader.poll(self.config.batch_max_entries - pending.len())?;
                     pending.extend(more);
                 }
-                let lag = applied.saturating_sub(cursor.ack.applied_seq);
-                self.metrics.lag_entries.get_or_create(&label).set(lag as i64);
-                let oldest = pending.front().filter(|e| e.seq <= applied).map(entry_age).unwrap_or(0.0);
-                self.metrics.lag_seconds.get_or_create(&label).set(if lag > 0 { oldest } else { 0.0 });
+                lag.report(&self.metrics, cursor.ack.applied_seq, applied, &pending, true);
                 // Build a batch: entries up to the watermark, then foreign changes.
                 let _paused = self.pause.lock().await;
                 let mut b = Builder::default();
@@ -172,11 +176,8 @@ impl Shipper {
                         self.metrics.shipped_entries.get_or_create(&label).inc_by(shipped);
                         self.metrics.shipped_bytes.get_or_create(&label).inc_by(bytes);
                         self.metrics.foreign_skipped.get_or_create(&label).inc_by(skipped);
-                        let lag = self.primary.applied().saturating_sub(ack.applied_seq);
-                        self.metrics.lag_entries.get_or_create(&label).set(lag as i64);
-                        if lag == 0 {
-                            self.metrics.lag_seconds.get_or_create(&label).set(0.0);
-                        }
+                        // No journal read here: the next step polls the entry and sets the age.
+                        lag.report(&self.metrics, ack.applied_seq, self.primary.applied(), &pending, false);
                         Ok(true)
                     }
                     Sent::Gap(ack) => {
@@ -201,9 +202,25 @@ impl Shipper {
                     synced = false;
                     let jitter =
                         Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 4 + 1));
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff + jitter) => {}
-                        _ = stop.changed() => {}
+                    // The lag gauges are refreshed every second of the backoff (up to
+                    // `retry_max_ms`), not only at each retry.
+                    let until = tokio::time::Instant::now() + backoff + jitter;
+                    loop {
+                        lag.report(
+                            &self.metrics,
+                            cursor.ack.applied_seq,
+                            self.primary.applied(),
+                            &pending,
+                            true,
+                        );
+                        let now = tokio::time::Instant::now();
+                        if now >= until {
+                            break;
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(until.min(now + LAG_REFRESH)) => {}
+                            _ = stop.changed() => break,
+                        }
                     }
                     backoff = (backoff * 2).min(Duration::from_millis(self.config.retry_max_ms.max(1)));
                 }

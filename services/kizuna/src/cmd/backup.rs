@@ -203,6 +203,9 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
                     "linkage database: none arrived from the primary; `kizuna index link` links the patients anew (new common IDs, no consent recorded)"
                 ),
             }
+            for n in p.notices() {
+                println!("{n}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         BackupCommand::Token { out } => {
