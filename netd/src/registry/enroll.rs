@@ -1,14 +1,14 @@
 //! `netd enroll TOKEN`: first boot of a site router. Generates the site's WireGuard keys on
 //! the appliance (mode 0600, never printed or logged), reaches the registry over TLS pinned
 //! to the centre's key, registers the public keys, keeps the credential (mode 0600) and
-//! fetches the first signed view.
+//! fetches the first signed view. A view left from an earlier enrollment is removed first.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use super::client::Client;
-use super::enrollment::{Enrollment, save_view, write_file};
+use super::enrollment::{Enrollment, remove_view, save_view, write_file};
 use super::protocol::{EnrollRequest, PreviewRequest};
 use super::token::EnrollToken;
 use super::view::check_freshness;
@@ -72,6 +72,9 @@ pub async fn enroll(config: &Path, token_text: &str) -> Result<Enrolled, Registr
         let key = crate::keys::load_or_generate(&cfg.key_dir, seg)?;
         keys.insert(seg.clone(), key.public());
     }
+    // A view kept from an earlier enrollment (another registry, another signing key) would be
+    // checked against the new key and fail: it goes before the token is used up.
+    remove_view(&cfg.view_path())?;
     let resp = client
         .enroll(&EnrollRequest { site: token.site.clone(), secret: token.secret.clone(), keys })
         .await?;

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::RegistryError;
 use super::client::Client;
-use super::enrollment::{Enrollment, load_view, save_view};
+use super::enrollment::{Enrollment, held_view, save_view};
 use super::protocol::KeysRequest;
 use super::view::{Freshness, SignedView, check_freshness};
 use crate::api::SharedStatus;
@@ -31,14 +31,15 @@ pub enum Polled {
 }
 
 /// Fetch once (waiting up to `wait`), verify and store. A view that fails any check is
-/// refused with an error and the stored view stays.
+/// refused with an error and the stored view stays. A stored view that no longer verifies
+/// (another registry's) counts as none ([`held_view`]).
 pub async fn poll_once(
     cfg: &SiteConfig,
     enrollment: &Enrollment,
     client: &Client,
     wait: Duration,
 ) -> Result<Polled, RegistryError> {
-    let held = load_view(&cfg.view_path(), enrollment)?;
+    let held = held_view(&cfg.view_path(), enrollment)?;
     let after = held.as_ref().map(|(p, _)| p.version);
     let have = held.as_ref().map(|(p, _)| p.content_hash.clone());
     let Some(signed) = client.view(&enrollment.credential, after, have.as_deref(), wait).await? else {
@@ -56,7 +57,7 @@ pub async fn accept(
     client: &Client,
     signed: SignedView,
 ) -> Result<Polled, RegistryError> {
-    let held = load_view(&cfg.view_path(), enrollment)?;
+    let held = held_view(&cfg.view_path(), enrollment)?;
     let payload = signed.verify(&enrollment.verifying_key()?).map_err(RegistryError::View)?;
     match check_freshness(&payload, &signed, &enrollment.site, held.as_ref().map(|(p, s)| (p, s)))
         .map_err(RegistryError::View)?
@@ -146,6 +147,7 @@ mod tests {
 
     use super::*;
     use crate::policy::Policy;
+    use crate::registry::enrollment::load_view;
     use crate::registry::view::{FORMAT, ViewPayload};
 
     #[test]

@@ -6,7 +6,7 @@
 //! ran them (`os:USER`).
 
 use kizuna_audit::AuditEvent;
-use kizuna_audit::emitter::SenderConfig;
+use kizuna_audit::emitter::{AdminChanges, SenderConfig};
 use kizuna_audit::event::presets::Source;
 
 /// AuditSourceID of the registry's site API.
@@ -30,11 +30,9 @@ pub fn refused(claimed: Option<&str>, ip: &str, reason: &str) -> AuditEvent {
     AuditEvent::node_auth_failure(&Source::new(SOURCE_API).ip(ip), &who, reason)
 }
 
-/// Record an administrator's change made by a `kizuna policy` or `kizuna site` command.
-pub async fn admin_change(
-    cfg: &SenderConfig,
-    subject: &str,
-    change: &str,
-) -> Result<(), kizuna_audit::AuditError> {
-    kizuna_audit::emitter::record_admin_change(cfg, SOURCE_ADMIN, subject, change).await
+/// The sender of the `kizuna policy` and `kizuna site` commands' events, opened before their
+/// change: a bad `audit:` key refuses the command with nothing changed, and the event of a change
+/// made is then recorded without fail ([`AdminChanges::record`]).
+pub fn admin_changes(cfg: &SenderConfig) -> Result<AdminChanges, kizuna_audit::AuditError> {
+    AdminChanges::open(cfg, SOURCE_ADMIN)
 }

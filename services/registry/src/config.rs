@@ -17,7 +17,8 @@ database_url: ""
 listen: 0.0.0.0:9443
 # URL sites use to reach `listen`, written into enrollment tokens (the centre's underlay address).
 public_url: https://192.0.2.1:9443
-# Lifetime of an enrollment token from `kizuna site provision`, in seconds (default one day).
+# Lifetime of an enrollment token from `kizuna site provision`, in seconds (default one day;
+# 60 to 2592000, i.e. 30 days).
 token_ttl_secs: 86400
 # Longest a site's long-poll is held before answering "nothing new", in seconds.
 long_poll_max_secs: 60
@@ -98,9 +99,12 @@ impl RegistryConfig {
     /// Read a configuration file; errors name the file (and serde_norway's line and column).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| RegistryError::io(path, e))?;
-        kizuna_config::yaml::from_str::<Self>(&text)
+        let cfg = kizuna_config::yaml::from_str::<Self>(&text)
             .map(Self::resolved)
-            .map_err(|reason| RegistryError::Config { path: path.to_path_buf(), reason })
+            .map_err(|reason| RegistryError::Config { path: path.to_path_buf(), reason })?;
+        crate::sites::check_token_ttl(cfg.token_ttl_secs, "token_ttl_secs")
+            .map_err(|reason| RegistryError::Config { path: path.to_path_buf(), reason })?;
+        Ok(cfg)
     }
 
     /// Fills the defaults that depend on other keys: an empty `audit.spool_dir` is
@@ -157,6 +161,19 @@ mod tests {
         assert_eq!(RegistryConfig::load(&path).unwrap().audit.spool_dir, Path::new("/srv/reg/audit-spool"));
         std::fs::write(&path, "audit:\n  spool_dir: /elsewhere\n").unwrap();
         assert_eq!(RegistryConfig::load(&path).unwrap().audit.spool_dir, Path::new("/elsewhere"));
+    }
+
+    #[test]
+    fn a_token_lifetime_outside_one_minute_to_30_days_is_refused_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.yaml");
+        for bad in ["0", "59", "2592001", "18446744073709551615"] {
+            std::fs::write(&path, format!("token_ttl_secs: {bad}\n")).unwrap();
+            let e = RegistryConfig::load(&path).unwrap_err().to_string();
+            assert!(e.contains("registry.yaml") && e.contains("token_ttl_secs"), "{e}");
+        }
+        std::fs::write(&path, "token_ttl_secs: 2592000\n").unwrap();
+        assert_eq!(RegistryConfig::load(&path).unwrap().token_ttl_secs, 2_592_000);
     }
 
     #[test]

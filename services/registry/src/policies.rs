@@ -1,6 +1,7 @@
 //! Versioned policy: apply (check, diff, activate), roll back, list, show. A rollback is a new
 //! version with an old body, so versions (and the registry's version) only grow. Sites that
-//! leave the policy are released: their keys, credential and tokens are deleted.
+//! leave the policy are released: their keys, credential and tokens are deleted, and a later
+//! version (a rollback too) that names them again lists them in [`Applied::reenroll`].
 
 use std::path::Path;
 
@@ -22,8 +23,12 @@ pub struct Applied {
     /// The version that was active before.
     pub previous: Option<u64>,
     pub diff: Vec<String>,
-    /// Sites released because they left the policy.
+    /// Sites released because they left the policy (for a dry run: that would be released).
     pub released: Vec<String>,
+    /// Sites in the new policy whose enrollment an earlier apply released (status `removed`):
+    /// they stay cut off until they get a new token and enroll again (a rollback does not
+    /// restore an enrollment, see README.md).
+    pub reenroll: Vec<String>,
 }
 
 /// One stored version.
@@ -43,7 +48,9 @@ pub async fn active(db: &Db) -> Result<Option<(u64, Policy)>> {
 }
 
 /// [`active`] through any executor (a pool, or a transaction's connection).
-async fn active_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(ex: E) -> Result<Option<(u64, Policy)>> {
+pub(crate) async fn active_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+) -> Result<Option<(u64, Policy)>> {
     let row = sqlx::query(
         "SELECT p.version, p.body FROM registry_state s JOIN policies p ON p.version = s.active_policy WHERE s.id = 1",
     )
@@ -120,7 +127,13 @@ pub async fn apply(db: &Db, text: &str, file: &Path, note: &str, dry_run: bool) 
         }
         let current = active(db).await?;
         let diff = policy_diff::diff(current.as_ref().map(|(_, p)| p), &new);
-        return Ok(Applied { version: None, previous: current.map(|(v, _)| v), diff, released: Vec::new() });
+        let (released, reenroll) = if diff.is_empty() && current.is_some() {
+            (Vec::new(), Vec::new())
+        } else {
+            let leaving = with_status(&db.pool, &new, false, false).await?;
+            (leaving, with_status(&db.pool, &new, true, true).await?)
+        };
+        return Ok(Applied { version: None, previous: current.map(|(v, _)| v), diff, released, reenroll });
     }
     // The history check, the diff and the activation happen in one write transaction, and `bump`
     // (an update of the registry's one state row) comes first: a concurrent apply waits for this
@@ -136,7 +149,7 @@ pub async fn apply(db: &Db, text: &str, file: &Path, note: &str, dry_run: bool) 
     let previous = current.as_ref().map(|(v, _)| *v);
     if diff.is_empty() && current.is_some() {
         // Nothing changes: the transaction (and its bump) is rolled back when dropped.
-        return Ok(Applied { version: None, previous, diff, released: Vec::new() });
+        return Ok(Applied { version: None, previous, diff, released: Vec::new(), reenroll: Vec::new() });
     }
     let next: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 AS next FROM policies")
         .fetch_one(&mut *tx)
@@ -186,11 +199,33 @@ pub async fn apply(db: &Db, text: &str, file: &Path, note: &str, dry_run: bool) 
             }
         }
     }
+    let reenroll = with_status(&mut *tx, &new, true, true).await?;
     tx.commit().await?;
-    Ok(Applied { version: Some(next as u64), previous, diff, released })
+    Ok(Applied { version: Some(next as u64), previous, diff, released, reenroll })
 }
 
-/// Return to version `n`: its body becomes a new version.
+/// Names of the registry's sites that are `removed` (or, with `removed` false, any other
+/// status) and are (`in_policy`) or are not in `policy`.
+async fn with_status<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    policy: &Policy,
+    removed: bool,
+    in_policy: bool,
+) -> Result<Vec<String>> {
+    let rows = sqlx::query("SELECT name, status FROM sites ORDER BY name").fetch_all(ex).await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (name, status): (String, String) = (r.try_get("name")?, r.try_get("status")?);
+        let listed = policy.sites.iter().any(|s| s.name.as_str() == name);
+        if (status == "removed") == removed && listed == in_policy {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Return to version `n`: its body becomes a new version. Sites released since are not
+/// enrolled again: they are listed in [`Applied::reenroll`].
 pub async fn rollback(db: &Db, n: u64) -> Result<Applied> {
     let text = body(db, n).await?;
     apply(db, &text, Path::new(&format!("policy version {n}")), &format!("rollback to version {n}"), false)

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::connect_info::Connected;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -150,6 +151,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A request body or query that parsed, else a 400 with `{"error": ...}` (axum's own answer is
+/// plain text, 415 or 422).
+fn parsed<T, R: std::fmt::Display>(r: std::result::Result<T, R>) -> Result<T> {
+    r.map_err(|e| RegistryError::BadRequest(format!("malformed request: {e}")))
+}
+
 /// The peer address of a TLS connection (axum's `ConnectInfo`).
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
@@ -226,9 +233,23 @@ fn bearer(headers: &HeaderMap) -> Result<&str> {
         .ok_or_else(|| RegistryError::Unauthorized("missing site credential (Authorization: Bearer)".into()))
 }
 
-/// The site behind the request's bearer credential.
-async fn authenticated(db: &Db, headers: &HeaderMap) -> Result<netd::policy::SiteName> {
-    sites::authenticate(db, bearer(headers)?).await
+/// The site behind the request's bearer credential; a refusal is audited, naming the site when
+/// the credential is one it was issued (a revoked site).
+async fn authenticated(r: &Inner, peer: &PeerAddr, headers: &HeaderMap) -> Result<netd::policy::SiteName> {
+    let credential = match bearer(headers) {
+        Ok(c) => c,
+        Err(e) => return Err(r.refused(None, peer, e).await),
+    };
+    match sites::authenticate(&r.db, credential).await {
+        Ok(site) => Ok(site),
+        Err(e) => {
+            let claimed = match e {
+                RegistryError::Forbidden(_) => sites::credential_site(&r.db, credential).await?,
+                _ => None,
+            };
+            Err(r.refused(claimed.as_deref(), peer, e).await)
+        }
+    }
 }
 
 async fn health() -> &'static str {
@@ -238,8 +259,9 @@ async fn health() -> &'static str {
 async fn preview(
     State(r): State<Shared>,
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
-    Json(req): Json<PreviewRequest>,
+    req: std::result::Result<Json<PreviewRequest>, JsonRejection>,
 ) -> Result<Json<PreviewResponse>, ApiError> {
+    let Json(req) = parsed(req)?;
     let segments = match sites::preview(&r.db, &req.site, &req.secret).await {
         Ok(s) => s,
         Err(e) => return Err(r.refused(Some(&req.site), &peer, e).await.into()),
@@ -250,8 +272,9 @@ async fn preview(
 async fn enroll(
     State(r): State<Shared>,
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
-    Json(req): Json<EnrollRequest>,
+    req: std::result::Result<Json<EnrollRequest>, JsonRejection>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
+    let Json(req) = parsed(req)?;
     let (credential, version) = match sites::enroll(&r.db, &req.site, &req.secret, &req.keys).await {
         Ok(x) => x,
         Err(e) => return Err(r.refused(Some(&req.site), &peer, e).await.into()),
@@ -285,16 +308,19 @@ async fn register_keys(
     State(r): State<Shared>,
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
-    Json(req): Json<KeysRequest>,
+    req: std::result::Result<Json<KeysRequest>, JsonRejection>,
 ) -> Result<Json<KeysResponse>, ApiError> {
-    let site = match authenticated(&r.db, &headers).await {
-        Ok(s) => s,
-        Err(e) => return Err(r.refused(None, &peer, e).await.into()),
-    };
-    let (version, switch_unix) = sites::register_keys(&r.db, &site, &req.keys, r.switch_delay_secs).await?;
+    let site = authenticated(&r, &peer, &headers).await?;
+    let Json(req) = parsed(req)?;
+    let done = sites::register_keys(&r.db, &site, &req.keys, r.switch_delay_secs).await?;
+    let (version, switch_unix) = (done.version, done.switch_unix);
+    if done.changed.is_empty() {
+        // Registered already: no new version, nothing to wake or audit.
+        return Ok(Json(KeysResponse { version, switch_unix }));
+    }
     r.notify(version);
-    tracing::info!(site = %site, segments = ?req.keys.keys().collect::<Vec<_>>(), version, switch_unix, "keys registered");
-    let segments = req.keys.keys().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+    tracing::info!(site = %site, segments = ?done.changed, version, switch_unix, "keys registered");
+    let segments = done.changed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
     r.audit
         .emit(audit::site_change(
             site.as_str(),
@@ -320,13 +346,14 @@ async fn view(
     State(r): State<Shared>,
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
-    Query(q): Query<ViewQuery>,
+    q: std::result::Result<Query<ViewQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let site = match authenticated(&r.db, &headers).await {
-        Ok(s) => s,
-        Err(e) => return Err(r.refused(None, &peer, e).await.into()),
-    };
-    sites::observe(&r.db, &site, &peer.0.ip().to_string()).await?;
+    let site = authenticated(&r, &peer, &headers).await?;
+    let Query(q) = parsed(q)?;
+    // Best effort, as in `enroll`: the view does not depend on where the site was seen.
+    if let Err(e) = sites::observe(&r.db, &site, &peer.0.ip().to_string()).await {
+        tracing::warn!(site = %site, error = %e, "could not note where the site was seen");
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait).min(r.long_poll_max);
     let mut changes = r.generation.subscribe();
     loop {

@@ -56,10 +56,30 @@ async fn site_in_active_policy(db: &Db, site: &str) -> Result<(netd::policy::Pol
     Ok((policy, name))
 }
 
-/// Issue a token for `site` (replacing its earlier unused tokens).
+/// The token lifetimes `provision` accepts, in seconds: one minute to 30 days (`--ttl-secs`,
+/// `token_ttl_secs`). Unbounded, `now + ttl` overflowed or stored a token expired on arrival.
+pub const TOKEN_TTL_SECS: std::ops::RangeInclusive<u64> = 60..=30 * 86_400;
+
+/// Refuse a token lifetime outside [`TOKEN_TTL_SECS`]; `what` names where it came from.
+pub fn check_token_ttl(ttl_secs: u64, what: &str) -> std::result::Result<u64, String> {
+    if TOKEN_TTL_SECS.contains(&ttl_secs) {
+        Ok(ttl_secs)
+    } else {
+        Err(format!(
+            "{what}: token lifetime {ttl_secs} s is outside {}..={} s (one minute to 30 days)",
+            TOKEN_TTL_SECS.start(),
+            TOKEN_TTL_SECS.end()
+        ))
+    }
+}
+
+/// Issue a token for `site` (replacing its earlier unused tokens), valid for `ttl_secs`
+/// (within [`TOKEN_TTL_SECS`]).
 pub async fn provision(db: &Db, site: &str, ttl_secs: u64, url: &str, pin: &str) -> Result<EnrollToken> {
+    check_token_ttl(ttl_secs, "provision").map_err(RegistryError::BadRequest)?;
     site_in_active_policy(db, site).await?;
     let now = unix_now();
+    let expires_unix = now + ttl_secs;
     let secret = new_secret();
     let mut tx = db.begin_write().await?;
     sqlx::query("DELETE FROM tokens WHERE site = $1 AND used_unix IS NULL")
@@ -80,7 +100,7 @@ pub async fn provision(db: &Db, site: &str, ttl_secs: u64, url: &str, pin: &str)
     .bind(hash(&secret))
     .bind(site)
     .bind(now as i64)
-    .bind((now + ttl_secs) as i64)
+    .bind(expires_unix as i64)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -88,7 +108,7 @@ pub async fn provision(db: &Db, site: &str, ttl_secs: u64, url: &str, pin: &str)
         url: url.to_string(),
         pin: pin.to_string(),
         site: site.to_string(),
-        expires_unix: now + ttl_secs,
+        expires_unix,
         secret,
     })
 }
@@ -182,6 +202,11 @@ pub async fn enroll(
     secret: &str,
     keys: &BTreeMap<SegmentName, PublicKey>,
 ) -> Result<(String, u64)> {
+    // The token first (read-only; checked again in the transaction): without one, the caller
+    // learns nothing about which sites exist or which segments they join.
+    let mut conn = db.pool.acquire().await?;
+    check_token(&mut conn, site, secret, unix_now()).await?;
+    drop(conn);
     let (policy, name) = site_in_active_policy(db, site).await?;
     let segments = site_segments(&policy, &name);
     let missing: Vec<&str> = segments.iter().filter(|s| !keys.contains_key(*s)).map(|s| s.as_str()).collect();
@@ -251,6 +276,15 @@ pub async fn authenticate(db: &Db, credential: &str) -> Result<SiteName> {
     }
 }
 
+/// The site a credential was issued to, whatever its status (a refusal's audit event names it).
+pub async fn credential_site(db: &Db, credential: &str) -> Result<Option<String>> {
+    let row = sqlx::query("SELECT name FROM sites WHERE credential_sha256 = $1")
+        .bind(hash(credential))
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(row.map(|r| r.try_get("name")).transpose()?)
+}
+
 /// Record where a site's requests come from (its observed underlay endpoint).
 pub async fn observe(db: &Db, site: &SiteName, endpoint: &str) -> Result<()> {
     let now = unix_now() as i64;
@@ -267,27 +301,58 @@ pub async fn observe(db: &Db, site: &SiteName, endpoint: &str) -> Result<()> {
     Ok(())
 }
 
-/// Register new or rotated keys of an enrolled site. Returns the new version and, when a key
-/// replaced another, the switch time: now + `switch_delay_secs`. Until then views name the
-/// replaced key as the one in use ([`netd::registry::view::KeySwitch`]). A key registered again
-/// changes nothing; a second rotation before the switch keeps the key actually in use as the
-/// previous one and moves the switch time.
+/// What a key registration did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// The new version, or the current one when nothing changed.
+    pub version: u64,
+    /// When a key replaced another: the switch time.
+    pub switch_unix: Option<u64>,
+    /// The segments whose key changed; empty when every key was registered already.
+    pub changed: Vec<SegmentName>,
+}
+
+/// Register new or rotated keys of an enrolled site. When a key replaced another, routers
+/// switch at now + `switch_delay_secs`; until then views name the replaced key as the one in
+/// use ([`netd::registry::view::KeySwitch`]). A key registered again changes nothing (no new
+/// version); a second rotation before the switch keeps the key actually in use as the previous
+/// one and moves the switch time. No keys at all is a bad request.
 pub async fn register_keys(
     db: &Db,
     site: &SiteName,
     keys: &BTreeMap<SegmentName, PublicKey>,
     switch_delay_secs: u64,
-) -> Result<(u64, Option<u64>)> {
-    let (policy, _) = site_in_active_policy(db, site.as_str()).await?;
-    let segments = site_segments(&policy, site);
-    if let Some(bad) = keys.keys().find(|s| !segments.contains(s)) {
-        return Err(RegistryError::BadRequest(format!("site {site} is not a member of segment {bad}")));
+) -> Result<Registered> {
+    if keys.is_empty() {
+        return Err(RegistryError::BadRequest(format!("site {site}: no keys to register")));
     }
     let now = unix_now();
     let switch = now + switch_delay_secs;
     let mut switched = false;
+    let mut changed = Vec::new();
     let mut tx = db.begin_write().await?;
     let version = bump(&mut tx).await?;
+    // Status and policy read under the write lock: a revocation or an apply that removed the
+    // site, committed since the credential was checked, leaves no keys behind.
+    let status = sqlx::query("SELECT status FROM sites WHERE name = $1")
+        .bind(site.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get::<String, _>("status"))
+        .transpose()?;
+    if status.as_deref() != Some("enrolled") {
+        return Err(RegistryError::Forbidden(format!(
+            "site {site} is {}; it needs a new `kizuna site provision`",
+            status.as_deref().unwrap_or("unknown")
+        )));
+    }
+    let policy = policies::active_in(&mut *tx).await?.map(|(_, p)| p).ok_or_else(|| {
+        RegistryError::Conflict("no policy yet: run `kizuna policy apply FILE` first".into())
+    })?;
+    let segments = site_segments(&policy, site);
+    if let Some(bad) = keys.keys().find(|s| !segments.contains(s)) {
+        return Err(RegistryError::BadRequest(format!("site {site} is not a member of segment {bad}")));
+    }
     check_keys_unique(&mut tx, site.as_str(), keys).await?;
     for (seg, key) in keys {
         let held = sqlx::query(
@@ -312,6 +377,7 @@ pub async fn register_keys(
             }
         };
         switched |= previous.is_some();
+        changed.push(seg.clone());
         sqlx::query("DELETE FROM site_keys WHERE site = $1 AND segment = $2")
             .bind(site.as_str())
             .bind(seg.as_str())
@@ -329,8 +395,13 @@ pub async fn register_keys(
         .execute(&mut *tx)
         .await?;
     }
+    if changed.is_empty() {
+        // Nothing changed: dropping the transaction rolls its bump back.
+        drop(tx);
+        return Ok(Registered { version: db.generation().await?, switch_unix: None, changed });
+    }
     tx.commit().await?;
-    Ok((version, switched.then_some(switch)))
+    Ok(Registered { version, switch_unix: switched.then_some(switch), changed })
 }
 
 /// The key switches of enrolled sites (every rotated key and the key it replaced).

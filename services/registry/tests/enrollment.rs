@@ -100,7 +100,13 @@ async fn reused_and_expired_tokens_are_refused_with_a_clear_message() {
     assert!(err.contains("already used") && err.contains("kizuna site provision kita-hospital"), "{err}");
     // An expired token: netd refuses it before calling, and so does the registry (the
     // expiry inside the token is not trusted).
-    let expired = c.token("minami-hospital", 0).await;
+    let expired = c.token("minami-hospital", 60).await;
+    sqlx::query("UPDATE tokens SET expires_unix = expires_unix - 120 WHERE site = 'minami-hospital'")
+        .execute(&c.db.pool)
+        .await
+        .unwrap();
+    let mut expired = expired;
+    expired.expires_unix -= 120;
     let err = Site::new("minami-hospital").enroll(&expired).await.unwrap_err().to_string();
     assert!(err.contains("expired"), "{err}");
     let mut forged = expired.clone();
@@ -354,6 +360,16 @@ async fn policy_apply_checks_shows_the_diff_and_rollback_returns_to_a_version() 
     assert_eq!(s[1].peers(), ["centre"]);
     let err = s[2].poll(Duration::ZERO).await.unwrap_err().to_string();
     assert!(err.contains("unknown site credential"), "{err}");
+    // Rolling back puts the site in the policy again, not its enrollment: it is named as one
+    // that needs a new token, until it has enrolled again.
+    let r = policies::rollback(&c.db, 3).await.unwrap();
+    assert_eq!((r.released.clone(), r.reenroll.clone()), (vec![], vec!["higashi-clinic".to_string()]));
+    let err = s[2].poll(Duration::ZERO).await.unwrap_err().to_string();
+    assert!(err.contains("unknown site credential"), "{err}");
+    let again = Site::new("higashi-clinic");
+    again.enroll(&c.token("higashi-clinic", 3600).await).await.unwrap();
+    let dry = policies::apply(&c.db, &without, Path::new("v4.yaml"), "", true).await.unwrap();
+    assert_eq!((dry.released, dry.reenroll), (vec!["higashi-clinic".to_string()], vec![]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

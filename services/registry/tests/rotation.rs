@@ -185,24 +185,26 @@ async fn second_rotation_before_the_switch(database_url: Option<String>) {
         sw.iter().find(|k| k.site == "kita-hospital" && k.segment == upload).cloned()
     };
     let first = PublicKey::from_bytes(&[21; 32]);
-    let (_, t1) = sites::register_keys(&c.db, &name, &BTreeMap::from([(upload.clone(), first.clone())]), 600)
+    let t1 = sites::register_keys(&c.db, &name, &BTreeMap::from([(upload.clone(), first.clone())]), 600)
         .await
-        .unwrap();
+        .unwrap()
+        .switch_unix;
     let t1 = t1.expect("a replaced key gets a switch time");
     let sw = switch_of(&sites::key_switches(&c.db).await.unwrap()).unwrap();
     assert_eq!((sw.previous, sw.switch_unix), (in_use.clone(), t1));
     // The same key again (a retried `netd rotate`): nothing moves.
-    let (_, again) =
-        sites::register_keys(&c.db, &name, &BTreeMap::from([(upload.clone(), first.clone())]), 900)
-            .await
-            .unwrap();
-    assert_eq!(again, None);
+    let again = sites::register_keys(&c.db, &name, &BTreeMap::from([(upload.clone(), first.clone())]), 900)
+        .await
+        .unwrap();
+    assert_eq!((again.switch_unix, again.changed.len()), (None, 0));
     assert_eq!(switch_of(&sites::key_switches(&c.db).await.unwrap()).unwrap().switch_unix, t1);
     // Another key before the switch: routers still use the key in use, so that stays the one
     // replaced; the switch time moves.
     let second = PublicKey::from_bytes(&[22; 32]);
-    let (_, t2) =
-        sites::register_keys(&c.db, &name, &BTreeMap::from([(upload.clone(), second)]), 900).await.unwrap();
+    let t2 = sites::register_keys(&c.db, &name, &BTreeMap::from([(upload.clone(), second)]), 900)
+        .await
+        .unwrap()
+        .switch_unix;
     let sw = switch_of(&sites::key_switches(&c.db).await.unwrap()).unwrap();
     assert_eq!((sw.previous, Some(sw.switch_unix)), (in_use.clone(), t2));
     assert!(t2.unwrap() > t1);

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use kizuna_registry::{RegistryError, policies};
 
-use super::registry::{ConfigArg, load_config, open};
+use super::registry::{ConfigArg, admin_audit, load_config, open};
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
@@ -42,7 +42,7 @@ pub enum PolicyCommand {
     },
 }
 
-fn print_applied(a: &policies::Applied) {
+fn print_applied(a: &policies::Applied, dry_run: bool) {
     if a.diff.is_empty() {
         println!("no changes");
     }
@@ -50,7 +50,18 @@ fn print_applied(a: &policies::Applied) {
         println!("{l}");
     }
     for s in &a.released {
-        println!("site {s} left the policy: its keys and enrollment are released");
+        if dry_run {
+            println!("site {s} would leave the policy: its keys and enrollment would be released");
+        } else {
+            println!("site {s} left the policy: its keys and enrollment are released");
+        }
+    }
+    // A rollback restores the policy, not a released enrollment (services/registry/README.md).
+    for s in &a.reenroll {
+        println!(
+            "site {s} is in the policy but its enrollment was released: it stays cut off until it enrolls again. \
+             Run `kizuna site provision {s}`; on its router remove state_dir/enrollment.json and run `netd enroll TOKEN`"
+        );
     }
 }
 
@@ -72,12 +83,14 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
         match cmd {
             PolicyCommand::Apply { file, dry_run, note, config } => {
                 let cfg = load_config(&config)?;
+                // Opened before anything changes (a dry run changes nothing and records nothing).
+                let audit = if dry_run { None } else { Some(admin_audit(&cfg)?) };
                 let text =
                     std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
                 let db = open(&cfg).await?;
                 match policies::apply(&db, &text, &file, &note, dry_run).await {
                     Ok(a) => {
-                        print_applied(&a);
+                        print_applied(&a, dry_run);
                         match a.version {
                             Some(v) => {
                                 println!("activated policy version {v}");
@@ -87,9 +100,9 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                                     a.diff.len(),
                                     released_text(&a)
                                 );
-                                kizuna_registry::audit::admin_change(&cfg.audit, "policy", &change)
-                                    .await
-                                    .context("the registry configuration's audit key")?;
+                                if let Some(audit) = &audit {
+                                    audit.record("policy", &change).await;
+                                }
                             }
                             None if dry_run => println!("dry run: nothing activated"),
                             None => println!("unchanged: version {} stays active", a.previous.unwrap_or(0)),
@@ -112,9 +125,10 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             }
             PolicyCommand::Rollback { version, config } => {
                 let cfg = load_config(&config)?;
+                let audit = admin_audit(&cfg)?;
                 let db = open(&cfg).await?;
                 let a = policies::rollback(&db, version).await?;
-                print_applied(&a);
+                print_applied(&a, false);
                 match a.version {
                     Some(v) => {
                         println!("activated policy version {v} (the body of version {version})");
@@ -123,9 +137,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                             a.diff.len(),
                             released_text(&a)
                         );
-                        kizuna_registry::audit::admin_change(&cfg.audit, "policy", &change)
-                            .await
-                            .context("the registry configuration's audit key")?;
+                        audit.record("policy", &change).await;
                     }
                     None => println!("version {version} is already what is active"),
                 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use kizuna_audit::emitter::AdminChanges;
 use kizuna_registry::config::DEFAULT_CONFIG;
 use kizuna_registry::keys::CentreKeys;
 use kizuna_registry::{Db, RegistryConfig, server, sites};
@@ -44,8 +45,9 @@ pub enum RegistryCommand {
 pub struct ProvisionArgs {
     /// Site name (as in the registry's policy).
     pub name: String,
-    /// Token lifetime in seconds (default: token_ttl_secs of the configuration).
-    #[arg(long)]
+    /// Token lifetime in seconds, 60 to 2592000 (30 days) (default: token_ttl_secs of the
+    /// configuration).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
     pub ttl_secs: Option<u64>,
     #[command(flatten)]
     pub config: ConfigArg,
@@ -72,6 +74,12 @@ pub async fn open(cfg: &RegistryConfig) -> anyhow::Result<Db> {
     Db::open(&url).await.with_context(|| {
         format!("opening the registry database {}", url.split('@').next_back().unwrap_or(""))
     })
+}
+
+/// The audit sender of the admin commands, opened before their change: a bad `audit:` key
+/// refuses the command with nothing changed (and no token printed).
+pub fn admin_audit(cfg: &RegistryConfig) -> anyhow::Result<AdminChanges> {
+    kizuna_registry::audit::admin_changes(&cfg.audit).context("the registry configuration's audit key")
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -142,6 +150,7 @@ pub fn provision(a: ProvisionArgs) -> anyhow::Result<ExitCode> {
     let keys = CentreKeys::load_or_generate(&cfg.data_dir)?;
     let ttl = a.ttl_secs.unwrap_or(cfg.token_ttl_secs);
     runtime()?.block_on(async {
+        let audit = admin_audit(&cfg)?;
         let db = open(&cfg).await?;
         let token = sites::provision(&db, &a.name, ttl, &cfg.public_url, &keys.pin).await?;
         eprintln!(
@@ -152,9 +161,7 @@ pub fn provision(a: ProvisionArgs) -> anyhow::Result<ExitCode> {
         );
         println!("{}", token.encode());
         let change = format!("enrollment token issued, expires {}", unix_to_text(Some(token.expires_unix)));
-        kizuna_registry::audit::admin_change(&cfg.audit, &a.name, &change)
-            .await
-            .context("the registry configuration's audit key")?;
+        audit.record(&a.name, &change).await;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -163,15 +170,15 @@ pub fn provision(a: ProvisionArgs) -> anyhow::Result<ExitCode> {
 pub fn revoke(a: RevokeArgs) -> anyhow::Result<ExitCode> {
     let cfg = load_config(&a.config)?;
     runtime()?.block_on(async {
+        let audit = admin_audit(&cfg)?;
         let db = open(&cfg).await?;
         let version = sites::revoke(&db, &a.name).await?;
-        kizuna_registry::audit::admin_change(
-            &cfg.audit,
-            &a.name,
-            &format!("site revoked at version {version}: removed from every view, keys released"),
-        )
-        .await
-        .context("the registry configuration's audit key")?;
+        audit
+            .record(
+                &a.name,
+                &format!("site revoked at version {version}: removed from every view, keys released"),
+            )
+            .await;
         println!(
             "site {} revoked: removed from every view at version {version}; its keys are released",
             a.name
