@@ -43,6 +43,9 @@ enum Command {
     Ssmix2(cmd::ssmix2::Ssmix2Command),
     /// Run the centre's store: upload API, SS-MIX2 tree, IndexDB, change journal.
     Serve(cmd::serve::ServeArgs),
+    /// Rebuild the IndexDB's search rows (drugs, labs, diagnoses, encounters) from the SS-MIX2 tree,
+    /// after an upgrade whose extractor derives more; the store must be stopped.
+    Reindex(cmd::serve::ReindexArgs),
     /// Sites that may upload: add, list, rotate tokens, enable/disable.
     #[command(subcommand)]
     Site(cmd::site::SiteCommand),
@@ -96,6 +99,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Ssmix2(c) => cmd::ssmix2::run(c),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Reindex(a) => cmd::serve::reindex(a),
         Command::Site(c) => cmd::site::run(c),
         Command::Admin(c) => cmd::admin::run(c),
         Command::Audit(c) => cmd::audit::run(c),

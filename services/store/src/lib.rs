@@ -115,7 +115,15 @@ impl Store {
                 rec.applied
             )));
         }
-        let search_seq = search::catch_up(&db, &tree, rec.applied).await?;
+        let caught_up = search::catch_up(&db, &tree, rec.applied).await?;
+        if caught_up.rebuilt > 0 {
+            tracing::warn!(
+                rebuilt = caught_up.rebuilt,
+                search_seq = caught_up.watermark,
+                "search rows rebuilt after an unclean stop"
+            );
+        }
+        let search_seq = caught_up.watermark;
         let audit = kizuna_audit::emitter::AuditEmitter::from_config(&config.audit)
             .map_err(|e| StoreError::Config(format!("audit: {e}")))?;
         let refusals = refusals::RefusalAudit::start(
@@ -283,6 +291,27 @@ pub async fn serve(config: Config) -> Result<(), StoreError> {
     let listener = listen(&config)?;
     let store = Store::open(config).await?;
     serve_on(listener, store, shutdown_signal()).await
+}
+
+/// Rebuilds every record's search rows (drugs, labs, diagnoses, encounters) from its file in the
+/// tree, for rows an older extractor derived (`kizuna reindex`). It opens the store as a start does,
+/// so it refuses while a store runs on the data folder and recovery comes first; then it lowers the
+/// search watermark to 0 and catches up. Interrupted, it loses nothing: the next start (or
+/// reindex) carries on from the watermark.
+pub async fn reindex(config: Config) -> Result<search::CaughtUp, StoreError> {
+    // A mistyped data_dir would otherwise become a new, empty store.
+    if !config.data_dir.join(data_lock::LOCK_FILE).is_file() {
+        return Err(StoreError::Config(format!(
+            "data_dir {}: no store has run here (no {}); check data_dir in the configuration",
+            config.data_dir.display(),
+            data_lock::LOCK_FILE
+        )));
+    }
+    let store = Store::open(config).await?;
+    search::reset_search_seq(&store.db).await?;
+    let done = search::catch_up(&store.db, &store.tree, store.applied_watermark()).await?;
+    store.checkpoint().await?;
+    Ok(done)
 }
 
 /// The listening socket of `listen`, bound to `bind_interface` first when one is set.

@@ -38,6 +38,8 @@ const MAX_RECORDS_PER_TX: usize = 10_000;
 const GROUP_WINDOW: std::time::Duration = std::time::Duration::from_millis(1000);
 /// Records re-derived per transaction when catching up at start.
 const CATCH_UP_CHUNK: i64 = 500;
+/// A progress line every this many records re-derived.
+const PROGRESS_EVERY: u64 = 50_000;
 /// Batches waiting for the writer before the next batch's answer waits for room.
 const QUEUE: usize = 64;
 
@@ -254,13 +256,22 @@ pub async fn search_seq(db: &Db) -> Result<u64, StoreError> {
     crate::index::watermark(db, "search_seq").await
 }
 
+/// What [`catch_up`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaughtUp {
+    /// The new search watermark.
+    pub watermark: u64,
+    /// Records whose search rows were rebuilt from their files.
+    pub rebuilt: u64,
+}
+
 /// Rebuilds the search rows of every record above the persisted search watermark from its file
 /// in the tree, then raises the watermark to `applied` (recovery has put every entry up to it in
 /// the index). Idempotent: each chunk deletes its records' rows before inserting them, in the
-/// transaction that raises the watermark past them. Returns the new watermark.
-pub async fn catch_up(db: &Db, tree: &Arc<Tree>, applied: u64) -> Result<u64, StoreError> {
+/// transaction that raises the watermark past them.
+pub async fn catch_up(db: &Db, tree: &Arc<Tree>, applied: u64) -> Result<CaughtUp, StoreError> {
     let mut from = search_seq(db).await?;
-    let mut rebuilt = 0usize;
+    let mut rebuilt = 0u64;
     loop {
         let rows = sqlx::query(
             "SELECT id, facility_id, out_rel_directory, file_name, journal_seq FROM records \
@@ -309,8 +320,11 @@ pub async fn catch_up(db: &Db, tree: &Arc<Tree>, applied: u64) -> Result<u64, St
             }
             Err(e) => return Err(e),
         }
-        rebuilt += files.len();
+        rebuilt += files.len() as u64;
         from = last as u64;
+        if rebuilt % PROGRESS_EVERY < CATCH_UP_CHUNK as u64 {
+            tracing::info!(rebuilt, search_seq = from, "rebuilding search rows");
+        }
     }
     if applied > from {
         let _w = db.write_guard().await;
@@ -319,10 +333,17 @@ pub async fn catch_up(db: &Db, tree: &Arc<Tree>, applied: u64) -> Result<u64, St
         db.commit(tx).await?;
         from = applied;
     }
-    if rebuilt > 0 {
-        tracing::warn!(rebuilt, search_seq = from, "search rows rebuilt after an unclean stop");
-    }
-    Ok(from)
+    Ok(CaughtUp { watermark: from, rebuilt })
+}
+
+/// Lowers the search watermark to 0, so that the next [`catch_up`] rebuilds every record's search
+/// rows (`kizuna reindex`). The rows stay until each chunk replaces them.
+pub async fn reset_search_seq(db: &Db) -> Result<(), StoreError> {
+    let _w = db.write_guard().await;
+    let mut tx = db.begin_write().await?;
+    sqlx::query("UPDATE store_state SET value = 0 WHERE key = 'search_seq'").execute(&mut *tx).await?;
+    db.commit(tx).await?;
+    Ok(())
 }
 
 /// What the search rows need about a stored file, read back from the tree (`path` relative to the

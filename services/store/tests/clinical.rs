@@ -1,7 +1,7 @@
 //! What the search rows keep of real SS-MIX2 samples (the NHO validator's `sampleData`), stored by
 //! the real store on SQLite and on PostgreSQL: injection drugs (RXC), prescription usage, the
 //! route of every RXA, ADT cancels as cancels; and that rows written before these columns existed
-//! are filled by re-deriving the search rows (`search_seq` set to 0, then a start).
+//! are filled by re-deriving the search rows (`kizuna reindex`).
 
 use std::sync::Arc;
 
@@ -88,12 +88,19 @@ async fn check(config: Config) {
         sqlx::query(sql).execute(&store.db.pool).await.unwrap();
     }
     assert_eq!(strings(&store, usage).await, ["NULL"]);
-    // The re-derivation the README documents: search_seq to 0 (store stopped), then a start.
+    // `kizuna reindex`: refused on a folder no store ran in (nothing created there) and while the
+    // store runs on the data folder, then run with it stopped.
+    let elsewhere = Config { data_dir: config.data_dir.with_file_name("typo"), ..config.clone() };
+    let err = kizuna_store::reindex(elsewhere.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("no store has run here"), "{err}");
+    assert!(!elsewhere.data_dir.exists());
+    let err = kizuna_store::reindex(config.clone()).await.unwrap_err();
+    assert!(matches!(err, kizuna_store::StoreError::DataDirInUse { .. }), "{err}");
+    let records = strings(&store, "SELECT CAST(COUNT(*) AS TEXT) FROM records").await;
     store.checkpoint().await.unwrap();
     drop(store);
-    let db = kizuna_store::Db::open(&config.effective_database_url()).await.unwrap();
-    sqlx::query("UPDATE store_state SET value = 0 WHERE key = 'search_seq'").execute(&db.pool).await.unwrap();
-    db.pool.close().await;
+    let done = kizuna_store::reindex(config.clone()).await.unwrap();
+    assert_eq!(done.rebuilt.to_string(), records[0], "every record re-derived");
     let store = open(&config).await;
     store.search_caught_up().await;
     assert_eq!(strings(&store, usage).await, ["内服・経口・１日２回朝夕食後 100 MG 1400"]);

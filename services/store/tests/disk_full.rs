@@ -87,15 +87,7 @@ async fn heartbeat(h: &Harness, token: &str) -> (u16, String) {
         quarantine: None,
         rerequests_done: vec![],
     };
-    let r = h
-        .client
-        .post(format!("{}/api/v1/heartbeat", h.base))
-        .bearer_auth(token)
-        .json(&hb)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+    h.post_heartbeat(token, &hb).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,15 +19,8 @@ async fn heartbeats_and_daily_logs_are_persisted_per_site(backend: &Backend) {
         quarantine: None,
         rerequests_done: vec![],
     };
-    let r = h
-        .client
-        .post(format!("{}/api/v1/heartbeat", h.base))
-        .bearer_auth(&token)
-        .json(&hb)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    let (status, body) = h.post_heartbeat(&token, &hb).await;
+    assert_eq!(status, 200, "{body}");
     let row = sqlx::query("SELECT agent_version, queue_depth, quarantined, last_heartbeat_at FROM site_status WHERE site = 'clinic-1'")
         .fetch_one(&h.store.db.pool)
         .await

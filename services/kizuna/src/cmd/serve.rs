@@ -35,3 +35,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(kizuna_store::serve(config)).context("store")?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Args)]
+pub struct ReindexArgs {
+    /// The store's YAML configuration (the one `kizuna serve` runs with); without it, the defaults.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+/// `kizuna reindex`: rebuilds the search rows from the tree, with the store stopped.
+pub fn reindex(args: ReindexArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(args.config.as_deref())?;
+    let data_dir = config.data_dir.clone();
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let done = rt
+        .block_on(kizuna_store::reindex(config))
+        .with_context(|| format!("re-indexing {} (stop the store first)", data_dir.display()))?;
+    println!(
+        "rebuilt the search rows of {} records from the tree; search watermark {}",
+        done.rebuilt, done.watermark
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -131,6 +131,19 @@ impl Harness {
         serde_json::from_value(v).expect("batch report")
     }
 
+    /// Sends a heartbeat as the site of `token`: status and body.
+    pub async fn post_heartbeat(&self, token: &str, hb: &kizuna_wire::Heartbeat) -> (u16, String) {
+        let r = self
+            .client
+            .post(format!("{}/api/v1/heartbeat", self.base))
+            .bearer_auth(token)
+            .json(hb)
+            .send()
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
     pub async fn get(&self, path: &str) -> (u16, String) {
         let r = self.client.get(format!("{}{path}", self.base)).send().await.expect("request");
         (r.status().as_u16(), r.text().await.unwrap())
