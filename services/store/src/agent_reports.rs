@@ -33,23 +33,42 @@ pub fn check_daily_log(log: &DailyLog) -> Result<(), BadReport> {
     Ok(())
 }
 
-/// Stores a heartbeat and updates the site's status.
-pub async fn record_heartbeat(db: &Db, site: &str, hb: &Heartbeat, peer: &str) -> Result<(), StoreError> {
-    let t = jiff::Timestamp::now().to_string();
+/// Stores a heartbeat and updates the site's status; the site's history rows older than
+/// `history_days` go (none kept at 0), so `heartbeats` stays bounded.
+pub async fn record_heartbeat(
+    db: &Db,
+    site: &str,
+    hb: &Heartbeat,
+    peer: &str,
+    history_days: u32,
+) -> Result<(), StoreError> {
+    let now = jiff::Timestamp::now();
+    let t = now.to_string();
+    let cutoff = now
+        .checked_sub(jiff::SignedDuration::from_hours(24 * i64::from(history_days)))
+        .unwrap_or(jiff::Timestamp::MIN);
     let _w = db.write_guard().await;
     let mut tx = db.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO heartbeats (site, received_at, agent_version, queue_depth, quarantined, agent_last_upload) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(site)
-    .bind(&t)
-    .bind(db_text(&hb.agent_version).into_owned())
-    .bind(hb.queue_depth as i64)
-    .bind(hb.quarantined as i64)
-    .bind(hb.last_upload.as_deref().map(|t| db_text(t).into_owned()))
-    .execute(&mut *tx)
-    .await?;
+    if history_days > 0 {
+        sqlx::query(
+            "INSERT INTO heartbeats (site, received_at, agent_version, queue_depth, quarantined, agent_last_upload) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(site)
+        .bind(&t)
+        .bind(db_text(&hb.agent_version).into_owned())
+        .bind(hb.queue_depth as i64)
+        .bind(hb.quarantined as i64)
+        .bind(hb.last_upload.as_deref().map(|t| db_text(t).into_owned()))
+        .execute(&mut *tx)
+        .await?;
+    }
+    // RFC 3339 UTC text compares in time order (to the second: fractions are printed shortest).
+    sqlx::query("DELETE FROM heartbeats WHERE site = $1 AND received_at < $2")
+        .bind(site)
+        .bind(if history_days > 0 { cutoff.to_string() } else { "~".to_owned() })
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "INSERT INTO site_status (site, last_heartbeat_at, agent_version, queue_depth, quarantined, agent_last_upload, last_peer) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (site) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, \

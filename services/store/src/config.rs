@@ -47,6 +47,9 @@ pub struct Limits {
     /// reason: the first is audited at once, the rest in one summary event at most this often, in
     /// seconds (0 = every refusal audited). See [`crate::refusals`].
     pub refusal_audit_secs: u64,
+    /// Days of per-heartbeat history kept in `heartbeats` (each site's latest is in `site_status`
+    /// whatever this says); older rows are deleted as new heartbeats arrive. 0 = keep none.
+    pub heartbeat_history_days: u32,
 }
 
 /// Durability and group commit.
@@ -93,6 +96,7 @@ impl Default for Limits {
             max_file_bytes: 8 << 20,
             max_batch_files: 5000,
             refusal_audit_secs: 60,
+            heartbeat_history_days: 14,
         }
     }
 }
@@ -176,6 +180,10 @@ limits:
   # refusals from ADDR for REASON") at most this often, seconds; every refusal is still answered
   # 401/403. 0 = audit every refusal.
   refusal_audit_secs: 60
+  # Days of per-heartbeat history kept in the heartbeats table (at 60 s per site, 1,440 rows a
+  # site a day); older rows go as new heartbeats arrive. Each site's latest heartbeat is kept in
+  # site_status regardless. 0 = keep no history.
+  heartbeat_history_days: 14
 commit:
   # Journal group commit: wait this long for more entries before one fsync (0 = only group what
   # arrives while an fsync runs).

@@ -6,6 +6,7 @@ use common::{Backend, Harness, count};
 use kizuna_wire::{DailyLog, Heartbeat, LogLine};
 
 both_backends!(heartbeats_and_daily_logs_are_persisted_per_site);
+both_backends!(heartbeat_history_is_bounded_by_its_retention);
 
 async fn heartbeats_and_daily_logs_are_persisted_per_site(backend: &Backend) {
     use sqlx::Row;
@@ -192,4 +193,50 @@ async fn quarantine_list_and_rerequests_travel_with_heartbeats(backend: &Backend
     assert_eq!(rows[0].state, "released");
     assert!(rows[0].done_at.is_some());
     assert_eq!(count(&h.store, "SELECT COUNT(*) FROM agent_quarantine").await, 0);
+}
+
+/// 900 sites at one heartbeat a minute add 1.3 M rows a day: each heartbeat removes its site's
+/// rows older than `limits.heartbeat_history_days`, and 0 keeps none.
+async fn heartbeat_history_is_bounded_by_its_retention(backend: &Backend) {
+    for days in [14u32, 0] {
+        let h = Harness::start(backend, |c| c.limits.heartbeat_history_days = days).await;
+        let token = h.add_site("clinic-1", &["0411000017"], &[]).await;
+        let other = h.add_site("clinic-2", &["0411000025"], &[]).await;
+        let old = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_hours(24 * 15)).unwrap();
+        let recent = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_hours(24 * 13)).unwrap();
+        for (site, at) in [("clinic-1", old), ("clinic-1", recent), ("clinic-2", old)] {
+            sqlx::query(
+                "INSERT INTO heartbeats (site, received_at, agent_version, queue_depth, quarantined) \
+                 VALUES ($1, $2, '0.0.9', 0, 0)",
+            )
+            .bind(site)
+            .bind(at.to_string())
+            .execute(&h.store.db.pool)
+            .await
+            .unwrap();
+        }
+        let hb = Heartbeat {
+            agent_version: "0.1.0".into(),
+            queue_depth: 1,
+            quarantined: 0,
+            last_upload: None,
+            quarantine: None,
+            rerequests_done: vec![],
+        };
+        let (status, body) = h.post_heartbeat(&token, &hb).await;
+        assert_eq!(status, 200, "{body}");
+        let kept = |site: &str| format!("SELECT COUNT(*) FROM heartbeats WHERE site = '{site}'");
+        let expect = if days == 0 { 0 } else { 2 }; // the 13-day-old row and the new one
+        assert_eq!(count(&h.store, &kept("clinic-1")).await, expect, "{days} days");
+        assert_eq!(
+            count(&h.store, &kept("clinic-2")).await,
+            1,
+            "another site's rows wait for its own heartbeat"
+        );
+        let (status, _) = h.post_heartbeat(&other, &hb).await;
+        assert_eq!(status, 200);
+        assert_eq!(count(&h.store, &kept("clinic-2")).await, i64::from(days > 0), "{days} days");
+        let status = "SELECT COUNT(*) FROM site_status WHERE queue_depth = 1";
+        assert_eq!(count(&h.store, status).await, 2, "the latest heartbeat is kept whatever the history");
+    }
 }

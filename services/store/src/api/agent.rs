@@ -46,7 +46,14 @@ pub async fn heartbeat(
     let hb: Heartbeat = read_json(&store, "heartbeat", body).await?;
     check_heartbeat(&hb)
         .map_err(|e| refuse(&store, "heartbeat", StatusCode::BAD_REQUEST, "bad_report", e.0))?;
-    record_heartbeat(&store.db, &site.name, &hb, &peer.ip().to_string()).await?;
+    record_heartbeat(
+        &store.db,
+        &site.name,
+        &hb,
+        &peer.ip().to_string(),
+        store.config.limits.heartbeat_history_days,
+    )
+    .await?;
     crate::rerequests::record_outcomes(&store.db, &site.name, &hb.rerequests_done).await?;
     let rerequests = crate::rerequests::pending(&store.db, &site.name).await?;
     store.metrics.heartbeats.get_or_create(&SiteLabel { site: site.name }).inc();
