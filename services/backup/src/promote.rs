@@ -50,7 +50,7 @@ impl Promoted {
 /// Promotes the replica in `data_dir`; `database_url` empty = SQLite in the folder. Stop
 /// `kizuna backup serve` first: from now on the folder refuses batches.
 pub async fn promote(data_dir: &Path, database_url: &str) -> Result<Promoted, BackupError> {
-    if !data_dir.join("backup/manifest.sqlite").exists() {
+    if !data_dir.join(kizuna_store::REPLICA_MANIFEST).exists() {
         return Err(BackupError::Config(format!(
             "{}: not a backup replica (no backup/manifest.sqlite)",
             data_dir.display()

@@ -71,6 +71,16 @@ async fn a_served_replica_folder_refuses_a_second_replica_and_a_promotion() {
     assert!(refused.to_string().contains("is in use"), "{refused}");
     assert!(!data.join(kizuna_backup::replica::PROMOTED_FILE).exists(), "marked promoted while refused");
     drop(first);
+    // A store started on the replica's folder (a rebooted backup centre whose image enables the
+    // store again) is refused: it would serve the copy while the primary still replicates into it.
+    let store_config = kizuna_store::Config { data_dir: data.clone(), ..Default::default() };
+    let refused = kizuna_store::Store::open(store_config.clone()).await.err().expect("a store on a replica");
+    assert!(
+        refused.to_string().contains("not promoted") && refused.to_string().contains("backup promote"),
+        "{refused}"
+    );
+    assert!(!data.join("index.sqlite").exists(), "the refused store created its IndexDB");
     let promoted = kizuna_backup::promote::promote(&data, "").await.unwrap();
     assert_eq!(promoted.records, 0);
+    drop(kizuna_store::Store::open(store_config).await.expect("a promoted replica is a store"));
 }

@@ -82,6 +82,7 @@ impl Store {
     /// `data_dir` as it was. Then the data folder is locked ([`DataDirLock`]: a second store on it
     /// fails here at once) and only then are its folders, journal and SQLite IndexDB created.
     pub async fn open(config: Config) -> Result<Arc<Self>, StoreError> {
+        refuse_unpromoted_replica(&config.data_dir)?;
         let url = config.effective_database_url();
         let backend = kizuna_db::check_url(&url)?;
         let validator = if config.nho_tables.is_empty() {
@@ -291,6 +292,26 @@ pub async fn serve(config: Config) -> Result<(), StoreError> {
     let listener = listen(&config)?;
     let store = Store::open(config).await?;
     serve_on(listener, store, shutdown_signal()).await
+}
+
+/// A backup replica's manifest, relative to its data folder (`kizuna backup serve` creates it).
+pub const REPLICA_MANIFEST: &str = "backup/manifest.sqlite";
+/// The marker `kizuna backup promote` writes into a replica's data folder before opening a store
+/// on it; from then on the folder is a store's and takes no more batches.
+pub const PROMOTED_MARKER: &str = "PROMOTED";
+
+/// A store opened on a replica that was never promoted would index and serve the copy (and write
+/// its own journal into it) while the primary still sends batches: refused, naming the way out.
+fn refuse_unpromoted_replica(data_dir: &std::path::Path) -> Result<(), StoreError> {
+    if data_dir.join(REPLICA_MANIFEST).exists() && !data_dir.join(PROMOTED_MARKER).exists() {
+        return Err(StoreError::Config(format!(
+            "data_dir {} holds a backup replica ({REPLICA_MANIFEST}) that was not promoted: a store \
+             there would serve the copy while the primary still replicates into it; run \
+             `kizuna backup promote` to make it the centre, or give the store another data_dir",
+            data_dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Rebuilds every record's search rows (drugs, labs, diagnoses, encounters) from its file in the

@@ -17,7 +17,7 @@ use crate::batch::{Ack, Batch};
 use crate::manifest::{self, Manifest};
 
 /// Marker file: the replica was promoted and must take no more batches.
-pub const PROMOTED_FILE: &str = "PROMOTED";
+pub const PROMOTED_FILE: &str = kizuna_store::PROMOTED_MARKER;
 
 /// An open replica data folder.
 pub struct Replica {
@@ -46,7 +46,7 @@ impl Replica {
                 let _ = std::fs::remove_file(item.path());
             }
         }
-        let manifest = Manifest::open(&data_dir.join("backup/manifest.sqlite"), true).await?;
+        let manifest = Manifest::open(&data_dir.join(kizuna_store::REPLICA_MANIFEST), true).await?;
         let journal = journal::ReplicaJournal::open(&data_dir.join("journal"))?;
         // A promoted folder's staging belongs to the store.
         if !data_dir.join(PROMOTED_FILE).exists() {
