@@ -148,6 +148,21 @@ impl Config {
         }
     }
 
+    /// The warning for a listener that takes patient records and site tokens in plain HTTP from
+    /// other machines outside a netd segment (not loopback, no `bind_interface`); `None` when the
+    /// segment's WireGuard (or loopback) carries them.
+    pub fn plaintext_exposure(&self) -> Option<String> {
+        if self.listen.ip().is_loopback() || !self.bind_interface.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "listen {} takes uploads (patient records and site tokens) in plain HTTP from any network, \
+             outside a netd segment: set bind_interface to the upload segment's interface (its WireGuard \
+             encrypts the traffic) or listen on loopback behind a TLS proxy",
+            self.listen
+        ))
+    }
+
     pub fn group_window(&self) -> Duration {
         Duration::from_millis(self.commit.group_window_ms)
     }
@@ -214,6 +229,16 @@ mod tests {
     fn default_yaml_is_the_default() {
         assert_eq!(Config::parse(DEFAULT_YAML).unwrap(), Config::default());
         assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn a_plain_http_listener_outside_a_segment_is_warned_about() {
+        assert_eq!(Config::default().plaintext_exposure(), None, "loopback");
+        let open = Config::parse("listen: 0.0.0.0:8440\n").unwrap();
+        let w = open.plaintext_exposure().expect("warned");
+        assert!(w.contains("0.0.0.0:8440") && w.contains("bind_interface"), "{w}");
+        let segment = Config::parse("listen: 0.0.0.0:8440\nbind_interface: kz-upload\n").unwrap();
+        assert_eq!(segment.plaintext_exposure(), None, "the upload segment's WireGuard encrypts it");
     }
 
     #[test]

@@ -290,6 +290,9 @@ pub async fn serve_on(
 /// (connections made during recovery wait in the listen backlog until the store serves).
 pub async fn serve(config: Config) -> Result<(), StoreError> {
     let listener = listen(&config)?;
+    if let Some(warning) = config.plaintext_exposure() {
+        tracing::warn!("{warning}");
+    }
     let store = Store::open(config).await?;
     serve_on(listener, store, shutdown_signal()).await
 }
