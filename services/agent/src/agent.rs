@@ -139,7 +139,10 @@ impl Agent {
             message: e.to_string(),
         })?;
         let store = StoreClient::new(&cfg, token)?;
-        let export_dir = cfg.export_dir.canonicalize().map_err(|e| AgentError::io(&cfg.export_dir, e))?;
+        let export_dir = cfg
+            .export_dir
+            .canonicalize()
+            .map_err(|e| AgentError::folder("export_dir", &cfg.export_dir, e))?;
         if !export_dir.is_dir() {
             return Err(AgentError::Config {
                 file: cfg.export_dir.clone(),
@@ -154,7 +157,8 @@ impl Agent {
             // A crash in the middle of a cursor write leaves its temp file behind.
             crate::durable::remove_temp_files(&dir).map_err(|e| AgentError::io(&dir, e))?;
         }
-        let state_dir = cfg.state_dir.canonicalize().map_err(|e| AgentError::io(&cfg.state_dir, e))?;
+        let state_dir =
+            cfg.state_dir.canonicalize().map_err(|e| AgentError::folder("state_dir", &cfg.state_dir, e))?;
         let (outbox, strays) =
             Outbox::open(&cfg.outbox_dir()).map_err(|e| AgentError::io(&cfg.outbox_dir(), e))?;
         let quarantine =

@@ -49,8 +49,11 @@ pub struct Config {
     /// this many seconds (the EHR's patient, date and type folders the agent emptied); 0 keeps them.
     #[serde(default = "defaults::prune_empty_folders_after_secs")]
     pub prune_empty_folders_after_secs: u64,
-    /// A file without a close-after-write event counts as complete once its size and mtime have not
-    /// changed for this many milliseconds.
+    /// A file counts as complete once its size, mtime and inode have not changed for this many
+    /// milliseconds after its close-after-write, or, without one, between two looks this far apart
+    /// with no process holding it open for writing (README, "What it does" 2.). An exporter that
+    /// opens a closed file again to append must do so within this time (or write under a temp name
+    /// and rename).
     #[serde(default = "defaults::settle_ms")]
     pub settle_ms: u64,
     /// Seconds between heartbeats to the store.
@@ -132,7 +135,7 @@ batch_max_bytes: 8388608
 # bind_interface: vrf-upload
 rescan_interval_secs: 60
 prune_empty_folders_after_secs: 86400  # emptied folders idle this long go; 0 keeps them
-settle_ms: 2000
+settle_ms: 2000  # unchanged this long after the writer's close (or between two looks) = complete
 heartbeat_interval_secs: 60
 retry_base_ms: 500
 retry_max_ms: 60000

@@ -11,6 +11,11 @@ pub enum AgentError {
     /// `source()`: a report that prints the chain (`{:#}`) would name it twice.
     #[error("{path}: {error}")]
     Io { path: PathBuf, error: std::io::Error },
+    /// An I/O error on a folder the config names (`export_dir`, `state_dir`, `nsips.dir`): the
+    /// message starts with the key, e.g. `export_dir /srv/x: No such file or directory (os error 2)`.
+    /// As with `Io`, the OS error is in the message, not the `source()`.
+    #[error("{key} {path}: {error}")]
+    Folder { key: &'static str, path: PathBuf, error: std::io::Error },
     /// Another agent (this process or another, whose pid the lock file holds) uses the state
     /// folder: see [`crate::state_lock`].
     #[error(
@@ -33,9 +38,14 @@ impl AgentError {
         Self::Io { path: path.to_owned(), error }
     }
 
+    /// An I/O error on the folder the config key `key` names.
+    pub(crate) fn folder(key: &'static str, path: &Path, error: std::io::Error) -> Self {
+        Self::Folder { key, path: path.to_owned(), error }
+    }
+
     /// True when the error is a full disk (ENOSPC or EDQUOT), which the agent waits out.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, Self::Io { error, .. } if is_disk_full(error))
+        matches!(self, Self::Io { error, .. } | Self::Folder { error, .. } if is_disk_full(error))
     }
 }
 

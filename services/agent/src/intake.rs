@@ -17,9 +17,10 @@ use crate::agent::Shared;
 use crate::agent_log::Level;
 use crate::check::{Violation, check_file};
 use crate::error::is_disk_full;
+use crate::lease::{self, Writers};
 use crate::outbox::{Admission, Offer};
 use crate::quarantine::Origin;
-use crate::settle::{Stamp, Tracker};
+use crate::settle::{Ready, Stamp, Tracker};
 
 /// Files handed to one blocking processing step (keeps the loop responsive on huge backlogs).
 const CHUNK: usize = 256;
@@ -75,9 +76,9 @@ pub fn is_ignored(rel: &Path) -> bool {
         })
 }
 
-/// A file's size and mtime, which the settle check compares.
+/// A file's size, mtime and inode, which the settle check compares.
 pub(crate) fn stamp_of(meta: &std::fs::Metadata) -> Option<Stamp> {
-    Some((meta.len(), meta.modified().ok()?))
+    Stamp::of(meta)
 }
 
 /// What to do with a file after trying to process it.
@@ -255,7 +256,7 @@ impl Intake {
     }
 
     async fn process_ready(&mut self, stop: &watch::Receiver<bool>) {
-        let ready = self.tracker.ready(Instant::now(), SystemTime::now(), |p| {
+        let ready = self.tracker.ready(Instant::now(), |p| {
             std::fs::symlink_metadata(p).ok().filter(|m| m.is_file()).as_ref().and_then(stamp_of)
         });
         for chunk in ready.chunks(CHUNK) {
@@ -268,6 +269,7 @@ impl Intake {
                 tokio::task::spawn_blocking(move || process_chunk(&shared, chunk)).await.unwrap_or_default();
             let now = Instant::now();
             for (p, o) in outcomes {
+                // (A file still open for writing, or one that could not be moved.)
                 if let Outcome::RetryAfter(d) = o {
                     self.tracker.defer(&p, now + d);
                 }
@@ -305,29 +307,35 @@ fn disk_retry(shared: &Shared) -> Duration {
 
 /// Checks a group of complete files, quarantines the invalid ones and moves the valid ones into
 /// the outbox together (sharing directory fsyncs). Returns what to do with each file.
-fn process_chunk(shared: &Shared, chunk: Vec<PathBuf>) -> Vec<(PathBuf, Outcome)> {
+fn process_chunk(shared: &Shared, chunk: Vec<Ready>) -> Vec<(PathBuf, Outcome)> {
     let mut scratch = ssmix2::validate::Scratch::default();
     let mut out = Vec::with_capacity(chunk.len());
     let mut offers = Vec::new();
     let mut offered = Vec::new();
-    for p in chunk {
-        match check_one(shared, &mut scratch, &p) {
+    for Ready { path: p, check_open } in chunk {
+        match check_one(shared, &mut scratch, &p, check_open) {
             Step::Finished(o) => out.push((p, o)),
             Step::Offer(offer, rel_shown) => {
+                // Only to retire a quarantined copy: no work while the quarantine is empty.
+                let storage = (shared.quarantine.count() > 0).then(|| offer.path.components().join("/"));
                 offers.push(offer);
-                offered.push((p, rel_shown));
+                offered.push((p, rel_shown, storage));
             }
         }
     }
     let answers = shared.outbox.admit_many(offers);
     let mut queued = 0usize;
-    for ((p, rel_shown), answer) in offered.into_iter().zip(answers) {
+    for ((p, rel_shown, storage), answer) in offered.into_iter().zip(answers) {
         let o = match answer {
-            Ok(Admission::Queued) => {
-                queued += 1;
+            Ok(a @ (Admission::Queued | Admission::AlreadyQueued)) => {
+                if matches!(a, Admission::Queued) {
+                    queued += 1;
+                }
+                if let Some(storage) = storage {
+                    retire_quarantined(shared, &rel_shown, &[&rel_shown, &format!("rejected/{storage}")]);
+                }
                 Outcome::Done
             }
-            Ok(Admission::AlreadyQueued) => Outcome::Done,
             Ok(Admission::Busy) => Outcome::RetryAfter(shared.cfg.rescan_interval()),
             Err(e) => move_failed(shared, &rel_shown, "the outbox", &rel_shown, &e),
         };
@@ -347,8 +355,49 @@ enum Step {
     Offer(Offer, String),
 }
 
+/// Removes the quarantined copies a file now taken supersedes (the same path below the export
+/// folder, or the store's refusal under the same storage path): the fixed file replaces them, so
+/// neither the count nor the heartbeat's list shows them, and no re-request brings them back.
+/// Costs no system call unless there is such a copy (the quarantine keeps its names in memory).
+pub(crate) fn retire_quarantined(shared: &Shared, shown: &str, keys: &[&str]) {
+    for removed in shared.quarantine.retire(keys) {
+        shared.record(
+            Level::Info,
+            "quarantine_superseded",
+            &format!("{shown} was taken; its quarantined copy {removed} is superseded and removed"),
+            json!({"file": shown, "quarantined": removed}),
+        );
+    }
+}
+
+/// Opens `path` for reading. With `check_open` (no close-after-write was seen), a file another
+/// process still has open for writing is not read: `Ok(None)`.
+pub(crate) fn open_unless_written(
+    path: &Path,
+    shown: &str,
+    check_open: bool,
+) -> std::io::Result<Option<std::fs::File>> {
+    let f = std::fs::File::open(path)?;
+    if check_open {
+        match lease::writers(&f) {
+            Writers::None => {}
+            Writers::Some => {
+                tracing::debug!("{shown} is still open for writing; waiting");
+                return Ok(None);
+            }
+            Writers::Unknown(e) => lease::note_unknown(shown, &e),
+        }
+    }
+    Ok(Some(f))
+}
+
 /// Reads and checks one complete file; quarantines it when invalid.
-fn check_one(shared: &Shared, scratch: &mut ssmix2::validate::Scratch, path: &Path) -> Step {
+fn check_one(
+    shared: &Shared,
+    scratch: &mut ssmix2::validate::Scratch,
+    path: &Path,
+    check_open: bool,
+) -> Step {
     // The agent's own files (outbox, quarantine, log) are never exports, wherever they lie.
     if path.starts_with(&shared.state_dir) {
         return Step::Finished(Outcome::Done);
@@ -356,8 +405,16 @@ fn check_one(shared: &Shared, scratch: &mut ssmix2::validate::Scratch, path: &Pa
     let rel_path = path.strip_prefix(&shared.export_dir).unwrap_or(path);
     let rel_utf8 = rel_path.to_str().map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"));
     let rel_shown = rel_path.to_string_lossy().into_owned();
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    let read = open_unless_written(path, &rel_shown, check_open).and_then(|f| {
+        let Some(mut f) = f else { return Ok(None) };
+        let mut b = Vec::with_capacity(f.metadata().map_or(0, |m| m.len() as usize));
+        std::io::Read::read_to_end(&mut f, &mut b)?;
+        Ok(Some(b))
+    });
+    let bytes = match read {
+        Ok(Some(b)) => b,
+        // Still written by another process: tried again after `settle` of stability.
+        Ok(None) => return Step::Finished(Outcome::RetryAfter(shared.cfg.settle())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Step::Finished(Outcome::Done),
         Err(e) => {
             shared.record(

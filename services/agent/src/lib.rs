@@ -21,6 +21,7 @@ pub mod daily;
 pub mod durable;
 mod error;
 mod intake;
+mod lease;
 mod nsips;
 pub mod outbox;
 pub mod quarantine;

@@ -32,9 +32,9 @@ use crate::agent::Shared;
 use crate::agent_log::Level;
 use crate::check::{Violation, check_file};
 use crate::durable;
-use crate::intake::{Outcome, is_ignored, move_failed, quarantine};
+use crate::intake::{Outcome, is_ignored, move_failed, open_unless_written, quarantine, retire_quarantined};
 use crate::outbox::{Admission, Offer};
-use crate::settle::{Stamp, Tracker};
+use crate::settle::{Ready, Stamp, Tracker};
 
 /// The quarantine subfolder for NSIPS sources (released back into the NSIPS folder).
 pub const QUARANTINE_PREFIX: &str = "nsips/";
@@ -83,7 +83,7 @@ impl Ledger {
 
     /// True when `name` was converted and still has this size and mtime (no need to read it).
     fn unchanged(&self, name: &str, stamp: Stamp) -> bool {
-        self.converted.get(name).is_some_and(|d| d.size == stamp.0 && d.mtime_ns == mtime_ns(stamp.1))
+        self.converted.get(name).is_some_and(|d| d.size == stamp.size && d.mtime_ns == mtime_ns(stamp.mtime))
     }
 }
 
@@ -99,7 +99,7 @@ impl Nsips {
     /// Checks the folder, creates the state folder and clears what a crash left in `staging/`.
     pub fn open(cfg: &crate::Config) -> Result<Option<Self>, crate::AgentError> {
         let Some(n) = &cfg.nsips else { return Ok(None) };
-        let dir = n.dir.canonicalize().map_err(|e| crate::AgentError::io(&n.dir, e))?;
+        let dir = n.dir.canonicalize().map_err(|e| crate::AgentError::folder("nsips.dir", &n.dir, e))?;
         if !dir.is_dir() {
             return Err(crate::AgentError::Config {
                 file: n.dir.clone(),
@@ -196,14 +196,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
         for (name, stamp) in &found {
             // An empty file is a writer that has not written yet (or a truncation): never an export.
-            if stamp.0 > 0 && !ledger.unchanged(name, *stamp) {
+            if stamp.size > 0 && !ledger.unchanged(name, *stamp) {
                 tracker.found(&dir.join(name), Some(*stamp), now);
             }
         }
-        let ready = tracker.ready(Instant::now(), SystemTime::now(), |p| {
+        let ready = tracker.ready(Instant::now(), |p| {
             std::fs::symlink_metadata(p).ok().filter(|m| m.is_file()).and_then(|m| stamp_of(&m))
         });
-        for path in ready {
+        for Ready { path, check_open } in ready {
             if *stop.borrow() {
                 return;
             }
@@ -211,7 +211,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             let (state, mut l) = (state.clone(), ledger.clone());
             let p = path.clone();
             let Ok((outcome, l)) = tokio::task::spawn_blocking(move || {
-                let o = convert_one(&worker, &state, &mut l, &p);
+                let o = convert_one(&worker, &state, &mut l, &p, check_open);
                 (o, l)
             })
             .await
@@ -278,7 +278,7 @@ fn on_event(tracker: &mut Tracker, dir: &Path, ev: notify::Result<notify::Event>
 }
 
 fn stamp_of(meta: &std::fs::Metadata) -> Option<Stamp> {
-    Some((meta.len(), meta.modified().ok()?))
+    Stamp::of(meta)
 }
 
 /// The folder's regular, not-ignored files by name, with their stamps (empty files included).
@@ -298,17 +298,22 @@ fn list(dir: &Path) -> std::io::Result<Vec<(String, Stamp)>> {
 }
 
 /// Converts one settled source file and moves its SS-MIX2 files into the outbox, or quarantines it.
-fn convert_one(shared: &Shared, state: &Path, ledger: &mut Ledger, path: &Path) -> Outcome {
+/// With `check_open` (no close-after-write was seen) a file another process still has open for
+/// writing is left for later.
+fn convert_one(shared: &Shared, state: &Path, ledger: &mut Ledger, path: &Path, check_open: bool) -> Outcome {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let shown = format!("{QUARANTINE_PREFIX}{name}");
-    let (bytes, stamp) = match std::fs::File::open(path).and_then(|mut f| {
+    let (bytes, stamp) = match open_unless_written(path, &shown, check_open).and_then(|f| {
+        let Some(mut f) = f else { return Ok(None) };
         let meta = f.metadata()?;
         let mut b = Vec::with_capacity(meta.len() as usize);
         std::io::Read::read_to_end(&mut f, &mut b)?;
-        Ok((b, stamp_of(&meta)))
+        Ok(Some((b, stamp_of(&meta))))
     }) {
-        Ok((b, Some(stamp))) => (b, stamp),
-        Ok((_, None)) => return Outcome::RetryAfter(shared.cfg.rescan_interval()),
+        Ok(Some((b, Some(stamp)))) => (b, stamp),
+        // Still written by another process: tried again after `settle` of stability.
+        Ok(None) => return Outcome::RetryAfter(shared.cfg.settle()),
+        Ok(Some((_, None))) => return Outcome::RetryAfter(shared.cfg.rescan_interval()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Done,
         Err(e) => {
             shared.record(
@@ -330,7 +335,7 @@ fn convert_one(shared: &Shared, state: &Path, ledger: &mut Ledger, path: &Path) 
         && done.sha256 == sha
     {
         // Touched but not changed: remember the new stamp so it is not read again.
-        let refreshed = Done { size: stamp.0, mtime_ns: mtime_ns(stamp.1), ..done.clone() };
+        let refreshed = Done { size: stamp.size, mtime_ns: mtime_ns(stamp.mtime), ..done.clone() };
         ledger.converted.insert(name, refreshed);
         let _ = ledger.save(state);
         return Outcome::Done;
@@ -417,8 +422,8 @@ fn convert_one(shared: &Shared, state: &Path, ledger: &mut Ledger, path: &Path) 
     ledger.converted.insert(
         name.clone(),
         Done {
-            size: stamp.0,
-            mtime_ns: mtime_ns(stamp.1),
+            size: stamp.size,
+            mtime_ns: mtime_ns(stamp.mtime),
             sha256: sha.clone(),
             files: n,
             converted_at: crate::agent_log::local_now().1,
@@ -434,6 +439,7 @@ fn convert_one(shared: &Shared, state: &Path, ledger: &mut Ledger, path: &Path) 
             json!({"file": shown}),
         );
     }
+    retire_quarantined(shared, &shown, &[&shown]);
     let (event, what) = match &previous {
         Some(p) => (
             "nsips_reconverted",
@@ -495,10 +501,11 @@ mod tests {
         l.save(d.path()).unwrap();
         let back = Ledger::load(d.path()).unwrap();
         assert_eq!(back, l);
-        assert!(back.unchanged("a.csv", (10, t)));
-        assert!(!back.unchanged("a.csv", (11, t)), "size changed");
-        assert!(!back.unchanged("a.csv", (10, t + Duration::from_nanos(1))), "mtime changed");
-        assert!(!back.unchanged("b.csv", (10, t)));
+        let st = |size, mtime| Stamp { size, mtime, ino: 1 };
+        assert!(back.unchanged("a.csv", st(10, t)));
+        assert!(!back.unchanged("a.csv", st(11, t)), "size changed");
+        assert!(!back.unchanged("a.csv", st(10, t + Duration::from_nanos(1))), "mtime changed");
+        assert!(!back.unchanged("b.csv", st(10, t)));
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1, "no temp file left");
     }
 }

@@ -1,9 +1,11 @@
 //! The quarantine folder: files that must not be uploaded (invalid at the agent, or rejected by the
 //! store), each with a `<name>.reason.json` beside it saying why.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -33,10 +35,14 @@ struct Reason<'a> {
     violations: &'a [Violation],
 }
 
-/// The quarantine folder and a count of the files in it.
+/// The quarantine folder, a count of the files in it and their names.
 pub struct Quarantine {
     dir: PathBuf,
     count: AtomicU64,
+    /// Quarantined files (paths below `dir`, `/`-separated) by the path they were put under, that is
+    /// without the `.N` suffix [`Quarantine::put`] adds to keep copies apart: what
+    /// [`Quarantine::retire`] looks up without touching the disk.
+    names: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Quarantine {
@@ -45,7 +51,50 @@ impl Quarantine {
         durable::create_dir_all_synced(dir)?;
         // A crash while a reason file was written leaves its temp file behind.
         durable::remove_temp_files_below(dir)?;
-        Ok(Self { dir: dir.to_owned(), count: AtomicU64::new(count_files(dir)?) })
+        let mut found = Vec::new();
+        list_files(dir, dir, &mut found)?;
+        let mut names: HashMap<String, Vec<String>> = HashMap::new();
+        for rel in &found {
+            names.entry(without_copy_suffix(rel).to_owned()).or_default().push(rel.clone());
+        }
+        Ok(Self { dir: dir.to_owned(), count: AtomicU64::new(found.len() as u64), names: Mutex::new(names) })
+    }
+
+    fn names(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<String>>> {
+        self.names.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Removes every quarantined file put under one of `keys` (paths below the quarantine folder as
+    /// given to [`Quarantine::put`], e.g. the export path or `rejected/<storage path>`), with its
+    /// copies (`.N`) and reason files: a file of that name was taken since, and supersedes them.
+    /// Returns the paths removed. No system call unless there is such a file.
+    pub fn retire(&self, keys: &[&str]) -> Vec<String> {
+        let mut removed = Vec::new();
+        for key in keys {
+            let key = sanitize(key);
+            let Some(copies) = self.names().remove(&key) else { continue };
+            for rel in copies {
+                let file = self.dir.join(&rel);
+                match fs::remove_file(&file) {
+                    Ok(()) => {
+                        self.count.fetch_sub(1, Ordering::Relaxed);
+                        removed.push(rel);
+                    }
+                    // Removed by hand: forgotten.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(
+                            "cannot remove the superseded quarantined file {}: {e}",
+                            file.display()
+                        );
+                        self.names().entry(key.clone()).or_default().push(rel);
+                        continue;
+                    }
+                }
+                let _ = fs::remove_file(format!("{}{REASON_SUFFIX}", file.display()));
+            }
+        }
+        removed
     }
 
     pub fn count(&self) -> u64 {
@@ -110,6 +159,14 @@ impl Quarantine {
         }
         match moved {
             Ok(()) => {
+                let mut names = self.names();
+                if let Some(copies) = names.get_mut(without_copy_suffix(file)) {
+                    copies.retain(|c| c != file);
+                    if copies.is_empty() {
+                        names.remove(without_copy_suffix(file));
+                    }
+                }
+                drop(names);
                 let reason = PathBuf::from(format!("{}{REASON_SUFFIX}", src.display()));
                 let _ = fs::remove_file(&reason);
                 if let Some(p) = reason.parent() {
@@ -148,6 +205,8 @@ impl Quarantine {
             let _ = fs::remove_file(&reason_path);
             return Err(e);
         }
+        let put_as = dest.strip_prefix(&self.dir).unwrap_or(&dest).to_string_lossy().into_owned();
+        self.names().entry(rel).or_default().push(put_as);
         self.count.fetch_add(1, Ordering::Relaxed);
         Ok(dest)
     }
@@ -228,6 +287,38 @@ fn sanitize(rel: &str) -> String {
     if parts.is_empty() { "unnamed".to_owned() } else { parts.join("/") }
 }
 
+/// `rel` without the `.N` suffix [`Quarantine::put`] adds to keep copies apart.
+fn without_copy_suffix(rel: &str) -> &str {
+    match rel.rsplit_once('.') {
+        Some((stem, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !stem.ends_with('/') => {
+            stem
+        }
+        _ => rel,
+    }
+}
+
+/// Collects the quarantined files (not their reason files) below `dir`, as `/`-separated paths
+/// below `root`.
+fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if entry.file_type()?.is_dir() {
+            list_files(root, &entry.path(), out)?;
+        } else if !name.ends_with(REASON_SUFFIX) && !name.starts_with(durable::TEMP_PREFIX) {
+            let p = entry.path();
+            out.push(p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned());
+        }
+    }
+    Ok(())
+}
+
 /// Counts quarantined files (not their reason files) below `dir`.
 pub fn count_files(dir: &Path) -> io::Result<u64> {
     let mut n = 0;
@@ -270,6 +361,37 @@ mod tests {
         assert_eq!(q.put(&src, "a/b/bad", Origin::Store, "01", &v).unwrap(), d.path().join("q/a/b/bad.1"));
         assert_eq!(q.count(), 2);
         assert_eq!(Quarantine::open(&d.path().join("q")).unwrap().count(), 2);
+    }
+
+    /// Review finding 6: a fixed file taken under a quarantined file's name leaves no stale entry.
+    #[test]
+    fn retire_removes_the_files_put_under_a_name_with_their_copies_and_reasons() {
+        let d = tempfile::tempdir().unwrap();
+        let v = [Violation { code: "not-hl7".into(), field: None, message: "empty".into() }];
+        let q = Quarantine::open(&d.path().join("q")).unwrap();
+        for (i, rel) in ["w/a", "w/a", "rejected/x/a", "nsips/n.csv", "w/b"].iter().enumerate() {
+            let src = d.path().join(format!("src{i}"));
+            fs::write(&src, b"x").unwrap();
+            q.put(&src, rel, Origin::Agent, "00", &v).unwrap();
+        }
+        assert_eq!(q.count(), 5);
+        assert!(q.retire(&["w/c", "rejected/w/a"]).is_empty(), "nothing of that name");
+        let mut gone = q.retire(&["w/a", "rejected/x/a"]);
+        gone.sort();
+        assert_eq!(gone, ["rejected/x/a", "w/a", "w/a.1"]);
+        assert_eq!(q.count(), 2);
+        assert_eq!(q.list_newest(10).unwrap().len(), 2);
+        assert!(
+            !d.path().join("q/w/a.reason.json").exists() && !d.path().join("q/w/a.1.reason.json").exists()
+        );
+        // Known again after a restart (from the folder), also for NSIPS sources.
+        let q = Quarantine::open(&d.path().join("q")).unwrap();
+        assert_eq!(q.retire(&["nsips/n.csv"]), ["nsips/n.csv"]);
+        assert_eq!(q.count(), 1);
+        assert!(q.retire(&["w/a"]).is_empty());
+        assert_eq!(q.release("w/b", d.path(), None), Released::Moved("w/b".into()));
+        assert!(q.retire(&["w/b"]).is_empty(), "released: not quarantined any more");
+        assert_eq!(q.count(), 0);
     }
 
     #[test]

@@ -29,7 +29,8 @@ impl StateDirLock {
     /// Creates `state_dir` if needed and locks it, or fails at once (never waits) with
     /// [`AgentError::StateDirInUse`] naming the folder and, when it wrote it, the holder's pid.
     pub fn acquire(state_dir: &Path) -> Result<Self, AgentError> {
-        crate::durable::create_dir_all_synced(state_dir).map_err(|e| AgentError::io(state_dir, e))?;
+        crate::durable::create_dir_all_synced(state_dir)
+            .map_err(|e| AgentError::folder("state_dir", state_dir, e))?;
         match kizuna_lockfile::DirLock::try_acquire(state_dir, LOCK_FILE) {
             Ok(lock) => Ok(Self { _lock: lock }),
             Err(kizuna_lockfile::LockError::Held { dir, lock_file, holder }) => {

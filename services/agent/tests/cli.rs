@@ -225,7 +225,7 @@ fn a_state_dir_that_cannot_be_made_is_named_with_the_os_error_once() {
     assert_eq!(code, Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     // The state folder itself is made first (to hold agent.lock), so it is the one named.
-    assert!(err.contains(&format!("{}: Not a directory", state.display())), "{err}");
+    assert!(err.contains(&format!("state_dir {}: Not a directory", state.display())), "{err}");
     assert_eq!(err.matches("os error").count(), 1, "the OS error is repeated: {err}");
 }
 
@@ -316,4 +316,18 @@ async fn a_second_agent_on_the_same_state_dir_is_refused_at_once_and_status_stil
     let (code, err) = next.await.unwrap();
     assert_eq!(code, None, "the next agent did not keep running: {err}");
     assert!(delivered, "the next agent did not deliver: {err}");
+}
+
+/// Review finding 8: a missing export folder was reported as `…/nonexist: No such file or
+/// directory (os error 2)`, without saying which key named it.
+#[test]
+fn a_missing_export_dir_is_named_by_its_key() {
+    let site = Site::new("127.0.0.1:9".parse().unwrap());
+    let cwd = site.dir.path();
+    let missing = cwd.join("nonexist");
+    let config = config_with_folders(&site, &missing.display().to_string(), "st", "http://127.0.0.1:9");
+    let (code, err) = run_for(cwd, &config, 10);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("export_dir {}: No such file or directory", missing.display())), "{err}");
 }

@@ -325,3 +325,49 @@ async fn sigkill_during_nsips_conversion_loses_and_changes_nothing() {
     assert_eq!(kizuna_agent::quarantine::count_files(&cfg.quarantine_dir()).unwrap(), 0, "files quarantined");
     let _ = stop_store.send(());
 }
+
+/// Review finding 1 for NSIPS: a dispensing system that keeps its file open and pauses longer than
+/// `settle_ms` while the agent restarts. The restarted agent listed the file with an mtime already
+/// that old and converted the first part (a 1-drug prescription stored as current); the rest then
+/// became a re-send the store refused. Now a file another process holds open for writing is not
+/// read, and the whole file is converted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nsips_file_held_open_for_writing_across_a_restart_is_converted_whole_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pharmacy, sources) = pharmacy_exports(dir.path(), 41, 12);
+    let (store, base, stop_store) = start_store(dir.path()).await;
+    let cfg = pharmacy_site(&store, &base, dir.path(), &pharmacy).await;
+    let (nsips, state) = (cfg.nsips.clone().unwrap().dir, cfg.state_dir.clone());
+    // The source with the most lines, cut at a line end near its middle.
+    let src = sources.iter().max_by_key(|p| std::fs::read(p).unwrap().len()).unwrap();
+    let bytes = std::fs::read(src).unwrap();
+    let cut = bytes[..bytes.len() / 2].iter().rposition(|b| *b == b'\n').unwrap() + 1;
+    let want = expected(std::slice::from_ref(src), &pharmacy);
+    let path = nsips.join(src.file_name().unwrap());
+
+    let agent = Running::start(cfg.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut f = std::fs::File::create(&path).unwrap();
+    std::io::Write::write_all(&mut f, &bytes[..cut]).unwrap();
+    std::io::Write::flush(&mut f).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent.stop().await;
+    // The writer pauses for 3 s (15 × settle_ms); the agent starts again meanwhile.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let agent = Running::start(cfg.clone());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(events(&state, "nsips_converted").is_empty(), "a file open for writing was converted");
+    assert_eq!(agent.status.get().quarantined, 0, "a file open for writing was quarantined");
+    assert!(path.is_file());
+    std::io::Write::write_all(&mut f, &bytes[cut..]).unwrap();
+    drop(f);
+    let tree_root = store.config.tree_dir().join(&pharmacy);
+    assert!(wait_for(30, || read_tree(&tree_root).len() >= want.len()).await, "not converted");
+    assert!(read_tree(&tree_root) == want, "the store holds other than the whole file's conversion");
+    wait_for(5, || !events(&state, "nsips_converted").is_empty()).await;
+    assert_eq!(events(&state, "nsips_converted").len(), 1);
+    assert!(events(&state, "nsips_reconverted").is_empty(), "converted in parts");
+    assert_eq!(agent.status.get().quarantined, 0);
+    agent.stop().await;
+    let _ = stop_store.send(());
+}

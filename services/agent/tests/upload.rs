@@ -483,3 +483,136 @@ async fn a_second_agent_in_one_process_is_refused_until_the_first_has_stopped() 
     let again = Running::start(site.cfg.clone());
     again.stop().await;
 }
+
+/// Where the sample message can be cut between two segments, near its middle.
+fn segment_cut(msg: &[u8]) -> usize {
+    msg[..msg.len() / 2].iter().rposition(|b| *b == b'\r').expect("a segment end in the first half") + 1
+}
+
+/// Review finding 1: a writer that keeps its file open and pauses longer than `settle_ms` while
+/// the agent restarts. The restarted agent finds the file by its start-up rescan with an mtime
+/// already older than `settle_ms`; it took it at once, and the store kept the first half as the
+/// current version while the rest went into the inode the agent had moved away. Now a file that
+/// another process holds open for writing (a read lease cannot be taken) is never taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_held_open_for_writing_across_a_restart_is_taken_whole() {
+    let (store, addr) = start_store().await;
+    let site = Site::new(addr);
+    let agent = Running::start(site.cfg.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let msg = sample_message();
+    let cut = segment_cut(&msg);
+    let name = file_name(21);
+    let path = site.export().join(&name);
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&msg[..cut]).unwrap();
+    f.flush().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent.stop().await;
+    // The writer pauses for 3 s (15 × settle_ms, three rescans); the agent starts again meanwhile.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let agent = Running::start(site.cfg.clone());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(store.stored_count(), 0, "a file open for writing was uploaded");
+    assert!(path.exists(), "a file open for writing was taken from the export folder");
+    assert!(
+        Site::files_below(&site.cfg.quarantine_dir()).is_empty(),
+        "a file open for writing was quarantined"
+    );
+    f.write_all(&msg[cut..]).unwrap();
+    drop(f);
+    assert!(wait_for(10, || store.stored_count() == 1).await, "the finished file was not uploaded");
+    assert_eq!(store.files.lock().unwrap()[&storage_path(&name)], msg, "not the whole file");
+    assert_eq!(agent.status.get().quarantined, 0);
+    agent.stop().await;
+}
+
+/// Review finding 2: a file written in two open/close steps (the rest appended after a pause
+/// shorter than `settle_ms`) was taken at the first close: the first part stored, the rest
+/// quarantined. A close now only starts `settle_ms` of waiting for no further change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_appended_after_a_pause_shorter_than_settle_is_taken_whole() {
+    let (store, addr) = start_store().await;
+    let mut site = Site::new(addr);
+    site.cfg.settle_ms = 1000;
+    let agent = Running::start(site.cfg.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let msg = sample_message();
+    let cut = segment_cut(&msg);
+    let name = file_name(22);
+    let path = site.export().join(&name);
+    std::fs::write(&path, &msg[..cut]).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(&msg[cut..]).unwrap();
+    assert!(wait_for(10, || store.stored_count() == 1).await, "nothing uploaded");
+    assert_eq!(store.files.lock().unwrap()[&storage_path(&name)], msg, "not the whole file");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(Site::files_below(&site.cfg.quarantine_dir()).is_empty(), "a part was quarantined");
+    assert_eq!(agent.status.get().quarantined, 0);
+    agent.stop().await;
+}
+
+/// Review finding 5: an empty file made first (`touch`, then the content written later) was
+/// quarantined as `not-hl7` at its first close. An empty file now waits for content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_placeholder_is_not_quarantined_before_its_content_arrives() {
+    let (store, addr) = start_store().await;
+    let site = Site::new(addr);
+    let agent = Running::start(site.cfg.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let msg = sample_message();
+    let name = file_name(23);
+    let path = site.export().join(&name);
+    drop(std::fs::File::create(&path).unwrap());
+    // Five times settle_ms and one rescan.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(path.exists(), "the empty placeholder was taken");
+    assert!(
+        Site::files_below(&site.cfg.quarantine_dir()).is_empty(),
+        "the empty placeholder was quarantined"
+    );
+    std::fs::write(&path, &msg).unwrap();
+    assert!(wait_for(10, || store.stored_count() == 1).await, "nothing uploaded");
+    assert_eq!(store.files.lock().unwrap()[&storage_path(&name)], msg);
+    assert_eq!(agent.status.get().quarantined, 0);
+    agent.stop().await;
+}
+
+/// Review finding 6: a quarantined file, fixed and exported again under the same name, was
+/// uploaded but its quarantine entry stayed (count, heartbeat list, and a later re-request would
+/// put the bad copy back). Taking the fixed file now retires the stale entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_file_exported_again_retires_its_quarantine_entry() {
+    let (store, addr) = start_store().await;
+    let site = Site::new(addr);
+    let agent = Running::start(site.cfg.clone());
+    let msg = sample_message();
+    let name = file_name(24);
+    let rel = format!("ward/{name}");
+    site.drop_file(&rel, b"not an HL7 message");
+    assert!(wait_for(10, || agent.status.get().quarantined == 1).await, "not quarantined");
+    assert!(site.cfg.quarantine_dir().join(&rel).is_file());
+    assert!(
+        wait_for(5, || store
+            .heartbeats
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|h| h.quarantine.as_ref().is_some_and(|q| q.len() == 1)))
+        .await
+    );
+    site.drop_file(&rel, &msg);
+    assert!(wait_for(10, || store.stored_count() == 1).await, "the fixed file was not uploaded");
+    assert!(wait_for(5, || agent.status.get().quarantined == 0).await, "the stale entry is still counted");
+    assert!(Site::files_below(&site.cfg.quarantine_dir()).is_empty(), "the stale entry is still there");
+    let heard = store.heartbeats.lock().unwrap().len();
+    assert!(
+        wait_for(5, || store.heartbeats.lock().unwrap()[heard..]
+            .iter()
+            .any(|h| h.quarantined == 0 && h.quarantine.as_ref().is_some_and(Vec::is_empty)))
+        .await,
+        "the heartbeat still lists it"
+    );
+    assert!(site.log_lines().iter().any(|l| l["event"] == "quarantine_superseded" && l["file"] == rel));
+    agent.stop().await;
+}
