@@ -36,6 +36,11 @@ code_lifetime_secs: 60
 token_lifetime_secs: 300
 session_lifetime_secs: 28800
 login_flow_lifetime_secs: 600
+# A browser session also ends after this many seconds unused (no code issued from it, no userinfo
+# answered for its tokens): the provider's idle timeout, so that a shared PC left alone does not
+# keep a single sign-on session for the whole session_lifetime_secs. Relying parties that re-check
+# their users at userinfo (the viewer, the admin screen) keep it alive while they are in use.
+session_idle_secs: 1800
 # Consecutive failed passwords or TOTP codes that lock an account, and for how long (seconds).
 lockout_threshold: 5
 lockout_secs: 900
@@ -72,6 +77,9 @@ pub struct AuthConfig {
     pub token_lifetime_secs: i64,
     #[serde(default = "default_session_lifetime")]
     pub session_lifetime_secs: i64,
+    /// A browser session unused this long ends (the provider's idle timeout).
+    #[serde(default = "default_session_idle")]
+    pub session_idle_secs: i64,
     #[serde(default = "default_flow_lifetime")]
     pub login_flow_lifetime_secs: i64,
     #[serde(default = "default_lockout_threshold")]
@@ -97,6 +105,9 @@ fn default_token_lifetime() -> i64 {
 }
 fn default_session_lifetime() -> i64 {
     28800
+}
+fn default_session_idle() -> i64 {
+    1800
 }
 fn default_flow_lifetime() -> i64 {
     600
@@ -145,6 +156,7 @@ impl AuthConfig {
             ("code_lifetime_secs", self.code_lifetime_secs),
             ("token_lifetime_secs", self.token_lifetime_secs),
             ("session_lifetime_secs", self.session_lifetime_secs),
+            ("session_idle_secs", self.session_idle_secs),
             ("login_flow_lifetime_secs", self.login_flow_lifetime_secs),
             ("lockout_threshold", self.lockout_threshold),
             ("lockout_secs", self.lockout_secs),

@@ -131,6 +131,15 @@ fn check_name(field: &str, v: &str) -> Result<()> {
     Ok(())
 }
 
+/// A user's facility must be a code the patient index accepts (`kizuna_index::FacilityCode`:
+/// 1 to 16 ASCII letters or digits): the viewer's disclosure decisions and break glass go through
+/// it, and a user it cannot place could log in and browse but not use emergency access.
+pub fn check_facility(facility: &str) -> Result<()> {
+    kizuna_index::FacilityCode::parse(facility)
+        .map(drop)
+        .map_err(|e| AuthError::invalid("facility", format!("{e} (the patient index's rule)")))
+}
+
 /// Check a redirect URI a client registers: absolute http(s), no fragment (RFC 6749 §3.1.2).
 pub fn check_redirect_uri(field: &str, uri: &str) -> Result<url::Url> {
     let u = url::Url::parse(uri).map_err(|e| AuthError::invalid(field, format!("{uri:?}: {e}")))?;
@@ -167,7 +176,7 @@ impl Directory {
     /// with [`Directory::enroll_totp`].
     pub async fn add_user(&self, u: &NewUser) -> Result<User> {
         check_name("username", &u.username)?;
-        check_name("facility", &u.facility)?;
+        check_facility(&u.facility)?;
         if u.display_name.trim().is_empty() {
             return Err(AuthError::invalid("display_name", "must not be empty"));
         }

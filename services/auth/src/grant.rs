@@ -183,15 +183,22 @@ pub struct TokenInfo {
 }
 
 /// A token is valid only while the provider session it was issued from lives.
-pub async fn lookup_token(db: &Db, access_token: &str) -> Result<Option<TokenInfo>> {
+pub async fn lookup_token(db: &Db, access_token: &str, idle_secs: i64) -> Result<Option<TokenInfo>> {
+    let now = now();
     let r = sqlx::query(
-        "SELECT t.client_id, t.user_id, t.scope FROM auth_token t JOIN auth_session s ON s.id_hash = t.session_hash \
-         WHERE t.token_hash = $1 AND t.revoked = 0 AND t.expires_at >= $2 AND s.ended_at IS NULL AND s.expires_at >= $2",
+        "SELECT t.client_id, t.user_id, t.scope, t.session_hash FROM auth_token t JOIN auth_session s ON s.id_hash = t.session_hash \
+         WHERE t.token_hash = $1 AND t.revoked = 0 AND t.expires_at >= $2 AND s.ended_at IS NULL AND s.expires_at >= $2 \
+         AND COALESCE(s.last_used_at, s.auth_time) >= $3",
     )
     .bind(token_hash(access_token))
-    .bind(now())
+    .bind(now)
+    .bind(now - idle_secs)
     .fetch_optional(&db.pool)
     .await?;
+    // A relying party re-checking its user is use of the session: it stays alive while in use.
+    if let Some(r) = &r {
+        crate::session::touch(db, &r.try_get::<String, _>("session_hash")?).await?;
+    }
     r.map(|r| {
         Ok(TokenInfo {
             client_id: r.try_get("client_id")?,

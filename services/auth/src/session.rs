@@ -155,7 +155,7 @@ pub async fn create_session(
         auth_time: now(),
         amr: amr.to_string(),
     };
-    sqlx::query("INSERT INTO auth_session (id_hash, user_id, csrf, auth_time, amr, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+    sqlx::query("INSERT INTO auth_session (id_hash, user_id, csrf, auth_time, amr, expires_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $4)")
         .bind(&s.id_hash)
         .bind(&s.user_id)
         .bind(&s.csrf)
@@ -167,16 +167,23 @@ pub async fn create_session(
     Ok((id, s))
 }
 
-/// The live session a cookie names (not expired, not ended, user not disabled).
-pub async fn session(db: &Db, cookie: &str) -> Result<Option<Session>> {
+/// The live session a cookie names (not expired, not idle for more than `idle_secs`, not ended,
+/// user not disabled); finding it counts as use (the idle time starts again).
+pub async fn session(db: &Db, cookie: &str, idle_secs: i64) -> Result<Option<Session>> {
+    let now = now();
     let r = sqlx::query(
         "SELECT s.id_hash, s.user_id, s.csrf, s.auth_time, s.amr FROM auth_session s JOIN auth_user u ON u.id = s.user_id \
-         WHERE s.id_hash = $1 AND s.expires_at >= $2 AND s.ended_at IS NULL AND u.disabled = 0",
+         WHERE s.id_hash = $1 AND s.expires_at >= $2 AND s.ended_at IS NULL AND u.disabled = 0 \
+         AND COALESCE(s.last_used_at, s.auth_time) >= $3",
     )
     .bind(token_hash(cookie))
-    .bind(now())
+    .bind(now)
+    .bind(now - idle_secs)
     .fetch_optional(&db.pool)
     .await?;
+    if r.is_some() {
+        touch(db, &token_hash(cookie)).await?;
+    }
     r.map(|r| {
         Ok(Session {
             id_hash: r.try_get("id_hash")?,
@@ -187,6 +194,16 @@ pub async fn session(db: &Db, cookie: &str) -> Result<Option<Session>> {
         })
     })
     .transpose()
+}
+
+/// Marks session `id_hash` as used now (its idle time starts again).
+pub async fn touch(db: &Db, id_hash: &str) -> Result<()> {
+    sqlx::query("UPDATE auth_session SET last_used_at = $1 WHERE id_hash = $2")
+        .bind(now())
+        .bind(id_hash)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
 }
 
 pub async fn end_session(db: &Db, s: &Session) -> Result<()> {

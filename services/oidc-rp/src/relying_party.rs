@@ -3,6 +3,7 @@
 //! nonce). What the screen makes of the claims (roles, facility) is up to the screen.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use openidconnect::core::{CoreClient, CoreIdToken, CoreJwsSigningAlgorithm, CoreResponseType};
 use openidconnect::{
@@ -115,9 +116,18 @@ impl RelyingParty {
     }
 
     /// Starts a login: the provider URL to send the browser to, and what the callback must check.
+    /// The provider may answer from any live session of its own (single sign-on).
     pub fn start(&self, return_to: &str) -> (String, PendingLogin) {
+        self.start_with(return_to, None)
+    }
+
+    /// Starts a login that accepts only an authentication at most `max_age` old (OpenID Connect
+    /// Core §3.1.2.1 `max_age`): the provider asks for the password again when its session is
+    /// older, and [`finish`](Self::finish) checks the ID token's `auth_time` against the same bound
+    /// (with [`AUTH_TIME_LEEWAY`]), so a provider that ignored `max_age` is not trusted either.
+    pub fn start_with(&self, return_to: &str, max_age: Option<Duration>) -> (String, PendingLogin) {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (url, state, nonce) = self
+        let mut req = self
             .client
             .authorize_url(
                 AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
@@ -125,13 +135,17 @@ impl RelyingParty {
                 Nonce::new_random,
             )
             .add_scope(Scope::new("profile".into()))
-            .set_pkce_challenge(challenge)
-            .url();
+            .set_pkce_challenge(challenge);
+        if let Some(m) = max_age {
+            req = req.set_max_age(m);
+        }
+        let (url, state, nonce) = req.url();
         let pending = PendingLogin {
             state: state.secret().clone(),
             nonce: nonce.secret().clone(),
             pkce_verifier: verifier.secret().clone(),
             return_to: return_to.to_owned(),
+            max_age_secs: max_age.map(|m| m.as_secs()),
         };
         (url.to_string(), pending)
     }
@@ -170,6 +184,9 @@ impl RelyingParty {
         // declaring them as `AdditionalClaims` would need a custom client type for two fields.
         let id_token = id_token.to_string();
         let claims = payload(&id_token)?;
+        if let Some(max_age) = pending.max_age_secs {
+            check_auth_time(&claims, max_age, unix_now())?;
+        }
         let access_token = token.access_token().secret().clone();
         Ok(VerifiedLogin { subject, claims, id_token, access_token })
     }
@@ -197,6 +214,33 @@ impl RelyingParty {
         let body = r.bytes().await.map_err(|e| login_err("userinfo")(error_chain(&e)))?;
         serde_json::from_slice(&body).map(Some).map_err(|e| login_err("userinfo")(e.to_string()))
     }
+}
+
+/// Seconds `auth_time` may exceed a login's `max_age` by: the provider checks `max_age` at
+/// `/authorize`, the relying party here after the code was redeemed (seconds later), and the two
+/// clocks may differ a little.
+pub const AUTH_TIME_LEEWAY: u64 = 30;
+
+/// Refuses ID token claims whose `auth_time` is missing, in the future or older than `max_age`
+/// seconds (plus [`AUTH_TIME_LEEWAY`]) at `now` (Unix seconds).
+pub fn check_auth_time(claims: &serde_json::Value, max_age: u64, now: u64) -> Result<(), RpError> {
+    let Some(auth_time) = claims["auth_time"].as_u64() else {
+        return Err(RpError::Login("the ID token has no auth_time, but max_age was requested".into()));
+    };
+    if auth_time > now + AUTH_TIME_LEEWAY {
+        return Err(RpError::Login(format!("the ID token's auth_time {auth_time} is in the future")));
+    }
+    let age = now.saturating_sub(auth_time);
+    if age > max_age + AUTH_TIME_LEEWAY {
+        return Err(RpError::Login(format!(
+            "the provider answered from a login {age} s old; at most {max_age} s was asked for (max_age)"
+        )));
+    }
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn payload(jwt: &str) -> Result<serde_json::Value, RpError> {
@@ -237,5 +281,20 @@ mod tests {
         assert!(payload("no-dots").is_err());
         assert!(payload("a.!!!.c").is_err());
         assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
+    }
+
+    /// A provider answering a `max_age` request from an older login (it ignored `max_age`) is
+    /// refused; so is a token without `auth_time`.
+    #[test]
+    fn auth_time_older_than_max_age_is_refused() {
+        let now = 1_800_000_000;
+        let at = |t: u64| serde_json::json!({ "auth_time": t });
+        assert!(check_auth_time(&at(now - 10), 60, now).is_ok());
+        assert!(check_auth_time(&at(now - 60 - AUTH_TIME_LEEWAY), 60, now).is_ok());
+        let e = check_auth_time(&at(now - 61 - AUTH_TIME_LEEWAY), 60, now).unwrap_err().to_string();
+        assert!(e.contains("max_age"), "{e}");
+        assert!(check_auth_time(&at(now - 8 * 3600), 1800, now).is_err());
+        assert!(check_auth_time(&serde_json::json!({}), 60, now).is_err());
+        assert!(check_auth_time(&at(now + 3600), 60, now).is_err());
     }
 }

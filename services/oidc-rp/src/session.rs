@@ -18,6 +18,9 @@ pub struct PendingLogin {
     pub pkce_verifier: String,
     /// Where to go after login (a path on the screen itself).
     pub return_to: String,
+    /// The `max_age` the authorization request carried (seconds): the ID token's `auth_time`
+    /// must be at most this old. `None` = any login of the provider's is accepted.
+    pub max_age_secs: Option<u64>,
 }
 
 /// One browser session; `U` is what the screen knows of its logged-in user.
@@ -39,6 +42,8 @@ pub struct Session<U> {
 }
 
 /// How long a session holding only a pending login lives: anyone can start one with `GET /login`.
+/// (A screen that keeps its pending logins in a [`crate::LoginCookies`] cookie instead keeps no
+/// state for them at all.)
 pub const PENDING_LIFETIME: Duration = Duration::from_secs(600);
 /// At most this many pending-login sessions; the oldest make room for new ones.
 pub const MAX_PENDING: usize = 10_000;

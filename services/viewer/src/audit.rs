@@ -105,6 +105,24 @@ impl Audit {
         self.emit(e)
     }
 
+    /// A patient page or original message that was refused as not found: an unknown patient, or
+    /// a record that does not exist or lies outside what the user may see (outcome 4, like a
+    /// search that finds nobody). `common_id` is `None` when the path's ID is not even well
+    /// formed; `what` says what was asked for.
+    pub fn patient_read_not_found(
+        &self,
+        user: &User,
+        ip: &str,
+        common_id: Option<&str>,
+        what: &str,
+    ) -> Result<(), ViewerError> {
+        let mut e = Self::base(EventKind::PatientRecordRead, user, ip);
+        if let Some(p) = common_id {
+            e = e.object(ParticipantObject::patient(p));
+        }
+        self.emit(e.object(ParticipantObject::query(what)).outcome(EventOutcome::MinorFailure))
+    }
+
     /// A break-glass grant was opened, with its reason.
     pub fn break_glass(
         &self,

@@ -32,7 +32,8 @@ pub struct Config {
     pub break_glass_minutes: u32,
     /// How long a login session lasts without a new login.
     pub session_minutes: u64,
-    /// A login session ends after this many minutes without a request.
+    /// A login session ends after this many minutes without a request; also the `max_age` of every
+    /// login (the provider must have checked the password at most this long ago).
     pub session_idle_minutes: u64,
     /// How often (seconds) a session's user is re-checked at the provider's userinfo endpoint: a
     /// user disabled there, logged out of it or given another role or facility is thrown out.
@@ -288,7 +289,8 @@ index_database_url: sqlite://./kizuna-data/linkage.sqlite?mode=rwc
 # How long a break-glass grant lasts, in minutes.
 break_glass_minutes: 60
 # How long a login lasts (minutes, at most 527040), and after how many minutes without a request it
-# ends.
+# ends. Logins ask the provider for an authentication at most session_idle_minutes old (max_age):
+# after an idle timeout the password is needed again, whatever the provider's own session.
 session_minutes: 480
 session_idle_minutes: 30
 # Every this many seconds (at the next request; at most 86400) the provider's userinfo endpoint is

@@ -37,6 +37,8 @@ pub struct Viewer {
     pub registry: kizuna_index::Registry,
     pub audit: audit::Audit,
     pub sessions: session::Sessions,
+    /// Logins in progress, kept in a signed cookie of the browser that started them.
+    pub login_cookies: kizuna_oidc_rp::LoginCookies,
     relying_party: tokio::sync::OnceCell<kizuna_oidc_rp::RelyingParty>,
 }
 
@@ -58,6 +60,7 @@ impl Viewer {
             registry,
             audit,
             sessions,
+            login_cookies: kizuna_oidc_rp::LoginCookies::new(session::LOGIN_COOKIE),
             relying_party: tokio::sync::OnceCell::new(),
         }))
     }

@@ -33,6 +33,13 @@ pub fn user_from_claims(subject: &str, claims: &serde_json::Value) -> Result<Use
         .filter(|f| !f.is_empty())
         .ok_or_else(|| ViewerError::Login("the ID token has no facility claim".into()))?
         .to_owned();
+    // The rule of the patient index, which every disclosure decision and break glass goes through:
+    // a user it cannot place is refused here, at login, not in the middle of an emergency.
+    if let Err(e) = kizuna_index::FacilityCode::parse(&facility) {
+        return Err(ViewerError::Login(format!(
+            "your account's facility code is not usable by the viewer ({e}); ask the sign-on administrator to correct it"
+        )));
+    }
     let mut roles: Vec<Role> = Vec::new();
     if let Some(r) = claims["role"].as_str().and_then(Role::parse) {
         roles.push(r);
@@ -67,5 +74,11 @@ mod tests {
         assert!(
             user_from_claims("pw-1", &serde_json::json!({"facility": "F", "roles": ["janitor"]})).is_err()
         );
+        for bad in ["0411-010156", "04110101560411010", "病院", "F 1"] {
+            let e = user_from_claims("pw-1", &serde_json::json!({"facility": bad, "roles": ["physician"]}))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("facility code") && e.contains(bad), "{e}");
+        }
     }
 }

@@ -6,6 +6,11 @@ use crate::access::User;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "kizuna_viewer";
+/// The cookie holding a login in progress (signed, ten minutes; no state on the server).
+pub const LOGIN_COOKIE: &str = "kizuna_viewer_login";
+/// The cookie keeping the login's ID token for the provider logout's `id_token_hint` after the
+/// session itself has ended (idle timeout, restart); sent only to `/logout`.
+pub const LOGOUT_HINT_COOKIE: &str = "kizuna_viewer_logout";
 
 pub use kizuna_oidc_rp::PendingLogin;
 /// One browser session of the viewer.

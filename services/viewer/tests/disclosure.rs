@@ -168,7 +168,10 @@ async fn break_glass_needs_a_reason_and_a_csrf_token_opens_the_record_and_is_fla
     assert_eq!(s, 404, "a record is opened only under its own patient");
 
     let events = spooled(&sender);
-    let started: Vec<_> = events.iter().filter(|e| e.event.id.code == "110113").collect();
+    let overrides: Vec<_> = events.iter().filter(|e| e.event.id.code == "110113").collect();
+    // The forged CSRF token and the pharmacist's try are audited as refused attempts.
+    assert_eq!(overrides.iter().filter(|e| e.event.outcome == EventOutcome::MinorFailure).count(), 2);
+    let started: Vec<_> = overrides.iter().filter(|e| e.event.outcome == EventOutcome::Success).collect();
     assert_eq!(started.len(), 1);
     assert!(started[0].is_break_glass());
     assert_eq!(started[0].patient_id(), Some(cid));
@@ -252,4 +255,59 @@ async fn withdrawn_records_do_not_open() {
     assert!(!page.contains(&format!("/records/{rec}\"")), "a withdrawn record is not listed");
     let (s, _) = v.get(&doc, &format!("/patients/{cid}/records/{rec}")).await;
     assert_eq!(s, 404, "a withdrawn record does not open");
+}
+
+/// Probing IDs through URLs leaves the same trail as probing them through search: an unknown
+/// patient on the time series, calendar or original message, a record outside the user's view,
+/// and a break glass refused for the role or by the CSRF check are each audited with outcome 4.
+#[tokio::test]
+async fn probes_of_unknown_patients_hidden_records_and_refused_overrides_are_audited() {
+    let c = centre().await;
+    let spool = c.dir.path().join("spool");
+    let sender = AuditSender::new(&spool, "http://127.0.0.1:9/v1/events").unwrap();
+    let v = serve(c.config.clone(), Audit::with_sender(sender.clone())).await;
+    let cid = c.patient.as_str();
+    let doc = v.session(user(&c.facilities[0], "pw-doc", Role::Physician));
+    let outsider = v.session(user(OUTSIDER, "pw-out", Role::Physician));
+    let pharmacist = v.session(user(OUTSIDER, "pw-ph", Role::Pharmacist));
+    let unknown = kizuna_index::CommonId::random();
+    let unknown = unknown.as_str();
+    // A record the physician sees, which the outsider may not.
+    let (_, page) = v.get(&doc, &format!("/patients/{cid}")).await;
+    let rec = page.split("/records/").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let before = spooled(&sender).len();
+
+    for path in [
+        format!("/patients/{unknown}"),
+        format!("/patients/{unknown}/calendar"),
+        format!("/patients/{unknown}/records/{rec}"),
+        format!("/patients/{cid}/records/{rec}"),
+        format!("/patients/{cid}/records/999999999"),
+    ] {
+        let (s, _) = v.get(&outsider, &path).await;
+        assert_eq!(s, 404, "{path}");
+    }
+    let (s, _) = v
+        .post(&outsider, &format!("/patients/{cid}/break-glass"), &[("csrf", "forged"), ("reason", "probe")])
+        .await;
+    assert_eq!(s, 403);
+    let csrf = v.csrf(&pharmacist);
+    let (s, _) = v
+        .post(&pharmacist, &format!("/patients/{cid}/break-glass"), &[("csrf", &csrf), ("reason", "x")])
+        .await;
+    assert_eq!(s, 403);
+
+    let events = spooled(&sender);
+    let new = &events[before..];
+    assert_eq!(new.len(), 7, "one event per probe: {new:?}");
+    assert!(new.iter().all(|e| e.event.outcome == EventOutcome::MinorFailure), "{new:?}");
+    let reads: Vec<_> = new.iter().filter(|e| e.event.id.code == "110110").collect();
+    assert_eq!(reads.len(), 5);
+    assert_eq!(reads.iter().filter(|e| e.patient_id() == Some(unknown)).count(), 3);
+    assert_eq!(reads.iter().filter(|e| e.patient_id() == Some(cid)).count(), 2);
+    assert!(reads.iter().all(|e| e.requestor_id() == Some("pw-out")));
+    let overrides: Vec<_> = new.iter().filter(|e| e.event.id.code == "110113").collect();
+    assert_eq!(overrides.len(), 2);
+    assert!(overrides.iter().any(|e| e.requestor_id() == Some("pw-ph")));
+    assert!(overrides.iter().all(|e| e.patient_id() == Some(cid)));
 }

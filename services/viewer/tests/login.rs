@@ -229,3 +229,157 @@ async fn a_user_disabled_at_the_provider_is_thrown_out_at_the_next_check() {
     assert_eq!(logouts, 1);
     auth.shutdown().await;
 }
+
+/// The shared ward PC: a clinician walks away; after `session_idle_minutes` the viewer session has
+/// ended, and whoever presses reload must be asked for the password, not be logged back in from
+/// the provider's (8-hour) session as the absent clinician. The viewer asks for a login at most
+/// `session_idle_minutes` old (`max_age`), so the provider's session no longer answers.
+#[tokio::test]
+async fn an_idled_out_session_needs_the_password_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, auth, totp) = viewer_and_provider_with(dir.path(), Audit::log_only(), |c| {
+        c.session_idle_minutes = 1;
+    })
+    .await;
+    let mut b = Browser::default();
+    log_in(&mut b, &v, auth.issuer(), &totp).await;
+    tokio::time::sleep(std::time::Duration::from_secs(62)).await;
+    let page = b.get(&format!("{}/patients/KZ123456789015", v.base)).await;
+    assert_eq!(page.location.as_deref(), Some("/login?return_to=/patients/KZ123456789015"));
+    let page = b.get(&format!("{}/login?return_to=/patients/KZ123456789015", v.base)).await;
+    let authorize = page.location.clone().unwrap();
+    assert!(authorize.contains("max_age=60"), "{authorize}");
+    let page = b.follow(&v.base, page).await;
+    assert!(
+        page.body.contains(r#"action="/login""#) && !page.body.contains("Dr. sato"),
+        "logged back in without a password after the idle timeout: {}",
+        page.body
+    );
+    auth.shutdown().await;
+}
+
+/// "Log out" pressed on a page left open after the viewer session ended (idle timeout, restart):
+/// the provider's session must still end at once (the ID token is kept in a cookie for the
+/// `id_token_hint`), not wait behind a confirmation page nobody answers.
+#[tokio::test]
+async fn a_logout_after_the_session_ended_still_ends_the_provider_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, auth, totp) = viewer_and_provider(dir.path(), Audit::log_only()).await;
+    let mut b = Browser::default();
+    let home = log_in(&mut b, &v, auth.issuer(), &totp).await;
+    // The viewer forgets the session, as after an idle timeout or a restart.
+    let id = b.cookies[kizuna_viewer::session::COOKIE].clone();
+    v.viewer.sessions.remove(&id);
+    let page = b.post(&format!("{}/logout", v.base), &[("csrf", &home.csrf())]).await;
+    let l = page.location.clone().unwrap();
+    assert!(l.starts_with(&format!("{}/logout?", auth.issuer())), "{l}");
+    assert!(l.contains("id_token_hint="), "the hint was lost with the session: {l}");
+    let page = b.follow(&v.base, page).await;
+    assert!(!page.body.contains("Log out of every"), "the provider asks instead of ending: {}", page.body);
+    let page = b.get(&format!("{}/login", v.base)).await;
+    let authorize = b.get(page.location.as_deref().unwrap()).await;
+    assert_eq!(authorize.status, 200, "logged straight back in: {:?}", authorize.location);
+    assert!(authorize.body.contains(r#"action="/login""#), "{}", authorize.body);
+    auth.shutdown().await;
+}
+
+/// Anyone on the reference segment may open `/login` as often as they like: more than 10,000
+/// anonymous starts must not cancel a clinician's login in progress.
+#[tokio::test]
+async fn a_flood_of_anonymous_logins_does_not_cancel_a_login_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, auth, totp) = viewer_and_provider(dir.path(), Audit::log_only()).await;
+    let issuer = auth.issuer().to_owned();
+    let mut b = Browser::default();
+    let page = b.get(&format!("{}/login?return_to=/", v.base)).await;
+    let page = b.follow(&v.base, page).await;
+    let csrf = page.csrf();
+    let page = b
+        .post(&format!("{issuer}/login"), &[("csrf", &csrf), ("username", "sato"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // The flood: 10,200 cookie-less starts, from 8 connections at once.
+    let flood: Vec<_> = (0..8)
+        .map(|_| {
+            let url = format!("{}/login", v.base);
+            tokio::spawn(async move {
+                let c = Browser::http();
+                for _ in 0..1275 {
+                    let r = c.get(&url).send().await.unwrap();
+                    assert_eq!(r.status().as_u16(), 303);
+                }
+            })
+        })
+        .collect();
+    for f in flood {
+        f.await.unwrap();
+    }
+    let code = kizuna_auth::totp::code_now(&totp).unwrap();
+    let page = b.post(&format!("{issuer}/login/totp"), &[("csrf", &csrf), ("code", &code)]).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let page = b.follow(&v.base, page).await;
+    assert!(page.body.contains("Dr. sato"), "the login in progress was cancelled: {}", page.body);
+    auth.shutdown().await;
+}
+
+/// A user whose facility code the patient index would refuse (created before the provider
+/// checked it) is refused at login with a page saying why, not in the middle of an emergency.
+#[tokio::test]
+async fn a_login_with_an_invalid_facility_claim_is_refused_with_a_clear_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, auth, totp) = viewer_and_provider(dir.path(), Audit::log_only()).await;
+    sqlx::query("UPDATE auth_user SET facility = '0411-010156' WHERE username = 'sato'")
+        .execute(&auth.directory().db().pool)
+        .await
+        .unwrap();
+    let mut b = Browser::default();
+    let page = b.get(&format!("{}/login", v.base)).await;
+    let page = b.follow(&v.base, page).await;
+    let csrf = page.csrf();
+    b.post(
+        &format!("{}/login", auth.issuer()),
+        &[("csrf", &csrf), ("username", "sato"), ("password", PASSWORD)],
+    )
+    .await;
+    let code = kizuna_auth::totp::code_now(&totp).unwrap();
+    let page = b.post(&format!("{}/login/totp", auth.issuer()), &[("csrf", &csrf), ("code", &code)]).await;
+    let cb = b.get(page.location.as_deref().unwrap()).await;
+    assert_eq!(cb.status, 401, "{}", cb.body);
+    assert!(cb.body.contains("0411-010156") && cb.body.contains("facility code"), "{}", cb.body);
+    assert!(
+        !b.cookies.contains_key(kizuna_viewer::session::COOKIE) || {
+            let id = &b.cookies[kizuna_viewer::session::COOKIE];
+            v.viewer.sessions.get(id).is_none_or(|s| s.user.is_none())
+        }
+    );
+    auth.shutdown().await;
+}
+
+/// Problem pages (403 for an admin, 404, 400) keep a working "Log out": an admin who signed in to
+/// the viewer by mistake can end both sessions from there.
+#[tokio::test]
+async fn problem_pages_keep_a_working_log_out_button() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, auth, _) = viewer_and_provider(dir.path(), Audit::log_only()).await;
+    let admin = v.session(user("0411000017", "pw-adm", kizuna_viewer::access::Role::Admin));
+    let doc = v.session(user("0411000017", "pw-doc", kizuna_viewer::access::Role::Physician));
+    let unknown = kizuna_index::CommonId::random();
+    for (cookie, path, status) in [
+        (&admin, "/".to_owned(), 403),
+        (&doc, format!("/patients/{unknown}"), 404),
+        (&doc, "/patients/not-an-id".to_owned(), 404),
+        (&doc, format!("/patients/{unknown}/calendar?month=2024-13"), 404),
+    ] {
+        let (s, page) = v.get(cookie, &path).await;
+        assert_eq!(s, status, "{path}: {page}");
+        assert!(page.contains(r#"action="/logout""#), "{path}: no log-out button: {page}");
+        let csrf = page.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+        assert_eq!(csrf, v.csrf(cookie));
+    }
+    let csrf = v.csrf(&admin);
+    let (s, _) = v.post(&admin, "/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(s, 303);
+    let id = admin.split_once('=').unwrap().1;
+    assert!(v.viewer.sessions.get(id).is_none(), "the admin's session ended");
+    auth.shutdown().await;
+}

@@ -161,7 +161,7 @@ pub async fn authorize(
     let prompt: Vec<&str> = get("prompt").map(|p| p.split(' ').collect()).unwrap_or_default();
     let max_age: Option<i64> = get("max_age").and_then(|m| m.parse().ok());
     let live = match jar.get(&st.cookie_name(SESSION_COOKIE)) {
-        Some(c) => match session::session(st.dir.db(), c.value()).await {
+        Some(c) => match session::session(st.dir.db(), c.value(), st.cfg.session_idle_secs).await {
             Ok(s) => s,
             Err(e) => return internal(e),
         },

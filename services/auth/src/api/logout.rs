@@ -99,7 +99,7 @@ pub async fn confirm(
     Query(p): Query<LogoutParams>,
 ) -> Response {
     let live = match jar.get(&st.cookie_name(SESSION_COOKIE)) {
-        Some(c) => session::session(st.dir.db(), c.value()).await.ok().flatten(),
+        Some(c) => session::session(st.dir.db(), c.value(), st.cfg.session_idle_secs).await.ok().flatten(),
         None => None,
     };
     let Some(s) = live else {
@@ -137,7 +137,7 @@ pub async fn logout(
     Form(p): Form<LogoutParams>,
 ) -> Response {
     let live = match jar.get(&st.cookie_name(SESSION_COOKIE)) {
-        Some(c) => session::session(st.dir.db(), c.value()).await.ok().flatten(),
+        Some(c) => session::session(st.dir.db(), c.value(), st.cfg.session_idle_secs).await.ok().flatten(),
         None => None,
     };
     if let Some(s) = live {

@@ -24,7 +24,7 @@ pub async fn userinfo(State(st): State<AppState>, headers: HeaderMap) -> Respons
     else {
         return invalid_token();
     };
-    let info = match lookup_token(st.dir.db(), token.trim()).await {
+    let info = match lookup_token(st.dir.db(), token.trim(), st.cfg.session_idle_secs).await {
         Ok(Some(i)) => i,
         Ok(None) => return invalid_token(),
         Err(e) => {

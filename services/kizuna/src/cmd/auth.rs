@@ -60,7 +60,8 @@ pub enum UserCommand {
         /// Display name (released to services with scope `profile`).
         #[arg(long)]
         name: String,
-        /// Facility code, as the store knows it (e.g. F0401).
+        /// Facility code, as the store knows it (e.g. F0401): 1 to 16 ASCII letters or digits, the
+        /// patient index's rule (`0411-010156` is refused).
         #[arg(long)]
         facility: String,
         /// Comma-separated: physician, nurse, pharmacist, admin, auditor.

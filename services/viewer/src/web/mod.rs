@@ -54,6 +54,7 @@ fn session(v: &Viewer, headers: &HeaderMap) -> Option<(String, Session)> {
 }
 
 /// A logged-in user with the session's CSRF token, or the response sending them to log in.
+#[derive(Clone)]
 struct LoggedIn {
     user: User,
     csrf: String,
@@ -94,20 +95,22 @@ async fn logged_in(
                 tracing::warn!(error = %e, "could not re-check a session's user at the provider");
                 return Err(problem(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    Some(&user),
+                    Some(&LoggedIn { user, csrf }),
                     "The login service cannot confirm your login just now; try again shortly.",
                 ));
             }
         }
     }
-    if !user.role.may_view_patients() {
+    let me = LoggedIn { user, csrf };
+    if !me.user.role.may_view_patients() {
+        // With the log-out button: an admin or auditor who signed in here must be able to leave.
         return Err(problem(
             StatusCode::FORBIDDEN,
-            Some(&user),
-            &format!("The {} role does not view patients.", user.role.as_str()),
+            Some(&me),
+            &format!("The {} role does not view patients.", me.user.role.as_str()),
         ));
     }
-    Ok(LoggedIn { user, csrf })
+    Ok(me)
 }
 
 /// Whether the provider's userinfo still accepts the login's access token and names the same
@@ -134,8 +137,13 @@ fn encode(s: &str) -> String {
     out
 }
 
-fn problem(status: StatusCode, user: Option<&User>, message: &str) -> Response {
-    (status, html::page("Problem", user, None, html::problem(message))).into_response()
+/// A problem page; for a logged-in user with the header's "Log out" (the session's CSRF token).
+fn problem(status: StatusCode, me: Option<&LoggedIn>, message: &str) -> Response {
+    let (user, csrf) = match me {
+        Some(m) => (Some(&m.user), Some(m.csrf.as_str())),
+        None => (None, None),
+    };
+    (status, html::page("Problem", user, csrf, html::problem(message))).into_response()
 }
 
 fn ip(addr: &SocketAddr) -> String {
