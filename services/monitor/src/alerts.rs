@@ -4,7 +4,7 @@
 //! times are stored, so a restart never sends either mail twice, and a mail that failed is retried
 //! at the next check.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -15,8 +15,8 @@ use sqlx::Row;
 
 use crate::MonitorError;
 use crate::config::Config;
-use crate::health::{Finding, Rule, findings};
-use crate::mail::{Mailer, Outgoing};
+use crate::health::{Finding, Health, Rule, findings};
+use crate::mail::{Mailer, Outgoing, Sent};
 use crate::status;
 
 /// What one check did (for logs and tests).
@@ -25,9 +25,40 @@ pub struct CheckReport {
     pub opened: Vec<(String, String)>,
     pub closed: Vec<(String, String)>,
     pub mails_sent: usize,
+    /// Mail that did not reach a recipient (refused, relay down), including the retries of
+    /// recipients refused before and the relay probe.
     pub mail_errors: Vec<String>,
+    /// Why the store's `/healthz` failed (the `store_down` rule), if it did.
+    pub store_error: Option<String>,
     /// Another check (the admin screen's, or `kizuna admin check`) held the lease: this one did nothing.
     pub busy: bool,
+}
+
+impl CheckReport {
+    /// What this check found wrong with the centre's own alerting path (mail not delivered, the
+    /// store down): `kizuna admin check` exits non-zero when there is any.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p: Vec<String> =
+            self.mail_errors.iter().map(|e| format!("mail not delivered: {e}")).collect();
+        if let Some(e) = &self.store_error {
+            p.push(format!("store down: {e}"));
+        }
+        p
+    }
+}
+
+/// Whether `rule` is switched on (centre-wide rules included).
+fn rule_enabled(cfg: &Config, rule: Rule) -> bool {
+    let r = &cfg.rules;
+    match rule {
+        Rule::AgentErrors => r.agent_errors.enabled,
+        Rule::Rejects => r.rejects.enabled,
+        Rule::DeadMan => r.dead_man.enabled,
+        Rule::ReplicationLag => r.replication_lag.enabled,
+        Rule::Stalled => r.stalled.enabled,
+        Rule::StoreDown => r.store_down.enabled,
+        Rule::MassSilence => r.mass_silence.enabled && r.dead_man.enabled,
+    }
 }
 
 /// The `store_state` row holding the check lease: the Unix time until which a check holds it.
@@ -132,9 +163,23 @@ async fn check_holding_the_lease(
     mailer: &Mailer,
     now: jiff::Timestamp,
 ) -> Result<CheckReport, MonitorError> {
+    let mut report = CheckReport::default();
+    // Recipients the relay refused before get the mail the others got.
+    report.mail_errors.extend(mailer.retry_owed().await);
+
     let mut active: BTreeMap<(String, Rule), Finding> = BTreeMap::new();
-    for facts in status::all_sites(db).await? {
-        for f in findings(&facts, cfg, now) {
+    let sites = status::all_sites(db, cfg).await?;
+    // Sites present and enabled; sites seen alive once (a never-seen site going silent is no
+    // sign of a centre-side outage).
+    let enabled: BTreeSet<&str> =
+        sites.iter().filter(|f| f.site.enabled).map(|f| f.site.name.as_str()).collect();
+    let seen: BTreeSet<&str> = sites
+        .iter()
+        .filter(|f| crate::health::last_seen(f).is_some())
+        .map(|f| f.site.name.as_str())
+        .collect();
+    for facts in &sites {
+        for f in findings(facts, cfg, now) {
             if let Some(rule) = f.rule {
                 active.insert((facts.site.name.clone(), rule), f);
             }
@@ -143,9 +188,26 @@ async fn check_holding_the_lease(
     if let Some(f) = crate::lag::finding(cfg).await {
         active.insert((CENTRE.to_owned(), Rule::ReplicationLag), f);
     }
+    if cfg.rules.store_down.enabled
+        && let Err(why) = crate::centre::store_health(cfg).await
+    {
+        tracing::error!("store down: {why}");
+        report.store_error = Some(why.clone());
+        active.insert(
+            (CENTRE.to_owned(), Rule::StoreDown),
+            Finding {
+                rule: Some(Rule::StoreDown),
+                health: Health::Error,
+                summary: format!(
+                    "{why}. Sites cannot upload or send heartbeats meanwhile; per-site dead-man and stalled \
+                     alerts are held back while it lasts"
+                ),
+                samples: Vec::new(),
+            },
+        );
+    }
 
     let t = now.to_string();
-    let mut report = CheckReport::default();
     let mut open: BTreeMap<(String, Rule), Open> = BTreeMap::new();
     for r in sqlx::query("SELECT id, rule, site, opened_mail_at FROM alert_incidents WHERE closed_at IS NULL")
         .fetch_all(&db.pool)
@@ -157,7 +219,53 @@ async fn check_holding_the_lease(
         open.insert((r.try_get("site")?, rule), Open { id: r.try_get("id")?, mailed });
     }
 
+    // A centre-side outage is one incident, not one per site. Many sites silent at once (that
+    // were alive before and have no dead-man incident yet): one (centre) incident listing them.
+    let newly_silent: Vec<&str> = active
+        .keys()
+        .filter(|(site, rule)| {
+            *rule == Rule::DeadMan
+                && seen.contains(site.as_str())
+                && !open.contains_key(&(site.clone(), Rule::DeadMan))
+        })
+        .map(|(site, _)| site.as_str())
+        .collect();
+    let ms = &cfg.rules.mass_silence;
+    let needed = ms.min_sites.max((enabled.len() as u64 * ms.percent).div_ceil(100));
+    // The store down explains silence by itself: no second centre incident for it.
+    let store_down = active.contains_key(&(CENTRE.to_owned(), Rule::StoreDown));
+    let mass = !store_down && rule_enabled(cfg, Rule::MassSilence) && newly_silent.len() as u64 >= needed;
+    if mass {
+        let f = Finding {
+            rule: Some(Rule::MassSilence),
+            health: Health::Silent,
+            summary: format!(
+                "{} of {} enabled sites went silent at once (no upload and no heartbeat for {} h): a centre-side \
+                 outage (the store, its network, the upload route) is likely; no dead-man mail is sent per site \
+                 while this lasts",
+                newly_silent.len(),
+                enabled.len(),
+                cfg.rules.dead_man.hours
+            ),
+            samples: newly_silent.iter().take(cfg.mail.samples.max(1)).map(|s| (*s).to_owned()).collect(),
+        };
+        active.insert((CENTRE.to_owned(), Rule::MassSilence), f);
+    }
+    // Held back: rules whose per-site incidents are not opened now (while the store is down
+    // they are not closed either: nothing reaches the store, so nothing has recovered).
+    let held: &[Rule] = if store_down {
+        &[Rule::DeadMan, Rule::Stalled]
+    } else if mass {
+        &[Rule::DeadMan]
+    } else {
+        &[]
+    };
+    active.retain(|(site, rule), _| {
+        site == CENTRE || !held.contains(rule) || open.contains_key(&(site.clone(), *rule))
+    });
+
     // New and still-unmailed incidents.
+    let mut attempted = false;
     for ((site, rule), f) in &active {
         let id = match open.get(&(site.clone(), *rule)) {
             Some(o) if o.mailed => continue,
@@ -179,36 +287,67 @@ async fn check_holding_the_lease(
             }
         };
         let mail = Outgoing::alert(cfg, site, *rule, f);
+        attempted = true;
         match mailer.send(&mail).await {
-            Ok(true) => {
+            Ok(Sent::Delivered { refused }) => {
                 mark(db, "UPDATE alert_incidents SET opened_mail_at = $1 WHERE id = $2", &t, id).await?;
                 report.mails_sent += 1;
+                report.mail_errors.extend(refused);
             }
-            Ok(false) => {
+            Ok(Sent::NoRecipients) => {
                 mark(db, "UPDATE alert_incidents SET opened_mail_at = $1 WHERE id = $2", "", id).await?
             }
             Err(e) => report.mail_errors.push(e.to_string()),
         }
     }
 
-    // Incidents whose finding is gone: close them and send the recovery mail.
+    // Incidents whose finding is gone: close them and send the recovery mail, unless nothing
+    // recovered: the site was disabled (or removed) or the rule switched off. Those close with
+    // the reason in their summary and no mail.
     for (site, rule) in open.keys() {
         if active.contains_key(&(site.clone(), *rule)) {
             continue;
         }
+        if store_down && (*rule == Rule::MassSilence || site != CENTRE && held.contains(rule)) {
+            continue;
+        }
+        let why_not = if !rule_enabled(cfg, *rule) {
+            Some("rule switched off")
+        } else if site != CENTRE && !enabled.contains(site.as_str()) {
+            Some("site disabled or removed")
+        } else {
+            None
+        };
         // Every open row of the key (overlapping checks before the lease could open two).
         let _w = db.write_guard().await;
-        sqlx::query(
-            "UPDATE alert_incidents SET closed_at = $1 WHERE rule = $2 AND site = $3 AND closed_at IS NULL",
-        )
-        .bind(&t)
-        .bind(rule.as_str())
-        .bind(site)
-        .execute(&db.pool)
-        .await?;
+        match why_not {
+            None => {
+                sqlx::query(
+                    "UPDATE alert_incidents SET closed_at = $1 WHERE rule = $2 AND site = $3 AND closed_at IS NULL",
+                )
+                .bind(&t)
+                .bind(rule.as_str())
+                .bind(site)
+                .execute(&db.pool)
+                .await?;
+                tracing::info!(site, rule = rule.as_str(), "recovered");
+            }
+            Some(why) => {
+                sqlx::query(
+                    "UPDATE alert_incidents SET closed_at = $1, closed_mail_at = '', summary = summary || $4 \
+                     WHERE rule = $2 AND site = $3 AND closed_at IS NULL",
+                )
+                .bind(&t)
+                .bind(rule.as_str())
+                .bind(site)
+                .bind(format!(" [closed without recovery: {why}]"))
+                .execute(&db.pool)
+                .await?;
+                tracing::info!(site, rule = rule.as_str(), "incident closed without recovery mail: {why}");
+            }
+        }
         drop(_w);
         report.closed.push((site.clone(), rule.as_str().to_owned()));
-        tracing::info!(site, rule = rule.as_str(), "recovered");
     }
     // Recovery mail still owed (also after a failed send or a restart), only for incidents whose
     // opening was mailed.
@@ -230,13 +369,21 @@ async fn check_holding_the_lease(
         let opened_at: String = r.try_get("opened_at")?;
         let summary: String = r.try_get("summary")?;
         let mail = Outgoing::recovery(cfg, &site, rule, &summary, &opened_at, now);
+        attempted = true;
         match mailer.send(&mail).await {
-            Ok(_) => {
+            Ok(sent) => {
                 mark(db, "UPDATE alert_incidents SET closed_mail_at = $1 WHERE id = $2", &t, id).await?;
-                report.mails_sent += 1;
+                if let Sent::Delivered { refused } = sent {
+                    report.mails_sent += 1;
+                    report.mail_errors.extend(refused);
+                }
             }
             Err(e) => report.mail_errors.push(e.to_string()),
         }
+    }
+    // No mail went out this time: is the relay there for the next one?
+    if !attempted && let Err(e) = mailer.probe().await {
+        report.mail_errors.push(e);
     }
     Ok(report)
 }
@@ -305,5 +452,16 @@ mod tests {
         let failing = under_lease(&db, async { Err::<u32, _>(MonitorError::Config("x".into())) }).await;
         assert!(failing.is_err());
         assert_eq!(under_lease(&db, async { Ok::<u32, MonitorError>(3) }).await.unwrap(), Some(3));
+    }
+
+    /// `kizuna admin check` exits non-zero when mail was not delivered or the store is down.
+    #[test]
+    fn undelivered_mail_or_a_store_down_are_problems() {
+        assert!(CheckReport::default().problems().is_empty());
+        let r =
+            CheckReport { mail_errors: vec!["gone@x: permanent error (550)".into()], ..Default::default() };
+        assert_eq!(r.problems(), ["mail not delivered: gone@x: permanent error (550)"]);
+        let r = CheckReport { store_error: Some("refused".into()), ..Default::default() };
+        assert_eq!(r.problems(), ["store down: refused"]);
     }
 }

@@ -19,6 +19,9 @@ pub struct Config {
     pub allow_non_loopback: bool,
     /// The store's YAML config, for its IndexDB and data folder; empty = the store's defaults.
     pub store_config: PathBuf,
+    /// The store's base URL, whose `/healthz` the `store_down` rule asks; empty = `http://<the
+    /// store config's listen>` (127.0.0.1 for an unspecified address).
+    pub store_url: String,
     /// Base URL put in alert mail links; empty = `http://<listen>`.
     pub public_url: String,
     /// Seconds between two evaluations of the alert rules.
@@ -66,7 +69,40 @@ pub struct Rules {
     pub agent_errors: AgentErrors,
     pub rejects: Rejects,
     pub dead_man: DeadMan,
+    pub stalled: Stalled,
+    pub store_down: StoreDown,
+    pub mass_silence: MassSilence,
     pub replication_lag: ReplicationLag,
+}
+
+/// Fires when a site's agent is alive (heart-beating) but its uploads do not get through: its
+/// outbox is not empty and no batch reached the store for `hours` (or ever, `hours` after the
+/// site was added), or its outbox held at least `queue_depth` files in every heartbeat for
+/// `hours` (from the store's heartbeat history).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Stalled {
+    pub enabled: bool,
+    pub hours: f64,
+    pub queue_depth: u64,
+}
+
+/// Fires (one centre-wide incident) when the store's `/healthz` fails or cannot be reached. While
+/// it is open, per-site dead-man and stalled incidents are neither opened nor closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreDown {
+    pub enabled: bool,
+}
+
+/// One centre-wide incident instead of one dead-man mail per site when at least `min_sites` and
+/// at least `percent` % of the enabled sites go silent at once (a centre-side outage).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MassSilence {
+    pub enabled: bool,
+    pub min_sites: u64,
+    pub percent: u64,
 }
 
 /// Fires when the newest daily log of a site's agent holds ERROR lines.
@@ -128,6 +164,7 @@ impl Default for Config {
             listen: "127.0.0.1:8441".parse().expect("literal address"),
             allow_non_loopback: false,
             store_config: PathBuf::new(),
+            store_url: String::new(),
             public_url: String::new(),
             check_interval_secs: 60,
             health: Health::default(),
@@ -164,6 +201,9 @@ impl Default for Rules {
             agent_errors: AgentErrors { enabled: true, max_age_days: 2 },
             rejects: Rejects { enabled: true, threshold: 1, window_hours: 24 },
             dead_man: DeadMan { enabled: true, hours: 6.0 },
+            stalled: Stalled { enabled: true, hours: 6.0, queue_depth: 1000 },
+            store_down: StoreDown { enabled: true },
+            mass_silence: MassSilence { enabled: true, min_sites: 3, percent: 50 },
             replication_lag: ReplicationLag {
                 enabled: false,
                 metrics_url: "http://127.0.0.1:8451/metrics".into(),
@@ -189,6 +229,24 @@ impl Default for Rejects {
 impl Default for DeadMan {
     fn default() -> Self {
         Rules::default().dead_man
+    }
+}
+
+impl Default for Stalled {
+    fn default() -> Self {
+        Rules::default().stalled
+    }
+}
+
+impl Default for StoreDown {
+    fn default() -> Self {
+        Rules::default().store_down
+    }
+}
+
+impl Default for MassSilence {
+    fn default() -> Self {
+        Rules::default().mass_silence
     }
 }
 
@@ -277,12 +335,20 @@ impl Config {
         in_range("rules.agent_errors.max_age_days", u64::from(r.agent_errors.max_age_days), 1, MAX_DAYS)?;
         in_range("rules.rejects.threshold", r.rejects.threshold, 1, u64::MAX)?;
         in_range("rules.rejects.window_hours", r.rejects.window_hours, 1, MAX_HOURS)?;
-        let hours = r.dead_man.hours;
-        if !(hours.is_finite() && hours > 0.0 && hours <= MAX_HOURS as f64) {
-            return Err(format!(
-                "rules.dead_man.hours: {hours} must be a number of hours more than 0 and at most {MAX_HOURS} \
-                 (366 days)"
-            ));
+        for (key, hours) in
+            [("rules.dead_man.hours", r.dead_man.hours), ("rules.stalled.hours", r.stalled.hours)]
+        {
+            if !(hours.is_finite() && hours > 0.0 && hours <= MAX_HOURS as f64) {
+                return Err(format!(
+                    "{key}: {hours} must be a number of hours more than 0 and at most {MAX_HOURS} (366 days)"
+                ));
+            }
+        }
+        in_range("rules.stalled.queue_depth", r.stalled.queue_depth, 1, u64::MAX)?;
+        in_range("rules.mass_silence.min_sites", r.mass_silence.min_sites, 2, u64::MAX)?;
+        in_range("rules.mass_silence.percent", r.mass_silence.percent, 1, 100)?;
+        if !self.store_url.is_empty() {
+            http_url("store_url", &self.store_url)?;
         }
         let l = &r.replication_lag;
         if l.enabled && (l.metrics_url.is_empty() || l.metric.is_empty()) {
@@ -343,6 +409,28 @@ impl Config {
             return refuse(format!("database_url: {} does not exist: {never}", file.display()));
         }
         Ok(store.effective_database_url())
+    }
+
+    /// The store's `/healthz` URL: `store_url`, else from the store config's `listen` (loopback
+    /// for an unspecified address). `None` when the store listens bound to a device
+    /// (`bind_interface`, e.g. the upload segment's VRF) and no `store_url` is set: its address
+    /// is not reachable from outside that VRF, so the monitor could only ever call it down.
+    pub fn store_healthz_url(&self, store: &kizuna_store::Config) -> Option<String> {
+        if !self.store_url.is_empty() {
+            return Some(format!("{}/healthz", self.store_url.trim_end_matches('/')));
+        }
+        if !store.bind_interface.is_empty() {
+            return None;
+        }
+        let mut a = store.listen;
+        if a.ip().is_unspecified() {
+            a.set_ip(if a.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        Some(format!("http://{a}/healthz"))
     }
 
     /// Whether every page (but `/healthz`) needs a logged-in admin: `oidc.issuer` is set.
@@ -410,6 +498,9 @@ allow_non_loopback: false
 # data_dir (or a sqlite: database_url) must already hold the store's IndexDB: the monitor never
 # creates one (a mistyped path is refused, naming it).
 store_config: ''
+# The store's base URL; the store_down rule asks its /healthz. Empty = http://<the store config's
+# listen> (127.0.0.1 when it listens on 0.0.0.0).
+store_url: ''
 # Base URL browsers reach the screen at, used in alert mail links and for the login's redirect URI
 # (<public_url>/auth/callback); empty = http://<listen>. Session cookies are Secure with https://.
 public_url: ''
@@ -433,9 +524,28 @@ rules:
     window_hours: 24
   # Dead-man: an enabled site sent no upload and no heartbeat for `hours` (more than 0, at most
   # 8784; fractions allowed).
+  # New sites get `hours` of grace after they are added. Disabling a site closes its incident
+  # without a RECOVERED mail.
   dead_man:
     enabled: true
     hours: 6.0
+  # Uploads stalled while the agent heart-beats: its outbox is not empty and no batch reached the
+  # store for `hours` (more than 0, at most 8784), or the outbox held at least `queue_depth` files
+  # in every heartbeat for `hours` (needs the store's heartbeat history).
+  stalled:
+    enabled: true
+    hours: 6.0
+    queue_depth: 1000
+  # The store's /healthz fails or cannot be reached: one centre-wide (centre) incident; while it
+  # is open, per-site dead_man and stalled incidents are neither opened nor closed.
+  store_down:
+    enabled: true
+  # At least min_sites (2 or more) and at least percent % (1 to 100) of the enabled sites go
+  # silent at once: one (centre) incident listing them instead of a dead-man mail per site.
+  mass_silence:
+    enabled: true
+    min_sites: 3
+    percent: 50
   # Replication lag: the gauge `metric` read from the Prometheus endpoint `metrics_url` (the backup
   # follower's metrics_listen) is above `max`. A bare metric name takes the worst replica; add
   # labels (kizuna_backup_lag_seconds{replica="dr"}) for one. An unreadable gauge also alerts.
@@ -495,6 +605,20 @@ mod tests {
     }
 
     #[test]
+    fn the_store_healthz_url_comes_from_store_url_or_a_reachable_listen() {
+        let store = |yaml: &str| kizuna_store::Config::parse(yaml).unwrap();
+        let monitor = Config::default();
+        let any = store("listen: 0.0.0.0:8440\n");
+        assert_eq!(monitor.store_healthz_url(&any).as_deref(), Some("http://127.0.0.1:8440/healthz"));
+        // Inside the upload segment's VRF (the lab's and a deployed centre's store): not reachable
+        // from the monitor, so not checked, rather than reported down for ever.
+        let vrf = store("listen: 10.20.1.1:8440\nbind_interface: kzv-upload\n");
+        assert_eq!(monitor.store_healthz_url(&vrf), None);
+        let set = Config { store_url: "http://10.20.1.1:8440/".into(), ..Config::default() };
+        assert_eq!(set.store_healthz_url(&vrf).as_deref(), Some("http://10.20.1.1:8440/healthz"));
+    }
+
+    #[test]
     fn unknown_keys_are_refused_by_name() {
         let e = Config::parse("rules:\n  rejectz: {}\n").unwrap_err();
         assert!(e.contains("rejectz"), "{e}");
@@ -547,6 +671,11 @@ mod tests {
             ("rules:\n  dead_man:\n    hours: 8785\n", "rules.dead_man.hours"),
             ("rules:\n  dead_man:\n    hours: 0\n", "rules.dead_man.hours"),
             ("rules:\n  dead_man:\n    hours: -2\n", "rules.dead_man.hours"),
+            ("rules:\n  stalled:\n    hours: .nan\n", "rules.stalled.hours"),
+            ("rules:\n  stalled:\n    queue_depth: 0\n", "rules.stalled.queue_depth"),
+            ("rules:\n  mass_silence:\n    percent: 101\n", "rules.mass_silence.percent"),
+            ("rules:\n  mass_silence:\n    min_sites: 1\n", "rules.mass_silence.min_sites"),
+            ("store_url: nohost\n", "store_url"),
             ("rules:\n  rejects:\n    window_hours: 100000000000000\n", "rules.rejects.window_hours"),
             ("rules:\n  rejects:\n    window_hours: 0\n", "rules.rejects.window_hours"),
             ("rules:\n  rejects:\n    threshold: 0\n", "rules.rejects.threshold"),
@@ -586,6 +715,7 @@ mod tests {
             quarantine: vec![],
             newest_log: None,
             log_lines: vec![],
+            queue_history: None,
         };
         let f = crate::health::findings(&facts, &c, jiff::Timestamp::now());
         assert_eq!(crate::health::health_of(&f), crate::health::Health::Silent);

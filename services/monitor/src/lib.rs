@@ -14,6 +14,7 @@
 pub mod access;
 pub mod alerts;
 pub mod audit;
+pub mod centre;
 pub mod config;
 pub mod csrf;
 mod error;
@@ -46,6 +47,8 @@ pub struct Monitor {
     pub audit: AuditEmitter,
     /// How the scheduled alert checks of [`serve_on`] fare (what `/healthz` reports).
     pub checks: std::sync::Mutex<CheckHealth>,
+    /// Since when, and why, the store's `/healthz` fails (as the last scheduled check found).
+    pub store_down: std::sync::Mutex<Option<(jiff::Timestamp, String)>>,
     relying_party: tokio::sync::OnceCell<kizuna_oidc_rp::RelyingParty>,
 }
 
@@ -93,6 +96,7 @@ impl Monitor {
             sessions,
             audit,
             checks: std::sync::Mutex::default(),
+            store_down: std::sync::Mutex::default(),
             relying_party: tokio::sync::OnceCell::new(),
         }))
     }
@@ -116,7 +120,7 @@ impl Monitor {
     /// Every site with its findings, now (what the overview shows).
     pub async fn sites_now(&self) -> Result<Vec<(status::SiteFacts, Vec<health::Finding>)>, MonitorError> {
         let now = jiff::Timestamp::now();
-        Ok(status::all_sites(&self.db)
+        Ok(status::all_sites(&self.db, &self.cfg)
             .await?
             .into_iter()
             .map(|f| {
@@ -139,7 +143,21 @@ impl Monitor {
         let outcome = match tokio::spawn(async move { m.check_now().await }).await {
             Ok(Ok(r)) => {
                 for e in &r.mail_errors {
-                    tracing::warn!("alert mail not sent (retried at the next check): {e}");
+                    tracing::error!("alert mail not delivered (retried at the next check): {e}");
+                }
+                if !r.busy {
+                    let mut s = self.store_down.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match r.store_error {
+                        None => {
+                            if s.take().is_some() {
+                                tracing::info!("the store's /healthz answers ok again");
+                            }
+                        }
+                        Some(why) => match &mut *s {
+                            Some((_, w)) => *w = why,
+                            None => *s = Some((jiff::Timestamp::now(), why)),
+                        },
+                    }
                 }
                 Ok(())
             }
@@ -164,6 +182,25 @@ impl Monitor {
                 h.last_error = Some(e);
             }
         }
+    }
+
+    /// Everything that keeps alerting from working, for `/healthz` (503 while there is any):
+    /// the alert checks failing, alert mail not delivered (relay down, a recipient refused), the
+    /// store down. Empty when all is well.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if let Err(e) = self.check_health() {
+            p.push(e);
+        }
+        if let Err(e) = self.mailer.health() {
+            p.push(e);
+        }
+        if let Some((since, why)) =
+            &*self.store_down.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            p.push(format!("store down since {since}: {why}"));
+        }
+        p
     }
 
     /// `Ok` while the scheduled alert checks work (or none ran yet), else since when and how

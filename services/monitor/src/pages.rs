@@ -86,10 +86,12 @@ fn code_list(codes: &[String]) -> Markup {
     }
 }
 
-/// The overview: one row per site with its health.
+/// The overview: one row per site with its health; first, what keeps the centre's alerting from
+/// working (`problems`: the store down, alert mail not delivered, the checks failing).
 pub fn overview(
     sites: &[(SiteFacts, Vec<Finding>)],
     incidents: &[Incident],
+    problems: &[String],
     now: jiff::Timestamp,
     who: Option<Who>,
 ) -> Markup {
@@ -98,10 +100,17 @@ pub fn overview(
         who,
         html! {
             h1 { "Sites" }
+            @if !problems.is_empty() {
+                div id="centre-problems" class="health-error" style="padding:.5em 1em;margin-bottom:1em" {
+                    b { "The centre's monitoring is not healthy — the site rows below may be out of date:" }
+                    ul { @for p in problems { li { (p) } } }
+                }
+            }
+            p.muted { "Times are UTC; \"today\" and the daily counts are UTC days (from 00:00 UTC)." }
             table id="sites" {
                 tr {
                     th { "site" } th { "health" } th { "facilities" } th { "last upload" } th { "last heartbeat" }
-                    th { "agent" } th { "queue" } th { "quarantined" } th { "today stored / rejected" } th { "why" }
+                    th { "agent" } th { "queue" } th { "quarantined" } th { "today (UTC) stored / rejected" } th { "why" }
                 }
                 @for (f, findings) in sites {
                     @let h = health_of(findings);
@@ -225,7 +234,8 @@ pub fn site(p: &SitePage) -> Markup {
                 tr { th { "files in the agent's quarantine" } td { (f.activity.quarantined.map(|q| q.to_string()).unwrap_or_default()) } }
             }
 
-            h2 { "Files per day (last 30 days)" }
+            h2 { "Files per day (last 30 days, UTC days)" }
+            p.muted { "Each bar is a UTC day (00:00–24:00 UTC). The agent's daily log below counts the facility's local day." }
             (daily_chart(&f.daily, p.now.to_zoned(jiff::tz::TimeZone::UTC).date(), 30))
 
             h2 { "Rejects by violation code" }
@@ -293,7 +303,7 @@ pub fn site(p: &SitePage) -> Markup {
 
             h2 { "Agent log: errors and warnings" }
             @if let Some(l) = &f.newest_log {
-                p { "Newest daily log: " (l.day) ": " (l.files_uploaded) " uploaded, " (l.files_quarantined)
+                p { "Newest daily log (the agent's local day): " (l.day) ": " (l.files_uploaded) " uploaded, " (l.files_quarantined)
                     " quarantined, " (l.upload_errors) " upload errors, " (l.errors) " ERROR and " (l.warnings) " WARN lines." }
             } @else { p.muted { "No daily log received yet (the agent sends each day's summary the next day)." } }
             @if !f.log_lines.is_empty() {

@@ -7,7 +7,8 @@
 //! | POST | `/sites/{site}/rerequest` | `file`, `sha256`, `csrf`: re-request a quarantined file |
 //! | POST | `/sites/{site}/enabled` | `enabled` (`1`/`0`), `csrf` |
 //! | POST | `/sites/{site}/rotate-token` | `csrf`: a new token, shown once |
-//! | GET | `/healthz` | `ok`; 503 while the scheduled alert checks fail |
+//! | GET | `/healthz` | `ok`; 503 with the reasons while the alert checks fail, alert mail is not delivered, or the store is down |
+//! | GET | `/metrics` | Prometheus text: mail delivered/failed, mail and store state |
 //!
 //! Plus the login routes of [`crate::login`]. Every route but `/healthz` and those passes the
 //! [`access::gate`]; site pages viewed and actions done are audited ([`crate::audit`]).
@@ -33,16 +34,51 @@ pub fn router(m: Arc<Monitor>) -> Router {
         .route("/sites/{site}/enabled", post(set_enabled))
         .route("/sites/{site}/rotate-token", post(rotate_token))
         .route_layer(axum::middleware::from_fn_with_state(m.clone(), access::gate));
-    Router::new().route("/healthz", get(healthz)).merge(login::routes()).merge(gated).with_state(m)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(login::routes())
+        .merge(gated)
+        .with_state(m)
 }
 
-/// `ok`, or 503 while the scheduled alert checks fail (a screen whose checks fail sends no mail:
-/// that must not look healthy).
+/// `ok`, or 503 with one line per reason while the scheduled alert checks fail, alert mail is
+/// not delivered or the store is down (a screen whose alerts reach nobody must not look healthy).
 async fn healthz(State(m): State<Arc<Monitor>>) -> Response {
-    match m.check_health() {
-        Ok(()) => (StatusCode::OK, "ok").into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+    let problems = m.problems();
+    if problems.is_empty() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, problems.join("\n")).into_response()
     }
+}
+
+/// The alerting path's state in Prometheus text format (no site or recipient names).
+async fn metrics(State(m): State<Arc<Monitor>>) -> Response {
+    let mail = m.mailer.stats();
+    let failures = m.checks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).failures;
+    let store_up = m.store_down.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_none();
+    let body = format!(
+        "# HELP kizuna_monitor_mail_delivered_total Alert and recovery mail accepted by the relay, per recipient.\n\
+         # TYPE kizuna_monitor_mail_delivered_total counter\nkizuna_monitor_mail_delivered_total {}\n\
+         # HELP kizuna_monitor_mail_failures_total Deliveries to a recipient that failed (refused, relay down).\n\
+         # TYPE kizuna_monitor_mail_failures_total counter\nkizuna_monitor_mail_failures_total {}\n\
+         # HELP kizuna_monitor_mail_owed Recipients still owed a mail the others got (retried each check).\n\
+         # TYPE kizuna_monitor_mail_owed gauge\nkizuna_monitor_mail_owed {}\n\
+         # HELP kizuna_monitor_mail_ok 1 while the relay is reachable and no recipient is refused.\n\
+         # TYPE kizuna_monitor_mail_ok gauge\nkizuna_monitor_mail_ok {}\n\
+         # HELP kizuna_monitor_store_up 0 while the store's /healthz fails (as of the last check).\n\
+         # TYPE kizuna_monitor_store_up gauge\nkizuna_monitor_store_up {}\n\
+         # HELP kizuna_monitor_check_failures Alert checks failed in a row.\n\
+         # TYPE kizuna_monitor_check_failures gauge\nkizuna_monitor_check_failures {}\n",
+        mail.delivered_total,
+        mail.failures_total,
+        mail.owed,
+        u8::from(mail.ok),
+        u8::from(store_up),
+        failures,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 /// An HTML answer that makes sure the browser holds a CSRF cookie; returns the token in use.
@@ -66,8 +102,23 @@ pub(crate) fn html(status: StatusCode, cookie: Option<HeaderValue>, body: Markup
     r
 }
 
-fn failure(e: impl std::fmt::Display) -> Response {
+fn failure(e: impl Into<crate::MonitorError>) -> Response {
+    let e: crate::MonitorError = e.into();
     tracing::error!(%e, "admin request failed");
+    // The store's IndexDB cannot be read: say so (503), not a bare "Error".
+    if matches!(e, crate::MonitorError::Db(_) | crate::MonitorError::Store(_)) {
+        return html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            pages::message(
+                "The store's IndexDB cannot be read",
+                &format!(
+                    "The admin screen cannot read the store's database, so it cannot show the sites' state \
+                     (and the alert checks fail too): {e}"
+                ),
+            ),
+        );
+    }
     html(StatusCode::INTERNAL_SERVER_ERROR, None, pages::message("Error", &e.to_string()))
 }
 
@@ -78,7 +129,7 @@ async fn overview(
 ) -> Response {
     let now = jiff::Timestamp::now();
     let (token, cookie) = with_csrf(&headers);
-    let facts = match status::all_sites(&m.db).await {
+    let facts = match status::all_sites(&m.db, &m.cfg).await {
         Ok(f) => f,
         Err(e) => return failure(e),
     };
@@ -94,7 +145,7 @@ async fn overview(
         Err(e) => return failure(e),
     };
     let who = v.name.as_deref().map(|name| pages::Who { name, csrf: &token });
-    html(StatusCode::OK, cookie, pages::overview(&rows, &incidents, now, who))
+    html(StatusCode::OK, cookie, pages::overview(&rows, &incidents, &m.problems(), now, who))
 }
 
 /// The site's page; a plain view (`notice` none) is audited as a query by `v`.
@@ -107,7 +158,7 @@ async fn render_site(
 ) -> Response {
     let now = jiff::Timestamp::now();
     let (token, cookie) = with_csrf(headers);
-    let facts = match status::one_site(&m.db, site).await {
+    let facts = match status::one_site(&m.db, site, &m.cfg).await {
         Ok(Some(f)) => f,
         Ok(None) => {
             return html(

@@ -51,7 +51,20 @@ pub struct Quarantined {
     pub sha256: String,
     pub codes: Vec<String>,
     pub reason: String,
+    /// When the agent quarantined it, by the agent's clock.
     pub quarantined_at: String,
+    /// When the store received the heartbeat listing it, by the centre's clock.
+    pub reported_at: String,
+}
+
+/// A site's outbox over the store's heartbeat history, read when its newest heartbeat reports
+/// at least `rules.stalled.queue_depth` files waiting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueHistory {
+    /// The newest heartbeat whose outbox was below the limit.
+    pub last_below: Option<String>,
+    /// The oldest heartbeat kept.
+    pub oldest: Option<String>,
 }
 
 /// One line of an agent's daily log.
@@ -90,14 +103,22 @@ pub struct SiteFacts {
     pub newest_log: Option<DailyLogSummary>,
     /// ERROR and WARN lines of the newest daily logs (newest day first).
     pub log_lines: Vec<LogLine>,
+    /// Only when the newest heartbeat's outbox is at or above the stalled rule's `queue_depth`.
+    pub queue_history: Option<QueueHistory>,
 }
 
 fn codes(s: String) -> Vec<String> {
     s.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect()
 }
 
-/// Reads one site's facts. `rejected_limit` caps the rejected files read.
-pub async fn site_facts(db: &Db, site: Site, rejected_limit: i64) -> Result<SiteFacts, MonitorError> {
+/// Reads one site's facts. `rejected_limit` caps the rejected files read; `queue_limit` is the
+/// outbox depth from which the heartbeat history is read ([`QueueHistory`]).
+pub async fn site_facts(
+    db: &Db,
+    site: Site,
+    rejected_limit: i64,
+    queue_limit: u64,
+) -> Result<SiteFacts, MonitorError> {
     let name = site.name.clone();
     let activity = match sqlx::query(
         "SELECT last_batch_at, last_stored_at, last_heartbeat_at, agent_version, queue_depth, quarantined, \
@@ -170,7 +191,7 @@ pub async fn site_facts(db: &Db, site: Site, rejected_limit: i64) -> Result<Site
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let mut quarantine = sqlx::query(
-        "SELECT file, origin, sha256, codes, reason, quarantined_at FROM agent_quarantine WHERE site = $1",
+        "SELECT file, origin, sha256, codes, reason, quarantined_at, reported_at FROM agent_quarantine WHERE site = $1",
     )
     .bind(&name)
     .fetch_all(&db.pool)
@@ -184,6 +205,7 @@ pub async fn site_facts(db: &Db, site: Site, rejected_limit: i64) -> Result<Site
             codes: codes(r.try_get("codes")?),
             reason: r.try_get("reason")?,
             quarantined_at: r.try_get("quarantined_at")?,
+            reported_at: r.try_get("reported_at")?,
         })
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -241,23 +263,48 @@ pub async fn site_facts(db: &Db, site: Site, rejected_limit: i64) -> Result<Site
         })
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    Ok(SiteFacts { site, activity, daily, reject_codes, rejected, quarantine, newest_log, log_lines })
+    let queue_history = match activity.queue_depth {
+        Some(q) if q >= 0 && q as u64 >= queue_limit => {
+            let limit = i64::try_from(queue_limit).unwrap_or(i64::MAX);
+            let r = sqlx::query(
+                "SELECT (SELECT MAX(received_at) FROM heartbeats WHERE site = $1 AND queue_depth < $2) AS last_below, \
+                 (SELECT MIN(received_at) FROM heartbeats WHERE site = $1) AS oldest",
+            )
+            .bind(&name)
+            .bind(limit)
+            .fetch_one(&db.pool)
+            .await?;
+            Some(QueueHistory { last_below: r.try_get("last_below")?, oldest: r.try_get("oldest")? })
+        }
+        _ => None,
+    };
+    Ok(SiteFacts {
+        site,
+        activity,
+        daily,
+        reject_codes,
+        rejected,
+        quarantine,
+        newest_log,
+        log_lines,
+        queue_history,
+    })
 }
 
 /// Facts of every site, by name.
-pub async fn all_sites(db: &Db) -> Result<Vec<SiteFacts>, MonitorError> {
+pub async fn all_sites(db: &Db, cfg: &crate::Config) -> Result<Vec<SiteFacts>, MonitorError> {
     let mut out = Vec::new();
     for site in kizuna_store::sites::list_sites(db).await? {
-        out.push(site_facts(db, site, 200).await?);
+        out.push(site_facts(db, site, 200, cfg.rules.stalled.queue_depth).await?);
     }
     Ok(out)
 }
 
 /// One site by name, or `None`.
-pub async fn one_site(db: &Db, name: &str) -> Result<Option<SiteFacts>, MonitorError> {
+pub async fn one_site(db: &Db, name: &str, cfg: &crate::Config) -> Result<Option<SiteFacts>, MonitorError> {
     let site = kizuna_store::sites::list_sites(db).await?.into_iter().find(|s| s.name == name);
     match site {
-        Some(s) => Ok(Some(site_facts(db, s, 500).await?)),
+        Some(s) => Ok(Some(site_facts(db, s, 500, cfg.rules.stalled.queue_depth).await?)),
         None => Ok(None),
     }
 }

@@ -63,8 +63,15 @@ async fn one_mail_per_incident_deduplicated_across_restarts_and_one_recovery_mai
     assert!(
         post("/api/v1/daily-log", serde_json::to_value(&log).unwrap()).await.unwrap().status().is_success()
     );
-    // A second site that never reported: the dead-man rule (1 h here).
+    // A second site, added 2 h ago, that never reported: the dead-man rule (1 h here; a new
+    // site gets that long to start reporting).
     add_site(&s.store, "clinic-2", "0411000018").await;
+    let two_hours_ago = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2)).to_string();
+    sqlx::query("UPDATE sites SET created_at = $1 WHERE name = 'clinic-2'")
+        .bind(&two_hours_ago)
+        .execute(&s.store.db.pool)
+        .await
+        .unwrap();
 
     let mut cfg = monitor_config(&s.store_config, Some(smtp.port));
     cfg.rules.dead_man.hours = 1.0;

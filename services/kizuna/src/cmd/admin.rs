@@ -14,7 +14,9 @@ pub enum AdminCommand {
     /// Serve the admin screen (loopback by default; admins log in by single sign-on when
     /// oidc.issuer is set) and check the alert rules every `check_interval_secs` (60).
     Serve(AdminArgs),
-    /// Check the alert rules once now, send the mail that is due, and print what happened.
+    /// Check the alert rules once now, send the mail that is due, and print what happened. Exits
+    /// 1 when alert mail was not delivered (relay down, a recipient refused) or the store is
+    /// down, 2 when the check itself failed.
     Check(AdminArgs),
 }
 
@@ -46,7 +48,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
     }
     let config = load(args)?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(async move {
+    let degraded = rt.block_on(async move {
         let m = Monitor::open(config).await?;
         if serve {
             if m.cfg.login_required() {
@@ -63,6 +65,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 );
             }
             kizuna_monitor::serve(m, super::shutdown::requested()).await?;
+            Ok::<_, anyhow::Error>(false)
         } else {
             let r = m.check_now().await?;
             if r.busy {
@@ -75,11 +78,12 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 println!("closed  {site} {rule}");
             }
             println!("{} mails sent", r.mails_sent);
-            for e in &r.mail_errors {
-                eprintln!("mail not sent: {e}");
+            let problems = r.problems();
+            for p in &problems {
+                eprintln!("{p}");
             }
+            Ok(!problems.is_empty())
         }
-        Ok::<_, anyhow::Error>(())
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(if degraded { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

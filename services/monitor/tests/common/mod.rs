@@ -53,10 +53,15 @@ impl RunningStore {
 /// Starts the real store with its data in `dir/centre` and writes its config to `dir/store.yaml`.
 pub async fn start_store(dir: &Path) -> RunningStore {
     let config = kizuna_store::Config { data_dir: dir.join("centre"), ..kizuna_store::Config::default() };
-    let store_config = dir.join("store.yaml");
-    std::fs::write(&store_config, format!("data_dir: {}\n", dir.join("centre").display())).unwrap();
-    let store = Store::open(config).await.expect("open store");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // The store's config names where it listens: the monitor asks its /healthz there.
+    let store_config = dir.join("store.yaml");
+    std::fs::write(
+        &store_config,
+        format!("listen: {}\ndata_dir: {}\n", listener.local_addr().unwrap(), dir.join("centre").display()),
+    )
+    .unwrap();
+    let store = Store::open(config).await.expect("open store");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let s = store.clone();
@@ -143,6 +148,13 @@ impl Drop for Smtp {
 
 /// Starts the SMTP server, or returns `None` (outside CI only) when aiosmtpd is missing.
 pub fn start_smtp(dir: &Path) -> Option<Smtp> {
+    start_smtp_refusing(dir, &[], None)
+}
+
+/// An aiosmtpd server (its `Mailbox` handler, writing into `dir/maildir`) that answers `550` to
+/// `RCPT TO` for each address in `refuse`, as a relay does for a mailbox that is gone. On `port`
+/// when given (to restart a relay where it was), else on a free one.
+pub fn start_smtp_refusing(dir: &Path, refuse: &[&str], port: Option<u16>) -> Option<Smtp> {
     let have = std::process::Command::new("python3")
         .args(["-c", "import aiosmtpd"])
         .status()
@@ -152,11 +164,13 @@ pub fn start_smtp(dir: &Path) -> Option<Smtp> {
         eprintln!("SKIP: python3 -m aiosmtpd is not installed (pip install aiosmtpd)");
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = port
+        .unwrap_or_else(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
     let maildir = dir.join("maildir");
     let child = std::process::Command::new("python3")
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+        .args(["-c", SMTP_SERVER, &port.to_string()])
         .arg(&maildir)
+        .arg(refuse.join(","))
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("start aiosmtpd");
@@ -168,6 +182,24 @@ pub fn start_smtp(dir: &Path) -> Option<Smtp> {
     }
     Some(smtp)
 }
+
+/// aiosmtpd's `Mailbox` handler on 127.0.0.1:PORT writing into MAILDIR, refusing the
+/// comma-separated addresses of the third argument at `RCPT TO` with `550 5.1.1`.
+const SMTP_SERVER: &str = r#"
+import sys, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+port, maildir = int(sys.argv[1]), sys.argv[2]
+refuse = {a.lower() for a in sys.argv[3].split(",") if a}
+class Handler(Mailbox):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in refuse:
+            return "550 5.1.1 no such user " + address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+Controller(Handler(maildir), hostname="127.0.0.1", port=port).start()
+threading.Event().wait()
+"#;
 
 impl Smtp {
     /// Every mail received so far, as text (headers and body), oldest first.
@@ -218,4 +250,34 @@ pub fn monitor_config(store_config: &Path, smtp_port: Option<u16>) -> kizuna_mon
         c.mail.from = "kizuna-monitor@centre.example".into();
     }
     c
+}
+
+/// Sends a heartbeat as a site's agent would, with `queue_depth` files in its outbox.
+pub async fn heartbeat(base: &str, token: &str, queue_depth: u64) {
+    let hb = kizuna_wire::Heartbeat {
+        agent_version: "0.1.0".into(),
+        queue_depth,
+        quarantined: 0,
+        last_upload: None,
+        quarantine: None,
+        rerequests_done: vec![],
+    };
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/heartbeat"))
+        .bearer_auth(token)
+        .json(&hb)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "heartbeat: {}", r.status());
+}
+
+/// Sets when a site was added (to age it past the new-site grace).
+pub async fn set_created(store: &Store, site: &str, at: jiff::Timestamp) {
+    sqlx::query("UPDATE sites SET created_at = $1 WHERE name = $2")
+        .bind(at.to_string())
+        .bind(site)
+        .execute(&store.db.pool)
+        .await
+        .unwrap();
 }
