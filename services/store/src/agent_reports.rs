@@ -86,6 +86,18 @@ pub async fn record_heartbeat(
     .await?;
     if let Some(files) = &hb.quarantine {
         // The agent lists its newest quarantined files each time: the list replaces the last one.
+        // `reported_at` is when the centre first saw a file (the monitor's rejects window runs on
+        // the centre's clock, not the agent's): kept for a file and content listed before.
+        let mut first_seen = std::collections::HashMap::new();
+        for r in sqlx::query("SELECT file, sha256, reported_at FROM agent_quarantine WHERE site = $1")
+            .bind(site)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            use sqlx::Row;
+            let key: (String, String) = (r.try_get("file")?, r.try_get("sha256")?);
+            first_seen.insert(key, r.try_get::<String, _>("reported_at")?);
+        }
         sqlx::query("DELETE FROM agent_quarantine WHERE site = $1").bind(site).execute(&mut *tx).await?;
         let mut seen = std::collections::BTreeSet::new();
         for f in files.iter().take(kizuna_wire::MAX_QUARANTINE_REPORT) {
@@ -103,7 +115,11 @@ pub async fn record_heartbeat(
             .bind(db_text(&f.codes.join(",")).into_owned())
             .bind(db_text(&f.reason).into_owned())
             .bind(db_text(&f.time).into_owned())
-            .bind(&t)
+            .bind(
+                first_seen
+                    .get(&(db_text(&f.file).into_owned(), db_text(&f.sha256).into_owned()))
+                    .unwrap_or(&t),
+            )
             .execute(&mut *tx)
             .await?;
         }

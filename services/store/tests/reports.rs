@@ -143,8 +143,19 @@ async fn quarantine_list_and_rerequests_travel_with_heartbeats(backend: &Backend
     // An older agent (no list) leaves it; a new list replaces it.
     beat(None, vec![]).await;
     assert_eq!(count(&h.store, "SELECT COUNT(*) FROM agent_quarantine").await, 2);
+    // `reported_at` is when the centre first saw the file (the monitor's rejects window): a file
+    // listed again keeps it; new content under the name is seen anew.
+    let first_seen = "SELECT reported_at FROM agent_quarantine WHERE file = 'notes.txt'";
+    let seen =
+        || async { sqlx::query_scalar::<_, String>(first_seen).fetch_one(&h.store.db.pool).await.unwrap() };
+    let before = seen().await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     beat(Some(vec![q("notes.txt")]), vec![]).await;
     assert_eq!(count(&h.store, "SELECT COUNT(*) FROM agent_quarantine").await, 1);
+    assert_eq!(seen().await, before, "listed again: first seen kept");
+    beat(Some(vec![QuarantinedFile { sha256: "cd".into(), ..q("notes.txt") }]), vec![]).await;
+    assert!(seen().await > before, "new content under the name: seen anew");
+    beat(Some(vec![q("notes.txt")]), vec![]).await;
 
     let id =
         kizuna_store::rerequests::request(&h.store.db, "clinic-1", "notes.txt", "ab", "admin").await.unwrap();
