@@ -345,6 +345,27 @@ fn convert_one(shared: &Shared, state: &Path, ledger: &mut Ledger, path: &Path, 
         Ok(c) => c,
         Err(e) => return quarantine(shared, path, &shown, &sha, vec![violation_of(&e)]),
     };
+    // A dispensing that does not parse or convert is held back alone: it goes into the quarantine
+    // as an NSIPS file of its own (`nsips/<name>.d<first line>`: the header and its lines, bytes
+    // as exported; the reason names the line in `<name>`), the rest of the file is converted.
+    for h in &conversion.held_back {
+        let part = format!("{name}.d{}", h.lines.start());
+        let part_shown = format!("{QUARANTINE_PREFIX}{part}");
+        if std::fs::read(shared.quarantine.dir().join(&part_shown)).is_ok_and(|b| b == h.export) {
+            continue; // already quarantined by an earlier conversion of this file
+        }
+        let part_sha = hex::encode(Sha256::digest(&h.export));
+        let tmp = state.join("staging").join(&part);
+        if let Err(e) = durable::write_atomic(&tmp, &h.export) {
+            return io_failure(shared, &shown, "staging", &e);
+        }
+        if let Outcome::RetryAfter(d) =
+            quarantine(shared, &tmp, &part_shown, &part_sha, vec![violation_of(&h.error)])
+        {
+            clear(&[&tmp]);
+            return Outcome::RetryAfter(d);
+        }
+    }
     if !conversion.replaced.is_empty() {
         let lines: Vec<String> = conversion.replaced.iter().map(|r| r.to_string()).collect();
         shared.record(

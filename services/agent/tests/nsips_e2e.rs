@@ -1,7 +1,7 @@
 //! The NSIPS intake end to end: a synthetic pharmacy's NSIPS exports (`synth`, `pharmacies: 1`) in
 //! the agent's `nsips.dir`, the agent, and the real store over HTTP on loopback. The store's tree
-//! ends up holding exactly the SS-MIX2 prescriptions `kizuna-nsips` makes of them; a bad export is
-//! quarantined with its file, line and field; a restart converts nothing again; a touched file is
+//! ends up holding exactly the SS-MIX2 prescriptions `kizuna-nsips` makes of them; a bad dispensing
+//! is quarantined alone with its file, line and field, the rest of its export converted; a restart converts nothing again; a touched file is
 //! not converted again; a re-sent file with new content is.
 
 mod common;
@@ -127,12 +127,15 @@ async fn pharmacy_nsips_exports_reach_the_real_store_as_ssmix2() {
     assert!(good.len() >= 3, "too few NSIPS files: {}", good.len());
     let mut want = expected(&good, &pharmacy);
     assert!(want.len() > 10, "too few prescriptions: {}", want.len());
-    // A bad export: an impossible issue date in the first record 2.
+    // A bad dispensing: an impossible issue date in the first record 2 (its record 1 is the line
+    // before). The export's other dispensings are good[0]'s: the same files, stored once.
     let (bad, bad_line) = with_field(&std::fs::read(&good[0]).unwrap(), |f| f == b"2", 2, b"20240230");
     std::fs::write(nsips.join("bad.csv"), &bad).unwrap();
     let tree_root = store.config.tree_dir().join(&pharmacy);
 
-    // 1. Every good export converted and stored; the bad one quarantined with file, line and field.
+    // 1. Every good dispensing converted and stored; the bad one quarantined alone (an NSIPS file of
+    // the header and its lines) with file, line and field; bad.csv stays, recorded as converted.
+    let part = format!("nsips/bad.csv.d{}", bad_line - 1);
     let agent = Running::start(cfg.clone());
     let n = want.len() as u64;
     assert!(
@@ -147,7 +150,7 @@ async fn pharmacy_nsips_exports_reach_the_real_store_as_ssmix2() {
     );
     assert!(read_tree(&tree_root) == want, "the store's tree differs from the conversion");
     let reason: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(cfg.quarantine_dir().join("nsips/bad.csv.reason.json")).unwrap(),
+        &std::fs::read(cfg.quarantine_dir().join(format!("{part}.reason.json"))).unwrap(),
     )
     .unwrap();
     let v = &reason["violations"][0];
@@ -156,9 +159,17 @@ async fn pharmacy_nsips_exports_reach_the_real_store_as_ssmix2() {
     assert!(field.starts_with(&format!("line {bad_line} record 2 field 2 ")), "{field}");
     let message = v["message"].as_str().unwrap();
     assert!(message.contains(&format!("bad.csv:{bad_line}:")) && message.contains("20240230"), "{message}");
-    assert!(!nsips.join("bad.csv").exists(), "the bad file left the NSIPS folder");
+    assert!(nsips.join("bad.csv").is_file(), "the export with a held-back dispensing stays");
+    let held = std::fs::read(cfg.quarantine_dir().join(&part)).unwrap();
+    let lines: Vec<&[u8]> = bad.split(|b| *b == b'\n').collect();
+    assert!(held.starts_with(lines[0]) && held.split(|b| *b == b'\n').nth(2) == Some(lines[bad_line - 1]));
     assert!(good.iter().all(|p| p.is_file()), "converted files stay where the dispensing system put them");
-    let replaced = events(&state, "nsips_replaced");
+    let (held, replaced): (Vec<_>, Vec<_>) =
+        events(&state, "nsips_replaced").into_iter().partition(|e| e["file"] == "nsips/bad.csv");
+    assert!(
+        held.len() == 1 && held[0]["message"].as_str().unwrap().contains("dispensing held back"),
+        "{held:?}"
+    );
     assert_eq!(replaced.len(), 1, "{replaced:?}");
     let shown = replaced[0]["message"].as_str().unwrap_or_default().to_owned();
     assert!(
@@ -166,10 +177,10 @@ async fn pharmacy_nsips_exports_reach_the_real_store_as_ssmix2() {
             && shown.contains("written as '高'"),
         "{replaced:?}"
     );
-    wait_for(10, || events(&state, "nsips_converted").len() >= good.len()).await;
-    assert_eq!(events(&state, "nsips_converted").len(), good.len());
+    wait_for(10, || events(&state, "nsips_converted").len() > good.len()).await;
+    assert_eq!(events(&state, "nsips_converted").len(), good.len() + 1);
     assert!(
-        events(&state, "quarantined").iter().any(|e| e["file"] == "nsips/bad.csv"),
+        events(&state, "quarantined").iter().any(|e| e["file"] == part.as_str()),
         "the quarantine is logged (and so counted in the daily log)"
     );
     agent.stop().await;
@@ -179,7 +190,7 @@ async fn pharmacy_nsips_exports_reach_the_real_store_as_ssmix2() {
     std::fs::File::options().write(true).open(&good[1]).unwrap().set_modified(later).unwrap();
     let agent = Running::start(cfg.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(events(&state, "nsips_converted").len(), good.len(), "converted twice");
+    assert_eq!(events(&state, "nsips_converted").len(), good.len() + 1, "converted twice");
     assert!(events(&state, "nsips_reconverted").is_empty());
     assert_eq!(agent.status.get().queue_depth, 0);
     assert_eq!(agent.status.get().files_uploaded, 0, "nothing sent again");
@@ -230,12 +241,16 @@ async fn pharmacy_nsips_exports_reach_the_real_store_as_ssmix2() {
     let again = events(&state, "nsips_reconverted");
     assert_eq!(again.len(), 1, "{again:?}");
     assert_eq!(again[0]["file"], format!("nsips/{}", resent.file_name().unwrap().to_str().unwrap()));
-    assert_eq!(events(&state, "nsips_converted").len(), good.len(), "the re-sent file taken for a new one");
+    assert_eq!(
+        events(&state, "nsips_converted").len(),
+        good.len() + 1,
+        "the re-sent file taken for a new one"
+    );
     agent.stop().await;
 
     let ledger: serde_json::Value =
         serde_json::from_slice(&std::fs::read(state.join("nsips/converted.json")).unwrap()).unwrap();
-    assert_eq!(ledger["converted"].as_object().unwrap().len(), good.len());
+    assert_eq!(ledger["converted"].as_object().unwrap().len(), good.len() + 1);
     let _ = stop_store.send(());
 }
 

@@ -11,6 +11,10 @@ pub const MERIT9: &str = "MR9P";
 /// the code is the unit as the pharmacy wrote it, so a reader of component 1 still gets the unit.
 pub const LOCAL_UNITS: &str = "99NSU";
 
+/// HL7 v2 local coding system for a drug identified by its receipt-computer (レセ電) code, when
+/// it has neither HOT nor YJ code (RXE-2).
+pub const LOCAL_RECEIPT_CODES: &str = "99NSR";
+
 /// MERIT-9 unit codes and the NFKC forms of the names a pharmacy may write for them: MERIT-9's
 /// own name (JP Core `JP_MedicationUnitMERIT9_CS`, full-width letters become ASCII under NFKC)
 /// plus common spellings (`ml`, `グラム`, `mcg`).

@@ -3,9 +3,9 @@ use ssmix2::{
     CareDate, ConditionFlag, DataType, Department, FileName, OrderNo, PatientId, StoragePath, Timestamp,
 };
 
-use crate::codes::{LOCAL_UNITS, MERIT9, UnitCode};
+use crate::codes::{LOCAL_RECEIPT_CODES, LOCAL_UNITS, MERIT9, UnitCode};
 use crate::parse::RECORD_FIELDS;
-use crate::record::{Dispensing, Drug, NsipsFile, Rp, Sex};
+use crate::record::{Dispensing, Drug, HeldBack, NsipsFile, Rp, Sex};
 use crate::warning::{Unmapped, Warning};
 use crate::{Conversion, NsipsError};
 
@@ -45,28 +45,102 @@ pub fn to_ssmix2(file: &NsipsFile, pharmacy_facility_id: &str) -> Result<Convers
     }
     let mut out: Vec<(StoragePath, Vec<u8>)> = Vec::with_capacity(file.dispensings.len());
     let mut warnings: Vec<Warning> = file.replaced.iter().cloned().map(Warning::from).collect();
+    let mut held_back = file.held_back.clone();
+    let raw = std::cell::OnceCell::new();
+    // Per patient, day and prescription number: the message text (under the plain number) and
+    // line of each dispensing converted so far.
+    type Key<'a> = (&'a str, &'a str, &'a str);
+    let mut seen: std::collections::HashMap<Key, Vec<(String, usize)>> = std::collections::HashMap::new();
     for d in file.dispensings.iter().filter(|d| !d.drugs.is_empty()) {
-        let err = |message: String| NsipsError::Convert { file: file.origin.clone(), line: d.line, message };
-        let path = storage_path(file, d).map_err(|e| err(e.to_string()))?;
-        if out.iter().any(|(p, _)| p.name.key() == path.name.key()) {
-            return Err(err(format!(
-                "prescription {} appears twice for one patient and day",
-                d.prescription.prescription_no
-            )));
+        let rx = &d.prescription;
+        let key = (d.patient.patient_no.as_str(), rx.dispensed_on.as_str(), rx.prescription_no.as_str());
+        let mut mine = Vec::new();
+        let converted = (|| {
+            let err =
+                |message: String| NsipsError::Convert { file: file.origin.clone(), line: d.line, message };
+            let mut plain_warnings = Vec::new();
+            let plain = message_text(file, d, &rx.prescription_no, pharmacy_facility_id, &mut plain_warnings)
+                .map_err(err)?;
+            let earlier = seen.get(&key).map(Vec::as_slice).unwrap_or_default();
+            if let Some((_, first)) = earlier.iter().find(|(t, _)| *t == plain) {
+                let message = format!(
+                    "the same dispensing as on line {first} (same patient, day, prescription and content): converted once"
+                );
+                mine.push(Warning::Repeated(note(rx.line, 2, 1, &rx.prescription_no, &message)));
+                return Ok(None);
+            }
+            let order_no = match earlier {
+                [] => rx.prescription_no.clone(),
+                [(_, first), ..] => {
+                    let order_no = format!("{}D{}", rx.prescription_no, earlier.len() + 1);
+                    let message = format!(
+                        "also the prescription number of the dispensing on line {first} for this patient and day, with other content: converted under order number {order_no}"
+                    );
+                    if order_no.len() > OrderNo::MAX_LEN {
+                        return Err(NsipsError::Field {
+                            file: file.origin.clone(),
+                            line: rx.line,
+                            record: "2".into(),
+                            field: 1,
+                            name: RECORD_FIELDS[1][0],
+                            message: format!(
+                                "{:?} is also the prescription number of the dispensing on line {first} for this patient and day, with other content, and {order_no:?} is longer than an SS-MIX2 order number ({} characters)",
+                                rx.prescription_no,
+                                OrderNo::MAX_LEN
+                            ),
+                        });
+                    }
+                    mine.push(Warning::Renumbered(note(rx.line, 2, 1, &rx.prescription_no, &message)));
+                    order_no
+                }
+            };
+            let path = storage_path(file, d, &order_no).map_err(|e| err(e.to_string()))?;
+            if out.iter().any(|(p, _)| p.name.key() == path.name.key()) {
+                return Err(err(format!(
+                    "order number {order_no} is already used for this patient and day by another dispensing of the file"
+                )));
+            }
+            let text = if order_no == rx.prescription_no {
+                mine.append(&mut plain_warnings);
+                plain.clone()
+            } else {
+                message_text(file, d, &order_no, pharmacy_facility_id, &mut mine).map_err(err)?
+            };
+            let bytes = Message::parse(&text).and_then(|m| m.encode()).map_err(|e| err(e.to_string()))?;
+            Ok(Some((plain, path, bytes)))
+        })();
+        match converted {
+            Ok(Some((plain, path, bytes))) => {
+                seen.entry(key).or_default().push((plain, d.line));
+                out.push((path, bytes));
+                warnings.append(&mut mine);
+            }
+            Ok(None) => warnings.append(&mut mine),
+            Err(error) => {
+                let lines = d.line..=d.last_line;
+                let raw = raw.get_or_init(|| crate::parse::raw_lines(&file.source));
+                let export = crate::parse::export_of(raw, &lines);
+                held_back.push(HeldBack { lines, error, export });
+            }
         }
-        let text = message_text(file, d, pharmacy_facility_id, &mut warnings).map_err(err)?;
-        let bytes = Message::parse(&text).and_then(|m| m.encode()).map_err(|e| err(e.to_string()))?;
-        out.push((path, bytes));
     }
-    Ok(Conversion { dispensings: file.dispensings.len(), files: out, replaced: warnings })
+    // In file order, each also as a warning for callers that only log those.
+    held_back.sort_by_key(|h| *h.lines.start());
+    warnings.extend(held_back.iter().map(Warning::from));
+    Ok(Conversion {
+        dispensings: file.dispensings.len() + file.held_back.len(),
+        files: out,
+        replaced: warnings,
+        held_back,
+    })
 }
 
-fn storage_path(file: &NsipsFile, d: &Dispensing) -> Result<StoragePath, ssmix2::NameError> {
+fn storage_path(file: &NsipsFile, d: &Dispensing, order_no: &str) -> Result<StoragePath, ssmix2::NameError> {
     Ok(StoragePath::of(FileName {
         patient: PatientId::new(&d.patient.patient_no)?,
         care_date: CareDate::parse(&d.prescription.dispensed_on)?,
         data_type: DataType::Omp01,
-        order_no: OrderNo::new(&d.prescription.prescription_no)?,
+        order_no: OrderNo::new(order_no)?,
         timestamp: Timestamp::parse(&format!("{}000", file.header.sent_at))?,
         department: Department::none(),
         flag: ConditionFlag::Current,
@@ -78,10 +152,19 @@ fn esc(s: &str) -> String {
     escape(s, &Delimiters::default()).into_owned()
 }
 
-/// `family　given` (ideographic space) as XPN components `family^given`.
+/// `family　given` as XPN components `family^given`: split at the first ideographic space, else
+/// at the first half-width space (half-width kana names from receipt systems, `ｲﾄｳ ｻｶｴ`); spaces
+/// around either part are dropped.
 fn xpn(name: &str) -> String {
-    match name.split_once('　') {
-        Some((family, given)) => format!("{}^{}", esc(family), esc(given)),
+    let name = name.trim_matches([' ', '　']);
+    match name.split_once('　').or_else(|| name.split_once(' ')) {
+        Some((family, given)) => {
+            format!(
+                "{}^{}",
+                esc(family.trim_end_matches([' ', '　'])),
+                esc(given.trim_start_matches([' ', '　']))
+            )
+        }
         None => esc(name),
     }
 }
@@ -142,19 +225,24 @@ fn route(rp: &Rp, warned: &mut Vec<usize>, warnings: &mut Vec<Warning>) -> Strin
 }
 
 fn unmapped(line: usize, record: usize, field: usize, value: &str, message: &str) -> Warning {
-    Warning::Unmapped(Unmapped {
+    Warning::Unmapped(note(line, record, field, value, message))
+}
+
+fn note(line: usize, record: usize, field: usize, value: &str, message: &str) -> Unmapped {
+    Unmapped {
         line,
         record: record.to_string(),
         field,
         name: RECORD_FIELDS[record - 1][field - 1],
         value: value.to_owned(),
         message: message.to_owned(),
-    })
+    }
 }
 
 fn message_text(
     file: &NsipsFile,
     d: &Dispensing,
+    order_no: &str,
     facility: &str,
     warnings: &mut Vec<Warning>,
 ) -> Result<String, String> {
@@ -165,7 +253,6 @@ fn message_text(
         Sex::Male => "M",
         Sex::Female => "F",
     };
-    let order_no = &rx.prescription_no;
     let mut segs = vec![
         format!(
             "MSH|^~\\&|NSIPS|{facility}|SSMIX2GW|KIZUNA|{}||RDE^O11^RDE_O11|{order_no}|P|2.5||||||{CHARSET}||{CHARSET_HANDLING}|{PROFILE}",
@@ -186,10 +273,11 @@ fn message_text(
     let (doctor, institution) = (xpn(&rx.doctor), esc(&rx.institution_name));
     let mut warned = Vec::new();
     for (i, drug) in d.drugs.iter().enumerate() {
-        let rp =
-            d.rps.iter().find(|r| r.rp_no == drug.rp_no).ok_or_else(|| {
-                format!("drug {} names Rp {} which has no record 3", drug.yj_code, drug.rp_no)
-            })?;
+        // The record 3 it follows (not the first with its number: Rp groups numbered the same
+        // each keep their own usage; the parser holds back a dispensing where that is ambiguous).
+        let rp = d.rp_of(drug).ok_or_else(|| {
+            format!("the drug on line {} names Rp {} which has no record 3 before it", drug.line, drug.rp_no)
+        })?;
         // Built by field number: counting `|` in one format string put the doctor in ORC-11 and
         // the institution in ORC-18.
         let mut orc = vec![String::new(); 30];
@@ -220,15 +308,45 @@ fn message_text(
     Ok(text)
 }
 
+/// RXE-2 (CWE): the first two present of HOT9, YJ and receipt code ([`LOCAL_RECEIPT_CODES`]) as
+/// identifier and alternate, both with the name; with none, the name alone. A drug without a HOT
+/// code is reported (the store and most readers key drugs on HOT9).
+fn give_code(drug: &Drug, warnings: &mut Vec<Warning>) -> String {
+    let name = esc(&drug.drug_name);
+    let codes: Vec<(&str, &str)> =
+        [(&drug.hot_code, "HOT9"), (&drug.yj_code, "YJ"), (&drug.receipt_code, LOCAL_RECEIPT_CODES)]
+            .into_iter()
+            .filter(|(c, _)| !c.is_empty())
+            .map(|(c, s)| (c.as_str(), s))
+            .collect();
+    if drug.hot_code.is_empty() {
+        let message = match codes.first() {
+            Some((_, "YJ")) => {
+                "no HOT code: the drug is identified by its YJ code (RXE-2.1, system YJ)".to_owned()
+            }
+            Some(_) => format!(
+                "no HOT or YJ code: the drug is identified by its receipt code (RXE-2.1, local system {LOCAL_RECEIPT_CODES})"
+            ),
+            None => {
+                "no HOT, YJ or receipt code: the drug is identified by its name only (RXE-2.2)".to_owned()
+            }
+        };
+        warnings.push(unmapped(drug.line, 4, 5, &drug.hot_code, &message));
+    }
+    match codes.as_slice() {
+        [] => format!("^{name}"),
+        [(c, s)] => format!("{c}^{name}^{s}"),
+        [(c, s), (c2, s2), ..] => format!("{c}^{name}^{s}^{c2}^{name}^{s2}"),
+    }
+}
+
 fn rxe(drug: &Drug, rp: &Rp, order_no: &str, i: usize, warnings: &mut Vec<Warning>) -> String {
+    let give = give_code(drug, warnings);
     let [code, text, system] = unit(drug, warnings);
     let cwe = format!("{code}^{text}^{system}");
-    let name = esc(&drug.drug_name);
     // RXE-5 give units and RXE-11 dispense units (CWE), RXE-19 daily dose (CQ: units as subcomponents).
     format!(
-        "RXE||{}^{name}^HOT9^{}^{name}^YJ|{}||{cwe}|||||{}|{cwe}||||{order_no}{:02}||||{}^{code}&{text}&{system}||OHP^外来処方^MR9P~OHO^院外処方^MR9P",
-        drug.hot_code,
-        drug.yj_code,
+        "RXE||{give}|{}||{cwe}|||||{}|{cwe}||||{order_no}{:02}||||{}^{code}&{text}&{system}||OHP^外来処方^MR9P~OHO^院外処方^MR9P",
         decimal(&drug.amount_per_day, 1, rp.times_per_day),
         decimal(&drug.amount_per_day, rp.days, 1),
         i + 1,

@@ -8,16 +8,25 @@ use ssmix2::StoragePath;
 
 use crate::NsipsError;
 
-/// One NSIPS file converted: how many dispensings it held and the SS-MIX2 files they became.
+/// One NSIPS file converted: how many dispensings it held, the SS-MIX2 files they became, and the
+/// ones held back.
 #[derive(Debug, Clone)]
 pub struct Conversion {
+    /// Every dispensing of the file, held-back ones included.
     pub dispensings: usize,
     /// One OMP-01 message per dispensing with at least one drug (fees-only dispensings yield none).
     pub files: Vec<(StoragePath, Vec<u8>)>,
     /// What was written differently from the export, to be logged as warnings: characters
     /// written as JIS X 0208 stand-ins, and values converted without a code (a usage code with no
-    /// known route, a drug without a unit). The name predates the second kind.
+    /// known route, a drug without a unit, a drug without a HOT code), renumbered and repeated
+    /// dispensings, and each held-back dispensing once more ([`crate::Warning::HeldBack`], so a
+    /// caller that only logs warnings still names it). The name predates all but the first kind.
     pub replaced: Vec<crate::Warning>,
+    /// Dispensings left out because they do not parse or convert, in file order, each with its
+    /// error (file, line, field), its lines, and a file of it alone to re-send once fixed. The
+    /// rest of the file is in `files`; a caller keeps these (the agent: quarantine) instead of
+    /// refusing the whole file.
+    pub held_back: Vec<crate::HeldBack>,
 }
 
 /// Parses the NSIPS file `bytes` (named `origin` in errors) and converts it for the pharmacy
@@ -38,14 +47,19 @@ pub struct Converted {
     pub written: usize,
     /// Warnings ([`Conversion::replaced`]), with the export that held them.
     pub replaced: Vec<(PathBuf, crate::Warning)>,
+    /// Dispensings held back ([`Conversion::held_back`]), with the export that held them. Each
+    /// also is in `replaced` as [`crate::Warning::HeldBack`].
+    pub held_back: Vec<(PathBuf, crate::HeldBack)>,
 }
 
 /// Converts every `*.csv` NSIPS export in `in_dir` (in name order) into SS-MIX2 files below the
-/// storage root `out_root` with [`crate::write_files`]. Stops at the first bad file.
+/// storage root `out_root` with [`crate::write_files`]. Stops at the first bad file (encoding,
+/// header, facility, a write); a bad dispensing is held back ([`Converted::held_back`]) and the
+/// rest of its file written.
 pub fn convert_dir(facility: &str, in_dir: &Path, out_root: &Path) -> Result<Converted, NsipsError> {
     let io = |path: &Path| {
         let path = path.to_owned();
-        move |source| NsipsError::Io { path, source }
+        move |source| NsipsError::Io { path, source: std::sync::Arc::new(source) }
     };
     let mut inputs: Vec<PathBuf> = std::fs::read_dir(in_dir)
         .map_err(io(in_dir))?
@@ -62,6 +76,7 @@ pub fn convert_dir(facility: &str, in_dir: &Path, out_root: &Path) -> Result<Con
         n.messages += c.files.len();
         n.written += crate::write_files(out_root, &c.files)?;
         n.replaced.extend(c.replaced.into_iter().map(|r| (path.clone(), r)));
+        n.held_back.extend(c.held_back.into_iter().map(|h| (path.clone(), h)));
     }
     Ok(n)
 }

@@ -1,7 +1,8 @@
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// What went wrong, always naming the file and, for content, the line (1-based) and field.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum NsipsError {
     /// A field of a record does not hold what the layout says. Fields are numbered from 1 after
     /// the record type (the header's version is field 0).
@@ -16,7 +17,8 @@ pub enum NsipsError {
     /// The dispensing starting at `line` could not be written as an SS-MIX2 message.
     #[error("{}:{line}: cannot convert to SS-MIX2: {message}", file.display())]
     Convert { file: PathBuf, line: usize, message: String },
-    /// Reading or writing a file failed.
+    /// Reading or writing a file failed. (`Arc` so that errors, and the held-back dispensings
+    /// that carry one, can be cloned.)
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io { path: PathBuf, source: Arc<std::io::Error> },
 }

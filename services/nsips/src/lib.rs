@@ -16,15 +16,15 @@ mod record;
 mod warning;
 mod write;
 
-pub use codes::{LOCAL_UNITS, MERIT9, MERIT9_UNITS, ROUTES, UnitCode, route, unit_code};
+pub use codes::{LOCAL_RECEIPT_CODES, LOCAL_UNITS, MERIT9, MERIT9_UNITS, ROUTES, UnitCode, route, unit_code};
 pub use convert::to_ssmix2;
 pub use dir::{Conversion, Converted, convert_bytes, convert_dir};
 pub use error::NsipsError;
 pub use jis::{GETA, Replacement, VARIANTS};
 pub use parse::parse;
 pub use record::{
-    Dispensing, DispensingDetail, DispensingRecord, Drug, Encoding, Fee, Header, Note, NsipsFile, Patient,
-    Prescription, Rp, Sex,
+    Dispensing, DispensingDetail, DispensingRecord, Drug, Encoding, Fee, Header, HeldBack, Note, NsipsFile,
+    Patient, Prescription, Rp, Sex,
 };
 pub use warning::{Unmapped, Warning};
 pub use write::write_files;

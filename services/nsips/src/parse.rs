@@ -50,6 +50,12 @@ pub(crate) const RECORD_FIELDS: [&[&str]; 8] = [
 
 /// Parses one NSIPS export. `origin` names the file in errors. The encoding is UTF-8 when the bytes
 /// are valid UTF-8 (a BOM is skipped), else CP932; lines end in LF or CRLF.
+///
+/// The file as a whole is refused (`Err`) only for what no dispensing can be read without: the
+/// encoding, the header line, records before the first record 1, an empty line followed by more
+/// records. A fault inside one dispensing (a record 1 and the records after it up to the next
+/// record 1) holds back that dispensing alone ([`NsipsFile::held_back`], with the error and its
+/// lines); the others are read.
 pub fn parse(bytes: &[u8], origin: &Path) -> Result<NsipsFile, NsipsError> {
     let (text, encoding) = decode(bytes, origin)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
@@ -59,11 +65,23 @@ pub fn parse(bytes: &[u8], origin: &Path) -> Result<NsipsFile, NsipsError> {
     let header_fields = Fields::split(origin, 1, "header", first);
     let header = header(&header_fields)?;
     let mut replaced = header_fields.replaced.into_inner();
-    let mut dispensings = Vec::new();
+    let (mut dispensings, mut held_back) = (Vec::new(), Vec::new());
     let mut open: Option<Open> = None;
     let mut blank_at: Option<usize> = None;
-    for (no, raw) in lines {
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
+    let raw = raw_lines(bytes);
+    let mut close = |o: Open, replaced: &mut Vec<Replacement>| match o.close(origin) {
+        Ok((d, mut r)) => {
+            replaced.append(&mut r);
+            dispensings.push(d);
+        }
+        Err(held) => {
+            let (lines, error) = *held;
+            let export = export_of(&raw, &lines);
+            held_back.push(HeldBack { lines, error, export });
+        }
+    };
+    for (no, raw_line) in lines {
+        let line = raw_line.strip_suffix('\r').unwrap_or(raw_line);
         if line.is_empty() {
             blank_at.get_or_insert(no);
             continue;
@@ -72,55 +90,67 @@ pub fn parse(bytes: &[u8], origin: &Path) -> Result<NsipsFile, NsipsError> {
             return Err(line_err(origin, b, "empty line inside the file".to_owned()));
         }
         let kind = line.split(',').next().unwrap_or("");
-        let Some(k) = kind.parse::<usize>().ok().filter(|k| (1..=8).contains(k)) else {
-            return Err(line_err(origin, no, format!("unknown record type {kind:?} (expected 1 to 8)")));
-        };
-        let f = Fields::split(origin, no, kind, line);
-        f.count(RECORD_FIELDS[k - 1].len())?;
-        if k == 1 {
+        let k = kind.parse::<usize>().ok().filter(|k| (1..=8).contains(k));
+        if k == Some(1) {
             if let Some(o) = open.take() {
-                dispensings.push(o.close(origin)?);
+                close(o, &mut replaced);
             }
-            open = Some(Open::new(no, patient(&f)?));
-            replaced.append(&mut f.replaced.borrow_mut());
-            continue;
+            open = Some(Open::new(no));
         }
         let Some(o) = open.as_mut() else {
-            return Err(line_err(origin, no, format!("record {k} before any record 1 (patient)")));
+            return Err(line_err(
+                origin,
+                no,
+                match k {
+                    Some(k) => format!("record {k} before any record 1 (patient)"),
+                    None => format!("unknown record type {kind:?} (expected 1 to 8)"),
+                },
+            ));
         };
-        match k {
-            2 if o.prescription.is_some() => {
-                return Err(line_err(origin, no, "a second record 2 in one dispensing".to_owned()));
-            }
-            2 => o.prescription = Some(prescription(&f)?),
-            3 => o.d.rps.push(rp(&f)?),
-            4 => {
-                let d = drug(&f)?;
-                if !o.d.rps.iter().any(|r| r.rp_no == d.rp_no) {
-                    return Err(f.err(1, format!("Rp {} has no record 3 before it", d.rp_no)));
-                }
-                o.d.drugs.push(d);
-            }
-            5 => o.d.records.push(DispensingRecord {
-                dispensing_no: f.code(1, 1, 20)?,
-                dispensed_on: f.date(2)?,
-                pharmacist: f.text(3),
-                points: f.num(4)?,
-            }),
-            6 => o.d.details.push(DispensingDetail {
-                dispensing_no: f.code(1, 1, 20)?,
-                rp_no: f.num(2)?,
-                points: f.num(3)?,
-            }),
-            7 => o.d.fees.push(Fee { fee_code: f.code(1, 1, 20)?, fee_name: f.text(2), points: f.num(3)? }),
-            _ => o.d.notes.push(Note { noted_on: f.date(1)?, note: f.text(2) }),
+        o.last = no;
+        if o.error.is_some() {
+            continue;
         }
-        replaced.append(&mut f.replaced.borrow_mut());
+        let Some(k) = k else {
+            o.error = Some(line_err(origin, no, format!("unknown record type {kind:?} (expected 1 to 8)")));
+            continue;
+        };
+        let f = Fields::split(origin, no, kind, line);
+        match f.count(RECORD_FIELDS[k - 1].len()).and_then(|()| o.record(k, &f)) {
+            Ok(()) => o.replaced.append(&mut f.replaced.borrow_mut()),
+            Err(e) => o.error = Some(e),
+        }
     }
     if let Some(o) = open.take() {
-        dispensings.push(o.close(origin)?);
+        close(o, &mut replaced);
     }
-    Ok(NsipsFile { origin: origin.to_owned(), encoding, crlf, header, dispensings, replaced })
+    Ok(NsipsFile {
+        origin: origin.to_owned(),
+        source: bytes.to_owned(),
+        encoding,
+        crlf,
+        header,
+        dispensings,
+        held_back,
+        replaced,
+    })
+}
+
+/// The lines of `bytes` as exported (without their LF; CRLF lines keep their CR). LF (0x0A) is never
+/// part of a CP932 double-byte character, so these are the decoded text's lines.
+pub(crate) fn raw_lines(bytes: &[u8]) -> Vec<&[u8]> {
+    bytes.split(|b| *b == b'\n').collect()
+}
+
+/// A complete NSIPS file of one dispensing: the header line (line 1) and `lines` of `raw`
+/// ([`raw_lines`]), each ended with LF.
+pub(crate) fn export_of(raw: &[&[u8]], lines: &std::ops::RangeInclusive<usize>) -> Vec<u8> {
+    let mut export = Vec::new();
+    for no in std::iter::once(1).chain(lines.clone()) {
+        export.extend_from_slice(raw.get(no - 1).copied().unwrap_or_default());
+        export.push(b'\n');
+    }
+    export
 }
 
 fn decode<'a>(bytes: &'a [u8], origin: &Path) -> Result<(std::borrow::Cow<'a, str>, Encoding), NsipsError> {
@@ -138,46 +168,175 @@ fn line_err(origin: &Path, line: usize, message: String) -> NsipsError {
     NsipsError::Line { file: origin.to_owned(), line, message }
 }
 
+/// An error naming a field of record `record` (1–8), for checks made after the line was read.
+fn field_err(origin: &Path, line: usize, record: usize, field: usize, message: String) -> NsipsError {
+    NsipsError::Field {
+        file: origin.to_owned(),
+        line,
+        record: record.to_string(),
+        field,
+        name: RECORD_FIELDS[record - 1][field - 1],
+        message,
+    }
+}
+
 /// A dispensing whose records are still being read.
 struct Open {
+    /// Its first (record 1) and last line so far.
+    first: usize,
+    last: usize,
+    /// The first fault: the rest of its lines are skipped and it is held back.
+    error: Option<NsipsError>,
+    patient: Option<Patient>,
     prescription: Option<Prescription>,
-    d: Dispensing,
+    rps: Vec<Rp>,
+    drugs: Vec<Drug>,
+    records: Vec<DispensingRecord>,
+    details: Vec<DispensingDetail>,
+    fees: Vec<Fee>,
+    notes: Vec<Note>,
+    /// Stand-in characters of its lines, reported only if it is converted.
+    replaced: Vec<Replacement>,
 }
 
 impl Open {
-    fn new(line: usize, patient: Patient) -> Self {
-        let prescription = Prescription {
-            prescription_no: String::new(),
-            issued_on: String::new(),
-            institution_code: String::new(),
-            institution_name: String::new(),
-            department: String::new(),
-            doctor: String::new(),
-            dispensed_on: String::new(),
-        };
+    fn new(line: usize) -> Self {
         Self {
+            first: line,
+            last: line,
+            error: None,
+            patient: None,
             prescription: None,
-            d: Dispensing {
-                line,
-                patient,
-                prescription,
-                rps: Vec::new(),
-                drugs: Vec::new(),
-                records: Vec::new(),
-                details: Vec::new(),
-                fees: Vec::new(),
-                notes: Vec::new(),
-            },
+            rps: Vec::new(),
+            drugs: Vec::new(),
+            records: Vec::new(),
+            details: Vec::new(),
+            fees: Vec::new(),
+            notes: Vec::new(),
+            replaced: Vec::new(),
         }
     }
 
-    fn close(self, origin: &Path) -> Result<Dispensing, NsipsError> {
-        let line = self.d.line;
-        let prescription = self.prescription.ok_or_else(|| {
-            line_err(origin, line, "the dispensing has no record 2 (prescription)".to_owned())
-        })?;
-        Ok(Dispensing { prescription, ..self.d })
+    /// Reads one record (its field count checked) into the dispensing.
+    fn record(&mut self, k: usize, f: &Fields) -> Result<(), NsipsError> {
+        match k {
+            1 => self.patient = Some(patient(f)?),
+            2 if self.prescription.is_some() => {
+                return Err(line_err(f.file, f.line, "a second record 2 in one dispensing".to_owned()));
+            }
+            2 => self.prescription = Some(prescription(f)?),
+            3 => self.rps.push(rp(f)?),
+            4 => {
+                let d = drug(f)?;
+                if !self.rps.iter().any(|r| r.rp_no == d.rp_no) {
+                    return Err(f.err(1, format!("Rp {} has no record 3 before it", d.rp_no)));
+                }
+                self.drugs.push(d);
+            }
+            5 => self.records.push(DispensingRecord {
+                dispensing_no: f.code(1, 1, 20)?,
+                dispensed_on: f.date(2)?,
+                pharmacist: f.text(3),
+                points: f.num(4)?,
+            }),
+            6 => self.details.push(DispensingDetail {
+                dispensing_no: f.code(1, 1, 20)?,
+                rp_no: f.num(2)?,
+                points: f.num(3)?,
+            }),
+            7 => self.fees.push(Fee { fee_code: f.code(1, 1, 20)?, fee_name: f.text(2), points: f.num(3)? }),
+            _ => self.notes.push(Note { noted_on: f.date(1)?, note: f.text(2) }),
+        }
+        Ok(())
     }
+
+    /// The dispensing and its stand-in characters, or its lines and why it is held back.
+    #[allow(clippy::type_complexity)]
+    fn close(
+        self,
+        origin: &Path,
+    ) -> Result<(Dispensing, Vec<Replacement>), Box<(std::ops::RangeInclusive<usize>, NsipsError)>> {
+        let lines = self.first..=self.last;
+        let fail = |e: NsipsError| Box::new((lines.clone(), e));
+        if let Some(e) = self.error {
+            return Err(fail(e));
+        }
+        let line = self.first;
+        let (Some(patient), Some(prescription)) = (self.patient, self.prescription) else {
+            return Err(fail(line_err(
+                origin,
+                line,
+                "the dispensing has no record 2 (prescription)".to_owned(),
+            )));
+        };
+        let d = Dispensing {
+            line,
+            last_line: self.last,
+            patient,
+            prescription,
+            rps: self.rps,
+            drugs: self.drugs,
+            records: self.records,
+            details: self.details,
+            fees: self.fees,
+            notes: self.notes,
+        };
+        if let Some(e) = ambiguous_rp(origin, &d) {
+            return Err(fail(e));
+        }
+        Ok((d, self.replaced))
+    }
+}
+
+/// Rp numbers used by more than one record 3 of a dispensing (an Rp group added again after an
+/// edit): each drug takes the usage of the last record 3 before it with its number
+/// ([`Dispensing::rp_of`]). That is unambiguous only when each such group is a block: its drugs
+/// right after its record 3, at least one. Otherwise the first fault (by line) is returned: the
+/// dispensing is held back rather than converted with a usage, days and dose that may be another
+/// group's.
+fn ambiguous_rp(origin: &Path, d: &Dispensing) -> Option<NsipsError> {
+    let lines_of = |n: u32| -> Vec<usize> { d.rps.iter().filter(|r| r.rp_no == n).map(|r| r.line).collect() };
+    let shown = |lines: &[usize]| -> String {
+        let s: Vec<String> = lines.iter().map(ToString::to_string).collect();
+        match s.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("lines {} and {last}", rest.join(", ")),
+            _ => format!("line {}", s.join("")),
+        }
+    };
+    let mut faults = Vec::new();
+    for rp in &d.rps {
+        let same = lines_of(rp.rp_no);
+        if same.len() > 1 && !d.drugs.iter().any(|x| d.rp_of(x).is_some_and(|r| r.line == rp.line)) {
+            let message = format!(
+                "Rp {} is on the record 3s of {} and this one has no record 4 right after it: which usage each drug takes is ambiguous",
+                rp.rp_no,
+                shown(&same)
+            );
+            faults.push(field_err(origin, rp.line, 3, 1, message));
+        }
+    }
+    for x in &d.drugs {
+        let same = lines_of(x.rp_no);
+        let before = d.rps.iter().rev().find(|r| r.line < x.line);
+        let own = d.rp_of(x);
+        if same.len() > 1
+            && let (Some(before), Some(own)) = (before, own)
+            && before.line != own.line
+        {
+            let message = format!(
+                "Rp {} is on the record 3s of {} and this drug does not follow its own (the record 3 before it is Rp {} on line {}): which usage it takes is ambiguous",
+                x.rp_no,
+                shown(&same),
+                before.rp_no,
+                before.line
+            );
+            faults.push(field_err(origin, x.line, 4, 1, message));
+        }
+    }
+    faults.into_iter().min_by_key(|e| match e {
+        NsipsError::Field { line, .. } => *line,
+        _ => 0,
+    })
 }
 
 /// The comma-separated fields of one line, with checked accessors whose errors name the field.
@@ -338,6 +497,7 @@ fn patient(f: &Fields) -> Result<Patient, NsipsError> {
 
 fn prescription(f: &Fields) -> Result<Prescription, NsipsError> {
     Ok(Prescription {
+        line: f.line,
         prescription_no: f.code(1, 1, ssmix2::OrderNo::MAX_LEN)?,
         issued_on: f.date(2)?,
         institution_code: f.digits(3, 10)?,
@@ -369,15 +529,29 @@ fn drug(f: &Fields) -> Result<Drug, NsipsError> {
     if digits == 0 || points > 1 || digits + points != amount.len() {
         return Err(f.err(7, format!("{amount:?} is not a decimal number")));
     }
-    Ok(Drug {
+    // Each code may be empty (generic-name prescriptions and in-house preparations have no HOT
+    // code, some no YJ code); one written must be well-formed. The converter identifies the drug
+    // by the first present of HOT, YJ and receipt code, else by its name.
+    let optional =
+        |v: Result<String, NsipsError>, i: usize| if f.values[i].is_empty() { Ok(String::new()) } else { v };
+    let drug = Drug {
         line: f.line,
         rp_no: f.num(1)?,
         seq: f.num(2)?,
-        yj_code: f.code(3, 12, 12)?,
-        receipt_code: f.digits(4, 9)?,
-        hot_code: f.digits(5, 9)?,
+        yj_code: optional(f.code(3, 12, 12), 3)?,
+        receipt_code: optional(f.digits(4, 9), 4)?,
+        hot_code: optional(f.digits(5, 9), 5)?,
         drug_name: f.jis_text(6),
         amount_per_day: amount.to_owned(),
         unit: f.jis_text(8),
-    })
+    };
+    if [&drug.yj_code, &drug.receipt_code, &drug.hot_code, &drug.drug_name]
+        .iter()
+        .all(|v| v.trim().is_empty())
+    {
+        return Err(
+            f.err(6, "no drug name and no YJ, receipt or HOT code: nothing identifies the drug".to_owned())
+        );
+    }
+    Ok(drug)
 }

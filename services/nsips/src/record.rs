@@ -8,18 +8,85 @@ pub enum Encoding {
 }
 
 /// One NSIPS export file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct NsipsFile {
     /// Where the bytes came from (used in every error message).
     pub origin: PathBuf,
+    /// The bytes as exported (a dispensing held back at conversion gets its own file from them).
+    pub source: Vec<u8>,
     pub encoding: Encoding,
     /// Whether the first line ended in CRLF.
     pub crlf: bool,
     pub header: Header,
+    /// The dispensings that parsed, in file order.
     pub dispensings: Vec<Dispensing>,
+    /// The dispensings that did not parse, in file order: each is left out of
+    /// [`NsipsFile::dispensings`] (and so of the conversion) alone, never the whole file.
+    pub held_back: Vec<HeldBack>,
     /// Characters SS-MIX2 cannot hold (CP932's NEC and IBM extensions, emoji, …), each written
     /// as a JIS X 0208 stand-in in the parsed text (see [`crate::Replacement`]).
     pub replaced: Vec<crate::Replacement>,
+}
+
+/// One dispensing left out of the conversion because it does not parse or convert (a bad date,
+/// a drug whose Rp is ambiguous, …); the rest of the file converts without it.
+#[derive(Debug, Clone)]
+pub struct HeldBack {
+    /// The dispensing's lines in the export, 1-based: its record 1 to its last record.
+    pub lines: std::ops::RangeInclusive<usize>,
+    /// Why, naming file, line and field (the line in the export, not in [`HeldBack::export`]).
+    pub error: crate::NsipsError,
+    /// A complete NSIPS file of this dispensing alone: the export's header line and the
+    /// dispensing's lines, bytes as exported (same encoding and line ends). Fixed and written into
+    /// the NSIPS folder (or converted), it converts like the dispensing in the whole file would;
+    /// except that a prescription number repeated for one patient and day is numbered within the
+    /// file it is in (see `crate::to_ssmix2`).
+    pub export: Vec<u8>,
+}
+
+/// Equal when the lines, the bytes and the error's text are (an I/O error has no equality).
+impl PartialEq for HeldBack {
+    fn eq(&self, other: &Self) -> bool {
+        self.lines == other.lines
+            && self.export == other.export
+            && self.error.to_string() == other.error.to_string()
+    }
+}
+
+impl Eq for HeldBack {}
+
+impl HeldBack {
+    /// The line of the fault, when the error names one.
+    pub fn line(&self) -> Option<usize> {
+        use crate::NsipsError as E;
+        match &self.error {
+            E::Field { line, .. } | E::Line { line, .. } | E::Convert { line, .. } => Some(*line),
+            E::Encoding { .. } | E::Io { .. } => None,
+        }
+    }
+
+    /// The error without its file name: `line 10: record 2 field 2 (issued on): …`.
+    pub fn reason(&self) -> String {
+        let full = self.error.to_string();
+        let file = match &self.error {
+            crate::NsipsError::Field { file, .. }
+            | crate::NsipsError::Line { file, .. }
+            | crate::NsipsError::Convert { file, .. }
+            | crate::NsipsError::Encoding { file } => file.display().to_string(),
+            crate::NsipsError::Io { path, .. } => path.display().to_string(),
+        };
+        match full.strip_prefix(&format!("{file}:")) {
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => format!("line {rest}"),
+            Some(rest) => rest.trim_start().to_owned(),
+            None => full,
+        }
+    }
+}
+
+impl std::fmt::Display for HeldBack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::Warning::from(self).fmt(f)
+    }
 }
 
 /// The `VERnnnnnn` header line.
@@ -45,6 +112,8 @@ pub struct Header {
 pub struct Dispensing {
     /// The line of its record 1.
     pub line: usize,
+    /// The line of its last record.
+    pub last_line: usize,
     pub patient: Patient,
     pub prescription: Prescription,
     pub rps: Vec<Rp>,
@@ -53,6 +122,15 @@ pub struct Dispensing {
     pub details: Vec<DispensingDetail>,
     pub fees: Vec<Fee>,
     pub notes: Vec<Note>,
+}
+
+impl Dispensing {
+    /// The Rp (record 3) a drug belongs to: the last record 3 before the drug with its Rp number.
+    /// Rp groups numbered the same (one added again after an edit) each keep their own usage, days
+    /// and times per day; the parser holds back a dispensing where that is ambiguous.
+    pub fn rp_of(&self, drug: &Drug) -> Option<&Rp> {
+        self.rps.iter().rev().find(|r| r.line < drug.line && r.rp_no == drug.rp_no)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +144,7 @@ pub enum Sex {
 pub struct Patient {
     /// The pharmacy's own patient number (ASCII letters/digits, at most 15).
     pub patient_no: String,
-    /// Family and given name separated by an ideographic space.
+    /// Family and given name separated by an ideographic space (or a half-width one).
     pub name_kanji: String,
     pub name_kana: String,
     pub sex: Sex,
@@ -81,6 +159,8 @@ pub struct Patient {
 /// Record 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prescription {
+    /// 1-based line of the record (warnings name it).
+    pub line: usize,
     pub prescription_no: String,
     pub issued_on: String,
     /// The prescribing institution's 10-digit code.
@@ -111,10 +191,11 @@ pub struct Drug {
     pub line: usize,
     pub rp_no: u32,
     pub seq: u32,
-    /// 12-character YJ code.
+    /// 12-character YJ code, or empty (a drug without one).
     pub yj_code: String,
+    /// 9-digit receipt-computer (レセ電) code, or empty.
     pub receipt_code: String,
-    /// 9-digit HOT code.
+    /// 9-digit HOT code, or empty (generic-name prescriptions, in-house preparations).
     pub hot_code: String,
     pub drug_name: String,
     /// A decimal number as written (digits, at most one point).

@@ -11,6 +11,21 @@ pub enum Warning {
     Replaced(Replacement),
     /// A value converted without a code: the message carries no code for it (see [`Unmapped`]).
     Unmapped(Unmapped),
+    /// A prescription number already used in the file for the same patient and day by a
+    /// dispensing with other content: this one is converted under the order number with `D<n>`
+    /// appended (its `n`th dispensing), so neither replaces the other.
+    Renumbered(Unmapped),
+    /// A dispensing that repeats an earlier one of the file exactly (same patient, day,
+    /// prescription number and message): converted once.
+    Repeated(Unmapped),
+    /// A dispensing left out of the conversion (see [`crate::HeldBack`], which
+    /// `Conversion::held_back` holds with the error and the lines to re-send).
+    HeldBack {
+        /// Its lines in the export.
+        lines: std::ops::RangeInclusive<usize>,
+        /// The error without the file name: `line 10: record 2 field 2 (issued on): …`.
+        reason: String,
+    },
 }
 
 /// A value the converter has no code for, converted with that code left empty.
@@ -43,8 +58,20 @@ impl std::fmt::Display for Warning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Replaced(r) => r.fmt(f),
-            Self::Unmapped(u) => u.fmt(f),
+            Self::Unmapped(u) | Self::Renumbered(u) | Self::Repeated(u) => u.fmt(f),
+            Self::HeldBack { lines, reason } => write!(
+                f,
+                "lines {}-{}: dispensing held back (not converted): {reason}",
+                lines.start(),
+                lines.end()
+            ),
         }
+    }
+}
+
+impl From<&crate::HeldBack> for Warning {
+    fn from(h: &crate::HeldBack) -> Self {
+        Self::HeldBack { lines: h.lines.clone(), reason: h.reason() }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::NsipsError;
 /// send time) with the same bytes is left alone (re-running a conversion is harmless); with other
 /// bytes it is an error, as SS-MIX2 never rewrites a file. Returns how many files were written.
 pub fn write_files(root: &Path, files: &[(StoragePath, Vec<u8>)]) -> Result<usize, NsipsError> {
-    let io = |path: &Path, e: std::io::Error| NsipsError::Io { path: path.to_owned(), source: e };
+    let io = |path: &Path, e: std::io::Error| NsipsError::Io { path: path.to_owned(), source: e.into() };
     let mut written = 0;
     for (rel, bytes) in files {
         let dir = root.join(rel.dir());

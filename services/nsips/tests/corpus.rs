@@ -64,8 +64,10 @@ fn every_synthetic_export_converts_to_valid_omp01_with_the_source_content() {
         formats.insert((parsed.encoding == Encoding::Cp932, parsed.crlf));
         let raw = raw_dispensings(&bytes);
         assert_eq!(parsed.dispensings.len(), raw.len(), "{}", f.display());
+        assert!(parsed.held_back.is_empty(), "{:?}", parsed.held_back);
         let c = to_ssmix2(&parsed, &facility).unwrap_or_else(|e| panic!("{e}"));
         assert!(c.replaced.iter().all(|w| matches!(w, Warning::Replaced(_))), "{:?}", c.replaced);
+        assert!(c.held_back.is_empty(), "{:?}", c.held_back);
         let out = c.files;
         assert_eq!(out.len(), raw.len());
         for ((path, msg), (patient, rps, rx_drugs)) in out.iter().zip(&raw) {

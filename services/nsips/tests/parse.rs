@@ -20,8 +20,13 @@ fn text(lines: &[&str], eol: &str) -> String {
     lines.iter().map(|l| format!("{l}{eol}")).collect()
 }
 
+/// The file's error, or else its first held-back dispensing's (a fault inside a dispensing holds
+/// back that dispensing only).
 fn err(lines: &[&str]) -> String {
-    let e: NsipsError = parse(text(lines, "\n").as_bytes(), Path::new("x.csv")).unwrap_err();
+    let e: NsipsError = match parse(text(lines, "\n").as_bytes(), Path::new("x.csv")) {
+        Err(e) => e,
+        Ok(f) => f.held_back.into_iter().next().expect("an error or a held-back dispensing").error,
+    };
     e.to_string()
 }
 
