@@ -43,7 +43,8 @@ on_both_backends!(
     a_user_sees_other_facilities_only_as_consent_allows,
     break_glass_needs_a_reason_opens_access_and_is_kept,
     linking_a_record_into_a_more_permissive_id_keeps_the_stricter_consent,
-    a_record_split_off_to_a_new_id_keeps_its_consent,
+    a_record_split_off_to_a_new_id_starts_with_no_consent,
+    an_auto_linked_record_joins_under_the_stricter_consent,
     every_consent_change_and_consent_read_is_an_audit_event,
     a_move_between_common_ids_is_found_under_both,
 );
@@ -171,7 +172,10 @@ async fn linking_a_record_into_a_more_permissive_id_keeps_the_stricter_consent(u
     assert_eq!(reg.consent_history(&y).await.unwrap().len(), events, "already as strict: no event");
 }
 
-async fn a_record_split_off_to_a_new_id_keeps_its_consent(url: &str) {
+/// A split is how a wrong link is undone (twins, a clerk's mix-up): the old ID's consent was given
+/// by, or for, the *other* person, so the split-off record must not carry it. Its new ID starts with
+/// no consent on record: nothing leaves the holding facility until a clerk records the patient's own.
+async fn a_record_split_off_to_a_new_id_starts_with_no_consent(url: &str) {
     let reg = Registry::open(url).await.unwrap();
     let p = RecordKey::new("0411000025", "Q1").unwrap();
     let x = enrolled(&reg, "0411000017", "P1").await;
@@ -180,14 +184,40 @@ async fn a_record_split_off_to_a_new_id_keeps_its_consent(url: &str) {
     let l = listed(&["0411000033"]);
     reg.set_consent(&x, &l, "clerk-1", "form").await.unwrap();
     let own = reg.unlink(&p, "admin-sato", "not the same person").await.unwrap();
-    assert_eq!(reg.consent(&own).await.unwrap().map(|c| c.policy), Some(l.clone()));
+    assert_eq!(reg.consent(&own).await.unwrap(), None, "the other person's consent is not copied");
+    assert!(reg.consent_history(&own).await.unwrap().is_empty());
     assert_eq!(reg.consent(&x).await.unwrap().map(|c| c.policy), Some(l.clone()), "X keeps its own");
-    let h = reg.consent_history(&own).await.unwrap();
-    assert_eq!(h.len(), 1);
-    assert_eq!(h[0].actor, "admin-sato");
-    assert!(h[0].reason.contains("split") && h[0].reason.contains(x.as_str()), "{:?}", h[0].reason);
-    let d = reg.disclosure(&own, "0411000041", "doc-d").await.unwrap();
-    assert_eq!(d.access("0411000025"), Access::Denied);
+    let d = reg.disclosure(&own, "0411000033", "doc-c").await.unwrap();
+    assert_eq!(d.access("0411000025"), Access::Denied, "listed on X, but not on the split-off ID");
+    assert_eq!(d.access("0411000033"), Access::OwnFacility);
+}
+
+/// An auto-link is a move into an ID like any other: the record had no consent (no ID) of its own,
+/// so the ID it joins narrows to the stricter of the two (`opt_out`), with a consent event and an
+/// audit event by the matcher, exactly as a manual link does. Before, the new record silently took
+/// the ID's `all` and was shown to every facility.
+async fn an_auto_linked_record_joins_under_the_stricter_consent(url: &str) {
+    let (reg, emitter, _spool) = spooling(url).await;
+    let sender = emitter.sender().unwrap();
+    let b = &kizuna_index::matcher::builtin();
+    reg.install_matcher(&b.matcher, &b.report).await.unwrap();
+    let x = enrolled(&reg, "0411000017", "P1").await;
+    reg.set_consent(&x, &ConsentPolicy::All, "clerk-1", "form signed at F1").await.unwrap();
+    let n = spooled(sender).len();
+    let again = enrolled(&reg, "0411000025", "Q1").await;
+    assert_eq!(again, x, "the same person at a second facility is auto-linked");
+    let c = reg.consent(&x).await.unwrap().unwrap();
+    assert_eq!(c.policy, ConsentPolicy::OptOut, "no consent was recorded at F2");
+    assert_eq!(c.recorded_by, "matcher");
+    for part in ["0411000025/Q1", x.as_str(), "all", "stricter"] {
+        assert!(c.reason.contains(part), "{part:?} not in {:?}", c.reason);
+    }
+    assert_eq!(reg.consent_history(&x).await.unwrap().len(), 2);
+    let d = reg.disclosure(&x, "0411000033", "doc-c").await.unwrap();
+    assert_eq!(d.access("0411000025"), Access::Denied, "F2's records stay with F2");
+    let events = spooled(sender);
+    let changes: Vec<_> = events[n..].iter().filter_map(|e| consent_detail(e, &x)).collect();
+    assert_eq!(changes, ["all -> opt_out"], "the narrowing is audited");
 }
 
 /// A registry whose audit events stay in a spool (nothing listens on port 9), where the test

@@ -136,7 +136,9 @@ async fn link_enrolls_new_stored_patients_once_and_links_people_across_facilitie
 
     // People registered at both facilities: one common ID each. The generator gives nearly every
     // registration some variant (address hyphens, moves, missing kana, typos), so this is held to
-    // the matcher's measured recall (≥ 0.95 here; 129 of 131 people at this seed), with no false link.
+    // the matcher's measured recall with no false link: ≥ 0.90 here (122 of 131 people at this
+    // seed; 129 before the twin rule, which sends a given-name kanji typo under an exact family
+    // name and birth date to review, since it looks exactly like twins 大輝/大樹).
     let mut by_person: BTreeMap<&str, Vec<&RecordKey>> = BTreeMap::new();
     for k in after_first.keys() {
         by_person.entry(truth.person[k].as_str()).or_default().push(k);
@@ -146,7 +148,7 @@ async fn link_enrolls_new_stored_patients_once_and_links_people_across_facilitie
     assert!(shared.len() >= 10, "too few people seen at both facilities: {}", shared.len());
     let unified = |ks: &[&RecordKey]| ks.iter().all(|k| after_first[*k] == after_first[ks[0]]);
     let n_unified = shared.iter().filter(|ks| unified(ks)).count();
-    assert!(n_unified * 100 >= shared.len() * 95, "{n_unified} of {} people linked", shared.len());
+    assert!(n_unified * 100 >= shared.len() * 90, "{n_unified} of {} people linked", shared.len());
     // And no common ID holds two people.
     let mut people_of: BTreeMap<&CommonId, BTreeSet<&str>> = BTreeMap::new();
     for (k, id) in &after_first {

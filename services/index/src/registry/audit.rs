@@ -107,6 +107,13 @@ impl Registry {
         self.audit.emit(patient_event(None, EventAction::R, user, common_id.as_str(), details)).await;
     }
 
+    /// Records that `user` was shown link data of a patient (`what`: their link history, a review
+    /// item; `kizuna index history|review list`): a Patient Record read of the common ID.
+    pub async fn audit_links_shown(&self, common_id: &CommonId, user: &str, what: &str) {
+        let details = [("shown", what.to_owned())];
+        self.audit.emit(patient_event(None, EventAction::R, user, common_id.as_str(), details)).await;
+    }
+
     /// [`Registry::resolve`] on behalf of `user` (the pairwise user id the viewer knows), working
     /// for `facility`: records a Query audit event about the patient, found or not.
     pub async fn resolve_as(

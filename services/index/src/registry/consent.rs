@@ -153,34 +153,43 @@ fn shown(p: Option<&ConsentPolicy>) -> String {
     p.map_or_else(|| "no consent on record".to_owned(), ToString::to_string)
 }
 
-/// `key` was moved (`how`: manual link, accepted review) from `from` into `to`, in `tx`: consent is
-/// kept per common ID, so `to`'s consent now covers the moved record too. It becomes the
+/// `key` was moved (`how`: manual link, accepted review, auto-link) from `from` into `to`, in `tx`:
+/// consent is kept per common ID, so `to`'s consent now covers the moved record too. It becomes the
 /// [`stricter`] of the two, or a permissive `to` would show records the patient kept to `from`'s
-/// facilities. When that narrows `to` it is recorded as a consent change by `actor`; a result of no
-/// consent at all (`from` had none on record) is stored as `OptOut`, the same under `decide`.
+/// facilities. `from` is `None` for a record that had no ID yet (enrollment's auto-link): it had no
+/// consent on record, so `to` narrows to `OptOut` unless it already has no consent. When that
+/// narrows `to` it is recorded as a consent change by `actor`; a result of no consent at all is
+/// stored as `OptOut`, the same under `decide`.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn join_consent(
     tx: &mut Tx<'_>,
     key: &RecordKey,
-    from: &CommonId,
+    from: Option<&CommonId>,
     to: &CommonId,
     how: &str,
     actor: &str,
     reason: &str,
 ) -> Result<Option<ConsentChange>, IndexError> {
-    let had = consent_in(tx, from).await?;
+    let had = match from {
+        Some(from) => consent_in(tx, from).await?,
+        None => None,
+    };
     let target = consent_in(tx, to).await?;
     let merged = stricter(had.as_ref(), target.as_ref());
     if merged == target {
         return Ok(None);
     }
     let merged = merged.unwrap_or(ConsentPolicy::OptOut);
+    let origin = match from {
+        Some(from) => format!("from {from} ({})", shown(had.as_ref())),
+        None => "(a new record, no consent on record)".to_owned(),
+    };
     let why = format!(
-        "{how} of {key} from {from} ({}) into {to} ({}): the stricter consent applies; {reason}",
-        shown(had.as_ref()),
+        "{how} of {key} {origin} into {to} ({}): the stricter consent applies; {reason}",
         shown(target.as_ref()),
     );
     store_consent(tx, to, &merged, actor, &why).await?;
-    tracing::warn!(common_id = %to, patient = %key, %from, policy = %merged, actor, "consent narrowed by a link");
+    tracing::warn!(common_id = %to, patient = %key, from = ?from.map(CommonId::as_str), policy = %merged, actor, "consent narrowed by a link");
     Ok(Some(ConsentChange {
         common_id: to.clone(),
         old: target,
@@ -188,22 +197,6 @@ pub(super) async fn join_consent(
         actor: actor.into(),
         reason: why,
     }))
-}
-
-/// `key` was split from `from` into the new ID `to`, in `tx`: the record keeps the consent it had
-/// (copied, with a consent event by `actor`). Nothing is copied when `from` had none.
-pub(super) async fn split_consent(
-    tx: &mut Tx<'_>,
-    key: &RecordKey,
-    from: &CommonId,
-    to: &CommonId,
-    actor: &str,
-    reason: &str,
-) -> Result<Option<ConsentChange>, IndexError> {
-    let Some(had) = consent_in(tx, from).await? else { return Ok(None) };
-    let why = format!("split of {key} from {from} into {to}: the consent it had is kept; {reason}");
-    store_consent(tx, to, &had, actor, &why).await?;
-    Ok(Some(ConsentChange { common_id: to.clone(), old: None, new: had, actor: actor.into(), reason: why }))
 }
 
 impl Registry {

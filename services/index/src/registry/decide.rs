@@ -77,7 +77,7 @@ pub fn choose(matcher: &Matcher, new_key: &RecordKey, new: &Prepared, candidates
                     via: c.key.clone(),
                     match_weight: score.match_weight,
                     explanation: matcher.model.explain(&score.vector),
-                    decision: matcher.decision(&score),
+                    decision: matcher.decision(new, &c.prepared, &score),
                 },
             );
         }
@@ -86,10 +86,13 @@ pub fn choose(matcher: &Matcher, new_key: &RecordKey, new: &Prepared, candidates
     ranked.sort_by(|a, b| b.match_weight.total_cmp(&a.match_weight));
     let mut link = None;
     let mut review = Vec::new();
+    // Two IDs that both qualify for a link make the choice ambiguous (a record with the reading
+    // only, ダイキ, against twins 大輝 and 大樹 on two IDs): neither is linked without review.
+    let ambiguous = ranked.iter().filter(|s| s.decision == Decision::Link).count() > 1;
     for (i, s) in ranked.into_iter().enumerate() {
         let taken = facility_taken.get(&s.common_id).copied().unwrap_or(false);
         match s.decision {
-            Decision::Link if i == 0 && !taken => link = Some(s),
+            Decision::Link if i == 0 && !taken && !ambiguous => link = Some(s),
             Decision::Link | Decision::Review => review.push(s),
             Decision::Distinct => {}
         }
@@ -173,5 +176,24 @@ mod tests {
         assert!(m.model.score(&sister, &c[0].prepared).match_weight >= m.thresholds.auto_link);
         assert!(choice.link.is_none(), "{choice:?}");
         assert_eq!(choice.review.len(), 1);
+    }
+
+    /// A record that qualifies for a link to two common IDs (the reading only, against twins with
+    /// one reading on two IDs) is linked to neither without review.
+    #[test]
+    fn a_record_matching_two_ids_goes_to_review() {
+        let m = matcher();
+        let (x, y) = (CommonId::random(), CommonId::random());
+        let mut kana_only = taro("19800101");
+        kana_only.given_kanji.clear();
+        let mut twin = taro("19800101");
+        twin.given_kanji = "太朗".into();
+        let c = vec![
+            Candidate { key: key("F1", "1"), common_id: x.clone(), prepared: taro("19800101") },
+            Candidate { key: key("F1", "2"), common_id: y.clone(), prepared: twin },
+        ];
+        let choice = choose(&m, &key("F2", "9"), &kana_only, &c);
+        assert!(choice.link.is_none(), "{choice:?}");
+        assert_eq!(choice.review.len(), 2);
     }
 }

@@ -237,6 +237,7 @@ impl Registry {
         .map_err(IndexError::db("storing the patient"))?;
         insert_keys(&mut tx, key, &keys).await?;
 
+        let mut consent_change = None;
         let enrollment = if let Some(s) = &choice.link {
             let reason = format!("matched {} at weight {:.1}", s.via, s.match_weight);
             set_link(
@@ -250,6 +251,11 @@ impl Registry {
                 model_id,
             )
             .await?;
+            // The new record had no ID, so no consent, of its own: joining an ID must not put it
+            // under that ID's consent (given at other facilities), exactly as for a manual link.
+            consent_change =
+                consent::join_consent(&mut tx, key, None, &s.common_id, "auto-link", MATCHER_ACTOR, &reason)
+                    .await?;
             Enrollment {
                 common_id: s.common_id.clone(),
                 outcome: Outcome::AutoLinked { match_weight: s.match_weight },
@@ -302,6 +308,9 @@ impl Registry {
             self.audit
                 .emit(audit::link_event(key, &enrollment.common_id, "auto", MATCHER_ACTOR, &reason))
                 .await;
+        }
+        if let Some(c) = consent_change {
+            self.audit.emit(audit::consent_event(&c)).await;
         }
         tracing::debug!(patient = %key, common_id = %enrollment.common_id, outcome = ?enrollment.outcome, "enrolled");
         Ok(enrollment)
@@ -369,7 +378,8 @@ impl Registry {
         }
         record_event(&mut tx, key, "unlink", &from, "manual", admin, reason, None, None).await?;
         set_link(&mut tx, key, to, "manual", admin, reason, None, None).await?;
-        let change = consent::join_consent(&mut tx, key, &from, to, "manual link", admin, reason).await?;
+        let change =
+            consent::join_consent(&mut tx, key, Some(&from), to, "manual link", admin, reason).await?;
         tx.commit().await.map_err(IndexError::db("committing a manual link"))?;
         self.audit_move(key, &from, to, "manual", admin, reason).await;
         if let Some(c) = change {
@@ -392,12 +402,13 @@ impl Registry {
         record_event(&mut tx, key, "unlink", &from, "split", admin, reason, None, None).await?;
         let id = issue(&mut tx, admin).await?;
         set_link(&mut tx, key, &id, "split", admin, reason, None, None).await?;
-        let change = consent::split_consent(&mut tx, key, &from, &id, admin, reason).await?;
+        // No consent is copied: the commonest reason to split is a wrong link (twins, a clerk's
+        // mix-up), and the old ID's consent was then given by, or for, the other person. The new
+        // ID starts with none on record, so nothing leaves the holding facility until a clerk
+        // records the patient's own consent.
         tx.commit().await.map_err(IndexError::db("committing an unlink"))?;
+        tracing::info!(patient = %key, %from, common_id = %id, "split off to a new ID with no consent on record");
         self.audit_move(key, &from, &id, "split", admin, reason).await;
-        if let Some(c) = change {
-            self.audit.emit(audit::consent_event(&c)).await;
-        }
         Ok(id)
     }
 
@@ -484,7 +495,7 @@ impl Registry {
             consent_change = consent::join_consent(
                 &mut tx,
                 &item.key,
-                &current,
+                Some(&current),
                 &item.candidate_common_id,
                 &how,
                 admin,

@@ -66,20 +66,22 @@ pub fn run(cmd: ConsentCommand) -> anyhow::Result<ExitCode> {
         match cmd {
             ConsentCommand::Set { common_id, all, facility, opt_out, actor, reason, db } => {
                 let id = CommonId::parse(&common_id)?;
+                // Checked before the OS user is added beside it: " " would pass as "  (os:NAME)".
+                check_actor_reason(&actor, &reason)?;
                 let policy = if all {
                     ConsentPolicy::All
                 } else if opt_out {
                     ConsentPolicy::OptOut
                 } else if !facility.is_empty() {
                     ConsentPolicy::Listed(
-                        facility.iter().map(|f| FacilityCode::parse(f)).collect::<Result<_, _>>()?,
+                        facility.iter().map(|f| facility_code(f)).collect::<Result<_, _>>()?,
                     )
                 } else {
                     bail!("say what the patient consented to: --all, --facility F (repeatable) or --opt-out");
                 };
                 let (reg, emitter) = open(&db).await?;
                 // Who typed the command, beside the name they gave.
-                let actor = format!("{actor} ({})", os_user());
+                let actor = format!("{} ({})", actor.trim(), os_user());
                 let rec = reg.set_consent(&id, &policy, &actor, &reason).await?;
                 println!(
                     "{}: {} (recorded by {} at {})",
@@ -128,6 +130,30 @@ pub fn run(cmd: ConsentCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `--actor` and `--reason` must say something: refused when blank, naming the argument.
+pub(crate) fn check_actor_reason(actor: &str, reason: &str) -> anyhow::Result<()> {
+    if actor.trim().is_empty() {
+        bail!("--actor is blank: name who records this (it is kept in the history and the audit log)");
+    }
+    if reason.trim().is_empty() {
+        bail!("--reason is blank: say why (e.g. the signed form's reference)");
+    }
+    Ok(())
+}
+
+/// A `--facility` value: a medical-institution (or pharmacy) code is 10 digits (prefecture 2,
+/// point table 1, institution 7). Anything else is a typo, and a consent listing a facility that
+/// cannot exist would silently leave the intended one seeing nothing.
+fn facility_code(f: &str) -> anyhow::Result<FacilityCode> {
+    let f = f.trim();
+    if f.len() != 10 || !f.bytes().all(|b| b.is_ascii_digit()) {
+        bail!(
+            "--facility {f:?} is not a facility code: expected the 10-digit medical-institution code (e.g. 0411110089)"
+        );
+    }
+    FacilityCode::parse(f).with_context(|| format!("--facility {f:?}"))
+}
+
 /// Opens the linkage database with its audit emitter.
 async fn open(db: &IndexDb) -> anyhow::Result<(Registry, AuditEmitter)> {
     let emitter =
@@ -137,7 +163,7 @@ async fn open(db: &IndexDb) -> anyhow::Result<(Registry, AuditEmitter)> {
 
 /// Opens the existing linkage database: a SQLite file that is not there is a mistyped
 /// `--index-url` (or a centre that never linked), not a database to create empty.
-async fn open_registry(url: &str) -> anyhow::Result<Registry> {
+pub(crate) async fn open_registry(url: &str) -> anyhow::Result<Registry> {
     if let Some(file) = kizuna_db::sqlite_file(url)
         && !file.exists()
     {

@@ -1,22 +1,120 @@
 //! `kizuna index …`: the patient index on a running centre. `link` enrolls the store's new
 //! patients into the linkage database (`kizuna_index::tree_linkage`), once or, with `--follow`, as
-//! uploads arrive (the centre image's `kizuna-linkage.service`).
+//! uploads arrive (the centre image's `kizuna-linkage.service`). `review`, `unlink`, `link-to` and
+//! `history` are the operator's tools for the registry's admin API: decide the review queue, split
+//! a wrong link, move a record to a common ID by hand, and read who linked what, when and why. Each
+//! change names `--actor` (with the OS user beside it) and `--reason` and is an audit event (the
+//! `--audit-*` options, as `kizuna consent`'s); each read of link data is an audit event too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use kizuna_audit::emitter::{AuditEmitter, SenderConfig};
-use kizuna_index::Registry;
+use kizuna_audit::emitter::{AuditEmitter, SenderConfig, os_user};
+use kizuna_index::registry::{LinkEvent, ReviewItem};
 use kizuna_index::tree_linkage::{LinkPass, MatcherState, link_tree};
+use kizuna_index::{CommonId, RecordKey, Registry};
+
+use super::consent::IndexDb;
 
 #[derive(Subcommand)]
 pub enum IndexCommand {
     /// Enroll every stored patient not yet in the linkage database (training and installing a
     /// matcher first once there are enough patients; until then the built-in one). Idempotent.
     Link(LinkArgs),
+    /// The review queue: pairs the matcher found likely but not sure enough to link.
+    #[command(subcommand)]
+    Review(ReviewCommand),
+    /// Split a record off its common ID (a wrong link: twins, a clerk's mix-up). It gets a new
+    /// common ID of its own with no consent on record (nothing leaves its facility until a clerk
+    /// records the patient's own consent).
+    Unlink {
+        /// The record: FACILITY/PATIENT_ID (facility code, local patient ID).
+        record: String,
+        #[command(flatten)]
+        who: Decision,
+        #[command(flatten)]
+        db: IndexDb,
+    },
+    /// Move a record to an existing common ID by hand. The ID's consent becomes the stricter of
+    /// the two IDs' consents (as for an accepted review item).
+    LinkTo {
+        /// The record: FACILITY/PATIENT_ID.
+        record: String,
+        /// The common health ID to link it to (KZ + 12 digits).
+        common_id: String,
+        #[command(flatten)]
+        who: Decision,
+        #[command(flatten)]
+        db: IndexDb,
+    },
+    /// The link history of a record (FACILITY/PATIENT_ID) or of a common health ID: every link,
+    /// unlink and review decision with actor, reason, match weight and model.
+    History {
+        /// FACILITY/PATIENT_ID or a common health ID (KZ + 12 digits).
+        subject: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: IndexDb,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ReviewCommand {
+    /// The open review items, oldest first.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
+        limit: i64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: IndexDb,
+    },
+    /// Accept an item: the record joins the candidate's common ID (under the stricter consent);
+    /// the record's other open items are closed as superseded.
+    Accept {
+        /// The review item's number (from `review list`).
+        id: i64,
+        #[command(flatten)]
+        who: Decision,
+        #[command(flatten)]
+        db: IndexDb,
+    },
+    /// Reject an item: the record keeps its own common ID.
+    Reject {
+        /// The review item's number (from `review list`).
+        id: i64,
+        #[command(flatten)]
+        who: Decision,
+        #[command(flatten)]
+        db: IndexDb,
+    },
+}
+
+/// Who makes a link change, and why (both recorded in the link history and the audit event).
+#[derive(Args)]
+pub struct Decision {
+    /// Who decides (recorded with the OS user beside it).
+    #[arg(long)]
+    pub actor: String,
+    /// Why (e.g. "twins: different given names, checked with the ward").
+    #[arg(long)]
+    pub reason: String,
+}
+
+impl Decision {
+    /// The actor as recorded: the name given, with the OS user who ran the command beside it.
+    /// A blank `--actor` or `--reason` is refused before anything is opened.
+    pub fn checked(&self) -> anyhow::Result<(String, &str)> {
+        super::consent::check_actor_reason(&self.actor, &self.reason)?;
+        Ok((format!("{} ({})", self.actor.trim(), os_user()), self.reason.trim()))
+    }
 }
 
 #[derive(Args)]
@@ -80,7 +178,10 @@ pub async fn flush_audit(emitter: &AuditEmitter, audit: &SenderConfig) {
 }
 
 pub fn run(cmd: IndexCommand) -> anyhow::Result<ExitCode> {
-    let IndexCommand::Link(args) = cmd;
+    let args = match cmd {
+        IndexCommand::Link(args) => args,
+        other => return admin(other),
+    };
     let store = super::serve::load_config(args.config.as_deref())?;
     let tree = store.tree_dir();
     let index_url = args.index_url.clone().unwrap_or_else(|| default_index_url(&store));
@@ -133,6 +234,165 @@ pub fn run(cmd: IndexCommand) -> anyhow::Result<ExitCode> {
         reg.db().pool.close().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `FACILITY/PATIENT_ID` as a record key.
+fn parse_record(s: &str) -> anyhow::Result<RecordKey> {
+    let Some((facility, local_id)) = s.split_once('/') else {
+        bail!("record {s:?}: expected FACILITY/PATIENT_ID (e.g. 0411110089/0000012345)");
+    };
+    RecordKey::new(facility.trim(), local_id.trim()).with_context(|| format!("record {s:?}"))
+}
+
+fn parse_common_id(s: &str) -> anyhow::Result<CommonId> {
+    CommonId::parse(s.trim()).with_context(|| format!("common health ID {s:?}"))
+}
+
+/// The registry operations on the linkage database: review, unlink, link-to, history.
+fn admin(cmd: IndexCommand) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        match cmd {
+            IndexCommand::Link(_) => unreachable!("handled by run"),
+            IndexCommand::Review(ReviewCommand::List { limit, json, db }) => {
+                let (reg, emitter) = open(&db).await?;
+                let items = reg.open_reviews(limit).await?;
+                // Spooled before anything is printed: the items name patients.
+                let user = os_user();
+                for i in &items {
+                    let what = format!("review item {} ({} vs {})", i.id, i.key, i.candidate);
+                    reg.audit_links_shown(&i.candidate_common_id, &user, &what).await;
+                }
+                flush_audit(&emitter, &db.audit.sender_config()).await;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&items)?);
+                } else if items.is_empty() {
+                    println!("no open review items");
+                } else {
+                    for i in &items {
+                        println!("{}", describe_review(i));
+                    }
+                }
+                reg.db().pool.close().await;
+            }
+            IndexCommand::Review(ReviewCommand::Accept { id, who, db }) => {
+                let (actor, reason) = who.checked()?;
+                let (reg, emitter) = open(&db).await?;
+                let to = reg
+                    .accept_review(id, &actor, reason)
+                    .await
+                    .with_context(|| format!("accepting review item {id}"))?;
+                println!("review item {id} accepted: the record is on {to}");
+                flush_audit(&emitter, &db.audit.sender_config()).await;
+                reg.db().pool.close().await;
+            }
+            IndexCommand::Review(ReviewCommand::Reject { id, who, db }) => {
+                let (actor, reason) = who.checked()?;
+                let (reg, emitter) = open(&db).await?;
+                let own = reg
+                    .reject_review(id, &actor, reason)
+                    .await
+                    .with_context(|| format!("rejecting review item {id}"))?;
+                println!("review item {id} rejected: the record stays on {own}");
+                flush_audit(&emitter, &db.audit.sender_config()).await;
+                reg.db().pool.close().await;
+            }
+            IndexCommand::Unlink { record, who, db } => {
+                let key = parse_record(&record)?;
+                let (actor, reason) = who.checked()?;
+                let (reg, emitter) = open(&db).await?;
+                let from = reg.find(&key).await?;
+                let own = reg.unlink(&key, &actor, reason).await.with_context(|| format!("unlinking {key}"))?;
+                println!(
+                    "{key} split off {} to the new common ID {own} (no consent on record: nothing leaves {} until one is recorded)",
+                    from.map_or_else(|| "its ID".to_owned(), |f| f.to_string()),
+                    key.facility
+                );
+                flush_audit(&emitter, &db.audit.sender_config()).await;
+                reg.db().pool.close().await;
+            }
+            IndexCommand::LinkTo { record, common_id, who, db } => {
+                let key = parse_record(&record)?;
+                let to = parse_common_id(&common_id)?;
+                let (actor, reason) = who.checked()?;
+                let (reg, emitter) = open(&db).await?;
+                reg.link(&key, &to, &actor, reason).await.with_context(|| format!("linking {key} to {to}"))?;
+                let consent = reg.consent(&to).await?;
+                println!(
+                    "{key} linked to {to} (consent now: {})",
+                    consent.map_or_else(|| "none on record".to_owned(), |c| c.policy.to_string())
+                );
+                flush_audit(&emitter, &db.audit.sender_config()).await;
+                reg.db().pool.close().await;
+            }
+            IndexCommand::History { subject, json, db } => {
+                let (reg, emitter) = open(&db).await?;
+                let (events, shown_under) = if subject.contains('/') {
+                    let key = parse_record(&subject)?;
+                    let Some(current) = reg.find(&key).await? else {
+                        return Err(kizuna_index::IndexError::NotEnrolled {
+                            facility: key.facility.clone(),
+                            local_id: key.local_id.clone(),
+                        }
+                        .into());
+                    };
+                    (reg.history(&key).await?, current)
+                } else {
+                    let id = parse_common_id(&subject)?;
+                    reg.resolve(&id).await?;
+                    (reg.history_of(&id).await?, id)
+                };
+                reg.audit_links_shown(&shown_under, &os_user(), &format!("link history of {subject}")).await;
+                flush_audit(&emitter, &db.audit.sender_config()).await;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&events)?);
+                } else {
+                    for e in &events {
+                        println!("{}", describe_event(e));
+                    }
+                }
+                reg.db().pool.close().await;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Opens the existing linkage database with its audit emitter (a one-shot command: events are
+/// spooled, then handed over by [`flush_audit`]).
+async fn open(db: &IndexDb) -> anyhow::Result<(Registry, AuditEmitter)> {
+    let emitter =
+        AuditEmitter::from_config_no_delivery(&db.audit.sender_config()).context("the audit options")?;
+    Ok((super::consent::open_registry(&db.index_url).await?.with_audit(emitter.clone()), emitter))
+}
+
+/// One review item on a line: number, record, candidate, weight, and the fields that agreed.
+fn describe_review(i: &ReviewItem) -> String {
+    let fields: Vec<String> = i
+        .explanation
+        .iter()
+        .map(|w| format!("{}={}", w.field.name(), w.level.map_or_else(|| "-".to_owned(), |l| l.to_string())))
+        .collect();
+    format!(
+        "#{}  {}  {} -> {} (via {})  weight {:.1}  model {}  [{}]",
+        i.id,
+        i.created_at,
+        i.key,
+        i.candidate_common_id,
+        i.candidate,
+        i.match_weight,
+        i.model_id,
+        fields.join(" ")
+    )
+}
+
+fn describe_event(e: &LinkEvent) -> String {
+    let weight = e.match_weight.map_or_else(String::new, |w| format!("  weight {w:.1}"));
+    let model = e.model_id.map_or_else(String::new, |m| format!("  model {m}"));
+    format!(
+        "{}  {:<6} {} {}  {:<6} by {}: {}{weight}{model}",
+        e.at, e.action, e.key, e.common_id, e.method, e.actor, e.reason
+    )
 }
 
 /// `linkage.sqlite` in the store's data folder.

@@ -11,7 +11,7 @@ use rand::seq::IndexedRandom;
 use crate::calendar::{add_days, ymd};
 use crate::catalog::CONDITIONS;
 use address::{Address, BUILDINGS, TOWNS};
-use names::{FAMILY, GIVEN_FEMALE, GIVEN_MALE, GivenName};
+use names::{FAMILY, GIVEN_FEMALE, GIVEN_MALE, GivenName, TWINS_FEMALE, TWINS_MALE, TWINS_MIXED};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sex {
@@ -149,8 +149,11 @@ pub fn generate(seed: u64, n: u32, from: Date, to: Date) -> Vec<Person> {
     let span = crate::calendar::days_between(from, to).max(1);
     let mut people: Vec<Person> = Vec::with_capacity(n as usize);
     for index in 0..n {
-        // About one person in 200 is a twin of the previous one: same family, birth date and address.
-        if let Some(prev) = people.last().filter(|p| p.twin_of.is_none() && rng.random_bool(0.005)).cloned() {
+        // About one person in 100 is a twin of the previous one (over-sampled against real birth
+        // rates so the quality bench sees enough): same family, birth date and address. Three
+        // twins in four get related names, as parents choose them (one kanji shared, or one reading
+        // in other kanji: see `names::TWINS_MALE`); the rest two names drawn at random.
+        if let Some(prev) = people.last().filter(|p| p.twin_of.is_none() && rng.random_bool(0.01)).cloned() {
             let sex = if rng.random_bool(0.5) {
                 prev.sex
             } else if prev.sex == Sex::Male {
@@ -158,10 +161,26 @@ pub fn generate(seed: u64, n: u32, from: Date, to: Date) -> Vec<Person> {
             } else {
                 Sex::Male
             };
-            let mut given = pick_given(&mut rng, sex, prev.birth);
-            while given.kanji == prev.given.kanji {
-                given = pick_given(&mut rng, sex, prev.birth);
-            }
+            let given = if rng.random_bool(0.75) {
+                let (table, prev_first) = match (prev.sex, sex) {
+                    (Sex::Male, Sex::Male) => (TWINS_MALE, rng.random_bool(0.5)),
+                    (Sex::Female, Sex::Female) => (TWINS_FEMALE, rng.random_bool(0.5)),
+                    (Sex::Male, Sex::Female) => (TWINS_MIXED, true),
+                    (Sex::Female, Sex::Male) => (TWINS_MIXED, false),
+                };
+                let (a, b) = table.choose(&mut rng).unwrap_or(&table[0]);
+                let (theirs, mine) = if prev_first { (a, b) } else { (b, a) };
+                if let Some(p) = people.last_mut() {
+                    p.given = theirs;
+                }
+                mine
+            } else {
+                let mut given = pick_given(&mut rng, sex, prev.birth);
+                while given.kanji == prev.given.kanji {
+                    given = pick_given(&mut rng, sex, prev.birth);
+                }
+                given
+            };
             people.push(Person { index, given, sex, twin_of: Some(prev.index), renamed: None, ..prev });
             continue;
         }

@@ -63,6 +63,92 @@ pub const GIVEN_FEMALE: &[GivenName] = given![
     "美月" "ミヅキ" 2, "凛" "リン" 2, "彩花" "アヤカ" 2, "莉子" "リコ" 2, "葵" "アオイ" 2, "芽衣" "メイ" 2,
 ];
 
+/// Given names parents give twins: related on purpose, one kanji shared (健太/健二) or one reading
+/// written with other kanji (大輝/大樹, both ダイキ). Such pairs share family name, birth date,
+/// address and telephone and differ by one character: the hardest negatives linkage sees.
+pub const TWINS_MALE: &[(GivenName, GivenName)] = &[
+    (
+        GivenName { kanji: "健太", kana: "ケンタ", era: 2 },
+        GivenName { kanji: "健二", kana: "ケンジ", era: 2 },
+    ),
+    (
+        GivenName { kanji: "大輝", kana: "ダイキ", era: 2 },
+        GivenName { kanji: "大樹", kana: "ダイキ", era: 2 },
+    ),
+    (
+        GivenName { kanji: "拓也", kana: "タクヤ", era: 2 },
+        GivenName { kanji: "拓海", kana: "タクミ", era: 2 },
+    ),
+    (
+        GivenName { kanji: "翔太", kana: "ショウタ", era: 2 },
+        GivenName { kanji: "翔平", kana: "ショウヘイ", era: 2 },
+    ),
+    (
+        GivenName { kanji: "優斗", kana: "ユウト", era: 2 },
+        GivenName { kanji: "優太", kana: "ユウタ", era: 2 },
+    ),
+    (
+        GivenName { kanji: "和也", kana: "カズヤ", era: 1 },
+        GivenName { kanji: "達也", kana: "タツヤ", era: 1 },
+    ),
+    (
+        GivenName { kanji: "一郎", kana: "イチロウ", era: 0 },
+        GivenName { kanji: "二郎", kana: "ジロウ", era: 0 },
+    ),
+    (
+        GivenName { kanji: "正雄", kana: "マサオ", era: 0 },
+        GivenName { kanji: "正夫", kana: "マサオ", era: 0 },
+    ),
+    (
+        GivenName { kanji: "浩二", kana: "コウジ", era: 1 },
+        GivenName { kanji: "浩三", kana: "コウゾウ", era: 1 },
+    ),
+];
+
+/// Female twins' names (see [`TWINS_MALE`]).
+pub const TWINS_FEMALE: &[(GivenName, GivenName)] = &[
+    (
+        GivenName { kanji: "彩花", kana: "アヤカ", era: 2 },
+        GivenName { kanji: "彩香", kana: "アヤカ", era: 2 },
+    ),
+    (
+        GivenName { kanji: "優花", kana: "ユウカ", era: 2 },
+        GivenName { kanji: "優奈", kana: "ユウナ", era: 2 },
+    ),
+    (GivenName { kanji: "真由", kana: "マユ", era: 2 }, GivenName { kanji: "真央", kana: "マオ", era: 2 }),
+    (GivenName { kanji: "結衣", kana: "ユイ", era: 2 }, GivenName { kanji: "結菜", kana: "ユイナ", era: 2 }),
+    (
+        GivenName { kanji: "陽子", kana: "ヨウコ", era: 1 },
+        GivenName { kanji: "洋子", kana: "ヨウコ", era: 1 },
+    ),
+    (
+        GivenName { kanji: "恵子", kana: "ケイコ", era: 0 },
+        GivenName { kanji: "啓子", kana: "ケイコ", era: 0 },
+    ),
+    (
+        GivenName { kanji: "千尋", kana: "チヒロ", era: 2 },
+        GivenName { kanji: "千夏", kana: "チナツ", era: 2 },
+    ),
+    (GivenName { kanji: "美咲", kana: "ミサキ", era: 2 }, GivenName { kanji: "美紀", kana: "ミキ", era: 1 }),
+];
+
+/// Boy–girl twins' names: the boy's first, the girl's second.
+pub const TWINS_MIXED: &[(GivenName, GivenName)] = &[
+    (
+        GivenName { kanji: "優太", kana: "ユウタ", era: 2 },
+        GivenName { kanji: "優花", kana: "ユウカ", era: 2 },
+    ),
+    (
+        GivenName { kanji: "陽斗", kana: "ハルト", era: 2 },
+        GivenName { kanji: "陽菜", kana: "ハルナ", era: 2 },
+    ),
+    (
+        GivenName { kanji: "翔", kana: "ショウ", era: 2 },
+        GivenName { kanji: "翔子", kana: "ショウコ", era: 1 },
+    ),
+    (GivenName { kanji: "拓真", kana: "タクマ", era: 2 }, GivenName { kanji: "真奈", kana: "マナ", era: 2 }),
+];
+
 /// New (常用) → old (旧字体) kanji forms, as registers record them. All forms are in JIS X 0208.
 pub const OLD_FORMS: &[(char, char)] = &[
     ('沢', '澤'),
@@ -145,7 +231,8 @@ mod tests {
             all.push_str(f.kanji);
             all.push_str(f.kana);
         }
-        for g in GIVEN_MALE.iter().chain(GIVEN_FEMALE) {
+        let twins = TWINS_MALE.iter().chain(TWINS_FEMALE).chain(TWINS_MIXED).flat_map(|(a, b)| [a, b]);
+        for g in GIVEN_MALE.iter().chain(GIVEN_FEMALE).chain(twins) {
             all.push_str(g.kanji);
             all.push_str(g.kana);
         }
