@@ -24,7 +24,12 @@ pub async fn store_health(cfg: &Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let resp = match client.get(&url).send().await {
         Ok(r) => r,
-        Err(e) => return Err(format!("the store does not answer at {url}: {}", error_chain(&e))),
+        Err(e) => {
+            return Err(format!(
+                "the store does not answer at {url}: {}",
+                kizuna_oidc_rp::relying_party::error_chain(&e)
+            ));
+        }
     };
     let status = resp.status();
     if status.is_success() {
@@ -33,16 +38,4 @@ pub async fn store_health(cfg: &Config) -> Result<(), String> {
     let body = resp.text().await.unwrap_or_default();
     let body: String = body.chars().filter(|c| !c.is_control()).take(300).collect();
     Err(format!("the store's {url} answered {status}: {body}"))
-}
-
-/// An error with its causes (reqwest's own text is only "error sending request").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
