@@ -283,13 +283,13 @@ pub fn stage_upload(centre: &Vm, site: &Vm, u: &CorpusUpload) -> Staged {
         .find(|w| w.starts_with("kzn_"))
         .unwrap_or_else(|| panic!("no kzn_ token in the output of kizuna site add:\n{added}"))
         .to_string();
-    site.write_file("/etc/kizuna/agent.token", &format!("{token}\n")).unwrap();
+    site.write_file("/var/lib/kizuna/secrets/agent.token", &format!("{token}\n")).unwrap();
     let nsips = if u.nsips { format!("nsips:\n  dir: {NSIPS}\n") } else { String::new() };
     site.write_file(
         "/etc/kizuna/agent.yaml",
         &format!(
             "export_dir: {EXPORT}\nstate_dir: /var/lib/kizuna/agent\nstore_url: {}\n\
-             facility: \"{facility}\"\ntoken_file: /etc/kizuna/agent.token\nnho_tables_dir: /usr/share/kizuna/nho-tables\n\
+             facility: \"{facility}\"\ntoken_file: /var/lib/kizuna/secrets/agent.token\nnho_tables_dir: /usr/share/kizuna/nho-tables\n\
              settle_ms: 500\n{nsips}{}",
             u.store_url, u.agent_extra
         ),
@@ -298,7 +298,7 @@ pub fn stage_upload(centre: &Vm, site: &Vm, u: &CorpusUpload) -> Staged {
     site.write_file("/tmp/export.tgz.b64", &tarball).unwrap();
     // Unpacked in /tmp/stage (the held-back parts move to /tmp/later), owned by the agent's user.
     site.run_ok(&format!(
-        "set -e; chown kizuna:kizuna /etc/kizuna/agent.token; chmod 600 /etc/kizuna/agent.token; \
+        "set -e; chown kizuna:kizuna /var/lib/kizuna/secrets/agent.token; chmod 600 /var/lib/kizuna/secrets/agent.token; \
          rm -rf /tmp/stage {LATER}; mkdir -p /tmp/stage; \
          base64 -d /tmp/export.tgz.b64 | tar -C /tmp/stage -xz; chown -R kizuna:kizuna /tmp/stage; \
          {drop}; if [ -d /tmp/stage/corpus ]; then mv /tmp/stage/corpus {LATER}; fi",

@@ -339,7 +339,7 @@ fn sites_enroll_rotate_get_revoked_refuse_forged_views_and_outlive_the_centre() 
     lab.on_each(|vm| {
         let Some(token) = tokens.get(vm.name()) else { return };
         let s = site(vm.name());
-        vm.run_ok("test ! -e /var/lib/netd/keys && test ! -e /etc/netd && ! systemctl is-active --quiet netd")
+        vm.run_ok("test ! -e /var/lib/netd/keys && test ! -e /etc/netd/site.yaml && ! systemctl is-active --quiet netd")
             .expect("a blank site: no keys, no site file, netd waiting for enrollment");
         vm.run_ok(&lan_script(s)).unwrap_or_else(|e| panic!("{e}"));
         // Every pass's phases and length in the journal (the key switch is judged by them).

@@ -1003,14 +1003,16 @@ fn the_images_as_booted(lab: &Lab, centre: &Vm, site: &Vm, ssh_key: &str) {
 fn start_replication(centre: &Vm, backup: &Vm) {
     let token = backup
         .run_ok(&format!(
-            "set -e; systemctl disable --now kizuna-store; systemctl stop kizuna-admin kizuna-linkage kizuna-viewer; \
-             rm -rf /var/lib/kizuna/store/*; kizuna backup token --out /etc/kizuna/dc2.token >/dev/null; \
-             chown kizuna:kizuna /etc/kizuna/dc2.token; chmod 600 /etc/kizuna/dc2.token; \
+            "set -e; echo 'backup centre (images/README.md)' > /etc/kizuna/backup-centre; \
+             systemctl stop kizuna-store kizuna-admin kizuna-linkage kizuna-viewer; \
+             rm -rf /var/lib/kizuna/store/*; \
+             runuser -u kizuna -- kizuna backup token --out /var/lib/kizuna/secrets/dc2.token >/dev/null; \
+             chmod 600 /var/lib/kizuna/secrets/dc2.token; \
              sed -e 's|^  listen: .*|  listen: {BACKUP_IP}:{REPLICA_PORT}|' \
-                 -e \"s|^  token_file: ''|  token_file: /etc/kizuna/dc2.token|\" \
+                 -e \"s|^  token_file: ''|  token_file: /var/lib/kizuna/secrets/dc2.token|\" \
                  /etc/kizuna/backup.yaml.example > /etc/kizuna/backup.yaml; \
-             grep -qx '  token_file: /etc/kizuna/dc2.token' /etc/kizuna/backup.yaml; \
-             systemctl enable --now kizuna-backup-replica; cat /etc/kizuna/dc2.token"
+             grep -qx '  token_file: /var/lib/kizuna/secrets/dc2.token' /etc/kizuna/backup.yaml; \
+             systemctl start kizuna-backup-replica; cat /var/lib/kizuna/secrets/dc2.token"
         ))
         .expect("backup: making the store's folder a replica");
     backup
@@ -1024,11 +1026,11 @@ fn start_replication(centre: &Vm, backup: &Vm) {
             panic!("backup: the replica does not answer on {BACKUP_IP}:{REPLICA_PORT}: {e}\n{log:?}")
         });
     assert_started_by_systemd(backup, "kizuna-backup-replica", "kizuna", "kizuna");
-    centre.write_file("/etc/kizuna/dc2.token", &token).unwrap();
+    centre.write_file("/var/lib/kizuna/secrets/dc2.token", &token).unwrap();
     centre
         .run_ok(&format!(
-            "set -e; chown kizuna:kizuna /etc/kizuna/dc2.token; chmod 600 /etc/kizuna/dc2.token; \
-             sed -e \"s|^  replicas: \\[\\]|  replicas: [{{name: dc2, url: 'http://{BACKUP_IP}:{REPLICA_PORT}', token_file: /etc/kizuna/dc2.token}}]|\" \
+            "set -e; chown kizuna:kizuna /var/lib/kizuna/secrets/dc2.token; chmod 600 /var/lib/kizuna/secrets/dc2.token; \
+             sed -e \"s|^  replicas: \\[\\]|  replicas: [{{name: dc2, url: 'http://{BACKUP_IP}:{REPLICA_PORT}', token_file: /var/lib/kizuna/secrets/dc2.token}}]|\" \
                  /etc/kizuna/backup.yaml.example > /etc/kizuna/backup.yaml; \
              grep -q 'name: dc2' /etc/kizuna/backup.yaml; systemctl start kizuna-backup-follow"
         ))
@@ -1077,7 +1079,7 @@ fn promote_backup(centre: &Vm, backup: &Vm) {
         .run_ok_with_timeout(
             "set -e; systemctl stop kizuna-backup-replica; \
              runuser -u kizuna -- kizuna backup promote -c /etc/kizuna/backup.yaml; \
-             systemctl enable --now kizuna-store",
+             rm /etc/kizuna/backup-centre; systemctl start kizuna-store",
             Duration::from_secs(180),
         )
         .expect("backup: kizuna backup promote and starting the store on the promoted folder");
