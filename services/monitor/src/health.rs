@@ -228,11 +228,12 @@ pub fn findings(facts: &SiteFacts, cfg: &Config, now: jiff::Timestamp) -> Vec<Fi
         let over = rules.rejects.enabled && n >= rules.rejects.threshold;
         out.push(Finding {
             rule: over.then_some(Rule::Rejects),
-            health: if over { Health::Error } else { Health::Warning },
+            health: if over { Health::Error } else { shown(rules.rejects.enabled) },
             summary: format!(
-                "{n} {} rejected in the last {} h: {codes}",
+                "{n} {} rejected in the last {} h: {codes}{}",
                 if n == 1 { "file" } else { "files" },
-                rules.rejects.window_hours
+                rules.rejects.window_hours,
+                switched_off(rules.rejects.enabled, "rejects")
             ),
             samples: samples.into_iter().take(cfg.mail.samples.max(1)).collect(),
         });
@@ -259,15 +260,25 @@ pub fn findings(facts: &SiteFacts, cfg: &Config, now: jiff::Timestamp) -> Vec<Fi
         if fresh && log.errors > 0 {
             out.push(Finding {
                 rule: rules.agent_errors.enabled.then_some(Rule::AgentErrors),
-                health: if rules.agent_errors.enabled { Health::Error } else { Health::Warning },
-                summary: format!("the agent's log of {} has {} ERROR lines", log.day, log.errors),
+                health: if rules.agent_errors.enabled { Health::Error } else { Health::Ok },
+                summary: format!(
+                    "the agent's log of {} has {} ERROR lines{}",
+                    log.day,
+                    log.errors,
+                    switched_off(rules.agent_errors.enabled, "agent_errors")
+                ),
                 samples: lines("ERROR"),
             });
         } else if fresh && log.warnings > 0 {
             out.push(Finding {
                 rule: None,
-                health: Health::Warning,
-                summary: format!("the agent's log of {} has {} WARN lines", log.day, log.warnings),
+                health: shown(rules.agent_errors.enabled),
+                summary: format!(
+                    "the agent's log of {} has {} WARN lines{}",
+                    log.day,
+                    log.warnings,
+                    switched_off(rules.agent_errors.enabled, "agent_errors")
+                ),
                 samples: lines("WARN"),
             });
         }
@@ -287,12 +298,26 @@ pub fn findings(facts: &SiteFacts, cfg: &Config, now: jiff::Timestamp) -> Vec<Fi
     if older_quarantine > 0 && !out.iter().any(|f| f.summary.contains("rejected in the last")) {
         out.push(Finding {
             rule: None,
-            health: Health::Warning,
-            summary: format!("{older_quarantine} older files wait in the agent's quarantine"),
+            health: shown(rules.rejects.enabled),
+            summary: format!(
+                "{older_quarantine} older files wait in the agent's quarantine{}",
+                switched_off(rules.rejects.enabled, "rejects")
+            ),
             samples: Vec::new(),
         });
     }
     out
+}
+
+/// A finding below its rule's threshold colours the screen (warning) while the rule is on; with
+/// the rule switched off it is still listed, but leaves the site's colour alone.
+fn shown(rule_enabled: bool) -> Health {
+    if rule_enabled { Health::Warning } else { Health::Ok }
+}
+
+/// What a finding of a switched-off rule says after its summary.
+fn switched_off(rule_enabled: bool, rule: &str) -> String {
+    if rule_enabled { String::new() } else { format!(" (rule `{rule}` is switched off)") }
 }
 
 /// The health the findings add up to: silent before error before warning.
@@ -402,6 +427,46 @@ mod tests {
             "1 file rejected in the last 24 h: 1× required-field-missing (message content violation)"
         );
         assert_eq!(r.samples, ["a (quarantined by the agent: required-field-missing)"]);
+    }
+
+    fn log(day: &str, errors: i64, warnings: i64) -> crate::status::DailyLogSummary {
+        crate::status::DailyLogSummary {
+            day: day.into(),
+            files_uploaded: 0,
+            files_quarantined: 0,
+            upload_errors: 0,
+            errors,
+            warnings,
+        }
+    }
+
+    /// `rules.rejects` and `rules.agent_errors` switched off: their findings are still listed
+    /// but neither mail nor colour the site; switched on, the same facts are an error.
+    #[test]
+    fn a_switched_off_rule_neither_alerts_nor_colours_the_site() {
+        let now: jiff::Timestamp = "2026-11-28T00:00:00Z".parse().unwrap();
+        let mut f = site("2026-01-01T00:00:00Z");
+        f.activity.last_heartbeat_at = Some(now.to_string());
+        f.quarantine = vec![agent_quarantined("a", &["care-date-mismatch"], "", "2026-11-27T23:00:00Z")];
+        f.newest_log = Some(log("2026-11-27", 3, 1));
+        let on = findings(&f, &Config::default(), now);
+        assert_eq!(health_of(&on), Health::Error, "{on:?}");
+        assert!(
+            on.iter().any(|x| x.rule == Some(Rule::Rejects))
+                && on.iter().any(|x| x.rule == Some(Rule::AgentErrors))
+        );
+
+        let mut cfg = Config::default();
+        cfg.rules.rejects.enabled = false;
+        cfg.rules.agent_errors.enabled = false;
+        let off = findings(&f, &cfg, now);
+        assert_eq!(health_of(&off), Health::Ok, "{off:?}");
+        assert!(off.iter().all(|x| x.rule.is_none()), "{off:?}");
+        assert!(off.iter().any(|x| x.summary.ends_with("(rule `rejects` is switched off)")), "{off:?}");
+        assert!(off.iter().any(|x| x.summary.ends_with("(rule `agent_errors` is switched off)")), "{off:?}");
+        f.newest_log = Some(log("2026-11-27", 0, 2));
+        f.quarantine[0].reported_at = "2026-11-01T00:00:00Z".into();
+        assert_eq!(health_of(&findings(&f, &cfg, now)), Health::Ok, "WARN lines and older quarantine too");
     }
 
     /// A site just added (token issued, agent not yet installed) is not silent before
