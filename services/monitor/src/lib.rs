@@ -217,6 +217,9 @@ impl Monitor {
     }
 }
 
+/// How long shutdown waits for an alert check under way (mail delivery has its own timeouts).
+const CHECK_SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
+
 /// Serves the admin screen on `listener` and checks the alert rules every `check_interval_secs`
 /// until `shutdown` resolves.
 pub async fn serve_on(
@@ -241,20 +244,32 @@ pub async fn serve_on(
              host can use it"
         );
     }
-    let checker = {
+    // The checker stops between checks: a check under way at shutdown finishes (its mail sent,
+    // its incidents recorded, the check lease released) before `serve_on` returns.
+    let (stop_checks, mut checks_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut checker = {
         let m = m.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(m.cfg.check_interval_secs));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
-                m.scheduled_check().await;
+                tokio::select! {
+                    _ = tick.tick() => m.scheduled_check().await,
+                    _ = &mut checks_stopped => break,
+                }
             }
         })
     };
     let app = server::router(m).into_make_service_with_connect_info::<SocketAddr>();
     let r = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    checker.abort();
+    let _ = stop_checks.send(());
+    if tokio::time::timeout(CHECK_SHUTDOWN_WAIT, &mut checker).await.is_err() {
+        tracing::warn!(
+            secs = CHECK_SHUTDOWN_WAIT.as_secs(),
+            "the alert check under way did not finish in time; stopped mid-check (its lease expires by itself)"
+        );
+        checker.abort();
+    }
     r.map_err(|e| MonitorError::Io { what: addr.to_string(), source: e })
 }
 

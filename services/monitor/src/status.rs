@@ -1,6 +1,8 @@
 //! What the store knows about each site, read from the IndexDB: uploads, heartbeats, the agents'
 //! daily logs, rejections and the agents' quarantine.
 
+use std::collections::HashMap;
+
 use kizuna_store::Db;
 use kizuna_store::sites::Site;
 use sqlx::Row;
@@ -88,7 +90,7 @@ pub struct DailyLogSummary {
 }
 
 /// Everything the monitor uses about one site.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteFacts {
     pub site: Site,
     pub activity: Activity,
@@ -111,42 +113,100 @@ fn codes(s: String) -> Vec<String> {
     s.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect()
 }
 
-/// Reads one site's facts. `rejected_limit` caps the rejected files read; `queue_limit` is the
-/// outbox depth from which the heartbeat history is read ([`QueueHistory`]).
-pub async fn site_facts(
+/// Days of `site_daily` read per site (the overview's chart shows 30).
+const DAYS: i64 = 60;
+/// ERROR and WARN lines of the agents' logs read per site.
+const LOG_LINES: i64 = 200;
+
+/// Which sites a read covers: every site (the overview and the alert check) or one (its page).
+/// Either way each table is read in one query, so the overview costs the same ~10 queries for
+/// 900 sites as for one (a query per table and site took 4–5 s for 900 sites).
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    All,
+    One(&'a str),
+}
+
+impl<'a> Scope<'a> {
+    /// `WHERE <column> = $1` for one site, nothing for all.
+    fn filter(self, column: &str) -> String {
+        match self {
+            Scope::All => String::new(),
+            Scope::One(_) => format!(" WHERE {column} = $1"),
+        }
+    }
+
+    /// `AND <column> = $1` for one site, nothing for all.
+    fn and(self, column: &str) -> String {
+        match self {
+            Scope::All => String::new(),
+            Scope::One(_) => format!(" AND {column} = $1"),
+        }
+    }
+
+    /// Runs `sql` (which names the site as `$1` where [`Scope::filter`] put it) and returns its rows.
+    async fn rows(self, db: &Db, sql: String) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let q = match self {
+            Scope::All => q,
+            Scope::One(site) => q.bind(site),
+        };
+        q.fetch_all(&db.pool).await
+    }
+}
+
+/// Rows grouped by their `site` column, each group in the query's order.
+fn by_site<T>(
+    rows: Vec<sqlx::any::AnyRow>,
+    f: impl Fn(&sqlx::any::AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<HashMap<String, Vec<T>>, sqlx::Error> {
+    let mut out: HashMap<String, Vec<T>> = HashMap::new();
+    for r in &rows {
+        out.entry(r.try_get("site")?).or_default().push(f(r)?);
+    }
+    Ok(out)
+}
+
+/// Reads the facts of `sites` (all of them, or the one `scope` names). `rejected_limit` caps
+/// the rejected files read per site; `queue_limit` is the outbox depth from which the heartbeat
+/// history is read ([`QueueHistory`]).
+async fn read_facts(
     db: &Db,
-    site: Site,
+    sites: Vec<Site>,
+    scope: Scope<'_>,
     rejected_limit: i64,
     queue_limit: u64,
-) -> Result<SiteFacts, MonitorError> {
-    let name = site.name.clone();
-    let activity = match sqlx::query(
-        "SELECT last_batch_at, last_stored_at, last_heartbeat_at, agent_version, queue_depth, quarantined, \
-         agent_last_upload FROM site_status WHERE site = $1",
-    )
-    .bind(&name)
-    .fetch_optional(&db.pool)
-    .await?
-    {
-        Some(r) => Activity {
-            last_batch_at: r.try_get("last_batch_at")?,
-            last_stored_at: r.try_get("last_stored_at")?,
-            last_heartbeat_at: r.try_get("last_heartbeat_at")?,
-            agent_version: r.try_get("agent_version")?,
-            queue_depth: r.try_get("queue_depth")?,
-            quarantined: r.try_get("quarantined")?,
-            agent_last_upload: r.try_get("agent_last_upload")?,
+) -> Result<Vec<SiteFacts>, MonitorError> {
+    let mut activity = by_site(
+        scope
+            .rows(
+                db,
+                format!(
+                    "SELECT site, last_batch_at, last_stored_at, last_heartbeat_at, agent_version, queue_depth, \
+                     quarantined, agent_last_upload FROM site_status{}",
+                    scope.filter("site")
+                ),
+            )
+            .await?,
+        |r| {
+            Ok(Activity {
+                last_batch_at: r.try_get("last_batch_at")?,
+                last_stored_at: r.try_get("last_stored_at")?,
+                last_heartbeat_at: r.try_get("last_heartbeat_at")?,
+                agent_version: r.try_get("agent_version")?,
+                queue_depth: r.try_get("queue_depth")?,
+                quarantined: r.try_get("quarantined")?,
+                agent_last_upload: r.try_get("agent_last_upload")?,
+            })
         },
-        None => Activity::default(),
-    };
-    let daily = sqlx::query(
-        "SELECT day, stored, duplicate, rejected, bytes FROM site_daily WHERE site = $1 ORDER BY day DESC LIMIT 60",
-    )
-    .bind(&name)
-    .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .map(|r| {
+    )?;
+    // Each site's newest DAYS days; the codes are summed over the same days.
+    let newest_days = format!(
+        "SELECT site, day, stored, duplicate, rejected, bytes FROM (SELECT site, day, stored, duplicate, rejected, \
+         bytes, ROW_NUMBER() OVER (PARTITION BY site ORDER BY day DESC) AS rn FROM site_daily{}) d WHERE rn <= {DAYS}",
+        scope.filter("site")
+    );
+    let mut daily = by_site(scope.rows(db, format!("{newest_days} ORDER BY site, day DESC")).await?, |r| {
         Ok(DayCount {
             day: r.try_get("day")?,
             stored: r.try_get("stored")?,
@@ -154,157 +214,185 @@ pub async fn site_facts(
             rejected: r.try_get("rejected")?,
             bytes: r.try_get("bytes")?,
         })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let oldest = daily.last().map(|d| d.day.clone()).unwrap_or_default();
-    let reject_codes = sqlx::query(
-        "SELECT code, CAST(SUM(files) AS BIGINT) AS n FROM site_reject_codes WHERE site = $1 AND day >= $2 \
-         GROUP BY code ORDER BY n DESC, code",
-    )
-    .bind(&name)
-    .bind(&oldest)
-    .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get("code")?, r.try_get("n")?)))
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let rejected = sqlx::query(
-        "SELECT facility_id, path, sha256, codes, reason, first_at, last_at, times FROM rejections \
-         WHERE site = $1 ORDER BY last_at DESC LIMIT $2",
-    )
-    .bind(&name)
-    .bind(rejected_limit)
-    .fetch_all(&db.pool)
-    .await?
-    .into_iter()
-    .map(|r| {
-        Ok(Rejected {
-            facility: r.try_get("facility_id")?,
-            path: r.try_get("path")?,
-            sha256: r.try_get("sha256")?,
-            codes: codes(r.try_get("codes")?),
-            reason: r.try_get("reason")?,
-            first_at: r.try_get("first_at")?,
-            last_at: r.try_get("last_at")?,
-            times: r.try_get("times")?,
-        })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let mut quarantine = sqlx::query(
-        "SELECT file, origin, sha256, codes, reason, quarantined_at, reported_at FROM agent_quarantine WHERE site = $1",
-    )
-    .bind(&name)
-    .fetch_all(&db.pool)
-    .await?
-    .into_iter()
-    .map(|r| {
-        Ok(Quarantined {
-            file: r.try_get("file")?,
-            origin: r.try_get("origin")?,
-            sha256: r.try_get("sha256")?,
-            codes: codes(r.try_get("codes")?),
-            reason: r.try_get("reason")?,
-            quarantined_at: r.try_get("quarantined_at")?,
-            reported_at: r.try_get("reported_at")?,
-        })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    // Agents write local times with an offset: order by the instant, not the text.
-    quarantine.sort_by_key(|q| std::cmp::Reverse(crate::time::parse(&q.quarantined_at)));
-    let newest_log = sqlx::query(
-        "SELECT day, files_uploaded, files_quarantined, upload_errors FROM daily_logs WHERE site = $1 \
-         ORDER BY day DESC LIMIT 1",
-    )
-    .bind(&name)
-    .fetch_optional(&db.pool)
-    .await?;
-    let newest_log = match newest_log {
-        None => None,
-        Some(r) => {
-            let day: String = r.try_get("day")?;
-            let count = |level: &'static str| {
-                let (name, day) = (name.clone(), day.clone());
-                async move {
-                    let r = sqlx::query(
-                        "SELECT COUNT(*) AS n FROM daily_log_lines WHERE site = $1 AND day = $2 AND level = $3",
-                    )
-                    .bind(name)
-                    .bind(day)
-                    .bind(level)
-                    .fetch_one(&db.pool)
-                    .await?;
-                    r.try_get::<i64, _>("n")
-                }
-            };
-            Some(DailyLogSummary {
+    })?;
+    let mut reject_codes = by_site(
+        scope
+            .rows(
+                db,
+                format!(
+                    "SELECT c.site AS site, c.code AS code, CAST(SUM(c.files) AS BIGINT) AS n FROM site_reject_codes c \
+                     LEFT JOIN (SELECT site, MIN(day) AS oldest FROM ({newest_days}) w GROUP BY site) o \
+                     ON o.site = c.site WHERE c.day >= COALESCE(o.oldest, ''){} \
+                     GROUP BY c.site, c.code ORDER BY c.site, n DESC, c.code",
+                    scope.and("c.site")
+                ),
+            )
+            .await?,
+        |r| Ok((r.try_get("code")?, r.try_get("n")?)),
+    )?;
+    let mut rejected = by_site(
+        scope
+            .rows(
+                db,
+                format!(
+                    "SELECT site, facility_id, path, sha256, codes, reason, first_at, last_at, times FROM \
+                     (SELECT *, ROW_NUMBER() OVER (PARTITION BY site ORDER BY last_at DESC, id DESC) AS rn \
+                     FROM rejections{}) r WHERE rn <= {rejected_limit} ORDER BY site, last_at DESC, id DESC",
+                    scope.filter("site")
+                ),
+            )
+            .await?,
+        |r| {
+            Ok(Rejected {
+                facility: r.try_get("facility_id")?,
+                path: r.try_get("path")?,
+                sha256: r.try_get("sha256")?,
+                codes: codes(r.try_get("codes")?),
+                reason: r.try_get("reason")?,
+                first_at: r.try_get("first_at")?,
+                last_at: r.try_get("last_at")?,
+                times: r.try_get("times")?,
+            })
+        },
+    )?;
+    let mut quarantine = by_site(
+        scope
+            .rows(
+                db,
+                format!(
+                    "SELECT site, file, origin, sha256, codes, reason, quarantined_at, reported_at FROM \
+                     agent_quarantine{} ORDER BY site, file",
+                    scope.filter("site")
+                ),
+            )
+            .await?,
+        |r| {
+            Ok(Quarantined {
+                file: r.try_get("file")?,
+                origin: r.try_get("origin")?,
+                sha256: r.try_get("sha256")?,
+                codes: codes(r.try_get("codes")?),
+                reason: r.try_get("reason")?,
+                quarantined_at: r.try_get("quarantined_at")?,
+                reported_at: r.try_get("reported_at")?,
+            })
+        },
+    )?;
+    // The newest daily log of each site, with its ERROR and WARN lines counted.
+    let newest_log_day =
+        format!("SELECT site, MAX(day) AS day FROM daily_logs{} GROUP BY site", scope.filter("site"));
+    let mut level_counts: HashMap<(String, String), i64> = HashMap::new();
+    for r in scope
+        .rows(
+            db,
+            format!(
+                "SELECT l.site AS site, l.level AS level, COUNT(*) AS n FROM daily_log_lines l \
+                 JOIN ({newest_log_day}) d ON d.site = l.site AND d.day = l.day \
+                 WHERE l.level IN ('ERROR', 'WARN') GROUP BY l.site, l.level"
+            ),
+        )
+        .await?
+    {
+        level_counts.insert((r.try_get("site")?, r.try_get("level")?), r.try_get("n")?);
+    }
+    let mut newest_log = by_site(
+        scope
+            .rows(
+                db,
+                format!(
+                    "SELECT g.site AS site, g.day AS day, g.files_uploaded AS files_uploaded, \
+                     g.files_quarantined AS files_quarantined, g.upload_errors AS upload_errors FROM daily_logs g \
+                     JOIN ({newest_log_day}) d ON d.site = g.site AND d.day = g.day"
+                ),
+            )
+            .await?,
+        |r| {
+            let (site, day): (String, String) = (r.try_get("site")?, r.try_get("day")?);
+            let count = |level: &str| level_counts.get(&(site.clone(), level.to_owned())).copied().unwrap_or(0);
+            Ok(DailyLogSummary {
                 files_uploaded: r.try_get("files_uploaded")?,
                 files_quarantined: r.try_get("files_quarantined")?,
                 upload_errors: r.try_get("upload_errors")?,
-                errors: count("ERROR").await?,
-                warnings: count("WARN").await?,
+                errors: count("ERROR"),
+                warnings: count("WARN"),
                 day,
             })
-        }
-    };
-    let log_lines = sqlx::query(
-        "SELECT day, time, level, message FROM daily_log_lines WHERE site = $1 AND level IN ('ERROR', 'WARN') \
-         ORDER BY day DESC, line_no LIMIT 200",
-    )
-    .bind(&name)
-    .fetch_all(&db.pool)
-    .await?
-    .into_iter()
-    .map(|r| {
-        Ok(LogLine {
-            day: r.try_get("day")?,
-            time: r.try_get("time")?,
-            level: r.try_get("level")?,
-            message: r.try_get("message")?,
-        })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let queue_history = match activity.queue_depth {
-        Some(q) if q >= 0 && q as u64 >= queue_limit => {
-            let limit = i64::try_from(queue_limit).unwrap_or(i64::MAX);
-            let r = sqlx::query(
-                "SELECT (SELECT MAX(received_at) FROM heartbeats WHERE site = $1 AND queue_depth < $2) AS last_below, \
-                 (SELECT MIN(received_at) FROM heartbeats WHERE site = $1) AS oldest",
+        },
+    )?;
+    let mut log_lines = by_site(
+        scope
+            .rows(
+                db,
+                format!(
+                    "SELECT site, day, time, level, message FROM (SELECT site, day, line_no, time, level, message, \
+                     ROW_NUMBER() OVER (PARTITION BY site ORDER BY day DESC, line_no) AS rn FROM daily_log_lines \
+                     WHERE level IN ('ERROR', 'WARN'){}) l WHERE rn <= {LOG_LINES} ORDER BY site, day DESC, line_no",
+                    scope.and("site")
+                ),
             )
-            .bind(&name)
-            .bind(limit)
-            .fetch_one(&db.pool)
-            .await?;
-            Some(QueueHistory { last_below: r.try_get("last_below")?, oldest: r.try_get("oldest")? })
-        }
-        _ => None,
-    };
-    Ok(SiteFacts {
-        site,
-        activity,
-        daily,
-        reject_codes,
-        rejected,
-        quarantine,
-        newest_log,
-        log_lines,
-        queue_history,
-    })
-}
+            .await?,
+        |r| {
+            Ok(LogLine {
+                day: r.try_get("day")?,
+                time: r.try_get("time")?,
+                level: r.try_get("level")?,
+                message: r.try_get("message")?,
+            })
+        },
+    )?;
 
-/// Facts of every site, by name.
-pub async fn all_sites(db: &Db, cfg: &crate::Config) -> Result<Vec<SiteFacts>, MonitorError> {
-    let mut out = Vec::new();
-    for site in kizuna_store::sites::list_sites(db).await? {
-        out.push(site_facts(db, site, 200, cfg.rules.stalled.queue_depth).await?);
+    let mut out = Vec::with_capacity(sites.len());
+    for site in sites {
+        let name = site.name.as_str();
+        let activity = activity.remove(name).and_then(|mut v| v.pop()).unwrap_or_default();
+        let queue_history = match activity.queue_depth {
+            // Rare (an outbox at the stalled rule's depth): one query for that site.
+            Some(q) if q >= 0 && q as u64 >= queue_limit => Some(queue_history(db, name, queue_limit).await?),
+            _ => None,
+        };
+        let mut quarantine = quarantine.remove(name).unwrap_or_default();
+        // Agents write local times with an offset: order by the instant, not the text.
+        quarantine.sort_by_key(|q| std::cmp::Reverse(crate::time::parse(&q.quarantined_at)));
+        out.push(SiteFacts {
+            activity,
+            daily: daily.remove(name).unwrap_or_default(),
+            reject_codes: reject_codes.remove(name).unwrap_or_default(),
+            rejected: rejected.remove(name).unwrap_or_default(),
+            quarantine,
+            newest_log: newest_log.remove(name).and_then(|mut v| v.pop()),
+            log_lines: log_lines.remove(name).unwrap_or_default(),
+            queue_history,
+            site,
+        });
     }
     Ok(out)
 }
 
-/// One site by name, or `None`.
+/// The site's outbox over the heartbeat history ([`QueueHistory`]).
+async fn queue_history(db: &Db, site: &str, queue_limit: u64) -> Result<QueueHistory, sqlx::Error> {
+    let limit = i64::try_from(queue_limit).unwrap_or(i64::MAX);
+    let r = sqlx::query(
+        "SELECT (SELECT MAX(received_at) FROM heartbeats WHERE site = $1 AND queue_depth < $2) AS last_below, \
+         (SELECT MIN(received_at) FROM heartbeats WHERE site = $1) AS oldest",
+    )
+    .bind(site)
+    .bind(limit)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(QueueHistory { last_below: r.try_get("last_below")?, oldest: r.try_get("oldest")? })
+}
+
+/// Facts of every site, by name (up to 200 rejected files each).
+pub async fn all_sites(db: &Db, cfg: &crate::Config) -> Result<Vec<SiteFacts>, MonitorError> {
+    let sites = kizuna_store::sites::list_sites(db).await?;
+    read_facts(db, sites, Scope::All, 200, cfg.rules.stalled.queue_depth).await
+}
+
+/// One site by name (up to 500 rejected files), or `None`.
 pub async fn one_site(db: &Db, name: &str, cfg: &crate::Config) -> Result<Option<SiteFacts>, MonitorError> {
-    let site = kizuna_store::sites::list_sites(db).await?.into_iter().find(|s| s.name == name);
-    match site {
-        Some(s) => Ok(Some(site_facts(db, s, 500, cfg.rules.stalled.queue_depth).await?)),
-        None => Ok(None),
-    }
+    let Some(site) = kizuna_store::sites::list_sites(db).await?.into_iter().find(|s| s.name == name) else {
+        return Ok(None);
+    };
+    let facts = read_facts(db, vec![site], Scope::One(name), 500, cfg.rules.stalled.queue_depth).await?;
+    Ok(facts.into_iter().next())
 }

@@ -217,21 +217,22 @@ pub async fn list_sites(db: &Db) -> Result<Vec<Site>, StoreError> {
     )
     .fetch_all(&db.pool)
     .await?;
+    // All facilities in one query, not one per site (the admin screen lists every site at every
+    // page and check).
+    let mut facilities: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for f in sqlx::query("SELECT site, facility_id FROM site_facilities ORDER BY site, facility_id")
+        .fetch_all(&db.pool)
+        .await?
+    {
+        facilities.entry(f.try_get("site")?).or_default().push(f.try_get("facility_id")?);
+    }
     let mut out = Vec::new();
     for r in rows {
         let name: String = r.try_get("name")?;
-        let facilities =
-            sqlx::query("SELECT facility_id FROM site_facilities WHERE site = $1 ORDER BY facility_id")
-                .bind(&name)
-                .fetch_all(&db.pool)
-                .await?
-                .iter()
-                .map(|f| f.try_get::<String, _>("facility_id"))
-                .collect::<Result<Vec<_>, _>>()?;
         let allow_s: String = r.try_get("allow_cidrs")?;
         out.push(Site {
             allow: parse_cidrs(&name, &allow_s)?,
-            facilities,
+            facilities: facilities.remove(&name).unwrap_or_default(),
             enabled: r.try_get::<i64, _>("enabled")? != 0,
             created_at: r.try_get("created_at")?,
             token_rotated_at: r.try_get("token_rotated_at")?,
