@@ -155,6 +155,43 @@ impl<'a> Scope<'a> {
     }
 }
 
+/// Which rows [`newest_per_site`] reads.
+#[derive(Clone, Copy)]
+struct PerSite<'a> {
+    table: &'a str,
+    columns: &'a str,
+    order: &'a str,
+    filter: &'a str,
+    limit: i64,
+}
+
+/// The newest `limit` rows of `table` for each site (or the one site), `columns` of them, ordered
+/// within a site by `order` (columns of `table`, each with its direction), `filter` an extra
+/// condition on `table`'s rows (or empty). Each site's rows come from its own index range: a
+/// window function over the whole table (ROW_NUMBER) sorted every row and took 3–8× longer on
+/// SQLite with 900 sites. SQLite takes each site's row ids with `LIMIT`; PostgreSQL a LATERAL
+/// join. Without `sorted` the rows come in no particular order (for a subquery).
+fn newest_per_site(db: &Db, scope: Scope<'_>, q: &PerSite<'_>, sorted: bool) -> String {
+    let PerSite { table, columns, order, filter, limit } = *q;
+    let cond = if filter.is_empty() { String::new() } else { format!(" AND {filter}") };
+    let prefixed =
+        |list: &str| list.split(',').map(|c| format!("t.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    let outer = if sorted { format!(" ORDER BY t.site, {}", prefixed(order)) } else { String::new() };
+    let which = scope.filter("s.name");
+    match db.backend {
+        kizuna_store::db::Backend::Sqlite => format!(
+            "SELECT {} FROM sites s JOIN {table} t ON t.rowid IN (SELECT rowid FROM {table} WHERE site = s.name{cond} \
+             ORDER BY {order} LIMIT {limit}){which}{outer}",
+            prefixed(columns)
+        ),
+        kizuna_store::db::Backend::Postgres => format!(
+            "SELECT {} FROM sites s CROSS JOIN LATERAL (SELECT {columns} FROM {table} WHERE site = s.name{cond} \
+             ORDER BY {order} LIMIT {limit}) t{which}{outer}",
+            prefixed(columns)
+        ),
+    }
+}
+
 /// Rows grouped by their `site` column, each group in the query's order.
 fn by_site<T>(
     rows: Vec<sqlx::any::AnyRow>,
@@ -201,12 +238,17 @@ async fn read_facts(
         },
     )?;
     // Each site's newest DAYS days; the codes are summed over the same days.
-    let newest_days = format!(
-        "SELECT site, day, stored, duplicate, rejected, bytes FROM (SELECT site, day, stored, duplicate, rejected, \
-         bytes, ROW_NUMBER() OVER (PARTITION BY site ORDER BY day DESC) AS rn FROM site_daily{}) d WHERE rn <= {DAYS}",
-        scope.filter("site")
-    );
-    let mut daily = by_site(scope.rows(db, format!("{newest_days} ORDER BY site, day DESC")).await?, |r| {
+    let days = |sorted| {
+        let q = PerSite {
+            table: "site_daily",
+            columns: "site, day, stored, duplicate, rejected, bytes",
+            order: "day DESC",
+            filter: "",
+            limit: DAYS,
+        };
+        newest_per_site(db, scope, &q, sorted)
+    };
+    let mut daily = by_site(scope.rows(db, days(true)).await?, |r| {
         Ok(DayCount {
             day: r.try_get("day")?,
             stored: r.try_get("stored")?,
@@ -221,9 +263,10 @@ async fn read_facts(
                 db,
                 format!(
                     "SELECT c.site AS site, c.code AS code, CAST(SUM(c.files) AS BIGINT) AS n FROM site_reject_codes c \
-                     LEFT JOIN (SELECT site, MIN(day) AS oldest FROM ({newest_days}) w GROUP BY site) o \
+                     LEFT JOIN (SELECT site, MIN(day) AS oldest FROM ({}) w GROUP BY site) o \
                      ON o.site = c.site WHERE c.day >= COALESCE(o.oldest, ''){} \
                      GROUP BY c.site, c.code ORDER BY c.site, n DESC, c.code",
+                    days(false),
                     scope.and("c.site")
                 ),
             )
@@ -234,11 +277,17 @@ async fn read_facts(
         scope
             .rows(
                 db,
-                format!(
-                    "SELECT site, facility_id, path, sha256, codes, reason, first_at, last_at, times FROM \
-                     (SELECT *, ROW_NUMBER() OVER (PARTITION BY site ORDER BY last_at DESC, id DESC) AS rn \
-                     FROM rejections{}) r WHERE rn <= {rejected_limit} ORDER BY site, last_at DESC, id DESC",
-                    scope.filter("site")
+                newest_per_site(
+                    db,
+                    scope,
+                    &PerSite {
+                        table: "rejections",
+                        columns: "site, facility_id, path, sha256, codes, reason, first_at, last_at, times, id",
+                        order: "last_at DESC, id DESC",
+                        filter: "",
+                        limit: rejected_limit,
+                    },
+                    true,
                 ),
             )
             .await?,
@@ -323,11 +372,17 @@ async fn read_facts(
         scope
             .rows(
                 db,
-                format!(
-                    "SELECT site, day, time, level, message FROM (SELECT site, day, line_no, time, level, message, \
-                     ROW_NUMBER() OVER (PARTITION BY site ORDER BY day DESC, line_no) AS rn FROM daily_log_lines \
-                     WHERE level IN ('ERROR', 'WARN'){}) l WHERE rn <= {LOG_LINES} ORDER BY site, day DESC, line_no",
-                    scope.and("site")
+                newest_per_site(
+                    db,
+                    scope,
+                    &PerSite {
+                        table: "daily_log_lines",
+                        columns: "site, day, line_no, time, level, message",
+                        order: "day DESC, line_no",
+                        filter: "level IN ('ERROR', 'WARN')",
+                        limit: LOG_LINES,
+                    },
+                    true,
                 ),
             )
             .await?,
