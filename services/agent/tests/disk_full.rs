@@ -58,7 +58,12 @@ async fn full_state_disk_keeps_files_in_export_and_resumes_when_space_returns() 
         site.drop_file(&format!("d{}/{}", i % 5, file_name(i)), &msg);
     }
     // Each file takes a 4 KiB page on the tmpfs: the outbox fills after about 250.
-    assert!(wait_for(30, || agent.status.get().disk_full).await, "the agent never noticed the full disk");
+    // The flag turns before the error is recorded: wait for both.
+    let noticed = wait_for(30, || {
+        let s = agent.status.get();
+        s.disk_full && s.last_error.is_some_and(|e| !e.is_empty())
+    });
+    assert!(noticed.await, "the agent never noticed the full disk");
     let err = agent.status.get().last_error.unwrap_or_default();
     assert!(err.contains("no space left") && err.contains("export folder"), "unclear error: {err}");
     // Let it keep retrying for a while against the full disk.
