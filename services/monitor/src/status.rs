@@ -168,7 +168,7 @@ struct PerSite<'a> {
 /// The newest `limit` rows of `table` for each site (or the one site), `columns` of them, ordered
 /// within a site by `order` (columns of `table`, each with its direction), `filter` an extra
 /// condition on `table`'s rows (or empty). Each site's rows come from its own index range: a
-/// window function over the whole table (ROW_NUMBER) sorted every row and took 3–8× longer on
+/// window function over the whole table (ROW_NUMBER) sorted every row and took 4–9× longer on
 /// SQLite with 900 sites. SQLite takes each site's row ids with `LIMIT`; PostgreSQL a LATERAL
 /// join. Without `sorted` the rows come in no particular order (for a subquery).
 fn newest_per_site(db: &Db, scope: Scope<'_>, q: &PerSite<'_>, sorted: bool) -> String {
