@@ -9,7 +9,7 @@
 //! ratio: the copy's speed alone swings 2-3x between rounds on a shared disk.
 //!
 //! ```sh
-//! cargo run --release -p kizuna-agent --example upload_bench -- [--rounds 3] [--patients 1600] [--facilities 10] [--batch 200] [--dir /tmp]
+//! cargo run --release -p kizuna-agent --example upload_bench -- [--rounds 3] [--patients 1600] [--facilities 10] [--batch 200] [--upload-concurrency 2] [--dir /tmp]
 //! ```
 //! With `RUST_LOG=kizuna_store::ingest=info` the store logs each batch's phase timings (check,
 //! stage, journal, apply, index) to stderr. Everything is written below a fresh folder in `--dir` (default `$TMPDIR`) and deleted at the end.
@@ -44,6 +44,9 @@ struct Args {
     /// Files per upload batch (the agent's `batch_max_files`).
     #[arg(long, default_value_t = 200)]
     batch: usize,
+    /// Batches each agent keeps in flight (the agent's `upload_concurrency`; its default, 2).
+    #[arg(long, default_value_t = 2)]
+    upload_concurrency: usize,
     /// Rounds of corpus, copy and upload; the summary gives each and the median ratio.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
@@ -240,11 +243,12 @@ async fn round(args: &Args, work: &Path) -> anyhow::Result<Round> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600))?;
         let yaml = format!(
-            "export_dir: {}\nstate_dir: {}\nstore_url: {url}\nfacility: \"{id}\"\ntoken_file: {}\nbatch_max_files: {}\n",
+            "export_dir: {}\nstate_dir: {}\nstore_url: {url}\nfacility: \"{id}\"\ntoken_file: {}\nbatch_max_files: {}\nupload_concurrency: {}\n",
             root.display(),
             site.join("state").display(),
             token_file.display(),
             args.batch,
+            args.upload_concurrency,
         );
         agents.push(kizuna_agent::Config::parse(&yaml, &site.join("agent.yaml"))?);
     }

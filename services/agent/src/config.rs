@@ -36,6 +36,9 @@ pub struct Config {
     /// Most content bytes in one upload batch (a single larger file still goes alone).
     #[serde(default = "defaults::batch_max_bytes")]
     pub batch_max_bytes: u64,
+    /// Batches uploaded at once (each waits for its own answer); 1 sends one batch at a time.
+    #[serde(default = "defaults::upload_concurrency")]
+    pub upload_concurrency: usize,
     /// Upload bandwidth limit in bytes per second; absent means unlimited.
     #[serde(default)]
     pub bandwidth_limit_bytes_per_sec: Option<u64>,
@@ -87,12 +90,18 @@ pub struct NsipsConfig {
     pub dir: PathBuf,
 }
 
+/// Most batches in flight at once: each holds its files in memory at the agent and the store.
+pub const MAX_UPLOAD_CONCURRENCY: usize = 16;
+
 mod defaults {
     pub fn batch_max_files() -> usize {
         200
     }
     pub fn batch_max_bytes() -> u64 {
         8 << 20
+    }
+    pub fn upload_concurrency() -> usize {
+        2
     }
     pub fn rescan_interval_secs() -> u64 {
         60
@@ -131,6 +140,7 @@ token_file: /etc/kizuna/agent.token   # bearer token, mode 0600
 # nho_tables_dir: /usr/share/kizuna/nho-tables
 batch_max_files: 200
 batch_max_bytes: 8388608
+upload_concurrency: 2                 # batches in flight at once
 # bandwidth_limit_bytes_per_sec: 1000000
 # bind_interface: vrf-upload
 rescan_interval_secs: 60
@@ -186,6 +196,12 @@ impl Config {
             if v == 0 {
                 return Err(format!("{key} must be greater than 0"));
             }
+        }
+        if !(1..=MAX_UPLOAD_CONCURRENCY).contains(&self.upload_concurrency) {
+            return Err(format!(
+                "upload_concurrency must be between 1 and {MAX_UPLOAD_CONCURRENCY}, not {}",
+                self.upload_concurrency
+            ));
         }
         if self.bandwidth_limit_bytes_per_sec == Some(0) {
             return Err("bandwidth_limit_bytes_per_sec must be greater than 0 (omit it for no limit)".into());
@@ -410,6 +426,14 @@ mod tests {
         let text = DEFAULT_CONFIG.replace("batch_max_files: 200", "batch_max_files: 0");
         let err = Config::parse(&text, Path::new("agent.yaml")).unwrap_err().to_string();
         assert!(err.contains("agent.yaml") && err.contains("batch_max_files"), "{err}");
+        for n in ["0", "17"] {
+            let text = DEFAULT_CONFIG.replace("upload_concurrency: 2", &format!("upload_concurrency: {n}"));
+            let err = Config::parse(&text, Path::new("agent.yaml")).unwrap_err().to_string();
+            assert!(
+                err.contains("agent.yaml") && err.contains("upload_concurrency must be between 1 and 16"),
+                "{err}"
+            );
+        }
         let err = Config::parse("export_dir: /x\nbogus: 1\n", Path::new("a.yaml")).unwrap_err().to_string();
         assert!(err.contains("bogus") || err.contains("missing"), "{err}");
     }

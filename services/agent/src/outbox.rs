@@ -1,6 +1,9 @@
 //! The durable outbox: valid files wait here, one flat directory named by SS-MIX2 file name, until the
 //! store has acknowledged them. A file is in the export folder or the outbox (briefly both, after a
 //! cross-device copy), so a crash loses nothing; a restart re-reads the directory.
+//!
+//! Uploads in flight at once each [`Outbox::claim`] their batch: a claimed file is not handed out
+//! again until its claim is dropped (the upload failed) or it is completed or taken out.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -66,10 +69,62 @@ fn may_be_same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// A waiting file and the claim (upload in flight) holding it, if any.
+#[derive(Debug)]
+struct Slot {
+    entry: Entry,
+    claim: Option<u64>,
+}
+
+/// The in-memory index: waiting files in upload order, and the number for the next claim.
+#[derive(Debug, Default)]
+struct Queue {
+    files: BTreeMap<Key, Slot>,
+    next_claim: u64,
+}
+
+impl Queue {
+    fn insert(&mut self, entry: Entry) {
+        self.files.insert(key_of(&entry.path.name), Slot { entry, claim: None });
+    }
+}
+
 /// The outbox directory and an in-memory index of its files.
 pub struct Outbox {
     dir: PathBuf,
-    queue: Mutex<BTreeMap<Key, Entry>>,
+    queue: Mutex<Queue>,
+}
+
+/// Files handed to one upload. Dropping it hands back those not completed or taken out since.
+pub struct Claim<'a> {
+    outbox: &'a Outbox,
+    id: u64,
+    entries: Vec<Entry>,
+}
+
+impl Claim<'_> {
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.outbox.lock();
+        for e in &self.entries {
+            // Only this claim's: a file completed since and admitted again under the same name
+            // may belong to a later claim.
+            if let Some(slot) = queue.files.get_mut(&key_of(&e.path.name))
+                && slot.claim == Some(self.id)
+            {
+                slot.claim = None;
+            }
+        }
+    }
 }
 
 impl Outbox {
@@ -81,7 +136,7 @@ impl Outbox {
         // A crash may have left entries whose rename was never fsynced: make them durable now, since
         // an offer of the same file is answered `AlreadyQueued` and its source removed.
         durable::sync_dir(dir)?;
-        let mut queue = BTreeMap::new();
+        let mut queue = Queue::default();
         let mut strays = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
@@ -89,7 +144,7 @@ impl Outbox {
             let parsed = entry.file_name().to_str().and_then(|n| FileName::parse(n).ok());
             match parsed {
                 Some(name) if meta.is_file() => {
-                    queue.insert(key_of(&name), Entry { path: StoragePath::of(name), size: meta.len() });
+                    queue.insert(Entry { path: StoragePath::of(name), size: meta.len() });
                 }
                 _ => strays.push(entry.path()),
             }
@@ -101,16 +156,17 @@ impl Outbox {
         &self.dir
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Files waiting, claimed or not.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().files.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().files.is_empty()
     }
 
     /// Fsyncs the outbox folder (a unit test can make this fail).
@@ -167,7 +223,7 @@ impl Outbox {
             }
             let dest = self.dir.join(offer.path.name.to_string());
             // The index knows every file in the outbox, so a new name is moved in without a look.
-            let placed_now = if queue.contains_key(&key_of(&offer.path.name)) {
+            let placed_now = if queue.files.contains_key(&key_of(&offer.path.name)) {
                 Err(io::Error::from(io::ErrorKind::AlreadyExists))
             } else {
                 durable::place_file(&offer.src, &dest)
@@ -208,7 +264,7 @@ impl Outbox {
             // exist twice, which the store's deduplication absorbs) and index what is there.
             let failed = || Err(io::Error::new(e.kind(), format!("fsync of the outbox: {e}")));
             for (i, entry) in placed {
-                queue.insert(key_of(&entry.path.name), entry);
+                queue.insert(entry);
                 answers[i] = failed();
             }
             for (i, _) in already {
@@ -222,23 +278,33 @@ impl Outbox {
             }
         }
         for (_, entry) in placed {
-            queue.insert(key_of(&entry.path.name), entry);
+            queue.insert(entry);
         }
         answers
     }
 
-    /// The next files to upload, oldest first, within the batch limits (one file always fits).
-    pub fn next_batch(&self, max_files: usize, max_bytes: u64) -> Vec<Entry> {
-        let mut out = Vec::new();
+    /// Claims the next unclaimed files to upload, oldest first, within the batch limits (one file
+    /// always fits). Empty when every waiting file is claimed.
+    pub fn claim(&self, max_files: usize, max_bytes: u64) -> Claim<'_> {
+        let mut queue = self.lock();
+        let id = queue.next_claim;
+        queue.next_claim += 1;
+        let mut entries = Vec::new();
         let mut bytes = 0u64;
-        for entry in self.lock().values() {
-            if out.len() >= max_files || (!out.is_empty() && bytes + entry.size > max_bytes) {
+        for slot in queue.files.values_mut().filter(|s| s.claim.is_none()) {
+            if entries.len() >= max_files || (!entries.is_empty() && bytes + slot.entry.size > max_bytes) {
                 break;
             }
-            bytes += entry.size;
-            out.push(entry.clone());
+            bytes += slot.entry.size;
+            slot.claim = Some(id);
+            entries.push(slot.entry.clone());
         }
-        out
+        Claim { outbox: self, id, entries }
+    }
+
+    /// True when some waiting file is not claimed by an upload.
+    pub fn has_unclaimed(&self) -> bool {
+        self.lock().files.values().any(|s| s.claim.is_none())
     }
 
     /// Hands `entry`'s file to `move_out` (which must move it elsewhere), then forgets the entry.
@@ -248,7 +314,7 @@ impl Outbox {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        queue.remove(&key_of(&entry.path.name));
+        queue.files.remove(&key_of(&entry.path.name));
         Ok(())
     }
 
@@ -261,7 +327,7 @@ impl Outbox {
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
                 Err(err) => return Err(err),
             }
-            queue.remove(&key_of(&e.path.name));
+            queue.files.remove(&key_of(&e.path.name));
         }
         durable::sync_dir(&self.dir)
     }
@@ -329,7 +395,7 @@ mod tests {
         fs::write(&src, body).unwrap();
         let ts = "20111220224447338";
         assert_eq!(outbox.admit(&src, name(ts), 7, &sha).unwrap(), Admission::Queued);
-        let waiting = outbox.file_of(&outbox.next_batch(1, 1)[0]);
+        let waiting = outbox.file_of(&outbox.claim(1, 1).entries()[0]);
         for src in [waiting.clone(), d.path().join("via-link").join(waiting.file_name().unwrap())] {
             let answers = outbox.admit_many(vec![Offer { src, path: name(ts), size: 7, sha256: sha }]);
             assert!(matches!(answers[..], [Ok(Admission::AlreadyQueued)]), "{answers:?}");
@@ -341,6 +407,72 @@ mod tests {
         fs::write(&src, body).unwrap();
         assert_eq!(outbox.admit(&src, name(ts), 7, &sha).unwrap(), Admission::AlreadyQueued);
         assert!(!src.exists() && waiting.exists());
+    }
+
+    /// Two uploads in flight never get the same file; a failed upload's files (its claim dropped)
+    /// are handed out again, and completed ones never are.
+    #[test]
+    fn claims_are_disjoint_and_a_dropped_claim_hands_its_files_back() {
+        let d = tempfile::tempdir().unwrap();
+        let export = d.path().join("export");
+        fs::create_dir(&export).unwrap();
+        let (outbox, _) = Outbox::open(&d.path().join("outbox")).unwrap();
+        for i in 0..5 {
+            let src = export.join(i.to_string());
+            fs::write(&src, [i]).unwrap();
+            let sha: [u8; 32] = Sha256::digest([i]).into();
+            let ts = format!("2011122022444733{i}");
+            assert_eq!(outbox.admit(&src, name(&ts), 1, &sha).unwrap(), Admission::Queued);
+        }
+        let names = |c: &Claim| c.entries().iter().map(|e| e.name()).collect::<Vec<_>>();
+        let a = outbox.claim(2, 100);
+        let b = outbox.claim(2, 100);
+        let c = outbox.claim(2, 100);
+        assert_eq!((a.entries().len(), b.entries().len(), c.entries().len()), (2, 2, 1));
+        let mut all: Vec<String> = [&a, &b, &c].iter().flat_map(|c| names(c)).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 5, "a file was handed to two uploads");
+        assert!(outbox.claim(2, 100).is_empty() && !outbox.has_unclaimed());
+        assert_eq!(outbox.len(), 5, "claimed files still count as waiting");
+
+        // `a` acknowledged, `b` failed.
+        outbox.complete(a.entries()).unwrap();
+        let (a_names, b_names) = (names(&a), names(&b));
+        drop(a);
+        drop(b);
+        assert!(outbox.has_unclaimed());
+        let again = outbox.claim(10, 100);
+        assert_eq!(names(&again), b_names, "only the failed upload's files come back, oldest first");
+        assert!(again.entries().iter().all(|e| !a_names.contains(&e.name())));
+        drop(c);
+        assert_eq!(outbox.len(), 3);
+    }
+
+    /// A claim dropped late leaves alone a file of the same name that was completed and admitted
+    /// again meanwhile and now belongs to another upload.
+    #[test]
+    fn a_late_drop_does_not_release_another_claims_file() {
+        let d = tempfile::tempdir().unwrap();
+        let export = d.path().join("export");
+        fs::create_dir(&export).unwrap();
+        let (outbox, _) = Outbox::open(&d.path().join("outbox")).unwrap();
+        let admit = || {
+            let src = export.join("f");
+            fs::write(&src, b"x").unwrap();
+            let sha: [u8; 32] = Sha256::digest(b"x").into();
+            assert_eq!(outbox.admit(&src, name("20111220224447338"), 1, &sha).unwrap(), Admission::Queued);
+        };
+        admit();
+        let first = outbox.claim(10, 100);
+        outbox.complete(first.entries()).unwrap();
+        admit();
+        let second = outbox.claim(10, 100);
+        assert_eq!(second.entries().len(), 1);
+        drop(first);
+        assert!(outbox.claim(10, 100).is_empty(), "the first claim's drop released the second's file");
+        drop(second);
+        assert_eq!(outbox.claim(10, 100).entries().len(), 1);
     }
 
     fn name(ts: &str) -> StoragePath {
@@ -364,14 +496,16 @@ mod tests {
         assert_eq!(put("20111220224447338", b"a"), (Admission::Queued, false));
         assert_eq!(put("20111220224447338", b"a"), (Admission::AlreadyQueued, false));
         assert_eq!(put("20111220224447338", b"other"), (Admission::Busy, true));
-        let batch = outbox.next_batch(10, 1);
-        assert_eq!(batch.len(), 1, "the byte limit stops after the first file");
-        assert!(batch[0].name().contains("20111220224447338"));
+        let batch = outbox.claim(10, 1);
+        assert_eq!(batch.entries().len(), 1, "the byte limit stops after the first file");
+        assert!(batch.entries()[0].name().contains("20111220224447338"));
+        drop(batch);
         drop(outbox);
         let (outbox, _) = Outbox::open(&d.path().join("outbox")).unwrap();
         assert_eq!(outbox.len(), 2);
-        let all = outbox.next_batch(10, 100);
-        outbox.complete(&all).unwrap();
+        let all = outbox.claim(10, 100);
+        outbox.complete(all.entries()).unwrap();
+        drop(all);
         assert!(outbox.is_empty());
         assert_eq!(fs::read_dir(outbox.dir()).unwrap().count(), 0);
     }

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use kizuna_wire::{FileStatus, push_file, start_batch};
 use serde_json::json;
@@ -15,7 +17,7 @@ use crate::agent_log::Level;
 use crate::backoff::retry_delay;
 use crate::check::Violation;
 use crate::error::is_disk_full;
-use crate::outbox::Entry;
+use crate::outbox::{Claim, Entry};
 use crate::quarantine::Origin;
 use crate::store_client::SendError;
 
@@ -23,35 +25,68 @@ use crate::store_client::SendError;
 /// path is at most ~120 bytes), content length (8), sha256 (32).
 const FRAMING: usize = 2 + 128 + 8 + 32;
 
-/// Runs until `stop` turns true.
+/// One finished upload: how many files it sent, the first of them, and the outcome.
+struct Done {
+    sent: usize,
+    first: Entry,
+    result: Result<bool, SendError>,
+}
+
+/// Sends the claimed files; the claim is dropped (handing back what was not settled) once the
+/// answer has been settled.
+async fn upload_claim(shared: &Arc<Shared>, claim: Claim<'_>) -> Done {
+    let batch = claim.entries().to_vec();
+    let (sent, first) = (batch.len(), batch[0].clone());
+    let result = upload_batch(shared, batch).await;
+    drop(claim);
+    Done { sent, first, result }
+}
+
+/// Runs until `stop` turns true, keeping up to `upload_concurrency` batches in flight (a large
+/// backlog then waits on the store's work, not on one round trip at a time). A failure pauses new
+/// batches for the backoff delay; the ones in flight finish, and their failures in that pause
+/// neither log again nor lengthen the delay. Files may be acknowledged out of their upload order;
+/// the store places each version by its timestamp whatever the order of arrival.
 pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let concurrency = shared.cfg.upload_concurrency.max(1);
     let mut failures: u32 = 0;
     // Lowered when the store answers 413 (batch too large), back to the config after a success.
     let mut max_files = shared.cfg.batch_max_files;
+    // No new batch starts before this, after a failure.
+    let mut paused_until: Option<Instant> = None;
+    let mut uploads = FuturesUnordered::new();
     loop {
         if *stop.borrow() {
             return;
         }
-        let batch = shared.outbox.next_batch(max_files, shared.cfg.batch_max_bytes);
-        if batch.is_empty() {
-            tokio::select! {
-                _ = stop.changed() => return,
-                _ = shared.wake_uploader.notified() => {}
-                // Also look now and then, in case a wake-up raced with the emptiness check.
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-            continue;
+        let now = Instant::now();
+        if paused_until.is_some_and(|t| t <= now) {
+            paused_until = None;
         }
-        let first = batch[0].clone();
-        let sent = batch.len();
-        let result = tokio::select! {
+        if paused_until.is_none() {
+            while uploads.len() < concurrency {
+                let claim = shared.outbox.claim(max_files, shared.cfg.batch_max_bytes);
+                if claim.is_empty() {
+                    break;
+                }
+                uploads.push(upload_claim(&shared, claim));
+            }
+        }
+        let may_start = paused_until.is_none() && uploads.len() < concurrency;
+        // Also look now and then, in case a wake-up raced with the emptiness check.
+        let wait = paused_until.map_or(Duration::from_secs(1), |t| t - now);
+        let done = tokio::select! {
             _ = stop.changed() => return,
-            r = upload_batch(&shared, batch) => r,
+            Some(done) = uploads.next(), if !uploads.is_empty() => done,
+            _ = shared.wake_uploader.notified(), if may_start => continue,
+            _ = tokio::time::sleep(wait) => continue,
         };
+        let Done { sent, first, result } = done;
+        let paused = paused_until.is_some();
         match result {
             Err(SendError::Status { status: 413, body }) => {
                 if sent > 1 {
-                    max_files = sent / 2;
+                    max_files = max_files.min(sent / 2);
                     shared.record(
                         Level::Warn,
                         "batch_too_large",
@@ -61,35 +96,26 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 } else {
                     quarantine_too_large(&shared, &first, &body);
                 }
-                continue;
             }
             Ok(true) => {
                 failures = 0;
                 max_files = shared.cfg.batch_max_files;
             }
+            // Already backing off for a failure of another batch in flight.
+            Ok(false) | Err(_) if paused => {
+                if let Err(e) = result {
+                    tracing::debug!(%e, "another batch in flight failed too");
+                }
+            }
             Ok(false) => {
                 // Some rejected file could not be quarantined, or some file could not be read: do not
                 // retry it in a tight loop.
                 failures += 1;
-                let delay = retry_delay(
-                    failures,
-                    Duration::from_millis(shared.cfg.retry_base_ms),
-                    Duration::from_millis(shared.cfg.retry_max_ms),
-                    &mut rand::rng(),
-                );
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    _ = tokio::time::sleep(delay) => {}
-                }
+                paused_until = Some(Instant::now() + delay_for(&shared, failures));
             }
             Err(e) => {
                 failures += 1;
-                let delay = retry_delay(
-                    failures,
-                    Duration::from_millis(shared.cfg.retry_base_ms),
-                    Duration::from_millis(shared.cfg.retry_max_ms),
-                    &mut rand::rng(),
-                );
+                let delay = delay_for(&shared, failures);
                 let level = if e.needs_operator() { Level::Error } else { Level::Warn };
                 shared.record(
                     level,
@@ -100,13 +126,20 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     ),
                     json!({"attempt": failures, "retry_in_ms": delay.as_millis() as u64}),
                 );
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    _ = tokio::time::sleep(delay) => {}
-                }
+                paused_until = Some(Instant::now() + delay);
             }
         }
     }
+}
+
+/// The backoff delay after `failures` failures in a row.
+fn delay_for(shared: &Shared, failures: u32) -> Duration {
+    retry_delay(
+        failures,
+        Duration::from_millis(shared.cfg.retry_base_ms),
+        Duration::from_millis(shared.cfg.retry_max_ms),
+        &mut rand::rng(),
+    )
 }
 
 /// Reads, sends and settles one batch. Only a failure to reach the store (or a non-protocol answer)

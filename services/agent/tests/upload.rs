@@ -167,6 +167,46 @@ async fn server_errors_are_retried_with_growing_delays() {
     agent.stop().await;
 }
 
+/// A backlog goes out `upload_concurrency` batches at a time, never more, and every file arrives
+/// once: two uploads in flight never carry the same file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_go_out_upload_concurrency_at_a_time_each_file_once() {
+    let (store, addr) = start_store().await;
+    store.delay_ms.store(300, Ordering::SeqCst);
+    let mut site = Site::new(addr);
+    site.cfg.batch_max_files = 4;
+    site.cfg.upload_concurrency = 3;
+    let msg = sample_message();
+    // Waiting before the agent starts: one backlog of 10 batches.
+    for i in 0..40 {
+        site.drop_file(&file_name(i), &msg);
+    }
+    let agent = Running::start(site.cfg.clone());
+    assert!(wait_for(30, || store.stored_count() == 40).await, "{} stored", store.stored_count());
+    assert_eq!(store.max_in_flight.load(Ordering::SeqCst), 3, "batches in flight at once");
+    let mut receipts = store.receipts.lock().unwrap().clone();
+    assert_eq!(receipts.len(), 40, "a file was sent twice");
+    receipts.sort();
+    receipts.dedup();
+    assert_eq!(receipts.len(), 40);
+    assert!(wait_for(5, || Site::files_below(&site.cfg.outbox_dir()).is_empty()).await);
+    agent.stop().await;
+
+    // One at a time when configured so.
+    let (store, addr) = start_store().await;
+    store.delay_ms.store(100, Ordering::SeqCst);
+    let mut site = Site::new(addr);
+    site.cfg.batch_max_files = 4;
+    site.cfg.upload_concurrency = 1;
+    for i in 0..12 {
+        site.drop_file(&file_name(i), &msg);
+    }
+    let agent = Running::start(site.cfg.clone());
+    assert!(wait_for(30, || store.stored_count() == 12).await);
+    assert_eq!(store.max_in_flight.load(Ordering::SeqCst), 1);
+    agent.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rescan_alone_finds_files_when_the_watcher_is_off() {
     let (store, addr) = start_store().await;

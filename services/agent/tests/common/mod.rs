@@ -51,6 +51,26 @@ pub struct StoreState {
     pub rotated_token: Mutex<Option<String>>,
     /// Answer the next N daily-log requests with 503.
     pub fail_daily: AtomicU32,
+    /// Batch requests being handled now, and the most there ever were at once.
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+}
+
+/// Counts one batch request in flight until dropped.
+struct InFlight<'a>(&'a StoreState);
+
+impl<'a> InFlight<'a> {
+    fn new(s: &'a StoreState) -> Self {
+        let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        s.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(s)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl StoreState {
@@ -71,6 +91,7 @@ async fn batch(
     body: Body,
 ) -> Response {
     let start = Instant::now();
+    let _counted = InFlight::new(&s);
     s.attempts.lock().unwrap().push(start);
     if !authorized(&s, &headers) || facility != FACILITY {
         return (StatusCode::UNAUTHORIZED, "wrong token or facility").into_response();
