@@ -86,6 +86,8 @@ struct Round {
     kizuna_secs: f64,
     user_secs: f64,
     sys_secs: f64,
+    /// `syncfs(2)` calls the store made (concurrent batches share them).
+    syncfs: u64,
 }
 
 impl Round {
@@ -108,12 +110,13 @@ async fn bench(args: &Args, work: &Path) -> anyhow::Result<()> {
         std::fs::create_dir(&dir)?;
         let r = round(args, &dir).await?;
         println!(
-            "  cp -a {:.1} s + sync {:.1} s: {:.0} files/s; agents -> store: {:.1} s, {:.0} files/s; ratio {:.2}",
+            "  cp -a {:.1} s + sync {:.1} s: {:.0} files/s; agents -> store: {:.1} s, {:.0} files/s ({} syncfs by the store); ratio {:.2}",
             r.cp_secs,
             r.sync_secs,
             r.cp_rate(),
             r.kizuna_secs,
             r.kizuna_rate(),
+            r.syncfs,
             r.ratio()
         );
         rounds.push(r);
@@ -317,12 +320,13 @@ async fn round(args: &Args, work: &Path) -> anyhow::Result<Round> {
         indexed as u64 == files && in_tree == files,
         "indexed {indexed}, in tree {in_tree}, corpus {files}"
     );
+    let syncfs = store.tree.syncfs_count();
     let store = Arc::into_inner(store);
     if let Some(s) = store {
         s.db.pool.close().await;
     }
 
-    Ok(Round { files, cp_secs, sync_secs, acked_secs, kizuna_secs, user_secs, sys_secs })
+    Ok(Round { files, cp_secs, sync_secs, acked_secs, kizuna_secs, user_secs, sys_secs, syncfs })
 }
 
 /// This process's user and system CPU time so far (`/proc/self/stat` fields 14 and 15, in clock

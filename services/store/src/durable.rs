@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 
 use crate::StoreError;
 
@@ -91,9 +92,110 @@ pub fn syncfs(path: &Path) -> Result<(), StoreError> {
     rustix::fs::syncfs(&f).map_err(|e| StoreError::io(path, e.into()))
 }
 
+/// `syncfs(2)` shared by concurrent callers (group commit): each caller needs a flush that started
+/// after its call (one already running may have missed its writes); whoever finds none running
+/// starts one, and every caller waiting then is answered by it. Concurrent batches thus share one
+/// flush, a disk cache flush included, instead of queueing one each.
+#[derive(Debug)]
+pub struct SharedSyncfs {
+    path: PathBuf,
+    state: Mutex<FlushState>,
+    finished: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct FlushState {
+    /// Flushes started and finished so far (each numbered by `started` when it starts).
+    started: u64,
+    finished: u64,
+    running: bool,
+    /// The error of the last finished flush, if it failed.
+    failed: Option<(std::io::ErrorKind, String)>,
+}
+
+impl SharedSyncfs {
+    /// Flushes the filesystem holding `path`.
+    pub fn new(path: &Path) -> Self {
+        Self { path: path.to_owned(), state: Mutex::default(), finished: Condvar::new() }
+    }
+
+    /// Returns once a flush that started after this call has finished (blocking).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let need = s.started + 1;
+        loop {
+            if s.finished >= need {
+                // The last finished flush started after this call too.
+                return match &s.failed {
+                    None => Ok(()),
+                    Some((kind, msg)) => {
+                        Err(StoreError::io(&self.path, std::io::Error::new(*kind, msg.clone())))
+                    }
+                };
+            }
+            if !s.running {
+                s.running = true;
+                s.started += 1;
+                let number = s.started;
+                drop(s);
+                let result = syncfs(&self.path);
+                let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                s.running = false;
+                s.finished = number;
+                s.failed = result.as_ref().err().map(|e| match e {
+                    StoreError::Io { source, .. } => (source.kind(), source.to_string()),
+                    other => (std::io::ErrorKind::Other, other.to_string()),
+                });
+                self.finished.notify_all();
+                return result;
+            }
+            s = self.finished.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Flushes started so far.
+    pub fn flushes(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).started
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sequential callers each get a flush of their own (one running at the call may have missed
+    /// their writes); callers arriving together share flushes; a failure reaches every caller
+    /// that shared it, naming the path.
+    #[test]
+    fn shared_syncfs_flushes_after_each_call_and_shares_concurrent_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let group = SharedSyncfs::new(d.path());
+        for n in 1..=3 {
+            group.flush().unwrap();
+            assert_eq!(group.flushes(), n);
+        }
+        // Dirty data makes each flush take a while; 16 callers released at once.
+        std::fs::write(d.path().join("dirty"), vec![7u8; 16 << 20]).unwrap();
+        let group = std::sync::Arc::new(SharedSyncfs::new(d.path()));
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(16));
+        let callers: Vec<_> = (0..16)
+            .map(|_| {
+                let (group, gate) = (group.clone(), gate.clone());
+                std::thread::spawn(move || {
+                    gate.wait();
+                    group.flush()
+                })
+            })
+            .collect();
+        for c in callers {
+            c.join().unwrap().unwrap();
+        }
+        assert!(group.flushes() < 16, "16 callers at once made {} flushes", group.flushes());
+
+        let gone = SharedSyncfs::new(&d.path().join("gone"));
+        let err = gone.flush().unwrap_err().to_string();
+        assert!(err.contains("gone"), "{err}");
+    }
 
     #[test]
     fn create_dirs_reports_each_parent_whose_entries_changed_topmost_first() {

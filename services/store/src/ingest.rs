@@ -205,7 +205,7 @@ pub async fn ingest_batch(
             match s.config.commit.sync {
                 SyncMode::Fsync => sync_dirs(&dirs),
                 // One flush of the filesystem makes every new directory entry durable at once.
-                SyncMode::Syncfs => crate::durable::syncfs(s.tree.root()),
+                SyncMode::Syncfs => s.tree.syncfs(),
             }
         })
         .await
@@ -407,7 +407,7 @@ fn plan_and_stage(
         if !staged.is_empty() {
             match store.config.commit.sync {
                 SyncMode::Fsync => tree.sync_staged(&staged)?,
-                SyncMode::Syncfs => crate::durable::syncfs(tree.staging())?,
+                SyncMode::Syncfs => tree.syncfs()?,
             }
         }
         Ok(())

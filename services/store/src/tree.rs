@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 use ssmix2::{FileName, StoragePath};
 
-use crate::durable::{create_dirs_synced, fsync_dir};
+use crate::durable::{SharedSyncfs, create_dirs_synced, fsync_dir};
 use crate::{FacilityId, StoreError};
 
 /// The tree root and the staging folder.
@@ -23,6 +23,8 @@ pub struct Tree {
     /// Makes staged names unique within this process; the start time makes them unique across runs.
     counter: AtomicU64,
     run_id: u64,
+    /// `syncfs` of the filesystem holding the root and staging, shared by concurrent batches.
+    flusher: SharedSyncfs,
 }
 
 impl Tree {
@@ -31,7 +33,13 @@ impl Tree {
         create_dirs_synced(root)?;
         create_dirs_synced(staging)?;
         let run_id = jiff::Timestamp::now().as_nanosecond() as u64;
-        Ok(Self { root: root.to_owned(), staging: staging.to_owned(), counter: AtomicU64::new(0), run_id })
+        Ok(Self {
+            root: root.to_owned(),
+            staging: staging.to_owned(),
+            counter: AtomicU64::new(0),
+            run_id,
+            flusher: SharedSyncfs::new(root),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -40,6 +48,17 @@ impl Tree {
 
     pub fn staging(&self) -> &Path {
         &self.staging
+    }
+
+    /// Makes everything written below the root and staging so far durable (one `syncfs`, shared
+    /// with the batches flushing at the same time).
+    pub fn syncfs(&self) -> Result<(), StoreError> {
+        self.flusher.flush()
+    }
+
+    /// `syncfs` calls made so far.
+    pub fn syncfs_count(&self) -> u64 {
+        self.flusher.flushes()
     }
 
     /// The root of one facility's SS-MIX2 tree.
