@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub files_uploaded: AtomicU64,
     pub disk_full: AtomicBool,
     pub last_upload: Mutex<Option<String>>,
+    /// Held while the persisted copy of `last_upload` is written (the status never waits on it).
+    pub last_upload_file: Mutex<()>,
     pub last_error: Mutex<Option<String>>,
     /// Outcomes of re-requests not yet reported to the store (sent with the next heartbeat).
     pub rerequests_done: Mutex<Vec<kizuna_wire::RerequestOutcome>>,
@@ -178,6 +180,7 @@ impl Agent {
             files_uploaded: AtomicU64::new(0),
             disk_full: AtomicBool::new(false),
             last_upload: Mutex::new(last_upload),
+            last_upload_file: Mutex::new(()),
             last_error: Mutex::new(None),
             rerequests_done: Mutex::new(Vec::new()),
             lock: Mutex::new(Some(lock)),
