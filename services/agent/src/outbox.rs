@@ -302,7 +302,8 @@ impl Outbox {
         Claim { outbox: self, id, entries }
     }
 
-    /// True when some waiting file is not claimed by an upload.
+    /// True when some waiting file is not claimed by an upload (the tests' view of the claims).
+    #[cfg(test)]
     pub fn has_unclaimed(&self) -> bool {
         self.lock().files.values().any(|s| s.claim.is_none())
     }

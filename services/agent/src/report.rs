@@ -25,11 +25,12 @@ pub fn read_last_upload(cursor_dir: &Path) -> Option<String> {
 
 /// Records now as the last upload time (in memory, and on disk when there is room).
 pub(crate) fn write_last_upload(shared: &Shared) {
+    // One writer at a time, taken before the clock is read: batches settled together
+    // (`upload_concurrency`) would share the temp file, one truncating it under the other's
+    // rename, and the older time could land last.
+    let _writing = shared.last_upload_file.lock().unwrap_or_else(|p| p.into_inner());
     let (_, now) = local_now();
     *shared.last_upload.lock().unwrap_or_else(|p| p.into_inner()) = Some(now.clone());
-    // One writer at a time: batches settled together (`upload_concurrency`) would share the temp
-    // file, one truncating it under the other's rename.
-    let _writing = shared.last_upload_file.lock().unwrap_or_else(|p| p.into_inner());
     let _ = crate::durable::write_atomic(&shared.cfg.cursor_dir().join(LAST_UPLOAD_FILE), now.as_bytes());
 }
 
