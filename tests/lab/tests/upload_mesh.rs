@@ -1272,18 +1272,24 @@ fn store_killed_mid_upload(
     patients: &[String],
     before: usize,
 ) -> (usize, usize) {
+    // The watcher is armed on the centre before the export lands: the agent can upload all of it
+    // while the site's copy and a fresh centre command are still on their way (upload_concurrency
+    // sends two batches at once), so a watcher started afterwards can find nothing left to kill.
+    centre
+        .run_ok(&format!(
+            "rm -f /tmp/store-kill.out /tmp/store-kill.tmp; setsid sh -c 'i=0; \
+             while [ \"$(find /var/lib/kizuna/store/tree/{facility} -type f | wc -l)\" -le {before} ]; do \
+             sleep 0.05; i=$((i+1)); [ $i -lt 3000 ] || {{ echo timeout > /tmp/store-kill.tmp; mv /tmp/store-kill.tmp /tmp/store-kill.out; exit 1; }}; done; \
+             systemctl kill -s KILL kizuna-store; find /var/lib/kizuna/store/tree/{facility} -type f | wc -l > /tmp/store-kill.tmp; \
+             mv /tmp/store-kill.tmp /tmp/store-kill.out' </dev/null >/dev/null 2>&1 &"
+        ))
+        .expect("centre: arming the store-kill watcher");
     let n = drop_held_back(site, facility, patients);
     let total = before + n;
     let at = centre
-        .run_ok_with_timeout(
-            &format!(
-                "i=0; while [ \"$(find /var/lib/kizuna/store/tree/{facility} -type f | wc -l)\" -le {before} ]; do \
-                 sleep 0.1; i=$((i+1)); [ $i -lt 1200 ] || exit 1; done; systemctl kill -s KILL kizuna-store; \
-                 find /var/lib/kizuna/store/tree/{facility} -type f | wc -l"
-            ),
-            Duration::from_secs(150),
-        )
-        .unwrap_or_else(|e| panic!("centre: no file of the last export arrived to kill the store on: {e}"));
+        .run_ok_with_timeout(&retry("cat /tmp/store-kill.out", 240), Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("centre: the store-kill watcher did not report: {e}"));
+    assert_ne!(at.trim(), "timeout", "centre: no file of the last export arrived to kill the store on");
     let at: usize = at.trim().parse().unwrap();
     assert!(
         at < total,
