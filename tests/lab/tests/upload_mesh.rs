@@ -1277,11 +1277,11 @@ fn store_killed_mid_upload(
     // sends two batches at once), so a watcher started afterwards can find nothing left to kill.
     centre
         .run_ok(&format!(
-            "rm -f /tmp/store-kill.out /tmp/store-kill.tmp; setsid sh -c 'i=0; \
+            "rm -f /tmp/store-kill.out; setsid sh -c '(i=0; \
              while [ \"$(find /var/lib/kizuna/store/tree/{facility} -type f | wc -l)\" -le {before} ]; do \
-             sleep 0.05; i=$((i+1)); [ $i -lt 3000 ] || {{ echo timeout > /tmp/store-kill.tmp; mv /tmp/store-kill.tmp /tmp/store-kill.out; exit 1; }}; done; \
-             systemctl kill -s KILL kizuna-store; find /var/lib/kizuna/store/tree/{facility} -type f | wc -l > /tmp/store-kill.tmp; \
-             mv /tmp/store-kill.tmp /tmp/store-kill.out' </dev/null >/dev/null 2>&1 &"
+             sleep 0.05; i=$((i+1)); [ $i -lt 3000 ] || {{ echo timeout; exit; }}; done; \
+             systemctl kill -s KILL kizuna-store; find /var/lib/kizuna/store/tree/{facility} -type f | wc -l) \
+             > /tmp/store-kill.tmp; mv /tmp/store-kill.tmp /tmp/store-kill.out' </dev/null >/dev/null 2>&1 &"
         ))
         .expect("centre: arming the store-kill watcher");
     let n = drop_held_back(site, facility, patients);
