@@ -193,6 +193,7 @@ fn start_replica(root: &Path) -> anyhow::Result<(std::process::Child, PathBuf)> 
                 name: "bench".into(),
                 url: format!("http://127.0.0.1:{port}"),
                 token_file: token,
+                ca_file: PathBuf::new(),
             }],
             request_timeout_s: 3600,
             ..Default::default()
@@ -365,7 +366,7 @@ fn lag(secs: u64, rate: u64) -> anyhow::Result<()> {
         let fcfg = FollowConfig {
             store_data_dir: store_cfg.data_dir.clone(),
             state_dir: work.path().join("state"),
-            replicas: vec![ReplicaTarget { name: "r".into(), url: rurl, token_file: tok }],
+            replicas: vec![ReplicaTarget { name: "r".into(), url: rurl, token_file: tok, ca_file: PathBuf::new() }],
             ..Default::default()
         };
         let mut follower = kizuna_backup::follow::Follower::open(fcfg).await?;

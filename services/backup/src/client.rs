@@ -20,6 +20,18 @@ pub enum Sent {
     Gap(Ack),
 }
 
+/// An `http://` URL whose host is not this host's loopback.
+pub fn plain_beyond_loopback(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url) else { return false };
+    let loopback = match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    u.scheme() == "http" && !loopback
+}
+
 /// A replica as the primary sees it.
 pub struct ReplicaClient {
     pub name: String,
@@ -31,12 +43,37 @@ pub struct ReplicaClient {
 impl ReplicaClient {
     pub fn new(target: &ReplicaTarget, timeout: Duration) -> Result<Self, BackupError> {
         let token = read_token(&target.token_file)?;
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| BackupError::replica(&target.name, e))?;
+        let mut builder =
+            reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(10));
+        if !target.ca_file.as_os_str().is_empty() {
+            // Only these: a public CA's certificate for the same name is not the replica's.
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in crate::tls::trusted(&target.ca_file)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        } else if plain_beyond_loopback(&target.url) {
+            tracing::warn!(
+                replica = %target.name,
+                url = %target.url,
+                "replication in plain HTTP beyond this host: batches carry patient data; serve the replica over \
+                 HTTPS (replica.tls_cert_file) and use an https:// url"
+            );
+        }
+        let http = builder.build().map_err(|e| BackupError::replica(&target.name, e))?;
         Ok(Self { name: target.name.clone(), base: target.url.trim_end_matches('/').to_owned(), token, http })
+    }
+
+    /// A failed request, with its causes: reqwest's own message ("error sending request for url")
+    /// hides why (a refused certificate, a refused connection).
+    fn net(&self, e: reqwest::Error) -> BackupError {
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        self.err(text)
     }
 
     fn err(&self, e: impl std::fmt::Display) -> BackupError {
@@ -58,10 +95,10 @@ impl ReplicaClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.net(e))?;
         let status = r.status();
         if status.is_success() {
-            return Ok(Sent::Acked(r.json().await.map_err(|e| self.err(e))?));
+            return Ok(Sent::Acked(r.json().await.map_err(|e| self.net(e))?));
         }
         let text = r.text().await.unwrap_or_default();
         if status == StatusCode::CONFLICT
@@ -99,7 +136,7 @@ impl ReplicaClient {
             .body(reqwest::Body::from(body))
             .send()
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.net(e))?;
         self.answer(r, "linkage snapshot").await
     }
 
@@ -112,7 +149,7 @@ impl ReplicaClient {
             .json(&DigestRequest { prefix: prefix.to_owned(), check })
             .send()
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.net(e))?;
         self.answer(r, &format!("digests {prefix:?}")).await
     }
 
@@ -128,7 +165,7 @@ impl ReplicaClient {
             .bearer_auth(&self.token)
             .send()
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.net(e))?;
         self.answer(r, what).await
     }
 
@@ -142,6 +179,24 @@ impl ReplicaClient {
         if !status.is_success() {
             return Err(self.err(format!("{what}: HTTP {status}: {}", r.text().await.unwrap_or_default())));
         }
-        r.json().await.map_err(|e| self.err(e))
+        r.json().await.map_err(|e| self.net(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_beyond_loopback;
+
+    /// The follower warns of plain HTTP only when it leaves the host.
+    #[test]
+    fn plain_http_is_flagged_only_beyond_loopback() {
+        for url in ["http://10.0.0.2:8450", "http://dr.centre.example:8450/", "http://[2001:db8::2]:8450"] {
+            assert!(plain_beyond_loopback(url), "{url}");
+        }
+        for url in
+            ["http://127.0.0.1:8450", "http://localhost:8450", "http://[::1]:8450", "https://10.0.0.2:8450"]
+        {
+            assert!(!plain_beyond_loopback(url), "{url}");
+        }
     }
 }

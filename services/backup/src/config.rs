@@ -27,6 +27,10 @@ pub struct ReplicaConfig {
     pub token_file: PathBuf,
     pub max_batch_bytes: u64,
     pub max_linkage_bytes: u64,
+    /// PEM certificate chain (leaf first) served over TLS; empty = plain HTTP.
+    pub tls_cert_file: PathBuf,
+    /// PEM private key of `tls_cert_file` (mode 0600).
+    pub tls_key_file: PathBuf,
 }
 
 /// `kizuna backup follow` (on the primary, beside the store).
@@ -57,6 +61,10 @@ pub struct ReplicaTarget {
     pub name: String,
     pub url: String,
     pub token_file: PathBuf,
+    /// PEM certificates trusted for this replica's HTTPS instead of the public roots (a private
+    /// CA, or the replica's own certificate); empty = the public roots.
+    #[serde(default)]
+    pub ca_file: PathBuf,
 }
 
 /// Watching the tree for files others write into it.
@@ -98,6 +106,8 @@ impl Default for ReplicaConfig {
             token_file: PathBuf::new(),
             max_batch_bytes: 256 << 20,
             max_linkage_bytes: 16 << 30,
+            tls_cert_file: PathBuf::new(),
+            tls_key_file: PathBuf::new(),
         }
     }
 }
@@ -177,7 +187,25 @@ impl ReplicaConfig {
     /// Refuses values that cannot work, naming the key.
     pub fn check(&self) -> Result<(), String> {
         in_range("replica.max_batch_bytes", self.max_batch_bytes, 1, u64::MAX)?;
-        in_range("replica.max_linkage_bytes", self.max_linkage_bytes, 1, u64::MAX)
+        in_range("replica.max_linkage_bytes", self.max_linkage_bytes, 1, u64::MAX)?;
+        let (cert, key) =
+            (self.tls_cert_file.as_os_str().is_empty(), self.tls_key_file.as_os_str().is_empty());
+        if cert != key {
+            let (set, unset) = if cert {
+                ("replica.tls_key_file", "replica.tls_cert_file")
+            } else {
+                ("replica.tls_cert_file", "replica.tls_key_file")
+            };
+            return Err(format!(
+                "{set} is set but {unset} is not: TLS needs both the certificate and its key"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Serves HTTPS (both TLS files set)?
+    pub fn tls(&self) -> bool {
+        !self.tls_cert_file.as_os_str().is_empty()
     }
 }
 
@@ -231,6 +259,13 @@ impl FollowConfig {
             let u = http_url(&key, &r.url)?;
             if u.query().is_some() || u.fragment().is_some() {
                 return Err(format!("{key}: {:?} must have no query or fragment", r.url));
+            }
+            if !r.ca_file.as_os_str().is_empty() && u.scheme() != "https" {
+                return Err(format!(
+                    "follow.replicas[{i}].ca_file is set but the url {:?} is not https://: the certificates \
+                     it names are only used over TLS",
+                    r.url
+                ));
             }
         }
         Ok(())
@@ -312,6 +347,11 @@ replica:                      # kizuna backup serve / promote (on a replica)
   max_batch_bytes: 268435456
   # Largest linkage database snapshot accepted, bytes after decompression.
   max_linkage_bytes: 17179869184
+  # HTTPS: the replica's PEM certificate chain (leaf first) and its PEM private key (mode 0600),
+  # both or neither. Batches carry patient data: a replica reached over any network but the
+  # host's own loopback should serve HTTPS (plain HTTP there is logged as a warning at start).
+  tls_cert_file: ''
+  tls_key_file: ''
 follow:                       # kizuna backup follow / verify (on the primary, beside the store)
   # The store's data_dir (its journal/ and tree/ are read, never written). It must exist and hold
   # the store's journal/: a folder that does not is refused, never created.
@@ -320,8 +360,11 @@ follow:                       # kizuna backup follow / verify (on the primary, b
   state_dir: ./kizuna-backup
   # Address of /metrics and /healthz.
   metrics_listen: 127.0.0.1:8451
-  # Replicas to ship to, all at once, each with its own cursor (url: http:// or https:// with a host):
-  #   - {name: dc2, url: 'http://10.0.0.2:8450', token_file: /etc/kizuna/dc2.token}
+  # Replicas to ship to, all at once, each with its own cursor (url: http:// or https:// with a host;
+  # ca_file, optional: PEM certificates trusted for that replica's HTTPS instead of the public
+  # roots, e.g. a private CA or the replica's own self-signed tls_cert_file):
+  #   - {name: dc2, url: 'https://dc2.centre.example:8450', token_file: /etc/kizuna/dc2.token,
+  #      ca_file: /etc/kizuna/dc2.pem}
   replicas: []
   # A batch holds at most this many journal entries and this many bytes of file content.
   batch_max_entries: 2000
@@ -407,6 +450,16 @@ mod tests {
             (replica("not a url"), "follow.replicas[0].url: \"not a url\" is not a URL"),
             (replica("http://"), "follow.replicas[0].url: "),
             (replica("http://dr:8450/?x=1"), "follow.replicas[0].url: "),
+            (
+                "follow:\n  replicas:\n    - {name: dr, url: 'http://dr:8450', token_file: /t, ca_file: /ca.pem}\n"
+                    .into(),
+                "follow.replicas[0].ca_file is set but the url \"http://dr:8450\" is not https://",
+            ),
+            (
+                "replica:\n  tls_cert_file: /c.pem\n".into(),
+                "replica.tls_cert_file is set but replica.tls_key_file is not",
+            ),
+            ("replica:\n  tls_key_file: /k.pem\n".into(), "replica.tls_key_file is set but replica.tls_cert_file is not"),
         ];
         for (yaml, want) in refused {
             let e = Config::parse(&yaml).expect_err(&yaml);

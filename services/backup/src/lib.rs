@@ -8,6 +8,7 @@
 //! - [`linkage`]: the linkage database's snapshots on the replicas.
 //! - [`manifest`]: recorded sha256 of every file, streamed in depth-first order.
 //! - [`promote`]: a replica to a centre.
+//! - [`tls`]: HTTPS on the replication link (the replica's certificate, what the follower trusts).
 
 pub mod batch;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod merkle;
 pub mod paths;
 pub mod replica;
 pub mod serve;
+pub mod tls;
 
 pub use config::Config;
 pub use error::BackupError;

@@ -319,15 +319,33 @@ pub async fn serve_on(
     config: &ReplicaConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), BackupError> {
+    // The certificate and key first: a bad one is refused before the folder is opened.
+    let acceptor = match config.tls() {
+        true => Some(crate::tls::acceptor(&config.tls_cert_file, &config.tls_key_file)?),
+        false => None,
+    };
     let app = open_app(config).await?;
     let replica = Arc::downgrade(&app.replica);
     let addr: SocketAddr =
         listener.local_addr().map_err(|e| BackupError::io(std::path::Path::new("listener"), e))?;
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "backup replica listening");
-    let served = axum::serve(listener, router_for(app, config))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| BackupError::io(std::path::Path::new("listener"), e));
+    let router = router_for(app, config);
+    let served = if let Some(acceptor) = acceptor {
+        let tls = kizuna_listen::tls::TlsListener::new(listener, acceptor)
+            .map_err(|e| BackupError::io(std::path::Path::new("listener"), e))?;
+        tracing::info!(%addr, data_dir = %config.data_dir.display(), "backup replica listening (HTTPS)");
+        axum::serve(tls, router).with_graceful_shutdown(shutdown).await
+    } else {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "backup replica serving plain HTTP beyond this host: batches carry patient data; set \
+                 replica.tls_cert_file and replica.tls_key_file"
+            );
+        }
+        tracing::info!(%addr, data_dir = %config.data_dir.display(), "backup replica listening (HTTP)");
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    }
+    .map_err(|e| BackupError::io(std::path::Path::new("listener"), e));
     // Connection tasks let the router go a moment after `serve` returns: wait (bounded) until the
     // replica, and with it the folder's lock, is released, so that whoever stopped the server can
     // promote the folder at once.

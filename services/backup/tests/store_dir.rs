@@ -17,6 +17,7 @@ async fn a_store_data_dir_that_holds_no_store_is_refused_and_never_created() {
             name: "dr".into(),
             url: "http://127.0.0.1:9".into(),
             token_file: d.path().join("token"),
+            ca_file: std::path::PathBuf::new(),
         }],
         ..FollowConfig::default()
     };

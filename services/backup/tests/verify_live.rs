@@ -69,6 +69,7 @@ impl Live {
             name: "r".into(),
             url: self.replica.url.clone(),
             token_file: self.config.replicas[0].token_file.clone(),
+            ca_file: std::path::PathBuf::new(),
         };
         ReplicaClient::new(&target, Duration::from_secs(30)).unwrap()
     }

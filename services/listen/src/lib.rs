@@ -7,8 +7,12 @@
 //! viewer and the sign-on on the reference segment. We do not set `net.ipv4.tcp_l3mdev_accept=1`
 //! instead: it would let every wildcard listener answer in every VRF. Since Linux 5.7 binding an
 //! unbound socket to a device needs no privilege.
+//!
+//! [`tls::TlsListener`] serves axum over TLS (the registry's site API, the backup replica).
 
 use std::net::SocketAddr;
+
+pub mod tls;
 
 /// A listener that could not be opened; says which address and device.
 #[derive(Debug, thiserror::Error)]

@@ -26,7 +26,7 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::{IncomingStream, Listener};
+use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use kizuna_audit::emitter::AuditEmitter;
 use netd::policy::Policy;
@@ -35,10 +35,10 @@ use netd::registry::unix_now;
 use netd::registry::view::{FORMAT, KeySwitch, SignedView, ViewPayload};
 
 use crate::refusals::RefusalLimiter;
+use kizuna_listen::tls::TlsListener;
 use serde::Deserialize;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Mutex, mpsc, watch};
-use tokio_rustls::server::TlsStream;
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, watch};
 
 use crate::audit;
 use crate::config::RegistryConfig;
@@ -164,64 +164,6 @@ pub struct PeerAddr(pub SocketAddr);
 impl Connected<IncomingStream<'_, TlsListener>> for PeerAddr {
     fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
         PeerAddr(*stream.remote_addr())
-    }
-}
-
-/// A listener yielding finished TLS handshakes; each handshake runs in its own task so a slow
-/// client cannot hold up the others.
-pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    fn new(tcp: TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> std::io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                // Ends (closing the socket) once the server holding the receiver is gone.
-                let accepted = tokio::select! {
-                    a = tcp.accept() => a,
-                    _ = tx.closed() => return,
-                };
-                let (stream, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self { rx, local })
-    }
-}
-
-impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(x) => x,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
     }
 }
 
@@ -431,7 +373,7 @@ pub async fn start(cfg: &RegistryConfig, db: Db) -> Result<Running> {
     let pin = keys.pin.clone();
     let tcp = TcpListener::bind(&cfg.listen).await.map_err(|e| RegistryError::io(cfg.listen.as_ref(), e))?;
     let listener = TlsListener::new(tcp, acceptor).map_err(|e| RegistryError::io(cfg.listen.as_ref(), e))?;
-    let addr = listener.local;
+    let addr = listener.local();
     let generation = db.generation().await?;
     let audit = AuditEmitter::from_config(&cfg.audit)?;
     let inner = Arc::new(Inner {

@@ -218,7 +218,12 @@ pub fn follow_config(centre: &Centre, state: &Path, replicas: &[(&str, String)])
         metrics_listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
         replicas: replicas
             .iter()
-            .map(|(n, u)| ReplicaTarget { name: (*n).into(), url: u.clone(), token_file: token.clone() })
+            .map(|(n, u)| ReplicaTarget {
+                name: (*n).into(),
+                url: u.clone(),
+                token_file: token.clone(),
+                ca_file: PathBuf::new(),
+            })
             .collect(),
         retry_min_ms: 50,
         retry_max_ms: 1000,
@@ -244,7 +249,8 @@ impl ReplicaServer {
     /// A replica on a configuration the test adjusted (from `replica_config`; its port is ignored).
     pub async fn start_with(config: ReplicaConfig) -> Self {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
+        let scheme = if config.tls() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", l.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let c = config.clone();
         let task = tokio::spawn(async move {
