@@ -55,3 +55,40 @@ pub fn trusted(ca_file: &Path) -> Result<Vec<reqwest::Certificate>, BackupError>
         .map(|c| reqwest::Certificate::from_der(c).map_err(|e| bad(ca_file, e)))
         .collect()
 }
+
+/// Makes a self-signed certificate for `names` (the DNS names or IP addresses in the followers'
+/// `url`s) and its ECDSA P-256 key: `key` (mode 0600) and `cert` (PEM), both new files (an
+/// existing file is never replaced), fsynced. The followers trust it by naming a copy of `cert`
+/// as their `ca_file`: it stands for itself, so nothing else is trusted for that replica.
+pub fn write_self_signed(names: &[String], cert: &Path, key: &Path) -> Result<(), BackupError> {
+    if names.is_empty() {
+        return Err(BackupError::Config("a certificate needs at least one name (--name)".into()));
+    }
+    for p in [cert, key] {
+        if p.exists() {
+            return Err(bad(p, "exists; it is never replaced (move it away first)"));
+        }
+    }
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| bad(key, e))?;
+    let mut params = rcgen::CertificateParams::new(names.to_vec())
+        .map_err(|e| BackupError::Config(format!("certificate names {names:?}: {e}")))?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, format!("kizuna backup replica {}", names[0]));
+    let made = params.self_signed(&pair).map_err(|e| bad(cert, e))?;
+    write_new(key, pair.serialize_pem().as_bytes(), 0o600)?;
+    write_new(cert, made.pem().as_bytes(), 0o644)
+}
+
+/// Writes a new file with `mode`, fsynced, and its folder's entry too.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), BackupError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| BackupError::io(path, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| BackupError::io(path, e))?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    crate::durable::fsync_dir(dir)
+}

@@ -14,16 +14,11 @@ use centre::*;
 use kizuna_backup::client::ReplicaClient;
 use kizuna_backup::config::ReplicaTarget;
 
-/// A self-signed certificate for 127.0.0.1 and localhost: (`NAME.pem`, `NAME.key` mode 0600).
+/// A self-signed certificate for 127.0.0.1 and localhost, as `kizuna backup cert` makes it:
+/// (`NAME.pem`, `NAME.key` mode 0600).
 fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let kp = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    let cert = params.self_signed(&kp).unwrap();
     let (c, k) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
-    std::fs::write(&c, cert.pem()).unwrap();
-    std::fs::write(&k, kp.serialize_pem()).unwrap();
-    std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+    kizuna_backup::tls::write_self_signed(&["127.0.0.1".into(), "localhost".into()], &c, &k).unwrap();
     (c, k)
 }
 
@@ -74,6 +69,26 @@ async fn a_replica_serving_https_gets_every_batch_and_only_clients_trusting_its_
 
     replica.stop().await;
     centre.stop().await;
+}
+
+#[test]
+fn a_certificate_is_made_once_with_a_private_key_and_never_replaces_a_file() {
+    let work = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(work.path(), "replica");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&cert).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    let before = std::fs::read(&key).unwrap();
+    let e = kizuna_backup::tls::write_self_signed(&["127.0.0.1".into()], &work.path().join("new.pem"), &key)
+        .expect_err("an existing key must not be replaced")
+        .to_string();
+    assert!(e.contains("replica.key") && e.contains("never replaced"), "{e}");
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+    assert!(!work.path().join("new.pem").exists());
+    let e =
+        kizuna_backup::tls::write_self_signed(&[], &work.path().join("a.pem"), &work.path().join("a.key"))
+            .expect_err("no name")
+            .to_string();
+    assert!(e.contains("--name"), "{e}");
 }
 
 #[tokio::test]

@@ -997,9 +997,10 @@ fn the_images_as_booted(lab: &Lab, centre: &Vm, site: &Vm, ssh_key: &str) {
     assert_eq!(over_ssh.trim(), "centre");
 }
 
-/// Turns the backup VM's store folder into a replica (`kizuna-backup-replica`, on the underlay
-/// address, with a token from `kizuna backup token`) and starts the centre's follower
-/// (`kizuna-backup-follow`) with that replica, as images/README.md tells an operator.
+/// Turns the backup VM's store folder into a replica (`kizuna-backup-replica`, HTTPS on the
+/// underlay address with a certificate from `kizuna backup cert`, and a token from `kizuna backup
+/// token`) and starts the centre's follower (`kizuna-backup-follow`) with that replica, trusting
+/// only its certificate, as images/README.md tells an operator.
 fn start_replication(centre: &Vm, backup: &Vm) {
     let token = backup
         .run_ok(&format!(
@@ -1008,16 +1009,24 @@ fn start_replication(centre: &Vm, backup: &Vm) {
              rm -rf /var/lib/kizuna/store/*; \
              runuser -u kizuna -- kizuna backup token --out /var/lib/kizuna/secrets/dc2.token >/dev/null; \
              chmod 600 /var/lib/kizuna/secrets/dc2.token; \
+             runuser -u kizuna -- kizuna backup cert --name {BACKUP_IP} --cert /var/lib/kizuna/secrets/dc2.pem \
+                 --key /var/lib/kizuna/secrets/dc2.key >/dev/null; \
              sed -e 's|^  listen: .*|  listen: {BACKUP_IP}:{REPLICA_PORT}|' \
                  -e \"s|^  token_file: ''|  token_file: /var/lib/kizuna/secrets/dc2.token|\" \
+                 -e \"s|^  tls_cert_file: ''|  tls_cert_file: /var/lib/kizuna/secrets/dc2.pem|\" \
+                 -e \"s|^  tls_key_file: ''|  tls_key_file: /var/lib/kizuna/secrets/dc2.key|\" \
                  /etc/kizuna/backup.yaml.example > /etc/kizuna/backup.yaml; \
              grep -qx '  token_file: /var/lib/kizuna/secrets/dc2.token' /etc/kizuna/backup.yaml; \
+             grep -qx '  tls_key_file: /var/lib/kizuna/secrets/dc2.key' /etc/kizuna/backup.yaml; \
              systemctl start kizuna-backup-replica; cat /var/lib/kizuna/secrets/dc2.token"
         ))
         .expect("backup: making the store's folder a replica");
     backup
         .run_ok(&retry(
-            &format!("curl -sf --max-time 5 http://{BACKUP_IP}:{REPLICA_PORT}/healthz >/dev/null"),
+            &format!(
+                "curl -sf --max-time 5 --cacert /var/lib/kizuna/secrets/dc2.pem \
+                 https://{BACKUP_IP}:{REPLICA_PORT}/healthz >/dev/null"
+            ),
             40,
         ))
         .unwrap_or_else(|e| {
@@ -1026,11 +1035,15 @@ fn start_replication(centre: &Vm, backup: &Vm) {
             panic!("backup: the replica does not answer on {BACKUP_IP}:{REPLICA_PORT}: {e}\n{log:?}")
         });
     assert_started_by_systemd(backup, "kizuna-backup-replica", "kizuna", "kizuna");
+    // The certificate (public) goes to the centre as the replica's ca_file; the key stays.
+    let cert = backup.run_ok("cat /var/lib/kizuna/secrets/dc2.pem").expect("backup: reading the certificate");
     centre.write_file("/var/lib/kizuna/secrets/dc2.token", &token).unwrap();
+    centre.write_file("/var/lib/kizuna/secrets/dc2.pem", &cert).unwrap();
     centre
         .run_ok(&format!(
-            "set -e; chown kizuna:kizuna /var/lib/kizuna/secrets/dc2.token; chmod 600 /var/lib/kizuna/secrets/dc2.token; \
-             sed -e \"s|^  replicas: \\[\\]|  replicas: [{{name: dc2, url: 'http://{BACKUP_IP}:{REPLICA_PORT}', token_file: /var/lib/kizuna/secrets/dc2.token}}]|\" \
+            "set -e; chown kizuna:kizuna /var/lib/kizuna/secrets/dc2.token /var/lib/kizuna/secrets/dc2.pem; \
+             chmod 600 /var/lib/kizuna/secrets/dc2.token; \
+             sed -e \"s|^  replicas: \\[\\]|  replicas: [{{name: dc2, url: 'https://{BACKUP_IP}:{REPLICA_PORT}', token_file: /var/lib/kizuna/secrets/dc2.token, ca_file: /var/lib/kizuna/secrets/dc2.pem}}]|\" \
                  /etc/kizuna/backup.yaml.example > /etc/kizuna/backup.yaml; \
              grep -q 'name: dc2' /etc/kizuna/backup.yaml; systemctl start kizuna-backup-follow"
         ))

@@ -31,6 +31,20 @@ pub enum BackupCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// On a replica: make a self-signed TLS certificate and key for `replica.tls_cert_file` and
+    /// `replica.tls_key_file`; copy the certificate (not the key) to the primary as the replica's
+    /// `ca_file`. Existing files are never replaced.
+    Cert {
+        /// The certificate (PEM) to write.
+        #[arg(long)]
+        cert: PathBuf,
+        /// The private key (PEM, mode 0600) to write.
+        #[arg(long)]
+        key: PathBuf,
+        /// A DNS name or IP address the followers use in their url (repeat for more).
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Args)]
@@ -206,6 +220,16 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
             for n in p.notices() {
                 println!("{n}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Cert { cert, key, names } => {
+            kizuna_backup::tls::write_self_signed(&names, &cert, &key)?;
+            println!(
+                "wrote a self-signed certificate for {} to {} and its key to {} (mode 0600)",
+                names.join(", "),
+                cert.display(),
+                key.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         BackupCommand::Token { out } => {
