@@ -418,6 +418,28 @@ follow:                       # kizuna backup follow / verify (on the primary, b
 mod tests {
     use super::*;
 
+    /// The centre image's template (`images/`) is a configuration this version loads, with every
+    /// key the defaults have (a key added here and not there was missed in the lab).
+    #[test]
+    fn the_images_template_loads_and_lists_every_replica_key() {
+        let path =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../images/rootfs/centre/etc/kizuna/backup.yaml.example");
+        let text = std::fs::read_to_string(path).unwrap();
+        let c = Config::parse(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(c.replica.data_dir, PathBuf::from("/var/lib/kizuna/store"));
+        for key in [
+            "listen",
+            "data_dir",
+            "token_file",
+            "max_batch_bytes",
+            "max_linkage_bytes",
+            "tls_cert_file",
+            "tls_key_file",
+        ] {
+            assert!(text.contains(&format!("\n  {key}: ")), "{path}: no replica.{key}");
+        }
+    }
+
     #[test]
     fn default_yaml_is_the_default() {
         assert_eq!(Config::parse(DEFAULT_YAML).unwrap(), Config::default());
