@@ -418,8 +418,8 @@ follow:                       # kizuna backup follow / verify (on the primary, b
 mod tests {
     use super::*;
 
-    /// The centre image's template (`images/`) is a configuration this version loads, with every
-    /// key the defaults have (a key added here and not there was missed in the lab).
+    /// The centre image's template (`images/`) is a configuration this version loads, and it lists
+    /// every `replica:` key (the TLS keys, added here and not there, first failed in the lab).
     #[test]
     fn the_images_template_loads_and_lists_every_replica_key() {
         let path =
