@@ -1,6 +1,7 @@
 //! Crash-safe writes on the replica: temp file, fsync, rename, fsync of the directory; and the
 //! batched form used when a batch holds many files: temp files written without fsync, one
-//! `syncfs(2)` for all of them, then the renames, then one more `syncfs` for the directory entries.
+//! `syncfs(2)` for all of them, then the renames, then one more `syncfs` for the directory entries. Also [`write_new`], for the new files the commands
+//! make (tokens, certificates and keys).
 
 use std::fs::File;
 use std::io::Write;
@@ -12,6 +13,21 @@ use crate::BackupError;
 /// Makes the entries of directory `dir` durable.
 pub fn fsync_dir(dir: &Path) -> Result<(), BackupError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| BackupError::io(dir, e))
+}
+
+/// Writes a new file with `mode` (an existing one is never replaced: `create_new`), fsynced, and
+/// its folder's entry too: secrets and certificates the commands make.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), BackupError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| BackupError::io(path, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| BackupError::io(path, e))?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fsync_dir(dir)
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -12,7 +12,7 @@
 
 pub mod batch;
 pub mod config;
-mod durable;
+pub mod durable;
 mod error;
 pub mod linkage;
 pub mod manifest;

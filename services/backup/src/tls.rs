@@ -11,6 +11,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::BackupError;
+use crate::durable::write_new;
 
 fn bad(path: &Path, what: impl std::fmt::Display) -> BackupError {
     BackupError::Config(format!("{}: {what}", path.display()))
@@ -75,20 +76,8 @@ pub fn write_self_signed(names: &[String], cert: &Path, key: &Path) -> Result<()
     params.distinguished_name.push(rcgen::DnType::CommonName, format!("kizuna backup replica {}", names[0]));
     let made = params.self_signed(&pair).map_err(|e| bad(cert, e))?;
     write_new(key, pair.serialize_pem().as_bytes(), 0o600)?;
-    write_new(cert, made.pem().as_bytes(), 0o644)
-}
-
-/// Writes a new file with `mode`, fsynced, and its folder's entry too.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), BackupError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|e| BackupError::io(path, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| BackupError::io(path, e))?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    crate::durable::fsync_dir(dir)
+    // A key without its certificate would block the retry ("exists"): it goes again.
+    write_new(cert, made.pem().as_bytes(), 0o644).inspect_err(|_| {
+        let _ = std::fs::remove_file(key);
+    })
 }

@@ -89,6 +89,13 @@ fn a_certificate_is_made_once_with_a_private_key_and_never_replaces_a_file() {
             .expect_err("no name")
             .to_string();
     assert!(e.contains("--name"), "{e}");
+    // The certificate cannot be written: the key made for it goes too, so a retry can succeed.
+    let (lost, key) = (work.path().join("no-such-dir").join("c.pem"), work.path().join("k.key"));
+    let e = kizuna_backup::tls::write_self_signed(&["127.0.0.1".into()], &lost, &key)
+        .expect_err("the certificate's folder is missing")
+        .to_string();
+    assert!(e.contains("no-such-dir"), "{e}");
+    assert!(!key.exists(), "a key without its certificate was left");
 }
 
 #[tokio::test]

@@ -233,18 +233,9 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         BackupCommand::Token { out } => {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
             let token = hex::encode(rand_bytes());
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&out)
+            kizuna_backup::durable::write_new(&out, format!("{token}\n").as_bytes(), 0o600)
                 .with_context(|| format!("creating {}", out.display()))?;
-            writeln!(f, "{token}")
-                .and_then(|_| f.sync_all())
-                .with_context(|| format!("writing {}", out.display()))?;
             println!("wrote a new token to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
