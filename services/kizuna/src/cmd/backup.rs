@@ -234,8 +234,8 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<ExitCode> {
         }
         BackupCommand::Token { out } => {
             let token = hex::encode(rand_bytes());
-            kizuna_backup::durable::write_new(&out, format!("{token}\n").as_bytes(), 0o600)
-                .with_context(|| format!("creating {}", out.display()))?;
+            // The error names the file.
+            kizuna_backup::durable::write_new(&out, format!("{token}\n").as_bytes(), 0o600)?;
             println!("wrote a new token to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
